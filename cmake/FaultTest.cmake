@@ -1,0 +1,40 @@
+# Test helpers. Every test carries a label so that CI can pick sets:
+#   unit         pure in-process tests (also run under ASan+UBSan and TSan)
+#   integration  real programs under `fault exec` (default preset only)
+#   fuzz         bounded libFuzzer runs (fuzz preset only)
+
+# fault_unit_test(NAME SOURCES a_test.cc ... LIBS lib ...)
+function(fault_unit_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name}
+    PROPERTIES LABELS "unit;${T_LABELS}"
+    DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# fault_fuzz_target(NAME SOURCES fuzz.cc LIBS ... [CORPUS dir] [SECONDS n])
+# Builds a libFuzzer binary and registers a bounded run of it as a test.
+function(fault_fuzz_target name)
+  cmake_parse_arguments(T "" "CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
+  if(NOT FAULT_FUZZ)
+    return()
+  endif()
+  if(NOT T_SECONDS)
+    set(T_SECONDS 60)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
+  target_link_libraries(${name} PRIVATE ${T_LIBS})
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  set(work ${CMAKE_CURRENT_BINARY_DIR}/${name}_corpus)
+  set(seeds "")
+  if(T_CORPUS)
+    set(seeds ${T_CORPUS})
+  endif()
+  add_test(NAME ${name}
+    COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+      sh -c "mkdir -p ${work} && exec $<TARGET_FILE:${name}> -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${work} ${seeds}")
+  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
+endfunction()

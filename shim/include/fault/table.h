@@ -1,0 +1,253 @@
+/*
+ * The shared-memory policy table: the contract between the supervisor (which
+ * writes it) and every reader (the preload shim inside the target, the seccomp
+ * supervisor's engine).
+ *
+ * The segment is a memfd holding plain fixed-size records: no pointers, no
+ * strings longer than a fixed bound. It starts with a header (magic, layout
+ * version, total size), then the configuration, which the supervisor
+ * publishes with a seqlock, then the mutable state (per-rule counters and the
+ * event ring) that readers update with atomic operations.
+ *
+ * Readers never lock and never allocate: they copy what they need out of the
+ * configuration between two reads of `seq`, and retry when the sequence was
+ * odd or changed (a torn read). Writers serialise among themselves.
+ *
+ * Plain C so that C and C++ code, inside and outside the target, share it.
+ * Atomic access uses the GCC/Clang __atomic builtins on the marked fields.
+ */
+#ifndef FAULT_TABLE_H_
+#define FAULT_TABLE_H_
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FAULT_TABLE_MAGIC 0x454c4241544c4146ULL /* "FALTABLE" little-endian */
+#define FAULT_TABLE_VERSION 1u
+
+#define FAULT_MAX_RULES 64           /* policies in one table */
+#define FAULT_MAX_TARGETS 8          /* targets per policy */
+#define FAULT_MAX_SYSCALL_RULES 128  /* syscall-level faults, all policies */
+#define FAULT_MAX_INTERVALS 8        /* schedule intervals per policy */
+#define FAULT_MAX_PARTITIONS 8
+#define FAULT_NAME_MAX 64            /* policy names, hostnames, sni, errno names */
+#define FAULT_GLOB_MAX 256           /* path globs */
+#define FAULT_PATTERN_MAX 64         /* payload mutation pattern/data */
+#define FAULT_EVENT_RING_SIZE 8192   /* events, a power of two */
+
+/* Environment variables the supervisor passes to the target. */
+#define FAULT_ENV_TABLE_FD "FAULT_TABLE_FD"     /* decimal fd of the memfd */
+#define FAULT_ENV_STUB_PAGE "FAULT_STUB_PAGE"   /* hex address for the raw-syscall stub page */
+
+/* fault_target.kind */
+enum fault_target_kind {
+  FAULT_TARGET_ANY = 0,      /* any address (port and protocol may still apply) */
+  FAULT_TARGET_CIDR = 1,     /* addr/prefix */
+  FAULT_TARGET_HOSTNAME = 2, /* name from getaddrinfo answers */
+  FAULT_TARGET_SNI = 3,      /* name from the TLS ClientHello */
+};
+
+/* fault_target.protocol: same numbers as fault.v1.Protocol */
+enum fault_protocol {
+  FAULT_PROTO_ANY = 0,
+  FAULT_PROTO_TCP = 1,
+  FAULT_PROTO_UDP = 2,
+};
+
+struct fault_target {
+  uint8_t kind;      /* fault_target_kind */
+  uint8_t protocol;  /* fault_protocol */
+  uint8_t family;    /* AF_INET or AF_INET6 for CIDR, else 0 */
+  uint8_t prefix_len;
+  uint8_t addr[16];  /* network byte order; IPv4 in the first 4 bytes */
+  uint16_t port_min; /* host byte order; 0..0: any */
+  uint16_t port_max;
+  int32_t priority;
+  char name[FAULT_NAME_MAX]; /* hostname or sni pattern, "*.x" allowed */
+};
+
+/* Latency distributions: same numbers as fault.v1.Latency.Distribution. */
+enum fault_distribution {
+  FAULT_DIST_NONE = 0,
+  FAULT_DIST_FIXED = 1,
+  FAULT_DIST_UNIFORM = 2,
+  FAULT_DIST_NORMAL = 3,
+  FAULT_DIST_PARETO = 4,
+  FAULT_DIST_PARETO_NORMAL = 5,
+};
+
+/* One direction of a link, already merged (policy-wide link + direction
+ * override) by the compiler. */
+struct fault_link {
+  uint8_t distribution;  /* fault_distribution */
+  uint8_t pad[3];
+  uint32_t burst_loss;   /* packets lost in a row once a loss starts */
+  int64_t fixed_ns, min_ns, max_ns, mean_ns, stddev_ns, scale_ns;
+  double shape;
+  int64_t jitter_ns;
+  uint32_t loss_ppm;
+  uint32_t ge_p_good_to_bad_ppm, ge_p_bad_to_good_ppm, ge_loss_good_ppm,
+      ge_loss_bad_ppm; /* Gilbert-Elliott; all 0: off */
+  uint32_t reorder_ppm, reorder_window;
+  uint32_t duplicate_ppm;
+  int64_t reorder_max_delay_ns;
+  uint64_t rate_bps;     /* 0: unlimited */
+  uint64_t rate_burst_bytes;
+};
+
+/* Schedule kinds: same numbers as fault.v1.Schedule.Kind (0 and 1: always). */
+struct fault_schedule {
+  uint32_t kind;
+  uint32_t n_intervals;
+  int64_t every_ns, duration_ns, ramp_ns, on_ns, off_ns;
+  int64_t interval_start_ns[FAULT_MAX_INTERVALS]; /* resolved to absolute ns */
+  int64_t interval_duration_ns[FAULT_MAX_INTERVALS];
+};
+
+/* fault_rule.flags */
+#define FAULT_RULE_ACTIVE 0x1u      /* applies process-wide */
+#define FAULT_RULE_HAS_SEED 0x2u
+#define FAULT_RULE_BLACKHOLE 0x4u
+
+/* One policy, compiled. Network and DNS effects live here; syscall-level
+ * faults are separate records pointing back at their rule. */
+struct fault_rule {
+  char name[FAULT_NAME_MAX];
+  uint32_t flags;
+  uint32_t n_targets;
+  uint64_t seed;
+  struct fault_target targets[FAULT_MAX_TARGETS];
+  struct fault_schedule schedule;
+  struct fault_link uplink;
+  struct fault_link downlink;
+  int64_t timeout_connect_ns, timeout_recv_ns;
+  int32_t conn_error_errno; /* 0: none */
+  uint32_t conn_error_ppm;
+  uint64_t half_open_after_bytes;
+  int64_t half_open_after_ns;
+  int32_t half_open_errno; /* 0: stall */
+  /* session budget; all limits 0: none */
+  uint32_t budget_action;  /* fault.v1.SessionBudget.Action */
+  int32_t budget_errno;
+  uint64_t budget_max_tx, budget_max_rx, budget_max_ops;
+  int64_t budget_max_duration_ns, budget_timeout_ns;
+  /* payload mutation; kind 0: none */
+  uint32_t mutation_kind, mutation_ppm, mutation_every_n, mutation_direction;
+  uint32_t mutation_dry_run, mutation_count;
+  uint64_t mutation_min_size, mutation_max_size, mutation_truncate_to,
+      mutation_offset;
+  uint32_t mutation_pattern_len, mutation_data_len;
+  uint8_t mutation_pattern[FAULT_PATTERN_MAX];
+  uint8_t mutation_data[FAULT_PATTERN_MAX];
+  /* DNS */
+  int64_t dns_delay_ns;
+  uint32_t dns_timeout_ppm, dns_nxdomain_ppm;
+};
+
+/* Syscall families and actions: same numbers as fault.v1.SyscallFault. */
+struct fault_syscall_rule {
+  uint16_t rule;     /* index into rules[] (the owning policy) */
+  uint8_t family;
+  uint8_t action;    /* 1 deny, 2 delay */
+  int32_t err;       /* errno for deny */
+  int64_t delay_ns;
+  uint32_t probability_ppm;
+  uint32_t pad;
+  uint64_t when_first, when_last, when_step;
+  char path_glob[FAULT_GLOB_MAX]; /* empty: any path */
+};
+
+struct fault_partition {
+  char a[FAULT_NAME_MAX];
+  char b[FAULT_NAME_MAX];
+  uint16_t rule;
+};
+
+/* The configuration, published under the seqlock. */
+struct fault_config {
+  uint64_t generation;      /* bumped by every publish */
+  uint64_t families_mask;   /* syscall families the seccomp filter was built with */
+  uint32_t n_rules;
+  uint32_t n_syscall_rules;
+  uint32_t n_partitions;
+  uint32_t pad;
+  struct fault_rule rules[FAULT_MAX_RULES];
+  struct fault_syscall_rule syscall_rules[FAULT_MAX_SYSCALL_RULES];
+  struct fault_partition partitions[FAULT_MAX_PARTITIONS];
+};
+
+/* Per-rule statistics and decision counters; updated with atomics by every
+ * reader, read by the supervisor. Indexed like rules[] / syscall_rules[]. */
+struct fault_counters {
+  uint64_t rule_matched[FAULT_MAX_RULES];
+  uint64_t rule_fired[FAULT_MAX_RULES];
+  uint64_t rule_decisions[FAULT_MAX_RULES];  /* counter-based RNG stream position */
+  uint64_t syscall_matched[FAULT_MAX_SYSCALL_RULES];
+  uint64_t syscall_fired[FAULT_MAX_SYSCALL_RULES];
+};
+
+/* One injected fault. Fixed size; strings are bounded and NUL-terminated. */
+struct fault_event {
+  uint64_t seq;         /* written last (release): slot is complete when seq == index + 1 */
+  int64_t time_ns;      /* CLOCK_REALTIME */
+  int32_t pid, tid;
+  uint16_t rule;        /* index into rules[] */
+  uint16_t syscall_rule;/* index into syscall_rules[] + 1, or 0 */
+  uint16_t op;          /* fault_op */
+  uint16_t effect;      /* fault_effect */
+  int64_t value;        /* sampled delay in ns, errno, bytes, ... per effect */
+  uint8_t layer;        /* 1 shim, 2 seccomp */
+  uint8_t pad[7];
+  char target[FAULT_NAME_MAX]; /* "127.0.0.1:8080", a hostname or a path */
+};
+
+enum fault_op {
+  FAULT_OP_NONE = 0, FAULT_OP_CONNECT, FAULT_OP_ACCEPT, FAULT_OP_SEND,
+  FAULT_OP_RECV, FAULT_OP_READ, FAULT_OP_WRITE, FAULT_OP_CLOSE, FAULT_OP_FSYNC,
+  FAULT_OP_FDATASYNC, FAULT_OP_OPEN, FAULT_OP_DNS, FAULT_OP_UNLINK,
+  FAULT_OP_RENAME, FAULT_OP_MKDIR, FAULT_OP_FTRUNCATE, FAULT_OP_COUNT
+};
+
+enum fault_effect {
+  FAULT_EFFECT_NONE = 0, FAULT_EFFECT_LATENCY, FAULT_EFFECT_LOSS,
+  FAULT_EFFECT_RATE, FAULT_EFFECT_TIMEOUT, FAULT_EFFECT_CONNECTION_ERROR,
+  FAULT_EFFECT_HALF_OPEN, FAULT_EFFECT_BLACKHOLE, FAULT_EFFECT_REORDER,
+  FAULT_EFFECT_DUPLICATE, FAULT_EFFECT_BUDGET, FAULT_EFFECT_MUTATION,
+  FAULT_EFFECT_DNS_DELAY, FAULT_EFFECT_DNS_TIMEOUT, FAULT_EFFECT_DNS_NXDOMAIN,
+  FAULT_EFFECT_DENY, FAULT_EFFECT_DELAY, FAULT_EFFECT_PARTITION,
+  FAULT_EFFECT_COUNT
+};
+
+/* Multi-producer ring: a producer claims a slot with fetch_add on `head`; if
+ * head - tail would exceed the size it counts a drop instead and never
+ * blocks. The supervisor is the only consumer. */
+struct fault_event_ring {
+  uint64_t head;
+  uint64_t tail;
+  uint64_t drops;
+  uint64_t pad[5];
+  struct fault_event events[FAULT_EVENT_RING_SIZE];
+};
+
+struct fault_table {
+  uint64_t magic;       /* FAULT_TABLE_MAGIC */
+  uint32_t version;     /* FAULT_TABLE_VERSION */
+  uint32_t size;        /* sizeof(struct fault_table) */
+  uint64_t seq;         /* seqlock: odd while the writer is publishing */
+  int64_t start_ns;     /* CLOCK_MONOTONIC at the start of the run (schedules) */
+  uint64_t stub_page;   /* address reserved for the raw-syscall stub, 0: none */
+  uint32_t supervisor_pid;
+  uint32_t pad;
+  struct fault_config config;
+  struct fault_counters counters;
+  struct fault_event_ring ring;
+};
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
+
+#endif  /* FAULT_TABLE_H_ */
