@@ -1,0 +1,52 @@
+// Loading policies: files (YAML or JSON) and `fault exec` flags both become
+// fault.v1.Policy messages through one parser, and are validated with the
+// same rules. Every error names where (file:line:column and field, or the
+// flag) and why; a failed load returns no policy at all.
+#ifndef FAULT_SUPERVISOR_POLICY_LOADER_H_
+#define FAULT_SUPERVISOR_POLICY_LOADER_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fault/v1/policy.pb.h"
+
+namespace fault::policy {
+
+// Parses the text of a policy file (root: an object keyed by policy name).
+// `filename` is used in messages only. YAML and JSON are both accepted.
+absl::StatusOr<fault::v1::PolicySet> ParsePolicyText(std::string_view text,
+                                                     std::string_view filename);
+
+// Reads and parses each file; policy names must be unique across them.
+absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(
+    const std::vector<std::string>& paths);
+
+// Model-level validation (target rules, observability, budget rules, ...),
+// shared by every front end. `where` prefixes messages ("file.yaml:3:5" or
+// "flags").
+absl::Status ValidatePolicy(const fault::v1::Policy& policy,
+                            std::string_view where);
+
+// The effect flags of `fault exec` (--latency, --jitter, --packet-loss,
+// --rate, --dns-nxdomain, --deny write=ENOSPC,path=*.db, --target, --seed,
+// ...). Add them to a subcommand, then convert what was given.
+struct EffectFlags {
+  // Raw values as typed, keyed by flag name; repeated flags keep every value.
+  std::vector<std::pair<std::string, std::string>> given;
+};
+void AddEffectFlags(CLI::App* command, EffectFlags* flags);
+
+// The inline policy the flags describe, named `name`; std::nullopt when no
+// effect flag was given.
+absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(
+    const EffectFlags& flags, std::string_view name = "cli");
+
+}  // namespace fault::policy
+
+#endif  // FAULT_SUPERVISOR_POLICY_LOADER_H_
