@@ -1,0 +1,260 @@
+#include "supervisor/doctor/probes.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+// Newer than the kernel headers Debian 12 ships (added in Linux 6.6).
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+namespace fault::doctor {
+namespace {
+
+std::string Errno(int err) { return absl::StrCat(strerror(err), " (errno ", err, ")"); }
+
+// Runs `fn` in a forked child and returns its exit status (or -1). The child
+// is where filters get installed, so the caller stays clean.
+template <typename Fn>
+int InChild(Fn fn) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) _exit(fn());
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A filter that notifies getppid and allows everything else; the probe never
+// calls getppid, so no notification is ever pending.
+int InstallListener() {
+  struct sock_filter insns[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {static_cast<unsigned short>(sizeof(insns) / sizeof(insns[0])), insns};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  return fd < 0 ? -errno : static_cast<int>(fd);
+}
+
+}  // namespace
+
+const char* VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kOk: return "ok";
+    case Verdict::kWarning: return "warning";
+    case Verdict::kUnavailable: return "unavailable";
+  }
+  return "?";
+}
+
+ProbeResult ProbeSeccompUserNotification() {
+  ProbeResult r{"seccomp user notification", Verdict::kUnavailable, "", false};
+  int rc = InChild([] {
+    int fd = InstallListener();
+    return fd >= 0 ? 0 : (-fd & 0x7f);
+  });
+  if (rc == 0) {
+    r.verdict = Verdict::kOk;
+    r.detail = "SECCOMP_RET_USER_NOTIF works: static binaries and raw syscalls can be faulted";
+  } else {
+    r.detail = absl::StrCat("cannot install a listener filter: ",
+                            rc > 0 ? Errno(rc) : std::string("probe failed"),
+                            "; only the preload shim can inject faults");
+  }
+  return r;
+}
+
+ProbeResult ProbeSeccompSyncWakeup() {
+  ProbeResult r{"seccomp sync wake-up", Verdict::kWarning, "", false};
+  int rc = InChild([] {
+    int fd = InstallListener();
+    if (fd < 0) return 100;
+    uint64_t flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) != 0) return errno & 0x7f;
+    return 0;
+  });
+  if (rc == 0) {
+    r.verdict = Verdict::kOk;
+    r.detail = "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP accepted: notifications take the fast path";
+  } else if (rc == 100) {
+    r.verdict = Verdict::kUnavailable;
+    r.detail = "no user notification at all";
+  } else {
+    r.detail = absl::StrCat("flag refused (", rc > 0 ? Errno(rc) : "probe failed",
+                            "; needs Linux 6.6): notifications still work, a little slower");
+  }
+  return r;
+}
+
+namespace {
+// `r0 = 1; exit`: a cgroup/connect4 program that lets every connect through.
+int LoadConnect4Program(std::string* error) {
+  struct bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_CGROUP_INET4_CONNECT);
+  int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "fault_probe", "GPL", insns,
+                         sizeof(insns) / sizeof(insns[0]), &opts);
+  if (fd < 0) *error = Errno(-fd);
+  return fd;
+}
+}  // namespace
+
+ProbeResult ProbeBpfLoad() {
+  ProbeResult r{"BPF program load", Verdict::kUnavailable, "", false};
+  std::string error;
+  int fd = LoadConnect4Program(&error);
+  if (fd >= 0) {
+    close(fd);
+    r.verdict = Verdict::kOk;
+    r.detail = "cgroup/connect4 programs load";
+  } else {
+    r.detail = absl::StrCat("cannot load a cgroup/connect4 program: ", error,
+                            " (needs CAP_BPF or root)");
+  }
+  return r;
+}
+
+std::string FindCgroup2Mount(const std::string& mounts_text) {
+  for (absl::string_view line : absl::StrSplit(mounts_text, '\n')) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() >= 3 && f[2] == "cgroup2") return std::string(f[1]);
+  }
+  return "";
+}
+
+ProbeResult ProbeCgroupAttach() {
+  ProbeResult r{"cgroup v2 attach", Verdict::kUnavailable, "", false};
+  std::ifstream in("/proc/self/mounts");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string mount = FindCgroup2Mount(ss.str());
+  if (mount.empty()) {
+    r.detail = "no cgroup2 file system is mounted (see /proc/self/mounts)";
+    return r;
+  }
+  std::string dir = absl::StrCat(mount, "/fault-doctor-", getpid());
+  if (mkdir(dir.c_str(), 0755) != 0) {
+    r.detail = absl::StrCat("cgroup2 at ", mount, " but cannot create a cgroup: ", Errno(errno));
+    return r;
+  }
+  std::string error;
+  int prog = LoadConnect4Program(&error);
+  int cg = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (prog < 0) {
+    r.detail = absl::StrCat("cgroup2 at ", mount, " but no BPF: ", error);
+  } else if (cg < 0) {
+    r.detail = absl::StrCat("cannot open ", dir, ": ", Errno(errno));
+  } else if (bpf_prog_attach(prog, cg, BPF_CGROUP_INET4_CONNECT, 0) != 0) {
+    r.detail = absl::StrCat("cgroup2 at ", mount, " but attach failed: ", Errno(errno));
+  } else {
+    bpf_prog_detach2(prog, cg, BPF_CGROUP_INET4_CONNECT);
+    r.verdict = Verdict::kOk;
+    r.detail = absl::StrCat("cgroup2 at ", mount, ": connect programs attach");
+  }
+  if (cg >= 0) close(cg);
+  if (prog >= 0) close(prog);
+  rmdir(dir.c_str());
+  return r;
+}
+
+ProbeResult ProbePreload(const std::string& shim_path) {
+  ProbeResult r{"LD_PRELOAD of the shim", Verdict::kUnavailable, "", true};
+  if (shim_path.empty() || access(shim_path.c_str(), R_OK) != 0) {
+    r.detail = absl::StrCat("libfault_shim.so not found",
+                            shim_path.empty() ? "" : absl::StrCat(" at ", shim_path),
+                            "; fault exec cannot inject faults through the shim");
+    return r;
+  }
+  // Let a real dynamically linked program map itself and look for the shim.
+  int pipefd[2];
+  if (pipe(pipefd) != 0) {
+    r.detail = absl::StrCat("pipe: ", Errno(errno));
+    return r;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], STDOUT_FILENO);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    setenv("LD_PRELOAD", shim_path.c_str(), 1);
+    execl("/bin/cat", "cat", "/proc/self/maps", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string maps;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) maps.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (maps.find("libfault_shim.so") != std::string::npos) {
+    r.verdict = Verdict::kOk;
+    r.detail = absl::StrCat(shim_path, " loads into dynamically linked programs");
+  } else {
+    r.detail = absl::StrCat(shim_path, " did not load into /bin/cat (exit status ",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
+  }
+  return r;
+}
+
+std::vector<ProbeResult> RunAllProbes(const std::string& shim_path) {
+  return {ProbePreload(shim_path), ProbeSeccompUserNotification(), ProbeSeccompSyncWakeup(),
+          ProbeBpfLoad(), ProbeCgroupAttach()};
+}
+
+std::string FormatReport(const std::vector<ProbeResult>& results) {
+  size_t width = 0;
+  for (const auto& r : results) width = std::max(width, r.capability.size());
+  std::string out;
+  for (const auto& r : results) {
+    absl::StrAppend(&out, r.capability, std::string(width - r.capability.size() + 2, ' '),
+                    VerdictName(r.verdict), std::string(13 - strlen(VerdictName(r.verdict)), ' '),
+                    r.detail, "\n");
+  }
+  int rc = ExitCodeFor(results);
+  absl::StrAppend(&out, "\n",
+                  rc == 0 ? "verdict: fault exec can run here"
+                          : "verdict: fault exec cannot inject faults here (see the lines above)",
+                  "\n");
+  return out;
+}
+
+int ExitCodeFor(const std::vector<ProbeResult>& results) {
+  for (const auto& r : results) {
+    if (r.required && r.verdict != Verdict::kOk) return 1;
+  }
+  return 0;
+}
+
+}  // namespace fault::doctor

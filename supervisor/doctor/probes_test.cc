@@ -1,0 +1,66 @@
+#include "supervisor/doctor/probes.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace fault::doctor {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(FindCgroup2Mount, UnifiedLayout) {
+  EXPECT_EQ(FindCgroup2Mount("sysfs /sys sysfs rw 0 0\n"
+                             "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n"),
+            "/sys/fs/cgroup");
+}
+
+TEST(FindCgroup2Mount, HybridLayout) {
+  EXPECT_EQ(FindCgroup2Mount("tmpfs /sys/fs/cgroup tmpfs rw 0 0\n"
+                             "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
+                             "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"),
+            "/sys/fs/cgroup/unified");
+}
+
+TEST(FindCgroup2Mount, NoneMounted) {
+  EXPECT_EQ(FindCgroup2Mount("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), "");
+  EXPECT_EQ(FindCgroup2Mount(""), "");
+}
+
+TEST(ExitCodeFor, OnlyRequiredCapabilitiesDecide) {
+  std::vector<ProbeResult> results = {
+      {"LD_PRELOAD of the shim", Verdict::kOk, "", true},
+      {"BPF program load", Verdict::kUnavailable, "no", false},
+  };
+  EXPECT_EQ(ExitCodeFor(results), 0);
+  results[0].verdict = Verdict::kUnavailable;
+  EXPECT_EQ(ExitCodeFor(results), 1);
+}
+
+TEST(FormatReport, OneAlignedLinePerCapabilityAndAVerdict) {
+  std::vector<ProbeResult> results = {
+      {"a", Verdict::kOk, "fine", true},
+      {"longer name", Verdict::kWarning, "slow", false},
+  };
+  EXPECT_EQ(FormatReport(results),
+            "a            ok           fine\n"
+            "longer name  warning      slow\n"
+            "\n"
+            "verdict: fault exec can run here\n");
+}
+
+TEST(ProbePreload, MissingShimIsUnavailableAndRequired) {
+  ProbeResult r = ProbePreload("/nonexistent/libfault_shim.so");
+  EXPECT_EQ(r.verdict, Verdict::kUnavailable);
+  EXPECT_TRUE(r.required);
+  EXPECT_THAT(r.detail, HasSubstr("not found at /nonexistent/libfault_shim.so"));
+}
+
+// This machine runs as root on a kernel with user notification (the CI
+// machine's documented setup); the probe must see it.
+TEST(ProbeSeccompUserNotification, WorksOnThisKernel) {
+  ProbeResult r = ProbeSeccompUserNotification();
+  EXPECT_EQ(r.verdict, Verdict::kOk) << r.detail;
+}
+
+}  // namespace
+}  // namespace fault::doctor
