@@ -1,0 +1,209 @@
+#include "supervisor/exec/policy_table.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace fault::exec {
+namespace {
+
+static_assert(sizeof(fault_config) % sizeof(uint64_t) == 0,
+              "the seqlock copies fault_config in 8-byte words");
+static_assert(alignof(fault_config) >= alignof(uint64_t));
+static_assert((FAULT_EVENT_RING_SIZE & (FAULT_EVENT_RING_SIZE - 1)) == 0);
+
+// The configuration is copied word by word with relaxed atomics so that a
+// reader racing a writer reads some mix of words (and then discards it when
+// `seq` changed) instead of having undefined behaviour; the seqlock's
+// fences give the ordering.
+void StoreWords(uint64_t* dst, const uint64_t* src, size_t n) {
+  for (size_t i = 0; i < n; ++i) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+}
+void LoadWords(uint64_t* dst, const uint64_t* src, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+constexpr size_t kConfigWords = sizeof(fault_config) / sizeof(uint64_t);
+
+absl::Status Errno(absl::string_view what) {
+  return absl::ErrnoToStatus(errno, what);
+}
+
+}  // namespace
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+bool ClearCloseOnExec(int fd) {
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) return false;
+  return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == 0;
+}
+
+absl::StatusOr<std::unique_ptr<PolicyTable>> PolicyTable::Create(const Options& options) {
+  int fd = memfd_create("fault-policy-table", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return Errno("memfd_create");
+  if (ftruncate(fd, sizeof(fault_table)) != 0) {
+    absl::Status s = Errno("ftruncate of the policy table");
+    close(fd);
+    return s;
+  }
+  // The target holds the fd: it must not be able to shrink the segment under
+  // the supervisor (SIGBUS) or grow it.
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    absl::Status s = Errno("sealing the policy table");
+    close(fd);
+    return s;
+  }
+  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    absl::Status s = Errno("mmap of the policy table");
+    close(fd);
+    return s;
+  }
+  auto* t = static_cast<fault_table*>(p);  // zero-filled by ftruncate
+  t->version = FAULT_TABLE_VERSION;
+  t->size = sizeof(fault_table);
+  t->start_ns = options.start_ns;
+  t->stub_page = options.stub_page;
+  t->supervisor_pid = options.supervisor_pid != 0 ? options.supervisor_pid
+                                                  : static_cast<uint32_t>(getpid());
+  // Magic last: a reader that sees it sees a complete header.
+  __atomic_store_n(&t->magic, FAULT_TABLE_MAGIC, __ATOMIC_RELEASE);
+  std::unique_ptr<PolicyTable> table(new PolicyTable(fd, t));
+  auto empty = std::make_unique<fault_config>();
+  std::memset(empty.get(), 0, sizeof(fault_config));
+  table->Publish(*empty);
+  return table;
+}
+
+absl::StatusOr<std::unique_ptr<PolicyTable>> PolicyTable::Attach(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return Errno("fstat of the policy table");
+  if (st.st_size < static_cast<off_t>(sizeof(fault_table))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy table fd ", fd, " is ", st.st_size, " bytes, expected ",
+                     sizeof(fault_table)));
+  }
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return Errno("dup of the policy table fd");
+  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, own, 0);
+  if (p == MAP_FAILED) {
+    absl::Status s = Errno("mmap of the policy table");
+    close(own);
+    return s;
+  }
+  auto* t = static_cast<fault_table*>(p);
+  if (__atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != FAULT_TABLE_MAGIC ||
+      t->version != FAULT_TABLE_VERSION || t->size != sizeof(fault_table)) {
+    munmap(p, sizeof(fault_table));
+    close(own);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fd ", fd, " is not a policy table of layout version ", FAULT_TABLE_VERSION));
+  }
+  return std::unique_ptr<PolicyTable>(new PolicyTable(own, t));
+}
+
+PolicyTable::~PolicyTable() {
+  munmap(table_, sizeof(fault_table));
+  close(fd_);
+}
+
+uint64_t PolicyTable::Publish(const fault_config& config) {
+  absl::MutexLock lock(&write_mu_);
+  auto staged = std::make_unique<fault_config>(config);
+  uint64_t generation =
+      __atomic_load_n(&table_->config.generation, __ATOMIC_RELAXED) + 1;
+  staged->generation = generation;
+  uint64_t seq = __atomic_load_n(&table_->seq, __ATOMIC_RELAXED);
+  __atomic_store_n(&table_->seq, seq + 1, __ATOMIC_RELAXED);  // odd: writing
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  StoreWords(reinterpret_cast<uint64_t*>(&table_->config),
+             reinterpret_cast<const uint64_t*>(staged.get()), kConfigWords);
+  __atomic_store_n(&table_->seq, seq + 2, __ATOMIC_RELEASE);  // even: done
+  return generation;
+}
+
+uint64_t PolicyTable::ReadConfig(fault_config* out) const {
+  for (;;) {
+    uint64_t before = __atomic_load_n(&table_->seq, __ATOMIC_ACQUIRE);
+    if (before & 1) {
+      sched_yield();
+      continue;
+    }
+    LoadWords(reinterpret_cast<uint64_t*>(out),
+              reinterpret_cast<const uint64_t*>(&table_->config), kConfigWords);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    uint64_t after = __atomic_load_n(&table_->seq, __ATOMIC_RELAXED);
+    if (before == after) return out->generation;
+  }
+}
+
+CounterSnapshot PolicyTable::ReadCounters() const {
+  uint32_t n_rules = __atomic_load_n(&table_->config.n_rules, __ATOMIC_RELAXED);
+  uint32_t n_sys = __atomic_load_n(&table_->config.n_syscall_rules, __ATOMIC_RELAXED);
+  if (n_rules > FAULT_MAX_RULES) n_rules = FAULT_MAX_RULES;
+  if (n_sys > FAULT_MAX_SYSCALL_RULES) n_sys = FAULT_MAX_SYSCALL_RULES;
+  const fault_counters& c = table_->counters;
+  CounterSnapshot s;
+  for (uint32_t i = 0; i < n_rules; ++i) {
+    s.rule_matched.push_back(__atomic_load_n(&c.rule_matched[i], __ATOMIC_RELAXED));
+    s.rule_fired.push_back(__atomic_load_n(&c.rule_fired[i], __ATOMIC_RELAXED));
+  }
+  for (uint32_t i = 0; i < n_sys; ++i) {
+    s.syscall_matched.push_back(__atomic_load_n(&c.syscall_matched[i], __ATOMIC_RELAXED));
+    s.syscall_fired.push_back(__atomic_load_n(&c.syscall_fired[i], __ATOMIC_RELAXED));
+  }
+  return s;
+}
+
+size_t PolicyTable::DrainEvents(std::vector<fault_event>* out, bool final) {
+  absl::MutexLock lock(&drain_mu_);
+  fault_event_ring& ring = table_->ring;
+  uint64_t tail = __atomic_load_n(&ring.tail, __ATOMIC_RELAXED);
+  uint64_t head = __atomic_load_n(&ring.head, __ATOMIC_ACQUIRE);
+  size_t n = 0;
+  while (tail < head) {
+    fault_event& slot = ring.events[tail & (FAULT_EVENT_RING_SIZE - 1)];
+    uint64_t seq = __atomic_load_n(&slot.seq, __ATOMIC_ACQUIRE);
+    if (seq != tail + 1) {
+      // Claimed, not yet written. Wait for it unless its writer is gone.
+      int64_t now = MonotonicNowNs();
+      if (stuck_index_ != tail) {
+        stuck_index_ = tail;
+        stuck_since_ns_ = now;
+      }
+      if (!final && now - stuck_since_ns_ < 1000000000) break;
+      ++incomplete_;
+    } else {
+      out->push_back(slot);
+      out->back().seq = seq;
+      ++n;
+    }
+    ++tail;
+    // Releases the slot to producers only after it has been copied.
+    __atomic_store_n(&ring.tail, tail, __ATOMIC_RELEASE);
+  }
+  return n;
+}
+
+uint64_t PolicyTable::dropped_events() const {
+  return __atomic_load_n(&table_->ring.drops, __ATOMIC_RELAXED);
+}
+
+uint64_t PolicyTable::incomplete_events() const {
+  absl::MutexLock lock(&drain_mu_);
+  return incomplete_;
+}
+
+}  // namespace fault::exec
