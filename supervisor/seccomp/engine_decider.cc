@@ -1,0 +1,155 @@
+#include "supervisor/seccomp/engine_decider.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace fault::seccomp {
+namespace eng = ::fault::engine;
+
+namespace {
+
+bool HasFamily(uint64_t mask, Family f) { return (mask & FamilyBit(f)) != 0; }
+
+uint16_t PortOf(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  }
+  if (ss.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+  }
+  return 0;
+}
+
+}  // namespace
+
+EngineDecider::EngineDecider(fault_table* table, PartitionMap* partitions)
+    : table_(table), partitions_(partitions) {}
+
+bool EngineDecider::Refresh() {
+  if (have_index_ && eng::LoadSeq(table_) == idx_.seq) return true;
+  eng::Index idx;
+  if (!eng::BuildIndex(table_, &idx)) {
+    have_index_ = false;
+    return false;
+  }
+  uint64_t detail = 0;
+  for (uint32_t i = 0; i < idx.n_syscall_rules; ++i) {
+    fault_syscall_rule sr;
+    if (!eng::ReadSyscallRule(table_, idx.seq, static_cast<int>(i), &sr)) return false;
+    if (sr.path_glob[0] != '\0') detail |= FamilyBit(static_cast<Family>(sr.family));
+  }
+  for (Family f : {Family::kConnect, Family::kSend}) {
+    uint64_t owners = idx.family_owner_rules[static_cast<int>(f)];
+    for (int r = 0; r < 64; ++r) {
+      if (!(owners & (uint64_t{1} << r))) continue;
+      fault_rule rule;
+      if (!eng::ReadRule(table_, idx.seq, r, &rule)) return false;
+      if (rule.n_targets > 0) detail |= FamilyBit(f);
+    }
+  }
+  if (idx.features & eng::kFeatPartition) detail |= FamilyBit(Family::kConnect);
+  idx_ = idx;
+  detail_families_ = detail;
+  have_index_ = true;
+  return true;
+}
+
+bool EngineDecider::NeedsDetail(Family family) {
+  // When the table cannot be read, read everything: correctness first.
+  if (!Refresh()) return true;
+  return HasFamily(detail_families_, family);
+}
+
+Decision EngineDecider::DecidePartition(const SyscallContext& call) {
+  if (partitions_ == nullptr || call.program.empty() || !call.addr.has_value()) return {};
+  uint32_t n = 0;
+  if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.n_partitions, sizeof(n), &n)) {
+    return {};
+  }
+  if (n > FAULT_MAX_PARTITIONS) n = FAULT_MAX_PARTITIONS;
+  const uint16_t port = PortOf(*call.addr);
+  if (port == 0) return {};
+  for (uint32_t i = 0; i < n; ++i) {
+    fault_partition p;
+    if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.partitions[i], sizeof(p), &p)) {
+      return {};
+    }
+    p.a[FAULT_NAME_MAX - 1] = p.b[FAULT_NAME_MAX - 1] = '\0';
+    if (p.rule >= 64 || !(idx_.active & (uint64_t{1} << p.rule))) continue;
+    const char* other = nullptr;
+    if (call.program == p.a) other = p.b;
+    if (call.program == p.b) other = p.a;
+    if (other == nullptr) continue;
+    if (!partitions_->ProgramListens(other, port)) continue;
+    eng::CountMatched(table_, p.rule);
+    eng::CountFired(table_, p.rule);
+    Decision d;
+    d.kind = Decision::Kind::kDeny;
+    d.err = ECONNREFUSED;
+    d.rule = p.rule;
+    d.effect = FAULT_EFFECT_PARTITION;
+    return d;
+  }
+  return {};
+}
+
+Decision EngineDecider::Decide(const SyscallContext& call) {
+  if (!Refresh()) return {};
+  const int family = static_cast<int>(call.family);
+  if (family <= 0 || family >= eng::kFamilyCount) return {};
+
+  if (call.family == Family::kConnect && (idx_.features & eng::kFeatPartition)) {
+    Decision d = DecidePartition(call);
+    if (d.kind != Decision::Kind::kContinue) return d;
+  }
+  if (!(idx_.syscall_families & eng::FamilyBit(family))) return {};
+
+  // Seccomp sees whole processes: only process-wide (active) rules apply;
+  // thread scopes exist in the shim only.
+  uint64_t mask = idx_.active & idx_.family_owner_rules[family];
+  if (call.family == Family::kConnect || call.family == Family::kSend) {
+    // Rules with targets apply only to calls whose destination they match.
+    eng::Endpoint ep;
+    bool have_ep = call.addr.has_value() &&
+                   eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr));
+    uint64_t matched = 0;
+    for (int r = 0; r < 64; ++r) {
+      if (!(mask & (uint64_t{1} << r))) continue;
+      fault_rule rule;
+      if (!eng::ReadRule(table_, idx_.seq, r, &rule)) return {};
+      if (rule.n_targets == 0) {
+        matched |= uint64_t{1} << r;
+        continue;
+      }
+      int32_t priority;
+      if (have_ep && eng::TargetsMatch(rule.targets, rule.n_targets, ep, &priority)) {
+        matched |= uint64_t{1} << r;
+      }
+    }
+    mask = matched;
+  }
+  if (mask == 0) return {};
+
+  eng::SyscallDecision sd;
+  const char* path = call.path.empty() ? nullptr : call.path.c_str();
+  if (!eng::DecideSyscall(table_, idx_, family, path, mask, eng::MonotonicClock().Now(), &sd)) {
+    return {};
+  }
+  Decision d;
+  d.rule = sd.rule;
+  d.syscall_rule = sd.index;
+  if (sd.action == eng::kActionDeny) {
+    d.kind = Decision::Kind::kDeny;
+    d.err = sd.err;
+    d.effect = FAULT_EFFECT_DENY;
+  } else if (sd.action == eng::kActionDelay) {
+    d.kind = Decision::Kind::kDelay;
+    d.delay_ns = sd.delay_ns;
+    d.effect = FAULT_EFFECT_DELAY;
+  }
+  return d;
+}
+
+}  // namespace fault::seccomp

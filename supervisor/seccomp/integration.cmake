@@ -1,0 +1,1 @@
+# Integration tests: static target programs driven by seccomp_driver.

@@ -1,0 +1,345 @@
+#include "supervisor/seccomp/notify_loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "shim/engine/engine.h"
+#include "supervisor/seccomp/seccomp_abi.h"
+#include "supervisor/seccomp/target_memory.h"
+
+namespace fault::seccomp {
+namespace {
+
+constexpr int kMaxSyscallNr = 1024;
+
+uint16_t OpOfFamily(Family f) {
+  switch (f) {
+    case Family::kOpen: return FAULT_OP_OPEN;
+    case Family::kRead: return FAULT_OP_READ;
+    case Family::kWrite: return FAULT_OP_WRITE;
+    case Family::kFsync: return FAULT_OP_FSYNC;
+    case Family::kFdatasync: return FAULT_OP_FDATASYNC;
+    case Family::kConnect: return FAULT_OP_CONNECT;
+    case Family::kAccept: return FAULT_OP_ACCEPT;
+    case Family::kSend: return FAULT_OP_SEND;
+    case Family::kRecv: return FAULT_OP_RECV;
+    case Family::kClose: return FAULT_OP_CLOSE;
+    case Family::kUnlink: return FAULT_OP_UNLINK;
+    case Family::kRename: return FAULT_OP_RENAME;
+    case Family::kMkdir: return FAULT_OP_MKDIR;
+    case Family::kFtruncate: return FAULT_OP_FTRUNCATE;
+    default: return FAULT_OP_NONE;
+  }
+}
+
+}  // namespace
+
+NotifyLoop::NotifyLoop(Decider* decider, fault_table* table, Options options)
+    : decider_(decider),
+      table_(table),
+      clock_(options.clock != nullptr ? options.clock : RealClock::Get()),
+      want_sync_wakeup_(options.sync_wakeup) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  family_of_nr_.assign(kMaxSyscallNr, Family::kUnspecified);
+  for (int f = 1; f <= kMaxFamily; ++f) {
+    for (int nr : FamilySyscalls(static_cast<Family>(f), NativeArch())) {
+      if (nr >= 0 && nr < kMaxSyscallNr) family_of_nr_[nr] = static_cast<Family>(f);
+    }
+  }
+}
+
+NotifyLoop::~NotifyLoop() {
+  Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    for (Listener& l : incoming_) close(l.fd);
+    incoming_.clear();
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (timer_fd_ >= 0) close(timer_fd_);
+}
+
+absl::Status NotifyLoop::AddListener(int listener_fd, std::string program) {
+  if (listener_fd < 0) return absl::InvalidArgumentError("invalid seccomp listener fd");
+  if (wake_fd_ < 0 || timer_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("notify loop: eventfd/timerfd: ", strerror(errno)));
+  }
+  bool sync = false;
+  if (want_sync_wakeup_) {
+    uint64_t flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+    sync = ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) == 0;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    sync_wakeup_.store(any_listener_ ? (sync_wakeup_.load() && sync) : sync);
+    any_listener_ = true;
+    incoming_.push_back(Listener{listener_fd, std::move(program)});
+    done_ = false;
+  }
+  Wake();
+  return absl::OkStatus();
+}
+
+absl::Status NotifyLoop::Start() {
+  if (started_.exchange(true)) return absl::FailedPreconditionError("notify loop already started");
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+absl::Status NotifyLoop::Start(int listener_fd, std::string program) {
+  absl::Status s = AddListener(listener_fd, std::move(program));
+  if (!s.ok()) return s;
+  return Start();
+}
+
+void NotifyLoop::Wake() {
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+}
+
+void NotifyLoop::Stop() {
+  stop_.store(true);
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool NotifyLoop::WaitUntilDone(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
+}
+
+NotifyStats NotifyLoop::stats() const {
+  NotifyStats s;
+  s.received = stats_.received.load();
+  s.continued = stats_.continued.load();
+  s.denied = stats_.denied.load();
+  s.delayed = stats_.delayed.load();
+  s.restarted = stats_.restarted.load();
+  s.stale = stats_.stale.load();
+  s.listeners_closed = stats_.listeners_closed.load();
+  return s;
+}
+
+void NotifyLoop::Respond(int fd, uint64_t id, int err, bool cont) {
+  seccomp_notif_resp resp{};
+  resp.id = id;
+  if (cont) {
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  } else {
+    resp.error = -err;
+  }
+  while (ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &resp) != 0) {
+    if (errno == EINTR) continue;
+    // ENOENT: the syscall is gone (a signal interrupted it, or the target
+    // died). The kernel re-notifies a restarted syscall with a new id.
+    stats_.stale.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+}
+
+void NotifyLoop::ArmTimer() {
+  itimerspec its{};
+  if (std::optional<int64_t> next = timers_.NextDeadline(); next.has_value()) {
+    int64_t at = std::max<int64_t>(*next, 1);
+    its.it_value.tv_sec = at / 1'000'000'000;
+    its.it_value.tv_nsec = at % 1'000'000'000;
+  }
+  timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
+}
+
+void NotifyLoop::FireExpired() {
+  for (uint64_t id : timers_.PopExpired(clock_->MonotonicNs())) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    Respond(it->second.fd, id, 0, /*cont=*/true);
+    auto by_tid = pending_by_tid_.find(it->second.tid);
+    if (by_tid != pending_by_tid_.end() && by_tid->second == id) pending_by_tid_.erase(by_tid);
+    pending_.erase(it);
+  }
+}
+
+void NotifyLoop::HandleNotification(Listener& l) {
+  seccomp_notif req;
+  memset(&req, 0, sizeof(req));  // the kernel insists on a zeroed buffer
+  if (ioctl(l.fd, SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+    // ENOENT: the caller was killed between poll and receive.
+    return;
+  }
+  stats_.received.fetch_add(1, std::memory_order_relaxed);
+  const pid_t tid = static_cast<pid_t>(req.pid);
+  std::array<uint64_t, 6> args;
+  std::copy(std::begin(req.data.args), std::end(req.data.args), args.begin());
+
+  // A thread has at most one syscall waiting. A new notification from a
+  // thread whose delayed syscall is still pending means a signal
+  // interrupted that one and the kernel restarted it (or the handler made
+  // another call): the old id is dead. The same call keeps its original
+  // deadline and is neither decided nor reported again.
+  if (auto by_tid = pending_by_tid_.find(tid); by_tid != pending_by_tid_.end()) {
+    const uint64_t old_id = by_tid->second;
+    pending_by_tid_.erase(by_tid);
+    auto old = pending_.find(old_id);
+    if (old != pending_.end()) {
+      Pending p = old->second;
+      pending_.erase(old);
+      timers_.Cancel(old_id);
+      if (p.fd == l.fd && p.nr == req.data.nr && p.args == args) {
+        stats_.restarted.fetch_add(1, std::memory_order_relaxed);
+        p.fd = l.fd;
+        pending_[req.id] = p;
+        pending_by_tid_[tid] = req.id;
+        timers_.Schedule(req.id, p.deadline_ns);
+        ArmTimer();
+        return;
+      }
+    }
+  }
+
+  SyscallContext call;
+  call.nr = req.data.nr;
+  call.family = (req.data.nr >= 0 && req.data.nr < kMaxSyscallNr) ? family_of_nr_[req.data.nr]
+                                                                 : Family::kUnspecified;
+  call.tid = tid;
+  call.pid = tid;  // resolved to the thread group only when an event is written
+  call.args = args;
+  call.program = l.program;
+  if (call.family != Family::kUnspecified && decider_->NeedsDetail(call.family)) {
+    SyscallDetail d = ReadSyscallDetail(tid, call.nr, call.family, args);
+    call.path = std::move(d.path);
+    call.addr = d.addr;
+    // What was read belongs to this syscall only if it is still waiting:
+    // otherwise the pid may already name another process.
+    if (ioctl(l.fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req.id) != 0) {
+      stats_.stale.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+
+  const Decision d = call.family == Family::kUnspecified ? Decision::Continue()
+                                                         : decider_->Decide(call);
+  if (d.kind == Decision::Kind::kContinue) {
+    stats_.continued.fetch_add(1, std::memory_order_relaxed);
+    Respond(l.fd, req.id, 0, /*cont=*/true);
+    return;
+  }
+
+  if (table_ != nullptr) {
+    fault_event ev{};
+    ev.time_ns = clock_->RealtimeNs();
+    ev.pid = ThreadGroupOf(tid);
+    ev.tid = tid;
+    ev.rule = static_cast<uint16_t>(d.rule < 0 ? 0 : d.rule);
+    ev.syscall_rule = static_cast<uint16_t>(d.syscall_rule < 0 ? 0 : d.syscall_rule + 1);
+    ev.op = OpOfFamily(call.family);
+    ev.effect = d.effect != 0 ? d.effect
+                              : (d.kind == Decision::Kind::kDeny ? FAULT_EFFECT_DENY
+                                                                 : FAULT_EFFECT_DELAY);
+    ev.value = d.kind == Decision::Kind::kDeny ? d.err : d.delay_ns;
+    ev.layer = 2;
+    std::string target = call.path;
+    if (call.addr.has_value() && (call.family == Family::kConnect || target.empty())) {
+      target = FormatSockaddr(*call.addr);
+    }
+    if (target.empty()) target = FamilyName(call.family);
+    fault::engine::CopyString(ev.target, target.c_str(), sizeof(ev.target));
+    fault::engine::EmitEvent(table_, ev);
+  }
+
+  if (d.kind == Decision::Kind::kDeny) {
+    stats_.denied.fetch_add(1, std::memory_order_relaxed);
+    Respond(l.fd, req.id, d.err, /*cont=*/false);
+    return;
+  }
+  stats_.delayed.fetch_add(1, std::memory_order_relaxed);
+  const int64_t deadline = clock_->MonotonicNs() + std::max<int64_t>(d.delay_ns, 0);
+  pending_[req.id] = Pending{l.fd, tid, call.nr, args, deadline};
+  pending_by_tid_[tid] = req.id;
+  timers_.Schedule(req.id, deadline);
+  ArmTimer();
+}
+
+void NotifyLoop::DropListener(int fd) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.fd == fd) {
+      timers_.Cancel(it->first);
+      pending_by_tid_.erase(it->second.tid);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  close(fd);
+  stats_.listeners_closed.fetch_add(1, std::memory_order_relaxed);
+}
+
+void NotifyLoop::Run() {
+  std::vector<pollfd> fds;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      for (Listener& l : incoming_) listeners_.push_back(std::move(l));
+      incoming_.clear();
+    }
+    if (stop_.load()) break;
+
+    fds.clear();
+    fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+    fds.push_back(pollfd{timer_fd_, POLLIN, 0});
+    for (const Listener& l : listeners_) fds.push_back(pollfd{l.fd, POLLIN, 0});
+    int n = poll(fds.data(), fds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t v;
+      (void)!read(timer_fd_, &v, sizeof(v));
+    }
+    // Timers first: a due delay is answered before new work is taken.
+    FireExpired();
+
+    std::vector<int> gone;
+    for (size_t i = 2; i < fds.size(); ++i) {
+      Listener& l = listeners_[i - 2];
+      if (fds[i].revents & POLLIN) {
+        HandleNotification(l);
+      } else if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+        // Every process using the filter has exited.
+        gone.push_back(l.fd);
+      }
+    }
+    for (int fd : gone) {
+      DropListener(fd);
+      std::erase_if(listeners_, [fd](const Listener& l) { return l.fd == fd; });
+    }
+    ArmTimer();
+    if (!gone.empty() && listeners_.empty() && pending_.empty()) {
+      absl::MutexLock lock(&mu_);
+      if (incoming_.empty()) done_ = true;
+    }
+  }
+
+  // Stopping: let every delayed syscall proceed, then close the listeners so
+  // later notified syscalls fail with ENOSYS instead of waiting forever.
+  for (auto& [id, p] : pending_) Respond(p.fd, id, 0, /*cont=*/true);
+  pending_.clear();
+  pending_by_tid_.clear();
+  for (Listener& l : listeners_) close(l.fd);
+  listeners_.clear();
+  absl::MutexLock lock(&mu_);
+  done_ = true;
+}
+
+}  // namespace fault::seccomp

@@ -1,0 +1,52 @@
+// Which launched program listens on which port, for partition(a, b).
+//
+// partition(a, b) between two programs launched under one supervisor: a
+// connect() from a process of `a` to a TCP port on which a process of `b`
+// listens is refused with ECONNREFUSED (and the other way round). Programs
+// are named when launched (Register); their processes are the launched
+// process and all its descendants. A listening port is found in
+// /proc/net/tcp{,6} (the supervisor's network namespace) and attributed to a
+// program through the socket inodes in its processes' /proc/PID/fd.
+//
+// Thread-safety: Register and ProgramListens may be called from different
+// threads (a mutex guards the registry).
+#ifndef FAULT_SUPERVISOR_SECCOMP_PARTITION_H_
+#define FAULT_SUPERVISOR_SECCOMP_PARTITION_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+
+namespace fault::seccomp {
+
+class PartitionMap {
+ public:
+  // Names the program whose first process is `root_pid`.
+  void Register(std::string name, pid_t root_pid);
+  // The root pid of `name`, 0 if unknown.
+  pid_t RootPid(absl::string_view name) const;
+  // True if a process of program `name` holds a TCP socket listening on
+  // `port` (host byte order).
+  bool ProgramListens(absl::string_view name, uint16_t port) const;
+
+  // Pieces, exposed for tests: socket inodes listening on `port` in the
+  // contents of /proc/net/tcp or tcp6.
+  static std::vector<uint64_t> ListeningInodes(absl::string_view proc_net_tcp,
+                                               uint16_t port);
+  // `root` and every descendant (bounded to 4096 processes).
+  static std::vector<pid_t> ProcessTree(pid_t root);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, pid_t, std::less<>> roots_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace fault::seccomp
+
+#endif  // FAULT_SUPERVISOR_SECCOMP_PARTITION_H_

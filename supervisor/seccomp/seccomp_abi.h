@@ -1,0 +1,21 @@
+// Kernel ABI constants that older <linux/seccomp.h> headers lack.
+#ifndef FAULT_SUPERVISOR_SECCOMP_SECCOMP_ABI_H_
+#define FAULT_SUPERVISOR_SECCOMP_SECCOMP_ABI_H_
+
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+
+#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
+#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+
+#endif  // FAULT_SUPERVISOR_SECCOMP_SECCOMP_ABI_H_
