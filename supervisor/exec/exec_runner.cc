@@ -1,0 +1,367 @@
+#include "supervisor/exec/exec_runner.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "supervisor/cli/paths.h"
+#include "supervisor/exec/child_process.h"
+#include "supervisor/exec/event_log.h"
+#include "supervisor/exec/policy_table.h"
+#include "supervisor/exec/run_report.h"
+#include "supervisor/exec/table_compiler.h"
+#include "supervisor/policy/loader.h"
+
+extern char** environ;
+
+namespace fault::exec {
+namespace {
+
+constexpr int64_t kDrainIntervalNs = 10'000'000;
+
+// Signals sent to `fault` that the program gets too.
+constexpr int kForwarded[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
+                              SIGUSR2, SIGALRM, SIGWINCH, SIGCONT};
+
+std::string Msg(const absl::Status& s) { return std::string(s.message()); }
+
+// Everything about one published generation the supervisor keeps.
+struct Generation {
+  CompiledTable compiled;
+  std::vector<std::string> names;
+  std::vector<uint16_t> syscall_owner;
+};
+
+Generation Describe(CompiledTable compiled) {
+  Generation g;
+  for (const CompiledRule& r : compiled.rules) g.names.push_back(r.name);
+  for (uint32_t j = 0; j < compiled.config->n_syscall_rules; ++j) {
+    g.syscall_owner.push_back(compiled.config->syscall_rules[j].rule);
+  }
+  g.compiled = std::move(compiled);
+  return g;
+}
+
+class Runner {
+ public:
+  Runner(const ExecOptions& options, std::ostream& err) : o_(options), err_(err) {}
+  int Run();
+
+ private:
+  absl::StatusOr<CompiledTable> Compile(std::optional<uint64_t> seed);
+  void Warn(const std::vector<std::string>& warnings);
+  void Drain(bool final);
+  void Reload();
+  void FoldCounters();
+  int Finish(int wait_status);
+
+  const ExecOptions& o_;
+  std::ostream& err_;
+  RandomSeedSource random_;
+  std::set<std::string> warned_;
+  std::unique_ptr<PolicyTable> table_;
+  Generation current_;
+  CounterSnapshot baseline_;
+  RunReport report_;
+  FILE* events_ = nullptr;
+  uint64_t events_written_ = 0;
+  bool events_failed_ = false;
+  std::optional<uint64_t> run_seed_;
+  bool run_seed_random_ = false;
+};
+
+absl::StatusOr<CompiledTable> Runner::Compile(std::optional<uint64_t> seed) {
+  std::vector<std::string> warnings;
+  absl::StatusOr<fault::v1::PolicySet> set = SelectPolicies(o_, &warnings);
+  if (!set.ok()) return set.status();
+  CompileOptions c;
+  c.global_seed = seed;
+  c.seeds = o_.seeds != nullptr ? o_.seeds : &random_;
+  c.run_duration_ns = o_.run_duration_ns;
+  c.activate = !o_.scopes_only;
+  for (ExecLayer* layer : o_.layers) c.families_mask |= layer->families_mask();
+  absl::StatusOr<CompiledTable> compiled = CompileTable(*set, c);
+  if (compiled.ok()) Warn(warnings);
+  return compiled;
+}
+
+void Runner::Warn(const std::vector<std::string>& warnings) {
+  for (const std::string& w : warnings) {
+    if (warned_.insert(w).second) err_ << "fault: warning: " << w << "\n";
+  }
+}
+
+void Runner::Drain(bool final) {
+  std::vector<fault_event> events;
+  table_->DrainEvents(&events, final);
+  for (const fault_event& e : events) {
+    report_.AddEvent(e);
+    if (events_ != nullptr && !events_failed_) {
+      std::string line = EventToJson(e, current_.names).dump() + "\n";
+      if (std::fwrite(line.data(), 1, line.size(), events_) != line.size()) {
+        events_failed_ = true;
+        err_ << "fault: writing --events " << o_.events_path << ": "
+             << std::strerror(errno) << "; no further events are written\n";
+      }
+    }
+    ++events_written_;
+  }
+  if (events_ != nullptr && !events.empty()) std::fflush(events_);
+}
+
+void Runner::FoldCounters() {
+  CounterSnapshot now = table_->ReadCounters();
+  report_.AddCounters(now, baseline_);
+  baseline_ = std::move(now);
+}
+
+void Runner::Reload() {
+  absl::StatusOr<CompiledTable> compiled = Compile(o_.seed ? o_.seed : run_seed_);
+  if (!compiled.ok()) {
+    err_ << "fault: reload failed, keeping the previous policies: "
+         << Msg(compiled.status()) << "\n";
+    return;
+  }
+  // Events and counters so far belong to the old rules.
+  Drain(false);
+  FoldCounters();
+  current_ = Describe(std::move(*compiled));
+  uint64_t generation = table_->Publish(*current_.compiled.config);
+  baseline_ = table_->ReadCounters();
+  report_.BeginGeneration(current_.names, current_.syscall_owner);
+  if (!o_.quiet) {
+    err_ << "fault: reloaded " << current_.names.size() << " "
+         << (current_.names.size() == 1 ? "policy" : "policies") << " (generation "
+         << generation << ")\n";
+  }
+}
+
+int Runner::Run() {
+  if (o_.command.empty()) {
+    err_ << "fault exec: no program given (usage: fault exec [options] -- PROGRAM "
+            "ARGS...)\n";
+    return kExitUsage;
+  }
+  std::string shim = o_.shim_path;
+  if (shim.empty()) {
+    shim = fault::cli::FindShimLibrary();
+    if (shim.empty()) {
+      err_ << "fault exec: cannot find libfault_shim.so (looked in $FAULT_SHIM, "
+              "../lib next to the fault binary, /usr/local/lib/fault and "
+              "/usr/lib/fault); pass --shim PATH\n";
+      return kExitUsage;
+    }
+  } else if (access(shim.c_str(), R_OK) != 0) {
+    err_ << "fault exec: --shim " << shim << ": " << std::strerror(errno) << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<CompiledTable> compiled = Compile(o_.seed);
+  if (!compiled.ok()) {
+    err_ << "fault exec: " << Msg(compiled.status()) << "\n";
+    return kExitUsage;
+  }
+  run_seed_ = compiled->run_seed;
+  run_seed_random_ = compiled->run_seed_random;
+  current_ = Describe(std::move(*compiled));
+
+  absl::StatusOr<std::string> path = ResolveProgram(o_.command[0], getenv("PATH"));
+  if (!path.ok()) {
+    err_ << "fault exec: " << Msg(path.status()) << "\n";
+    return kExitNotFound;
+  }
+  if (!o_.events_path.empty()) {
+    events_ = std::fopen(o_.events_path.c_str(), "we");
+    if (events_ == nullptr) {
+      err_ << "fault exec: --events " << o_.events_path << ": " << std::strerror(errno)
+           << "\n";
+      return kExitUsage;
+    }
+  }
+  auto close_events = [this] {
+    if (events_ != nullptr) std::fclose(events_);
+    events_ = nullptr;
+  };
+
+  absl::StatusOr<std::unique_ptr<PolicyTable>> table =
+      PolicyTable::Create({.start_ns = MonotonicNowNs(), .stub_page = kStubPageAddress});
+  if (!table.ok()) {
+    err_ << "fault exec: creating the policy table: " << Msg(table.status()) << "\n";
+    close_events();
+    return kExitInternal;
+  }
+  table_ = std::move(*table);
+  table_->Publish(*current_.compiled.config);
+  baseline_ = table_->ReadCounters();
+  report_.BeginGeneration(current_.names, current_.syscall_owner);
+
+  std::vector<ExecLayer*> prepared;
+  auto stop_layers = [&prepared] {
+    for (ExecLayer* layer : prepared) layer->Stop();
+  };
+  for (ExecLayer* layer : o_.layers) {
+    if (absl::Status s = layer->Prepare(table_.get()); !s.ok()) {
+      err_ << "fault exec: layer " << layer->name() << ": " << Msg(s) << "\n";
+      stop_layers();
+      close_events();
+      return kExitUsage;
+    }
+    prepared.push_back(layer);
+  }
+
+  sigset_t waited, original;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  for (int sig : kForwarded) sigaddset(&waited, sig);
+  if (o_.reload_signal != 0) sigaddset(&waited, o_.reload_signal);
+  pthread_sigmask(SIG_BLOCK, &waited, &original);
+
+  SpawnRequest request;
+  request.path = *path;
+  request.argv = o_.command;
+  request.env = BuildChildEnvironment(environ, shim, table_->fd(), kStubPageAddress);
+  request.inherit_fd = table_->fd();
+  request.child_mask = original;
+  request.layers = o_.layers;
+  absl::StatusOr<pid_t> child = Spawn(request);
+  if (!child.ok()) {
+    pthread_sigmask(SIG_SETMASK, &original, nullptr);
+    err_ << "fault exec: " << Msg(child.status()) << "\n";
+    stop_layers();
+    close_events();
+    return absl::IsNotFound(child.status()) ? kExitNotFound : kExitCannotExecute;
+  }
+  for (ExecLayer* layer : o_.layers) {
+    if (absl::Status s = layer->Started(*child); !s.ok()) {
+      err_ << "fault: layer " << layer->name() << ": " << Msg(s)
+           << " (the program runs without it)\n";
+    }
+  }
+
+  int wait_status = 0;
+  int64_t next_drain = MonotonicNowNs() + kDrainIntervalNs;
+  for (;;) {
+    pid_t done = waitpid(*child, &wait_status, WNOHANG);
+    if (done == *child) break;
+    int64_t now = MonotonicNowNs();
+    if (now >= next_drain) {
+      Drain(false);
+      next_drain = now + kDrainIntervalNs;
+    }
+    int64_t wait_ns = next_drain - now;
+    timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
+    siginfo_t info;
+    int sig = sigtimedwait(&waited, &info, &timeout);
+    if (sig <= 0 || sig == SIGCHLD) continue;
+    if (sig == o_.reload_signal) {
+      Reload();
+      continue;
+    }
+    // A terminal sends its signals to the whole foreground process group,
+    // the program included: forwarding those would deliver them twice.
+    if (info.si_code == SI_KERNEL) continue;
+    kill(*child, sig);
+  }
+  stop_layers();
+  pthread_sigmask(SIG_SETMASK, &original, nullptr);
+  Drain(true);
+  FoldCounters();
+  close_events();
+  return Finish(wait_status);
+}
+
+int Runner::Finish(int wait_status) {
+  int status = 0;
+  if (WIFEXITED(wait_status)) status = WEXITSTATUS(wait_status);
+  if (!o_.quiet) {
+    SummaryInfo info;
+    info.events = events_written_;
+    info.dropped = table_->dropped_events();
+    info.incomplete = table_->incomplete_events();
+    info.has_run_seed = run_seed_.has_value();
+    info.run_seed = run_seed_.value_or(0);
+    info.run_seed_random = run_seed_random_;
+    err_ << report_.Summary(info);
+  }
+  if (o_.expect_faults) {
+    std::vector<std::string> never = report_.NeverFired();
+    bool none_loaded = report_.stats().empty();
+    if (none_loaded) err_ << "fault: --expect-faults: no policies were loaded\n";
+    for (const std::string& n : never) {
+      err_ << "fault: --expect-faults: policy \"" << n << "\" never fired\n";
+    }
+    if ((none_loaded || !never.empty()) && WIFEXITED(wait_status) && status == 0) {
+      status = kExitNeverFired;
+    }
+  }
+  if (WIFSIGNALED(wait_status)) {
+    int sig = WTERMSIG(wait_status);
+    err_ << "fault: program killed by signal " << sig << " (" << SignalName(sig) << ")"
+         << (WCOREDUMP(wait_status) ? ", core dumped" : "") << "\n";
+    status = 128 + sig;
+  }
+  err_.flush();
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
+                                                    std::vector<std::string>* warnings) {
+  fault::v1::PolicySet out;
+  if (!o.uses.empty() && o.policy_files.empty()) {
+    return absl::InvalidArgumentError("--use needs --policy FILE to take the policy from");
+  }
+  if (!o.uses.empty() && o.inline_policy.has_value()) {
+    return absl::InvalidArgumentError(
+        "--use and effect flags: give a named policy or inline fields but not both");
+  }
+  if (!o.policy_files.empty()) {
+    absl::StatusOr<fault::v1::PolicySet> files = fault::policy::LoadPolicyFiles(o.policy_files);
+    if (!files.ok()) return files.status();
+    if (o.uses.empty()) {
+      out = std::move(*files);
+    } else {
+      std::set<std::string> taken;
+      for (const std::string& name : o.uses) {
+        bool found = false;
+        for (const fault::v1::Policy& p : files->policies()) {
+          if (p.name() != name) continue;
+          found = true;
+          if (taken.insert(name).second) *out.add_policies() = p;
+        }
+        if (!found) {
+          warnings->push_back(absl::StrCat("no policy named \"", name, "\" in ",
+                                           absl::StrJoin(o.policy_files, ", "),
+                                           "; running without it"));
+        }
+      }
+    }
+  }
+  if (o.inline_policy.has_value()) {
+    for (const fault::v1::Policy& p : out.policies()) {
+      if (p.name() == o.inline_policy->name()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the effect flags make a policy named \"", p.name(),
+            "\" and a policy file has one of that name too"));
+      }
+    }
+    *out.add_policies() = *o.inline_policy;
+  }
+  return out;
+}
+
+int RunExec(const ExecOptions& options, std::ostream& err) {
+  Runner runner(options, err);
+  return runner.Run();
+}
+
+}  // namespace fault::exec

@@ -1,0 +1,62 @@
+// `fault exec` without its command line: load and compile the policies,
+// create the shared table, start the program with the shim preloaded, drain
+// events while it runs, forward signals, reload on a signal, and print the
+// summary. Returns the exit status `fault` should end with.
+//
+//   ExecOptions options;
+//   options.policy_files = {"slow_link.yaml"};
+//   options.command = {"curl", "http://127.0.0.1:8080/"};
+//   int status = RunExec(options, std::cerr);
+//
+// Not thread-safe; meant to run once per process (it blocks signals).
+#ifndef FAULT_SUPERVISOR_EXEC_EXEC_RUNNER_H_
+#define FAULT_SUPERVISOR_EXEC_EXEC_RUNNER_H_
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fault/v1/policy.pb.h"
+#include "supervisor/exec/exec_layer.h"
+#include "supervisor/exec/seed_source.h"
+
+namespace fault::exec {
+
+// Exit statuses of `fault exec` itself (the program's own pass through).
+inline constexpr int kExitUsage = 2;          // bad flags or policies; nothing started
+inline constexpr int kExitNeverFired = 3;     // --expect-faults and a policy never fired
+inline constexpr int kExitInternal = 125;     // fault failed before the program started
+inline constexpr int kExitCannotExecute = 126;
+inline constexpr int kExitNotFound = 127;
+
+struct ExecOptions {
+  std::vector<std::string> policy_files;
+  std::vector<std::string> uses;                  // --use NAME; empty: all
+  std::optional<fault::v1::Policy> inline_policy; // from the effect flags
+  std::optional<uint64_t> seed;
+  int64_t run_duration_ns = 0;
+  std::string events_path;
+  bool quiet = false;
+  bool expect_faults = false;
+  bool scopes_only = false;
+  int reload_signal = 0;                          // 0: none
+  std::string shim_path;                          // empty: FindShimLibrary()
+  std::vector<std::string> command;
+  std::vector<ExecLayer*> layers;                 // besides the shim
+  SeedSource* seeds = nullptr;                    // null: RandomSeedSource
+};
+
+// The policies a run uses: the files' (all, or those --use names, in --use
+// order) then the inline one. Unknown --use names are reported in
+// `warnings` and skipped. Errors name the file or flag.
+absl::StatusOr<fault::v1::PolicySet> SelectPolicies(
+    const ExecOptions& options, std::vector<std::string>* warnings);
+
+int RunExec(const ExecOptions& options, std::ostream& err);
+
+}  // namespace fault::exec
+
+#endif  // FAULT_SUPERVISOR_EXEC_EXEC_RUNNER_H_
