@@ -47,6 +47,16 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags);
 absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(
     const EffectFlags& flags, std::string_view name = "cli");
 
+// `fault exec` runs either a named policy (`--use NAME`, from `--policy`
+// files) or the inline policy its effect flags describe, never both: an error
+// naming the flags when both were given.
+absl::Status CheckNamedOrInline(std::string_view use_name,
+                                const EffectFlags& flags);
+
+// The canonical form of policies as a policy file (YAML, canonical units),
+// for `fault policy show`. Parsing it gives back the same policies.
+std::string FormatPolicySet(const fault::v1::PolicySet& set);
+
 }  // namespace fault::policy
 
 #endif  // FAULT_SUPERVISOR_POLICY_LOADER_H_

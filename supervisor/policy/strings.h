@@ -45,6 +45,26 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return absl::EqualsIgnoreCase(Av(a), Av(b));
 }
 
+// Quotes a value for a message: "7 ms" (control bytes as \xNN).
+inline std::string Quote(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[(c >> 4) & 0xf];
+      out += kHex[c & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
 }  // namespace fault::policy
 
 #endif  // FAULT_SUPERVISOR_POLICY_STRINGS_H_

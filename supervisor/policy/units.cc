@@ -78,25 +78,6 @@ ScaleResult Scale(const Decimal& d, uint64_t multiplier, u128 limit,
   return ScaleResult::kOk;
 }
 
-std::string Quote(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[(c >> 4) & 0xf];
-      out += kHex[c & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
-
 absl::Status Invalid(std::string_view text, std::string_view what,
                      std::string_view why) {
   return absl::InvalidArgumentError(
