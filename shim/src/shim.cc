@@ -1,0 +1,2022 @@
+// libfault_shim.so: applies the policies of the shared-memory table to the
+// libc calls of the program it is preloaded into.
+//
+// Layout of this file:
+//   state      the mapped table, the per-process hot word, the fd table,
+//              per-thread scope/index state
+//   init       constructor: resolve the real functions, map table and stub
+//   refresh    per-thread index keyed by the table's seqlock sequence
+//   helpers    sleeping, classification of fds, events, real syscalls
+//   effects    syscall rules, network send/recv/connect, DNS
+//   readiness  poll/select/epoll so that delayed operations do not report
+//              readiness early
+//   wrappers   the exported libc symbols
+//
+// The hot path when nothing can match: an fd-kind byte (for fd calls), one
+// acquire load of the table's `seq`, one relaxed load of the per-process
+// hot word and a predictable branch. No locks, no allocation, no syscalls.
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault/shim.h"
+#include "shim/src/shim_internal.h"
+
+namespace fault::shim {
+
+namespace eng = ::fault::engine;
+
+RealFns real;
+
+// ------------------------------------------------------------------ state ---
+
+namespace {
+
+constexpr int kMaxFds = 4096;
+constexpr int kMaxGates = 64;
+constexpr int64_t kForever = INT64_MAX;
+
+enum Kind : uint8_t { kUnknown = 0, kOther = 1, kTcp = 2, kUdp = 3, kFile = 4 };
+
+// Hot word bits (low 32 bits; the high 32 bits hold the table seq they
+// describe).
+enum HotBit : uint32_t {
+  kHotNet = 1u << 0,          // an active rule has network effects
+  kHotNetScoped = 1u << 1,    // a scoped-only rule has network effects
+  kHotDns = 1u << 2,          // active DNS effects, or hostname targets
+  kHotDnsScoped = 1u << 3,
+  kHotSysScoped = 1u << 4,    // a scoped-only rule has syscall rules
+  kHotFamilyShift = 8,        // bit 8 + family: an active syscall rule
+};
+
+struct Pending {
+  uint8_t valid;
+  uint8_t fail_after;  // after the wait, fail with d.err
+  int64_t ready_ns;
+  eng::NetDecision d;
+};
+
+struct FdState {
+  uint8_t valid;
+  uint8_t has_peer;
+  uint8_t host_looked;
+  uint8_t path_known;
+  uint8_t fake_connect;  // a black-holed non-blocking connect is pending
+  uint8_t in_gate_list;
+  int32_t fake_err;
+  int64_t fake_err_ns;
+  eng::Endpoint peer;
+  char host[FAULT_NAME_MAX];
+  int rule;
+  uint64_t rule_seq;
+  uint64_t rule_mask;
+  eng::ConnState cs;
+  Pending pend[2];
+  int64_t gate_ns[2];  // hide readiness of this direction until then
+  uint32_t synth[2];   // events reported once the gate has passed
+  int epfd;
+  uint64_t epdata;
+  uint32_t epevents;
+  char path[256];
+};
+
+fault_table* g_table = nullptr;
+int64_t g_start_ns = 0;
+uint64_t g_hot = 0;           // (seq32 << 32) | HotBit
+bool g_stub_failed = false;   // FAULT_STUB_PAGE given but not mappable
+uint32_t g_warned = 0;        // features already warned about
+int g_warned_scope = 0;
+
+uint8_t g_kind[kMaxFds];
+FdState g_fds[kMaxFds];
+int g_gate_list[kMaxGates];   // fd + 1, 0: free
+int g_ngates = 0;             // entries in use (approximate upper bound)
+eng::HostCache g_hosts;       // addresses getaddrinfo answered, by name
+
+struct ThreadState {
+  int in_shim = 0;
+  int depth = 0;
+  char names[FAULT_SCOPE_MAX][FAULT_NAME_MAX] = {};
+  uint64_t scope_mask = 0;
+  uint64_t scope_seq = 0;
+  eng::Index idx;
+};
+constinit thread_local ThreadState t_state __attribute__((tls_model("initial-exec")));
+
+inline uint32_t HotBits(const eng::Index& idx) {
+  uint32_t h = 0;
+  uint64_t act = idx.active, scoped = ~idx.active;
+  if (idx.net & act) h |= kHotNet;
+  if (idx.net & scoped) h |= kHotNetScoped;
+  if ((idx.dns & act) || idx.hostname) h |= kHotDns;
+  if (idx.dns & scoped) h |= kHotDnsScoped;
+  for (int f = 1; f < eng::kFamilyCount; ++f) {
+    if (idx.family_owner_rules[f] & act) h |= 1u << (kHotFamilyShift + f);
+    if (idx.family_owner_rules[f] & scoped) h |= kHotSysScoped;
+  }
+  return h;
+}
+
+// The hot check: may any rule apply to a call that needs `active` bits
+// (or `scoped` bits when the thread has a scope)?
+inline bool MaybeFault(uint32_t active, uint32_t scoped) {
+  fault_table* t = g_table;
+  if (__builtin_expect(t == nullptr, 1)) return false;
+  uint64_t s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+  uint64_t h = __atomic_load_n(&g_hot, __ATOMIC_RELAXED);
+  if (__builtin_expect(static_cast<uint32_t>(h >> 32) != static_cast<uint32_t>(s), 0))
+    return true;  // republished: the slow path refreshes
+  uint32_t need = t_state.depth ? (active | scoped) : active;
+  return (static_cast<uint32_t>(h) & need) != 0;
+}
+
+inline uint32_t FamilyHot(int family) {
+  return 1u << (kHotFamilyShift + family);
+}
+
+inline Kind KindOf(int fd) {
+  return (fd >= 0 && fd < kMaxFds) ? static_cast<Kind>(g_kind[fd]) : kOther;
+}
+
+inline void SetKind(int fd, Kind k) {
+  if (fd < 0 || fd >= kMaxFds) return;
+  g_kind[fd] = k;
+  g_fds[fd].valid = 0;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------- init ---
+
+void Warn(const char* a, const char* b, const char* c) {
+  const char* parts[3] = {a, b, c};
+  for (const char* p : parts) {
+    if (p == nullptr) continue;
+    size_t n = strlen(p);
+    while (n > 0) {
+      ssize_t w = real.write ? real.write(2, p, n) : syscall(SYS_write, 2, p, n);
+      if (w <= 0) break;
+      p += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+}
+
+#define FAULT_RESOLVE(name) \
+  real.name = reinterpret_cast<decltype(real.name)>(dlsym(RTLD_NEXT, #name))
+
+void ResolveReal() {
+  if (real.write != nullptr) return;
+  FAULT_RESOLVE(connect);
+  FAULT_RESOLVE(accept);
+  FAULT_RESOLVE(accept4);
+  FAULT_RESOLVE(send);
+  FAULT_RESOLVE(sendto);
+  FAULT_RESOLVE(sendmsg);
+  FAULT_RESOLVE(writev);
+  FAULT_RESOLVE(pwrite);
+  FAULT_RESOLVE(pwrite64);
+  FAULT_RESOLVE(recv);
+  FAULT_RESOLVE(recvfrom);
+  FAULT_RESOLVE(recvmsg);
+  FAULT_RESOLVE(read);
+  FAULT_RESOLVE(readv);
+  FAULT_RESOLVE(pread);
+  FAULT_RESOLVE(pread64);
+  FAULT_RESOLVE(close);
+  FAULT_RESOLVE(fsync);
+  FAULT_RESOLVE(fdatasync);
+  FAULT_RESOLVE(open);
+  FAULT_RESOLVE(open64);
+  FAULT_RESOLVE(openat);
+  FAULT_RESOLVE(openat64);
+  FAULT_RESOLVE(creat);
+  FAULT_RESOLVE(creat64);
+  FAULT_RESOLVE(socket);
+  FAULT_RESOLVE(dup2);
+  FAULT_RESOLVE(dup3);
+  FAULT_RESOLVE(getsockopt);
+  FAULT_RESOLVE(getaddrinfo);
+  FAULT_RESOLVE(gethostbyname);
+  FAULT_RESOLVE(gethostbyname_r);
+  FAULT_RESOLVE(poll);
+  FAULT_RESOLVE(ppoll);
+  FAULT_RESOLVE(select);
+  FAULT_RESOLVE(pselect);
+  FAULT_RESOLVE(epoll_wait);
+  FAULT_RESOLVE(epoll_pwait);
+  FAULT_RESOLVE(epoll_ctl);
+  // Last: write != null marks the table as complete.
+  auto w = reinterpret_cast<decltype(real.write)>(dlsym(RTLD_NEXT, "write"));
+  __atomic_store_n(&real.write, w, __ATOMIC_RELEASE);
+}
+
+namespace {
+
+bool RefreshIndex(ThreadState* ts);
+
+void WarnFeatures(uint32_t features) {
+  static const struct {
+    uint32_t bit;
+    const char* what;
+  } kUnimplemented[] = {
+      {eng::kFeatReorder, "packet_reorder"},
+      {eng::kFeatDuplicate, "packet_duplicate"},
+      {eng::kFeatMutation, "payload_mutation"},
+      {eng::kFeatSniTarget, "sni targets"},
+      {eng::kFeatPartition, "partition"},
+  };
+  for (const auto& u : kUnimplemented) {
+    if (!(features & u.bit)) continue;
+    uint32_t old = __atomic_fetch_or(&g_warned, u.bit, __ATOMIC_RELAXED);
+    if (old & u.bit) continue;
+    Warn("fault: warning: the loaded policy uses ", u.what,
+         ", which the preload shim does not implement; it is not applied\n");
+  }
+}
+
+__attribute__((constructor)) void ShimInit() {
+  ResolveReal();
+  const char* fd_env = getenv(FAULT_ENV_TABLE_FD);
+  if (fd_env == nullptr || fd_env[0] == 0) return;
+  char* end = nullptr;
+  long fd = strtol(fd_env, &end, 10);
+  if (end == fd_env || *end != 0 || fd < 0) {
+    Warn("fault: FAULT_TABLE_FD=", fd_env, " is not a file descriptor; running without faults\n");
+    return;
+  }
+  struct stat st;
+  if (fstat(static_cast<int>(fd), &st) != 0 ||
+      static_cast<size_t>(st.st_size) < sizeof(fault_table)) {
+    Warn("fault: FAULT_TABLE_FD=", fd_env,
+         " is not a policy table (closed or too small); running without faults\n");
+    return;
+  }
+  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED,
+                 static_cast<int>(fd), 0);
+  if (p == MAP_FAILED) {
+    Warn("fault: cannot map the policy table FAULT_TABLE_FD=", fd_env,
+         "; running without faults\n");
+    return;
+  }
+  auto* t = static_cast<fault_table*>(p);
+  if (!eng::TableValid(t)) {
+    munmap(p, sizeof(fault_table));
+    Warn("fault: FAULT_TABLE_FD=", fd_env,
+         " has a wrong magic, layout version or size; running without faults\n");
+    return;
+  }
+  g_start_ns = t->start_ns;
+  MapStubPage(getenv(FAULT_ENV_STUB_PAGE), &g_stub_failed);
+  g_table = t;
+  t_state.in_shim = 1;
+  RefreshIndex(&t_state);
+  t_state.in_shim = 0;
+}
+
+// ---------------------------------------------------------------- refresh ---
+
+// Makes ts->idx describe the current table. False: no consistent snapshot
+// (the writer died mid-publish); the caller then applies nothing.
+bool RefreshIndex(ThreadState* ts) {
+  fault_table* t = g_table;
+  uint64_t s = eng::LoadSeq(t);
+  if (ts->idx.seq == s && s != 0) return true;
+  eng::Index idx;
+  if (!eng::BuildIndex(t, &idx)) return false;
+  ts->idx = idx;
+  uint64_t hot = (idx.seq << 32) | HotBits(idx);
+  __atomic_store_n(&g_hot, hot, __ATOMIC_RELAXED);
+  WarnFeatures(idx.features);
+  return true;
+}
+
+uint64_t ScopeMask(ThreadState* ts) {
+  if (ts->depth == 0) return 0;
+  if (ts->scope_seq == ts->idx.seq) return ts->scope_mask;
+  uint64_t m = 0;
+  for (int i = 0; i < ts->depth; ++i) {
+    int r = eng::FindRuleByName(g_table, ts->idx, ts->names[i]);
+    if (r >= 0) m |= uint64_t{1} << r;
+  }
+  ts->scope_mask = m;
+  ts->scope_seq = ts->idx.seq;
+  return m;
+}
+
+// One slow-path entry: guards recursion, refreshes the index.
+struct Slow {
+  ThreadState* ts;
+  bool ok;
+  uint64_t mask;  // rules that apply to this thread
+  explicit Slow() : ts(&t_state), ok(false), mask(0) {
+    if (ts->in_shim || g_table == nullptr) return;
+    ts->in_shim = 1;
+    if (!RefreshIndex(ts)) return;
+    mask = ts->idx.active | ScopeMask(ts);
+    ok = true;
+  }
+  ~Slow() {
+    if (ts->in_shim && ok) ts->in_shim = 0;
+    else if (ts->in_shim && !ok && g_table != nullptr) ts->in_shim = 0;
+  }
+  Slow(const Slow&) = delete;
+  Slow& operator=(const Slow&) = delete;
+  const eng::Index& idx() const { return ts->idx; }
+};
+
+// Families the seccomp filter covers but the stub is not there for: the
+// shim leaves them to the seccomp layer entirely.
+inline bool LeftToSeccomp(const eng::Index& idx, int family) {
+  return (idx.families_mask & eng::FamilyBit(family)) && g_stub == nullptr;
+}
+
+// True when real syscalls of `family` must go through the stub.
+inline bool ViaStub(const eng::Index& idx, int family) {
+  return g_stub != nullptr && (idx.families_mask & eng::FamilyBit(family));
+}
+
+inline long StubResult(long r) {
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+inline long Raw(long nr, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0,
+                long a5 = 0, long a6 = 0) {
+  return StubResult(g_stub(nr, a1, a2, a3, a4, a5, a6));
+}
+
+// ---------------------------------------------------------------- helpers ---
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Sleeps `ns` (kForever: until the process ends), resuming after signals.
+void SleepNs(int64_t ns) {
+  if (ns <= 0) return;
+  int64_t now = NowNs();
+  int64_t until = ns >= kForever - now ? kForever : now + ns;
+  for (;;) {
+    int64_t target = until == kForever ? NowNs() + 3600LL * 1000000000 : until;
+    struct timespec ts = {static_cast<time_t>(target / 1000000000),
+                          static_cast<long>(target % 1000000000)};
+    int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    if (rc == 0 && until != kForever) return;
+    if (rc != 0 && rc != EINTR) return;
+    if (until != kForever && NowNs() >= until) return;
+  }
+}
+
+bool IsNonblock(int fd, int flags) {
+  if (flags & MSG_DONTWAIT) return true;
+  int fl = fcntl(fd, F_GETFL);
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+// SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 if none.
+int64_t SockTimeoutNs(int fd, int opt) {
+  struct timeval tv = {0, 0};
+  socklen_t len = sizeof(tv);
+  if (real.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0) return 0;
+  return int64_t{tv.tv_sec} * 1000000000 + int64_t{tv.tv_usec} * 1000;
+}
+
+FdState& State(int fd) {
+  FdState& st = g_fds[fd];
+  if (!st.valid) {
+    memset(static_cast<void*>(&st), 0, sizeof(st));
+    st.rule = -1;
+    st.epfd = -1;
+    st.valid = 1;
+  }
+  return st;
+}
+
+void LearnPeer(int fd, FdState& st) {
+  if (st.has_peer) return;
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+      eng::SetEndpointAddress(&st.peer, &ss, len))
+    st.has_peer = 1;
+}
+
+// Classifies an fd the shim has not seen (inherited, dup'ed, opened before
+// the shim loaded). Only on slow paths.
+Kind Classify(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return kOther;
+  Kind k = static_cast<Kind>(g_kind[fd]);
+  if (k != kUnknown) return k;
+  struct stat st;
+  k = kOther;
+  if (fstat(fd, &st) == 0) {
+    if (S_ISSOCK(st.st_mode)) {
+      int domain = 0, type = 0;
+      socklen_t len = sizeof(int);
+      real.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+      len = sizeof(int);
+      real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+      if (domain == AF_INET || domain == AF_INET6) {
+        if (type == SOCK_STREAM) k = kTcp;
+        else if (type == SOCK_DGRAM) k = kUdp;
+      }
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      k = kFile;
+    }
+  }
+  g_kind[fd] = k;
+  FdState& s = g_fds[fd];
+  s.valid = 0;
+  State(fd);
+  return k;
+}
+
+const char* FilePath(int fd) {
+  FdState& st = State(fd);
+  if (!st.path_known) {
+    char link[32] = "/proc/self/fd/";
+    char num[12];
+    int n = 0, v = fd;
+    do {
+      num[n++] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v && n < 11);
+    int p = 14;
+    while (n) link[p++] = num[--n];
+    link[p] = 0;
+    ssize_t r = readlink(link, st.path, sizeof(st.path) - 1);
+    st.path[r > 0 ? r : 0] = 0;
+    st.path_known = 1;
+  }
+  return st.path;
+}
+
+// Absolute form of an open() path (relative to cwd or dirfd).
+void ResolvePath(int dirfd, const char* path, char* out, size_t n) {
+  out[0] = 0;
+  if (path == nullptr) return;
+  if (path[0] == '/') {
+    eng::CopyString(out, path, n);
+    return;
+  }
+  char base[256];
+  base[0] = 0;
+  if (dirfd == AT_FDCWD) {
+    if (getcwd(base, sizeof(base)) == nullptr) base[0] = 0;
+  } else if (dirfd >= 0 && dirfd < kMaxFds) {
+    eng::CopyString(base, FilePath(dirfd), sizeof(base));
+  }
+  size_t l = eng::CopyString(out, base, n);
+  if (l + 1 < n && l > 0 && out[l - 1] != '/') {
+    out[l++] = '/';
+    out[l] = 0;
+  }
+  if (l < n) eng::CopyString(out + l, path, n - l);
+}
+
+void FormatEndpoint(const eng::Endpoint& ep, char* out, size_t n) {
+  char a[INET6_ADDRSTRLEN] = "";
+  if (ep.family == AF_INET || ep.family == AF_INET6)
+    inet_ntop(ep.family, ep.addr, a, sizeof(a));
+  char port[8];
+  int pn = 0;
+  unsigned v = ep.port;
+  char rev[8];
+  do {
+    rev[pn++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  int j = 0;
+  while (pn) port[j++] = rev[--pn];
+  port[j] = 0;
+  size_t l = 0;
+  if (ep.family == AF_INET6) l = eng::CopyString(out, "[", n);
+  if (l < n) l += eng::CopyString(out + l, a, n - l);
+  if (ep.family == AF_INET6 && l < n) l += eng::CopyString(out + l, "]", n - l);
+  if (l < n) l += eng::CopyString(out + l, ":", n - l);
+  if (l < n) eng::CopyString(out + l, port, n - l);
+}
+
+void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
+          int64_t value, const char* target) {
+  fault_event ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.time_ns = eng::RealtimeNs();
+  ev.pid = static_cast<int32_t>(getpid());
+  ev.tid = static_cast<int32_t>(syscall(SYS_gettid));
+  ev.rule = static_cast<uint16_t>(rule < 0 ? 0 : rule);
+  ev.syscall_rule = static_cast<uint16_t>(syscall_rule < 0 ? 0 : syscall_rule + 1);
+  ev.op = op;
+  ev.effect = effect;
+  ev.value = value;
+  ev.layer = 1;
+  if (target) {
+    size_t l = strlen(target);
+    // Keep the tail of long paths: the file name is the informative part.
+    const char* t = l >= FAULT_NAME_MAX ? target + (l - (FAULT_NAME_MAX - 1)) : target;
+    eng::CopyString(ev.target, t, sizeof(ev.target));
+  }
+  eng::EmitEvent(g_table, ev);
+}
+
+// ------------------------------------------------------------------ gates ---
+
+void GateListAdd(int fd, FdState& st) {
+  if (st.in_gate_list) return;
+  for (int i = 0; i < kMaxGates; ++i) {
+    int expect = 0;
+    if (__atomic_compare_exchange_n(&g_gate_list[i], &expect, fd + 1, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+      st.in_gate_list = 1;
+      __atomic_fetch_add(&g_ngates, 1, __ATOMIC_RELEASE);
+      return;
+    }
+  }
+}
+
+void GateListRemove(int fd, FdState& st) {
+  if (!st.in_gate_list) return;
+  for (int i = 0; i < kMaxGates; ++i) {
+    int expect = fd + 1;
+    if (__atomic_compare_exchange_n(&g_gate_list[i], &expect, 0, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+      __atomic_fetch_sub(&g_ngates, 1, __ATOMIC_RELEASE);
+      break;
+    }
+  }
+  st.in_gate_list = 0;
+}
+
+// Hides readiness of `dir` on `fd` until `until`; afterwards `synth`
+// events (0: whatever the kernel reports) are reported.
+void GateSet(int fd, FdState& st, int dir, int64_t until, uint32_t synth) {
+  st.gate_ns[dir] = until;
+  st.synth[dir] = synth;
+  GateListAdd(fd, st);
+}
+
+void GateClear(int fd, FdState& st, int dir) {
+  st.gate_ns[dir] = 0;
+  st.synth[dir] = 0;
+  if (st.gate_ns[0] == 0 && st.gate_ns[1] == 0 && !st.fake_connect)
+    GateListRemove(fd, st);
+}
+
+void ResetFd(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return;
+  FdState& st = g_fds[fd];
+  if (st.valid && st.in_gate_list) GateListRemove(fd, st);
+  g_kind[fd] = kUnknown;
+  st.valid = 0;
+}
+
+// ----------------------------------------------------------- syscall rules ---
+
+// Evaluates syscall rules; returns true if the call must fail (errno set).
+// Delays are slept here.
+bool ApplySyscallRules(const Slow& s, int family, uint16_t op, const char* path) {
+  const eng::Index& idx = s.idx();
+  eng::SyscallDecision d;
+  int64_t now = NowNs();
+  bool fired = eng::DecideSyscall(g_table, idx, family, path, s.mask, now, &d);
+  // fsync rules also cover fdatasync: both are the durability call a user
+  // means by "fsync".
+  if (!fired && family == eng::kFamilyFdatasync)
+    fired = eng::DecideSyscall(g_table, idx, eng::kFamilyFsync, path, s.mask, now, &d);
+  if (!fired) return false;
+  if (d.action == eng::kActionDelay) {
+    Emit(d.rule, d.index, op, FAULT_EFFECT_DELAY, d.delay_ns, path);
+    SleepNs(d.delay_ns);
+    return false;
+  }
+  Emit(d.rule, d.index, op, FAULT_EFFECT_DENY, d.err, path);
+  errno = d.err ? d.err : EIO;
+  return true;
+}
+
+inline uint32_t SysHot(int family) {
+  uint32_t h = FamilyHot(family);
+  if (family == eng::kFamilyFdatasync) h |= FamilyHot(eng::kFamilyFsync);
+  return h;
+}
+
+// ----------------------------------------------------------------- network ---
+
+size_t IovLen(const iovec* iov, size_t n) {
+  size_t t = 0;
+  for (size_t i = 0; i < n; ++i) t += iov[i].iov_len;
+  return t;
+}
+
+// Truncates a copy of `m`'s iov to `max` bytes into `iov_out` (capacity
+// kIov). Returns the number of entries.
+constexpr int kIov = 64;
+size_t TruncIov(const iovec* in, size_t n, size_t max, iovec* out) {
+  size_t k = 0, left = max;
+  for (size_t i = 0; i < n && k < kIov && left > 0; ++i) {
+    out[k] = in[i];
+    if (out[k].iov_len > left) out[k].iov_len = left;
+    left -= out[k].iov_len;
+    ++k;
+  }
+  return k;
+}
+
+// Advances an iov copy by `done` bytes.
+size_t AdvanceIov(iovec* iov, size_t n, size_t done) {
+  size_t i = 0;
+  while (i < n && done >= iov[i].iov_len) {
+    done -= iov[i].iov_len;
+    ++i;
+  }
+  if (i < n) {
+    iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + done;
+    iov[i].iov_len -= done;
+  }
+  for (size_t j = 0; i + j < n; ++j) iov[j] = iov[i + j];
+  return n - i;
+}
+
+ssize_t RealSendmsg(const eng::Index& idx, int fd, const msghdr* m, int flags) {
+  if (ViaStub(idx, eng::kFamilySend))
+    return Raw(SYS_sendmsg, fd, reinterpret_cast<long>(m), flags);
+  return real.sendmsg(fd, m, flags);
+}
+
+ssize_t RealRecvmsg(const eng::Index& idx, int fd, msghdr* m, int flags) {
+  if (ViaStub(idx, eng::kFamilyRecv))
+    return Raw(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags);
+  return real.recvmsg(fd, m, flags);
+}
+
+// Picks the rule for `ep` (cached per connection for the peer).
+int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
+  const eng::Index& idx = s.idx();
+  uint64_t cand = idx.net & s.mask;
+  if (!cand) return -1;
+  if (cache && st->rule_seq == idx.seq && st->rule_mask == s.mask) return st->rule;
+  eng::Endpoint e = ep;
+  char name[FAULT_NAME_MAX];
+  if ((idx.hostname & cand) && e.family != 0 &&
+      eng::HostCacheLookup(&g_hosts, e.family, e.addr, name))
+    e.hostname = name;
+  int r = eng::PickRule(g_table, idx, cand, e);
+  if (cache) {
+    st->rule = r;
+    st->rule_seq = idx.seq;
+    st->rule_mask = s.mask;
+  }
+  return r;
+}
+
+
+// Decides one network op for `rule`. False: nothing applies.
+bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
+            uint64_t bytes, eng::NetDecision* d, fault_rule* r) {
+  if (!eng::ReadRule(g_table, s.idx().seq, rule, r)) return false;
+  int64_t now = NowNs();
+  double factor = eng::ScheduleFactor(r->schedule, now - g_start_ns);
+  eng::DecideNet(g_table, *r, rule, op, kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP,
+                 &st.cs, bytes, now, factor, d);
+  return d->rule >= 0;
+}
+
+void EmitNet(const eng::NetDecision& d, uint16_t op, const eng::Endpoint& ep) {
+  if (!d.fired) return;
+  char target[FAULT_NAME_MAX];
+  FormatEndpoint(ep, target, sizeof(target));
+  Emit(d.rule, -1, op, d.effect, d.value, target);
+}
+
+// Send path for TCP/UDP sockets with a matching rule. `m` is the caller's
+// message (iov, optional destination, control).
+ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
+                uint16_t op) {
+  const eng::Index& idx = s.idx();
+  FdState& st = State(fd);
+  eng::Endpoint ep;
+  bool cache = true;
+  if (m->msg_name != nullptr && m->msg_namelen > 0 &&
+      eng::SetEndpointAddress(&ep, m->msg_name, m->msg_namelen)) {
+    cache = false;
+  } else {
+    LearnPeer(fd, st);
+    ep = st.peer;
+  }
+  ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
+  int rule = PickFor(s, &st, ep, cache);
+  if (rule < 0) return RealSendmsg(idx, fd, m, flags);
+  size_t total = IovLen(m->msg_iov, m->msg_iovlen);
+  bool nonblock = IsNonblock(fd, flags);
+  eng::NetDecision d;
+  fault_rule r;
+  Pending& p = st.pend[eng::kUplink];
+  if (p.valid) {
+    if (NowNs() < p.ready_ns) {
+      errno = EAGAIN;
+      return -1;
+    }
+    d = p.d;
+    p.valid = 0;
+    GateClear(fd, st, eng::kUplink);
+    if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return RealSendmsg(idx, fd, m, flags);
+    if (p.fail_after) {
+      errno = d.err;
+      return -1;
+    }
+  } else {
+    if (!Decide(s, rule, eng::NetOp::kSend, kind, st, total, &d, &r))
+      return RealSendmsg(idx, fd, m, flags);
+    EmitNet(d, op, ep);
+    int64_t wait = d.delay_ns + (d.stall_ns > 0 ? d.stall_ns : 0);
+    bool fail_after = d.stall_ns >= 0;
+    if (wait > 0 && nonblock) {
+      p.d = d;
+      p.d.delay_ns = 0;
+      p.d.stall_ns = -1;
+      p.fail_after = fail_after;
+      p.ready_ns = wait == kForever ? kForever : NowNs() + wait;
+      p.valid = 1;
+      GateSet(fd, st, eng::kUplink, p.ready_ns, fail_after ? (POLLOUT | POLLERR) : 0);
+      errno = EAGAIN;
+      return -1;
+    }
+    SleepNs(wait);
+    if (fail_after) {
+      errno = d.err ? d.err : ETIMEDOUT;
+      return -1;
+    }
+  }
+  if (d.err) {
+    errno = d.err;
+    return -1;
+  }
+  if (d.drop) {
+    eng::AccountBytes(&st.cs, eng::kUplink, total);
+    return static_cast<ssize_t>(total);
+  }
+  size_t limit = total;
+  if (d.max_bytes < limit) limit = static_cast<size_t>(d.max_bytes);
+  const fault_link& l = r.uplink;
+  iovec iov[kIov];
+  size_t niov = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
+  msghdr mm = *m;
+  if (l.rate_bps == 0) {
+    mm.msg_iov = iov;
+    mm.msg_iovlen = niov;
+    ssize_t n = RealSendmsg(idx, fd, &mm, flags);
+    if (n > 0) eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    return n;
+  }
+  // Token bucket: datagrams go whole; streams in bucket-sized pieces.
+  size_t done = 0;
+  size_t left = IovLen(iov, niov);
+  for (int rounds = 0; left > 0; ++rounds) {
+    int64_t wait;
+    uint64_t want = left;
+    uint64_t got;
+    if (kind == kUdp) {
+      got = eng::TokenBucketTake(&st.cs.bucket[eng::kUplink], l.rate_bps,
+                                 l.rate_burst_bytes, NowNs(), want, &wait);
+      if (got > 0 && got < want) {  // take the rest as debt: datagrams are whole
+        st.cs.bucket[eng::kUplink].tokens -=
+            static_cast<int64_t>(want - got) * 8 * 1000000000LL;
+        got = want;
+      }
+    } else {
+      got = eng::TokenBucketTake(&st.cs.bucket[eng::kUplink], l.rate_bps,
+                                 l.rate_burst_bytes, NowNs(), want, &wait);
+    }
+    if (got == 0) {
+      if (done > 0) break;
+      if (nonblock) {
+        GateSet(fd, st, eng::kUplink, NowNs() + wait, 0);
+        errno = EAGAIN;
+        return -1;
+      }
+      SleepNs(wait);
+      continue;
+    }
+    iovec part[kIov];
+    size_t np = TruncIov(iov, niov, got, part);
+    mm.msg_iov = part;
+    mm.msg_iovlen = np;
+    ssize_t n = RealSendmsg(idx, fd, &mm, flags);
+    if (n < 0) {
+      if (done > 0) break;
+      return -1;
+    }
+    eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    done += static_cast<size_t>(n);
+    left -= static_cast<size_t>(n);
+    niov = AdvanceIov(iov, niov, static_cast<size_t>(n));
+    mm.msg_control = nullptr;  // ancillary data goes with the first piece
+    mm.msg_controllen = 0;
+    if (static_cast<uint64_t>(n) < got || nonblock) break;
+  }
+  return static_cast<ssize_t>(done);
+}
+
+// Receive path for TCP/UDP sockets. `m` is the caller's message; its
+// msg_name (if any) is filled.
+ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t op) {
+  const eng::Index& idx = s.idx();
+  FdState& st = State(fd);
+  bool nonblock = IsNonblock(fd, flags);
+  LearnPeer(fd, st);
+  size_t total = IovLen(m->msg_iov, m->msg_iovlen);
+  for (int attempt = 0; attempt < 1 << 20; ++attempt) {
+    eng::Endpoint ep = st.peer;
+    bool cache = true;
+    bool peeked = false;
+    if (kind == kUdp && !st.has_peer) {
+      // The rule depends on the sender: look at the next datagram first.
+      sockaddr_storage from;
+      char byte;
+      iovec one = {&byte, 1};
+      msghdr pm;
+      memset(&pm, 0, sizeof(pm));
+      pm.msg_name = &from;
+      pm.msg_namelen = sizeof(from);
+      pm.msg_iov = &one;
+      pm.msg_iovlen = 1;
+      ssize_t n = RealRecvmsg(idx, fd, &pm, MSG_PEEK | (nonblock ? MSG_DONTWAIT : 0));
+      if (n < 0) return -1;
+      if (!eng::SetEndpointAddress(&ep, &from, pm.msg_namelen)) return RealRecvmsg(idx, fd, m, flags);
+      cache = false;
+      peeked = true;
+    }
+    ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
+    int rule = PickFor(s, &st, ep, cache);
+    if (rule < 0) return RealRecvmsg(idx, fd, m, flags);
+    fault_rule r;
+    eng::NetDecision d;
+    Pending& p = st.pend[eng::kDownlink];
+    bool delay_after = false;
+    if (p.valid) {
+      if (NowNs() < p.ready_ns) {
+        errno = EAGAIN;
+        return -1;
+      }
+      d = p.d;
+      p.valid = 0;
+      GateClear(fd, st, eng::kDownlink);
+      if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return RealRecvmsg(idx, fd, m, flags);
+      if (p.fail_after) {
+        errno = d.err;
+        return -1;
+      }
+    } else {
+      if (nonblock && !peeked) {
+        // Decide only when there is something to receive, unless the rule
+        // stalls receives regardless (timeout, black hole, half-open).
+        char byte;
+        ssize_t n = real.recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          fault_rule probe;
+          if (!eng::ReadRule(g_table, idx.seq, rule, &probe)) return -1;
+          if (!(probe.timeout_recv_ns > 0 || (probe.flags & FAULT_RULE_BLACKHOLE) ||
+                st.cs.half_open || st.cs.budget_hit || st.cs.reset)) {
+            errno = EAGAIN;
+            return -1;
+          }
+        }
+      }
+      if (!Decide(s, rule, eng::NetOp::kRecv, kind, st, total, &d, &r))
+        return RealRecvmsg(idx, fd, m, flags);
+      EmitNet(d, op, ep);
+      if (d.stall_ns >= 0) {
+        int64_t stall = d.stall_ns;
+        int err = d.err ? d.err : ETIMEDOUT;
+        if (nonblock) {
+          p.d = d;
+          p.fail_after = 1;
+          p.ready_ns = stall == kForever ? kForever : NowNs() + stall;
+          p.valid = 1;
+          GateSet(fd, st, eng::kDownlink, p.ready_ns,
+                  stall == kForever ? 0 : (POLLIN | POLLERR));
+          errno = EAGAIN;
+          return -1;
+        }
+        int64_t rcvtimeo = SockTimeoutNs(fd, SO_RCVTIMEO);
+        if (rcvtimeo > 0 && rcvtimeo < stall) {
+          SleepNs(rcvtimeo);
+          errno = EAGAIN;
+          return -1;
+        }
+        SleepNs(stall);
+        errno = err;
+        return -1;
+      }
+      if (d.delay_ns > 0) {
+        if (nonblock) {
+          p.d = d;
+          p.d.delay_ns = 0;
+          p.fail_after = 0;
+          p.ready_ns = NowNs() + d.delay_ns;
+          p.valid = 1;
+          GateSet(fd, st, eng::kDownlink, p.ready_ns, 0);
+          errno = EAGAIN;
+          return -1;
+        }
+        delay_after = true;  // blocking: the data arrives, then is held
+      }
+    }
+    if (d.err) {
+      errno = d.err;
+      return -1;
+    }
+    if (d.eof) return 0;
+    size_t limit = total;
+    if (d.max_bytes < limit) limit = static_cast<size_t>(d.max_bytes);
+    const fault_link& l = r.downlink;
+    if (l.rate_bps != 0 && kind == kTcp) {
+      for (int rounds = 0; rounds < 1 << 20; ++rounds) {
+        int64_t wait;
+        uint64_t got = eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
+                                            l.rate_burst_bytes, NowNs(), limit, &wait);
+        if (got > 0) {
+          limit = static_cast<size_t>(got);
+          break;
+        }
+        if (nonblock) {
+          GateSet(fd, st, eng::kDownlink, NowNs() + wait, 0);
+          errno = EAGAIN;
+          return -1;
+        }
+        SleepNs(wait);
+      }
+    }
+    iovec iov[kIov];
+    msghdr mm = *m;
+    mm.msg_iov = iov;
+    mm.msg_iovlen = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
+    ssize_t n = RealRecvmsg(idx, fd, &mm, flags);
+    m->msg_namelen = mm.msg_namelen;
+    m->msg_controllen = mm.msg_controllen;
+    m->msg_flags = mm.msg_flags;
+    if (n < 0) return -1;
+    if (d.drop) {  // a lost datagram: received and discarded
+      if (delay_after) delay_after = false;
+      continue;
+    }
+    eng::AccountBytes(&st.cs, eng::kDownlink, static_cast<uint64_t>(n));
+    if (l.rate_bps != 0 && kind == kUdp && n > 0) {
+      // Datagrams are whole: pay for the received size before returning.
+      int64_t wait;
+      for (int rounds = 0; rounds < 1 << 20; ++rounds) {
+        uint64_t got = eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
+                                            l.rate_burst_bytes, NowNs(),
+                                            static_cast<uint64_t>(n), &wait);
+        if (got > 0) {
+          if (got < static_cast<uint64_t>(n))
+            st.cs.bucket[eng::kDownlink].tokens -=
+                static_cast<int64_t>(static_cast<uint64_t>(n) - got) * 8 * 1000000000LL;
+          break;
+        }
+        SleepNs(wait);
+      }
+    }
+    if (delay_after) SleepNs(d.delay_ns);
+    return n;
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
+int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr, socklen_t len) {
+  const eng::Index& idx = s.idx();
+  auto real_connect = [&]() -> int {
+    if (ViaStub(idx, eng::kFamilyConnect))
+      return static_cast<int>(Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
+    return real.connect(fd, addr, len);
+  };
+  FdState& st = State(fd);
+  if (st.fake_connect) {  // connect() again on a black-holed attempt
+    if (NowNs() < st.fake_err_ns) {
+      errno = EALREADY;
+      return -1;
+    }
+    st.fake_connect = 0;
+    GateClear(fd, st, eng::kUplink);
+    GateClear(fd, st, eng::kDownlink);
+    errno = st.fake_err;
+    return -1;
+  }
+  eng::Endpoint ep;
+  if (!eng::SetEndpointAddress(&ep, addr, len)) return real_connect();
+  ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
+  st.peer = ep;
+  st.has_peer = 1;
+  st.rule_seq = 0;
+  st.host_looked = 0;
+  int rule = PickFor(s, &st, ep, true);
+  if (rule < 0) return real_connect();
+  eng::NetDecision d;
+  fault_rule r;
+  if (kind == kUdp) {
+    // A UDP connect sends nothing: only set the peer; effects apply per datagram.
+    return real_connect();
+  }
+  if (!Decide(s, rule, eng::NetOp::kConnect, kind, st, 0, &d, &r)) return real_connect();
+  EmitNet(d, FAULT_OP_CONNECT, ep);
+  bool nonblock = IsNonblock(fd, 0);
+  if (d.stall_ns >= 0) {  // black-holed SYN: never reaches the kernel
+    int err = d.err ? d.err : ETIMEDOUT;
+    if (nonblock) {
+      st.fake_connect = 1;
+      st.fake_err = err;
+      st.fake_err_ns = NowNs() + d.stall_ns;
+      uint32_t ev = POLLIN | POLLOUT | POLLERR | POLLHUP;
+      GateSet(fd, st, eng::kUplink, st.fake_err_ns, ev);
+      GateSet(fd, st, eng::kDownlink, st.fake_err_ns, ev);
+      errno = EINPROGRESS;
+      return -1;
+    }
+    int64_t sndtimeo = SockTimeoutNs(fd, SO_SNDTIMEO);
+    if (sndtimeo > 0 && sndtimeo < d.stall_ns) {
+      SleepNs(sndtimeo);
+      errno = EINPROGRESS;  // what Linux reports when SO_SNDTIMEO cuts a connect
+      return -1;
+    }
+    SleepNs(d.stall_ns);
+    errno = err;
+    return -1;
+  }
+  if (d.err) {
+    errno = d.err;
+    return -1;
+  }
+  if (d.delay_ns > 0) {
+    if (nonblock) {
+      int rc = real_connect();
+      if (rc == 0 || errno == EINPROGRESS) {
+        GateSet(fd, st, eng::kUplink, NowNs() + d.delay_ns, 0);
+        errno = EINPROGRESS;
+      }
+      return -1;
+    }
+    SleepNs(d.delay_ns);
+  }
+  return real_connect();
+}
+
+// ---------------------------------------------------------------- readiness ---
+
+inline bool GatesPossible() {
+  return __atomic_load_n(&g_ngates, __ATOMIC_ACQUIRE) > 0;
+}
+
+// For fd: events to hide now, events to add now, and the next time this
+// changes (0: never).
+void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add, int64_t* next) {
+  *hide = 0;
+  *add = 0;
+  if (fd < 0 || fd >= kMaxFds) return;
+  FdState& st = g_fds[fd];
+  if (!st.valid || !st.in_gate_list) return;
+  static const uint32_t kDirEvents[2] = {POLLOUT, POLLIN};
+  for (int dir = 0; dir < 2; ++dir) {
+    int64_t g = st.gate_ns[dir];
+    if (g == 0) continue;
+    if (now < g) {
+      *hide |= kDirEvents[dir];
+      if (st.fake_connect) *hide |= POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
+      if (*next == 0 || g < *next) *next = g;
+    } else if (st.synth[dir]) {
+      *add |= st.synth[dir];
+    } else {
+      GateClear(fd, st, dir);  // a plain gate that passed
+    }
+  }
+}
+
+int64_t TimeoutToDeadline(int timeout_ms, int64_t now) {
+  if (timeout_ms < 0) return kForever;
+  return now + int64_t{timeout_ms} * 1000000;
+}
+
+int MsUntil(int64_t deadline, int64_t now) {
+  if (deadline == kForever) return -1;
+  int64_t d = deadline - now;
+  if (d <= 0) return 0;
+  int64_t ms = (d + 999999) / 1000000;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
+
+// poll with gates. `call(ms)` performs the real poll with a timeout.
+template <typename Call>
+int GatedPoll(pollfd* fds, nfds_t nfds, int64_t deadline, Call call) {
+  constexpr int kSaved = 128;
+  for (int round = 0; round < 100000; ++round) {
+    int64_t now = NowNs();
+    int64_t next = 0;
+    struct {
+      nfds_t i;
+      int fd;
+      short events;
+      uint32_t add;
+    } saved[kSaved];
+    int ns = 0;
+    int synth_ready = 0;
+    for (nfds_t i = 0; i < nfds && ns < kSaved; ++i) {
+      uint32_t hide, add;
+      GateView(fds[i].fd, now, &hide, &add, &next);
+      if (!hide && !add) continue;
+      saved[ns] = {i, fds[i].fd, fds[i].events, add & (fds[i].events | POLLERR | POLLHUP)};
+      if (saved[ns].add) ++synth_ready;
+      if (hide & POLLHUP) fds[i].fd = ~fds[i].fd;  // hide the fd entirely
+      else fds[i].events = static_cast<short>(fds[i].events & ~hide);
+      ++ns;
+    }
+    int64_t until = deadline;
+    if (next != 0 && next < until) until = next;
+    int ms = synth_ready ? 0 : MsUntil(until, now);
+    int n = call(ms);
+    int err = errno;
+    for (int k = 0; k < ns; ++k) {
+      pollfd& p = fds[saved[k].i];
+      p.fd = saved[k].fd;
+      p.events = saved[k].events;
+      if (saved[k].add) {
+        if (p.revents == 0 && n >= 0) ++n;
+        p.revents = static_cast<short>(p.revents | saved[k].add);
+      }
+    }
+    if (n != 0) {
+      errno = err;
+      return n;
+    }
+    now = NowNs();
+    if (now >= deadline) return 0;
+  }
+  return 0;
+}
+
+template <typename Call>
+int GatedSelect(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, Call call) {
+  for (int round = 0; round < 100000; ++round) {
+    int64_t now = NowNs();
+    int64_t next = 0;
+    fd_set rs, ws, es;
+    if (r) rs = *r;
+    if (w) ws = *w;
+    if (e) es = *e;
+    fd_set add_r, add_w;
+    FD_ZERO(&add_r);
+    FD_ZERO(&add_w);
+    int synth = 0;
+    int lim = nfds < kMaxFds ? nfds : kMaxFds;
+    for (int fd = 0; fd < lim && fd < FD_SETSIZE; ++fd) {
+      bool in_r = r && FD_ISSET(fd, r), in_w = w && FD_ISSET(fd, w);
+      if (!in_r && !in_w) continue;
+      uint32_t hide, add;
+      GateView(fd, now, &hide, &add, &next);
+      if (in_r && (hide & POLLIN)) FD_CLR(fd, &rs);
+      if (in_w && (hide & POLLOUT)) FD_CLR(fd, &ws);
+      if (in_r && (add & (POLLIN | POLLERR | POLLHUP))) {
+        FD_SET(fd, &add_r);
+        ++synth;
+      }
+      if (in_w && (add & (POLLOUT | POLLERR | POLLHUP))) {
+        FD_SET(fd, &add_w);
+        ++synth;
+      }
+    }
+    int64_t until = deadline;
+    if (next != 0 && next < until) until = next;
+    int64_t wait_ns = synth ? 0 : (until == kForever ? -1 : until - now);
+    if (wait_ns < -1) wait_ns = 0;
+    int n = call(nfds, r ? &rs : nullptr, w ? &ws : nullptr, e ? &es : nullptr, wait_ns);
+    if (n < 0) return n;
+    int total = 0;
+    fd_set outr, outw, oute;
+    FD_ZERO(&outr);
+    FD_ZERO(&outw);
+    FD_ZERO(&oute);
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; ++fd) {
+      if (r && (FD_ISSET(fd, &rs) || FD_ISSET(fd, &add_r))) {
+        FD_SET(fd, &outr);
+        ++total;
+      }
+      if (w && (FD_ISSET(fd, &ws) || FD_ISSET(fd, &add_w))) {
+        FD_SET(fd, &outw);
+        ++total;
+      }
+      if (e && FD_ISSET(fd, &es)) {
+        FD_SET(fd, &oute);
+        ++total;
+      }
+    }
+    if (total > 0 || NowNs() >= deadline) {
+      if (r) *r = outr;
+      if (w) *w = outw;
+      if (e) *e = oute;
+      return total;
+    }
+  }
+  return 0;
+}
+
+template <typename Call>
+int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, Call call) {
+  for (int round = 0; round < 100000; ++round) {
+    int64_t now = NowNs();
+    int64_t next = 0;
+    // Gated fds registered with this epoll instance.
+    int gated[kMaxGates];
+    uint32_t hide[kMaxGates], add[kMaxGates];
+    int ng = 0, synth = 0;
+    for (int i = 0; i < kMaxGates; ++i) {
+      int v = __atomic_load_n(&g_gate_list[i], __ATOMIC_ACQUIRE);
+      if (v == 0) continue;
+      int fd = v - 1;
+      FdState& st = g_fds[fd];
+      if (st.epfd != epfd) continue;
+      GateView(fd, now, &hide[ng], &add[ng], &next);
+      add[ng] &= st.epevents | EPOLLERR | EPOLLHUP;
+      if (add[ng]) ++synth;
+      gated[ng++] = fd;
+    }
+    if (ng == 0) return call(events, maxevents, MsUntil(deadline, now));
+    int64_t until = deadline;
+    if (next != 0 && next < until) until = next;
+    int n = call(events, maxevents, synth ? 0 : MsUntil(until, now));
+    if (n < 0) return n;
+    bool reported[kMaxGates] = {};
+    int out = 0;
+    for (int i = 0; i < n; ++i) {
+      epoll_event ev = events[i];
+      bool keep = true;
+      for (int k = 0; k < ng; ++k) {
+        if (g_fds[gated[k]].epdata != ev.data.u64) continue;
+        reported[k] = true;
+        if (hide[k] & POLLHUP) keep = false;
+        ev.events &= ~hide[k];
+        ev.events |= add[k];
+        if ((ev.events & ~(EPOLLET | EPOLLONESHOT)) == 0) keep = false;
+      }
+      if (keep) events[out++] = ev;
+    }
+    for (int k = 0; k < ng && out < maxevents; ++k) {
+      if (reported[k] || add[k] == 0) continue;
+      events[out].events = add[k];
+      events[out].data.u64 = g_fds[gated[k]].epdata;
+      ++out;
+    }
+    if (out > 0) return out;
+    if (NowNs() >= deadline) return 0;
+  }
+  return 0;
+}
+
+// --------------------------------------------------------------------- dns ---
+
+// Decides a lookup of `name`. Returns 0 or an EAI_* code to fail with.
+int DnsFault(const Slow& s, const char* name) {
+  const eng::Index& idx = s.idx();
+  uint64_t cand = idx.dns & s.mask;
+  if (!cand || name == nullptr) return 0;
+  eng::Endpoint ep;
+  ep.hostname = name;
+  int rule = eng::PickRule(g_table, idx, cand, ep);
+  if (rule < 0) return 0;
+  fault_rule r;
+  if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return 0;
+  double factor = eng::ScheduleFactor(r.schedule, NowNs() - g_start_ns);
+  eng::DnsDecision d;
+  eng::DecideDns(g_table, r, rule, factor, &d);
+  if (d.delay_ns > 0) Emit(rule, -1, FAULT_OP_DNS, FAULT_EFFECT_DNS_DELAY, d.delay_ns, name);
+  if (d.eai) Emit(rule, -1, FAULT_OP_DNS, d.effect, d.eai, name);
+  SleepNs(d.delay_ns);
+  return d.eai;
+}
+
+void RememberAnswers(const char* name, const addrinfo* res) {
+  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(sockaddr_in)) {
+      eng::HostCacheAdd(&g_hosts, name, AF_INET,
+                        &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr);
+    } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(sockaddr_in6)) {
+      eng::HostCacheAdd(&g_hosts, name, AF_INET6,
+                        &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+    }
+  }
+}
+
+void RememberHostent(const char* name, const hostent* h) {
+  if (h == nullptr || h->h_addr_list == nullptr) return;
+  for (char** a = h->h_addr_list; *a != nullptr; ++a)
+    eng::HostCacheAdd(&g_hosts, name, h->h_addrtype, *a);
+}
+
+}  // namespace
+}  // namespace fault::shim
+
+// ================================================================ wrappers ===
+
+using namespace fault::shim;  // NOLINT: the wrappers are the C ABI
+namespace eng = ::fault::engine;
+
+#define FAULT_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+constexpr uint32_t kNetBits = kHotNet;
+constexpr uint32_t kNetScoped = kHotNetScoped | kHotSysScoped;
+
+inline void EnsureReal() {
+  if (__builtin_expect(__atomic_load_n(&real.write, __ATOMIC_ACQUIRE) == nullptr, 0))
+    ResolveReal();
+}
+
+// Generic fd operation dispatch. `family` is the syscall family; `net` says
+// whether sockets get network effects.
+inline bool FdMaybe(int fd, int family) {
+  Kind k = KindOf(fd);
+  if (k == kOther) return false;
+  return MaybeFault(kNetBits | SysHot(family), kNetScoped);
+}
+
+// Builds a msghdr for a single buffer.
+inline msghdr OneBuf(iovec* iov, void* buf, size_t n, const sockaddr* to, socklen_t tolen) {
+  iov->iov_base = buf;
+  iov->iov_len = n;
+  msghdr m;
+  memset(&m, 0, sizeof(m));
+  m.msg_iov = iov;
+  m.msg_iovlen = 1;
+  m.msg_name = const_cast<sockaddr*>(to);
+  m.msg_namelen = to ? tolen : 0;
+  return m;
+}
+
+// The shared slow path of send-like calls. `passthrough` performs the
+// original call unchanged (when nothing applies); `stub_call` performs it
+// through the stub (when the family is seccomp-covered and the shim
+// evaluated it).
+template <typename Pass, typename Stub>
+ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pass, Stub stub) {
+  Slow s;
+  if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  Kind k = Classify(fd);
+  if (k == kOther) return pass();
+  const char* path = k == kFile ? FilePath(fd) : nullptr;
+  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
+    return NetSend(s, fd, k, m, flags, op);
+  if (ViaStub(s.idx(), family)) return stub();
+  return pass();
+}
+
+template <typename Pass, typename Stub>
+ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pass, Stub stub) {
+  Slow s;
+  if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  Kind k = Classify(fd);
+  if (k == kOther) return pass();
+  const char* path = k == kFile ? FilePath(fd) : nullptr;
+  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
+    return NetRecv(s, fd, k, m, flags, op);
+  if (ViaStub(s.idx(), family)) return stub();
+  return pass();
+}
+
+// Calls without a buffer (fsync, fdatasync, close): syscall rules only.
+template <typename Pass, typename Stub>
+long SlowPlain(int fd, int family, uint16_t op, Pass pass, Stub stub) {
+  Slow s;
+  if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  Kind k = Classify(fd);
+  if (k == kOther) return pass();
+  const char* path = k == kFile ? FilePath(fd) : nullptr;
+  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if (ViaStub(s.idx(), family)) return stub();
+  return pass();
+}
+
+int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, bool at,
+               int (*pass_fn)(int, const char*, int, mode_t, bool)) {
+  EnsureReal();
+  int fd;
+  if (MaybeFault(SysHot(eng::kFamilyOpen), kHotSysScoped)) {
+    Slow s;
+    if (s.ok && !LeftToSeccomp(s.idx(), eng::kFamilyOpen)) {
+      char abs[256];
+      ResolvePath(dirfd, path, abs, sizeof(abs));
+      if (ApplySyscallRules(s, eng::kFamilyOpen, FAULT_OP_OPEN, abs)) return -1;
+      if (ViaStub(s.idx(), eng::kFamilyOpen)) {
+        fd = static_cast<int>(Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
+        if (fd >= 0 && fd < 4096) {
+          SetKind(fd, kUnknown);
+        }
+        return fd;
+      }
+    }
+  }
+  fd = pass_fn(dirfd, path, flags, mode, at);
+  if (fd >= 0) SetKind(fd, kUnknown);
+  return fd;
+}
+
+int PassOpen(int dirfd, const char* path, int flags, mode_t mode, bool at) {
+  if (at) return real.openat(dirfd, path, flags, mode);
+  return real.open(path, flags, mode);
+}
+int PassOpen64(int dirfd, const char* path, int flags, mode_t mode, bool at) {
+  if (at) return real.openat64(dirfd, path, flags, mode);
+  return real.open64(path, flags, mode);
+}
+
+inline bool NeedsMode(int flags) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+}
+
+}  // namespace
+
+// ---- C API ----
+
+FAULT_EXPORT int fault_scope_push(const char* name) {
+  ThreadState* ts = &t_state;
+  if (name == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (ts->depth >= FAULT_SCOPE_MAX) {
+    errno = E2BIG;
+    return -1;
+  }
+  eng::CopyString(ts->names[ts->depth], name, FAULT_NAME_MAX);
+  ++ts->depth;
+  ts->scope_seq = 0;
+  if (g_table == nullptr) return 1;
+  int saved = ts->in_shim;
+  ts->in_shim = 1;
+  int found = -1;
+  if (RefreshIndex(ts)) found = eng::FindRuleByName(g_table, ts->idx, name);
+  ts->in_shim = saved;
+  if (found < 0) {
+    if (__atomic_exchange_n(&g_warned_scope, 1, __ATOMIC_RELAXED) == 0)
+      Warn("fault: warning: fault_scope_push(\"", name,
+           "\"): no policy with that name is loaded; the scope applies no faults\n");
+    return 1;
+  }
+  return 0;
+}
+
+FAULT_EXPORT void fault_scope_pop(void) {
+  ThreadState* ts = &t_state;
+  if (ts->depth > 0) --ts->depth;
+  ts->scope_seq = 0;
+}
+
+FAULT_EXPORT int fault_shim_active(void) { return g_table != nullptr ? 1 : 0; }
+
+// ---- sockets ----
+
+FAULT_EXPORT int socket(int domain, int type, int protocol) {
+  EnsureReal();
+  int fd = real.socket(domain, type, protocol);
+  if (fd >= 0) {
+    int t = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    Kind k = kOther;
+    if (domain == AF_INET || domain == AF_INET6)
+      k = t == SOCK_STREAM ? kTcp : (t == SOCK_DGRAM ? kUdp : kOther);
+    SetKind(fd, k);
+  }
+  return fd;
+}
+
+FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyConnect) && !(GatesPossible() && fd < kMaxFds && fd >= 0 &&
+                                            g_fds[fd].valid && g_fds[fd].fake_connect))
+    return real.connect(fd, addr, len);
+  Slow s;
+  if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyConnect)) return real.connect(fd, addr, len);
+  Kind k = Classify(fd);
+  if (k != kTcp && k != kUdp) return real.connect(fd, addr, len);
+  if (ApplySyscallRules(s, eng::kFamilyConnect, FAULT_OP_CONNECT, nullptr)) return -1;
+  if (s.idx().net & s.mask) return NetConnect(s, fd, k, addr, len);
+  if (ViaStub(s.idx(), eng::kFamilyConnect))
+    return static_cast<int>(Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
+  return real.connect(fd, addr, len);
+}
+
+static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) {
+  EnsureReal();
+  auto pass = [&]() { return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len); };
+  int nfd;
+  if (!FdMaybe(fd, eng::kFamilyAccept)) {
+    nfd = pass();
+  } else {
+    Slow s;
+    if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyAccept)) {
+      nfd = pass();
+    } else {
+      if (ApplySyscallRules(s, eng::kFamilyAccept, FAULT_OP_ACCEPT, nullptr)) return -1;
+      if (ViaStub(s.idx(), eng::kFamilyAccept))
+        nfd = static_cast<int>(Raw(SYS_accept4, fd, reinterpret_cast<long>(addr),
+                                   reinterpret_cast<long>(len), four ? flags : 0));
+      else
+        nfd = pass();
+    }
+  }
+  if (nfd >= 0) {
+    Kind lk = KindOf(fd);
+    SetKind(nfd, lk == kTcp ? kTcp : kUnknown);
+  }
+  return nfd;
+}
+
+FAULT_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
+  return AcceptCommon(fd, addr, len, 0, false);
+}
+
+FAULT_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  return AcceptCommon(fd, addr, len, flags, true);
+}
+
+FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilySend)) return real.send(fd, buf, n, flags);
+  iovec iov;
+  msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
+  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+                  [&]() { return real.send(fd, buf, n, flags); },
+                  [&]() { return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags, 0, 0); });
+}
+
+FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
+                            socklen_t tolen) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendto(fd, buf, n, flags, to, tolen);
+  iovec iov;
+  msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, to, tolen);
+  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+                  [&]() { return real.sendto(fd, buf, n, flags, to, tolen); },
+                  [&]() {
+                    return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags,
+                               reinterpret_cast<long>(to), tolen);
+                  });
+}
+
+FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendmsg(fd, msg, flags);
+  msghdr m = *msg;
+  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+                  [&]() { return real.sendmsg(fd, msg, flags); },
+                  [&]() { return Raw(SYS_sendmsg, fd, reinterpret_cast<long>(msg), flags); });
+}
+
+FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.write(fd, buf, n);
+  iovec iov;
+  msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
+  return SlowSend(fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
+                  [&]() { return real.write(fd, buf, n); },
+                  [&]() { return Raw(SYS_write, fd, reinterpret_cast<long>(buf), n); });
+}
+
+FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0) return real.writev(fd, iov, cnt);
+  msghdr m;
+  memset(&m, 0, sizeof(m));
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<size_t>(cnt);
+  return SlowSend(fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
+                  [&]() { return real.writev(fd, iov, cnt); },
+                  [&]() { return Raw(SYS_writev, fd, reinterpret_cast<long>(iov), cnt); });
+}
+
+FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite(fd, buf, n, off);
+  return SlowPlain(fd, eng::kFamilyWrite, FAULT_OP_WRITE,
+                   [&]() { return real.pwrite(fd, buf, n, off); },
+                   [&]() { return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off); });
+}
+
+FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite64(fd, buf, n, off);
+  return SlowPlain(fd, eng::kFamilyWrite, FAULT_OP_WRITE,
+                   [&]() { return real.pwrite64(fd, buf, n, off); },
+                   [&]() { return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off); });
+}
+
+FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recv(fd, buf, n, flags);
+  iovec iov;
+  msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
+  return SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
+                  [&]() { return real.recv(fd, buf, n, flags); },
+                  [&]() { return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags, 0, 0); });
+}
+
+FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
+                              socklen_t* fromlen) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvfrom(fd, buf, n, flags, from, fromlen);
+  iovec iov;
+  msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
+  if (from != nullptr && fromlen != nullptr) {
+    m.msg_name = from;
+    m.msg_namelen = *fromlen;
+  }
+  ssize_t r = SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
+                       [&]() { return real.recvfrom(fd, buf, n, flags, from, fromlen); },
+                       [&]() {
+                         return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags,
+                                    reinterpret_cast<long>(from), reinterpret_cast<long>(fromlen));
+                       });
+  if (r >= 0 && from != nullptr && fromlen != nullptr && m.msg_name == from)
+    *fromlen = m.msg_namelen;
+  return r;
+}
+
+FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvmsg(fd, msg, flags);
+  return SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, msg, flags,
+                  [&]() { return real.recvmsg(fd, msg, flags); },
+                  [&]() { return Raw(SYS_recvmsg, fd, reinterpret_cast<long>(msg), flags); });
+}
+
+FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.read(fd, buf, n);
+  iovec iov;
+  msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
+  return SlowRecv(fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
+                  [&]() { return real.read(fd, buf, n); },
+                  [&]() { return Raw(SYS_read, fd, reinterpret_cast<long>(buf), n); });
+}
+
+FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0) return real.readv(fd, iov, cnt);
+  msghdr m;
+  memset(&m, 0, sizeof(m));
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<size_t>(cnt);
+  return SlowRecv(fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
+                  [&]() { return real.readv(fd, iov, cnt); },
+                  [&]() { return Raw(SYS_readv, fd, reinterpret_cast<long>(iov), cnt); });
+}
+
+
+FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread(fd, buf, n, off);
+  return SlowPlain(fd, eng::kFamilyRead, FAULT_OP_READ,
+                   [&]() { return real.pread(fd, buf, n, off); },
+                   [&]() { return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off); });
+}
+
+FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread64(fd, buf, n, off);
+  return SlowPlain(fd, eng::kFamilyRead, FAULT_OP_READ,
+                   [&]() { return real.pread64(fd, buf, n, off); },
+                   [&]() { return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off); });
+}
+
+FAULT_EXPORT int fsync(int fd) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyFsync)) return real.fsync(fd);
+  return static_cast<int>(SlowPlain(fd, eng::kFamilyFsync, FAULT_OP_FSYNC,
+                                    [&]() { return real.fsync(fd); },
+                                    [&]() { return Raw(SYS_fsync, fd); }));
+}
+
+FAULT_EXPORT int fdatasync(int fd) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
+  return static_cast<int>(SlowPlain(fd, eng::kFamilyFdatasync, FAULT_OP_FDATASYNC,
+                                    [&]() { return real.fdatasync(fd); },
+                                    [&]() { return Raw(SYS_fdatasync, fd); }));
+}
+
+FAULT_EXPORT int close(int fd) {
+  EnsureReal();
+  if (FdMaybe(fd, eng::kFamilyClose)) {
+    long r = SlowPlain(fd, eng::kFamilyClose, FAULT_OP_CLOSE,
+                       [&]() { return 1L; }, [&]() { return 2L; });
+    if (r < 0) return -1;  // denied: the fd stays open, as a failed close may
+    ResetFd(fd);
+    if (r == 2) return static_cast<int>(Raw(SYS_close, fd));
+    return real.close(fd);
+  }
+  ResetFd(fd);
+  return real.close(fd);
+}
+
+FAULT_EXPORT int dup2(int oldfd, int newfd) {
+  EnsureReal();
+  int r = real.dup2(oldfd, newfd);
+  if (r >= 0 && r != oldfd) ResetFd(r);
+  return r;
+}
+
+FAULT_EXPORT int dup3(int oldfd, int newfd, int flags) {
+  EnsureReal();
+  int r = real.dup3(oldfd, newfd, flags);
+  if (r >= 0) ResetFd(r);
+  return r;
+}
+
+// ---- files ----
+
+FAULT_EXPORT int open(const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (NeedsMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = static_cast<mode_t>(va_arg(ap, int));
+    va_end(ap);
+  }
+  return OpenCommon(AT_FDCWD, path, flags, mode, false, &PassOpen);
+}
+
+FAULT_EXPORT int open64(const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (NeedsMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = static_cast<mode_t>(va_arg(ap, int));
+    va_end(ap);
+  }
+  return OpenCommon(AT_FDCWD, path, flags, mode, false, &PassOpen64);
+}
+
+FAULT_EXPORT int openat(int dirfd, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (NeedsMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = static_cast<mode_t>(va_arg(ap, int));
+    va_end(ap);
+  }
+  return OpenCommon(dirfd, path, flags, mode, true, &PassOpen);
+}
+
+FAULT_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
+  mode_t mode = 0;
+  if (NeedsMode(flags)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = static_cast<mode_t>(va_arg(ap, int));
+    va_end(ap);
+  }
+  return OpenCommon(dirfd, path, flags, mode, true, &PassOpen64);
+}
+
+FAULT_EXPORT int creat(const char* path, mode_t mode) {
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false, &PassOpen);
+}
+
+FAULT_EXPORT int creat64(const char* path, mode_t mode) {
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false, &PassOpen64);
+}
+
+// Fortified variants (_FORTIFY_SOURCE builds call these).
+FAULT_EXPORT int __open_2(const char* path, int flags) {
+  return OpenCommon(AT_FDCWD, path, flags, 0, false, &PassOpen);
+}
+FAULT_EXPORT int __open64_2(const char* path, int flags) {
+  return OpenCommon(AT_FDCWD, path, flags, 0, false, &PassOpen64);
+}
+FAULT_EXPORT int __openat_2(int dirfd, const char* path, int flags) {
+  return OpenCommon(dirfd, path, flags, 0, true, &PassOpen);
+}
+FAULT_EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
+  return OpenCommon(dirfd, path, flags, 0, true, &PassOpen64);
+}
+FAULT_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (n > buflen) {
+    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t)>(
+        dlsym(RTLD_NEXT, "__read_chk"));
+    return chk(fd, buf, n, buflen);
+  }
+  return read(fd, buf, n);
+}
+FAULT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+  if (n > buflen) {
+    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t, int)>(
+        dlsym(RTLD_NEXT, "__recv_chk"));
+    return chk(fd, buf, n, buflen, flags);
+  }
+  return recv(fd, buf, n, flags);
+}
+FAULT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
+                                    sockaddr* from, socklen_t* fromlen) {
+  if (n > buflen) {
+    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*,
+                                            socklen_t*)>(dlsym(RTLD_NEXT, "__recvfrom_chk"));
+    return chk(fd, buf, n, buflen, flags, from, fromlen);
+  }
+  return recvfrom(fd, buf, n, flags, from, fromlen);
+}
+FAULT_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+  if (n > buflen) {
+    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, off64_t, size_t)>(
+        dlsym(RTLD_NEXT, "__pread64_chk"));
+    return chk(fd, buf, n, off, buflen);
+  }
+  return pread64(fd, buf, n, off);
+}
+
+// ---- socket state ----
+
+FAULT_EXPORT int getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
+  EnsureReal();
+  if (level == SOL_SOCKET && opt == SO_ERROR && fd >= 0 && fd < kMaxFds && GatesPossible() &&
+      g_fds[fd].valid && g_fds[fd].fake_connect && val != nullptr && len != nullptr &&
+      *len >= sizeof(int)) {
+    FdState& st = g_fds[fd];
+    int v = 0;
+    if (NowNs() >= st.fake_err_ns) {
+      v = st.fake_err;
+      st.fake_connect = 0;
+      GateClear(fd, st, fault::engine::kUplink);
+      GateClear(fd, st, fault::engine::kDownlink);
+    }
+    memcpy(val, &v, sizeof(int));
+    *len = sizeof(int);
+    return 0;
+  }
+  return real.getsockopt(fd, level, opt, val, len);
+}
+
+// ---- readiness ----
+
+FAULT_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim) return real.poll(fds, nfds, timeout);
+  int64_t deadline = TimeoutToDeadline(timeout, NowNs());
+  return GatedPoll(fds, nfds, deadline, [&](int ms) { return real.poll(fds, nfds, ms); });
+}
+
+FAULT_EXPORT int __poll_chk(pollfd* fds, nfds_t nfds, int timeout, size_t) {
+  return poll(fds, nfds, timeout);
+}
+
+FAULT_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* ts, const sigset_t* mask) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim) return real.ppoll(fds, nfds, ts, mask);
+  int64_t now = NowNs();
+  int64_t deadline = ts == nullptr ? INT64_MAX
+                                   : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
+  return GatedPoll(fds, nfds, deadline, [&](int ms) {
+    if (ms < 0) return real.ppoll(fds, nfds, nullptr, mask);
+    timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    return real.ppoll(fds, nfds, &t, mask);
+  });
+}
+
+FAULT_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim) return real.select(nfds, r, w, e, tv);
+  int64_t now = NowNs();
+  int64_t deadline = tv == nullptr ? INT64_MAX
+                                   : now + int64_t{tv->tv_sec} * 1000000000 + tv->tv_usec * 1000;
+  return GatedSelect(nfds, r, w, e, deadline,
+                     [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
+                       if (wait_ns < 0) return real.select(n, rs, ws, es, nullptr);
+                       timeval t = {static_cast<time_t>(wait_ns / 1000000000),
+                                    static_cast<suseconds_t>((wait_ns % 1000000000 + 999) / 1000)};
+                       return real.select(n, rs, ws, es, &t);
+                     });
+}
+
+FAULT_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts,
+                         const sigset_t* mask) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim) return real.pselect(nfds, r, w, e, ts, mask);
+  int64_t now = NowNs();
+  int64_t deadline = ts == nullptr ? INT64_MAX
+                                   : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
+  return GatedSelect(nfds, r, w, e, deadline,
+                     [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
+                       if (wait_ns < 0) return real.pselect(n, rs, ws, es, nullptr, mask);
+                       timespec t = {static_cast<time_t>(wait_ns / 1000000000),
+                                     static_cast<long>(wait_ns % 1000000000)};
+                       return real.pselect(n, rs, ws, es, &t, mask);
+                     });
+}
+
+FAULT_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
+  EnsureReal();
+  int r = real.epoll_ctl(epfd, op, fd, ev);
+  if (r == 0 && fd >= 0 && fd < kMaxFds) {
+    FdState& st = State(fd);
+    if (op == EPOLL_CTL_DEL) {
+      if (st.epfd == epfd) st.epfd = -1;
+    } else if (ev != nullptr) {
+      st.epfd = epfd;
+      st.epdata = ev->data.u64;
+      st.epevents = ev->events;
+    }
+  }
+  return r;
+}
+
+FAULT_EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim) return real.epoll_wait(epfd, events, maxevents, timeout);
+  int64_t deadline = TimeoutToDeadline(timeout, NowNs());
+  return GatedEpoll(epfd, events, maxevents, deadline, [&](epoll_event* ev, int max, int ms) {
+    return real.epoll_wait(epfd, ev, max, ms);
+  });
+}
+
+FAULT_EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout,
+                             const sigset_t* mask) {
+  EnsureReal();
+  if (!GatesPossible() || t_state.in_shim)
+    return real.epoll_pwait(epfd, events, maxevents, timeout, mask);
+  int64_t deadline = TimeoutToDeadline(timeout, NowNs());
+  return GatedEpoll(epfd, events, maxevents, deadline, [&](epoll_event* ev, int max, int ms) {
+    return real.epoll_pwait(epfd, ev, max, ms, mask);
+  });
+}
+
+// ---- dns ----
+
+FAULT_EXPORT int getaddrinfo(const char* node, const char* service, const addrinfo* hints,
+                             addrinfo** res) {
+  EnsureReal();
+  if (node == nullptr || !MaybeFault(kHotDns, kHotDnsScoped))
+    return real.getaddrinfo(node, service, hints, res);
+  {
+    Slow s;
+    if (s.ok) {
+      int eai = DnsFault(s, node);
+      if (eai != 0) return eai;
+    }
+  }
+  int rc = real.getaddrinfo(node, service, hints, res);
+  if (rc == 0 && res != nullptr && g_table != nullptr) RememberAnswers(node, *res);
+  return rc;
+}
+
+FAULT_EXPORT hostent* gethostbyname(const char* name) {
+  EnsureReal();
+  if (name == nullptr || !MaybeFault(kHotDns, kHotDnsScoped)) return real.gethostbyname(name);
+  {
+    Slow s;
+    if (s.ok) {
+      int eai = DnsFault(s, name);
+      if (eai != 0) {
+        h_errno = eai == EAI_AGAIN ? TRY_AGAIN : HOST_NOT_FOUND;
+        return nullptr;
+      }
+    }
+  }
+  hostent* h = real.gethostbyname(name);
+  if (h != nullptr) RememberHostent(name, h);
+  return h;
+}
+
+FAULT_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen,
+                                 hostent** result, int* h_errnop) {
+  EnsureReal();
+  if (name == nullptr || !MaybeFault(kHotDns, kHotDnsScoped))
+    return real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  {
+    Slow s;
+    if (s.ok) {
+      int eai = DnsFault(s, name);
+      if (eai != 0) {
+        if (result) *result = nullptr;
+        if (h_errnop) *h_errnop = eai == EAI_AGAIN ? TRY_AGAIN : HOST_NOT_FOUND;
+        return eai == EAI_AGAIN ? EAGAIN : 0;
+      }
+    }
+  }
+  int rc = real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+  if (rc == 0 && result != nullptr && *result != nullptr) RememberHostent(name, *result);
+  return rc;
+}
