@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import os
+import random
 import re
 import signal
 import socket
