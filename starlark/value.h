@@ -1,0 +1,455 @@
+// Starlark values.
+//
+// A Value is one machine word: either a tagged small integer (63 bits,
+// low bit set) or a pointer to a reference-counted Object. The null Value
+// (all bits zero) means "unbound" and never reaches Starlark code.
+//
+// Reference counting and threads: a value that is not frozen belongs to the
+// one Thread that created it and its count is updated with plain (relaxed
+// load/store) operations. Freezing switches an object to atomic counting,
+// so frozen values may be shared between threads and released from any of
+// them. None, True, False and other static singletons are immortal.
+//
+// Cycles (a list that contains itself, a module and its functions) are
+// reclaimed by CollectCycles(), a trial-deletion collector over the
+// container objects (see gc in value.cc); it must run while no other thread
+// executes Starlark.
+#ifndef FAULT_STARLARK_VALUE_H_
+#define FAULT_STARLARK_VALUE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "starlark/bigint.h"
+
+namespace fault::starlark {
+
+enum class Kind : uint8_t {
+  kNone,
+  kBool,
+  kInt,  // small ints are not objects; big ints are BigIntObj
+  kFloat,
+  kString,
+  kBytes,
+  kList,
+  kTuple,
+  kDict,
+  kSet,
+  kRange,
+  kFunction,
+  kBuiltin,
+  kModule,
+  kCell,
+  kHost,
+  kStringElems,  // the iterable views returned by elems()/codepoints()
+};
+
+class Object;
+class Thread;
+
+// Thrown inside the interpreter; converted to absl::Status at the API.
+struct EvalError {
+  std::string msg;
+  std::string trace;  // "Traceback ..." lines, filled when unwinding
+  bool has_trace = false;
+};
+[[noreturn]] void Fail(std::string msg);
+
+class Value {
+ public:
+  static constexpr int64_t kSmallMax = (int64_t{1} << 61) - 1;
+  static constexpr int64_t kSmallMin = -(int64_t{1} << 61);
+
+  Value() = default;
+  Value(const Value& o) : bits_(o.bits_) { IncRef(); }
+  Value(Value&& o) noexcept : bits_(o.bits_) { o.bits_ = 0; }
+  Value& operator=(const Value& o) {
+    if (bits_ != o.bits_) {
+      uintptr_t old = bits_;
+      bits_ = o.bits_;
+      IncRef();
+      DecRefBits(old);
+    }
+    return *this;
+  }
+  Value& operator=(Value&& o) noexcept {
+    if (this != &o) {
+      uintptr_t old = bits_;
+      bits_ = o.bits_;
+      o.bits_ = 0;
+      DecRefBits(old);
+    }
+    return *this;
+  }
+  ~Value() { DecRefBits(bits_); }
+
+  // Takes a new reference to o.
+  explicit Value(Object* o);
+  // Adopts o without incrementing (for freshly created objects: rc==0 ->1).
+  static Value Adopt(Object* o);
+
+  static Value SmallInt(int64_t v) {
+    Value r;
+    r.bits_ = (static_cast<uintptr_t>(v) << 1) | 1;
+    return r;
+  }
+  static bool FitsSmall(int64_t v) { return v >= kSmallMin && v <= kSmallMax; }
+
+  bool IsNull() const { return bits_ == 0; }
+  explicit operator bool() const = delete;
+  bool IsSmallInt() const { return bits_ & 1; }
+  int64_t small() const { return static_cast<int64_t>(bits_) >> 1; }
+  Object* obj() const { return reinterpret_cast<Object*>(bits_); }
+  uintptr_t bits() const { return bits_; }
+  Kind kind() const;
+  bool Is(Kind k) const { return kind() == k; }
+  bool IsNone() const;
+  bool IsInt() const { return kind() == Kind::kInt; }
+
+  template <typename T>
+  T* as() const { return static_cast<T*>(obj()); }
+
+  Object* Release() {
+    Object* o = obj();
+    bits_ = 0;
+    return o;
+  }
+
+ private:
+  inline void IncRef() const;
+  static inline void DecRefBits(uintptr_t b);
+  uintptr_t bits_ = 0;
+};
+
+class Visitor {
+ public:
+  virtual ~Visitor() = default;
+  virtual void Visit(Value& v) = 0;
+};
+
+class Object {
+ public:
+  enum Mode : uint8_t { kLocal = 0, kShared = 1, kImmortal = 2 };
+  explicit Object(Kind k) : kind_(k) {}
+  virtual ~Object() = default;
+  Object(const Object&) = delete;
+  Object& operator=(const Object&) = delete;
+
+  Kind kind() const { return kind_; }
+  bool frozen() const { return mode_ != kLocal; }
+  uint32_t refcount() const { return rc_.load(std::memory_order_relaxed); }
+
+  // Containers report their children (for freezing and cycle collection).
+  virtual void VisitRefs(Visitor& v) {}
+  // Drops references to children (cycle collection).
+  virtual void ClearRefs() {}
+  virtual bool IsContainer() const { return false; }
+
+  void IncRef() {
+    if (mode_ == kLocal) {
+      rc_.store(rc_.load(std::memory_order_relaxed) + 1,
+                std::memory_order_relaxed);
+    } else if (mode_ == kShared) {
+      rc_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void DecRef() {
+    if (mode_ == kLocal) {
+      uint32_t n = rc_.load(std::memory_order_relaxed) - 1;
+      rc_.store(n, std::memory_order_relaxed);
+      if (n == 0) Destroy(this);
+    } else if (mode_ == kShared) {
+      if (rc_.fetch_sub(1, std::memory_order_acq_rel) == 1) Destroy(this);
+    }
+  }
+  void MakeImmortal() { mode_ = kImmortal; }
+  void MarkFrozen() {
+    if (mode_ == kLocal) mode_ = kShared;
+  }
+  static void Destroy(Object* o);  // deferred to avoid deep recursion
+
+  std::atomic<uint32_t> rc_{0};
+  Kind kind_;
+  uint8_t mode_ = kLocal;
+  // Per-object flags used by the cycle collector.
+  uint8_t gc_flag_ = 0;
+};
+
+inline Value::Value(Object* o) : bits_(reinterpret_cast<uintptr_t>(o)) {
+  IncRef();
+}
+inline Value Value::Adopt(Object* o) {
+  Value v;
+  v.bits_ = reinterpret_cast<uintptr_t>(o);
+  o->IncRef();
+  return v;
+}
+inline void Value::IncRef() const {
+  if (bits_ && !(bits_ & 1)) obj()->IncRef();
+}
+inline void Value::DecRefBits(uintptr_t b) {
+  if (b && !(b & 1)) reinterpret_cast<Object*>(b)->DecRef();
+}
+inline Kind Value::kind() const {
+  if (bits_ & 1) return Kind::kInt;
+  return obj()->kind();
+}
+
+// Objects that may take part in reference cycles; linked into a global list.
+class Container : public Object {
+ public:
+  explicit Container(Kind k);
+  ~Container() override;
+  bool IsContainer() const override { return true; }
+  Container* gc_prev_ = nullptr;
+  Container* gc_next_ = nullptr;
+  int64_t gc_refs_ = 0;
+  bool tracked_ = false;
+  void Track();
+};
+
+// Reclaims unreachable cycles. Returns the number of objects freed.
+size_t CollectCycles();
+// Number of live tracked containers (tests).
+size_t TrackedContainers();
+
+// ---- Concrete objects ----
+
+struct NoneObj : Object {
+  NoneObj() : Object(Kind::kNone) {}
+};
+struct BoolObj : Object {
+  explicit BoolObj(bool b) : Object(Kind::kBool), v(b) {}
+  bool v;
+};
+struct BigIntObj : Object {
+  explicit BigIntObj(BigInt b) : Object(Kind::kInt), v(std::move(b)) {}
+  BigInt v;
+};
+struct FloatObj : Object {
+  explicit FloatObj(double d) : Object(Kind::kFloat), v(d) {}
+  double v;
+};
+struct StringObj : Object {
+  explicit StringObj(std::string s, Kind k = Kind::kString)
+      : Object(k), s(std::move(s)) {}
+  std::string s;
+  uint64_t hash = 0;  // 0: not computed
+};
+
+// An insertion-ordered hash table keyed by hashable Values.
+class HashTable {
+ public:
+  struct Entry {
+    Value key;
+    Value value;
+    uint64_t hash;
+  };
+  size_t size() const { return live_; }
+  // Returns the entry or nullptr.
+  Entry* Find(const Value& key, uint64_t hash);
+  Entry* Find(const Value& key);
+  // Inserts or overwrites. Returns true if inserted.
+  bool Insert(const Value& key, Value value);
+  bool Insert(const Value& key, uint64_t hash, Value value);
+  bool Erase(const Value& key, Value* old_value = nullptr);
+  void Clear();
+  // Iteration over live entries in insertion order.
+  template <typename F>
+  void ForEach(F f) {
+    for (auto& e : entries_)
+      if (!e.key.IsNull()) f(e);
+  }
+  template <typename F>
+  void ForEach(F f) const {
+    for (auto& e : entries_)
+      if (!e.key.IsNull()) f(e);
+  }
+  std::vector<Entry>& raw_entries() { return entries_; }
+  const std::vector<Entry>& raw_entries() const { return entries_; }
+  void Compact();
+
+ private:
+  void Rehash(size_t cap);
+  int64_t Lookup(const Value& key, uint64_t hash, size_t* slot) const;
+  std::vector<Entry> entries_;   // with holes (null keys) after erase
+  std::vector<int32_t> index_;   // -1 empty, -2 deleted, else entry index
+  size_t live_ = 0;
+};
+
+struct ListObj : Container {
+  ListObj() : Container(Kind::kList) {}
+  explicit ListObj(std::vector<Value> e) : Container(Kind::kList), v(std::move(e)) {}
+  void VisitRefs(Visitor& vis) override {
+    for (auto& x : v) vis.Visit(x);
+  }
+  void ClearRefs() override { std::vector<Value>().swap(v); }
+  std::vector<Value> v;
+  int32_t iterating = 0;
+};
+struct TupleObj : Container {
+  explicit TupleObj(std::vector<Value> e);
+  void VisitRefs(Visitor& vis) override {
+    for (auto& x : v) vis.Visit(x);
+  }
+  void ClearRefs() override { std::vector<Value>().swap(v); }
+  std::vector<Value> v;
+};
+struct DictObj : Container {
+  DictObj() : Container(Kind::kDict) {}
+  void VisitRefs(Visitor& vis) override {
+    for (auto& e : t.raw_entries()) {
+      if (!e.key.IsNull()) {
+        vis.Visit(e.key);
+        vis.Visit(e.value);
+      }
+    }
+  }
+  void ClearRefs() override { t.Clear(); }
+  HashTable t;
+  int32_t iterating = 0;
+};
+struct SetObj : Container {
+  SetObj() : Container(Kind::kSet) {}
+  void VisitRefs(Visitor& vis) override {
+    for (auto& e : t.raw_entries())
+      if (!e.key.IsNull()) vis.Visit(e.key);
+  }
+  void ClearRefs() override { t.Clear(); }
+  HashTable t;
+  int32_t iterating = 0;
+};
+struct RangeObj : Object {
+  RangeObj(int64_t a, int64_t b, int64_t c)
+      : Object(Kind::kRange), start(a), stop(b), step(c) {}
+  int64_t start, stop, step;
+  int64_t Len() const;
+  int64_t At(int64_t i) const { return start + i * step; }
+};
+struct CellObj : Container {
+  CellObj() : Container(Kind::kCell) {}
+  void VisitRefs(Visitor& vis) override { vis.Visit(v); }
+  void ClearRefs() override { v = Value(); }
+  Value v;
+};
+struct StringElemsObj : Object {
+  StringElemsObj(Value s, bool cps, bool ords)
+      : Object(Kind::kStringElems), str(std::move(s)), codepoints(cps), ords(ords) {}
+  Value str;
+  bool codepoints, ords;
+};
+
+// Arguments of a call to a builtin.
+struct Args {
+  std::span<const Value> pos;
+  std::span<const std::pair<Value, Value>> kw;  // (name string, value)
+};
+
+using BuiltinFn = std::function<Value(Thread&, const Value& recv, const Args&)>;
+using BuiltinPtr = Value (*)(Thread&, const Value& recv, const Args&);
+
+struct BuiltinObj : Container {
+  BuiltinObj(std::string n, BuiltinFn f, Value r = Value())
+      : Container(Kind::kBuiltin), name(std::move(n)), fn(std::move(f)), recv(std::move(r)) {}
+  BuiltinObj(std::string n, BuiltinPtr p, Value r)
+      : Container(Kind::kBuiltin), name(std::move(n)), ptr(p), recv(std::move(r)) {}
+  void VisitRefs(Visitor& vis) override {
+    if (!recv.IsNull()) vis.Visit(recv);
+  }
+  void ClearRefs() override { recv = Value(); }
+  std::string name;
+  BuiltinFn fn;
+  BuiltinPtr ptr = nullptr;
+  Value recv;  // bound receiver of a method, or null
+};
+
+// Host-defined values. Derive and override what the type supports.
+class HostValue : public Object {
+ public:
+  HostValue() : Object(Kind::kHost) {}
+  virtual std::string Type() const = 0;
+  // Returns the attribute or a null Value if there is none.
+  virtual Value Attr(Thread& thread, std::string_view name) { return Value(); }
+  virtual std::vector<std::string> AttrNames() const { return {}; }
+  virtual std::string Repr() const;
+  virtual bool Truth() const { return true; }
+  // Hash; the default makes the value unhashable.
+  virtual bool Hash(uint64_t* out) const { return false; }
+  // Called when a module holding this value is frozen.
+  virtual void Freeze() {}
+};
+
+// ---- Construction helpers ----
+extern NoneObj g_none;
+extern BoolObj g_true, g_false;
+inline Value None() { return Value(&g_none); }
+inline Value Bool(bool b) { return Value(b ? &g_true : &g_false); }
+inline bool Value::IsNone() const { return bits_ == reinterpret_cast<uintptr_t>(&g_none); }
+Value Int(int64_t v);
+Value Int(BigInt v);  // normalizes to small int when it fits
+Value Float(double d);
+Value Str(std::string s);
+Value Str(std::string_view s);
+inline Value Str(const char* s) { return Str(std::string_view(s)); }
+Value Bytes(std::string s);
+Value NewList(std::vector<Value> v = {});
+Value NewTuple(std::vector<Value> v);
+Value EmptyTuple();
+Value NewDict();
+Value NewSet();
+Value NewBuiltin(std::string name, BuiltinFn fn);
+template <typename T, typename... A>
+Value NewHost(A&&... a) {
+  return Value::Adopt(new T(std::forward<A>(a)...));
+}
+
+// ---- Accessors (caller checks kind) ----
+inline const std::string& StrOf(const Value& v) { return v.as<StringObj>()->s; }
+inline double FloatOf(const Value& v) { return v.as<FloatObj>()->v; }
+inline ListObj* ListOf(const Value& v) { return v.as<ListObj>(); }
+inline TupleObj* TupleOf(const Value& v) { return v.as<TupleObj>(); }
+inline DictObj* DictOf(const Value& v) { return v.as<DictObj>(); }
+inline SetObj* SetOf(const Value& v) { return v.as<SetObj>(); }
+
+// ---- Generic operations (throw EvalError) ----
+std::string TypeName(const Value& v);
+bool Truth(const Value& v);
+uint64_t Hash(const Value& v);  // fails for unhashable values
+bool Equal(const Value& a, const Value& b);
+// Ordering; fails for unordered types. Returns <0, 0, >0.
+int Compare(const Value& a, const Value& b);
+std::string Repr(const Value& v);
+std::string ToStr(const Value& v);  // str(): strings unquoted
+void ReprTo(std::string* out, const Value& v);
+void Freeze(const Value& v);
+bool IsFrozen(const Value& v);
+std::string FormatFloat(double d, char conv = 'r', int prec = -1);
+
+// Integer helpers.
+bool IntToInt64(const Value& v, int64_t* out);
+BigInt ToBigInt(const Value& v);  // v must be int
+double IntToDouble(const Value& v);  // may fail "int too large to convert to float"
+
+// Mutation checks with the reference implementation's messages.
+void CheckListMutable(ListObj* l, const char* what);  // what: "append to"
+void CheckDictMutable(DictObj* d);
+void CheckSetMutable(SetObj* s);
+
+// Iteration: calls f(value) for each element; holds the iterating guard.
+// Returns false if v is not iterable.
+bool Iterate(Thread& th, const Value& v, const std::function<void(const Value&)>& f);
+// Collects elements of an iterable; fails with "got T, want iterable".
+std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname = nullptr);
+int64_t Length(const Value& v);  // -1 if no length
+
+}  // namespace fault::starlark
+
+#endif  // FAULT_STARLARK_VALUE_H_
