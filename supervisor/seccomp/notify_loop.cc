@@ -244,6 +244,13 @@ void NotifyLoop::HandleNotification(Listener& l) {
                                                                  : FAULT_EFFECT_DELAY);
     ev.value = d.kind == Decision::Kind::kDeny ? d.err : d.delay_ns;
     ev.layer = 2;
+    if (call.path.empty() && !call.addr.has_value()) {
+      // Rules did not need the detail; the event still names the file or
+      // the destination (the syscall is still waiting for our answer).
+      SyscallDetail detail = ReadSyscallDetail(tid, call.nr, call.family, args);
+      call.path = std::move(detail.path);
+      call.addr = detail.addr;
+    }
     std::string target = call.path;
     if (call.addr.has_value() && (call.family == Family::kConnect || target.empty())) {
       target = FormatSockaddr(*call.addr);
