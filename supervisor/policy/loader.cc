@@ -496,8 +496,13 @@ absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFla
                                    Cat(option, " ", value));
       syscalls.push_back(item);
     } else if (flag == "target" || flag == "target-hostname") {
-      YAML::Node t(YAML::NodeType::Map);
-      t[flag == "target" ? "target" : "hostname"] = value;
+      YAML::Node t;
+      if (flag == "target") {
+        t = value;  // a plain string item is a target URL
+      } else {
+        t = YAML::Node(YAML::NodeType::Map);
+        t["hostname"] = value;
+      }
       origins.by_path.emplace_back(Cat("targets[", targets.size(), "]"),
                                    Cat(option, " ", value));
       targets.push_back(t);

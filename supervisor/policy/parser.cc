@@ -435,11 +435,13 @@ class Parser {
       return false;
     }
     absl::flat_hash_map<std::string_view, std::string> seen;
+    bool clean = true;
     for (auto it = n.begin(); it != n.end(); ++it) {
       const YAML::Node& key = it->first;
       const YAML::Node& value = it->second;
       if (!key.IsScalar()) {
         ctx_.Fail(key, path, Cat("expected a field name, got ", Describe(key)));
+        clean = false;
         continue;
       }
       const std::string name = key.Scalar();
@@ -461,6 +463,7 @@ class Parser {
           Append(&msg, " (known fields: ", JoinWords(names, ", "), ")");
         }
         ctx_.Fail(key, path, msg);
+        clean = false;
         continue;
       }
       const std::string field_path = Join(path, field->name);
@@ -471,12 +474,15 @@ class Parser {
                       ? std::string("given more than once")
                       : Cat("given twice (as ", Quote(prev->second), " and ",
                             Quote(name), ")"));
+        clean = false;
         continue;
       }
       ctx_.Note(field_path, value);
       field->parse(value, field_path);
     }
-    return true;
+    // Unknown or repeated keys: callers skip their "needs ..." checks, which
+    // would mostly repeat the same mistake.
+    return clean;
   }
 
   void AddLinkFields(std::vector<Field>* fields, LinkProfile* link);
@@ -1460,10 +1466,14 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
                       }
                     }});
   if (body.IsNull()) {
-    ctx_.Fail(body, "", "no effect (give latency, packet_loss, syscalls, ...)");
+    ctx_.Fail("", "no effect (give latency, packet_loss, syscalls, ...)");
     return;
   }
   Map(body, "", fields);
+  // The field handlers create these as they go; an absent profile stays unset.
+  if (out->link().ByteSizeLong() == 0) out->clear_link();
+  if (out->uplink().ByteSizeLong() == 0) out->clear_uplink();
+  if (out->downlink().ByteSizeLong() == 0) out->clear_downlink();
 }
 
 // ---------------------------------------------------------------------------
@@ -1705,11 +1715,17 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
     }
     if (policy.has_dns()) {
       std::string by;
-      if (!t.cidr().empty()) by = "an address";
-      else if (!t.sni().empty()) by = "sni";
-      else if (t.hostname().empty()) by = "transport only";
-      else if (t.port_min() != 0) by = "port";
-      else if (t.protocol() != fault::v1::PROTOCOL_ANY) by = "protocol";
+      if (!t.cidr().empty()) {
+        by = "an address";
+      } else if (!t.sni().empty()) {
+        by = "sni";
+      } else if (t.port_min() != 0) {
+        by = "port";
+      } else if (t.hostname().empty()) {
+        by = "protocol only";
+      } else if (t.protocol() != fault::v1::PROTOCOL_ANY) {
+        by = "protocol";
+      }
       if (!by.empty()) {
         ctx.Fail("dns", Cat("DNS effects need hostname-only targets (a lookup has no "
                             "address, port or TLS yet), and ", path, " ", Describe(t),
