@@ -87,6 +87,7 @@ struct FdState {
   int epfd;
   uint64_t epdata;
   uint32_t epevents;
+  uint8_t ep_removed;  // taken out of epfd while hidden (level-triggered spin)
   char path[256];
 };
 
@@ -1250,6 +1251,13 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, C
       FdState& st = g_fds[fd];
       if (st.epfd != epfd) continue;
       GateView(fd, now, &hide[ng], &add[ng], &next);
+      if (st.ep_removed && !(hide[ng] & POLLHUP)) {
+        epoll_event back;
+        back.events = st.epevents;
+        back.data.u64 = st.epdata;
+        if (real.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &back) == 0 || errno == EEXIST)
+          st.ep_removed = 0;
+      }
       add[ng] &= st.epevents | EPOLLERR | EPOLLHUP;
       if (add[ng]) ++synth;
       gated[ng++] = fd;
@@ -1273,6 +1281,14 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, C
         if ((ev.events & ~(EPOLLET | EPOLLONESHOT)) == 0) keep = false;
       }
       if (keep) events[out++] = ev;
+    }
+    for (int k = 0; k < ng; ++k) {
+      FdState& st = g_fds[gated[k]];
+      if (reported[k] && (hide[k] & POLLHUP) && !st.ep_removed) {
+        // The kernel keeps reporting it (level-triggered): take it out of
+        // the set until its gate passes, so that waiting does not spin.
+        if (real.epoll_ctl(epfd, EPOLL_CTL_DEL, gated[k], nullptr) == 0) st.ep_removed = 1;
+      }
     }
     for (int k = 0; k < ng && out < maxevents; ++k) {
       if (reported[k] || add[k] == 0) continue;
@@ -1929,6 +1945,20 @@ FAULT_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timesp
 
 FAULT_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   EnsureReal();
+  if (fd >= 0 && fd < kMaxFds && g_fds[fd].valid && g_fds[fd].ep_removed &&
+      g_fds[fd].epfd == epfd && op != EPOLL_CTL_ADD) {
+    // The shim holds it out of the set while hidden: apply the change to
+    // what it will put back.
+    FdState& st = g_fds[fd];
+    if (op == EPOLL_CTL_DEL) {
+      st.ep_removed = 0;
+      st.epfd = -1;
+    } else if (ev != nullptr) {
+      st.epevents = ev->events;
+      st.epdata = ev->data.u64;
+    }
+    return 0;
+  }
   int r = real.epoll_ctl(epfd, op, fd, ev);
   if (r == 0 && fd >= 0 && fd < kMaxFds) {
     FdState& st = State(fd);

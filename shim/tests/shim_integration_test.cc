@@ -1,0 +1,749 @@
+// Integration tests of libfault_shim.so: each test writes a policy table
+// into a memfd (as the supervisor would), runs shim_target with the shim
+// preloaded and FAULT_TABLE_FD set, and judges from outside: the program's
+// output, its timing, the bytes a peer in this process received, and the
+// counters and events in the table.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shim/engine/engine.h"
+
+namespace {
+
+namespace eng = fault::engine;
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// The policy table in a memfd the child inherits.
+class Table {
+ public:
+  Table() {
+    fd_ = memfd_create("fault-test-table", 0);
+    EXPECT_GE(fd_, 0);
+    EXPECT_EQ(ftruncate(fd_, sizeof(fault_table)), 0);
+    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    EXPECT_NE(p, MAP_FAILED);
+    t_ = static_cast<fault_table*>(p);
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    eng::InitTable(t_, int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec);
+    cfg_ = new fault_config;
+    memset(cfg_, 0, sizeof(*cfg_));
+  }
+  ~Table() {
+    munmap(t_, sizeof(fault_table));
+    close(fd_);
+    delete cfg_;
+  }
+  fault_rule& Rule(int i, const char* name = "p", bool active = true) {
+    if (cfg_->n_rules <= static_cast<uint32_t>(i)) cfg_->n_rules = i + 1;
+    fault_rule& r = cfg_->rules[i];
+    strncpy(r.name, name, sizeof(r.name) - 1);
+    if (active) r.flags |= FAULT_RULE_ACTIVE;
+    return r;
+  }
+  fault_syscall_rule& Sys(int i, int rule, int family, int action, int err) {
+    if (cfg_->n_syscall_rules <= static_cast<uint32_t>(i)) cfg_->n_syscall_rules = i + 1;
+    fault_syscall_rule& s = cfg_->syscall_rules[i];
+    s.rule = static_cast<uint16_t>(rule);
+    s.family = static_cast<uint8_t>(family);
+    s.action = static_cast<uint8_t>(action);
+    s.err = err;
+    return s;
+  }
+  static fault_target Loopback(uint16_t port, uint8_t proto) {
+    fault_target t{};
+    t.kind = FAULT_TARGET_CIDR;
+    t.family = AF_INET;
+    t.prefix_len = 32;
+    t.protocol = proto;
+    t.addr[0] = 127;
+    t.addr[3] = 1;
+    t.port_min = port;
+    t.port_max = port;
+    return t;
+  }
+  void Publish() { eng::Publish(t_, cfg_); }
+  fault_config* cfg() { return cfg_; }
+  fault_table* t() { return t_; }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  fault_table* t_ = nullptr;
+  fault_config* cfg_ = nullptr;
+};
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+  std::map<std::string, std::string> kv;
+  double elapsed_ms = 0;
+  std::string Get(const std::string& k) const {
+    auto it = kv.find(k);
+    return it == kv.end() ? "<missing " + k + ">" : it->second;
+  }
+  double Num(const std::string& k) const { return atof(Get(k).c_str()); }
+};
+
+struct RunOptions {
+  bool preload = true;
+  const Table* table = nullptr;
+  std::vector<std::string> env;  // extra NAME=VALUE
+  // Called once the first stdout line arrived; may write to the child's stdin.
+  std::function<void(int stdin_fd)> on_first_line;
+  int timeout_ms = 20000;
+};
+
+Result RunTarget(const std::vector<std::string>& args, const RunOptions& o) {
+  int in[2], out[2], err[2];
+  EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e) {
+    if (strncmp(*e, "LD_PRELOAD=", 11) == 0 || strncmp(*e, "FAULT_", 6) == 0) continue;
+    env_s.push_back(*e);
+  }
+  if (o.preload) env_s.push_back(std::string("LD_PRELOAD=") + FAULT_SHIM_PATH);
+  if (o.table) env_s.push_back("FAULT_TABLE_FD=" + std::to_string(o.table->fd()));
+  for (const auto& e : o.env) env_s.push_back(e);
+  std::vector<char*> argv, envp;
+  std::string prog = FAULT_TARGET_PATH;
+  argv.push_back(prog.data());
+  std::vector<std::string> a = args;
+  for (auto& s : a) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  double t0 = NowMs();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  Result r;
+  bool first_line = false;
+  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0 && NowMs() - t0 < o.timeout_ms) {
+    if (poll(p, 2, 100) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[4096];
+      ssize_t n = read(p[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        close(p[i].fd);
+        p[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+    }
+    if (!first_line && r.out.find('\n') != std::string::npos) {
+      first_line = true;
+      if (o.on_first_line) o.on_first_line(in[1]);
+    }
+  }
+  close(in[1]);
+  for (auto& x : p)
+    if (x.fd >= 0) close(x.fd);
+  int st = 0;
+  for (int i = 0; i < 200; ++i) {
+    if (waitpid(pid, &st, WNOHANG) == pid) break;
+    if (NowMs() - t0 > o.timeout_ms) kill(pid, SIGKILL);
+    usleep(10000);
+  }
+  r.elapsed_ms = NowMs() - t0;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  std::istringstream ss(r.out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) r.kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return r;
+}
+
+// A TCP listener on 127.0.0.1:0 with a behaviour per connection.
+class Server {
+ public:
+  enum Mode { kEcho, kSilent, kSink };
+  explicit Server(Mode mode) : mode_(mode) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Server() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  uint64_t bytes() const { return bytes_; }
+  double first_ms() const { return first_ms_; }
+  double last_ms() const { return last_ms_; }
+  bool pattern_ok() const { return pattern_ok_; }
+
+ private:
+  void Loop() {
+    std::vector<int> conns;
+    for (int rounds = 0; !stop_ && rounds < 100000; ++rounds) {
+      std::vector<pollfd> p = {{fd_, POLLIN, 0}};
+      for (int c : conns) p.push_back({c, POLLIN, 0});
+      if (poll(p.data(), p.size(), 50) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c >= 0) conns.push_back(c);
+      }
+      for (size_t i = 1; i < p.size(); ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
+        char buf[65536];
+        ssize_t n = read(p[i].fd, buf, sizeof(buf));
+        if (n <= 0) {
+          close(p[i].fd);
+          conns.erase(std::find(conns.begin(), conns.end(), p[i].fd));
+          break;
+        }
+        if (mode_ == kEcho) {
+          if (write(p[i].fd, buf, static_cast<size_t>(n)) != n) break;
+        } else if (mode_ == kSink) {
+          for (ssize_t k = 0; k < n; ++k)
+            if (buf[k] != static_cast<char>((bytes_ + static_cast<uint64_t>(k)) * 31 % 251))
+              pattern_ok_ = false;
+          if (bytes_ == 0) first_ms_ = NowMs();
+          bytes_ += static_cast<uint64_t>(n);
+          last_ms_ = NowMs();
+        }
+      }
+    }
+    for (int c : conns) close(c);
+  }
+  Mode mode_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<double> first_ms_{0}, last_ms_{0};
+  std::atomic<bool> pattern_ok_{true};
+  std::thread thread_;
+};
+
+// A port on which nothing listens.
+int ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/fault-shim-test-XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+// ------------------------------------------------------------- passthrough ---
+
+TEST(ShimPassthrough, NoMatchingPolicyIsExact) {
+  Server echo(Server::kEcho);
+  std::string dir = TempDir();
+  std::vector<std::string> args = {"passthrough", dir, std::to_string(echo.port())};
+  RunOptions bare;
+  bare.preload = false;
+  Result a = RunTarget(args, bare);
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_EQ(a.Get("tcp_recv"), "5 echo!");
+  Table t;
+  RunOptions shim;
+  shim.table = &t;
+  Result b = RunTarget(args, shim);  // empty table
+  EXPECT_EQ(b.status, 0);
+  EXPECT_EQ(b.out, a.out);
+  EXPECT_EQ(b.err, "");
+  // A policy for another port and a path that is never used.
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 500'000'000;
+  r.timeout_connect_ns = 1'000'000'000;
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.never");
+  t.Publish();
+  Result c = RunTarget(args, shim);
+  EXPECT_EQ(c.status, 0);
+  EXPECT_EQ(c.out, a.out);
+  EXPECT_EQ(t.t()->counters.rule_fired[0], 0u);
+  EXPECT_EQ(t.t()->ring.head, 0u);
+}
+
+TEST(ShimPassthrough, NoTableMeansNoShimEffects) {
+  RunOptions o;  // preloaded, no FAULT_TABLE_FD
+  Result r = RunTarget({"fsync", TempDir() + "/f"}, o);
+  EXPECT_EQ(r.Get("fsync"), "OK");
+  EXPECT_EQ(r.err, "");
+}
+
+// ----------------------------------------------------------------- connect ---
+
+TEST(ShimConnect, TimeoutOnClosedPortAfterConfiguredTime) {
+  Table t;
+  int port = ClosedPort();
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_TCP);
+  r.timeout_connect_ns = 300'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"connect", std::to_string(port)}, o);
+  EXPECT_EQ(res.Get("result"), "ETIMEDOUT");
+  EXPECT_GE(res.Num("elapsed_ms"), 300.0);
+  EXPECT_LE(res.Num("elapsed_ms"), 320.0);
+  EXPECT_EQ(t.t()->counters.rule_fired[0], 1u);
+  fault_event ev;
+  ASSERT_TRUE(eng::PopEvent(t.t(), &ev));
+  EXPECT_EQ(ev.op, FAULT_OP_CONNECT);
+  EXPECT_EQ(ev.effect, FAULT_EFFECT_TIMEOUT);
+  EXPECT_EQ(ev.layer, 1);
+  EXPECT_EQ(ev.value, 300'000'000);
+  EXPECT_EQ(std::string(ev.target), "127.0.0.1:" + std::to_string(port));
+}
+
+TEST(ShimConnect, NonBlockingTimeoutThroughPollAndSoError) {
+  Table t;
+  int port = ClosedPort();
+  fault_rule& r = t.Rule(0);
+  r.timeout_connect_ns = 300'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"connect_nb", std::to_string(port)}, o);
+  EXPECT_EQ(res.Get("connect"), "EINPROGRESS");
+  EXPECT_EQ(res.Get("ready"), "1");
+  EXPECT_GE(res.Num("ready_ms"), 299.0);
+  EXPECT_LE(res.Num("ready_ms"), 330.0);
+  EXPECT_EQ(res.Get("so_error"), "ETIMEDOUT");
+}
+
+TEST(ShimConnect, NonBlockingTimeoutThroughEpoll) {
+  Table t;
+  int port = ClosedPort();
+  t.Rule(0).timeout_connect_ns = 200'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"connect_epoll", std::to_string(port)}, o);
+  EXPECT_EQ(res.Get("connect"), "EINPROGRESS");
+  EXPECT_EQ(res.Get("ready"), "1");
+  EXPECT_EQ(res.Get("data"), "abc");
+  EXPECT_GE(res.Num("ready_ms"), 199.0);
+  EXPECT_LE(res.Num("ready_ms"), 230.0);
+  EXPECT_EQ(res.Get("so_error"), "ETIMEDOUT");
+}
+
+TEST(ShimConnect, ConnectionErrorRefused) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.conn_error_errno = ECONNREFUSED;
+  r.conn_error_ppm = 1000000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"connect", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("result"), "ECONNREFUSED");
+}
+
+TEST(ShimConnect, HostnameTargetMatchesThroughResolvedAddresses) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(r.targets[0].name, "localhost");
+  r.conn_error_errno = EHOSTUNREACH;
+  r.conn_error_ppm = 1000000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  EXPECT_EQ(RunTarget({"connect_host", "localhost", std::to_string(echo.port())}, o).Get("result"),
+            "EHOSTUNREACH");
+  // The same address without the name lookup does not match.
+  EXPECT_EQ(RunTarget({"connect", std::to_string(echo.port())}, o).Get("result"), "OK");
+}
+
+// ------------------------------------------------------------------- links ---
+
+TEST(ShimLink, LatencyPerDirectionOnRoundTrips) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.uplink.distribution = FAULT_DIST_FIXED;
+  r.uplink.fixed_ns = 30'000'000;
+  r.downlink.distribution = FAULT_DIST_FIXED;
+  r.downlink.fixed_ns = 20'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"echo", std::to_string(echo.port()), "5"}, o);
+  EXPECT_EQ(res.Get("result"), "OK");
+  EXPECT_GE(res.Num("elapsed_ms"), 250.0);  // 5 x (30 + 20)
+  EXPECT_LE(res.Num("elapsed_ms"), 330.0);
+}
+
+TEST(ShimLink, RecvTimeout) {
+  Server silent(Server::kSilent);
+  Table t;
+  t.Rule(0).timeout_recv_ns = 200'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"recv", std::to_string(silent.port())}, o);
+  EXPECT_EQ(res.Get("result"), "ETIMEDOUT");
+  EXPECT_GE(res.Num("elapsed_ms"), 200.0);
+  EXPECT_LE(res.Num("elapsed_ms"), 230.0);
+}
+
+// Receives numbered datagrams until `quiet_ms` pass without one.
+std::set<int> ReceiveDatagrams(int fd, int quiet_ms) {
+  std::set<int> got;
+  double last = NowMs();
+  for (int i = 0; i < 1000000 && NowMs() - last < quiet_ms; ++i) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    char buf[32];
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    got.insert(atoi(buf));
+    last = NowMs();
+  }
+  return got;
+}
+
+std::set<int> UdpRun(uint64_t seed, int n, Table* t, int* fired) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int big = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  int port = ntohs(sa.sin_port);
+  memset(t->cfg(), 0, sizeof(fault_config));
+  fault_rule& r = t->Rule(0);
+  r.flags |= FAULT_RULE_HAS_SEED;
+  r.seed = seed;
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
+  r.uplink.loss_ppm = 300000;
+  t->Publish();
+  memset(&t->t()->counters, 0, sizeof(fault_counters));
+  std::set<int> got;
+  std::thread rx([&] { got = ReceiveDatagrams(fd, 1500); });
+  RunOptions o;
+  o.table = t;
+  Result res = RunTarget({"udp_send", std::to_string(port), std::to_string(n)}, o);
+  rx.join();
+  close(fd);
+  EXPECT_EQ(res.Get("sent"), std::to_string(n));  // lost datagrams are reported as sent
+  *fired = static_cast<int>(t->t()->counters.rule_fired[0]);
+  return got;
+}
+
+TEST(ShimLink, UdpLossWithinBinomialBoundAndSeedDeterministic) {
+  Table t;
+  const int n = 10000;
+  int fired1 = 0, fired2 = 0, fired3 = 0;
+  std::set<int> a = UdpRun(1, n, &t, &fired1);
+  int lost = n - static_cast<int>(a.size());
+  // 30% +- 2.576 sd (99%), sd = sqrt(n p (1-p)) = 45.8
+  EXPECT_NEAR(lost, 3000, 118);
+  EXPECT_EQ(fired1, lost);  // every loss was counted, nothing else was lost
+  std::set<int> b = UdpRun(1, n, &t, &fired2);
+  EXPECT_EQ(a, b);  // the same datagrams were lost
+  std::set<int> c = UdpRun(2, n, &t, &fired3);
+  EXPECT_NE(a, c);
+}
+
+TEST(ShimLink, RateEightMegabitWithinThreePercentIntact) {
+  Server sink(Server::kSink);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(sink.port()), FAULT_PROTO_TCP);
+  r.uplink.rate_bps = 8'000'000;
+  r.uplink.rate_burst_bytes = 10000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.timeout_ms = 30000;
+  const long bytes = 5'000'000;  // 5 s at 8 Mbit/s
+  Result res = RunTarget({"tcp_send", std::to_string(sink.port()), std::to_string(bytes)}, o);
+  ASSERT_EQ(res.Get("sent"), std::to_string(bytes)) << res.out << res.err;
+  for (int i = 0; i < 100 && sink.bytes() < static_cast<uint64_t>(bytes); ++i) usleep(20000);
+  ASSERT_EQ(sink.bytes(), static_cast<uint64_t>(bytes));
+  EXPECT_TRUE(sink.pattern_ok());
+  double secs = (sink.last_ms() - sink.first_ms()) / 1e3;
+  double mbps = (bytes - 10000) * 8 / secs / 1e6;  // the first bucket leaves at once
+  EXPECT_NEAR(mbps, 8.0, 8.0 * 0.03) << "over " << secs << " s";
+}
+
+// ------------------------------------------------------------------- files ---
+
+TEST(ShimFiles, FsyncDeniedWithEio) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"fsync", TempDir() + "/data.db"}, o);
+  EXPECT_EQ(res.Get("write"), "OK");
+  EXPECT_EQ(res.Get("fsync"), "EIO");
+  EXPECT_EQ(res.Get("fdatasync"), "EIO");  // fsync rules cover fdatasync
+  EXPECT_EQ(t.t()->counters.syscall_fired[0], 2u);
+  fault_event ev;
+  ASSERT_TRUE(eng::PopEvent(t.t(), &ev));
+  EXPECT_EQ(ev.op, FAULT_OP_FSYNC);
+  EXPECT_EQ(ev.effect, FAULT_EFFECT_DENY);
+  EXPECT_EQ(ev.value, EIO);
+  EXPECT_EQ(ev.syscall_rule, 1);
+  EXPECT_NE(std::string(ev.target).find("data.db"), std::string::npos);
+}
+
+TEST(ShimFiles, WriteDeniedOnlyForMatchingGlob) {
+  Table t;
+  t.Rule(0);
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.db-journal");
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  std::string dir = TempDir();
+  Result j = RunTarget({"write", dir + "/x.db-journal"}, o);
+  EXPECT_EQ(j.Get("open"), "OK");
+  EXPECT_EQ(j.Get("write"), "ENOSPC");
+  EXPECT_EQ(j.Get("writev"), "ENOSPC");
+  EXPECT_EQ(j.Get("pwrite"), "ENOSPC");
+  Result d = RunTarget({"write", dir + "/x.db"}, o);
+  EXPECT_EQ(d.Get("write"), "OK");
+  EXPECT_EQ(d.Get("writev"), "OK");
+  EXPECT_EQ(d.Get("pwrite"), "OK");
+}
+
+TEST(ShimFiles, WhenCounterPicksTheSecondCall) {
+  Table t;
+  t.Rule(0);
+  fault_syscall_rule& s = t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC);
+  s.when_first = 2;
+  s.when_last = 2;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result r = RunTarget({"write", TempDir() + "/w"}, o);
+  EXPECT_EQ(r.Get("write"), "OK");
+  EXPECT_EQ(r.Get("writev"), "ENOSPC");
+  EXPECT_EQ(r.Get("pwrite"), "OK");
+}
+
+TEST(ShimFiles, OpenDeniedByPath) {
+  Table t;
+  t.Rule(0);
+  std::string dir = TempDir();
+  strcpy(t.Sys(0, 0, eng::kFamilyOpen, eng::kActionDeny, EACCES).path_glob,
+         (dir + "/*").c_str());
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  EXPECT_EQ(RunTarget({"write", dir + "/f"}, o).Get("open"), "EACCES");
+  EXPECT_EQ(RunTarget({"write", TempDir() + "/f"}, o).Get("open"), "OK");
+}
+
+TEST(ShimFiles, ReloadTakesEffectOnNextCall) {
+  Table t;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.on_first_line = [&](int stdin_fd) {
+    t.Rule(0);
+    t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+    t.Publish();
+    EXPECT_EQ(write(stdin_fd, "go\n", 3), 3);
+  };
+  Result r = RunTarget({"reload", TempDir() + "/r"}, o);
+  EXPECT_EQ(r.Get("first"), "OK");
+  EXPECT_EQ(r.Get("second"), "EIO");
+}
+
+// -------------------------------------------------------------------- dns ---
+
+TEST(ShimDns, NxdomainTimeoutAndDelay) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(r.targets[0].name, "localhost");
+  r.dns_nxdomain_ppm = 1000000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result a = RunTarget({"dns", "localhost"}, o);
+  EXPECT_EQ(a.Get("getaddrinfo"), "EAI_NONAME");
+  EXPECT_EQ(a.Get("gethostbyname"), "HOST_NOT_FOUND");
+  Result other = RunTarget({"dns", "127.0.0.1"}, o);
+  EXPECT_EQ(other.Get("getaddrinfo"), "OK");
+  r.dns_nxdomain_ppm = 0;
+  r.dns_timeout_ppm = 1000000;
+  r.dns_delay_ns = 200'000'000;
+  t.Publish();
+  Result b = RunTarget({"dns", "localhost"}, o);
+  EXPECT_EQ(b.Get("getaddrinfo"), "EAI_AGAIN");
+  EXPECT_EQ(b.Get("gethostbyname"), "TRY_AGAIN");
+  EXPECT_GE(b.Num("elapsed_ms"), 200.0);
+}
+
+// ------------------------------------------------------------------ scopes ---
+
+TEST(ShimScope, OnlyTheScopedThreadSeesTheFaults) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0, "flaky", /*active=*/false);
+  r.conn_error_errno = ECONNREFUSED;
+  r.conn_error_ppm = 1000000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"scope", "flaky", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("active"), "1");
+  EXPECT_EQ(res.Get("in_scope"), "ECONNREFUSED");
+  EXPECT_EQ(res.Get("outside"), "OK");
+}
+
+TEST(ShimScope, UnknownNameWarnsOnceAndAppliesNothing) {
+  Server echo(Server::kEcho);
+  Table t;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"scope", "nope", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("active"), "0");
+  EXPECT_EQ(res.Get("in_scope"), "OK");
+  EXPECT_EQ(res.err,
+            "fault: warning: fault_scope_push(\"nope\"): no policy with that name is loaded; "
+            "the scope applies no faults\n");
+}
+
+TEST(ShimScope, WithoutShimTheWrapperIsANoOpThatSaysSo) {
+  Server echo(Server::kEcho);
+  RunOptions o;
+  o.preload = false;
+  Result res = RunTarget({"scope", "flaky", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("active"), "0");
+  EXPECT_EQ(res.Get("in_scope"), "OK");
+  EXPECT_EQ(res.err,
+            "fault: ScopedPolicy(\"flaky\") has no effect: libfault_shim.so is not loaded "
+            "(run the program under `fault exec`)\n");
+}
+
+// --------------------------------------------------------- honesty, stubs ---
+
+TEST(ShimWarnings, UnimplementedEffectIsNamedOnce) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.uplink.reorder_ppm = 1000;
+  r.downlink.duplicate_ppm = 1000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"fsync", TempDir() + "/f"}, o);
+  EXPECT_EQ(res.err,
+            "fault: warning: the loaded policy uses packet_reorder, which the preload shim "
+            "does not implement; it is not applied\n"
+            "fault: warning: the loaded policy uses packet_duplicate, which the preload shim "
+            "does not implement; it is not applied\n");
+}
+
+TEST(ShimStub, MappedAtTheReservedPageAndUsedForCoveredFamilies) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.cfg()->families_mask = eng::FamilyBit(eng::kFamilyFsync);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.env = {"FAULT_STUB_PAGE=0x7e5500000000"};
+  Result m = RunTarget({"maps"}, o);
+  EXPECT_EQ(m.Get("anon_rx"), "7e5500000000");
+  EXPECT_EQ(m.err, "");
+  Result f = RunTarget({"fsync", TempDir() + "/f"}, o);
+  EXPECT_EQ(f.Get("fsync"), "EIO");  // the shim applies it, then goes through the stub
+  EXPECT_EQ(f.Get("write"), "OK");
+}
+
+TEST(ShimStub, UnmappableStubLeavesCoveredFamiliesToSeccomp) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.Sys(1, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC);
+  t.cfg()->families_mask = eng::FamilyBit(eng::kFamilyFsync);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.env = {"FAULT_STUB_PAGE=0xffffffffff600000"};  // beyond user space
+  Result f = RunTarget({"fsync", TempDir() + "/f"}, o);
+  EXPECT_EQ(f.Get("fsync"), "OK");      // left to the (absent) seccomp layer
+  EXPECT_EQ(f.Get("write"), "ENOSPC");  // not covered: still the shim's
+  EXPECT_EQ(f.err,
+            "fault: cannot map the raw-syscall stub page at FAULT_STUB_PAGE=0xffffffffff600000; the shim "
+            "leaves the seccomp-covered syscall families to the seccomp layer\n");
+}
+
+}  // namespace

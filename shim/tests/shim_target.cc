@@ -1,0 +1,369 @@
+// A small program the shim integration tests run with libfault_shim.so
+// preloaded. Each mode does one thing and prints what it observed on
+// stdout, one "key=value" per line, so the test judges from outside.
+//
+//   shim_target connect PORT            blocking connect to 127.0.0.1:PORT
+//   shim_target connect_nb PORT         non-blocking connect + poll + SO_ERROR
+//   shim_target connect_epoll PORT      non-blocking connect + epoll + SO_ERROR
+//   shim_target udp_send PORT N         N numbered datagrams to 127.0.0.1:PORT
+//   shim_target tcp_send PORT BYTES     BYTES of a pattern to 127.0.0.1:PORT
+//   shim_target recv PORT               connect, then one recv
+//   shim_target connect_host NAME PORT  getaddrinfo(NAME) then connect
+//   shim_target echo PORT N             N request/response round trips
+//   shim_target fsync PATH              write + fsync + fdatasync on PATH
+//   shim_target write PATH              open + write on PATH
+//   shim_target dns NAME                getaddrinfo(NAME)
+//   shim_target scope NAME PORT         two threads connect; one in scope NAME
+//   shim_target reload PATH             fsync, wait for a stdin line, fsync
+//   shim_target passthrough DIR PORT    pipes, files, socketpair, TCP echo
+//   shim_target maps                    prints the r-x mappings' addresses
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "fault/scoped_policy.h"
+
+namespace {
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+const char* ErrName(int e) {
+  switch (e) {
+    case 0: return "OK";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ECONNRESET: return "ECONNRESET";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EAGAIN: return "EAGAIN";
+    case EINPROGRESS: return "EINPROGRESS";
+    case EIO: return "EIO";
+    case ENOSPC: return "ENOSPC";
+    case EACCES: return "EACCES";
+    case EPIPE: return "EPIPE";
+    default: return strerror(e);
+  }
+}
+
+sockaddr_in Loopback(int port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sa;
+}
+
+int ConnectTcp(int port, int* err) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa = Loopback(port);
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  *err = rc == 0 ? 0 : errno;
+  return fd;
+}
+
+int ModeConnect(int port) {
+  double t0 = NowMs();
+  int err;
+  int fd = ConnectTcp(port, &err);
+  printf("result=%s\nelapsed_ms=%.1f\n", ErrName(err), NowMs() - t0);
+  close(fd);
+  return 0;
+}
+
+int ModeConnectNb(int port, bool use_epoll) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_in sa = Loopback(port);
+  double t0 = NowMs();
+  int rc = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  printf("connect=%s\n", rc == 0 ? "OK" : ErrName(errno));
+  int ready = 0;
+  if (use_epoll) {
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = 0xabc;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    epoll_event out[4];
+    ready = epoll_wait(ep, out, 4, 5000);
+    if (ready > 0) printf("data=%llx\n", static_cast<unsigned long long>(out[0].data.u64));
+    close(ep);
+  } else {
+    pollfd p = {fd, POLLOUT, 0};
+    ready = poll(&p, 1, 5000);
+  }
+  double ready_ms = NowMs() - t0;
+  int soerr = 0;
+  socklen_t len = sizeof(soerr);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+  printf("ready=%d\nready_ms=%.1f\nso_error=%s\n", ready, ready_ms, ErrName(soerr));
+  close(fd);
+  return 0;
+}
+
+int ModeUdpSend(int port, int n) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in sa = Loopback(port);
+  int sent = 0;
+  for (int i = 0; i < n; ++i) {
+    char buf[16];
+    int len = snprintf(buf, sizeof(buf), "%d", i);
+    if (sendto(fd, buf, static_cast<size_t>(len), 0, reinterpret_cast<sockaddr*>(&sa),
+               sizeof(sa)) == len)
+      ++sent;
+    if (i % 64 == 63) usleep(200);  // let the receiver keep up
+  }
+  printf("sent=%d\n", sent);
+  close(fd);
+  return 0;
+}
+
+int ModeTcpSend(int port, long bytes) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  if (err) {
+    printf("result=%s\n", ErrName(err));
+    return 1;
+  }
+  char buf[65536];
+  long sent = 0;
+  double t0 = NowMs();
+  while (sent < bytes) {
+    size_t chunk = sizeof(buf);
+    if (bytes - sent < static_cast<long>(chunk)) chunk = static_cast<size_t>(bytes - sent);
+    for (size_t i = 0; i < chunk; ++i) buf[i] = static_cast<char>((sent + static_cast<long>(i)) * 31 % 251);
+    ssize_t w = send(fd, buf, chunk, 0);
+    if (w <= 0) {
+      printf("result=%s\n", ErrName(errno));
+      return 1;
+    }
+    sent += w;
+  }
+  printf("sent=%ld\nelapsed_ms=%.1f\n", sent, NowMs() - t0);
+  close(fd);
+  return 0;
+}
+
+int ModeRecv(int port) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  double t0 = NowMs();
+  char buf[64];
+  ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  printf("recv=%zd\nresult=%s\nelapsed_ms=%.1f\n", n, n < 0 ? ErrName(errno) : "OK",
+         NowMs() - t0);
+  close(fd);
+  return 0;
+}
+
+int ModeConnectHost(const char* name, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  if (getaddrinfo(name, service.c_str(), &hints, &res) != 0) {
+    printf("result=resolve_failed\n");
+    return 0;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+  printf("result=%s\n", rc == 0 ? "OK" : ErrName(errno));
+  freeaddrinfo(res);
+  close(fd);
+  return 0;
+}
+
+int ModeEcho(int port, int n) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  if (err) {
+    printf("result=%s\n", ErrName(err));
+    return 1;
+  }
+  double t0 = NowMs();
+  for (int i = 0; i < n; ++i) {
+    char c = 'x', r = 0;
+    if (write(fd, &c, 1) != 1 || read(fd, &r, 1) != 1 || r != 'x') {
+      printf("result=%s\n", ErrName(errno));
+      return 1;
+    }
+  }
+  printf("result=OK\nelapsed_ms=%.1f\n", NowMs() - t0);
+  close(fd);
+  return 0;
+}
+
+int ModeFsync(const char* path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    printf("open=%s\n", ErrName(errno));
+    return 0;
+  }
+  printf("write=%s\n", write(fd, "abc", 3) == 3 ? "OK" : ErrName(errno));
+  printf("fsync=%s\n", fsync(fd) == 0 ? "OK" : ErrName(errno));
+  printf("fdatasync=%s\n", fdatasync(fd) == 0 ? "OK" : ErrName(errno));
+  close(fd);
+  return 0;
+}
+
+int ModeWrite(const char* path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    printf("open=%s\n", ErrName(errno));
+    return 0;
+  }
+  printf("open=OK\n");
+  printf("write=%s\n", write(fd, "abc", 3) == 3 ? "OK" : ErrName(errno));
+  iovec iov[2] = {{const_cast<char*>("de"), 2}, {const_cast<char*>("f"), 1}};
+  printf("writev=%s\n", writev(fd, iov, 2) == 3 ? "OK" : ErrName(errno));
+  printf("pwrite=%s\n", pwrite(fd, "g", 1, 6) == 1 ? "OK" : ErrName(errno));
+  close(fd);
+  return 0;
+}
+
+int ModeDns(const char* name) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  double t0 = NowMs();
+  int rc = getaddrinfo(name, "80", &hints, &res);
+  const char* what = rc == 0 ? "OK" : rc == EAI_NONAME ? "EAI_NONAME" : rc == EAI_AGAIN ? "EAI_AGAIN" : gai_strerror(rc);
+  printf("getaddrinfo=%s\nelapsed_ms=%.1f\n", what, NowMs() - t0);
+  if (res) freeaddrinfo(res);
+  hostent* h = gethostbyname(name);
+  printf("gethostbyname=%s\n", h ? "OK" : (h_errno == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "TRY_AGAIN"));
+  return 0;
+}
+
+int ModeScope(const char* name, int port) {
+  std::string in_scope, outside;
+  bool active = false;
+  std::thread a([&] {
+    fault::ScopedPolicy p(name);
+    active = p.active();
+    int err;
+    close(ConnectTcp(port, &err));
+    in_scope = ErrName(err);
+  });
+  a.join();
+  std::thread b([&] {
+    int err;
+    close(ConnectTcp(port, &err));
+    outside = ErrName(err);
+  });
+  b.join();
+  printf("active=%d\nin_scope=%s\noutside=%s\n", active ? 1 : 0, in_scope.c_str(),
+         outside.c_str());
+  return 0;
+}
+
+int ModeReload(const char* path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  printf("first=%s\n", fsync(fd) == 0 ? "OK" : ErrName(errno));
+  fflush(stdout);
+  char line[16];
+  if (fgets(line, sizeof(line), stdin) == nullptr) return 1;
+  printf("second=%s\n", fsync(fd) == 0 ? "OK" : ErrName(errno));
+  close(fd);
+  return 0;
+}
+
+// Exercises ordinary I/O; the output must be identical with and without
+// the shim when no policy matches.
+int ModePassthrough(const char* dir, int port) {
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  printf("pipe_write=%zd\n", write(p[1], "hello", 5));
+  char buf[64] = {};
+  printf("pipe_read=%zd %s\n", read(p[0], buf, sizeof(buf)), buf);
+  close(p[0]);
+  close(p[1]);
+  std::string f = std::string(dir) + "/pt.txt";
+  int fd = open(f.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  printf("file_write=%zd\n", write(fd, "0123456789", 10));
+  printf("fsync=%d\n", fsync(fd));
+  printf("pread=%zd\n", pread(fd, buf, 4, 3));
+  buf[4] = 0;
+  printf("pread_data=%s\n", buf);
+  close(fd);
+  int sp[2];
+  socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+  printf("sp_send=%zd\n", send(sp[0], "ping", 4, 0));
+  memset(buf, 0, sizeof(buf));
+  printf("sp_recv=%zd %s\n", recv(sp[1], buf, sizeof(buf), 0), buf);
+  close(sp[0]);
+  close(sp[1]);
+  int err;
+  fd = ConnectTcp(port, &err);
+  printf("tcp_connect=%s\n", ErrName(err));
+  printf("tcp_send=%zd\n", send(fd, "echo!", 5, 0));
+  memset(buf, 0, sizeof(buf));
+  size_t got = 0;
+  for (int i = 0; i < 100 && got < 5; ++i) {
+    ssize_t n = recv(fd, buf + got, sizeof(buf) - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  printf("tcp_recv=%zu %s\n", got, buf);
+  close(fd);
+  return 0;
+}
+
+int ModeMaps() {
+  FILE* f = fopen("/proc/self/maps", "r");
+  char line[512];
+  while (f && fgets(line, sizeof(line), f)) {
+    if (strstr(line, " r-xp ") && !strchr(line, '/') && !strstr(line, "[")) {
+      printf("anon_rx=%.*s\n", static_cast<int>(strchr(line, '-') - line), line);
+    }
+  }
+  if (f) fclose(f);
+  // A covered-family call must still work through the stub.
+  int fd = open("/dev/null", O_WRONLY);
+  printf("fsync_devnull=%s\n", fsync(fd) == 0 || errno == EINVAL ? "OK" : ErrName(errno));
+  close(fd);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  if (argc < 2) return 2;
+  std::string mode = argv[1];
+  auto arg = [&](int i) { return i < argc ? argv[i] : ""; };
+  if (mode == "connect") return ModeConnect(atoi(arg(2)));
+  if (mode == "connect_nb") return ModeConnectNb(atoi(arg(2)), false);
+  if (mode == "connect_epoll") return ModeConnectNb(atoi(arg(2)), true);
+  if (mode == "udp_send") return ModeUdpSend(atoi(arg(2)), atoi(arg(3)));
+  if (mode == "tcp_send") return ModeTcpSend(atoi(arg(2)), atol(arg(3)));
+  if (mode == "recv") return ModeRecv(atoi(arg(2)));
+  if (mode == "connect_host") return ModeConnectHost(arg(2), atoi(arg(3)));
+  if (mode == "echo") return ModeEcho(atoi(arg(2)), atoi(arg(3)));
+  if (mode == "fsync") return ModeFsync(arg(2));
+  if (mode == "write") return ModeWrite(arg(2));
+  if (mode == "dns") return ModeDns(arg(2));
+  if (mode == "scope") return ModeScope(arg(2), atoi(arg(3)));
+  if (mode == "reload") return ModeReload(arg(2));
+  if (mode == "passthrough") return ModePassthrough(arg(2), atoi(arg(3)));
+  if (mode == "maps") return ModeMaps();
+  return 2;
+}
