@@ -121,7 +121,8 @@ struct RunOptions {
   int timeout_ms = 20000;
 };
 
-Result RunTarget(const std::vector<std::string>& args, const RunOptions& o) {
+Result RunProgram(const std::string& program, const std::vector<std::string>& args,
+                  const RunOptions& o) {
   int in[2], out[2], err[2];
   EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
@@ -135,7 +136,7 @@ Result RunTarget(const std::vector<std::string>& args, const RunOptions& o) {
   if (o.table) env_s.push_back("FAULT_TABLE_FD=" + std::to_string(o.table->fd()));
   for (const auto& e : o.env) env_s.push_back(e);
   std::vector<char*> argv, envp;
-  std::string prog = FAULT_TARGET_PATH;
+  std::string prog = program;
   argv.push_back(prog.data());
   std::vector<std::string> a = args;
   for (auto& s : a) argv.push_back(s.data());
@@ -195,6 +196,10 @@ Result RunTarget(const std::vector<std::string>& args, const RunOptions& o) {
     if (eq != std::string::npos) r.kv[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return r;
+}
+
+Result RunTarget(const std::vector<std::string>& args, const RunOptions& o) {
+  return RunProgram(FAULT_TARGET_PATH, args, o);
 }
 
 // A TCP listener on 127.0.0.1:0 with a behaviour per connection.
@@ -744,6 +749,156 @@ TEST(ShimStub, UnmappableStubLeavesCoveredFamiliesToSeccomp) {
   EXPECT_EQ(f.err,
             "fault: cannot map the raw-syscall stub page at FAULT_STUB_PAGE=0xffffffffff600000; the shim "
             "leaves the seccomp-covered syscall families to the seccomp layer\n");
+}
+
+// ------------------------------------------------------- real programs ---
+
+TEST(ShimPrograms, Sqlite3FsyncDeniedIsDiskIoError) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  std::string db = TempDir() + "/t.db";
+  Result r = RunProgram("/usr/bin/sqlite3", {db, "create table a(x); insert into a values(1);"}, o);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("disk I/O error"), std::string::npos) << r.err;
+}
+
+TEST(ShimPrograms, Sqlite3JournalWriteDeniedIsFullDisk) {
+  Table t;
+  t.Rule(0);
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.db-journal");
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  std::string db = TempDir() + "/t.db";
+  Result r = RunProgram("/usr/bin/sqlite3", {db, "create table a(x); insert into a values(1);"}, o);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("database or disk is full"), std::string::npos) << r.err;
+}
+
+TEST(ShimPrograms, ExecedChildrenKeepThePolicy) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  std::string cmd = std::string(FAULT_TARGET_PATH) + " fsync " + TempDir() + "/f";
+  Result r = RunProgram("/bin/sh", {"-c", cmd}, o);
+  EXPECT_EQ(r.Get("fsync"), "EIO");
+}
+
+TEST(ShimPrograms, PythonUdpLossSeeded) {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  int port = ntohs(sa.sin_port);
+  close(fd);
+  // Sender and receiver in one python process: loss applies where the
+  // datagram leaves (uplink), so the receiver sees the configured rate.
+  std::string script =
+      "import socket\n"
+      "r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+      "r.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<23)\n"
+      "r.bind(('127.0.0.1'," + std::to_string(port) + "))\n"
+      "r.setblocking(False)\n"
+      "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+      "got=0\n"
+      "for i in range(10000):\n"
+      "  s.sendto(b'%d'%i,('127.0.0.1'," + std::to_string(port) + "))\n"
+      "  try:\n"
+      "    while True:\n"
+      "      r.recv(64,socket.MSG_DONTWAIT); got+=1\n"
+      "  except BlockingIOError: pass\n"
+      "r.settimeout(0.5)\n"
+      "try:\n"
+      "  while True: r.recv(64); got+=1\n"
+      "except socket.timeout: pass\n"
+      "print('received=%d'%got)\n";
+  Table t;
+  fault_rule& rule = t.Rule(0);
+  rule.flags |= FAULT_RULE_HAS_SEED;
+  rule.seed = 1;
+  rule.n_targets = 1;
+  rule.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
+  rule.uplink.loss_ppm = 300000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result a = RunProgram("/usr/bin/python3", {"-c", script}, o);
+  int lost = 10000 - atoi(a.Get("received").c_str());
+  EXPECT_NEAR(lost, 3000, 118) << a.out << a.err;
+  memset(&t.t()->counters, 0, sizeof(fault_counters));
+  Result b = RunProgram("/usr/bin/python3", {"-c", script}, o);
+  EXPECT_EQ(a.Get("received"), b.Get("received"));
+}
+
+TEST(ShimPrograms, CurlLatencyAndNxdomain) {
+  // A one-shot HTTP responder.
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  listen(lfd, 8);
+  int port = ntohs(sa.sin_port);
+  std::atomic<bool> stop{false};
+  std::thread http([&] {
+    for (int i = 0; i < 1000 && !stop; ++i) {
+      pollfd p = {lfd, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int c = accept(lfd, nullptr, nullptr);
+      char buf[4096];
+      ssize_t n = read(c, buf, sizeof(buf));
+      (void)n;
+      const char* resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      if (write(c, resp, strlen(resp)) < 0) break;
+      close(c);
+    }
+  });
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  RunOptions bare;
+  bare.preload = false;
+  Result base = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", url}, bare);
+  ASSERT_EQ(base.status, 0) << base.err;
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.uplink.fixed_ns = 200'000'000;
+  r.downlink.fixed_ns = 200'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result slow = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", url}, o);
+  EXPECT_EQ(slow.status, 0) << slow.err;
+  EXPECT_GE(slow.elapsed_ms - base.elapsed_ms, 200.0);
+  // A name /etc/hosts resolves (curl answers "localhost" itself).
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::string named = "http://" + std::string(host) + ":" + std::to_string(port) + "/";
+  Result named_ok = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", named}, bare);
+  EXPECT_EQ(named_ok.status, 0) << named_ok.err;
+  Table d;
+  fault_rule& dr = d.Rule(0);
+  dr.n_targets = 1;
+  dr.targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(dr.targets[0].name, host);
+  dr.dns_nxdomain_ppm = 1000000;
+  d.Publish();
+  o.table = &d;
+  Result nx = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", named}, o);
+  EXPECT_EQ(nx.status, 6) << nx.err;  // CURLE_COULDNT_RESOLVE_HOST
+  stop = true;
+  http.join();
+  close(lfd);
 }
 
 }  // namespace
