@@ -12,6 +12,11 @@ foreach(t ${FAULT_SECCOMP_TARGETS})
   target_link_libraries(seccomp_${t} PRIVATE Threads::Threads)
 endforeach()
 
+# The same writer, dynamically linked, for the shim + seccomp ("both") case.
+add_executable(seccomp_write_timing_dyn ${PROJECT_SOURCE_DIR}/tests/targets/seccomp/write_timing.c)
+target_compile_options(seccomp_write_timing_dyn PRIVATE -O2 -fno-sanitize=all)
+target_link_options(seccomp_write_timing_dyn PRIVATE -fno-sanitize=all)
+
 add_executable(seccomp_driver testing/seccomp_driver.cc)
 target_link_libraries(seccomp_driver PRIVATE fault_seccomp fault_policy CLI11::CLI11)
 
@@ -23,7 +28,12 @@ target_link_libraries(seccomp_integration_test PRIVATE
 foreach(t ${FAULT_SECCOMP_TARGETS})
   add_dependencies(seccomp_integration_test seccomp_${t})
 endforeach()
-add_dependencies(seccomp_integration_test seccomp_driver)
+add_dependencies(seccomp_integration_test seccomp_driver seccomp_write_timing_dyn)
+if(TARGET fault_shim AND NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize")
+  add_dependencies(seccomp_integration_test fault_shim)
+  target_compile_definitions(seccomp_integration_test PRIVATE
+    FAULT_SHIM_PATH="$<TARGET_FILE:fault_shim>")
+endif()
 gtest_discover_tests(seccomp_integration_test
   PROPERTIES LABELS integration TIMEOUT 60
   DISCOVERY_TIMEOUT 60)

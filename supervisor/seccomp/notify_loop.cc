@@ -252,6 +252,11 @@ void NotifyLoop::HandleNotification(Listener& l) {
       call.addr = detail.addr;
     }
     std::string target = call.path;
+    if (target.empty() && !call.addr.has_value() && call.family != Family::kOpen &&
+        call.family != Family::kUnlink && call.family != Family::kRename &&
+        call.family != Family::kMkdir) {
+      target = TargetFdPath(tid, static_cast<int>(args[0]));  // "pipe:[123]", "socket:[45]"
+    }
     if (call.addr.has_value() && (call.family == Family::kConnect || target.empty())) {
       target = FormatSockaddr(*call.addr);
     }
