@@ -208,7 +208,7 @@ class Scanner {
     Token t;
     t.pos = Here();
     if (i_ >= src_.size()) {
-      if (!last_was_newline_ && emitted_any_) {
+      if (!last_was_newline_ && emitted_any_ && depth_ == 0) {
         last_was_newline_ = true;
         t.kind = Tok::kNewline;
         return t;

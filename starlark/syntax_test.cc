@@ -49,7 +49,8 @@ TEST(ScannerTest, OperatorsAndLiterals) {
 }
 
 TEST(ScannerTest, Errors) {
-  EXPECT_EQ(ScanForTest("x = 'abc").status().message(), "1:5: unexpected newline in string");
+  EXPECT_EQ(ScanForTest("x = 'abc\n").status().message(), "1:5: unexpected newline in string");
+  EXPECT_EQ(ScanForTest("x = 'abc").status().message(), "1:5: unexpected EOF in string");
   EXPECT_EQ(ScanForTest("x = 012").status().message(),
             "1:5: invalid int literal: 012 (obsolete form of octal literal; use 0o12)");
   EXPECT_EQ(ScanForTest("x = '\\q'").status().message(), "1:6: invalid escape sequence \\q");
@@ -67,7 +68,7 @@ absl::Status ParseAndResolve(std::string_view src, Dialect d = {}) {
 }
 
 TEST(ParserTest, SyntaxErrorsCarryPositions) {
-  EXPECT_EQ(ParseAndResolve("x = (1,\n").message(), "t.star:2:1: got end of file, want )");
+  EXPECT_EQ(ParseAndResolve("x = (1,\n").message(), "t.star:2:1: got end of file, want primary expression");
   EXPECT_EQ(ParseAndResolve("1 = x\n").message(), "t.star:1:1: cannot assign to literal");
   EXPECT_EQ(ParseAndResolve("a < b < c\n").message(),
             "t.star:1:7: operator < is not associative; use parentheses");

@@ -412,6 +412,14 @@ uint64_t Hash(const Value& v) {
       for (auto& x : TupleOf(v)->v) h = (h ^ Hash(x)) * 1000003ull;
       return h;
     }
+    case Kind::kRange: {
+      auto* r = v.as<RangeObj>();
+      int64_t n = r->Len();
+      if (n == 0) return MixInt(0x7261);
+      uint64_t h = MixInt(static_cast<uint64_t>(n)) ^ (MixInt(static_cast<uint64_t>(r->start)) * 31);
+      if (n > 1) h ^= MixInt(static_cast<uint64_t>(r->step)) * 1000003ull;
+      return h;
+    }
     case Kind::kFunction:
     case Kind::kBuiltin:
     case Kind::kModule:
@@ -520,7 +528,7 @@ bool Equal(const Value& a, const Value& b) {
       const auto& y = ka == Kind::kList ? ListOf(b)->v : TupleOf(b)->v;
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); i++)
-        if (!Equal(x[i], y[i])) return false;
+        if (x[i].bits() != y[i].bits() && !Equal(x[i], y[i])) return false;
       return true;
     }
     case Kind::kDict: {
