@@ -656,12 +656,18 @@ uint64_t TokenBucketTake(TokenBucket* b, uint64_t rate_bps, uint64_t burst_bytes
   }
   const int64_t per_byte = 8 * 1000000000LL;
   uint64_t avail = b->tokens > 0 ? static_cast<uint64_t>(b->tokens / per_byte) : 0;
-  if (avail > 0) {
+  // Hand out whole quanta (or all that is wanted): trickling out the few
+  // bytes that refilled since the last call would turn one send into
+  // thousands of tiny ones.
+  // Half a bucket, so that a caller sleeping a little longer than told
+  // keeps the tokens that accrued meanwhile (the bucket caps them).
+  uint64_t half = bucket / 2;
+  uint64_t need = want < half ? want : half;
+  if (avail >= need) {
     uint64_t n = want < avail ? want : avail;
     b->tokens -= static_cast<int64_t>(n) * per_byte;
     return n;
   }
-  uint64_t need = want < bucket ? want : bucket;
   __int128 missing = static_cast<__int128>(need) * per_byte - b->tokens;
   __int128 w = (missing + rate_bps - 1) / rate_bps;
   *wait_ns = static_cast<int64_t>(w);

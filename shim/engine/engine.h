@@ -352,8 +352,9 @@ struct TokenBucket {
 uint64_t BucketBytes(uint64_t rate_bps, uint64_t burst_bytes);
 
 // Takes up to `want` bytes at time `now`. Returns how many may pass now
-// (consumed). When 0, *wait_ns is how long until min(want, bucket) bytes
-// will be available. A new bucket starts full.
+// (consumed): nothing until at least min(want, bucket / 2) bytes are
+// available, then up to all available. When 0, *wait_ns is how long until
+// min(want, bucket / 2) bytes will be available. A new bucket starts full.
 uint64_t TokenBucketTake(TokenBucket* b, uint64_t rate_bps,
                          uint64_t burst_bytes, int64_t now, uint64_t want,
                          int64_t* wait_ns);

@@ -518,9 +518,13 @@ TEST(TokenBucket, ExactOnSimulatedTime) {
   int64_t wait;
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 10000u);  // starts full
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 0u);
-  EXPECT_EQ(wait, 10'000'000);  // 10000 bytes at 1 B/us
-  fc.Advance(1'000'000);
-  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 1000u);
+  EXPECT_EQ(wait, 5'000'000);  // half a bucket: 5000 bytes at 1 B/us
+  fc.Advance(1'000'000);  // 1000 bytes refilled: less than half a bucket
+  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 0u);
+  EXPECT_EQ(wait, 4'000'000);
+  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 500, &wait), 500u);  // small wants pass
+  fc.Advance(5'700'000);  // a late wake-up keeps what accrued
+  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 6200u);
   fc.Advance(1'000'000'000);  // refill caps at the bucket
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 1 << 30, &wait), 10000u);
 }
@@ -550,7 +554,7 @@ TEST(TokenBucket, ExplicitBurstAndUnlimited) {
   EXPECT_EQ(BucketBytes(8000, 0), 1500u);  // at least 1500 bytes
   EXPECT_EQ(TokenBucketTake(&b, 80000, 4000, 0, 5000, &wait), 4000u);
   EXPECT_EQ(TokenBucketTake(&b, 80000, 4000, 0, 5000, &wait), 0u);
-  EXPECT_EQ(wait, 400'000'000);  // 4000 bytes at 10000 B/s
+  EXPECT_EQ(wait, 200'000'000);  // half the bucket, 2000 bytes, at 10000 B/s
 }
 
 // --------------------------------------------------------------- when/glob ---

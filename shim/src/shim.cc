@@ -368,6 +368,16 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+// Sleeps until monotonic time `until`, resuming after signals.
+void SleepUntilNs(int64_t until) {
+  for (int i = 0; i < 1000000; ++i) {
+    struct timespec ts = {static_cast<time_t>(until / 1000000000),
+                          static_cast<long>(until % 1000000000)};
+    int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    if (rc != EINTR) return;
+  }
+}
+
 // Sleeps `ns` (kForever: until the process ends), resuming after signals.
 void SleepNs(int64_t ns) {
   if (ns <= 0) return;
@@ -786,15 +796,20 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     return n;
   }
   // Token bucket: datagrams go whole; streams in bucket-sized pieces.
+  // Paced on virtual time: the bucket is charged at the times the sender
+  // was due, and sleeps are absolute, so a late wake-up (a busy machine)
+  // does not lose the tokens that accrued meanwhile.
   size_t done = 0;
   size_t left = IovLen(iov, niov);
+  int64_t vnow = NowNs();
+  if (vnow < st.cs.bucket[eng::kUplink].last_ns) vnow = st.cs.bucket[eng::kUplink].last_ns;
   for (int rounds = 0; left > 0; ++rounds) {
     int64_t wait;
     uint64_t want = left;
     uint64_t got;
     if (kind == kUdp) {
       got = eng::TokenBucketTake(&st.cs.bucket[eng::kUplink], l.rate_bps,
-                                 l.rate_burst_bytes, NowNs(), want, &wait);
+                                 l.rate_burst_bytes, vnow, want, &wait);
       if (got > 0 && got < want) {  // take the rest as debt: datagrams are whole
         st.cs.bucket[eng::kUplink].tokens -=
             static_cast<int64_t>(want - got) * 8 * 1000000000LL;
@@ -802,16 +817,17 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
       }
     } else {
       got = eng::TokenBucketTake(&st.cs.bucket[eng::kUplink], l.rate_bps,
-                                 l.rate_burst_bytes, NowNs(), want, &wait);
+                                 l.rate_burst_bytes, vnow, want, &wait);
     }
     if (got == 0) {
-      if (done > 0) break;
+      if (done > 0 && nonblock) break;
       if (nonblock) {
         GateSet(fd, st, eng::kUplink, NowNs() + wait, 0);
         errno = EAGAIN;
         return -1;
       }
-      SleepNs(wait);
+      vnow += wait;
+      SleepUntilNs(vnow);
       continue;
     }
     iovec part[kIov];
@@ -948,10 +964,12 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
     if (d.max_bytes < limit) limit = static_cast<size_t>(d.max_bytes);
     const fault_link& l = r.downlink;
     if (l.rate_bps != 0 && kind == kTcp) {
+      int64_t vnow = NowNs();
+      if (vnow < st.cs.bucket[eng::kDownlink].last_ns) vnow = st.cs.bucket[eng::kDownlink].last_ns;
       for (int rounds = 0; rounds < 1 << 20; ++rounds) {
         int64_t wait;
         uint64_t got = eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
-                                            l.rate_burst_bytes, NowNs(), limit, &wait);
+                                            l.rate_burst_bytes, vnow, limit, &wait);
         if (got > 0) {
           limit = static_cast<size_t>(got);
           break;
@@ -961,7 +979,8 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
           errno = EAGAIN;
           return -1;
         }
-        SleepNs(wait);
+        vnow += wait;
+        SleepUntilNs(vnow);
       }
     }
     iovec iov[kIov];
