@@ -129,6 +129,25 @@ std::optional<std::string> CheckJson(std::string_view text, std::string_view fil
   return Cat(filename, ":", line, ":", column, ": ", reason);
 }
 
+// The 1-based line of a "---" that starts a second YAML document, if any: a
+// document marker after content (a leading one is allowed).
+std::optional<size_t> SecondDocumentLine(std::string_view text) {
+  bool content = false;
+  size_t line = 0;
+  for (absl::string_view l : absl::StrSplit(Av(text), '\n')) {
+    ++line;
+    const bool marker = absl::StartsWith(l, "---") &&
+                        (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+    if (marker && content) return line;
+    const absl::string_view trimmed = absl::StripAsciiWhitespace(l);
+    if (!trimmed.empty() && trimmed[0] != '#' && !marker &&
+        !absl::StartsWith(l, "%")) {
+      content = true;
+    }
+  }
+  return std::nullopt;
+}
+
 struct ParsedFile {
   fault::v1::PolicySet set;
   std::vector<std::string> positions;  // per policy, "file:line:column"
@@ -151,9 +170,16 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
       return out;
     }
   }
-  std::vector<YAML::Node> docs;
+  // YAML::LoadAll of yaml-cpp 0.7 can loop forever on some malformed input
+  // (e.g. a stray ","), so read one document and find a second one by hand.
+  if (std::optional<size_t> line = SecondDocumentLine(text)) {
+    out.errors.push_back(Cat(filename, ":", *line, ":1: more than one YAML document "
+                             "(put every policy under one root map)"));
+    return out;
+  }
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     fail(e.mark, e.msg);
     return out;
@@ -161,16 +187,15 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
     fail(YAML::Mark::null_mark(), e.what());
     return out;
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
-    fail(YAML::Mark::null_mark(), "no policies (the file is empty)");
+  if (!root.IsDefined() || root.IsNull()) {
+    // A document marker after the text is a second document exactly when
+    // the text had content.
+    const bool has_content = SecondDocumentLine(Cat(text, "\n---")).has_value();
+    fail(YAML::Mark::null_mark(),
+         has_content ? "no policies (the text is not a YAML map; check for a stray \",\", \"]\" or \"}\")"
+                     : "no policies (the file is empty)");
     return out;
   }
-  if (docs.size() > 1) {
-    fail(docs[1].Mark(),
-         "more than one YAML document (put every policy under one root map)");
-    return out;
-  }
-  const YAML::Node& root = docs[0];
   if (!root.IsMap()) {
     fail(root.Mark(),
          Cat("the root must be a map from policy name to policy, got ",
@@ -185,7 +210,7 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
   std::map<std::string, std::string> defined;  // name -> position
   try {
     for (auto it = root.begin(); it != root.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;
       if (!key.IsScalar()) {
         fail(key.Mark(), "a policy name must be a plain string");
         continue;

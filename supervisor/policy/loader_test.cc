@@ -345,8 +345,12 @@ TEST(PolicyFileErrorTest, YamlSyntaxAndShape) {
             "p.yaml:1:1: the root must be a map from policy name to policy, got a list");
   EXPECT_EQ(Errors("{}"), "p.yaml:1:1: no policies (the root map is empty)");
   EXPECT_EQ(Errors("a: {latency: 1ms}\n---\nb: {latency: 1ms}\n"),
-            "p.yaml:3:1: more than one YAML document (put every policy under one "
+            "p.yaml:2:1: more than one YAML document (put every policy under one "
             "root map)");
+  EXPECT_EQ(Errors("---\na: {latency: 1ms}\n"), "<ok>");
+  EXPECT_EQ(Errors(", path: \"x\": ,,}"),
+            "p.yaml: no policies (the text is not a YAML map; check for a stray \",\", "
+            "\"]\" or \"}\")");
   EXPECT_EQ(Errors("\"a b\": {latency: 1ms}"),
             "p.yaml:1:1: policy name \"a b\" has an unexpected character (use "
             "letters, digits, '_', '-' and '.')");

@@ -437,8 +437,8 @@ class Parser {
     absl::flat_hash_map<std::string_view, std::string> seen;
     bool clean = true;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         ctx_.Fail(key, path, Cat("expected a field name, got ", Describe(key)));
         clean = false;
@@ -1301,10 +1301,12 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
 void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
   std::vector<Field> fields;
   AddLinkFields(&fields, out->mutable_link());
-  for (auto [name, profile] :
+  for (const auto& entry :
        {std::pair<std::string_view, LinkProfile*>{"uplink", out->mutable_uplink()},
         std::pair<std::string_view, LinkProfile*>{"downlink",
                                                   out->mutable_downlink()}}) {
+    const std::string_view name = entry.first;
+    LinkProfile* const profile = entry.second;
     fields.push_back(
         {name, [this, profile](const YAML::Node& v, const std::string& p) {
            std::vector<Field> link_fields;
