@@ -146,9 +146,14 @@ void NotifyLoop::Respond(int fd, uint64_t id, int err, bool cont) {
 }
 
 void NotifyLoop::ArmTimer() {
+  // Only when the earliest deadline changed: one syscall saved on every
+  // notification that is not delayed.
+  const int64_t next = timers_.NextDeadline().value_or(0);
+  if (next == armed_ns_) return;
+  armed_ns_ = next;
   itimerspec its{};
-  if (std::optional<int64_t> next = timers_.NextDeadline(); next.has_value()) {
-    int64_t at = std::max<int64_t>(*next, 1);
+  if (next != 0) {
+    const int64_t at = std::max<int64_t>(next, 1);
     its.it_value.tv_sec = at / 1'000'000'000;
     its.it_value.tv_nsec = at % 1'000'000'000;
   }
@@ -318,9 +323,10 @@ void NotifyLoop::Run() {
     if (fds[1].revents & POLLIN) {
       uint64_t v;
       (void)!read(timer_fd_, &v, sizeof(v));
+      armed_ns_ = 0;  // a fired timerfd is disarmed
     }
     // Timers first: a due delay is answered before new work is taken.
-    FireExpired();
+    if (!timers_.empty()) FireExpired();
 
     std::vector<int> gone;
     for (size_t i = 2; i < fds.size(); ++i) {

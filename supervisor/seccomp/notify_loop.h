@@ -132,6 +132,7 @@ class NotifyLoop {
   // Loop thread only.
   std::vector<Listener> listeners_;
   TimerQueue timers_;
+  int64_t armed_ns_ = 0;  // deadline the timerfd is armed for, 0: disarmed
   std::map<uint64_t, Pending> pending_;
   std::map<pid_t, uint64_t> pending_by_tid_;
   std::vector<Family> family_of_nr_;
