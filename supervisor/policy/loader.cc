@@ -1,6 +1,7 @@
 #include "supervisor/policy/loader.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -148,6 +149,36 @@ std::optional<size_t> SecondDocumentLine(std::string_view text) {
   return std::nullopt;
 }
 
+// The position of the first byte that is not valid UTF-8, if any. Policy
+// files are UTF-8 text (YAML and JSON both require it).
+std::optional<std::pair<size_t, size_t>> InvalidUtf8(std::string_view text) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    bool ok = len != 0 && i + len <= text.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    }
+    if (ok && len > 1) {
+      // Overlong forms, surrogates and code points above U+10FFFF.
+      uint32_t cp = c & (0xff >> (len + 1));
+      for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (text[i + k] & 0x3f);
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[len] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+    }
+    if (!ok) return std::make_pair(line, column);
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += len;
+  }
+  return std::nullopt;
+}
+
 struct ParsedFile {
   fault::v1::PolicySet set;
   std::vector<std::string> positions;  // per policy, "file:line:column"
@@ -162,6 +193,11 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
   if (text.size() > kMaxFileBytes) {
     out.errors.push_back(Cat(filename, ": too large (", text.size(),
                              " bytes; policy files are at most 1mb)"));
+    return out;
+  }
+  if (auto bad = InvalidUtf8(text)) {
+    out.errors.push_back(Cat(filename, ":", bad->first, ":", bad->second,
+                             ": not UTF-8 text (policy files are UTF-8)"));
     return out;
   }
   if (LooksLikeJson(text, filename)) {

@@ -348,6 +348,10 @@ TEST(PolicyFileErrorTest, YamlSyntaxAndShape) {
             "p.yaml:2:1: more than one YAML document (put every policy under one "
             "root map)");
   EXPECT_EQ(Errors("---\na: {latency: 1ms}\n"), "<ok>");
+  EXPECT_EQ(Errors("a: {syscalls: {write: {deny: EIO, path: \"/d\xc3\xa9j\xe0/x\"}}}"),
+            "p.yaml:1:46: not UTF-8 text (policy files are UTF-8)");
+  EXPECT_EQ(Errors("a: {syscalls: {write: {deny: EIO, path: \"/d\xc3\xa9j\xc3\xa0/x\"}}}"),
+            "<ok>");
   EXPECT_EQ(Errors(", path: \"x\": ,,}"),
             "p.yaml: no policies (the text is not a YAML map; check for a stray \",\", "
             "\"]\" or \"}\")");
