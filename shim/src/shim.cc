@@ -855,8 +855,13 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
 ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t op) {
   const eng::Index& idx = s.idx();
   FdState& st = State(fd);
-  bool nonblock = IsNonblock(fd, flags);
   LearnPeer(fd, st);
+  // O_NONBLOCK costs a syscall: only asked when a rule may apply.
+  int nb_known = -1;
+  auto nonblock_now = [&]() {
+    if (nb_known < 0) nb_known = IsNonblock(fd, flags) ? 1 : 0;
+    return nb_known == 1;
+  };
   size_t total = IovLen(m->msg_iov, m->msg_iovlen);
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
     eng::Endpoint ep = st.peer;
@@ -873,7 +878,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
       pm.msg_namelen = sizeof(from);
       pm.msg_iov = &one;
       pm.msg_iovlen = 1;
-      ssize_t n = RealRecvmsg(idx, fd, &pm, MSG_PEEK | (nonblock ? MSG_DONTWAIT : 0));
+      ssize_t n = RealRecvmsg(idx, fd, &pm, MSG_PEEK | (nonblock_now() ? MSG_DONTWAIT : 0));
       if (n < 0) return -1;
       if (!eng::SetEndpointAddress(&ep, &from, pm.msg_namelen)) return RealRecvmsg(idx, fd, m, flags);
       cache = false;
@@ -882,6 +887,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
     ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
     int rule = PickFor(s, &st, ep, cache);
     if (rule < 0) return RealRecvmsg(idx, fd, m, flags);
+    const bool nonblock = nonblock_now();
     fault_rule r;
     eng::NetDecision d;
     Pending& p = st.pend[eng::kDownlink];
