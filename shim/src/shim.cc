@@ -318,18 +318,19 @@ uint64_t ScopeMask(ThreadState* ts) {
 // One slow-path entry: guards recursion, refreshes the index.
 struct Slow {
   ThreadState* ts;
-  bool ok;
-  uint64_t mask;  // rules that apply to this thread
-  explicit Slow() : ts(&t_state), ok(false), mask(0) {
-    if (ts->in_shim || g_table == nullptr) return;
+  bool ok = false;       // index current: effects may be applied
+  bool entered = false;  // this object set the recursion guard
+  uint64_t mask = 0;     // rules that apply to this thread
+  Slow() : ts(&t_state) {
+    if (ts->in_shim || g_table == nullptr) return;  // nested or no table
     ts->in_shim = 1;
+    entered = true;
     if (!RefreshIndex(ts)) return;
     mask = ts->idx.active | ScopeMask(ts);
     ok = true;
   }
   ~Slow() {
-    if (ts->in_shim && ok) ts->in_shim = 0;
-    else if (ts->in_shim && !ok && g_table != nullptr) ts->in_shim = 0;
+    if (entered) ts->in_shim = 0;
   }
   Slow(const Slow&) = delete;
   Slow& operator=(const Slow&) = delete;

@@ -442,6 +442,70 @@ TEST(ShimLink, LatencyPerDirectionOnRoundTrips) {
   EXPECT_LE(res.Num("elapsed_ms"), 330.0);
 }
 
+void NonBlockingLatency(const char* mode) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.downlink.fixed_ns = 150'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({mode, std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("send"), "1");
+  EXPECT_EQ(res.Get("got"), "x");
+  EXPECT_GE(res.Num("elapsed_ms"), 150.0);
+  EXPECT_LE(res.Num("elapsed_ms"), 250.0);
+  // While the answer is held back, waiting does not report it readable
+  // (the first wait may, before recv has looked at the data).
+  EXPECT_LE(res.Num("spurious"), 1.0) << res.out;
+}
+
+TEST(ShimLink, NonBlockingReceiveLatencyHidesReadinessInPoll) {
+  NonBlockingLatency("nb_echo_poll");
+}
+
+TEST(ShimLink, NonBlockingReceiveLatencyHidesReadinessInEpoll) {
+  NonBlockingLatency("nb_echo_epoll");
+}
+
+TEST(ShimLink, SessionBudgetCutsTheStream) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.budget_max_tx = 250;
+  r.budget_action = eng::kBudgetConnectionError;
+  r.budget_errno = ECONNRESET;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"budget", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("send0"), "100");
+  EXPECT_EQ(res.Get("send1"), "100");
+  EXPECT_EQ(res.Get("send2"), "50");  // what is left of the budget
+  EXPECT_EQ(res.Get("send3"), "ECONNRESET");
+}
+
+TEST(ShimLink, BlackholedConnectTimesOut) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.timeout_connect_ns = 100'000'000;
+  r.timeout_recv_ns = 100'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result c = RunTarget({"connect", std::to_string(echo.port())}, o);
+  EXPECT_EQ(c.Get("result"), "ETIMEDOUT");
+  EXPECT_GE(c.Num("elapsed_ms"), 100.0);
+}
+
 TEST(ShimLink, RecvTimeout) {
   Server silent(Server::kSilent);
   Table t;

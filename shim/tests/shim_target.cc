@@ -9,6 +9,9 @@
 //   shim_target tcp_send PORT BYTES     BYTES of a pattern to 127.0.0.1:PORT
 //   shim_target recv PORT               connect, then one recv
 //   shim_target connect_host NAME PORT  getaddrinfo(NAME) then connect
+//   shim_target nb_echo_poll PORT       non-blocking round trip waiting in poll
+//   shim_target nb_echo_epoll PORT      the same with epoll
+//   shim_target budget PORT             four 100-byte sends
 //   shim_target echo PORT N             N request/response round trips
 //   shim_target fsync PATH              write + fsync + fdatasync on PATH
 //   shim_target write PATH              open + write on PATH
@@ -190,6 +193,60 @@ int ModeConnectHost(const char* name, int port) {
   return 0;
 }
 
+// Non-blocking round trip; waits for the answer with poll or epoll and
+// counts how often a wait said "readable" but recv had nothing.
+int ModeNbEcho(int port, bool use_epoll) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int ep = -1;
+  if (use_epoll) {
+    ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  }
+  double t0 = NowMs();
+  printf("send=%zd\n", send(fd, "x", 1, 0));
+  int spurious = 0, waits = 0;
+  char c = 0;
+  for (int i = 0; i < 1000 && NowMs() - t0 < 3000; ++i) {
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (n == 1) break;
+    if (n < 0 && errno != EAGAIN) {
+      printf("recv_error=%s\n", ErrName(errno));
+      break;
+    }
+    if (i > 0) ++spurious;
+    ++waits;
+    if (use_epoll) {
+      epoll_event out;
+      epoll_wait(ep, &out, 1, 2000);
+    } else {
+      pollfd p = {fd, POLLIN, 0};
+      poll(&p, 1, 2000);
+    }
+  }
+  printf("got=%c\nelapsed_ms=%.1f\nspurious=%d\n", c ? c : '-', NowMs() - t0, spurious);
+  if (ep >= 0) close(ep);
+  close(fd);
+  return 0;
+}
+
+int ModeBudget(int port) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  char buf[100];
+  memset(buf, 'b', sizeof(buf));
+  for (int i = 0; i < 4; ++i) {
+    ssize_t n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+    printf("send%d=%s\n", i, n >= 0 ? std::to_string(n).c_str() : ErrName(errno));
+  }
+  close(fd);
+  return 0;
+}
+
 int ModeEcho(int port, int n) {
   int err;
   int fd = ConnectTcp(port, &err);
@@ -356,6 +413,9 @@ int main(int argc, char** argv) {
   if (mode == "udp_send") return ModeUdpSend(atoi(arg(2)), atoi(arg(3)));
   if (mode == "tcp_send") return ModeTcpSend(atoi(arg(2)), atol(arg(3)));
   if (mode == "recv") return ModeRecv(atoi(arg(2)));
+  if (mode == "nb_echo_poll") return ModeNbEcho(atoi(arg(2)), false);
+  if (mode == "nb_echo_epoll") return ModeNbEcho(atoi(arg(2)), true);
+  if (mode == "budget") return ModeBudget(atoi(arg(2)));
   if (mode == "connect_host") return ModeConnectHost(arg(2), atoi(arg(3)));
   if (mode == "echo") return ModeEcho(atoi(arg(2)), atoi(arg(3)));
   if (mode == "fsync") return ModeFsync(arg(2));
