@@ -215,7 +215,7 @@ class Server {
     socklen_t len = sizeof(sa);
     getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
     port_ = ntohs(sa.sin_port);
-    listen(fd_, 16);
+    listen(fd_, 128);
     thread_ = std::thread([this] { Loop(); });
   }
   ~Server() {
@@ -842,6 +842,19 @@ TEST(ShimPrograms, Sqlite3JournalWriteDeniedIsFullDisk) {
   Result r = RunProgram("/usr/bin/sqlite3", {db, "create table a(x); insert into a values(1);"}, o);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("database or disk is full"), std::string::npos) << r.err;
+}
+
+TEST(ShimPrograms, ForkedChildKeepsThePolicy) {
+  Table t;
+  t.Rule(0);
+  t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result r = RunTarget({"fork_fsync", TempDir() + "/f"}, o);
+  EXPECT_EQ(r.Get("child_fsync"), "EIO");
+  EXPECT_EQ(r.Get("parent_fsync"), "EIO");
+  EXPECT_EQ(t.t()->counters.syscall_fired[0], 2u);
 }
 
 TEST(ShimPrograms, ExecedChildrenKeepThePolicy) {

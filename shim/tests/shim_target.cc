@@ -16,7 +16,8 @@
 //   shim_target fsync PATH              write + fsync + fdatasync on PATH
 //   shim_target write PATH              open + write on PATH
 //   shim_target dns NAME                getaddrinfo(NAME)
-//   shim_target scope NAME PORT         two threads connect; one in scope NAME
+//   shim_target scope NAME PORT         two threads connect at once; one in scope NAME
+//   shim_target fork_fsync PATH         fsync in a forked child and the parent
 //   shim_target reload PATH             fsync, wait for a stdin line, fsync
 //   shim_target passthrough DIR PORT    pipes, files, socketpair, TCP echo
 //   shim_target maps                    prints the r-x mappings' addresses
@@ -32,9 +33,11 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -310,25 +313,57 @@ int ModeDns(const char* name) {
   return 0;
 }
 
+// Two threads connect at the same time, 20 times each; only the first is
+// inside the scope.
 int ModeScope(const char* name, int port) {
-  std::string in_scope, outside;
+  std::atomic<int> ready{0};
+  std::string in_scope = "OK", outside = "OK";
   bool active = false;
+  auto wait_both = [&] {
+    ++ready;
+    for (int i = 0; i < 100000 && ready.load() < 2; ++i) usleep(10);
+  };
   std::thread a([&] {
     fault::ScopedPolicy p(name);
     active = p.active();
-    int err;
-    close(ConnectTcp(port, &err));
-    in_scope = ErrName(err);
+    wait_both();
+    for (int i = 0; i < 20; ++i) {
+      int err;
+      close(ConnectTcp(port, &err));
+      if (err != 0 || i == 0) in_scope = ErrName(err);
+      if (err == 0) break;
+    }
+  });
+  std::thread b([&] {
+    wait_both();
+    for (int i = 0; i < 20; ++i) {
+      int err;
+      close(ConnectTcp(port, &err));
+      if (err != 0) {
+        outside = ErrName(err);
+        break;
+      }
+    }
   });
   a.join();
-  std::thread b([&] {
-    int err;
-    close(ConnectTcp(port, &err));
-    outside = ErrName(err);
-  });
   b.join();
   printf("active=%d\nin_scope=%s\noutside=%s\n", active ? 1 : 0, in_scope.c_str(),
          outside.c_str());
+  return 0;
+}
+
+int ModeForkFsync(const char* path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    printf("child_fsync=%s\n", fsync(fd) == 0 ? "OK" : ErrName(errno));
+    fflush(stdout);
+    _exit(0);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  printf("parent_fsync=%s\n", fsync(fd) == 0 ? "OK" : ErrName(errno));
   return 0;
 }
 
@@ -422,6 +457,7 @@ int main(int argc, char** argv) {
   if (mode == "write") return ModeWrite(arg(2));
   if (mode == "dns") return ModeDns(arg(2));
   if (mode == "scope") return ModeScope(arg(2), atoi(arg(3)));
+  if (mode == "fork_fsync") return ModeForkFsync(arg(2));
   if (mode == "reload") return ModeReload(arg(2));
   if (mode == "passthrough") return ModePassthrough(arg(2), atoi(arg(3)));
   if (mode == "maps") return ModeMaps();
