@@ -204,8 +204,26 @@ class Eval {
   Value CallFunction(FunctionObj* fn, const Args& args);
 
  private:
-  Value Ident(Frame& fr, const IdentExpr* id);
+  [[gnu::always_inline]] inline Value Ident(Frame& fr, const IdentExpr* id);
   void Assign(Frame& fr, const starlark::Expr* target, Value v);
+  [[gnu::always_inline]] inline void AssignFast(Frame& fr, const starlark::Expr* target, Value&& v) {
+    if (target->kind == EK::kIdent) {
+      auto* id = static_cast<const IdentExpr*>(target);
+      if (id->scope == Scope::kLocal) {
+        fr.locals[id->index] = std::move(v);
+        return;
+      }
+    }
+    Assign(fr, target, std::move(v));
+  }
+  // Pointer to a bound local for `e`, or null (avoids a copy on reads).
+  [[gnu::always_inline]] static inline const Value* PeekLocal(Frame& fr, const starlark::Expr* e) {
+    if (e->kind != EK::kIdent) return nullptr;
+    auto* id = static_cast<const IdentExpr*>(e);
+    if (id->scope != Scope::kLocal) return nullptr;
+    const Value* v = &fr.locals[id->index];
+    return v->IsNull() ? nullptr : v;
+  }
   void SetIdent(Frame& fr, const IdentExpr* id, Value v);
   Value EvalCall(Frame& fr, const CallExpr* c);
   void Comprehension(Frame& fr, const CompExpr* c, size_t clause, const Value& result);
@@ -327,6 +345,14 @@ void Eval::Assign(Frame& fr, const starlark::Expr* target, Value v) {
     case EK::kList:
     case EK::kTuple: {
       auto* l = static_cast<const ListExpr*>(target);
+      if (v.Is(Kind::kTuple)) {
+        // Tuples are immutable: unpack in place, no copy.
+        const auto& e = TupleOf(v)->v;
+        if (e.size() == l->elems.size()) {
+          for (size_t i = 0; i < e.size(); i++) Assign(fr, l->elems[i].get(), e[i]);
+          return;
+        }
+      }
       std::vector<Value> items;
       switch (v.kind()) {
         case Kind::kList: case Kind::kTuple: case Kind::kDict: case Kind::kSet:
@@ -353,6 +379,41 @@ inline bool BothSmall(const Value& a, const Value& b) {
   return (a.bits() & b.bits() & 1) != 0;
 }
 
+// Small-int fast paths of binary operators; false means "take the slow path".
+[[gnu::always_inline]] inline bool SmallIntOp(Tok op, int64_t a, int64_t c, Value* out) {
+  switch (op) {
+    case Tok::kPlus: *out = Int(a + c); return true;
+    case Tok::kMinus: *out = Int(a - c); return true;
+    case Tok::kLt: *out = Bool(a < c); return true;
+    case Tok::kLe: *out = Bool(a <= c); return true;
+    case Tok::kGt: *out = Bool(a > c); return true;
+    case Tok::kGe: *out = Bool(a >= c); return true;
+    case Tok::kEqEq: *out = Bool(a == c); return true;
+    case Tok::kNe: *out = Bool(a != c); return true;
+    case Tok::kStar: {
+      int64_t r;
+      if (__builtin_mul_overflow(a, c, &r)) return false;
+      *out = Int(r);
+      return true;
+    }
+    case Tok::kPercent:
+    case Tok::kSlashSlash: {
+      if (c == 0) return false;
+      int64_t q = a / c, r = a % c;
+      if (r != 0 && ((r < 0) != (c < 0))) {
+        q -= 1;
+        r += c;
+      }
+      *out = Int(op == Tok::kPercent ? r : q);
+      return true;
+    }
+    case Tok::kAmp: *out = Value::SmallInt(a & c); return true;
+    case Tok::kPipe: *out = Value::SmallInt(a | c); return true;
+    case Tok::kCaret: *out = Value::SmallInt(a ^ c); return true;
+    default: return false;
+  }
+}
+
 Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
   switch (e->kind) {
     case EK::kIdent:
@@ -371,21 +432,25 @@ Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
         if (Truth(x)) return x;
         return Expr(fr, b->y.get());
       }
+      {
+        const Value* px = PeekLocal(fr, b->x.get());
+        if (px && px->IsSmallInt()) {
+          const Value* py = PeekLocal(fr, b->y.get());
+          Value ytmp;
+          if (!py) {
+            if (b->y->kind == EK::kLiteral) py = &static_cast<const LiteralExpr*>(b->y.get())->value;
+          }
+          if (py && py->IsSmallInt()) {
+            Value r;
+            if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
+          }
+        }
+      }
       Value x = Expr(fr, b->x.get());
       Value y = Expr(fr, b->y.get());
       if (BothSmall(x, y)) {
-        int64_t a = x.small(), c = y.small();
-        switch (b->op) {
-          case Tok::kPlus: return Int(a + c);
-          case Tok::kMinus: return Int(a - c);
-          case Tok::kLt: return Bool(a < c);
-          case Tok::kLe: return Bool(a <= c);
-          case Tok::kGt: return Bool(a > c);
-          case Tok::kGe: return Bool(a >= c);
-          case Tok::kEqEq: return Bool(a == c);
-          case Tok::kNe: return Bool(a != c);
-          default: break;
-        }
+        Value r;
+        if (SmallIntOp(b->op, x.small(), y.small(), &r)) return r;
       }
       fr.tf->pos = b->pos;
       return Binary(b->op, x, y);
@@ -547,7 +612,13 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   if (c->fn->kind == EK::kDot) {
     auto* d = static_cast<const DotExpr*>(c->fn.get());
     recv = Expr(fr, d->x.get());
-    method = FindMethod(recv.kind(), d->name);
+    auto* cached = static_cast<const MethodEntry*>(d->method_cache.load(std::memory_order_relaxed));
+    if (cached && cached->kind == recv.kind()) {
+      method = cached->fn;
+    } else if (const MethodEntry* me = FindMethodEntry(recv.kind(), d->name)) {
+      d->method_cache.store(me, std::memory_order_relaxed);
+      method = me->fn;
+    }
     if (!method) {
       fr.tf->pos = d->pos;
       fn = GetAttr(th_, recv, d->name);
@@ -598,17 +669,17 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   Args args{std::span<const Value>(pos.data(), pos.size()),
             std::span<const std::pair<Value, Value>>(kw.data(), kw.size())};
   if (method) {
-    th_.stack.push_back(Thread::Frame{method_name, nullptr, c->pos});
+    // No frame is pushed on the happy path; the builtin's frame is added
+    // to the backtrace only if it fails.
     try {
-      Value r = method(th_, recv, args);
-      th_.stack.pop_back();
-      return r;
+      return method(th_, recv, args);
     } catch (EvalError& e) {
       if (!e.has_trace) {
+        th_.stack.push_back(Thread::Frame{method_name, nullptr, c->pos});
         e.trace = th_.Backtrace(e.msg);
         e.has_trace = true;
+        th_.stack.pop_back();
       }
-      th_.stack.pop_back();
       throw;
     }
   }
@@ -634,8 +705,19 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
     case SK::kAssign: {
       auto* a = static_cast<const AssignStmt*>(s);
       if (a->op == Tok::kEq) {
-        Value v = Expr(fr, a->rhs.get());
-        Assign(fr, a->lhs.get(), std::move(v));
+        // Parallel assignment `a, b = x, y` without building a tuple.
+        if ((a->lhs->kind == EK::kTuple || a->lhs->kind == EK::kList) && a->rhs->kind == EK::kTuple) {
+          auto* l = static_cast<const ListExpr*>(a->lhs.get());
+          auto* r = static_cast<const ListExpr*>(a->rhs.get());
+          size_t n = r->elems.size();
+          if (n == l->elems.size() && n <= 8) {
+            Value tmp[8];
+            for (size_t i = 0; i < n; i++) tmp[i] = Expr(fr, r->elems[i].get());
+            for (size_t i = 0; i < n; i++) AssignFast(fr, l->elems[i].get(), std::move(tmp[i]));
+            return Flow::kNormal;
+          }
+        }
+        AssignFast(fr, a->lhs.get(), Expr(fr, a->rhs.get()));
         return Flow::kNormal;
       }
       Tok op;
@@ -753,7 +835,7 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
       Value x;
       while (it.Next(&x)) {
         th_.Step();
-        Assign(fr, f->vars.get(), std::move(x));
+        AssignFast(fr, f->vars.get(), std::move(x));
         Flow fl = Exec(fr, f->body);
         if (fl == Flow::kBreak) break;
         if (fl == Flow::kReturn) return fl;
@@ -908,18 +990,17 @@ Value CallValue(Thread& th, const Value& fn, const Args& args) {
     }
     case Kind::kBuiltin: {
       auto* b = fn.as<BuiltinObj>();
-      th.stack.push_back(Thread::Frame{&b->name, nullptr, Pos{}});
       try {
         Value r = b->ptr ? b->ptr(th, b->recv, args) : b->fn(th, b->recv, args);
-        th.stack.pop_back();
         if (r.IsNull()) return None();
         return r;
       } catch (EvalError& e) {
         if (!e.has_trace) {
+          th.stack.push_back(Thread::Frame{&b->name, nullptr, Pos{}});
           e.trace = th.Backtrace(e.msg);
           e.has_trace = true;
+          th.stack.pop_back();
         }
-        th.stack.pop_back();
         throw;
       }
     }

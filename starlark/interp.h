@@ -135,6 +135,12 @@ int UniverseIndex(std::string_view name, const Dialect& d);
 Value GetAttr(Thread& th, const Value& x, std::string_view name);
 std::vector<std::string> AttrNames(const Value& x);
 BuiltinPtr FindMethod(Kind k, std::string_view name);
+struct MethodEntry {
+  Kind kind;
+  std::string name;
+  BuiltinPtr fn;
+};
+const MethodEntry* FindMethodEntry(Kind k, std::string_view name);
 Value Binary(Tok op, const Value& x, const Value& y);
 Value Unary(Tok op, const Value& x);
 Value IndexValue(Thread& th, const Value& x, const Value& index);

@@ -114,7 +114,7 @@ Value IntBinary(Tok op, const Value& x, const Value& y) {
       }
       case Tok::kSlashSlash: case Tok::kPercent: {
         if (b == 0) Fail(op == Tok::kPercent ? "integer modulo by zero" : "integer division by zero");
-        __int128 q = a / b, r = a % b;
+        int64_t q = x.small() / y.small(), r = x.small() % y.small();
         if (r != 0 && ((r < 0) != (b < 0))) {
           q -= 1;
           r += b;
@@ -1306,13 +1306,15 @@ Value S_istitle(Thread&, const Value& r, const Args& a) {
 Value S_lower(Thread&, const Value& r, const Args& a) {
   CheckArgCount("lower", a, 0, 0);
   std::string s = RecvStr(r);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
   return Str(std::move(s));
 }
 Value S_upper(Thread&, const Value& r, const Args& a) {
   CheckArgCount("upper", a, 0, 0);
   std::string s = RecvStr(r);
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
   return Str(std::move(s));
 }
 Value S_capitalize(Thread&, const Value& r, const Args& a) {
@@ -1912,43 +1914,43 @@ Value Set_isdisjoint(Thread& th, const Value& r, const Args& a) {
   return Bool(ok);
 }
 
-using MethodTable = std::vector<std::pair<std::string, BuiltinPtr>>;
+using MethodTable = std::vector<MethodEntry>;
 
 const MethodTable& Methods(Kind k) {
   static const MethodTable kString = {
-      {"capitalize", S_capitalize}, {"codepoint_ords", S_codepoint_ords},
-      {"codepoints", S_codepoints}, {"count", S_count}, {"elem_ords", S_elem_ords},
-      {"elems", S_elems}, {"endswith", S_endswith}, {"find", S_find},
-      {"format", S_format}, {"index", S_index}, {"isalnum", S_isalnum},
-      {"isalpha", S_isalpha}, {"isdigit", S_isdigit}, {"islower", S_islower},
-      {"isspace", S_isspace}, {"istitle", S_istitle}, {"isupper", S_isupper},
-      {"join", S_join}, {"lower", S_lower}, {"lstrip", S_lstrip},
-      {"partition", S_partition}, {"removeprefix", S_removeprefix},
-      {"removesuffix", S_removesuffix}, {"replace", S_replace}, {"rfind", S_rfind},
-      {"rindex", S_rindex}, {"rpartition", S_rpartition}, {"rsplit", S_rsplit},
-      {"rstrip", S_rstrip}, {"split", S_split}, {"splitlines", S_splitlines},
-      {"startswith", S_startswith}, {"strip", S_strip}, {"title", S_title},
-      {"upper", S_upper},
+      {Kind::kString, "capitalize", S_capitalize}, {Kind::kString, "codepoint_ords", S_codepoint_ords},
+      {Kind::kString, "codepoints", S_codepoints}, {Kind::kString, "count", S_count}, {Kind::kString, "elem_ords", S_elem_ords},
+      {Kind::kString, "elems", S_elems}, {Kind::kString, "endswith", S_endswith}, {Kind::kString, "find", S_find},
+      {Kind::kString, "format", S_format}, {Kind::kString, "index", S_index}, {Kind::kString, "isalnum", S_isalnum},
+      {Kind::kString, "isalpha", S_isalpha}, {Kind::kString, "isdigit", S_isdigit}, {Kind::kString, "islower", S_islower},
+      {Kind::kString, "isspace", S_isspace}, {Kind::kString, "istitle", S_istitle}, {Kind::kString, "isupper", S_isupper},
+      {Kind::kString, "join", S_join}, {Kind::kString, "lower", S_lower}, {Kind::kString, "lstrip", S_lstrip},
+      {Kind::kString, "partition", S_partition}, {Kind::kString, "removeprefix", S_removeprefix},
+      {Kind::kString, "removesuffix", S_removesuffix}, {Kind::kString, "replace", S_replace}, {Kind::kString, "rfind", S_rfind},
+      {Kind::kString, "rindex", S_rindex}, {Kind::kString, "rpartition", S_rpartition}, {Kind::kString, "rsplit", S_rsplit},
+      {Kind::kString, "rstrip", S_rstrip}, {Kind::kString, "split", S_split}, {Kind::kString, "splitlines", S_splitlines},
+      {Kind::kString, "startswith", S_startswith}, {Kind::kString, "strip", S_strip}, {Kind::kString, "title", S_title},
+      {Kind::kString, "upper", S_upper},
   };
-  static const MethodTable kBytes = {{"elems", Bytes_elems}};
+  static const MethodTable kBytes = {{Kind::kBytes, "elems", Bytes_elems}};
   static const MethodTable kList = {
-      {"append", L_append}, {"clear", L_clear}, {"extend", L_extend},
-      {"index", L_index}, {"insert", L_insert}, {"pop", L_pop}, {"remove", L_remove},
+      {Kind::kList, "append", L_append}, {Kind::kList, "clear", L_clear}, {Kind::kList, "extend", L_extend},
+      {Kind::kList, "index", L_index}, {Kind::kList, "insert", L_insert}, {Kind::kList, "pop", L_pop}, {Kind::kList, "remove", L_remove},
   };
   static const MethodTable kDict = {
-      {"clear", D_clear}, {"get", D_get}, {"items", D_items}, {"keys", D_keys},
-      {"pop", D_pop}, {"popitem", D_popitem}, {"setdefault", D_setdefault},
-      {"update", D_update}, {"values", D_values},
+      {Kind::kDict, "clear", D_clear}, {Kind::kDict, "get", D_get}, {Kind::kDict, "items", D_items}, {Kind::kDict, "keys", D_keys},
+      {Kind::kDict, "pop", D_pop}, {Kind::kDict, "popitem", D_popitem}, {Kind::kDict, "setdefault", D_setdefault},
+      {Kind::kDict, "update", D_update}, {Kind::kDict, "values", D_values},
   };
   static const MethodTable kSet = {
-      {"add", Set_add}, {"clear", Set_clear}, {"difference", Set_difference},
-      {"difference_update", Set_difference_update}, {"discard", Set_discard},
-      {"intersection", Set_intersection}, {"intersection_update", Set_intersection_update},
-      {"isdisjoint", Set_isdisjoint}, {"issubset", Set_issubset},
-      {"issuperset", Set_issuperset}, {"pop", Set_pop}, {"remove", Set_remove},
-      {"symmetric_difference", Set_symmetric_difference},
-      {"symmetric_difference_update", Set_symmetric_difference_update},
-      {"union", Set_union}, {"update", Set_update},
+      {Kind::kSet, "add", Set_add}, {Kind::kSet, "clear", Set_clear}, {Kind::kSet, "difference", Set_difference},
+      {Kind::kSet, "difference_update", Set_difference_update}, {Kind::kSet, "discard", Set_discard},
+      {Kind::kSet, "intersection", Set_intersection}, {Kind::kSet, "intersection_update", Set_intersection_update},
+      {Kind::kSet, "isdisjoint", Set_isdisjoint}, {Kind::kSet, "issubset", Set_issubset},
+      {Kind::kSet, "issuperset", Set_issuperset}, {Kind::kSet, "pop", Set_pop}, {Kind::kSet, "remove", Set_remove},
+      {Kind::kSet, "symmetric_difference", Set_symmetric_difference},
+      {Kind::kSet, "symmetric_difference_update", Set_symmetric_difference_update},
+      {Kind::kSet, "union", Set_union}, {Kind::kSet, "update", Set_update},
   };
   static const MethodTable kNone = {};
   switch (k) {
@@ -1963,13 +1965,16 @@ const MethodTable& Methods(Kind k) {
 
 }  // namespace
 
-BuiltinPtr FindMethod(Kind k, std::string_view name) {
+const MethodEntry* FindMethodEntry(Kind k, std::string_view name) {
   const MethodTable& t = Methods(k);
-  if (t.empty()) return nullptr;
-  // Tables are short; a linear scan over interned names is cheap.
-  for (auto& [n, f] : t)
-    if (n == name) return f;
+  for (auto& e : t)
+    if (e.name == name) return &e;
   return nullptr;
+}
+
+BuiltinPtr FindMethod(Kind k, std::string_view name) {
+  const MethodEntry* e = FindMethodEntry(k, name);
+  return e ? e->fn : nullptr;
 }
 
 Value GetAttr(Thread& th, const Value& x, std::string_view name) {
@@ -1986,7 +1991,7 @@ std::vector<std::string> AttrNames(const Value& x) {
   if (x.Is(Kind::kHost)) {
     out = x.as<HostValue>()->AttrNames();
   } else {
-    for (auto& [n, f] : Methods(x.kind())) out.push_back(n);
+    for (auto& e : Methods(x.kind())) out.push_back(e.name);
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -3,6 +3,7 @@
 #ifndef FAULT_STARLARK_SYNTAX_H_
 #define FAULT_STARLARK_SYNTAX_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -117,6 +118,8 @@ struct DotExpr : Expr {
       : Expr(EK::kDot, p), x(std::move(e)), name(std::move(n)) {}
   ExprP x;
   std::string name;
+  // Method lookup cache for x.name(...): a MethodEntry* (see interp.h).
+  mutable std::atomic<const void*> method_cache{nullptr};
 };
 struct CallArg {
   enum Kind : uint8_t { kPositional, kNamed, kStar, kStarStar } kind;

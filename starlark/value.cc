@@ -133,10 +133,7 @@ size_t CollectCycles() {
 }
 
 // ---- constructors ----
-Value Int(int64_t v) {
-  if (Value::FitsSmall(v)) return Value::SmallInt(v);
-  return Value::Adopt(new BigIntObj(BigInt(v)));
-}
+Value IntSlow(int64_t v) { return Value::Adopt(new BigIntObj(BigInt(v))); }
 Value Int(BigInt v) {
   int64_t x;
   if (v.ToInt64(&x) && Value::FitsSmall(x)) return Value::SmallInt(x);

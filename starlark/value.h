@@ -71,7 +71,7 @@ class Value {
   Value() = default;
   Value(const Value& o) : bits_(o.bits_) { IncRef(); }
   Value(Value&& o) noexcept : bits_(o.bits_) { o.bits_ = 0; }
-  Value& operator=(const Value& o) {
+  [[gnu::always_inline]] Value& operator=(const Value& o) {
     if (bits_ != o.bits_) {
       uintptr_t old = bits_;
       bits_ = o.bits_;
@@ -80,7 +80,7 @@ class Value {
     }
     return *this;
   }
-  Value& operator=(Value&& o) noexcept {
+  [[gnu::always_inline]] Value& operator=(Value&& o) noexcept {
     if (this != &o) {
       uintptr_t old = bits_;
       bits_ = o.bits_;
@@ -393,7 +393,11 @@ extern BoolObj g_true, g_false;
 inline Value None() { return Value(&g_none); }
 inline Value Bool(bool b) { return Value(b ? &g_true : &g_false); }
 inline bool Value::IsNone() const { return bits_ == reinterpret_cast<uintptr_t>(&g_none); }
-Value Int(int64_t v);
+Value IntSlow(int64_t v);
+[[gnu::always_inline]] inline Value Int(int64_t v) {
+  if (Value::FitsSmall(v)) return Value::SmallInt(v);
+  return IntSlow(v);
+}
 Value Int(BigInt v);  // normalizes to small int when it fits
 Value Float(double d);
 Value Str(std::string s);
