@@ -51,7 +51,7 @@ std::string LayerName(uint8_t layer) {
   }
 }
 
-std::string ValueKey(uint16_t effect) {
+std::string ValueKey(uint16_t effect, uint16_t op) {
   switch (effect) {
     case FAULT_EFFECT_LATENCY:
     case FAULT_EFFECT_RATE:
@@ -60,8 +60,12 @@ std::string ValueKey(uint16_t effect) {
     case FAULT_EFFECT_DNS_DELAY:
     case FAULT_EFFECT_DELAY:
       return "delay_ns";
-    case FAULT_EFFECT_CONNECTION_ERROR:
+    case FAULT_EFFECT_BLACKHOLE:
+      // A black-holed connect stalls; a black-holed send/recv swallows bytes.
+      return op == FAULT_OP_CONNECT ? "delay_ns" : "bytes";
     case FAULT_EFFECT_HALF_OPEN:
+      return "bytes";  // moved before the peer went silent
+    case FAULT_EFFECT_CONNECTION_ERROR:
     case FAULT_EFFECT_DENY:
     case FAULT_EFFECT_PARTITION:
     case FAULT_EFFECT_BUDGET:
@@ -70,7 +74,9 @@ std::string ValueKey(uint16_t effect) {
     case FAULT_EFFECT_DNS_NXDOMAIN:
       return "eai";
     default:
-      return "bytes";
+      // loss: the stall in ns on TCP, the lost datagram's size on UDP (the
+      // event does not say which); duplicate, mutation: per effect.
+      return "value";
   }
 }
 
@@ -89,7 +95,7 @@ nlohmann::json EventToJson(const fault_event& e,
                                          : absl::StrCat("rule", e.rule);
   if (e.syscall_rule != 0) j["syscall_rule"] = e.syscall_rule - 1;
   j["target"] = BoundedString(e.target, sizeof(e.target));
-  std::string key = ValueKey(e.effect);
+  std::string key = ValueKey(e.effect, e.op);
   j[key] = e.value;
   if (key == "errno" && e.value > 0) {
     std::string_view name = fault::policy::ErrnoName(static_cast<int>(e.value));

@@ -56,7 +56,7 @@ TEST(EventLogTest, UnknownNumbersAndRulesStayReadable) {
   EXPECT_EQ(j["effect"], "effect300");
   EXPECT_EQ(j["rule"], "rule9");
   EXPECT_EQ(j["layer"], "layer7");
-  EXPECT_EQ(j["bytes"], 5);
+  EXPECT_EQ(j["value"], 5);
 }
 
 TEST(EventLogTest, TargetIsBoundedEvenWithoutNul) {
@@ -69,10 +69,13 @@ TEST(EventLogTest, TargetIsBoundedEvenWithoutNul) {
 }
 
 TEST(EventLogTest, ValueKeysByEffect) {
-  EXPECT_EQ(ValueKey(FAULT_EFFECT_RATE), "delay_ns");
-  EXPECT_EQ(ValueKey(FAULT_EFFECT_CONNECTION_ERROR), "errno");
-  EXPECT_EQ(ValueKey(FAULT_EFFECT_LOSS), "bytes");
-  EXPECT_EQ(ValueKey(FAULT_EFFECT_DNS_TIMEOUT), "eai");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_RATE, FAULT_OP_SEND), "delay_ns");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_CONNECTION_ERROR, FAULT_OP_CONNECT), "errno");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_LOSS, FAULT_OP_SEND), "value");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_DNS_TIMEOUT, FAULT_OP_DNS), "eai");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_BLACKHOLE, FAULT_OP_CONNECT), "delay_ns");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_BLACKHOLE, FAULT_OP_SEND), "bytes");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_HALF_OPEN, FAULT_OP_RECV), "bytes");
 }
 
 }  // namespace

@@ -61,6 +61,7 @@ class Runner {
   void Warn(const std::vector<std::string>& warnings);
   void Drain(bool final);
   void Reload();
+  absl::Status CheckLayerFamilies(const fault_config& config) const;
   void FoldCounters();
   int Finish(int wait_status);
 
@@ -124,11 +125,37 @@ void Runner::FoldCounters() {
   baseline_ = std::move(now);
 }
 
+absl::Status Runner::CheckLayerFamilies(const fault_config& config) const {
+  static constexpr const char* kFamilies[] = {
+      "",       "open",    "read",   "write",  "fsync",  "fdatasync", "connect", "accept",
+      "send",   "recv",    "close",  "unlink", "rename", "mkdir",     "ftruncate"};
+  for (ExecLayer* layer : o_.layers) {
+    uint64_t need = SyscallFamiliesMask(config);
+    if (config.n_partitions != 0) need |= uint64_t{1} << 6;  // partitions act on connect
+    uint64_t missing = need & ~layer->families_mask();
+    if (missing == 0) continue;
+    std::vector<std::string> names;
+    for (int f = 1; f < 15; ++f) {
+      if (missing & (uint64_t{1} << f)) names.push_back(kFamilies[f]);
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the ", layer->name(), " layer was set up for other syscall families; the new "
+        "policies add ", absl::StrJoin(names, ", "), " (restart the run to add them)"));
+  }
+  return absl::OkStatus();
+}
+
 void Runner::Reload() {
   absl::StatusOr<CompiledTable> compiled = Compile(o_.seed ? o_.seed : run_seed_);
   if (!compiled.ok()) {
     err_ << "fault: reload failed, keeping the previous policies: "
          << Msg(compiled.status()) << "\n";
+    return;
+  }
+  // A layer with a filter built at start (seccomp) cannot take on syscall
+  // families it was not built for: refuse rather than silently not apply.
+  if (absl::Status s = CheckLayerFamilies(*compiled->config); !s.ok()) {
+    err_ << "fault: reload failed, keeping the previous policies: " << Msg(s) << "\n";
     return;
   }
   // Events and counters so far belong to the old rules.
