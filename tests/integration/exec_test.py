@@ -503,11 +503,18 @@ class ConnectTest(unittest.TestCase):
     def test_connect_timeout_on_blackholed_target(self):
         port = closed_port()
         self.assertEqual(self.connect(port)[0], "ECONNREFUSED")
-        name, ms = self.connect(port, ["--connect-timeout", "300ms", "--blackhole",
-                                       "--target", "tcp://127.0.0.1:%d" % port])
-        self.assertEqual(name, "ETIMEDOUT")
-        self.assertGreaterEqual(ms, 280)
-        self.assertLessEqual(ms, 320)
+        # Never early; late only by scheduling delay on a loaded machine, so
+        # one of at most three attempts must land within 300 ms +- 20 ms.
+        times = []
+        for _ in range(3):
+            name, ms = self.connect(port, ["--connect-timeout", "300ms", "--blackhole",
+                                           "--target", "tcp://127.0.0.1:%d" % port])
+            self.assertEqual(name, "ETIMEDOUT")
+            self.assertGreaterEqual(ms, 280)
+            times.append(ms)
+            if ms <= 320:
+                break
+        self.assertLessEqual(min(times), 320, times)
 
     def test_connection_error_refused(self):
         listener = Listener()
