@@ -602,24 +602,79 @@ void ResetFd(int fd) {
 
 // Evaluates syscall rules; returns true if the call must fail (errno set).
 // Delays are slept here.
-bool ApplySyscallRules(const Slow& s, int family, uint16_t op, const char* path) {
+bool ApplySyscallRulesMasked(const Slow& s, int family, uint16_t op, const char* path,
+                             uint64_t mask, const char* target) {
   const eng::Index& idx = s.idx();
   eng::SyscallDecision d;
   int64_t now = NowNs();
-  bool fired = eng::DecideSyscall(g_table, idx, family, path, s.mask, now, &d);
+  bool fired = eng::DecideSyscall(g_table, idx, family, path, mask, now, &d);
   // fsync rules also cover fdatasync: both are the durability call a user
   // means by "fsync".
   if (!fired && family == eng::kFamilyFdatasync)
-    fired = eng::DecideSyscall(g_table, idx, eng::kFamilyFsync, path, s.mask, now, &d);
+    fired = eng::DecideSyscall(g_table, idx, eng::kFamilyFsync, path, mask, now, &d);
   if (!fired) return false;
   if (d.action == eng::kActionDelay) {
-    Emit(d.rule, d.index, op, FAULT_EFFECT_DELAY, d.delay_ns, path);
+    Emit(d.rule, d.index, op, FAULT_EFFECT_DELAY, d.delay_ns, target);
     SleepNs(d.delay_ns);
     return false;
   }
-  Emit(d.rule, d.index, op, FAULT_EFFECT_DENY, d.err, path);
+  Emit(d.rule, d.index, op, FAULT_EFFECT_DENY, d.err, target);
   errno = d.err ? d.err : EIO;
   return true;
+}
+
+bool ApplySyscallRules(const Slow& s, int family, uint16_t op, const char* path) {
+  return ApplySyscallRulesMasked(s, family, op, path, s.mask, path);
+}
+
+// Syscall rules on a TCP/UDP socket: a rule with targets applies only to
+// calls whose peer (or destination) its targets match, as in the seccomp
+// layer. `addr` overrides the connected peer (connect, sendto).
+bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
+                      const void* addr, size_t addrlen) {
+  const eng::Index& idx = s.idx();
+  uint64_t owners = idx.family_owner_rules[family];
+  if (family == eng::kFamilyFdatasync) owners |= idx.family_owner_rules[eng::kFamilyFsync];
+  owners &= s.mask;
+  if (owners == 0) return false;
+  eng::Endpoint ep;
+  bool have_ep = false;
+  if (addr != nullptr) {
+    have_ep = eng::SetEndpointAddress(&ep, addr, addrlen);
+  } else {
+    FdState& st = State(fd);
+    LearnPeer(fd, st);
+    if (st.has_peer) {
+      ep = st.peer;
+      have_ep = true;
+    }
+  }
+  ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
+  char name[FAULT_NAME_MAX];
+  if (have_ep && (idx.hostname & owners) &&
+      eng::HostCacheLookup(&g_hosts, ep.family, ep.addr, name))
+    ep.hostname = name;
+  uint64_t mask = s.mask & ~owners;
+  for (uint64_t bits = owners; bits; bits &= bits - 1) {
+    int r = __builtin_ctzll(bits);
+    uint32_t n;
+    if (!eng::ReadConfigBytes(g_table, idx.seq, &g_table->config.rules[r].n_targets, sizeof(n), &n))
+      return false;
+    if (n == 0) {
+      mask |= uint64_t{1} << r;
+      continue;
+    }
+    if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
+    fault_target targets[FAULT_MAX_TARGETS];
+    if (!eng::ReadConfigBytes(g_table, idx.seq, g_table->config.rules[r].targets,
+                              n * sizeof(fault_target), targets))
+      return false;
+    int32_t prio;
+    if (have_ep && eng::TargetsMatch(targets, n, ep, &prio)) mask |= uint64_t{1} << r;
+  }
+  char target[FAULT_NAME_MAX] = "";
+  if (have_ep) FormatEndpoint(ep, target, sizeof(target));
+  return ApplySyscallRulesMasked(s, family, op, nullptr, mask, target);
 }
 
 inline uint32_t SysHot(int family) {
@@ -1419,8 +1474,9 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pas
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
   Kind k = Classify(fd);
   if (k == kOther) return pass();
-  const char* path = k == kFile ? FilePath(fd) : nullptr;
-  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
+                 : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
+    return -1;
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
     return NetSend(s, fd, k, m, flags, op);
   if (ViaStub(s.idx(), family)) return stub();
@@ -1433,8 +1489,9 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pas
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
   Kind k = Classify(fd);
   if (k == kOther) return pass();
-  const char* path = k == kFile ? FilePath(fd) : nullptr;
-  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
+                 : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
+    return -1;
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
     return NetRecv(s, fd, k, m, flags, op);
   if (ViaStub(s.idx(), family)) return stub();
@@ -1448,8 +1505,9 @@ long SlowPlain(int fd, int family, uint16_t op, Pass pass, Stub stub) {
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
   Kind k = Classify(fd);
   if (k == kOther) return pass();
-  const char* path = k == kFile ? FilePath(fd) : nullptr;
-  if (ApplySyscallRules(s, family, op, path)) return -1;
+  if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
+                 : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
+    return -1;
   if (ViaStub(s.idx(), family)) return stub();
   return pass();
 }
@@ -1555,7 +1613,7 @@ FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyConnect)) return real.connect(fd, addr, len);
   Kind k = Classify(fd);
   if (k != kTcp && k != kUdp) return real.connect(fd, addr, len);
-  if (ApplySyscallRules(s, eng::kFamilyConnect, FAULT_OP_CONNECT, nullptr)) return -1;
+  if (ApplySocketRules(s, fd, k, eng::kFamilyConnect, FAULT_OP_CONNECT, addr, len)) return -1;
   if (s.idx().net & s.mask) return NetConnect(s, fd, k, addr, len);
   if (ViaStub(s.idx(), eng::kFamilyConnect))
     return static_cast<int>(Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
@@ -1573,7 +1631,10 @@ static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags, bool 
     if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyAccept)) {
       nfd = pass();
     } else {
-      if (ApplySyscallRules(s, eng::kFamilyAccept, FAULT_OP_ACCEPT, nullptr)) return -1;
+      Kind lk = Classify(fd);
+      if ((lk == kTcp || lk == kUdp) &&
+          ApplySocketRules(s, fd, lk, eng::kFamilyAccept, FAULT_OP_ACCEPT, nullptr, 0))
+        return -1;
       if (ViaStub(s.idx(), eng::kFamilyAccept))
         nfd = static_cast<int>(Raw(SYS_accept4, fd, reinterpret_cast<long>(addr),
                                    reinterpret_cast<long>(len), four ? flags : 0));

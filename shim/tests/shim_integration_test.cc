@@ -403,6 +403,24 @@ TEST(ShimConnect, ConnectionErrorRefused) {
   EXPECT_EQ(res.Get("result"), "ECONNREFUSED");
 }
 
+TEST(ShimConnect, SyscallDenyAppliesOnlyToTheRulesTargets) {
+  Server a(Server::kEcho), b(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(a.port()), FAULT_PROTO_TCP);
+  t.Sys(0, 0, eng::kFamilyConnect, eng::kActionDeny, ECONNREFUSED);
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  EXPECT_EQ(RunTarget({"connect", std::to_string(a.port())}, o).Get("result"), "ECONNREFUSED");
+  EXPECT_EQ(RunTarget({"connect", std::to_string(b.port())}, o).Get("result"), "OK");
+  fault_event ev;
+  ASSERT_TRUE(eng::PopEvent(t.t(), &ev));
+  EXPECT_EQ(ev.effect, FAULT_EFFECT_DENY);
+  EXPECT_EQ(std::string(ev.target), "127.0.0.1:" + std::to_string(a.port()));
+}
+
 TEST(ShimConnect, HostnameTargetMatchesThroughResolvedAddresses) {
   Server echo(Server::kEcho);
   Table t;
