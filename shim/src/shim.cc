@@ -88,6 +88,8 @@ struct FdState {
   uint64_t epdata;
   uint32_t epevents;
   uint8_t ep_removed;  // taken out of epfd while hidden (level-triggered spin)
+  uint8_t lb_marked;   // our local port is set in table->loopback_ports
+  uint16_t lb_port;
   char path[256];
 };
 
@@ -594,6 +596,12 @@ void ResetFd(int fd) {
   if (fd < 0 || fd >= kMaxFds) return;
   FdState& st = g_fds[fd];
   if (st.valid && st.in_gate_list) GateListRemove(fd, st);
+  if (st.valid && st.lb_marked && g_table != nullptr) {
+    int proto = g_kind[fd] == kUdp ? 1 : 0;
+    __atomic_fetch_and(&g_table->loopback_ports[proto][st.lb_port / 64],
+                       ~(uint64_t{1} << (st.lb_port % 64)), __ATOMIC_RELAXED);
+    st.lb_marked = 0;
+  }
   g_kind[fd] = kUnknown;
   st.valid = 0;
 }
@@ -732,6 +740,60 @@ ssize_t RealRecvmsg(const eng::Index& idx, int fd, msghdr* m, int flags) {
   return real.recvmsg(fd, m, flags);
 }
 
+bool IsLoopback(const eng::Endpoint& ep) {
+  if (ep.family == AF_INET) return ep.addr[0] == 127;
+  if (ep.family == AF_INET6) {
+    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return memcmp(ep.addr, kOne, 16) == 0;
+  }
+  return false;
+}
+
+// Records the local port of a socket this process sends through in the
+// run-wide loopback port set (see table.h). An unbound UDP socket is bound
+// to the wildcard address and port 0 first, as the kernel's autobind would
+// do during the send, so that the port is known before the datagram.
+void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
+  if (st.lb_marked) return;
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+  eng::Endpoint local;
+  if (!eng::SetEndpointAddress(&local, &ss, len)) return;
+  if (local.port == 0 && kind == kUdp) {
+    sockaddr_storage any;
+    memset(&any, 0, sizeof(any));
+    any.ss_family = ss.ss_family;
+    socklen_t alen = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&any), alen) != 0) return;
+    len = sizeof(ss);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        !eng::SetEndpointAddress(&local, &ss, len))
+      return;
+  }
+  if (local.port == 0) return;
+  bool wildcard = true;
+  for (int i = 0; i < (local.family == AF_INET ? 4 : 16); ++i) wildcard &= local.addr[i] == 0;
+  if (!wildcard && !IsLoopback(local)) {
+    st.lb_marked = 0;
+    return;
+  }
+  int proto = kind == kUdp ? 1 : 0;
+  __atomic_fetch_or(&g_table->loopback_ports[proto][local.port / 64],
+                    uint64_t{1} << (local.port % 64), __ATOMIC_RELAXED);
+  st.lb_port = local.port;
+  st.lb_marked = 1;
+}
+
+// True when traffic from `peer` was sent by a shimmed process of this run
+// (its uplink effects already applied).
+bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind) {
+  if (!IsLoopback(peer) || peer.port == 0) return false;
+  int proto = kind == kUdp ? 1 : 0;
+  uint64_t w = __atomic_load_n(&g_table->loopback_ports[proto][peer.port / 64], __ATOMIC_RELAXED);
+  return (w >> (peer.port % 64)) & 1;
+}
+
 // Picks the rule for `ep` (cached per connection for the peer).
 int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   const eng::Index& idx = s.idx();
@@ -755,8 +817,10 @@ int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
 
 // Decides one network op for `rule`. False: nothing applies.
 bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
-            uint64_t bytes, eng::NetDecision* d, fault_rule* r) {
+            uint64_t bytes, eng::NetDecision* d, fault_rule* r,
+            bool skip_downlink_link = false) {
   if (!eng::ReadRule(g_table, s.idx().seq, rule, r)) return false;
+  if (skip_downlink_link) memset(&r->downlink, 0, sizeof(r->downlink));
   int64_t now = NowNs();
   double factor = eng::ScheduleFactor(r->schedule, now - g_start_ns);
   eng::DecideNet(g_table, *r, rule, op, kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP,
@@ -787,6 +851,7 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     ep = st.peer;
   }
   ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
+  if (IsLoopback(ep)) MarkLoopbackSender(fd, st, kind);
   int rule = PickFor(s, &st, ep, cache);
   if (rule < 0) return RealSendmsg(idx, fd, m, flags);
   size_t total = IovLen(m->msg_iov, m->msg_iovlen);
@@ -957,6 +1022,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
       p.valid = 0;
       GateClear(fd, st, eng::kDownlink);
       if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return RealRecvmsg(idx, fd, m, flags);
+      if (FromShimmedLoopback(ep, kind)) memset(&r.downlink, 0, sizeof(r.downlink));
       if (p.fail_after) {
         errno = d.err;
         return -1;
@@ -977,7 +1043,8 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
           }
         }
       }
-      if (!Decide(s, rule, eng::NetOp::kRecv, kind, st, total, &d, &r))
+      if (!Decide(s, rule, eng::NetOp::kRecv, kind, st, total, &d, &r,
+                  FromShimmedLoopback(ep, kind)))
         return RealRecvmsg(idx, fd, m, flags);
       EmitNet(d, op, ep);
       if (d.stall_ns >= 0) {

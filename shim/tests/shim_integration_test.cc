@@ -117,7 +117,7 @@ struct RunOptions {
   const Table* table = nullptr;
   std::vector<std::string> env;  // extra NAME=VALUE
   // Called once the first stdout line arrived; may write to the child's stdin.
-  std::function<void(int stdin_fd)> on_first_line;
+  std::function<void(int stdin_fd, const std::string& out)> on_first_line;
   int timeout_ms = 20000;
 };
 
@@ -175,7 +175,7 @@ Result RunProgram(const std::string& program, const std::vector<std::string>& ar
     }
     if (!first_line && r.out.find('\n') != std::string::npos) {
       first_line = true;
-      if (o.on_first_line) o.on_first_line(in[1]);
+      if (o.on_first_line) o.on_first_line(in[1], r.out);
     }
   }
   close(in[1]);
@@ -602,6 +602,40 @@ TEST(ShimLink, UdpLossWithinBinomialBoundAndSeedDeterministic) {
   EXPECT_NE(a, c);
 }
 
+TEST(ShimLink, UdpDownlinkLossDiscardsReceivedDatagrams) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.flags |= FAULT_RULE_HAS_SEED;
+  r.seed = 3;
+  r.downlink.loss_ppm = 300000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  const int n = 5000;
+  std::thread sender;
+  o.on_first_line = [&](int, const std::string& out) {
+    int port = atoi(out.substr(out.find('=') + 1).c_str());
+    sender = std::thread([port] {
+      int fd = socket(AF_INET, SOCK_DGRAM, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(static_cast<uint16_t>(port));
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      for (int i = 0; i < n; ++i) {
+        sendto(fd, "d", 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+        if (i % 64 == 63) usleep(300);
+      }
+      close(fd);
+    });
+  };
+  Result res = RunTarget({"udp_recv"}, o);
+  sender.join();
+  int lost = n - atoi(res.Get("received").c_str());
+  // sd = sqrt(5000 * 0.3 * 0.7) = 32.4; 99%: 2.576 sd
+  EXPECT_NEAR(lost, 1500, 84) << res.out << res.err;
+  EXPECT_EQ(static_cast<int>(t.t()->counters.rule_fired[0]), lost);
+}
+
 TEST(ShimLink, RateEightMegabitWithinThreePercentIntact) {
   Server sink(Server::kSink);
   Table t;
@@ -700,7 +734,7 @@ TEST(ShimFiles, ReloadTakesEffectOnNextCall) {
   t.Publish();
   RunOptions o;
   o.table = &t;
-  o.on_first_line = [&](int stdin_fd) {
+  o.on_first_line = [&](int stdin_fd, const std::string&) {
     t.Rule(0);
     t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO);
     t.Publish();
@@ -885,6 +919,46 @@ TEST(ShimPrograms, ExecedChildrenKeepThePolicy) {
   std::string cmd = std::string(FAULT_TARGET_PATH) + " fsync " + TempDir() + "/f";
   Result r = RunProgram("/bin/sh", {"-c", cmd}, o);
   EXPECT_EQ(r.Get("fsync"), "EIO");
+}
+
+std::string PythonUdpScript(int port) {
+  // Sender and receiver in one python process.
+  return "import socket\n"
+         "r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+         "r.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<23)\n"
+         "r.bind(('127.0.0.1'," + std::to_string(port) + "))\n"
+         "r.setblocking(False)\n"
+         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+         "got=0\n"
+         "for i in range(10000):\n"
+         "  s.sendto(b'%d'%i,('127.0.0.1'," + std::to_string(port) + "))\n"
+         "  try:\n"
+         "    while True:\n"
+         "      r.recv(64,socket.MSG_DONTWAIT); got+=1\n"
+         "  except BlockingIOError: pass\n"
+         "r.settimeout(0.5)\n"
+         "try:\n"
+         "  while True: r.recv(64); got+=1\n"
+         "except socket.timeout: pass\n"
+         "print('received=%d'%got)\n";
+}
+
+// Loss on both directions (as a policy-wide `packet_loss` compiles), sender
+// and receiver in one program: each datagram crosses the emulated link once.
+TEST(ShimPrograms, PythonUdpLossBothDirectionsCountsOnce) {
+  int port = ClosedPort();
+  Table t;
+  fault_rule& rule = t.Rule(0);
+  rule.flags |= FAULT_RULE_HAS_SEED;
+  rule.seed = 1;
+  rule.uplink.loss_ppm = 300000;
+  rule.downlink.loss_ppm = 300000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result a = RunProgram("/usr/bin/python3", {"-c", PythonUdpScript(port)}, o);
+  int lost = 10000 - atoi(a.Get("received").c_str());
+  EXPECT_NEAR(lost, 3000, 118) << a.out << a.err;
 }
 
 TEST(ShimPrograms, PythonUdpLossSeeded) {

@@ -6,6 +6,7 @@
 //   shim_target connect_nb PORT         non-blocking connect + poll + SO_ERROR
 //   shim_target connect_epoll PORT      non-blocking connect + epoll + SO_ERROR
 //   shim_target udp_send PORT N         N numbered datagrams to 127.0.0.1:PORT
+//   shim_target udp_recv                counts datagrams on a port it prints
 //   shim_target tcp_send PORT BYTES     BYTES of a pattern to 127.0.0.1:PORT
 //   shim_target recv PORT               connect, then one recv
 //   shim_target connect_host NAME PORT  getaddrinfo(NAME) then connect
@@ -136,6 +137,29 @@ int ModeUdpSend(int port, int n) {
     if (i % 64 == 63) usleep(200);  // let the receiver keep up
   }
   printf("sent=%d\n", sent);
+  close(fd);
+  return 0;
+}
+
+// Binds 127.0.0.1:0, prints the port, counts datagrams until 1 s is quiet.
+int ModeUdpRecv() {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int big = 8 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  sockaddr_in sa = Loopback(0);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  printf("port=%d\n", ntohs(sa.sin_port));
+  timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  int got = 0;
+  char buf[64];
+  for (int i = 0; i < 1000000; ++i) {
+    if (recv(fd, buf, sizeof(buf), 0) < 0) break;
+    ++got;
+  }
+  printf("received=%d\n", got);
   close(fd);
   return 0;
 }
@@ -446,6 +470,7 @@ int main(int argc, char** argv) {
   if (mode == "connect_nb") return ModeConnectNb(atoi(arg(2)), false);
   if (mode == "connect_epoll") return ModeConnectNb(atoi(arg(2)), true);
   if (mode == "udp_send") return ModeUdpSend(atoi(arg(2)), atoi(arg(3)));
+  if (mode == "udp_recv") return ModeUdpRecv();
   if (mode == "tcp_send") return ModeTcpSend(atoi(arg(2)), atol(arg(3)));
   if (mode == "recv") return ModeRecv(atoi(arg(2)));
   if (mode == "nb_echo_poll") return ModeNbEcho(atoi(arg(2)), false);

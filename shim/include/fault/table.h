@@ -244,6 +244,13 @@ struct fault_table {
   struct fault_config config;
   struct fault_counters counters;
   struct fault_event_ring ring;
+  /* Local ports of loopback TCP ([0]) and UDP ([1]) sockets through which
+   * a shimmed process of this run sends (bit p % 64 of word p / 64; set and
+   * cleared with atomic or/and by the shims). A receiver skips its downlink
+   * link effects for traffic from such a port: the sender's uplink already
+   * applied them, so loopback traffic between shimmed programs crosses the
+   * emulated link once. */
+  uint64_t loopback_ports[2][1024];
 };
 
 #ifdef __cplusplus
