@@ -88,8 +88,7 @@ static void StoreRelaxed(void* dst, const void* src, size_t n) {
   } else {
     auto* out = static_cast<uint8_t*>(dst);
     const auto* in = static_cast<const uint8_t*>(src);
-    for (size_t i = 0; i < n; ++i)
-      __atomic_store_n(&out[i], in[i], kDataStore);
+    for (size_t i = 0; i < n; ++i) __atomic_store_n(&out[i], in[i], kDataStore);
   }
 }
 
@@ -145,11 +144,16 @@ bool TableValid(const fault_table* t) {
 
 static bool LinkHasLatency(const fault_link& l) {
   switch (l.distribution) {
-    case FAULT_DIST_NONE: return l.fixed_ns > 0;
-    case FAULT_DIST_FIXED: return l.fixed_ns > 0;
-    case FAULT_DIST_UNIFORM: return l.max_ns > 0;
-    case FAULT_DIST_NORMAL: return l.mean_ns > 0 || l.stddev_ns > 0;
-    case FAULT_DIST_PARETO: return l.scale_ns > 0;
+    case FAULT_DIST_NONE:
+      return l.fixed_ns > 0;
+    case FAULT_DIST_FIXED:
+      return l.fixed_ns > 0;
+    case FAULT_DIST_UNIFORM:
+      return l.max_ns > 0;
+    case FAULT_DIST_NORMAL:
+      return l.mean_ns > 0 || l.stddev_ns > 0;
+    case FAULT_DIST_PARETO:
+      return l.scale_ns > 0;
     case FAULT_DIST_PARETO_NORMAL:
       return l.scale_ns > 0 || l.mean_ns > 0 || l.stddev_ns > 0;
   }
@@ -175,8 +179,10 @@ uint32_t RuleFeatures(const fault_rule& r) {
   uint32_t f = LinkFeatures(r.uplink) | LinkFeatures(r.downlink);
   if (r.timeout_connect_ns > 0) f |= kFeatTimeoutConnect;
   if (r.timeout_recv_ns > 0) f |= kFeatTimeoutRecv;
-  if (r.conn_error_errno != 0 && r.conn_error_ppm > 0) f |= kFeatConnectionError;
-  if (r.half_open_after_bytes > 0 || r.half_open_after_ns > 0) f |= kFeatHalfOpen;
+  if (r.conn_error_errno != 0 && r.conn_error_ppm > 0)
+    f |= kFeatConnectionError;
+  if (r.half_open_after_bytes > 0 || r.half_open_after_ns > 0)
+    f |= kFeatHalfOpen;
   if (r.flags & FAULT_RULE_BLACKHOLE) f |= kFeatBlackhole;
   if (r.budget_max_tx || r.budget_max_rx || r.budget_max_ops ||
       r.budget_max_duration_ns > 0)
@@ -184,7 +190,8 @@ uint32_t RuleFeatures(const fault_rule& r) {
   if (r.dns_delay_ns > 0 || r.dns_timeout_ppm > 0 || r.dns_nxdomain_ppm > 0)
     f |= kFeatDns;
   if (r.mutation_kind != 0) f |= kFeatMutation;
-  uint32_t n = r.n_targets > FAULT_MAX_TARGETS ? FAULT_MAX_TARGETS : r.n_targets;
+  uint32_t n =
+      r.n_targets > FAULT_MAX_TARGETS ? FAULT_MAX_TARGETS : r.n_targets;
   for (uint32_t i = 0; i < n; ++i) {
     if (r.targets[i].kind == FAULT_TARGET_SNI) f |= kFeatSniTarget;
     if (r.targets[i].kind == FAULT_TARGET_HOSTNAME) f |= kFeatHostnameTarget;
@@ -273,7 +280,8 @@ bool SetEndpointAddress(Endpoint* ep, const void* sa, size_t len) {
     memcpy(&in6, sa, sizeof(in6));
     ep->port = ntohs(in6.sin6_port);
     const uint8_t* a = in6.sin6_addr.s6_addr;
-    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0,    0,
+                                        0, 0, 0, 0, 0xff, 0xff};
     memset(ep->addr, 0, sizeof(ep->addr));
     if (memcmp(a, kMapped, 12) == 0) {
       ep->family = AF_INET;
@@ -330,8 +338,10 @@ bool TargetMatches(const fault_target& t, const Endpoint& ep) {
     if (ep.port < t.port_min || ep.port > hi) return false;
   }
   switch (t.kind) {
-    case FAULT_TARGET_ANY: return true;
-    case FAULT_TARGET_CIDR: return CidrMatches(t, ep);
+    case FAULT_TARGET_ANY:
+      return true;
+    case FAULT_TARGET_CIDR:
+      return CidrMatches(t, ep);
     case FAULT_TARGET_HOSTNAME: {
       char name[FAULT_NAME_MAX];
       memcpy(name, t.name, sizeof(name));
@@ -377,7 +387,9 @@ int PickRule(const fault_table* t, const Index& idx, uint64_t candidates,
     uint32_t n = LoadRelaxed(&t->config.rules[i].n_targets);
     if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
     fault_target targets[FAULT_MAX_TARGETS];
-    if (n) CopyRelaxed(targets, t->config.rules[i].targets, n * sizeof(fault_target));
+    if (n)
+      CopyRelaxed(targets, t->config.rules[i].targets,
+                  n * sizeof(fault_target));
     int32_t prio;
     if (!TargetsMatch(targets, n, ep, &prio)) continue;
     if (winner < 0 || prio > best) {
@@ -391,7 +403,8 @@ int PickRule(const fault_table* t, const Index& idx, uint64_t candidates,
 
 // -------------------------------------------------------------- hosts ---
 
-void HostCacheAdd(HostCache* c, const char* name, int family, const void* addr) {
+void HostCacheAdd(HostCache* c, const char* name, int family,
+                  const void* addr) {
   if (family != AF_INET && family != AF_INET6) return;
   uint64_t n = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
   HostCache::Entry* e = &c->entries[n % HostCache::kEntries];
@@ -419,7 +432,8 @@ bool HostCacheLookup(const HostCache* c, int family, const void* addr,
   uint64_t count = next < HostCache::kEntries ? next : HostCache::kEntries;
   // Newest first.
   for (uint64_t k = 0; k < count; ++k) {
-    const HostCache::Entry* e = &c->entries[(next - 1 - k) % HostCache::kEntries];
+    const HostCache::Entry* e =
+        &c->entries[(next - 1 - k) % HostCache::kEntries];
     uint64_t s = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
     if (s & 1 || s == 0) continue;
     uint8_t a[16];
@@ -482,8 +496,8 @@ uint64_t RuleSeed(const fault_table* t, const fault_rule& r) {
 }
 
 DecisionRng ClaimDecision(fault_table* t, int rule, uint64_t seed) {
-  uint64_t n =
-      __atomic_fetch_add(&t->counters.rule_decisions[rule], 1, __ATOMIC_RELAXED);
+  uint64_t n = __atomic_fetch_add(&t->counters.rule_decisions[rule], 1,
+                                  __ATOMIC_RELAXED);
   return DecisionRng(seed, static_cast<uint32_t>(rule), n);
 }
 
@@ -502,7 +516,7 @@ double Log(double x) {
   uint64_t bits;
   memcpy(&bits, &x, 8);
   int e = static_cast<int>((bits >> 52) & 0x7ff);
-  if (e == 0) {  // subnormal: scale up
+  if (e == 0) {                // subnormal: scale up
     x *= 18014398509481984.0;  // 2^54
     memcpy(&bits, &x, 8);
     e = static_cast<int>((bits >> 52) & 0x7ff) - 54;
@@ -574,7 +588,8 @@ int64_t SampleLatency(const fault_link& l, DecisionRng& rng, double factor) {
       v = static_cast<double>(l.fixed_ns);
       break;
     case FAULT_DIST_UNIFORM: {
-      double lo = static_cast<double>(l.min_ns), hi = static_cast<double>(l.max_ns);
+      double lo = static_cast<double>(l.min_ns),
+             hi = static_cast<double>(l.max_ns);
       v = lo + (hi - lo) * rng.Unit();
       break;
     }
@@ -622,7 +637,8 @@ bool DecideLoss(const fault_link& l, LossState* s, DecisionRng& rng,
     if (s->ge_bad) {
       if (rng.Ppm(l.ge_p_bad_to_good_ppm)) s->ge_bad = 0;
     } else {
-      if (rng.Ppm(static_cast<uint32_t>(l.ge_p_good_to_bad_ppm * factor))) s->ge_bad = 1;
+      if (rng.Ppm(static_cast<uint32_t>(l.ge_p_good_to_bad_ppm * factor)))
+        s->ge_bad = 1;
     }
     uint32_t p = s->ge_bad ? l.ge_loss_bad_ppm : l.ge_loss_good_ppm;
     lost = rng.Ppm(static_cast<uint32_t>(p * factor));
@@ -650,8 +666,9 @@ uint64_t BucketBytes(uint64_t rate_bps, uint64_t burst_bytes) {
   return b;
 }
 
-uint64_t TokenBucketTake(TokenBucket* b, uint64_t rate_bps, uint64_t burst_bytes,
-                         int64_t now, uint64_t want, int64_t* wait_ns) {
+uint64_t TokenBucketTake(TokenBucket* b, uint64_t rate_bps,
+                         uint64_t burst_bytes, int64_t now, uint64_t want,
+                         int64_t* wait_ns) {
   *wait_ns = 0;
   if (rate_bps == 0) return want;
   if (want == 0) return 0;
@@ -669,7 +686,8 @@ uint64_t TokenBucketTake(TokenBucket* b, uint64_t rate_bps, uint64_t burst_bytes
     b->last_ns = now;
   }
   const int64_t per_byte = 8 * 1000000000LL;
-  uint64_t avail = b->tokens > 0 ? static_cast<uint64_t>(b->tokens / per_byte) : 0;
+  uint64_t avail =
+      b->tokens > 0 ? static_cast<uint64_t>(b->tokens / per_byte) : 0;
   // Hand out whole quanta (or all that is wanted): trickling out the few
   // bytes that refilled since the last call would turn one send into
   // thousands of tiny ones.
@@ -814,7 +832,8 @@ double ScheduleFactor(const fault_schedule& s, int64_t elapsed) {
   return 1;
 }
 
-// ------------------------------------------------------------ syscall rules ---
+// ------------------------------------------------------------ syscall rules
+// ---
 
 bool DecideSyscall(fault_table* t, const Index& idx, int family,
                    const char* path, uint64_t rule_mask, int64_t now_ns,
@@ -860,7 +879,8 @@ bool DecideSyscall(fault_table* t, const Index& idx, int family,
       out->rule = sr.rule;
       out->action = sr.action;
       out->err = sr.err;
-      out->delay_ns = static_cast<int64_t>(static_cast<double>(sr.delay_ns) * factor);
+      out->delay_ns =
+          static_cast<int64_t>(static_cast<double>(sr.delay_ns) * factor);
       return true;
     }
   }
@@ -919,7 +939,8 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
     cs->opened_ns = now;
   }
   const bool tcp = protocol != FAULT_PROTO_UDP;
-  const int dir = (op == NetOp::kSend || op == NetOp::kConnect) ? kUplink : kDownlink;
+  const int dir =
+      (op == NetOp::kSend || op == NetOp::kConnect) ? kUplink : kDownlink;
   const fault_link& l = dir == kUplink ? r.uplink : r.downlink;
   const int64_t forever = INT64_MAX;
 
@@ -943,8 +964,8 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
   if (op == NetOp::kConnect) {
     if (r.flags & FAULT_RULE_BLACKHOLE) {
       // A black-holed SYN: the kernel gives up after ~127 s by default.
-      out->stall_ns = r.timeout_connect_ns > 0 ? r.timeout_connect_ns
-                                               : 127'000'000'000LL;
+      out->stall_ns =
+          r.timeout_connect_ns > 0 ? r.timeout_connect_ns : 127'000'000'000LL;
       out->err = ETIMEDOUT;
       Fire(out, FAULT_EFFECT_BLACKHOLE, out->stall_ns);
     } else if (r.timeout_connect_ns > 0) {
@@ -1025,7 +1046,8 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
     uint64_t moved = cs->tx_bytes + cs->rx_bytes;
     if (!cs->half_open &&
         ((r.half_open_after_bytes > 0 && moved >= r.half_open_after_bytes) ||
-         (r.half_open_after_ns > 0 && now - cs->opened_ns >= r.half_open_after_ns)))
+         (r.half_open_after_ns > 0 &&
+          now - cs->opened_ns >= r.half_open_after_ns)))
       cs->half_open = 1;
     if (cs->half_open) {
       if (r.half_open_errno) {
@@ -1040,7 +1062,8 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
       CountFired(t, ri);
       return;
     }
-    if (r.half_open_after_bytes > 0 && moved + bytes > r.half_open_after_bytes) {
+    if (r.half_open_after_bytes > 0 &&
+        moved + bytes > r.half_open_after_bytes) {
       uint64_t left = r.half_open_after_bytes - moved;
       if (left < out->max_bytes) out->max_bytes = left;
     }
@@ -1084,7 +1107,8 @@ void DecideDns(fault_table* t, const fault_rule& r, int ri, double factor,
   if (factor <= 0) return;
   DecisionRng rng = ClaimDecision(t, ri, RuleSeed(t, r));
   if (r.dns_delay_ns > 0) {
-    out->delay_ns = static_cast<int64_t>(static_cast<double>(r.dns_delay_ns) * factor);
+    out->delay_ns =
+        static_cast<int64_t>(static_cast<double>(r.dns_delay_ns) * factor);
     out->effect = FAULT_EFFECT_DNS_DELAY;
     out->fired = true;
   }

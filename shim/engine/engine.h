@@ -26,7 +26,8 @@
 //
 // Usage (writer, e.g. the supervisor):
 //   fault::engine::InitTable(table, now_ns);
-//   fault::engine::Publish(table, &config);   // any time; readers see it next call
+//   fault::engine::Publish(table, &config);   // any time; readers see it next
+//   call
 #ifndef FAULT_SHIM_ENGINE_ENGINE_H_
 #define FAULT_SHIM_ENGINE_ENGINE_H_
 
@@ -186,19 +187,20 @@ uint32_t RuleFeatures(const fault_rule& r);
 // rules[i] (FAULT_MAX_RULES == 64); bit i of word i/64 of a syscall mask is
 // syscall_rules[i]. Readers keep one per process, keyed by `seq`.
 struct Index {
-  uint64_t seq = 0;         // table sequence it was built from (even)
+  uint64_t seq = 0;  // table sequence it was built from (even)
   uint64_t generation = 0;
   uint64_t families_mask = 0;
   uint32_t n_rules = 0;
   uint32_t n_syscall_rules = 0;
-  uint64_t active = 0;      // rules with FAULT_RULE_ACTIVE
-  uint64_t net = 0;         // rules with a network effect
-  uint64_t dns = 0;         // rules with a DNS effect
-  uint64_t hostname = 0;    // rules with a hostname target
-  uint32_t features = 0;    // union of RuleFeatures over all rules
+  uint64_t active = 0;    // rules with FAULT_RULE_ACTIVE
+  uint64_t net = 0;       // rules with a network effect
+  uint64_t dns = 0;       // rules with a DNS effect
+  uint64_t hostname = 0;  // rules with a hostname target
+  uint32_t features = 0;  // union of RuleFeatures over all rules
   uint32_t pad = 0;
-  uint64_t syscall_families = 0;  // FamilyBit(f) if any syscall rule has family f
-  uint64_t family_rules[kFamilyCount][2] = {};  // syscall rules per family
+  uint64_t syscall_families =
+      0;  // FamilyBit(f) if any syscall rule has family f
+  uint64_t family_rules[kFamilyCount][2] = {};     // syscall rules per family
   uint64_t family_owner_rules[kFamilyCount] = {};  // owning rules per family
 };
 
@@ -235,8 +237,8 @@ bool TargetMatches(const fault_target& t, const Endpoint& ep);
 
 // The best priority among the targets that match (rules without targets
 // match everything with priority 0). False: no target matches.
-bool TargetsMatch(const fault_target* targets, uint32_t n,
-                  const Endpoint& ep, int32_t* priority);
+bool TargetsMatch(const fault_target* targets, uint32_t n, const Endpoint& ep,
+                  int32_t* priority);
 
 // Among rules in `candidates` (a rule mask), the one whose targets match
 // `ep` with the highest priority; ties go to the lowest index. -1: none, or
@@ -262,8 +264,7 @@ struct HostCache {
   Entry entries[kEntries];
 };
 
-void HostCacheAdd(HostCache* c, const char* name, int family,
-                  const void* addr);
+void HostCacheAdd(HostCache* c, const char* name, int family, const void* addr);
 // Copies the newest name for (family, addr) into `name` (FAULT_NAME_MAX).
 bool HostCacheLookup(const HostCache* c, int family, const void* addr,
                      char* name);
@@ -281,10 +282,10 @@ struct DecisionRng {
   uint64_t i = 0;
   DecisionRng(uint64_t seed, uint32_t rule, uint64_t counter);
   uint64_t Next();
-  double Unit();                 // [0, 1)
-  double OpenUnit();             // (0, 1)
-  bool Ppm(uint32_t ppm);        // true with probability ppm / 1e6
-  bool Chance(double p);         // true with probability p
+  double Unit();           // [0, 1)
+  double OpenUnit();       // (0, 1)
+  bool Ppm(uint32_t ppm);  // true with probability ppm / 1e6
+  bool Chance(double p);   // true with probability p
 };
 
 // The seed of rule `r`: its own if FAULT_RULE_HAS_SEED, else derived from
@@ -300,7 +301,7 @@ DecisionRng ClaimDecision(fault_table* t, int rule, uint64_t seed);
 // libm-free versions of what the distributions need (the shim must not
 // pull libm into the target).
 namespace math {
-double Log(double x);   // natural log, x > 0
+double Log(double x);  // natural log, x > 0
 double Exp(double x);
 double Sqrt(double x);
 double Pow(double x, double y);  // x > 0
@@ -341,7 +342,7 @@ int64_t TcpLossStallNs(int64_t rto_ns, uint32_t burst_pos);
 // Token bucket for one connection and direction, on caller-supplied time.
 // Tokens are kept in nano-bits (bits * 1e9) so refills are exact integers.
 struct TokenBucket {
-  int64_t tokens = 0;   // nano-bits
+  int64_t tokens = 0;  // nano-bits
   int64_t last_ns = 0;
   uint8_t started = 0;
   uint8_t pad[7] = {};
@@ -379,11 +380,12 @@ bool PathMatches(const char* glob, const char* path);
 // started: 0 off, 1 full, in between during a ramp.
 double ScheduleFactor(const fault_schedule& s, int64_t elapsed_ns);
 
-// ------------------------------------------------------------ syscall rules ---
+// ------------------------------------------------------------ syscall rules
+// ---
 
 struct SyscallDecision {
-  int index = -1;   // syscall_rules[] index that fired
-  int rule = -1;    // owning rules[] index
+  int index = -1;      // syscall_rules[] index that fired
+  int rule = -1;       // owning rules[] index
   uint8_t action = 0;  // kActionDeny / kActionDelay
   int32_t err = 0;
   int64_t delay_ns = 0;
@@ -415,9 +417,9 @@ struct ConnState {
   uint64_t tx_bytes = 0, rx_bytes = 0, ops = 0;
   int64_t opened_ns = 0;
   uint8_t opened = 0;
-  uint8_t reset = 0;        // connection_error reset happened: ops fail
-  uint8_t half_open = 0;    // peer went silent
-  uint8_t budget_hit = 0;   // session budget exhausted
+  uint8_t reset = 0;       // connection_error reset happened: ops fail
+  uint8_t half_open = 0;   // peer went silent
+  uint8_t budget_hit = 0;  // session budget exhausted
   uint8_t pad[4] = {};
 };
 
@@ -428,17 +430,17 @@ struct ConnState {
 // blackhole send) or discard the received datagram (UDP recv) / report EOF
 // (budget drop on recv); else perform at most `max_bytes` bytes.
 struct NetDecision {
-  int rule = -1;            // rules[] index, -1: nothing applies
-  int64_t delay_ns = 0;     // latency + loss stalls before the op
-  int64_t stall_ns = -1;    // >= 0: the op blocks this long, then fails
+  int rule = -1;          // rules[] index, -1: nothing applies
+  int64_t delay_ns = 0;   // latency + loss stalls before the op
+  int64_t stall_ns = -1;  // >= 0: the op blocks this long, then fails
   int32_t err = 0;
   bool drop = false;
-  bool eof = false;         // recv reports end of stream
+  bool eof = false;  // recv reports end of stream
   uint64_t max_bytes = UINT64_MAX;
-  int64_t rate_wait_ns = 0; // when max_bytes == 0: time until tokens
-  uint16_t effect = 0;      // fault_effect for the event (the main one)
-  int64_t value = 0;        // its sampled value
-  bool fired = false;       // some effect fired
+  int64_t rate_wait_ns = 0;  // when max_bytes == 0: time until tokens
+  uint16_t effect = 0;       // fault_effect for the event (the main one)
+  int64_t value = 0;         // its sampled value
+  bool fired = false;        // some effect fired
 };
 
 // Decides one network operation for the rule `rule` (already picked by
@@ -446,9 +448,9 @@ struct NetDecision {
 // `bytes` is the size of the send or the buffer of the receive.
 // `factor` is ScheduleFactor for the rule (0 means the rule is off: no
 // decision is drawn). Draws use ClaimDecision on the rule.
-void DecideNet(fault_table* t, const fault_rule& rule, int rule_index,
-               NetOp op, int protocol, ConnState* cs, uint64_t bytes,
-               int64_t now_ns, double factor, NetDecision* out);
+void DecideNet(fault_table* t, const fault_rule& rule, int rule_index, NetOp op,
+               int protocol, ConnState* cs, uint64_t bytes, int64_t now_ns,
+               double factor, NetDecision* out);
 
 // Accounts `n` bytes that actually moved in `dir` (budget, half-open).
 void AccountBytes(ConnState* cs, int dir, uint64_t n);
@@ -457,7 +459,7 @@ void AccountBytes(ConnState* cs, int dir, uint64_t n);
 
 struct DnsDecision {
   int64_t delay_ns = 0;
-  int eai = 0;          // 0, EAI_AGAIN (timeout) or EAI_NONAME (nxdomain)
+  int eai = 0;  // 0, EAI_AGAIN (timeout) or EAI_NONAME (nxdomain)
   uint16_t effect = 0;
   bool fired = false;
 };

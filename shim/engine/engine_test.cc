@@ -28,7 +28,8 @@ struct TableHolder {
     return cfg->rules[i];
   }
   fault_syscall_rule& Sys(int i) {
-    if (cfg->n_syscall_rules <= static_cast<uint32_t>(i)) cfg->n_syscall_rules = i + 1;
+    if (cfg->n_syscall_rules <= static_cast<uint32_t>(i))
+      cfg->n_syscall_rules = i + 1;
     return cfg->syscall_rules[i];
   }
   void Publish() { engine::Publish(t.get(), cfg.get()); }
@@ -39,8 +40,9 @@ struct TableHolder {
   }
 };
 
-fault_target Cidr(const char* addr, int prefix, uint16_t pmin = 0, uint16_t pmax = 0,
-                  int32_t prio = 0, uint8_t proto = FAULT_PROTO_ANY) {
+fault_target Cidr(const char* addr, int prefix, uint16_t pmin = 0,
+                  uint16_t pmax = 0, int32_t prio = 0,
+                  uint8_t proto = FAULT_PROTO_ANY) {
   fault_target t;
   memset(&t, 0, sizeof(t));
   t.kind = FAULT_TARGET_CIDR;
@@ -179,7 +181,8 @@ TEST(Index, MasksAndFeatures) {
   EXPECT_EQ(idx.family_rules[kFamilyFsync][0], 1u);
   EXPECT_EQ(idx.family_rules[kFamilyWrite][0], 2u);
   EXPECT_EQ(idx.family_owner_rules[kFamilyFsync], 0b100u);
-  EXPECT_EQ(idx.syscall_families, FamilyBit(kFamilyFsync) | FamilyBit(kFamilyWrite));
+  EXPECT_EQ(idx.syscall_families,
+            FamilyBit(kFamilyFsync) | FamilyBit(kFamilyWrite));
   EXPECT_TRUE(idx.features & kFeatReorder);
   EXPECT_TRUE(idx.features & kFeatLatency);
   EXPECT_FALSE(idx.features & kFeatMutation);
@@ -268,7 +271,8 @@ TEST(Match, PickRuleByPriorityThenIndex) {
   h.Rule(3).n_targets = 0;  // everything, priority 0
   h.Publish();
   Index idx = h.Idx();
-  EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("127.0.0.1", 80)), 1);  // 5 beats 1, index 1 < 2
+  EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("127.0.0.1", 80)),
+            1);  // 5 beats 1, index 1 < 2
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b1101, Ep("127.0.0.1", 80)), 2);
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("127.0.0.1", 81)), 2);
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("8.8.8.8", 81)), 3);
@@ -290,14 +294,16 @@ TEST(Hosts, CacheRemembersNewest) {
   in6_addr a6;
   inet_pton(AF_INET6, "::1", &a6);
   EXPECT_FALSE(HostCacheLookup(c.get(), AF_INET6, &a6, name));
-  for (int i = 0; i < HostCache::kEntries; ++i) HostCacheAdd(c.get(), "x", AF_INET6, &a6);
+  for (int i = 0; i < HostCache::kEntries; ++i)
+    HostCacheAdd(c.get(), "x", AF_INET6, &a6);
   EXPECT_FALSE(HostCacheLookup(c.get(), AF_INET, &a, name));  // overwritten
 }
 
 // -------------------------------------------------------------------- rng ---
 
 TEST(Rng, SameInputsSameStream) {
-  DecisionRng a(42, 3, 17), b(42, 3, 17), c(42, 3, 18), d(43, 3, 17), e(42, 4, 17);
+  DecisionRng a(42, 3, 17), b(42, 3, 17), c(42, 3, 18), d(43, 3, 17),
+      e(42, 4, 17);
   uint64_t x = a.Next();
   EXPECT_EQ(x, b.Next());
   EXPECT_NE(x, c.Next());
@@ -342,10 +348,14 @@ TEST(Rng, RuleSeed) {
 // ------------------------------------------------------------------- math ---
 
 TEST(Math, MatchesLibm) {
-  for (double x : {1e-300, 1e-10, 0.001, 0.5, 0.7071, 1.0, 1.5, 2.0, 10.0, 12345.678, 1e300}) {
-    EXPECT_NEAR(math::Log(x), std::log(x), 1e-12 * std::max(1.0, std::fabs(std::log(x)))) << x;
+  for (double x : {1e-300, 1e-10, 0.001, 0.5, 0.7071, 1.0, 1.5, 2.0, 10.0,
+                   12345.678, 1e300}) {
+    EXPECT_NEAR(math::Log(x), std::log(x),
+                1e-12 * std::max(1.0, std::fabs(std::log(x))))
+        << x;
   }
-  for (double x : {-700.0, -20.0, -1.0, -0.1, 0.0, 0.3, 1.0, 5.5, 50.0, 700.0}) {
+  for (double x :
+       {-700.0, -20.0, -1.0, -0.1, 0.0, 0.3, 1.0, 5.5, 50.0, 700.0}) {
     EXPECT_NEAR(math::Exp(x) / std::exp(x), 1.0, 1e-12) << x;
   }
   EXPECT_NEAR(math::Pow(0.25, -0.5), 2.0, 1e-12);
@@ -404,7 +414,7 @@ TEST(Latency, NormalMoments) {
     sq += v * v;
   }
   double mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
-  EXPECT_NEAR(mean, 1e8, 3e5);   // 6 standard errors (1e7/200)
+  EXPECT_NEAR(mean, 1e8, 3e5);  // 6 standard errors (1e7/200)
   EXPECT_NEAR(sd, 1e7, 2.5e5);
 }
 
@@ -516,13 +526,15 @@ TEST(TokenBucket, ExactOnSimulatedTime) {
   const uint64_t rate = 8'000'000;  // 1 byte per microsecond
   EXPECT_EQ(BucketBytes(rate, 0), 10000u);
   int64_t wait;
-  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 10000u);  // starts full
+  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait),
+            10000u);  // starts full
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 0u);
   EXPECT_EQ(wait, 5'000'000);  // half a bucket: 5000 bytes at 1 B/us
-  fc.Advance(1'000'000);  // 1000 bytes refilled: less than half a bucket
+  fc.Advance(1'000'000);       // 1000 bytes refilled: less than half a bucket
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 0u);
   EXPECT_EQ(wait, 4'000'000);
-  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 500, &wait), 500u);  // small wants pass
+  EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 500, &wait),
+            500u);        // small wants pass
   fc.Advance(5'700'000);  // a late wake-up keeps what accrued
   EXPECT_EQ(TokenBucketTake(&b, rate, 0, clock.Now(), 25000, &wait), 6200u);
   fc.Advance(1'000'000'000);  // refill caps at the bucket
@@ -659,15 +671,21 @@ TEST(Syscall, DenyByPathWithWhenCounter) {
   Index idx = h.Idx();
   SyscallDecision d;
   int64_t now = h.t->start_ns + 1;
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db", 1, now, &d));
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal", 1, now, &d));
-  ASSERT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal", 1, now, &d));
+  EXPECT_FALSE(
+      DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db", 1, now, &d));
+  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal",
+                             1, now, &d));
+  ASSERT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal",
+                            1, now, &d));
   EXPECT_EQ(d.err, ENOSPC);
   EXPECT_EQ(d.action, kActionDeny);
   EXPECT_EQ(d.index, 0);
-  EXPECT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal", 1, now, &d));
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal", 1, now, &d));
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, "/tmp/a.db-journal", 1, now, &d));
+  EXPECT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal",
+                            1, now, &d));
+  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyWrite, "/tmp/a.db-journal",
+                             1, now, &d));
+  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, "/tmp/a.db-journal",
+                             1, now, &d));
   EXPECT_EQ(h.t->counters.syscall_matched[0], 4u);
   EXPECT_EQ(h.t->counters.syscall_fired[0], 2u);
   EXPECT_EQ(h.t->counters.rule_fired[0], 2u);
@@ -687,7 +705,8 @@ TEST(Syscall, ScopeMaskProbabilityAndDelay) {
   Index idx = h.Idx();
   SyscallDecision d;
   int64_t now = h.t->start_ns;
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, /*mask=*/0b01, now, &d));
+  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr,
+                             /*mask=*/0b01, now, &d));
   int fired = 0;
   for (int i = 0; i < 2000; ++i) {
     if (DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, 0b10, now, &d)) {
@@ -699,7 +718,8 @@ TEST(Syscall, ScopeMaskProbabilityAndDelay) {
   EXPECT_NEAR(fired, 1000, 120);
   // Same seed, same decisions: replay the stream.
   int replay = 0;
-  for (uint64_t i = 0; i < 2000; ++i) replay += DecisionRng(4, 1, i).Ppm(500000);
+  for (uint64_t i = 0; i < 2000; ++i)
+    replay += DecisionRng(4, 1, i).Ppm(500000);
   EXPECT_EQ(fired, replay);
 }
 
@@ -717,8 +737,10 @@ TEST(Syscall, ScheduleOffMeansNoMatch) {
   h.Publish();
   Index idx = h.Idx();
   SyscallDecision d;
-  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, 1, h.t->start_ns + 10, &d));
-  EXPECT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, 1, h.t->start_ns + 1500, &d));
+  EXPECT_FALSE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, 1,
+                             h.t->start_ns + 10, &d));
+  EXPECT_TRUE(DecideSyscall(h.t.get(), idx, kFamilyFsync, nullptr, 1,
+                            h.t->start_ns + 1500, &d));
 }
 
 // ---------------------------------------------------------------- network ---
@@ -729,8 +751,8 @@ struct NetFixture : ::testing::Test {
   ConnState cs;
   NetDecision d;
   void SetUp() override { r.flags = FAULT_RULE_ACTIVE | FAULT_RULE_HAS_SEED; }
-  void Run(NetOp op, int proto = FAULT_PROTO_TCP, uint64_t bytes = 100, int64_t now = 0,
-           double factor = 1.0) {
+  void Run(NetOp op, int proto = FAULT_PROTO_TCP, uint64_t bytes = 100,
+           int64_t now = 0, double factor = 1.0) {
     DecideNet(h.t.get(), r, 0, op, proto, &cs, bytes, now, factor, &d);
   }
 };
@@ -799,7 +821,8 @@ TEST_F(NetFixture, LossTcpStallsUdpDrops) {
   Run(NetOp::kSend);
   EXPECT_EQ(d.delay_ns, 400'000'000);  // doubled within the burst
   ConnState udp;
-  DecideNet(h.t.get(), r, 0, NetOp::kSend, FAULT_PROTO_UDP, &udp, 10, 0, 1.0, &d);
+  DecideNet(h.t.get(), r, 0, NetOp::kSend, FAULT_PROTO_UDP, &udp, 10, 0, 1.0,
+            &d);
   EXPECT_TRUE(d.drop);
   EXPECT_EQ(d.delay_ns, 0);
 }
@@ -887,7 +910,8 @@ TEST_F(NetFixture, SameSeedSameLossPattern) {
     ConnState c;
     uint64_t bits = 0;
     for (int i = 0; i < 64; ++i) {
-      DecideNet(fresh.t.get(), r, 0, NetOp::kSend, FAULT_PROTO_UDP, &c, 1, 0, 1.0, &d);
+      DecideNet(fresh.t.get(), r, 0, NetOp::kSend, FAULT_PROTO_UDP, &c, 1, 0,
+                1.0, &d);
       if (d.drop) bits |= uint64_t{1} << i;
     }
     return bits;
@@ -969,7 +993,8 @@ TEST(Events, ConcurrentProducersLoseNothing) {
   for (auto& p : producers) p.join();
   done = true;
   consumer.join();
-  EXPECT_EQ(static_cast<uint64_t>(popped.load()) + h.t->ring.drops, 3u * kPerThread);
+  EXPECT_EQ(static_cast<uint64_t>(popped.load()) + h.t->ring.drops,
+            3u * kPerThread);
 }
 
 TEST(Strings, CopyStringTruncates) {

@@ -15,11 +15,13 @@
 // The hot path when nothing can match: an fd-kind byte (for fd calls), one
 // acquire load of the table's `seq`, one relaxed load of the per-process
 // hot word and a predictable branch. No locks, no allocation, no syscalls.
+#include "fault/shim.h"
+
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fault/shim.h"
 #include "shim/src/shim_internal.h"
 
 namespace fault::shim {
@@ -51,12 +52,12 @@ enum Kind : uint8_t { kUnknown = 0, kOther = 1, kTcp = 2, kUdp = 3, kFile = 4 };
 // Hot word bits (low 32 bits; the high 32 bits hold the table seq they
 // describe).
 enum HotBit : uint32_t {
-  kHotNet = 1u << 0,          // an active rule has network effects
-  kHotNetScoped = 1u << 1,    // a scoped-only rule has network effects
-  kHotDns = 1u << 2,          // active DNS effects, or hostname targets
+  kHotNet = 1u << 0,        // an active rule has network effects
+  kHotNetScoped = 1u << 1,  // a scoped-only rule has network effects
+  kHotDns = 1u << 2,        // active DNS effects, or hostname targets
   kHotDnsScoped = 1u << 3,
-  kHotSysScoped = 1u << 4,    // a scoped-only rule has syscall rules
-  kHotFamilyShift = 8,        // bit 8 + family: an active syscall rule
+  kHotSysScoped = 1u << 4,  // a scoped-only rule has syscall rules
+  kHotFamilyShift = 8,      // bit 8 + family: an active syscall rule
 };
 
 struct Pending {
@@ -95,16 +96,16 @@ struct FdState {
 
 fault_table* g_table = nullptr;
 int64_t g_start_ns = 0;
-uint64_t g_hot = 0;           // (seq32 << 32) | HotBit
-bool g_stub_failed = false;   // FAULT_STUB_PAGE given but not mappable
-uint32_t g_warned = 0;        // features already warned about
+uint64_t g_hot = 0;          // (seq32 << 32) | HotBit
+bool g_stub_failed = false;  // FAULT_STUB_PAGE given but not mappable
+uint32_t g_warned = 0;       // features already warned about
 int g_warned_scope = 0;
 
 uint8_t g_kind[kMaxFds];
 FdState g_fds[kMaxFds];
-int g_gate_list[kMaxGates];   // fd + 1, 0: free
-int g_ngates = 0;             // entries in use (approximate upper bound)
-eng::HostCache g_hosts;       // addresses getaddrinfo answered, by name
+int g_gate_list[kMaxGates];  // fd + 1, 0: free
+int g_ngates = 0;            // entries in use (approximate upper bound)
+eng::HostCache g_hosts;      // addresses getaddrinfo answered, by name
 
 struct ThreadState {
   int in_shim = 0;
@@ -114,7 +115,8 @@ struct ThreadState {
   uint64_t scope_seq = 0;
   eng::Index idx;
 };
-constinit thread_local ThreadState t_state __attribute__((tls_model("initial-exec")));
+constinit thread_local ThreadState t_state
+    __attribute__((tls_model("initial-exec")));
 
 inline uint32_t HotBits(const eng::Index& idx) {
   uint32_t h = 0;
@@ -137,7 +139,8 @@ inline bool MaybeFault(uint32_t active, uint32_t scoped) {
   if (__builtin_expect(t == nullptr, 1)) return false;
   uint64_t s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
   uint64_t h = __atomic_load_n(&g_hot, __ATOMIC_RELAXED);
-  if (__builtin_expect(static_cast<uint32_t>(h >> 32) != static_cast<uint32_t>(s), 0))
+  if (__builtin_expect(
+          static_cast<uint32_t>(h >> 32) != static_cast<uint32_t>(s), 0))
     return true;  // republished: the slow path refreshes
   uint32_t need = t_state.depth ? (active | scoped) : active;
   return (static_cast<uint32_t>(h) & need) != 0;
@@ -167,7 +170,8 @@ void Warn(const char* a, const char* b, const char* c) {
     if (p == nullptr) continue;
     size_t n = strlen(p);
     while (n > 0) {
-      ssize_t w = real.write ? real.write(2, p, n) : syscall(SYS_write, 2, p, n);
+      ssize_t w =
+          real.write ? real.write(2, p, n) : syscall(SYS_write, 2, p, n);
       if (w <= 0) break;
       p += w;
       n -= static_cast<size_t>(w);
@@ -255,18 +259,20 @@ __attribute__((constructor)) void ShimInit() {
   char* end = nullptr;
   long fd = strtol(fd_env, &end, 10);
   if (end == fd_env || *end != 0 || fd < 0) {
-    Warn("fault: FAULT_TABLE_FD=", fd_env, " is not a file descriptor; running without faults\n");
+    Warn("fault: FAULT_TABLE_FD=", fd_env,
+         " is not a file descriptor; running without faults\n");
     return;
   }
   struct stat st;
   if (fstat(static_cast<int>(fd), &st) != 0 ||
       static_cast<size_t>(st.st_size) < sizeof(fault_table)) {
     Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " is not a policy table (closed or too small); running without faults\n");
+         " is not a policy table (closed or too small); running without "
+         "faults\n");
     return;
   }
-  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED,
-                 static_cast<int>(fd), 0);
+  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
+                 MAP_SHARED, static_cast<int>(fd), 0);
   if (p == MAP_FAILED) {
     Warn("fault: cannot map the policy table FAULT_TABLE_FD=", fd_env,
          "; running without faults\n");
@@ -275,8 +281,9 @@ __attribute__((constructor)) void ShimInit() {
   auto* t = static_cast<fault_table*>(p);
   if (!eng::TableValid(t)) {
     munmap(p, sizeof(fault_table));
-    Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " has a wrong magic, layout version or size; running without faults\n");
+    Warn(
+        "fault: FAULT_TABLE_FD=", fd_env,
+        " has a wrong magic, layout version or size; running without faults\n");
     return;
   }
   g_start_ns = t->start_ns;
@@ -447,10 +454,13 @@ Kind Classify(int fd) {
       len = sizeof(int);
       real.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
       if (domain == AF_INET || domain == AF_INET6) {
-        if (type == SOCK_STREAM) k = kTcp;
-        else if (type == SOCK_DGRAM) k = kUdp;
+        if (type == SOCK_STREAM)
+          k = kTcp;
+        else if (type == SOCK_DGRAM)
+          k = kUdp;
       }
-    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+               S_ISBLK(st.st_mode)) {
       k = kFile;
     }
   }
@@ -535,7 +545,8 @@ void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
   ev.pid = static_cast<int32_t>(getpid());
   ev.tid = static_cast<int32_t>(syscall(SYS_gettid));
   ev.rule = static_cast<uint16_t>(rule < 0 ? 0 : rule);
-  ev.syscall_rule = static_cast<uint16_t>(syscall_rule < 0 ? 0 : syscall_rule + 1);
+  ev.syscall_rule =
+      static_cast<uint16_t>(syscall_rule < 0 ? 0 : syscall_rule + 1);
   ev.op = op;
   ev.effect = effect;
   ev.value = value;
@@ -543,7 +554,8 @@ void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
   if (target) {
     size_t l = strlen(target);
     // Keep the tail of long paths: the file name is the informative part.
-    const char* t = l >= FAULT_NAME_MAX ? target + (l - (FAULT_NAME_MAX - 1)) : target;
+    const char* t =
+        l >= FAULT_NAME_MAX ? target + (l - (FAULT_NAME_MAX - 1)) : target;
     eng::CopyString(ev.target, t, sizeof(ev.target));
   }
   eng::EmitEvent(g_table, ev);
@@ -610,8 +622,9 @@ void ResetFd(int fd) {
 
 // Evaluates syscall rules; returns true if the call must fail (errno set).
 // Delays are slept here.
-bool ApplySyscallRulesMasked(const Slow& s, int family, uint16_t op, const char* path,
-                             uint64_t mask, const char* target) {
+bool ApplySyscallRulesMasked(const Slow& s, int family, uint16_t op,
+                             const char* path, uint64_t mask,
+                             const char* target) {
   const eng::Index& idx = s.idx();
   eng::SyscallDecision d;
   int64_t now = NowNs();
@@ -619,7 +632,8 @@ bool ApplySyscallRulesMasked(const Slow& s, int family, uint16_t op, const char*
   // fsync rules also cover fdatasync: both are the durability call a user
   // means by "fsync".
   if (!fired && family == eng::kFamilyFdatasync)
-    fired = eng::DecideSyscall(g_table, idx, eng::kFamilyFsync, path, mask, now, &d);
+    fired = eng::DecideSyscall(g_table, idx, eng::kFamilyFsync, path, mask, now,
+                               &d);
   if (!fired) return false;
   if (d.action == eng::kActionDelay) {
     Emit(d.rule, d.index, op, FAULT_EFFECT_DELAY, d.delay_ns, target);
@@ -631,7 +645,8 @@ bool ApplySyscallRulesMasked(const Slow& s, int family, uint16_t op, const char*
   return true;
 }
 
-bool ApplySyscallRules(const Slow& s, int family, uint16_t op, const char* path) {
+bool ApplySyscallRules(const Slow& s, int family, uint16_t op,
+                       const char* path) {
   return ApplySyscallRulesMasked(s, family, op, path, s.mask, path);
 }
 
@@ -642,7 +657,8 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
                       const void* addr, size_t addrlen) {
   const eng::Index& idx = s.idx();
   uint64_t owners = idx.family_owner_rules[family];
-  if (family == eng::kFamilyFdatasync) owners |= idx.family_owner_rules[eng::kFamilyFsync];
+  if (family == eng::kFamilyFdatasync)
+    owners |= idx.family_owner_rules[eng::kFamilyFsync];
   owners &= s.mask;
   if (owners == 0) return false;
   eng::Endpoint ep;
@@ -666,7 +682,9 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
   for (uint64_t bits = owners; bits; bits &= bits - 1) {
     int r = __builtin_ctzll(bits);
     uint32_t n;
-    if (!eng::ReadConfigBytes(g_table, idx.seq, &g_table->config.rules[r].n_targets, sizeof(n), &n))
+    if (!eng::ReadConfigBytes(g_table, idx.seq,
+                              &g_table->config.rules[r].n_targets, sizeof(n),
+                              &n))
       return false;
     if (n == 0) {
       mask |= uint64_t{1} << r;
@@ -674,11 +692,13 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
     }
     if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
     fault_target targets[FAULT_MAX_TARGETS];
-    if (!eng::ReadConfigBytes(g_table, idx.seq, g_table->config.rules[r].targets,
+    if (!eng::ReadConfigBytes(g_table, idx.seq,
+                              g_table->config.rules[r].targets,
                               n * sizeof(fault_target), targets))
       return false;
     int32_t prio;
-    if (have_ep && eng::TargetsMatch(targets, n, ep, &prio)) mask |= uint64_t{1} << r;
+    if (have_ep && eng::TargetsMatch(targets, n, ep, &prio))
+      mask |= uint64_t{1} << r;
   }
   char target[FAULT_NAME_MAX] = "";
   if (have_ep) FormatEndpoint(ep, target, sizeof(target));
@@ -743,7 +763,8 @@ ssize_t RealRecvmsg(const eng::Index& idx, int fd, msghdr* m, int flags) {
 bool IsLoopback(const eng::Endpoint& ep) {
   if (ep.family == AF_INET) return ep.addr[0] == 127;
   if (ep.family == AF_INET6) {
-    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 1};
     return memcmp(ep.addr, kOne, 16) == 0;
   }
   return false;
@@ -764,7 +785,8 @@ void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
     sockaddr_storage any;
     memset(&any, 0, sizeof(any));
     any.ss_family = ss.ss_family;
-    socklen_t alen = ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    socklen_t alen =
+        ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
     if (bind(fd, reinterpret_cast<sockaddr*>(&any), alen) != 0) return;
     len = sizeof(ss);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
@@ -773,7 +795,8 @@ void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
   }
   if (local.port == 0) return;
   bool wildcard = true;
-  for (int i = 0; i < (local.family == AF_INET ? 4 : 16); ++i) wildcard &= local.addr[i] == 0;
+  for (int i = 0; i < (local.family == AF_INET ? 4 : 16); ++i)
+    wildcard &= local.addr[i] == 0;
   if (!wildcard && !IsLoopback(local)) {
     st.lb_marked = 0;
     return;
@@ -790,7 +813,8 @@ void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
 bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind) {
   if (!IsLoopback(peer) || peer.port == 0) return false;
   int proto = kind == kUdp ? 1 : 0;
-  uint64_t w = __atomic_load_n(&g_table->loopback_ports[proto][peer.port / 64], __ATOMIC_RELAXED);
+  uint64_t w = __atomic_load_n(&g_table->loopback_ports[proto][peer.port / 64],
+                               __ATOMIC_RELAXED);
   return (w >> (peer.port % 64)) & 1;
 }
 
@@ -799,7 +823,8 @@ int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   const eng::Index& idx = s.idx();
   uint64_t cand = idx.net & s.mask;
   if (!cand) return -1;
-  if (cache && st->rule_seq == idx.seq && st->rule_mask == s.mask) return st->rule;
+  if (cache && st->rule_seq == idx.seq && st->rule_mask == s.mask)
+    return st->rule;
   eng::Endpoint e = ep;
   char name[FAULT_NAME_MAX];
   if ((idx.hostname & cand) && e.family != 0 &&
@@ -814,7 +839,6 @@ int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   return r;
 }
 
-
 // Decides one network op for `rule`. False: nothing applies.
 bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
             uint64_t bytes, eng::NetDecision* d, fault_rule* r,
@@ -823,8 +847,9 @@ bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
   if (skip_downlink_link) memset(&r->downlink, 0, sizeof(r->downlink));
   int64_t now = NowNs();
   double factor = eng::ScheduleFactor(r->schedule, now - g_start_ns);
-  eng::DecideNet(g_table, *r, rule, op, kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP,
-                 &st.cs, bytes, now, factor, d);
+  eng::DecideNet(g_table, *r, rule, op,
+                 kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP, &st.cs,
+                 bytes, now, factor, d);
   return d->rule >= 0;
 }
 
@@ -867,7 +892,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     d = p.d;
     p.valid = 0;
     GateClear(fd, st, eng::kUplink);
-    if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return RealSendmsg(idx, fd, m, flags);
+    if (!eng::ReadRule(g_table, idx.seq, rule, &r))
+      return RealSendmsg(idx, fd, m, flags);
     if (p.fail_after) {
       errno = d.err;
       return -1;
@@ -885,7 +911,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
       p.fail_after = fail_after;
       p.ready_ns = wait == kForever ? kForever : NowNs() + wait;
       p.valid = 1;
-      GateSet(fd, st, eng::kUplink, p.ready_ns, fail_after ? (POLLOUT | POLLERR) : 0);
+      GateSet(fd, st, eng::kUplink, p.ready_ns,
+              fail_after ? (POLLOUT | POLLERR) : 0);
       errno = EAGAIN;
       return -1;
     }
@@ -913,7 +940,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     mm.msg_iov = iov;
     mm.msg_iovlen = niov;
     ssize_t n = RealSendmsg(idx, fd, &mm, flags);
-    if (n > 0) eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    if (n > 0)
+      eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
     return n;
   }
   // Token bucket: datagrams go whole; streams in bucket-sized pieces.
@@ -923,7 +951,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
   size_t done = 0;
   size_t left = IovLen(iov, niov);
   int64_t vnow = NowNs();
-  if (vnow < st.cs.bucket[eng::kUplink].last_ns) vnow = st.cs.bucket[eng::kUplink].last_ns;
+  if (vnow < st.cs.bucket[eng::kUplink].last_ns)
+    vnow = st.cs.bucket[eng::kUplink].last_ns;
   for (int rounds = 0; left > 0; ++rounds) {
     int64_t wait;
     uint64_t want = left;
@@ -931,7 +960,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     if (kind == kUdp) {
       got = eng::TokenBucketTake(&st.cs.bucket[eng::kUplink], l.rate_bps,
                                  l.rate_burst_bytes, vnow, want, &wait);
-      if (got > 0 && got < want) {  // take the rest as debt: datagrams are whole
+      if (got > 0 &&
+          got < want) {  // take the rest as debt: datagrams are whole
         st.cs.bucket[eng::kUplink].tokens -=
             static_cast<int64_t>(want - got) * 8 * 1000000000LL;
         got = want;
@@ -973,7 +1003,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
 
 // Receive path for TCP/UDP sockets. `m` is the caller's message; its
 // msg_name (if any) is filled.
-ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t op) {
+ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
+                uint16_t op) {
   const eng::Index& idx = s.idx();
   FdState& st = State(fd);
   LearnPeer(fd, st);
@@ -999,9 +1030,11 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
       pm.msg_namelen = sizeof(from);
       pm.msg_iov = &one;
       pm.msg_iovlen = 1;
-      ssize_t n = RealRecvmsg(idx, fd, &pm, MSG_PEEK | (nonblock_now() ? MSG_DONTWAIT : 0));
+      ssize_t n = RealRecvmsg(idx, fd, &pm,
+                              MSG_PEEK | (nonblock_now() ? MSG_DONTWAIT : 0));
       if (n < 0) return -1;
-      if (!eng::SetEndpointAddress(&ep, &from, pm.msg_namelen)) return RealRecvmsg(idx, fd, m, flags);
+      if (!eng::SetEndpointAddress(&ep, &from, pm.msg_namelen))
+        return RealRecvmsg(idx, fd, m, flags);
       cache = false;
       peeked = true;
     }
@@ -1021,8 +1054,10 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
       d = p.d;
       p.valid = 0;
       GateClear(fd, st, eng::kDownlink);
-      if (!eng::ReadRule(g_table, idx.seq, rule, &r)) return RealRecvmsg(idx, fd, m, flags);
-      if (FromShimmedLoopback(ep, kind)) memset(&r.downlink, 0, sizeof(r.downlink));
+      if (!eng::ReadRule(g_table, idx.seq, rule, &r))
+        return RealRecvmsg(idx, fd, m, flags);
+      if (FromShimmedLoopback(ep, kind))
+        memset(&r.downlink, 0, sizeof(r.downlink));
       if (p.fail_after) {
         errno = d.err;
         return -1;
@@ -1036,8 +1071,9 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
           fault_rule probe;
           if (!eng::ReadRule(g_table, idx.seq, rule, &probe)) return -1;
-          if (!(probe.timeout_recv_ns > 0 || (probe.flags & FAULT_RULE_BLACKHOLE) ||
-                st.cs.half_open || st.cs.budget_hit || st.cs.reset)) {
+          if (!(probe.timeout_recv_ns > 0 ||
+                (probe.flags & FAULT_RULE_BLACKHOLE) || st.cs.half_open ||
+                st.cs.budget_hit || st.cs.reset)) {
             errno = EAGAIN;
             return -1;
           }
@@ -1094,11 +1130,13 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
     const fault_link& l = r.downlink;
     if (l.rate_bps != 0 && kind == kTcp) {
       int64_t vnow = NowNs();
-      if (vnow < st.cs.bucket[eng::kDownlink].last_ns) vnow = st.cs.bucket[eng::kDownlink].last_ns;
+      if (vnow < st.cs.bucket[eng::kDownlink].last_ns)
+        vnow = st.cs.bucket[eng::kDownlink].last_ns;
       for (int rounds = 0; rounds < 1 << 20; ++rounds) {
         int64_t wait;
-        uint64_t got = eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
-                                            l.rate_burst_bytes, vnow, limit, &wait);
+        uint64_t got =
+            eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
+                                 l.rate_burst_bytes, vnow, limit, &wait);
         if (got > 0) {
           limit = static_cast<size_t>(got);
           break;
@@ -1130,13 +1168,14 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
       // Datagrams are whole: pay for the received size before returning.
       int64_t wait;
       for (int rounds = 0; rounds < 1 << 20; ++rounds) {
-        uint64_t got = eng::TokenBucketTake(&st.cs.bucket[eng::kDownlink], l.rate_bps,
-                                            l.rate_burst_bytes, NowNs(),
-                                            static_cast<uint64_t>(n), &wait);
+        uint64_t got = eng::TokenBucketTake(
+            &st.cs.bucket[eng::kDownlink], l.rate_bps, l.rate_burst_bytes,
+            NowNs(), static_cast<uint64_t>(n), &wait);
         if (got > 0) {
           if (got < static_cast<uint64_t>(n))
             st.cs.bucket[eng::kDownlink].tokens -=
-                static_cast<int64_t>(static_cast<uint64_t>(n) - got) * 8 * 1000000000LL;
+                static_cast<int64_t>(static_cast<uint64_t>(n) - got) * 8 *
+                1000000000LL;
           break;
         }
         SleepNs(wait);
@@ -1149,11 +1188,13 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags, uint16_t
   return -1;
 }
 
-int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr, socklen_t len) {
+int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr,
+               socklen_t len) {
   const eng::Index& idx = s.idx();
   auto real_connect = [&]() -> int {
     if (ViaStub(idx, eng::kFamilyConnect))
-      return static_cast<int>(Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
+      return static_cast<int>(
+          Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
     return real.connect(fd, addr, len);
   };
   FdState& st = State(fd);
@@ -1180,10 +1221,12 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr, socklen_t
   eng::NetDecision d;
   fault_rule r;
   if (kind == kUdp) {
-    // A UDP connect sends nothing: only set the peer; effects apply per datagram.
+    // A UDP connect sends nothing: only set the peer; effects apply per
+    // datagram.
     return real_connect();
   }
-  if (!Decide(s, rule, eng::NetOp::kConnect, kind, st, 0, &d, &r)) return real_connect();
+  if (!Decide(s, rule, eng::NetOp::kConnect, kind, st, 0, &d, &r))
+    return real_connect();
   EmitNet(d, FAULT_OP_CONNECT, ep);
   bool nonblock = IsNonblock(fd, 0);
   if (d.stall_ns >= 0) {  // black-holed SYN: never reaches the kernel
@@ -1201,7 +1244,8 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr, socklen_t
     int64_t sndtimeo = SockTimeoutNs(fd, SO_SNDTIMEO);
     if (sndtimeo > 0 && sndtimeo < d.stall_ns) {
       SleepNs(sndtimeo);
-      errno = EINPROGRESS;  // what Linux reports when SO_SNDTIMEO cuts a connect
+      errno =
+          EINPROGRESS;  // what Linux reports when SO_SNDTIMEO cuts a connect
       return -1;
     }
     SleepNs(d.stall_ns);
@@ -1226,7 +1270,8 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr, socklen_t
   return real_connect();
 }
 
-// ---------------------------------------------------------------- readiness ---
+// ---------------------------------------------------------------- readiness
+// ---
 
 inline bool GatesPossible() {
   return __atomic_load_n(&g_ngates, __ATOMIC_ACQUIRE) > 0;
@@ -1234,7 +1279,8 @@ inline bool GatesPossible() {
 
 // For fd: events to hide now, events to add now, and the next time this
 // changes (0: never).
-void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add, int64_t* next) {
+void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add,
+              int64_t* next) {
   *hide = 0;
   *add = 0;
   if (fd < 0 || fd >= kMaxFds) return;
@@ -1246,7 +1292,8 @@ void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add, int64_t* next)
     if (g == 0) continue;
     if (now < g) {
       *hide |= kDirEvents[dir];
-      if (st.fake_connect) *hide |= POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
+      if (st.fake_connect)
+        *hide |= POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
       if (*next == 0 || g < *next) *next = g;
     } else if (st.synth[dir]) {
       *add |= st.synth[dir];
@@ -1288,10 +1335,13 @@ int GatedPoll(pollfd* fds, nfds_t nfds, int64_t deadline, Call call) {
       uint32_t hide, add;
       GateView(fds[i].fd, now, &hide, &add, &next);
       if (!hide && !add) continue;
-      saved[ns] = {i, fds[i].fd, fds[i].events, add & (fds[i].events | POLLERR | POLLHUP)};
+      saved[ns] = {i, fds[i].fd, fds[i].events,
+                   add & (fds[i].events | POLLERR | POLLHUP)};
       if (saved[ns].add) ++synth_ready;
-      if (hide & POLLHUP) fds[i].fd = ~fds[i].fd;  // hide the fd entirely
-      else fds[i].events = static_cast<short>(fds[i].events & ~hide);
+      if (hide & POLLHUP)
+        fds[i].fd = ~fds[i].fd;  // hide the fd entirely
+      else
+        fds[i].events = static_cast<short>(fds[i].events & ~hide);
       ++ns;
     }
     int64_t until = deadline;
@@ -1319,7 +1369,8 @@ int GatedPoll(pollfd* fds, nfds_t nfds, int64_t deadline, Call call) {
 }
 
 template <typename Call>
-int GatedSelect(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, Call call) {
+int GatedSelect(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline,
+                Call call) {
   for (int round = 0; round < 100000; ++round) {
     int64_t now = NowNs();
     int64_t next = 0;
@@ -1352,7 +1403,8 @@ int GatedSelect(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, Cal
     if (next != 0 && next < until) until = next;
     int64_t wait_ns = synth ? 0 : (until == kForever ? -1 : until - now);
     if (wait_ns < -1) wait_ns = 0;
-    int n = call(nfds, r ? &rs : nullptr, w ? &ws : nullptr, e ? &es : nullptr, wait_ns);
+    int n = call(nfds, r ? &rs : nullptr, w ? &ws : nullptr, e ? &es : nullptr,
+                 wait_ns);
     if (n < 0) return n;
     int total = 0;
     fd_set outr, outw, oute;
@@ -1384,7 +1436,8 @@ int GatedSelect(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, Cal
 }
 
 template <typename Call>
-int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, Call call) {
+int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline,
+               Call call) {
   for (int round = 0; round < 100000; ++round) {
     int64_t now = NowNs();
     int64_t next = 0;
@@ -1403,7 +1456,8 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, C
         epoll_event back;
         back.events = st.epevents;
         back.data.u64 = st.epdata;
-        if (real.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &back) == 0 || errno == EEXIST)
+        if (real.epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &back) == 0 ||
+            errno == EEXIST)
           st.ep_removed = 0;
       }
       add[ng] &= st.epevents | EPOLLERR | EPOLLHUP;
@@ -1435,7 +1489,8 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline, C
       if (reported[k] && (hide[k] & POLLHUP) && !st.ep_removed) {
         // The kernel keeps reporting it (level-triggered): take it out of
         // the set until its gate passes, so that waiting does not spin.
-        if (real.epoll_ctl(epfd, EPOLL_CTL_DEL, gated[k], nullptr) == 0) st.ep_removed = 1;
+        if (real.epoll_ctl(epfd, EPOLL_CTL_DEL, gated[k], nullptr) == 0)
+          st.ep_removed = 1;
       }
     }
     for (int k = 0; k < ng && out < maxevents; ++k) {
@@ -1466,7 +1521,8 @@ int DnsFault(const Slow& s, const char* name) {
   double factor = eng::ScheduleFactor(r.schedule, NowNs() - g_start_ns);
   eng::DnsDecision d;
   eng::DecideDns(g_table, r, rule, factor, &d);
-  if (d.delay_ns > 0) Emit(rule, -1, FAULT_OP_DNS, FAULT_EFFECT_DNS_DELAY, d.delay_ns, name);
+  if (d.delay_ns > 0)
+    Emit(rule, -1, FAULT_OP_DNS, FAULT_EFFECT_DNS_DELAY, d.delay_ns, name);
   if (d.eai) Emit(rule, -1, FAULT_OP_DNS, d.effect, d.eai, name);
   SleepNs(d.delay_ns);
   return d.eai;
@@ -1475,11 +1531,14 @@ int DnsFault(const Slow& s, const char* name) {
 void RememberAnswers(const char* name, const addrinfo* res) {
   for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(sockaddr_in)) {
-      eng::HostCacheAdd(&g_hosts, name, AF_INET,
-                        &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr);
-    } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen >= sizeof(sockaddr_in6)) {
-      eng::HostCacheAdd(&g_hosts, name, AF_INET6,
-                        &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+      eng::HostCacheAdd(
+          &g_hosts, name, AF_INET,
+          &reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr);
+    } else if (ai->ai_family == AF_INET6 &&
+               ai->ai_addrlen >= sizeof(sockaddr_in6)) {
+      eng::HostCacheAdd(
+          &g_hosts, name, AF_INET6,
+          &reinterpret_cast<const sockaddr_in6*>(ai->ai_addr)->sin6_addr);
     }
   }
 }
@@ -1506,7 +1565,8 @@ constexpr uint32_t kNetBits = kHotNet;
 constexpr uint32_t kNetScoped = kHotNetScoped | kHotSysScoped;
 
 inline void EnsureReal() {
-  if (__builtin_expect(__atomic_load_n(&real.write, __ATOMIC_ACQUIRE) == nullptr, 0))
+  if (__builtin_expect(
+          __atomic_load_n(&real.write, __ATOMIC_ACQUIRE) == nullptr, 0))
     ResolveReal();
 }
 
@@ -1519,7 +1579,8 @@ inline bool FdMaybe(int fd, int family) {
 }
 
 // Builds a msghdr for a single buffer.
-inline msghdr OneBuf(iovec* iov, void* buf, size_t n, const sockaddr* to, socklen_t tolen) {
+inline msghdr OneBuf(iovec* iov, void* buf, size_t n, const sockaddr* to,
+                     socklen_t tolen) {
   iov->iov_base = buf;
   iov->iov_len = n;
   msghdr m;
@@ -1536,13 +1597,15 @@ inline msghdr OneBuf(iovec* iov, void* buf, size_t n, const sockaddr* to, sockle
 // through the stub (when the family is seccomp-covered and the shim
 // evaluated it).
 template <typename Pass, typename Stub>
-ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pass, Stub stub) {
+ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags,
+                 Pass pass, Stub stub) {
   Slow s;
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
   Kind k = Classify(fd);
   if (k == kOther) return pass();
-  if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
-                 : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
+  if (k == kFile
+          ? ApplySyscallRules(s, family, op, FilePath(fd))
+          : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
     return -1;
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
     return NetSend(s, fd, k, m, flags, op);
@@ -1551,7 +1614,8 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pas
 }
 
 template <typename Pass, typename Stub>
-ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags, Pass pass, Stub stub) {
+ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
+                 Pass pass, Stub stub) {
   Slow s;
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
   Kind k = Classify(fd);
@@ -1590,7 +1654,8 @@ int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, bool at,
       ResolvePath(dirfd, path, abs, sizeof(abs));
       if (ApplySyscallRules(s, eng::kFamilyOpen, FAULT_OP_OPEN, abs)) return -1;
       if (ViaStub(s.idx(), eng::kFamilyOpen)) {
-        fd = static_cast<int>(Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
+        fd = static_cast<int>(
+            Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
         if (fd >= 0 && fd < 4096) {
           SetKind(fd, kUnknown);
         }
@@ -1642,7 +1707,8 @@ FAULT_EXPORT int fault_scope_push(const char* name) {
   if (found < 0) {
     if (__atomic_exchange_n(&g_warned_scope, 1, __ATOMIC_RELAXED) == 0)
       Warn("fault: warning: fault_scope_push(\"", name,
-           "\"): no policy with that name is loaded; the scope applies no faults\n");
+           "\"): no policy with that name is loaded; the scope applies no "
+           "faults\n");
     return 1;
   }
   return 0;
@@ -1673,23 +1739,32 @@ FAULT_EXPORT int socket(int domain, int type, int protocol) {
 
 FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyConnect) && !(GatesPossible() && fd < kMaxFds && fd >= 0 &&
-                                            g_fds[fd].valid && g_fds[fd].fake_connect))
+  if (!FdMaybe(fd, eng::kFamilyConnect) &&
+      !(GatesPossible() && fd < kMaxFds && fd >= 0 && g_fds[fd].valid &&
+        g_fds[fd].fake_connect))
     return real.connect(fd, addr, len);
   Slow s;
-  if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyConnect)) return real.connect(fd, addr, len);
+  if (!s.ok || LeftToSeccomp(s.idx(), eng::kFamilyConnect))
+    return real.connect(fd, addr, len);
   Kind k = Classify(fd);
   if (k != kTcp && k != kUdp) return real.connect(fd, addr, len);
-  if (ApplySocketRules(s, fd, k, eng::kFamilyConnect, FAULT_OP_CONNECT, addr, len)) return -1;
+  if (ApplySocketRules(s, fd, k, eng::kFamilyConnect, FAULT_OP_CONNECT, addr,
+                       len))
+    return -1;
   if (s.idx().net & s.mask) return NetConnect(s, fd, k, addr, len);
   if (ViaStub(s.idx(), eng::kFamilyConnect))
-    return static_cast<int>(Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
+    return static_cast<int>(
+        Raw(SYS_connect, fd, reinterpret_cast<long>(addr), len));
   return real.connect(fd, addr, len);
 }
 
-static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags, bool four) {
+static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,
+                        bool four) {
   EnsureReal();
-  auto pass = [&]() { return four ? real.accept4(fd, addr, len, flags) : real.accept(fd, addr, len); };
+  auto pass = [&]() {
+    return four ? real.accept4(fd, addr, len, flags)
+                : real.accept(fd, addr, len);
+  };
   int nfd;
   if (!FdMaybe(fd, eng::kFamilyAccept)) {
     nfd = pass();
@@ -1700,11 +1775,13 @@ static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags, bool 
     } else {
       Kind lk = Classify(fd);
       if ((lk == kTcp || lk == kUdp) &&
-          ApplySocketRules(s, fd, lk, eng::kFamilyAccept, FAULT_OP_ACCEPT, nullptr, 0))
+          ApplySocketRules(s, fd, lk, eng::kFamilyAccept, FAULT_OP_ACCEPT,
+                           nullptr, 0))
         return -1;
       if (ViaStub(s.idx(), eng::kFamilyAccept))
-        nfd = static_cast<int>(Raw(SYS_accept4, fd, reinterpret_cast<long>(addr),
-                                   reinterpret_cast<long>(len), four ? flags : 0));
+        nfd = static_cast<int>(
+            Raw(SYS_accept4, fd, reinterpret_cast<long>(addr),
+                reinterpret_cast<long>(len), four ? flags : 0));
       else
         nfd = pass();
     }
@@ -1729,32 +1806,40 @@ FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   if (!FdMaybe(fd, eng::kFamilySend)) return real.send(fd, buf, n, flags);
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
-  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
-                  [&]() { return real.send(fd, buf, n, flags); },
-                  [&]() { return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags, 0, 0); });
+  return SlowSend(
+      fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+      [&]() { return real.send(fd, buf, n, flags); },
+      [&]() {
+        return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags, 0, 0);
+      });
 }
 
-FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to,
-                            socklen_t tolen) {
+FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags,
+                            const sockaddr* to, socklen_t tolen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendto(fd, buf, n, flags, to, tolen);
+  if (!FdMaybe(fd, eng::kFamilySend))
+    return real.sendto(fd, buf, n, flags, to, tolen);
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, to, tolen);
-  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
-                  [&]() { return real.sendto(fd, buf, n, flags, to, tolen); },
-                  [&]() {
-                    return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags,
-                               reinterpret_cast<long>(to), tolen);
-                  });
+  return SlowSend(
+      fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+      [&]() { return real.sendto(fd, buf, n, flags, to, tolen); },
+      [&]() {
+        return Raw(SYS_sendto, fd, reinterpret_cast<long>(buf), n, flags,
+                   reinterpret_cast<long>(to), tolen);
+      });
 }
 
 FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilySend)) return real.sendmsg(fd, msg, flags);
   msghdr m = *msg;
-  return SlowSend(fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
-                  [&]() { return real.sendmsg(fd, msg, flags); },
-                  [&]() { return Raw(SYS_sendmsg, fd, reinterpret_cast<long>(msg), flags); });
+  return SlowSend(
+      fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
+      [&]() { return real.sendmsg(fd, msg, flags); },
+      [&]() {
+        return Raw(SYS_sendmsg, fd, reinterpret_cast<long>(msg), flags);
+      });
 }
 
 FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
@@ -1762,37 +1847,46 @@ FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   if (!FdMaybe(fd, eng::kFamilyWrite)) return real.write(fd, buf, n);
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
-  return SlowSend(fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
-                  [&]() { return real.write(fd, buf, n); },
-                  [&]() { return Raw(SYS_write, fd, reinterpret_cast<long>(buf), n); });
+  return SlowSend(
+      fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
+      [&]() { return real.write(fd, buf, n); },
+      [&]() { return Raw(SYS_write, fd, reinterpret_cast<long>(buf), n); });
 }
 
 FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0) return real.writev(fd, iov, cnt);
+  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0)
+    return real.writev(fd, iov, cnt);
   msghdr m;
   memset(&m, 0, sizeof(m));
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<size_t>(cnt);
-  return SlowSend(fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
-                  [&]() { return real.writev(fd, iov, cnt); },
-                  [&]() { return Raw(SYS_writev, fd, reinterpret_cast<long>(iov), cnt); });
+  return SlowSend(
+      fd, eng::kFamilyWrite, FAULT_OP_WRITE, &m, 0,
+      [&]() { return real.writev(fd, iov, cnt); },
+      [&]() { return Raw(SYS_writev, fd, reinterpret_cast<long>(iov), cnt); });
 }
 
 FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite(fd, buf, n, off);
-  return SlowPlain(fd, eng::kFamilyWrite, FAULT_OP_WRITE,
-                   [&]() { return real.pwrite(fd, buf, n, off); },
-                   [&]() { return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off); });
+  return SlowPlain(
+      fd, eng::kFamilyWrite, FAULT_OP_WRITE,
+      [&]() { return real.pwrite(fd, buf, n, off); },
+      [&]() {
+        return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off);
+      });
 }
 
 FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite64(fd, buf, n, off);
-  return SlowPlain(fd, eng::kFamilyWrite, FAULT_OP_WRITE,
-                   [&]() { return real.pwrite64(fd, buf, n, off); },
-                   [&]() { return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off); });
+  return SlowPlain(
+      fd, eng::kFamilyWrite, FAULT_OP_WRITE,
+      [&]() { return real.pwrite64(fd, buf, n, off); },
+      [&]() {
+        return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off);
+      });
 }
 
 FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
@@ -1800,27 +1894,34 @@ FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recv(fd, buf, n, flags);
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
-  return SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
-                  [&]() { return real.recv(fd, buf, n, flags); },
-                  [&]() { return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags, 0, 0); });
+  return SlowRecv(
+      fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
+      [&]() { return real.recv(fd, buf, n, flags); },
+      [&]() {
+        return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags, 0,
+                   0);
+      });
 }
 
-FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* from,
-                              socklen_t* fromlen) {
+FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags,
+                              sockaddr* from, socklen_t* fromlen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvfrom(fd, buf, n, flags, from, fromlen);
+  if (!FdMaybe(fd, eng::kFamilyRecv))
+    return real.recvfrom(fd, buf, n, flags, from, fromlen);
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
   if (from != nullptr && fromlen != nullptr) {
     m.msg_name = from;
     m.msg_namelen = *fromlen;
   }
-  ssize_t r = SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
-                       [&]() { return real.recvfrom(fd, buf, n, flags, from, fromlen); },
-                       [&]() {
-                         return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags,
-                                    reinterpret_cast<long>(from), reinterpret_cast<long>(fromlen));
-                       });
+  ssize_t r = SlowRecv(
+      fd, eng::kFamilyRecv, FAULT_OP_RECV, &m, flags,
+      [&]() { return real.recvfrom(fd, buf, n, flags, from, fromlen); },
+      [&]() {
+        return Raw(SYS_recvfrom, fd, reinterpret_cast<long>(buf), n, flags,
+                   reinterpret_cast<long>(from),
+                   reinterpret_cast<long>(fromlen));
+      });
   if (r >= 0 && from != nullptr && fromlen != nullptr && m.msg_name == from)
     *fromlen = m.msg_namelen;
   return r;
@@ -1829,9 +1930,12 @@ FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, sockaddr* 
 FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvmsg(fd, msg, flags);
-  return SlowRecv(fd, eng::kFamilyRecv, FAULT_OP_RECV, msg, flags,
-                  [&]() { return real.recvmsg(fd, msg, flags); },
-                  [&]() { return Raw(SYS_recvmsg, fd, reinterpret_cast<long>(msg), flags); });
+  return SlowRecv(
+      fd, eng::kFamilyRecv, FAULT_OP_RECV, msg, flags,
+      [&]() { return real.recvmsg(fd, msg, flags); },
+      [&]() {
+        return Raw(SYS_recvmsg, fd, reinterpret_cast<long>(msg), flags);
+      });
 }
 
 FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
@@ -1839,61 +1943,71 @@ FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!FdMaybe(fd, eng::kFamilyRead)) return real.read(fd, buf, n);
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
-  return SlowRecv(fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
-                  [&]() { return real.read(fd, buf, n); },
-                  [&]() { return Raw(SYS_read, fd, reinterpret_cast<long>(buf), n); });
+  return SlowRecv(
+      fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
+      [&]() { return real.read(fd, buf, n); },
+      [&]() { return Raw(SYS_read, fd, reinterpret_cast<long>(buf), n); });
 }
 
 FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0) return real.readv(fd, iov, cnt);
+  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0)
+    return real.readv(fd, iov, cnt);
   msghdr m;
   memset(&m, 0, sizeof(m));
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<size_t>(cnt);
-  return SlowRecv(fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
-                  [&]() { return real.readv(fd, iov, cnt); },
-                  [&]() { return Raw(SYS_readv, fd, reinterpret_cast<long>(iov), cnt); });
+  return SlowRecv(
+      fd, eng::kFamilyRead, FAULT_OP_READ, &m, 0,
+      [&]() { return real.readv(fd, iov, cnt); },
+      [&]() { return Raw(SYS_readv, fd, reinterpret_cast<long>(iov), cnt); });
 }
-
 
 FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread(fd, buf, n, off);
-  return SlowPlain(fd, eng::kFamilyRead, FAULT_OP_READ,
-                   [&]() { return real.pread(fd, buf, n, off); },
-                   [&]() { return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off); });
+  return SlowPlain(
+      fd, eng::kFamilyRead, FAULT_OP_READ,
+      [&]() { return real.pread(fd, buf, n, off); },
+      [&]() {
+        return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off);
+      });
 }
 
 FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread64(fd, buf, n, off);
-  return SlowPlain(fd, eng::kFamilyRead, FAULT_OP_READ,
-                   [&]() { return real.pread64(fd, buf, n, off); },
-                   [&]() { return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off); });
+  return SlowPlain(
+      fd, eng::kFamilyRead, FAULT_OP_READ,
+      [&]() { return real.pread64(fd, buf, n, off); },
+      [&]() {
+        return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off);
+      });
 }
 
 FAULT_EXPORT int fsync(int fd) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyFsync)) return real.fsync(fd);
-  return static_cast<int>(SlowPlain(fd, eng::kFamilyFsync, FAULT_OP_FSYNC,
-                                    [&]() { return real.fsync(fd); },
-                                    [&]() { return Raw(SYS_fsync, fd); }));
+  return static_cast<int>(SlowPlain(
+      fd, eng::kFamilyFsync, FAULT_OP_FSYNC, [&]() { return real.fsync(fd); },
+      [&]() { return Raw(SYS_fsync, fd); }));
 }
 
 FAULT_EXPORT int fdatasync(int fd) {
   EnsureReal();
   if (!FdMaybe(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
-  return static_cast<int>(SlowPlain(fd, eng::kFamilyFdatasync, FAULT_OP_FDATASYNC,
-                                    [&]() { return real.fdatasync(fd); },
-                                    [&]() { return Raw(SYS_fdatasync, fd); }));
+  return static_cast<int>(SlowPlain(
+      fd, eng::kFamilyFdatasync, FAULT_OP_FDATASYNC,
+      [&]() { return real.fdatasync(fd); },
+      [&]() { return Raw(SYS_fdatasync, fd); }));
 }
 
 FAULT_EXPORT int close(int fd) {
   EnsureReal();
   if (FdMaybe(fd, eng::kFamilyClose)) {
-    long r = SlowPlain(fd, eng::kFamilyClose, FAULT_OP_CLOSE,
-                       [&]() { return 1L; }, [&]() { return 2L; });
+    long r = SlowPlain(
+        fd, eng::kFamilyClose, FAULT_OP_CLOSE, [&]() { return 1L; },
+        [&]() { return 2L; });
     if (r < 0) return -1;  // denied: the fd stays open, as a failed close may
     ResetFd(fd);
     if (r == 2) return static_cast<int>(Raw(SYS_close, fd));
@@ -1964,11 +2078,13 @@ FAULT_EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
 }
 
 FAULT_EXPORT int creat(const char* path, mode_t mode) {
-  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false, &PassOpen);
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false,
+                    &PassOpen);
 }
 
 FAULT_EXPORT int creat64(const char* path, mode_t mode) {
-  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false, &PassOpen64);
+  return OpenCommon(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode, false,
+                    &PassOpen64);
 }
 
 // Fortified variants (_FORTIFY_SOURCE builds call these).
@@ -1992,7 +2108,8 @@ FAULT_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   }
   return read(fd, buf, n);
 }
-FAULT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) {
+FAULT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen,
+                                int flags) {
   if (n > buflen) {
     auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t, int)>(
         dlsym(RTLD_NEXT, "__recv_chk"));
@@ -2000,19 +2117,23 @@ FAULT_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int 
   }
   return recv(fd, buf, n, flags);
 }
-FAULT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags,
-                                    sockaddr* from, socklen_t* fromlen) {
+FAULT_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen,
+                                    int flags, sockaddr* from,
+                                    socklen_t* fromlen) {
   if (n > buflen) {
-    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t, int, sockaddr*,
-                                            socklen_t*)>(dlsym(RTLD_NEXT, "__recvfrom_chk"));
+    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, size_t, int,
+                                            sockaddr*, socklen_t*)>(
+        dlsym(RTLD_NEXT, "__recvfrom_chk"));
     return chk(fd, buf, n, buflen, flags, from, fromlen);
   }
   return recvfrom(fd, buf, n, flags, from, fromlen);
 }
-FAULT_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+FAULT_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off,
+                                   size_t buflen) {
   if (n > buflen) {
-    auto chk = reinterpret_cast<ssize_t (*)(int, void*, size_t, off64_t, size_t)>(
-        dlsym(RTLD_NEXT, "__pread64_chk"));
+    auto chk =
+        reinterpret_cast<ssize_t (*)(int, void*, size_t, off64_t, size_t)>(
+            dlsym(RTLD_NEXT, "__pread64_chk"));
     return chk(fd, buf, n, off, buflen);
   }
   return pread64(fd, buf, n, off);
@@ -2020,11 +2141,12 @@ FAULT_EXPORT ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, siz
 
 // ---- socket state ----
 
-FAULT_EXPORT int getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
+FAULT_EXPORT int getsockopt(int fd, int level, int opt, void* val,
+                            socklen_t* len) {
   EnsureReal();
-  if (level == SOL_SOCKET && opt == SO_ERROR && fd >= 0 && fd < kMaxFds && GatesPossible() &&
-      g_fds[fd].valid && g_fds[fd].fake_connect && val != nullptr && len != nullptr &&
-      *len >= sizeof(int)) {
+  if (level == SOL_SOCKET && opt == SO_ERROR && fd >= 0 && fd < kMaxFds &&
+      GatesPossible() && g_fds[fd].valid && g_fds[fd].fake_connect &&
+      val != nullptr && len != nullptr && *len >= sizeof(int)) {
     FdState& st = g_fds[fd];
     int v = 0;
     if (NowNs() >= st.fake_err_ns) {
@@ -2046,19 +2168,23 @@ FAULT_EXPORT int poll(pollfd* fds, nfds_t nfds, int timeout) {
   EnsureReal();
   if (!GatesPossible() || t_state.in_shim) return real.poll(fds, nfds, timeout);
   int64_t deadline = TimeoutToDeadline(timeout, NowNs());
-  return GatedPoll(fds, nfds, deadline, [&](int ms) { return real.poll(fds, nfds, ms); });
+  return GatedPoll(fds, nfds, deadline,
+                   [&](int ms) { return real.poll(fds, nfds, ms); });
 }
 
 FAULT_EXPORT int __poll_chk(pollfd* fds, nfds_t nfds, int timeout, size_t) {
   return poll(fds, nfds, timeout);
 }
 
-FAULT_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* ts, const sigset_t* mask) {
+FAULT_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* ts,
+                       const sigset_t* mask) {
   EnsureReal();
-  if (!GatesPossible() || t_state.in_shim) return real.ppoll(fds, nfds, ts, mask);
+  if (!GatesPossible() || t_state.in_shim)
+    return real.ppoll(fds, nfds, ts, mask);
   int64_t now = NowNs();
-  int64_t deadline = ts == nullptr ? INT64_MAX
-                                   : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
+  int64_t deadline = ts == nullptr
+                         ? INT64_MAX
+                         : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
   return GatedPoll(fds, nfds, deadline, [&](int ms) {
     if (ms < 0) return real.ppoll(fds, nfds, nullptr, mask);
     timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -2066,35 +2192,43 @@ FAULT_EXPORT int ppoll(pollfd* fds, nfds_t nfds, const timespec* ts, const sigse
   });
 }
 
-FAULT_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* tv) {
+FAULT_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e,
+                        timeval* tv) {
   EnsureReal();
-  if (!GatesPossible() || t_state.in_shim) return real.select(nfds, r, w, e, tv);
+  if (!GatesPossible() || t_state.in_shim)
+    return real.select(nfds, r, w, e, tv);
   int64_t now = NowNs();
   int64_t deadline = tv == nullptr ? INT64_MAX
-                                   : now + int64_t{tv->tv_sec} * 1000000000 + tv->tv_usec * 1000;
-  return GatedSelect(nfds, r, w, e, deadline,
-                     [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
-                       if (wait_ns < 0) return real.select(n, rs, ws, es, nullptr);
-                       timeval t = {static_cast<time_t>(wait_ns / 1000000000),
-                                    static_cast<suseconds_t>((wait_ns % 1000000000 + 999) / 1000)};
-                       return real.select(n, rs, ws, es, &t);
-                     });
+                                   : now + int64_t{tv->tv_sec} * 1000000000 +
+                                         tv->tv_usec * 1000;
+  return GatedSelect(
+      nfds, r, w, e, deadline,
+      [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
+        if (wait_ns < 0) return real.select(n, rs, ws, es, nullptr);
+        timeval t = {
+            static_cast<time_t>(wait_ns / 1000000000),
+            static_cast<suseconds_t>((wait_ns % 1000000000 + 999) / 1000)};
+        return real.select(n, rs, ws, es, &t);
+      });
 }
 
-FAULT_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* ts,
-                         const sigset_t* mask) {
+FAULT_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e,
+                         const timespec* ts, const sigset_t* mask) {
   EnsureReal();
-  if (!GatesPossible() || t_state.in_shim) return real.pselect(nfds, r, w, e, ts, mask);
+  if (!GatesPossible() || t_state.in_shim)
+    return real.pselect(nfds, r, w, e, ts, mask);
   int64_t now = NowNs();
-  int64_t deadline = ts == nullptr ? INT64_MAX
-                                   : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
-  return GatedSelect(nfds, r, w, e, deadline,
-                     [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
-                       if (wait_ns < 0) return real.pselect(n, rs, ws, es, nullptr, mask);
-                       timespec t = {static_cast<time_t>(wait_ns / 1000000000),
-                                     static_cast<long>(wait_ns % 1000000000)};
-                       return real.pselect(n, rs, ws, es, &t, mask);
-                     });
+  int64_t deadline = ts == nullptr
+                         ? INT64_MAX
+                         : now + int64_t{ts->tv_sec} * 1000000000 + ts->tv_nsec;
+  return GatedSelect(
+      nfds, r, w, e, deadline,
+      [&](int n, fd_set* rs, fd_set* ws, fd_set* es, int64_t wait_ns) {
+        if (wait_ns < 0) return real.pselect(n, rs, ws, es, nullptr, mask);
+        timespec t = {static_cast<time_t>(wait_ns / 1000000000),
+                      static_cast<long>(wait_ns % 1000000000)};
+        return real.pselect(n, rs, ws, es, &t, mask);
+      });
 }
 
 FAULT_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
@@ -2127,30 +2261,34 @@ FAULT_EXPORT int epoll_ctl(int epfd, int op, int fd, epoll_event* ev) {
   return r;
 }
 
-FAULT_EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout) {
+FAULT_EXPORT int epoll_wait(int epfd, epoll_event* events, int maxevents,
+                            int timeout) {
   EnsureReal();
-  if (!GatesPossible() || t_state.in_shim) return real.epoll_wait(epfd, events, maxevents, timeout);
+  if (!GatesPossible() || t_state.in_shim)
+    return real.epoll_wait(epfd, events, maxevents, timeout);
   int64_t deadline = TimeoutToDeadline(timeout, NowNs());
-  return GatedEpoll(epfd, events, maxevents, deadline, [&](epoll_event* ev, int max, int ms) {
-    return real.epoll_wait(epfd, ev, max, ms);
-  });
+  return GatedEpoll(epfd, events, maxevents, deadline,
+                    [&](epoll_event* ev, int max, int ms) {
+                      return real.epoll_wait(epfd, ev, max, ms);
+                    });
 }
 
-FAULT_EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout,
-                             const sigset_t* mask) {
+FAULT_EXPORT int epoll_pwait(int epfd, epoll_event* events, int maxevents,
+                             int timeout, const sigset_t* mask) {
   EnsureReal();
   if (!GatesPossible() || t_state.in_shim)
     return real.epoll_pwait(epfd, events, maxevents, timeout, mask);
   int64_t deadline = TimeoutToDeadline(timeout, NowNs());
-  return GatedEpoll(epfd, events, maxevents, deadline, [&](epoll_event* ev, int max, int ms) {
-    return real.epoll_pwait(epfd, ev, max, ms, mask);
-  });
+  return GatedEpoll(epfd, events, maxevents, deadline,
+                    [&](epoll_event* ev, int max, int ms) {
+                      return real.epoll_pwait(epfd, ev, max, ms, mask);
+                    });
 }
 
 // ---- dns ----
 
-FAULT_EXPORT int getaddrinfo(const char* node, const char* service, const addrinfo* hints,
-                             addrinfo** res) {
+FAULT_EXPORT int getaddrinfo(const char* node, const char* service,
+                             const addrinfo* hints, addrinfo** res) {
   EnsureReal();
   if (node == nullptr || !MaybeFault(kHotDns, kHotDnsScoped))
     return real.getaddrinfo(node, service, hints, res);
@@ -2162,13 +2300,15 @@ FAULT_EXPORT int getaddrinfo(const char* node, const char* service, const addrin
     }
   }
   int rc = real.getaddrinfo(node, service, hints, res);
-  if (rc == 0 && res != nullptr && g_table != nullptr) RememberAnswers(node, *res);
+  if (rc == 0 && res != nullptr && g_table != nullptr)
+    RememberAnswers(node, *res);
   return rc;
 }
 
 FAULT_EXPORT hostent* gethostbyname(const char* name) {
   EnsureReal();
-  if (name == nullptr || !MaybeFault(kHotDns, kHotDnsScoped)) return real.gethostbyname(name);
+  if (name == nullptr || !MaybeFault(kHotDns, kHotDnsScoped))
+    return real.gethostbyname(name);
   {
     Slow s;
     if (s.ok) {
@@ -2184,8 +2324,9 @@ FAULT_EXPORT hostent* gethostbyname(const char* name) {
   return h;
 }
 
-FAULT_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf, size_t buflen,
-                                 hostent** result, int* h_errnop) {
+FAULT_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf,
+                                 size_t buflen, hostent** result,
+                                 int* h_errnop) {
   EnsureReal();
   if (name == nullptr || !MaybeFault(kHotDns, kHotDnsScoped))
     return real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
@@ -2201,6 +2342,7 @@ FAULT_EXPORT int gethostbyname_r(const char* name, hostent* ret, char* buf, size
     }
   }
   int rc = real.gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
-  if (rc == 0 && result != nullptr && *result != nullptr) RememberHostent(name, *result);
+  if (rc == 0 && result != nullptr && *result != nullptr)
+    RememberHostent(name, *result);
   return rc;
 }

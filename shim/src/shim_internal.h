@@ -61,7 +61,8 @@ struct RealFns {
   int (*poll)(pollfd*, nfds_t, int);
   int (*ppoll)(pollfd*, nfds_t, const timespec*, const sigset_t*);
   int (*select)(int, fd_set*, fd_set*, fd_set*, timeval*);
-  int (*pselect)(int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*);
+  int (*pselect)(int, fd_set*, fd_set*, fd_set*, const timespec*,
+                 const sigset_t*);
   int (*epoll_wait)(int, epoll_event*, int, int);
   int (*epoll_pwait)(int, epoll_event*, int, int, const sigset_t*);
   int (*epoll_ctl)(int, int, int, epoll_event*);
@@ -81,8 +82,8 @@ extern StubFn g_stub FAULT_HIDDEN;
 bool MapStubPage(const char* env, bool* failed) FAULT_HIDDEN;
 
 // Writes a message to stderr with the real write (no formatting, no malloc).
-void Warn(const char* a, const char* b = nullptr, const char* c = nullptr)
-    FAULT_HIDDEN;
+void Warn(const char* a, const char* b = nullptr,
+          const char* c = nullptr) FAULT_HIDDEN;
 
 }  // namespace fault::shim
 

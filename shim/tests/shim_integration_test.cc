@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -47,7 +47,8 @@ class Table {
     fd_ = memfd_create("fault-test-table", 0);
     EXPECT_GE(fd_, 0);
     EXPECT_EQ(ftruncate(fd_, sizeof(fault_table)), 0);
-    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd_, 0);
     EXPECT_NE(p, MAP_FAILED);
     t_ = static_cast<fault_table*>(p);
     timespec ts;
@@ -69,7 +70,8 @@ class Table {
     return r;
   }
   fault_syscall_rule& Sys(int i, int rule, int family, int action, int err) {
-    if (cfg_->n_syscall_rules <= static_cast<uint32_t>(i)) cfg_->n_syscall_rules = i + 1;
+    if (cfg_->n_syscall_rules <= static_cast<uint32_t>(i))
+      cfg_->n_syscall_rules = i + 1;
     fault_syscall_rule& s = cfg_->syscall_rules[i];
     s.rule = static_cast<uint16_t>(rule);
     s.family = static_cast<uint8_t>(family);
@@ -121,19 +123,21 @@ struct RunOptions {
   int timeout_ms = 20000;
 };
 
-Result RunProgram(const std::string& program, const std::vector<std::string>& args,
-                  const RunOptions& o) {
+Result RunProgram(const std::string& program,
+                  const std::vector<std::string>& args, const RunOptions& o) {
   int in[2], out[2], err[2];
   EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
   std::vector<std::string> env_s;
   for (char** e = environ; *e; ++e) {
-    if (strncmp(*e, "LD_PRELOAD=", 11) == 0 || strncmp(*e, "FAULT_", 6) == 0) continue;
+    if (strncmp(*e, "LD_PRELOAD=", 11) == 0 || strncmp(*e, "FAULT_", 6) == 0)
+      continue;
     env_s.push_back(*e);
   }
   if (o.preload) env_s.push_back(std::string("LD_PRELOAD=") + FAULT_SHIM_PATH);
-  if (o.table) env_s.push_back("FAULT_TABLE_FD=" + std::to_string(o.table->fd()));
+  if (o.table)
+    env_s.push_back("FAULT_TABLE_FD=" + std::to_string(o.table->fd()));
   for (const auto& e : o.env) env_s.push_back(e);
   std::vector<char*> argv, envp;
   std::string prog = program;
@@ -254,7 +258,8 @@ class Server {
           if (write(p[i].fd, buf, static_cast<size_t>(n)) != n) break;
         } else if (mode_ == kSink) {
           for (ssize_t k = 0; k < n; ++k)
-            if (buf[k] != static_cast<char>((bytes_ + static_cast<uint64_t>(k)) * 31 % 251))
+            if (buf[k] != static_cast<char>(
+                              (bytes_ + static_cast<uint64_t>(k)) * 31 % 251))
               pattern_ok_ = false;
           if (bytes_ == 0) first_ms_ = NowMs();
           bytes_ += static_cast<uint64_t>(n);
@@ -297,7 +302,8 @@ std::string TempDir() {
 TEST(ShimPassthrough, NoMatchingPolicyIsExact) {
   Server echo(Server::kEcho);
   std::string dir = TempDir();
-  std::vector<std::string> args = {"passthrough", dir, std::to_string(echo.port())};
+  std::vector<std::string> args = {"passthrough", dir,
+                                   std::to_string(echo.port())};
   RunOptions bare;
   bare.preload = false;
   Result a = RunTarget(args, bare);
@@ -313,10 +319,12 @@ TEST(ShimPassthrough, NoMatchingPolicyIsExact) {
   // A policy for another port and a path that is never used.
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 500'000'000;
   r.timeout_connect_ns = 1'000'000'000;
-  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.never");
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob,
+         "*.never");
   t.Publish();
   Result c = RunTarget(args, shim);
   EXPECT_EQ(c.status, 0);
@@ -408,13 +416,16 @@ TEST(ShimConnect, SyscallDenyAppliesOnlyToTheRulesTargets) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(a.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(a.port()), FAULT_PROTO_TCP);
   t.Sys(0, 0, eng::kFamilyConnect, eng::kActionDeny, ECONNREFUSED);
   t.Publish();
   RunOptions o;
   o.table = &t;
-  EXPECT_EQ(RunTarget({"connect", std::to_string(a.port())}, o).Get("result"), "ECONNREFUSED");
-  EXPECT_EQ(RunTarget({"connect", std::to_string(b.port())}, o).Get("result"), "OK");
+  EXPECT_EQ(RunTarget({"connect", std::to_string(a.port())}, o).Get("result"),
+            "ECONNREFUSED");
+  EXPECT_EQ(RunTarget({"connect", std::to_string(b.port())}, o).Get("result"),
+            "OK");
   fault_event ev;
   ASSERT_TRUE(eng::PopEvent(t.t(), &ev));
   EXPECT_EQ(ev.effect, FAULT_EFFECT_DENY);
@@ -433,10 +444,14 @@ TEST(ShimConnect, HostnameTargetMatchesThroughResolvedAddresses) {
   t.Publish();
   RunOptions o;
   o.table = &t;
-  EXPECT_EQ(RunTarget({"connect_host", "localhost", std::to_string(echo.port())}, o).Get("result"),
-            "EHOSTUNREACH");
+  EXPECT_EQ(
+      RunTarget({"connect_host", "localhost", std::to_string(echo.port())}, o)
+          .Get("result"),
+      "EHOSTUNREACH");
   // The same address without the name lookup does not match.
-  EXPECT_EQ(RunTarget({"connect", std::to_string(echo.port())}, o).Get("result"), "OK");
+  EXPECT_EQ(
+      RunTarget({"connect", std::to_string(echo.port())}, o).Get("result"),
+      "OK");
 }
 
 // ------------------------------------------------------------------- links ---
@@ -446,7 +461,8 @@ TEST(ShimLink, LatencyPerDirectionOnRoundTrips) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.uplink.distribution = FAULT_DIST_FIXED;
   r.uplink.fixed_ns = 30'000'000;
   r.downlink.distribution = FAULT_DIST_FIXED;
@@ -465,7 +481,8 @@ void NonBlockingLatency(const char* mode) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.downlink.fixed_ns = 150'000'000;
   t.Publish();
   RunOptions o;
@@ -493,7 +510,8 @@ TEST(ShimLink, SessionBudgetCutsTheStream) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.budget_max_tx = 250;
   r.budget_action = eng::kBudgetConnectionError;
   r.budget_errno = ECONNRESET;
@@ -512,7 +530,8 @@ TEST(ShimLink, BlackholedConnectTimesOut) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.flags |= FAULT_RULE_BLACKHOLE;
   r.timeout_connect_ns = 100'000'000;
   r.timeout_recv_ns = 100'000'000;
@@ -579,10 +598,12 @@ std::set<int> UdpRun(uint64_t seed, int n, Table* t, int* fired) {
   std::thread rx([&] { got = ReceiveDatagrams(fd, 1500); });
   RunOptions o;
   o.table = t;
-  Result res = RunTarget({"udp_send", std::to_string(port), std::to_string(n)}, o);
+  Result res =
+      RunTarget({"udp_send", std::to_string(port), std::to_string(n)}, o);
   rx.join();
   close(fd);
-  EXPECT_EQ(res.Get("sent"), std::to_string(n));  // lost datagrams are reported as sent
+  EXPECT_EQ(res.Get("sent"),
+            std::to_string(n));  // lost datagrams are reported as sent
   *fired = static_cast<int>(t->t()->counters.rule_fired[0]);
   return got;
 }
@@ -641,7 +662,8 @@ TEST(ShimLink, RateEightMegabitWithinThreePercentIntact) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(sink.port()), FAULT_PROTO_TCP);
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(sink.port()), FAULT_PROTO_TCP);
   r.uplink.rate_bps = 8'000'000;
   r.uplink.rate_burst_bytes = 10000;
   t.Publish();
@@ -649,13 +671,17 @@ TEST(ShimLink, RateEightMegabitWithinThreePercentIntact) {
   o.table = &t;
   o.timeout_ms = 30000;
   const long bytes = 5'000'000;  // 5 s at 8 Mbit/s
-  Result res = RunTarget({"tcp_send", std::to_string(sink.port()), std::to_string(bytes)}, o);
-  ASSERT_EQ(res.Get("sent"), std::to_string(bytes)) << "status " << res.status << " out " << res.out << " err " << res.err;
-  for (int i = 0; i < 100 && sink.bytes() < static_cast<uint64_t>(bytes); ++i) usleep(20000);
+  Result res = RunTarget(
+      {"tcp_send", std::to_string(sink.port()), std::to_string(bytes)}, o);
+  ASSERT_EQ(res.Get("sent"), std::to_string(bytes))
+      << "status " << res.status << " out " << res.out << " err " << res.err;
+  for (int i = 0; i < 100 && sink.bytes() < static_cast<uint64_t>(bytes); ++i)
+    usleep(20000);
   ASSERT_EQ(sink.bytes(), static_cast<uint64_t>(bytes));
   EXPECT_TRUE(sink.pattern_ok());
   double secs = (sink.last_ms() - sink.first_ms()) / 1e3;
-  double mbps = (bytes - 10000) * 8 / secs / 1e6;  // the first bucket leaves at once
+  double mbps =
+      (bytes - 10000) * 8 / secs / 1e6;  // the first bucket leaves at once
   EXPECT_NEAR(mbps, 8.0, 8.0 * 0.03) << "over " << secs << " s";
 }
 
@@ -685,7 +711,8 @@ TEST(ShimFiles, FsyncDeniedWithEio) {
 TEST(ShimFiles, WriteDeniedOnlyForMatchingGlob) {
   Table t;
   t.Rule(0);
-  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.db-journal");
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob,
+         "*.db-journal");
   t.Publish();
   RunOptions o;
   o.table = &t;
@@ -704,7 +731,8 @@ TEST(ShimFiles, WriteDeniedOnlyForMatchingGlob) {
 TEST(ShimFiles, WhenCounterPicksTheSecondCall) {
   Table t;
   t.Rule(0);
-  fault_syscall_rule& s = t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC);
+  fault_syscall_rule& s =
+      t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC);
   s.when_first = 2;
   s.when_last = 2;
   t.Publish();
@@ -799,7 +827,8 @@ TEST(ShimScope, UnknownNameWarnsOnceAndAppliesNothing) {
   EXPECT_EQ(res.Get("active"), "0");
   EXPECT_EQ(res.Get("in_scope"), "OK");
   EXPECT_EQ(res.err,
-            "fault: warning: fault_scope_push(\"nope\"): no policy with that name is loaded; "
+            "fault: warning: fault_scope_push(\"nope\"): no policy with that "
+            "name is loaded; "
             "the scope applies no faults\n");
 }
 
@@ -811,7 +840,8 @@ TEST(ShimScope, WithoutShimTheWrapperIsANoOpThatSaysSo) {
   EXPECT_EQ(res.Get("active"), "0");
   EXPECT_EQ(res.Get("in_scope"), "OK");
   EXPECT_EQ(res.err,
-            "fault: ScopedPolicy(\"flaky\") has no effect: libfault_shim.so is not loaded "
+            "fault: ScopedPolicy(\"flaky\") has no effect: libfault_shim.so is "
+            "not loaded "
             "(run the program under `fault exec`)\n");
 }
 
@@ -827,9 +857,11 @@ TEST(ShimWarnings, UnimplementedEffectIsNamedOnce) {
   o.table = &t;
   Result res = RunTarget({"fsync", TempDir() + "/f"}, o);
   EXPECT_EQ(res.err,
-            "fault: warning: the loaded policy uses packet_reorder, which the preload shim "
+            "fault: warning: the loaded policy uses packet_reorder, which the "
+            "preload shim "
             "does not implement; it is not applied\n"
-            "fault: warning: the loaded policy uses packet_duplicate, which the preload shim "
+            "fault: warning: the loaded policy uses packet_duplicate, which "
+            "the preload shim "
             "does not implement; it is not applied\n");
 }
 
@@ -846,7 +878,8 @@ TEST(ShimStub, MappedAtTheReservedPageAndUsedForCoveredFamilies) {
   EXPECT_EQ(m.Get("anon_rx"), "7e5500000000");
   EXPECT_EQ(m.err, "");
   Result f = RunTarget({"fsync", TempDir() + "/f"}, o);
-  EXPECT_EQ(f.Get("fsync"), "EIO");  // the shim applies it, then goes through the stub
+  EXPECT_EQ(f.Get("fsync"),
+            "EIO");  // the shim applies it, then goes through the stub
   EXPECT_EQ(f.Get("write"), "OK");
 }
 
@@ -863,9 +896,11 @@ TEST(ShimStub, UnmappableStubLeavesCoveredFamiliesToSeccomp) {
   Result f = RunTarget({"fsync", TempDir() + "/f"}, o);
   EXPECT_EQ(f.Get("fsync"), "OK");      // left to the (absent) seccomp layer
   EXPECT_EQ(f.Get("write"), "ENOSPC");  // not covered: still the shim's
-  EXPECT_EQ(f.err,
-            "fault: cannot map the raw-syscall stub page at FAULT_STUB_PAGE=0xffffffffff600000; the shim "
-            "leaves the seccomp-covered syscall families to the seccomp layer\n");
+  EXPECT_EQ(
+      f.err,
+      "fault: cannot map the raw-syscall stub page at "
+      "FAULT_STUB_PAGE=0xffffffffff600000; the shim "
+      "leaves the seccomp-covered syscall families to the seccomp layer\n");
 }
 
 // ------------------------------------------------------- real programs ---
@@ -878,7 +913,8 @@ TEST(ShimPrograms, Sqlite3FsyncDeniedIsDiskIoError) {
   RunOptions o;
   o.table = &t;
   std::string db = TempDir() + "/t.db";
-  Result r = RunProgram("/usr/bin/sqlite3", {db, "create table a(x); insert into a values(1);"}, o);
+  Result r = RunProgram("/usr/bin/sqlite3",
+                        {db, "create table a(x); insert into a values(1);"}, o);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("disk I/O error"), std::string::npos) << r.err;
 }
@@ -886,12 +922,14 @@ TEST(ShimPrograms, Sqlite3FsyncDeniedIsDiskIoError) {
 TEST(ShimPrograms, Sqlite3JournalWriteDeniedIsFullDisk) {
   Table t;
   t.Rule(0);
-  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.db-journal");
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob,
+         "*.db-journal");
   t.Publish();
   RunOptions o;
   o.table = &t;
   std::string db = TempDir() + "/t.db";
-  Result r = RunProgram("/usr/bin/sqlite3", {db, "create table a(x); insert into a values(1);"}, o);
+  Result r = RunProgram("/usr/bin/sqlite3",
+                        {db, "create table a(x); insert into a values(1);"}, o);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("database or disk is full"), std::string::npos) << r.err;
 }
@@ -916,7 +954,8 @@ TEST(ShimPrograms, ExecedChildrenKeepThePolicy) {
   t.Publish();
   RunOptions o;
   o.table = &t;
-  std::string cmd = std::string(FAULT_TARGET_PATH) + " fsync " + TempDir() + "/f";
+  std::string cmd =
+      std::string(FAULT_TARGET_PATH) + " fsync " + TempDir() + "/f";
   Result r = RunProgram("/bin/sh", {"-c", cmd}, o);
   EXPECT_EQ(r.Get("fsync"), "EIO");
 }
@@ -926,12 +965,16 @@ std::string PythonUdpScript(int port) {
   return "import socket\n"
          "r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
          "r.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<23)\n"
-         "r.bind(('127.0.0.1'," + std::to_string(port) + "))\n"
+         "r.bind(('127.0.0.1'," +
+         std::to_string(port) +
+         "))\n"
          "r.setblocking(False)\n"
          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
          "got=0\n"
          "for i in range(10000):\n"
-         "  s.sendto(b'%d'%i,('127.0.0.1'," + std::to_string(port) + "))\n"
+         "  s.sendto(b'%d'%i,('127.0.0.1'," +
+         std::to_string(port) +
+         "))\n"
          "  try:\n"
          "    while True:\n"
          "      r.recv(64,socket.MSG_DONTWAIT); got+=1\n"
@@ -977,12 +1020,16 @@ TEST(ShimPrograms, PythonUdpLossSeeded) {
       "import socket\n"
       "r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
       "r.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<23)\n"
-      "r.bind(('127.0.0.1'," + std::to_string(port) + "))\n"
+      "r.bind(('127.0.0.1'," +
+      std::to_string(port) +
+      "))\n"
       "r.setblocking(False)\n"
       "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
       "got=0\n"
       "for i in range(10000):\n"
-      "  s.sendto(b'%d'%i,('127.0.0.1'," + std::to_string(port) + "))\n"
+      "  s.sendto(b'%d'%i,('127.0.0.1'," +
+      std::to_string(port) +
+      "))\n"
       "  try:\n"
       "    while True:\n"
       "      r.recv(64,socket.MSG_DONTWAIT); got+=1\n"
@@ -997,7 +1044,8 @@ TEST(ShimPrograms, PythonUdpLossSeeded) {
   rule.flags |= FAULT_RULE_HAS_SEED;
   rule.seed = 1;
   rule.n_targets = 1;
-  rule.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
+  rule.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
   rule.uplink.loss_ppm = 300000;
   t.Publish();
   RunOptions o;
@@ -1030,7 +1078,8 @@ TEST(ShimPrograms, CurlLatencyAndNxdomain) {
       char buf[4096];
       ssize_t n = read(c, buf, sizeof(buf));
       (void)n;
-      const char* resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      const char* resp =
+          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
       if (write(c, resp, strlen(resp)) < 0) break;
       close(c);
     }
@@ -1038,7 +1087,8 @@ TEST(ShimPrograms, CurlLatencyAndNxdomain) {
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
   RunOptions bare;
   bare.preload = false;
-  Result base = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", url}, bare);
+  Result base =
+      RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", url}, bare);
   ASSERT_EQ(base.status, 0) << base.err;
   Table t;
   fault_rule& r = t.Rule(0);
@@ -1053,8 +1103,10 @@ TEST(ShimPrograms, CurlLatencyAndNxdomain) {
   // A name /etc/hosts resolves (curl answers "localhost" itself).
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  std::string named = "http://" + std::string(host) + ":" + std::to_string(port) + "/";
-  Result named_ok = RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", named}, bare);
+  std::string named =
+      "http://" + std::string(host) + ":" + std::to_string(port) + "/";
+  Result named_ok =
+      RunProgram("/usr/bin/curl", {"-sS", "-o", "/dev/null", named}, bare);
   EXPECT_EQ(named_ok.status, 0) << named_ok.err;
   Table d;
   fault_rule& dr = d.Rule(0);

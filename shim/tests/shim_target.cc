@@ -17,11 +17,12 @@
 //   shim_target fsync PATH              write + fsync + fdatasync on PATH
 //   shim_target write PATH              open + write on PATH
 //   shim_target dns NAME                getaddrinfo(NAME)
-//   shim_target scope NAME PORT         two threads connect at once; one in scope NAME
-//   shim_target fork_fsync PATH         fsync in a forked child and the parent
-//   shim_target reload PATH             fsync, wait for a stdin line, fsync
-//   shim_target passthrough DIR PORT    pipes, files, socketpair, TCP echo
-//   shim_target maps                    prints the r-x mappings' addresses
+//   shim_target scope NAME PORT         two threads connect at once; one in
+//   scope NAME shim_target fork_fsync PATH         fsync in a forked child and
+//   the parent shim_target reload PATH             fsync, wait for a stdin
+//   line, fsync shim_target passthrough DIR PORT    pipes, files, socketpair,
+//   TCP echo shim_target maps                    prints the r-x mappings'
+//   addresses
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,18 +55,30 @@ double NowMs() {
 
 const char* ErrName(int e) {
   switch (e) {
-    case 0: return "OK";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case EAGAIN: return "EAGAIN";
-    case EINPROGRESS: return "EINPROGRESS";
-    case EIO: return "EIO";
-    case ENOSPC: return "ENOSPC";
-    case EACCES: return "EACCES";
-    case EPIPE: return "EPIPE";
-    default: return strerror(e);
+    case 0:
+      return "OK";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    case ECONNREFUSED:
+      return "ECONNREFUSED";
+    case ECONNRESET:
+      return "ECONNRESET";
+    case EHOSTUNREACH:
+      return "EHOSTUNREACH";
+    case EAGAIN:
+      return "EAGAIN";
+    case EINPROGRESS:
+      return "EINPROGRESS";
+    case EIO:
+      return "EIO";
+    case ENOSPC:
+      return "ENOSPC";
+    case EACCES:
+      return "EACCES";
+    case EPIPE:
+      return "EPIPE";
+    default:
+      return strerror(e);
   }
 }
 
@@ -109,7 +122,8 @@ int ModeConnectNb(int port, bool use_epoll) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     epoll_event out[4];
     ready = epoll_wait(ep, out, 4, 5000);
-    if (ready > 0) printf("data=%llx\n", static_cast<unsigned long long>(out[0].data.u64));
+    if (ready > 0)
+      printf("data=%llx\n", static_cast<unsigned long long>(out[0].data.u64));
     close(ep);
   } else {
     pollfd p = {fd, POLLOUT, 0};
@@ -119,7 +133,8 @@ int ModeConnectNb(int port, bool use_epoll) {
   int soerr = 0;
   socklen_t len = sizeof(soerr);
   getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-  printf("ready=%d\nready_ms=%.1f\nso_error=%s\n", ready, ready_ms, ErrName(soerr));
+  printf("ready=%d\nready_ms=%.1f\nso_error=%s\n", ready, ready_ms,
+         ErrName(soerr));
   close(fd);
   return 0;
 }
@@ -131,8 +146,8 @@ int ModeUdpSend(int port, int n) {
   for (int i = 0; i < n; ++i) {
     char buf[16];
     int len = snprintf(buf, sizeof(buf), "%d", i);
-    if (sendto(fd, buf, static_cast<size_t>(len), 0, reinterpret_cast<sockaddr*>(&sa),
-               sizeof(sa)) == len)
+    if (sendto(fd, buf, static_cast<size_t>(len), 0,
+               reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == len)
       ++sent;
     if (i % 64 == 63) usleep(200);  // let the receiver keep up
   }
@@ -176,8 +191,10 @@ int ModeTcpSend(int port, long bytes) {
   double t0 = NowMs();
   while (sent < bytes) {
     size_t chunk = sizeof(buf);
-    if (bytes - sent < static_cast<long>(chunk)) chunk = static_cast<size_t>(bytes - sent);
-    for (size_t i = 0; i < chunk; ++i) buf[i] = static_cast<char>((sent + static_cast<long>(i)) * 31 % 251);
+    if (bytes - sent < static_cast<long>(chunk))
+      chunk = static_cast<size_t>(bytes - sent);
+    for (size_t i = 0; i < chunk; ++i)
+      buf[i] = static_cast<char>((sent + static_cast<long>(i)) * 31 % 251);
     ssize_t w = send(fd, buf, chunk, 0);
     if (w <= 0) {
       printf("result=%s\n", ErrName(errno));
@@ -196,8 +213,8 @@ int ModeRecv(int port) {
   double t0 = NowMs();
   char buf[64];
   ssize_t n = recv(fd, buf, sizeof(buf), 0);
-  printf("recv=%zd\nresult=%s\nelapsed_ms=%.1f\n", n, n < 0 ? ErrName(errno) : "OK",
-         NowMs() - t0);
+  printf("recv=%zd\nresult=%s\nelapsed_ms=%.1f\n", n,
+         n < 0 ? ErrName(errno) : "OK", NowMs() - t0);
   close(fd);
   return 0;
 }
@@ -255,7 +272,8 @@ int ModeNbEcho(int port, bool use_epoll) {
       poll(&p, 1, 2000);
     }
   }
-  printf("got=%c\nelapsed_ms=%.1f\nspurious=%d\n", c ? c : '-', NowMs() - t0, spurious);
+  printf("got=%c\nelapsed_ms=%.1f\nspurious=%d\n", c ? c : '-', NowMs() - t0,
+         spurious);
   if (ep >= 0) close(ep);
   close(fd);
   return 0;
@@ -268,7 +286,8 @@ int ModeBudget(int port) {
   memset(buf, 'b', sizeof(buf));
   for (int i = 0; i < 4; ++i) {
     ssize_t n = send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
-    printf("send%d=%s\n", i, n >= 0 ? std::to_string(n).c_str() : ErrName(errno));
+    printf("send%d=%s\n", i,
+           n >= 0 ? std::to_string(n).c_str() : ErrName(errno));
   }
   close(fd);
   return 0;
@@ -329,11 +348,16 @@ int ModeDns(const char* name) {
   addrinfo* res = nullptr;
   double t0 = NowMs();
   int rc = getaddrinfo(name, "80", &hints, &res);
-  const char* what = rc == 0 ? "OK" : rc == EAI_NONAME ? "EAI_NONAME" : rc == EAI_AGAIN ? "EAI_AGAIN" : gai_strerror(rc);
+  const char* what = rc == 0            ? "OK"
+                     : rc == EAI_NONAME ? "EAI_NONAME"
+                     : rc == EAI_AGAIN  ? "EAI_AGAIN"
+                                        : gai_strerror(rc);
   printf("getaddrinfo=%s\nelapsed_ms=%.1f\n", what, NowMs() - t0);
   if (res) freeaddrinfo(res);
   hostent* h = gethostbyname(name);
-  printf("gethostbyname=%s\n", h ? "OK" : (h_errno == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "TRY_AGAIN"));
+  printf(
+      "gethostbyname=%s\n",
+      h ? "OK" : (h_errno == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "TRY_AGAIN"));
   return 0;
 }
 
@@ -371,8 +395,8 @@ int ModeScope(const char* name, int port) {
   });
   a.join();
   b.join();
-  printf("active=%d\nin_scope=%s\noutside=%s\n", active ? 1 : 0, in_scope.c_str(),
-         outside.c_str());
+  printf("active=%d\nin_scope=%s\noutside=%s\n", active ? 1 : 0,
+         in_scope.c_str(), outside.c_str());
   return 0;
 }
 
@@ -448,13 +472,15 @@ int ModeMaps() {
   char line[512];
   while (f && fgets(line, sizeof(line), f)) {
     if (strstr(line, " r-xp ") && !strchr(line, '/') && !strstr(line, "[")) {
-      printf("anon_rx=%.*s\n", static_cast<int>(strchr(line, '-') - line), line);
+      printf("anon_rx=%.*s\n", static_cast<int>(strchr(line, '-') - line),
+             line);
     }
   }
   if (f) fclose(f);
   // A covered-family call must still work through the stub.
   int fd = open("/dev/null", O_WRONLY);
-  printf("fsync_devnull=%s\n", fsync(fd) == 0 || errno == EINVAL ? "OK" : ErrName(errno));
+  printf("fsync_devnull=%s\n",
+         fsync(fd) == 0 || errno == EINVAL ? "OK" : ErrName(errno));
   close(fd);
   return 0;
 }

@@ -56,7 +56,8 @@ Shim& LoadShim() {
       x.error = "memfd";
       return x;
     }
-    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
+                   MAP_SHARED, fd, 0);
     x.table = static_cast<fault_table*>(p);
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

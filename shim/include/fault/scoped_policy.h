@@ -52,9 +52,10 @@ class ScopedPolicy {
       Api a;
       a.push = reinterpret_cast<int (*)(const char*)>(
           dlsym(RTLD_DEFAULT, "fault_scope_push"));
-      a.pop = reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "fault_scope_pop"));
-      a.shim_active = reinterpret_cast<int (*)()>(
-          dlsym(RTLD_DEFAULT, "fault_shim_active"));
+      a.pop =
+          reinterpret_cast<void (*)()>(dlsym(RTLD_DEFAULT, "fault_scope_pop"));
+      a.shim_active =
+          reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "fault_shim_active"));
       return a;
     }();
     return api;
