@@ -895,14 +895,16 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     if (!eng::ReadRule(g_table, idx.seq, rule, &r))
       return RealSendmsg(idx, fd, m, flags);
     if (p.fail_after) {
-      errno = d.err;
+      errno = d.err ? d.err : ETIMEDOUT;
       return -1;
     }
   } else {
     if (!Decide(s, rule, eng::NetOp::kSend, kind, st, total, &d, &r))
       return RealSendmsg(idx, fd, m, flags);
     EmitNet(d, op, ep);
-    int64_t wait = d.delay_ns + (d.stall_ns > 0 ? d.stall_ns : 0);
+    int64_t wait = d.stall_ns == kForever
+                       ? kForever
+                       : d.delay_ns + (d.stall_ns > 0 ? d.stall_ns : 0);
     bool fail_after = d.stall_ns >= 0;
     if (wait > 0 && nonblock) {
       p.d = d;
@@ -933,6 +935,11 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
   size_t limit = total;
   if (d.max_bytes < limit) limit = static_cast<size_t>(d.max_bytes);
   const fault_link& l = r.uplink;
+  if (l.rate_bps == 0 && limit == total) {  // unchanged: the caller's message
+    ssize_t n = RealSendmsg(idx, fd, m, flags);
+    if (n > 0) eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    return n;
+  }
   iovec iov[kIov];
   size_t niov = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
   msghdr mm = *m;
@@ -1059,7 +1066,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
       if (FromShimmedLoopback(ep, kind))
         memset(&r.downlink, 0, sizeof(r.downlink));
       if (p.fail_after) {
-        errno = d.err;
+        errno = d.err ? d.err : ETIMEDOUT;
         return -1;
       }
     } else {
@@ -1150,14 +1157,19 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
         SleepUntilNs(vnow);
       }
     }
-    iovec iov[kIov];
-    msghdr mm = *m;
-    mm.msg_iov = iov;
-    mm.msg_iovlen = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
-    ssize_t n = RealRecvmsg(idx, fd, &mm, flags);
-    m->msg_namelen = mm.msg_namelen;
-    m->msg_controllen = mm.msg_controllen;
-    m->msg_flags = mm.msg_flags;
+    ssize_t n;
+    if (limit == total) {  // unchanged: the caller's message
+      n = RealRecvmsg(idx, fd, m, flags);
+    } else {
+      iovec iov[kIov];
+      msghdr mm = *m;
+      mm.msg_iov = iov;
+      mm.msg_iovlen = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
+      n = RealRecvmsg(idx, fd, &mm, flags);
+      m->msg_namelen = mm.msg_namelen;
+      m->msg_controllen = mm.msg_controllen;
+      m->msg_flags = mm.msg_flags;
+    }
     if (n < 0) return -1;
     if (d.drop) {  // a lost datagram: received and discarded
       if (delay_after) delay_after = false;
