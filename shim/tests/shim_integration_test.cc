@@ -934,6 +934,57 @@ TEST(ShimPrograms, Sqlite3JournalWriteDeniedIsFullDisk) {
   EXPECT_NE(r.err.find("database or disk is full"), std::string::npos) << r.err;
 }
 
+// Everyday programs run unchanged under an active policy that matches
+// nothing they do (the policy still forces the slow paths: net and file
+// rules exist).
+TEST(ShimPrograms, CommonToolsRunUnchanged) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] = Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 1'000'000'000;
+  r.downlink.loss_ppm = 1000000;
+  strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.never");
+  strcpy(t.Sys(1, 0, eng::kFamilyOpen, eng::kActionDeny, EACCES).path_glob, "/never/*");
+  t.Publish();
+  std::string dir = TempDir();
+  const std::vector<std::vector<std::string>> cmds = {
+      {"/bin/sh", "-c", "echo hello | tr a-z A-Z; ls / | head -3; cat /etc/hostname >/dev/null"},
+      {"/usr/bin/python3", "-c",
+       "import json,socket,sqlite3,threading,subprocess\n"
+       "c=sqlite3.connect('" + dir + "/p.db'); c.execute('create table t(x)');\n"
+       "c.execute('insert into t values(1)'); c.commit()\n"
+       "a,b=socket.socketpair(); a.sendall(b'x'*100000); a.close()\n"
+       "n=0\n"
+       "while True:\n"
+       "  d=b.recv(65536)\n"
+       "  if not d: break\n"
+       "  n+=len(d)\n"
+       "print(json.dumps({'rows':c.execute('select count(*) from t').fetchone()[0],'n':n}))\n"
+       "print(subprocess.run(['echo','sub'],capture_output=True).stdout)\n"},
+      {"/usr/bin/sqlite3", dir + "/s.db", "create table t(x); insert into t values(42); select * from t;"},
+      {"/usr/bin/curl", "--version"},
+  };
+  for (const auto& cmd : cmds) {
+    std::vector<std::string> args(cmd.begin() + 1, cmd.end());
+    RunOptions bare;
+    bare.preload = false;
+    Result a = RunProgram(cmd[0], args, bare);
+    unlink((dir + "/p.db").c_str());
+    unlink((dir + "/s.db").c_str());
+    RunOptions o;
+    o.table = &t;
+    Result b = RunProgram(cmd[0], args, o);
+    unlink((dir + "/p.db").c_str());
+    unlink((dir + "/s.db").c_str());
+    EXPECT_EQ(a.status, 0) << cmd[0] << a.err;
+    EXPECT_EQ(b.status, a.status) << cmd[0] << b.err;
+    EXPECT_EQ(b.out, a.out) << cmd[0];
+    EXPECT_EQ(b.err, a.err) << cmd[0];
+  }
+  EXPECT_EQ(t.t()->counters.rule_fired[0], 0u);
+}
+
 TEST(ShimPrograms, ForkedChildKeepsThePolicy) {
   Table t;
   t.Rule(0);
