@@ -1,8 +1,8 @@
 // The canonical text form of policies for `fault policy show`: a policy file
 // in canonical units that parses back to the same messages.
-#include <string>
-
 #include <yaml-cpp/yaml.h>
+
+#include <string>
 
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/parser.h"
@@ -22,7 +22,8 @@ void EmitLatency(YAML::Emitter& out, const fault::v1::Latency& l) {
   using L = fault::v1::Latency;
   if (l.distribution() == L::DISTRIBUTION_FIXED ||
       l.distribution() == L::DISTRIBUTION_UNSPECIFIED) {
-    out << YAML::Key << "latency" << YAML::Value << FormatDuration(l.fixed_ns());
+    out << YAML::Key << "latency" << YAML::Value
+        << FormatDuration(l.fixed_ns());
     return;
   }
   out << YAML::Key << "latency" << YAML::Value << YAML::BeginMap;
@@ -83,11 +84,13 @@ void EmitLink(YAML::Emitter& out, const LinkProfile& p) {
     out << YAML::Key << "packet_reorder" << YAML::Value << YAML::BeginMap;
     Key(out, "prob", FormatProbability(r.probability_ppm()));
     Key(out, "window", Cat(r.window()));
-    if (r.max_delay_ns() != 0) Key(out, "max_delay", FormatDuration(r.max_delay_ns()));
+    if (r.max_delay_ns() != 0)
+      Key(out, "max_delay", FormatDuration(r.max_delay_ns()));
     out << YAML::EndMap;
   }
   if (p.has_packet_duplicate()) {
-    Key(out, "packet_duplicate", FormatProbability(p.packet_duplicate().probability_ppm()));
+    Key(out, "packet_duplicate",
+        FormatProbability(p.packet_duplicate().probability_ppm()));
   }
 }
 
@@ -96,7 +99,8 @@ void EmitTarget(YAML::Emitter& out, const fault::v1::Target& t) {
   const fault::v1::Protocol name_default =
       t.sni().empty() ? fault::v1::PROTOCOL_ANY : fault::v1::PROTOCOL_TCP;
   const bool by_name = !t.hostname().empty() || !t.sni().empty();
-  if (!by_name || !t.cidr().empty() || t.port_min() != 0 || t.protocol() != name_default) {
+  if (!by_name || !t.cidr().empty() || t.port_min() != 0 ||
+      t.protocol() != name_default) {
     Key(out, "target", internal::FormatTargetUrl(t));
   }
   if (!t.hostname().empty()) Key(out, "hostname", t.hostname());
@@ -109,10 +113,12 @@ std::string IntervalText(const fault::v1::Schedule& s) {
   std::string text;
   for (const auto& iv : s.intervals()) {
     const bool pct = iv.start_ppm() != 0 || iv.duration_ppm() != 0;
-    Append(&text, text.empty() ? "" : ";", "start:",
-           pct ? FormatProbability(iv.start_ppm()) : FormatDuration(iv.start_ns()),
-           ",duration:",
-           pct ? FormatProbability(iv.duration_ppm()) : FormatDuration(iv.duration_ns()));
+    Append(
+        &text, text.empty() ? "" : ";", "start:",
+        pct ? FormatProbability(iv.start_ppm()) : FormatDuration(iv.start_ns()),
+        ",duration:",
+        pct ? FormatProbability(iv.duration_ppm())
+            : FormatDuration(iv.duration_ns()));
   }
   return text;
 }
@@ -151,8 +157,9 @@ void EmitSchedule(YAML::Emitter& out, const fault::v1::Schedule& s) {
 void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
   out << YAML::Key << p.name() << YAML::Value << YAML::BeginMap;
   EmitLink(out, p.link());
-  for (auto [name, prof] : {std::pair<const char*, const LinkProfile*>{"uplink", &p.uplink()},
-                            {"downlink", &p.downlink()}}) {
+  for (auto [name, prof] :
+       {std::pair<const char*, const LinkProfile*>{"uplink", &p.uplink()},
+        {"downlink", &p.downlink()}}) {
     if (prof->ByteSizeLong() == 0) continue;
     out << YAML::Key << name << YAML::Value << YAML::BeginMap;
     EmitLink(out, *prof);
@@ -163,11 +170,13 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     if (p.timeout().connect_ns() != 0) {
       Key(out, "connect", FormatDuration(p.timeout().connect_ns()));
     }
-    if (p.timeout().recv_ns() != 0) Key(out, "recv", FormatDuration(p.timeout().recv_ns()));
+    if (p.timeout().recv_ns() != 0)
+      Key(out, "recv", FormatDuration(p.timeout().recv_ns()));
     out << YAML::EndMap;
   }
   if (p.has_connection_error()) {
-    static constexpr const char* kKinds[] = {"", "reset", "refused", "unreachable"};
+    static constexpr const char* kKinds[] = {"", "reset", "refused",
+                                             "unreachable"};
     const int k = p.connection_error().kind();
     out << YAML::Key << "connection_error" << YAML::Value << YAML::BeginMap;
     Key(out, "kind", k >= 0 && k <= 3 ? kKinds[k] : "");
@@ -178,19 +187,22 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     const auto& h = p.half_open();
     out << YAML::Key << "half_open" << YAML::Value << YAML::BeginMap;
     Key(out, "after",
-        h.after_bytes() != 0 ? FormatSize(h.after_bytes()) : FormatDuration(h.after_ns()));
+        h.after_bytes() != 0 ? FormatSize(h.after_bytes())
+                             : FormatDuration(h.after_ns()));
     if (!h.error().empty()) Key(out, "error", h.error());
     out << YAML::EndMap;
   }
   if (p.blackhole()) Key(out, "blackhole", "true");
   if (p.has_session_budget()) {
     const auto& b = p.session_budget();
-    static constexpr const char* kActions[] = {"", "drop", "timeout", "connection_error"};
+    static constexpr const char* kActions[] = {"", "drop", "timeout",
+                                               "connection_error"};
     out << YAML::Key << "session_budget" << YAML::Value << YAML::BeginMap;
     if (b.max_tx_bytes() != 0) Key(out, "max_tx", FormatSize(b.max_tx_bytes()));
     if (b.max_rx_bytes() != 0) Key(out, "max_rx", FormatSize(b.max_rx_bytes()));
     if (b.max_ops() != 0) Key(out, "max_ops", Cat(b.max_ops()));
-    if (b.max_duration_ns() != 0) Key(out, "max_duration", FormatDuration(b.max_duration_ns()));
+    if (b.max_duration_ns() != 0)
+      Key(out, "max_duration", FormatDuration(b.max_duration_ns()));
     const int a = b.action();
     Key(out, "action", a >= 0 && a <= 3 ? kActions[a] : "");
     if (b.budget_timeout_ns() != 0) {
@@ -201,9 +213,14 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
   }
   if (p.has_payload_mutation()) {
     const auto& m = p.payload_mutation();
-    static constexpr const char* kKinds[] = {"",           "truncate",        "corrupt_bytes",
-                                             "inject_bytes", "replace_pattern", "swap_bytes"};
-    static constexpr const char* kDirections[] = {"both", "both", "uplink", "downlink"};
+    static constexpr const char* kKinds[] = {"",
+                                             "truncate",
+                                             "corrupt_bytes",
+                                             "inject_bytes",
+                                             "replace_pattern",
+                                             "swap_bytes"};
+    static constexpr const char* kDirections[] = {"both", "both", "uplink",
+                                                  "downlink"};
     out << YAML::Key << "payload_mutation" << YAML::Value << YAML::BeginMap;
     const int k = m.kind();
     Key(out, "kind", k >= 0 && k <= 5 ? kKinds[k] : "");
@@ -212,8 +229,10 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     } else {
       Key(out, "prob", FormatProbability(m.probability_ppm()));
     }
-    if (m.min_size_bytes() != 0) Key(out, "min_size", FormatSize(m.min_size_bytes()));
-    if (m.max_size_bytes() != 0) Key(out, "max_size", FormatSize(m.max_size_bytes()));
+    if (m.min_size_bytes() != 0)
+      Key(out, "min_size", FormatSize(m.min_size_bytes()));
+    if (m.max_size_bytes() != 0)
+      Key(out, "max_size", FormatSize(m.max_size_bytes()));
     const int d = m.direction();
     Key(out, "direction", d >= 0 && d <= 3 ? kDirections[d] : "both");
     if (m.dry_run()) Key(out, "dry_run", "true");
@@ -224,7 +243,8 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
         m.kind() == fault::v1::PayloadMutation::KIND_SWAP_BYTES) {
       Key(out, "count", Cat(m.count()));
     }
-    if (m.kind() == fault::v1::PayloadMutation::KIND_INJECT_BYTES && m.offset() != 0) {
+    if (m.kind() == fault::v1::PayloadMutation::KIND_INJECT_BYTES &&
+        m.offset() != 0) {
       Key(out, "offset", FormatSize(m.offset()));
     }
     if (m.kind() == fault::v1::PayloadMutation::KIND_REPLACE_PATTERN) {
@@ -238,8 +258,10 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
   }
   if (p.has_dns()) {
     out << YAML::Key << "dns" << YAML::Value << YAML::BeginMap;
-    if (p.dns().delay_ns() != 0) Key(out, "delay", FormatDuration(p.dns().delay_ns()));
-    if (p.dns().timeout_ppm() != 0) Key(out, "timeout", FormatProbability(p.dns().timeout_ppm()));
+    if (p.dns().delay_ns() != 0)
+      Key(out, "delay", FormatDuration(p.dns().delay_ns()));
+    if (p.dns().timeout_ppm() != 0)
+      Key(out, "timeout", FormatProbability(p.dns().timeout_ppm()));
     if (p.dns().nxdomain_ppm() != 0) {
       Key(out, "nxdomain", FormatProbability(p.dns().nxdomain_ppm()));
     }
@@ -248,8 +270,9 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
   if (p.syscalls_size() > 0) {
     out << YAML::Key << "syscalls" << YAML::Value << YAML::BeginSeq;
     for (const auto& r : p.syscalls()) {
-      out << YAML::BeginMap << YAML::Key << std::string(internal::FamilyName(r.family()))
-          << YAML::Value << YAML::BeginMap;
+      out << YAML::BeginMap << YAML::Key
+          << std::string(internal::FamilyName(r.family())) << YAML::Value
+          << YAML::BeginMap;
       if (r.action() == fault::v1::SyscallFault::ACTION_DELAY) {
         Key(out, "delay", FormatDuration(r.delay_ns()));
       } else {
@@ -267,7 +290,8 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
   if (p.partitions_size() > 0) {
     out << YAML::Key << "partition" << YAML::Value << YAML::BeginSeq;
     for (const auto& part : p.partitions()) {
-      out << YAML::Flow << YAML::BeginSeq << part.a() << part.b() << YAML::EndSeq;
+      out << YAML::Flow << YAML::BeginSeq << part.a() << part.b()
+          << YAML::EndSeq;
     }
     out << YAML::EndSeq;
   }

@@ -1,20 +1,20 @@
 #include "supervisor/policy/loader.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -60,7 +60,8 @@ absl::Status Combine(const std::vector<std::string>& messages) {
 }
 
 bool LooksLikeJson(std::string_view text, std::string_view filename) {
-  if (filename.size() >= 5 && EqualsIgnoreCase(filename.substr(filename.size() - 5), ".json")) {
+  if (filename.size() >= 5 &&
+      EqualsIgnoreCase(filename.substr(filename.size() - 5), ".json")) {
     return true;
   }
   for (char c : text) {
@@ -100,7 +101,8 @@ class JsonSyntaxCheck : public nlohmann::json_sax<nlohmann::json> {
 
 // "file.json:3:7: syntax error while parsing object - ..." from nlohmann's
 // byte position (1-based count of bytes read).
-std::optional<std::string> CheckJson(std::string_view text, std::string_view filename) {
+std::optional<std::string> CheckJson(std::string_view text,
+                                     std::string_view filename) {
   JsonSyntaxCheck check;
   try {
     nlohmann::json::sax_parse(text.begin(), text.end(), &check);
@@ -137,8 +139,9 @@ std::optional<size_t> SecondDocumentLine(std::string_view text) {
   size_t line = 0;
   for (absl::string_view l : absl::StrSplit(Av(text), '\n')) {
     ++line;
-    const bool marker = absl::StartsWith(l, "---") &&
-                        (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+    const bool marker =
+        absl::StartsWith(l, "---") &&
+        (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
     if (marker && content) return line;
     const absl::string_view trimmed = absl::StripAsciiWhitespace(l);
     if (!trimmed.empty() && trimmed[0] != '#' && !marker &&
@@ -155,7 +158,11 @@ std::optional<std::pair<size_t, size_t>> InvalidUtf8(std::string_view text) {
   size_t line = 1, column = 1;
   for (size_t i = 0; i < text.size();) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xe  ? 3
+                 : (c >> 3) == 0x1e ? 4
+                                    : 0;
     bool ok = len != 0 && i + len <= text.size();
     for (size_t k = 1; ok && k < len; ++k) {
       ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
@@ -209,7 +216,8 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
   // YAML::LoadAll of yaml-cpp 0.7 can loop forever on some malformed input
   // (e.g. a stray ","), so read one document and find a second one by hand.
   if (std::optional<size_t> line = SecondDocumentLine(text)) {
-    out.errors.push_back(Cat(filename, ":", *line, ":1: more than one YAML document "
+    out.errors.push_back(Cat(filename, ":", *line,
+                             ":1: more than one YAML document "
                              "(put every policy under one root map)"));
     return out;
   }
@@ -228,7 +236,8 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
     // the text had content.
     const bool has_content = SecondDocumentLine(Cat(text, "\n---")).has_value();
     fail(YAML::Mark::null_mark(),
-         has_content ? "no policies (the text is not a YAML map; check for a stray \",\", \"]\" or \"}\")"
+         has_content ? "no policies (the text is not a YAML map; check for a "
+                       "stray \",\", \"]\" or \"}\")"
                      : "no policies (the file is empty)");
     return out;
   }
@@ -251,7 +260,7 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
         fail(key.Mark(), "a policy name must be a plain string");
         continue;
       }
-      const std::string name = key.Scalar();
+      const std::string& name = key.Scalar();
       const std::string position = Position(filename, key.Mark());
       if (absl::Status s = internal::CheckPolicyName(name); !s.ok()) {
         fail(key.Mark(), std::string(s.message()));
@@ -298,37 +307,46 @@ constexpr FlagSpec kFlags[] = {
     {"latency-min", "latency.min", "Uniform latency: lower bound"},
     {"latency-max", "latency.max", "Uniform latency: upper bound"},
     {"latency-mean", "latency.mean", "Normal/pareto_normal latency: mean"},
-    {"latency-stddev", "latency.stddev", "Normal/pareto_normal latency: standard deviation"},
+    {"latency-stddev", "latency.stddev",
+     "Normal/pareto_normal latency: standard deviation"},
     {"latency-shape", "latency.shape", "Pareto latency: shape (alpha > 0)"},
-    {"latency-scale", "latency.scale", "Pareto latency: scale (x_m, a duration)"},
+    {"latency-scale", "latency.scale",
+     "Pareto latency: scale (x_m, a duration)"},
     {"jitter", "jitter", "Latency variation, e.g. 10ms"},
     {"packet-loss", "packet_loss", "Loss probability, e.g. 1% or 250ppm"},
-    {"burst-loss", "burst_loss", "Packets lost in a row once a loss starts (needs --packet-loss)"},
+    {"burst-loss", "burst_loss",
+     "Packets lost in a row once a loss starts (needs --packet-loss)"},
     {"rate", "rate", "Bandwidth per connection and direction, e.g. 2mbps"},
     {"rate-burst", "rate.burst", "Token bucket size for --rate, e.g. 16kb"},
-    {"packet-duplicate", "packet_duplicate", "Duplicate probability (UDP), e.g. 1%"},
+    {"packet-duplicate", "packet_duplicate",
+     "Duplicate probability (UDP), e.g. 1%"},
     {"uplink-latency", "uplink.latency", "Latency program -> peer only"},
     {"downlink-latency", "downlink.latency", "Latency peer -> program only"},
     {"uplink-jitter", "uplink.jitter", "Jitter program -> peer only"},
     {"downlink-jitter", "downlink.jitter", "Jitter peer -> program only"},
     {"uplink-packet-loss", "uplink.packet_loss", "Loss program -> peer only"},
-    {"downlink-packet-loss", "downlink.packet_loss", "Loss peer -> program only"},
+    {"downlink-packet-loss", "downlink.packet_loss",
+     "Loss peer -> program only"},
     {"uplink-rate", "uplink.rate", "Bandwidth program -> peer only"},
     {"downlink-rate", "downlink.rate", "Bandwidth peer -> program only"},
-    {"connect-timeout", "timeout.connect", "connect waits this long, then ETIMEDOUT"},
+    {"connect-timeout", "timeout.connect",
+     "connect waits this long, then ETIMEDOUT"},
     {"recv-timeout", "timeout.recv", "A receive waits this long, then fails"},
-    {"connection-error", "", "KIND[:PROB]: reset, refused or unreachable, e.g. reset:5%"},
+    {"connection-error", "",
+     "KIND[:PROB]: reset, refused or unreachable, e.g. reset:5%"},
     {"blackhole", "", "Drop all traffic of the targets"},
     {"dns-delay", "dns.delay", "Every lookup waits this long first"},
     {"dns-timeout", "dns.timeout", "Probability a lookup fails with EAI_AGAIN"},
-    {"dns-nxdomain", "dns.nxdomain", "Probability a lookup fails with EAI_NONAME"},
-    {"deny", "", "FAMILY=ERRNO[,path=GLOB][,prob=P][,when=W], e.g. write=ENOSPC",
+    {"dns-nxdomain", "dns.nxdomain",
+     "Probability a lookup fails with EAI_NONAME"},
+    {"deny", "",
+     "FAMILY=ERRNO[,path=GLOB][,prob=P][,when=W], e.g. write=ENOSPC", true},
+    {"delay", "",
+     "FAMILY=DURATION[,path=GLOB][,prob=P][,when=W], e.g. fsync=200ms", true},
+    {"target", "", "Apply only to this destination, e.g. tcp://127.0.0.1:8080",
      true},
-    {"delay", "", "FAMILY=DURATION[,path=GLOB][,prob=P][,when=W], e.g. fsync=200ms",
-     true},
-    {"target", "", "Apply only to this destination, e.g. tcp://127.0.0.1:8080", true},
-    {"target-hostname", "", "Apply only to this host name (as resolved), e.g. api.example.com",
-     true},
+    {"target-hostname", "",
+     "Apply only to this host name (as resolved), e.g. api.example.com", true},
     {"seed", "seed", "Seed for fault decisions (same seed, same faults)"},
 };
 
@@ -347,11 +365,12 @@ struct FlagOrigins {
     const std::pair<std::string, std::string>* best = nullptr;
     for (const auto& o : by_path) {
       const std::string& op = o.first;
-      const bool covers = p.path == op || (p.path.size() > op.size() &&
-                                           p.path.compare(0, op.size(), op) == 0 &&
-                                           (p.path[op.size()] == '.' ||
-                                            p.path[op.size()] == '['));
-      if (covers && (best == nullptr || op.size() > best->first.size())) best = &o;
+      const bool covers =
+          p.path == op ||
+          (p.path.size() > op.size() && p.path.compare(0, op.size(), op) == 0 &&
+           (p.path[op.size()] == '.' || p.path[op.size()] == '['));
+      if (covers && (best == nullptr || op.size() > best->first.size()))
+        best = &o;
     }
     if (best == nullptr && !p.path.empty()) {
       // A rule about a whole effect ("dns"): name a flag that set part of it.
@@ -368,7 +387,8 @@ struct FlagOrigins {
     }
     std::string rest = p.path.substr(best->first.size());
     if (!rest.empty() && rest[0] == '.') rest.erase(0, 1);
-    return Cat(best->second, ": ", rest.empty() ? "" : Cat(rest, ": "), p.message);
+    return Cat(best->second, ": ", rest.empty() ? "" : Cat(rest, ": "),
+               p.message);
   }
 };
 
@@ -389,14 +409,15 @@ void SetPath(YAML::Node root, std::string_view path, const std::string& value) {
 
 }  // namespace
 
-absl::StatusOr<fault::v1::PolicySet> ParsePolicyText(std::string_view text,
-                                                     std::string_view filename) {
+absl::StatusOr<fault::v1::PolicySet> ParsePolicyText(
+    std::string_view text, std::string_view filename) {
   ParsedFile parsed = ParseFile(text, filename);
   if (!parsed.errors.empty()) return Combine(parsed.errors);
   return std::move(parsed.set);
 }
 
-absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(const std::vector<std::string>& paths) {
+absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(
+    const std::vector<std::string>& paths) {
   fault::v1::PolicySet all;
   std::vector<std::string> errors;
   std::map<std::string, std::string> defined;  // name -> position
@@ -416,10 +437,12 @@ absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(const std::vector<std::stri
     errors.insert(errors.end(), parsed.errors.begin(), parsed.errors.end());
     for (int i = 0; i < parsed.set.policies_size(); ++i) {
       const auto& policy = parsed.set.policies(i);
-      auto [prev, inserted] = defined.emplace(policy.name(), parsed.positions[i]);
+      auto [prev, inserted] =
+          defined.emplace(policy.name(), parsed.positions[i]);
       if (!inserted) {
-        errors.push_back(Cat(parsed.positions[i], ": policy ", Quote(policy.name()),
-                             " is already defined at ", prev->second));
+        errors.push_back(Cat(parsed.positions[i], ": policy ",
+                             Quote(policy.name()), " is already defined at ",
+                             prev->second));
         continue;
       }
       *all.add_policies() = policy;
@@ -429,12 +452,14 @@ absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(const std::vector<std::stri
   return all;
 }
 
-absl::Status ValidatePolicy(const fault::v1::Policy& policy, std::string_view where) {
+absl::Status ValidatePolicy(const fault::v1::Policy& policy,
+                            std::string_view where) {
   std::vector<Problem> problems;
   internal::ParseContext ctx(policy.name(), YAML::Mark::null_mark(), &problems);
   internal::ValidateModel(policy, ctx);
   std::vector<std::string> errors;
-  for (const Problem& p : problems) errors.push_back(Cat(where, ": ", Describe(p)));
+  for (const Problem& p : problems)
+    errors.push_back(Cat(where, ": ", Describe(p)));
   return Combine(errors);
 }
 
@@ -443,9 +468,12 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
     const std::string option = Cat("--", f.name);
     const std::string name(f.name);
     if (f.name == "blackhole") {
-      command->add_flag_callback(
-          option, [flags, name] { flags->given.emplace_back(name, "true"); },
-          std::string(f.help))->group("Effects");
+      command
+          ->add_flag_callback(
+              option,
+              [flags, name] { flags->given.emplace_back(name, "true"); },
+              std::string(f.help))
+          ->group("Effects");
     } else if (f.repeated) {
       command
           ->add_option_function<std::vector<std::string>>(
@@ -459,15 +487,18 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
     } else {
       command
           ->add_option_function<std::string>(
-              option, [flags, name](const std::string& v) { flags->given.emplace_back(name, v); },
+              option,
+              [flags, name](const std::string& v) {
+                flags->given.emplace_back(name, v);
+              },
               std::string(f.help))
           ->group("Effects");
     }
   }
 }
 
-absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFlags& flags,
-                                                                 std::string_view name) {
+absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(
+    const EffectFlags& flags, std::string_view name) {
   if (flags.given.empty()) return std::optional<fault::v1::Policy>();
   std::vector<std::string> errors;
   FlagOrigins origins;
@@ -518,7 +549,8 @@ absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFla
       root["connection_error"] = ce;
       origins.by_path.emplace_back("connection_error", option);
     } else if (flag == "deny" || flag == "delay") {
-      // FAMILY=VALUE[,key=value...] -> {FAMILY: {deny|delay: VALUE, key: value}}
+      // FAMILY=VALUE[,key=value...] -> {FAMILY: {deny|delay: VALUE, key:
+      // value}}
       std::vector<std::string> parts;
       for (absl::string_view part : absl::StrSplit(Av(value), ',')) {
         parts.emplace_back(part);
@@ -537,14 +569,16 @@ absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFla
       for (size_t i = 1; i < parts.size(); ++i) {
         const size_t e = parts[i].find('=');
         if (e == std::string::npos || e == 0) {
-          errors.push_back(Cat(option, " ", Quote(value), ": expected key=value after \",\", got ",
+          errors.push_back(Cat(option, " ", Quote(value),
+                               ": expected key=value after \",\", got ",
                                Quote(parts[i])));
           ok = false;
           break;
         }
         const std::string key = parts[i].substr(0, e);
         if (rule[key]) {
-          errors.push_back(Cat(option, " ", Quote(value), ": ", key, " given twice"));
+          errors.push_back(
+              Cat(option, " ", Quote(value), ": ", key, " given twice"));
           ok = false;
           break;
         }
@@ -577,7 +611,8 @@ absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFla
   fault::v1::Policy policy;
   policy.set_name(std::string(name));
   try {
-    internal::ParseContext ctx(std::string(name), YAML::Mark::null_mark(), &problems);
+    internal::ParseContext ctx(std::string(name), YAML::Mark::null_mark(),
+                               &problems);
     internal::ParsePolicyBody(root, ctx, &policy);
     if (problems.empty()) internal::ValidateModel(policy, ctx);
   } catch (const std::exception& e) {
@@ -588,7 +623,8 @@ absl::StatusOr<std::optional<fault::v1::Policy>> PolicyFromFlags(const EffectFla
   return std::optional<fault::v1::Policy>(std::move(policy));
 }
 
-absl::Status CheckNamedOrInline(std::string_view use_name, const EffectFlags& flags) {
+absl::Status CheckNamedOrInline(std::string_view use_name,
+                                const EffectFlags& flags) {
   if (use_name.empty() || flags.given.empty()) return absl::OkStatus();
   std::string names;
   for (const auto& [flag, value] : flags.given) {
@@ -598,7 +634,8 @@ absl::Status CheckNamedOrInline(std::string_view use_name, const EffectFlags& fl
   }
   return absl::InvalidArgumentError(
       Cat("--use ", use_name, " cannot be combined with effect flags (", names,
-          "): run a named policy from a file, or give the effects inline, not both"));
+          "): run a named policy from a file, or give the effects inline, not "
+          "both"));
 }
 
 }  // namespace fault::policy

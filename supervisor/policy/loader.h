@@ -1,16 +1,19 @@
 // Loading policies: files (YAML or JSON) and `fault exec` flags both become
 // fault.v1.Policy messages through one parser, and are validated with the
 // same rules. Every error names where (file:line:column and field, or the
-// flag) and why; a failed load returns no policy at all.
+// flag) and why; a failed load returns no policy at all. Loads collect every
+// error (up to 50 are reported), one per line of the status message.
+//
+// Thread safety: every function is reentrant; EffectFlags is filled by CLI11
+// while it parses and read afterwards, from one thread.
 #ifndef FAULT_SUPERVISOR_POLICY_LOADER_H_
 #define FAULT_SUPERVISOR_POLICY_LOADER_H_
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -1,5 +1,7 @@
 #include "supervisor/policy/loader.h"
 
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,9 +9,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/text_format.h>
-#include <google/protobuf/util/message_differencer.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,7 +25,8 @@ using fault::v1::PolicySet;
 using google::protobuf::util::MessageDifferencer;
 
 // The error text of parsing `text` as "p.yaml", or "<ok>".
-std::string Errors(const std::string& text, const std::string& file = "p.yaml") {
+std::string Errors(const std::string& text,
+                   const std::string& file = "p.yaml") {
   absl::StatusOr<PolicySet> set = ParsePolicyText(text, file);
   if (set.ok()) return "<ok>";
   return std::string(set.status().message());
@@ -41,7 +41,8 @@ Policy One(const std::string& text) {
 
 Policy FromText(const std::string& textproto) {
   Policy p;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(textproto, &p)) << textproto;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(textproto, &p))
+      << textproto;
   return p;
 }
 
@@ -102,18 +103,21 @@ TEST(PolicyFileTest, SpikeExampleParsesToTheCanonicalProto) {
   Policy renamed = yaml->policies(0);
   EXPECT_EQ(renamed.name(), "spike");
   renamed.set_name("policy_name");
-  EXPECT_TRUE(MessageDifferencer::Equals(expected, renamed)) << renamed.DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(expected, renamed))
+      << renamed.DebugString();
 }
 
 TEST(PolicyFileTest, EveryExampleLoadsAndShowRoundTrips) {
   int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(FAULT_EXAMPLES_DIR)) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(FAULT_EXAMPLES_DIR)) {
     ++files;
     const std::string path = entry.path().string();
     absl::StatusOr<PolicySet> set = LoadPolicyFiles({path});
     ASSERT_TRUE(set.ok()) << path << ": " << set.status();
     const std::string canonical = FormatPolicySet(*set);
-    absl::StatusOr<PolicySet> again = ParsePolicyText(canonical, "canonical.yaml");
+    absl::StatusOr<PolicySet> again =
+        ParsePolicyText(canonical, "canonical.yaml");
     ASSERT_TRUE(again.ok()) << canonical << again.status();
     PolicySet a = *set, b = *again;
     ClearSources(&a);
@@ -146,15 +150,16 @@ TEST(PolicyFileTest, JsonAndYamlGiveTheSameProto) {
   const Policy a = One(
       "{\"p\": {\"latency\": {\"distribution\": \"uniform\", \"min\": \"1ms\", "
       "\"max\": \"5ms\"}, \"syscalls\": [{\"write\": \"deny(ENOSPC)\"}]}}");
-  const Policy b = One(
-      "p:\n"
-      "  latency:\n"
-      "    distribution: uniform\n"
-      "    min: 1ms\n"
-      "    max: 5ms\n"
-      "  syscalls:\n"
-      "    write: {deny: ENOSPC}\n");
-  EXPECT_TRUE(MessageDifferencer::Equals(a, b)) << a.DebugString() << b.DebugString();
+  const Policy b =
+      One("p:\n"
+          "  latency:\n"
+          "    distribution: uniform\n"
+          "    min: 1ms\n"
+          "    max: 5ms\n"
+          "  syscalls:\n"
+          "    write: {deny: ENOSPC}\n");
+  EXPECT_TRUE(MessageDifferencer::Equals(a, b))
+      << a.DebugString() << b.DebugString();
   EXPECT_EQ(a.link().latency().min_ns(), 1'000'000);
   EXPECT_EQ(a.syscalls(0).errno_name(), "ENOSPC");
 }
@@ -162,17 +167,20 @@ TEST(PolicyFileTest, JsonAndYamlGiveTheSameProto) {
 // --- Accepted forms ---------------------------------------------------------
 
 TEST(PolicyFileTest, LatencyDistributions) {
-  EXPECT_EQ(One("p: {latency: {distribution: normal, mean: 10ms, stddev: 2ms}}")
-                .link()
-                .latency()
-                .DebugString(),
-            FromText("link { latency { distribution: DISTRIBUTION_NORMAL mean_ns: "
-                     "10000000 stddev_ns: 2000000 } }")
-                .link()
-                .latency()
-                .DebugString());
-  const Policy pareto = One("p: {latency: {distribution: pareto, shape: 1.5, scale: 3ms}}");
-  EXPECT_EQ(pareto.link().latency().distribution(), fault::v1::Latency::DISTRIBUTION_PARETO);
+  EXPECT_EQ(
+      One("p: {latency: {distribution: normal, mean: 10ms, stddev: 2ms}}")
+          .link()
+          .latency()
+          .DebugString(),
+      FromText("link { latency { distribution: DISTRIBUTION_NORMAL mean_ns: "
+               "10000000 stddev_ns: 2000000 } }")
+          .link()
+          .latency()
+          .DebugString());
+  const Policy pareto =
+      One("p: {latency: {distribution: pareto, shape: 1.5, scale: 3ms}}");
+  EXPECT_EQ(pareto.link().latency().distribution(),
+            fault::v1::Latency::DISTRIBUTION_PARETO);
   EXPECT_DOUBLE_EQ(pareto.link().latency().shape(), 1.5);
   EXPECT_EQ(pareto.link().latency().scale_ns(), 3'000'000);
   const Policy fixed = One("p: {latency: {distribution: fixed, value: 4ms}}");
@@ -180,24 +188,25 @@ TEST(PolicyFileTest, LatencyDistributions) {
 }
 
 TEST(PolicyFileTest, EffectForms) {
-  const Policy p = One(
-      "p:\n"
-      "  burst_loss: 2\n"
-      "  packet_loss: 250ppm\n"
-      "  rate: {rate: 1gbps, burst: 1mb}\n"
-      "  connection_error: refused\n"
-      "  half_open: {after: 5s}\n"
-      "  packet_duplicate: {prob: 1%}\n"
-      "  dns: {timeout: 5%}\n"
-      "  partition: [a, b]\n"
-      "  session_budget: {max_ops: 3, action: connection_error}\n"
-      "  payload_mutation: {kind: corrupt_bytes, every_n: 10}\n"
-      "  seed: 18446744073709551615\n");
+  const Policy p =
+      One("p:\n"
+          "  burst_loss: 2\n"
+          "  packet_loss: 250ppm\n"
+          "  rate: {rate: 1gbps, burst: 1mb}\n"
+          "  connection_error: refused\n"
+          "  half_open: {after: 5s}\n"
+          "  packet_duplicate: {prob: 1%}\n"
+          "  dns: {timeout: 5%}\n"
+          "  partition: [a, b]\n"
+          "  session_budget: {max_ops: 3, action: connection_error}\n"
+          "  payload_mutation: {kind: corrupt_bytes, every_n: 10}\n"
+          "  seed: 18446744073709551615\n");
   EXPECT_EQ(p.link().burst_loss(), 2u);
   EXPECT_EQ(p.link().packet_loss_ppm(), 250u);
   EXPECT_EQ(p.link().rate().rate_bps(), 1'000'000'000u);
   EXPECT_EQ(p.link().rate().burst_bytes(), 1u << 20);
-  EXPECT_EQ(p.connection_error().kind(), fault::v1::ConnectionError::KIND_REFUSED);
+  EXPECT_EQ(p.connection_error().kind(),
+            fault::v1::ConnectionError::KIND_REFUSED);
   EXPECT_EQ(p.connection_error().probability_ppm(), 1'000'000u);
   EXPECT_EQ(p.half_open().after_ns(), 5'000'000'000);
   EXPECT_EQ(p.link().packet_duplicate().probability_ppm(), 10'000u);
@@ -213,21 +222,23 @@ TEST(PolicyFileTest, EffectForms) {
 }
 
 TEST(PolicyFileTest, SyscallForms) {
-  const Policy p = One(
-      "p:\n"
-      "  syscalls:\n"
-      "    - write: 'deny(\"ENOSPC\", path=\"*.db-journal\", probability=\"50%\", "
-      "when=\"3+\")'\n"
-      "    - openat: {deny: EACCES, path: /data/*}\n"
-      "    - fsync: delay(200ms)\n"
-      "    - read: {delay: 1ms, when: 2..10+3}\n"
-      "    - recv: {deny: EWOULDBLOCK, prob: 1%}\n");
+  const Policy p =
+      One("p:\n"
+          "  syscalls:\n"
+          "    - write: 'deny(\"ENOSPC\", path=\"*.db-journal\", "
+          "probability=\"50%\", "
+          "when=\"3+\")'\n"
+          "    - openat: {deny: EACCES, path: /data/*}\n"
+          "    - fsync: delay(200ms)\n"
+          "    - read: {delay: 1ms, when: 2..10+3}\n"
+          "    - recv: {deny: EWOULDBLOCK, prob: 1%}\n");
   ASSERT_EQ(p.syscalls_size(), 5);
   EXPECT_TRUE(MessageDifferencer::Equals(
       p.syscalls(0),
-      FromText("syscalls { family: FAMILY_WRITE action: ACTION_DENY errno_name: "
-               "\"ENOSPC\" probability_ppm: 500000 path_glob: \"*.db-journal\" "
-               "when { first: 3 last: 0 step: 1 } }")
+      FromText(
+          "syscalls { family: FAMILY_WRITE action: ACTION_DENY errno_name: "
+          "\"ENOSPC\" probability_ppm: 500000 path_glob: \"*.db-journal\" "
+          "when { first: 3 last: 0 step: 1 } }")
           .syscalls(0)))
       << p.syscalls(0).DebugString();
   EXPECT_EQ(p.syscalls(1).family(), fault::v1::SyscallFault::FAMILY_OPEN);
@@ -243,7 +254,8 @@ TEST(PolicyFileTest, SyscallForms) {
 
 TEST(PolicyFileTest, WhenGrammar) {
   auto when = [](const std::string& w) {
-    const Policy p = One("p: {syscalls: [{write: {deny: EIO, when: \"" + w + "\"}}]}");
+    const Policy p =
+        One("p: {syscalls: [{write: {deny: EIO, when: \"" + w + "\"}}]}");
     const auto& x = p.syscalls(0).when();
     return std::to_string(x.first()) + "," + std::to_string(x.last()) + "," +
            std::to_string(x.step());
@@ -253,33 +265,36 @@ TEST(PolicyFileTest, WhenGrammar) {
   EXPECT_EQ(when("3+2"), "3,0,2");
   EXPECT_EQ(when("2..5"), "2,5,1");
   EXPECT_EQ(when("2..10+3"), "2,10,3");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: {deny: EIO, when: 0}}]}"),
-            "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"0\" is not a when "
-            "counter: calls are counted from 1 (use N, N+, N+STEP, FIRST..LAST or "
-            "FIRST..LAST+STEP)");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: {deny: EIO, when: 5..2}}]}"),
-            "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"5..2\" is not a "
-            "when counter: range 5..2 is reversed (use N, N+, N+STEP, FIRST..LAST or "
-            "FIRST..LAST+STEP)");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: {deny: EIO, when: 3x}}]}"),
-            "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"3x\" is not a when "
-            "counter: unexpected \"x\" (use N, N+, N+STEP, FIRST..LAST or "
-            "FIRST..LAST+STEP)");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: {deny: EIO, when: 0}}]}"),
+      "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"0\" is not a when "
+      "counter: calls are counted from 1 (use N, N+, N+STEP, FIRST..LAST or "
+      "FIRST..LAST+STEP)");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: {deny: EIO, when: 5..2}}]}"),
+      "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"5..2\" is not a "
+      "when counter: range 5..2 is reversed (use N, N+, N+STEP, FIRST..LAST or "
+      "FIRST..LAST+STEP)");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: {deny: EIO, when: 3x}}]}"),
+      "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"3x\" is not a when "
+      "counter: unexpected \"x\" (use N, N+, N+STEP, FIRST..LAST or "
+      "FIRST..LAST+STEP)");
 }
 
 TEST(PolicyFileTest, TargetForms) {
-  const Policy p = One(
-      "p:\n"
-      "  latency: 1ms\n"
-      "  targets:\n"
-      "    - tcp://[::1]:8080\n"
-      "    - {target: \"udp://10.1.0.0/16:5000-5010\", priority: -3}\n"
-      "    - {hostname: API.Example.com}\n"
-      "    - {target: \"tcp://:443\", sni: \"*.example.com\"}\n"
-      "    - {sni: \"*.example.org\"}\n"
-      "    - any://\n"
-      "    - tcp://api.example.com:443\n"
-      "    - {target: \"any://[fd00::/8]\"}\n");
+  const Policy p =
+      One("p:\n"
+          "  latency: 1ms\n"
+          "  targets:\n"
+          "    - tcp://[::1]:8080\n"
+          "    - {target: \"udp://10.1.0.0/16:5000-5010\", priority: -3}\n"
+          "    - {hostname: API.Example.com}\n"
+          "    - {target: \"tcp://:443\", sni: \"*.example.com\"}\n"
+          "    - {sni: \"*.example.org\"}\n"
+          "    - any://\n"
+          "    - tcp://api.example.com:443\n"
+          "    - {target: \"any://[fd00::/8]\"}\n");
   ASSERT_EQ(p.targets_size(), 8);
   EXPECT_EQ(p.targets(0).cidr(), "::1/128");
   EXPECT_EQ(p.targets(0).port_min(), 8080u);
@@ -305,55 +320,68 @@ TEST(PolicyFileTest, ScheduleForms) {
                 .schedule()
                 .ramp_ns(),
             30'000'000'000);
-  const Policy f = One("p: {latency: 1ms, schedule: {kind: flapping, on: 1s, off: 2s}}");
+  const Policy f =
+      One("p: {latency: 1ms, schedule: {kind: flapping, on: 1s, off: 2s}}");
   EXPECT_EQ(f.schedule().on_ns(), 1'000'000'000);
   EXPECT_EQ(f.schedule().off_ns(), 2'000'000'000);
-  const Policy i = One(
-      "p: {latency: 1ms, schedule: {kind: intervals, run_duration: 1m, intervals: "
-      "\"start:10%,duration:50%;start:75%,duration:20%\"}}");
+  const Policy i =
+      One("p: {latency: 1ms, schedule: {kind: intervals, run_duration: 1m, "
+          "intervals: "
+          "\"start:10%,duration:50%;start:75%,duration:20%\"}}");
   ASSERT_EQ(i.schedule().intervals_size(), 2);
   EXPECT_EQ(i.schedule().intervals(1).start_ppm(), 750'000u);
   EXPECT_EQ(i.schedule().intervals(1).duration_ppm(), 200'000u);
-  const Policy abs = One(
-      "p: {latency: 1ms, schedule: {kind: intervals, intervals: "
-      "\"start:5s,duration:10s\"}}");
+  const Policy abs =
+      One("p: {latency: 1ms, schedule: {kind: intervals, intervals: "
+          "\"start:5s,duration:10s\"}}");
   EXPECT_EQ(abs.schedule().intervals(0).start_ns(), 5'000'000'000);
-  EXPECT_EQ(One("p: {latency: 1ms, schedule: {kind: always}}").schedule().kind(),
-            fault::v1::Schedule::KIND_ALWAYS);
+  EXPECT_EQ(
+      One("p: {latency: 1ms, schedule: {kind: always}}").schedule().kind(),
+      fault::v1::Schedule::KIND_ALWAYS);
 }
 
 // --- Syntax errors ----------------------------------------------------------
 
 TEST(PolicyFileErrorTest, JsonSyntaxErrorsHaveLineAndColumn) {
-  EXPECT_EQ(Errors("{\"a\": {\"latency\": \"7ms\",}}", "a.json"),
-            "a.json:1:25: syntax error while parsing object key - unexpected '}'; "
-            "expected string literal");
-  EXPECT_EQ(Errors("{\"a\": {\n  \"latency\": 7ms}}", "a.json"),
-            "a.json:2:15: syntax error while parsing object - invalid literal; last "
-            "read: '7m'; expected '}'");
+  EXPECT_EQ(
+      Errors("{\"a\": {\"latency\": \"7ms\",}}", "a.json"),
+      "a.json:1:25: syntax error while parsing object key - unexpected '}'; "
+      "expected string literal");
+  EXPECT_EQ(
+      Errors("{\"a\": {\n  \"latency\": 7ms}}", "a.json"),
+      "a.json:2:15: syntax error while parsing object - invalid literal; last "
+      "read: '7m'; expected '}'");
   // Detected by content, whatever the extension.
-  EXPECT_EQ(Errors("  {\"a\": 1", "a.conf"),
-            "a.conf:1:10: syntax error while parsing object - unexpected end of "
-            "input; expected '}'");
+  EXPECT_EQ(
+      Errors("  {\"a\": 1", "a.conf"),
+      "a.conf:1:10: syntax error while parsing object - unexpected end of "
+      "input; expected '}'");
 }
 
 TEST(PolicyFileErrorTest, YamlSyntaxAndShape) {
-  EXPECT_EQ(Errors("a:\n  latency: [1\n"), "p.yaml:3:1: end of sequence flow not found");
+  EXPECT_EQ(Errors("a:\n  latency: [1\n"),
+            "p.yaml:3:1: end of sequence flow not found");
   EXPECT_EQ(Errors(""), "p.yaml: no policies (the file is empty)");
   EXPECT_EQ(Errors("# nothing\n"), "p.yaml: no policies (the file is empty)");
   EXPECT_EQ(Errors("[1, 2]"),
-            "p.yaml:1:1: the root must be a map from policy name to policy, got a list");
+            "p.yaml:1:1: the root must be a map from policy name to policy, "
+            "got a list");
   EXPECT_EQ(Errors("{}"), "p.yaml:1:1: no policies (the root map is empty)");
-  EXPECT_EQ(Errors("a: {latency: 1ms}\n---\nb: {latency: 1ms}\n"),
-            "p.yaml:2:1: more than one YAML document (put every policy under one "
-            "root map)");
+  EXPECT_EQ(
+      Errors("a: {latency: 1ms}\n---\nb: {latency: 1ms}\n"),
+      "p.yaml:2:1: more than one YAML document (put every policy under one "
+      "root map)");
   EXPECT_EQ(Errors("---\na: {latency: 1ms}\n"), "<ok>");
-  EXPECT_EQ(Errors("a: {syscalls: {write: {deny: EIO, path: \"/d\xc3\xa9j\xe0/x\"}}}"),
-            "p.yaml:1:46: not UTF-8 text (policy files are UTF-8)");
-  EXPECT_EQ(Errors("a: {syscalls: {write: {deny: EIO, path: \"/d\xc3\xa9j\xc3\xa0/x\"}}}"),
+  EXPECT_EQ(
+      Errors(
+          "a: {syscalls: {write: {deny: EIO, path: \"/d\xc3\xa9j\xe0/x\"}}}"),
+      "p.yaml:1:46: not UTF-8 text (policy files are UTF-8)");
+  EXPECT_EQ(Errors("a: {syscalls: {write: {deny: EIO, path: "
+                   "\"/d\xc3\xa9j\xc3\xa0/x\"}}}"),
             "<ok>");
   EXPECT_EQ(Errors(", path: \"x\": ,,}"),
-            "p.yaml: no policies (the text is not a YAML map; check for a stray \",\", "
+            "p.yaml: no policies (the text is not a YAML map; check for a "
+            "stray \",\", "
             "\"]\" or \"}\")");
   EXPECT_EQ(Errors("\"a b\": {latency: 1ms}"),
             "p.yaml:1:1: policy name \"a b\" has an unexpected character (use "
@@ -367,12 +395,14 @@ TEST(PolicyFileErrorTest, UnknownFieldsSuggest) {
   EXPECT_EQ(Errors("p: {latncy: 1ms}"),
             "p.yaml:1:5: policy \"p\": unknown field \"latncy\" (did you mean "
             "\"latency\"?)");
-  EXPECT_EQ(Errors("p: {timeout: {conect: 1s}}"),
-            "p.yaml:1:15: policy \"p\": timeout: unknown field \"conect\" (did you "
-            "mean \"connect\"?)");
-  EXPECT_EQ(Errors("p: {dns: {zzz: 1s}}"),
-            "p.yaml:1:11: policy \"p\": dns: unknown field \"zzz\" (known fields: "
-            "delay, timeout, nxdomain)");
+  EXPECT_EQ(
+      Errors("p: {timeout: {conect: 1s}}"),
+      "p.yaml:1:15: policy \"p\": timeout: unknown field \"conect\" (did you "
+      "mean \"connect\"?)");
+  EXPECT_EQ(
+      Errors("p: {dns: {zzz: 1s}}"),
+      "p.yaml:1:11: policy \"p\": dns: unknown field \"zzz\" (known fields: "
+      "delay, timeout, nxdomain)");
   EXPECT_EQ(Errors("p: {latency: 1ms, latency: 2ms}"),
             "p.yaml:1:19: policy \"p\": latency: given more than once");
   EXPECT_EQ(Errors("p: {packet_duplicate: {prob: 1%, probability: 2%}}"),
@@ -391,17 +421,21 @@ TEST(PolicyFileErrorTest, ValueErrorsNameFileLineFieldValueAndWhy) {
                    "slow.yaml"),
             "slow.yaml:4:12: policy \"slow_link\": latency: \"7 ms\" is not a "
             "duration: unknown unit \" ms\" (use ns, us, ms, s, m or h)");
-  EXPECT_EQ(Errors("p: {packet_loss: 150%}"),
-            "p.yaml:1:18: policy \"p\": packet_loss: \"150%\" is not a probability: "
-            "above 100%");
-  EXPECT_EQ(Errors("p: {rate: 10mb}"),
-            "p.yaml:1:11: policy \"p\": rate: \"10mb\" is not a rate: unknown unit "
-            "\"mb\" (use bps, kbps, mbps or gbps)");
-  EXPECT_EQ(Errors("p: {burst_loss: two, packet_loss: 1%}"),
-            "p.yaml:1:17: policy \"p\": burst_loss: \"two\" is not a packet count: "
-            "expected a whole number");
+  EXPECT_EQ(
+      Errors("p: {packet_loss: 150%}"),
+      "p.yaml:1:18: policy \"p\": packet_loss: \"150%\" is not a probability: "
+      "above 100%");
+  EXPECT_EQ(
+      Errors("p: {rate: 10mb}"),
+      "p.yaml:1:11: policy \"p\": rate: \"10mb\" is not a rate: unknown unit "
+      "\"mb\" (use bps, kbps, mbps or gbps)");
+  EXPECT_EQ(
+      Errors("p: {burst_loss: two, packet_loss: 1%}"),
+      "p.yaml:1:17: policy \"p\": burst_loss: \"two\" is not a packet count: "
+      "expected a whole number");
   EXPECT_EQ(Errors("p: {blackhole: yes}"),
-            "p.yaml:1:16: policy \"p\": blackhole: \"yes\" is not a boolean: use true "
+            "p.yaml:1:16: policy \"p\": blackhole: \"yes\" is not a boolean: "
+            "use true "
             "or false");
   EXPECT_EQ(Errors("p: {timeout: 9ms}"),
             "p.yaml:1:14: policy \"p\": timeout: expected a map, got \"9ms\"");
@@ -409,85 +443,111 @@ TEST(PolicyFileErrorTest, ValueErrorsNameFileLineFieldValueAndWhy) {
             "p.yaml:1:14: policy \"p\": latency: expected a map, got a list");
   EXPECT_EQ(Errors("p: {jitter: }"),
             "p.yaml:1:13: policy \"p\": jitter: missing value");
-  EXPECT_EQ(Errors("p: {latency: {min: 1ms}}"),
-            "p.yaml:1:14: policy \"p\": latency: distribution is required (fixed, "
-            "uniform, normal, pareto or pareto_normal)");
-  EXPECT_EQ(Errors("p: {latency: {distribution: gauss}}"),
-            "p.yaml:1:29: policy \"p\": latency.distribution: unknown distribution "
-            "\"gauss\" (use fixed, uniform, normal, pareto or pareto_normal)");
+  EXPECT_EQ(
+      Errors("p: {latency: {min: 1ms}}"),
+      "p.yaml:1:14: policy \"p\": latency: distribution is required (fixed, "
+      "uniform, normal, pareto or pareto_normal)");
+  EXPECT_EQ(
+      Errors("p: {latency: {distribution: gauss}}"),
+      "p.yaml:1:29: policy \"p\": latency.distribution: unknown distribution "
+      "\"gauss\" (use fixed, uniform, normal, pareto or pareto_normal)");
   EXPECT_EQ(Errors("p: {latency: {distribution: uniform, min: 1ms}}"),
             "p.yaml:1:14: policy \"p\": latency: uniform latency needs max");
-  EXPECT_EQ(Errors("p: {latency: {distribution: normal, mean: 1ms, stddev: 1ms, "
-                   "min: 1ms}}"),
-            "p.yaml:1:66: policy \"p\": latency.min: min does not apply to normal "
-            "latency (it takes mean and stddev)");
-  EXPECT_EQ(Errors("p: {connection_error: {kind: rst}}"),
-            "p.yaml:1:30: policy \"p\": connection_error.kind: unknown connection "
-            "error kind \"rst\" (use reset, refused or unreachable)");
+  EXPECT_EQ(
+      Errors("p: {latency: {distribution: normal, mean: 1ms, stddev: 1ms, "
+             "min: 1ms}}"),
+      "p.yaml:1:66: policy \"p\": latency.min: min does not apply to normal "
+      "latency (it takes mean and stddev)");
+  EXPECT_EQ(
+      Errors("p: {connection_error: {kind: rst}}"),
+      "p.yaml:1:30: policy \"p\": connection_error.kind: unknown connection "
+      "error kind \"rst\" (use reset, refused or unreachable)");
   EXPECT_EQ(Errors("p: {half_open: {after: soon}}"),
             "p.yaml:1:24: policy \"p\": half_open.after: \"soon\" is neither a "
             "duration (e.g. 5s) nor a size (e.g. 16kb)");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: \"deny(ENOSPC\"}]}"),
-            "p.yaml:1:24: policy \"p\": syscalls[0].write: \"deny(ENOSPC\" is not a "
-            "syscall fault: expected \",\" or \")\"");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: \"fail(EIO)\"}]}"),
-            "p.yaml:1:24: policy \"p\": syscalls[0].write: \"fail(EIO)\" is not a "
-            "syscall fault: unknown action \"fail\" (use deny(ERRNO) or "
-            "delay(DURATION))");
-  EXPECT_EQ(Errors("p: {syscalls: [{write: {deny: EIO, delay: 1ms}}]}"),
-            "p.yaml:1:24: policy \"p\": syscalls[0].write: deny and delay cannot be "
-            "combined in one rule (write two rules)");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: \"deny(ENOSPC\"}]}"),
+      "p.yaml:1:24: policy \"p\": syscalls[0].write: \"deny(ENOSPC\" is not a "
+      "syscall fault: expected \",\" or \")\"");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: \"fail(EIO)\"}]}"),
+      "p.yaml:1:24: policy \"p\": syscalls[0].write: \"fail(EIO)\" is not a "
+      "syscall fault: unknown action \"fail\" (use deny(ERRNO) or "
+      "delay(DURATION))");
+  EXPECT_EQ(
+      Errors("p: {syscalls: [{write: {deny: EIO, delay: 1ms}}]}"),
+      "p.yaml:1:24: policy \"p\": syscalls[0].write: deny and delay cannot be "
+      "combined in one rule (write two rules)");
   // A problem inside the call form points at the string.
   EXPECT_EQ(Errors("p: {syscalls: [{write: \"deny(EIO, prob=2)\"}]}"),
-            "p.yaml:1:24: policy \"p\": syscalls[0].write.probability: \"2\" is not a "
-            "probability: a plain number is a fraction between 0 and 1 (write \"50%\" "
+            "p.yaml:1:24: policy \"p\": syscalls[0].write.probability: \"2\" "
+            "is not a "
+            "probability: a plain number is a fraction between 0 and 1 (write "
+            "\"50%\" "
             "for a percentage)");
   EXPECT_EQ(Errors("p: {schedule: {kind: spike, every: 30s}, latency: 1ms}"),
             "p.yaml:1:15: policy \"p\": schedule: spike needs duration");
-  EXPECT_EQ(Errors("p: {schedule: {kind: ramp, duration: 1s, every: 2s}, latency: 1ms}"),
-            "p.yaml:1:49: policy \"p\": schedule.every: every does not apply to a "
-            "ramp schedule (it takes duration)");
-  EXPECT_EQ(Errors("p: {schedule: {kind: intervals, intervals: \"start:10%,duration:5s\"}, "
+  EXPECT_EQ(
+      Errors(
+          "p: {schedule: {kind: ramp, duration: 1s, every: 2s}, latency: 1ms}"),
+      "p.yaml:1:49: policy \"p\": schedule.every: every does not apply to a "
+      "ramp schedule (it takes duration)");
+  EXPECT_EQ(Errors("p: {schedule: {kind: intervals, intervals: "
+                   "\"start:10%,duration:5s\"}, "
                    "latency: 1ms}"),
-            "p.yaml:1:44: policy \"p\": schedule.intervals: \"start:10%,duration:5s\" "
-            "is not an interval list: mixes percentages and durations (use one kind)");
+            "p.yaml:1:44: policy \"p\": schedule.intervals: "
+            "\"start:10%,duration:5s\" "
+            "is not an interval list: mixes percentages and durations (use one "
+            "kind)");
   EXPECT_EQ(Errors("p: {payload_mutation: {kind: truncate}}"),
-            "p.yaml:1:23: policy \"p\": payload_mutation: truncate needs truncate_to");
+            "p.yaml:1:23: policy \"p\": payload_mutation: truncate needs "
+            "truncate_to");
   EXPECT_EQ(Errors("p: {payload_mutation: {kind: swap_bytes, data: x}}"),
-            "p.yaml:1:48: policy \"p\": payload_mutation.data: data does not apply to "
+            "p.yaml:1:48: policy \"p\": payload_mutation.data: data does not "
+            "apply to "
             "kind swap_bytes");
   EXPECT_EQ(Errors("p: {session_budget: {max_ops: 1, action: close}}"),
             "p.yaml:1:42: policy \"p\": session_budget.action: unknown action "
             "\"close\" (use drop, timeout or connection_error)");
-  EXPECT_EQ(Errors("p: {targets: [{target: \"tcp://10.1.2.3/8\"}], latency: 1ms}"),
-            "p.yaml:1:24: policy \"p\": targets[0].target: \"tcp://10.1.2.3/8\" is not a "
-            "target: 10.1.2.3/8 has host bits set (did you mean 10.0.0.0/8?)");
-  EXPECT_EQ(Errors("p: {targets: [\"10.0.0.1\"], latency: 1ms}"),
-            "p.yaml:1:15: policy \"p\": targets[0]: \"10.0.0.1\" is not a target: "
-            "missing scheme (use tcp://, udp:// or any://)");
-  EXPECT_EQ(Errors("p: {targets: [\"http://x\"], latency: 1ms}"),
-            "p.yaml:1:15: policy \"p\": targets[0]: \"http://x\" is not a target: "
-            "unknown scheme \"http\" (use tcp://, udp:// or any://)");
+  EXPECT_EQ(
+      Errors("p: {targets: [{target: \"tcp://10.1.2.3/8\"}], latency: 1ms}"),
+      "p.yaml:1:24: policy \"p\": targets[0].target: \"tcp://10.1.2.3/8\" is "
+      "not a "
+      "target: 10.1.2.3/8 has host bits set (did you mean 10.0.0.0/8?)");
+  EXPECT_EQ(
+      Errors("p: {targets: [\"10.0.0.1\"], latency: 1ms}"),
+      "p.yaml:1:15: policy \"p\": targets[0]: \"10.0.0.1\" is not a target: "
+      "missing scheme (use tcp://, udp:// or any://)");
+  EXPECT_EQ(
+      Errors("p: {targets: [\"http://x\"], latency: 1ms}"),
+      "p.yaml:1:15: policy \"p\": targets[0]: \"http://x\" is not a target: "
+      "unknown scheme \"http\" (use tcp://, udp:// or any://)");
   EXPECT_EQ(Errors("p: {targets: [\"tcp://::1:80\"], latency: 1ms}"),
-            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://::1:80\" is not a target: "
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://::1:80\" is not a "
+            "target: "
             "IPv6 addresses need brackets, e.g. tcp://[::1]:80");
-  EXPECT_EQ(Errors("p: {targets: [{priority: 1}], latency: 1ms}"),
-            "p.yaml:1:15: policy \"p\": targets[0]: needs target, hostname or sni");
+  EXPECT_EQ(
+      Errors("p: {targets: [{priority: 1}], latency: 1ms}"),
+      "p.yaml:1:15: policy \"p\": targets[0]: needs target, hostname or sni");
   EXPECT_EQ(Errors("p: {targets: [{hostname: \"a b\"}], latency: 1ms}"),
-            "p.yaml:1:26: policy \"p\": targets[0].hostname: \"a b\" is not a hostname "
-            "pattern: unexpected character \" \" (use letters, digits, '-', '.' and a "
+            "p.yaml:1:26: policy \"p\": targets[0].hostname: \"a b\" is not a "
+            "hostname "
+            "pattern: unexpected character \" \" (use letters, digits, '-', "
+            "'.' and a "
             "leading \"*.\")");
 }
 
 TEST(PolicyFileErrorTest, CollectsEveryErrorOfEveryPolicy) {
-  EXPECT_EQ(Errors("a: {latency: 1}\n"
-                   "b: {jitter: -1ms, rate: 0.5bps}\n"),
-            "p.yaml:1:14: policy \"a\": latency: \"1\" is not a duration: missing unit "
-            "(use ns, us, ms, s, m or h)\n"
-            "p.yaml:2:13: policy \"b\": jitter: \"-1ms\" is not a duration: negative "
-            "durations are not allowed\n"
-            "p.yaml:2:25: policy \"b\": rate: \"0.5bps\" is not a rate: not a whole "
-            "number of bits per second");
+  EXPECT_EQ(
+      Errors("a: {latency: 1}\n"
+             "b: {jitter: -1ms, rate: 0.5bps}\n"),
+      "p.yaml:1:14: policy \"a\": latency: \"1\" is not a duration: missing "
+      "unit "
+      "(use ns, us, ms, s, m or h)\n"
+      "p.yaml:2:13: policy \"b\": jitter: \"-1ms\" is not a duration: negative "
+      "durations are not allowed\n"
+      "p.yaml:2:25: policy \"b\": rate: \"0.5bps\" is not a rate: not a whole "
+      "number of bits per second");
 }
 
 // --- Validation rules: each valid and invalid --------------------------------
@@ -512,209 +572,282 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(
         RuleCase{"targets_non_empty", "p: {latency: 1ms, targets: [any://]}",
                  "p: {latency: 1ms, targets: []}",
-                 "p.yaml:1:28: policy \"p\": targets: must not be empty (leave targets "
+                 "p.yaml:1:28: policy \"p\": targets: must not be empty (leave "
+                 "targets "
                  "out to match all traffic)"},
-        RuleCase{"hostname_sni_exclusive",
-                 "p: {latency: 1ms, targets: [{hostname: a.com}, {sni: b.com}]}",
-                 "p: {latency: 1ms, targets: [{hostname: a.com, sni: b.com}]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: hostname and sni cannot be "
-                 "combined in one target (use two targets)"},
+        RuleCase{
+            "hostname_sni_exclusive",
+            "p: {latency: 1ms, targets: [{hostname: a.com}, {sni: b.com}]}",
+            "p: {latency: 1ms, targets: [{hostname: a.com, sni: b.com}]}",
+            "p.yaml:1:29: policy \"p\": targets[0]: hostname and sni cannot be "
+            "combined in one target (use two targets)"},
         RuleCase{"address_not_with_hostname",
-                 "p: {latency: 1ms, targets: [{target: \"tcp://:80\", hostname: a.com}]}",
-                 "p: {latency: 1ms, targets: [{target: \"tcp://10.0.0.0/8\", hostname: "
+                 "p: {latency: 1ms, targets: [{target: \"tcp://:80\", "
+                 "hostname: a.com}]}",
+                 "p: {latency: 1ms, targets: [{target: \"tcp://10.0.0.0/8\", "
+                 "hostname: "
                  "a.com}]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: an address (10.0.0.0/8) cannot "
-                 "be combined with hostname (select by address or by name, not both)"},
-        RuleCase{"address_not_with_sni",
-                 "p: {latency: 1ms, targets: [{target: \"tcp://:443\", sni: a.com}]}",
-                 "p: {latency: 1ms, targets: [{target: \"tcp://[::1]:443\", sni: "
-                 "a.com}]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: an address (::1/128) cannot be "
-                 "combined with sni (select by address or by name, not both)"},
+                 "p.yaml:1:29: policy \"p\": targets[0]: an address "
+                 "(10.0.0.0/8) cannot "
+                 "be combined with hostname (select by address or by name, not "
+                 "both)"},
+        RuleCase{
+            "address_not_with_sni",
+            "p: {latency: 1ms, targets: [{target: \"tcp://:443\", sni: "
+            "a.com}]}",
+            "p: {latency: 1ms, targets: [{target: \"tcp://[::1]:443\", sni: "
+            "a.com}]}",
+            "p.yaml:1:29: policy \"p\": targets[0]: an address (::1/128) "
+            "cannot be "
+            "combined with sni (select by address or by name, not both)"},
         RuleCase{"dns_needs_hostname_only",
-                 "p: {dns: {nxdomain: 5%}, targets: [{hostname: \"*.example.com\"}]}",
+                 "p: {dns: {nxdomain: 5%}, targets: [{hostname: "
+                 "\"*.example.com\"}]}",
                  "p: {dns: {nxdomain: 5%}, targets: [\"tcp://10.0.0.0/8\"]}",
-                 "p.yaml:1:10: policy \"p\": dns: DNS effects need hostname-only targets "
+                 "p.yaml:1:10: policy \"p\": dns: DNS effects need "
+                 "hostname-only targets "
                  "(a lookup has no address, port or TLS yet), and targets[0] "
                  "\"tcp://10.0.0.0/8\" selects by an address"},
         RuleCase{"dns_hostname_with_port",
                  "p: {dns: {delay: 1s}, targets: [{hostname: a.com}]}",
-                 "p: {dns: {delay: 1s}, targets: [{target: \"any://:443\", hostname: "
+                 "p: {dns: {delay: 1s}, targets: [{target: \"any://:443\", "
+                 "hostname: "
                  "a.com}]}",
-                 "p.yaml:1:10: policy \"p\": dns: DNS effects need hostname-only targets "
+                 "p.yaml:1:10: policy \"p\": dns: DNS effects need "
+                 "hostname-only targets "
                  "(a lookup has no address, port or TLS yet), and targets[0] "
                  "\"any://:443 hostname=a.com\" selects by port"},
         RuleCase{"sni_needs_tcp",
-                 "p: {latency: 1ms, targets: [{target: \"tcp://:443\", sni: a.com}]}",
-                 "p: {latency: 1ms, targets: [{target: \"any://:443\", sni: a.com}]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: sni needs a tcp:// target (the "
-                 "TLS ClientHello is only seen on TCP), and \"any://:443 sni=a.com\" is "
+                 "p: {latency: 1ms, targets: [{target: \"tcp://:443\", sni: "
+                 "a.com}]}",
+                 "p: {latency: 1ms, targets: [{target: \"any://:443\", sni: "
+                 "a.com}]}",
+                 "p.yaml:1:29: policy \"p\": targets[0]: sni needs a tcp:// "
+                 "target (the "
+                 "TLS ClientHello is only seen on TCP), and \"any://:443 "
+                 "sni=a.com\" is "
                  "not tcp"},
-        RuleCase{"connect_timeout_needs_tcp",
-                 "p: {timeout: {connect: 1s}, targets: [\"any://:53\"]}",
-                 "p: {timeout: {connect: 1s}, targets: [\"udp://:53\"]}",
-                 "p.yaml:1:24: policy \"p\": timeout.connect: timeout.connect needs "
-                 "tcp:// or any:// targets, and targets[0] \"udp://:53\" is udp (UDP has "
-                 "no connection to time out, refuse or half-close)"},
+        RuleCase{
+            "connect_timeout_needs_tcp",
+            "p: {timeout: {connect: 1s}, targets: [\"any://:53\"]}",
+            "p: {timeout: {connect: 1s}, targets: [\"udp://:53\"]}",
+            "p.yaml:1:24: policy \"p\": timeout.connect: timeout.connect needs "
+            "tcp:// or any:// targets, and targets[0] \"udp://:53\" is udp "
+            "(UDP has "
+            "no connection to time out, refuse or half-close)"},
         RuleCase{"connection_error_needs_tcp",
                  "p: {connection_error: reset, targets: [\"tcp://:53\"]}",
                  "p: {connection_error: reset, targets: [\"udp://:53\"]}",
-                 "p.yaml:1:23: policy \"p\": connection_error: connection_error needs "
-                 "tcp:// or any:// targets, and targets[0] \"udp://:53\" is udp (UDP has "
+                 "p.yaml:1:23: policy \"p\": connection_error: "
+                 "connection_error needs "
+                 "tcp:// or any:// targets, and targets[0] \"udp://:53\" is "
+                 "udp (UDP has "
                  "no connection to time out, refuse or half-close)"},
-        RuleCase{"udp_rate_and_recv_timeout_ok",
-                 "p: {rate: 1mbps, timeout: {recv: 1s}, targets: [\"udp://:53\"]}",
-                 "p: {half_open: {after: 1kb}, targets: [\"udp://:53\"]}",
-                 "p.yaml:1:16: policy \"p\": half_open: half_open needs tcp:// or any:// "
-                 "targets, and targets[0] \"udp://:53\" is udp (UDP has no connection to "
-                 "time out, refuse or half-close)"},
+        RuleCase{
+            "udp_rate_and_recv_timeout_ok",
+            "p: {rate: 1mbps, timeout: {recv: 1s}, targets: [\"udp://:53\"]}",
+            "p: {half_open: {after: 1kb}, targets: [\"udp://:53\"]}",
+            "p.yaml:1:16: policy \"p\": half_open: half_open needs tcp:// or "
+            "any:// "
+            "targets, and targets[0] \"udp://:53\" is udp (UDP has no "
+            "connection to "
+            "time out, refuse or half-close)"},
         RuleCase{"duplicate_needs_datagrams",
                  "p: {packet_duplicate: 1%, targets: [\"udp://:53\"]}",
                  "p: {packet_duplicate: 1%, targets: [\"tcp://:80\"]}",
-                 "p.yaml:1:23: policy \"p\": packet_duplicate: packet_duplicate needs "
-                 "udp:// or any:// targets, and targets[0] \"tcp://:80\" is tcp (a TCP "
+                 "p.yaml:1:23: policy \"p\": packet_duplicate: "
+                 "packet_duplicate needs "
+                 "udp:// or any:// targets, and targets[0] \"tcp://:80\" is "
+                 "tcp (a TCP "
                  "stream never shows its packets reordered or duplicated)"},
-        RuleCase{"budget_timeout_needed",
-                 "p: {session_budget: {max_tx: 1kb, action: timeout, budget_timeout: "
-                 "5s}}",
-                 "p: {session_budget: {max_tx: 1kb, action: timeout}}",
-                 "p.yaml:1:43: policy \"p\": session_budget.action: action timeout needs "
-                 "budget_timeout (how long to stall, e.g. budget_timeout: 30s)"},
-        RuleCase{"budget_needs_a_limit", "p: {session_budget: {max_duration: 1m}}",
-                 "p: {session_budget: {action: drop}}",
-                 "p.yaml:1:21: policy \"p\": session_budget: needs max_tx, max_rx, "
-                 "max_ops or max_duration"},
-        RuleCase{"budget_error_only_with_connection_error",
-                 "p: {session_budget: {max_ops: 1, action: connection_error, error: "
-                 "EPIPE}}",
-                 "p: {session_budget: {max_ops: 1, error: EPIPE}}",
-                 "p.yaml:1:41: policy \"p\": session_budget.error: error only applies to "
-                 "action connection_error"},
-        RuleCase{"burst_loss_needs_packet_loss", "p: {packet_loss: 1%, burst_loss: 2}",
-                 "p: {burst_loss: 2}",
-                 "p.yaml:1:17: policy \"p\": burst_loss: burst_loss needs packet_loss (it "
+        RuleCase{
+            "budget_timeout_needed",
+            "p: {session_budget: {max_tx: 1kb, action: timeout, "
+            "budget_timeout: "
+            "5s}}",
+            "p: {session_budget: {max_tx: 1kb, action: timeout}}",
+            "p.yaml:1:43: policy \"p\": session_budget.action: action timeout "
+            "needs "
+            "budget_timeout (how long to stall, e.g. budget_timeout: 30s)"},
+        RuleCase{
+            "budget_needs_a_limit", "p: {session_budget: {max_duration: 1m}}",
+            "p: {session_budget: {action: drop}}",
+            "p.yaml:1:21: policy \"p\": session_budget: needs max_tx, max_rx, "
+            "max_ops or max_duration"},
+        RuleCase{
+            "budget_error_only_with_connection_error",
+            "p: {session_budget: {max_ops: 1, action: connection_error, error: "
+            "EPIPE}}",
+            "p: {session_budget: {max_ops: 1, error: EPIPE}}",
+            "p.yaml:1:41: policy \"p\": session_budget.error: error only "
+            "applies to "
+            "action connection_error"},
+        RuleCase{"burst_loss_needs_packet_loss",
+                 "p: {packet_loss: 1%, burst_loss: 2}", "p: {burst_loss: 2}",
+                 "p.yaml:1:17: policy \"p\": burst_loss: burst_loss needs "
+                 "packet_loss (it "
                  "says how many packets are lost in a row once a loss starts)"},
-        RuleCase{"burst_loss_with_link_loss_in_uplink",
-                 "p: {packet_loss: 1%, uplink: {burst_loss: 3}}",
-                 "p: {downlink: {burst_loss: 3}, uplink: {packet_loss: 1%}}",
-                 "p.yaml:1:28: policy \"p\": downlink.burst_loss: burst_loss needs "
-                 "packet_loss (it says how many packets are lost in a row once a loss "
-                 "starts)"},
-        RuleCase{"loss_models_exclusive",
-                 "p: {correlated_loss: {p_good_to_bad: 1%, p_bad_to_good: 10%}}",
-                 "p: {packet_loss: 1%, correlated_loss: {p_good_to_bad: 1%, "
-                 "p_bad_to_good: 10%}}",
-                 "p.yaml:1:39: policy \"p\": correlated_loss: packet_loss and "
-                 "correlated_loss cannot be combined (correlated_loss already sets the "
-                 "loss rate)"},
+        RuleCase{
+            "burst_loss_with_link_loss_in_uplink",
+            "p: {packet_loss: 1%, uplink: {burst_loss: 3}}",
+            "p: {downlink: {burst_loss: 3}, uplink: {packet_loss: 1%}}",
+            "p.yaml:1:28: policy \"p\": downlink.burst_loss: burst_loss needs "
+            "packet_loss (it says how many packets are lost in a row once a "
+            "loss "
+            "starts)"},
+        RuleCase{
+            "loss_models_exclusive",
+            "p: {correlated_loss: {p_good_to_bad: 1%, p_bad_to_good: 10%}}",
+            "p: {packet_loss: 1%, correlated_loss: {p_good_to_bad: 1%, "
+            "p_bad_to_good: 10%}}",
+            "p.yaml:1:39: policy \"p\": correlated_loss: packet_loss and "
+            "correlated_loss cannot be combined (correlated_loss already sets "
+            "the "
+            "loss rate)"},
         RuleCase{"uniform_min_le_max",
                  "p: {latency: {distribution: uniform, min: 5ms, max: 5ms}}",
                  "p: {latency: {distribution: uniform, min: 20ms, max: 10ms}}",
-                 "p.yaml:1:14: policy \"p\": latency: uniform min 20ms is above max 10ms"},
+                 "p.yaml:1:14: policy \"p\": latency: uniform min 20ms is "
+                 "above max 10ms"},
         RuleCase{"pareto_shape_positive",
                  "p: {latency: {distribution: pareto, shape: 0.5, scale: 1ms}}",
                  "p: {latency: {distribution: pareto, shape: 0, scale: 1ms}}",
-                 "p.yaml:1:44: policy \"p\": latency.shape: shape must be above 0, got 0"},
+                 "p.yaml:1:44: policy \"p\": latency.shape: shape must be "
+                 "above 0, got 0"},
         RuleCase{"probability_at_most_100", "p: {dns: {timeout: 100%}}",
                  "p: {dns: {timeout: 100.01%}}",
                  "p.yaml:1:20: policy \"p\": dns.timeout: \"100.01%\" is not a "
                  "probability: above 100%"},
-        RuleCase{"dns_probabilities_sum", "p: {dns: {timeout: 50%, nxdomain: 50%}}",
+        RuleCase{"dns_probabilities_sum",
+                 "p: {dns: {timeout: 50%, nxdomain: 50%}}",
                  "p: {dns: {timeout: 60%, nxdomain: 50%}}",
-                 "p.yaml:1:10: policy \"p\": dns: timeout and nxdomain together are above "
+                 "p.yaml:1:10: policy \"p\": dns: timeout and nxdomain "
+                 "together are above "
                  "100%"},
-        RuleCase{"port_range", "p: {latency: 1ms, targets: [\"tcp://:1-65535\"]}",
+        RuleCase{"port_range",
+                 "p: {latency: 1ms, targets: [\"tcp://:1-65535\"]}",
                  "p: {latency: 1ms, targets: [\"tcp://:0\"]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:0\" is not a target: "
+                 "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:0\" is not a "
+                 "target: "
                  "port 0 is out of range (1..65535)"},
-        RuleCase{"port_max", "p: {latency: 1ms, targets: [\"tcp://:65535\"]}",
-                 "p: {latency: 1ms, targets: [\"tcp://:65536\"]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:65536\" is not a "
-                 "target: port 65536 is out of range (1..65535)"},
-        RuleCase{"port_lo_le_hi", "p: {latency: 1ms, targets: [\"tcp://:8000-8000\"]}",
+        RuleCase{
+            "port_max", "p: {latency: 1ms, targets: [\"tcp://:65535\"]}",
+            "p: {latency: 1ms, targets: [\"tcp://:65536\"]}",
+            "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:65536\" is not a "
+            "target: port 65536 is out of range (1..65535)"},
+        RuleCase{"port_lo_le_hi",
+                 "p: {latency: 1ms, targets: [\"tcp://:8000-8000\"]}",
                  "p: {latency: 1ms, targets: [\"tcp://:9000-8000\"]}",
-                 "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:9000-8000\" is not a "
+                 "p.yaml:1:29: policy \"p\": targets[0]: \"tcp://:9000-8000\" "
+                 "is not a "
                  "target: port range 9000-8000 is reversed"},
-        RuleCase{"priority_range",
-                 "p: {latency: 1ms, targets: [{target: any://, priority: -1000}]}",
-                 "p: {latency: 1ms, targets: [{target: any://, priority: 1001}]}",
-                 "p.yaml:1:56: policy \"p\": targets[0].priority: \"1001\" is not a "
-                 "priority: out of range (-1000..1000)"},
-        RuleCase{"errno_known", "p: {half_open: {after: 1kb, error: ECONNRESET}}",
+        RuleCase{
+            "priority_range",
+            "p: {latency: 1ms, targets: [{target: any://, priority: -1000}]}",
+            "p: {latency: 1ms, targets: [{target: any://, priority: 1001}]}",
+            "p.yaml:1:56: policy \"p\": targets[0].priority: \"1001\" is not a "
+            "priority: out of range (-1000..1000)"},
+        RuleCase{"errno_known",
+                 "p: {half_open: {after: 1kb, error: ECONNRESET}}",
                  "p: {half_open: {after: 1kb, error: ECONNRESTE}}",
-                 "p.yaml:1:36: policy \"p\": half_open.error: \"ECONNRESTE\" is not an "
+                 "p.yaml:1:36: policy \"p\": half_open.error: \"ECONNRESTE\" "
+                 "is not an "
                  "errno name (e.g. ENOSPC, EIO, ECONNREFUSED)"},
         RuleCase{"path_glob_only_on_file_families",
                  "p: {syscalls: [{unlink: {deny: EPERM, path: \"/tmp/*\"}}]}",
-                 "p: {syscalls: [{connect: {deny: ECONNREFUSED, path: \"/tmp/*\"}}]}",
-                 "p.yaml:1:53: policy \"p\": syscalls[0].path: path globs only apply to "
-                 "file families (open, read, write, fsync, fdatasync, close, unlink, "
+                 "p: {syscalls: [{connect: {deny: ECONNREFUSED, path: "
+                 "\"/tmp/*\"}}]}",
+                 "p.yaml:1:53: policy \"p\": syscalls[0].path: path globs only "
+                 "apply to "
+                 "file families (open, read, write, fsync, fdatasync, close, "
+                 "unlink, "
                  "rename, mkdir, ftruncate), not connect"},
-        RuleCase{"empty_policy", "p: {blackhole: true}", "p: {seed: 3}",
-                 "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
-                 "syscalls, ...)"},
-        RuleCase{"null_policy", "p: {partition: [[a, b]]}", "p:\n",
-                 "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
-                 "syscalls, ...)"},
-        RuleCase{"blackhole_false_is_no_effect", "p: {blackhole: true}",
-                 "p: {blackhole: false}",
-                 "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
-                 "syscalls, ...)"},
-        RuleCase{"duplicate_names_in_file", "a: {latency: 1ms}\nb: {latency: 1ms}",
+        RuleCase{
+            "empty_policy", "p: {blackhole: true}", "p: {seed: 3}",
+            "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
+            "syscalls, ...)"},
+        RuleCase{
+            "null_policy", "p: {partition: [[a, b]]}", "p:\n",
+            "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
+            "syscalls, ...)"},
+        RuleCase{
+            "blackhole_false_is_no_effect", "p: {blackhole: true}",
+            "p: {blackhole: false}",
+            "p.yaml:1:1: policy \"p\": no effect (give latency, packet_loss, "
+            "syscalls, ...)"},
+        RuleCase{"duplicate_names_in_file",
+                 "a: {latency: 1ms}\nb: {latency: 1ms}",
                  "a: {latency: 1ms}\na: {latency: 2ms}",
                  "p.yaml:2:1: policy \"a\" is already defined at p.yaml:1:1"},
         RuleCase{"delay_at_most_24h", "p: {latency: 24h}", "p: {latency: 25h}",
-                 "p.yaml:1:14: policy \"p\": latency: 25h is above the 24h limit for one "
+                 "p.yaml:1:14: policy \"p\": latency: 25h is above the 24h "
+                 "limit for one "
                  "delay"},
         RuleCase{"rate_positive", "p: {rate: 8bps}", "p: {rate: 0}",
-                 "p.yaml:1:11: policy \"p\": rate: rate must be above 0 (use blackhole "
+                 "p.yaml:1:11: policy \"p\": rate: rate must be above 0 (use "
+                 "blackhole "
                  "to stop all traffic)"},
-        RuleCase{"rate_burst_at_most_1gb", "p: {rate: {rate: 1gbps, burst: 1gb}}",
+        RuleCase{"rate_burst_at_most_1gb",
+                 "p: {rate: {rate: 1gbps, burst: 1gb}}",
                  "p: {rate: {rate: 1gbps, burst: 2gb}}",
-                 "p.yaml:1:32: policy \"p\": rate.burst: 2gb is above the 1gb limit for "
+                 "p.yaml:1:32: policy \"p\": rate.burst: 2gb is above the 1gb "
+                 "limit for "
                  "a burst"},
         RuleCase{"spike_duration_le_every",
-                 "p: {latency: 1ms, schedule: {kind: spike, every: 5s, duration: 5s}}",
-                 "p: {latency: 1ms, schedule: {kind: spike, every: 5s, duration: 6s}}",
-                 "p.yaml:1:64: policy \"p\": schedule.duration: spike duration 6s is "
+                 "p: {latency: 1ms, schedule: {kind: spike, every: 5s, "
+                 "duration: 5s}}",
+                 "p: {latency: 1ms, schedule: {kind: spike, every: 5s, "
+                 "duration: 6s}}",
+                 "p.yaml:1:64: policy \"p\": schedule.duration: spike duration "
+                 "6s is "
                  "longer than every 5s"},
         RuleCase{"percent_intervals_need_run_duration",
                  "p: {latency: 1ms, schedule: {kind: intervals, intervals: "
                  "\"start:0%,duration:10%\", run_duration: 10s}}",
                  "p: {latency: 1ms, schedule: {kind: intervals, intervals: "
                  "\"start:0%,duration:10%\"}}",
-                 "p.yaml:1:58: policy \"p\": schedule.intervals: percentages need a run "
+                 "p.yaml:1:58: policy \"p\": schedule.intervals: percentages "
+                 "need a run "
                  "duration: add run_duration (e.g. run_duration: 60s)"},
         RuleCase{"interval_within_run",
                  "p: {latency: 1ms, schedule: {kind: intervals, intervals: "
                  "\"start:80%,duration:20%\", run_duration: 10s}}",
                  "p: {latency: 1ms, schedule: {kind: intervals, intervals: "
                  "\"start:80%,duration:30%\", run_duration: 10s}}",
-                 "p.yaml:1:58: policy \"p\": schedule.intervals: interval 1 ends after "
+                 "p.yaml:1:58: policy \"p\": schedule.intervals: interval 1 "
+                 "ends after "
                  "100% of the run (start 80% + duration 30%)"},
-        RuleCase{"partition_two_processes", "p: {partition: [a, b]}",
-                 "p: {partition: [a, a]}",
-                 "p.yaml:1:16: policy \"p\": partition[0]: a partition needs two "
-                 "different processes, got \"a\" twice"},
-        RuleCase{"mutation_prob_or_every_n",
-                 "p: {payload_mutation: {kind: swap_bytes, every_n: 3}}",
-                 "p: {payload_mutation: {kind: swap_bytes, every_n: 3, prob: 1%}}",
-                 "p.yaml:1:51: policy \"p\": payload_mutation.every_n: prob and every_n "
-                 "cannot be combined (use one)"},
-        RuleCase{"mutation_sizes",
-                 "p: {payload_mutation: {kind: swap_bytes, min_size: 1kb, max_size: "
-                 "1kb}}",
-                 "p: {payload_mutation: {kind: swap_bytes, min_size: 2kb, max_size: "
-                 "1kb}}",
-                 "p.yaml:1:52: policy \"p\": payload_mutation.min_size: min_size 2kb is "
-                 "above max_size 1kb"}),
-    [](const testing::TestParamInfo<RuleCase>& info) { return info.param.name; });
+        RuleCase{
+            "partition_two_processes", "p: {partition: [a, b]}",
+            "p: {partition: [a, a]}",
+            "p.yaml:1:16: policy \"p\": partition[0]: a partition needs two "
+            "different processes, got \"a\" twice"},
+        RuleCase{
+            "mutation_prob_or_every_n",
+            "p: {payload_mutation: {kind: swap_bytes, every_n: 3}}",
+            "p: {payload_mutation: {kind: swap_bytes, every_n: 3, prob: 1%}}",
+            "p.yaml:1:51: policy \"p\": payload_mutation.every_n: prob and "
+            "every_n "
+            "cannot be combined (use one)"},
+        RuleCase{
+            "mutation_sizes",
+            "p: {payload_mutation: {kind: swap_bytes, min_size: 1kb, max_size: "
+            "1kb}}",
+            "p: {payload_mutation: {kind: swap_bytes, min_size: 2kb, max_size: "
+            "1kb}}",
+            "p.yaml:1:52: policy \"p\": payload_mutation.min_size: min_size "
+            "2kb is "
+            "above max_size 1kb"}),
+    [](const testing::TestParamInfo<RuleCase>& info) {
+      return info.param.name;
+    });
 
 TEST(LoadPolicyFilesTest, DuplicateNamesAcrossFilesFailTheWholeLoad) {
   const std::string dir = testing::TempDir();
   const std::string a = dir + "/dup_a.yaml", b = dir + "/dup_b.json";
   std::ofstream(a) << "# a\nshared: {latency: 1ms}\nonly_a: {jitter: 1ms}\n";
-  std::ofstream(b) << "{\"other\": {\"latency\": \"1ms\"},\n \"shared\": {\"latency\": \"2ms\"}}";
+  std::ofstream(b) << "{\"other\": {\"latency\": \"1ms\"},\n \"shared\": "
+                      "{\"latency\": \"2ms\"}}";
   absl::StatusOr<PolicySet> both = LoadPolicyFiles({a, b});
   ASSERT_FALSE(both.ok());
   EXPECT_EQ(both.status().message(),
@@ -722,7 +855,8 @@ TEST(LoadPolicyFilesTest, DuplicateNamesAcrossFilesFailTheWholeLoad) {
   absl::StatusOr<PolicySet> one = LoadPolicyFiles({a});
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->policies_size(), 2);
-  absl::StatusOr<PolicySet> missing = LoadPolicyFiles({a, dir + "/no_such.yaml"});
+  absl::StatusOr<PolicySet> missing =
+      LoadPolicyFiles({a, dir + "/no_such.yaml"});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(),
             dir + "/no_such.yaml: cannot read: No such file or directory");
@@ -732,19 +866,27 @@ TEST(ValidatePolicyTest, ChecksProtosFromAnyFrontEnd) {
   Policy p = FromText(R"pb(
     name: "grpc"
     link { packet_loss_ppm: 2000000 }
-    syscalls { family: FAMILY_WRITE action: ACTION_DENY errno_name: "ENOPE" probability_ppm: 1000000 }
+    syscalls {
+      family: FAMILY_WRITE
+      action: ACTION_DENY
+      errno_name: "ENOPE"
+      probability_ppm: 1000000
+    }
     targets { protocol: PROTOCOL_TCP port_min: 10 port_max: 5 }
   )pb");
   absl::Status s = ValidatePolicy(p, "PutPolicy");
-  EXPECT_EQ(s.message(),
-            "PutPolicy: policy \"grpc\": packet_loss: 2000000ppm is not a "
-            "probability: above 100%\n"
-            "PutPolicy: policy \"grpc\": syscalls[0]: \"ENOPE\" is not an errno name "
-            "(e.g. ENOSPC, EIO, ECONNREFUSED)\n"
-            "PutPolicy: policy \"grpc\": targets[0]: port range 10-5 is reversed");
-  EXPECT_TRUE(ValidatePolicy(FromText("name: \"ok\" blackhole: true"), "x").ok());
-  EXPECT_EQ(ValidatePolicy(FromText("name: \"\" blackhole: true"), "x").message(),
-            "x: empty policy name");
+  EXPECT_EQ(
+      s.message(),
+      "PutPolicy: policy \"grpc\": packet_loss: 2000000ppm is not a "
+      "probability: above 100%\n"
+      "PutPolicy: policy \"grpc\": syscalls[0]: \"ENOPE\" is not an errno name "
+      "(e.g. ENOSPC, EIO, ECONNREFUSED)\n"
+      "PutPolicy: policy \"grpc\": targets[0]: port range 10-5 is reversed");
+  EXPECT_TRUE(
+      ValidatePolicy(FromText("name: \"ok\" blackhole: true"), "x").ok());
+  EXPECT_EQ(
+      ValidatePolicy(FromText("name: \"\" blackhole: true"), "x").message(),
+      "x: empty policy name");
 }
 
 // --- Flags ------------------------------------------------------------------
@@ -776,29 +918,53 @@ TEST(EffectFlagsTest, NoFlagsNoPolicy) {
 
 TEST(EffectFlagsTest, FlagsGiveTheSameProtoAsTheFile) {
   EffectFlags flags;
-  auto from_flags = ParseFlags(
-      {"--latency", "7ms", "--jitter", "3ms", "--packet-loss", "0.2%", "--burst-loss", "2",
-       "--rate", "1mbps", "--connect-timeout", "9ms", "--recv-timeout", "9ms", "--target",
-       "tcp://10.0.0.0/8", "--target", "tcp://127.0.0.1:9000", "--deny",
-       "write=ENOSPC,path=*.db-journal,prob=50%,when=3+", "--delay", "fsync=200ms",
-       "--deny", "connect=ECONNREFUSED", "--seed", "42", "./app", "arg"},
-      &flags);
+  auto from_flags =
+      ParseFlags({"--latency",
+                  "7ms",
+                  "--jitter",
+                  "3ms",
+                  "--packet-loss",
+                  "0.2%",
+                  "--burst-loss",
+                  "2",
+                  "--rate",
+                  "1mbps",
+                  "--connect-timeout",
+                  "9ms",
+                  "--recv-timeout",
+                  "9ms",
+                  "--target",
+                  "tcp://10.0.0.0/8",
+                  "--target",
+                  "tcp://127.0.0.1:9000",
+                  "--deny",
+                  "write=ENOSPC,path=*.db-journal,prob=50%,when=3+",
+                  "--delay",
+                  "fsync=200ms",
+                  "--deny",
+                  "connect=ECONNREFUSED",
+                  "--seed",
+                  "42",
+                  "./app",
+                  "arg"},
+                 &flags);
   ASSERT_TRUE(from_flags.ok()) << from_flags.status();
   ASSERT_TRUE(from_flags->has_value());
-  const Policy from_file = One(
-      "cli:\n"
-      "  latency: 7ms\n"
-      "  jitter: 3ms\n"
-      "  packet_loss: 0.2%\n"
-      "  burst_loss: 2\n"
-      "  rate: 1mbps\n"
-      "  timeout: {connect: 9ms, recv: 9ms}\n"
-      "  syscalls:\n"
-      "    - write: {deny: ENOSPC, path: \"*.db-journal\", probability: 50%, when: 3+}\n"
-      "    - connect: deny(ECONNREFUSED)\n"
-      "    - fsync: delay(200ms)\n"
-      "  targets: [tcp://10.0.0.0/8, \"tcp://127.0.0.1:9000\"]\n"
-      "  seed: 42\n");
+  const Policy from_file =
+      One("cli:\n"
+          "  latency: 7ms\n"
+          "  jitter: 3ms\n"
+          "  packet_loss: 0.2%\n"
+          "  burst_loss: 2\n"
+          "  rate: 1mbps\n"
+          "  timeout: {connect: 9ms, recv: 9ms}\n"
+          "  syscalls:\n"
+          "    - write: {deny: ENOSPC, path: \"*.db-journal\", probability: "
+          "50%, when: 3+}\n"
+          "    - connect: deny(ECONNREFUSED)\n"
+          "    - fsync: delay(200ms)\n"
+          "  targets: [tcp://10.0.0.0/8, \"tcp://127.0.0.1:9000\"]\n"
+          "  seed: 42\n");
   // Repeated flags keep their order within a kind; --deny rules come before
   // --delay rules (CLI11 reports options in declaration order).
   std::string diff;
@@ -808,24 +974,42 @@ TEST(EffectFlagsTest, FlagsGiveTheSameProtoAsTheFile) {
 }
 
 TEST(EffectFlagsTest, DistributionDirectionalDnsAndConnectionErrorFlags) {
-  auto p = ParseFlags({"--latency-distribution", "uniform", "--latency-min", "1ms",
-                       "--latency-max", "3ms", "--uplink-latency", "5ms",
-                       "--downlink-packet-loss", "1%", "--dns-delay", "1s",
-                       "--dns-nxdomain", "5%", "--dns-timeout", "1%",
-                       "--connection-error", "reset:5%", "--blackhole",
-                       "--target-hostname", "api.example.com", "--rate", "2mbps",
-                       "--rate-burst", "16kb"});
+  auto p = ParseFlags({"--latency-distribution",
+                       "uniform",
+                       "--latency-min",
+                       "1ms",
+                       "--latency-max",
+                       "3ms",
+                       "--uplink-latency",
+                       "5ms",
+                       "--downlink-packet-loss",
+                       "1%",
+                       "--dns-delay",
+                       "1s",
+                       "--dns-nxdomain",
+                       "5%",
+                       "--dns-timeout",
+                       "1%",
+                       "--connection-error",
+                       "reset:5%",
+                       "--blackhole",
+                       "--target-hostname",
+                       "api.example.com",
+                       "--rate",
+                       "2mbps",
+                       "--rate-burst",
+                       "16kb"});
   ASSERT_TRUE(p.ok()) << p.status();
-  const Policy expected = One(
-      "cli:\n"
-      "  latency: {distribution: uniform, min: 1ms, max: 3ms}\n"
-      "  uplink: {latency: 5ms}\n"
-      "  downlink: {packet_loss: 1%}\n"
-      "  dns: {delay: 1s, nxdomain: 5%, timeout: 1%}\n"
-      "  connection_error: {kind: reset, prob: 5%}\n"
-      "  blackhole: true\n"
-      "  rate: {rate: 2mbps, burst: 16kb}\n"
-      "  targets: [{hostname: api.example.com}]\n");
+  const Policy expected =
+      One("cli:\n"
+          "  latency: {distribution: uniform, min: 1ms, max: 3ms}\n"
+          "  uplink: {latency: 5ms}\n"
+          "  downlink: {packet_loss: 1%}\n"
+          "  dns: {delay: 1s, nxdomain: 5%, timeout: 1%}\n"
+          "  connection_error: {kind: reset, prob: 5%}\n"
+          "  blackhole: true\n"
+          "  rate: {rate: 2mbps, burst: 16kb}\n"
+          "  targets: [{hostname: api.example.com}]\n");
   std::string diff;
   MessageDifferencer d;
   d.ReportDifferencesToString(&diff);
@@ -840,46 +1024,60 @@ TEST(EffectFlagsTest, ErrorsNameTheFlag) {
   EXPECT_EQ(error({"--packet-loss", "150%"}),
             "--packet-loss: \"150%\" is not a probability: above 100%");
   EXPECT_EQ(error({"--latency", "7 ms"}),
-            "--latency: \"7 ms\" is not a duration: unknown unit \" ms\" (use ns, us, "
+            "--latency: \"7 ms\" is not a duration: unknown unit \" ms\" (use "
+            "ns, us, "
             "ms, s, m or h)");
-  EXPECT_EQ(error({"--deny", "write=ENOSPC,prob=150%"}),
-            "--deny write=ENOSPC,prob=150%: write.probability: \"150%\" is not a "
-            "probability: above 100%");
+  EXPECT_EQ(
+      error({"--deny", "write=ENOSPC,prob=150%"}),
+      "--deny write=ENOSPC,prob=150%: write.probability: \"150%\" is not a "
+      "probability: above 100%");
   EXPECT_EQ(error({"--deny", "wrte=ENOSPC"}),
             "--deny wrte=ENOSPC: unknown syscall family \"wrte\" (did you mean "
             "\"write\"?)");
-  EXPECT_EQ(error({"--deny", "write"}),
-            "--deny \"write\": expected FAMILY=ERRNO[,path=GLOB][,prob=P][,when=W], "
-            "e.g. write=ENOSPC");
-  EXPECT_EQ(error({"--deny", "write=EIO,colour=red"}),
-            "--deny write=EIO,colour=red: write: unknown field \"colour\" (known "
-            "fields: deny, delay, path, probability, when)");
-  EXPECT_EQ(error({"--deny", "connect=EIO,path=/x"}),
-            "--deny connect=EIO,path=/x: path: path globs only apply to file families "
-            "(open, read, write, fsync, fdatasync, close, unlink, rename, mkdir, "
-            "ftruncate), not connect");
+  EXPECT_EQ(
+      error({"--deny", "write"}),
+      "--deny \"write\": expected FAMILY=ERRNO[,path=GLOB][,prob=P][,when=W], "
+      "e.g. write=ENOSPC");
+  EXPECT_EQ(
+      error({"--deny", "write=EIO,colour=red"}),
+      "--deny write=EIO,colour=red: write: unknown field \"colour\" (known "
+      "fields: deny, delay, path, probability, when)");
+  EXPECT_EQ(
+      error({"--deny", "connect=EIO,path=/x"}),
+      "--deny connect=EIO,path=/x: path: path globs only apply to file "
+      "families "
+      "(open, read, write, fsync, fdatasync, close, unlink, rename, mkdir, "
+      "ftruncate), not connect");
   EXPECT_EQ(error({"--burst-loss", "2"}),
-            "--burst-loss: burst_loss needs packet_loss (it says how many packets are "
+            "--burst-loss: burst_loss needs packet_loss (it says how many "
+            "packets are "
             "lost in a row once a loss starts)");
-  EXPECT_EQ(error({"--connection-error", "boom"}),
-            "--connection-error: kind: unknown connection error kind \"boom\" (use "
-            "reset, refused or unreachable)");
-  EXPECT_EQ(error({"--connect-timeout", "1s", "--target", "udp://:53"}),
-            "--connect-timeout: timeout.connect needs tcp:// or any:// targets, and "
-            "targets[0] \"udp://:53\" is udp (UDP has no connection to time out, refuse "
-            "or half-close)");
+  EXPECT_EQ(
+      error({"--connection-error", "boom"}),
+      "--connection-error: kind: unknown connection error kind \"boom\" (use "
+      "reset, refused or unreachable)");
+  EXPECT_EQ(
+      error({"--connect-timeout", "1s", "--target", "udp://:53"}),
+      "--connect-timeout: timeout.connect needs tcp:// or any:// targets, and "
+      "targets[0] \"udp://:53\" is udp (UDP has no connection to time out, "
+      "refuse "
+      "or half-close)");
   EXPECT_EQ(error({"--dns-delay", "1s", "--target", "tcp://:80"}),
-            "--dns-delay: dns: DNS effects need hostname-only targets (a lookup has no "
-            "address, port or TLS yet), and targets[0] \"tcp://:80\" selects by port");
-  EXPECT_EQ(error({"--target", "tcp://:0", "--latency", "1ms"}),
-            "--target tcp://:0: \"tcp://:0\" is not a target: port 0 is out of range "
-            "(1..65535)");
+            "--dns-delay: dns: DNS effects need hostname-only targets (a "
+            "lookup has no "
+            "address, port or TLS yet), and targets[0] \"tcp://:80\" selects "
+            "by port");
+  EXPECT_EQ(
+      error({"--target", "tcp://:0", "--latency", "1ms"}),
+      "--target tcp://:0: \"tcp://:0\" is not a target: port 0 is out of range "
+      "(1..65535)");
   EXPECT_EQ(error({"--latency", "1ms", "--latency-min", "1ms"}),
             "--latency: cannot be combined with --latency-distribution and its "
             "parameters (--latency is a fixed delay)");
-  EXPECT_EQ(error({"--latency-distribution", "uniform", "--latency-min", "9ms",
-                   "--latency-max", "1ms"}),
-            "--latency-distribution: latency: uniform min 9ms is above max 1ms");
+  EXPECT_EQ(
+      error({"--latency-distribution", "uniform", "--latency-min", "9ms",
+             "--latency-max", "1ms"}),
+      "--latency-distribution: latency: uniform min 9ms is above max 1ms");
   EXPECT_EQ(error({"--target", "any://"}),
             "flags: no effect (give latency, packet_loss, syscalls, ...)");
 }
@@ -888,11 +1086,14 @@ TEST(EffectFlagsTest, NamedPolicyOrInlineNotBoth) {
   EffectFlags none;
   EXPECT_TRUE(CheckNamedOrInline("slow_link", none).ok());
   EffectFlags flags;
-  flags.given = {{"latency", "1ms"}, {"deny", "write=EIO"}, {"deny", "fsync=EIO"}};
+  flags.given = {
+      {"latency", "1ms"}, {"deny", "write=EIO"}, {"deny", "fsync=EIO"}};
   EXPECT_TRUE(CheckNamedOrInline("", flags).ok());
-  EXPECT_EQ(CheckNamedOrInline("slow_link", flags).message(),
-            "--use slow_link cannot be combined with effect flags (--latency, --deny): "
-            "run a named policy from a file, or give the effects inline, not both");
+  EXPECT_EQ(
+      CheckNamedOrInline("slow_link", flags).message(),
+      "--use slow_link cannot be combined with effect flags (--latency, "
+      "--deny): "
+      "run a named policy from a file, or give the effects inline, not both");
 }
 
 }  // namespace

@@ -16,9 +16,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/numbers.h"
 #include "supervisor/policy/strings.h"
 #include "supervisor/policy/units.h"
 
@@ -67,7 +67,8 @@ void ParseContext::Fail(const YAML::Node& node, const std::string& path,
 }
 
 void ParseContext::Fail(const std::string& path, std::string message) {
-  problems_->push_back(Problem{policy_, path, Locate(path), std::move(message)});
+  problems_->push_back(
+      Problem{policy_, path, Locate(path), std::move(message)});
 }
 
 // ---------------------------------------------------------------------------
@@ -124,8 +125,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 constexpr int kMaxPriority = 1000;
 constexpr int64_t kMaxDelayNs = int64_t{24} * 3600 * 1'000'000'000;  // 24h
 constexpr uint64_t kMaxBurstLoss = 1000;
-constexpr size_t kMaxNameBytes = 63;   // FAULT_NAME_MAX - 1
-constexpr size_t kMaxGlobBytes = 255;  // FAULT_GLOB_MAX - 1
+constexpr size_t kMaxNameBytes = 63;     // FAULT_NAME_MAX - 1
+constexpr size_t kMaxGlobBytes = 255;    // FAULT_GLOB_MAX - 1
 constexpr size_t kMaxPatternBytes = 64;  // FAULT_PATTERN_MAX
 
 struct FamilyEntry {
@@ -242,10 +243,12 @@ class CallReader {
       }
     }
     SkipSpace();
-    if (!rest_.empty()) return Bad(Cat("unexpected ", Quote(rest_), " after \")\""));
+    if (!rest_.empty())
+      return Bad(Cat("unexpected ", Quote(rest_), " after \")\""));
     if (!positional_done) {
-      return Bad(action == "deny" ? "deny needs an errno name, e.g. deny(ENOSPC)"
-                                  : "delay needs a duration, e.g. delay(10ms)");
+      return Bad(action == "deny"
+                     ? "deny needs an errno name, e.g. deny(ENOSPC)"
+                     : "delay needs a duration, e.g. delay(10ms)");
     }
     return node;
   }
@@ -267,7 +270,8 @@ class CallReader {
   }
   std::string Ident() {
     size_t n = 0;
-    while (n < rest_.size() && (absl::ascii_isalnum(rest_[n]) || rest_[n] == '_')) {
+    while (n < rest_.size() &&
+           (absl::ascii_isalnum(rest_[n]) || rest_[n] == '_')) {
       ++n;
     }
     std::string out(rest_.substr(0, n));
@@ -345,7 +349,8 @@ class Parser {
   bool Duration(const YAML::Node& n, const std::string& path, int64_t* out) {
     return Unit(n, path, out, ParseDuration);
   }
-  bool Probability(const YAML::Node& n, const std::string& path, uint32_t* out) {
+  bool Probability(const YAML::Node& n, const std::string& path,
+                   uint32_t* out) {
     return Unit(n, path, out, ParseProbability);
   }
   bool Rate(const YAML::Node& n, const std::string& path, uint64_t* out) {
@@ -354,15 +359,16 @@ class Parser {
   bool Size(const YAML::Node& n, const std::string& path, uint64_t* out) {
     return Unit(n, path, out, ParseSize);
   }
-  bool Count(const YAML::Node& n, const std::string& path, std::string_view what,
-             uint64_t max, uint64_t* out) {
+  bool Count(const YAML::Node& n, const std::string& path,
+             std::string_view what, uint64_t max, uint64_t* out) {
     std::string text;
     if (!Scalar(n, path, &text)) return false;
     uint64_t v;
     if (text.empty() || !absl::ascii_isdigit(text[0]) ||
         !absl::SimpleAtoi(Av(text), &v)) {
-      ctx_.Fail(n, path,
-                Cat(Quote(text), " is not ", what, ": expected a whole number"));
+      ctx_.Fail(
+          n, path,
+          Cat(Quote(text), " is not ", what, ": expected a whole number"));
       return false;
     }
     if (v > max) {
@@ -380,7 +386,8 @@ class Parser {
     } else if (text == "false") {
       *out = false;
     } else {
-      ctx_.Fail(n, path, Cat(Quote(text), " is not a boolean: use true or false"));
+      ctx_.Fail(n, path,
+                Cat(Quote(text), " is not a boolean: use true or false"));
       return false;
     }
     return true;
@@ -410,8 +417,9 @@ class Parser {
     return true;
   }
   // One of `names`; returns the index.
-  bool Choice(const YAML::Node& n, const std::string& path, std::string_view what,
-              const std::vector<std::string_view>& names, size_t* out) {
+  bool Choice(const YAML::Node& n, const std::string& path,
+              std::string_view what, const std::vector<std::string_view>& names,
+              size_t* out) {
     std::string text;
     if (!Scalar(n, path, &text)) return false;
     for (size_t i = 0; i < names.size(); ++i) {
@@ -444,7 +452,7 @@ class Parser {
         clean = false;
         continue;
       }
-      const std::string name = key.Scalar();
+      const std::string& name = key.Scalar();
       const Field* field = nullptr;
       for (const Field& f : fields) {
         if (f.name == name || (!f.alias.empty() && f.alias == name)) {
@@ -523,7 +531,7 @@ void Parser::Latency(const YAML::Node& n, const std::string& path,
   std::map<std::string, std::string> given;  // field -> its path
   auto duration = [&](std::string_view name, auto setter) {
     return Field{name, [this, &given, name, setter, out](const YAML::Node& v,
-                                                          const std::string& p) {
+                                                         const std::string& p) {
                    given[std::string(name)] = p;
                    int64_t ns;
                    if (Duration(v, p, &ns)) (out->*setter)(ns);
@@ -531,25 +539,25 @@ void Parser::Latency(const YAML::Node& n, const std::string& path,
   };
   static const std::vector<std::string_view> kDistributions = {
       "fixed", "uniform", "normal", "pareto", "pareto_normal"};
-  const bool is_map = Map(
-      n, path,
-      {{"distribution",
-        [&](const YAML::Node& v, const std::string& p) {
-          has_dist = Choice(v, p, "distribution", kDistributions, &dist);
-          if (!has_dist) given["distribution"] = "";  // already reported
-        }},
-       duration("value", &Latency::set_fixed_ns),
-       duration("min", &Latency::set_min_ns),
-       duration("max", &Latency::set_max_ns),
-       duration("mean", &Latency::set_mean_ns),
-       duration("stddev", &Latency::set_stddev_ns),
-       {"shape",
-        [&](const YAML::Node& v, const std::string& p) {
-          given["shape"] = p;
-          double d;
-          if (Number(v, p, &d)) out->set_shape(d);
-        }},
-       duration("scale", &Latency::set_scale_ns)});
+  const bool is_map =
+      Map(n, path,
+          {{"distribution",
+            [&](const YAML::Node& v, const std::string& p) {
+              has_dist = Choice(v, p, "distribution", kDistributions, &dist);
+              if (!has_dist) given["distribution"] = "";  // already reported
+            }},
+           duration("value", &Latency::set_fixed_ns),
+           duration("min", &Latency::set_min_ns),
+           duration("max", &Latency::set_max_ns),
+           duration("mean", &Latency::set_mean_ns),
+           duration("stddev", &Latency::set_stddev_ns),
+           {"shape",
+            [&](const YAML::Node& v, const std::string& p) {
+              given["shape"] = p;
+              double d;
+              if (Number(v, p, &d)) out->set_shape(d);
+            }},
+           duration("scale", &Latency::set_scale_ns)});
   if (!is_map) return;
   if (!has_dist) {
     if (given.count("distribution") == 0) {
@@ -586,49 +594,56 @@ void Parser::Latency(const YAML::Node& n, const std::string& path,
 }
 
 void Parser::AddLinkFields(std::vector<Field>* fields, LinkProfile* link) {
-  fields->push_back({"latency", [this, link](const YAML::Node& v,
-                                             const std::string& p) {
-                       Latency(v, p, link->mutable_latency());
-                     }});
-  fields->push_back({"jitter", [this, link](const YAML::Node& v,
-                                            const std::string& p) {
-                       int64_t ns;
-                       if (Duration(v, p, &ns)) link->set_jitter_ns(ns);
-                     }});
-  fields->push_back({"packet_loss", [this, link](const YAML::Node& v,
-                                                 const std::string& p) {
-                       uint32_t ppm;
-                       if (Probability(v, p, &ppm)) link->set_packet_loss_ppm(ppm);
-                     }});
-  fields->push_back({"burst_loss", [this, link](const YAML::Node& v,
-                                                const std::string& p) {
-                       uint64_t count;
-                       if (Count(v, p, "a packet count", kMaxBurstLoss, &count)) {
-                         link->set_burst_loss(static_cast<uint32_t>(count));
-                       }
-                     }});
   fields->push_back(
-      {"correlated_loss", [this, link](const YAML::Node& v, const std::string& p) {
+      {"latency", [this, link](const YAML::Node& v, const std::string& p) {
+         Latency(v, p, link->mutable_latency());
+       }});
+  fields->push_back(
+      {"jitter", [this, link](const YAML::Node& v, const std::string& p) {
+         int64_t ns;
+         if (Duration(v, p, &ns)) link->set_jitter_ns(ns);
+       }});
+  fields->push_back(
+      {"packet_loss", [this, link](const YAML::Node& v, const std::string& p) {
+         uint32_t ppm;
+         if (Probability(v, p, &ppm)) link->set_packet_loss_ppm(ppm);
+       }});
+  fields->push_back(
+      {"burst_loss", [this, link](const YAML::Node& v, const std::string& p) {
+         uint64_t count;
+         if (Count(v, p, "a packet count", kMaxBurstLoss, &count)) {
+           link->set_burst_loss(static_cast<uint32_t>(count));
+         }
+       }});
+  fields->push_back(
+      {"correlated_loss",
+       [this, link](const YAML::Node& v, const std::string& p) {
          auto* cl = link->mutable_correlated_loss();
          bool g2b = false, b2g = false, loss_bad = false;
-         auto prob = [this](bool* seen, auto setter, fault::v1::CorrelatedLoss* m) {
-           return [this, seen, setter, m](const YAML::Node& v, const std::string& p) {
+         auto prob = [this](bool* seen, auto setter,
+                            fault::v1::CorrelatedLoss* m) {
+           return [this, seen, setter, m](const YAML::Node& v,
+                                          const std::string& p) {
              uint32_t ppm;
              *seen = true;
              if (Probability(v, p, &ppm)) (m->*setter)(ppm);
            };
          };
          bool loss_good = false;
-         if (!Map(v, p,
-                  {{"p_good_to_bad",
-                    prob(&g2b, &fault::v1::CorrelatedLoss::set_p_good_to_bad_ppm, cl)},
-                   {"p_bad_to_good",
-                    prob(&b2g, &fault::v1::CorrelatedLoss::set_p_bad_to_good_ppm, cl)},
-                   {"loss_good",
-                    prob(&loss_good, &fault::v1::CorrelatedLoss::set_loss_good_ppm, cl)},
-                   {"loss_bad",
-                    prob(&loss_bad, &fault::v1::CorrelatedLoss::set_loss_bad_ppm,
-                         cl)}})) {
+         if (!Map(
+                 v, p,
+                 {{"p_good_to_bad",
+                   prob(&g2b, &fault::v1::CorrelatedLoss::set_p_good_to_bad_ppm,
+                        cl)},
+                  {"p_bad_to_good",
+                   prob(&b2g, &fault::v1::CorrelatedLoss::set_p_bad_to_good_ppm,
+                        cl)},
+                  {"loss_good",
+                   prob(&loss_good,
+                        &fault::v1::CorrelatedLoss::set_loss_good_ppm, cl)},
+                  {"loss_bad",
+                   prob(&loss_bad, &fault::v1::CorrelatedLoss::set_loss_bad_ppm,
+                        cl)}})) {
            return;
          }
          if (!g2b || !b2g) {
@@ -639,32 +654,34 @@ void Parser::AddLinkFields(std::vector<Field>* fields, LinkProfile* link) {
          }
          if (!loss_bad) cl->set_loss_bad_ppm(1'000'000);
        }});
-  fields->push_back({"rate", [this, link](const YAML::Node& v, const std::string& p) {
-                       auto* rate = link->mutable_rate();
-                       if (v.IsScalar()) {
-                         uint64_t bps;
-                         if (Rate(v, p, &bps)) rate->set_rate_bps(bps);
-                         return;
-                       }
-                       bool has_rate = false;
-                       if (Map(v, p,
-                               {{"rate",
-                                 [&](const YAML::Node& x, const std::string& xp) {
-                                   has_rate = true;
-                                   uint64_t bps;
-                                   if (Rate(x, xp, &bps)) rate->set_rate_bps(bps);
-                                 }},
-                                {"burst",
-                                 [&](const YAML::Node& x, const std::string& xp) {
-                                   uint64_t b;
-                                   if (Size(x, xp, &b)) rate->set_burst_bytes(b);
-                                 }}}) &&
-                           !has_rate) {
-                         ctx_.Fail(v, p, "needs rate, e.g. {rate: 1mbps, burst: 16kb}");
-                       }
-                     }});
   fields->push_back(
-      {"packet_reorder", [this, link](const YAML::Node& v, const std::string& p) {
+      {"rate", [this, link](const YAML::Node& v, const std::string& p) {
+         auto* rate = link->mutable_rate();
+         if (v.IsScalar()) {
+           uint64_t bps;
+           if (Rate(v, p, &bps)) rate->set_rate_bps(bps);
+           return;
+         }
+         bool has_rate = false;
+         if (Map(v, p,
+                 {{"rate",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     has_rate = true;
+                     uint64_t bps;
+                     if (Rate(x, xp, &bps)) rate->set_rate_bps(bps);
+                   }},
+                  {"burst",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     uint64_t b;
+                     if (Size(x, xp, &b)) rate->set_burst_bytes(b);
+                   }}}) &&
+             !has_rate) {
+           ctx_.Fail(v, p, "needs rate, e.g. {rate: 1mbps, burst: 16kb}");
+         }
+       }});
+  fields->push_back(
+      {"packet_reorder",
+       [this, link](const YAML::Node& v, const std::string& p) {
          auto* r = link->mutable_packet_reorder();
          r->set_window(1);
          if (v.IsScalar()) {
@@ -698,7 +715,8 @@ void Parser::AddLinkFields(std::vector<Field>* fields, LinkProfile* link) {
          }
        }});
   fields->push_back(
-      {"packet_duplicate", [this, link](const YAML::Node& v, const std::string& p) {
+      {"packet_duplicate",
+       [this, link](const YAML::Node& v, const std::string& p) {
          auto* d = link->mutable_packet_duplicate();
          if (v.IsScalar()) {
            uint32_t ppm;
@@ -757,21 +775,22 @@ void Parser::Target(const YAML::Node& n, const std::string& path,
                       }
                       out->set_sni(*name);
                     }},
-                   {"priority",
-                    [&](const YAML::Node& v, const std::string& p) {
+                   {"priority", [&](const YAML::Node& v, const std::string& p) {
                       std::string text;
                       if (!Scalar(v, p, &text)) return;
                       int64_t prio;
                       if (!absl::SimpleAtoi(Av(text), &prio) || text.empty() ||
                           text[0] == '+' || text[0] == ' ') {
-                        ctx_.Fail(v, p,
-                                  Cat(Quote(text),
-                                      " is not a priority: expected a whole number"));
+                        ctx_.Fail(
+                            v, p,
+                            Cat(Quote(text),
+                                " is not a priority: expected a whole number"));
                         return;
                       }
                       if (prio < -kMaxPriority || prio > kMaxPriority) {
                         ctx_.Fail(v, p,
-                                  Cat(Quote(text), " is not a priority: out of range (",
+                                  Cat(Quote(text),
+                                      " is not a priority: out of range (",
                                       -kMaxPriority, "..", kMaxPriority, ")"));
                         return;
                       }
@@ -788,7 +807,8 @@ void Parser::Target(const YAML::Node& n, const std::string& path,
     } else {
       if (!t->hostname().empty() && !hostname.empty()) {
         ctx_.Fail(url_node, Join(path, "target"),
-                  Cat(Quote(url), " names a host and hostname is given too; use one"));
+                  Cat(Quote(url),
+                      " names a host and hostname is given too; use one"));
       }
       out->set_protocol(t->protocol());
       out->set_cidr(t->cidr());
@@ -843,7 +863,9 @@ void Parser::SyscallSpec(const FamilyEntry& family, const YAML::Node& spec,
                std::string glob;
                if (Scalar(v, p, &glob)) rule->set_path_glob(glob);
                if (glob.empty() && v.IsScalar()) {
-                 ctx_.Fail(v, p, "empty path glob (leave path out to match every path)");
+                 ctx_.Fail(
+                     v, p,
+                     "empty path glob (leave path out to match every path)");
                }
              }},
             {"probability",
@@ -852,8 +874,7 @@ void Parser::SyscallSpec(const FamilyEntry& family, const YAML::Node& spec,
                if (Probability(v, p, &ppm)) rule->set_probability_ppm(ppm);
              },
              "prob"},
-            {"when",
-             [&](const YAML::Node& v, const std::string& p) {
+            {"when", [&](const YAML::Node& v, const std::string& p) {
                std::string text;
                if (!Scalar(v, p, &text)) return;
                absl::StatusOr<When> w = ParseWhen(text);
@@ -866,9 +887,12 @@ void Parser::SyscallSpec(const FamilyEntry& family, const YAML::Node& spec,
     return;
   }
   if (deny && delay) {
-    ctx_.Fail(spec, path, "deny and delay cannot be combined in one rule (write two rules)");
+    ctx_.Fail(
+        spec, path,
+        "deny and delay cannot be combined in one rule (write two rules)");
   } else if (!deny && !delay) {
-    ctx_.Fail(spec, path, "needs deny or delay, e.g. {deny: ENOSPC} or {delay: 10ms}");
+    ctx_.Fail(spec, path,
+              "needs deny or delay, e.g. {deny: ENOSPC} or {delay: 10ms}");
   }
 }
 
@@ -878,7 +902,7 @@ void Parser::SyscallRule(const YAML::Node& key, const YAML::Node& value,
     ctx_.Fail(key, path, Cat("expected a syscall family, got ", Describe(key)));
     return;
   }
-  const std::string name = key.Scalar();
+  const std::string& name = key.Scalar();
   const FamilyEntry* family = FindFamily(name);
   if (family == nullptr) {
     std::string msg = Cat("unknown syscall family ", Quote(name));
@@ -941,7 +965,8 @@ void Parser::Syscalls(const YAML::Node& n, const std::string& path,
     return;
   }
   if (n.IsMap()) {
-    if (n.size() == 0) ctx_.Fail(n, path, "empty map (leave syscalls out for none)");
+    if (n.size() == 0)
+      ctx_.Fail(n, path, "empty map (leave syscalls out for none)");
     absl::flat_hash_set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (it->first.IsScalar() && !seen.insert(it->first.Scalar()).second) {
@@ -965,10 +990,12 @@ void Parser::Partitions(const YAML::Node& n, const std::string& path,
     std::string a, b;
     if (item.IsSequence()) {
       if (item.size() != 2) {
-        ctx_.Fail(item, p, Cat("a partition names two processes, got ", item.size()));
+        ctx_.Fail(item, p,
+                  Cat("a partition names two processes, got ", item.size()));
         return;
       }
-      if (Scalar(item[0], Index(p, 0), &a) && Scalar(item[1], Index(p, 1), &b)) {
+      if (Scalar(item[0], Index(p, 0), &a) &&
+          Scalar(item[1], Index(p, 1), &b)) {
         auto* part = out->add_partitions();
         part->set_a(a);
         part->set_b(b);
@@ -986,8 +1013,9 @@ void Parser::Partitions(const YAML::Node& n, const std::string& path,
           }}});
   };
   if (!n.IsSequence()) {
-    ctx_.Fail(n, path,
-              Cat("expected a list: [a, b] or [[a, b], [c, d]], got ", Describe(n)));
+    ctx_.Fail(
+        n, path,
+        Cat("expected a list: [a, b] or [[a, b], [c, d]], got ", Describe(n)));
     return;
   }
   if (n.size() == 0) {
@@ -1015,20 +1043,23 @@ absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
   int kind = 0;  // 1: percentages, 2: durations
   for (absl::string_view item : absl::StrSplit(Av(text), ';')) {
     item = absl::StripAsciiWhitespace(item);
-    if (item.empty()) return bad("empty interval (expected start:..,duration:..)");
+    if (item.empty())
+      return bad("empty interval (expected start:..,duration:..)");
     fault::v1::Interval iv;
     bool has_start = false, has_duration = false;
     for (absl::string_view part : absl::StrSplit(item, ',')) {
       part = absl::StripAsciiWhitespace(part);
       const size_t colon = part.find(':');
       if (colon == absl::string_view::npos) {
-        return bad(Cat("expected key:value, got ", Quote(std::string_view(
-                                                        part.data(), part.size()))));
+        return bad(Cat("expected key:value, got ",
+                       Quote(std::string_view(part.data(), part.size()))));
       }
       const std::string_view key(part.data(), colon);
-      const std::string_view value(part.data() + colon + 1, part.size() - colon - 1);
+      const std::string_view value(part.data() + colon + 1,
+                                   part.size() - colon - 1);
       if (key != "start" && key != "duration") {
-        return bad(Cat("unknown key ", Quote(key), " (use start and duration)"));
+        return bad(
+            Cat("unknown key ", Quote(key), " (use start and duration)"));
       }
       bool& seen = key == "start" ? has_start : has_duration;
       if (seen) return bad(Cat(key, " given twice in one interval"));
@@ -1049,7 +1080,8 @@ absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
       }
     }
     if (!has_start || !has_duration) {
-      return bad(Cat("interval ", Quote(std::string_view(item.data(), item.size())),
+      return bad(Cat("interval ",
+                     Quote(std::string_view(item.data(), item.size())),
                      " needs both start and duration"));
     }
     out.push_back(iv);
@@ -1067,7 +1099,7 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
   std::map<std::string, std::string> given;
   auto duration = [&](std::string_view name, auto setter) {
     return Field{name, [this, &given, name, setter, out](const YAML::Node& v,
-                                                          const std::string& p) {
+                                                         const std::string& p) {
                    given[std::string(name)] = p;
                    int64_t ns;
                    if (Duration(v, p, &ns)) (out->*setter)(ns);
@@ -1100,8 +1132,9 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
   }
   if (!has_kind) {
     if (!kind_failed) {
-      ctx_.Fail(n, path,
-                "kind is required (always, ramp, spike, flapping or intervals)");
+      ctx_.Fail(
+          n, path,
+          "kind is required (always, ramp, spike, flapping or intervals)");
     }
     return;
   }
@@ -1109,22 +1142,27 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
   static const std::vector<std::vector<std::string_view>> kRequired = {
       {}, {"duration"}, {"every", "duration"}, {"on", "off"}, {"intervals"}};
   static const std::vector<std::vector<std::string_view>> kAllowed = {
-      {}, {"duration"}, {"every", "duration"}, {"on", "off"},
+      {},
+      {"duration"},
+      {"every", "duration"},
+      {"on", "off"},
       {"intervals", "run_duration"}};
   std::vector<std::string_view> missing;
   for (std::string_view f : kRequired[kind]) {
     if (given.count(std::string(f)) == 0) missing.push_back(f);
   }
   if (!missing.empty()) {
-    ctx_.Fail(n, path, Cat(kKinds[kind], " needs ", JoinWords(missing, " and ")));
+    ctx_.Fail(n, path,
+              Cat(kKinds[kind], " needs ", JoinWords(missing, " and ")));
   }
   for (const auto& [name, p] : given) {
     const auto& allowed = kAllowed[kind];
     if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-      ctx_.Fail(p, Cat(name, " does not apply to a ", kKinds[kind], " schedule",
-                       allowed.empty() ? std::string()
-                                       : Cat(" (it takes ", JoinWords(allowed, " and "),
-                                             ")")));
+      ctx_.Fail(
+          p, Cat(name, " does not apply to a ", kKinds[kind], " schedule",
+                 allowed.empty()
+                     ? std::string()
+                     : Cat(" (it takes ", JoinWords(allowed, " and "), ")")));
     }
   }
   if (kind == 1) {  // ramp: "duration" is the ramp length
@@ -1136,16 +1174,18 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
 void Parser::SessionBudget(const YAML::Node& n, const std::string& path,
                            fault::v1::SessionBudget* out) {
   auto size = [&](std::string_view name, auto setter) {
-    return Field{name, [this, setter, out](const YAML::Node& v, const std::string& p) {
-                   uint64_t b;
-                   if (Size(v, p, &b)) (out->*setter)(b);
-                 }};
+    return Field{
+        name, [this, setter, out](const YAML::Node& v, const std::string& p) {
+          uint64_t b;
+          if (Size(v, p, &b)) (out->*setter)(b);
+        }};
   };
   auto duration = [&](std::string_view name, auto setter) {
-    return Field{name, [this, setter, out](const YAML::Node& v, const std::string& p) {
-                   int64_t ns;
-                   if (Duration(v, p, &ns)) (out->*setter)(ns);
-                 }};
+    return Field{
+        name, [this, setter, out](const YAML::Node& v, const std::string& p) {
+          int64_t ns;
+          if (Duration(v, p, &ns)) (out->*setter)(ns);
+        }};
   };
   out->set_action(SessionBudget::ACTION_DROP);
   Map(n, path,
@@ -1163,7 +1203,8 @@ void Parser::SessionBudget(const YAML::Node& n, const std::string& path,
        {"action",
         [&](const YAML::Node& v, const std::string& p) {
           size_t a;
-          if (Choice(v, p, "action", {"drop", "timeout", "connection_error"}, &a)) {
+          if (Choice(v, p, "action", {"drop", "timeout", "connection_error"},
+                     &a)) {
             out->set_action(static_cast<SessionBudget::Action>(a + 1));
           }
         }},
@@ -1177,7 +1218,8 @@ void Parser::SessionBudget(const YAML::Node& n, const std::string& path,
 void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
                              fault::v1::PayloadMutation* out) {
   static const std::vector<std::string_view> kKinds = {
-      "truncate", "corrupt_bytes", "inject_bytes", "replace_pattern", "swap_bytes"};
+      "truncate", "corrupt_bytes", "inject_bytes", "replace_pattern",
+      "swap_bytes"};
   bool has_kind = false, kind_failed = false, has_prob = false;
   size_t kind = 0;
   std::map<std::string, std::string> given;
@@ -1202,7 +1244,8 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
              [&](const YAML::Node& v, const std::string& p) {
                note("every_n", p);
                uint64_t c;
-               if (Count(v, p, "a count", std::numeric_limits<uint32_t>::max(), &c)) {
+               if (Count(v, p, "a count", std::numeric_limits<uint32_t>::max(),
+                         &c)) {
                  out->set_every_n(static_cast<uint32_t>(c));
                }
              }},
@@ -1219,7 +1262,8 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
             {"direction",
              [&](const YAML::Node& v, const std::string& p) {
                size_t d;
-               if (Choice(v, p, "direction", {"both", "uplink", "downlink"}, &d)) {
+               if (Choice(v, p, "direction", {"both", "uplink", "downlink"},
+                          &d)) {
                  out->set_direction(static_cast<fault::v1::Direction>(d + 1));
                }
              }},
@@ -1270,20 +1314,26 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
     return;
   }
   out->set_kind(static_cast<PayloadMutation::Kind>(kind + 1));
-  if (!has_prob && given.count("every_n") == 0) out->set_probability_ppm(1'000'000);
+  if (!has_prob && given.count("every_n") == 0)
+    out->set_probability_ppm(1'000'000);
   if (out->direction() == fault::v1::DIRECTION_UNSPECIFIED) {
     out->set_direction(fault::v1::DIRECTION_BOTH);
   }
   static const std::vector<std::vector<std::string_view>> kRequired = {
       {"truncate_to"}, {}, {"data"}, {"pattern"}, {}};
   static const std::vector<std::vector<std::string_view>> kAllowed = {
-      {"truncate_to"}, {"count"}, {"data", "offset"}, {"pattern", "data"}, {"count"}};
+      {"truncate_to"},
+      {"count"},
+      {"data", "offset"},
+      {"pattern", "data"},
+      {"count"}};
   std::vector<std::string_view> missing;
   for (std::string_view f : kRequired[kind]) {
     if (given.count(std::string(f)) == 0) missing.push_back(f);
   }
   if (!missing.empty()) {
-    ctx_.Fail(n, path, Cat(kKinds[kind], " needs ", JoinWords(missing, " and ")));
+    ctx_.Fail(n, path,
+              Cat(kKinds[kind], " needs ", JoinWords(missing, " and ")));
   }
   for (const auto& [name, p] : given) {
     if (name == "prob" || name == "every_n") continue;
@@ -1294,17 +1344,18 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
   }
   if ((kind == 1 || kind == 4) && given.count("count") == 0) out->set_count(1);
   if (has_prob && given.count("every_n") != 0) {
-    ctx_.Fail(given["every_n"], "prob and every_n cannot be combined (use one)");
+    ctx_.Fail(given["every_n"],
+              "prob and every_n cannot be combined (use one)");
   }
 }
 
 void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
   std::vector<Field> fields;
   AddLinkFields(&fields, out->mutable_link());
-  for (const auto& entry :
-       {std::pair<std::string_view, LinkProfile*>{"uplink", out->mutable_uplink()},
-        std::pair<std::string_view, LinkProfile*>{"downlink",
-                                                  out->mutable_downlink()}}) {
+  for (const auto& entry : {std::pair<std::string_view, LinkProfile*>{
+                                "uplink", out->mutable_uplink()},
+                            std::pair<std::string_view, LinkProfile*>{
+                                "downlink", out->mutable_downlink()}}) {
     const std::string_view name = entry.first;
     LinkProfile* const profile = entry.second;
     fields.push_back(
@@ -1312,36 +1363,39 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
            std::vector<Field> link_fields;
            AddLinkFields(&link_fields, profile);
            if (Map(v, p, link_fields) && v.size() == 0) {
-             ctx_.Fail(v, p, "empty profile (give latency, packet_loss, rate, ...)");
+             ctx_.Fail(v, p,
+                       "empty profile (give latency, packet_loss, rate, ...)");
            }
          }});
   }
-  fields.push_back({"timeout", [this, out](const YAML::Node& v, const std::string& p) {
-                      auto* t = out->mutable_timeout();
-                      bool any = false;
-                      if (Map(v, p,
-                              {{"connect",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  any = true;
-                                  int64_t ns;
-                                  if (Duration(x, xp, &ns)) t->set_connect_ns(ns);
-                                }},
-                               {"recv",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  any = true;
-                                  int64_t ns;
-                                  if (Duration(x, xp, &ns)) t->set_recv_ns(ns);
-                                }}}) &&
-                          !any) {
-                        ctx_.Fail(v, p, "needs connect and/or recv, e.g. {connect: 5s}");
-                      }
-                    }});
   fields.push_back(
-      {"connection_error", [this, out](const YAML::Node& v, const std::string& p) {
+      {"timeout", [this, out](const YAML::Node& v, const std::string& p) {
+         auto* t = out->mutable_timeout();
+         bool any = false;
+         if (Map(v, p,
+                 {{"connect",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     any = true;
+                     int64_t ns;
+                     if (Duration(x, xp, &ns)) t->set_connect_ns(ns);
+                   }},
+                  {"recv",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     any = true;
+                     int64_t ns;
+                     if (Duration(x, xp, &ns)) t->set_recv_ns(ns);
+                   }}}) &&
+             !any) {
+           ctx_.Fail(v, p, "needs connect and/or recv, e.g. {connect: 5s}");
+         }
+       }});
+  fields.push_back(
+      {"connection_error",
+       [this, out](const YAML::Node& v, const std::string& p) {
          auto* ce = out->mutable_connection_error();
          ce->set_probability_ppm(1'000'000);
-         static const std::vector<std::string_view> kKinds = {"reset", "refused",
-                                                              "unreachable"};
+         static const std::vector<std::string_view> kKinds = {
+             "reset", "refused", "unreachable"};
          size_t kind;
          if (v.IsScalar()) {
            if (Choice(v, p, "connection error kind", kKinds, &kind)) {
@@ -1354,8 +1408,10 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
                  {{"kind",
                    [&](const YAML::Node& x, const std::string& xp) {
                      has_kind = true;
-                     if (Choice(x, xp, "connection error kind", kKinds, &kind)) {
-                       ce->set_kind(static_cast<ConnectionError::Kind>(kind + 1));
+                     if (Choice(x, xp, "connection error kind", kKinds,
+                                &kind)) {
+                       ce->set_kind(
+                           static_cast<ConnectionError::Kind>(kind + 1));
                      }
                    }},
                   {"prob",
@@ -1370,40 +1426,42 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
                      "reset, prob: 5%}");
          }
        }});
-  fields.push_back({"half_open", [this, out](const YAML::Node& v,
-                                             const std::string& p) {
-                      auto* h = out->mutable_half_open();
-                      bool has_after = false;
-                      if (Map(v, p,
-                              {{"after",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  has_after = true;
-                                  std::string text;
-                                  if (!Scalar(x, xp, &text)) return;
-                                  if (auto ns = ParseDuration(text); ns.ok()) {
-                                    h->set_after_ns(*ns);
-                                  } else if (auto b = ParseSize(text); b.ok()) {
-                                    h->set_after_bytes(*b);
-                                  } else {
-                                    ctx_.Fail(x, xp,
-                                              Cat(Quote(text),
-                                                  " is neither a duration (e.g. 5s) "
-                                                  "nor a size (e.g. 16kb)"));
-                                  }
-                                }},
-                               {"error",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  std::string e;
-                                  if (Errno(x, xp, &e)) h->set_error(e);
-                                }}}) &&
-                          !has_after) {
-                        ctx_.Fail(v, p, "needs after (a size like 16kb or a duration like 5s)");
-                      }
-                    }});
-  fields.push_back({"blackhole", [this, out](const YAML::Node& v, const std::string& p) {
-                      bool b;
-                      if (Bool(v, p, &b)) out->set_blackhole(b);
-                    }});
+  fields.push_back(
+      {"half_open", [this, out](const YAML::Node& v, const std::string& p) {
+         auto* h = out->mutable_half_open();
+         bool has_after = false;
+         if (Map(v, p,
+                 {{"after",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     has_after = true;
+                     std::string text;
+                     if (!Scalar(x, xp, &text)) return;
+                     if (auto ns = ParseDuration(text); ns.ok()) {
+                       h->set_after_ns(*ns);
+                     } else if (auto b = ParseSize(text); b.ok()) {
+                       h->set_after_bytes(*b);
+                     } else {
+                       ctx_.Fail(x, xp,
+                                 Cat(Quote(text),
+                                     " is neither a duration (e.g. 5s) "
+                                     "nor a size (e.g. 16kb)"));
+                     }
+                   }},
+                  {"error",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     std::string e;
+                     if (Errno(x, xp, &e)) h->set_error(e);
+                   }}}) &&
+             !has_after) {
+           ctx_.Fail(v, p,
+                     "needs after (a size like 16kb or a duration like 5s)");
+         }
+       }});
+  fields.push_back(
+      {"blackhole", [this, out](const YAML::Node& v, const std::string& p) {
+         bool b;
+         if (Bool(v, p, &b)) out->set_blackhole(b);
+       }});
   fields.push_back({"session_budget",
                     [this, out](const YAML::Node& v, const std::string& p) {
                       SessionBudget(v, p, out->mutable_session_budget());
@@ -1412,61 +1470,67 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
                     [this, out](const YAML::Node& v, const std::string& p) {
                       PayloadMutation(v, p, out->mutable_payload_mutation());
                     }});
-  fields.push_back({"dns", [this, out](const YAML::Node& v, const std::string& p) {
-                      auto* d = out->mutable_dns();
-                      if (Map(v, p,
-                              {{"delay",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  int64_t ns;
-                                  if (Duration(x, xp, &ns)) d->set_delay_ns(ns);
-                                }},
-                               {"timeout",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  uint32_t ppm;
-                                  if (Probability(x, xp, &ppm)) d->set_timeout_ppm(ppm);
-                                }},
-                               {"nxdomain",
-                                [&](const YAML::Node& x, const std::string& xp) {
-                                  uint32_t ppm;
-                                  if (Probability(x, xp, &ppm)) d->set_nxdomain_ppm(ppm);
-                                }}}) &&
-                          v.size() == 0) {
-                        ctx_.Fail(v, p, "needs delay, timeout and/or nxdomain");
-                      }
-                    }});
-  fields.push_back({"syscalls", [this, out](const YAML::Node& v, const std::string& p) {
-                      Syscalls(v, p, out);
-                    }});
-  fields.push_back({"partition", [this, out](const YAML::Node& v, const std::string& p) {
-                      Partitions(v, p, out);
-                    }});
-  fields.push_back({"targets", [this, out](const YAML::Node& v, const std::string& p) {
-                      if (!v.IsSequence()) {
-                        ctx_.Fail(v, p, Cat("expected a list of targets, got ",
-                                            Describe(v)));
-                        return;
-                      }
-                      if (v.size() == 0) {
-                        ctx_.Fail(v, p,
-                                  "must not be empty (leave targets out to match "
-                                  "all traffic)");
-                        return;
-                      }
-                      for (size_t i = 0; i < v.size(); ++i) {
-                        ctx_.Note(Index(p, i), v[i]);
-                        Target(v[i], Index(p, i), out->add_targets());
-                      }
-                    }});
-  fields.push_back({"schedule", [this, out](const YAML::Node& v, const std::string& p) {
-                      Schedule(v, p, out->mutable_schedule());
-                    }});
-  fields.push_back({"seed", [this, out](const YAML::Node& v, const std::string& p) {
-                      uint64_t seed;
-                      if (Count(v, p, "a seed", std::numeric_limits<uint64_t>::max(),
-                                &seed)) {
-                        out->set_seed(seed);
-                      }
-                    }});
+  fields.push_back(
+      {"dns", [this, out](const YAML::Node& v, const std::string& p) {
+         auto* d = out->mutable_dns();
+         if (Map(v, p,
+                 {{"delay",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     int64_t ns;
+                     if (Duration(x, xp, &ns)) d->set_delay_ns(ns);
+                   }},
+                  {"timeout",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     uint32_t ppm;
+                     if (Probability(x, xp, &ppm)) d->set_timeout_ppm(ppm);
+                   }},
+                  {"nxdomain",
+                   [&](const YAML::Node& x, const std::string& xp) {
+                     uint32_t ppm;
+                     if (Probability(x, xp, &ppm)) d->set_nxdomain_ppm(ppm);
+                   }}}) &&
+             v.size() == 0) {
+           ctx_.Fail(v, p, "needs delay, timeout and/or nxdomain");
+         }
+       }});
+  fields.push_back(
+      {"syscalls", [this, out](const YAML::Node& v, const std::string& p) {
+         Syscalls(v, p, out);
+       }});
+  fields.push_back(
+      {"partition", [this, out](const YAML::Node& v, const std::string& p) {
+         Partitions(v, p, out);
+       }});
+  fields.push_back(
+      {"targets", [this, out](const YAML::Node& v, const std::string& p) {
+         if (!v.IsSequence()) {
+           ctx_.Fail(v, p,
+                     Cat("expected a list of targets, got ", Describe(v)));
+           return;
+         }
+         if (v.size() == 0) {
+           ctx_.Fail(v, p,
+                     "must not be empty (leave targets out to match "
+                     "all traffic)");
+           return;
+         }
+         for (size_t i = 0; i < v.size(); ++i) {
+           ctx_.Note(Index(p, i), v[i]);
+           Target(v[i], Index(p, i), out->add_targets());
+         }
+       }});
+  fields.push_back(
+      {"schedule", [this, out](const YAML::Node& v, const std::string& p) {
+         Schedule(v, p, out->mutable_schedule());
+       }});
+  fields.push_back(
+      {"seed", [this, out](const YAML::Node& v, const std::string& p) {
+         uint64_t seed;
+         if (Count(v, p, "a seed", std::numeric_limits<uint64_t>::max(),
+                   &seed)) {
+           out->set_seed(seed);
+         }
+       }});
   if (body.IsNull()) {
     ctx_.Fail("", "no effect (give latency, packet_loss, syscalls, ...)");
     return;
@@ -1487,7 +1551,8 @@ std::string Describe(const fault::v1::Target& t) {
   return Quote(t.source().empty() ? FormatTargetUrl(t) : t.source());
 }
 
-void CheckProbability(ParseContext& ctx, const std::string& path, uint32_t ppm) {
+void CheckProbability(ParseContext& ctx, const std::string& path,
+                      uint32_t ppm) {
   if (ppm > 1'000'000) {
     ctx.Fail(path, Cat(ppm, "ppm is not a probability: above 100%"));
   }
@@ -1497,12 +1562,13 @@ void CheckDelay(ParseContext& ctx, const std::string& path, int64_t ns) {
   if (ns < 0) {
     ctx.Fail(path, Cat(ns, "ns: negative durations are not allowed"));
   } else if (ns > kMaxDelayNs) {
-    ctx.Fail(path, Cat(FormatDuration(ns), " is above the 24h limit for one delay"));
+    ctx.Fail(path,
+             Cat(FormatDuration(ns), " is above the 24h limit for one delay"));
   }
 }
 
-void CheckErrno(ParseContext& ctx, const std::string& path, const std::string& name,
-                bool required) {
+void CheckErrno(ParseContext& ctx, const std::string& path,
+                const std::string& name, bool required) {
   if (name.empty()) {
     if (required) ctx.Fail(path, "missing errno name");
     return;
@@ -1531,7 +1597,8 @@ void ValidateLatency(ParseContext& ctx, const std::string& path,
     case Latency::DISTRIBUTION_PARETO:
     case Latency::DISTRIBUTION_PARETO_NORMAL:
       if (!(l.shape() > 0) || !std::isfinite(l.shape())) {
-        ctx.Fail(Cat(path, ".shape"), Cat("shape must be above 0, got ", l.shape()));
+        ctx.Fail(Cat(path, ".shape"),
+                 Cat("shape must be above 0, got ", l.shape()));
       }
       if (l.scale_ns() <= 0) {
         ctx.Fail(Cat(path, ".scale"), "scale must be above 0");
@@ -1552,12 +1619,13 @@ void ValidateProfile(ParseContext& ctx, const std::string& prefix,
   CheckDelay(ctx, path("jitter"), p.jitter_ns());
   CheckProbability(ctx, path("packet_loss"), p.packet_loss_ppm());
   if (p.burst_loss() > kMaxBurstLoss) {
-    ctx.Fail(path("burst_loss"), Cat(p.burst_loss(), " is above ", kMaxBurstLoss));
+    ctx.Fail(path("burst_loss"),
+             Cat(p.burst_loss(), " is above ", kMaxBurstLoss));
   }
   if (p.has_correlated_loss()) {
     const auto& c = p.correlated_loss();
-    for (auto [f, v] : {std::pair<std::string_view, uint32_t>{"p_good_to_bad",
-                                                               c.p_good_to_bad_ppm()},
+    for (auto [f, v] : {std::pair<std::string_view, uint32_t>{
+                            "p_good_to_bad", c.p_good_to_bad_ppm()},
                         {"p_bad_to_good", c.p_bad_to_good_ppm()},
                         {"loss_good", c.loss_good_ppm()},
                         {"loss_bad", c.loss_bad_ppm()}}) {
@@ -1566,22 +1634,26 @@ void ValidateProfile(ParseContext& ctx, const std::string& prefix,
   }
   if (p.has_rate()) {
     if (p.rate().rate_bps() == 0) {
-      ctx.Fail(path("rate"), "rate must be above 0 (use blackhole to stop all traffic)");
+      ctx.Fail(path("rate"),
+               "rate must be above 0 (use blackhole to stop all traffic)");
     }
     if (p.rate().burst_bytes() > (uint64_t{1} << 30)) {
-      ctx.Fail(path("rate.burst"),
-               Cat(FormatSize(p.rate().burst_bytes()), " is above the 1gb limit for a burst"));
+      ctx.Fail(path("rate.burst"), Cat(FormatSize(p.rate().burst_bytes()),
+                                       " is above the 1gb limit for a burst"));
     }
   }
   if (p.has_packet_reorder()) {
-    CheckProbability(ctx, path("packet_reorder.prob"), p.packet_reorder().probability_ppm());
+    CheckProbability(ctx, path("packet_reorder.prob"),
+                     p.packet_reorder().probability_ppm());
     if (p.packet_reorder().window() == 0) {
       ctx.Fail(path("packet_reorder.window"), "window must be at least 1");
     }
-    CheckDelay(ctx, path("packet_reorder.max_delay"), p.packet_reorder().max_delay_ns());
+    CheckDelay(ctx, path("packet_reorder.max_delay"),
+               p.packet_reorder().max_delay_ns());
   }
   if (p.has_packet_duplicate()) {
-    CheckProbability(ctx, path("packet_duplicate"), p.packet_duplicate().probability_ppm());
+    CheckProbability(ctx, path("packet_duplicate"),
+                     p.packet_duplicate().probability_ppm());
   }
 }
 
@@ -1601,37 +1673,41 @@ void ValidateLossRules(ParseContext& ctx, const fault::v1::Policy& policy) {
   };
   std::vector<Named> profiles = {{"", &policy.link(), policy.link()}};
   if (policy.has_uplink()) {
-    profiles.push_back({"uplink", &policy.uplink(), Effective(policy.link(), policy.uplink())});
+    profiles.push_back({"uplink", &policy.uplink(),
+                        Effective(policy.link(), policy.uplink())});
   }
   if (policy.has_downlink()) {
-    profiles.push_back(
-        {"downlink", &policy.downlink(), Effective(policy.link(), policy.downlink())});
+    profiles.push_back({"downlink", &policy.downlink(),
+                        Effective(policy.link(), policy.downlink())});
   }
   for (const Named& n : profiles) {
     // Report on the profile that introduced the problem.
     const bool own_loss = n.own->packet_loss_ppm() != 0;
     const bool own_corr = n.own->has_correlated_loss();
     const bool own_burst = n.own->burst_loss() != 0;
-    if (n.effective.packet_loss_ppm() != 0 && n.effective.has_correlated_loss() &&
-        (own_loss || own_corr)) {
-      ctx.Fail(Join(n.prefix, own_corr ? "correlated_loss" : "packet_loss"),
-               "packet_loss and correlated_loss cannot be combined (correlated_loss "
-               "already sets the loss rate)");
+    if (n.effective.packet_loss_ppm() != 0 &&
+        n.effective.has_correlated_loss() && (own_loss || own_corr)) {
+      ctx.Fail(
+          Join(n.prefix, own_corr ? "correlated_loss" : "packet_loss"),
+          "packet_loss and correlated_loss cannot be combined (correlated_loss "
+          "already sets the loss rate)");
     }
-    if (n.effective.burst_loss() != 0 && n.effective.packet_loss_ppm() == 0 && own_burst) {
-      ctx.Fail(Join(n.prefix, "burst_loss"),
-               "burst_loss needs packet_loss (it says how many packets are lost in "
-               "a row once a loss starts)");
+    if (n.effective.burst_loss() != 0 && n.effective.packet_loss_ppm() == 0 &&
+        own_burst) {
+      ctx.Fail(
+          Join(n.prefix, "burst_loss"),
+          "burst_loss needs packet_loss (it says how many packets are lost in "
+          "a row once a loss starts)");
     }
   }
 }
 
 bool HasAnyEffect(const fault::v1::Policy& p) {
   return !ProfileEmpty(p.link()) || !ProfileEmpty(p.uplink()) ||
-         !ProfileEmpty(p.downlink()) || p.has_timeout() || p.has_connection_error() ||
-         p.has_half_open() || p.blackhole() || p.has_session_budget() ||
-         p.has_payload_mutation() || p.has_dns() || p.syscalls_size() > 0 ||
-         p.partitions_size() > 0;
+         !ProfileEmpty(p.downlink()) || p.has_timeout() ||
+         p.has_connection_error() || p.has_half_open() || p.blackhole() ||
+         p.has_session_budget() || p.has_payload_mutation() || p.has_dns() ||
+         p.syscalls_size() > 0 || p.partitions_size() > 0;
 }
 
 bool HasTcpOnlyEffect(const fault::v1::Policy& p, std::string* which) {
@@ -1648,9 +1724,10 @@ bool HasTcpOnlyEffect(const fault::v1::Policy& p, std::string* which) {
 }
 
 bool HasDatagramOnlyEffect(const fault::v1::Policy& p, std::string* which) {
-  for (auto [prefix, prof] : {std::pair<std::string_view, const LinkProfile*>{"", &p.link()},
-                              {"uplink", &p.uplink()},
-                              {"downlink", &p.downlink()}}) {
+  for (auto [prefix, prof] :
+       {std::pair<std::string_view, const LinkProfile*>{"", &p.link()},
+        {"uplink", &p.uplink()},
+        {"downlink", &p.downlink()}}) {
     if (prof->has_packet_reorder()) {
       *which = Join(std::string(prefix), "packet_reorder");
       return true;
@@ -1671,7 +1748,9 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
     const fault::v1::Target& t = policy.targets(i);
     const std::string path = Index("targets", i);
     if (!t.hostname().empty() && !t.sni().empty()) {
-      ctx.Fail(path, "hostname and sni cannot be combined in one target (use two targets)");
+      ctx.Fail(path,
+               "hostname and sni cannot be combined in one target (use two "
+               "targets)");
     }
     if (!t.cidr().empty() && (!t.hostname().empty() || !t.sni().empty())) {
       ctx.Fail(path, Cat("an address (", t.cidr(), ") cannot be combined with ",
@@ -1684,34 +1763,40 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
     if (t.port_max() > 65535 || t.port_min() > 65535) {
       ctx.Fail(path, "port out of range (1..65535)");
     } else if (t.port_min() > t.port_max()) {
-      ctx.Fail(path, Cat("port range ", t.port_min(), "-", t.port_max(), " is reversed"));
+      ctx.Fail(path, Cat("port range ", t.port_min(), "-", t.port_max(),
+                         " is reversed"));
     } else if (t.port_min() == 0 && t.port_max() != 0) {
       ctx.Fail(path, "port 0 is out of range (1..65535)");
     }
     if (t.priority() < -kMaxPriority || t.priority() > kMaxPriority) {
-      ctx.Fail(Join(path, "priority"), Cat("priority ", t.priority(), " is out of range (",
-                                           -kMaxPriority, "..", kMaxPriority, ")"));
+      ctx.Fail(Join(path, "priority"),
+               Cat("priority ", t.priority(), " is out of range (",
+                   -kMaxPriority, "..", kMaxPriority, ")"));
     }
     if (!t.sni().empty() && t.protocol() != fault::v1::PROTOCOL_TCP) {
-      ctx.Fail(path, Cat("sni needs a tcp:// target (the TLS ClientHello is only seen "
-                         "on TCP), and ",
-                         Describe(t), " is not tcp"));
+      ctx.Fail(
+          path,
+          Cat("sni needs a tcp:// target (the TLS ClientHello is only seen "
+              "on TCP), and ",
+              Describe(t), " is not tcp"));
     }
     for (const std::string* name : {&t.hostname(), &t.sni()}) {
       if (name->empty()) continue;
-      auto canon = CanonicalNamePattern(*name, name == &t.hostname() ? "hostname" : "sni");
+      auto canon = CanonicalNamePattern(
+          *name, name == &t.hostname() ? "hostname" : "sni");
       if (!canon.ok()) ctx.Fail(path, std::string(canon.status().message()));
     }
     if (has_tcp_only && t.protocol() == fault::v1::PROTOCOL_UDP) {
-      ctx.Fail(tcp_only, Cat(tcp_only, " needs tcp:// or any:// targets, and ",
-                             path, " ", Describe(t),
-                             " is udp (UDP has no connection to time out, refuse or "
-                             "half-close)"));
+      ctx.Fail(tcp_only,
+               Cat(tcp_only, " needs tcp:// or any:// targets, and ", path, " ",
+                   Describe(t),
+                   " is udp (UDP has no connection to time out, refuse or "
+                   "half-close)"));
     }
     if (has_datagram_only && t.protocol() == fault::v1::PROTOCOL_TCP) {
       ctx.Fail(datagram_only,
-               Cat(datagram_only, " needs udp:// or any:// targets, and ", path, " ",
-                   Describe(t),
+               Cat(datagram_only, " needs udp:// or any:// targets, and ", path,
+                   " ", Describe(t),
                    " is tcp (a TCP stream never shows its packets reordered or "
                    "duplicated)"));
     }
@@ -1729,9 +1814,10 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
         by = "protocol";
       }
       if (!by.empty()) {
-        ctx.Fail("dns", Cat("DNS effects need hostname-only targets (a lookup has no "
-                            "address, port or TLS yet), and ", path, " ", Describe(t),
-                            " selects by ", by));
+        ctx.Fail("dns",
+                 Cat("DNS effects need hostname-only targets (a lookup has no "
+                     "address, port or TLS yet), and ",
+                     path, " ", Describe(t), " selects by ", by));
       }
     }
   }
@@ -1739,12 +1825,13 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
 
 void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
   const std::string path = "schedule";
-  for (auto [f, v] : {std::pair<std::string_view, int64_t>{"every", s.every_ns()},
-                      {"duration", s.duration_ns()},
-                      {"duration", s.ramp_ns()},
-                      {"on", s.on_ns()},
-                      {"off", s.off_ns()},
-                      {"run_duration", s.run_duration_ns()}}) {
+  for (auto [f, v] :
+       {std::pair<std::string_view, int64_t>{"every", s.every_ns()},
+        {"duration", s.duration_ns()},
+        {"duration", s.ramp_ns()},
+        {"on", s.on_ns()},
+        {"off", s.off_ns()},
+        {"run_duration", s.run_duration_ns()}}) {
     if (v < 0) ctx.Fail(Join(path, f), "negative durations are not allowed");
   }
   switch (s.kind()) {
@@ -1752,7 +1839,8 @@ void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
     case Schedule::KIND_ALWAYS:
       break;
     case Schedule::KIND_RAMP:
-      if (s.ramp_ns() <= 0) ctx.Fail(Join(path, "duration"), "a ramp needs a duration above 0");
+      if (s.ramp_ns() <= 0)
+        ctx.Fail(Join(path, "duration"), "a ramp needs a duration above 0");
       break;
     case Schedule::KIND_SPIKE:
       if (s.every_ns() <= 0) {
@@ -1766,8 +1854,10 @@ void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
       }
       break;
     case Schedule::KIND_FLAPPING:
-      if (s.on_ns() <= 0) ctx.Fail(Join(path, "on"), "flapping needs on above 0");
-      if (s.off_ns() <= 0) ctx.Fail(Join(path, "off"), "flapping needs off above 0");
+      if (s.on_ns() <= 0)
+        ctx.Fail(Join(path, "on"), "flapping needs on above 0");
+      if (s.off_ns() <= 0)
+        ctx.Fail(Join(path, "off"), "flapping needs off above 0");
       break;
     case Schedule::KIND_INTERVALS: {
       if (s.intervals_size() == 0) {
@@ -1780,12 +1870,14 @@ void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
         abs |= iv.start_ns() != 0 || iv.duration_ns() != 0;
       }
       if (pct && abs) {
-        ctx.Fail(Join(path, "intervals"), "mixes percentages and durations (use one kind)");
+        ctx.Fail(Join(path, "intervals"),
+                 "mixes percentages and durations (use one kind)");
         break;
       }
       if (pct && s.run_duration_ns() <= 0) {
         ctx.Fail(Join(path, "intervals"),
-                 "percentages need a run duration: add run_duration (e.g. run_duration: 60s)");
+                 "percentages need a run duration: add run_duration (e.g. "
+                 "run_duration: 60s)");
       }
       for (int i = 0; i < s.intervals_size(); ++i) {
         const auto& iv = s.intervals(i);
@@ -1794,7 +1886,8 @@ void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
           if (iv.duration_ppm() == 0) {
             ctx.Fail(p, Cat("interval ", i + 1, " has a zero duration"));
           } else if (uint64_t{iv.start_ppm()} + iv.duration_ppm() > 1'000'000) {
-            ctx.Fail(p, Cat("interval ", i + 1, " ends after 100% of the run (start ",
+            ctx.Fail(p, Cat("interval ", i + 1,
+                            " ends after 100% of the run (start ",
                             FormatProbability(iv.start_ppm()), " + duration ",
                             FormatProbability(iv.duration_ppm()), ")"));
           }
@@ -1829,7 +1922,8 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   }
   ValidateProfile(ctx, "", policy.link());
   if (policy.has_uplink()) ValidateProfile(ctx, "uplink", policy.uplink());
-  if (policy.has_downlink()) ValidateProfile(ctx, "downlink", policy.downlink());
+  if (policy.has_downlink())
+    ValidateProfile(ctx, "downlink", policy.downlink());
   ValidateLossRules(ctx, policy);
   if (policy.has_timeout()) {
     const auto& t = policy.timeout();
@@ -1842,7 +1936,8 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   if (policy.has_connection_error()) {
     const auto& ce = policy.connection_error();
     if (ce.kind() == ConnectionError::KIND_UNSPECIFIED) {
-      ctx.Fail("connection_error", "needs kind (reset, refused or unreachable)");
+      ctx.Fail("connection_error",
+               "needs kind (reset, refused or unreachable)");
     }
     CheckProbability(ctx, "connection_error.prob", ce.probability_ppm());
   }
@@ -1851,27 +1946,34 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     if (h.after_bytes() != 0 && h.after_ns() != 0) {
       ctx.Fail("half_open.after", "give a size or a duration, not both");
     }
-    if (h.after_ns() < 0) ctx.Fail("half_open.after", "negative durations are not allowed");
+    if (h.after_ns() < 0)
+      ctx.Fail("half_open.after", "negative durations are not allowed");
     CheckErrno(ctx, "half_open.error", h.error(), false);
   }
   if (policy.has_session_budget()) {
     const auto& b = policy.session_budget();
     if (b.max_tx_bytes() == 0 && b.max_rx_bytes() == 0 && b.max_ops() == 0 &&
         b.max_duration_ns() == 0) {
-      ctx.Fail("session_budget", "needs max_tx, max_rx, max_ops or max_duration");
+      ctx.Fail("session_budget",
+               "needs max_tx, max_rx, max_ops or max_duration");
     }
     CheckDelay(ctx, "session_budget.max_duration", b.max_duration_ns());
     CheckDelay(ctx, "session_budget.budget_timeout", b.budget_timeout_ns());
-    if (b.action() == SessionBudget::ACTION_TIMEOUT && b.budget_timeout_ns() <= 0) {
+    if (b.action() == SessionBudget::ACTION_TIMEOUT &&
+        b.budget_timeout_ns() <= 0) {
       ctx.Fail("session_budget.action",
                "action timeout needs budget_timeout (how long to stall, e.g. "
                "budget_timeout: 30s)");
     }
-    if (b.action() != SessionBudget::ACTION_TIMEOUT && b.budget_timeout_ns() != 0) {
-      ctx.Fail("session_budget.budget_timeout", "budget_timeout only applies to action timeout");
+    if (b.action() != SessionBudget::ACTION_TIMEOUT &&
+        b.budget_timeout_ns() != 0) {
+      ctx.Fail("session_budget.budget_timeout",
+               "budget_timeout only applies to action timeout");
     }
-    if (b.action() != SessionBudget::ACTION_CONNECTION_ERROR && !b.error().empty()) {
-      ctx.Fail("session_budget.error", "error only applies to action connection_error");
+    if (b.action() != SessionBudget::ACTION_CONNECTION_ERROR &&
+        !b.error().empty()) {
+      ctx.Fail("session_budget.error",
+               "error only applies to action connection_error");
     }
     if (b.action() == SessionBudget::ACTION_UNSPECIFIED) {
       ctx.Fail("session_budget.action", "unknown action");
@@ -1881,23 +1983,28 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   if (policy.has_payload_mutation()) {
     const auto& m = policy.payload_mutation();
     const std::string p = "payload_mutation";
-    if (m.kind() == PayloadMutation::KIND_UNSPECIFIED) ctx.Fail(p, "needs kind");
+    if (m.kind() == PayloadMutation::KIND_UNSPECIFIED)
+      ctx.Fail(p, "needs kind");
     CheckProbability(ctx, Join(p, "prob"), m.probability_ppm());
     if (m.probability_ppm() != 0 && m.every_n() != 0) {
-      ctx.Fail(Join(p, "every_n"), "prob and every_n cannot be combined (use one)");
+      ctx.Fail(Join(p, "every_n"),
+               "prob and every_n cannot be combined (use one)");
     }
     if (m.max_size_bytes() != 0 && m.min_size_bytes() > m.max_size_bytes()) {
-      ctx.Fail(Join(p, "min_size"), Cat("min_size ", FormatSize(m.min_size_bytes()),
-                                        " is above max_size ",
-                                        FormatSize(m.max_size_bytes())));
+      ctx.Fail(Join(p, "min_size"),
+               Cat("min_size ", FormatSize(m.min_size_bytes()),
+                   " is above max_size ", FormatSize(m.max_size_bytes())));
     }
     if (m.pattern().size() > kMaxPatternBytes) {
-      ctx.Fail(Join(p, "pattern"), Cat("longer than ", kMaxPatternBytes, " bytes"));
+      ctx.Fail(Join(p, "pattern"),
+               Cat("longer than ", kMaxPatternBytes, " bytes"));
     }
     if (m.data().size() > kMaxPatternBytes) {
-      ctx.Fail(Join(p, "data"), Cat("longer than ", kMaxPatternBytes, " bytes"));
+      ctx.Fail(Join(p, "data"),
+               Cat("longer than ", kMaxPatternBytes, " bytes"));
     }
-    if (m.kind() == PayloadMutation::KIND_REPLACE_PATTERN && m.pattern().empty()) {
+    if (m.kind() == PayloadMutation::KIND_REPLACE_PATTERN &&
+        m.pattern().empty()) {
       ctx.Fail(Join(p, "pattern"), "replace_pattern needs a non-empty pattern");
     }
     if ((m.kind() == PayloadMutation::KIND_CORRUPT_BYTES ||
@@ -1910,7 +2017,8 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     CheckDelay(ctx, "dns.delay", policy.dns().delay_ns());
     CheckProbability(ctx, "dns.timeout", policy.dns().timeout_ppm());
     CheckProbability(ctx, "dns.nxdomain", policy.dns().nxdomain_ppm());
-    if (uint64_t{policy.dns().timeout_ppm()} + policy.dns().nxdomain_ppm() > 1'000'000) {
+    if (uint64_t{policy.dns().timeout_ppm()} + policy.dns().nxdomain_ppm() >
+        1'000'000) {
       ctx.Fail("dns", "timeout and nxdomain together are above 100%");
     }
   }
@@ -1935,17 +2043,21 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     CheckProbability(ctx, p, r.probability_ppm());
     if (!r.path_glob().empty() && !IsFileFamily(r.family())) {
       ctx.Fail(Join(p, "path"),
-               Cat("path globs only apply to file families (open, read, write, fsync, "
+               Cat("path globs only apply to file families (open, read, write, "
+                   "fsync, "
                    "fdatasync, close, unlink, rename, mkdir, ftruncate), not ",
                    fam));
     }
     if (r.path_glob().size() > kMaxGlobBytes) {
-      ctx.Fail(Join(p, "path"), Cat("path glob longer than ", kMaxGlobBytes, " bytes"));
+      ctx.Fail(Join(p, "path"),
+               Cat("path glob longer than ", kMaxGlobBytes, " bytes"));
     }
     if (r.has_when()) {
       const When& w = r.when();
-      if (w.first() == 0 || w.step() == 0 || (w.last() != 0 && w.last() < w.first())) {
-        ctx.Fail(Join(p, "when"), Cat("invalid counter ", Quote(FormatWhen(w))));
+      if (w.first() == 0 || w.step() == 0 ||
+          (w.last() != 0 && w.last() < w.first())) {
+        ctx.Fail(Join(p, "when"),
+                 Cat("invalid counter ", Quote(FormatWhen(w))));
       }
     }
   }
@@ -1957,7 +2069,8 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     } else if (part.a() == part.b()) {
       ctx.Fail(p, Cat("a partition needs two different processes, got ",
                       Quote(part.a()), " twice"));
-    } else if (part.a().size() > kMaxNameBytes || part.b().size() > kMaxNameBytes) {
+    } else if (part.a().size() > kMaxNameBytes ||
+               part.b().size() > kMaxNameBytes) {
       ctx.Fail(p, "process names are at most 63 bytes");
     }
   }
@@ -1980,7 +2093,8 @@ absl::Status CheckPolicyName(std::string_view name) {
     if (!absl::ascii_isalnum(c) && c != '_' && c != '-' && c != '.') {
       return absl::InvalidArgumentError(
           Cat("policy name ", Quote(name),
-              " has an unexpected character (use letters, digits, '_', '-' and '.')"));
+              " has an unexpected character (use letters, digits, '_', '-' and "
+              "'.')"));
     }
   }
   return absl::OkStatus();
@@ -2041,7 +2155,8 @@ absl::StatusOr<When> ParseWhen(std::string_view text) {
     rest.remove_prefix(2);
     uint64_t last;
     if (!number(&last)) return bad("expected a number after \"..\"");
-    if (last < first) return bad(Cat("range ", first, "..", last, " is reversed"));
+    if (last < first)
+      return bad(Cat("range ", first, "..", last, " is reversed"));
     w.set_last(last);
   }
   if (!rest.empty() && rest[0] == '+') {
@@ -2074,7 +2189,8 @@ std::string FormatWhen(const When& w) {
 
 absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(Cat(Quote(url), " is not a target: ", why));
+    return absl::InvalidArgumentError(
+        Cat(Quote(url), " is not a target: ", why));
   };
   fault::v1::Target t;
   t.set_source(std::string(url));
@@ -2090,14 +2206,16 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
   } else if (scheme == "any") {
     t.set_protocol(fault::v1::PROTOCOL_ANY);
   } else {
-    return bad(Cat("unknown scheme ", Quote(scheme), " (use tcp://, udp:// or any://)"));
+    return bad(Cat("unknown scheme ", Quote(scheme),
+                   " (use tcp://, udp:// or any://)"));
   }
   std::string_view rest = url.substr(sep + 3);
   std::string_view host, prefix, port;
   bool has_prefix = false, has_port = false, v6 = false;
   if (!rest.empty() && rest[0] == '[') {
     const size_t close = rest.find(']');
-    if (close == std::string_view::npos) return bad("missing \"]\" after an IPv6 address");
+    if (close == std::string_view::npos)
+      return bad("missing \"]\" after an IPv6 address");
     host = rest.substr(1, close - 1);
     v6 = true;
     rest.remove_prefix(close + 1);
@@ -2109,13 +2227,15 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
     if (!rest.empty() && rest[0] == '/') {
       if (has_prefix) return bad("two prefix lengths");
       const size_t colon = rest.find(':');
-      prefix = rest.substr(1, colon == std::string_view::npos ? std::string_view::npos
-                                                              : colon - 1);
+      prefix = rest.substr(1, colon == std::string_view::npos
+                                  ? std::string_view::npos
+                                  : colon - 1);
       has_prefix = true;
       rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon);
     }
     if (!rest.empty()) {
-      if (rest[0] != ':') return bad(Cat("unexpected ", Quote(rest), " after \"]\""));
+      if (rest[0] != ':')
+        return bad(Cat("unexpected ", Quote(rest), " after \"]\""));
       port = rest.substr(1);
       has_port = true;
     }
@@ -2146,14 +2266,18 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
     uint32_t lo, hi;
     auto digits = [](std::string_view s) {
       return !s.empty() && s.size() <= 9 &&
-             std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+             std::all_of(s.begin(), s.end(),
+                         [](char c) { return absl::ascii_isdigit(c); });
     };
-    if (!digits(lo_text) || !digits(hi_text) || !absl::SimpleAtoi(Av(lo_text), &lo) ||
+    if (!digits(lo_text) || !digits(hi_text) ||
+        !absl::SimpleAtoi(Av(lo_text), &lo) ||
         !absl::SimpleAtoi(Av(hi_text), &hi)) {
-      return bad(Cat("port ", Quote(port), " is not a number or a range like 8000-8100"));
+      return bad(Cat("port ", Quote(port),
+                     " is not a number or a range like 8000-8100"));
     }
     for (uint32_t p : {lo, hi}) {
-      if (p == 0 || p > 65535) return bad(Cat("port ", p, " is out of range (1..65535)"));
+      if (p == 0 || p > 65535)
+        return bad(Cat("port ", p, " is out of range (1..65535)"));
     }
     if (lo > hi) return bad(Cat("port range ", lo, "-", hi, " is reversed"));
     t.set_port_min(lo);
@@ -2173,8 +2297,9 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
     // A name: matched through getaddrinfo's answers, like `hostname`.
     absl::StatusOr<std::string> name = CanonicalNamePattern(host, "host name");
     if (!name.ok()) {
-      return bad(Cat(Quote(host),
-                     " is not an IPv4 address, an [IPv6] address or a host name"));
+      return bad(
+          Cat(Quote(host),
+              " is not an IPv4 address, an [IPv6] address or a host name"));
     }
     t.set_hostname(*name);
     return t;
@@ -2196,8 +2321,8 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
   if (!std::equal(addr, addr + 16, net)) {
     char orig[INET6_ADDRSTRLEN];
     inet_ntop(family, addr, orig, sizeof(orig));
-    return bad(Cat(orig, "/", len, " has host bits set (did you mean ", text, "/", len,
-                   "?)"));
+    return bad(Cat(orig, "/", len, " has host bits set (did you mean ", text,
+                   "/", len, "?)"));
   }
   t.set_cidr(Cat(text, "/", len));
   return t;
@@ -2219,9 +2344,11 @@ std::string FormatTargetUrl(const fault::v1::Target& t) {
   if (!cidr.empty()) {
     const size_t slash = cidr.find('/');
     const std::string addr = cidr.substr(0, slash);
-    const std::string len = slash == std::string::npos ? "" : cidr.substr(slash + 1);
+    const std::string len =
+        slash == std::string::npos ? "" : cidr.substr(slash + 1);
     const bool v6 = addr.find(':') != std::string::npos;
-    const bool host = (v6 && len == "128") || (!v6 && len == "32") || len.empty();
+    const bool host =
+        (v6 && len == "128") || (!v6 && len == "32") || len.empty();
     Append(&out, v6 ? "[" : "", addr, v6 ? "]" : "", host ? "" : Cat("/", len));
   }
   if (t.port_min() != 0) {

@@ -5,12 +5,12 @@
 #ifndef FAULT_SUPERVISOR_POLICY_PARSER_H_
 #define FAULT_SUPERVISOR_POLICY_PARSER_H_
 
+#include <yaml-cpp/yaml.h>
+
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"

@@ -1,10 +1,10 @@
 // `fault policy validate FILE...` and `fault policy show FILE [--json]`.
+#include <google/protobuf/util/json_util.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "supervisor/cli/commands.h"
 #include "supervisor/policy/loader.h"
@@ -21,28 +21,33 @@ struct ShowOptions {
 
 void RegisterPolicyCommands(CLI::App& app) {
   CLI::App* policy =
-      app.add_subcommand("policy", "Validate and show policy files")->require_subcommand(1);
+      app.add_subcommand("policy", "Validate and show policy files")
+          ->require_subcommand(1);
 
   auto files = std::make_shared<std::vector<std::string>>();
-  CLI::App* validate = policy->add_subcommand(
-      "validate",
-      "Check policy files (YAML or JSON); print every error with file:line:column");
+  CLI::App* validate =
+      policy->add_subcommand("validate",
+                             "Check policy files (YAML or JSON); print every "
+                             "error with file:line:column");
   validate->add_option("files", *files, "Policy files")->required();
   validate->callback([files] {
     int status = 0;
     for (const std::string& file : *files) {
-      absl::StatusOr<fault::v1::PolicySet> set = fault::policy::LoadPolicyFiles({file});
+      absl::StatusOr<fault::v1::PolicySet> set =
+          fault::policy::LoadPolicyFiles({file});
       if (!set.ok()) {
         std::cerr << set.status().message() << "\n";
         status = 1;
         continue;
       }
       const int n = set->policies_size();
-      std::cout << file << ": " << n << (n == 1 ? " policy" : " policies") << " OK\n";
+      std::cout << file << ": " << n << (n == 1 ? " policy" : " policies")
+                << " OK\n";
     }
     // Names must also be unique across the files given together.
     if (status == 0 && files->size() > 1) {
-      absl::StatusOr<fault::v1::PolicySet> all = fault::policy::LoadPolicyFiles(*files);
+      absl::StatusOr<fault::v1::PolicySet> all =
+          fault::policy::LoadPolicyFiles(*files);
       if (!all.ok()) {
         std::cerr << all.status().message() << "\n";
         status = 1;
@@ -53,11 +58,13 @@ void RegisterPolicyCommands(CLI::App& app) {
 
   auto show = std::make_shared<ShowOptions>();
   CLI::App* show_cmd = policy->add_subcommand(
-      "show", "Print policies in canonical form (how their units were understood)");
+      "show",
+      "Print policies in canonical form (how their units were understood)");
   show_cmd->add_option("file", show->file, "Policy file")->required();
   show_cmd->add_flag("--json", show->json, "Print the canonical proto as JSON");
   show_cmd->callback([show] {
-    absl::StatusOr<fault::v1::PolicySet> set = fault::policy::LoadPolicyFiles({show->file});
+    absl::StatusOr<fault::v1::PolicySet> set =
+        fault::policy::LoadPolicyFiles({show->file});
     if (!set.ok()) {
       std::cerr << set.status().message() << "\n";
       ExitStatus() = 1;
@@ -68,7 +75,8 @@ void RegisterPolicyCommands(CLI::App& app) {
       options.add_whitespace = true;
       options.preserve_proto_field_names = true;
       std::string json;
-      auto status = google::protobuf::util::MessageToJsonString(*set, &json, options);
+      auto status =
+          google::protobuf::util::MessageToJsonString(*set, &json, options);
       if (!status.ok()) {
         std::cerr << "fault policy show: " << status.ToString() << "\n";
         ExitStatus() = 1;

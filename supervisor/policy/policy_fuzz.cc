@@ -1,14 +1,14 @@
 // libFuzzer target: arbitrary bytes as a policy file. Besides not crashing,
 // whatever parses must survive the show round trip: the canonical text parses
 // again to the same policies.
+#include <google/protobuf/util/message_differencer.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/util/message_differencer.h>
 
 #include "supervisor/policy/loader.h"
 
@@ -21,7 +21,8 @@ void ClearSources(fault::v1::PolicySet* set) {
 }
 
 void Check(std::string_view text, std::string_view filename) {
-  absl::StatusOr<fault::v1::PolicySet> set = fault::policy::ParsePolicyText(text, filename);
+  absl::StatusOr<fault::v1::PolicySet> set =
+      fault::policy::ParsePolicyText(text, filename);
   if (!set.ok()) {
     if (set.status().message().empty()) {
       std::fprintf(stderr, "error without a message\n");
@@ -33,7 +34,8 @@ void Check(std::string_view text, std::string_view filename) {
   absl::StatusOr<fault::v1::PolicySet> again =
       fault::policy::ParsePolicyText(canonical, "canonical.yaml");
   if (!again.ok()) {
-    std::fprintf(stderr, "canonical form does not parse:\n%s\n%s\n", canonical.c_str(),
+    std::fprintf(stderr, "canonical form does not parse:\n%s\n%s\n",
+                 canonical.c_str(),
                  std::string(again.status().message()).c_str());
     std::abort();
   }
@@ -41,8 +43,9 @@ void Check(std::string_view text, std::string_view filename) {
   ClearSources(&a);
   ClearSources(&b);
   if (!google::protobuf::util::MessageDifferencer::Equals(a, b)) {
-    std::fprintf(stderr, "round trip changed the policies:\n%s\n---\n%s\n---\n%s\n",
-                 canonical.c_str(), a.DebugString().c_str(), b.DebugString().c_str());
+    std::fprintf(
+        stderr, "round trip changed the policies:\n%s\n---\n%s\n---\n%s\n",
+        canonical.c_str(), a.DebugString().c_str(), b.DebugString().c_str());
     std::abort();
   }
 }

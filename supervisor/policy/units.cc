@@ -109,10 +109,17 @@ constexpr Unit kRateUnits[] = {
 constexpr std::string_view kRateUnitHint = "(use bps, kbps, mbps or gbps)";
 
 constexpr Unit kSizeUnits[] = {
-    {"", 1},          {"b", 1},
-    {"kb", 1ull << 10}, {"kib", 1ull << 10}, {"k", 1ull << 10},
-    {"mb", 1ull << 20}, {"mib", 1ull << 20}, {"m", 1ull << 20},
-    {"gb", 1ull << 30}, {"gib", 1ull << 30}, {"g", 1ull << 30},
+    {"", 1},
+    {"b", 1},
+    {"kb", 1ull << 10},
+    {"kib", 1ull << 10},
+    {"k", 1ull << 10},
+    {"mb", 1ull << 20},
+    {"mib", 1ull << 20},
+    {"m", 1ull << 20},
+    {"gb", 1ull << 30},
+    {"gib", 1ull << 30},
+    {"g", 1ull << 30},
 };
 constexpr std::string_view kSizeUnitHint = "(use b, kb, mb or gb)";
 
@@ -152,11 +159,11 @@ absl::StatusOr<uint64_t> ParseScaled(std::string_view text,
   unit = FindUnit(units, rest, /*ignore_case=*/true);
   if (unit == nullptr) {
     if (rest.empty()) return Invalid(text, what, Cat("missing unit ", hint));
-    return Invalid(text, what,
-                   Cat("unknown unit ", Quote(rest), " ", hint));
+    return Invalid(text, what, Cat("unknown unit ", Quote(rest), " ", hint));
   }
   u128 value;
-  switch (Scale(d, unit->factor, std::numeric_limits<uint64_t>::max(), &value)) {
+  switch (
+      Scale(d, unit->factor, std::numeric_limits<uint64_t>::max(), &value)) {
     case ScaleResult::kNotWhole:
       return Invalid(text, what, Cat("not a whole number of ", whole_unit));
     case ScaleResult::kTooLarge:
@@ -185,29 +192,44 @@ bool FormatExact(uint64_t value, uint64_t unit, std::string_view suffix,
   return true;
 }
 
-#define FAULT_ERRNO_LIST(X) \
-    X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) \
-    X(EBADF) X(ECHILD) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(ENOTBLK) \
-    X(EBUSY) X(EEXIST) X(EXDEV) X(ENODEV) X(ENOTDIR) X(EISDIR) X(EINVAL) \
-    X(ENFILE) X(EMFILE) X(ENOTTY) X(ETXTBSY) X(EFBIG) X(ENOSPC) X(ESPIPE) \
-    X(EROFS) X(EMLINK) X(EPIPE) X(EDOM) X(ERANGE) X(EDEADLK) X(ENAMETOOLONG) \
-    X(ENOLCK) X(ENOSYS) X(ENOTEMPTY) X(ELOOP) X(ENOMSG) X(EIDRM) X(ECHRNG) \
-    X(EL2NSYNC) X(EL3HLT) X(EL3RST) X(ELNRNG) X(EUNATCH) X(ENOCSI) X(EL2HLT) \
-    X(EBADE) X(EBADR) X(EXFULL) X(ENOANO) X(EBADRQC) X(EBADSLT) X(EBFONT) \
-    X(ENOSTR) X(ENODATA) X(ETIME) X(ENOSR) X(ENONET) X(ENOPKG) X(EREMOTE) \
-    X(ENOLINK) X(EADV) X(ESRMNT) X(ECOMM) X(EPROTO) X(EMULTIHOP) X(EDOTDOT) \
-    X(EBADMSG) X(EOVERFLOW) X(ENOTUNIQ) X(EBADFD) X(EREMCHG) X(ELIBACC) \
-    X(ELIBBAD) X(ELIBSCN) X(ELIBMAX) X(ELIBEXEC) X(EILSEQ) X(ERESTART) \
-    X(ESTRPIPE) X(EUSERS) X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE) \
-    X(EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT) X(ESOCKTNOSUPPORT) \
-    X(EOPNOTSUPP) X(EPFNOSUPPORT) X(EAFNOSUPPORT) X(EADDRINUSE) \
-    X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH) X(ENETRESET) X(ECONNABORTED) \
-    X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN) X(ESHUTDOWN) \
-    X(ETOOMANYREFS) X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTDOWN) \
-    X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS) X(ESTALE) X(EUCLEAN) \
-    X(ENOTNAM) X(ENAVAIL) X(EISNAM) X(EREMOTEIO) X(EDQUOT) X(ENOMEDIUM) \
-    X(EMEDIUMTYPE) X(ECANCELED) X(ENOKEY) X(EKEYEXPIRED) X(EKEYREVOKED) \
-    X(EKEYREJECTED) X(EOWNERDEAD) X(ENOTRECOVERABLE) X(ERFKILL) X(EHWPOISON)
+#define FAULT_ERRNO_LIST(X)                                                                    \
+  X(EPERM)                                                                                     \
+  X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) X(EBADF) X(                  \
+      ECHILD) X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(ENOTBLK) X(EBUSY)                      \
+      X(EEXIST) X(EXDEV) X(ENODEV) X(ENOTDIR) X(EISDIR) X(EINVAL) X(ENFILE) X(                 \
+          EMFILE) X(ENOTTY) X(ETXTBSY) X(EFBIG) X(ENOSPC) X(ESPIPE) X(EROFS)                   \
+          X(EMLINK) X(EPIPE) X(EDOM) X(ERANGE) X(EDEADLK) X(ENAMETOOLONG) X(                   \
+              ENOLCK) X(ENOSYS) X(ENOTEMPTY) X(ELOOP) X(ENOMSG) X(EIDRM)                       \
+              X(ECHRNG) X(EL2NSYNC) X(EL3HLT) X(EL3RST) X(ELNRNG) X(EUNATCH) X(                \
+                  ENOCSI) X(EL2HLT) X(EBADE) X(EBADR) X(EXFULL) X(ENOANO)                      \
+                  X(EBADRQC) X(EBADSLT) X(EBFONT) X(ENOSTR) X(ENODATA) X(                      \
+                      ETIME) X(ENOSR) X(ENONET) X(ENOPKG) X(EREMOTE) X(ENOLINK)                \
+                      X(EADV) X(ESRMNT) X(ECOMM) X(EPROTO) X(EMULTIHOP) X(                     \
+                          EDOTDOT) X(EBADMSG) X(EOVERFLOW) X(ENOTUNIQ) X(EBADFD)               \
+                          X(EREMCHG) X(ELIBACC) X(ELIBBAD) X(ELIBSCN) X(                       \
+                              ELIBMAX) X(ELIBEXEC) X(EILSEQ) X(ERESTART) X(ESTRPIPE)           \
+                              X(EUSERS) X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE) X(             \
+                                  EPROTOTYPE) X(ENOPROTOOPT) X(EPROTONOSUPPORT)                \
+                                  X(ESOCKTNOSUPPORT) X(EOPNOTSUPP) X(EPFNOSUPPORT) X(          \
+                                      EAFNOSUPPORT) X(EADDRINUSE)                              \
+                                      X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH) X(           \
+                                          ENETRESET) X(ECONNABORTED) X(ECONNRESET)             \
+                                          X(ENOBUFS) X(EISCONN) X(ENOTCONN) X(                 \
+                                              ESHUTDOWN) X(ETOOMANYREFS)                       \
+                                              X(ETIMEDOUT) X(ECONNREFUSED) X(                  \
+                                                  EHOSTDOWN) X(EHOSTUNREACH) X(EALREADY)       \
+                                                  X(EINPROGRESS) X(ESTALE) X(                  \
+                                                      EUCLEAN) X(ENOTNAM) X(ENAVAIL)           \
+                                                      X(EISNAM) X(EREMOTEIO) X(                \
+                                                          EDQUOT) X(ENOMEDIUM)                 \
+                                                          X(EMEDIUMTYPE) X(                    \
+                                                              ECANCELED) X(ENOKEY)             \
+                                                              X(EKEYEXPIRED) X(                \
+                                                                  EKEYREVOKED) X(EKEYREJECTED) \
+                                                                  X(EOWNERDEAD) X(             \
+                                                                      ENOTRECOVERABLE)         \
+                                                                      X(ERFKILL)               \
+                                                                          X(EHWPOISON)
 
 struct ErrnoEntry {
   std::string_view name;
@@ -242,8 +264,7 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
     Decimal d;
     bool too_long;
     if (!ConsumeDecimal(rest, &d, &too_long)) {
-      return Invalid(text, kWhat,
-                     Cat("expected a number at ", Quote(rest)));
+      return Invalid(text, kWhat, Cat("expected a number at ", Quote(rest)));
     }
     if (too_long) return Invalid(text, kWhat, "too many digits");
     size_t n = 0;
@@ -253,14 +274,14 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
     const std::string_view unit_text = rest.substr(0, n);
     rest.remove_prefix(n);
     if (unit_text.empty()) {
-      return Invalid(text, kWhat,
-                     Cat("missing unit ", kDurationUnitHint));
+      return Invalid(text, kWhat, Cat("missing unit ", kDurationUnitHint));
     }
-    const Unit* unit = FindUnit(kDurationUnits, unit_text, /*ignore_case=*/false);
+    const Unit* unit =
+        FindUnit(kDurationUnits, unit_text, /*ignore_case=*/false);
     if (unit == nullptr) {
-      return Invalid(text, kWhat,
-                     Cat("unknown unit ", Quote(unit_text), " ",
-                                  kDurationUnitHint));
+      return Invalid(
+          text, kWhat,
+          Cat("unknown unit ", Quote(unit_text), " ", kDurationUnitHint));
     }
     u128 value;
     switch (Scale(d, unit->factor, kMax, &value)) {
@@ -272,7 +293,8 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
         break;
     }
     total += value;
-    if (total > kMax) return Invalid(text, kWhat, "too large (at most 2562047h)");
+    if (total > kMax)
+      return Invalid(text, kWhat, "too large (at most 2562047h)");
   }
   return static_cast<int64_t>(total);
 }
@@ -311,7 +333,7 @@ absl::StatusOr<uint32_t> ParseProbability(std::string_view text) {
   } else {
     return Invalid(text, kWhat,
                    Cat("unknown unit ", Quote(rest),
-                                " (use %, ppm, or a fraction between 0 and 1)"));
+                       " (use %, ppm, or a fraction between 0 and 1)"));
   }
   u128 value;
   switch (Scale(d, multiplier, 1'000'000, &value)) {
@@ -326,7 +348,8 @@ absl::StatusOr<uint32_t> ParseProbability(std::string_view text) {
 }
 
 absl::StatusOr<uint64_t> ParseRate(std::string_view text) {
-  return ParseScaled(text, "rate", kRateUnits, kRateUnitHint, "bits per second");
+  return ParseScaled(text, "rate", kRateUnits, kRateUnitHint,
+                     "bits per second");
 }
 
 absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
@@ -344,7 +367,7 @@ absl::StatusOr<int> ErrnoFromName(std::string_view name) {
   if (kByName->contains(absl::AsciiStrToUpper(Av(name)))) {
     return absl::InvalidArgumentError(
         Cat(Quote(name), " is not an errno name (errno names are upper case: ",
-                     absl::AsciiStrToUpper(Av(name)), ")"));
+            absl::AsciiStrToUpper(Av(name)), ")"));
   }
   return absl::InvalidArgumentError(Cat(
       Quote(name), " is not an errno name (e.g. ENOSPC, EIO, ECONNREFUSED)"));
@@ -373,8 +396,8 @@ std::string FormatDuration(int64_t ns) {
   // Largest unit first; "m" is skipped unless exact so that 90s stays "90s".
   if (v % 3'600'000'000'000 == 0) return Cat(v / 3'600'000'000'000, "h");
   if (v % 60'000'000'000 == 0) return Cat(v / 60'000'000'000, "m");
-  for (const Unit& u : {Unit{"s", 1'000'000'000}, Unit{"ms", 1'000'000},
-                        Unit{"us", 1'000}}) {
+  for (const Unit& u :
+       {Unit{"s", 1'000'000'000}, Unit{"ms", 1'000'000}, Unit{"us", 1'000}}) {
     if (FormatExact(v, u.factor, u.name, &out)) return out;
   }
   return Cat(v, "ns");
@@ -410,8 +433,8 @@ std::string FormatRate(uint64_t bps) {
 std::string FormatSize(uint64_t bytes) {
   if (bytes == 0) return "0b";
   std::string out;
-  for (const Unit& u :
-       {Unit{"gb", 1ull << 30}, Unit{"mb", 1ull << 20}, Unit{"kb", 1ull << 10}}) {
+  for (const Unit& u : {Unit{"gb", 1ull << 30}, Unit{"mb", 1ull << 20},
+                        Unit{"kb", 1ull << 10}}) {
     if (FormatExact(bytes, u.factor, u.name, &out)) return out;
   }
   return Cat(bytes, "b");

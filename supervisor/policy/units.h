@@ -1,5 +1,8 @@
 // Human units at the edges of fault: "50ms", "1%", "250ppm", "10mbps", "1mb",
 // "ENOSPC". Everything inside is canonical (ns, ppm, bits/s, bytes, errno).
+// Errors quote the value and say why: "\"7 ms\" is not a duration: unknown
+// unit \" ms\" (use ns, us, ms, s, m or h)"; callers prefix where it was.
+// All functions are pure and thread-safe. See docs/policy.md.
 #ifndef FAULT_SUPERVISOR_POLICY_UNITS_H_
 #define FAULT_SUPERVISOR_POLICY_UNITS_H_
 
@@ -30,10 +33,10 @@ absl::StatusOr<int> ErrnoFromName(std::string_view name);
 std::string_view ErrnoName(int err);
 
 // Inverse formatting for `fault policy show` and reports.
-std::string FormatDuration(int64_t ns);     // "7ms", "1.5s"
+std::string FormatDuration(int64_t ns);       // "7ms", "1.5s"
 std::string FormatProbability(uint32_t ppm);  // "0.2%", "250ppm"
-std::string FormatRate(uint64_t bps);       // "1mbps"
-std::string FormatSize(uint64_t bytes);     // "16kb"
+std::string FormatRate(uint64_t bps);         // "1mbps"
+std::string FormatSize(uint64_t bytes);       // "16kb"
 
 }  // namespace fault::policy
 

@@ -36,8 +36,9 @@ TEST(ParseDurationTest, RejectsWithReason) {
   EXPECT_EQ(ErrorOf(ParseDuration("7 ms")),
             "\"7 ms\" is not a duration: unknown unit \" ms\" (use ns, us, ms, "
             "s, m or h)");
-  EXPECT_EQ(ErrorOf(ParseDuration("5")),
-            "\"5\" is not a duration: missing unit (use ns, us, ms, s, m or h)");
+  EXPECT_EQ(
+      ErrorOf(ParseDuration("5")),
+      "\"5\" is not a duration: missing unit (use ns, us, ms, s, m or h)");
   EXPECT_EQ(ErrorOf(ParseDuration("-5ms")),
             "\"-5ms\" is not a duration: negative durations are not allowed");
   EXPECT_EQ(ErrorOf(ParseDuration("")), "\"\" is not a duration: empty value");
@@ -45,9 +46,10 @@ TEST(ParseDurationTest, RejectsWithReason) {
             "\"ms\" is not a duration: expected a number at \"ms\"");
   EXPECT_EQ(ErrorOf(ParseDuration("1.s")),
             "\"1.s\" is not a duration: expected a number at \"1.s\"");
-  EXPECT_EQ(ErrorOf(ParseDuration("5MS")),
-            "\"5MS\" is not a duration: unknown unit \"MS\" (use ns, us, ms, s, "
-            "m or h)");
+  EXPECT_EQ(
+      ErrorOf(ParseDuration("5MS")),
+      "\"5MS\" is not a duration: unknown unit \"MS\" (use ns, us, ms, s, "
+      "m or h)");
   EXPECT_EQ(ErrorOf(ParseDuration("1.5ns")),
             "\"1.5ns\" is not a duration: not a whole number of nanoseconds");
   EXPECT_EQ(ErrorOf(ParseDuration("2562048h")),
@@ -83,9 +85,10 @@ TEST(ParseProbabilityTest, RejectsWithReason) {
             "\"150%\" is not a probability: above 100%");
   EXPECT_EQ(ErrorOf(ParseProbability("1000001ppm")),
             "\"1000001ppm\" is not a probability: above 1000000ppm (100%)");
-  EXPECT_EQ(ErrorOf(ParseProbability("5")),
-            "\"5\" is not a probability: a plain number is a fraction between 0 "
-            "and 1 (write \"50%\" for a percentage)");
+  EXPECT_EQ(
+      ErrorOf(ParseProbability("5")),
+      "\"5\" is not a probability: a plain number is a fraction between 0 "
+      "and 1 (write \"50%\" for a percentage)");
   EXPECT_EQ(ErrorOf(ParseProbability("-1%")),
             "\"-1%\" is not a probability: negative probabilities are not "
             "allowed");
@@ -193,8 +196,9 @@ TEST(FormatTest, DurationsRoundTrip) {
   EXPECT_EQ(FormatDuration(1'234), "1.234us");
   EXPECT_EQ(FormatDuration(1'234'567), "1234.567us");
   EXPECT_EQ(FormatDuration(17), "17ns");
-  for (int64_t ns : {int64_t{1}, int64_t{999}, int64_t{1'001}, int64_t{123'456'789},
-                     int64_t{3'600'000'000'001}, int64_t{9'223'372'036'854'775'807}}) {
+  for (int64_t ns :
+       {int64_t{1}, int64_t{999}, int64_t{1'001}, int64_t{123'456'789},
+        int64_t{3'600'000'000'001}, int64_t{9'223'372'036'854'775'807}}) {
     EXPECT_EQ(*ParseDuration(FormatDuration(ns)), ns) << ns;
   }
 }
