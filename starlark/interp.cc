@@ -170,8 +170,14 @@ bool Iterate(Thread& th, const Value& v, const std::function<void(const Value&)>
 }
 
 std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname) {
-  if (v.Is(Kind::kList)) return ListOf(v)->v;
-  if (v.Is(Kind::kTuple)) return TupleOf(v)->v;
+  if (v.Is(Kind::kList)) {
+    th.Charge(ListOf(v)->v.size() / 256);
+    return ListOf(v)->v;
+  }
+  if (v.Is(Kind::kTuple)) {
+    th.Charge(TupleOf(v)->v.size() / 256);
+    return TupleOf(v)->v;
+  }
   std::vector<Value> out;
   if (!Iterate(th, v, [&](const Value& x) { out.push_back(x); })) {
     if (fname) Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want iterable"));
@@ -195,9 +201,12 @@ struct Frame {
   Value result;
 };
 
+thread_local Thread* t_current_thread = nullptr;
+
 class Eval {
  public:
-  explicit Eval(Thread& th) : th_(th) {}
+  explicit Eval(Thread& th) : th_(th), saved_(t_current_thread) { t_current_thread = &th; }
+  ~Eval() { t_current_thread = saved_; }
 
   Value Expr(Frame& fr, const starlark::Expr* e);
   Flow Exec(Frame& fr, const Stmts& ss);
@@ -232,6 +241,7 @@ class Eval {
   void Load(Frame& fr, const LoadStmt* l);
 
   Thread& th_;
+  Thread* saved_;
 };
 
 [[noreturn]] void Unbound(const IdentExpr* id, bool global) {
@@ -981,6 +991,10 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
 }
 
 }  // namespace
+
+void ChargeCurrent(uint64_t n) {
+  if (t_current_thread && n) t_current_thread->Charge(n);
+}
 
 Value CallValue(Thread& th, const Value& fn, const Args& args) {
   switch (fn.kind()) {

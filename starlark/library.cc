@@ -133,6 +133,7 @@ Value IntBinary(Tok op, const Value& x, const Value& y) {
     case Tok::kMinus: return Int(BigInt::Sub(a, b));
     case Tok::kStar:
       if (a.Limbs() + b.Limbs() > 40000) Fail("int too large");
+      ChargeCurrent(a.Limbs() * b.Limbs() / 64);
       return Int(BigInt::Mul(a, b));
     case Tok::kSlashSlash:
     case Tok::kPercent: {
@@ -198,6 +199,7 @@ Value Repeat(const Value& seq, const Value& count) {
   if (n < 0) n = 0;
   int64_t len = Length(seq);
   if (len > 0 && n > (int64_t{1} << 28) / len) Fail("excessive repeat (" + std::to_string(len) + " * " + std::to_string(n) + " elements)");
+  ChargeCurrent(static_cast<uint64_t>(len * n) / 256);
   switch (seq.kind()) {
     case Kind::kString:
     case Kind::kBytes: {
@@ -313,14 +315,25 @@ Value Binary(Tok op, const Value& x, const Value& y) {
       if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       if (kx == ky) {
         switch (kx) {
-          case Kind::kString: return Str(StrOf(x) + StrOf(y));
-          case Kind::kBytes: return Bytes(StrOf(x) + StrOf(y));
+          case Kind::kString:
+          case Kind::kBytes: {
+            size_t n = StrOf(x).size() + StrOf(y).size();
+            if (n > (size_t{1} << 28)) Fail("string too large");
+            ChargeCurrent(n / 256);
+            std::string r;
+            r.reserve(n);
+            r += StrOf(x);
+            r += StrOf(y);
+            return kx == Kind::kString ? Str(std::move(r)) : Bytes(std::move(r));
+          }
           case Kind::kList: {
+            ChargeCurrent((ListOf(x)->v.size() + ListOf(y)->v.size()) / 256);
             std::vector<Value> v = ListOf(x)->v;
             v.insert(v.end(), ListOf(y)->v.begin(), ListOf(y)->v.end());
             return NewList(std::move(v));
           }
           case Kind::kTuple: {
+            ChargeCurrent((TupleOf(x)->v.size() + TupleOf(y)->v.size()) / 256);
             std::vector<Value> v = TupleOf(x)->v;
             v.insert(v.end(), TupleOf(y)->v.begin(), TupleOf(y)->v.end());
             return v.empty() ? EmptyTuple() : NewTuple(std::move(v));

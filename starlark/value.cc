@@ -24,7 +24,7 @@ struct ImmortalInit {
 
 // ---- deferred destruction (no deep recursion when freeing long chains) ----
 thread_local int t_destroy_depth = 0;
-thread_local std::vector<Object*>* t_pending = nullptr;
+thread_local std::vector<Object*> t_pending;
 
 // ---- cycle collector registry ----
 std::mutex& GcMu() {
@@ -39,15 +39,14 @@ void Fail(std::string msg) { throw EvalError{std::move(msg), "", false}; }
 
 void Object::Destroy(Object* o) {
   if (t_destroy_depth > 0) {
-    if (!t_pending) t_pending = new std::vector<Object*>();
-    t_pending->push_back(o);
+    t_pending.push_back(o);
     return;
   }
   t_destroy_depth++;
   delete o;
-  while (t_pending && !t_pending->empty()) {
-    Object* p = t_pending->back();
-    t_pending->pop_back();
+  while (!t_pending.empty()) {
+    Object* p = t_pending.back();
+    t_pending.pop_back();
     delete p;
   }
   t_destroy_depth--;
@@ -400,8 +399,13 @@ uint64_t Hash(const Value& v) {
     case Kind::kString:
     case Kind::kBytes: {
       auto* s = v.as<StringObj>();
-      if (s->hash == 0) s->hash = HashBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
-      return s->hash;
+      if (s->hash != 0) return s->hash;
+      uint64_t h = HashBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
+      if (h == 0) h = 1;
+      // Frozen strings may be shared between threads: they get their hash
+      // when frozen, and are never written afterwards.
+      if (!s->frozen()) s->hash = h;
+      return h;
     }
     case Kind::kTuple: {
       DepthGuard g;
@@ -825,6 +829,10 @@ void Freeze(const Value& root) {
     Object* o = stack.back();
     stack.pop_back();
     if (o->frozen()) continue;
+    if (o->kind() == Kind::kString || o->kind() == Kind::kBytes) {
+      Value tmp(o);
+      Hash(tmp);  // cache the hash before the object becomes shareable
+    }
     o->MarkFrozen();
     if (o->kind() == Kind::kHost) static_cast<HostValue*>(o)->Freeze();
     if (o->kind() == Kind::kStringElems) {

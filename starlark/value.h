@@ -442,6 +442,10 @@ bool IntToInt64(const Value& v, int64_t* out);
 BigInt ToBigInt(const Value& v);  // v must be int
 double IntToDouble(const Value& v);  // may fail "int too large to convert to float"
 
+// Charges `n` execution steps to the Thread running on this OS thread (if
+// any), for builtins whose work is proportional to the size of their data.
+void ChargeCurrent(uint64_t n);
+
 // Mutation checks with the reference implementation's messages.
 void CheckListMutable(ListObj* l, const char* what);  // what: "append to"
 void CheckDictMutable(DictObj* d);
