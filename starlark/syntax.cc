@@ -350,7 +350,9 @@ class Scanner {
     for (auto& [k, t] : kKeywords)
       if (s == k) return t;
     static const char* kReserved[] = {
-        "as", "assert", "async", "await", "class", "del", "except", "finally",
+        // `assert` is allowed as an identifier (an `assert` module is
+        // common in tests), like the Go implementation does.
+        "as", "async", "await", "class", "del", "except", "finally",
         "from", "global", "import", "is", "nonlocal", "raise", "try", "with",
         "yield",
     };
