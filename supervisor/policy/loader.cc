@@ -295,59 +295,75 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
 
 struct FlagSpec {
   std::string_view name;  // without "--"
+  std::string_view type;  // shown in --help
   std::string_view path;  // field path in the policy; "" for special flags
   std::string_view help;
   bool repeated = false;
 };
 
 constexpr FlagSpec kFlags[] = {
-    {"latency", "latency", "Fixed delay per packet/operation, e.g. 50ms"},
-    {"latency-distribution", "latency.distribution",
+    {"latency", "DURATION", "latency",
+     "Fixed delay per packet/operation, e.g. 50ms"},
+    {"latency-distribution", "KIND", "latency.distribution",
      "Latency distribution: fixed, uniform, normal, pareto, pareto_normal"},
-    {"latency-min", "latency.min", "Uniform latency: lower bound"},
-    {"latency-max", "latency.max", "Uniform latency: upper bound"},
-    {"latency-mean", "latency.mean", "Normal/pareto_normal latency: mean"},
-    {"latency-stddev", "latency.stddev",
+    {"latency-min", "DURATION", "latency.min", "Uniform latency: lower bound"},
+    {"latency-max", "DURATION", "latency.max", "Uniform latency: upper bound"},
+    {"latency-mean", "DURATION", "latency.mean",
+     "Normal/pareto_normal latency: mean"},
+    {"latency-stddev", "DURATION", "latency.stddev",
      "Normal/pareto_normal latency: standard deviation"},
-    {"latency-shape", "latency.shape", "Pareto latency: shape (alpha > 0)"},
-    {"latency-scale", "latency.scale",
+    {"latency-shape", "NUMBER", "latency.shape",
+     "Pareto latency: shape (alpha > 0)"},
+    {"latency-scale", "DURATION", "latency.scale",
      "Pareto latency: scale (x_m, a duration)"},
-    {"jitter", "jitter", "Latency variation, e.g. 10ms"},
-    {"packet-loss", "packet_loss", "Loss probability, e.g. 1% or 250ppm"},
-    {"burst-loss", "burst_loss",
+    {"jitter", "DURATION", "jitter", "Latency variation, e.g. 10ms"},
+    {"packet-loss", "PROB", "packet_loss",
+     "Loss probability, e.g. 1% or 250ppm"},
+    {"burst-loss", "N", "burst_loss",
      "Packets lost in a row once a loss starts (needs --packet-loss)"},
-    {"rate", "rate", "Bandwidth per connection and direction, e.g. 2mbps"},
-    {"rate-burst", "rate.burst", "Token bucket size for --rate, e.g. 16kb"},
-    {"packet-duplicate", "packet_duplicate",
+    {"rate", "RATE", "rate",
+     "Bandwidth per connection and direction, e.g. 2mbps"},
+    {"rate-burst", "SIZE", "rate.burst",
+     "Token bucket size for --rate, e.g. 16kb"},
+    {"packet-duplicate", "PROB", "packet_duplicate",
      "Duplicate probability (UDP), e.g. 1%"},
-    {"uplink-latency", "uplink.latency", "Latency program -> peer only"},
-    {"downlink-latency", "downlink.latency", "Latency peer -> program only"},
-    {"uplink-jitter", "uplink.jitter", "Jitter program -> peer only"},
-    {"downlink-jitter", "downlink.jitter", "Jitter peer -> program only"},
-    {"uplink-packet-loss", "uplink.packet_loss", "Loss program -> peer only"},
-    {"downlink-packet-loss", "downlink.packet_loss",
+    {"uplink-latency", "DURATION", "uplink.latency",
+     "Latency program -> peer only"},
+    {"downlink-latency", "DURATION", "downlink.latency",
+     "Latency peer -> program only"},
+    {"uplink-jitter", "DURATION", "uplink.jitter",
+     "Jitter program -> peer only"},
+    {"downlink-jitter", "DURATION", "downlink.jitter",
+     "Jitter peer -> program only"},
+    {"uplink-packet-loss", "PROB", "uplink.packet_loss",
+     "Loss program -> peer only"},
+    {"downlink-packet-loss", "PROB", "downlink.packet_loss",
      "Loss peer -> program only"},
-    {"uplink-rate", "uplink.rate", "Bandwidth program -> peer only"},
-    {"downlink-rate", "downlink.rate", "Bandwidth peer -> program only"},
-    {"connect-timeout", "timeout.connect",
+    {"uplink-rate", "RATE", "uplink.rate", "Bandwidth program -> peer only"},
+    {"downlink-rate", "RATE", "downlink.rate",
+     "Bandwidth peer -> program only"},
+    {"connect-timeout", "DURATION", "timeout.connect",
      "connect waits this long, then ETIMEDOUT"},
-    {"recv-timeout", "timeout.recv", "A receive waits this long, then fails"},
-    {"connection-error", "",
+    {"recv-timeout", "DURATION", "timeout.recv",
+     "A receive waits this long, then fails"},
+    {"connection-error", "KIND[:PROB]", "",
      "KIND[:PROB]: reset, refused or unreachable, e.g. reset:5%"},
-    {"blackhole", "", "Drop all traffic of the targets"},
-    {"dns-delay", "dns.delay", "Every lookup waits this long first"},
-    {"dns-timeout", "dns.timeout", "Probability a lookup fails with EAI_AGAIN"},
-    {"dns-nxdomain", "dns.nxdomain",
+    {"blackhole", "", "", "Drop all traffic of the targets"},
+    {"dns-delay", "DURATION", "dns.delay",
+     "Every lookup waits this long first"},
+    {"dns-timeout", "PROB", "dns.timeout",
+     "Probability a lookup fails with EAI_AGAIN"},
+    {"dns-nxdomain", "PROB", "dns.nxdomain",
      "Probability a lookup fails with EAI_NONAME"},
-    {"deny", "",
+    {"deny", "FAMILY=ERRNO[,..]", "",
      "FAMILY=ERRNO[,path=GLOB][,prob=P][,when=W], e.g. write=ENOSPC", true},
-    {"delay", "",
+    {"delay", "FAMILY=DURATION[,..]", "",
      "FAMILY=DURATION[,path=GLOB][,prob=P][,when=W], e.g. fsync=200ms", true},
-    {"target", "", "Apply only to this destination, e.g. tcp://127.0.0.1:8080",
-     true},
-    {"target-hostname", "",
+    {"target", "URL", "",
+     "Apply only to this destination, e.g. tcp://127.0.0.1:8080", true},
+    {"target-hostname", "NAME", "",
      "Apply only to this host name (as resolved), e.g. api.example.com", true},
-    {"seed", "seed", "Seed for fault decisions (same seed, same faults)"},
+    {"seed", "N", "seed", "Seed for fault decisions (same seed, same faults)"},
 };
 
 const FlagSpec* FindFlag(std::string_view name) {
@@ -473,6 +489,7 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
               option,
               [flags, name] { flags->given.emplace_back(name, "true"); },
               std::string(f.help))
+          ->type_name(std::string(f.type))
           ->group("Effects");
     } else if (f.repeated) {
       command
@@ -483,6 +500,7 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
               },
               std::string(f.help))
           ->allow_extra_args(false)
+          ->type_name(std::string(f.type))
           ->group("Effects");
     } else {
       command
@@ -492,6 +510,7 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
                 flags->given.emplace_back(name, v);
               },
               std::string(f.help))
+          ->type_name(std::string(f.type))
           ->group("Effects");
     }
   }
