@@ -3,7 +3,8 @@
 # workload (tests/targets/pingpong.cc: ROUNDS round trips of 64 bytes over
 # one TCP connection on 127.0.0.1), against the bare program, fiu-run -x
 # and strace's fault injection on an unrelated syscall. Prints a Markdown
-# table (median of REPS runs; ratios against bare).
+# table (median of REPS runs, the variants interleaved within each
+# repetition; ratios against bare).
 #
 #   tools/bench/exec_overhead.sh [BUILD_DIR [REPS [ROUNDS]]]
 #   (default: build/release, 7 repetitions, 20000 round trips)
@@ -45,15 +46,22 @@ variants=(
 
 results="$(mktemp)"
 trap 'rm -f "$nonmatching" "$results"' EXIT
+# Check the tools once, then interleave the variants within every
+# repetition so that a change of machine load affects all of them alike.
+runnable=()
 for v in "${variants[@]}"; do
-  name="${v%%|*}"
   prefix="${v#*|}"
   first="${prefix%% *}"
   if [ -n "$prefix" ] && ! command -v "$first" >/dev/null 2>&1; then
-    echo "exec_overhead: $first not installed; skipping \"$name\"" >&2
+    echo "exec_overhead: $first not installed; skipping \"${v%%|*}\"" >&2
     continue
   fi
-  for _ in $(seq 1 "$reps"); do
+  runnable+=("$v")
+done
+for _ in $(seq 1 "$reps"); do
+  for v in "${runnable[@]}"; do
+    name="${v%%|*}"
+    prefix="${v#*|}"
     start=$(date +%s%N)
     # shellcheck disable=SC2086
     line="$($prefix "$pingpong" "$rounds" 64)"
