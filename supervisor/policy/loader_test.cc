@@ -4,6 +4,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -548,6 +549,20 @@ TEST(PolicyFileErrorTest, CollectsEveryErrorOfEveryPolicy) {
       "durations are not allowed\n"
       "p.yaml:2:25: policy \"b\": rate: \"0.5bps\" is not a rate: not a whole "
       "number of bits per second");
+}
+
+TEST(PolicyFileErrorTest, LimitsFileSizeAndReportedErrors) {
+  EXPECT_EQ(Errors(std::string((1 << 20) + 1, '#')),
+            "p.yaml: too large (1048577 bytes; policy files are at most 1mb)");
+  std::string many;
+  for (int i = 0; i < 60; ++i)
+    many += "p" + std::to_string(i) + ": {latency: x}\n";
+  const std::string errors = Errors(many);
+  EXPECT_EQ(std::count(errors.begin(), errors.end(), '\n'), 50);
+  EXPECT_THAT(errors, testing::StartsWith(
+                          "p.yaml:1:15: policy \"p0\": latency: \"x\" is "
+                          "not a duration: expected a number at \"x\"\n"));
+  EXPECT_THAT(errors, testing::EndsWith("\n... and 10 more errors"));
 }
 
 // --- Validation rules: each valid and invalid --------------------------------
