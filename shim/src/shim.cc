@@ -1298,7 +1298,10 @@ void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add,
   if (fd < 0 || fd >= kMaxFds) return;
   FdState& st = g_fds[fd];
   if (!st.valid || !st.in_gate_list) return;
-  static const uint32_t kDirEvents[2] = {POLLOUT, POLLIN};
+  // The normal-data variants are the same readiness (curl polls for
+  // POLLWRNORM, for instance).
+  static const uint32_t kDirEvents[2] = {POLLOUT | POLLWRNORM | POLLWRBAND,
+                                         POLLIN | POLLRDNORM | POLLRDBAND};
   for (int dir = 0; dir < 2; ++dir) {
     int64_t g = st.gate_ns[dir];
     if (g == 0) continue;
@@ -1308,7 +1311,10 @@ void GateView(int fd, int64_t now, uint32_t* hide, uint32_t* add,
         *hide |= POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP;
       if (*next == 0 || g < *next) *next = g;
     } else if (st.synth[dir]) {
-      *add |= st.synth[dir];
+      uint32_t e = st.synth[dir];
+      if (e & POLLOUT) e |= POLLWRNORM;
+      if (e & POLLIN) e |= POLLRDNORM;
+      *add |= e;
     } else {
       GateClear(fd, st, dir);  // a plain gate that passed
     }
@@ -1464,7 +1470,7 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline,
       FdState& st = g_fds[fd];
       if (st.epfd != epfd) continue;
       GateView(fd, now, &hide[ng], &add[ng], &next);
-      if (st.ep_removed && !(hide[ng] & POLLHUP)) {
+      if (st.ep_removed && hide[ng] == 0) {
         epoll_event back;
         back.events = st.epevents;
         back.data.u64 = st.epdata;
@@ -1482,6 +1488,7 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline,
     int n = call(events, maxevents, synth ? 0 : MsUntil(until, now));
     if (n < 0) return n;
     bool reported[kMaxGates] = {};
+    bool dropped[kMaxGates] = {};
     int out = 0;
     for (int i = 0; i < n; ++i) {
       epoll_event ev = events[i];
@@ -1493,12 +1500,13 @@ int GatedEpoll(int epfd, epoll_event* events, int maxevents, int64_t deadline,
         ev.events &= ~hide[k];
         ev.events |= add[k];
         if ((ev.events & ~(EPOLLET | EPOLLONESHOT)) == 0) keep = false;
+        if (!keep && hide[k]) dropped[k] = true;
       }
       if (keep) events[out++] = ev;
     }
     for (int k = 0; k < ng; ++k) {
       FdState& st = g_fds[gated[k]];
-      if (reported[k] && (hide[k] & POLLHUP) && !st.ep_removed) {
+      if (dropped[k] && !st.ep_removed) {
         // The kernel keeps reporting it (level-triggered): take it out of
         // the set until its gate passes, so that waiting does not spin.
         if (real.epoll_ctl(epfd, EPOLL_CTL_DEL, gated[k], nullptr) == 0)

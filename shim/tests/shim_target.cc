@@ -4,6 +4,7 @@
 //
 //   shim_target connect PORT            blocking connect to 127.0.0.1:PORT
 //   shim_target connect_nb PORT         non-blocking connect + poll + SO_ERROR
+//   shim_target connect_nb_wrnorm PORT  the same, polling for POLLWRNORM
 //   shim_target connect_epoll PORT      non-blocking connect + epoll + SO_ERROR
 //   shim_target udp_send PORT N         N numbered datagrams to 127.0.0.1:PORT
 //   shim_target udp_recv                counts datagrams on a port it prints
@@ -107,7 +108,7 @@ int ModeConnect(int port) {
   return 0;
 }
 
-int ModeConnectNb(int port, bool use_epoll) {
+int ModeConnectNb(int port, bool use_epoll, short poll_events = POLLOUT) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   sockaddr_in sa = Loopback(port);
   double t0 = NowMs();
@@ -126,7 +127,7 @@ int ModeConnectNb(int port, bool use_epoll) {
       printf("data=%llx\n", static_cast<unsigned long long>(out[0].data.u64));
     close(ep);
   } else {
-    pollfd p = {fd, POLLOUT, 0};
+    pollfd p = {fd, poll_events, 0};
     ready = poll(&p, 1, 5000);
   }
   double ready_ms = NowMs() - t0;
@@ -494,6 +495,7 @@ int main(int argc, char** argv) {
   auto arg = [&](int i) { return i < argc ? argv[i] : ""; };
   if (mode == "connect") return ModeConnect(atoi(arg(2)));
   if (mode == "connect_nb") return ModeConnectNb(atoi(arg(2)), false);
+  if (mode == "connect_nb_wrnorm") return ModeConnectNb(atoi(arg(2)), false, POLLWRNORM);
   if (mode == "connect_epoll") return ModeConnectNb(atoi(arg(2)), true);
   if (mode == "udp_send") return ModeUdpSend(atoi(arg(2)), atoi(arg(3)));
   if (mode == "udp_recv") return ModeUdpRecv();
