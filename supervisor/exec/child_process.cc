@@ -49,7 +49,7 @@ std::vector<std::string> BuildChildEnvironment(char* const* environ,
   for (char* const* e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string var(*e);
     if (absl::StartsWith(var, kFd) || absl::StartsWith(var, kStub)) continue;
-    if (absl::StartsWith(var, kPreload)) {
+    if (absl::StartsWith(var, kPreload) && !shim_path.empty()) {
       std::string existing = var.substr(kPreload.size());
       if (!existing.empty()) preload += ":" + existing;
       env.push_back(kPreload + preload);
@@ -58,7 +58,7 @@ std::vector<std::string> BuildChildEnvironment(char* const* environ,
     }
     env.push_back(std::move(var));
   }
-  if (!has_preload) env.push_back(kPreload + preload);
+  if (!has_preload && !shim_path.empty()) env.push_back(kPreload + preload);
   env.push_back(kFd + std::to_string(table_fd));
   char hex[32];
   std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(stub_page));

@@ -32,7 +32,8 @@ absl::StatusOr<std::string> ResolveProgram(const std::string& program,
 
 // `environ` with LD_PRELOAD = shim + existing entries (the shim first) and
 // FAULT_TABLE_FD / FAULT_STUB_PAGE set; every other variable unchanged and
-// in its original order.
+// in its original order. An empty `shim_path` leaves LD_PRELOAD alone (a
+// run without the shim layer).
 std::vector<std::string> BuildChildEnvironment(char* const* environ,
                                                const std::string& shim_path,
                                                int table_fd, uint64_t stub_page);

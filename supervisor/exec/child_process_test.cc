@@ -32,6 +32,14 @@ TEST(ChildProcessTest, EnvironmentWithoutPreload) {
   EXPECT_EQ(out[0], "LD_PRELOAD=/s.so");
 }
 
+TEST(ChildProcessTest, EnvironmentWithoutTheShimLayer) {
+  const char* env[] = {"LD_PRELOAD=/a.so", "B=2", nullptr};
+  std::vector<std::string> out =
+      BuildChildEnvironment(const_cast<char* const*>(env), "", 4, 0x1000);
+  EXPECT_EQ(out, (std::vector<std::string>{"LD_PRELOAD=/a.so", "B=2", "FAULT_TABLE_FD=4",
+                                           "FAULT_STUB_PAGE=0x1000"}));
+}
+
 TEST(ChildProcessTest, ResolveProgramLikeExecvp) {
   EXPECT_EQ(*ResolveProgram("sh", "/nonexistent:/bin:/usr/bin"), "/bin/sh");
   EXPECT_EQ(*ResolveProgram("./relative", "/bin"), "./relative");

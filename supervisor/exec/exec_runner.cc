@@ -179,7 +179,9 @@ int Runner::Run() {
     return kExitUsage;
   }
   std::string shim = o_.shim_path;
-  if (shim.empty()) {
+  if (!o_.preload_shim) {
+    shim.clear();
+  } else if (shim.empty()) {
     shim = fault::cli::FindShimLibrary();
     if (shim.empty()) {
       err_ << "fault exec: cannot find libfault_shim.so (looked in $FAULT_SHIM, "

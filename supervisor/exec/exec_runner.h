@@ -44,6 +44,7 @@ struct ExecOptions {
   bool scopes_only = false;
   int reload_signal = 0;                          // 0: none
   std::string shim_path;                          // empty: FindShimLibrary()
+  bool preload_shim = true;                       // false: other layers only
   std::vector<std::string> command;
   std::vector<ExecLayer*> layers;                 // besides the shim
   SeedSource* seeds = nullptr;                    // null: RandomSeedSource
