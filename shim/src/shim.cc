@@ -937,7 +937,8 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
   const fault_link& l = r.uplink;
   if (l.rate_bps == 0 && limit == total) {  // unchanged: the caller's message
     ssize_t n = RealSendmsg(idx, fd, m, flags);
-    if (n > 0) eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    if (n > 0)
+      eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
     return n;
   }
   iovec iov[kIov];
@@ -1821,9 +1822,9 @@ FAULT_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   return AcceptCommon(fd, addr, len, flags, true);
 }
 
-FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
-  EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend)) return real.send(fd, buf, n, flags);
+// The part of send that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t SendSlowPath(int fd, const void* buf,
+                                                      size_t n, int flags) {
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
   return SlowSend(
@@ -1834,11 +1835,17 @@ FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
       });
 }
 
-FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags,
-                            const sockaddr* to, socklen_t tolen) {
+FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend))
-    return real.sendto(fd, buf, n, flags, to, tolen);
+  if (!FdMaybe(fd, eng::kFamilySend)) return real.send(fd, buf, n, flags);
+  return SendSlowPath(fd, buf, n, flags);
+}
+
+// The part of sendto that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t SendtoSlowPath(int fd, const void* buf,
+                                                        size_t n, int flags,
+                                                        const sockaddr* to,
+                                                        socklen_t tolen) {
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, to, tolen);
   return SlowSend(
@@ -1850,9 +1857,18 @@ FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags,
       });
 }
 
-FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags,
+                            const sockaddr* to, socklen_t tolen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendmsg(fd, msg, flags);
+  if (!FdMaybe(fd, eng::kFamilySend))
+    return real.sendto(fd, buf, n, flags, to, tolen);
+  return SendtoSlowPath(fd, buf, n, flags, to, tolen);
+}
+
+// The part of sendmsg that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t SendmsgSlowPath(int fd,
+                                                         const msghdr* msg,
+                                                         int flags) {
   msghdr m = *msg;
   return SlowSend(
       fd, eng::kFamilySend, FAULT_OP_SEND, &m, flags,
@@ -1862,9 +1878,15 @@ FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
       });
 }
 
-FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
+FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.write(fd, buf, n);
+  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendmsg(fd, msg, flags);
+  return SendmsgSlowPath(fd, msg, flags);
+}
+
+// The part of write that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t WriteSlowPath(int fd, const void* buf,
+                                                       size_t n) {
   iovec iov;
   msghdr m = OneBuf(&iov, const_cast<void*>(buf), n, nullptr, 0);
   return SlowSend(
@@ -1873,10 +1895,16 @@ FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
       [&]() { return Raw(SYS_write, fd, reinterpret_cast<long>(buf), n); });
 }
 
-FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
+FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0)
-    return real.writev(fd, iov, cnt);
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.write(fd, buf, n);
+  return WriteSlowPath(fd, buf, n);
+}
+
+// The part of writev that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t WritevSlowPath(int fd,
+                                                        const iovec* iov,
+                                                        int cnt) {
   msghdr m;
   memset(&m, 0, sizeof(m));
   m.msg_iov = const_cast<iovec*>(iov);
@@ -1887,9 +1915,16 @@ FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
       [&]() { return Raw(SYS_writev, fd, reinterpret_cast<long>(iov), cnt); });
 }
 
-FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
+FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0)
+    return real.writev(fd, iov, cnt);
+  return WritevSlowPath(fd, iov, cnt);
+}
+
+// The part of pwrite that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t PwriteSlowPath(int fd, const void* buf,
+                                                        size_t n, off_t off) {
   return SlowPlain(
       fd, eng::kFamilyWrite, FAULT_OP_WRITE,
       [&]() { return real.pwrite(fd, buf, n, off); },
@@ -1898,9 +1933,17 @@ FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
       });
 }
 
-FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite64(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite(fd, buf, n, off);
+  return PwriteSlowPath(fd, buf, n, off);
+}
+
+// The part of pwrite64 that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t Pwrite64SlowPath(int fd,
+                                                          const void* buf,
+                                                          size_t n,
+                                                          off64_t off) {
   return SlowPlain(
       fd, eng::kFamilyWrite, FAULT_OP_WRITE,
       [&]() { return real.pwrite64(fd, buf, n, off); },
@@ -1909,9 +1952,15 @@ FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
       });
 }
 
-FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
+FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recv(fd, buf, n, flags);
+  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite64(fd, buf, n, off);
+  return Pwrite64SlowPath(fd, buf, n, off);
+}
+
+// The part of recv that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t RecvSlowPath(int fd, void* buf,
+                                                      size_t n, int flags) {
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
   return SlowRecv(
@@ -1923,11 +1972,17 @@ FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
       });
 }
 
-FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags,
-                              sockaddr* from, socklen_t* fromlen) {
+FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv))
-    return real.recvfrom(fd, buf, n, flags, from, fromlen);
+  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recv(fd, buf, n, flags);
+  return RecvSlowPath(fd, buf, n, flags);
+}
+
+// The part of recvfrom that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t RecvfromSlowPath(int fd, void* buf,
+                                                          size_t n, int flags,
+                                                          sockaddr* from,
+                                                          socklen_t* fromlen) {
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
   if (from != nullptr && fromlen != nullptr) {
@@ -1947,9 +2002,17 @@ FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags,
   return r;
 }
 
-FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags,
+                              sockaddr* from, socklen_t* fromlen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvmsg(fd, msg, flags);
+  if (!FdMaybe(fd, eng::kFamilyRecv))
+    return real.recvfrom(fd, buf, n, flags, from, fromlen);
+  return RecvfromSlowPath(fd, buf, n, flags, from, fromlen);
+}
+
+// The part of recvmsg that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t RecvmsgSlowPath(int fd, msghdr* msg,
+                                                         int flags) {
   return SlowRecv(
       fd, eng::kFamilyRecv, FAULT_OP_RECV, msg, flags,
       [&]() { return real.recvmsg(fd, msg, flags); },
@@ -1958,9 +2021,15 @@ FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
       });
 }
 
-FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.read(fd, buf, n);
+  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvmsg(fd, msg, flags);
+  return RecvmsgSlowPath(fd, msg, flags);
+}
+
+// The part of read that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t ReadSlowPath(int fd, void* buf,
+                                                      size_t n) {
   iovec iov;
   msghdr m = OneBuf(&iov, buf, n, nullptr, 0);
   return SlowRecv(
@@ -1969,10 +2038,15 @@ FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
       [&]() { return Raw(SYS_read, fd, reinterpret_cast<long>(buf), n); });
 }
 
-FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
+FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0)
-    return real.readv(fd, iov, cnt);
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.read(fd, buf, n);
+  return ReadSlowPath(fd, buf, n);
+}
+
+// The part of readv that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t ReadvSlowPath(int fd, const iovec* iov,
+                                                       int cnt) {
   msghdr m;
   memset(&m, 0, sizeof(m));
   m.msg_iov = const_cast<iovec*>(iov);
@@ -1983,9 +2057,16 @@ FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
       [&]() { return Raw(SYS_readv, fd, reinterpret_cast<long>(iov), cnt); });
 }
 
-FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
+FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0)
+    return real.readv(fd, iov, cnt);
+  return ReadvSlowPath(fd, iov, cnt);
+}
+
+// The part of pread that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t PreadSlowPath(int fd, void* buf,
+                                                       size_t n, off_t off) {
   return SlowPlain(
       fd, eng::kFamilyRead, FAULT_OP_READ,
       [&]() { return real.pread(fd, buf, n, off); },
@@ -1994,9 +2075,16 @@ FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
       });
 }
 
-FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread64(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread(fd, buf, n, off);
+  return PreadSlowPath(fd, buf, n, off);
+}
+
+// The part of pread64 that runs only when a rule may apply.
+__attribute__((noinline)) static ssize_t Pread64SlowPath(int fd, void* buf,
+                                                         size_t n,
+                                                         off64_t off) {
   return SlowPlain(
       fd, eng::kFamilyRead, FAULT_OP_READ,
       [&]() { return real.pread64(fd, buf, n, off); },
@@ -2005,21 +2093,37 @@ FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
       });
 }
 
-FAULT_EXPORT int fsync(int fd) {
+FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyFsync)) return real.fsync(fd);
+  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread64(fd, buf, n, off);
+  return Pread64SlowPath(fd, buf, n, off);
+}
+
+// The part of fsync that runs only when a rule may apply.
+__attribute__((noinline)) static int FsyncSlowPath(int fd) {
   return static_cast<int>(SlowPlain(
       fd, eng::kFamilyFsync, FAULT_OP_FSYNC, [&]() { return real.fsync(fd); },
       [&]() { return Raw(SYS_fsync, fd); }));
 }
 
-FAULT_EXPORT int fdatasync(int fd) {
+FAULT_EXPORT int fsync(int fd) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
+  if (!FdMaybe(fd, eng::kFamilyFsync)) return real.fsync(fd);
+  return FsyncSlowPath(fd);
+}
+
+// The part of fdatasync that runs only when a rule may apply.
+__attribute__((noinline)) static int FdatasyncSlowPath(int fd) {
   return static_cast<int>(SlowPlain(
       fd, eng::kFamilyFdatasync, FAULT_OP_FDATASYNC,
       [&]() { return real.fdatasync(fd); },
       [&]() { return Raw(SYS_fdatasync, fd); }));
+}
+
+FAULT_EXPORT int fdatasync(int fd) {
+  EnsureReal();
+  if (!FdMaybe(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
+  return FdatasyncSlowPath(fd);
 }
 
 FAULT_EXPORT int close(int fd) {
