@@ -58,7 +58,10 @@ struct NotifyStats {
 class NotifyLoop {
  public:
   struct Options {
-    Clock* clock = nullptr;  // nullptr: RealClock
+    // nullptr: RealClock. Deadlines are armed on a CLOCK_MONOTONIC timerfd,
+    // so a replacement must follow CLOCK_MONOTONIC (simulated time is for
+    // TimerQueue's own tests).
+    Clock* clock = nullptr;
     // Ask for SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on every listener.
     bool sync_wakeup = true;
   };

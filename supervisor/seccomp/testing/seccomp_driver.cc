@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -143,7 +144,8 @@ int DriverMain(int argc, char** argv) {
   table->stub_page = stub_page;
   table->supervisor_pid = static_cast<uint32_t>(getpid());
 
-  auto* cfg = new fault_config();
+  auto cfg_owner = std::make_unique<fault_config>();
+  fault_config* cfg = cfg_owner.get();
   cfg->n_rules = 1;
   fault_rule& rule = cfg->rules[0];
   snprintf(rule.name, sizeof(rule.name), "driver");
