@@ -1628,8 +1628,16 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags,
           ? ApplySyscallRules(s, family, op, FilePath(fd))
           : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
     return -1;
-  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
-    return NetSend(s, fd, k, m, flags, op);
+  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
+    ssize_t r = NetSend(s, fd, k, m, flags, op);
+    // A stale entry (the number was closed behind the shim's back, e.g.
+    // by close_range or a raw syscall, and reused): forget it, pass through.
+    if (r < 0 && errno == ENOTSOCK) {
+      ResetFd(fd);
+      return pass();
+    }
+    return r;
+  }
   if (ViaStub(s.idx(), family)) return stub();
   return pass();
 }
@@ -1644,8 +1652,14 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
   if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
                  : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
     return -1;
-  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask))
-    return NetRecv(s, fd, k, m, flags, op);
+  if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
+    ssize_t r = NetRecv(s, fd, k, m, flags, op);
+    if (r < 0 && errno == ENOTSOCK) {  // stale entry, see SlowSend
+      ResetFd(fd);
+      return pass();
+    }
+    return r;
+  }
   if (ViaStub(s.idx(), family)) return stub();
   return pass();
 }
@@ -2139,6 +2153,30 @@ FAULT_EXPORT int close(int fd) {
   }
   ResetFd(fd);
   return real.close(fd);
+}
+
+FAULT_EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  EnsureReal();
+  static auto fn = reinterpret_cast<int (*)(unsigned, unsigned, int)>(
+      dlsym(RTLD_NEXT, "close_range"));
+  int r = fn ? fn(first, last, flags)
+             : static_cast<int>(syscall(SYS_close_range, first, last, flags));
+  if (r == 0 && !(flags & 4 /* CLOSE_RANGE_CLOEXEC */)) {
+    for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds);
+         ++fd)
+      if (g_kind[fd] != kUnknown || g_fds[fd].valid)
+        ResetFd(static_cast<int>(fd));
+  }
+  return r;
+}
+
+FAULT_EXPORT void closefrom(int lowfd) {
+  EnsureReal();
+  static auto fn =
+      reinterpret_cast<void (*)(int)>(dlsym(RTLD_NEXT, "closefrom"));
+  if (fn) fn(lowfd);
+  for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd)
+    if (g_kind[fd] != kUnknown || g_fds[fd].valid) ResetFd(fd);
 }
 
 FAULT_EXPORT int dup2(int oldfd, int newfd) {

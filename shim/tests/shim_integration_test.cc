@@ -527,6 +527,22 @@ TEST(ShimLink, NonBlockingReceiveLatencyHidesReadinessInEpoll) {
   NonBlockingLatency("nb_echo_epoll");
 }
 
+TEST(ShimLink, StaleSocketEntryFallsBackToThePlainCall) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.uplink.fixed_ns = 1'000'000;
+  r.downlink.fixed_ns = 1'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"stale_fd", std::to_string(echo.port())}, o);
+  EXPECT_EQ(res.Get("send"), "1");
+  EXPECT_EQ(res.Get("reused"), "1");
+  EXPECT_EQ(res.Get("write"), "OK");
+  EXPECT_EQ(res.Get("read"), "ok");
+}
+
 TEST(ShimLink, SessionBudgetCutsTheStream) {
   Server echo(Server::kEcho);
   Table t;

@@ -13,6 +13,7 @@
 //   shim_target connect_host NAME PORT  getaddrinfo(NAME) then connect
 //   shim_target nb_echo_poll PORT       non-blocking round trip waiting in poll
 //   shim_target nb_echo_epoll PORT      the same with epoll
+//   shim_target stale_fd PORT           a socket number reused behind the shim's back
 //   shim_target budget PORT             four 100-byte sends
 //   shim_target echo PORT N             N request/response round trips
 //   shim_target fsync PATH              write + fsync + fdatasync on PATH
@@ -35,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -294,6 +296,22 @@ int ModeBudget(int port) {
   return 0;
 }
 
+// A socket closed behind the shim's back (raw syscall), its number reused
+// by a pipe: writes and reads on the pipe must work.
+int ModeStaleFd(int port) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  printf("send=%zd\n", send(fd, "x", 1, 0));
+  syscall(SYS_close, fd);
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  printf("reused=%d\n", p[0] == fd || p[1] == fd ? 1 : 0);
+  printf("write=%s\n", write(p[1], "ok", 2) == 2 ? "OK" : ErrName(errno));
+  char buf[4] = {};
+  printf("read=%s\n", read(p[0], buf, 2) == 2 ? buf : ErrName(errno));
+  return 0;
+}
+
 int ModeEcho(int port, int n) {
   int err;
   int fd = ConnectTcp(port, &err);
@@ -503,6 +521,7 @@ int main(int argc, char** argv) {
   if (mode == "recv") return ModeRecv(atoi(arg(2)));
   if (mode == "nb_echo_poll") return ModeNbEcho(atoi(arg(2)), false);
   if (mode == "nb_echo_epoll") return ModeNbEcho(atoi(arg(2)), true);
+  if (mode == "stale_fd") return ModeStaleFd(atoi(arg(2)));
   if (mode == "budget") return ModeBudget(atoi(arg(2)));
   if (mode == "connect_host") return ModeConnectHost(arg(2), atoi(arg(3)));
   if (mode == "echo") return ModeEcho(atoi(arg(2)), atoi(arg(3)));
