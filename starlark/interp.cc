@@ -209,6 +209,7 @@ class Eval {
   ~Eval() { t_current_thread = saved_; }
 
   Value Expr(Frame& fr, const starlark::Expr* e);
+  [[gnu::noinline]] Value ExprSlow(Frame& fr, const starlark::Expr* e);
   Flow Exec(Frame& fr, const Stmts& ss);
   Value CallFunction(FunctionObj* fn, const Args& args);
 
@@ -238,6 +239,7 @@ class Eval {
   void Comprehension(Frame& fr, const CompExpr* c, size_t clause, const Value& result);
   Value MakeFunction(Frame& fr, const std::shared_ptr<FuncDecl>& decl);
   Flow ExecStmt(Frame& fr, const Stmt* s);
+  [[gnu::noinline]] Flow ExecStmtSlow(Frame& fr, const Stmt* s);
   void Load(Frame& fr, const LoadStmt* l);
 
   Thread& th_;
@@ -424,7 +426,33 @@ inline bool BothSmall(const Value& a, const Value& b) {
   }
 }
 
+// The common, cheap node kinds; everything else is in ExprSlow so that this
+// function keeps a small stack frame.
 Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
+  switch (e->kind) {
+    case EK::kIdent:
+      return Ident(fr, static_cast<const IdentExpr*>(e));
+    case EK::kLiteral:
+      return static_cast<const LiteralExpr*>(e)->value;
+    case EK::kBinary: {
+      auto* b = static_cast<const BinaryExpr*>(e);
+      const Value* px = PeekLocal(fr, b->x.get());
+      if (px && px->IsSmallInt()) {
+        const Value* py = PeekLocal(fr, b->y.get());
+        if (!py && b->y->kind == EK::kLiteral) py = &static_cast<const LiteralExpr*>(b->y.get())->value;
+        if (py && py->IsSmallInt()) {
+          Value r;
+          if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
+        }
+      }
+      return ExprSlow(fr, e);
+    }
+    default:
+      return ExprSlow(fr, e);
+  }
+}
+
+Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
   switch (e->kind) {
     case EK::kIdent:
       return Ident(fr, static_cast<const IdentExpr*>(e));
@@ -708,6 +736,40 @@ Flow Eval::Exec(Frame& fr, const Stmts& ss) {
 Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
   th_.Step();
   fr.tf->pos = s->pos;
+  switch (s->kind) {
+    case SK::kExpr:
+      Expr(fr, static_cast<const ExprStmt*>(s)->x.get());
+      return Flow::kNormal;
+    case SK::kAssign: {
+      auto* a = static_cast<const AssignStmt*>(s);
+      if (a->op == Tok::kEq && a->lhs->kind == EK::kIdent) {
+        AssignFast(fr, a->lhs.get(), Expr(fr, a->rhs.get()));
+        return Flow::kNormal;
+      }
+      return ExecStmtSlow(fr, s);
+    }
+    case SK::kIf: {
+      auto* i = static_cast<const IfStmt*>(s);
+      if (Truth(Expr(fr, i->cond.get()))) return Exec(fr, i->then);
+      return Exec(fr, i->els);
+    }
+    case SK::kReturn: {
+      auto* r = static_cast<const ReturnStmt*>(s);
+      fr.result = r->result ? Expr(fr, r->result.get()) : None();
+      return Flow::kReturn;
+    }
+    case SK::kBreak:
+      return Flow::kBreak;
+    case SK::kContinue:
+      return Flow::kContinue;
+    case SK::kPass:
+      return Flow::kNormal;
+    default:
+      return ExecStmtSlow(fr, s);
+  }
+}
+
+Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
   switch (s->kind) {
     case SK::kExpr:
       Expr(fr, static_cast<const ExprStmt*>(s)->x.get());

@@ -1255,18 +1255,15 @@ Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
   size_t start, end;
   StartEnd(fname, a, 1, s.size(), &start, &end);
   std::string_view w = start <= end ? std::string_view(s.data() + start, end - start) : std::string_view();
-  std::vector<std::string> cands;
-  if (a.pos[0].Is(Kind::kTuple)) {
-    for (auto& x : TupleOf(a.pos[0])->v) cands.push_back(StrArg(fname, x));
-  } else if (a.pos[0].Is(Kind::kString)) {
-    cands.push_back(StrOf(a.pos[0]));
-  } else {
+  auto match = [&](const std::string& c) {
+    return suffix ? (w.size() >= c.size() && w.substr(w.size() - c.size()) == c) : w.substr(0, c.size()) == c;
+  };
+  if (a.pos[0].Is(Kind::kString)) return Bool(match(StrOf(a.pos[0])));
+  if (!a.pos[0].Is(Kind::kTuple))
     Fail(absl::StrCat(fname, ": got ", TypeName(a.pos[0]), ", want string or tuple of strings"));
-  }
-  for (auto& c : cands) {
-    if (suffix ? (w.size() >= c.size() && w.substr(w.size() - c.size()) == c) : w.substr(0, c.size()) == c)
-      return Bool(true);
-  }
+  for (auto& x : TupleOf(a.pos[0])->v) StrArg(fname, x);
+  for (auto& x : TupleOf(a.pos[0])->v)
+    if (match(StrOf(x))) return Bool(true);
   return Bool(false);
 }
 Value S_startswith(Thread&, const Value& r, const Args& a) { return S_affix(r, a, "startswith", false); }
@@ -1379,6 +1376,22 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
   const std::string& sep = RecvStr(r);
   std::string out;
   size_t i = 0;
+  if (a.pos[0].Is(Kind::kList) || a.pos[0].Is(Kind::kTuple)) {
+    const auto& v = a.pos[0].Is(Kind::kList) ? ListOf(a.pos[0])->v : TupleOf(a.pos[0])->v;
+    size_t total = v.empty() ? 0 : sep.size() * (v.size() - 1);
+    for (auto& x : v) {
+      if (!x.Is(Kind::kString)) Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
+      total += StrOf(x).size();
+    }
+    if (total > (size_t{1} << 28)) Fail("join: result too large");
+    th.Charge(v.size() / 16);
+    out.reserve(total);
+    for (auto& x : v) {
+      if (i++) out += sep;
+      out += StrOf(x);
+    }
+    return Str(std::move(out));
+  }
   bool ok = Iterate(th, a.pos[0], [&](const Value& x) {
     if (!x.Is(Kind::kString)) Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
     if (i++) out += sep;

@@ -37,6 +37,79 @@ size_t g_gc_count = 0;
 
 void Fail(std::string msg) { throw EvalError{std::move(msg), "", false}; }
 
+// ---- small-object allocation ----
+// Interpreters allocate many short-lived objects of a few sizes; per-thread
+// free lists of fixed-size blocks avoid most malloc/free traffic. A block
+// freed on another thread (a shared frozen object) joins that thread's list.
+// Sanitizer builds use plain new/delete so that they still see every bug.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FAULT_STARLARK_NO_FREELIST 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FAULT_STARLARK_NO_FREELIST 1
+#endif
+#endif
+
+namespace {
+constexpr size_t kClassSize[] = {32, 64, 96, 128};
+constexpr int kClasses = 4;
+constexpr size_t kMaxCached = 65536;  // blocks kept per class and thread
+
+struct FreeLists {
+  void* head[kClasses] = {};
+  size_t count[kClasses] = {};
+  ~FreeLists() {
+    for (int c = 0; c < kClasses; c++) {
+      while (head[c]) {
+        void* next = *static_cast<void**>(head[c]);
+        ::operator delete(head[c]);
+        head[c] = next;
+      }
+    }
+  }
+};
+thread_local FreeLists t_free;
+
+inline int SizeClass(size_t size) {
+  for (int c = 0; c < kClasses; c++)
+    if (size <= kClassSize[c]) return c;
+  return -1;
+}
+}  // namespace
+
+void* Object::operator new(size_t size) {
+#ifndef FAULT_STARLARK_NO_FREELIST
+  int c = SizeClass(size);
+  if (c >= 0) {
+    if (void* p = t_free.head[c]) {
+      t_free.head[c] = *static_cast<void**>(p);
+      t_free.count[c]--;
+      return p;
+    }
+    return ::operator new(kClassSize[c]);
+  }
+#endif
+  return ::operator new(size);
+}
+
+void Object::operator delete(void* p, size_t size) {
+#ifndef FAULT_STARLARK_NO_FREELIST
+  int c = SizeClass(size);
+  if (c >= 0) {
+    if (t_free.count[c] < kMaxCached) {
+      *static_cast<void**>(p) = t_free.head[c];
+      t_free.head[c] = p;
+      t_free.count[c]++;
+      return;
+    }
+    ::operator delete(p);
+    return;
+  }
+#endif
+  ::operator delete(p);
+}
+
 void Object::Destroy(Object* o) {
   if (t_destroy_depth > 0) {
     t_pending.push_back(o);

@@ -176,6 +176,10 @@ class Object {
   }
   static void Destroy(Object* o);  // deferred to avoid deep recursion
 
+  // Small objects come from per-thread free lists (see value.cc).
+  static void* operator new(size_t size);
+  static void operator delete(void* p, size_t size);
+
   std::atomic<uint32_t> rc_{0};
   Kind kind_;
   uint8_t mode_ = kLocal;
