@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -358,6 +360,45 @@ TEST_F(SeccompIntegrationTest, ShimWithoutStubLeavesWritesToSeccomp) {
   std::vector<std::string> ev = Lines(ReadFile(events));
   ASSERT_EQ(ev.size(), 10u) << ReadFile(events);
   for (const std::string& e : ev) EXPECT_THAT(e, testing::StartsWith("layer=2 op=6 effect=15 value=28 "));
+}
+
+// Which of the writes in write_timing's report failed, as a string of 0/1.
+std::string FailurePattern(const std::string& out) {
+  std::string pattern;
+  for (const std::string& line : Lines(out)) {
+    if (!absl::StartsWith(line, "write ")) continue;
+    pattern += absl::EndsWith(line, " failed") ? '1' : '0';
+  }
+  return pattern;
+}
+
+// The same seed gives the same decisions whether the shim (dynamic program,
+// stub page) or the seccomp supervisor (static program) decides them: both
+// draw from the engine's counter-based stream for (seed, rule, call).
+TEST_F(SeccompIntegrationTest, SameSeedSameDecisionsThroughEitherLayer) {
+  auto run = [&](const std::string& seed, bool shim) {
+    std::vector<std::string> argv = {kDriver, "--seed", seed, "--deny", "write=EIO:*/p.dat",
+                                     "--prob", "300000"};
+    if (shim) {
+      argv.insert(argv.end(), {"--preload", FAULT_SHIM_PATH, "--stub-page"});
+    }
+    argv.insert(argv.end(), {"--", kBin + (shim ? "/seccomp_write_timing_dyn"
+                                                : "/seccomp_write_timing"),
+                             Path("p.dat"), "200"});
+    ProgramRun r = RunProgram(argv);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return FailurePattern(r.out);
+  };
+  const std::string via_seccomp = run("7", false);
+  const std::string via_shim = run("7", true);
+  ASSERT_EQ(via_seccomp.size(), 200u);
+  EXPECT_EQ(via_seccomp, via_shim);
+  // 30% of 200: well inside a 99.9% binomial bound (60 +- 21).
+  const auto failed = std::count(via_seccomp.begin(), via_seccomp.end(), '1');
+  EXPECT_GT(failed, 39);
+  EXPECT_LT(failed, 81);
+  EXPECT_EQ(run("7", false), via_seccomp);   // reproducible
+  EXPECT_NE(run("8", false), via_seccomp);   // and seed-dependent
 }
 #endif  // FAULT_SHIM_PATH
 
