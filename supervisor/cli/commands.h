@@ -15,6 +15,7 @@ void RegisterPolicyCommands(CLI::App& app);     // supervisor/policy
 void RegisterExecCommand(CLI::App& app);        // supervisor/exec
 void RegisterDoctorCommand(CLI::App& app);      // supervisor/doctor
 void RegisterStarlarkCommand(CLI::App& app);    // starlark/
+void RegisterTestCommand(CLI::App& app);        // supervisor/spec
 
 }  // namespace fault::cli
 

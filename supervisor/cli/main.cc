@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   fault::cli::RegisterPolicyCommands(app);
   fault::cli::RegisterDoctorCommand(app);
   fault::cli::RegisterStarlarkCommand(app);
+  fault::cli::RegisterTestCommand(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,48 @@
+// Results of a `fault test` run and their renderings: the summary table,
+// JUnit XML, JSON (with every fault event of every cell) and Markdown.
+//
+// Thread safety: plain values and pure functions.
+#ifndef FAULT_SUPERVISOR_SPEC_REPORT_H_
+#define FAULT_SUPERVISOR_SPEC_REPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace fault::spec {
+
+struct CellResult {
+  std::string scenario;
+  std::string fault;  // "none" for the baseline
+  bool passed = false;
+  std::string message;      // why it failed ("" when it passed)
+  double seconds = 0;
+  std::string policy_yaml;  // the cell's policy as a policy file ("" for none)
+  nlohmann::json events = nlohmann::json::array();  // each with "service"
+  std::string output;       // print() of the scenario and service logs
+  std::string name() const { return scenario + "/" + fault; }
+};
+
+struct RunResult {
+  std::string spec;
+  uint64_t seed = 0;
+  std::vector<CellResult> cells;
+  int passed() const;
+  int failed() const;
+};
+
+// The table printed at the end; its last line is "N passed, N failed".
+std::string RenderSummary(const RunResult& run);
+std::string RenderJUnit(const RunResult& run);
+nlohmann::json RenderJson(const RunResult& run);
+std::string RenderMarkdown(const RunResult& run);
+
+// Fault events of a cell counted by "effect op" ("deny write: 3"), most
+// frequent first.
+std::vector<std::pair<std::string, int>> CountEvents(const nlohmann::json& events);
+
+}  // namespace fault::spec
+
+#endif  // FAULT_SUPERVISOR_SPEC_REPORT_H_

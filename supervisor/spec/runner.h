@@ -1,0 +1,46 @@
+// Runs the cells of a loaded spec: for each (scenario, fault) cell, fresh
+// services under `fault exec` with the cell's policy, readiness, the
+// scenario, its expectation, shutdown, and the cell's fault events.
+//
+//   RunOptions o;
+//   o.fault_binary = "/proc/self/exe";
+//   RunResult r = RunSpec(*spec, o);
+//
+// Cells run one after another (services of two cells never overlap, so
+// fixed ports are safe). Every phase is bounded: readiness by the service's
+// ready_timeout and the cell timeout, the scenario by the cell timeout
+// (its builtins wait at most until the cell's deadline, Starlark code is
+// cancelled), shutdown by SIGTERM then SIGKILL after `stop_grace`.
+//
+// Thread safety: one RunSpec at a time per Spec (it sets the services'
+// per-cell ports).
+#ifndef FAULT_SUPERVISOR_SPEC_RUNNER_H_
+#define FAULT_SUPERVISOR_SPEC_RUNNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "supervisor/spec/report.h"
+#include "supervisor/spec/spec.h"
+
+namespace fault::spec {
+
+struct RunOptions {
+  std::string fault_binary;  // the `fault` executable that runs services
+  std::string filter;        // fnmatch glob over "scenario/fault"; "" = all
+  uint64_t seed = 1;
+  absl::Duration cell_timeout = absl::Seconds(30);
+  absl::Duration stop_grace = absl::Seconds(3);
+  bool keep_dirs = false;    // keep each cell's directory (logs, db files)
+  // Called before and after each cell (progress display).
+  std::function<void(int index, int total, const std::string& name)> on_start;
+  std::function<void(int index, int total, const CellResult& result)> on_done;
+};
+
+RunResult RunSpec(Spec& spec, const RunOptions& options);
+
+}  // namespace fault::spec
+
+#endif  // FAULT_SUPERVISOR_SPEC_RUNNER_H_

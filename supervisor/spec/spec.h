@@ -1,0 +1,93 @@
+// A loaded fault spec: services, fault assumptions, scenarios and the cells
+// of its fault matrices. docs/spec.md describes the language.
+//
+//   absl::StatusOr<std::unique_ptr<Spec>> spec = LoadSpec("s.star", source);
+//   for (const Cell& cell : (*spec)->cells) ...
+//
+// Loading executes the file once with the spec builtins predeclared; every
+// error (syntax, unknown keyword, wrong type, unknown errno, an effect a
+// target cannot observe, a composition conflict) is reported with the
+// file:line:column of the call, and nothing runs.
+//
+// Thread safety: a loaded Spec is read-only except the per-cell runtime
+// fields of ServiceDef, which the (single-threaded) runner sets.
+#ifndef FAULT_SUPERVISOR_SPEC_SPEC_H_
+#define FAULT_SUPERVISOR_SPEC_SPEC_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "fault/v1/policy.pb.h"
+#include "starlark/starlark.h"
+#include "supervisor/spec/fault_set.h"
+
+namespace fault::spec {
+
+struct ServiceDef {
+  std::string name;
+  std::string where;  // file:line:column of service(...)
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::pair<std::string, int>> ports;  // 0: a free port per cell
+  std::string ready_port;                          // a port name, or ""
+  std::vector<std::string> ready_command;          // or a command
+  absl::Duration ready_timeout = absl::Seconds(10);
+  bool static_binary = false;
+
+  // Set by the runner for the cell being run.
+  std::map<std::string, int> current_ports;
+  std::string current_dir;
+};
+
+struct Assumption {
+  std::string name;
+  std::string description;
+  std::string where;
+  FaultSet set;
+  fault::v1::Policy policy;
+  std::vector<std::shared_ptr<ServiceDef>> targets;  // where the faults apply
+  bool expect_events = true;  // a cell fails when no fault fired
+};
+
+struct ScenarioDef {
+  std::string name;
+  std::string description;
+  std::string where;
+  starlark::Value run;
+};
+
+struct Cell {
+  std::shared_ptr<ScenarioDef> scenario;
+  std::shared_ptr<Assumption> fault;  // null: no fault (the baseline)
+  starlark::Value check;               // override, or null: the default
+  std::string name() const;            // "scenario/fault" ("/none")
+};
+
+struct Spec {
+  std::string path;
+  std::vector<std::shared_ptr<ServiceDef>> services;
+  std::vector<std::shared_ptr<Assumption>> assumptions;
+  std::vector<Cell> cells;
+  starlark::StringDict globals;
+};
+
+// Loads a spec. Errors: the message to print (file:line:column first).
+absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(absl::string_view filename,
+                                               absl::string_view source);
+
+// True when the ELF file has no program interpreter (statically linked).
+bool IsStaticBinary(const std::string& path);
+
+// Resolves a command name on PATH ("" when not found).
+std::string ResolveOnPath(const std::string& name);
+
+}  // namespace fault::spec
+
+#endif  // FAULT_SUPERVISOR_SPEC_SPEC_H_

@@ -1,0 +1,150 @@
+// `fault test SPEC.star`: runs the fault matrix of a spec and reports.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "supervisor/cli/commands.h"
+#include "supervisor/policy/units.h"
+#include "supervisor/spec/report.h"
+#include "supervisor/spec/runner.h"
+#include "supervisor/spec/spec.h"
+
+namespace fault::cli {
+namespace {
+
+struct TestFlags {
+  std::string spec;
+  std::string filter;
+  std::string junit, json, report;
+  uint64_t seed = 1;
+  std::string cell_timeout = "30s";
+  bool keep = false;
+};
+
+// A Starlark error is a traceback whose last line reads
+// "Error in fn: FILE:LINE:COL: why" for errors raised by spec builtins.
+// Print "FILE:LINE:COL: fn: why" first, so the position leads.
+std::string FormatSpecError(absl::string_view msg) {
+  std::vector<absl::string_view> lines = absl::StrSplit(msg, '\n', absl::SkipEmpty());
+  if (lines.empty()) return "";
+  absl::string_view last = lines.back();
+  std::string head;
+  if (absl::ConsumePrefix(&last, "Error in ")) {
+    size_t colon = last.find(": ");
+    absl::string_view fn = last.substr(0, colon);
+    absl::string_view rest = colon == absl::string_view::npos ? "" : last.substr(colon + 2);
+    // rest starts with a position when a spec builtin raised it.
+    std::vector<absl::string_view> parts = absl::StrSplit(rest, absl::MaxSplits(": ", 1));
+    if (parts.size() == 2 && std::count(parts[0].begin(), parts[0].end(), ':') == 2) {
+      head = absl::StrCat(parts[0], ": ", fn, ": ", parts[1]);
+    } else {
+      head = absl::StrCat(fn, ": ", rest);
+    }
+  } else if (absl::ConsumePrefix(&last, "Error: ")) {
+    head = std::string(last);
+  }
+  if (head.empty() || lines.size() == 1) return std::string(msg);
+  return absl::StrCat(head, "\n", msg);
+}
+
+bool WriteAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f.write(text.data(), text.size())) return false;
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+int RunTest(const TestFlags& f) {
+  absl::StatusOr<int64_t> timeout = fault::policy::ParseDuration(f.cell_timeout);
+  if (!timeout.ok() || *timeout <= 0) {
+    fprintf(stderr, "fault test: --cell-timeout: \"%s\" is not a positive duration%s%s\n",
+            f.cell_timeout.c_str(), timeout.ok() ? "" : ": ",
+            timeout.ok() ? "" : std::string(timeout.status().message()).c_str());
+    return 2;
+  }
+  std::ifstream in(f.spec, std::ios::binary);
+  if (!in) {
+    fprintf(stderr, "fault test: cannot read %s: %s\n", f.spec.c_str(), strerror(errno));
+    return 2;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<std::unique_ptr<fault::spec::Spec>> spec =
+      fault::spec::LoadSpec(f.spec, ss.str());
+  if (!spec.ok()) {
+    fprintf(stderr, "%s\nfault test: %s: spec error, nothing was run\n",
+            FormatSpecError(spec.status().message()).c_str(), f.spec.c_str());
+    return 2;
+  }
+  fault::spec::RunOptions o;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  o.fault_binary = n > 0 ? std::string(self, n) : "/proc/self/exe";
+  o.filter = f.filter;
+  o.seed = f.seed;
+  o.cell_timeout = absl::Nanoseconds(*timeout);
+  o.keep_dirs = f.keep;
+  if (isatty(STDERR_FILENO)) {
+    o.on_start = [](int i, int total, const std::string& name) {
+      fprintf(stderr, "\r\033[K[%d/%d] %s ...", i + 1, total, name.c_str());
+    };
+    o.on_done = [](int i, int total, const fault::spec::CellResult& r) {
+      fprintf(stderr, "\r\033[K[%d/%d] %s %s (%.2fs)\n", i + 1, total, r.name().c_str(),
+              r.passed ? "PASS" : "FAIL", r.seconds);
+    };
+  }
+  fault::spec::RunResult run = fault::spec::RunSpec(**spec, o);
+  if (run.cells.empty()) {
+    fprintf(stderr, "fault test: --filter %s matches no cell\n", f.filter.c_str());
+    return 2;
+  }
+  fputs(fault::spec::RenderSummary(run).c_str(), stdout);
+  fflush(stdout);
+  int status = run.failed() > 0 ? 1 : 0;
+  auto write = [&](const std::string& path, const std::string& text, const char* flag) {
+    if (path.empty()) return;
+    if (!WriteAtomically(path, text)) {
+      fprintf(stderr, "fault test: %s %s: cannot write: %s\n", flag, path.c_str(), strerror(errno));
+      status = status == 0 ? 2 : status;
+    }
+  };
+  write(f.junit, fault::spec::RenderJUnit(run), "--junit");
+  write(f.json, fault::spec::RenderJson(run).dump(2) + "\n", "--json");
+  write(f.report, fault::spec::RenderMarkdown(run), "--report");
+  return status;
+}
+
+}  // namespace
+
+void RegisterTestCommand(CLI::App& app) {
+  auto flags = std::make_shared<TestFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "test",
+      "Run the fault matrix of a Starlark spec: every (scenario, fault) cell with fresh services "
+      "under `fault exec` (docs/spec.md)");
+  cmd->add_option("spec", flags->spec, "The spec file (.star)")->required();
+  cmd->add_option("--filter", flags->filter, "Run only cells whose \"scenario/fault\" matches this glob");
+  cmd->add_option("--junit", flags->junit, "Write JUnit XML here");
+  cmd->add_option("--json", flags->json, "Write JSON (every cell and its fault events) here");
+  cmd->add_option("--report", flags->report, "Write a Markdown report here");
+  cmd->add_option("--seed", flags->seed, "Seed of every fault decision (default 1)");
+  cmd->add_option("--cell-timeout", flags->cell_timeout,
+                  "Bound of one cell: start, readiness and scenario (default 30s)");
+  cmd->add_flag("--keep", flags->keep, "Keep the cells' directories (service logs, data, events)");
+  cmd->callback([flags] { ExitStatus() = RunTest(*flags); });
+}
+
+}  // namespace fault::cli
