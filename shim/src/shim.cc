@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -2177,6 +2178,33 @@ FAULT_EXPORT void closefrom(int lowfd) {
   if (fn) fn(lowfd);
   for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd)
     if (g_kind[fd] != kUnknown || g_fds[fd].valid) ResetFd(fd);
+}
+
+// stdio opens and closes its descriptors inside libc, where the shim does
+// not see them: keep the fd table in step.
+FAULT_EXPORT FILE* fopen(const char* path, const char* mode) {
+  EnsureReal();
+  static auto fn = reinterpret_cast<FILE* (*)(const char*, const char*)>(
+      dlsym(RTLD_NEXT, "fopen"));
+  FILE* f = fn(path, mode);
+  if (f != nullptr) ResetFd(fileno(f));
+  return f;
+}
+
+FAULT_EXPORT FILE* fopen64(const char* path, const char* mode) {
+  EnsureReal();
+  static auto fn = reinterpret_cast<FILE* (*)(const char*, const char*)>(
+      dlsym(RTLD_NEXT, "fopen64"));
+  FILE* f = fn(path, mode);
+  if (f != nullptr) ResetFd(fileno(f));
+  return f;
+}
+
+FAULT_EXPORT int fclose(FILE* f) {
+  EnsureReal();
+  static auto fn = reinterpret_cast<int (*)(FILE*)>(dlsym(RTLD_NEXT, "fclose"));
+  if (f != nullptr) ResetFd(fileno(f));
+  return fn(f);
 }
 
 FAULT_EXPORT int dup2(int oldfd, int newfd) {

@@ -795,6 +795,18 @@ TEST(ShimFiles, OpenDeniedByPath) {
   EXPECT_EQ(RunTarget({"write", TempDir() + "/f"}, o).Get("open"), "OK");
 }
 
+TEST(ShimFiles, StdioFilesAreMatchedByTheirOwnPath) {
+  Table t;
+  t.Rule(0);
+  strcpy(t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO).path_glob, "*.journal");
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result r = RunTarget({"stdio_fsync", TempDir()}, o);
+  EXPECT_EQ(r.Get("first"), "EIO");
+  EXPECT_EQ(r.Get("second"), "OK");  // same fd number, another file
+}
+
 TEST(ShimFiles, ReloadTakesEffectOnNextCall) {
   Table t;
   t.Publish();

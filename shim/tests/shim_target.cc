@@ -14,6 +14,7 @@
 //   shim_target nb_echo_poll PORT       non-blocking round trip waiting in poll
 //   shim_target nb_echo_epoll PORT      the same with epoll
 //   shim_target stale_fd PORT           a socket number reused behind the shim's back
+//   shim_target stdio_fsync DIR         fsync on two fopen'ed files in turn
 //   shim_target budget PORT             four 100-byte sends
 //   shim_target echo PORT N             N request/response round trips
 //   shim_target fsync PATH              write + fsync + fdatasync on PATH
@@ -312,6 +313,22 @@ int ModeStaleFd(int port) {
   return 0;
 }
 
+// fsync on stdio files opened one after the other (same fd number).
+int ModeStdioFsync(const char* dir) {
+  std::string a = std::string(dir) + "/a.journal", b = std::string(dir) + "/b.keep";
+  FILE* f = fopen(a.c_str(), "w");
+  fputs("a", f);
+  fflush(f);
+  printf("first=%s\n", fsync(fileno(f)) == 0 ? "OK" : ErrName(errno));
+  fclose(f);
+  f = fopen(b.c_str(), "w");
+  fputs("b", f);
+  fflush(f);
+  printf("second=%s\n", fsync(fileno(f)) == 0 ? "OK" : ErrName(errno));
+  fclose(f);
+  return 0;
+}
+
 int ModeEcho(int port, int n) {
   int err;
   int fd = ConnectTcp(port, &err);
@@ -522,6 +539,7 @@ int main(int argc, char** argv) {
   if (mode == "nb_echo_poll") return ModeNbEcho(atoi(arg(2)), false);
   if (mode == "nb_echo_epoll") return ModeNbEcho(atoi(arg(2)), true);
   if (mode == "stale_fd") return ModeStaleFd(atoi(arg(2)));
+  if (mode == "stdio_fsync") return ModeStdioFsync(arg(2));
   if (mode == "budget") return ModeBudget(atoi(arg(2)));
   if (mode == "connect_host") return ModeConnectHost(arg(2), atoi(arg(3)));
   if (mode == "echo") return ModeEcho(atoi(arg(2)), atoi(arg(3)));
