@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
@@ -90,7 +92,12 @@ absl::Status NotifyLoop::AddListener(int listener_fd, std::string program) {
 
 absl::Status NotifyLoop::Start() {
   if (started_.exchange(true)) return absl::FailedPreconditionError("notify loop already started");
+  // Created with every signal blocked, so no signal is ever delivered to it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   thread_ = std::thread([this] { Run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return absl::OkStatus();
 }
 
@@ -298,6 +305,11 @@ void NotifyLoop::DropListener(int fd) {
 }
 
 void NotifyLoop::Run() {
+  // Process-directed signals (SIGTERM to forward, SIGCHLD) belong to the
+  // supervisor's main thread, which may wait for them with sigtimedwait.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   std::vector<pollfd> fds;
   while (true) {
     {

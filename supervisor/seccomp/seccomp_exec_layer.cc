@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -46,11 +48,20 @@ absl::Status SeccompExecLayer::Prepare(fault::exec::PolicyTable* table) {
   if (stop_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
   decider_ = std::make_unique<EngineDecider>(table->table(), options_.partitions);
   loop_ = std::make_unique<NotifyLoop>(decider_.get(), table->table());
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   receiver_ = std::thread([this] { Receive(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return absl::OkStatus();
 }
 
 void SeccompExecLayer::Receive() {
+  // The runner waits for SIGCHLD and the signals it forwards with
+  // sigtimedwait on its own thread: never take them here.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   pollfd fds[2] = {{parent_end_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
   while (poll(fds, 2, -1) < 0 && errno == EINTR) {
   }

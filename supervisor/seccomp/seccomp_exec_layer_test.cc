@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,30 @@ TEST(SeccompExecLayerTest, FailedExecveIsReportedNotAHang) {
       fault::exec::Spawn(Request("/nonexistent/prog", {"prog"}, &layer));
   layer.Stop();
   EXPECT_EQ(pid.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SeccompExecLayerTest, ItsThreadsNeverTakeProcessSignals) {
+  // The runner blocks SIGCHLD/SIGTERM/... and waits for them with
+  // sigtimedwait; a thread of ours with them unblocked would steal them.
+  auto table = fault::exec::PolicyTable::Create({.start_ns = fault::exec::MonotonicNowNs()});
+  ASSERT_TRUE(table.ok());
+  SeccompExecLayer layer({.families_mask = FamilyBit(Family::kFsync)});
+  ASSERT_TRUE(layer.Prepare(table->get()).ok());
+  const std::string target = std::string(FAULT_SECCOMP_BIN_DIR) + "/seccomp_fsync_target";
+  absl::StatusOr<pid_t> pid =
+      fault::exec::Spawn(Request(target, {target, "/proc/self/nonexistent/db"}, &layer));
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_TRUE(layer.Started(*pid).ok());
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  ASSERT_EQ(kill(getpid(), SIGUSR1), 0);  // process-directed; default action: terminate
+  timespec timeout{2, 0};
+  EXPECT_EQ(sigtimedwait(&usr1, nullptr, &timeout), SIGUSR1);
+  pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
+  waitpid(*pid, nullptr, 0);
+  layer.Stop();
 }
 
 }  // namespace
