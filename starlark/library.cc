@@ -320,11 +320,7 @@ Value Binary(Tok op, const Value& x, const Value& y) {
             size_t n = StrOf(x).size() + StrOf(y).size();
             if (n > (size_t{1} << 28)) Fail("string too large");
             ChargeCurrent(n / 256);
-            std::string r;
-            r.reserve(n);
-            r += StrOf(x);
-            r += StrOf(y);
-            return kx == Kind::kString ? Str(std::move(r)) : Bytes(std::move(r));
+            return StrConcat(StrOf(x), StrOf(y), kx);
           }
           case Kind::kList: {
             ChargeCurrent((ListOf(x)->v.size() + ListOf(y)->v.size()) / 256);
@@ -1118,6 +1114,11 @@ Value B_repr(Thread&, const Value&, const Args& a) {
 }
 Value B_str(Thread&, const Value&, const Args& a) {
   CheckArgCount("str", a, 1, 1);
+  if (a.pos[0].IsSmallInt()) {
+    char buf[24];
+    auto res = std::to_chars(buf, buf + sizeof buf, a.pos[0].small());
+    return Str(std::string_view(buf, res.ptr - buf));
+  }
   if (a.pos[0].Is(Kind::kString)) return a.pos[0];
   return Str(ToStr(a.pos[0]));
 }

@@ -212,8 +212,15 @@ Value Int(BigInt v) {
   return Value::Adopt(new BigIntObj(std::move(v)));
 }
 Value Float(double d) { return Value::Adopt(new FloatObj(d)); }
-Value Str(std::string s) { return Value::Adopt(new StringObj(std::move(s))); }
-Value Str(std::string_view s) { return Value::Adopt(new StringObj(std::string(s))); }
+Value Str(std::string&& s) { return Value::Adopt(new StringObj(std::move(s))); }
+Value Str(std::string_view s) { return Value::Adopt(new StringObj(s, Kind::kString)); }
+Value StrConcat(std::string_view a, std::string_view b, Kind k) {
+  auto* o = new StringObj(std::string_view(), k);
+  o->s.reserve(a.size() + b.size());
+  o->s.append(a);
+  o->s.append(b);
+  return Value::Adopt(o);
+}
 Value Bytes(std::string s) {
   return Value::Adopt(new StringObj(std::move(s), Kind::kBytes));
 }

@@ -243,8 +243,9 @@ struct FloatObj : Object {
   double v;
 };
 struct StringObj : Object {
-  explicit StringObj(std::string s, Kind k = Kind::kString)
-      : Object(k), s(std::move(s)) {}
+  explicit StringObj(std::string&& str, Kind k = Kind::kString)
+      : Object(k), s(std::move(str)) {}
+  StringObj(std::string_view str, Kind k) : Object(k), s(str) {}
   std::string s;
   uint64_t hash = 0;  // 0: not computed
 };
@@ -404,8 +405,11 @@ Value IntSlow(int64_t v);
 }
 Value Int(BigInt v);  // normalizes to small int when it fits
 Value Float(double d);
-Value Str(std::string s);
+Value Str(std::string&& s);
+inline Value Str(const std::string& s) { return Value::Adopt(new StringObj(std::string_view(s), Kind::kString)); }
 Value Str(std::string_view s);
+// a + b without intermediate copies.
+Value StrConcat(std::string_view a, std::string_view b, Kind k = Kind::kString);
 inline Value Str(const char* s) { return Str(std::string_view(s)); }
 Value Bytes(std::string s);
 Value NewList(std::vector<Value> v = {});
