@@ -326,6 +326,47 @@ TEST(NotifyLoopTest, SyncWakeupIsReported) {
   loop.Stop();
 }
 
+// The production decider follows a republished table: the first fsync is
+// denied under the first generation, the second runs under the next one.
+TEST(EngineDeciderTest, FollowsRepublishedPolicies) {
+  auto table = NewTable();
+  auto cfg = std::make_unique<fault_config>();
+  cfg->n_rules = 1;
+  cfg->rules[0].flags = FAULT_RULE_ACTIVE;
+  cfg->rules[0].schedule.kind = 1;
+  cfg->n_syscall_rules = 1;
+  cfg->syscall_rules[0].family = static_cast<uint8_t>(Family::kFsync);
+  cfg->syscall_rules[0].action = 1;
+  cfg->syscall_rules[0].err = EROFS;
+  cfg->families_mask = FamilyBit(Family::kFsync);
+  fault::engine::Publish(table.get(), cfg.get());
+  EngineDecider decider(table.get());
+  NotifyLoop loop(&decider, table.get());
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  Child c = ForkFiltered(FamilyBit(Family::kFsync), [&] {
+    int fd = memfd_create("t", 0);
+    if (fsync(fd) != -1 || errno != EROFS) return 1;
+    char b;
+    if (read(go[0], &b, 1) != 1) return 2;
+    return fsync(fd) == 0 ? 0 : 3;
+  });
+  ASSERT_TRUE(loop.Start(c.listener).ok());
+  // Wait (bounded) until the first decision was made, then republish.
+  for (int i = 0; i < 500 && loop.stats().denied == 0; ++i) usleep(10'000);
+  ASSERT_EQ(loop.stats().denied, 1u);
+  cfg->syscall_rules[0].path_glob[0] = '\0';
+  cfg->n_syscall_rules = 0;
+  fault::engine::Publish(table.get(), cfg.get());
+  ASSERT_EQ(write(go[1], "x", 1), 1);
+  EXPECT_EQ(Reap(c.pid), 0);
+  loop.Stop();
+  close(go[0]);
+  close(go[1]);
+  EXPECT_EQ(table->counters.syscall_fired[0], 1u);
+  EXPECT_EQ(DrainEvents(table.get()).size(), 1u);
+}
+
 TEST(SeccompLayerTest, HandoffReportsAChildThatDiedFirst) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
