@@ -1095,6 +1095,13 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
     out->delay_ns += lat;
     Fire(out, FAULT_EFFECT_LATENCY, lat);
   }
+  // Duplication: datagrams only. TCP discards duplicate segments, so a
+  // duplicated stream has no observable effect.
+  if (!tcp && !out->drop && l.duplicate_ppm > 0 &&
+      rng.Ppm(static_cast<uint32_t>(l.duplicate_ppm * factor))) {
+    out->duplicate = true;
+    Fire(out, FAULT_EFFECT_DUPLICATE, static_cast<int64_t>(bytes));
+  }
   if (out->fired) CountFired(t, ri);
 }
 

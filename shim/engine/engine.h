@@ -435,7 +435,8 @@ struct NetDecision {
   int64_t stall_ns = -1;  // >= 0: the op blocks this long, then fails
   int32_t err = 0;
   bool drop = false;
-  bool eof = false;  // recv reports end of stream
+  bool eof = false;        // recv reports end of stream
+  bool duplicate = false;  // UDP: the datagram is delivered twice
   uint64_t max_bytes = UINT64_MAX;
   int64_t rate_wait_ns = 0;  // when max_bytes == 0: time until tokens
   uint16_t effect = 0;       // fault_effect for the event (the main one)

@@ -827,6 +827,24 @@ TEST_F(NetFixture, LossTcpStallsUdpDrops) {
   EXPECT_EQ(d.delay_ns, 0);
 }
 
+TEST_F(NetFixture, DuplicateDatagramsOnly) {
+  r.uplink.duplicate_ppm = 1000000;
+  r.downlink.duplicate_ppm = 1000000;
+  Run(NetOp::kSend, FAULT_PROTO_UDP, 10);
+  EXPECT_TRUE(d.duplicate);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_DUPLICATE);
+  EXPECT_EQ(d.value, 10);
+  Run(NetOp::kRecv, FAULT_PROTO_UDP, 10);
+  EXPECT_TRUE(d.duplicate);
+  Run(NetOp::kSend, FAULT_PROTO_TCP, 10);
+  EXPECT_FALSE(d.duplicate);
+  EXPECT_FALSE(d.fired);
+  r.uplink.loss_ppm = 1000000;  // a lost datagram is not duplicated
+  Run(NetOp::kSend, FAULT_PROTO_UDP, 10);
+  EXPECT_TRUE(d.drop);
+  EXPECT_FALSE(d.duplicate);
+}
+
 TEST_F(NetFixture, RecvTimeout) {
   r.timeout_recv_ns = 5000;
   Run(NetOp::kRecv);

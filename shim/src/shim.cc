@@ -90,6 +90,7 @@ struct FdState {
   uint64_t epdata;
   uint32_t epevents;
   uint8_t ep_removed;  // taken out of epfd while hidden (level-triggered spin)
+  uint8_t dup_next;    // the next receive takes the duplicated datagram
   uint8_t lb_marked;   // our local port is set in table->loopback_ports
   uint16_t lb_port;
   char path[256];
@@ -239,7 +240,6 @@ void WarnFeatures(uint32_t features) {
     const char* what;
   } kUnimplemented[] = {
       {eng::kFeatReorder, "packet_reorder"},
-      {eng::kFeatDuplicate, "packet_duplicate"},
       {eng::kFeatMutation, "payload_mutation"},
       {eng::kFeatSniTarget, "sni targets"},
       {eng::kFeatPartition, "partition"},
@@ -940,6 +940,11 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     ssize_t n = RealSendmsg(idx, fd, m, flags);
     if (n > 0)
       eng::AccountBytes(&st.cs, eng::kUplink, static_cast<uint64_t>(n));
+    if (n >= 0 && d.duplicate) {
+      int saved = errno;
+      RealSendmsg(idx, fd, m, flags);  // the copy; its fate is the network's
+      errno = saved;
+    }
     return n;
   }
   iovec iov[kIov];
@@ -1007,6 +1012,11 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     mm.msg_controllen = 0;
     if (static_cast<uint64_t>(n) < got || nonblock) break;
   }
+  if (done > 0 && d.duplicate) {
+    int saved = errno;
+    RealSendmsg(idx, fd, m, flags);
+    errno = saved;
+  }
   return static_cast<ssize_t>(done);
 }
 
@@ -1025,6 +1035,11 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
   };
   size_t total = IovLen(m->msg_iov, m->msg_iovlen);
   for (int attempt = 0; attempt < 1 << 20; ++attempt) {
+    if (st.dup_next) {  // the copy of a duplicated datagram, as it is
+      ssize_t n = RealRecvmsg(idx, fd, m, flags);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) st.dup_next = 0;
+      return n;
+    }
     eng::Endpoint ep = st.peer;
     bool cache = true;
     bool peeked = false;
@@ -1160,14 +1175,17 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
       }
     }
     ssize_t n;
+    // A duplicated datagram is delivered by peeking: it stays queued and
+    // the next receive takes it again.
+    int rflags = (d.duplicate && kind == kUdp) ? (flags | MSG_PEEK) : flags;
     if (limit == total) {  // unchanged: the caller's message
-      n = RealRecvmsg(idx, fd, m, flags);
+      n = RealRecvmsg(idx, fd, m, rflags);
     } else {
       iovec iov[kIov];
       msghdr mm = *m;
       mm.msg_iov = iov;
       mm.msg_iovlen = TruncIov(m->msg_iov, m->msg_iovlen, limit, iov);
-      n = RealRecvmsg(idx, fd, &mm, flags);
+      n = RealRecvmsg(idx, fd, &mm, rflags);
       m->msg_namelen = mm.msg_namelen;
       m->msg_controllen = mm.msg_controllen;
       m->msg_flags = mm.msg_flags;
@@ -1177,6 +1195,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
       if (delay_after) delay_after = false;
       continue;
     }
+    if ((rflags & MSG_PEEK) && !(flags & MSG_PEEK)) st.dup_next = 1;
     eng::AccountBytes(&st.cs, eng::kDownlink, static_cast<uint64_t>(n));
     if (l.rate_bps != 0 && kind == kUdp && n > 0) {
       // Datagrams are whole: pay for the received size before returning.
