@@ -1,5 +1,6 @@
 // `fault exec [options] -- PROGRAM ARGS...`: the command line. The work is
 // in exec_runner.cc.
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -10,8 +11,10 @@
 #include "supervisor/cli/commands.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/exec_runner.h"
+#include "supervisor/exec/program_info.h"
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
+#include "supervisor/seccomp/seccomp_exec_layer.h"
 
 namespace fault::cli {
 namespace {
@@ -22,8 +25,35 @@ struct ExecFlags {
   std::string seed;
   std::string run_duration;
   std::string reload_on;
-  std::string layer = "shim";
+  std::string layer = "auto";
 };
+
+// Why the seccomp layer alone cannot apply `p` ("" when it can): it sees
+// syscalls, not payloads or name lookups, so only syscall-level faults and
+// partitions are in its reach.
+std::string SeccompOnlyProblem(const fault::v1::Policy& p) {
+  const fault::v1::LinkProfile empty;
+  std::vector<std::string> effects;
+  auto link_used = [&](const fault::v1::LinkProfile& l) {
+    return l.SerializeAsString() != empty.SerializeAsString();
+  };
+  if (link_used(p.link()) || link_used(p.uplink()) || link_used(p.downlink())) {
+    effects.push_back("link effects (latency, loss, rate, ...)");
+  }
+  if (p.has_timeout()) effects.push_back("timeout");
+  if (p.has_connection_error()) effects.push_back("connection_error");
+  if (p.has_half_open()) effects.push_back("half_open");
+  if (p.blackhole()) effects.push_back("blackhole");
+  if (p.has_session_budget()) effects.push_back("session_budget");
+  if (p.has_payload_mutation()) effects.push_back("payload_mutation");
+  if (p.has_dns()) effects.push_back("dns");
+  if (effects.empty()) return "";
+  std::string list;
+  for (const std::string& e : effects) list += (list.empty() ? "" : ", ") + e;
+  return "policy \"" + p.name() + "\": " + list +
+         " need the preload shim, which cannot run in this program; the seccomp layer "
+         "applies only syscall faults (write=deny(...), fsync=delay(...), ...) and partitions";
+}
 
 int RunFromFlags(ExecFlags& f) {
   fault::exec::ExecOptions& o = f.options;
@@ -67,17 +97,61 @@ int RunFromFlags(ExecFlags& f) {
       return usage("--reload-on " + f.reload_on + ": that signal cannot be used");
     }
   }
-  // The seccomp layer (supervisor/seccomp) plugs in here as an
-  // fault::exec::ExecLayer appended to o.layers; see docs/exec.md.
-  if (f.layer != "shim") {
-    return usage("--layer " + f.layer + ": only the shim layer is available in this build");
-  }
   absl::StatusOr<std::optional<fault::v1::Policy>> inline_policy =
       fault::policy::PolicyFromFlags(f.effects, "cli");
   if (!inline_policy.ok()) return usage(std::string(inline_policy.status().message()));
   o.inline_policy = std::move(*inline_policy);
   if (!o.uses.empty() && o.inline_policy.has_value()) {
     return usage("a named policy or inline fields but not both (--use with effect flags)");
+  }
+  if (o.command.empty()) return usage("no program given: fault exec [options] -- PROGRAM ARGS...");
+
+  // Which layers apply the faults (docs/exec.md, "Layers").
+  std::vector<std::string> warnings;
+  absl::StatusOr<fault::v1::PolicySet> policies = fault::exec::SelectPolicies(o, &warnings);
+  if (!policies.ok()) return usage(std::string(policies.status().message()));
+  const uint64_t families = fault::seccomp::SeccompFamilies(*policies);
+  bool use_shim = true;
+  bool use_seccomp = false;
+  if (f.layer == "auto") {
+    const char* path_env = std::getenv("PATH");
+    absl::StatusOr<std::string> program =
+        fault::exec::ResolveProgram(o.command[0], path_env ? path_env : "/usr/bin:/bin");
+    absl::StatusOr<fault::exec::Linkage> linkage =
+        program.ok() ? fault::exec::ProgramLinkage(*program)
+                     : absl::StatusOr<fault::exec::Linkage>(program.status());
+    if (linkage.ok() && *linkage == fault::exec::Linkage::kStatic) {
+      use_shim = false;
+      use_seccomp = true;
+      if (!o.quiet) {
+        std::cerr << "fault exec: " << o.command[0]
+                  << " is statically linked: using the seccomp layer alone\n";
+      }
+    } else {
+      use_seccomp = families != 0;
+    }
+  } else if (f.layer == "preload" || f.layer == "shim") {
+  } else if (f.layer == "seccomp") {
+    use_shim = false;
+    use_seccomp = true;
+  } else if (f.layer == "both") {
+    use_seccomp = true;
+  } else {
+    return usage("--layer " + f.layer + ": not a layer (use auto, preload, seccomp or both)");
+  }
+  if (!use_shim) {
+    // Refuse what seccomp cannot do rather than run without it.
+    for (const fault::v1::Policy& p : policies->policies()) {
+      if (std::string problem = SeccompOnlyProblem(p); !problem.empty()) return usage(problem);
+    }
+  }
+  o.preload_shim = use_shim;
+  std::unique_ptr<fault::seccomp::SeccompExecLayer> seccomp;
+  if (use_seccomp) {
+    seccomp = std::make_unique<fault::seccomp::SeccompExecLayer>(
+        fault::seccomp::SeccompExecLayer::Options{.families_mask = families,
+                                                  .program = o.command[0]});
+    o.layers.push_back(seccomp.get());
   }
   return fault::exec::RunExec(o, std::cerr);
 }
@@ -121,7 +195,10 @@ void RegisterExecCommand(CLI::App& app) {
   exec->add_flag("--scopes-only", flags->options.scopes_only,
                  "Load the policies inactive: they apply only inside "
                  "fault_scope_push()/fault::ScopedPolicy scopes");
-  exec->add_option("--layer", flags->layer, "Injection layer (shim)")
+  exec->add_option("--layer", flags->layer,
+                   "Injection layer: auto (default: the shim, plus seccomp for the syscall "
+                   "families the policies cover; seccomp alone for static programs), "
+                   "preload, seccomp or both")
       ->type_name("LAYER");
   exec->add_option("command", flags->options.command, "PROGRAM ARGS...");
   // One value per occurrence, so that `--policy a.yaml -- prog` ends the

@@ -1,0 +1,92 @@
+#include "supervisor/exec/program_info.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace fault::exec {
+namespace {
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+// Reads exactly n bytes at offset, or fails.
+bool ReadAt(int fd, void* buf, size_t n, off_t offset) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pread(fd, static_cast<char*>(buf) + done, n - done, offset + done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    done += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+template <typename Ehdr, typename Phdr>
+absl::StatusOr<Linkage> ScanProgramHeaders(int fd, const std::string& path) {
+  Ehdr eh;
+  if (!ReadAt(fd, &eh, sizeof eh, 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": truncated ELF header"));
+  }
+  if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": unexpected ELF program headers"));
+  }
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Phdr ph;
+    if (!ReadAt(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof(Phdr)))) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": truncated ELF program headers"));
+    }
+    if (ph.p_type == PT_INTERP) return Linkage::kDynamic;
+  }
+  return Linkage::kStatic;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveProgram(const std::string& name, const std::string& path_env) {
+  if (name.empty()) return absl::InvalidArgumentError("empty program name");
+  if (name.find('/') != std::string::npos) {
+    if (IsExecutableFile(name)) return name;
+    return absl::NotFoundError(absl::StrCat(name, ": not an executable file"));
+  }
+  for (absl::string_view dir : absl::StrSplit(path_env, ':')) {
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", name);
+    if (IsExecutableFile(candidate)) return candidate;
+  }
+  return absl::NotFoundError(absl::StrCat(name, ": command not found in PATH"));
+}
+
+absl::StatusOr<Linkage> ProgramLinkage(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::NotFoundError(absl::StrCat(path, ": ", strerror(errno)));
+  }
+  unsigned char ident[EI_NIDENT] = {};
+  absl::StatusOr<Linkage> result;
+  if (!ReadAt(fd, ident, 2, 0)) {
+    result = absl::InvalidArgumentError(absl::StrCat(path, ": empty file"));
+  } else if (ident[0] == '#' && ident[1] == '!') {
+    result = Linkage::kScript;
+  } else if (!ReadAt(fd, ident, EI_NIDENT, 0) || memcmp(ident, ELFMAG, SELFMAG) != 0) {
+    result = absl::InvalidArgumentError(absl::StrCat(path, ": not an ELF file or script"));
+  } else if (ident[EI_CLASS] == ELFCLASS64) {
+    result = ScanProgramHeaders<Elf64_Ehdr, Elf64_Phdr>(fd, path);
+  } else {
+    result = ScanProgramHeaders<Elf32_Ehdr, Elf32_Phdr>(fd, path);
+  }
+  close(fd);
+  return result;
+}
+
+}  // namespace fault::exec

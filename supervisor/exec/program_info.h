@@ -1,0 +1,30 @@
+// What `fault exec` needs to know about the program before it starts it:
+// where it is and whether the dynamic loader (and so the preload shim) will
+// ever run inside it.
+#ifndef FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
+#define FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace fault::exec {
+
+// `name` as execvp(3) would find it: a name with a slash is taken as is,
+// otherwise each directory of `path_env` (PATH) is tried. NotFound when none
+// is an executable regular file.
+absl::StatusOr<std::string> ResolveProgram(const std::string& name,
+                                           const std::string& path_env);
+
+enum class Linkage {
+  kDynamic,  // an ELF with PT_INTERP: LD_PRELOAD works
+  kStatic,   // an ELF without PT_INTERP: only seccomp can see its calls
+  kScript,   // "#!" interpreter script: its interpreter decides; treated as dynamic
+};
+
+// Reads the ELF (or "#!") header of the file at `path`.
+absl::StatusOr<Linkage> ProgramLinkage(const std::string& path);
+
+}  // namespace fault::exec
+
+#endif  // FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
