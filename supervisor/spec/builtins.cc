@@ -481,13 +481,15 @@ std::string MsgSuffix(const Value& msg) {
   return absl::StrCat(": ", sl::ToStr(msg));
 }
 
-sl::BuiltinFn Compare2(std::string name, std::string op, bool (*ok)(const Value&, const Value&)) {
-  return [name, op, ok](sl::Thread&, const Value&, const sl::Args& args) -> Value {
+// Failure messages follow the pattern "got X, want Y"; the backtrace adds
+// "Error in assert_eq: " and the position of the call.
+sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
+                       bool (*ok)(const Value&, const Value&)) {
+  return [name, want_prefix, ok](sl::Thread&, const Value&, const sl::Args& args) -> Value {
     Value a, b, msg;
     sl::UnpackArgs(name, args, {{"a", &a}, {"b", &b}, {"msg?", &msg}});
     if (!ok(a, b))
-      sl::Fail(absl::StrCat(name, ": ", sl::Repr(a), " ", op, " ", sl::Repr(b), " is false",
-                            MsgSuffix(msg)));
+      sl::Fail(absl::StrCat("got ", sl::Repr(a), ", want ", want_prefix, sl::Repr(b), MsgSuffix(msg)));
     return sl::None();
   };
 }
@@ -532,29 +534,29 @@ void AddCommonBuiltins(sl::StringDict* pre) {
     for (auto& [k, v] : a.kw) f.emplace_back(sl::StrOf(k), v);
     return MakeRecord(std::move(f));
   });
-  p["assert_eq"] = sl::NewBuiltin("assert_eq", Compare2("assert_eq", "==", [](const Value& a, const Value& b) { return sl::Equal(a, b); }));
-  p["assert_ne"] = sl::NewBuiltin("assert_ne", Compare2("assert_ne", "!=", [](const Value& a, const Value& b) { return !sl::Equal(a, b); }));
-  p["assert_lt"] = sl::NewBuiltin("assert_lt", Compare2("assert_lt", "<", [](const Value& a, const Value& b) { return sl::Compare(a, b) < 0; }));
-  p["assert_le"] = sl::NewBuiltin("assert_le", Compare2("assert_le", "<=", [](const Value& a, const Value& b) { return sl::Compare(a, b) <= 0; }));
-  p["assert_gt"] = sl::NewBuiltin("assert_gt", Compare2("assert_gt", ">", [](const Value& a, const Value& b) { return sl::Compare(a, b) > 0; }));
-  p["assert_ge"] = sl::NewBuiltin("assert_ge", Compare2("assert_ge", ">=", [](const Value& a, const Value& b) { return sl::Compare(a, b) >= 0; }));
+  p["assert_eq"] = sl::NewBuiltin("assert_eq", Compare2("assert_eq", "", [](const Value& a, const Value& b) { return sl::Equal(a, b); }));
+  p["assert_ne"] = sl::NewBuiltin("assert_ne", Compare2("assert_ne", "anything but ", [](const Value& a, const Value& b) { return !sl::Equal(a, b); }));
+  p["assert_lt"] = sl::NewBuiltin("assert_lt", Compare2("assert_lt", "< ", [](const Value& a, const Value& b) { return sl::Compare(a, b) < 0; }));
+  p["assert_le"] = sl::NewBuiltin("assert_le", Compare2("assert_le", "<= ", [](const Value& a, const Value& b) { return sl::Compare(a, b) <= 0; }));
+  p["assert_gt"] = sl::NewBuiltin("assert_gt", Compare2("assert_gt", "> ", [](const Value& a, const Value& b) { return sl::Compare(a, b) > 0; }));
+  p["assert_ge"] = sl::NewBuiltin("assert_ge", Compare2("assert_ge", ">= ", [](const Value& a, const Value& b) { return sl::Compare(a, b) >= 0; }));
   p["assert_contains"] = sl::NewBuiltin("assert_contains", [](sl::Thread&, const Value&, const sl::Args& args) {
     Value c, x, msg;
     sl::UnpackArgs("assert_contains", args, {{"container", &c}, {"x", &x}, {"msg?", &msg}});
     if (!sl::Contains(c, x))
-      sl::Fail(absl::StrCat("assert_contains: ", sl::Repr(x), " not in ", sl::Repr(c), MsgSuffix(msg)));
+      sl::Fail(absl::StrCat(sl::Repr(x), " not in ", sl::Repr(c), MsgSuffix(msg)));
     return sl::None();
   });
   p["assert_true"] = sl::NewBuiltin("assert_true", [](sl::Thread&, const Value&, const sl::Args& args) {
     Value x, msg;
     sl::UnpackArgs("assert_true", args, {{"x", &x}, {"msg?", &msg}});
-    if (!sl::Truth(x)) sl::Fail(absl::StrCat("assert_true: ", sl::Repr(x), " is not true", MsgSuffix(msg)));
+    if (!sl::Truth(x)) sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a true value", MsgSuffix(msg)));
     return sl::None();
   });
   p["assert_false"] = sl::NewBuiltin("assert_false", [](sl::Thread&, const Value&, const sl::Args& args) {
     Value x, msg;
     sl::UnpackArgs("assert_false", args, {{"x", &x}, {"msg?", &msg}});
-    if (sl::Truth(x)) sl::Fail(absl::StrCat("assert_false: ", sl::Repr(x), " is not false", MsgSuffix(msg)));
+    if (sl::Truth(x)) sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a false value", MsgSuffix(msg)));
     return sl::None();
   });
   p["exec"] = sl::NewBuiltin("exec", ExecBuiltin);

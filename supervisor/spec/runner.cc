@@ -325,25 +325,25 @@ class CellRunner {
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline || std::string(st.message()).find(timeout_msg) != std::string::npos;
     };
-    if (!cell.check.IsNull()) {
-      Value arg;
-      if (result.ok()) {
-        arg = *result;
-      } else {
-        if (timed_out(result.status())) return absl::StrCat(timeout_msg, "\n", result.status().message());
-        arg = MakeRecord({{"error", sl::Str(std::string(result.status().message()))}}, "scenario_error");
-      }
-      Value args[] = {arg};
-      absl::StatusOr<Value> checked = sl::Call(th, cell.check, args);
-      if (!checked.ok()) {
-        if (timed_out(checked.status())) return absl::StrCat(timeout_msg, "\n", checked.status().message());
-        return absl::StrCat("override check failed:\n", checked.status().message());
-      }
-      return "";
-    }
+    // The expectation: the cell's override, else the scenario's check. A
+    // run that failed fails the cell, except that an override sees it as
+    // scenario_error(error = "...") and may expect it.
+    const bool is_override = !cell.check.IsNull();
+    Value check = is_override ? cell.check : cell.scenario->check;
     if (!result.ok()) {
       if (timed_out(result.status())) return absl::StrCat(timeout_msg, "\n", result.status().message());
-      return std::string(result.status().message());
+      if (!is_override) return std::string(result.status().message());
+    }
+    if (check.IsNull()) return "";
+    Value arg = result.ok() ? *result
+                            : MakeRecord({{"error", sl::Str(std::string(result.status().message()))}},
+                                         "scenario_error");
+    Value args[] = {arg};
+    absl::StatusOr<Value> checked = sl::Call(th, check, args);
+    if (!checked.ok()) {
+      if (timed_out(checked.status())) return absl::StrCat(timeout_msg, "\n", checked.status().message());
+      return absl::StrCat(is_override ? "override check failed:\n" : "check failed:\n",
+                          checked.status().message());
     }
     return "";
   }

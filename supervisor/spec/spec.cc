@@ -124,7 +124,10 @@ class ScenarioValue : public sl::HostValue {
   }
   std::vector<std::string> AttrNames() const override { return {"name"}; }
   const std::shared_ptr<ScenarioDef>& def() const { return s_; }
-  void Freeze() override { sl::Freeze(s_->run); }
+  void Freeze() override {
+    sl::Freeze(s_->run);
+    if (!s_->check.IsNull()) sl::Freeze(s_->check);
+  }
 
  private:
   std::shared_ptr<ScenarioDef> s_;
@@ -430,8 +433,12 @@ class Loader {
 
   Value Scenario(sl::Thread& th, const sl::Args& args) {
     std::string name, description;
-    Value run;
-    sl::UnpackArgs("scenario", args, {{"name", &name}, {"run", &run}, {"description?", &description}});
+    Value run, check;
+    sl::UnpackArgs("scenario", args,
+                   {{"name", &name}, {"run", &run}, {"check?", &check}, {"description?", &description}});
+    if (check.IsNone()) check = Value();
+    if (!check.IsNull() && !check.Is(sl::Kind::kFunction) && !check.Is(sl::Kind::kBuiltin))
+      FailAt(th, "scenario", absl::StrCat("for parameter \"check\": got ", sl::TypeName(check), ", want function"));
     if (!run.Is(sl::Kind::kFunction) && !run.Is(sl::Kind::kBuiltin))
       FailAt(th, "scenario", absl::StrCat("for parameter \"run\": got ", sl::TypeName(run), ", want function"));
     if (!ValidName(name))
@@ -442,6 +449,7 @@ class Loader {
     s->name = name;
     s->description = description;
     s->run = run;
+    s->check = check;
     s->where = CallPosition(th);
     scenarios_.push_back(s);
     return sl::NewHost<ScenarioValue>(s);
@@ -550,7 +558,9 @@ std::string ResolveOnPath(const std::string& name) {
   return "";
 }
 
-absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(absl::string_view filename, absl::string_view source) {
+absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
+    absl::string_view filename, absl::string_view source,
+    const std::vector<std::pair<std::string, std::string>>& vars) {
   auto spec = std::make_unique<Spec>();
   spec->path = std::string(filename);
   std::string dir = DirOf(filename);
@@ -562,6 +572,9 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(absl::string_view filename, absl:
   Loader loader(spec.get(), dir);
   sl::StringDict pre;
   loader.Install(&pre);
+  Value vars_dict = sl::NewDict();
+  for (auto& [k, v] : vars) sl::DictOf(vars_dict)->t.Insert(sl::Str(k), sl::Str(v));
+  pre["vars"] = vars_dict;
   sl::Thread th;
   th.name = "load";
   th.max_steps = 10'000'000;

@@ -61,12 +61,13 @@ struct ScenarioDef {
   std::string description;
   std::string where;
   starlark::Value run;
+  starlark::Value check;  // the default expectation, or null
 };
 
 struct Cell {
   std::shared_ptr<ScenarioDef> scenario;
   std::shared_ptr<Assumption> fault;  // null: no fault (the baseline)
-  starlark::Value check;               // override, or null: the default
+  starlark::Value check;               // override, or null: the scenario's
   std::string name() const;            // "scenario/fault" ("/none")
 };
 
@@ -79,8 +80,10 @@ struct Spec {
 };
 
 // Loads a spec. Errors: the message to print (file:line:column first).
-absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(absl::string_view filename,
-                                               absl::string_view source);
+// `vars` become the predeclared dict `vars` (`fault test --var KEY=VALUE`).
+absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
+    absl::string_view filename, absl::string_view source,
+    const std::vector<std::pair<std::string, std::string>>& vars = {});
 
 // True when the ELF file has no program interpreter (statically linked).
 bool IsStaticBinary(const std::string& path);

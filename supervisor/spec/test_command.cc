@@ -26,6 +26,7 @@ struct TestFlags {
   uint64_t seed = 1;
   std::string cell_timeout = "30s";
   bool keep = false;
+  std::vector<std::string> vars;
 };
 
 // A Starlark error is a traceback whose last line reads
@@ -82,8 +83,17 @@ int RunTest(const TestFlags& f) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
+  std::vector<std::pair<std::string, std::string>> vars;
+  for (const std::string& v : f.vars) {
+    size_t eq = v.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fprintf(stderr, "fault test: --var %s: want KEY=VALUE\n", v.c_str());
+      return 2;
+    }
+    vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  }
   absl::StatusOr<std::unique_ptr<fault::spec::Spec>> spec =
-      fault::spec::LoadSpec(f.spec, ss.str());
+      fault::spec::LoadSpec(f.spec, ss.str(), vars);
   if (!spec.ok()) {
     fprintf(stderr, "%s\nfault test: %s: spec error, nothing was run\n",
             FormatSpecError(spec.status().message()).c_str(), f.spec.c_str());
@@ -143,6 +153,7 @@ void RegisterTestCommand(CLI::App& app) {
   cmd->add_option("--seed", flags->seed, "Seed of every fault decision (default 1)");
   cmd->add_option("--cell-timeout", flags->cell_timeout,
                   "Bound of one cell: start, readiness and scenario (default 30s)");
+  cmd->add_option("--var", flags->vars, "KEY=VALUE, available to the spec as vars[\"KEY\"] (repeatable)");
   cmd->add_flag("--keep", flags->keep, "Keep the cells' directories (service logs, data, events)");
   cmd->callback([flags] { ExitStatus() = RunTest(*flags); });
 }
