@@ -851,8 +851,10 @@ Value DictFromArgs(Thread& th, const char* fname, const Args& a, Value target) {
   if (!a.pos.empty()) {
     const Value& x = a.pos[0];
     if (x.Is(Kind::kDict)) {
-      for (auto& e : DictOf(x)->t.raw_entries())
-        if (!e.key.IsNull()) d->t.Insert(e.key, e.hash, e.value);
+      if (x.bits() != target.bits()) {  // d.update(d) changes nothing
+        for (auto& e : DictOf(x)->t.raw_entries())
+          if (!e.key.IsNull()) d->t.Insert(e.key, e.hash, e.value);
+      }
     } else {
       size_t i = 0;
       bool ok = Iterate(th, x, [&](const Value& item) {
