@@ -1178,6 +1178,57 @@ bool PopEvent(fault_table* t, fault_event* out) {
   return true;
 }
 
+bool ParseTlsSni(const uint8_t* d, size_t len, char* name) {
+  // TLS record header: type 22 (handshake), version 3.x, length.
+  if (len < 5 || d[0] != 0x16 || d[1] != 0x03) return false;
+  size_t rec = (size_t{d[3]} << 8) | d[4];
+  size_t end = 5 + rec < len ? 5 + rec : len;
+  size_t p = 5;
+  auto need = [&](size_t n) { return p + n <= end; };
+  // Handshake header: type 1 (ClientHello), 24-bit length.
+  if (!need(4) || d[p] != 0x01) return false;
+  p += 4;
+  if (!need(2 + 32)) return false;  // client_version, random
+  p += 2 + 32;
+  if (!need(1)) return false;  // session_id
+  p += 1 + d[p];
+  if (!need(2)) return false;  // cipher_suites
+  p += 2 + ((size_t{d[p]} << 8) | d[p + 1]);
+  if (!need(1)) return false;  // compression_methods
+  p += 1 + d[p];
+  if (!need(2)) return false;  // extensions
+  size_t ext_end = p + 2 + ((size_t{d[p]} << 8) | d[p + 1]);
+  p += 2;
+  if (ext_end < end) end = ext_end;
+  while (need(4)) {
+    unsigned type = (unsigned{d[p]} << 8) | d[p + 1];
+    size_t elen = (size_t{d[p + 2]} << 8) | d[p + 3];
+    p += 4;
+    if (!need(elen)) return false;
+    if (type == 0) {  // server_name: list length, then (type, length, name)
+      size_t q = p, qend = p + elen;
+      if (q + 2 > qend) return false;
+      q += 2;
+      while (q + 3 <= qend) {
+        uint8_t nt = d[q];
+        size_t nlen = (size_t{d[q + 1]} << 8) | d[q + 2];
+        q += 3;
+        if (q + nlen > qend) return false;
+        if (nt == 0 && nlen > 0) {  // host_name
+          size_t c = nlen < FAULT_NAME_MAX - 1 ? nlen : FAULT_NAME_MAX - 1;
+          memcpy(name, d + q, c);
+          name[c] = 0;
+          return true;
+        }
+        q += nlen;
+      }
+      return false;
+    }
+    p += elen;
+  }
+  return false;
+}
+
 size_t CopyString(char* dst, const char* src, size_t dst_size) {
   size_t n = src ? strlen(src) : 0;
   if (dst_size == 0) return n;

@@ -482,6 +482,11 @@ bool EmitEvent(fault_table* t, const fault_event& ev);
 // False if the ring is empty or the next slot is still being written.
 bool PopEvent(fault_table* t, fault_event* out);
 
+// Extracts the server name (SNI) from a TLS ClientHello at the start of
+// `data` (one record; a truncated hello yields nothing). `name` receives at
+// most FAULT_NAME_MAX - 1 characters. False: not a ClientHello with SNI.
+bool ParseTlsSni(const uint8_t* data, size_t len, char* name);
+
 // Bounded, always NUL-terminated copy (strlcpy semantics); returns strlen(src).
 size_t CopyString(char* dst, const char* src, size_t dst_size);
 

@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace fault::engine {
 namespace {
@@ -1013,6 +1015,61 @@ TEST(Events, ConcurrentProducersLoseNothing) {
   consumer.join();
   EXPECT_EQ(static_cast<uint64_t>(popped.load()) + h.t->ring.drops,
             3u * kPerThread);
+}
+
+// A minimal TLS 1.2 ClientHello with a server_name extension.
+std::vector<uint8_t> ClientHello(const std::string& host) {
+  std::vector<uint8_t> sni_ext;
+  size_t list = 3 + host.size();
+  sni_ext = {0x00,
+             0x00,  // server_name
+             static_cast<uint8_t>((list + 2) >> 8),
+             static_cast<uint8_t>(list + 2),
+             static_cast<uint8_t>(list >> 8),
+             static_cast<uint8_t>(list),
+             0x00,  // host_name
+             static_cast<uint8_t>(host.size() >> 8),
+             static_cast<uint8_t>(host.size())};
+  sni_ext.insert(sni_ext.end(), host.begin(), host.end());
+  std::vector<uint8_t> other_ext = {0x00, 0x0b, 0x00,
+                                    0x02, 0x01, 0x00};  // ec_point_formats
+  std::vector<uint8_t> body = {0x03, 0x03};             // client_version
+  body.insert(body.end(), 32, 0xaa);                    // random
+  body.push_back(0);                                    // session_id
+  body.insert(body.end(), {0x00, 0x02, 0x13, 0x01});    // cipher_suites
+  body.insert(body.end(), {0x01, 0x00});                // compression
+  size_t ext_len = other_ext.size() + sni_ext.size();
+  body.push_back(static_cast<uint8_t>(ext_len >> 8));
+  body.push_back(static_cast<uint8_t>(ext_len));
+  body.insert(body.end(), other_ext.begin(), other_ext.end());
+  body.insert(body.end(), sni_ext.begin(), sni_ext.end());
+  std::vector<uint8_t> hs = {0x01, 0x00, static_cast<uint8_t>(body.size() >> 8),
+                             static_cast<uint8_t>(body.size())};
+  hs.insert(hs.end(), body.begin(), body.end());
+  std::vector<uint8_t> rec = {0x16, 0x03, 0x01,
+                              static_cast<uint8_t>(hs.size() >> 8),
+                              static_cast<uint8_t>(hs.size())};
+  rec.insert(rec.end(), hs.begin(), hs.end());
+  return rec;
+}
+
+TEST(Sni, ParsesServerName) {
+  char name[FAULT_NAME_MAX];
+  std::vector<uint8_t> h = ClientHello("api.example.test");
+  ASSERT_TRUE(ParseTlsSni(h.data(), h.size(), name));
+  EXPECT_STREQ(name, "api.example.test");
+  // Truncated anywhere: never reads past the end, finds nothing.
+  for (size_t n = 0; n < h.size(); ++n) {
+    std::vector<uint8_t> cut(h.begin(), h.begin() + static_cast<long>(n));
+    EXPECT_FALSE(ParseTlsSni(cut.data(), cut.size(), name)) << n;
+  }
+  const char* http = "GET / HTTP/1.1\r\n\r\n";
+  EXPECT_FALSE(
+      ParseTlsSni(reinterpret_cast<const uint8_t*>(http), strlen(http), name));
+  std::string long_name(100, 'a');
+  h = ClientHello(long_name);
+  ASSERT_TRUE(ParseTlsSni(h.data(), h.size(), name));
+  EXPECT_EQ(strlen(name), FAULT_NAME_MAX - 1u);
 }
 
 TEST(Strings, CopyStringTruncates) {

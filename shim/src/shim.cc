@@ -89,9 +89,11 @@ struct FdState {
   int epfd;
   uint64_t epdata;
   uint32_t epevents;
-  uint8_t ep_removed;  // taken out of epfd while hidden (level-triggered spin)
-  uint8_t dup_next;    // the next receive takes the duplicated datagram
-  uint8_t lb_marked;   // our local port is set in table->loopback_ports
+  uint8_t ep_removed;   // taken out of epfd while hidden (level-triggered spin)
+  uint8_t dup_next;     // the next receive takes the duplicated datagram
+  uint8_t sni_checked;  // the first send was looked at for a ClientHello
+  char sni[FAULT_NAME_MAX];  // server name from the ClientHello, "" none
+  uint8_t lb_marked;         // our local port is set in table->loopback_ports
   uint16_t lb_port;
   char path[256];
 };
@@ -241,7 +243,6 @@ void WarnFeatures(uint32_t features) {
   } kUnimplemented[] = {
       {eng::kFeatReorder, "packet_reorder"},
       {eng::kFeatMutation, "payload_mutation"},
-      {eng::kFeatSniTarget, "sni targets"},
       {eng::kFeatPartition, "partition"},
   };
   for (const auto& u : kUnimplemented) {
@@ -827,6 +828,7 @@ int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   if (cache && st->rule_seq == idx.seq && st->rule_mask == s.mask)
     return st->rule;
   eng::Endpoint e = ep;
+  if (st != nullptr && st->sni[0]) e.sni = st->sni;
   char name[FAULT_NAME_MAX];
   if ((idx.hostname & cand) && e.family != 0 &&
       eng::HostCacheLookup(&g_hosts, e.family, e.addr, name))
@@ -878,6 +880,15 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
   }
   ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
   if (IsLoopback(ep)) MarkLoopbackSender(fd, st, kind);
+  if (kind == kTcp && !st.sni_checked) {
+    // The first bytes a TLS client sends are its ClientHello: remember the
+    // server name so that sni targets match this connection from now on.
+    st.sni_checked = 1;
+    if (m->msg_iovlen > 0 && m->msg_iov[0].iov_base != nullptr &&
+        eng::ParseTlsSni(static_cast<const uint8_t*>(m->msg_iov[0].iov_base),
+                         m->msg_iov[0].iov_len, st.sni))
+      st.rule_seq = 0;  // pick again with the name
+  }
   int rule = PickFor(s, &st, ep, cache);
   if (rule < 0) return RealSendmsg(idx, fd, m, flags);
   size_t total = IovLen(m->msg_iov, m->msg_iovlen);

@@ -1107,6 +1107,37 @@ TEST(ShimPrograms, CommonToolsRunUnchanged) {
   EXPECT_EQ(t.t()->counters.rule_fired[0], 0u);
 }
 
+// A TLS client's ClientHello names the server: an sni target matches that
+// connection (python's ssl -> OpenSSL -> libc send).
+TEST(ShimPrograms, SniTargetMatchesTlsConnections) {
+  Server sink(Server::kSink);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0].kind = FAULT_TARGET_SNI;
+  strcpy(r.targets[0].name, "*.example.test");
+  r.conn_error_errno = ECONNRESET;
+  r.conn_error_ppm = 1000000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  auto script = [&](const std::string& host) {
+    return "import socket,ssl\n"
+           "s=socket.create_connection(('127.0.0.1'," + std::to_string(sink.port()) + "))\n"
+           "s.settimeout(2)\n"
+           "ctx=ssl.create_default_context()\n"
+           "try:\n"
+           "  ctx.wrap_socket(s,server_hostname='" + host + "')\n"
+           "except ConnectionResetError: print('result=reset')\n"
+           "except Exception as e: print('result=other', type(e).__name__)\n";
+  };
+  Result a = RunProgram("/usr/bin/python3", {"-c", script("api.example.test")}, o);
+  EXPECT_EQ(a.Get("result"), "reset") << a.err;
+  Result b = RunProgram("/usr/bin/python3", {"-c", script("api.other.test")}, o);
+  EXPECT_EQ(b.Get("result").substr(0, 5), "other") << b.err;
+  EXPECT_EQ(t.t()->counters.rule_fired[0], 1u);
+}
+
 TEST(ShimPrograms, ForkedChildKeepsThePolicy) {
   Table t;
   t.Rule(0);
