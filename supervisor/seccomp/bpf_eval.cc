@@ -10,8 +10,8 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
                                        const FakeSeccompData& data) {
   static_assert(sizeof(FakeSeccompData) == 64, "seccomp_data is 64 bytes");
   if (program.empty() || program.size() > BPF_MAXINSNS) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("program length ", program.size(), " outside 1..", BPF_MAXINSNS));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "program length ", program.size(), " outside 1..", BPF_MAXINSNS));
   }
   unsigned char bytes[sizeof(FakeSeccompData)];
   std::memcpy(bytes, &data, sizeof(bytes));
@@ -22,7 +22,8 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
   uint32_t mem[BPF_MEMWORDS] = {};
   size_t pc = 0;
   auto error = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("instruction ", pc, ": ", std::string(why)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("instruction ", pc, ": ", std::string(why)));
   };
   while (true) {
     if (pc >= program.size()) return error("ran past the end of the program");
@@ -30,15 +31,24 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
     const sock_filter& f = program[pc];
     switch (f.code) {
       case BPF_LD | BPF_W | BPF_ABS:
-        if (f.k % 4 != 0 || f.k + 4 > sizeof(bytes)) return error("load outside seccomp_data");
+        if (f.k % 4 != 0 || f.k + 4 > sizeof(bytes))
+          return error("load outside seccomp_data");
         std::memcpy(&a, bytes + f.k, 4);
         if (f.k == 8 || f.k == 12) result.read_ip = true;
         if (f.k >= 16) result.read_args = true;
         break;
-      case BPF_LD | BPF_W | BPF_LEN: a = sizeof(bytes); break;
-      case BPF_LDX | BPF_W | BPF_LEN: x = sizeof(bytes); break;
-      case BPF_LD | BPF_IMM: a = f.k; break;
-      case BPF_LDX | BPF_IMM: x = f.k; break;
+      case BPF_LD | BPF_W | BPF_LEN:
+        a = sizeof(bytes);
+        break;
+      case BPF_LDX | BPF_W | BPF_LEN:
+        x = sizeof(bytes);
+        break;
+      case BPF_LD | BPF_IMM:
+        a = f.k;
+        break;
+      case BPF_LDX | BPF_IMM:
+        x = f.k;
+        break;
       case BPF_LD | BPF_MEM:
         if (f.k >= BPF_MEMWORDS) return error("scratch index out of range");
         a = mem[f.k];
@@ -55,10 +65,18 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
         if (f.k >= BPF_MEMWORDS) return error("scratch index out of range");
         mem[f.k] = x;
         break;
-      case BPF_MISC | BPF_TAX: x = a; break;
-      case BPF_MISC | BPF_TXA: a = x; break;
-      case BPF_RET | BPF_K: result.ret = f.k; return result;
-      case BPF_RET | BPF_A: result.ret = a; return result;
+      case BPF_MISC | BPF_TAX:
+        x = a;
+        break;
+      case BPF_MISC | BPF_TXA:
+        a = x;
+        break;
+      case BPF_RET | BPF_K:
+        result.ret = f.k;
+        return result;
+      case BPF_RET | BPF_A:
+        result.ret = a;
+        return result;
       case BPF_JMP | BPF_JA:
         if (pc + 1 + f.k >= program.size()) return error("jump past the end");
         pc += 1 + f.k;
@@ -68,9 +86,15 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
         if (cls == BPF_ALU) {
           const uint32_t operand = BPF_SRC(f.code) == BPF_X ? x : f.k;
           switch (BPF_OP(f.code)) {
-            case BPF_ADD: a += operand; break;
-            case BPF_SUB: a -= operand; break;
-            case BPF_MUL: a *= operand; break;
+            case BPF_ADD:
+              a += operand;
+              break;
+            case BPF_SUB:
+              a -= operand;
+              break;
+            case BPF_MUL:
+              a *= operand;
+              break;
             case BPF_DIV:
               if (operand == 0) return error("division by zero");
               a /= operand;
@@ -79,13 +103,26 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
               if (operand == 0) return error("division by zero");
               a %= operand;
               break;
-            case BPF_OR: a |= operand; break;
-            case BPF_AND: a &= operand; break;
-            case BPF_XOR: a ^= operand; break;
-            case BPF_LSH: a = operand >= 32 ? 0 : a << operand; break;
-            case BPF_RSH: a = operand >= 32 ? 0 : a >> operand; break;
-            case BPF_NEG: a = 0 - a; break;
-            default: return error("unknown ALU operation");
+            case BPF_OR:
+              a |= operand;
+              break;
+            case BPF_AND:
+              a &= operand;
+              break;
+            case BPF_XOR:
+              a ^= operand;
+              break;
+            case BPF_LSH:
+              a = operand >= 32 ? 0 : a << operand;
+              break;
+            case BPF_RSH:
+              a = operand >= 32 ? 0 : a >> operand;
+              break;
+            case BPF_NEG:
+              a = 0 - a;
+              break;
+            default:
+              return error("unknown ALU operation");
           }
           break;
         }
@@ -93,11 +130,20 @@ absl::StatusOr<EvalResult> EvaluateBpf(const std::vector<sock_filter>& program,
           const uint32_t operand = BPF_SRC(f.code) == BPF_X ? x : f.k;
           bool taken;
           switch (BPF_OP(f.code)) {
-            case BPF_JEQ: taken = a == operand; break;
-            case BPF_JGT: taken = a > operand; break;
-            case BPF_JGE: taken = a >= operand; break;
-            case BPF_JSET: taken = (a & operand) != 0; break;
-            default: return error("unknown jump");
+            case BPF_JEQ:
+              taken = a == operand;
+              break;
+            case BPF_JGT:
+              taken = a > operand;
+              break;
+            case BPF_JGE:
+              taken = a >= operand;
+              break;
+            case BPF_JSET:
+              taken = (a & operand) != 0;
+              break;
+            default:
+              return error("unknown jump");
           }
           const size_t next = pc + 1 + (taken ? f.jt : f.jf);
           if (next >= program.size()) return error("jump past the end");

@@ -43,11 +43,12 @@ struct SyscallContext {
 struct Decision {
   enum class Kind { kContinue, kDeny, kDelay };
   Kind kind = Kind::kContinue;
-  int err = 0;           // kDeny: positive errno the caller sees
-  int64_t delay_ns = 0;  // kDelay
+  int err = 0;            // kDeny: positive errno the caller sees
+  int64_t delay_ns = 0;   // kDelay
   int rule = -1;          // index into fault_config.rules, -1: none
   int syscall_rule = -1;  // index into fault_config.syscall_rules, -1: none
-  uint16_t effect = 0;    // fault_effect of the event (DENY, DELAY, PARTITION, ...)
+  uint16_t effect =
+      0;  // fault_effect of the event (DENY, DELAY, PARTITION, ...)
 
   static Decision Continue() { return {}; }
 };

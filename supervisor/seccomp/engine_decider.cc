@@ -37,8 +37,10 @@ bool EngineDecider::Refresh() {
   uint64_t detail = 0;
   for (uint32_t i = 0; i < idx.n_syscall_rules; ++i) {
     fault_syscall_rule sr;
-    if (!eng::ReadSyscallRule(table_, idx.seq, static_cast<int>(i), &sr)) return false;
-    if (sr.path_glob[0] != '\0') detail |= FamilyBit(static_cast<Family>(sr.family));
+    if (!eng::ReadSyscallRule(table_, idx.seq, static_cast<int>(i), &sr))
+      return false;
+    if (sr.path_glob[0] != '\0')
+      detail |= FamilyBit(static_cast<Family>(sr.family));
   }
   for (Family f : {Family::kConnect, Family::kSend}) {
     uint64_t owners = idx.family_owner_rules[static_cast<int>(f)];
@@ -63,9 +65,11 @@ bool EngineDecider::NeedsDetail(Family family) {
 }
 
 Decision EngineDecider::DecidePartition(const SyscallContext& call) {
-  if (partitions_ == nullptr || call.program.empty() || !call.addr.has_value()) return {};
+  if (partitions_ == nullptr || call.program.empty() || !call.addr.has_value())
+    return {};
   uint32_t n = 0;
-  if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.n_partitions, sizeof(n), &n)) {
+  if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.n_partitions,
+                            sizeof(n), &n)) {
     return {};
   }
   if (n > FAULT_MAX_PARTITIONS) n = FAULT_MAX_PARTITIONS;
@@ -73,7 +77,8 @@ Decision EngineDecider::DecidePartition(const SyscallContext& call) {
   if (port == 0) return {};
   for (uint32_t i = 0; i < n; ++i) {
     fault_partition p;
-    if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.partitions[i], sizeof(p), &p)) {
+    if (!eng::ReadConfigBytes(table_, idx_.seq, &table_->config.partitions[i],
+                              sizeof(p), &p)) {
       return {};
     }
     p.a[FAULT_NAME_MAX - 1] = p.b[FAULT_NAME_MAX - 1] = '\0';
@@ -100,7 +105,8 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
   const int family = static_cast<int>(call.family);
   if (family <= 0 || family >= eng::kFamilyCount) return {};
 
-  if (call.family == Family::kConnect && (idx_.features & eng::kFeatPartition)) {
+  if (call.family == Family::kConnect &&
+      (idx_.features & eng::kFeatPartition)) {
     Decision d = DecidePartition(call);
     if (d.kind != Decision::Kind::kContinue) return d;
   }
@@ -112,8 +118,9 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
   if (call.family == Family::kConnect || call.family == Family::kSend) {
     // Rules with targets apply only to calls whose destination they match.
     eng::Endpoint ep;
-    bool have_ep = call.addr.has_value() &&
-                   eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr));
+    bool have_ep =
+        call.addr.has_value() &&
+        eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr));
     uint64_t matched = 0;
     for (int r = 0; r < 64; ++r) {
       if (!(mask & (uint64_t{1} << r))) continue;
@@ -124,7 +131,8 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
         continue;
       }
       int32_t priority;
-      if (have_ep && eng::TargetsMatch(rule.targets, rule.n_targets, ep, &priority)) {
+      if (have_ep &&
+          eng::TargetsMatch(rule.targets, rule.n_targets, ep, &priority)) {
         matched |= uint64_t{1} << r;
       }
     }
@@ -134,7 +142,8 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
 
   eng::SyscallDecision sd;
   const char* path = call.path.empty() ? nullptr : call.path.c_str();
-  if (!eng::DecideSyscall(table_, idx_, family, path, mask, eng::MonotonicClock().Now(), &sd)) {
+  if (!eng::DecideSyscall(table_, idx_, family, path, mask,
+                          eng::MonotonicClock().Now(), &sd)) {
     return {};
   }
   Decision d;

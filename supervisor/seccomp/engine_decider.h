@@ -19,7 +19,8 @@ class EngineDecider : public Decider {
  public:
   // `table` must outlive the decider. `partitions` (optional) knows which
   // launched program listens where, for partition(a, b) rules.
-  explicit EngineDecider(fault_table* table, PartitionMap* partitions = nullptr);
+  explicit EngineDecider(fault_table* table,
+                         PartitionMap* partitions = nullptr);
 
   bool NeedsDetail(Family family) override;
   Decision Decide(const SyscallContext& call) override;

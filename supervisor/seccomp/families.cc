@@ -16,23 +16,24 @@ struct FamilyInfo {
 };
 
 const std::array<FamilyInfo, kMaxFamily + 1>& Families() {
-  static const auto* const kFamilies = new std::array<FamilyInfo, kMaxFamily + 1>{{
-      {"", {}},
-      {"open", {"open", "openat", "creat", "openat2"}},
-      {"read", {"read", "readv", "pread64", "preadv", "preadv2"}},
-      {"write", {"write", "writev", "pwrite64", "pwritev", "pwritev2"}},
-      {"fsync", {"fsync"}},
-      {"fdatasync", {"fdatasync"}},
-      {"connect", {"connect"}},
-      {"accept", {"accept", "accept4"}},
-      {"send", {"sendto", "sendmsg", "sendmmsg"}},
-      {"recv", {"recvfrom", "recvmsg", "recvmmsg"}},
-      {"close", {"close"}},
-      {"unlink", {"unlink", "unlinkat"}},
-      {"rename", {"rename", "renameat", "renameat2"}},
-      {"mkdir", {"mkdir", "mkdirat"}},
-      {"ftruncate", {"ftruncate"}},
-  }};
+  static const auto* const kFamilies =
+      new std::array<FamilyInfo, kMaxFamily + 1>{{
+          {"", {}},
+          {"open", {"open", "openat", "creat", "openat2"}},
+          {"read", {"read", "readv", "pread64", "preadv", "preadv2"}},
+          {"write", {"write", "writev", "pwrite64", "pwritev", "pwritev2"}},
+          {"fsync", {"fsync"}},
+          {"fdatasync", {"fdatasync"}},
+          {"connect", {"connect"}},
+          {"accept", {"accept", "accept4"}},
+          {"send", {"sendto", "sendmsg", "sendmmsg"}},
+          {"recv", {"recvfrom", "recvmsg", "recvmmsg"}},
+          {"close", {"close"}},
+          {"unlink", {"unlink", "unlinkat"}},
+          {"rename", {"rename", "renameat", "renameat2"}},
+          {"mkdir", {"mkdir", "mkdirat"}},
+          {"ftruncate", {"ftruncate"}},
+      }};
   return *kFamilies;
 }
 
@@ -69,7 +70,8 @@ std::vector<int> FamilySyscalls(Family f, Arch arch) {
   for (std::string_view name : FamilySyscallNames(f)) {
     // libseccomp returns negative pseudo numbers for names the architecture
     // lacks (open, creat, ... on aarch64).
-    int nr = seccomp_syscall_resolve_name_arch(ScmpArch(arch), std::string(name).c_str());
+    int nr = seccomp_syscall_resolve_name_arch(ScmpArch(arch),
+                                               std::string(name).c_str());
     if (nr >= 0) out.push_back(nr);
   }
   return out;
@@ -88,10 +90,11 @@ absl::StatusOr<Family> ParseFamily(std::string_view name) {
   for (int i = 1; i <= kMaxFamily; ++i) {
     if (Families()[i].name == name) return static_cast<Family>(i);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown syscall family \"", std::string(name),
-      "\" (expected one of open, read, write, fsync, fdatasync, connect, accept, send, "
-      "recv, close, unlink, rename, mkdir, ftruncate)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown syscall family \"", std::string(name),
+                   "\" (expected one of open, read, write, fsync, fdatasync, "
+                   "connect, accept, send, "
+                   "recv, close, unlink, rename, mkdir, ftruncate)"));
 }
 
 }  // namespace fault::seccomp

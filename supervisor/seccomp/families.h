@@ -34,7 +34,9 @@ enum class Family : uint8_t {
 inline constexpr int kMaxFamily = 14;
 
 // Bit `f` of a families mask stands for Family f.
-constexpr uint64_t FamilyBit(Family f) { return uint64_t{1} << static_cast<int>(f); }
+constexpr uint64_t FamilyBit(Family f) {
+  return uint64_t{1} << static_cast<int>(f);
+}
 
 // AUDIT_ARCH_* values of the architectures the filter generator knows.
 enum class Arch : uint32_t {

@@ -35,7 +35,9 @@ class Assembler {
   void Bind(int label) { labels_[label] = static_cast<int>(code_.size()); }
   void Stmt(uint16_t code, uint32_t k) { Emit(code, k, -1, -1, -1); }
   // Conditional: jt/jf are labels, or -1 for "the next instruction".
-  void Jump(uint16_t code, uint32_t k, int jt, int jf) { Emit(code, k, jt, jf, -1); }
+  void Jump(uint16_t code, uint32_t k, int jt, int jf) {
+    Emit(code, k, jt, jf, -1);
+  }
   void Ja(int label) { Emit(BPF_JMP | BPF_JA, 0, -1, -1, label); }
   void Ret(uint32_t k) { Stmt(BPF_RET | BPF_K, k); }
 
@@ -49,7 +51,8 @@ class Assembler {
         if (label < 0) return 0;
         int target = labels_[label];
         if (target < 0) return absl::InternalError("unbound label in filter");
-        int64_t off = static_cast<int64_t>(target) - static_cast<int64_t>(pc) - 1;
+        int64_t off =
+            static_cast<int64_t>(target) - static_cast<int64_t>(pc) - 1;
         if (off < 0) return absl::InternalError("backward jump in filter");
         return off;
       };
@@ -72,8 +75,8 @@ class Assembler {
     }
     if (out.size() > kMaxInstructions) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "seccomp filter has ", out.size(), " instructions; the kernel accepts at most ",
-          kMaxInstructions));
+          "seccomp filter has ", out.size(),
+          " instructions; the kernel accepts at most ", kMaxInstructions));
     }
     return out;
   }
@@ -93,11 +96,16 @@ class Assembler {
 
 std::string FieldName(uint32_t k) {
   switch (k) {
-    case kOffNr: return "nr";
-    case kOffArch: return "arch";
-    case kOffIpLo: return "ip_lo";
-    case kOffIpHi: return "ip_hi";
-    default: break;
+    case kOffNr:
+      return "nr";
+    case kOffArch:
+      return "arch";
+    case kOffIpLo:
+      return "ip_lo";
+    case kOffIpHi:
+      return "ip_hi";
+    default:
+      break;
   }
   if (k >= 16 && k < 64 && k % 4 == 0) {
     return absl::StrCat("arg", (k - 16) / 8, (k % 8 == 0) ? "_lo" : "_hi");
@@ -108,7 +116,8 @@ std::string FieldName(uint32_t k) {
 }  // namespace
 
 FilterSpec& FilterSpec::Notify(int nr) {
-  if (nr < 0 && error_.empty()) error_ = absl::StrCat("negative syscall number ", nr);
+  if (nr < 0 && error_.empty())
+    error_ = absl::StrCat("negative syscall number ", nr);
   rules_[nr] = SyscallRule{};
   return *this;
 }
@@ -136,8 +145,9 @@ FilterSpec& FilterSpec::NotifyFamilies(uint64_t mask) {
   }
   if ((mask >> (kMaxFamily + 1)) != 0 || (mask & 1)) {
     if (error_.empty()) {
-      error_ = absl::StrFormat("families mask 0x%x has bits outside families 1..%d", mask,
-                               kMaxFamily);
+      error_ =
+          absl::StrFormat("families mask 0x%x has bits outside families 1..%d",
+                          mask, kMaxFamily);
     }
   }
   return *this;
@@ -145,7 +155,8 @@ FilterSpec& FilterSpec::NotifyFamilies(uint64_t mask) {
 
 FilterSpec& FilterSpec::AllowFromStubPage(uint64_t page) {
   if (page % kStubPageSize != 0 && error_.empty()) {
-    error_ = absl::StrFormat("stub page 0x%x is not aligned to %d bytes", page, kStubPageSize);
+    error_ = absl::StrFormat("stub page 0x%x is not aligned to %d bytes", page,
+                             kStubPageSize);
   }
   stub_page_ = page;
   return *this;
@@ -198,12 +209,14 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
         const int differ = m.not_equal ? pass : allow;
         if (mask_hi != 0) {
           a.Stmt(BPF_LD | BPF_W | BPF_ABS, ArgHi(m.index));
-          if (mask_hi != 0xffffffffU) a.Stmt(BPF_ALU | BPF_AND | BPF_K, mask_hi);
+          if (mask_hi != 0xffffffffU)
+            a.Stmt(BPF_ALU | BPF_AND | BPF_K, mask_hi);
           a.Jump(BPF_JMP | BPF_JEQ | BPF_K, val_hi & mask_hi, -1, differ);
         }
         if (mask_lo != 0) {
           a.Stmt(BPF_LD | BPF_W | BPF_ABS, ArgLo(m.index));
-          if (mask_lo != 0xffffffffU) a.Stmt(BPF_ALU | BPF_AND | BPF_K, mask_lo);
+          if (mask_lo != 0xffffffffU)
+            a.Stmt(BPF_ALU | BPF_AND | BPF_K, mask_lo);
           a.Jump(BPF_JMP | BPF_JEQ | BPF_K, val_lo & mask_lo, -1, differ);
         }
         if (m.not_equal) a.Ja(allow);
@@ -221,10 +234,13 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
   if (stub_page_ != 0) {
     const int notify = a.NewLabel();
     a.Stmt(BPF_LD | BPF_W | BPF_ABS, kOffIpHi);
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(stub_page_ >> 32), -1, notify);
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(stub_page_ >> 32),
+           -1, notify);
     a.Stmt(BPF_LD | BPF_W | BPF_ABS, kOffIpLo);
-    a.Stmt(BPF_ALU | BPF_AND | BPF_K, static_cast<uint32_t>(~(kStubPageSize - 1)));
-    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(stub_page_), -1, notify);
+    a.Stmt(BPF_ALU | BPF_AND | BPF_K,
+           static_cast<uint32_t>(~(kStubPageSize - 1)));
+    a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(stub_page_), -1,
+           notify);
     a.Ret(kRetAllow);
     a.Bind(notify);
   }
@@ -242,15 +258,24 @@ std::string RetName(uint32_t ret) {
   const uint32_t action = ret & kRetActionFull;
   const uint32_t data = ret & kRetData;
   switch (action) {
-    case kRetKillProcess: return "KILL_PROCESS";
-    case kRetKillThread: return "KILL_THREAD";
-    case kRetTrap: return absl::StrCat("TRAP(", data, ")");
-    case kRetErrno: return absl::StrCat("ERRNO(", data, ")");
-    case kRetUserNotif: return "USER_NOTIF";
-    case kRetTrace: return absl::StrCat("TRACE(", data, ")");
-    case kRetLog: return "LOG";
-    case kRetAllow: return "ALLOW";
-    default: return absl::StrFormat("0x%08x", ret);
+    case kRetKillProcess:
+      return "KILL_PROCESS";
+    case kRetKillThread:
+      return "KILL_THREAD";
+    case kRetTrap:
+      return absl::StrCat("TRAP(", data, ")");
+    case kRetErrno:
+      return absl::StrCat("ERRNO(", data, ")");
+    case kRetUserNotif:
+      return "USER_NOTIF";
+    case kRetTrace:
+      return absl::StrCat("TRACE(", data, ")");
+    case kRetLog:
+      return "LOG";
+    case kRetAllow:
+      return "ALLOW";
+    default:
+      return absl::StrFormat("0x%08x", ret);
   }
 }
 
@@ -275,17 +300,23 @@ std::string Disassemble(const std::vector<sock_filter>& program) {
         break;
       case BPF_LDX:
         text = BPF_MODE(f.code) == BPF_MEM ? absl::StrCat("ldx M[", f.k, "]")
-                                            : absl::StrFormat("ldx #0x%x", f.k);
+                                           : absl::StrFormat("ldx #0x%x", f.k);
         break;
-      case BPF_ST: text = absl::StrCat("st M[", f.k, "]"); break;
-      case BPF_STX: text = absl::StrCat("stx M[", f.k, "]"); break;
+      case BPF_ST:
+        text = absl::StrCat("st M[", f.k, "]");
+        break;
+      case BPF_STX:
+        text = absl::StrCat("stx M[", f.k, "]");
+        break;
       case BPF_ALU: {
-        static constexpr const char* kOps[] = {"add", "sub", "mul", "div", "or", "and",
-                                               "lsh", "rsh", "neg", "mod", "xor"};
+        static constexpr const char* kOps[] = {"add", "sub", "mul", "div",
+                                               "or",  "and", "lsh", "rsh",
+                                               "neg", "mod", "xor"};
         const unsigned op = BPF_OP(f.code) >> 4;
         const char* name = op < std::size(kOps) ? kOps[op] : "alu?";
-        text = BPF_SRC(f.code) == BPF_X ? absl::StrCat(name, " x")
-                                        : absl::StrFormat("%s #0x%x", name, f.k);
+        text = BPF_SRC(f.code) == BPF_X
+                   ? absl::StrCat(name, " x")
+                   : absl::StrFormat("%s #0x%x", name, f.k);
         break;
       }
       case BPF_JMP: {
@@ -295,17 +326,26 @@ std::string Disassemble(const std::vector<sock_filter>& program) {
         }
         const char* name = "j?";
         switch (BPF_OP(f.code)) {
-          case BPF_JEQ: name = "jeq"; break;
-          case BPF_JGT: name = "jgt"; break;
-          case BPF_JGE: name = "jge"; break;
-          case BPF_JSET: name = "jset"; break;
+          case BPF_JEQ:
+            name = "jeq";
+            break;
+          case BPF_JGT:
+            name = "jgt";
+            break;
+          case BPF_JGE:
+            name = "jge";
+            break;
+          case BPF_JSET:
+            name = "jset";
+            break;
         }
-        text = absl::StrFormat("%s #0x%x jt %04d jf %04d", name, f.k, pc + 1 + f.jt,
-                               pc + 1 + f.jf);
+        text = absl::StrFormat("%s #0x%x jt %04d jf %04d", name, f.k,
+                               pc + 1 + f.jt, pc + 1 + f.jf);
         break;
       }
       case BPF_RET:
-        text = BPF_RVAL(f.code) == BPF_A ? "ret a" : absl::StrCat("ret ", RetName(f.k));
+        text = BPF_RVAL(f.code) == BPF_A ? "ret a"
+                                         : absl::StrCat("ret ", RetName(f.k));
         break;
       case BPF_MISC:
         text = BPF_MISCOP(f.code) == BPF_TAX ? "tax" : "txa";

@@ -19,8 +19,9 @@ constexpr uint64_t kStub = 0x7f0000100000ULL;
 
 // x86_64 syscall numbers, spelled out so the tests do not depend on the
 // build machine.
-constexpr int kRead = 0, kWrite = 1, kOpen = 2, kClose = 3, kFsync = 74, kGetpid = 39,
-              kConnect = 42, kSendmsg = 46, kOpenat = 257, kMmap = 9;
+constexpr int kRead = 0, kWrite = 1, kOpen = 2, kClose = 3, kFsync = 74,
+              kGetpid = 39, kConnect = 42, kSendmsg = 46, kOpenat = 257,
+              kMmap = 9;
 
 uint32_t Eval(const CompiledFilter& f, int nr, uint64_t ip = 0x401000,
               std::array<uint64_t, 6> args = {}, uint32_t arch = kX86) {
@@ -43,12 +44,14 @@ std::string ReadFile(const std::string& path) {
 
 // Compares against testdata/<name>.txt; FAULT_UPDATE_GOLDEN=1 rewrites it.
 void ExpectGolden(const std::string& name, const std::string& text) {
-  const std::string path = std::string(FAULT_SECCOMP_TESTDATA) + "/" + name + ".txt";
+  const std::string path =
+      std::string(FAULT_SECCOMP_TESTDATA) + "/" + name + ".txt";
   if (getenv("FAULT_UPDATE_GOLDEN") != nullptr) {
     std::ofstream(path) << text;
   }
-  EXPECT_EQ(ReadFile(path), text) << "golden " << path
-                                  << " differs; rerun with FAULT_UPDATE_GOLDEN=1 to update";
+  EXPECT_EQ(ReadFile(path), text)
+      << "golden " << path
+      << " differs; rerun with FAULT_UPDATE_GOLDEN=1 to update";
 }
 
 TEST(FamiliesTest, X86_64NumbersMatchTheKernelAbi) {
@@ -56,8 +59,10 @@ TEST(FamiliesTest, X86_64NumbersMatchTheKernelAbi) {
               testing::ElementsAre(1, 20, 18, 296, 328));
   EXPECT_THAT(FamilySyscalls(Family::kOpen, Arch::kX86_64),
               testing::ElementsAre(2, 257, 85, 437));
-  EXPECT_THAT(FamilySyscalls(Family::kConnect, Arch::kX86_64), testing::ElementsAre(42));
-  EXPECT_THAT(FamilySyscalls(Family::kFsync, Arch::kX86_64), testing::ElementsAre(74));
+  EXPECT_THAT(FamilySyscalls(Family::kConnect, Arch::kX86_64),
+              testing::ElementsAre(42));
+  EXPECT_THAT(FamilySyscalls(Family::kFsync, Arch::kX86_64),
+              testing::ElementsAre(74));
   EXPECT_THAT(FamilySyscalls(Family::kRename, Arch::kX86_64),
               testing::ElementsAre(82, 264, 316));
   EXPECT_EQ(FamilyOfSyscall(kOpenat, Arch::kX86_64), Family::kOpen);
@@ -66,7 +71,8 @@ TEST(FamiliesTest, X86_64NumbersMatchTheKernelAbi) {
 
 TEST(FamiliesTest, Aarch64HasNoLegacyPathCalls) {
   // openat = 56, no open/creat on aarch64.
-  EXPECT_THAT(FamilySyscalls(Family::kOpen, Arch::kAarch64), testing::ElementsAre(56, 437));
+  EXPECT_THAT(FamilySyscalls(Family::kOpen, Arch::kAarch64),
+              testing::ElementsAre(56, 437));
   EXPECT_THAT(FamilySyscalls(Family::kWrite, Arch::kAarch64),
               testing::ElementsAre(64, 66, 68, 70, 287));
 }
@@ -74,8 +80,10 @@ TEST(FamiliesTest, Aarch64HasNoLegacyPathCalls) {
 TEST(FamiliesTest, ParseFamilyNamesTheChoices) {
   EXPECT_EQ(*ParseFamily("fsync"), Family::kFsync);
   EXPECT_EQ(ParseFamily("fsnyc").status().message(),
-            "unknown syscall family \"fsnyc\" (expected one of open, read, write, fsync, "
-            "fdatasync, connect, accept, send, recv, close, unlink, rename, mkdir, ftruncate)");
+            "unknown syscall family \"fsnyc\" (expected one of open, read, "
+            "write, fsync, "
+            "fdatasync, connect, accept, send, recv, close, unlink, rename, "
+            "mkdir, ftruncate)");
 }
 
 TEST(FilterTest, EmptyFilterAllowsEverythingOnNrAlone) {
@@ -93,19 +101,23 @@ TEST(FilterTest, EmptyFilterAllowsEverythingOnNrAlone) {
 }
 
 TEST(FilterTest, UncoveredSyscallsAllowedRegardlessOfIpAndArgs) {
-  absl::StatusOr<CompiledFilter> f = FilterSpec(Arch::kX86_64)
-                                         .NotifyFamilies(FamilyBit(Family::kWrite) |
-                                                         FamilyBit(Family::kFsync) |
-                                                         FamilyBit(Family::kConnect))
-                                         .AllowFromStubPage(kStub)
-                                         .Compile();
+  absl::StatusOr<CompiledFilter> f =
+      FilterSpec(Arch::kX86_64)
+          .NotifyFamilies(FamilyBit(Family::kWrite) |
+                          FamilyBit(Family::kFsync) |
+                          FamilyBit(Family::kConnect))
+          .AllowFromStubPage(kStub)
+          .Compile();
   ASSERT_TRUE(f.ok()) << f.status();
   const std::vector<int> covered = f->notified;
   for (int nr = 0; nr < 460; ++nr) {
-    if (std::find(covered.begin(), covered.end(), nr) != covered.end()) continue;
-    for (uint64_t ip : {uint64_t{0}, kStub, kStub + 2, kStub + 4095, uint64_t{0x401000},
-                        ~uint64_t{0}}) {
-      FakeSeccompData d{.nr = nr, .arch = kX86, .instruction_pointer = ip,
+    if (std::find(covered.begin(), covered.end(), nr) != covered.end())
+      continue;
+    for (uint64_t ip : {uint64_t{0}, kStub, kStub + 2, kStub + 4095,
+                        uint64_t{0x401000}, ~uint64_t{0}}) {
+      FakeSeccompData d{.nr = nr,
+                        .arch = kX86,
+                        .instruction_pointer = ip,
                         .args = {ip, ~ip, 1, 2, 3, 4}};
       absl::StatusOr<EvalResult> r = EvaluateBpf(f->program, d);
       ASSERT_TRUE(r.ok()) << r.status();
@@ -153,7 +165,8 @@ TEST(FilterTest, WrongArchAndX32AreKilled) {
       FilterSpec(Arch::kX86_64).NotifyFamily(Family::kWrite).Compile();
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(Eval(*f, kGetpid, 0, {}, kI386), kRetKillProcess);
-  EXPECT_EQ(Eval(*f, kWrite, 0, {}, static_cast<uint32_t>(Arch::kAarch64)), kRetKillProcess);
+  EXPECT_EQ(Eval(*f, kWrite, 0, {}, static_cast<uint32_t>(Arch::kAarch64)),
+            kRetKillProcess);
   EXPECT_EQ(Eval(*f, 0x40000000 | kGetpid), kRetKillProcess);  // x32 ABI
   EXPECT_EQ(Eval(*f, 0x40000000 | kWrite), kRetKillProcess);
 }
@@ -169,8 +182,10 @@ TEST(FilterTest, WrongArchActionIsConfigurable) {
 }
 
 TEST(FilterTest, Aarch64HasNoX32Check) {
-  absl::StatusOr<CompiledFilter> f =
-      FilterSpec(Arch::kAarch64).NotifyFamily(Family::kFsync).AllowFromStubPage(kStub).Compile();
+  absl::StatusOr<CompiledFilter> f = FilterSpec(Arch::kAarch64)
+                                         .NotifyFamily(Family::kFsync)
+                                         .AllowFromStubPage(kStub)
+                                         .Compile();
   ASSERT_TRUE(f.ok());
   const uint32_t arm = static_cast<uint32_t>(Arch::kAarch64);
   EXPECT_EQ(Eval(*f, 82, 0x1000, {}, arm), kRetUserNotif);  // fsync on aarch64
@@ -185,19 +200,23 @@ TEST(FilterTest, ArgumentConditions) {
   // write only on fd 1.
   absl::StatusOr<CompiledFilter> f =
       FilterSpec(Arch::kX86_64)
-          .NotifyIf(kSendmsg, ArgMatch{.index = 0, .mask = 0xffffffff, .value = 7,
+          .NotifyIf(kSendmsg, ArgMatch{.index = 0,
+                                       .mask = 0xffffffff,
+                                       .value = 7,
                                        .not_equal = true})
           .NotifyIf(kWrite, ArgMatch{.index = 0, .value = 1})
           .AllowFromStubPage(kStub)
           .Compile();
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(Eval(*f, kSendmsg, 0x401000, {7}), kRetAllow);
-  EXPECT_EQ(Eval(*f, kSendmsg, 0x401000, {0xffffffff00000007ULL}), kRetAllow);  // int fd
+  EXPECT_EQ(Eval(*f, kSendmsg, 0x401000, {0xffffffff00000007ULL}),
+            kRetAllow);  // int fd
   EXPECT_EQ(Eval(*f, kSendmsg, 0x401000, {8}), kRetUserNotif);
   EXPECT_EQ(Eval(*f, kSendmsg, kStub + 2, {8}), kRetAllow);
   EXPECT_EQ(Eval(*f, kWrite, 0x401000, {1}), kRetUserNotif);
   EXPECT_EQ(Eval(*f, kWrite, 0x401000, {2}), kRetAllow);
-  EXPECT_EQ(Eval(*f, kWrite, 0x401000, {0x100000001ULL}), kRetAllow);  // high word differs
+  EXPECT_EQ(Eval(*f, kWrite, 0x401000, {0x100000001ULL}),
+            kRetAllow);  // high word differs
   ExpectGolden("arg_conditions_x86_64", Disassemble(f->program));
 }
 
@@ -210,7 +229,11 @@ TEST(FilterTest, NotifyAfterNotifyIfDropsConditions) {
 }
 
 TEST(FilterTest, ErrorsAreStickyAndNamed) {
-  EXPECT_EQ(FilterSpec(Arch::kX86_64).AllowFromStubPage(kStub + 12).Compile().status().message(),
+  EXPECT_EQ(FilterSpec(Arch::kX86_64)
+                .AllowFromStubPage(kStub + 12)
+                .Compile()
+                .status()
+                .message(),
             "stub page 0x7f000010000c is not aligned to 4096 bytes");
   EXPECT_EQ(FilterSpec(Arch::kX86_64)
                 .NotifyIf(kWrite, ArgMatch{.index = 6})
@@ -219,13 +242,19 @@ TEST(FilterTest, ErrorsAreStickyAndNamed) {
                 .status()
                 .message(),
             "argument index 6 for syscall 1 is out of range 0..5");
-  EXPECT_EQ(FilterSpec(Arch::kX86_64).NotifyFamilies(uint64_t{1} << 20).Compile().status().message(),
+  EXPECT_EQ(FilterSpec(Arch::kX86_64)
+                .NotifyFamilies(uint64_t{1} << 20)
+                .Compile()
+                .status()
+                .message(),
             "families mask 0x100000 has bits outside families 1..14");
 }
 
 TEST(FilterTest, EveryFamilyCompilesAndStaysSmall) {
-  absl::StatusOr<CompiledFilter> f =
-      FilterSpec(Arch::kX86_64).NotifyFamilies(0x7ffe).AllowFromStubPage(kStub).Compile();
+  absl::StatusOr<CompiledFilter> f = FilterSpec(Arch::kX86_64)
+                                         .NotifyFamilies(0x7ffe)
+                                         .AllowFromStubPage(kStub)
+                                         .Compile();
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->notified.size(), 34u);
   // 6 (arch, x32) + 2 per syscall + ret ALLOW + 7 (stub page tail).
@@ -245,10 +274,13 @@ TEST(BpfEvalTest, RejectsWhatTheKernelWouldRefuse) {
             "instruction 0: load outside seccomp_data");
   std::vector<sock_filter> div0 = {BPF_STMT(BPF_ALU | BPF_DIV | BPF_K, 0),
                                    BPF_STMT(BPF_RET | BPF_K, kRetAllow)};
-  EXPECT_EQ(EvaluateBpf(div0, {}).status().message(), "instruction 0: division by zero");
-  std::vector<sock_filter> jump_out = {BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, 0),
-                                       BPF_STMT(BPF_RET | BPF_K, kRetAllow)};
-  EXPECT_EQ(EvaluateBpf(jump_out, {}).status().message(), "instruction 0: jump past the end");
+  EXPECT_EQ(EvaluateBpf(div0, {}).status().message(),
+            "instruction 0: division by zero");
+  std::vector<sock_filter> jump_out = {
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 5, 0),
+      BPF_STMT(BPF_RET | BPF_K, kRetAllow)};
+  EXPECT_EQ(EvaluateBpf(jump_out, {}).status().message(),
+            "instruction 0: jump past the end");
 }
 
 TEST(BpfEvalTest, ScratchMemoryAndAlu) {

@@ -23,21 +23,36 @@ constexpr int kMaxSyscallNr = 1024;
 
 uint16_t OpOfFamily(Family f) {
   switch (f) {
-    case Family::kOpen: return FAULT_OP_OPEN;
-    case Family::kRead: return FAULT_OP_READ;
-    case Family::kWrite: return FAULT_OP_WRITE;
-    case Family::kFsync: return FAULT_OP_FSYNC;
-    case Family::kFdatasync: return FAULT_OP_FDATASYNC;
-    case Family::kConnect: return FAULT_OP_CONNECT;
-    case Family::kAccept: return FAULT_OP_ACCEPT;
-    case Family::kSend: return FAULT_OP_SEND;
-    case Family::kRecv: return FAULT_OP_RECV;
-    case Family::kClose: return FAULT_OP_CLOSE;
-    case Family::kUnlink: return FAULT_OP_UNLINK;
-    case Family::kRename: return FAULT_OP_RENAME;
-    case Family::kMkdir: return FAULT_OP_MKDIR;
-    case Family::kFtruncate: return FAULT_OP_FTRUNCATE;
-    default: return FAULT_OP_NONE;
+    case Family::kOpen:
+      return FAULT_OP_OPEN;
+    case Family::kRead:
+      return FAULT_OP_READ;
+    case Family::kWrite:
+      return FAULT_OP_WRITE;
+    case Family::kFsync:
+      return FAULT_OP_FSYNC;
+    case Family::kFdatasync:
+      return FAULT_OP_FDATASYNC;
+    case Family::kConnect:
+      return FAULT_OP_CONNECT;
+    case Family::kAccept:
+      return FAULT_OP_ACCEPT;
+    case Family::kSend:
+      return FAULT_OP_SEND;
+    case Family::kRecv:
+      return FAULT_OP_RECV;
+    case Family::kClose:
+      return FAULT_OP_CLOSE;
+    case Family::kUnlink:
+      return FAULT_OP_UNLINK;
+    case Family::kRename:
+      return FAULT_OP_RENAME;
+    case Family::kMkdir:
+      return FAULT_OP_MKDIR;
+    case Family::kFtruncate:
+      return FAULT_OP_FTRUNCATE;
+    default:
+      return FAULT_OP_NONE;
   }
 }
 
@@ -53,7 +68,8 @@ NotifyLoop::NotifyLoop(Decider* decider, fault_table* table, Options options)
   family_of_nr_.assign(kMaxSyscallNr, Family::kUnspecified);
   for (int f = 1; f <= kMaxFamily; ++f) {
     for (int nr : FamilySyscalls(static_cast<Family>(f), NativeArch())) {
-      if (nr >= 0 && nr < kMaxSyscallNr) family_of_nr_[nr] = static_cast<Family>(f);
+      if (nr >= 0 && nr < kMaxSyscallNr)
+        family_of_nr_[nr] = static_cast<Family>(f);
     }
   }
 }
@@ -70,9 +86,11 @@ NotifyLoop::~NotifyLoop() {
 }
 
 absl::Status NotifyLoop::AddListener(int listener_fd, std::string program) {
-  if (listener_fd < 0) return absl::InvalidArgumentError("invalid seccomp listener fd");
+  if (listener_fd < 0)
+    return absl::InvalidArgumentError("invalid seccomp listener fd");
   if (wake_fd_ < 0 || timer_fd_ < 0) {
-    return absl::InternalError(absl::StrCat("notify loop: eventfd/timerfd: ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("notify loop: eventfd/timerfd: ", strerror(errno)));
   }
   bool sync = false;
   if (want_sync_wakeup_) {
@@ -91,7 +109,8 @@ absl::Status NotifyLoop::AddListener(int listener_fd, std::string program) {
 }
 
 absl::Status NotifyLoop::Start() {
-  if (started_.exchange(true)) return absl::FailedPreconditionError("notify loop already started");
+  if (started_.exchange(true))
+    return absl::FailedPreconditionError("notify loop already started");
   // Created with every signal blocked, so no signal is ever delivered to it.
   sigset_t all, old;
   sigfillset(&all);
@@ -173,7 +192,8 @@ void NotifyLoop::FireExpired() {
     if (it == pending_.end()) continue;
     Respond(it->second.fd, id, 0, /*cont=*/true);
     auto by_tid = pending_by_tid_.find(it->second.tid);
-    if (by_tid != pending_by_tid_.end() && by_tid->second == id) pending_by_tid_.erase(by_tid);
+    if (by_tid != pending_by_tid_.end() && by_tid->second == id)
+      pending_by_tid_.erase(by_tid);
     pending_.erase(it);
   }
 }
@@ -195,7 +215,8 @@ void NotifyLoop::HandleNotification(Listener& l) {
   // interrupted that one and the kernel restarted it (or the handler made
   // another call): the old id is dead. The same call keeps its original
   // deadline and is neither decided nor reported again.
-  if (auto by_tid = pending_by_tid_.find(tid); by_tid != pending_by_tid_.end()) {
+  if (auto by_tid = pending_by_tid_.find(tid);
+      by_tid != pending_by_tid_.end()) {
     const uint64_t old_id = by_tid->second;
     pending_by_tid_.erase(by_tid);
     auto old = pending_.find(old_id);
@@ -217,13 +238,15 @@ void NotifyLoop::HandleNotification(Listener& l) {
 
   SyscallContext call;
   call.nr = req.data.nr;
-  call.family = (req.data.nr >= 0 && req.data.nr < kMaxSyscallNr) ? family_of_nr_[req.data.nr]
-                                                                 : Family::kUnspecified;
+  call.family = (req.data.nr >= 0 && req.data.nr < kMaxSyscallNr)
+                    ? family_of_nr_[req.data.nr]
+                    : Family::kUnspecified;
   call.tid = tid;
   call.pid = tid;  // resolved to the thread group only when an event is written
   call.args = args;
   call.program = l.program;
-  if (call.family != Family::kUnspecified && decider_->NeedsDetail(call.family)) {
+  if (call.family != Family::kUnspecified &&
+      decider_->NeedsDetail(call.family)) {
     SyscallDetail d = ReadSyscallDetail(tid, call.nr, call.family, args);
     call.path = std::move(d.path);
     call.addr = d.addr;
@@ -235,8 +258,9 @@ void NotifyLoop::HandleNotification(Listener& l) {
     }
   }
 
-  const Decision d = call.family == Family::kUnspecified ? Decision::Continue()
-                                                         : decider_->Decide(call);
+  const Decision d = call.family == Family::kUnspecified
+                         ? Decision::Continue()
+                         : decider_->Decide(call);
   if (d.kind == Decision::Kind::kContinue) {
     stats_.continued.fetch_add(1, std::memory_order_relaxed);
     Respond(l.fd, req.id, 0, /*cont=*/true);
@@ -249,11 +273,13 @@ void NotifyLoop::HandleNotification(Listener& l) {
     ev.pid = ThreadGroupOf(tid);
     ev.tid = tid;
     ev.rule = static_cast<uint16_t>(d.rule < 0 ? 0 : d.rule);
-    ev.syscall_rule = static_cast<uint16_t>(d.syscall_rule < 0 ? 0 : d.syscall_rule + 1);
+    ev.syscall_rule =
+        static_cast<uint16_t>(d.syscall_rule < 0 ? 0 : d.syscall_rule + 1);
     ev.op = OpOfFamily(call.family);
-    ev.effect = d.effect != 0 ? d.effect
-                              : (d.kind == Decision::Kind::kDeny ? FAULT_EFFECT_DENY
-                                                                 : FAULT_EFFECT_DELAY);
+    ev.effect = d.effect != 0
+                    ? d.effect
+                    : (d.kind == Decision::Kind::kDeny ? FAULT_EFFECT_DENY
+                                                       : FAULT_EFFECT_DELAY);
     ev.value = d.kind == Decision::Kind::kDeny ? d.err : d.delay_ns;
     ev.layer = 2;
     if (call.path.empty() && !call.addr.has_value()) {
@@ -264,12 +290,14 @@ void NotifyLoop::HandleNotification(Listener& l) {
       call.addr = detail.addr;
     }
     std::string target = call.path;
-    if (target.empty() && !call.addr.has_value() && call.family != Family::kOpen &&
-        call.family != Family::kUnlink && call.family != Family::kRename &&
-        call.family != Family::kMkdir) {
-      target = TargetFdPath(tid, static_cast<int>(args[0]));  // "pipe:[123]", "socket:[45]"
+    if (target.empty() && !call.addr.has_value() &&
+        call.family != Family::kOpen && call.family != Family::kUnlink &&
+        call.family != Family::kRename && call.family != Family::kMkdir) {
+      target = TargetFdPath(
+          tid, static_cast<int>(args[0]));  // "pipe:[123]", "socket:[45]"
     }
-    if (call.addr.has_value() && (call.family == Family::kConnect || target.empty())) {
+    if (call.addr.has_value() &&
+        (call.family == Family::kConnect || target.empty())) {
       target = FormatSockaddr(*call.addr);
     }
     if (target.empty()) target = FamilyName(call.family);
@@ -283,7 +311,8 @@ void NotifyLoop::HandleNotification(Listener& l) {
     return;
   }
   stats_.delayed.fetch_add(1, std::memory_order_relaxed);
-  const int64_t deadline = clock_->MonotonicNs() + std::max<int64_t>(d.delay_ns, 0);
+  const int64_t deadline =
+      clock_->MonotonicNs() + std::max<int64_t>(d.delay_ns, 0);
   pending_[req.id] = Pending{l.fd, tid, call.nr, args, deadline};
   pending_by_tid_[tid] = req.id;
   timers_.Schedule(req.id, deadline);

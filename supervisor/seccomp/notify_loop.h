@@ -68,7 +68,8 @@ class NotifyLoop {
 
   // `decider` must outlive the loop; `table` (events) may be null.
   NotifyLoop(Decider* decider, fault_table* table, Options options);
-  NotifyLoop(Decider* decider, fault_table* table) : NotifyLoop(decider, table, Options{}) {}
+  NotifyLoop(Decider* decider, fault_table* table)
+      : NotifyLoop(decider, table, Options{}) {}
   ~NotifyLoop();
   NotifyLoop(const NotifyLoop&) = delete;
   NotifyLoop& operator=(const NotifyLoop&) = delete;
@@ -141,8 +142,8 @@ class NotifyLoop {
   std::vector<Family> family_of_nr_;
 
   struct AtomicStats {
-    std::atomic<uint64_t> received{0}, continued{0}, denied{0}, delayed{0}, restarted{0},
-        stale{0}, listeners_closed{0};
+    std::atomic<uint64_t> received{0}, continued{0}, denied{0}, delayed{0},
+        restarted{0}, stale{0}, listeners_closed{0};
   } stats_;
 };
 

@@ -68,7 +68,8 @@ int Reap(pid_t pid) {
   for (int i = 0; i < 1000; ++i) {
     int status;
     pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    if (r == pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     usleep(10'000);
   }
   kill(pid, SIGKILL);
@@ -88,7 +89,8 @@ std::unique_ptr<fault_table, TableDeleter> NewTable() {
 std::vector<fault_event> DrainEvents(fault_table* t) {
   std::vector<fault_event> out;
   fault_event ev;
-  while (out.size() < 10000 && fault::engine::PopEvent(t, &ev)) out.push_back(ev);
+  while (out.size() < 10000 && fault::engine::PopEvent(t, &ev))
+    out.push_back(ev);
   return out;
 }
 
@@ -139,7 +141,8 @@ TEST(NotifyLoopTest, DenyIsASpoofedErrorReturnWithAnEvent) {
 TEST(NotifyLoopTest, DelayIsMeasuredFromOutsideAndAnsweredWithContinue) {
   auto table = NewTable();
   FakeDecider decider([](const SyscallContext& c) {
-    return c.family == Family::kFsync ? Delay(150'000'000) : Decision::Continue();
+    return c.family == Family::kFsync ? Delay(150'000'000)
+                                      : Decision::Continue();
   });
   NotifyLoop loop(&decider, table.get());
   Child c = ForkFiltered(FamilyBit(Family::kFsync), [] {
@@ -163,8 +166,9 @@ TEST(NotifyLoopTest, ADelayedThreadDoesNotHoldUpOthers) {
   auto table = NewTable();
   // fd 1000 is the slow one: its fsync waits 1 s; everything else passes.
   FakeDecider decider([](const SyscallContext& c) {
-    return (c.family == Family::kFsync && c.args[0] == 1000) ? Delay(1'000'000'000)
-                                                              : Decision::Continue();
+    return (c.family == Family::kFsync && c.args[0] == 1000)
+               ? Delay(1'000'000'000)
+               : Decision::Continue();
   });
   NotifyLoop loop(&decider, table.get());
   int report[2];
@@ -191,7 +195,8 @@ TEST(NotifyLoopTest, ADelayedThreadDoesNotHoldUpOthers) {
   close(report[0]);
   close(report[1]);
   // 200 notified fsyncs completed while the slow one waited its second.
-  EXPECT_LT(fast_took, 500'000'000) << "fast fsyncs took " << fast_took << " ns";
+  EXPECT_LT(fast_took, 500'000'000)
+      << "fast fsyncs took " << fast_took << " ns";
   EXPECT_GE(loop.stats().received, 201u);
   EXPECT_EQ(loop.stats().delayed, 1u);
   loop.Stop();
@@ -200,7 +205,8 @@ TEST(NotifyLoopTest, ADelayedThreadDoesNotHoldUpOthers) {
 TEST(NotifyLoopTest, SignalDuringDelayKeepsTheDeadlineAndOneEvent) {
   auto table = NewTable();
   FakeDecider decider([](const SyscallContext& c) {
-    return c.family == Family::kFsync ? Delay(400'000'000) : Decision::Continue();
+    return c.family == Family::kFsync ? Delay(400'000'000)
+                                      : Decision::Continue();
   });
   NotifyLoop loop(&decider, table.get());
   Child c = ForkFiltered(FamilyBit(Family::kFsync), [] {
@@ -242,33 +248,37 @@ TEST(NotifyLoopTest, ReadsRelativePathsAndConnectAddresses) {
     return Decision::Continue();
   });
   NotifyLoop loop(&decider, table.get());
-  Child c = ForkFiltered(FamilyBit(Family::kOpen) | FamilyBit(Family::kConnect), [] {
-    if (chdir("/proc/self") != 0) return 3;
-    int fd = openat(AT_FDCWD, "status", O_RDONLY);
-    if (fd < 0) return 4;
-    int dir = open("/dev", O_RDONLY | O_DIRECTORY);
-    if (openat(dir, "null", O_RDONLY) < 0) return 5;
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(9);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == -1 && errno == ECONNREFUSED
-               ? 0
-               : 6;
-  });
+  Child c =
+      ForkFiltered(FamilyBit(Family::kOpen) | FamilyBit(Family::kConnect), [] {
+        if (chdir("/proc/self") != 0) return 3;
+        int fd = openat(AT_FDCWD, "status", O_RDONLY);
+        if (fd < 0) return 4;
+        int dir = open("/dev", O_RDONLY | O_DIRECTORY);
+        if (openat(dir, "null", O_RDONLY) < 0) return 5;
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(9);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == -1 &&
+                       errno == ECONNREFUSED
+                   ? 0
+                   : 6;
+      });
   ASSERT_TRUE(loop.Start(c.listener).ok());
   EXPECT_EQ(Reap(c.pid), 0);
   loop.Stop();
   absl::MutexLock lock(&mu);
   EXPECT_THAT(seen, testing::IsSupersetOf({"open /dev/null", "connect 9"}));
   // /proc/self resolves to the child's own /proc/PID directory.
-  EXPECT_THAT(seen, testing::Contains("open /proc/" + std::to_string(c.pid) + "/status"));
+  EXPECT_THAT(seen, testing::Contains("open /proc/" + std::to_string(c.pid) +
+                                      "/status"));
 }
 
 TEST(NotifyLoopTest, StoppedSupervisorMeansEnosysNotAHang) {
   auto table = NewTable();
-  FakeDecider decider([](const SyscallContext&) { return Decision::Continue(); });
+  FakeDecider decider(
+      [](const SyscallContext&) { return Decision::Continue(); });
   auto loop = std::make_unique<NotifyLoop>(&decider, table.get());
   int go[2];
   ASSERT_EQ(pipe(go), 0);
@@ -282,7 +292,8 @@ TEST(NotifyLoopTest, StoppedSupervisorMeansEnosysNotAHang) {
     if (fsync(fd) != 0) return 1;  // answered by the loop
     char b;
     if (read(go[0], &b, 1) != 1) return 2;
-    return fsync(fd) == -1 && errno == ENOSYS ? 0 : 3;  // nobody listens any more
+    return fsync(fd) == -1 && errno == ENOSYS ? 0
+                                              : 3;  // nobody listens any more
   });
   ASSERT_TRUE(loop->Start(c.listener).ok());
   usleep(100'000);
@@ -296,7 +307,8 @@ TEST(NotifyLoopTest, StoppedSupervisorMeansEnosysNotAHang) {
 TEST(NotifyLoopTest, StopAnswersPendingDelays) {
   auto table = NewTable();
   FakeDecider decider([](const SyscallContext& c) {
-    return c.family == Family::kFsync ? Delay(int64_t{60} * 1'000'000'000) : Decision::Continue();
+    return c.family == Family::kFsync ? Delay(int64_t{60} * 1'000'000'000)
+                                      : Decision::Continue();
   });
   NotifyLoop loop(&decider, table.get());
   Child c = ForkFiltered(FamilyBit(Family::kFsync), [] {
@@ -317,7 +329,8 @@ TEST(NotifyLoopTest, SyncWakeupIsReported) {
   EXPECT_TRUE(s->user_notification);
   EXPECT_TRUE(s->continue_flag);
   auto table = NewTable();
-  FakeDecider decider([](const SyscallContext&) { return Decision::Continue(); });
+  FakeDecider decider(
+      [](const SyscallContext&) { return Decision::Continue(); });
   NotifyLoop loop(&decider, table.get());
   Child c = ForkFiltered(FamilyBit(Family::kFsync), [] { return 0; });
   ASSERT_TRUE(loop.Start(c.listener).ok());
@@ -377,7 +390,8 @@ TEST(SeccompLayerTest, HandoffReportsAChildThatDiedFirst) {
   absl::StatusOr<int> fd = ReceiveListener(sv[0], absl::Seconds(1));
   close(sv[0]);
   EXPECT_EQ(fd.status().message(),
-            "seccomp handoff: the launched program exited before sending its seccomp listener");
+            "seccomp handoff: the launched program exited before sending its "
+            "seccomp listener");
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace fault::seccomp {
 namespace {
@@ -39,8 +39,8 @@ pid_t PartitionMap::RootPid(absl::string_view name) const {
   return it == roots_.end() ? 0 : it->second;
 }
 
-std::vector<uint64_t> PartitionMap::ListeningInodes(absl::string_view proc_net_tcp,
-                                                    uint16_t port) {
+std::vector<uint64_t> PartitionMap::ListeningInodes(
+    absl::string_view proc_net_tcp, uint16_t port) {
   // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when
   //  retrnsmt   uid  timeout inode"
   std::vector<uint64_t> out;
@@ -50,7 +50,8 @@ std::vector<uint64_t> PartitionMap::ListeningInodes(absl::string_view proc_net_t
       header = false;
       continue;
     }
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (f.size() < 10 || f[3] != kTcpListen) continue;
     size_t colon = f[1].rfind(':');
     if (colon == absl::string_view::npos) continue;
@@ -79,10 +80,13 @@ std::vector<pid_t> PartitionMap::ProcessTree(pid_t root) {
     if (d == nullptr) continue;
     while (dirent* e = readdir(d)) {
       if (e->d_name[0] == '.') continue;
-      std::string children = ReadWholeFile(absl::StrCat(task_dir, "/", e->d_name, "/children"));
-      for (absl::string_view c : absl::StrSplit(children, ' ', absl::SkipEmpty())) {
+      std::string children =
+          ReadWholeFile(absl::StrCat(task_dir, "/", e->d_name, "/children"));
+      for (absl::string_view c :
+           absl::StrSplit(children, ' ', absl::SkipEmpty())) {
         pid_t child;
-        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(c), &child)) todo.push_back(child);
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(c), &child))
+          todo.push_back(child);
       }
     }
     closedir(d);
@@ -95,7 +99,8 @@ bool PartitionMap::ProgramListens(absl::string_view name, uint16_t port) const {
   if (root == 0) return false;
   std::set<uint64_t> inodes;
   for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    for (uint64_t i : ListeningInodes(ReadWholeFile(file), port)) inodes.insert(i);
+    for (uint64_t i : ListeningInodes(ReadWholeFile(file), port))
+      inodes.insert(i);
   }
   if (inodes.empty()) return false;
   for (pid_t pid : ProcessTree(root)) {
@@ -110,7 +115,8 @@ bool PartitionMap::ProgramListens(absl::string_view name, uint16_t port) const {
       if (n <= 0) continue;
       absl::string_view target(link, static_cast<size_t>(n));
       // "socket:[12345]"
-      if (!absl::ConsumePrefix(&target, "socket:[") || !absl::ConsumeSuffix(&target, "]")) {
+      if (!absl::ConsumePrefix(&target, "socket:[") ||
+          !absl::ConsumeSuffix(&target, "]")) {
         continue;
       }
       uint64_t inode;

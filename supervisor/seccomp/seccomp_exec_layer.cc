@@ -27,7 +27,8 @@ uint64_t SeccompFamilies(const fault::v1::PolicySet& policies) {
   return mask;
 }
 
-SeccompExecLayer::SeccompExecLayer(Options options) : options_(std::move(options)) {}
+SeccompExecLayer::SeccompExecLayer(Options options)
+    : options_(std::move(options)) {}
 
 SeccompExecLayer::~SeccompExecLayer() { Stop(); }
 
@@ -45,8 +46,10 @@ absl::Status SeccompExecLayer::Prepare(fault::exec::PolicyTable* table) {
   if (!filter.ok()) return filter.status();
   filter_ = *std::move(filter);
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
-  decider_ = std::make_unique<EngineDecider>(table->table(), options_.partitions);
+  if (stop_fd_ < 0)
+    return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  decider_ =
+      std::make_unique<EngineDecider>(table->table(), options_.partitions);
   loop_ = std::make_unique<NotifyLoop>(decider_.get(), table->table());
   sigset_t all, old;
   sigfillset(&all);

@@ -37,7 +37,7 @@ class SeccompExecLayer : public fault::exec::ExecLayer {
  public:
   struct Options {
     uint64_t families_mask = 0;
-    std::string program;  // name for partition(a, b); "" if none
+    std::string program;                 // name for partition(a, b); "" if none
     PartitionMap* partitions = nullptr;  // shared by programs of one supervisor
   };
   explicit SeccompExecLayer(Options options);

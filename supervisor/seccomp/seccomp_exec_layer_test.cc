@@ -22,13 +22,16 @@ TEST(SeccompFamiliesTest, SyscallFaultsAndPartitions) {
   fault::v1::Policy* p = set.add_policies();
   p->add_syscalls()->set_family(fault::v1::SyscallFault::FAMILY_FSYNC);
   p->add_syscalls()->set_family(fault::v1::SyscallFault::FAMILY_WRITE);
-  EXPECT_EQ(SeccompFamilies(set), FamilyBit(Family::kFsync) | FamilyBit(Family::kWrite));
+  EXPECT_EQ(SeccompFamilies(set),
+            FamilyBit(Family::kFsync) | FamilyBit(Family::kWrite));
   set.add_policies()->add_partitions()->set_a("x");
-  EXPECT_EQ(SeccompFamilies(set), FamilyBit(Family::kFsync) | FamilyBit(Family::kWrite) |
+  EXPECT_EQ(SeccompFamilies(set), FamilyBit(Family::kFsync) |
+                                      FamilyBit(Family::kWrite) |
                                       FamilyBit(Family::kConnect));
 }
 
-fault::exec::SpawnRequest Request(const std::string& path, std::vector<std::string> argv,
+fault::exec::SpawnRequest Request(const std::string& path,
+                                  std::vector<std::string> argv,
                                   fault::exec::ExecLayer* layer) {
   fault::exec::SpawnRequest r;
   r.path = path;
@@ -40,7 +43,8 @@ fault::exec::SpawnRequest Request(const std::string& path, std::vector<std::stri
 }
 
 TEST(SeccompExecLayerTest, DeniesFsyncOfTheSpawnedProgram) {
-  auto table = fault::exec::PolicyTable::Create({.start_ns = fault::exec::MonotonicNowNs()});
+  auto table = fault::exec::PolicyTable::Create(
+      {.start_ns = fault::exec::MonotonicNowNs()});
   ASSERT_TRUE(table.ok()) << table.status();
   auto cfg = std::make_unique<fault_config>();
   cfg->n_rules = 1;
@@ -57,7 +61,8 @@ TEST(SeccompExecLayerTest, DeniesFsyncOfTheSpawnedProgram) {
   ASSERT_TRUE(layer.Prepare(table->get()).ok());
   char tmpl[] = "/tmp/fault-seccomp-layer-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string target = std::string(FAULT_SECCOMP_BIN_DIR) + "/seccomp_fsync_target";
+  const std::string target =
+      std::string(FAULT_SECCOMP_BIN_DIR) + "/seccomp_fsync_target";
   absl::StatusOr<pid_t> pid = fault::exec::Spawn(
       Request(target, {target, std::string(tmpl) + "/db"}, &layer));
   ASSERT_TRUE(pid.ok()) << pid.status();
@@ -66,7 +71,8 @@ TEST(SeccompExecLayerTest, DeniesFsyncOfTheSpawnedProgram) {
   ASSERT_EQ(waitpid(*pid, &status, 0), *pid);
   layer.Stop();
   EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);  // fsync_target: fsync ...: Input/output error
+  EXPECT_EQ(WEXITSTATUS(status),
+            1);  // fsync_target: fsync ...: Input/output error
   std::vector<fault_event> events;
   (*table)->DrainEvents(&events, /*final=*/true);
   ASSERT_EQ(events.size(), 1u);
@@ -79,7 +85,8 @@ TEST(SeccompExecLayerTest, DeniesFsyncOfTheSpawnedProgram) {
 }
 
 TEST(SeccompExecLayerTest, FailedExecveIsReportedNotAHang) {
-  auto table = fault::exec::PolicyTable::Create({.start_ns = fault::exec::MonotonicNowNs()});
+  auto table = fault::exec::PolicyTable::Create(
+      {.start_ns = fault::exec::MonotonicNowNs()});
   ASSERT_TRUE(table.ok());
   // write is covered: the child's report of the failed execve is a write.
   SeccompExecLayer layer({.families_mask = FamilyBit(Family::kWrite)});
@@ -93,20 +100,23 @@ TEST(SeccompExecLayerTest, FailedExecveIsReportedNotAHang) {
 TEST(SeccompExecLayerTest, ItsThreadsNeverTakeProcessSignals) {
   // The runner blocks SIGCHLD/SIGTERM/... and waits for them with
   // sigtimedwait; a thread of ours with them unblocked would steal them.
-  auto table = fault::exec::PolicyTable::Create({.start_ns = fault::exec::MonotonicNowNs()});
+  auto table = fault::exec::PolicyTable::Create(
+      {.start_ns = fault::exec::MonotonicNowNs()});
   ASSERT_TRUE(table.ok());
   SeccompExecLayer layer({.families_mask = FamilyBit(Family::kFsync)});
   ASSERT_TRUE(layer.Prepare(table->get()).ok());
-  const std::string target = std::string(FAULT_SECCOMP_BIN_DIR) + "/seccomp_fsync_target";
-  absl::StatusOr<pid_t> pid =
-      fault::exec::Spawn(Request(target, {target, "/proc/self/nonexistent/db"}, &layer));
+  const std::string target =
+      std::string(FAULT_SECCOMP_BIN_DIR) + "/seccomp_fsync_target";
+  absl::StatusOr<pid_t> pid = fault::exec::Spawn(
+      Request(target, {target, "/proc/self/nonexistent/db"}, &layer));
   ASSERT_TRUE(pid.ok()) << pid.status();
   ASSERT_TRUE(layer.Started(*pid).ok());
   sigset_t usr1;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
-  ASSERT_EQ(kill(getpid(), SIGUSR1), 0);  // process-directed; default action: terminate
+  ASSERT_EQ(kill(getpid(), SIGUSR1),
+            0);  // process-directed; default action: terminate
   timespec timeout{2, 0};
   EXPECT_EQ(sigtimedwait(&usr1, nullptr, &timeout), SIGUSR1);
   pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);

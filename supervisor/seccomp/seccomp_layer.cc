@@ -51,10 +51,11 @@ absl::StatusOr<CompiledFilter> CompileSeccompPlan(const SeccompPlan& plan) {
   spec.NotifyFamilies(plan.families_mask).AllowFromStubPage(plan.stub_page);
   spec.OnWrongArch(plan.on_wrong_arch);
   if (plan.handoff_fd >= 0 && (plan.families_mask & FamilyBit(Family::kSend))) {
-    spec.NotifyIf(SYS_sendmsg, ArgMatch{.index = 0,
-                                        .mask = 0xffffffffU,
-                                        .value = static_cast<uint32_t>(plan.handoff_fd),
-                                        .not_equal = true});
+    spec.NotifyIf(SYS_sendmsg,
+                  ArgMatch{.index = 0,
+                           .mask = 0xffffffffU,
+                           .value = static_cast<uint32_t>(plan.handoff_fd),
+                           .not_equal = true});
   }
   return spec.Compile();
 }
@@ -71,8 +72,9 @@ int InstallFilterInChild(const CompiledFilter& filter, int sock_fd) {
   // SPEC_ALLOW: installing the filter must not switch on speculative-store-
   // bypass mitigations for the target and change its performance; the
   // filter is for fault injection, not a security boundary.
-  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW, &prog);
+  long fd = syscall(
+      SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+      SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW, &prog);
   if (fd < 0) {
     int err = errno;
     SendFdOrErrno(sock_fd, -1, err);
@@ -90,11 +92,14 @@ absl::StatusOr<int> ReceiveListener(int sock_fd, absl::Duration timeout) {
     const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
     int n = poll(&p, 1, static_cast<int>(std::max<int64_t>(left_ms, 0)));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::InternalError(absl::StrCat("seccomp handoff: poll: ", strerror(errno)));
+    if (n < 0)
+      return absl::InternalError(
+          absl::StrCat("seccomp handoff: poll: ", strerror(errno)));
     if (n == 0) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "seccomp handoff: the launched program sent no seccomp listener within ",
-          absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("seccomp handoff: the launched program sent no seccomp "
+                       "listener within ",
+                       absl::FormatDuration(timeout)));
     }
     break;
   }
@@ -111,10 +116,12 @@ absl::StatusOr<int> ReceiveListener(int sock_fd, absl::Duration timeout) {
     got = recvmsg(sock_fd, &msg, MSG_CMSG_CLOEXEC);
   } while (got < 0 && errno == EINTR);
   if (got < 0) {
-    return absl::InternalError(absl::StrCat("seccomp handoff: recvmsg: ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("seccomp handoff: recvmsg: ", strerror(errno)));
   }
   int fd = -1;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       memcpy(&fd, CMSG_DATA(c), sizeof(int));
     }
@@ -122,10 +129,12 @@ absl::StatusOr<int> ReceiveListener(int sock_fd, absl::Duration timeout) {
   if (fd >= 0) return fd;
   if (got == 0) {
     return absl::AbortedError(
-        "seccomp handoff: the launched program exited before sending its seccomp listener");
+        "seccomp handoff: the launched program exited before sending its "
+        "seccomp listener");
   }
   return absl::FailedPreconditionError(
-      absl::StrCat("seccomp handoff: installing the seccomp filter in the launched program failed: ",
+      absl::StrCat("seccomp handoff: installing the seccomp filter in the "
+                   "launched program failed: ",
                    strerror(payload)));
 }
 
@@ -138,7 +147,8 @@ absl::StatusOr<SeccompSupport> ProbeSeccompSupport() {
 
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return absl::InternalError(absl::StrCat("probe: socketpair: ", strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("probe: socketpair: ", strerror(errno)));
   }
   const pid_t parent = getpid();
   const pid_t child = fork();
@@ -167,7 +177,8 @@ absl::StatusOr<SeccompSupport> ProbeSeccompSupport() {
   }
   support.user_notification = true;
   uint64_t flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-  support.sync_wakeup = ioctl(*listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) == 0;
+  support.sync_wakeup =
+      ioctl(*listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) == 0;
 
   pollfd p{*listener, POLLIN, 0};
   if (poll(&p, 1, 5000) == 1 && (p.revents & POLLIN)) {
@@ -177,7 +188,8 @@ absl::StatusOr<SeccompSupport> ProbeSeccompSupport() {
       seccomp_notif_resp resp{};
       resp.id = req.id;
       resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-      support.continue_flag = ioctl(*listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0;
+      support.continue_flag =
+          ioctl(*listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0;
     }
   }
   close(*listener);

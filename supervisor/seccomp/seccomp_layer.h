@@ -7,9 +7,9 @@
 //                    .stub_page = table->stub_page};
 //   int sv[2]; socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
 //   plan.handoff_fd = sv[1];
-//   absl::StatusOr<CompiledFilter> filter = CompileSeccompPlan(plan);  // before fork
-//   pid_t pid = fork();
-//   if (pid == 0) {                      // child: async-signal-safe only
+//   absl::StatusOr<CompiledFilter> filter = CompileSeccompPlan(plan);  //
+//   before fork pid_t pid = fork(); if (pid == 0) {                      //
+//   child: async-signal-safe only
 //     close(sv[0]);
 //     if (InstallFilterInChild(*filter, sv[1]) != 0) _exit(127);
 //     execve(...);
@@ -63,12 +63,14 @@ absl::StatusOr<CompiledFilter> CompileSeccompPlan(const SeccompPlan& plan);
 int InstallFilterInChild(const CompiledFilter& filter, int sock_fd);
 
 // In the parent: waits up to `timeout` for the child's listener.
-absl::StatusOr<int> ReceiveListener(int sock_fd, absl::Duration timeout = absl::Seconds(10));
+absl::StatusOr<int> ReceiveListener(int sock_fd,
+                                    absl::Duration timeout = absl::Seconds(10));
 
 struct SeccompSupport {
   bool user_notification = false;  // SECCOMP_RET_USER_NOTIF and a listener
-  bool sync_wakeup = false;        // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP accepted
-  bool continue_flag = false;      // SECCOMP_USER_NOTIF_FLAG_CONTINUE (kernel >= 5.5)
+  bool sync_wakeup = false;  // SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP accepted
+  bool continue_flag =
+      false;  // SECCOMP_USER_NOTIF_FLAG_CONTINUE (kernel >= 5.5)
 };
 
 // Forks a short-lived child that installs a notifying filter and hands the

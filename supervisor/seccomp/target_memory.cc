@@ -13,8 +13,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace fault::seccomp {
 namespace {
@@ -28,7 +28,8 @@ std::string ReadLink(const std::string& path) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-std::optional<sockaddr_storage> ReadSockaddr(pid_t tid, uint64_t addr, uint64_t len) {
+std::optional<sockaddr_storage> ReadSockaddr(pid_t tid, uint64_t addr,
+                                             uint64_t len) {
   if (addr == 0 || len < sizeof(sa_family_t)) return std::nullopt;
   sockaddr_storage ss{};
   len = std::min<uint64_t>(len, sizeof(ss));
@@ -37,10 +38,13 @@ std::optional<sockaddr_storage> ReadSockaddr(pid_t tid, uint64_t addr, uint64_t 
   return ss;
 }
 
-std::optional<sockaddr_storage> ReadMsghdrName(pid_t tid, uint64_t msghdr_addr) {
+std::optional<sockaddr_storage> ReadMsghdrName(pid_t tid,
+                                               uint64_t msghdr_addr) {
   msghdr m{};
-  if (msghdr_addr == 0 || !ReadTargetBytes(tid, msghdr_addr, &m, sizeof(m))) return std::nullopt;
-  return ReadSockaddr(tid, reinterpret_cast<uint64_t>(m.msg_name), m.msg_namelen);
+  if (msghdr_addr == 0 || !ReadTargetBytes(tid, msghdr_addr, &m, sizeof(m)))
+    return std::nullopt;
+  return ReadSockaddr(tid, reinterpret_cast<uint64_t>(m.msg_name),
+                      m.msg_namelen);
 }
 
 }  // namespace
@@ -48,10 +52,12 @@ std::optional<sockaddr_storage> ReadMsghdrName(pid_t tid, uint64_t msghdr_addr) 
 bool ReadTargetBytes(pid_t pid, uint64_t addr, void* out, size_t len) {
   iovec local{out, len};
   iovec remote{reinterpret_cast<void*>(addr), len};
-  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
+  return process_vm_readv(pid, &local, 1, &remote, 1, 0) ==
+         static_cast<ssize_t>(len);
 }
 
-std::optional<std::string> ReadTargetString(pid_t pid, uint64_t addr, size_t max) {
+std::optional<std::string> ReadTargetString(pid_t pid, uint64_t addr,
+                                            size_t max) {
   if (addr == 0) return std::nullopt;
   std::string out;
   char buf[kPage];
@@ -63,7 +69,8 @@ std::optional<std::string> ReadTargetString(pid_t pid, uint64_t addr, size_t max
     iovec remote{reinterpret_cast<void*>(addr), chunk};
     ssize_t n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
     if (n <= 0) return std::nullopt;
-    const char* end = static_cast<const char*>(memchr(buf, '\0', static_cast<size_t>(n)));
+    const char* end =
+        static_cast<const char*>(memchr(buf, '\0', static_cast<size_t>(n)));
     if (end != nullptr) {
       out.append(buf, static_cast<size_t>(end - buf));
       return out;
@@ -80,8 +87,9 @@ std::string TargetFdPath(pid_t pid, int fd) {
 
 std::string ResolveTargetPath(pid_t tid, int dirfd, const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
-  std::string base = dirfd == AT_FDCWD ? ReadLink(absl::StrCat("/proc/", tid, "/cwd"))
-                                       : TargetFdPath(tid, dirfd);
+  std::string base = dirfd == AT_FDCWD
+                         ? ReadLink(absl::StrCat("/proc/", tid, "/cwd"))
+                         : TargetFdPath(tid, dirfd);
   if (base.empty()) return path;
   if (path.empty()) return base;
   if (base.back() != '/') base += '/';
@@ -93,18 +101,20 @@ SyscallDetail ReadSyscallDetail(pid_t tid, int nr, Family family,
   SyscallDetail d;
   auto path_at = [&](uint64_t dirfd, uint64_t addr) {
     std::optional<std::string> p = ReadTargetString(tid, addr);
-    if (p.has_value()) d.path = ResolveTargetPath(tid, static_cast<int>(dirfd), *p);
+    if (p.has_value())
+      d.path = ResolveTargetPath(tid, static_cast<int>(dirfd), *p);
   };
   switch (family) {
     case Family::kOpen:
     case Family::kUnlink:
     case Family::kRename:
     case Family::kMkdir:
-      if (nr == SYS_openat || nr == SYS_openat2 || nr == SYS_unlinkat || nr == SYS_renameat ||
-          nr == SYS_renameat2 || nr == SYS_mkdirat) {
+      if (nr == SYS_openat || nr == SYS_openat2 || nr == SYS_unlinkat ||
+          nr == SYS_renameat || nr == SYS_renameat2 || nr == SYS_mkdirat) {
         path_at(args[0], args[1]);
       } else {
-        path_at(static_cast<uint64_t>(AT_FDCWD), args[0]);  // open, creat, unlink, ...
+        path_at(static_cast<uint64_t>(AT_FDCWD),
+                args[0]);  // open, creat, unlink, ...
       }
       break;
     case Family::kConnect:

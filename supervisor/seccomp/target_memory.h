@@ -24,7 +24,8 @@ namespace fault::seccomp {
 bool ReadTargetBytes(pid_t pid, uint64_t addr, void* out, size_t len);
 
 // Reads a NUL-terminated string of at most `max` bytes.
-std::optional<std::string> ReadTargetString(pid_t pid, uint64_t addr, size_t max = 4096);
+std::optional<std::string> ReadTargetString(pid_t pid, uint64_t addr,
+                                            size_t max = 4096);
 
 // readlink(/proc/PID/fd/FD), or "" for errors.
 std::string TargetFdPath(pid_t pid, int fd);

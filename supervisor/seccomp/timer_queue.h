@@ -38,7 +38,9 @@ class FakeClock : public Clock {
  public:
   explicit FakeClock(int64_t start_ns = 1'000'000'000) : now_(start_ns) {}
   int64_t MonotonicNs() override { return now_.load(); }
-  int64_t RealtimeNs() override { return now_.load() + 1'700'000'000'000'000'000; }
+  int64_t RealtimeNs() override {
+    return now_.load() + 1'700'000'000'000'000'000;
+  }
   void Advance(int64_t ns) { now_ += ns; }
 
  private:

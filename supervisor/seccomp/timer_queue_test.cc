@@ -14,7 +14,7 @@ TEST(TimerQueueTest, FiresInDeadlineOrderOnAFakeClock) {
   TimerQueue q;
   q.Schedule(/*id=*/10, clock.MonotonicNs() + 1'000'000'000);  // a 1 s delay
   q.Schedule(11, clock.MonotonicNs() + 100'000'000);           // 100 ms
-  q.Schedule(12, clock.MonotonicNs() + 100'000'000);           // same deadline, later
+  q.Schedule(12, clock.MonotonicNs() + 100'000'000);  // same deadline, later
   EXPECT_EQ(q.NextDeadline(), 1'000 + 100'000'000);
   EXPECT_THAT(q.PopExpired(clock.MonotonicNs()), IsEmpty());
   clock.Advance(99'999'999);
@@ -44,7 +44,8 @@ TEST(TimerQueueTest, CancelledEntriesNeverFire) {
 TEST(TimerQueueTest, ManyInterleavedDelaysComeOutSorted) {
   FakeClock clock(0);
   TimerQueue q;
-  for (uint64_t i = 0; i < 1000; ++i) q.Schedule(i, static_cast<int64_t>((i * 7919) % 1000));
+  for (uint64_t i = 0; i < 1000; ++i)
+    q.Schedule(i, static_cast<int64_t>((i * 7919) % 1000));
   std::vector<uint64_t> all = q.PopExpired(1000);
   ASSERT_EQ(all.size(), 1000u);
   for (size_t i = 1; i < all.size(); ++i) {

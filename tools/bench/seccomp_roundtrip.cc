@@ -59,14 +59,15 @@ int64_t RunCase(Responder how, int iterations) {
   if (pipe(report) != 0) return -1;
   int sv[2];
   socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
-  absl::StatusOr<CompiledFilter> filter =
-      CompileSeccompPlan({.families_mask = FamilyBit(Family::kClose), .handoff_fd = sv[1]});
+  absl::StatusOr<CompiledFilter> filter = CompileSeccompPlan(
+      {.families_mask = FamilyBit(Family::kClose), .handoff_fd = sv[1]});
   if (!filter.ok()) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     close(report[0]);
     close(sv[0]);
-    if (how != Responder::kNone && InstallFilterInChild(*filter, sv[1]) != 0) _exit(1);
+    if (how != Responder::kNone && InstallFilterInChild(*filter, sv[1]) != 0)
+      _exit(1);
     Workload(report[1], iterations);
   }
   close(report[1]);
@@ -151,12 +152,14 @@ int64_t RunStrace(int iterations) {
     std::string iters = std::to_string(iterations);
     // The injection never fires (when= beyond the run): every close is a
     // ptrace stop that strace lets through, as our notifications do.
-    std::string inject = "inject=close:error=EBADF:when=" + std::to_string(iterations * 10) + "+";
+    std::string inject =
+        "inject=close:error=EBADF:when=" + std::to_string(iterations * 10) +
+        "+";
     int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2);
-    execl("/usr/bin/strace", "strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=close", "-e",
-          inject.c_str(), "-o", "/dev/null", self, "--workload", fd.c_str(), iters.c_str(),
-          nullptr);
+    execl("/usr/bin/strace", "strace", "-f", "-qq", "--seccomp-bpf", "-e",
+          "trace=close", "-e", inject.c_str(), "-o", "/dev/null", self,
+          "--workload", fd.c_str(), iters.c_str(), nullptr);
     _exit(127);
   }
   close(report[1]);
@@ -177,7 +180,8 @@ int Main(int argc, char** argv) {
   int repeat = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--workload" && i + 2 < argc) Workload(atoi(argv[i + 1]), atoi(argv[i + 2]));
+    if (a == "--workload" && i + 2 < argc)
+      Workload(atoi(argv[i + 1]), atoi(argv[i + 2]));
     if (a == "--iterations" && i + 1 < argc) iterations = atoi(argv[++i]);
     if (a == "--repeat" && i + 1 < argc) repeat = atoi(argv[++i]);
   }
@@ -189,7 +193,9 @@ int Main(int argc, char** argv) {
   std::vector<Case> cases = {
       {"bare", "no filter", {}},
       {"minimal", "tight RECV/SEND(CONTINUE) loop", {}},
-      {"notifyloop", "NotifyLoop + engine, close rule matching, not firing", {}},
+      {"notifyloop",
+       "NotifyLoop + engine, close rule matching, not firing",
+       {}},
       {"notifyloop-empty", "NotifyLoop + engine, no rule for close", {}},
       {"strace", "strace -f --seccomp-bpf -e inject=close:...", {}},
   };
@@ -202,7 +208,9 @@ int Main(int argc, char** argv) {
     cases[4].ns.push_back(RunStrace(iterations / 5));
   }
   const int64_t minimal = Median(cases[1].ns);
-  printf("| case | what | ns per close(-1) (median of %d) | ratio to minimal |\n", repeat);
+  printf(
+      "| case | what | ns per close(-1) (median of %d) | ratio to minimal |\n",
+      repeat);
   printf("|---|---|---:|---:|\n");
   for (const Case& c : cases) {
     int64_t m = Median(c.ns);
@@ -210,8 +218,10 @@ int Main(int argc, char** argv) {
       printf("| %s | %s | n/a | n/a |\n", c.name, c.what);
       continue;
     }
-    printf("| %s | %s | %lld | %.2fx |\n", c.name, c.what, static_cast<long long>(m),
-           minimal > 0 ? static_cast<double>(m) / static_cast<double>(minimal) : 0.0);
+    printf("| %s | %s | %lld | %.2fx |\n", c.name, c.what,
+           static_cast<long long>(m),
+           minimal > 0 ? static_cast<double>(m) / static_cast<double>(minimal)
+                       : 0.0);
   }
   const int64_t ours = Median(cases[2].ns);
   printf("\nNotifyLoop / minimal responder: %.2fx (goal <= 1.50x)\n",

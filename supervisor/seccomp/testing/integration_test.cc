@@ -47,7 +47,8 @@ struct ProgramRun {
 };
 
 // Runs argv with stdout/stderr captured; kills it after `timeout_s`.
-ProgramRun RunProgram(const std::vector<std::string>& argv, int timeout_s = 20) {
+ProgramRun RunProgram(const std::vector<std::string>& argv,
+                      int timeout_s = 20) {
   int out[2], err[2];
   EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
@@ -57,7 +58,8 @@ ProgramRun RunProgram(const std::vector<std::string>& argv, int timeout_s = 20) 
     dup2(out[1], 1);
     dup2(err[1], 2);
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -149,44 +151,52 @@ struct Listener {
 TEST_F(SeccompIntegrationTest, ConnectToTheTargetPortIsRefused) {
   Listener denied, allowed;
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--deny", "connect=ECONNREFUSED", "--target",
-                      absl::StrCat("127.0.0.1/32:", denied.port), "--events", events, "--",
-                      kBin + "/seccomp_connect_target", std::to_string(denied.port),
-                      std::to_string(allowed.port)});
+  ProgramRun r =
+      RunProgram({kDriver, "--deny", "connect=ECONNREFUSED", "--target",
+                  absl::StrCat("127.0.0.1/32:", denied.port), "--events",
+                  events, "--", kBin + "/seccomp_connect_target",
+                  std::to_string(denied.port), std::to_string(allowed.port)});
   EXPECT_EQ(r.status, 1) << r.err;
-  EXPECT_EQ(r.out, absl::StrCat("connect 127.0.0.1:", denied.port, ": Connection refused\n",
+  EXPECT_EQ(r.out, absl::StrCat("connect 127.0.0.1:", denied.port,
+                                ": Connection refused\n",
                                 "connect 127.0.0.1:", allowed.port, ": ok\n"));
   // op 1 = connect, effect 15 = deny, value 111 = ECONNREFUSED.
   EXPECT_THAT(Lines(ReadFile(events)),
-              testing::ElementsAre(testing::StartsWith(absl::StrCat("layer=2 op=1 effect=15 value=111 pid="))));
-  EXPECT_THAT(ReadFile(events), HasSubstr(absl::StrCat("target=127.0.0.1:", denied.port)));
+              testing::ElementsAre(testing::StartsWith(
+                  absl::StrCat("layer=2 op=1 effect=15 value=111 pid="))));
+  EXPECT_THAT(ReadFile(events),
+              HasSubstr(absl::StrCat("target=127.0.0.1:", denied.port)));
 }
 
 TEST_F(SeccompIntegrationTest, FsyncDeniedWithEioShowsTheProgramsOwnError) {
   const std::string events = Path("events.txt");
   const std::string db = Path("db");
-  ProgramRun r = RunProgram({kDriver, "--deny", "fsync=EIO", "--events", events, "--",
-                      kBin + "/seccomp_fsync_target", db});
+  ProgramRun r = RunProgram({kDriver, "--deny", "fsync=EIO", "--events", events,
+                             "--", kBin + "/seccomp_fsync_target", db});
   EXPECT_EQ(r.status, 1);
-  EXPECT_THAT(r.err, HasSubstr("fsync_target: fsync " + db + ": Input/output error\n"));
+  EXPECT_THAT(
+      r.err, HasSubstr("fsync_target: fsync " + db + ": Input/output error\n"));
   EXPECT_EQ(r.out, "");
   // op 8 = fsync, value 5 = EIO; the event names the file.
   EXPECT_THAT(Lines(ReadFile(events)),
-              testing::ElementsAre(testing::AllOf(testing::StartsWith("layer=2 op=8 effect=15 value=5 pid="),
-                                                  testing::EndsWith(" target=" + db))));
+              testing::ElementsAre(testing::AllOf(
+                  testing::StartsWith("layer=2 op=8 effect=15 value=5 pid="),
+                  testing::EndsWith(" target=" + db))));
   // Without the fault the same program commits.
-  ProgramRun clean = RunProgram({kDriver, "--deny", "fsync=EIO:/nonexistent/*", "--",
-                          kBin + "/seccomp_fsync_target", db});
+  ProgramRun clean = RunProgram({kDriver, "--deny", "fsync=EIO:/nonexistent/*",
+                                 "--", kBin + "/seccomp_fsync_target", db});
   EXPECT_EQ(clean.status, 0) << clean.err;
   EXPECT_EQ(clean.out, "fsync_target: committed\n");
 }
 
 TEST_F(SeccompIntegrationTest, OpenOfAMatchingPathIsDeniedOthersOpen) {
   const std::string events = Path("events.txt");
-  for (const char* f : {"secret.txt", "public.txt"}) std::ofstream(Path(f)) << "x";
-  ProgramRun r = RunProgram({kDriver, "--deny", "open=EACCES:" + dir_ + "/secret*", "--events", events,
-                      "--", kBin + "/seccomp_open_target", Path("secret.txt"),
-                      Path("public.txt")});
+  for (const char* f : {"secret.txt", "public.txt"})
+    std::ofstream(Path(f)) << "x";
+  ProgramRun r =
+      RunProgram({kDriver, "--deny", "open=EACCES:" + dir_ + "/secret*",
+                  "--events", events, "--", kBin + "/seccomp_open_target",
+                  Path("secret.txt"), Path("public.txt")});
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_EQ(r.out, "open " + Path("secret.txt") + ": Permission denied\nopen " +
                        Path("public.txt") + ": ok\n");
@@ -199,8 +209,9 @@ TEST_F(SeccompIntegrationTest, OpenOfAMatchingPathIsDeniedOthersOpen) {
 
 TEST_F(SeccompIntegrationTest, WriteDelayedBy100ms) {
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--delay", "write=100ms:*/slow.log", "--events", events, "--",
-                      kBin + "/seccomp_write_timing", Path("slow.log"), "5"});
+  ProgramRun r = RunProgram(
+      {kDriver, "--delay", "write=100ms:*/slow.log", "--events", events, "--",
+       kBin + "/seccomp_write_timing", Path("slow.log"), "5"});
   ASSERT_EQ(r.status, 0) << r.err;
   std::vector<std::string> lines = Lines(r.out);
   ASSERT_EQ(lines.size(), 6u) << r.out;
@@ -217,19 +228,21 @@ TEST_F(SeccompIntegrationTest, WriteDelayedBy100ms) {
   ASSERT_EQ(ev.size(), 5u);
   // op 6 = write, effect 16 = delay, value in ns.
   for (const std::string& e : ev) {
-    EXPECT_THAT(e, testing::StartsWith("layer=2 op=6 effect=16 value=100000000 pid="));
+    EXPECT_THAT(
+        e, testing::StartsWith("layer=2 op=6 effect=16 value=100000000 pid="));
     EXPECT_THAT(e, testing::EndsWith(" target=" + Path("slow.log")));
   }
 }
 
 TEST_F(SeccompIntegrationTest, OneThreadDelayedOneSecondOthersKeepFlowing) {
-  ProgramRun r = RunProgram({kDriver, "--delay", "write=1s:*/slow.dat", "--", kBin + "/seccomp_mt_writer",
-                      Path("slow.dat"), Path("fast.dat"), "3"});
+  ProgramRun r = RunProgram({kDriver, "--delay", "write=1s:*/slow.dat", "--",
+                             kBin + "/seccomp_mt_writer", Path("slow.dat"),
+                             Path("fast.dat"), "3"});
   ASSERT_EQ(r.status, 0) << r.err;
   // slow_ns=N fast_writes=K fast_max_ns=M slow_ok=1
   int64_t slow = 0, fast = 0, fast_max = 0;
-  ASSERT_EQ(sscanf(r.out.c_str(), "slow_ns=%ld fast_writes=%ld fast_max_ns=%ld", &slow, &fast,
-                   &fast_max),
+  ASSERT_EQ(sscanf(r.out.c_str(), "slow_ns=%ld fast_writes=%ld fast_max_ns=%ld",
+                   &slow, &fast, &fast_max),
             3)
       << r.out;
   EXPECT_GE(slow, 1'000'000'000);
@@ -252,7 +265,8 @@ TEST_F(SeccompIntegrationTest, KilledSupervisorDoesNotHangTheTarget) {
   if (driver == 0) {
     dup2(out[1], 1);
     execl(kDriver.c_str(), kDriver.c_str(), "--delay", "fsync=1ms", "--",
-          (kBin + "/seccomp_fsync_loop").c_str(), Path("f").c_str(), "2", nullptr);
+          (kBin + "/seccomp_fsync_loop").c_str(), Path("f").c_str(), "2",
+          nullptr);
     _exit(127);
   }
   close(out[1]);
@@ -271,21 +285,24 @@ TEST_F(SeccompIntegrationTest, KilledSupervisorDoesNotHangTheTarget) {
   }
   close(out[0]);
   // Reap the adopted target (bounded).
-  for (int i = 0; i < 200 && waitpid(-1, nullptr, WNOHANG) >= 0; ++i) usleep(10'000);
+  for (int i = 0; i < 200 && waitpid(-1, nullptr, WNOHANG) >= 0; ++i)
+    usleep(10'000);
   prctl(PR_SET_CHILD_SUBREAPER, 0);
   std::vector<std::string> lines = Lines(text);
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(lines.front(), "fsync ok");
   EXPECT_EQ(lines.back(), "done") << text;
   // After the supervisor died, the covered syscall fails with ENOSYS.
-  EXPECT_THAT(lines, testing::Contains("fsync failed: Function not implemented"));
+  EXPECT_THAT(lines,
+              testing::Contains("fsync failed: Function not implemented"));
   EXPECT_LT(NowNs() - killed_at, 3'000'000'000);
 }
 
 TEST_F(SeccompIntegrationTest, WhenCounterDeniesEveryThirdWrite) {
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--deny", "write=ENOSPC:*/w.dat", "--when", "3,0,3", "--events",
-                      events, "--", kBin + "/seccomp_write_timing", Path("w.dat"), "30"});
+  ProgramRun r = RunProgram(
+      {kDriver, "--deny", "write=ENOSPC:*/w.dat", "--when", "3,0,3", "--events",
+       events, "--", kBin + "/seccomp_write_timing", Path("w.dat"), "30"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("failed: 10\n"));
   EXPECT_THAT(r.out, HasSubstr("write 2: "));
@@ -310,15 +327,33 @@ TEST_F(SeccompIntegrationTest, PartitionRefusesConnectsBetweenNamedPrograms) {
     port = probe.port;
   }
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--partition", "a,b", "--events", events, "--", "--name", "b",
-                      kBin + "/seccomp_partition_peer", "listen", std::to_string(port), "1500",
-                      ":", "--name", "a", kBin + "/seccomp_partition_peer", "connect", "500",
-                      std::to_string(port), std::to_string(other.port)});
+  ProgramRun r = RunProgram({kDriver,
+                             "--partition",
+                             "a,b",
+                             "--events",
+                             events,
+                             "--",
+                             "--name",
+                             "b",
+                             kBin + "/seccomp_partition_peer",
+                             "listen",
+                             std::to_string(port),
+                             "1500",
+                             ":",
+                             "--name",
+                             "a",
+                             kBin + "/seccomp_partition_peer",
+                             "connect",
+                             "500",
+                             std::to_string(port),
+                             std::to_string(other.port)});
   ASSERT_EQ(r.status, 0) << r.err;  // b's status
-  EXPECT_EQ(r.out, absl::StrCat("connect ", port, ": Connection refused\nconnect ", other.port,
-                                ": ok\n"));
+  EXPECT_EQ(r.out,
+            absl::StrCat("connect ", port, ": Connection refused\nconnect ",
+                         other.port, ": ok\n"));
   // op 1 = connect, effect 17 = partition, value 111 = ECONNREFUSED.
-  EXPECT_THAT(ReadFile(events), HasSubstr(absl::StrCat("op=1 effect=17 value=111 ")));
+  EXPECT_THAT(ReadFile(events),
+              HasSubstr(absl::StrCat("op=1 effect=17 value=111 ")));
   EXPECT_EQ(Lines(ReadFile(events)).size(), 1u);
 }
 
@@ -328,14 +363,16 @@ TEST_F(SeccompIntegrationTest, PartitionRefusesConnectsBetweenNamedPrograms) {
 // the seccomp layer never sees them and nothing is faulted twice.
 TEST_F(SeccompIntegrationTest, BothLayersDenyEveryThirdWriteExactlyOnce) {
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--preload", FAULT_SHIM_PATH, "--stub-page", "--deny",
-                             "write=ENOSPC:*/w.dat", "--when", "3,0,3", "--events", events, "--",
-                             kBin + "/seccomp_write_timing_dyn", Path("w.dat"), "30"});
+  ProgramRun r = RunProgram(
+      {kDriver, "--preload", FAULT_SHIM_PATH, "--stub-page", "--deny",
+       "write=ENOSPC:*/w.dat", "--when", "3,0,3", "--events", events, "--",
+       kBin + "/seccomp_write_timing_dyn", Path("w.dat"), "30"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("failed: 10\n"));
   std::vector<std::string> ev = Lines(ReadFile(events));
   ASSERT_EQ(ev.size(), 10u) << ReadFile(events);
-  for (const std::string& e : ev) EXPECT_THAT(e, testing::StartsWith("layer=1 op=6 effect=15 value=28 "));
+  for (const std::string& e : ev)
+    EXPECT_THAT(e, testing::StartsWith("layer=1 op=6 effect=15 value=28 "));
   // The 30 writes to w.dat left through the stub page and never reached the
   // supervisor; what it did receive (libc's internal flush of stdout at
   // exit, which bypasses the shim) it did not deny.
@@ -345,21 +382,24 @@ TEST_F(SeccompIntegrationTest, BothLayersDenyEveryThirdWriteExactlyOnce) {
   ASSERT_NE(at, std::string::npos) << r.err;
   ASSERT_EQ(sscanf(r.err.c_str() + at, "received=%d", &received), 1);
   EXPECT_LT(received, 5) << r.err;
-  EXPECT_THAT(r.err, testing::Not(HasSubstr("cannot map the raw-syscall stub")));
+  EXPECT_THAT(r.err,
+              testing::Not(HasSubstr("cannot map the raw-syscall stub")));
 }
 
 // Without the stub page the shim leaves the covered family to seccomp: still
 // exactly one third, now decided by the supervisor.
 TEST_F(SeccompIntegrationTest, ShimWithoutStubLeavesWritesToSeccomp) {
   const std::string events = Path("events.txt");
-  ProgramRun r = RunProgram({kDriver, "--preload", FAULT_SHIM_PATH, "--deny",
-                             "write=ENOSPC:*/w.dat", "--when", "3,0,3", "--events", events, "--",
-                             kBin + "/seccomp_write_timing_dyn", Path("w.dat"), "30"});
+  ProgramRun r = RunProgram(
+      {kDriver, "--preload", FAULT_SHIM_PATH, "--deny", "write=ENOSPC:*/w.dat",
+       "--when", "3,0,3", "--events", events, "--",
+       kBin + "/seccomp_write_timing_dyn", Path("w.dat"), "30"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("failed: 10\n"));
   std::vector<std::string> ev = Lines(ReadFile(events));
   ASSERT_EQ(ev.size(), 10u) << ReadFile(events);
-  for (const std::string& e : ev) EXPECT_THAT(e, testing::StartsWith("layer=2 op=6 effect=15 value=28 "));
+  for (const std::string& e : ev)
+    EXPECT_THAT(e, testing::StartsWith("layer=2 op=6 effect=15 value=28 "));
 }
 
 // Which of the writes in write_timing's report failed, as a string of 0/1.
@@ -377,13 +417,15 @@ std::string FailurePattern(const std::string& out) {
 // draw from the engine's counter-based stream for (seed, rule, call).
 TEST_F(SeccompIntegrationTest, SameSeedSameDecisionsThroughEitherLayer) {
   auto run = [&](const std::string& seed, bool shim) {
-    std::vector<std::string> argv = {kDriver, "--seed", seed, "--deny", "write=EIO:*/p.dat",
-                                     "--prob", "300000"};
+    std::vector<std::string> argv = {
+        kDriver,  "--seed", seed, "--deny", "write=EIO:*/p.dat",
+        "--prob", "300000"};
     if (shim) {
       argv.insert(argv.end(), {"--preload", FAULT_SHIM_PATH, "--stub-page"});
     }
-    argv.insert(argv.end(), {"--", kBin + (shim ? "/seccomp_write_timing_dyn"
-                                                : "/seccomp_write_timing"),
+    argv.insert(argv.end(), {"--",
+                             kBin + (shim ? "/seccomp_write_timing_dyn"
+                                          : "/seccomp_write_timing"),
                              Path("p.dat"), "200"});
     ProgramRun r = RunProgram(argv);
     EXPECT_EQ(r.status, 0) << r.err;
@@ -397,8 +439,8 @@ TEST_F(SeccompIntegrationTest, SameSeedSameDecisionsThroughEitherLayer) {
   const auto failed = std::count(via_seccomp.begin(), via_seccomp.end(), '1');
   EXPECT_GT(failed, 39);
   EXPECT_LT(failed, 81);
-  EXPECT_EQ(run("7", false), via_seccomp);   // reproducible
-  EXPECT_NE(run("8", false), via_seccomp);   // and seed-dependent
+  EXPECT_EQ(run("7", false), via_seccomp);  // reproducible
+  EXPECT_NE(run("8", false), via_seccomp);  // and seed-dependent
 }
 #endif  // FAULT_SHIM_PATH
 

@@ -4,8 +4,9 @@
 //
 //   seccomp_driver --deny fsync=EIO --events ev.txt -- ./fsync_target db
 //   seccomp_driver --delay write=100ms:*.log --when 3,0,3 -- ./prog
-//   seccomp_driver --deny connect=ECONNREFUSED --target 127.0.0.1/32:8080 -- ./client
-//   seccomp_driver --partition a,b --name b -- ./server : --name a -- ./client
+//   seccomp_driver --deny connect=ECONNREFUSED --target 127.0.0.1/32:8080 --
+//   ./client seccomp_driver --partition a,b --name b -- ./server : --name a --
+//   ./client
 //
 // Each --deny/--delay adds one syscall rule (FAMILY=ERRNO|DURATION[:GLOB]);
 // --when FIRST,LAST,STEP and --prob PPM apply to the rule before them.
@@ -23,14 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -84,7 +84,8 @@ int DriverMain(int argc, char** argv) {
       break;
     }
   }
-  if (dashdash < 0 || dashdash + 1 >= argc) return Fail("usage: seccomp_driver [options] -- PROGRAM ARGS...");
+  if (dashdash < 0 || dashdash + 1 >= argc)
+    return Fail("usage: seccomp_driver [options] -- PROGRAM ARGS...");
 
   std::vector<std::string> ordered;  // --deny/--delay/--when/--prob in order
   std::string events_path, preload, target, partition;
@@ -98,7 +99,8 @@ int DriverMain(int argc, char** argv) {
   app.add_option("--target", target, "CIDR:PORT the policy applies to");
   app.add_option("--partition", partition, "A,B");
   app.add_option("--seed", seed);
-  app.add_option("--notify-families", extra_families, "extra families mask to notify");
+  app.add_option("--notify-families", extra_families,
+                 "extra families mask to notify");
   app.add_flag("--no-sync-wakeup", no_sync);
   // --deny/--delay/--when/--prob are order-sensitive: read below, in order.
   std::vector<std::string> ignored[4];
@@ -135,9 +137,11 @@ int DriverMain(int argc, char** argv) {
 
   // The table, in a memfd so a preloaded shim can map it too.
   int table_fd = memfd_create("fault-table", MFD_CLOEXEC);
-  if (table_fd < 0 || ftruncate(table_fd, sizeof(fault_table)) != 0) return Fail("memfd");
-  auto* table = static_cast<fault_table*>(
-      mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0));
+  if (table_fd < 0 || ftruncate(table_fd, sizeof(fault_table)) != 0)
+    return Fail("memfd");
+  auto* table = static_cast<fault_table*>(mmap(nullptr, sizeof(fault_table),
+                                               PROT_READ | PROT_WRITE,
+                                               MAP_SHARED, table_fd, 0));
   if (table == MAP_FAILED) return Fail("mmap");
   fault::engine::InitTable(table, MonoNs());
   const uint64_t stub_page = stub ? 0x7e0000000000ULL : 0;
@@ -155,13 +159,15 @@ int DriverMain(int argc, char** argv) {
   if (!target.empty()) {
     // 127.0.0.1/32:8080
     size_t slash = target.find('/'), colon = target.rfind(':');
-    if (slash == std::string::npos || colon == std::string::npos) return Fail("--target CIDR:PORT");
+    if (slash == std::string::npos || colon == std::string::npos)
+      return Fail("--target CIDR:PORT");
     fault_target& t = rule.targets[0];
     t.kind = FAULT_TARGET_CIDR;
     t.family = AF_INET;
     inet_pton(AF_INET, target.substr(0, slash).c_str(), t.addr);
     int prefix = 32, port = 0;
-    if (!absl::SimpleAtoi(target.substr(slash + 1, colon - slash - 1), &prefix) ||
+    if (!absl::SimpleAtoi(target.substr(slash + 1, colon - slash - 1),
+                          &prefix) ||
         !absl::SimpleAtoi(target.substr(colon + 1), &port)) {
       return Fail("--target CIDR:PORT");
     }
@@ -175,10 +181,12 @@ int DriverMain(int argc, char** argv) {
     std::string val = item.substr(item.find(' ') + 1);
     if (opt == "--deny" || opt == "--delay") {
       std::string fam, value, glob;
-      if (!SplitRule(val, &fam, &value, &glob)) return Fail(opt + " " + val + ": want FAMILY=VALUE[:GLOB]");
+      if (!SplitRule(val, &fam, &value, &glob))
+        return Fail(opt + " " + val + ": want FAMILY=VALUE[:GLOB]");
       absl::StatusOr<Family> f = ParseFamily(fam);
       if (!f.ok()) return Fail(std::string(f.status().message()));
-      if (cfg->n_syscall_rules >= FAULT_MAX_SYSCALL_RULES) return Fail("too many rules");
+      if (cfg->n_syscall_rules >= FAULT_MAX_SYSCALL_RULES)
+        return Fail("too many rules");
       fault_syscall_rule& sr = cfg->syscall_rules[cfg->n_syscall_rules++];
       sr.rule = 0;
       sr.family = static_cast<uint8_t>(*f);
@@ -202,12 +210,14 @@ int DriverMain(int argc, char** argv) {
       fault_syscall_rule& sr = cfg->syscall_rules[cfg->n_syscall_rules - 1];
       std::vector<std::string> p = absl::StrSplit(val, ',');
       if (p.size() != 3 || !absl::SimpleAtoi(p[0], &sr.when_first) ||
-          !absl::SimpleAtoi(p[1], &sr.when_last) || !absl::SimpleAtoi(p[2], &sr.when_step)) {
+          !absl::SimpleAtoi(p[1], &sr.when_last) ||
+          !absl::SimpleAtoi(p[2], &sr.when_step)) {
         return Fail("--when FIRST,LAST,STEP");
       }
     } else if (opt == "--prob") {
       fault_syscall_rule& sr = cfg->syscall_rules[cfg->n_syscall_rules - 1];
-      if (!absl::SimpleAtoi(val, &sr.probability_ppm)) return Fail("--prob PPM");
+      if (!absl::SimpleAtoi(val, &sr.probability_ppm))
+        return Fail("--prob PPM");
     }
   }
   if (!partition.empty()) {
@@ -232,18 +242,22 @@ int DriverMain(int argc, char** argv) {
   for (const Program& prog : programs) {
     if (prog.argv.empty()) return Fail("empty program");
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return Fail("socketpair");
-    SeccompPlan plan{.families_mask = families, .stub_page = stub_page, .handoff_fd = sv[1]};
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+      return Fail("socketpair");
+    SeccompPlan plan{
+        .families_mask = families, .stub_page = stub_page, .handoff_fd = sv[1]};
     absl::StatusOr<CompiledFilter> filter = CompileSeccompPlan(plan);
     if (!filter.ok()) return Fail(std::string(filter.status().message()));
     std::vector<std::string> env_store;
     for (char** e = environ; *e != nullptr; ++e) env_store.push_back(*e);
     if (!preload.empty()) {
       env_store.push_back("LD_PRELOAD=" + preload);
-      env_store.push_back(std::string(FAULT_ENV_TABLE_FD) + "=" + std::to_string(table_fd));
+      env_store.push_back(std::string(FAULT_ENV_TABLE_FD) + "=" +
+                          std::to_string(table_fd));
       if (stub_page != 0) {
         char hex[32];
-        snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(stub_page));
+        snprintf(hex, sizeof(hex), "%llx",
+                 static_cast<unsigned long long>(stub_page));
         env_store.push_back(std::string(FAULT_ENV_STUB_PAGE) + "=" + hex);
       }
     }
@@ -271,7 +285,8 @@ int DriverMain(int argc, char** argv) {
       return Fail(std::string(s.message()));
     }
     if (pids.empty()) {
-      if (absl::Status s = loop.Start(); !s.ok()) return Fail(std::string(s.message()));
+      if (absl::Status s = loop.Start(); !s.ok())
+        return Fail(std::string(s.message()));
     }
     pids.push_back(pid);
   }
@@ -290,13 +305,15 @@ int DriverMain(int argc, char** argv) {
     std::ofstream out(events_path);
     fault_event ev;
     while (fault::engine::PopEvent(table, &ev)) {
-      out << "layer=" << int{ev.layer} << " op=" << ev.op << " effect=" << ev.effect
-          << " value=" << ev.value << " pid=" << ev.pid << " target=" << ev.target << "\n";
+      out << "layer=" << int{ev.layer} << " op=" << ev.op
+          << " effect=" << ev.effect << " value=" << ev.value
+          << " pid=" << ev.pid << " target=" << ev.target << "\n";
     }
   }
   NotifyStats st = loop.stats();
   fprintf(stderr,
-          "seccomp_driver: received=%llu denied=%llu delayed=%llu restarted=%llu stale=%llu "
+          "seccomp_driver: received=%llu denied=%llu delayed=%llu "
+          "restarted=%llu stale=%llu "
           "sync_wakeup=%d syscall_fired=%llu\n",
           (unsigned long long)st.received, (unsigned long long)st.denied,
           (unsigned long long)st.delayed, (unsigned long long)st.restarted,
@@ -308,4 +325,6 @@ int DriverMain(int argc, char** argv) {
 
 }  // namespace fault::seccomp
 
-int main(int argc, char** argv) { return fault::seccomp::DriverMain(argc, argv); }
+int main(int argc, char** argv) {
+  return fault::seccomp::DriverMain(argc, argv);
+}
