@@ -212,7 +212,7 @@ absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name, const FaultSe
       absl::string_view policy_prefix = line;
       std::string expected = absl::StrCat("policy \"", name, "\": ");
       if (absl::StartsWith(policy_prefix, expected)) line.remove_prefix(expected.size());
-      lines.push_back(absl::StrCat(where, ": fault_assumption \"", name, "\": ", line));
+      lines.push_back(absl::StrCat(where, ": \"", name, "\": ", line));
     }
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }

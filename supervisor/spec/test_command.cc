@@ -52,6 +52,10 @@ std::string FormatSpecError(absl::string_view msg) {
     head = std::string(last);
   }
   if (head.empty() || lines.size() == 1) return std::string(msg);
+  // A backtrace adds nothing when the error is in top-level code.
+  int frames = 0;
+  for (absl::string_view l : lines) frames += absl::StartsWith(l, "  ") ? 1 : 0;
+  if (frames <= 1) return head;
   return absl::StrCat(head, "\n", msg);
 }
 
