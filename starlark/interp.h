@@ -2,6 +2,7 @@
 #ifndef FAULT_STARLARK_INTERP_H_
 #define FAULT_STARLARK_INTERP_H_
 
+#include <any>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -79,6 +80,16 @@ class Thread {
   // load(): returns the globals of the named module.
   std::function<absl::StatusOr<StringDict>(Thread&, const std::string&)> load;
 
+  // Host data for builtins, keyed by name (like starlark-go's
+  // Thread.SetLocal): e.g. the spec runner's context.
+  void SetLocal(const std::string& key, std::any value) { locals_[key] = std::move(value); }
+  // Returns null if absent or of another type.
+  template <typename T>
+  T* Local(const std::string& key) {
+    auto it = locals_.find(key);
+    return it == locals_.end() ? nullptr : std::any_cast<T>(&it->second);
+  }
+
   // Asks a running evaluation to stop at the next step (any thread).
   void Cancel(std::string reason);
   uint64_t steps() const { return steps_; }
@@ -108,6 +119,7 @@ class Thread {
   std::atomic<bool> cancelled_{false};
   std::string cancel_reason_;
   std::atomic<bool> reason_set_{false};
+  std::map<std::string, std::any> locals_;
 };
 
 // Parses, resolves and executes a file; returns the (frozen) module globals.

@@ -299,6 +299,23 @@ class Point : public HostValue {
   int64_t x_, y_;
 };
 
+TEST(StarlarkApiTest, ThreadLocalsReachBuiltins) {
+  Thread th;
+  th.SetLocal("calls", 0);
+  StringDict pre;
+  pre["tick"] = NewBuiltin("tick", [](Thread& t, const Value&, const Args& a) {
+    CheckArgCount("tick", a, 0, 0);
+    int* n = t.Local<int>("calls");
+    if (!n) Fail("tick: no counter");
+    return Int(++*n);
+  });
+  auto r = ExecFile(th, "t.star", "a = tick()\nb = tick()\n", pre);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Repr((*r)["b"]), "2");
+  EXPECT_EQ(*th.Local<int>("calls"), 2);
+  EXPECT_EQ(th.Local<std::string>("calls"), nullptr);
+}
+
 TEST(StarlarkApiTest, HostValuesHaveAttributes) {
   Thread th;
   StringDict pre{{"p", NewHost<Point>(3, 4)}};
