@@ -51,7 +51,9 @@ bool EngineDecider::Refresh() {
       if (rule.n_targets > 0) detail |= FamilyBit(f);
     }
   }
-  if (idx.features & eng::kFeatPartition) detail |= FamilyBit(Family::kConnect);
+  if (idx.features & eng::kFeatPartition) {
+    detail |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
+  }
   idx_ = idx;
   detail_families_ = detail;
   have_index_ = true;
@@ -87,12 +89,23 @@ Decision EngineDecider::DecidePartition(const SyscallContext& call) {
     if (call.program == p.a) other = p.b;
     if (call.program == p.b) other = p.a;
     if (other == nullptr) continue;
-    if (!partitions_->ProgramListens(other, port)) continue;
+    // connect: TCP, refused. send with a destination: UDP datagrams only
+    // (a TCP socket ignores the address), unreachable.
+    const bool udp = call.family == Family::kSend;
+    if (udp &&
+        !PartitionMap::IsUdpSocket(call.tid, static_cast<int>(call.args[0]))) {
+      return {};
+    }
+    if (!partitions_->ProgramListens(other, port,
+                                     udp ? PartitionMap::Transport::kUdp
+                                         : PartitionMap::Transport::kTcp)) {
+      continue;
+    }
     eng::CountMatched(table_, p.rule);
     eng::CountFired(table_, p.rule);
     Decision d;
     d.kind = Decision::Kind::kDeny;
-    d.err = ECONNREFUSED;
+    d.err = udp ? ENETUNREACH : ECONNREFUSED;
     d.rule = p.rule;
     d.effect = FAULT_EFFECT_PARTITION;
     return d;
@@ -105,7 +118,7 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
   const int family = static_cast<int>(call.family);
   if (family <= 0 || family >= eng::kFamilyCount) return {};
 
-  if (call.family == Family::kConnect &&
+  if ((call.family == Family::kConnect || call.family == Family::kSend) &&
       (idx_.features & eng::kFeatPartition)) {
     Decision d = DecidePartition(call);
     if (d.kind != Decision::Kind::kContinue) return d;

@@ -1,6 +1,8 @@
 #include "supervisor/seccomp/partition.h"
 
 #include <dirent.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -12,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "supervisor/seccomp/target_memory.h"
 
 namespace fault::seccomp {
 namespace {
@@ -39,20 +42,21 @@ pid_t PartitionMap::RootPid(absl::string_view name) const {
   return it == roots_.end() ? 0 : it->second;
 }
 
-std::vector<uint64_t> PartitionMap::ListeningInodes(
-    absl::string_view proc_net_tcp, uint16_t port) {
+std::vector<uint64_t> PartitionMap::SocketInodes(absl::string_view proc_net,
+                                                 uint16_t port,
+                                                 absl::string_view state) {
   // "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when
   //  retrnsmt   uid  timeout inode"
   std::vector<uint64_t> out;
   bool header = true;
-  for (absl::string_view line : absl::StrSplit(proc_net_tcp, '\n')) {
+  for (absl::string_view line : absl::StrSplit(proc_net, '\n')) {
     if (header) {
       header = false;
       continue;
     }
     std::vector<absl::string_view> f =
         absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (f.size() < 10 || f[3] != kTcpListen) continue;
+    if (f.size() < 10 || f[3] != state) continue;
     size_t colon = f[1].rfind(':');
     if (colon == absl::string_view::npos) continue;
     uint32_t local_port = 0;
@@ -63,6 +67,23 @@ std::vector<uint64_t> PartitionMap::ListeningInodes(
     }
   }
   return out;
+}
+
+bool PartitionMap::IsUdpSocket(pid_t tid, int fd) {
+  // A copy of the target's descriptor answers SO_TYPE; an unbound UDP
+  // socket is not listed in /proc/net/udp yet (it binds on its first send).
+  const int pidfd =
+      static_cast<int>(syscall(SYS_pidfd_open, ThreadGroupOf(tid), 0));
+  if (pidfd < 0) return false;
+  const int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  close(pidfd);
+  if (copy < 0) return false;
+  int type = 0;
+  socklen_t len = sizeof(type);
+  const bool udp = getsockopt(copy, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                   type == SOCK_DGRAM;
+  close(copy);
+  return udp;
 }
 
 std::vector<pid_t> PartitionMap::ProcessTree(pid_t root) {
@@ -94,12 +115,19 @@ std::vector<pid_t> PartitionMap::ProcessTree(pid_t root) {
   return out;
 }
 
-bool PartitionMap::ProgramListens(absl::string_view name, uint16_t port) const {
+bool PartitionMap::ProgramListens(absl::string_view name, uint16_t port,
+                                  Transport transport) const {
   pid_t root = RootPid(name);
   if (root == 0) return false;
   std::set<uint64_t> inodes;
-  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    for (uint64_t i : ListeningInodes(ReadWholeFile(file), port))
+  const bool udp = transport == Transport::kUdp;
+  static constexpr const char* kTcpFiles[] = {"/proc/net/tcp",
+                                              "/proc/net/tcp6"};
+  static constexpr const char* kUdpFiles[] = {"/proc/net/udp",
+                                              "/proc/net/udp6"};
+  for (const char* file : udp ? kUdpFiles : kTcpFiles) {
+    for (uint64_t i :
+         SocketInodes(ReadWholeFile(file), port, udp ? "07" : "0A"))
       inodes.insert(i);
   }
   if (inodes.empty()) return false;

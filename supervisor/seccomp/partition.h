@@ -2,8 +2,9 @@
 //
 // partition(a, b) between two programs launched under one supervisor: a
 // connect() from a process of `a` to a TCP port on which a process of `b`
-// listens is refused with ECONNREFUSED (and the other way round). Programs
-// are named when launched (Register); their processes are the launched
+// listens is refused with ECONNREFUSED, and a UDP datagram sent to a port a
+// process of `b` has bound fails with ENETUNREACH (and the other way round).
+// Programs are named when launched (Register); their processes are the launched
 // process and all its descendants. A listening port is found in
 // /proc/net/tcp{,6} (the supervisor's network namespace) and attributed to a
 // program through the socket inodes in its processes' /proc/PID/fd.
@@ -31,14 +32,28 @@ class PartitionMap {
   void Register(std::string name, pid_t root_pid);
   // The root pid of `name`, 0 if unknown.
   pid_t RootPid(absl::string_view name) const;
-  // True if a process of program `name` holds a TCP socket listening on
-  // `port` (host byte order).
-  bool ProgramListens(absl::string_view name, uint16_t port) const;
+  enum class Transport { kTcp, kUdp };
 
-  // Pieces, exposed for tests: socket inodes listening on `port` in the
-  // contents of /proc/net/tcp or tcp6.
+  // True if a process of program `name` holds a TCP socket listening on
+  // `port` (host byte order), or for kUdp a UDP socket bound to it.
+  bool ProgramListens(absl::string_view name, uint16_t port,
+                      Transport transport = Transport::kTcp) const;
+
+  // True if descriptor `fd` of thread `tid` is a datagram socket (through
+  // pidfd_getfd, which needs ptrace access to the target: the supervisor
+  // is its parent).
+  static bool IsUdpSocket(pid_t tid, int fd);
+
+  // Pieces, exposed for tests: inodes of the sockets in state `state`
+  // ("0A": TCP listen, "07": unconnected UDP) bound to `port` in the
+  // contents of /proc/net/{tcp,tcp6,udp,udp6}.
+  static std::vector<uint64_t> SocketInodes(absl::string_view proc_net,
+                                            uint16_t port,
+                                            absl::string_view state);
   static std::vector<uint64_t> ListeningInodes(absl::string_view proc_net_tcp,
-                                               uint16_t port);
+                                               uint16_t port) {
+    return SocketInodes(proc_net_tcp, port, "0A");
+  }
   // `root` and every descendant (bounded to 4096 processes).
   static std::vector<pid_t> ProcessTree(pid_t root);
 

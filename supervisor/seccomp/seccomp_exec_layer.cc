@@ -22,7 +22,9 @@ uint64_t SeccompFamilies(const fault::v1::PolicySet& policies) {
       const int f = static_cast<int>(s.family());
       if (f >= 1 && f <= kMaxFamily) mask |= uint64_t{1} << f;
     }
-    if (p.partitions_size() > 0) mask |= FamilyBit(Family::kConnect);
+    if (p.partitions_size() > 0) {
+      mask |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
+    }
   }
   return mask;
 }

@@ -30,7 +30,7 @@
 namespace fault::seccomp {
 
 // The families a policy set needs the filter to notify: every syscall
-// fault's family, plus connect when it has partitions.
+// fault's family, plus connect and send when it has partitions.
 uint64_t SeccompFamilies(const fault::v1::PolicySet& policies);
 
 class SeccompExecLayer : public fault::exec::ExecLayer {

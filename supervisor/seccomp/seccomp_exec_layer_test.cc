@@ -25,9 +25,9 @@ TEST(SeccompFamiliesTest, SyscallFaultsAndPartitions) {
   EXPECT_EQ(SeccompFamilies(set),
             FamilyBit(Family::kFsync) | FamilyBit(Family::kWrite));
   set.add_policies()->add_partitions()->set_a("x");
-  EXPECT_EQ(SeccompFamilies(set), FamilyBit(Family::kFsync) |
-                                      FamilyBit(Family::kWrite) |
-                                      FamilyBit(Family::kConnect));
+  EXPECT_EQ(SeccompFamilies(set),
+            FamilyBit(Family::kFsync) | FamilyBit(Family::kWrite) |
+                FamilyBit(Family::kConnect) | FamilyBit(Family::kSend));
 }
 
 fault::exec::SpawnRequest Request(const std::string& path,

@@ -357,6 +357,61 @@ TEST_F(SeccompIntegrationTest, PartitionRefusesConnectsBetweenNamedPrograms) {
   EXPECT_EQ(Lines(ReadFile(events)).size(), 1u);
 }
 
+TEST_F(SeccompIntegrationTest, PartitionMakesDatagramsUnreachable) {
+  // b binds a UDP port; a's datagram to it fails with ENETUNREACH, its
+  // datagram to a port b does not own goes out.
+  int other_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(other_fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  socklen_t len = sizeof(sa);
+  getsockname(other_fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  const int other = ntohs(sa.sin_port);
+  int port = 0;
+  {
+    int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in p{};
+    p.sin_family = AF_INET;
+    p.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(probe, reinterpret_cast<sockaddr*>(&p), sizeof(p));
+    len = sizeof(p);
+    getsockname(probe, reinterpret_cast<sockaddr*>(&p), &len);
+    port = ntohs(p.sin_port);
+    close(probe);
+  }
+  const std::string events = Path("events.txt");
+  ProgramRun r = RunProgram({kDriver,
+                             "--partition",
+                             "a,b",
+                             "--events",
+                             events,
+                             "--",
+                             "--name",
+                             "b",
+                             kBin + "/seccomp_partition_peer",
+                             "udprecv",
+                             std::to_string(port),
+                             "1500",
+                             ":",
+                             "--name",
+                             "a",
+                             kBin + "/seccomp_partition_peer",
+                             "udpsend",
+                             "500",
+                             std::to_string(port),
+                             std::to_string(other)});
+  close(other_fd);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out,
+            absl::StrCat("sendto ", port, ": Network is unreachable\nsendto ",
+                         other, ": ok\n"));
+  // op 3 = send, effect 17 = partition, value 101 = ENETUNREACH.
+  EXPECT_THAT(Lines(ReadFile(events)),
+              testing::ElementsAre(
+                  testing::StartsWith("layer=2 op=3 effect=17 value=101 ")));
+}
+
 #ifdef FAULT_SHIM_PATH
 // A dynamically linked program under both layers: the shim decides its
 // writes and issues them through the stub page, which the filter allows, so

@@ -227,7 +227,7 @@ int DriverMain(int argc, char** argv) {
     snprintf(p.a, sizeof(p.a), "%s", ab[0].c_str());
     snprintf(p.b, sizeof(p.b), "%s", ab[1].c_str());
     p.rule = 0;
-    families |= FamilyBit(Family::kConnect);
+    families |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
   }
   cfg->families_mask = families;
   fault::engine::Publish(table, cfg);

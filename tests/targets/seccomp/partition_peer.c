@@ -4,7 +4,13 @@
  *   partition_peer connect DELAY_MS PORT...
  *                                       waits DELAY_MS, then connects to each
  *                                       127.0.0.1:PORT and prints
- *                                       "connect PORT: ok|<strerror>" */
+ *                                       "connect PORT: ok|<strerror>"
+ *   partition_peer udprecv PORT MILLIS  binds a UDP socket to 127.0.0.1:PORT
+ *                                       and reads datagrams for MILLIS ms
+ *   partition_peer udpsend DELAY_MS PORT...
+ *                                       waits DELAY_MS, then sends one
+ *                                       datagram to each 127.0.0.1:PORT and
+ *                                       prints "sendto PORT: ok|<strerror>" */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -62,6 +68,39 @@ int main(int argc, char** argv) {
     }
     return failed;
   }
-  fprintf(stderr, "usage: partition_peer listen PORT MILLIS | connect DELAY_MS PORT...\n");
+  if (argc >= 4 && strcmp(argv[1], "udprecv") == 0) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = loopback(atoi(argv[2]));
+    if (bind(s, (struct sockaddr*)&sa, sizeof(sa)) != 0) {
+      fprintf(stderr, "partition_peer: bind: %s\n", strerror(errno));
+      return 2;
+    }
+    int millis = atoi(argv[3]);
+    for (int waited = 0; waited < millis; waited += 10) {
+      struct pollfd p = {s, POLLIN, 0};
+      char buf[64];
+      if (poll(&p, 1, 10) == 1) (void)!recv(s, buf, sizeof(buf), 0);
+    }
+    return 0;
+  }
+  if (argc >= 4 && strcmp(argv[1], "udpsend") == 0) {
+    struct timespec d = {0, atoi(argv[2]) * 1000000L};
+    nanosleep(&d, NULL);
+    int failed = 0;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    for (int i = 3; i < argc; ++i) {
+      struct sockaddr_in sa = loopback(atoi(argv[i]));
+      if (sendto(s, "ping", 4, 0, (struct sockaddr*)&sa, sizeof(sa)) == 4) {
+        printf("sendto %s: ok\n", argv[i]);
+      } else {
+        printf("sendto %s: %s\n", argv[i], strerror(errno));
+        failed = 1;
+      }
+    }
+    return failed;
+  }
+  fprintf(stderr,
+          "usage: partition_peer listen PORT MILLIS | connect DELAY_MS PORT... | "
+          "udprecv PORT MILLIS | udpsend DELAY_MS PORT...\n");
   return 2;
 }
