@@ -7,7 +7,8 @@ namespace fault::starlark {
 
 BigInt::BigInt(int64_t v) {
   neg_ = v < 0;
-  uint64_t m = neg_ ? (~static_cast<uint64_t>(v) + 1) : static_cast<uint64_t>(v);
+  uint64_t m =
+      neg_ ? (~static_cast<uint64_t>(v) + 1) : static_cast<uint64_t>(v);
   while (m) {
     mag_.push_back(static_cast<uint32_t>(m));
     m >>= 32;
@@ -24,10 +25,14 @@ std::optional<BigInt> BigInt::Parse(std::string_view digits, int base) {
   BigInt r;
   for (char c : digits) {
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'z') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'Z') d = c - 'A' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'Z')
+      d = c - 'A' + 10;
+    else
+      return std::nullopt;
     if (d >= base) return std::nullopt;
     uint64_t carry = static_cast<uint64_t>(d);
     for (auto& limb : r.mag_) {
@@ -76,10 +81,15 @@ double BigInt::ToDouble() const {
   BigInt top = Shr(0);
   top.neg_ = false;
   BigInt hi = top.Shr(shift);
-  uint64_t m = hi.mag_[0] | (static_cast<uint64_t>(hi.mag_.size() > 1 ? hi.mag_[1] : 0) << 32);
+  uint64_t m =
+      hi.mag_[0] |
+      (static_cast<uint64_t>(hi.mag_.size() > 1 ? hi.mag_[1] : 0) << 32);
   bool sticky = false;
   for (size_t i = 0; i < shift; i++) {
-    if (mag_[i / 32] >> (i % 32) & 1) { sticky = true; break; }
+    if (mag_[i / 32] >> (i % 32) & 1) {
+      sticky = true;
+      break;
+    }
   }
   // Keep 53 bits of m; round using the remaining 11 bits and sticky.
   uint64_t keep = m >> 11;
@@ -87,7 +97,8 @@ double BigInt::ToDouble() const {
   bool round_up = rest > 0x400 || (rest == 0x400 && (sticky || (keep & 1)));
   if (rest == 0x400 && !sticky && !(keep & 1)) round_up = false;
   if (round_up) keep++;
-  double d = std::ldexp(static_cast<double>(keep), static_cast<int>(shift + 11));
+  double d =
+      std::ldexp(static_cast<double>(keep), static_cast<int>(shift + 11));
   return neg_ ? -d : d;
 }
 
@@ -103,8 +114,10 @@ std::optional<BigInt> BigInt::FromDouble(double d) {
   // frac in [0.5,1): take 53 bits.
   uint64_t m = static_cast<uint64_t>(std::ldexp(frac, 53));
   r = BigInt(static_cast<int64_t>(m));
-  if (exp >= 53) r = r.Shl(exp - 53);
-  else r = r.Shr(53 - exp);
+  if (exp >= 53)
+    r = r.Shl(exp - 53);
+  else
+    r = r.Shr(53 - exp);
   if (neg) r = r.Neg();
   return r;
 }
@@ -172,7 +185,8 @@ std::vector<uint32_t> BigInt::AddMag(const std::vector<uint32_t>& a,
   std::vector<uint32_t> r(x.size() + 1);
   uint64_t carry = 0;
   for (size_t i = 0; i < x.size(); i++) {
-    uint64_t t = static_cast<uint64_t>(x[i]) + (i < y.size() ? y[i] : 0) + carry;
+    uint64_t t =
+        static_cast<uint64_t>(x[i]) + (i < y.size() ? y[i] : 0) + carry;
     r[i] = static_cast<uint32_t>(t);
     carry = t >> 32;
   }
@@ -243,8 +257,8 @@ BigInt BigInt::Mul(const BigInt& a, const BigInt& b) {
 }
 
 void BigInt::DivModMag(const std::vector<uint32_t>& a,
-                       const std::vector<uint32_t>& b,
-                       std::vector<uint32_t>* q, std::vector<uint32_t>* r) {
+                       const std::vector<uint32_t>& b, std::vector<uint32_t>* q,
+                       std::vector<uint32_t>* r) {
   if (CmpMag(a, b) < 0) {
     q->clear();
     *r = a;
@@ -267,11 +281,19 @@ void BigInt::DivModMag(const std::vector<uint32_t>& a,
   int s = __builtin_clz(b.back());
   std::vector<uint32_t> un(a.size() + 1), vn(b.size());
   for (size_t i = b.size(); i-- > 1;)
-    vn[i] = (b[i] << s) | (s ? static_cast<uint32_t>(static_cast<uint64_t>(b[i - 1]) >> (32 - s)) : 0);
+    vn[i] =
+        (b[i] << s) |
+        (s ? static_cast<uint32_t>(static_cast<uint64_t>(b[i - 1]) >> (32 - s))
+           : 0);
   vn[0] = b[0] << s;
-  un[a.size()] = s ? static_cast<uint32_t>(static_cast<uint64_t>(a.back()) >> (32 - s)) : 0;
+  un[a.size()] =
+      s ? static_cast<uint32_t>(static_cast<uint64_t>(a.back()) >> (32 - s))
+        : 0;
   for (size_t i = a.size(); i-- > 1;)
-    un[i] = (a[i] << s) | (s ? static_cast<uint32_t>(static_cast<uint64_t>(a[i - 1]) >> (32 - s)) : 0);
+    un[i] =
+        (a[i] << s) |
+        (s ? static_cast<uint32_t>(static_cast<uint64_t>(a[i - 1]) >> (32 - s))
+           : 0);
   un[0] = a[0] << s;
   size_t n = b.size(), m = a.size() - b.size();
   q->assign(m + 1, 0);
@@ -290,11 +312,13 @@ void BigInt::DivModMag(const std::vector<uint32_t>& a,
     for (size_t i = 0; i < n; i++) {
       uint64_t p = qhat * vn[i] + carry;
       carry = p >> 32;
-      int64_t t = static_cast<int64_t>(un[i + j]) - borrow - static_cast<int64_t>(p & 0xffffffff);
+      int64_t t = static_cast<int64_t>(un[i + j]) - borrow -
+                  static_cast<int64_t>(p & 0xffffffff);
       un[i + j] = static_cast<uint32_t>(t);
       borrow = t < 0 ? 1 : 0;
     }
-    int64_t t = static_cast<int64_t>(un[j + n]) - borrow - static_cast<int64_t>(carry);
+    int64_t t =
+        static_cast<int64_t>(un[j + n]) - borrow - static_cast<int64_t>(carry);
     un[j + n] = static_cast<uint32_t>(t);
     if (t < 0) {
       qhat--;
@@ -310,7 +334,10 @@ void BigInt::DivModMag(const std::vector<uint32_t>& a,
   }
   r->assign(n, 0);
   for (size_t i = 0; i < n; i++)
-    (*r)[i] = (un[i] >> s) | (s ? static_cast<uint32_t>(static_cast<uint64_t>(un[i + 1]) << (32 - s)) : 0);
+    (*r)[i] =
+        (un[i] >> s) |
+        (s ? static_cast<uint32_t>(static_cast<uint64_t>(un[i + 1]) << (32 - s))
+           : 0);
   while (!q->empty() && q->back() == 0) q->pop_back();
   while (!r->empty() && r->back() == 0) r->pop_back();
 }
@@ -389,7 +416,9 @@ BigInt BigInt::Shl(uint64_t n) const {
   uint32_t carry = 0;
   for (uint32_t l : mag_) {
     r.mag_.push_back((l << bits) | carry);
-    carry = bits ? static_cast<uint32_t>(static_cast<uint64_t>(l) >> (32 - bits)) : 0;
+    carry = bits
+                ? static_cast<uint32_t>(static_cast<uint64_t>(l) >> (32 - bits))
+                : 0;
   }
   if (carry) r.mag_.push_back(carry);
   r.neg_ = neg_;

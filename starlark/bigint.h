@@ -28,7 +28,7 @@ class BigInt {
   int Sign() const { return mag_.empty() ? 0 : (neg_ ? -1 : 1); }
   // Returns true and stores the value if it fits in int64.
   bool ToInt64(int64_t* out) const;
-  double ToDouble() const;  // may return +-inf
+  double ToDouble() const;                            // may return +-inf
   static std::optional<BigInt> FromDouble(double d);  // d must be finite
   std::string ToString(int base = 10) const;
   size_t Limbs() const { return mag_.size(); }

@@ -25,16 +25,20 @@ TEST(BigIntTest, ArithmeticMatchesPython) {
   BigInt::DivMod(b, a, &q, &r);  // floored
   EXPECT_EQ(q.ToString(), "-9");
   EXPECT_EQ(r.ToString(), "123456780012345678001234567800");
-  BigInt::DivMod(P("340282366920938463463374607431768211457"), P("18446744073709551617"), &q, &r);
+  BigInt::DivMod(P("340282366920938463463374607431768211457"),
+                 P("18446744073709551617"), &q, &r);
   EXPECT_EQ(q.ToString(), "18446744073709551615");
   EXPECT_EQ(r.ToString(), "2");
 }
 
 TEST(BigIntTest, BitwiseUsesTwosComplement) {
-  EXPECT_EQ(BigInt::And(P("-1"), P("36893488147419103231")).ToString(), "36893488147419103231");
-  EXPECT_EQ(BigInt::Or(P("-36893488147419103232"), P("1")).ToString(), "-36893488147419103231");
+  EXPECT_EQ(BigInt::And(P("-1"), P("36893488147419103231")).ToString(),
+            "36893488147419103231");
+  EXPECT_EQ(BigInt::Or(P("-36893488147419103232"), P("1")).ToString(),
+            "-36893488147419103231");
   EXPECT_EQ(BigInt::Xor(P("-5"), P("3")).ToString(), "-8");
-  EXPECT_EQ(BigInt::Not(P("36893488147419103232")).ToString(), "-36893488147419103233");
+  EXPECT_EQ(BigInt::Not(P("36893488147419103232")).ToString(),
+            "-36893488147419103233");
   EXPECT_EQ(P("-5").Shr(1).ToString(), "-3");
   EXPECT_EQ(P("1").Shl(100).ToString(), "1267650600228229401496703205376");
 }

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     th.dialect.allow_toplevel_control = true;
     th.dialect.allow_global_reassign = true;
     th.print = [](sl::Thread&, const std::string&) {};
-    th.load = [](sl::Thread&, const std::string& m) -> absl::StatusOr<sl::StringDict> {
+    th.load = [](sl::Thread&,
+                 const std::string& m) -> absl::StatusOr<sl::StringDict> {
       sl::StringDict d;
       d["x"] = sl::Int(1);
       return d;

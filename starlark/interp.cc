@@ -13,7 +13,9 @@ namespace fault::starlark {
 // ---------------------------------------------------------------- Thread
 
 Thread::Thread() {
-  print = [](Thread&, const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+  print = [](Thread&, const std::string& s) {
+    std::fprintf(stderr, "%s\n", s.c_str());
+  };
 }
 Thread::~Thread() = default;
 
@@ -27,7 +29,8 @@ void Thread::StepSlow() {
     Fail(absl::StrCat("Starlark computation cancelled: ", cancel_reason_));
   }
   if (max_steps && steps_ >= max_steps) {
-    Fail(absl::StrCat("Starlark computation cancelled: too many steps (limit ", max_steps, ")"));
+    Fail(absl::StrCat("Starlark computation cancelled: too many steps (limit ",
+                      max_steps, ")"));
   }
   next_check_ = steps_ + 1024;
   if (max_steps && next_check_ > max_steps) next_check_ = max_steps;
@@ -42,10 +45,13 @@ std::string Thread::Backtrace(const std::string& msg) const {
       continue;
     }
     builtin = nullptr;
-    absl::StrAppend(&out, "  ", f.file->filename, ":", f.pos.line, ":", f.pos.col, ": in ", *f.name, "\n");
+    absl::StrAppend(&out, "  ", f.file->filename, ":", f.pos.line, ":",
+                    f.pos.col, ": in ", *f.name, "\n");
   }
-  if (builtin) absl::StrAppend(&out, "Error in ", *builtin, ": ", msg);
-  else absl::StrAppend(&out, "Error: ", msg);
+  if (builtin)
+    absl::StrAppend(&out, "Error in ", *builtin, ": ", msg);
+  else
+    absl::StrAppend(&out, "Error: ", msg);
   return out;
 }
 
@@ -53,12 +59,22 @@ std::string Thread::Backtrace(const std::string& msg) const {
 
 Iterator::Iterator(const Value& x) : x_(x), kind_(x.kind()) {
   switch (kind_) {
-    case Kind::kList: ListOf(x_)->iterating++; break;
-    case Kind::kDict: DictOf(x_)->iterating++; break;
-    case Kind::kSet: SetOf(x_)->iterating++; break;
-    case Kind::kTuple: break;
-    case Kind::kRange: n_ = x_.as<RangeObj>()->Len(); break;
-    case Kind::kStringElems: break;
+    case Kind::kList:
+      ListOf(x_)->iterating++;
+      break;
+    case Kind::kDict:
+      DictOf(x_)->iterating++;
+      break;
+    case Kind::kSet:
+      SetOf(x_)->iterating++;
+      break;
+    case Kind::kTuple:
+      break;
+    case Kind::kRange:
+      n_ = x_.as<RangeObj>()->Len();
+      break;
+    case Kind::kStringElems:
+      break;
     default:
       Fail(absl::StrCat(TypeName(x), " value is not iterable"));
   }
@@ -66,10 +82,17 @@ Iterator::Iterator(const Value& x) : x_(x), kind_(x.kind()) {
 
 Iterator::~Iterator() {
   switch (kind_) {
-    case Kind::kList: ListOf(x_)->iterating--; break;
-    case Kind::kDict: DictOf(x_)->iterating--; break;
-    case Kind::kSet: SetOf(x_)->iterating--; break;
-    default: break;
+    case Kind::kList:
+      ListOf(x_)->iterating--;
+      break;
+    case Kind::kDict:
+      DictOf(x_)->iterating--;
+      break;
+    case Kind::kSet:
+      SetOf(x_)->iterating--;
+      break;
+    default:
+      break;
   }
 }
 
@@ -120,7 +143,8 @@ bool Iterator::Next(Value* out) {
     }
     case Kind::kDict:
     case Kind::kSet: {
-      auto& e = kind_ == Kind::kDict ? DictOf(x_)->t.raw_entries() : SetOf(x_)->t.raw_entries();
+      auto& e = kind_ == Kind::kDict ? DictOf(x_)->t.raw_entries()
+                                     : SetOf(x_)->t.raw_entries();
       while (i_ < e.size() && e[i_].key.IsNull()) i_++;
       if (i_ >= e.size()) return false;
       *out = e[i_++].key;
@@ -137,7 +161,10 @@ bool Iterator::Next(Value* out) {
       if (i_ >= s.size()) return false;
       if (!e->codepoints) {
         unsigned char c = s[i_];
-        *out = e->ords ? Int(c) : (e->str.Is(Kind::kBytes) ? Int(c) : Str(std::string(1, static_cast<char>(c))));
+        *out = e->ords ? Int(c)
+                       : (e->str.Is(Kind::kBytes)
+                              ? Int(c)
+                              : Str(std::string(1, static_cast<char>(c))));
         i_++;
         return true;
       }
@@ -152,10 +179,15 @@ bool Iterator::Next(Value* out) {
   }
 }
 
-bool Iterate(Thread& th, const Value& v, const std::function<void(const Value&)>& f) {
+bool Iterate(Thread& th, const Value& v,
+             const std::function<void(const Value&)>& f) {
   switch (v.kind()) {
-    case Kind::kList: case Kind::kTuple: case Kind::kDict: case Kind::kSet:
-    case Kind::kRange: case Kind::kStringElems:
+    case Kind::kList:
+    case Kind::kTuple:
+    case Kind::kDict:
+    case Kind::kSet:
+    case Kind::kRange:
+    case Kind::kStringElems:
       break;
     default:
       return false;
@@ -180,7 +212,8 @@ std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname) {
   }
   std::vector<Value> out;
   if (!Iterate(th, v, [&](const Value& x) { out.push_back(x); })) {
-    if (fname) Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want iterable"));
+    if (fname)
+      Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want iterable"));
     Fail(absl::StrCat(TypeName(v), " value is not iterable"));
   }
   return out;
@@ -205,7 +238,9 @@ thread_local Thread* t_current_thread = nullptr;
 
 class Eval {
  public:
-  explicit Eval(Thread& th) : th_(th), saved_(t_current_thread) { t_current_thread = &th; }
+  explicit Eval(Thread& th) : th_(th), saved_(t_current_thread) {
+    t_current_thread = &th;
+  }
   ~Eval() { t_current_thread = saved_; }
 
   Value Expr(Frame& fr, const starlark::Expr* e);
@@ -216,7 +251,9 @@ class Eval {
  private:
   [[gnu::always_inline]] inline Value Ident(Frame& fr, const IdentExpr* id);
   void Assign(Frame& fr, const starlark::Expr* target, Value v);
-  [[gnu::always_inline]] inline void AssignFast(Frame& fr, const starlark::Expr* target, Value&& v) {
+  [[gnu::always_inline]] inline void AssignFast(Frame& fr,
+                                                const starlark::Expr* target,
+                                                Value&& v) {
     if (target->kind == EK::kIdent) {
       auto* id = static_cast<const IdentExpr*>(target);
       if (id->scope == Scope::kLocal) {
@@ -227,7 +264,8 @@ class Eval {
     Assign(fr, target, std::move(v));
   }
   // Pointer to a bound local for `e`, or null (avoids a copy on reads).
-  [[gnu::always_inline]] static inline const Value* PeekLocal(Frame& fr, const starlark::Expr* e) {
+  [[gnu::always_inline]] static inline const Value* PeekLocal(
+      Frame& fr, const starlark::Expr* e) {
     if (e->kind != EK::kIdent) return nullptr;
     auto* id = static_cast<const IdentExpr*>(e);
     if (id->scope != Scope::kLocal) return nullptr;
@@ -236,7 +274,8 @@ class Eval {
   }
   void SetIdent(Frame& fr, const IdentExpr* id, Value v);
   Value EvalCall(Frame& fr, const CallExpr* c);
-  void Comprehension(Frame& fr, const CompExpr* c, size_t clause, const Value& result);
+  void Comprehension(Frame& fr, const CompExpr* c, size_t clause,
+                     const Value& result);
   Value MakeFunction(Frame& fr, const std::shared_ptr<FuncDecl>& decl);
   Flow ExecStmt(Frame& fr, const Stmt* s);
   [[gnu::noinline]] Flow ExecStmtSlow(Frame& fr, const Stmt* s);
@@ -247,7 +286,8 @@ class Eval {
 };
 
 [[noreturn]] void Unbound(const IdentExpr* id, bool global) {
-  Fail(absl::StrCat(global ? "global" : "local", " variable ", id->name, " referenced before assignment"));
+  Fail(absl::StrCat(global ? "global" : "local", " variable ", id->name,
+                    " referenced before assignment"));
 }
 
 inline Value Eval::Ident(Frame& fr, const IdentExpr* id) {
@@ -301,7 +341,9 @@ void Eval::SetIdent(Frame& fr, const IdentExpr* id, Value v) {
       fr.fn->freevars[id->index].as<CellObj>()->v = std::move(v);
       return;
     case Scope::kGlobal:
-      if (fr.module->frozen()) Fail(absl::StrCat("cannot reassign global ", id->name, " in frozen module"));
+      if (fr.module->frozen())
+        Fail(absl::StrCat("cannot reassign global ", id->name,
+                          " in frozen module"));
       fr.module->globals[id->index] = std::move(v);
       return;
     default:
@@ -314,12 +356,16 @@ void SetIndex(const Value& x, const Value& k, Value v) {
     case Kind::kList: {
       auto* l = ListOf(x);
       if (l->frozen()) Fail("cannot assign to element of frozen list");
-      if (l->iterating) Fail("cannot assign to element of list during iteration");
-      if (!k.IsInt()) Fail(absl::StrCat("list index: got ", TypeName(k), ", want int"));
+      if (l->iterating)
+        Fail("cannot assign to element of list during iteration");
+      if (!k.IsInt())
+        Fail(absl::StrCat("list index: got ", TypeName(k), ", want int"));
       int64_t i;
       int64_t n = static_cast<int64_t>(l->v.size());
-      if (!IntToInt64(k, &i) || (i < 0 ? i + n : i) < 0 || (i < 0 ? i + n : i) >= n)
-        Fail(absl::StrCat("list index ", Repr(k), " out of range [", -n, ":", n, "]"));
+      if (!IntToInt64(k, &i) || (i < 0 ? i + n : i) < 0 ||
+          (i < 0 ? i + n : i) >= n)
+        Fail(absl::StrCat("list index ", Repr(k), " out of range [", -n, ":", n,
+                          "]"));
       if (i < 0) i += n;
       l->v[i] = std::move(v);
       return;
@@ -332,7 +378,8 @@ void SetIndex(const Value& x, const Value& k, Value v) {
       return;
     }
     default:
-      Fail(absl::StrCat(TypeName(x), " value does not support item assignment"));
+      Fail(
+          absl::StrCat(TypeName(x), " value does not support item assignment"));
   }
 }
 
@@ -352,7 +399,8 @@ void Eval::Assign(Frame& fr, const starlark::Expr* target, Value v) {
     case EK::kDot: {
       auto* d = static_cast<const DotExpr*>(target);
       Value x = Expr(fr, d->x.get());
-      Fail(absl::StrCat("cannot assign to field .", d->name, " of ", TypeName(x)));
+      Fail(absl::StrCat("cannot assign to field .", d->name, " of ",
+                        TypeName(x)));
     }
     case EK::kList:
     case EK::kTuple: {
@@ -361,14 +409,19 @@ void Eval::Assign(Frame& fr, const starlark::Expr* target, Value v) {
         // Tuples are immutable: unpack in place, no copy.
         const auto& e = TupleOf(v)->v;
         if (e.size() == l->elems.size()) {
-          for (size_t i = 0; i < e.size(); i++) Assign(fr, l->elems[i].get(), e[i]);
+          for (size_t i = 0; i < e.size(); i++)
+            Assign(fr, l->elems[i].get(), e[i]);
           return;
         }
       }
       std::vector<Value> items;
       switch (v.kind()) {
-        case Kind::kList: case Kind::kTuple: case Kind::kDict: case Kind::kSet:
-        case Kind::kRange: case Kind::kStringElems:
+        case Kind::kList:
+        case Kind::kTuple:
+        case Kind::kDict:
+        case Kind::kSet:
+        case Kind::kRange:
+        case Kind::kStringElems:
           items = ToVector(th_, v);
           break;
         default:
@@ -376,10 +429,13 @@ void Eval::Assign(Frame& fr, const starlark::Expr* target, Value v) {
       }
       if (items.size() != l->elems.size()) {
         if (items.size() > l->elems.size())
-          Fail(absl::StrCat("too many values to unpack (got ", items.size(), ", want ", l->elems.size(), ")"));
-        Fail(absl::StrCat("not enough values to unpack (got ", items.size(), ", want ", l->elems.size(), ")"));
+          Fail(absl::StrCat("too many values to unpack (got ", items.size(),
+                            ", want ", l->elems.size(), ")"));
+        Fail(absl::StrCat("not enough values to unpack (got ", items.size(),
+                          ", want ", l->elems.size(), ")"));
       }
-      for (size_t i = 0; i < items.size(); i++) Assign(fr, l->elems[i].get(), std::move(items[i]));
+      for (size_t i = 0; i < items.size(); i++)
+        Assign(fr, l->elems[i].get(), std::move(items[i]));
       return;
     }
     default:
@@ -392,16 +448,33 @@ inline bool BothSmall(const Value& a, const Value& b) {
 }
 
 // Small-int fast paths of binary operators; false means "take the slow path".
-[[gnu::always_inline]] inline bool SmallIntOp(Tok op, int64_t a, int64_t c, Value* out) {
+[[gnu::always_inline]] inline bool SmallIntOp(Tok op, int64_t a, int64_t c,
+                                              Value* out) {
   switch (op) {
-    case Tok::kPlus: *out = Int(a + c); return true;
-    case Tok::kMinus: *out = Int(a - c); return true;
-    case Tok::kLt: *out = Bool(a < c); return true;
-    case Tok::kLe: *out = Bool(a <= c); return true;
-    case Tok::kGt: *out = Bool(a > c); return true;
-    case Tok::kGe: *out = Bool(a >= c); return true;
-    case Tok::kEqEq: *out = Bool(a == c); return true;
-    case Tok::kNe: *out = Bool(a != c); return true;
+    case Tok::kPlus:
+      *out = Int(a + c);
+      return true;
+    case Tok::kMinus:
+      *out = Int(a - c);
+      return true;
+    case Tok::kLt:
+      *out = Bool(a < c);
+      return true;
+    case Tok::kLe:
+      *out = Bool(a <= c);
+      return true;
+    case Tok::kGt:
+      *out = Bool(a > c);
+      return true;
+    case Tok::kGe:
+      *out = Bool(a >= c);
+      return true;
+    case Tok::kEqEq:
+      *out = Bool(a == c);
+      return true;
+    case Tok::kNe:
+      *out = Bool(a != c);
+      return true;
     case Tok::kStar: {
       int64_t r;
       if (__builtin_mul_overflow(a, c, &r)) return false;
@@ -419,10 +492,17 @@ inline bool BothSmall(const Value& a, const Value& b) {
       *out = Int(op == Tok::kPercent ? r : q);
       return true;
     }
-    case Tok::kAmp: *out = Value::SmallInt(a & c); return true;
-    case Tok::kPipe: *out = Value::SmallInt(a | c); return true;
-    case Tok::kCaret: *out = Value::SmallInt(a ^ c); return true;
-    default: return false;
+    case Tok::kAmp:
+      *out = Value::SmallInt(a & c);
+      return true;
+    case Tok::kPipe:
+      *out = Value::SmallInt(a | c);
+      return true;
+    case Tok::kCaret:
+      *out = Value::SmallInt(a ^ c);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -439,7 +519,8 @@ Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
       const Value* px = PeekLocal(fr, b->x.get());
       if (px && px->IsSmallInt()) {
         const Value* py = PeekLocal(fr, b->y.get());
-        if (!py && b->y->kind == EK::kLiteral) py = &static_cast<const LiteralExpr*>(b->y.get())->value;
+        if (!py && b->y->kind == EK::kLiteral)
+          py = &static_cast<const LiteralExpr*>(b->y.get())->value;
         if (py && py->IsSmallInt()) {
           Value r;
           if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
@@ -476,7 +557,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
           const Value* py = PeekLocal(fr, b->y.get());
           Value ytmp;
           if (!py) {
-            if (b->y->kind == EK::kLiteral) py = &static_cast<const LiteralExpr*>(b->y.get())->value;
+            if (b->y->kind == EK::kLiteral)
+              py = &static_cast<const LiteralExpr*>(b->y.get())->value;
           }
           if (py && py->IsSmallInt()) {
             Value r;
@@ -500,7 +582,9 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
       Value x = Expr(fr, d->x.get());
       fr.tf->pos = d->pos;
       Value r = GetAttr(th_, x, d->name);
-      if (r.IsNull()) Fail(absl::StrCat(TypeName(x), " has no .", d->name, " field or method"));
+      if (r.IsNull())
+        Fail(absl::StrCat(TypeName(x), " has no .", d->name,
+                          " field or method"));
       return r;
     }
     case EK::kIndex: {
@@ -534,7 +618,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
     }
     case EK::kCond: {
       auto* c = static_cast<const CondExpr*>(e);
-      return Truth(Expr(fr, c->cond.get())) ? Expr(fr, c->then.get()) : Expr(fr, c->els.get());
+      return Truth(Expr(fr, c->cond.get())) ? Expr(fr, c->then.get())
+                                            : Expr(fr, c->els.get());
     }
     case EK::kList: {
       auto* l = static_cast<const ListExpr*>(e);
@@ -560,7 +645,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
         Value vv = Expr(fr, v.get());
         fr.tf->pos = k->pos;
         uint64_t h = Hash(kv);
-        if (dict->t.Find(kv, h)) Fail(absl::StrCat("duplicate key: ", Repr(kv)));
+        if (dict->t.Find(kv, h))
+          Fail(absl::StrCat("duplicate key: ", Repr(kv)));
         dict->t.Insert(kv, h, std::move(vv));
       }
       return r;
@@ -577,7 +663,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
   Fail("unknown expression");
 }
 
-void Eval::Comprehension(Frame& fr, const CompExpr* c, size_t clause, const Value& result) {
+void Eval::Comprehension(Frame& fr, const CompExpr* c, size_t clause,
+                         const Value& result) {
   if (clause == c->clauses.size()) {
     if (c->dict) {
       Value k = Expr(fr, c->body.get());
@@ -591,7 +678,8 @@ void Eval::Comprehension(Frame& fr, const CompExpr* c, size_t clause, const Valu
   }
   const CompClause& cl = c->clauses[clause];
   if (cl.is_if) {
-    if (Truth(Expr(fr, cl.expr.get()))) Comprehension(fr, c, clause + 1, result);
+    if (Truth(Expr(fr, cl.expr.get())))
+      Comprehension(fr, c, clause + 1, result);
     return;
   }
   Value seq = Expr(fr, cl.expr.get());
@@ -650,7 +738,8 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   if (c->fn->kind == EK::kDot) {
     auto* d = static_cast<const DotExpr*>(c->fn.get());
     recv = Expr(fr, d->x.get());
-    auto* cached = static_cast<const MethodEntry*>(d->method_cache.load(std::memory_order_relaxed));
+    auto* cached = static_cast<const MethodEntry*>(
+        d->method_cache.load(std::memory_order_relaxed));
     if (cached && cached->kind == recv.kind()) {
       method = cached->fn;
     } else if (const MethodEntry* me = FindMethodEntry(recv.kind(), d->name)) {
@@ -660,7 +749,9 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
     if (!method) {
       fr.tf->pos = d->pos;
       fn = GetAttr(th_, recv, d->name);
-      if (fn.IsNull()) Fail(absl::StrCat(TypeName(recv), " has no .", d->name, " field or method"));
+      if (fn.IsNull())
+        Fail(absl::StrCat(TypeName(recv), " has no .", d->name,
+                          " field or method"));
     } else {
       method_name = &d->name;
     }
@@ -681,13 +772,16 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
         Value v = Expr(fr, a.value.get());
         fr.tf->pos = a.pos;
         if (!Iterate(th_, v, [&](const Value& x) { pos.push_back(x); }))
-          Fail(absl::StrCat("argument after * must be iterable, not ", TypeName(v)));
+          Fail(absl::StrCat("argument after * must be iterable, not ",
+                            TypeName(v)));
         break;
       }
       case CallArg::kStarStar: {
         Value v = Expr(fr, a.value.get());
         fr.tf->pos = a.pos;
-        if (!v.Is(Kind::kDict)) Fail(absl::StrCat("argument after ** must be a mapping, not ", TypeName(v)));
+        if (!v.Is(Kind::kDict))
+          Fail(absl::StrCat("argument after ** must be a mapping, not ",
+                            TypeName(v)));
         bool err = false;
         DictOf(v)->t.ForEach([&](HashTable::Entry& en) {
           if (!en.key.Is(Kind::kString)) err = true;
@@ -697,7 +791,8 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
         for (size_t i = 0; i < kw.size(); i++)
           for (size_t j = i + 1; j < kw.size(); j++)
             if (StrOf(kw[i].first) == StrOf(kw[j].first))
-              Fail(absl::StrCat("got multiple values for keyword argument \"", StrOf(kw[i].first), "\""));
+              Fail(absl::StrCat("got multiple values for keyword argument \"",
+                                StrOf(kw[i].first), "\""));
         break;
       }
     }
@@ -778,14 +873,16 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
       auto* a = static_cast<const AssignStmt*>(s);
       if (a->op == Tok::kEq) {
         // Parallel assignment `a, b = x, y` without building a tuple.
-        if ((a->lhs->kind == EK::kTuple || a->lhs->kind == EK::kList) && a->rhs->kind == EK::kTuple) {
+        if ((a->lhs->kind == EK::kTuple || a->lhs->kind == EK::kList) &&
+            a->rhs->kind == EK::kTuple) {
           auto* l = static_cast<const ListExpr*>(a->lhs.get());
           auto* r = static_cast<const ListExpr*>(a->rhs.get());
           size_t n = r->elems.size();
           if (n == l->elems.size() && n <= 8) {
             Value tmp[8];
             for (size_t i = 0; i < n; i++) tmp[i] = Expr(fr, r->elems[i].get());
-            for (size_t i = 0; i < n; i++) AssignFast(fr, l->elems[i].get(), std::move(tmp[i]));
+            for (size_t i = 0; i < n; i++)
+              AssignFast(fr, l->elems[i].get(), std::move(tmp[i]));
             return Flow::kNormal;
           }
         }
@@ -794,17 +891,39 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
       }
       Tok op;
       switch (a->op) {
-        case Tok::kPlusEq: op = Tok::kPlus; break;
-        case Tok::kMinusEq: op = Tok::kMinus; break;
-        case Tok::kStarEq: op = Tok::kStar; break;
-        case Tok::kSlashEq: op = Tok::kSlash; break;
-        case Tok::kSlashSlashEq: op = Tok::kSlashSlash; break;
-        case Tok::kPercentEq: op = Tok::kPercent; break;
-        case Tok::kAmpEq: op = Tok::kAmp; break;
-        case Tok::kPipeEq: op = Tok::kPipe; break;
-        case Tok::kCaretEq: op = Tok::kCaret; break;
-        case Tok::kLtLtEq: op = Tok::kLtLt; break;
-        default: op = Tok::kGtGt; break;
+        case Tok::kPlusEq:
+          op = Tok::kPlus;
+          break;
+        case Tok::kMinusEq:
+          op = Tok::kMinus;
+          break;
+        case Tok::kStarEq:
+          op = Tok::kStar;
+          break;
+        case Tok::kSlashEq:
+          op = Tok::kSlash;
+          break;
+        case Tok::kSlashSlashEq:
+          op = Tok::kSlashSlash;
+          break;
+        case Tok::kPercentEq:
+          op = Tok::kPercent;
+          break;
+        case Tok::kAmpEq:
+          op = Tok::kAmp;
+          break;
+        case Tok::kPipeEq:
+          op = Tok::kPipe;
+          break;
+        case Tok::kCaretEq:
+          op = Tok::kCaret;
+          break;
+        case Tok::kLtLtEq:
+          op = Tok::kLtLt;
+          break;
+        default:
+          op = Tok::kGtGt;
+          break;
       }
       // Evaluate the target's operands once.
       if (a->lhs->kind == EK::kIdent) {
@@ -818,9 +937,11 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
             slot = Int(slot.small() + y.small());
             return Flow::kNormal;
           }
-          if (slot.Is(Kind::kString) && y.Is(Kind::kString) && op == Tok::kPlus &&
-              slot.obj()->refcount() == 1 && !slot.obj()->frozen()) {
-            // Sole owner: append in place (the string is not observable elsewhere).
+          if (slot.Is(Kind::kString) && y.Is(Kind::kString) &&
+              op == Tok::kPlus && slot.obj()->refcount() == 1 &&
+              !slot.obj()->frozen()) {
+            // Sole owner: append in place (the string is not observable
+            // elsewhere).
             auto* so = slot.as<StringObj>();
             so->s += StrOf(y);
             so->hash = 0;
@@ -890,10 +1011,12 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
       fr.tf->pos = f->pos;
       // Fast path: a local variable over a range.
       if (seq.Is(Kind::kRange) && f->vars->kind == EK::kIdent &&
-          static_cast<const IdentExpr*>(f->vars.get())->scope == Scope::kLocal) {
+          static_cast<const IdentExpr*>(f->vars.get())->scope ==
+              Scope::kLocal) {
         auto* r = seq.as<RangeObj>();
         int64_t n = r->Len();
-        Value& slot = fr.locals[static_cast<const IdentExpr*>(f->vars.get())->index];
+        Value& slot =
+            fr.locals[static_cast<const IdentExpr*>(f->vars.get())->index];
         for (int64_t i = 0; i < n; i++) {
           th_.Step();
           slot = Int(r->At(i));
@@ -945,12 +1068,14 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
 void Eval::Load(Frame& fr, const LoadStmt* l) {
   if (!th_.load) Fail("load not implemented by this application");
   absl::StatusOr<StringDict> mod = th_.load(th_, l->module);
-  if (!mod.ok()) Fail(absl::StrCat("cannot load ", l->module, ": ", mod.status().message()));
+  if (!mod.ok())
+    Fail(absl::StrCat("cannot load ", l->module, ": ", mod.status().message()));
   for (size_t i = 0; i < l->to.size(); i++) {
     auto it = mod->find(l->from[i]);
     if (it == mod->end()) {
       fr.tf->pos = l->from_pos[i];
-      Fail(absl::StrCat("load: name ", l->from[i], " not found in module ", l->module));
+      Fail(absl::StrCat("load: name ", l->from[i], " not found in module ",
+                        l->module));
     }
     SetIdent(fr, l->to[i].get(), it->second);
   }
@@ -959,8 +1084,9 @@ void Eval::Load(Frame& fr, const LoadStmt* l) {
 std::string ArgCountError(const FunctionObj* fn, size_t got) {
   const FuncDecl* d = fn->decl;
   return absl::StrCat("function ", d->name, " accepts ",
-                      d->num_defaults > 0 ? "at most " : "", d->num_params, " positional argument",
-                      d->num_params == 1 ? "" : "s", " (", got, " given)");
+                      d->num_defaults > 0 ? "at most " : "", d->num_params,
+                      " positional argument", d->num_params == 1 ? "" : "s",
+                      " (", got, " given)");
 }
 
 Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
@@ -969,7 +1095,8 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
     Fail("maximum recursion depth exceeded");
   if (!th_.dialect.allow_recursion) {
     for (auto& f : th_.stack)
-      if (f.name == &d->name) Fail(absl::StrCat("function ", d->name, " called recursively"));
+      if (f.name == &d->name)
+        Fail(absl::StrCat("function ", d->name, " called recursively"));
   }
   absl::InlinedVector<Value, 12> locals(d->nlocals);
   int nparams = d->num_params + d->num_kwonly;
@@ -1001,29 +1128,36 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
     }
     if (found >= 0) {
       if (!locals[found].IsNull())
-        Fail(absl::StrCat("function ", d->name, " got multiple values for parameter \"", name, "\""));
+        Fail(absl::StrCat("function ", d->name,
+                          " got multiple values for parameter \"", name, "\""));
       locals[found] = v;
     } else if (d->has_kwargs) {
       auto* dict = DictOf(kwargs);
       if (!dict->t.Insert(k, v))
-        Fail(absl::StrCat("function ", d->name, " got multiple values for parameter \"", name, "\""));
+        Fail(absl::StrCat("function ", d->name,
+                          " got multiple values for parameter \"", name, "\""));
     } else {
-      Fail(absl::StrCat("function ", d->name, " got an unexpected keyword argument \"", name, "\""));
+      Fail(absl::StrCat("function ", d->name,
+                        " got an unexpected keyword argument \"", name, "\""));
     }
   }
   if (static_cast<int>(direct) < nparams || !args.kw.empty()) {
     std::vector<std::string> missing;
     for (int i = 0; i < nparams; i++) {
       if (locals[i].IsNull()) {
-        if (!fn->defaults[i].IsNull()) locals[i] = fn->defaults[i];
-        else missing.push_back(d->param_names[i]);
+        if (!fn->defaults[i].IsNull())
+          locals[i] = fn->defaults[i];
+        else
+          missing.push_back(d->param_names[i]);
       }
     }
     if (!missing.empty()) {
       std::string names;
-      for (size_t i = 0; i < missing.size(); i++) absl::StrAppend(&names, i ? ", " : "", missing[i]);
-      Fail(absl::StrCat("function ", d->name, " missing ", missing.size(), " argument",
-                        missing.size() == 1 ? "" : "s", " (", names, ")"));
+      for (size_t i = 0; i < missing.size(); i++)
+        absl::StrAppend(&names, i ? ", " : "", missing[i]);
+      Fail(absl::StrCat("function ", d->name, " missing ", missing.size(),
+                        " argument", missing.size() == 1 ? "" : "s", " (",
+                        names, ")"));
     }
   }
   // Wrap captured parameters in cells.
@@ -1036,7 +1170,8 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
     }
   }
   th_.stack.push_back(Thread::Frame{&d->name, fn->program->file.get(), d->pos});
-  Frame fr{locals.data(), fn, fn->module.as<ModuleObj>(), d, &th_.stack.back(), Value()};
+  Frame fr{locals.data(),     fn,     fn->module.as<ModuleObj>(), d,
+           &th_.stack.back(), Value()};
   try {
     Exec(fr, d->body);
   } catch (EvalError& e) {
@@ -1092,7 +1227,8 @@ std::string ModuleName(const Value& m) { return m.as<ModuleObj>()->name; }
 
 absl::StatusOr<Value> ExecFileModule(Thread& th, std::string_view filename,
                                      std::string_view source,
-                                     const StringDict& predeclared, bool freeze) {
+                                     const StringDict& predeclared,
+                                     bool freeze) {
   auto parsed = Parse(filename, source, th.dialect);
   if (!parsed.ok()) return parsed.status();
   auto prog = std::make_shared<Program>();
@@ -1152,8 +1288,9 @@ absl::StatusOr<StringDict> ExecFile(Thread& th, std::string_view filename,
   return out;
 }
 
-absl::StatusOr<Value> Call(Thread& th, const Value& fn, std::span<const Value> args,
-                           const std::vector<std::pair<std::string, Value>>& kwargs) {
+absl::StatusOr<Value> Call(
+    Thread& th, const Value& fn, std::span<const Value> args,
+    const std::vector<std::pair<std::string, Value>>& kwargs) {
   std::vector<std::pair<Value, Value>> kw;
   for (auto& [k, v] : kwargs) kw.emplace_back(Str(k), v);
   size_t depth = th.stack.size();

@@ -82,7 +82,9 @@ class Thread {
 
   // Host data for builtins, keyed by name (like starlark-go's
   // Thread.SetLocal): e.g. the spec runner's context.
-  void SetLocal(const std::string& key, std::any value) { locals_[key] = std::move(value); }
+  void SetLocal(const std::string& key, std::any value) {
+    locals_[key] = std::move(value);
+  }
   // Returns null if absent or of another type.
   template <typename T>
   T* Local(const std::string& key) {
@@ -133,9 +135,9 @@ absl::StatusOr<Value> ExecFileModule(Thread& thread, std::string_view filename,
                                      bool freeze = true);
 
 // Calls a callable Value.
-absl::StatusOr<Value> Call(Thread& thread, const Value& fn,
-                           std::span<const Value> args,
-                           const std::vector<std::pair<std::string, Value>>& kwargs = {});
+absl::StatusOr<Value> Call(
+    Thread& thread, const Value& fn, std::span<const Value> args,
+    const std::vector<std::pair<std::string, Value>>& kwargs = {});
 
 // ---- used by the library and tests ----
 Value CallValue(Thread& th, const Value& fn, const Args& args);
@@ -143,7 +145,8 @@ const std::string& FunctionName(const Value& fn);
 std::string ModuleName(const Value& m);
 const std::vector<std::pair<std::string, Value>>& Universe();
 int UniverseIndex(std::string_view name, const Dialect& d);
-// Attribute lookup (methods of builtin types, host attributes). Returns null if none.
+// Attribute lookup (methods of builtin types, host attributes). Returns null if
+// none.
 Value GetAttr(Thread& th, const Value& x, std::string_view name);
 std::vector<std::string> AttrNames(const Value& x);
 BuiltinPtr FindMethod(Kind k, std::string_view name);
@@ -156,7 +159,8 @@ const MethodEntry* FindMethodEntry(Kind k, std::string_view name);
 Value Binary(Tok op, const Value& x, const Value& y);
 Value Unary(Tok op, const Value& x);
 Value IndexValue(Thread& th, const Value& x, const Value& index);
-Value SliceValue(const Value& x, const Value& lo, const Value& hi, const Value& step);
+Value SliceValue(const Value& x, const Value& lo, const Value& hi,
+                 const Value& step);
 bool Contains(const Value& container, const Value& x);
 std::string StringFormat(std::string_view fmt, const Value& args);  // %
 

@@ -27,7 +27,8 @@ void ArgTarget::Set(std::string_view fname_sv, const Value& v) const {
   std::string fname(fname_sv);
   std::string name(this->name());
   auto bad = [&](const char* want) {
-    Fail(absl::StrCat(fname, ": for parameter \"", name, "\": got ", TypeName(v), ", want ", want));
+    Fail(absl::StrCat(fname, ": for parameter \"", name, "\": got ",
+                      TypeName(v), ", want ", want));
   };
   switch (type_) {
     case kValue:
@@ -36,7 +37,9 @@ void ArgTarget::Set(std::string_view fname_sv, const Value& v) const {
     case kInt: {
       if (!v.IsInt()) bad("int");
       int64_t x;
-      if (!IntToInt64(v, &x)) Fail(absl::StrCat(fname, ": for parameter \"", name, "\": int out of range"));
+      if (!IntToInt64(v, &x))
+        Fail(absl::StrCat(fname, ": for parameter \"", name,
+                          "\": int out of range"));
       *static_cast<int64_t*>(ptr_) = x;
       return;
     }
@@ -49,21 +52,26 @@ void ArgTarget::Set(std::string_view fname_sv, const Value& v) const {
       *static_cast<bool*>(ptr_) = v.as<BoolObj>()->v;
       return;
     case kFloat:
-      if (v.Is(Kind::kFloat)) *static_cast<double*>(ptr_) = FloatOf(v);
-      else if (v.IsInt()) *static_cast<double*>(ptr_) = IntToDouble(v);
-      else bad("float");
+      if (v.Is(Kind::kFloat))
+        *static_cast<double*>(ptr_) = FloatOf(v);
+      else if (v.IsInt())
+        *static_cast<double*>(ptr_) = IntToDouble(v);
+      else
+        bad("float");
       return;
     default:
       return;
   }
 }
 
-void UnpackArgs(std::string_view fname_sv, const Args& args, std::initializer_list<ArgTarget> targets) {
+void UnpackArgs(std::string_view fname_sv, const Args& args,
+                std::initializer_list<ArgTarget> targets) {
   std::string fname(fname_sv);
   const ArgTarget* t = targets.begin();
   size_t n = targets.size();
   if (args.pos.size() > n) {
-    Fail(absl::StrCat(fname, ": got ", args.pos.size(), " arguments, want at most ", n));
+    Fail(absl::StrCat(fname, ": got ", args.pos.size(),
+                      " arguments, want at most ", n));
   }
   std::vector<bool> set(n, false);
   for (size_t i = 0; i < args.pos.size(); i++) {
@@ -75,24 +83,32 @@ void UnpackArgs(std::string_view fname_sv, const Args& args, std::initializer_li
     size_t i = 0;
     for (; i < n; i++)
       if (t[i].name() == name) break;
-    if (i == n) Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\""));
-    if (set[i]) Fail(absl::StrCat(fname, ": got multiple values for parameter \"", name, "\""));
+    if (i == n)
+      Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\""));
+    if (set[i])
+      Fail(absl::StrCat(fname, ": got multiple values for parameter \"", name,
+                        "\""));
     t[i].Set(fname, v);
     set[i] = true;
   }
   for (size_t i = 0; i < n; i++)
     if (!set[i] && !t[i].optional())
-      Fail(absl::StrCat(fname, ": missing argument for ", std::string(t[i].name())));
+      Fail(absl::StrCat(fname, ": missing argument for ",
+                        std::string(t[i].name())));
 }
 
-void CheckArgCount(std::string_view fname_sv, const Args& args, size_t min, size_t max) {
+void CheckArgCount(std::string_view fname_sv, const Args& args, size_t min,
+                   size_t max) {
   std::string fname(fname_sv);
-  if (!args.kw.empty()) Fail(absl::StrCat(fname, ": unexpected keyword arguments"));
+  if (!args.kw.empty())
+    Fail(absl::StrCat(fname, ": unexpected keyword arguments"));
   size_t n = args.pos.size();
   if (n < min || n > max) {
     if (min == max)
-      Fail(absl::StrCat(fname, ": got ", n, " argument", n == 1 ? "" : "s", ", want ", min));
-    if (n < min) Fail(absl::StrCat(fname, ": got ", n, " arguments, want at least ", min));
+      Fail(absl::StrCat(fname, ": got ", n, " argument", n == 1 ? "" : "s",
+                        ", want ", min));
+    if (n < min)
+      Fail(absl::StrCat(fname, ": got ", n, " arguments, want at least ", min));
     Fail(absl::StrCat(fname, ": got ", n, " arguments, want at most ", max));
   }
 }
@@ -105,15 +121,21 @@ Value IntBinary(Tok op, const Value& x, const Value& y) {
   if (x.IsSmallInt() && y.IsSmallInt()) {
     __int128 a = x.small(), b = y.small();
     switch (op) {
-      case Tok::kPlus: return Int(static_cast<int64_t>(a + b));
-      case Tok::kMinus: return Int(static_cast<int64_t>(a - b));
+      case Tok::kPlus:
+        return Int(static_cast<int64_t>(a + b));
+      case Tok::kMinus:
+        return Int(static_cast<int64_t>(a - b));
       case Tok::kStar: {
         __int128 r = a * b;
-        if (r >= INT64_MIN && r <= INT64_MAX) return Int(static_cast<int64_t>(r));
+        if (r >= INT64_MIN && r <= INT64_MAX)
+          return Int(static_cast<int64_t>(r));
         return Int(BigInt::Mul(BigInt(x.small()), BigInt(y.small())));
       }
-      case Tok::kSlashSlash: case Tok::kPercent: {
-        if (b == 0) Fail(op == Tok::kPercent ? "integer modulo by zero" : "integer division by zero");
+      case Tok::kSlashSlash:
+      case Tok::kPercent: {
+        if (b == 0)
+          Fail(op == Tok::kPercent ? "integer modulo by zero"
+                                   : "integer division by zero");
         int64_t q = x.small() / y.small(), r = x.small() % y.small();
         if (r != 0 && ((r < 0) != (b < 0))) {
           q -= 1;
@@ -121,30 +143,41 @@ Value IntBinary(Tok op, const Value& x, const Value& y) {
         }
         return Int(static_cast<int64_t>(op == Tok::kSlashSlash ? q : r));
       }
-      case Tok::kAmp: return Int(static_cast<int64_t>(a & b));
-      case Tok::kPipe: return Int(static_cast<int64_t>(a | b));
-      case Tok::kCaret: return Int(static_cast<int64_t>(a ^ b));
-      default: break;
+      case Tok::kAmp:
+        return Int(static_cast<int64_t>(a & b));
+      case Tok::kPipe:
+        return Int(static_cast<int64_t>(a | b));
+      case Tok::kCaret:
+        return Int(static_cast<int64_t>(a ^ b));
+      default:
+        break;
     }
   }
   BigInt a = ToBigInt(x), b = ToBigInt(y);
   switch (op) {
-    case Tok::kPlus: return Int(BigInt::Add(a, b));
-    case Tok::kMinus: return Int(BigInt::Sub(a, b));
+    case Tok::kPlus:
+      return Int(BigInt::Add(a, b));
+    case Tok::kMinus:
+      return Int(BigInt::Sub(a, b));
     case Tok::kStar:
       if (a.Limbs() + b.Limbs() > 40000) Fail("int too large");
       ChargeCurrent(a.Limbs() * b.Limbs() / 64);
       return Int(BigInt::Mul(a, b));
     case Tok::kSlashSlash:
     case Tok::kPercent: {
-      if (b.IsZero()) Fail(op == Tok::kPercent ? "integer modulo by zero" : "integer division by zero");
+      if (b.IsZero())
+        Fail(op == Tok::kPercent ? "integer modulo by zero"
+                                 : "integer division by zero");
       BigInt q, r;
       BigInt::DivMod(a, b, &q, &r);
       return Int(op == Tok::kSlashSlash ? q : r);
     }
-    case Tok::kAmp: return Int(BigInt::And(a, b));
-    case Tok::kPipe: return Int(BigInt::Or(a, b));
-    case Tok::kCaret: return Int(BigInt::Xor(a, b));
+    case Tok::kAmp:
+      return Int(BigInt::And(a, b));
+    case Tok::kPipe:
+      return Int(BigInt::Or(a, b));
+    case Tok::kCaret:
+      return Int(BigInt::Xor(a, b));
     case Tok::kLtLt:
     case Tok::kGtGt: {
       if (b.IsNegative()) Fail("negative shift count: " + b.ToString());
@@ -172,9 +205,12 @@ double ToFloatOperand(const Value& v) {
 
 Value FloatBinary(Tok op, double a, double b) {
   switch (op) {
-    case Tok::kPlus: return Float(a + b);
-    case Tok::kMinus: return Float(a - b);
-    case Tok::kStar: return Float(a * b);
+    case Tok::kPlus:
+      return Float(a + b);
+    case Tok::kMinus:
+      return Float(a - b);
+    case Tok::kStar:
+      return Float(a * b);
     case Tok::kSlash:
       if (b == 0) Fail("floating-point division by zero");
       return Float(a / b);
@@ -198,7 +234,9 @@ Value Repeat(const Value& seq, const Value& count) {
   if (!IntToInt64(count, &n)) Fail("repeat count too large");
   if (n < 0) n = 0;
   int64_t len = Length(seq);
-  if (len > 0 && n > (int64_t{1} << 28) / len) Fail("excessive repeat (" + std::to_string(len) + " * " + std::to_string(n) + " elements)");
+  if (len > 0 && n > (int64_t{1} << 28) / len)
+    Fail("excessive repeat (" + std::to_string(len) + " * " +
+         std::to_string(n) + " elements)");
   ChargeCurrent(static_cast<uint64_t>(len * n) / 256);
   switch (seq.kind()) {
     case Kind::kString:
@@ -206,14 +244,16 @@ Value Repeat(const Value& seq, const Value& count) {
       std::string out;
       out.reserve(len * n);
       for (int64_t i = 0; i < n; i++) out += StrOf(seq);
-      return seq.Is(Kind::kString) ? Str(std::move(out)) : Bytes(std::move(out));
+      return seq.Is(Kind::kString) ? Str(std::move(out))
+                                   : Bytes(std::move(out));
     }
     case Kind::kList:
     case Kind::kTuple: {
       const auto& src = seq.Is(Kind::kList) ? ListOf(seq)->v : TupleOf(seq)->v;
       std::vector<Value> out;
       out.reserve(src.size() * n);
-      for (int64_t i = 0; i < n; i++) out.insert(out.end(), src.begin(), src.end());
+      for (int64_t i = 0; i < n; i++)
+        out.insert(out.end(), src.begin(), src.end());
       if (seq.Is(Kind::kList)) return NewList(std::move(out));
       return out.empty() ? EmptyTuple() : NewTuple(std::move(out));
     }
@@ -225,7 +265,8 @@ Value Repeat(const Value& seq, const Value& count) {
 const char* OpName(Tok op) { return TokString(op); }
 
 [[noreturn]] void BinaryError(Tok op, const Value& x, const Value& y) {
-  Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " ", OpName(op), " ", TypeName(y)));
+  Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " ",
+                    OpName(op), " ", TypeName(y)));
 }
 
 }  // namespace
@@ -234,16 +275,21 @@ bool Contains(const Value& y, const Value& x) {
   switch (y.kind()) {
     case Kind::kString:
       if (!x.Is(Kind::kString))
-        Fail(absl::StrCat("'in <string>' requires string as left operand, not ", TypeName(x)));
+        Fail(absl::StrCat("'in <string>' requires string as left operand, not ",
+                          TypeName(x)));
       return StrOf(y).find(StrOf(x)) != std::string::npos;
     case Kind::kBytes:
-      if (x.Is(Kind::kBytes)) return StrOf(y).find(StrOf(x)) != std::string::npos;
+      if (x.Is(Kind::kBytes))
+        return StrOf(y).find(StrOf(x)) != std::string::npos;
       if (x.IsInt()) {
         int64_t b;
-        if (!IntToInt64(x, &b) || b < 0 || b > 255) Fail(absl::StrCat("int in bytes: ", Repr(x), " out of range"));
+        if (!IntToInt64(x, &b) || b < 0 || b > 255)
+          Fail(absl::StrCat("int in bytes: ", Repr(x), " out of range"));
         return StrOf(y).find(static_cast<char>(b)) != std::string::npos;
       }
-      Fail(absl::StrCat("'in <bytes>' requires bytes or int as left operand, not ", TypeName(x)));
+      Fail(absl::StrCat(
+          "'in <bytes>' requires bytes or int as left operand, not ",
+          TypeName(x)));
     case Kind::kList:
     case Kind::kTuple: {
       const auto& v = y.Is(Kind::kList) ? ListOf(y)->v : TupleOf(y)->v;
@@ -267,7 +313,9 @@ bool Contains(const Value& y, const Value& x) {
       } else if (!IntToInt64(x, &i)) {
         return false;
       }
-      if (r->step > 0 ? (i < r->start || i >= r->stop) : (i > r->start || i <= r->stop)) return false;
+      if (r->step > 0 ? (i < r->start || i >= r->stop)
+                      : (i > r->start || i <= r->stop))
+        return false;
       return (static_cast<__int128>(i) - r->start) % r->step == 0;
     }
     case Kind::kStringElems: {
@@ -278,41 +326,59 @@ bool Contains(const Value& y, const Value& x) {
       return false;
     }
     default:
-      Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " in ", TypeName(y)));
+      Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " in ",
+                        TypeName(y)));
   }
 }
 
 Value Binary(Tok op, const Value& x, const Value& y) {
   Kind kx = x.kind(), ky = y.kind();
   switch (op) {
-    case Tok::kEqEq: return Bool(Equal(x, y));
-    case Tok::kNe: return Bool(!Equal(x, y));
-    case Tok::kLt: case Tok::kGt: case Tok::kLe: case Tok::kGe: {
-      bool nan = (kx == Kind::kFloat && std::isnan(FloatOf(x))) || (ky == Kind::kFloat && std::isnan(FloatOf(y)));
-      if (nan && (kx == Kind::kInt || kx == Kind::kFloat) && (ky == Kind::kInt || ky == Kind::kFloat)) {
+    case Tok::kEqEq:
+      return Bool(Equal(x, y));
+    case Tok::kNe:
+      return Bool(!Equal(x, y));
+    case Tok::kLt:
+    case Tok::kGt:
+    case Tok::kLe:
+    case Tok::kGe: {
+      bool nan = (kx == Kind::kFloat && std::isnan(FloatOf(x))) ||
+                 (ky == Kind::kFloat && std::isnan(FloatOf(y)));
+      if (nan && (kx == Kind::kInt || kx == Kind::kFloat) &&
+          (ky == Kind::kInt || ky == Kind::kFloat)) {
         // IEEE semantics for ordering operators on NaN.
         return Bool(false);
       }
-      if (kx != ky && !((kx == Kind::kInt || kx == Kind::kFloat) && (ky == Kind::kInt || ky == Kind::kFloat)))
-        Fail(absl::StrCat("unsupported comparison: ", TypeName(x), " ", OpName(op), " ", TypeName(y)));
+      if (kx != ky && !((kx == Kind::kInt || kx == Kind::kFloat) &&
+                        (ky == Kind::kInt || ky == Kind::kFloat)))
+        Fail(absl::StrCat("unsupported comparison: ", TypeName(x), " ",
+                          OpName(op), " ", TypeName(y)));
       int c = Compare(x, y);
       switch (op) {
-        case Tok::kLt: return Bool(c < 0);
-        case Tok::kGt: return Bool(c > 0);
-        case Tok::kLe: return Bool(c <= 0);
-        default: return Bool(c >= 0);
+        case Tok::kLt:
+          return Bool(c < 0);
+        case Tok::kGt:
+          return Bool(c > 0);
+        case Tok::kLe:
+          return Bool(c <= 0);
+        default:
+          return Bool(c >= 0);
       }
     }
-    case Tok::kIn: return Bool(Contains(y, x));
-    case Tok::kNotIn: return Bool(!Contains(y, x));
-    default: break;
+    case Tok::kIn:
+      return Bool(Contains(y, x));
+    case Tok::kNotIn:
+      return Bool(!Contains(y, x));
+    default:
+      break;
   }
   bool xnum = kx == Kind::kInt || kx == Kind::kFloat;
   bool ynum = ky == Kind::kInt || ky == Kind::kFloat;
   switch (op) {
     case Tok::kPlus:
       if (kx == Kind::kInt && ky == Kind::kInt) return IntBinary(op, x, y);
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       if (kx == ky) {
         switch (kx) {
           case Kind::kString:
@@ -334,39 +400,48 @@ Value Binary(Tok op, const Value& x, const Value& y) {
             v.insert(v.end(), TupleOf(y)->v.begin(), TupleOf(y)->v.end());
             return v.empty() ? EmptyTuple() : NewTuple(std::move(v));
           }
-          default: break;
+          default:
+            break;
         }
       }
       break;
     case Tok::kMinus:
       if (kx == Kind::kInt && ky == Kind::kInt) return IntBinary(op, x, y);
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       if (kx == Kind::kSet && ky == Kind::kSet) {
         Value r = NewSet();
         SetOf(x)->t.ForEach([&](HashTable::Entry& e) {
-          if (!SetOf(y)->t.Find(e.key, e.hash)) SetOf(r)->t.Insert(e.key, e.hash, None());
+          if (!SetOf(y)->t.Find(e.key, e.hash))
+            SetOf(r)->t.Insert(e.key, e.hash, None());
         });
         return r;
       }
       break;
     case Tok::kStar:
       if (kx == Kind::kInt && ky == Kind::kInt) return IntBinary(op, x, y);
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
-      if (kx == Kind::kInt && (ky == Kind::kString || ky == Kind::kBytes || ky == Kind::kList || ky == Kind::kTuple))
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (kx == Kind::kInt && (ky == Kind::kString || ky == Kind::kBytes ||
+                               ky == Kind::kList || ky == Kind::kTuple))
         return Repeat(y, x);
-      if (ky == Kind::kInt && (kx == Kind::kString || kx == Kind::kBytes || kx == Kind::kList || kx == Kind::kTuple))
+      if (ky == Kind::kInt && (kx == Kind::kString || kx == Kind::kBytes ||
+                               kx == Kind::kList || kx == Kind::kTuple))
         return Repeat(x, y);
       break;
     case Tok::kSlash:
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       break;
     case Tok::kSlashSlash:
       if (kx == Kind::kInt && ky == Kind::kInt) return IntBinary(op, x, y);
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       break;
     case Tok::kPercent:
       if (kx == Kind::kInt && ky == Kind::kInt) return IntBinary(op, x, y);
-      if (xnum && ynum) return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
+      if (xnum && ynum)
+        return FloatBinary(op, ToFloatOperand(x), ToFloatOperand(y));
       if (kx == Kind::kString) {
         return Str(StringFormat(StrOf(x), y));
       }
@@ -381,8 +456,12 @@ Value Binary(Tok op, const Value& x, const Value& y) {
         auto* b = SetOf(y);
         auto* out = SetOf(r);
         if (op == Tok::kPipe) {
-          a->t.ForEach([&](HashTable::Entry& e) { out->t.Insert(e.key, e.hash, None()); });
-          b->t.ForEach([&](HashTable::Entry& e) { out->t.Insert(e.key, e.hash, None()); });
+          a->t.ForEach([&](HashTable::Entry& e) {
+            out->t.Insert(e.key, e.hash, None());
+          });
+          b->t.ForEach([&](HashTable::Entry& e) {
+            out->t.Insert(e.key, e.hash, None());
+          });
         } else if (op == Tok::kAmp) {
           a->t.ForEach([&](HashTable::Entry& e) {
             if (b->t.Find(e.key, e.hash)) out->t.Insert(e.key, e.hash, None());
@@ -399,18 +478,24 @@ Value Binary(Tok op, const Value& x, const Value& y) {
       }
       if (op == Tok::kPipe && kx == Kind::kDict && ky == Kind::kDict) {
         Value r = NewDict();
-        DictOf(x)->t.ForEach([&](HashTable::Entry& e) { DictOf(r)->t.Insert(e.key, e.hash, e.value); });
-        DictOf(y)->t.ForEach([&](HashTable::Entry& e) { DictOf(r)->t.Insert(e.key, e.hash, e.value); });
+        DictOf(x)->t.ForEach([&](HashTable::Entry& e) {
+          DictOf(r)->t.Insert(e.key, e.hash, e.value);
+        });
+        DictOf(y)->t.ForEach([&](HashTable::Entry& e) {
+          DictOf(r)->t.Insert(e.key, e.hash, e.value);
+        });
         return r;
       }
       break;
     case Tok::kLtLt:
     case Tok::kGtGt:
       if (kx == Kind::kInt && ky == Kind::kInt) {
-        if (x.IsSmallInt() && y.IsSmallInt() && y.small() >= 0 && y.small() < 64) {
+        if (x.IsSmallInt() && y.IsSmallInt() && y.small() >= 0 &&
+            y.small() < 64) {
           int64_t a = x.small(), n = y.small();
           if (op == Tok::kGtGt) return Int(a >> n);
-          if (n < 62 && ((a << n) >> n) == a && Value::FitsSmall(a << n)) return Int(a << n);
+          if (n < 62 && ((a << n) >> n) == a && Value::FitsSmall(a << n))
+            return Int(a << n);
         }
         return IntBinary(op, x, y);
       }
@@ -445,9 +530,11 @@ Value Unary(Tok op, const Value& x) {
 
 namespace {
 int64_t IndexArg(const Value& index, int64_t n, const char* what) {
-  if (!index.IsInt()) Fail(absl::StrCat(what, " index: got ", TypeName(index), ", want int"));
+  if (!index.IsInt())
+    Fail(absl::StrCat(what, " index: got ", TypeName(index), ", want int"));
   int64_t i;
-  if (!IntToInt64(index, &i)) Fail(absl::StrCat(what, " index ", Repr(index), " out of range"));
+  if (!IntToInt64(index, &i))
+    Fail(absl::StrCat(what, " index ", Repr(index), " out of range"));
   int64_t j = i < 0 ? i + n : i;
   if (j < 0 || j >= n) {
     if (n == 0) Fail(absl::StrCat("index ", i, " out of range: empty ", what));
@@ -469,11 +556,13 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
     }
     case Kind::kString: {
       auto& s = StrOf(x);
-      return Str(std::string(1, s[IndexArg(index, static_cast<int64_t>(s.size()), "string")]));
+      return Str(std::string(
+          1, s[IndexArg(index, static_cast<int64_t>(s.size()), "string")]));
     }
     case Kind::kBytes: {
       auto& s = StrOf(x);
-      return Int(static_cast<unsigned char>(s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
+      return Int(static_cast<unsigned char>(
+          s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
     }
     case Kind::kRange: {
       auto* r = x.as<RangeObj>();
@@ -485,7 +574,8 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
       return e->value;
     }
     default:
-      Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[", TypeName(index), "]"));
+      Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[",
+                        TypeName(index), "]"));
   }
 }
 
@@ -495,8 +585,11 @@ void SliceIndices(int64_t n, const Value& lo, const Value& hi, const Value& st,
                   int64_t* start, int64_t* stop, int64_t* step) {
   *step = 1;
   if (!st.IsNone()) {
-    if (!st.IsInt()) Fail(absl::StrCat("invalid slice step: got ", TypeName(st), ", want int"));
-    if (!IntToInt64(st, step)) *step = Truth(Binary(Tok::kLt, st, Int(0))) ? -INT64_MAX : INT64_MAX;
+    if (!st.IsInt())
+      Fail(
+          absl::StrCat("invalid slice step: got ", TypeName(st), ", want int"));
+    if (!IntToInt64(st, step))
+      *step = Truth(Binary(Tok::kLt, st, Int(0))) ? -INT64_MAX : INT64_MAX;
     if (*step == 0) Fail("zero is not a valid slice step");
   }
   auto clamp = [&](const Value& v, int64_t dflt, int64_t* out) {
@@ -504,9 +597,12 @@ void SliceIndices(int64_t n, const Value& lo, const Value& hi, const Value& st,
       *out = dflt;
       return;
     }
-    if (!v.IsInt()) Fail(absl::StrCat("invalid slice index: got ", TypeName(v), ", want int"));
+    if (!v.IsInt())
+      Fail(
+          absl::StrCat("invalid slice index: got ", TypeName(v), ", want int"));
     int64_t i;
-    if (!IntToInt64(v, &i)) i = Truth(Binary(Tok::kLt, v, Int(0))) ? INT64_MIN / 2 : INT64_MAX / 2;
+    if (!IntToInt64(v, &i))
+      i = Truth(Binary(Tok::kLt, v, Int(0))) ? INT64_MIN / 2 : INT64_MAX / 2;
     if (i < 0) i += n;
     if (*step > 0) {
       if (i < 0) i = 0;
@@ -527,17 +623,20 @@ void SliceIndices(int64_t n, const Value& lo, const Value& hi, const Value& st,
 }
 }  // namespace
 
-Value SliceValue(const Value& x, const Value& lo, const Value& hi, const Value& st) {
+Value SliceValue(const Value& x, const Value& lo, const Value& hi,
+                 const Value& st) {
   int64_t n = Length(x);
   Kind k = x.kind();
-  if (k != Kind::kList && k != Kind::kTuple && k != Kind::kString && k != Kind::kBytes && k != Kind::kRange)
+  if (k != Kind::kList && k != Kind::kTuple && k != Kind::kString &&
+      k != Kind::kBytes && k != Kind::kRange)
     Fail(absl::StrCat("invalid slice operand ", TypeName(x)));
   int64_t start, stop, step;
   SliceIndices(n, lo, hi, st, &start, &stop, &step);
   if (k == Kind::kRange) {
     auto* r = x.as<RangeObj>();
-    int64_t cnt = step > 0 ? (stop > start ? (stop - start - 1) / step + 1 : 0)
-                           : (start > stop ? (start - stop - 1) / (-step) + 1 : 0);
+    int64_t cnt = step > 0
+                      ? (stop > start ? (stop - start - 1) / step + 1 : 0)
+                      : (start > stop ? (start - stop - 1) / (-step) + 1 : 0);
     int64_t nstart = r->start + start * r->step;
     int64_t nstep = r->step * step;
     return Value::Adopt(new RangeObj(nstart, nstart + cnt * nstep, nstep));
@@ -551,7 +650,8 @@ Value SliceValue(const Value& x, const Value& lo, const Value& hi, const Value& 
   if (k == Kind::kString || k == Kind::kBytes) {
     const std::string& s = StrOf(x);
     std::string out;
-    if (step == 1) out = s.substr(start, stop > start ? stop - start : 0);
+    if (step == 1)
+      out = s.substr(start, stop > start ? stop - start : 0);
     else
       for (int64_t i : idx) out.push_back(s[i]);
     return k == Kind::kString ? Str(std::move(out)) : Bytes(std::move(out));
@@ -571,7 +671,8 @@ void AppendUtf8(std::string* out, uint32_t cp);
 std::string FormatInt(const Value& v, int base, bool upper) {
   std::string s = ToBigInt(v).ToString(base);
   if (upper)
-    for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (auto& c : s)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 }  // namespace
@@ -580,8 +681,10 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
   std::string out;
   std::vector<Value> argv;
   bool is_tuple = args.Is(Kind::kTuple);
-  if (is_tuple) argv = TupleOf(args)->v;
-  else argv.push_back(args);
+  if (is_tuple)
+    argv = TupleOf(args)->v;
+  else
+    argv.push_back(args);
   size_t ai = 0;
   bool used_mapping = false;
   for (size_t i = 0; i < fmt.size(); i++) {
@@ -609,7 +712,9 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
     }
     // Flags, width and precision (numeric formats only).
     std::string flags;
-    while (i < fmt.size() && (fmt[i] == '-' || fmt[i] == '+' || fmt[i] == ' ' || fmt[i] == '#' || fmt[i] == '0')) flags.push_back(fmt[i++]);
+    while (i < fmt.size() && (fmt[i] == '-' || fmt[i] == '+' || fmt[i] == ' ' ||
+                              fmt[i] == '#' || fmt[i] == '0'))
+      flags.push_back(fmt[i++]);
     int width = -1, prec = -1;
     while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) {
       width = (width < 0 ? 0 : width) * 10 + (fmt[i++] - '0');
@@ -618,7 +723,8 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
     if (i < fmt.size() && fmt[i] == '.') {
       i++;
       prec = 0;
-      while (i < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[i]))) {
+      while (i < fmt.size() &&
+             std::isdigit(static_cast<unsigned char>(fmt[i]))) {
         prec = prec * 10 + (fmt[i++] - '0');
         if (prec > 1000) Fail("format precision too large");
       }
@@ -641,35 +747,61 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
     }
     std::string piece;
     switch (verb) {
-      case 's': piece = ToStr(arg); break;
-      case 'r': piece = Repr(arg); break;
-      case 'd': case 'i': case 'o': case 'x': case 'X': {
+      case 's':
+        piece = ToStr(arg);
+        break;
+      case 'r':
+        piece = Repr(arg);
+        break;
+      case 'd':
+      case 'i':
+      case 'o':
+      case 'x':
+      case 'X': {
         Value iv = arg;
         if (arg.Is(Kind::kFloat)) {
-          if (verb != 'd' && verb != 'i') Fail(absl::StrCat("%", std::string(1, verb), " format requires integer: float"));
+          if (verb != 'd' && verb != 'i')
+            Fail(absl::StrCat("%", std::string(1, verb),
+                              " format requires integer: float"));
           auto b = BigInt::FromDouble(FloatOf(arg));
           if (!b) Fail("cannot convert float to integer");
           iv = Int(*b);
         }
-        if (!iv.IsInt()) Fail(absl::StrCat("%", std::string(1, verb), " format requires integer: ", TypeName(arg)));
+        if (!iv.IsInt())
+          Fail(absl::StrCat("%", std::string(1, verb),
+                            " format requires integer: ", TypeName(arg)));
         int base = verb == 'o' ? 8 : (verb == 'x' || verb == 'X') ? 16 : 10;
         piece = FormatInt(iv, base, verb == 'X');
         bool neg = !piece.empty() && piece[0] == '-';
         std::string digits = neg ? piece.substr(1) : piece;
         if (flags.find('#') != std::string::npos && base != 10)
           digits = (base == 8 ? "0o" : verb == 'X' ? "0X" : "0x") + digits;
-        std::string sign = neg ? "-" : flags.find('+') != std::string::npos ? "+" : flags.find(' ') != std::string::npos ? " " : "";
-        if (flags.find('0') != std::string::npos && flags.find('-') == std::string::npos && width > 0) {
-          while (static_cast<int>(sign.size() + digits.size()) < width) digits = "0" + digits;
+        std::string sign = neg                                    ? "-"
+                           : flags.find('+') != std::string::npos ? "+"
+                           : flags.find(' ') != std::string::npos ? " "
+                                                                  : "";
+        if (flags.find('0') != std::string::npos &&
+            flags.find('-') == std::string::npos && width > 0) {
+          while (static_cast<int>(sign.size() + digits.size()) < width)
+            digits = "0" + digits;
         }
         piece = sign + digits;
         break;
       }
-      case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': {
+      case 'e':
+      case 'E':
+      case 'f':
+      case 'F':
+      case 'g':
+      case 'G': {
         double d;
-        if (arg.Is(Kind::kFloat)) d = FloatOf(arg);
-        else if (arg.IsInt()) d = IntToDouble(arg);
-        else Fail(absl::StrCat("%", std::string(1, verb), " format requires float: ", TypeName(arg)));
+        if (arg.Is(Kind::kFloat))
+          d = FloatOf(arg);
+        else if (arg.IsInt())
+          d = IntToDouble(arg);
+        else
+          Fail(absl::StrCat("%", std::string(1, verb),
+                            " format requires float: ", TypeName(arg)));
         piece = FormatFloat(d, verb, prec);
         if (flags.find('+') != std::string::npos && d >= 0) piece = "+" + piece;
         break;
@@ -679,10 +811,13 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
           piece = StrOf(arg);
         } else if (arg.IsInt()) {
           int64_t cp;
-          if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff) Fail("%c format: code point out of range");
+          if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
+            Fail("%c format: code point out of range");
           AppendUtf8(&piece, static_cast<uint32_t>(cp));
         } else {
-          Fail(absl::StrCat("%c format requires a single-character string or int: ", TypeName(arg)));
+          Fail(absl::StrCat(
+              "%c format requires a single-character string or int: ",
+              TypeName(arg)));
         }
         break;
       }
@@ -690,12 +825,15 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
         Fail(absl::StrCat("unknown conversion %", std::string(1, verb)));
     }
     if (width > 0 && static_cast<int>(piece.size()) < width) {
-      if (flags.find('-') != std::string::npos) piece += std::string(width - piece.size(), ' ');
-      else piece = std::string(width - piece.size(), ' ') + piece;
+      if (flags.find('-') != std::string::npos)
+        piece += std::string(width - piece.size(), ' ');
+      else
+        piece = std::string(width - piece.size(), ' ') + piece;
     }
     out += piece;
   }
-  if (!used_mapping && ai < argv.size()) Fail("too many arguments for format string");
+  if (!used_mapping && ai < argv.size())
+    Fail("too many arguments for format string");
   return out;
 }
 
@@ -804,18 +942,25 @@ Value B_bytes(Thread& th, const Value&, const Args& a) {
   bool ok = Iterate(th, x, [&](const Value& e) {
     int64_t b;
     if (!e.IsInt() || !IntToInt64(e, &b) || b < 0 || b > 255)
-      Fail(absl::StrCat("bytes: at index ", out.size(), ", ", e.IsInt() ? "value " + Repr(e) + " out of range" : "got " + TypeName(e) + ", want int"));
+      Fail(absl::StrCat("bytes: at index ", out.size(), ", ",
+                        e.IsInt() ? "value " + Repr(e) + " out of range"
+                                  : "got " + TypeName(e) + ", want int"));
     out.push_back(static_cast<char>(b));
   });
-  if (!ok) Fail(absl::StrCat("bytes: got ", TypeName(x), ", want string, bytes, or iterable of ints"));
+  if (!ok)
+    Fail(absl::StrCat("bytes: got ", TypeName(x),
+                      ", want string, bytes, or iterable of ints"));
   return Bytes(std::move(out));
 }
 
 Value B_chr(Thread&, const Value&, const Args& a) {
   CheckArgCount("chr", a, 1, 1);
-  if (!a.pos[0].IsInt()) Fail(absl::StrCat("got ", TypeName(a.pos[0]), ", want int"));
+  if (!a.pos[0].IsInt())
+    Fail(absl::StrCat("got ", TypeName(a.pos[0]), ", want int"));
   int64_t cp;
-  if (!IntToInt64(a.pos[0], &cp) || cp < 0 || cp > 0x10ffff) Fail(absl::StrCat("Unicode code point ", Repr(a.pos[0]), " out of range (<0 or >0x10FFFF)"));
+  if (!IntToInt64(a.pos[0], &cp) || cp < 0 || cp > 0x10ffff)
+    Fail(absl::StrCat("Unicode code point ", Repr(a.pos[0]),
+                      " out of range (<0 or >0x10FFFF)"));
   if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
   std::string s;
   AppendUtf8(&s, static_cast<uint32_t>(cp));
@@ -826,10 +971,12 @@ Value B_ord(Thread&, const Value&, const Args& a) {
   CheckArgCount("ord", a, 1, 1);
   const Value& x = a.pos[0];
   if (x.Is(Kind::kBytes)) {
-    if (StrOf(x).size() != 1) Fail(absl::StrCat("bytes has length ", StrOf(x).size(), ", want 1"));
+    if (StrOf(x).size() != 1)
+      Fail(absl::StrCat("bytes has length ", StrOf(x).size(), ", want 1"));
     return Int(static_cast<unsigned char>(StrOf(x)[0]));
   }
-  if (!x.Is(Kind::kString)) Fail(absl::StrCat("got ", TypeName(x), ", want string"));
+  if (!x.Is(Kind::kString))
+    Fail(absl::StrCat("got ", TypeName(x), ", want string"));
   const std::string& s = StrOf(x);
   if (s.empty()) Fail("string encodes 0 Unicode code points, want 1");
   int len;
@@ -846,7 +993,9 @@ Value B_ord(Thread&, const Value&, const Args& a) {
 }
 
 Value DictFromArgs(Thread& th, const char* fname, const Args& a, Value target) {
-  if (a.pos.size() > 1) Fail(absl::StrCat(fname, ": got ", a.pos.size(), " arguments, want at most 1"));
+  if (a.pos.size() > 1)
+    Fail(absl::StrCat(fname, ": got ", a.pos.size(),
+                      " arguments, want at most 1"));
   auto* d = DictOf(target);
   if (!a.pos.empty()) {
     const Value& x = a.pos[0];
@@ -859,20 +1008,28 @@ Value DictFromArgs(Thread& th, const char* fname, const Args& a, Value target) {
       size_t i = 0;
       bool ok = Iterate(th, x, [&](const Value& item) {
         std::vector<Value> kv;
-        if (item.Is(Kind::kTuple) || item.Is(Kind::kList)) kv = ToVector(th, item);
-        else Fail(absl::StrCat(fname, ": dictionary update sequence element #", i, " is not iterable (", TypeName(item), ")"));
-        if (kv.size() != 2) Fail(absl::StrCat(fname, ": dictionary update sequence element #", i, " has length ", kv.size(), ", want 2"));
+        if (item.Is(Kind::kTuple) || item.Is(Kind::kList))
+          kv = ToVector(th, item);
+        else
+          Fail(absl::StrCat(fname, ": dictionary update sequence element #", i,
+                            " is not iterable (", TypeName(item), ")"));
+        if (kv.size() != 2)
+          Fail(absl::StrCat(fname, ": dictionary update sequence element #", i,
+                            " has length ", kv.size(), ", want 2"));
         d->t.Insert(kv[0], kv[1]);
         i++;
       });
-      if (!ok) Fail(absl::StrCat(fname, ": got ", TypeName(x), ", want iterable"));
+      if (!ok)
+        Fail(absl::StrCat(fname, ": got ", TypeName(x), ", want iterable"));
     }
   }
   for (auto& [k, v] : a.kw) d->t.Insert(k, v);
   return target;
 }
 
-Value B_dict(Thread& th, const Value&, const Args& a) { return DictFromArgs(th, "dict", a, NewDict()); }
+Value B_dict(Thread& th, const Value&, const Args& a) {
+  return DictFromArgs(th, "dict", a, NewDict());
+}
 
 Value B_dir(Thread&, const Value&, const Args& a) {
   CheckArgCount("dir", a, 1, 1);
@@ -886,25 +1043,32 @@ Value B_enumerate(Thread& th, const Value&, const Args& a) {
   int64_t start = 0;
   UnpackArgs("enumerate", a, {{"x", &x}, {"start?", &start}});
   std::vector<Value> out;
-  for (auto& e : ToVector(th, x, "enumerate")) out.push_back(NewTuple({Int(start++), e}));
+  for (auto& e : ToVector(th, x, "enumerate"))
+    out.push_back(NewTuple({Int(start++), e}));
   return NewList(std::move(out));
 }
 
 Value B_fail(Thread&, const Value&, const Args& a) {
   std::string sep = " ";
   for (auto& [k, v] : a.kw) {
-    if (StrOf(k) == "sep" && v.Is(Kind::kString)) sep = StrOf(v);
-    else Fail(absl::StrCat("fail: unexpected keyword argument \"", StrOf(k), "\""));
+    if (StrOf(k) == "sep" && v.Is(Kind::kString))
+      sep = StrOf(v);
+    else
+      Fail(
+          absl::StrCat("fail: unexpected keyword argument \"", StrOf(k), "\""));
   }
   std::string msg;
-  for (size_t i = 0; i < a.pos.size(); i++) absl::StrAppend(&msg, i ? sep : "", ToStr(a.pos[i]));
+  for (size_t i = 0; i < a.pos.size(); i++)
+    absl::StrAppend(&msg, i ? sep : "", ToStr(a.pos[i]));
   Fail(absl::StrCat("fail: ", msg));
 }
 
 Value ParseFloatString(std::string_view s0) {
   std::string s(s0);
   std::string low;
-  for (char c : s) low.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : s)
+    low.push_back(
+        static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   std::string_view l = low;
   bool neg = false;
   std::string_view body = l;
@@ -912,18 +1076,22 @@ Value ParseFloatString(std::string_view s0) {
     neg = body[0] == '-';
     body.remove_prefix(1);
   }
-  if (body == "inf" || body == "infinity") return Float(neg ? -HUGE_VAL : HUGE_VAL);
+  if (body == "inf" || body == "infinity")
+    return Float(neg ? -HUGE_VAL : HUGE_VAL);
   if (body == "nan") return Float(std::nan(""));
   bool ok = !body.empty();
   bool digit = false;
   for (char c : body) {
-    if (std::isdigit(static_cast<unsigned char>(c))) digit = true;
-    else if (c != '.' && c != 'e' && c != '+' && c != '-') ok = false;
+    if (std::isdigit(static_cast<unsigned char>(c)))
+      digit = true;
+    else if (c != '.' && c != 'e' && c != '+' && c != '-')
+      ok = false;
   }
   if (!ok || !digit) Fail(absl::StrCat("invalid float literal: ", s));
   char* end = nullptr;
   double d = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size()) Fail(absl::StrCat("invalid float literal: ", s));
+  if (end != s.c_str() + s.size())
+    Fail(absl::StrCat("invalid float literal: ", s));
   if (std::isinf(d)) Fail("floating-point number too large");
   return Float(d);
 }
@@ -933,44 +1101,57 @@ Value B_float(Thread&, const Value&, const Args& a) {
   if (a.pos.empty()) return Float(0.0);
   const Value& x = a.pos[0];
   switch (x.kind()) {
-    case Kind::kFloat: return x;
-    case Kind::kInt: return Float(IntToDouble(x));
-    case Kind::kBool: return Float(x.as<BoolObj>()->v ? 1.0 : 0.0);
-    case Kind::kString: return ParseFloatString(StrOf(x));
-    default: Fail(absl::StrCat("float: got ", TypeName(x), ", want number or string"));
+    case Kind::kFloat:
+      return x;
+    case Kind::kInt:
+      return Float(IntToDouble(x));
+    case Kind::kBool:
+      return Float(x.as<BoolObj>()->v ? 1.0 : 0.0);
+    case Kind::kString:
+      return ParseFloatString(StrOf(x));
+    default:
+      Fail(absl::StrCat("float: got ", TypeName(x), ", want number or string"));
   }
 }
 
 Value B_getattr(Thread& th, const Value&, const Args& a) {
   CheckArgCount("getattr", a, 2, 3);
-  if (!a.pos[1].Is(Kind::kString)) Fail(absl::StrCat("getattr: for parameter name: got ", TypeName(a.pos[1]), ", want string"));
+  if (!a.pos[1].Is(Kind::kString))
+    Fail(absl::StrCat("getattr: for parameter name: got ", TypeName(a.pos[1]),
+                      ", want string"));
   Value r = GetAttr(th, a.pos[0], StrOf(a.pos[1]));
   if (r.IsNull()) {
     if (a.pos.size() == 3) return a.pos[2];
-    Fail(absl::StrCat(TypeName(a.pos[0]), " has no .", StrOf(a.pos[1]), " field or method"));
+    Fail(absl::StrCat(TypeName(a.pos[0]), " has no .", StrOf(a.pos[1]),
+                      " field or method"));
   }
   return r;
 }
 Value B_hasattr(Thread& th, const Value&, const Args& a) {
   CheckArgCount("hasattr", a, 2, 2);
-  if (!a.pos[1].Is(Kind::kString)) Fail(absl::StrCat("hasattr: for parameter name: got ", TypeName(a.pos[1]), ", want string"));
+  if (!a.pos[1].Is(Kind::kString))
+    Fail(absl::StrCat("hasattr: for parameter name: got ", TypeName(a.pos[1]),
+                      ", want string"));
   return Bool(!GetAttr(th, a.pos[0], StrOf(a.pos[1])).IsNull());
 }
 
 Value B_hash(Thread&, const Value&, const Args& a) {
   CheckArgCount("hash", a, 1, 1);
   const Value& x = a.pos[0];
-  if (!x.Is(Kind::kString) && !x.Is(Kind::kBytes)) Fail(absl::StrCat("hash: got ", TypeName(x), ", want string or bytes"));
+  if (!x.Is(Kind::kString) && !x.Is(Kind::kBytes))
+    Fail(absl::StrCat("hash: got ", TypeName(x), ", want string or bytes"));
   // 32-bit polynomial hash (like Java's String.hashCode) over the bytes.
   int32_t h = 0;
-  for (unsigned char c : StrOf(x)) h = static_cast<int32_t>(static_cast<uint32_t>(h) * 31u + c);
+  for (unsigned char c : StrOf(x))
+    h = static_cast<int32_t>(static_cast<uint32_t>(h) * 31u + c);
   return Int(h);
 }
 
 Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {
   std::string_view orig = s;
   auto bad = [&]() {
-    Fail(absl::StrCat("invalid literal for int() with base ", base, ": ", Repr(Str(orig))));
+    Fail(absl::StrCat("invalid literal for int() with base ", base, ": ",
+                      Repr(Str(orig))));
   };
   bool neg = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
@@ -1006,24 +1187,33 @@ Value B_int(Thread&, const Value&, const Args& a) {
   UnpackArgs("int", a, {{"x?", &x}, {"base?", &basev}});
   if (x.IsNull()) return Int(0);
   if (!basev.IsNull()) {
-    if (!x.Is(Kind::kString)) Fail("int: can't convert non-string with explicit base");
-    if (!basev.IsInt()) Fail(absl::StrCat("int: for parameter \"base\": got ", TypeName(basev), ", want int"));
+    if (!x.Is(Kind::kString))
+      Fail("int: can't convert non-string with explicit base");
+    if (!basev.IsInt())
+      Fail(absl::StrCat("int: for parameter \"base\": got ", TypeName(basev),
+                        ", want int"));
     int64_t b;
     IntToInt64(basev, &b);
-    if (b != 0 && (b < 2 || b > 36)) Fail("int: base must be an integer >= 2 && <= 36");
+    if (b != 0 && (b < 2 || b > 36))
+      Fail("int: base must be an integer >= 2 && <= 36");
     return ParseIntString(StrOf(x), b, true);
   }
   switch (x.kind()) {
-    case Kind::kInt: return x;
-    case Kind::kBool: return Int(x.as<BoolObj>()->v ? 1 : 0);
+    case Kind::kInt:
+      return x;
+    case Kind::kBool:
+      return Int(x.as<BoolObj>()->v ? 1 : 0);
     case Kind::kFloat: {
       double d = FloatOf(x);
       if (std::isnan(d)) Fail("int: cannot convert float NaN to integer");
       if (std::isinf(d)) Fail("int: cannot convert float infinity to integer");
       return Int(*BigInt::FromDouble(d));
     }
-    case Kind::kString: return ParseIntString(StrOf(x), 10, false);
-    default: Fail(absl::StrCat("int: got ", TypeName(x), ", want int, float, bool or string"));
+    case Kind::kString:
+      return ParseIntString(StrOf(x), 10, false);
+    default:
+      Fail(absl::StrCat("int: got ", TypeName(x),
+                        ", want int, float, bool or string"));
   }
 }
 
@@ -1051,22 +1241,35 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
   Value key;
   Value dflt;
   for (auto& [k, v] : a.kw) {
-    if (StrOf(k) == "key") key = v;
-    else if (StrOf(k) == "default") dflt = v;
-    else Fail(absl::StrCat(name, ": unexpected keyword argument \"", StrOf(k), "\""));
+    if (StrOf(k) == "key")
+      key = v;
+    else if (StrOf(k) == "default")
+      dflt = v;
+    else
+      Fail(absl::StrCat(name, ": unexpected keyword argument \"", StrOf(k),
+                        "\""));
   }
   std::vector<Value> items;
-  if (a.pos.size() == 1) items = ToVector(th, a.pos[0], name);
-  else if (a.pos.empty()) Fail(absl::StrCat(name, ": got 0 arguments, want at least 1"));
-  else items.assign(a.pos.begin(), a.pos.end());
+  if (a.pos.size() == 1)
+    items = ToVector(th, a.pos[0], name);
+  else if (a.pos.empty())
+    Fail(absl::StrCat(name, ": got 0 arguments, want at least 1"));
+  else
+    items.assign(a.pos.begin(), a.pos.end());
   if (items.empty()) {
     if (!dflt.IsNull()) return dflt;
     Fail(absl::StrCat(name, ": argument is an empty sequence"));
   }
   Value best = items[0];
-  Value best_key = key.IsNull() || key.IsNone() ? best : CallValue(th, key, Args{std::span<const Value>(&best, 1), {}});
+  Value best_key =
+      key.IsNull() || key.IsNone()
+          ? best
+          : CallValue(th, key, Args{std::span<const Value>(&best, 1), {}});
   for (size_t i = 1; i < items.size(); i++) {
-    Value k = key.IsNull() || key.IsNone() ? items[i] : CallValue(th, key, Args{std::span<const Value>(&items[i], 1), {}});
+    Value k = key.IsNull() || key.IsNone()
+                  ? items[i]
+                  : CallValue(th, key,
+                              Args{std::span<const Value>(&items[i], 1), {}});
     int c = Compare(k, best_key);
     if (want_max ? c > 0 : c < 0) {
       best = items[i];
@@ -1075,17 +1278,25 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
   }
   return best;
 }
-Value B_max(Thread& th, const Value&, const Args& a) { return MinMax(th, a, "max", true); }
-Value B_min(Thread& th, const Value&, const Args& a) { return MinMax(th, a, "min", false); }
+Value B_max(Thread& th, const Value&, const Args& a) {
+  return MinMax(th, a, "max", true);
+}
+Value B_min(Thread& th, const Value&, const Args& a) {
+  return MinMax(th, a, "min", false);
+}
 
 Value B_print(Thread& th, const Value&, const Args& a) {
   std::string sep = " ";
   for (auto& [k, v] : a.kw) {
-    if (StrOf(k) == "sep" && v.Is(Kind::kString)) sep = StrOf(v);
-    else Fail(absl::StrCat("print: unexpected keyword argument \"", StrOf(k), "\""));
+    if (StrOf(k) == "sep" && v.Is(Kind::kString))
+      sep = StrOf(v);
+    else
+      Fail(absl::StrCat("print: unexpected keyword argument \"", StrOf(k),
+                        "\""));
   }
   std::string msg;
-  for (size_t i = 0; i < a.pos.size(); i++) absl::StrAppend(&msg, i ? sep : "", ToStr(a.pos[i]));
+  for (size_t i = 0; i < a.pos.size(); i++)
+    absl::StrAppend(&msg, i ? sep : "", ToStr(a.pos[i]));
   if (th.print) th.print(th, msg);
   return None();
 }
@@ -1094,8 +1305,10 @@ Value B_range(Thread&, const Value&, const Args& a) {
   CheckArgCount("range", a, 1, 3);
   int64_t v[3];
   for (size_t i = 0; i < a.pos.size(); i++) {
-    if (!a.pos[i].IsInt()) Fail(absl::StrCat("range: got ", TypeName(a.pos[i]), ", want int"));
-    if (!IntToInt64(a.pos[i], &v[i]) || v[i] > (int64_t{1} << 60) || v[i] < -(int64_t{1} << 60))
+    if (!a.pos[i].IsInt())
+      Fail(absl::StrCat("range: got ", TypeName(a.pos[i]), ", want int"));
+    if (!IntToInt64(a.pos[i], &v[i]) || v[i] > (int64_t{1} << 60) ||
+        v[i] < -(int64_t{1} << 60))
       Fail("range: argument out of range");
   }
   int64_t start = 0, stop, step = 1;
@@ -1138,21 +1351,26 @@ Value B_reversed(Thread& th, const Value&, const Args& a) {
 Value B_sorted(Thread& th, const Value&, const Args& a) {
   Value x, key;
   bool reverse = false;
-  UnpackArgs("sorted", a, {{"iterable", &x}, {"key?", &key}, {"reverse?", &reverse}});
+  UnpackArgs("sorted", a,
+             {{"iterable", &x}, {"key?", &key}, {"reverse?", &reverse}});
   auto v = ToVector(th, x, "sorted");
   th.Charge(v.size());
   if (key.IsNull() || key.IsNone()) {
     std::stable_sort(v.begin(), v.end(), [&](const Value& p, const Value& q) {
-      if (p.IsSmallInt() && q.IsSmallInt()) return reverse ? q.small() < p.small() : p.small() < q.small();
+      if (p.IsSmallInt() && q.IsSmallInt())
+        return reverse ? q.small() < p.small() : p.small() < q.small();
       return reverse ? Compare(q, p) < 0 : Compare(p, q) < 0;
     });
     return NewList(std::move(v));
   }
   std::vector<std::pair<Value, Value>> kv;
   kv.reserve(v.size());
-  for (auto& e : v) kv.emplace_back(CallValue(th, key, Args{std::span<const Value>(&e, 1), {}}), e);
+  for (auto& e : v)
+    kv.emplace_back(CallValue(th, key, Args{std::span<const Value>(&e, 1), {}}),
+                    e);
   std::stable_sort(kv.begin(), kv.end(), [&](const auto& p, const auto& q) {
-    return reverse ? Compare(q.first, p.first) < 0 : Compare(p.first, q.first) < 0;
+    return reverse ? Compare(q.first, p.first) < 0
+                   : Compare(p.first, q.first) < 0;
   });
   std::vector<Value> out;
   out.reserve(kv.size());
@@ -1178,21 +1396,28 @@ Value B_zip(Thread& th, const Value&, const Args& a) {
   return NewList(std::move(out));
 }
 
-// ---------------------------------------------------------------- string methods
+// ---------------------------------------------------------------- string
+// methods
 
 const std::string& RecvStr(const Value& r) { return StrOf(r); }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+         c == '\f';
+}
 
 // Optional start/end arguments of find/count/startswith..., clamped.
-void StartEnd(const char* fname, const Args& a, size_t first, size_t n, size_t* start, size_t* end) {
+void StartEnd(const char* fname, const Args& a, size_t first, size_t n,
+              size_t* start, size_t* end) {
   *start = 0;
   *end = n;
   auto conv = [&](const Value& v, size_t* out) {
     if (v.IsNone()) return;
-    if (!v.IsInt()) Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want int"));
+    if (!v.IsInt())
+      Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want int"));
     int64_t i;
-    if (!IntToInt64(v, &i)) i = v.as<BigIntObj>()->v.IsNegative() ? INT64_MIN / 2 : INT64_MAX / 2;
+    if (!IntToInt64(v, &i))
+      i = v.as<BigIntObj>()->v.IsNegative() ? INT64_MIN / 2 : INT64_MAX / 2;
     if (i < 0) i += static_cast<int64_t>(n);
     if (i < 0) i = 0;
     if (i > static_cast<int64_t>(n)) i = static_cast<int64_t>(n);
@@ -1202,15 +1427,19 @@ void StartEnd(const char* fname, const Args& a, size_t first, size_t n, size_t* 
   if (a.pos.size() > first + 1) conv(a.pos[first + 1], end);
 }
 
-std::string StrArg(const char* fname, const Value& v, const char* param = nullptr) {
+std::string StrArg(const char* fname, const Value& v,
+                   const char* param = nullptr) {
   if (!v.Is(Kind::kString)) {
-    if (param) Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ", TypeName(v), ", want string"));
+    if (param)
+      Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ",
+                        TypeName(v), ", want string"));
     Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want string"));
   }
   return StrOf(v);
 }
 
-Value S_find_impl(const Value& r, const Args& a, const char* fname, bool rev, bool must) {
+Value S_find_impl(const Value& r, const Args& a, const char* fname, bool rev,
+                  bool must) {
   CheckArgCount(fname, a, 1, 3);
   const std::string& s = RecvStr(r);
   std::string sub = StrArg(fname, a.pos[0]);
@@ -1228,10 +1457,18 @@ Value S_find_impl(const Value& r, const Args& a, const char* fname, bool rev, bo
   }
   return Int(static_cast<int64_t>(pos));
 }
-Value S_find(Thread&, const Value& r, const Args& a) { return S_find_impl(r, a, "find", false, false); }
-Value S_rfind(Thread&, const Value& r, const Args& a) { return S_find_impl(r, a, "rfind", true, false); }
-Value S_index(Thread&, const Value& r, const Args& a) { return S_find_impl(r, a, "index", false, true); }
-Value S_rindex(Thread&, const Value& r, const Args& a) { return S_find_impl(r, a, "rindex", true, true); }
+Value S_find(Thread&, const Value& r, const Args& a) {
+  return S_find_impl(r, a, "find", false, false);
+}
+Value S_rfind(Thread&, const Value& r, const Args& a) {
+  return S_find_impl(r, a, "rfind", true, false);
+}
+Value S_index(Thread&, const Value& r, const Args& a) {
+  return S_find_impl(r, a, "index", false, true);
+}
+Value S_rindex(Thread&, const Value& r, const Args& a) {
+  return S_find_impl(r, a, "rindex", true, true);
+}
 
 Value S_count(Thread&, const Value& r, const Args& a) {
   CheckArgCount("count", a, 1, 3);
@@ -1248,7 +1485,9 @@ Value S_count(Thread&, const Value& r, const Args& a) {
     return Int(static_cast<int64_t>(n + 1));
   }
   int64_t n = 0;
-  for (size_t p = w.find(sub); p != std::string::npos; p = w.find(sub, p + sub.size())) n++;
+  for (size_t p = w.find(sub); p != std::string::npos;
+       p = w.find(sub, p + sub.size()))
+    n++;
   return Int(n);
 }
 
@@ -1257,20 +1496,28 @@ Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
   const std::string& s = RecvStr(r);
   size_t start, end;
   StartEnd(fname, a, 1, s.size(), &start, &end);
-  std::string_view w = start <= end ? std::string_view(s.data() + start, end - start) : std::string_view();
+  std::string_view w = start <= end
+                           ? std::string_view(s.data() + start, end - start)
+                           : std::string_view();
   auto match = [&](const std::string& c) {
-    return suffix ? (w.size() >= c.size() && w.substr(w.size() - c.size()) == c) : w.substr(0, c.size()) == c;
+    return suffix ? (w.size() >= c.size() && w.substr(w.size() - c.size()) == c)
+                  : w.substr(0, c.size()) == c;
   };
   if (a.pos[0].Is(Kind::kString)) return Bool(match(StrOf(a.pos[0])));
   if (!a.pos[0].Is(Kind::kTuple))
-    Fail(absl::StrCat(fname, ": got ", TypeName(a.pos[0]), ", want string or tuple of strings"));
+    Fail(absl::StrCat(fname, ": got ", TypeName(a.pos[0]),
+                      ", want string or tuple of strings"));
   for (auto& x : TupleOf(a.pos[0])->v) StrArg(fname, x);
   for (auto& x : TupleOf(a.pos[0])->v)
     if (match(StrOf(x))) return Bool(true);
   return Bool(false);
 }
-Value S_startswith(Thread&, const Value& r, const Args& a) { return S_affix(r, a, "startswith", false); }
-Value S_endswith(Thread&, const Value& r, const Args& a) { return S_affix(r, a, "endswith", true); }
+Value S_startswith(Thread&, const Value& r, const Args& a) {
+  return S_affix(r, a, "startswith", false);
+}
+Value S_endswith(Thread&, const Value& r, const Args& a) {
+  return S_affix(r, a, "endswith", true);
+}
 
 template <typename P>
 Value S_is(const Value& r, const Args& a, const char* fname, P pred) {
@@ -1281,10 +1528,22 @@ Value S_is(const Value& r, const Args& a, const char* fname, P pred) {
     if (!pred(static_cast<unsigned char>(c))) return Bool(false);
   return Bool(true);
 }
-Value S_isalnum(Thread&, const Value& r, const Args& a) { return S_is(r, a, "isalnum", [](unsigned char c) { return std::isalnum(c) || c >= 0x80; }); }
-Value S_isalpha(Thread&, const Value& r, const Args& a) { return S_is(r, a, "isalpha", [](unsigned char c) { return std::isalpha(c) || c >= 0x80; }); }
-Value S_isdigit(Thread&, const Value& r, const Args& a) { return S_is(r, a, "isdigit", [](unsigned char c) { return std::isdigit(c) != 0; }); }
-Value S_isspace(Thread&, const Value& r, const Args& a) { return S_is(r, a, "isspace", [](unsigned char c) { return IsSpace(static_cast<char>(c)); }); }
+Value S_isalnum(Thread&, const Value& r, const Args& a) {
+  return S_is(r, a, "isalnum",
+              [](unsigned char c) { return std::isalnum(c) || c >= 0x80; });
+}
+Value S_isalpha(Thread&, const Value& r, const Args& a) {
+  return S_is(r, a, "isalpha",
+              [](unsigned char c) { return std::isalpha(c) || c >= 0x80; });
+}
+Value S_isdigit(Thread&, const Value& r, const Args& a) {
+  return S_is(r, a, "isdigit",
+              [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+Value S_isspace(Thread&, const Value& r, const Args& a) {
+  return S_is(r, a, "isspace",
+              [](unsigned char c) { return IsSpace(static_cast<char>(c)); });
+}
 
 Value S_iscase(const Value& r, const Args& a, const char* fname, bool upper) {
   CheckArgCount(fname, a, 0, 0);
@@ -1295,8 +1554,12 @@ Value S_iscase(const Value& r, const Args& a, const char* fname, bool upper) {
   }
   return Bool(cased);
 }
-Value S_islower(Thread&, const Value& r, const Args& a) { return S_iscase(r, a, "islower", false); }
-Value S_isupper(Thread&, const Value& r, const Args& a) { return S_iscase(r, a, "isupper", true); }
+Value S_islower(Thread&, const Value& r, const Args& a) {
+  return S_iscase(r, a, "islower", false);
+}
+Value S_isupper(Thread&, const Value& r, const Args& a) {
+  return S_iscase(r, a, "isupper", true);
+}
 Value S_istitle(Thread&, const Value& r, const Args& a) {
   CheckArgCount("istitle", a, 0, 0);
   bool prev_cased = false, any = false;
@@ -1334,7 +1597,9 @@ Value S_capitalize(Thread&, const Value& r, const Args& a) {
   CheckArgCount("capitalize", a, 0, 0);
   std::string s = RecvStr(r);
   for (size_t i = 0; i < s.size(); i++)
-    s[i] = static_cast<char>(i == 0 ? std::toupper(static_cast<unsigned char>(s[i])) : std::tolower(static_cast<unsigned char>(s[i])));
+    s[i] = static_cast<char>(
+        i == 0 ? std::toupper(static_cast<unsigned char>(s[i]))
+               : std::tolower(static_cast<unsigned char>(s[i])));
   return Str(std::move(s));
 }
 Value S_title(Thread&, const Value& r, const Args& a) {
@@ -1353,7 +1618,8 @@ Value S_title(Thread&, const Value& r, const Args& a) {
   return Str(std::move(s));
 }
 
-Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left, bool right) {
+Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left,
+                   bool right) {
   CheckArgCount(fname, a, 0, 1);
   const std::string& s = RecvStr(r);
   std::string cut;
@@ -1362,7 +1628,9 @@ Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left, 
     cut = StrArg(fname, a.pos[0]);
     ws = false;
   }
-  auto strip = [&](char c) { return ws ? IsSpace(c) : cut.find(c) != std::string::npos; };
+  auto strip = [&](char c) {
+    return ws ? IsSpace(c) : cut.find(c) != std::string::npos;
+  };
   size_t i = 0, j = s.size();
   if (left)
     while (i < j && strip(s[i])) i++;
@@ -1370,9 +1638,15 @@ Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left, 
     while (j > i && strip(s[j - 1])) j--;
   return Str(s.substr(i, j - i));
 }
-Value S_strip(Thread&, const Value& r, const Args& a) { return S_strip_impl(r, a, "strip", true, true); }
-Value S_lstrip(Thread&, const Value& r, const Args& a) { return S_strip_impl(r, a, "lstrip", true, false); }
-Value S_rstrip(Thread&, const Value& r, const Args& a) { return S_strip_impl(r, a, "rstrip", false, true); }
+Value S_strip(Thread&, const Value& r, const Args& a) {
+  return S_strip_impl(r, a, "strip", true, true);
+}
+Value S_lstrip(Thread&, const Value& r, const Args& a) {
+  return S_strip_impl(r, a, "lstrip", true, false);
+}
+Value S_rstrip(Thread&, const Value& r, const Args& a) {
+  return S_strip_impl(r, a, "rstrip", false, true);
+}
 
 Value S_join(Thread& th, const Value& r, const Args& a) {
   CheckArgCount("join", a, 1, 1);
@@ -1380,10 +1654,12 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
   std::string out;
   size_t i = 0;
   if (a.pos[0].Is(Kind::kList) || a.pos[0].Is(Kind::kTuple)) {
-    const auto& v = a.pos[0].Is(Kind::kList) ? ListOf(a.pos[0])->v : TupleOf(a.pos[0])->v;
+    const auto& v =
+        a.pos[0].Is(Kind::kList) ? ListOf(a.pos[0])->v : TupleOf(a.pos[0])->v;
     size_t total = v.empty() ? 0 : sep.size() * (v.size() - 1);
     for (auto& x : v) {
-      if (!x.Is(Kind::kString)) Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
+      if (!x.Is(Kind::kString))
+        Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
       total += StrOf(x).size();
     }
     if (total > (size_t{1} << 28)) Fail("join: result too large");
@@ -1396,15 +1672,18 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
     return Str(std::move(out));
   }
   bool ok = Iterate(th, a.pos[0], [&](const Value& x) {
-    if (!x.Is(Kind::kString)) Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
+    if (!x.Is(Kind::kString))
+      Fail(absl::StrCat("join: in list, want string, got ", TypeName(x)));
     if (i++) out += sep;
     out += StrOf(x);
   });
-  if (!ok) Fail(absl::StrCat("join: got ", TypeName(a.pos[0]), ", want iterable"));
+  if (!ok)
+    Fail(absl::StrCat("join: got ", TypeName(a.pos[0]), ", want iterable"));
   return Str(std::move(out));
 }
 
-Value S_partition_impl(const Value& r, const Args& a, const char* fname, bool rev) {
+Value S_partition_impl(const Value& r, const Args& a, const char* fname,
+                       bool rev) {
   CheckArgCount(fname, a, 1, 1);
   const std::string& s = RecvStr(r);
   std::string sep = StrArg(fname, a.pos[0]);
@@ -1414,33 +1693,43 @@ Value S_partition_impl(const Value& r, const Args& a, const char* fname, bool re
     if (rev) return NewTuple({Str(""), Str(""), r});
     return NewTuple({r, Str(""), Str("")});
   }
-  return NewTuple({Str(s.substr(0, p)), Str(sep), Str(s.substr(p + sep.size()))});
+  return NewTuple(
+      {Str(s.substr(0, p)), Str(sep), Str(s.substr(p + sep.size()))});
 }
-Value S_partition(Thread&, const Value& r, const Args& a) { return S_partition_impl(r, a, "partition", false); }
-Value S_rpartition(Thread&, const Value& r, const Args& a) { return S_partition_impl(r, a, "rpartition", true); }
+Value S_partition(Thread&, const Value& r, const Args& a) {
+  return S_partition_impl(r, a, "partition", false);
+}
+Value S_rpartition(Thread&, const Value& r, const Args& a) {
+  return S_partition_impl(r, a, "rpartition", true);
+}
 
 Value S_removeprefix(Thread&, const Value& r, const Args& a) {
   CheckArgCount("removeprefix", a, 1, 1);
   const std::string& s = RecvStr(r);
   std::string p = StrArg("removeprefix", a.pos[0]);
-  if (s.compare(0, p.size(), p) == 0 && s.size() >= p.size()) return Str(s.substr(p.size()));
+  if (s.compare(0, p.size(), p) == 0 && s.size() >= p.size())
+    return Str(s.substr(p.size()));
   return r;
 }
 Value S_removesuffix(Thread&, const Value& r, const Args& a) {
   CheckArgCount("removesuffix", a, 1, 1);
   const std::string& s = RecvStr(r);
   std::string p = StrArg("removesuffix", a.pos[0]);
-  if (s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0) return Str(s.substr(0, s.size() - p.size()));
+  if (s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0)
+    return Str(s.substr(0, s.size() - p.size()));
   return r;
 }
 
 Value S_replace(Thread& th, const Value& r, const Args& a) {
   CheckArgCount("replace", a, 2, 3);
   const std::string& s = RecvStr(r);
-  std::string old = StrArg("replace", a.pos[0]), nw = StrArg("replace", a.pos[1]);
+  std::string old = StrArg("replace", a.pos[0]),
+              nw = StrArg("replace", a.pos[1]);
   int64_t count = -1;
   if (a.pos.size() == 3) {
-    if (!a.pos[2].IsInt()) Fail(absl::StrCat("replace: for parameter \"count\": got ", TypeName(a.pos[2]), ", want int"));
+    if (!a.pos[2].IsInt())
+      Fail(absl::StrCat("replace: for parameter \"count\": got ",
+                        TypeName(a.pos[2]), ", want int"));
     IntToInt64(a.pos[2], &count);
   }
   std::string out;
@@ -1484,7 +1773,9 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
   const std::string& s = RecvStr(r);
   int64_t maxsplit = -1;
   if (!maxv.IsNull() && !maxv.IsNone()) {
-    if (!maxv.IsInt()) Fail(absl::StrCat(fname, ": for parameter \"maxsplit\": got ", TypeName(maxv), ", want int"));
+    if (!maxv.IsInt())
+      Fail(absl::StrCat(fname, ": for parameter \"maxsplit\": got ",
+                        TypeName(maxv), ", want int"));
     IntToInt64(maxv, &maxsplit);
   }
   std::vector<Value> out;
@@ -1535,7 +1826,8 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
     size_t i = 0;
     int64_t n = 0;
     for (;;) {
-      size_t p = maxsplit >= 0 && n >= maxsplit ? std::string::npos : s.find(sep, i);
+      size_t p =
+          maxsplit >= 0 && n >= maxsplit ? std::string::npos : s.find(sep, i);
       if (p == std::string::npos) {
         out.push_back(Str(s.substr(i)));
         break;
@@ -1549,7 +1841,8 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
     int64_t n = 0;
     for (;;) {
       size_t p = std::string::npos;
-      if (!(maxsplit >= 0 && n >= maxsplit) && j >= sep.size()) p = s.rfind(sep, j - sep.size());
+      if (!(maxsplit >= 0 && n >= maxsplit) && j >= sep.size())
+        p = s.rfind(sep, j - sep.size());
       if (p == std::string::npos) {
         out.push_back(Str(s.substr(0, j)));
         break;
@@ -1562,8 +1855,12 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
   }
   return NewList(std::move(out));
 }
-Value S_split(Thread&, const Value& r, const Args& a) { return S_split_impl(r, a, "split", false); }
-Value S_rsplit(Thread&, const Value& r, const Args& a) { return S_split_impl(r, a, "rsplit", true); }
+Value S_split(Thread&, const Value& r, const Args& a) {
+  return S_split_impl(r, a, "split", false);
+}
+Value S_rsplit(Thread&, const Value& r, const Args& a) {
+  return S_split_impl(r, a, "rsplit", true);
+}
 
 Value S_splitlines(Thread&, const Value& r, const Args& a) {
   bool keepends = false;
@@ -1576,8 +1873,10 @@ Value S_splitlines(Thread&, const Value& r, const Args& a) {
     while (j < s.size() && s[j] != '\n' && s[j] != '\r') j++;
     size_t end = j;
     if (j < s.size()) {
-      if (s[j] == '\r' && j + 1 < s.size() && s[j + 1] == '\n') j += 2;
-      else j += 1;
+      if (s[j] == '\r' && j + 1 < s.size() && s[j + 1] == '\n')
+        j += 2;
+      else
+        j += 1;
     }
     out.push_back(Str(s.substr(i, (keepends ? j : end) - i)));
     i = j;
@@ -1634,27 +1933,38 @@ Value S_format(Thread& th, const Value& r, const Args& a) {
     size_t bang = field.find('!');
     if (bang != std::string::npos) {
       std::string cs = field.substr(bang + 1);
-      if (cs != "s" && cs != "r") Fail(absl::StrCat("format: unknown conversion \"!", cs, "\""));
+      if (cs != "s" && cs != "r")
+        Fail(absl::StrCat("format: unknown conversion \"!", cs, "\""));
       conv = cs[0];
       field = field.substr(0, bang);
     }
-    if (field.find(':') != std::string::npos) Fail("format: format spec features not supported in replacement fields");
+    if (field.find(':') != std::string::npos)
+      Fail("format: format spec features not supported in replacement fields");
     Value arg;
     if (field.empty()) {
-      if (used_manual) Fail("format: cannot switch from manual field specification to automatic field numbering");
+      if (used_manual)
+        Fail(
+            "format: cannot switch from manual field specification to "
+            "automatic field numbering");
       used_auto = true;
-      if (auto_idx >= a.pos.size()) Fail(absl::StrCat("format: tuple index out of range"));
+      if (auto_idx >= a.pos.size())
+        Fail(absl::StrCat("format: tuple index out of range"));
       arg = a.pos[auto_idx++];
     } else if (std::isdigit(static_cast<unsigned char>(field[0]))) {
-      if (used_auto) Fail("format: cannot switch from automatic field numbering to manual field specification");
+      if (used_auto)
+        Fail(
+            "format: cannot switch from automatic field numbering to manual "
+            "field specification");
       used_manual = true;
       size_t idx = 0;
       for (char d : field) {
-        if (!std::isdigit(static_cast<unsigned char>(d))) Fail(absl::StrCat("format: invalid field name \"", field, "\""));
+        if (!std::isdigit(static_cast<unsigned char>(d)))
+          Fail(absl::StrCat("format: invalid field name \"", field, "\""));
         idx = idx * 10 + (d - '0');
         if (idx > 1000000) break;
       }
-      if (idx >= a.pos.size()) Fail(absl::StrCat("format: tuple index out of range"));
+      if (idx >= a.pos.size())
+        Fail(absl::StrCat("format: tuple index out of range"));
       arg = a.pos[idx];
     } else {
       bool found = false;
@@ -1714,9 +2024,12 @@ Value L_insert(Thread&, const Value& r, const Args& a) {
   CheckArgCount("insert", a, 2, 2);
   auto* l = ListOf(r);
   CheckListMutable(l, "insert into");
-  if (!a.pos[0].IsInt()) Fail(absl::StrCat("insert: for parameter \"index\": got ", TypeName(a.pos[0]), ", want int"));
+  if (!a.pos[0].IsInt())
+    Fail(absl::StrCat("insert: for parameter \"index\": got ",
+                      TypeName(a.pos[0]), ", want int"));
   int64_t n = static_cast<int64_t>(l->v.size()), i;
-  if (!IntToInt64(a.pos[0], &i)) i = a.pos[0].as<BigIntObj>()->v.IsNegative() ? -n - 1 : n;
+  if (!IntToInt64(a.pos[0], &i))
+    i = a.pos[0].as<BigIntObj>()->v.IsNegative() ? -n - 1 : n;
   if (i < 0) i += n;
   if (i < 0) i = 0;
   if (i > n) i = n;
@@ -1730,12 +2043,15 @@ Value L_pop(Thread&, const Value& r, const Args& a) {
   int64_t n = static_cast<int64_t>(l->v.size());
   int64_t i = n - 1;
   if (!a.pos.empty()) {
-    if (!a.pos[0].IsInt()) Fail(absl::StrCat("pop: got ", TypeName(a.pos[0]), ", want int"));
+    if (!a.pos[0].IsInt())
+      Fail(absl::StrCat("pop: got ", TypeName(a.pos[0]), ", want int"));
     if (!IntToInt64(a.pos[0], &i)) i = INT64_MAX;
     if (i < 0) i += n;
   }
   if (n == 0) Fail("pop: list is empty");
-  if (i < 0 || i >= n) Fail(absl::StrCat("pop: index ", Repr(a.pos[0]), " out of range [", -n, ":", n - 1, "]"));
+  if (i < 0 || i >= n)
+    Fail(absl::StrCat("pop: index ", Repr(a.pos[0]), " out of range [", -n, ":",
+                      n - 1, "]"));
   Value x = std::move(l->v[i]);
   l->v.erase(l->v.begin() + i);
   return x;
@@ -1772,7 +2088,9 @@ Value D_items(Thread&, const Value& r, const Args& a) {
   CheckArgCount("items", a, 0, 0);
   std::vector<Value> out;
   out.reserve(DictOf(r)->t.size());
-  DictOf(r)->t.ForEach([&](HashTable::Entry& e) { out.push_back(NewTuple({e.key, e.value})); });
+  DictOf(r)->t.ForEach([&](HashTable::Entry& e) {
+    out.push_back(NewTuple({e.key, e.value}));
+  });
   return NewList(std::move(out));
 }
 Value D_keys(Thread&, const Value& r, const Args& a) {
@@ -1864,7 +2182,8 @@ Value Set_discard(Thread&, const Value& r, const Args& a) {
 Value Set_remove(Thread&, const Value& r, const Args& a) {
   CheckArgCount("remove", a, 1, 1);
   auto* s = SetOf(r);
-  if (!s->t.Find(a.pos[0])) Fail(absl::StrCat("remove: missing key ", Repr(a.pos[0])));
+  if (!s->t.Find(a.pos[0]))
+    Fail(absl::StrCat("remove: missing key ", Repr(a.pos[0])));
   CheckSetMutable(s);
   s->t.Erase(a.pos[0]);
   return None();
@@ -1883,35 +2202,56 @@ Value Set_pop(Thread&, const Value& r, const Args& a) {
   s->t.Erase(k);
   return k;
 }
-Value Set_binop(Thread& th, const Value& r, const Args& a, const char* fname, Tok op) {
+Value Set_binop(Thread& th, const Value& r, const Args& a, const char* fname,
+                Tok op) {
   Value acc = r;
-  if (a.pos.empty() && op != Tok::kPipe && op != Tok::kAmp && op != Tok::kMinus) CheckArgCount(fname, a, 1, 1);
-  if (!a.kw.empty()) Fail(absl::StrCat(fname, ": unexpected keyword arguments"));
+  if (a.pos.empty() && op != Tok::kPipe && op != Tok::kAmp && op != Tok::kMinus)
+    CheckArgCount(fname, a, 1, 1);
+  if (!a.kw.empty())
+    Fail(absl::StrCat(fname, ": unexpected keyword arguments"));
   if (a.pos.empty()) return Binary(Tok::kPipe, r, NewSet());
   for (auto& x : a.pos) acc = Binary(op, acc, SetArg(th, x, fname));
   return acc;
 }
-Value Set_union(Thread& th, const Value& r, const Args& a) { return Set_binop(th, r, a, "union", Tok::kPipe); }
-Value Set_intersection(Thread& th, const Value& r, const Args& a) { return Set_binop(th, r, a, "intersection", Tok::kAmp); }
-Value Set_difference(Thread& th, const Value& r, const Args& a) { return Set_binop(th, r, a, "difference", Tok::kMinus); }
+Value Set_union(Thread& th, const Value& r, const Args& a) {
+  return Set_binop(th, r, a, "union", Tok::kPipe);
+}
+Value Set_intersection(Thread& th, const Value& r, const Args& a) {
+  return Set_binop(th, r, a, "intersection", Tok::kAmp);
+}
+Value Set_difference(Thread& th, const Value& r, const Args& a) {
+  return Set_binop(th, r, a, "difference", Tok::kMinus);
+}
 Value Set_symmetric_difference(Thread& th, const Value& r, const Args& a) {
   CheckArgCount("symmetric_difference", a, 1, 1);
   return Binary(Tok::kCaret, r, SetArg(th, a.pos[0], "symmetric_difference"));
 }
-Value Set_update_impl(Thread& th, const Value& r, const Args& a, const char* fname, Tok op) {
+Value Set_update_impl(Thread& th, const Value& r, const Args& a,
+                      const char* fname, Tok op) {
   auto* s = SetOf(r);
   CheckSetMutable(s);
-  Value res = op == Tok::kCaret ? Binary(op, r, SetArg(th, a.pos.empty() ? NewSet() : a.pos[0], fname))
-                                : Set_binop(th, r, a, fname, op);
+  Value res =
+      op == Tok::kCaret
+          ? Binary(op, r,
+                   SetArg(th, a.pos.empty() ? NewSet() : a.pos[0], fname))
+          : Set_binop(th, r, a, fname, op);
   HashTable nt;
-  SetOf(res)->t.ForEach([&](HashTable::Entry& e) { nt.Insert(e.key, e.hash, None()); });
+  SetOf(res)->t.ForEach(
+      [&](HashTable::Entry& e) { nt.Insert(e.key, e.hash, None()); });
   s->t = std::move(nt);
   return None();
 }
-Value Set_update(Thread& th, const Value& r, const Args& a) { return Set_update_impl(th, r, a, "update", Tok::kPipe); }
-Value Set_intersection_update(Thread& th, const Value& r, const Args& a) { return Set_update_impl(th, r, a, "intersection_update", Tok::kAmp); }
-Value Set_difference_update(Thread& th, const Value& r, const Args& a) { return Set_update_impl(th, r, a, "difference_update", Tok::kMinus); }
-Value Set_symmetric_difference_update(Thread& th, const Value& r, const Args& a) {
+Value Set_update(Thread& th, const Value& r, const Args& a) {
+  return Set_update_impl(th, r, a, "update", Tok::kPipe);
+}
+Value Set_intersection_update(Thread& th, const Value& r, const Args& a) {
+  return Set_update_impl(th, r, a, "intersection_update", Tok::kAmp);
+}
+Value Set_difference_update(Thread& th, const Value& r, const Args& a) {
+  return Set_update_impl(th, r, a, "difference_update", Tok::kMinus);
+}
+Value Set_symmetric_difference_update(Thread& th, const Value& r,
+                                      const Args& a) {
   CheckArgCount("symmetric_difference_update", a, 1, 1);
   return Set_update_impl(th, r, a, "symmetric_difference_update", Tok::kCaret);
 }
@@ -1947,48 +2287,93 @@ using MethodTable = std::vector<MethodEntry>;
 
 const MethodTable& Methods(Kind k) {
   static const MethodTable kString = {
-      {Kind::kString, "capitalize", S_capitalize}, {Kind::kString, "codepoint_ords", S_codepoint_ords},
-      {Kind::kString, "codepoints", S_codepoints}, {Kind::kString, "count", S_count}, {Kind::kString, "elem_ords", S_elem_ords},
-      {Kind::kString, "elems", S_elems}, {Kind::kString, "endswith", S_endswith}, {Kind::kString, "find", S_find},
-      {Kind::kString, "format", S_format}, {Kind::kString, "index", S_index}, {Kind::kString, "isalnum", S_isalnum},
-      {Kind::kString, "isalpha", S_isalpha}, {Kind::kString, "isdigit", S_isdigit}, {Kind::kString, "islower", S_islower},
-      {Kind::kString, "isspace", S_isspace}, {Kind::kString, "istitle", S_istitle}, {Kind::kString, "isupper", S_isupper},
-      {Kind::kString, "join", S_join}, {Kind::kString, "lower", S_lower}, {Kind::kString, "lstrip", S_lstrip},
-      {Kind::kString, "partition", S_partition}, {Kind::kString, "removeprefix", S_removeprefix},
-      {Kind::kString, "removesuffix", S_removesuffix}, {Kind::kString, "replace", S_replace}, {Kind::kString, "rfind", S_rfind},
-      {Kind::kString, "rindex", S_rindex}, {Kind::kString, "rpartition", S_rpartition}, {Kind::kString, "rsplit", S_rsplit},
-      {Kind::kString, "rstrip", S_rstrip}, {Kind::kString, "split", S_split}, {Kind::kString, "splitlines", S_splitlines},
-      {Kind::kString, "startswith", S_startswith}, {Kind::kString, "strip", S_strip}, {Kind::kString, "title", S_title},
+      {Kind::kString, "capitalize", S_capitalize},
+      {Kind::kString, "codepoint_ords", S_codepoint_ords},
+      {Kind::kString, "codepoints", S_codepoints},
+      {Kind::kString, "count", S_count},
+      {Kind::kString, "elem_ords", S_elem_ords},
+      {Kind::kString, "elems", S_elems},
+      {Kind::kString, "endswith", S_endswith},
+      {Kind::kString, "find", S_find},
+      {Kind::kString, "format", S_format},
+      {Kind::kString, "index", S_index},
+      {Kind::kString, "isalnum", S_isalnum},
+      {Kind::kString, "isalpha", S_isalpha},
+      {Kind::kString, "isdigit", S_isdigit},
+      {Kind::kString, "islower", S_islower},
+      {Kind::kString, "isspace", S_isspace},
+      {Kind::kString, "istitle", S_istitle},
+      {Kind::kString, "isupper", S_isupper},
+      {Kind::kString, "join", S_join},
+      {Kind::kString, "lower", S_lower},
+      {Kind::kString, "lstrip", S_lstrip},
+      {Kind::kString, "partition", S_partition},
+      {Kind::kString, "removeprefix", S_removeprefix},
+      {Kind::kString, "removesuffix", S_removesuffix},
+      {Kind::kString, "replace", S_replace},
+      {Kind::kString, "rfind", S_rfind},
+      {Kind::kString, "rindex", S_rindex},
+      {Kind::kString, "rpartition", S_rpartition},
+      {Kind::kString, "rsplit", S_rsplit},
+      {Kind::kString, "rstrip", S_rstrip},
+      {Kind::kString, "split", S_split},
+      {Kind::kString, "splitlines", S_splitlines},
+      {Kind::kString, "startswith", S_startswith},
+      {Kind::kString, "strip", S_strip},
+      {Kind::kString, "title", S_title},
       {Kind::kString, "upper", S_upper},
   };
   static const MethodTable kBytes = {{Kind::kBytes, "elems", Bytes_elems}};
   static const MethodTable kList = {
-      {Kind::kList, "append", L_append}, {Kind::kList, "clear", L_clear}, {Kind::kList, "extend", L_extend},
-      {Kind::kList, "index", L_index}, {Kind::kList, "insert", L_insert}, {Kind::kList, "pop", L_pop}, {Kind::kList, "remove", L_remove},
+      {Kind::kList, "append", L_append}, {Kind::kList, "clear", L_clear},
+      {Kind::kList, "extend", L_extend}, {Kind::kList, "index", L_index},
+      {Kind::kList, "insert", L_insert}, {Kind::kList, "pop", L_pop},
+      {Kind::kList, "remove", L_remove},
   };
   static const MethodTable kDict = {
-      {Kind::kDict, "clear", D_clear}, {Kind::kDict, "get", D_get}, {Kind::kDict, "items", D_items}, {Kind::kDict, "keys", D_keys},
-      {Kind::kDict, "pop", D_pop}, {Kind::kDict, "popitem", D_popitem}, {Kind::kDict, "setdefault", D_setdefault},
-      {Kind::kDict, "update", D_update}, {Kind::kDict, "values", D_values},
+      {Kind::kDict, "clear", D_clear},
+      {Kind::kDict, "get", D_get},
+      {Kind::kDict, "items", D_items},
+      {Kind::kDict, "keys", D_keys},
+      {Kind::kDict, "pop", D_pop},
+      {Kind::kDict, "popitem", D_popitem},
+      {Kind::kDict, "setdefault", D_setdefault},
+      {Kind::kDict, "update", D_update},
+      {Kind::kDict, "values", D_values},
   };
   static const MethodTable kSet = {
-      {Kind::kSet, "add", Set_add}, {Kind::kSet, "clear", Set_clear}, {Kind::kSet, "difference", Set_difference},
-      {Kind::kSet, "difference_update", Set_difference_update}, {Kind::kSet, "discard", Set_discard},
-      {Kind::kSet, "intersection", Set_intersection}, {Kind::kSet, "intersection_update", Set_intersection_update},
-      {Kind::kSet, "isdisjoint", Set_isdisjoint}, {Kind::kSet, "issubset", Set_issubset},
-      {Kind::kSet, "issuperset", Set_issuperset}, {Kind::kSet, "pop", Set_pop}, {Kind::kSet, "remove", Set_remove},
+      {Kind::kSet, "add", Set_add},
+      {Kind::kSet, "clear", Set_clear},
+      {Kind::kSet, "difference", Set_difference},
+      {Kind::kSet, "difference_update", Set_difference_update},
+      {Kind::kSet, "discard", Set_discard},
+      {Kind::kSet, "intersection", Set_intersection},
+      {Kind::kSet, "intersection_update", Set_intersection_update},
+      {Kind::kSet, "isdisjoint", Set_isdisjoint},
+      {Kind::kSet, "issubset", Set_issubset},
+      {Kind::kSet, "issuperset", Set_issuperset},
+      {Kind::kSet, "pop", Set_pop},
+      {Kind::kSet, "remove", Set_remove},
       {Kind::kSet, "symmetric_difference", Set_symmetric_difference},
-      {Kind::kSet, "symmetric_difference_update", Set_symmetric_difference_update},
-      {Kind::kSet, "union", Set_union}, {Kind::kSet, "update", Set_update},
+      {Kind::kSet, "symmetric_difference_update",
+       Set_symmetric_difference_update},
+      {Kind::kSet, "union", Set_union},
+      {Kind::kSet, "update", Set_update},
   };
   static const MethodTable kNone = {};
   switch (k) {
-    case Kind::kString: return kString;
-    case Kind::kBytes: return kBytes;
-    case Kind::kList: return kList;
-    case Kind::kDict: return kDict;
-    case Kind::kSet: return kSet;
-    default: return kNone;
+    case Kind::kString:
+      return kString;
+    case Kind::kBytes:
+      return kBytes;
+    case Kind::kList:
+      return kList;
+    case Kind::kDict:
+      return kDict;
+    case Kind::kSet:
+      return kSet;
+    default:
+      return kNone;
   }
 }
 

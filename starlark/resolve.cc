@@ -27,7 +27,7 @@ struct Block {
 struct FuncState {
   FuncDecl* decl = nullptr;
   FuncState* parent = nullptr;
-  Block* body = nullptr;  // the function's own block
+  Block* body = nullptr;         // the function's own block
   std::vector<IdentExpr*> uses;  // local uses, fixed up to kCell at the end
   std::unordered_map<std::string, int> free_index;
 };
@@ -56,7 +56,9 @@ class Resolver {
   }
 
  private:
-  [[noreturn]] void Error(Pos p, std::string msg) { throw ResolveError{p, std::move(msg)}; }
+  [[noreturn]] void Error(Pos p, std::string msg) {
+    throw ResolveError{p, std::move(msg)};
+  }
 
   std::string PosStr(Pos p) {
     return absl::StrCat(file_->filename, ":", p.line, ":", p.col);
@@ -66,8 +68,9 @@ class Resolver {
     auto it = module_.names.find(id->name);
     if (it != module_.names.end()) {
       if (!dialect_.allow_global_reassign && !allow_rebind) {
-        Error(id->pos, absl::StrCat("cannot reassign global ", id->name, " declared at ",
-                                    PosStr(global_pos_[it->second])));
+        Error(id->pos,
+              absl::StrCat("cannot reassign global ", id->name, " declared at ",
+                           PosStr(global_pos_[it->second])));
       }
       id->scope = Scope::kGlobal;
       id->index = it->second;
@@ -115,7 +118,8 @@ class Resolver {
         return;
       }
       case SK::kWhile:
-        for (auto& b : static_cast<WhileStmt*>(s)->body) CollectModuleBindings(b.get());
+        for (auto& b : static_cast<WhileStmt*>(s)->body)
+          CollectModuleBindings(b.get());
         return;
       case SK::kIf: {
         auto* i = static_cast<IfStmt*>(s);
@@ -132,7 +136,8 @@ class Resolver {
     if (e->kind == EK::kIdent) {
       BindGlobal(static_cast<IdentExpr*>(e));
     } else if (e->kind == EK::kList || e->kind == EK::kTuple) {
-      for (auto& x : static_cast<ListExpr*>(e)->elems) CollectTargets(x.get(), loop);
+      for (auto& x : static_cast<ListExpr*>(e)->elems)
+        CollectTargets(x.get(), loop);
     }
   }
 
@@ -152,7 +157,8 @@ class Resolver {
         return;
       }
       case SK::kWhile:
-        for (auto& b : static_cast<WhileStmt*>(s)->body) CollectLocalBindings(b.get(), fn);
+        for (auto& b : static_cast<WhileStmt*>(s)->body)
+          CollectLocalBindings(b.get(), fn);
         return;
       case SK::kIf: {
         auto* i = static_cast<IfStmt*>(s);
@@ -168,7 +174,8 @@ class Resolver {
     if (e->kind == EK::kIdent) {
       AddLocal(fn, static_cast<IdentExpr*>(e)->name);
     } else if (e->kind == EK::kList || e->kind == EK::kTuple) {
-      for (auto& x : static_cast<ListExpr*>(e)->elems) CollectLocalTargets(x.get(), fn);
+      for (auto& x : static_cast<ListExpr*>(e)->elems)
+        CollectLocalTargets(x.get(), fn);
     }
   }
   int AddLocal(FuncState* fn, const std::string& name) {
@@ -187,12 +194,14 @@ class Resolver {
 
   void FinishFunc(FuncState* fn) {
     for (IdentExpr* id : fn->uses) {
-      if (id->scope == Scope::kLocal && fn->decl->local_is_cell[id->index]) id->scope = Scope::kCell;
+      if (id->scope == Scope::kLocal && fn->decl->local_is_cell[id->index])
+        id->scope = Scope::kCell;
     }
   }
 
   // Returns the free-variable index of (owner's slot) inside fn.
-  int Capture(FuncState* fn, FuncState* owner, int slot, const std::string& name) {
+  int Capture(FuncState* fn, FuncState* owner, int slot,
+              const std::string& name) {
     auto it = fn->free_index.find(name);
     if (it != fn->free_index.end()) return it->second;
     FuncDecl::FreeVar fv;
@@ -337,14 +346,17 @@ class Resolver {
         if (!toplevel) Error(s->pos, "load statement not at top level");
         auto* l = static_cast<LoadStmt*>(s);
         for (auto& id : l->to) {
-          if (id->name.empty() || id->name[0] == '_' ) {
+          if (id->name.empty() || id->name[0] == '_') {
             // Names beginning with _ are private to their module.
           }
           BindTarget(id.get(), b);
         }
         for (size_t i = 0; i < l->from.size(); i++) {
           if (!l->from[i].empty() && l->from[i][0] == '_')
-            Error(l->from_pos[i], absl::StrCat("load: names with leading underscores are not exported: ", l->from[i]));
+            Error(l->from_pos[i],
+                  absl::StrCat(
+                      "load: names with leading underscores are not exported: ",
+                      l->from[i]));
         }
         return;
       }
@@ -359,7 +371,8 @@ class Resolver {
     for (auto& p : fn->params) {
       if (seen_kwargs) Error(p.pos, "parameter may not follow **kwargs");
       if (p.name) {
-        if (seen.count(p.name->name)) Error(p.pos, absl::StrCat("duplicate parameter: ", p.name->name));
+        if (seen.count(p.name->name))
+          Error(p.pos, absl::StrCat("duplicate parameter: ", p.name->name));
         seen[p.name->name] = true;
       }
       switch (p.kind) {
@@ -367,14 +380,17 @@ class Resolver {
           if (seen_star) {
             nkwonly++;
           } else {
-            if (seen_optional) Error(p.pos, "required parameter may not follow optional");
+            if (seen_optional)
+              Error(p.pos, "required parameter may not follow optional");
             nplain++;
           }
           break;
         case Param::kDefault:
           ResolveExpr(p.dflt.get(), b);
-          if (seen_star) nkwonly++;
-          else nplain++;
+          if (seen_star)
+            nkwonly++;
+          else
+            nplain++;
           seen_optional = true;
           fn->num_defaults++;
           break;
@@ -417,12 +433,14 @@ class Resolver {
     bool star = false;
     for (auto& p : fn->params) {
       if (p.kind == Param::kStar) star = true;
-      if ((p.kind == Param::kPlain || p.kind == Param::kDefault) && !star) add_param(p);
+      if ((p.kind == Param::kPlain || p.kind == Param::kDefault) && !star)
+        add_param(p);
     }
     star = false;
     for (auto& p : fn->params) {
       if (p.kind == Param::kStar) star = true;
-      if ((p.kind == Param::kPlain || p.kind == Param::kDefault) && star) add_param(p);
+      if ((p.kind == Param::kPlain || p.kind == Param::kDefault) && star)
+        add_param(p);
     }
     for (auto& p : fn->params)
       if (p.kind == Param::kStar && p.name) add_param(p);
@@ -433,7 +451,8 @@ class Resolver {
     FinishFunc(&st);
     // Parameters that are captured need their IdentExprs marked, too.
     for (auto& p : fn->params)
-      if (p.name && fn->local_is_cell[p.name->index]) p.name->scope = Scope::kCell;
+      if (p.name && fn->local_is_cell[p.name->index])
+        p.name->scope = Scope::kCell;
     fn_depth_--;
   }
 
@@ -446,7 +465,8 @@ class Resolver {
         return;
       case EK::kList:
       case EK::kTuple:
-        for (auto& x : static_cast<ListExpr*>(e)->elems) ResolveExpr(x.get(), b);
+        for (auto& x : static_cast<ListExpr*>(e)->elems)
+          ResolveExpr(x.get(), b);
         return;
       case EK::kDict:
         for (auto& [k, v] : static_cast<DictExpr*>(e)->entries) {
@@ -519,9 +539,11 @@ class Resolver {
   void DeclareCompVars(Expr* e, Block* comp) {
     if (e->kind == EK::kIdent) {
       auto* id = static_cast<IdentExpr*>(e);
-      if (!comp->names.count(id->name)) comp->names[id->name] = NewSlot(comp->fn, id->name);
+      if (!comp->names.count(id->name))
+        comp->names[id->name] = NewSlot(comp->fn, id->name);
     } else if (e->kind == EK::kList || e->kind == EK::kTuple) {
-      for (auto& x : static_cast<ListExpr*>(e)->elems) DeclareCompVars(x.get(), comp);
+      for (auto& x : static_cast<ListExpr*>(e)->elems)
+        DeclareCompVars(x.get(), comp);
     }
   }
 
@@ -546,8 +568,8 @@ absl::Status Resolve(File* file, const Dialect& dialect,
     Resolver r(file, dialect, predeclared, universal);
     r.Run();
   } catch (const ResolveError& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(file->filename, ":", e.pos.line, ":", e.pos.col, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(
+        file->filename, ":", e.pos.line, ":", e.pos.col, ": ", e.msg));
   }
   return absl::OkStatus();
 }

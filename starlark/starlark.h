@@ -4,7 +4,8 @@
 //   thread.max_steps = 1'000'000;
 //   thread.print = [](Thread&, const std::string& s) { std::puts(s.c_str()); };
 //   StringDict predeclared = {
-//       {"greet", NewBuiltin("greet", [](Thread& th, const Value&, const Args& a) {
+//       {"greet", NewBuiltin("greet", [](Thread& th, const Value&, const Args&
+//       a) {
 //          std::string who;
 //          int64_t times = 1;
 //          UnpackArgs("greet", a, {{"who", &who}, {"times?", &times}});
@@ -39,9 +40,11 @@ class ArgTarget {
   enum Type { kValue, kInt, kString, kBool, kFloat, kStringOrNone, kIntOrNone };
   ArgTarget(const char* name, Value* v) : name_(name), type_(kValue), ptr_(v) {}
   ArgTarget(const char* name, int64_t* v) : name_(name), type_(kInt), ptr_(v) {}
-  ArgTarget(const char* name, std::string* v) : name_(name), type_(kString), ptr_(v) {}
+  ArgTarget(const char* name, std::string* v)
+      : name_(name), type_(kString), ptr_(v) {}
   ArgTarget(const char* name, bool* v) : name_(name), type_(kBool), ptr_(v) {}
-  ArgTarget(const char* name, double* v) : name_(name), type_(kFloat), ptr_(v) {}
+  ArgTarget(const char* name, double* v)
+      : name_(name), type_(kFloat), ptr_(v) {}
   std::string_view name() const;
   bool optional() const;
   // Converts and stores v; fails with
@@ -60,7 +63,8 @@ void UnpackArgs(std::string_view fname, const Args& args,
                 std::initializer_list<ArgTarget> targets);
 
 // Lower-level: the positional arguments only, between min and max.
-void CheckArgCount(std::string_view fname, const Args& args, size_t min, size_t max);
+void CheckArgCount(std::string_view fname, const Args& args, size_t min,
+                   size_t max);
 
 }  // namespace fault::starlark
 

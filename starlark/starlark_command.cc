@@ -51,8 +51,11 @@ int RunFile(const StarlarkOptions& o) {
   sl::Thread th;
   ConfigureThread(th, o);
   std::string dir = o.file.substr(0, o.file.find_last_of('/') + 1);
-  th.load = [dir, &o](sl::Thread& parent, const std::string& module) -> absl::StatusOr<sl::StringDict> {
-    std::string path = module.empty() || module[0] == '/' ? module : dir + module;
+  th.load = [dir, &o](
+                sl::Thread& parent,
+                const std::string& module) -> absl::StatusOr<sl::StringDict> {
+    std::string path =
+        module.empty() || module[0] == '/' ? module : dir + module;
     std::ifstream f(path, std::ios::binary);
     if (!f) return absl::NotFoundError("no such file: " + path);
     std::stringstream s;
@@ -84,7 +87,8 @@ int RunRepl(const StarlarkOptions& o) {
     std::fputs(chunk.empty() ? ">>> " : "... ", stdout);
     std::fflush(stdout);
     if (!std::getline(std::cin, line)) break;
-    if (!chunk.empty() || line.find(':') == line.size() - 1 || (!line.empty() && line.back() == ':')) {
+    if (!chunk.empty() || line.find(':') == line.size() - 1 ||
+        (!line.empty() && line.back() == ':')) {
       chunk += line + "\n";
       if (!line.empty()) continue;
     } else {
@@ -95,7 +99,8 @@ int RunRepl(const StarlarkOptions& o) {
     // Echo the value of a lone expression, like Python's REPL.
     std::string name = "<stdin:" + std::to_string(++n) + ">";
     sl::StringDict pre = env;
-    auto try_expr = sl::ExecFile(th, name, "__repl_value__ = (" + src + ")\n", pre);
+    auto try_expr =
+        sl::ExecFile(th, name, "__repl_value__ = (" + src + ")\n", pre);
     if (try_expr.ok()) {
       for (auto& [k, v] : *try_expr) {
         if (k == "__repl_value__") {
@@ -121,19 +126,24 @@ int RunRepl(const StarlarkOptions& o) {
 
 void RegisterStarlarkCommand(CLI::App& app) {
   auto opts = std::make_shared<StarlarkOptions>();
-  CLI::App* cmd = app.add_subcommand("starlark", "Run a Starlark file, or a REPL when stdin is a terminal");
+  CLI::App* cmd = app.add_subcommand(
+      "starlark", "Run a Starlark file, or a REPL when stdin is a terminal");
   cmd->add_option("file", opts->file, "Starlark file to run");
   cmd->add_flag("--allow-while", opts->allow_while, "Allow while loops");
-  cmd->add_flag("--allow-recursion", opts->allow_recursion, "Allow recursive calls");
+  cmd->add_flag("--allow-recursion", opts->allow_recursion,
+                "Allow recursive calls");
   cmd->add_flag("--allow-toplevel-control", opts->allow_toplevel_control,
                 "Allow if/for/while at the top level of a file");
   cmd->add_flag("--allow-global-reassign", opts->allow_global_reassign,
                 "Allow assigning a global more than once");
-  cmd->add_option("--max-steps", opts->max_steps, "Abort after this many execution steps (0: no limit)");
+  cmd->add_option("--max-steps", opts->max_steps,
+                  "Abort after this many execution steps (0: no limit)");
   cmd->callback([opts]() {
     if (opts->file.empty()) {
       if (!isatty(STDIN_FILENO)) {
-        std::fprintf(stderr, "fault starlark: no FILE given and stdin is not a terminal\n");
+        std::fprintf(
+            stderr,
+            "fault starlark: no FILE given and stdin is not a terminal\n");
         ExitStatus() = 2;
         return;
       }

@@ -8,6 +8,8 @@
 // error (static or dynamic) matching the regexp. `# option:NAME` lines turn
 // on dialect options: while, recursion, toplevel, globalreassign, noset,
 // steps=N.
+#include "starlark/starlark.h"
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -17,7 +19,6 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "starlark/starlark.h"
 
 namespace fault::starlark {
 namespace {
@@ -37,21 +38,24 @@ Value AssertEq(Thread&, const Value&, const Args& a) {
   g_assertions++;
   if (!Equal(a.pos[0], a.pos[1])) {
     std::string extra = a.pos.size() > 2 ? " (" + ToStr(a.pos[2]) + ")" : "";
-    Fail("assertion failed: " + Repr(a.pos[0]) + " != " + Repr(a.pos[1]) + extra);
+    Fail("assertion failed: " + Repr(a.pos[0]) + " != " + Repr(a.pos[1]) +
+         extra);
   }
   return None();
 }
 Value AssertNe(Thread&, const Value&, const Args& a) {
   CheckArgCount("assert_ne", a, 2, 3);
   g_assertions++;
-  if (Equal(a.pos[0], a.pos[1])) Fail("assertion failed: " + Repr(a.pos[0]) + " == " + Repr(a.pos[1]));
+  if (Equal(a.pos[0], a.pos[1]))
+    Fail("assertion failed: " + Repr(a.pos[0]) + " == " + Repr(a.pos[1]));
   return None();
 }
 Value AssertTrue(Thread&, const Value&, const Args& a) {
   CheckArgCount("assert_true", a, 1, 2);
   g_assertions++;
   if (!Truth(a.pos[0])) {
-    std::string msg = a.pos.size() > 1 ? ToStr(a.pos[1]) : Repr(a.pos[0]) + " is not true";
+    std::string msg =
+        a.pos.size() > 1 ? ToStr(a.pos[1]) : Repr(a.pos[0]) + " is not true";
     Fail("assertion failed: " + msg);
   }
   return None();
@@ -59,7 +63,9 @@ Value AssertTrue(Thread&, const Value&, const Args& a) {
 Value AssertContains(Thread&, const Value&, const Args& a) {
   CheckArgCount("assert.contains", a, 2, 2);
   g_assertions++;
-  if (!Contains(a.pos[0], a.pos[1])) Fail("assertion failed: " + Repr(a.pos[0]) + " does not contain " + Repr(a.pos[1]));
+  if (!Contains(a.pos[0], a.pos[1]))
+    Fail("assertion failed: " + Repr(a.pos[0]) + " does not contain " +
+         Repr(a.pos[1]));
   return None();
 }
 Value AssertFails(Thread& th, const Value&, const Args& a) {
@@ -72,10 +78,14 @@ Value AssertFails(Thread& th, const Value&, const Args& a) {
   } catch (EvalError& e) {
     th.stack.resize(depth);
     if (!Search(e.msg, StrOf(a.pos[1])))
-      Fail("assert_fails: error \"" + e.msg + "\" does not match \"" + StrOf(a.pos[1]) + "\"");
+      Fail("assert_fails: error \"" + e.msg + "\" does not match \"" +
+           StrOf(a.pos[1]) + "\"");
     return Str(e.msg);
   }
-  Fail("assert_fails: evaluation succeeded unexpectedly (want error matching \"" + StrOf(a.pos[1]) + "\")");
+  Fail(
+      "assert_fails: evaluation succeeded unexpectedly (want error matching "
+      "\"" +
+      StrOf(a.pos[1]) + "\")");
 }
 
 class AssertModule : public HostValue {
@@ -106,8 +116,10 @@ StringDict Predeclared() {
   StringDict d;
   d["assert_eq"] = Value::Adopt(new BuiltinObj("assert_eq", AssertEq, Value()));
   d["assert_ne"] = Value::Adopt(new BuiltinObj("assert_ne", AssertNe, Value()));
-  d["assert_true"] = Value::Adopt(new BuiltinObj("assert_true", AssertTrue, Value()));
-  d["assert_fails"] = Value::Adopt(new BuiltinObj("assert_fails", AssertFails, Value()));
+  d["assert_true"] =
+      Value::Adopt(new BuiltinObj("assert_true", AssertTrue, Value()));
+  d["assert_fails"] =
+      Value::Adopt(new BuiltinObj("assert_fails", AssertFails, Value()));
   d["assert"] = NewHost<AssertModule>();
   d["freeze"] = NewBuiltin("freeze", [](Thread&, const Value&, const Args& a) {
     CheckArgCount("freeze", a, 1, 1);
@@ -117,12 +129,15 @@ StringDict Predeclared() {
   return d;
 }
 
-absl::StatusOr<StringDict> TestLoader(Thread& parent, const std::string& module) {
+absl::StatusOr<StringDict> TestLoader(Thread& parent,
+                                      const std::string& module) {
   Thread th;
   th.dialect = parent.dialect;
   std::string src;
   if (module == "fixture.star") {
-    src = "a = 1\nb = [1, 2]\nc = {'k': 'v'}\ndef double(x):\n  return x * 2\n_private = 3\n";
+    src =
+        "a = 1\nb = [1, 2]\nc = {'k': 'v'}\ndef double(x):\n  return x * "
+        "2\n_private = 3\n";
   } else if (module == "chain.star") {
     th.load = TestLoader;
     src = "load('fixture.star', 'a', dbl = 'double')\nz = dbl(a) + 40\n";
@@ -204,7 +219,8 @@ std::string RunChunk(const Chunk& c) {
         if (opt == "toplevel") th.dialect.allow_toplevel_control = true;
         if (opt == "globalreassign") th.dialect.allow_global_reassign = true;
         if (opt == "noset") th.dialect.allow_set = false;
-        if (opt.rfind("steps=", 0) == 0) th.max_steps = std::stoull(opt.substr(6));
+        if (opt.rfind("steps=", 0) == 0)
+          th.max_steps = std::stoull(opt.substr(6));
       }
     }
   }
@@ -212,9 +228,12 @@ std::string RunChunk(const Chunk& c) {
   auto r = ExecFile(th, c.file, src, Predeclared());
   std::string where = c.file + ":" + std::to_string(c.first_line);
   if (want_error) {
-    if (r.ok()) return where + ": chunk succeeded, want error matching \"" + expect + "\"";
+    if (r.ok())
+      return where + ": chunk succeeded, want error matching \"" + expect +
+             "\"";
     std::string msg(r.status().message());
-    if (!Search(msg, expect)) return where + ": error\n" + msg + "\ndoes not match \"" + expect + "\"";
+    if (!Search(msg, expect))
+      return where + ": error\n" + msg + "\ndoes not match \"" + expect + "\"";
     return "";
   }
   if (!r.ok()) return where + ": " + std::string(r.status().message());
@@ -232,17 +251,19 @@ TEST(StarlarkDataTest, AllChunksPass) {
       if (++failures > 60) break;
     }
   }
-  std::printf("[ starlark ] %zu chunks, %lld assertions executed\n", chunks.size(),
-              static_cast<long long>(g_assertions.load()));
+  std::printf("[ starlark ] %zu chunks, %lld assertions executed\n",
+              chunks.size(), static_cast<long long>(g_assertions.load()));
   EXPECT_GE(g_assertions.load(), 1500);
   CollectCycles();
 }
 
-// ---------------------------------------------------------------- embedding API
+// ---------------------------------------------------------------- embedding
+// API
 
 TEST(StarlarkApiTest, ExecFileReturnsFrozenGlobals) {
   Thread th;
-  auto r = ExecFile(th, "m.star", "x = [1, 2]\ndef f(a, b=2):\n  return a + b\n", {});
+  auto r = ExecFile(th, "m.star",
+                    "x = [1, 2]\ndef f(a, b=2):\n  return a + b\n", {});
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(r->count("x"));
   EXPECT_TRUE(IsFrozen((*r)["x"]));
@@ -254,7 +275,8 @@ TEST(StarlarkApiTest, ExecFileReturnsFrozenGlobals) {
   EXPECT_EQ(Repr(*k), "10");
   auto bad = Call(th, (*r)["f"], {});
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("function f missing 1 argument (a)"), std::string::npos)
+  EXPECT_NE(bad.status().message().find("function f missing 1 argument (a)"),
+            std::string::npos)
       << bad.status().message();
 }
 
@@ -269,18 +291,25 @@ TEST(StarlarkApiTest, BuiltinArgumentErrorsNameTheParameter) {
   });
   auto r = ExecFile(th, "a.star", "x = sleep('5')\n", pre);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(),
-            "Traceback (most recent call last):\n  a.star:1:10: in <toplevel>\n"
-            "Error in sleep: sleep: for parameter \"timeout\": got string, want int");
+  EXPECT_EQ(
+      r.status().message(),
+      "Traceback (most recent call last):\n  a.star:1:10: in <toplevel>\n"
+      "Error in sleep: sleep: for parameter \"timeout\": got string, want int");
   auto ok = ExecFile(th, "b.star", "x = sleep(label='y', timeout=3)\n", pre);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(StrOf((*ok)["x"]), "y:3");
   auto missing = ExecFile(th, "c.star", "x = sleep()\n", pre);
-  EXPECT_NE(missing.status().message().find("sleep: missing argument for timeout"), std::string::npos);
+  EXPECT_NE(
+      missing.status().message().find("sleep: missing argument for timeout"),
+      std::string::npos);
   auto extra = ExecFile(th, "d.star", "x = sleep(1, 'a', 3)\n", pre);
-  EXPECT_NE(extra.status().message().find("sleep: got 3 arguments, want at most 2"), std::string::npos);
+  EXPECT_NE(
+      extra.status().message().find("sleep: got 3 arguments, want at most 2"),
+      std::string::npos);
   auto kw = ExecFile(th, "e.star", "x = sleep(1, nope=2)\n", pre);
-  EXPECT_NE(kw.status().message().find("sleep: unexpected keyword argument \"nope\""), std::string::npos);
+  EXPECT_NE(
+      kw.status().message().find("sleep: unexpected keyword argument \"nope\""),
+      std::string::npos);
 }
 
 class Point : public HostValue {
@@ -293,7 +322,9 @@ class Point : public HostValue {
     return Value();
   }
   std::vector<std::string> AttrNames() const override { return {"x", "y"}; }
-  std::string Repr() const override { return "point(" + std::to_string(x_) + ", " + std::to_string(y_) + ")"; }
+  std::string Repr() const override {
+    return "point(" + std::to_string(x_) + ", " + std::to_string(y_) + ")";
+  }
 
  private:
   int64_t x_, y_;
@@ -319,10 +350,11 @@ TEST(StarlarkApiTest, ThreadLocalsReachBuiltins) {
 TEST(StarlarkApiTest, HostValuesHaveAttributes) {
   Thread th;
   StringDict pre{{"p", NewHost<Point>(3, 4)}};
-  auto r = ExecFile(th, "h.star",
-                    "s = p.x * p.x + p.y * p.y\nt = type(p)\nd = dir(p)\nr = repr(p)\n"
-                    "h = hasattr(p, 'z')\n",
-                    pre);
+  auto r = ExecFile(
+      th, "h.star",
+      "s = p.x * p.x + p.y * p.y\nt = type(p)\nd = dir(p)\nr = repr(p)\n"
+      "h = hasattr(p, 'z')\n",
+      pre);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(Repr((*r)["s"]), "25");
   EXPECT_EQ(StrOf((*r)["t"]), "point");
@@ -331,15 +363,19 @@ TEST(StarlarkApiTest, HostValuesHaveAttributes) {
   EXPECT_EQ(Repr((*r)["h"]), "False");
   auto e = ExecFile(th, "h2.star", "z = p.z\n", pre);
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(e.status().message().find("point has no .z field or method"), std::string::npos);
+  EXPECT_NE(e.status().message().find("point has no .z field or method"),
+            std::string::npos);
 }
 
 TEST(StarlarkApiTest, StepLimitStopsRunawayLoops) {
   Thread th;
   th.max_steps = 10000;
-  auto r = ExecFile(th, "loop.star", "def f():\n  for i in range(1000000):\n    pass\nf()\n", {});
+  auto r =
+      ExecFile(th, "loop.star",
+               "def f():\n  for i in range(1000000):\n    pass\nf()\n", {});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("too many steps"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("too many steps"), std::string::npos)
+      << r.status();
   EXPECT_LE(th.steps(), 10001u);
 }
 
@@ -351,10 +387,12 @@ TEST(StarlarkApiTest, CancellationFromAnotherThread) {
     th.Cancel("deadline");
   });
   auto start = std::chrono::steady_clock::now();
-  auto r = ExecFile(th, "spin.star", "def f():\n  while True:\n    pass\nf()\n", {});
+  auto r =
+      ExecFile(th, "spin.star", "def f():\n  while True:\n    pass\nf()\n", {});
   canceller.join();
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("cancelled: deadline"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("cancelled: deadline"), std::string::npos)
+      << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
@@ -363,7 +401,8 @@ TEST(StarlarkApiTest, FrozenValuesSharedBetweenThreads) {
   auto r = ExecFile(th, "shared.star",
                     "table = {str(i): [i, i * 2] for i in range(100)}\n"
                     "def total(t):\n  return sum_values(t)\n"
-                    "def sum_values(t):\n  s = 0\n  for k, v in t.items():\n    s += v[1]\n  return s\n",
+                    "def sum_values(t):\n  s = 0\n  for k, v in t.items():\n   "
+                    " s += v[1]\n  return s\n",
                     {});
   ASSERT_TRUE(r.ok()) << r.status();
   Value fn = (*r)["total"], table = (*r)["table"];
@@ -386,14 +425,19 @@ TEST(StarlarkApiTest, FrozenValuesSharedBetweenThreads) {
 TEST(StarlarkApiTest, LoadUsesHostLoader) {
   Thread th;
   th.load = TestLoader;
-  auto r = ExecFile(th, "l.star", "load('chain.star', 'z')\nload('fixture.star', bb = 'b')\nw = z + len(bb)\n", {});
+  auto r = ExecFile(th, "l.star",
+                    "load('chain.star', 'z')\nload('fixture.star', bb = "
+                    "'b')\nw = z + len(bb)\n",
+                    {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(Repr((*r)["w"]), "44");
 }
 
 TEST(StarlarkApiTest, BacktraceListsFrames) {
   Thread th;
-  auto r = ExecFile(th, "bt.star", "def f(x):\n  return g(x)\ndef g(y):\n  return y + 'a'\nf(1)\n", {});
+  auto r = ExecFile(
+      th, "bt.star",
+      "def f(x):\n  return g(x)\ndef g(y):\n  return y + 'a'\nf(1)\n", {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
             "Traceback (most recent call last):\n"
@@ -406,14 +450,19 @@ TEST(StarlarkApiTest, BacktraceListsFrames) {
 TEST(StarlarkApiTest, CyclesAreCollected) {
   {
     Thread th;
-    auto r = ExecFile(th, "cyc.star", "def f():\n  a = []\n  a.append(a)\n  return 1\nx = f()\n", {});
+    auto r = ExecFile(
+        th, "cyc.star",
+        "def f():\n  a = []\n  a.append(a)\n  return 1\nx = f()\n", {});
     ASSERT_TRUE(r.ok());
   }
   CollectCycles();
   size_t before = TrackedContainers();
   {
     Thread th;
-    auto r = ExecFile(th, "cyc2.star", "def f():\n  a = []\n  a.append(a)\n  d = {}\n  d['d'] = d\n  return 1\nx = f()\n", {});
+    auto r = ExecFile(th, "cyc2.star",
+                      "def f():\n  a = []\n  a.append(a)\n  d = {}\n  d['d'] = "
+                      "d\n  return 1\nx = f()\n",
+                      {});
     ASSERT_TRUE(r.ok());
   }
   size_t freed = CollectCycles();

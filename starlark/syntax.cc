@@ -11,73 +11,140 @@ namespace fault::starlark {
 
 const char* TokString(Tok t) {
   switch (t) {
-    case Tok::kEof: return "end of file";
-    case Tok::kNewline: return "newline";
-    case Tok::kIndent: return "indent";
-    case Tok::kOutdent: return "outdent";
-    case Tok::kIdent: return "identifier";
-    case Tok::kInt: return "int literal";
-    case Tok::kFloat: return "float literal";
-    case Tok::kString: return "string literal";
-    case Tok::kBytes: return "bytes literal";
-    case Tok::kAnd: return "and";
-    case Tok::kBreak: return "break";
-    case Tok::kContinue: return "continue";
-    case Tok::kDef: return "def";
-    case Tok::kElif: return "elif";
-    case Tok::kElse: return "else";
-    case Tok::kFor: return "for";
-    case Tok::kIf: return "if";
-    case Tok::kIn: return "in";
-    case Tok::kLambda: return "lambda";
-    case Tok::kLoad: return "load";
-    case Tok::kNot: return "not";
-    case Tok::kNotIn: return "not in";
-    case Tok::kOr: return "or";
-    case Tok::kPass: return "pass";
-    case Tok::kReturn: return "return";
-    case Tok::kWhile: return "while";
-    case Tok::kPlus: return "+";
-    case Tok::kMinus: return "-";
-    case Tok::kStar: return "*";
-    case Tok::kSlash: return "/";
-    case Tok::kSlashSlash: return "//";
-    case Tok::kPercent: return "%";
-    case Tok::kAmp: return "&";
-    case Tok::kPipe: return "|";
-    case Tok::kCaret: return "^";
-    case Tok::kLtLt: return "<<";
-    case Tok::kGtGt: return ">>";
-    case Tok::kTilde: return "~";
-    case Tok::kDot: return ".";
-    case Tok::kComma: return ",";
-    case Tok::kEq: return "=";
-    case Tok::kSemi: return ";";
-    case Tok::kColon: return ":";
-    case Tok::kLParen: return "(";
-    case Tok::kRParen: return ")";
-    case Tok::kLBrack: return "[";
-    case Tok::kRBrack: return "]";
-    case Tok::kLBrace: return "{";
-    case Tok::kRBrace: return "}";
-    case Tok::kLt: return "<";
-    case Tok::kGt: return ">";
-    case Tok::kGe: return ">=";
-    case Tok::kLe: return "<=";
-    case Tok::kEqEq: return "==";
-    case Tok::kNe: return "!=";
-    case Tok::kPlusEq: return "+=";
-    case Tok::kMinusEq: return "-=";
-    case Tok::kStarEq: return "*=";
-    case Tok::kSlashEq: return "/=";
-    case Tok::kSlashSlashEq: return "//=";
-    case Tok::kPercentEq: return "%=";
-    case Tok::kAmpEq: return "&=";
-    case Tok::kPipeEq: return "|=";
-    case Tok::kCaretEq: return "^=";
-    case Tok::kLtLtEq: return "<<=";
-    case Tok::kGtGtEq: return ">>=";
-    case Tok::kStarStar: return "**";
+    case Tok::kEof:
+      return "end of file";
+    case Tok::kNewline:
+      return "newline";
+    case Tok::kIndent:
+      return "indent";
+    case Tok::kOutdent:
+      return "outdent";
+    case Tok::kIdent:
+      return "identifier";
+    case Tok::kInt:
+      return "int literal";
+    case Tok::kFloat:
+      return "float literal";
+    case Tok::kString:
+      return "string literal";
+    case Tok::kBytes:
+      return "bytes literal";
+    case Tok::kAnd:
+      return "and";
+    case Tok::kBreak:
+      return "break";
+    case Tok::kContinue:
+      return "continue";
+    case Tok::kDef:
+      return "def";
+    case Tok::kElif:
+      return "elif";
+    case Tok::kElse:
+      return "else";
+    case Tok::kFor:
+      return "for";
+    case Tok::kIf:
+      return "if";
+    case Tok::kIn:
+      return "in";
+    case Tok::kLambda:
+      return "lambda";
+    case Tok::kLoad:
+      return "load";
+    case Tok::kNot:
+      return "not";
+    case Tok::kNotIn:
+      return "not in";
+    case Tok::kOr:
+      return "or";
+    case Tok::kPass:
+      return "pass";
+    case Tok::kReturn:
+      return "return";
+    case Tok::kWhile:
+      return "while";
+    case Tok::kPlus:
+      return "+";
+    case Tok::kMinus:
+      return "-";
+    case Tok::kStar:
+      return "*";
+    case Tok::kSlash:
+      return "/";
+    case Tok::kSlashSlash:
+      return "//";
+    case Tok::kPercent:
+      return "%";
+    case Tok::kAmp:
+      return "&";
+    case Tok::kPipe:
+      return "|";
+    case Tok::kCaret:
+      return "^";
+    case Tok::kLtLt:
+      return "<<";
+    case Tok::kGtGt:
+      return ">>";
+    case Tok::kTilde:
+      return "~";
+    case Tok::kDot:
+      return ".";
+    case Tok::kComma:
+      return ",";
+    case Tok::kEq:
+      return "=";
+    case Tok::kSemi:
+      return ";";
+    case Tok::kColon:
+      return ":";
+    case Tok::kLParen:
+      return "(";
+    case Tok::kRParen:
+      return ")";
+    case Tok::kLBrack:
+      return "[";
+    case Tok::kRBrack:
+      return "]";
+    case Tok::kLBrace:
+      return "{";
+    case Tok::kRBrace:
+      return "}";
+    case Tok::kLt:
+      return "<";
+    case Tok::kGt:
+      return ">";
+    case Tok::kGe:
+      return ">=";
+    case Tok::kLe:
+      return "<=";
+    case Tok::kEqEq:
+      return "==";
+    case Tok::kNe:
+      return "!=";
+    case Tok::kPlusEq:
+      return "+=";
+    case Tok::kMinusEq:
+      return "-=";
+    case Tok::kStarEq:
+      return "*=";
+    case Tok::kSlashEq:
+      return "/=";
+    case Tok::kSlashSlashEq:
+      return "//=";
+    case Tok::kPercentEq:
+      return "%=";
+    case Tok::kAmpEq:
+      return "&=";
+    case Tok::kPipeEq:
+      return "|=";
+    case Tok::kCaretEq:
+      return "^=";
+    case Tok::kLtLtEq:
+      return "<<=";
+    case Tok::kGtGtEq:
+      return ">>=";
+    case Tok::kStarStar:
+      return "**";
   }
   return "?";
 }
@@ -174,7 +241,8 @@ class Scanner {
             n++;
           }
           if (col != indents_.back())
-            throw SyntaxError{Here(), "unindent does not match any outer indentation level"};
+            throw SyntaxError{
+                Here(), "unindent does not match any outer indentation level"};
           pending_outdents_ = n - 1;
           Token t;
           t.kind = Tok::kOutdent;
@@ -192,7 +260,8 @@ class Scanner {
         } else if (c == '\\') {
           if (i_ + 1 < src_.size() && src_[i_ + 1] == '\n') {
             Advance(2);
-          } else if (i_ + 2 < src_.size() && src_[i_ + 1] == '\r' && src_[i_ + 2] == '\n') {
+          } else if (i_ + 2 < src_.size() && src_[i_ + 1] == '\r' &&
+                     src_[i_ + 2] == '\n') {
             Advance(3);
           } else {
             throw SyntaxError{Here(), "unexpected input character '\\'"};
@@ -233,26 +302,35 @@ class Scanner {
     }
     if (IsIdentStart(c)) {
       // String prefixes.
-      if ((c == 'r' || c == 'b' || c == 'R' || c == 'B') && i_ + 1 < src_.size()) {
+      if ((c == 'r' || c == 'b' || c == 'R' || c == 'B') &&
+          i_ + 1 < src_.size()) {
         char d = src_[i_ + 1];
-        if (d == '"' || d == '\'') return ScanString(t, c == 'r' || c == 'R', c == 'b' || c == 'B', 1);
-        if (i_ + 2 < src_.size() && (src_[i_ + 2] == '"' || src_[i_ + 2] == '\'')) {
+        if (d == '"' || d == '\'')
+          return ScanString(t, c == 'r' || c == 'R', c == 'b' || c == 'B', 1);
+        if (i_ + 2 < src_.size() &&
+            (src_[i_ + 2] == '"' || src_[i_ + 2] == '\'')) {
           bool rb = (c == 'r' || c == 'R') && (d == 'b' || d == 'B');
           bool br = (c == 'b' || c == 'B') && (d == 'r' || d == 'R');
           if (rb || br) return ScanString(t, true, true, 2);
         }
       }
       size_t start = i_;
-      while (i_ < src_.size() && (IsIdentStart(src_[i_]) || (src_[i_] >= '0' && src_[i_] <= '9'))) Advance(1);
+      while (i_ < src_.size() &&
+             (IsIdentStart(src_[i_]) || (src_[i_] >= '0' && src_[i_] <= '9')))
+        Advance(1);
       t.text = std::string(src_.substr(start, i_ - start));
       t.kind = Keyword(t.text, t.pos);
       return t;
     }
-    if ((c >= '0' && c <= '9') || (c == '.' && i_ + 1 < src_.size() && src_[i_ + 1] >= '0' && src_[i_ + 1] <= '9')) {
+    if ((c >= '0' && c <= '9') ||
+        (c == '.' && i_ + 1 < src_.size() && src_[i_ + 1] >= '0' &&
+         src_[i_ + 1] <= '9')) {
       return ScanNumber(t);
     }
     if (c == '"' || c == '\'') return ScanString(t, false, false, 0);
-    auto two = [&](char a, char b) { return c == a && i_ + 1 < src_.size() && src_[i_ + 1] == b; };
+    auto two = [&](char a, char b) {
+      return c == a && i_ + 1 < src_.size() && src_[i_ + 1] == b;
+    };
     auto three = [&](const char* s) { return src_.substr(i_, 3) == s; };
     auto op = [&](Tok k, int n) {
       Advance(n);
@@ -279,42 +357,67 @@ class Scanner {
     if (two('|', '=')) return op(Tok::kPipeEq, 2);
     if (two('^', '=')) return op(Tok::kCaretEq, 2);
     switch (c) {
-      case '+': return op(Tok::kPlus, 1);
-      case '-': return op(Tok::kMinus, 1);
-      case '*': return op(Tok::kStar, 1);
-      case '/': return op(Tok::kSlash, 1);
-      case '%': return op(Tok::kPercent, 1);
-      case '&': return op(Tok::kAmp, 1);
-      case '|': return op(Tok::kPipe, 1);
-      case '^': return op(Tok::kCaret, 1);
-      case '~': return op(Tok::kTilde, 1);
-      case '.': return op(Tok::kDot, 1);
-      case ',': return op(Tok::kComma, 1);
-      case '=': return op(Tok::kEq, 1);
-      case ';': return op(Tok::kSemi, 1);
-      case ':': return op(Tok::kColon, 1);
-      case '<': return op(Tok::kLt, 1);
-      case '>': return op(Tok::kGt, 1);
+      case '+':
+        return op(Tok::kPlus, 1);
+      case '-':
+        return op(Tok::kMinus, 1);
+      case '*':
+        return op(Tok::kStar, 1);
+      case '/':
+        return op(Tok::kSlash, 1);
+      case '%':
+        return op(Tok::kPercent, 1);
+      case '&':
+        return op(Tok::kAmp, 1);
+      case '|':
+        return op(Tok::kPipe, 1);
+      case '^':
+        return op(Tok::kCaret, 1);
+      case '~':
+        return op(Tok::kTilde, 1);
+      case '.':
+        return op(Tok::kDot, 1);
+      case ',':
+        return op(Tok::kComma, 1);
+      case '=':
+        return op(Tok::kEq, 1);
+      case ';':
+        return op(Tok::kSemi, 1);
+      case ':':
+        return op(Tok::kColon, 1);
+      case '<':
+        return op(Tok::kLt, 1);
+      case '>':
+        return op(Tok::kGt, 1);
       case '(':
       case '[':
       case '{':
-        if (++depth_ > kMaxNesting) throw SyntaxError{Here(), "nesting too deep"};
-        return op(c == '(' ? Tok::kLParen : c == '[' ? Tok::kLBrack : Tok::kLBrace, 1);
+        if (++depth_ > kMaxNesting)
+          throw SyntaxError{Here(), "nesting too deep"};
+        return op(c == '('   ? Tok::kLParen
+                  : c == '[' ? Tok::kLBrack
+                             : Tok::kLBrace,
+                  1);
       case ')':
       case ']':
       case '}':
         if (depth_ > 0) depth_--;
-        return op(c == ')' ? Tok::kRParen : c == ']' ? Tok::kRBrack : Tok::kRBrace, 1);
+        return op(c == ')'   ? Tok::kRParen
+                  : c == ']' ? Tok::kRBrack
+                             : Tok::kRBrace,
+                  1);
       default:
         break;
     }
     std::string shown(1, c);
-    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+    if (static_cast<unsigned char>(c) < 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
       shown = buf;
     }
-    throw SyntaxError{Here(), absl::StrCat("unexpected input character '", shown, "'")};
+    throw SyntaxError{Here(),
+                      absl::StrCat("unexpected input character '", shown, "'")};
   }
 
  private:
@@ -340,11 +443,21 @@ class Scanner {
 
   Tok Keyword(const std::string& s, Pos pos) {
     static const std::pair<const char*, Tok> kKeywords[] = {
-        {"and", Tok::kAnd}, {"break", Tok::kBreak}, {"continue", Tok::kContinue},
-        {"def", Tok::kDef}, {"elif", Tok::kElif}, {"else", Tok::kElse},
-        {"for", Tok::kFor}, {"if", Tok::kIf}, {"in", Tok::kIn},
-        {"lambda", Tok::kLambda}, {"load", Tok::kLoad}, {"not", Tok::kNot},
-        {"or", Tok::kOr}, {"pass", Tok::kPass}, {"return", Tok::kReturn},
+        {"and", Tok::kAnd},
+        {"break", Tok::kBreak},
+        {"continue", Tok::kContinue},
+        {"def", Tok::kDef},
+        {"elif", Tok::kElif},
+        {"else", Tok::kElse},
+        {"for", Tok::kFor},
+        {"if", Tok::kIf},
+        {"in", Tok::kIn},
+        {"lambda", Tok::kLambda},
+        {"load", Tok::kLoad},
+        {"not", Tok::kNot},
+        {"or", Tok::kOr},
+        {"pass", Tok::kPass},
+        {"return", Tok::kReturn},
         {"while", Tok::kWhile},
     };
     for (auto& [k, t] : kKeywords)
@@ -352,19 +465,21 @@ class Scanner {
     static const char* kReserved[] = {
         // `assert` is allowed as an identifier (an `assert` module is
         // common in tests), like the Go implementation does.
-        "as", "async", "await", "class", "del", "except", "finally",
-        "from", "global", "import", "is", "nonlocal", "raise", "try", "with",
-        "yield",
+        "as",      "async", "await",  "class",  "del", "except",
+        "finally", "from",  "global", "import", "is",  "nonlocal",
+        "raise",   "try",   "with",   "yield",
     };
     for (const char* r : kReserved)
-      if (s == r) throw SyntaxError{pos, absl::StrCat("keyword ", s, " is reserved")};
+      if (s == r)
+        throw SyntaxError{pos, absl::StrCat("keyword ", s, " is reserved")};
     return Tok::kIdent;
   }
 
   Token ScanNumber(Token& t) {
     size_t start = i_;
     auto digit_run = [&](auto pred) {
-      while (i_ < src_.size() && (pred(src_[i_]) || src_[i_] == '_')) Advance(1);
+      while (i_ < src_.size() && (pred(src_[i_]) || src_[i_] == '_'))
+        Advance(1);
     };
     auto is_dec = [](char c) { return c >= '0' && c <= '9'; };
     char c = src_[i_];
@@ -375,12 +490,18 @@ class Scanner {
       int base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
       Advance(2);
       size_t ds = i_;
-      while (i_ < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[i_])) || src_[i_] == '_')) Advance(1);
+      while (i_ < src_.size() &&
+             (std::isalnum(static_cast<unsigned char>(src_[i_])) ||
+              src_[i_] == '_'))
+        Advance(1);
       std::string digits;
       for (size_t k = ds; k < i_; k++)
         if (src_[k] != '_') digits.push_back(src_[k]);
       auto b = BigInt::Parse(digits, base);
-      if (!b) throw SyntaxError{t.pos, absl::StrCat("invalid int literal: ", std::string(src_.substr(start, i_ - start)))};
+      if (!b)
+        throw SyntaxError{
+            t.pos, absl::StrCat("invalid int literal: ",
+                                std::string(src_.substr(start, i_ - start)))};
       t.kind = Tok::kInt;
       t.value = Int(std::move(*b));
       return t;
@@ -401,21 +522,27 @@ class Scanner {
       if (es == i_) throw SyntaxError{t.pos, "invalid float literal"};
     }
     if (i_ < src_.size() && IsIdentStart(src_[i_]))
-      throw SyntaxError{t.pos, absl::StrCat("invalid numeric literal: ", std::string(src_.substr(start, i_ + 1 - start)))};
+      throw SyntaxError{
+          t.pos, absl::StrCat("invalid numeric literal: ",
+                              std::string(src_.substr(start, i_ + 1 - start)))};
     std::string text;
     for (size_t k = start; k < i_; k++)
       if (src_[k] != '_') text.push_back(src_[k]);
     if (is_float) {
       t.kind = Tok::kFloat;
       double d = std::strtod(text.c_str(), nullptr);
-      if (std::isinf(d)) throw SyntaxError{t.pos, "floating-point number too large"};
+      if (std::isinf(d))
+        throw SyntaxError{t.pos, "floating-point number too large"};
       t.value = Float(d);
       return t;
     }
     if (text.size() > 1 && text[0] == '0') {
       for (char d : text)
         if (d != '0')
-          throw SyntaxError{t.pos, absl::StrCat("invalid int literal: ", text, " (obsolete form of octal literal; use 0o", text.substr(1), ")")};
+          throw SyntaxError{
+              t.pos, absl::StrCat("invalid int literal: ", text,
+                                  " (obsolete form of octal literal; use 0o",
+                                  text.substr(1), ")")};
     }
     auto b = BigInt::Parse(text, 10);
     if (!b) throw SyntaxError{t.pos, "invalid int literal"};
@@ -431,7 +558,8 @@ class Scanner {
     Advance(triple ? 3 : 1);
     std::string out;
     for (;;) {
-      if (i_ >= src_.size()) throw SyntaxError{t.pos, "unexpected EOF in string"};
+      if (i_ >= src_.size())
+        throw SyntaxError{t.pos, "unexpected EOF in string"};
       char c = src_[i_];
       if (c == q) {
         if (!triple) {
@@ -446,7 +574,8 @@ class Scanner {
         Advance(1);
         continue;
       }
-      if (c == '\n' && !triple) throw SyntaxError{t.pos, "unexpected newline in string"};
+      if (c == '\n' && !triple)
+        throw SyntaxError{t.pos, "unexpected newline in string"};
       if (c == '\r' && i_ + 1 < src_.size() && src_[i_ + 1] == '\n') {
         Advance(1);
         continue;
@@ -457,7 +586,8 @@ class Scanner {
         continue;
       }
       // Escape.
-      if (i_ + 1 >= src_.size()) throw SyntaxError{t.pos, "unexpected EOF in string"};
+      if (i_ + 1 >= src_.size())
+        throw SyntaxError{t.pos, "unexpected EOF in string"};
       char e = src_[i_ + 1];
       if (raw) {
         if (e == '\n') {
@@ -473,55 +603,101 @@ class Scanner {
       Pos epos = Here();
       Advance(2);
       switch (e) {
-        case '\n': break;
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'v': out.push_back('\v'); break;
-        case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+        case '\n':
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7': {
           int v = e - '0';
-          for (int k = 0; k < 2 && i_ < src_.size() && src_[i_] >= '0' && src_[i_] <= '7'; k++) {
+          for (int k = 0;
+               k < 2 && i_ < src_.size() && src_[i_] >= '0' && src_[i_] <= '7';
+               k++) {
             v = v * 8 + (src_[i_] - '0');
             Advance(1);
           }
-          if (v > 255) throw SyntaxError{epos, "non-byte octal escape sequence"};
-          if (!bytes && v > 127) throw SyntaxError{epos, "non-ASCII octal escape \\" + std::to_string(v) + " (use \\u or \\U for Unicode)"};
+          if (v > 255)
+            throw SyntaxError{epos, "non-byte octal escape sequence"};
+          if (!bytes && v > 127)
+            throw SyntaxError{epos, "non-ASCII octal escape \\" +
+                                        std::to_string(v) +
+                                        " (use \\u or \\U for Unicode)"};
           out.push_back(static_cast<char>(v));
           break;
         }
         case 'x': {
-          if (i_ + 2 > src_.size() || !std::isxdigit(static_cast<unsigned char>(src_[i_])) ||
+          if (i_ + 2 > src_.size() ||
+              !std::isxdigit(static_cast<unsigned char>(src_[i_])) ||
               !std::isxdigit(static_cast<unsigned char>(src_[i_ + 1])))
             throw SyntaxError{epos, "truncated escape sequence \\x"};
           int v = std::stoi(std::string(src_.substr(i_, 2)), nullptr, 16);
           Advance(2);
-          if (!bytes && v > 127) throw SyntaxError{epos, "non-ASCII hex escape (use \\u or \\U for Unicode)"};
+          if (!bytes && v > 127)
+            throw SyntaxError{
+                epos, "non-ASCII hex escape (use \\u or \\U for Unicode)"};
           out.push_back(static_cast<char>(v));
           break;
         }
         case 'u':
         case 'U': {
           int n = e == 'u' ? 4 : 8;
-          if (i_ + n > src_.size()) throw SyntaxError{epos, absl::StrCat("truncated escape sequence \\", std::string(1, e))};
+          if (i_ + n > src_.size())
+            throw SyntaxError{epos, absl::StrCat("truncated escape sequence \\",
+                                                 std::string(1, e))};
           uint32_t v = 0;
           for (int k = 0; k < n; k++) {
             char h = src_[i_ + k];
-            if (!std::isxdigit(static_cast<unsigned char>(h))) throw SyntaxError{epos, absl::StrCat("invalid escape sequence \\", std::string(1, e))};
-            v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+            if (!std::isxdigit(static_cast<unsigned char>(h)))
+              throw SyntaxError{epos, absl::StrCat("invalid escape sequence \\",
+                                                   std::string(1, e))};
+            v = v * 16 + static_cast<uint32_t>(
+                             std::isdigit(static_cast<unsigned char>(h))
+                                 ? h - '0'
+                                 : (h | 0x20) - 'a' + 10);
           }
           Advance(n);
-          if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000)) throw SyntaxError{epos, "invalid Unicode code point"};
+          if (v > 0x10ffff || (v >= 0xd800 && v < 0xe000))
+            throw SyntaxError{epos, "invalid Unicode code point"};
           AppendUtf8(&out, v);
           break;
         }
         default:
-          throw SyntaxError{epos, absl::StrCat("invalid escape sequence \\", std::string(1, e))};
+          throw SyntaxError{epos, absl::StrCat("invalid escape sequence \\",
+                                               std::string(1, e))};
       }
     }
     t.kind = bytes ? Tok::kBytes : Tok::kString;
@@ -543,7 +719,9 @@ class Scanner {
 
 class Parser {
  public:
-  Parser(std::string_view src, const Dialect& d) : sc_(src), dialect_(d) { Next(); }
+  Parser(std::string_view src, const Dialect& d) : sc_(src), dialect_(d) {
+    Next();
+  }
 
   Stmts ParseFile() {
     Stmts out;
@@ -561,7 +739,8 @@ class Parser {
   struct DepthGuard {
     Parser* p;
     explicit DepthGuard(Parser* pp) : p(pp) {
-      if (++p->nest_ > kMaxNesting) throw SyntaxError{p->tok_.pos, "nesting too deep"};
+      if (++p->nest_ > kMaxNesting)
+        throw SyntaxError{p->tok_.pos, "nesting too deep"};
     }
     ~DepthGuard() { p->nest_--; }
   };
@@ -570,14 +749,17 @@ class Parser {
   [[noreturn]] void Unexpected(const char* want = nullptr) {
     std::string got = TokString(tok_.kind);
     if (tok_.kind == Tok::kIdent) got = tok_.text;
-    throw SyntaxError{tok_.pos, want ? absl::StrCat("got ", got, ", want ", want)
-                                     : absl::StrCat("got ", got, ", want primary expression")};
+    throw SyntaxError{
+        tok_.pos, want
+                      ? absl::StrCat("got ", got, ", want ", want)
+                      : absl::StrCat("got ", got, ", want primary expression")};
   }
   Pos Expect(Tok k) {
     if (tok_.kind != k) {
       std::string got = TokString(tok_.kind);
       if (tok_.kind == Tok::kIdent) got = tok_.text;
-      throw SyntaxError{tok_.pos, absl::StrCat("got ", got, ", want ", TokString(k))};
+      throw SyntaxError{tok_.pos,
+                        absl::StrCat("got ", got, ", want ", TokString(k))};
     }
     Pos p = tok_.pos;
     Next();
@@ -587,8 +769,12 @@ class Parser {
   void ParseStatement(Stmts* out) {
     DepthGuard g(this);
     switch (tok_.kind) {
-      case Tok::kDef: out->push_back(ParseDef()); return;
-      case Tok::kIf: out->push_back(ParseIf()); return;
+      case Tok::kDef:
+        out->push_back(ParseDef());
+        return;
+      case Tok::kIf:
+        out->push_back(ParseIf());
+        return;
       case Tok::kFor: {
         auto s = std::make_unique<ForStmt>(tok_.pos);
         Next();
@@ -602,7 +788,8 @@ class Parser {
       }
       case Tok::kWhile: {
         auto s = std::make_unique<WhileStmt>(tok_.pos);
-        if (!dialect_.allow_while) throw SyntaxError{tok_.pos, "dialect does not support while loops"};
+        if (!dialect_.allow_while)
+          throw SyntaxError{tok_.pos, "dialect does not support while loops"};
         Next();
         s->cond = ParseTest();
         Expect(Tok::kColon);
@@ -721,21 +908,38 @@ class Parser {
       case Tok::kReturn: {
         auto s = std::make_unique<ReturnStmt>(pos);
         Next();
-        if (tok_.kind != Tok::kNewline && tok_.kind != Tok::kSemi && tok_.kind != Tok::kEof)
+        if (tok_.kind != Tok::kNewline && tok_.kind != Tok::kSemi &&
+            tok_.kind != Tok::kEof)
           s->result = ParseExpression();
         return s;
       }
-      case Tok::kBreak: Next(); return std::make_unique<Stmt>(SK::kBreak, pos);
-      case Tok::kContinue: Next(); return std::make_unique<Stmt>(SK::kContinue, pos);
-      case Tok::kPass: Next(); return std::make_unique<Stmt>(SK::kPass, pos);
-      case Tok::kLoad: return ParseLoad();
-      default: break;
+      case Tok::kBreak:
+        Next();
+        return std::make_unique<Stmt>(SK::kBreak, pos);
+      case Tok::kContinue:
+        Next();
+        return std::make_unique<Stmt>(SK::kContinue, pos);
+      case Tok::kPass:
+        Next();
+        return std::make_unique<Stmt>(SK::kPass, pos);
+      case Tok::kLoad:
+        return ParseLoad();
+      default:
+        break;
     }
     ExprP x = ParseExpression();
     switch (tok_.kind) {
-      case Tok::kEq: case Tok::kPlusEq: case Tok::kMinusEq: case Tok::kStarEq:
-      case Tok::kSlashEq: case Tok::kSlashSlashEq: case Tok::kPercentEq:
-      case Tok::kAmpEq: case Tok::kPipeEq: case Tok::kCaretEq: case Tok::kLtLtEq:
+      case Tok::kEq:
+      case Tok::kPlusEq:
+      case Tok::kMinusEq:
+      case Tok::kStarEq:
+      case Tok::kSlashEq:
+      case Tok::kSlashSlashEq:
+      case Tok::kPercentEq:
+      case Tok::kAmpEq:
+      case Tok::kPipeEq:
+      case Tok::kCaretEq:
+      case Tok::kLtLtEq:
       case Tok::kGtGtEq: {
         auto s = std::make_unique<AssignStmt>(pos);
         s->op = tok_.kind;
@@ -760,21 +964,39 @@ class Parser {
       case EK::kList:
       case EK::kTuple:
         if (augmented)
-          throw SyntaxError{e->pos, absl::StrCat("cannot perform augmented assignment on ",
-                                                 e->kind == EK::kList ? "list" : "tuple", " expression")};
-        for (auto& x : static_cast<ListExpr*>(e)->elems) CheckAssignTarget(x.get(), false);
+          throw SyntaxError{
+              e->pos, absl::StrCat("cannot perform augmented assignment on ",
+                                   e->kind == EK::kList ? "list" : "tuple",
+                                   " expression")};
+        for (auto& x : static_cast<ListExpr*>(e)->elems)
+          CheckAssignTarget(x.get(), false);
         return;
       default: {
         const char* what = "expression";
         switch (e->kind) {
-          case EK::kLiteral: what = "literal"; break;
-          case EK::kCall: what = "function call"; break;
-          case EK::kBinary: what = "binary expression"; break;
-          case EK::kUnary: what = "unary expression"; break;
-          case EK::kDict: what = "dict expression"; break;
-          case EK::kComp: what = "comprehension"; break;
-          case EK::kSlice: what = "slice expression"; break;
-          default: break;
+          case EK::kLiteral:
+            what = "literal";
+            break;
+          case EK::kCall:
+            what = "function call";
+            break;
+          case EK::kBinary:
+            what = "binary expression";
+            break;
+          case EK::kUnary:
+            what = "unary expression";
+            break;
+          case EK::kDict:
+            what = "dict expression";
+            break;
+          case EK::kComp:
+            what = "comprehension";
+            break;
+          case EK::kSlice:
+            what = "slice expression";
+            break;
+          default:
+            break;
         }
         throw SyntaxError{e->pos, absl::StrCat("cannot assign to ", what)};
       }
@@ -801,8 +1023,12 @@ class Parser {
         s->to.push_back(std::move(id));
         Next();
       } else if (tok_.kind == Tok::kString) {
-        if (tok_.text.empty() || !(std::isalpha(static_cast<unsigned char>(tok_.text[0])) || tok_.text[0] == '_'))
-          throw SyntaxError{tok_.pos, absl::StrCat("load: invalid identifier \"", tok_.text, "\"")};
+        if (tok_.text.empty() ||
+            !(std::isalpha(static_cast<unsigned char>(tok_.text[0])) ||
+              tok_.text[0] == '_'))
+          throw SyntaxError{
+              tok_.pos,
+              absl::StrCat("load: invalid identifier \"", tok_.text, "\"")};
         s->from.push_back(tok_.text);
         s->from_pos.push_back(tok_.pos);
         s->to.push_back(std::make_unique<IdentExpr>(tok_.pos, tok_.text));
@@ -812,7 +1038,8 @@ class Parser {
       }
     }
     Expect(Tok::kRParen);
-    if (s->to.empty()) throw SyntaxError{s->pos, "load statement must import at least 1 symbol"};
+    if (s->to.empty())
+      throw SyntaxError{s->pos, "load statement must import at least 1 symbol"};
     return s;
   }
 
@@ -852,9 +1079,18 @@ class Parser {
 
   bool StartsExpr() const {
     switch (tok_.kind) {
-      case Tok::kIdent: case Tok::kInt: case Tok::kFloat: case Tok::kString:
-      case Tok::kBytes: case Tok::kLParen: case Tok::kLBrack: case Tok::kLBrace:
-      case Tok::kMinus: case Tok::kPlus: case Tok::kTilde: case Tok::kNot:
+      case Tok::kIdent:
+      case Tok::kInt:
+      case Tok::kFloat:
+      case Tok::kString:
+      case Tok::kBytes:
+      case Tok::kLParen:
+      case Tok::kLBrack:
+      case Tok::kLBrace:
+      case Tok::kMinus:
+      case Tok::kPlus:
+      case Tok::kTilde:
+      case Tok::kNot:
       case Tok::kLambda:
         return true;
       default:
@@ -871,7 +1107,9 @@ class Parser {
       auto c = std::make_unique<CondExpr>(tok_.pos);
       Next();
       c->cond = ParseBinary(0);
-      if (tok_.kind != Tok::kElse) throw SyntaxError{tok_.pos, "conditional expression without else clause"};
+      if (tok_.kind != Tok::kElse)
+        throw SyntaxError{tok_.pos,
+                          "conditional expression without else clause"};
       Next();
       c->then = std::move(x);
       c->els = ParseTest();
@@ -905,18 +1143,39 @@ class Parser {
 
   static int Precedence(Tok t) {
     switch (t) {
-      case Tok::kOr: return 1;
-      case Tok::kAnd: return 2;
+      case Tok::kOr:
+        return 1;
+      case Tok::kAnd:
+        return 2;
       // 3: not
-      case Tok::kEqEq: case Tok::kNe: case Tok::kLt: case Tok::kGt:
-      case Tok::kLe: case Tok::kGe: case Tok::kIn: case Tok::kNotIn: return 4;
-      case Tok::kPipe: return 5;
-      case Tok::kCaret: return 6;
-      case Tok::kAmp: return 7;
-      case Tok::kLtLt: case Tok::kGtGt: return 8;
-      case Tok::kPlus: case Tok::kMinus: return 9;
-      case Tok::kStar: case Tok::kSlash: case Tok::kSlashSlash: case Tok::kPercent: return 10;
-      default: return -1;
+      case Tok::kEqEq:
+      case Tok::kNe:
+      case Tok::kLt:
+      case Tok::kGt:
+      case Tok::kLe:
+      case Tok::kGe:
+      case Tok::kIn:
+      case Tok::kNotIn:
+        return 4;
+      case Tok::kPipe:
+        return 5;
+      case Tok::kCaret:
+        return 6;
+      case Tok::kAmp:
+        return 7;
+      case Tok::kLtLt:
+      case Tok::kGtGt:
+        return 8;
+      case Tok::kPlus:
+      case Tok::kMinus:
+        return 9;
+      case Tok::kStar:
+      case Tok::kSlash:
+      case Tok::kSlashSlash:
+      case Tok::kPercent:
+        return 10;
+      default:
+        return -1;
     }
   }
 
@@ -953,7 +1212,9 @@ class Parser {
       Next();
       ExprP y = ParseBinary(prec + 1);
       if (prec == 4 && Precedence(PeekBinop()) == 4)
-        throw SyntaxError{tok_.pos, absl::StrCat("operator ", TokString(PeekBinop()), " is not associative; use parentheses")};
+        throw SyntaxError{tok_.pos,
+                          absl::StrCat("operator ", TokString(PeekBinop()),
+                                       " is not associative; use parentheses")};
       x = std::make_unique<BinaryExpr>(pos, op, std::move(x), std::move(y));
       (void)g;
     }
@@ -962,7 +1223,8 @@ class Parser {
 
   ExprP ParseUnary() {
     DepthGuard g(this);
-    if (tok_.kind == Tok::kMinus || tok_.kind == Tok::kPlus || tok_.kind == Tok::kTilde) {
+    if (tok_.kind == Tok::kMinus || tok_.kind == Tok::kPlus ||
+        tok_.kind == Tok::kTilde) {
       Pos pos = tok_.pos;
       Tok op = tok_.kind;
       Next();
@@ -993,7 +1255,8 @@ class Parser {
         if (tok_.kind == Tok::kColon) {
           slice = true;
           Next();
-          if (tok_.kind != Tok::kColon && tok_.kind != Tok::kRBrack) hi = ParseTest();
+          if (tok_.kind != Tok::kColon && tok_.kind != Tok::kRBrack)
+            hi = ParseTest();
           if (tok_.kind == Tok::kColon) {
             Next();
             if (tok_.kind != Tok::kRBrack) step = ParseTest();
@@ -1016,7 +1279,8 @@ class Parser {
       } else {
         return x;
       }
-      if (++suffixes_ > 100000) throw SyntaxError{tok_.pos, "expression too long"};
+      if (++suffixes_ > 100000)
+        throw SyntaxError{tok_.pos, "expression too long"};
     }
   }
 
@@ -1032,36 +1296,49 @@ class Parser {
         Next();
         a.kind = CallArg::kStar;
         a.value = ParseTest();
-        if (seen_starstar) throw SyntaxError{a.pos, "*args may not follow **kwargs"};
+        if (seen_starstar)
+          throw SyntaxError{a.pos, "*args may not follow **kwargs"};
         if (seen_star) throw SyntaxError{a.pos, "multiple *args not allowed"};
         seen_star = true;
       } else if (tok_.kind == Tok::kStarStar) {
         Next();
         a.kind = CallArg::kStarStar;
         a.value = ParseTest();
-        if (seen_starstar) throw SyntaxError{a.pos, "multiple **kwargs not allowed"};
+        if (seen_starstar)
+          throw SyntaxError{a.pos, "multiple **kwargs not allowed"};
         seen_starstar = true;
       } else {
         ExprP x = ParseTest();
         if (tok_.kind == Tok::kEq) {
-          if (x->kind != EK::kIdent) throw SyntaxError{x->pos, "keyword argument must have form name=expr"};
+          if (x->kind != EK::kIdent)
+            throw SyntaxError{x->pos,
+                              "keyword argument must have form name=expr"};
           Next();
           a.kind = CallArg::kNamed;
           a.name = static_cast<IdentExpr*>(x.get())->name;
           a.name_str = Str(a.name);
           Freeze(a.name_str);
           a.value = ParseTest();
-          if (seen_starstar) throw SyntaxError{a.pos, "keyword argument may not follow **kwargs"};
+          if (seen_starstar)
+            throw SyntaxError{a.pos,
+                              "keyword argument may not follow **kwargs"};
           for (auto& o : c->args)
             if (o.kind == CallArg::kNamed && o.name == a.name)
-              throw SyntaxError{a.pos, absl::StrCat("keyword argument \"", a.name, "\" is repeated")};
+              throw SyntaxError{a.pos, absl::StrCat("keyword argument \"",
+                                                    a.name, "\" is repeated")};
           seen_named = true;
         } else {
           a.kind = CallArg::kPositional;
           a.value = std::move(x);
-          if (seen_starstar) throw SyntaxError{a.pos, "positional argument may not follow **kwargs"};
-          if (seen_star) throw SyntaxError{a.pos, "positional argument may not follow *args"};
-          if (seen_named) throw SyntaxError{a.pos, "positional argument may not follow named"};
+          if (seen_starstar)
+            throw SyntaxError{a.pos,
+                              "positional argument may not follow **kwargs"};
+          if (seen_star)
+            throw SyntaxError{a.pos,
+                              "positional argument may not follow *args"};
+          if (seen_named)
+            throw SyntaxError{a.pos,
+                              "positional argument may not follow named"};
         }
       }
       c->args.push_back(std::move(a));
@@ -1070,8 +1347,10 @@ class Parser {
     }
     Expect(Tok::kRParen);
     for (auto& a : c->args) {
-      if (a.kind == CallArg::kPositional && c->simple) c->npositional++;
-      else c->simple = false;
+      if (a.kind == CallArg::kPositional && c->simple)
+        c->npositional++;
+      else
+        c->simple = false;
     }
     return c;
   }
@@ -1094,7 +1373,8 @@ class Parser {
       }
       case Tok::kString:
       case Tok::kBytes: {
-        Value v = tok_.kind == Tok::kString ? Str(std::move(tok_.text)) : Bytes(std::move(tok_.text));
+        Value v = tok_.kind == Tok::kString ? Str(std::move(tok_.text))
+                                            : Bytes(std::move(tok_.text));
         Freeze(v);
         Next();
         return std::make_unique<LiteralExpr>(pos, std::move(v));
@@ -1190,7 +1470,8 @@ class Parser {
         cl.is_if = true;
         cl.expr = ParseTestNoCond();
       } else {
-        Unexpected(absl::StrCat("'for', 'if' or '", TokString(end), "'").c_str());
+        Unexpected(
+            absl::StrCat("'for', 'if' or '", TokString(end), "'").c_str());
       }
       c->clauses.push_back(std::move(cl));
     }
@@ -1215,10 +1496,11 @@ absl::StatusOr<std::unique_ptr<File>> Parse(std::string_view filename,
     Parser p(src, dialect);
     f->stmts = p.ParseFile();
   } catch (const SyntaxError& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(std::string(filename), ":", e.pos.line, ":", e.pos.col, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(filename), ":", e.pos.line, ":", e.pos.col, ": ", e.msg));
   } catch (const EvalError& e) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(filename), ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(filename), ": ", e.msg));
   }
   return f;
 }
@@ -1233,7 +1515,8 @@ absl::StatusOr<std::vector<Tok>> ScanForTest(std::string_view src) {
       if (t.kind == Tok::kEof) break;
     }
   } catch (const SyntaxError& e) {
-    return absl::InvalidArgumentError(absl::StrCat(e.pos.line, ":", e.pos.col, ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(e.pos.line, ":", e.pos.col, ": ", e.msg));
   }
   return out;
 }

@@ -22,16 +22,75 @@ struct Pos {
 };
 
 enum class Tok : uint8_t {
-  kEof, kNewline, kIndent, kOutdent, kIdent, kInt, kFloat, kString, kBytes,
+  kEof,
+  kNewline,
+  kIndent,
+  kOutdent,
+  kIdent,
+  kInt,
+  kFloat,
+  kString,
+  kBytes,
   // keywords
-  kAnd, kBreak, kContinue, kDef, kElif, kElse, kFor, kIf, kIn, kLambda,
-  kLoad, kNot, kNotIn, kOr, kPass, kReturn, kWhile,
+  kAnd,
+  kBreak,
+  kContinue,
+  kDef,
+  kElif,
+  kElse,
+  kFor,
+  kIf,
+  kIn,
+  kLambda,
+  kLoad,
+  kNot,
+  kNotIn,
+  kOr,
+  kPass,
+  kReturn,
+  kWhile,
   // punctuation
-  kPlus, kMinus, kStar, kSlash, kSlashSlash, kPercent, kAmp, kPipe, kCaret,
-  kLtLt, kGtGt, kTilde, kDot, kComma, kEq, kSemi, kColon, kLParen, kRParen,
-  kLBrack, kRBrack, kLBrace, kRBrace, kLt, kGt, kGe, kLe, kEqEq, kNe,
-  kPlusEq, kMinusEq, kStarEq, kSlashEq, kSlashSlashEq, kPercentEq, kAmpEq,
-  kPipeEq, kCaretEq, kLtLtEq, kGtGtEq, kStarStar,
+  kPlus,
+  kMinus,
+  kStar,
+  kSlash,
+  kSlashSlash,
+  kPercent,
+  kAmp,
+  kPipe,
+  kCaret,
+  kLtLt,
+  kGtGt,
+  kTilde,
+  kDot,
+  kComma,
+  kEq,
+  kSemi,
+  kColon,
+  kLParen,
+  kRParen,
+  kLBrack,
+  kRBrack,
+  kLBrace,
+  kRBrace,
+  kLt,
+  kGt,
+  kGe,
+  kLe,
+  kEqEq,
+  kNe,
+  kPlusEq,
+  kMinusEq,
+  kStarEq,
+  kSlashEq,
+  kSlashSlashEq,
+  kPercentEq,
+  kAmpEq,
+  kPipeEq,
+  kCaretEq,
+  kLtLtEq,
+  kGtGtEq,
+  kStarStar,
 };
 const char* TokString(Tok t);
 
@@ -47,8 +106,20 @@ enum class Scope : uint8_t {
 };
 
 enum class EK : uint8_t {
-  kIdent, kLiteral, kList, kTuple, kDict, kComp, kUnary, kBinary, kCond,
-  kIndex, kSlice, kDot, kCall, kLambda,
+  kIdent,
+  kLiteral,
+  kList,
+  kTuple,
+  kDict,
+  kComp,
+  kUnary,
+  kBinary,
+  kCond,
+  kIndex,
+  kSlice,
+  kDot,
+  kCall,
+  kLambda,
 };
 
 struct Expr {
@@ -91,7 +162,8 @@ struct CompExpr : Expr {
   std::vector<CompClause> clauses;
 };
 struct UnaryExpr : Expr {
-  UnaryExpr(Pos p, Tok o, ExprP e) : Expr(EK::kUnary, p), op(o), x(std::move(e)) {}
+  UnaryExpr(Pos p, Tok o, ExprP e)
+      : Expr(EK::kUnary, p), op(o), x(std::move(e)) {}
   Tok op;
   ExprP x;
 };
@@ -154,9 +226,9 @@ struct FuncDecl {
   std::vector<Param> params;
   Stmts body;
   // Resolver results.
-  int num_params = 0;   // positional-or-named params (incl. those with defaults)
-  int num_kwonly = 0;   // keyword-only params (after * or *args)
-  int num_defaults = 0; // default exprs (in param order, incl. kw-only)
+  int num_params = 0;  // positional-or-named params (incl. those with defaults)
+  int num_kwonly = 0;  // keyword-only params (after * or *args)
+  int num_defaults = 0;  // default exprs (in param order, incl. kw-only)
   bool has_varargs = false;
   bool has_kwargs = false;
   int nlocals = 0;
@@ -177,7 +249,17 @@ struct LambdaExpr : Expr {
 };
 
 enum class SK : uint8_t {
-  kExpr, kAssign, kDef, kIf, kFor, kWhile, kReturn, kBreak, kContinue, kPass, kLoad,
+  kExpr,
+  kAssign,
+  kDef,
+  kIf,
+  kFor,
+  kWhile,
+  kReturn,
+  kBreak,
+  kContinue,
+  kPass,
+  kLoad,
 };
 
 struct Stmt {
@@ -224,7 +306,7 @@ struct LoadStmt : Stmt {
   explicit LoadStmt(Pos p) : Stmt(SK::kLoad, p) {}
   std::string module;
   std::vector<std::unique_ptr<IdentExpr>> to;  // local names
-  std::vector<std::string> from;                // names in the loaded module
+  std::vector<std::string> from;               // names in the loaded module
   std::vector<Pos> from_pos;
 };
 
@@ -240,7 +322,8 @@ struct Dialect {
 struct File {
   std::string filename;
   Stmts stmts;
-  std::shared_ptr<FuncDecl> toplevel;  // locals used by top-level comprehensions
+  std::shared_ptr<FuncDecl>
+      toplevel;  // locals used by top-level comprehensions
   std::vector<std::string> global_names;
 };
 

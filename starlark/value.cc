@@ -140,8 +140,10 @@ void Container::Track() {
 Container::~Container() {
   if (!tracked_) return;
   std::lock_guard<std::mutex> l(GcMu());
-  if (gc_prev_) gc_prev_->gc_next_ = gc_next_;
-  else g_gc_head = gc_next_;
+  if (gc_prev_)
+    gc_prev_->gc_next_ = gc_next_;
+  else
+    g_gc_head = gc_next_;
   if (gc_next_) gc_next_->gc_prev_ = gc_prev_;
   g_gc_count--;
 }
@@ -158,14 +160,16 @@ size_t CollectCycles() {
     for (Container* c = g_gc_head; c; c = c->gc_next_) all.push_back(c);
   }
   for (Container* c : all) {
-    c->gc_refs_ = c->mode_ == Object::kImmortal ? (int64_t{1} << 40) : c->refcount();
+    c->gc_refs_ =
+        c->mode_ == Object::kImmortal ? (int64_t{1} << 40) : c->refcount();
     c->gc_flag_ = 1;  // candidate
   }
   struct Sub : Visitor {
     void Visit(Value& v) override {
       if (v.IsNull() || v.IsSmallInt()) return;
       Object* o = v.obj();
-      if (o->IsContainer() && o->gc_flag_) static_cast<Container*>(o)->gc_refs_--;
+      if (o->IsContainer() && o->gc_flag_)
+        static_cast<Container*>(o)->gc_refs_--;
     }
   } sub;
   for (Container* c : all) c->VisitRefs(sub);
@@ -213,7 +217,9 @@ Value Int(BigInt v) {
 }
 Value Float(double d) { return Value::Adopt(new FloatObj(d)); }
 Value Str(std::string&& s) { return Value::Adopt(new StringObj(std::move(s))); }
-Value Str(std::string_view s) { return Value::Adopt(new StringObj(s, Kind::kString)); }
+Value Str(std::string_view s) {
+  return Value::Adopt(new StringObj(s, Kind::kString));
+}
 Value StrConcat(std::string_view a, std::string_view b, Kind k) {
   auto* o = new StringObj(std::string_view(), k);
   o->s.reserve(a.size() + b.size());
@@ -229,7 +235,8 @@ Value NewList(std::vector<Value> v) {
   l->Track();
   return Value::Adopt(l);
 }
-TupleObj::TupleObj(std::vector<Value> e) : Container(Kind::kTuple), v(std::move(e)) {
+TupleObj::TupleObj(std::vector<Value> e)
+    : Container(Kind::kTuple), v(std::move(e)) {
   // A tuple of non-containers can never be part of a cycle.
   for (auto& x : v) {
     if (!x.IsSmallInt() && x.obj()->IsContainer()) {
@@ -238,7 +245,9 @@ TupleObj::TupleObj(std::vector<Value> e) : Container(Kind::kTuple), v(std::move(
     }
   }
 }
-Value NewTuple(std::vector<Value> v) { return Value::Adopt(new TupleObj(std::move(v))); }
+Value NewTuple(std::vector<Value> v) {
+  return Value::Adopt(new TupleObj(std::move(v)));
+}
 Value EmptyTuple() {
   static TupleObj* t = [] {
     auto* t = new TupleObj({});
@@ -264,15 +273,16 @@ Value NewBuiltin(std::string name, BuiltinFn fn) {
 int64_t RangeObj::Len() const {
   if (step > 0) {
     if (start >= stop) return 0;
-    return static_cast<int64_t>((static_cast<__int128>(stop) - start - 1) / step + 1);
+    return static_cast<int64_t>(
+        (static_cast<__int128>(stop) - start - 1) / step + 1);
   }
   if (start <= stop) return 0;
-  return static_cast<int64_t>((static_cast<__int128>(start) - stop - 1) / (-static_cast<__int128>(step)) + 1);
+  return static_cast<int64_t>((static_cast<__int128>(start) - stop - 1) /
+                                  (-static_cast<__int128>(step)) +
+                              1);
 }
 
-std::string HostValue::Repr() const {
-  return absl::StrCat("<", Type(), ">");
-}
+std::string HostValue::Repr() const { return absl::StrCat("<", Type(), ">"); }
 
 // ---- hash table ----
 int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
@@ -308,7 +318,9 @@ HashTable::Entry* HashTable::Find(const Value& key, uint64_t hash) {
   int64_t e = Lookup(key, hash, &slot);
   return e < 0 ? nullptr : &entries_[e];
 }
-HashTable::Entry* HashTable::Find(const Value& key) { return Find(key, Hash(key)); }
+HashTable::Entry* HashTable::Find(const Value& key) {
+  return Find(key, Hash(key));
+}
 
 void HashTable::Rehash(size_t cap) {
   Compact();
@@ -383,22 +395,38 @@ void HashTable::Clear() {
 // ---- generic operations ----
 std::string TypeName(const Value& v) {
   switch (v.kind()) {
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "string";
-    case Kind::kBytes: return "bytes";
-    case Kind::kList: return "list";
-    case Kind::kTuple: return "tuple";
-    case Kind::kDict: return "dict";
-    case Kind::kSet: return "set";
-    case Kind::kRange: return "range";
-    case Kind::kFunction: return "function";
-    case Kind::kBuiltin: return "builtin_function_or_method";
-    case Kind::kModule: return "module";
-    case Kind::kCell: return "cell";
-    case Kind::kHost: return v.as<HostValue>()->Type();
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "string";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kList:
+      return "list";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kSet:
+      return "set";
+    case Kind::kRange:
+      return "range";
+    case Kind::kFunction:
+      return "function";
+    case Kind::kBuiltin:
+      return "builtin_function_or_method";
+    case Kind::kModule:
+      return "module";
+    case Kind::kCell:
+      return "cell";
+    case Kind::kHost:
+      return v.as<HostValue>()->Type();
     case Kind::kStringElems: {
       auto* e = v.as<StringElemsObj>();
       if (e->str.Is(Kind::kBytes)) return "bytes.elems";
@@ -411,19 +439,31 @@ std::string TypeName(const Value& v) {
 bool Truth(const Value& v) {
   if (v.IsSmallInt()) return v.small() != 0;
   switch (v.kind()) {
-    case Kind::kNone: return false;
-    case Kind::kBool: return v.as<BoolObj>()->v;
-    case Kind::kInt: return !v.as<BigIntObj>()->v.IsZero();
-    case Kind::kFloat: return FloatOf(v) != 0.0;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return v.as<BoolObj>()->v;
+    case Kind::kInt:
+      return !v.as<BigIntObj>()->v.IsZero();
+    case Kind::kFloat:
+      return FloatOf(v) != 0.0;
     case Kind::kString:
-    case Kind::kBytes: return !StrOf(v).empty();
-    case Kind::kList: return !ListOf(v)->v.empty();
-    case Kind::kTuple: return !TupleOf(v)->v.empty();
-    case Kind::kDict: return DictOf(v)->t.size() != 0;
-    case Kind::kSet: return SetOf(v)->t.size() != 0;
-    case Kind::kRange: return v.as<RangeObj>()->Len() != 0;
-    case Kind::kHost: return v.as<HostValue>()->Truth();
-    default: return true;
+    case Kind::kBytes:
+      return !StrOf(v).empty();
+    case Kind::kList:
+      return !ListOf(v)->v.empty();
+    case Kind::kTuple:
+      return !TupleOf(v)->v.empty();
+    case Kind::kDict:
+      return DictOf(v)->t.size() != 0;
+    case Kind::kSet:
+      return SetOf(v)->t.size() != 0;
+    case Kind::kRange:
+      return v.as<RangeObj>()->Len() != 0;
+    case Kind::kHost:
+      return v.as<HostValue>()->Truth();
+    default:
+      return true;
   }
 }
 
@@ -458,9 +498,12 @@ struct DepthGuard {
 uint64_t Hash(const Value& v) {
   if (v.IsSmallInt()) return MixInt(static_cast<uint64_t>(v.small()));
   switch (v.kind()) {
-    case Kind::kNone: return 0x1234567;
-    case Kind::kBool: return v.as<BoolObj>()->v ? MixInt(1) : MixInt(0);
-    case Kind::kInt: return v.as<BigIntObj>()->v.Hash();
+    case Kind::kNone:
+      return 0x1234567;
+    case Kind::kBool:
+      return v.as<BoolObj>()->v ? MixInt(1) : MixInt(0);
+    case Kind::kInt:
+      return v.as<BigIntObj>()->v.Hash();
     case Kind::kFloat: {
       double d = FloatOf(v);
       if (std::isfinite(d) && d == std::trunc(d)) {
@@ -497,7 +540,8 @@ uint64_t Hash(const Value& v) {
       auto* r = v.as<RangeObj>();
       int64_t n = r->Len();
       if (n == 0) return MixInt(0x7261);
-      uint64_t h = MixInt(static_cast<uint64_t>(n)) ^ (MixInt(static_cast<uint64_t>(r->start)) * 31);
+      uint64_t h = MixInt(static_cast<uint64_t>(n)) ^
+                   (MixInt(static_cast<uint64_t>(r->start)) * 31);
       if (n > 1) h ^= MixInt(static_cast<uint64_t>(r->step)) * 1000003ull;
       return h;
     }
@@ -663,7 +707,8 @@ int Compare(const Value& a, const Value& b) {
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
       }
       case Kind::kBool:
-        return static_cast<int>(a.as<BoolObj>()->v) - static_cast<int>(b.as<BoolObj>()->v);
+        return static_cast<int>(a.as<BoolObj>()->v) -
+               static_cast<int>(b.as<BoolObj>()->v);
       case Kind::kList:
       case Kind::kTuple: {
         DepthGuard g;
@@ -678,7 +723,8 @@ int Compare(const Value& a, const Value& b) {
         Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));
     }
   }
-  Fail(absl::StrCat("unsupported comparison: ", TypeName(a), " < ", TypeName(b)));
+  Fail(absl::StrCat("unsupported comparison: ", TypeName(a), " < ",
+                    TypeName(b)));
 }
 
 // ---- formatting ----
@@ -690,16 +736,44 @@ void QuoteString(std::string* out, std::string_view s, bool bytes) {
   while (i < s.size()) {
     unsigned char c = s[i];
     switch (c) {
-      case '"': out->append("\\\""); i++; continue;
-      case '\\': out->append("\\\\"); i++; continue;
-      case '\n': out->append("\\n"); i++; continue;
-      case '\r': out->append("\\r"); i++; continue;
-      case '\t': out->append("\\t"); i++; continue;
-      case '\a': out->append("\\a"); i++; continue;
-      case '\b': out->append("\\b"); i++; continue;
-      case '\f': out->append("\\f"); i++; continue;
-      case '\v': out->append("\\v"); i++; continue;
-      default: break;
+      case '"':
+        out->append("\\\"");
+        i++;
+        continue;
+      case '\\':
+        out->append("\\\\");
+        i++;
+        continue;
+      case '\n':
+        out->append("\\n");
+        i++;
+        continue;
+      case '\r':
+        out->append("\\r");
+        i++;
+        continue;
+      case '\t':
+        out->append("\\t");
+        i++;
+        continue;
+      case '\a':
+        out->append("\\a");
+        i++;
+        continue;
+      case '\b':
+        out->append("\\b");
+        i++;
+        continue;
+      case '\f':
+        out->append("\\f");
+        i++;
+        continue;
+      case '\v':
+        out->append("\\v");
+        i++;
+        continue;
+      default:
+        break;
     }
     if (c < 0x20 || c == 0x7f) {
       char buf[8];
@@ -724,7 +798,8 @@ void QuoteString(std::string* out, std::string_view s, bool bytes) {
     }
     if (ok && n == 4) {
       unsigned c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((c == 0xf0 && c1 < 0x90) || c > 0xf4 || (c == 0xf4 && c1 >= 0x90)) ok = false;
+      if ((c == 0xf0 && c1 < 0x90) || c > 0xf4 || (c == 0xf4 && c1 >= 0x90))
+        ok = false;
     }
     if (ok && !bytes) {
       out->append(s.substr(i, n));
@@ -752,7 +827,8 @@ std::string FormatFloat(double d, char conv, int prec) {
   if (conv == 'r') {
     // Shortest round-trip digits, Python repr layout.
     char digits[64];
-    auto res = std::to_chars(digits, digits + sizeof digits, d, std::chars_format::scientific);
+    auto res = std::to_chars(digits, digits + sizeof digits, d,
+                             std::chars_format::scientific);
     std::string sci(digits, res.ptr);
     // sci like "-1.2345e+05"
     size_t e = sci.find('e');
@@ -767,7 +843,8 @@ std::string FormatFloat(double d, char conv, int prec) {
     if (exp < -4 || exp >= 16) {
       out += ds.substr(0, 1);
       if (ds.size() > 1) out += "." + ds.substr(1);
-      std::snprintf(buf, sizeof buf, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+      std::snprintf(buf, sizeof buf, "e%c%02d", exp < 0 ? '-' : '+',
+                    exp < 0 ? -exp : exp);
       out += buf;
     } else if (exp < 0) {
       out += "0." + std::string(-exp - 1, '0') + ds;
@@ -796,12 +873,24 @@ void ReprTo(std::string* out, const Value& v) {
     return;
   }
   switch (v.kind()) {
-    case Kind::kNone: out->append("None"); return;
-    case Kind::kBool: out->append(v.as<BoolObj>()->v ? "True" : "False"); return;
-    case Kind::kInt: out->append(v.as<BigIntObj>()->v.ToString()); return;
-    case Kind::kFloat: out->append(FormatFloat(FloatOf(v))); return;
-    case Kind::kString: QuoteString(out, StrOf(v), false); return;
-    case Kind::kBytes: QuoteString(out, StrOf(v), true); return;
+    case Kind::kNone:
+      out->append("None");
+      return;
+    case Kind::kBool:
+      out->append(v.as<BoolObj>()->v ? "True" : "False");
+      return;
+    case Kind::kInt:
+      out->append(v.as<BigIntObj>()->v.ToString());
+      return;
+    case Kind::kFloat:
+      out->append(FormatFloat(FloatOf(v)));
+      return;
+    case Kind::kString:
+      QuoteString(out, StrOf(v), false);
+      return;
+    case Kind::kBytes:
+      QuoteString(out, StrOf(v), true);
+      return;
     case Kind::kList:
     case Kind::kTuple:
     case Kind::kDict:
@@ -809,11 +898,14 @@ void ReprTo(std::string* out, const Value& v) {
       const Object* o = v.obj();
       for (const Object* p : t_repr_stack) {
         if (p == o) {
-          out->append(v.kind() == Kind::kList ? "[...]" : v.kind() == Kind::kDict ? "{...}" : "...");
+          out->append(v.kind() == Kind::kList   ? "[...]"
+                      : v.kind() == Kind::kDict ? "{...}"
+                                                : "...");
           return;
         }
       }
-      if (t_repr_stack.size() > 500) Fail("maximum recursion depth exceeded in repr");
+      if (t_repr_stack.size() > 500)
+        Fail("maximum recursion depth exceeded in repr");
       t_repr_stack.push_back(o);
       struct Pop {
         ~Pop() { t_repr_stack.pop_back(); }
@@ -853,8 +945,11 @@ void ReprTo(std::string* out, const Value& v) {
     }
     case Kind::kRange: {
       auto* r = v.as<RangeObj>();
-      if (r->step == 1) absl::StrAppend(out, "range(", r->start, ", ", r->stop, ")");
-      else absl::StrAppend(out, "range(", r->start, ", ", r->stop, ", ", r->step, ")");
+      if (r->step == 1)
+        absl::StrAppend(out, "range(", r->start, ", ", r->stop, ")");
+      else
+        absl::StrAppend(out, "range(", r->start, ", ", r->stop, ", ", r->step,
+                        ")");
       return;
     }
     case Kind::kFunction:
@@ -863,7 +958,8 @@ void ReprTo(std::string* out, const Value& v) {
     case Kind::kBuiltin: {
       auto* b = v.as<BuiltinObj>();
       if (!b->recv.IsNull())
-        absl::StrAppend(out, "<built-in method ", b->name, " of ", TypeName(b->recv), " value>");
+        absl::StrAppend(out, "<built-in method ", b->name, " of ",
+                        TypeName(b->recv), " value>");
       else
         absl::StrAppend(out, "<built-in function ", b->name, ">");
       return;
@@ -871,13 +967,18 @@ void ReprTo(std::string* out, const Value& v) {
     case Kind::kModule:
       absl::StrAppend(out, "<module ", ModuleName(v), ">");
       return;
-    case Kind::kCell: out->append("<cell>"); return;
-    case Kind::kHost: out->append(v.as<HostValue>()->Repr()); return;
+    case Kind::kCell:
+      out->append("<cell>");
+      return;
+    case Kind::kHost:
+      out->append(v.as<HostValue>()->Repr());
+      return;
     case Kind::kStringElems: {
       auto* e = v.as<StringElemsObj>();
       ReprTo(out, e->str);
-      out->append(e->codepoints ? (e->ords ? ".codepoint_ords()" : ".codepoints()")
-                                : (e->ords ? ".elem_ords()" : ".elems()"));
+      out->append(e->codepoints
+                      ? (e->ords ? ".codepoint_ords()" : ".codepoints()")
+                      : (e->ords ? ".elem_ords()" : ".elems()"));
       return;
     }
   }
@@ -901,7 +1002,8 @@ void Freeze(const Value& root) {
   struct Push : Visitor {
     std::vector<Object*>* s;
     void Visit(Value& v) override {
-      if (!v.IsNull() && !v.IsSmallInt() && !v.obj()->frozen()) s->push_back(v.obj());
+      if (!v.IsNull() && !v.IsSmallInt() && !v.obj()->frozen())
+        s->push_back(v.obj());
     }
   } push;
   push.s = &stack;
@@ -922,13 +1024,12 @@ void Freeze(const Value& root) {
   }
 }
 
-bool IsFrozen(const Value& v) {
-  return v.IsSmallInt() || v.obj()->frozen();
-}
+bool IsFrozen(const Value& v) { return v.IsSmallInt() || v.obj()->frozen(); }
 
 void CheckListMutable(ListObj* l, const char* what) {
   if (l->frozen()) Fail(absl::StrCat("cannot ", what, " frozen list"));
-  if (l->iterating) Fail(absl::StrCat("cannot ", what, " list during iteration"));
+  if (l->iterating)
+    Fail(absl::StrCat("cannot ", what, " list during iteration"));
 }
 void CheckDictMutable(DictObj* d) {
   if (d->frozen()) Fail("cannot insert into frozen hash table");
@@ -942,13 +1043,20 @@ void CheckSetMutable(SetObj* s) {
 int64_t Length(const Value& v) {
   switch (v.kind()) {
     case Kind::kString:
-    case Kind::kBytes: return static_cast<int64_t>(StrOf(v).size());
-    case Kind::kList: return static_cast<int64_t>(ListOf(v)->v.size());
-    case Kind::kTuple: return static_cast<int64_t>(TupleOf(v)->v.size());
-    case Kind::kDict: return static_cast<int64_t>(DictOf(v)->t.size());
-    case Kind::kSet: return static_cast<int64_t>(SetOf(v)->t.size());
-    case Kind::kRange: return v.as<RangeObj>()->Len();
-    default: return -1;
+    case Kind::kBytes:
+      return static_cast<int64_t>(StrOf(v).size());
+    case Kind::kList:
+      return static_cast<int64_t>(ListOf(v)->v.size());
+    case Kind::kTuple:
+      return static_cast<int64_t>(TupleOf(v)->v.size());
+    case Kind::kDict:
+      return static_cast<int64_t>(DictOf(v)->t.size());
+    case Kind::kSet:
+      return static_cast<int64_t>(SetOf(v)->t.size());
+    case Kind::kRange:
+      return v.as<RangeObj>()->Len();
+    default:
+      return -1;
   }
 }
 

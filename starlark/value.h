@@ -115,7 +115,9 @@ class Value {
   bool IsInt() const { return kind() == Kind::kInt; }
 
   template <typename T>
-  T* as() const { return static_cast<T*>(obj()); }
+  T* as() const {
+    return static_cast<T*>(obj());
+  }
 
   Object* Release() {
     Object* o = obj();
@@ -285,14 +287,15 @@ class HashTable {
  private:
   void Rehash(size_t cap);
   int64_t Lookup(const Value& key, uint64_t hash, size_t* slot) const;
-  std::vector<Entry> entries_;   // with holes (null keys) after erase
-  std::vector<int32_t> index_;   // -1 empty, -2 deleted, else entry index
+  std::vector<Entry> entries_;  // with holes (null keys) after erase
+  std::vector<int32_t> index_;  // -1 empty, -2 deleted, else entry index
   size_t live_ = 0;
 };
 
 struct ListObj : Container {
   ListObj() : Container(Kind::kList) {}
-  explicit ListObj(std::vector<Value> e) : Container(Kind::kList), v(std::move(e)) {}
+  explicit ListObj(std::vector<Value> e)
+      : Container(Kind::kList), v(std::move(e)) {}
   void VisitRefs(Visitor& vis) override {
     for (auto& x : v) vis.Visit(x);
   }
@@ -347,7 +350,10 @@ struct CellObj : Container {
 };
 struct StringElemsObj : Object {
   StringElemsObj(Value s, bool cps, bool ords)
-      : Object(Kind::kStringElems), str(std::move(s)), codepoints(cps), ords(ords) {}
+      : Object(Kind::kStringElems),
+        str(std::move(s)),
+        codepoints(cps),
+        ords(ords) {}
   Value str;
   bool codepoints, ords;
 };
@@ -363,9 +369,15 @@ using BuiltinPtr = Value (*)(Thread&, const Value& recv, const Args&);
 
 struct BuiltinObj : Container {
   BuiltinObj(std::string n, BuiltinFn f, Value r = Value())
-      : Container(Kind::kBuiltin), name(std::move(n)), fn(std::move(f)), recv(std::move(r)) {}
+      : Container(Kind::kBuiltin),
+        name(std::move(n)),
+        fn(std::move(f)),
+        recv(std::move(r)) {}
   BuiltinObj(std::string n, BuiltinPtr p, Value r)
-      : Container(Kind::kBuiltin), name(std::move(n)), ptr(p), recv(std::move(r)) {}
+      : Container(Kind::kBuiltin),
+        name(std::move(n)),
+        ptr(p),
+        recv(std::move(r)) {}
   void VisitRefs(Visitor& vis) override {
     if (!recv.IsNull()) vis.Visit(recv);
   }
@@ -397,7 +409,9 @@ extern NoneObj g_none;
 extern BoolObj g_true, g_false;
 inline Value None() { return Value(&g_none); }
 inline Value Bool(bool b) { return Value(b ? &g_true : &g_false); }
-inline bool Value::IsNone() const { return bits_ == reinterpret_cast<uintptr_t>(&g_none); }
+inline bool Value::IsNone() const {
+  return bits_ == reinterpret_cast<uintptr_t>(&g_none);
+}
 Value IntSlow(int64_t v);
 [[gnu::always_inline]] inline Value Int(int64_t v) {
   if (Value::FitsSmall(v)) return Value::SmallInt(v);
@@ -406,7 +420,9 @@ Value IntSlow(int64_t v);
 Value Int(BigInt v);  // normalizes to small int when it fits
 Value Float(double d);
 Value Str(std::string&& s);
-inline Value Str(const std::string& s) { return Value::Adopt(new StringObj(std::string_view(s), Kind::kString)); }
+inline Value Str(const std::string& s) {
+  return Value::Adopt(new StringObj(std::string_view(s), Kind::kString));
+}
 Value Str(std::string_view s);
 // a + b without intermediate copies.
 Value StrConcat(std::string_view a, std::string_view b, Kind k = Kind::kString);
@@ -448,7 +464,8 @@ std::string FormatFloat(double d, char conv = 'r', int prec = -1);
 // Integer helpers.
 bool IntToInt64(const Value& v, int64_t* out);
 BigInt ToBigInt(const Value& v);  // v must be int
-double IntToDouble(const Value& v);  // may fail "int too large to convert to float"
+double IntToDouble(
+    const Value& v);  // may fail "int too large to convert to float"
 
 // Charges `n` execution steps to the Thread running on this OS thread (if
 // any), for builtins whose work is proportional to the size of their data.
@@ -461,9 +478,11 @@ void CheckSetMutable(SetObj* s);
 
 // Iteration: calls f(value) for each element; holds the iterating guard.
 // Returns false if v is not iterable.
-bool Iterate(Thread& th, const Value& v, const std::function<void(const Value&)>& f);
+bool Iterate(Thread& th, const Value& v,
+             const std::function<void(const Value&)>& f);
 // Collects elements of an iterable; fails with "got T, want iterable".
-std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname = nullptr);
+std::vector<Value> ToVector(Thread& th, const Value& v,
+                            const char* fname = nullptr);
 int64_t Length(const Value& v);  // -1 if no length
 
 }  // namespace fault::starlark
