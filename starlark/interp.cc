@@ -36,6 +36,10 @@ void Thread::StepSlow() {
   if (max_steps && next_check_ > max_steps) next_check_ = max_steps;
 }
 
+void Thread::StackOverflow() {
+  Fail("maximum recursion depth exceeded (native stack limit)");
+}
+
 std::string Thread::Backtrace(const std::string& msg) const {
   std::string out = "Traceback (most recent call last):\n";
   const std::string* builtin = nullptr;
@@ -534,6 +538,7 @@ Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
 }
 
 Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
+  th_.CheckStack();
   switch (e->kind) {
     case EK::kIdent:
       return Ident(fr, static_cast<const IdentExpr*>(e));
@@ -1091,6 +1096,7 @@ std::string ArgCountError(const FunctionObj* fn, size_t got) {
 
 Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
   const FuncDecl* d = fn->decl;
+  th_.CheckStack();
   if (static_cast<int>(th_.stack.size()) >= th_.max_call_depth)
     Fail("maximum recursion depth exceeded");
   if (!th_.dialect.allow_recursion) {
@@ -1255,6 +1261,7 @@ absl::StatusOr<Value> ExecFileModule(Thread& th, std::string_view filename,
   mod->program = prog;
   mod->globals.resize(prog->file->global_names.size());
   mod->predeclared = std::move(pre_values);
+  Thread::StackScope stack_scope(th);
   const FuncDecl* top = prog->file->toplevel.get();
   std::vector<Value> locals(top->nlocals);
   static const std::string kTop = "<toplevel>";
@@ -1294,6 +1301,7 @@ absl::StatusOr<Value> Call(
   std::vector<std::pair<Value, Value>> kw;
   for (auto& [k, v] : kwargs) kw.emplace_back(Str(k), v);
   size_t depth = th.stack.size();
+  Thread::StackScope stack_scope(th);
   try {
     return CallValue(th, fn, Args{args, kw});
   } catch (EvalError& e) {

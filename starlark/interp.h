@@ -75,6 +75,10 @@ class Thread {
   uint64_t max_steps = 0;
   // Maximum depth of Starlark calls (also bounds native stack use).
   int max_call_depth = 200;
+  // Native stack the evaluator may use below its entry point; deeper
+  // evaluation fails with "maximum recursion depth exceeded". Lower it for
+  // threads with small stacks.
+  size_t max_native_stack = size_t{4} << 20;
   // print() output. Default: writes the line to stderr.
   std::function<void(Thread&, const std::string&)> print;
   // load(): returns the globals of the named module.
@@ -105,6 +109,31 @@ class Thread {
   std::deque<Frame> stack;  // deque: frames keep their addresses
   std::string Backtrace(const std::string& msg) const;
 
+  // Fails if the native stack used since the API entry point exceeds
+  // max_native_stack (stacks grow down on every supported platform).
+  void CheckStack() {
+    char here;
+    uintptr_t cur = reinterpret_cast<uintptr_t>(&here);
+    if (stack_base_ && stack_base_ > cur &&
+        stack_base_ - cur > max_native_stack)
+      StackOverflow();
+  }
+  // Records the stack position of an API entry point (outermost only).
+  class StackScope {
+   public:
+    explicit StackScope(Thread& th) : th_(th), outer_(th.stack_base_ == 0) {
+      char here;
+      if (outer_) th_.stack_base_ = reinterpret_cast<uintptr_t>(&here);
+    }
+    ~StackScope() {
+      if (outer_) th_.stack_base_ = 0;
+    }
+
+   private:
+    Thread& th_;
+    bool outer_;
+  };
+
   void Step() {
     if (++steps_ >= next_check_) StepSlow();
   }
@@ -116,6 +145,8 @@ class Thread {
 
  private:
   void StepSlow();
+  [[noreturn]] void StackOverflow();
+  uintptr_t stack_base_ = 0;
   uint64_t steps_ = 0;
   uint64_t next_check_ = 1024;
   std::atomic<bool> cancelled_{false};

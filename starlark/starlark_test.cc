@@ -330,6 +330,19 @@ class Point : public HostValue {
   int64_t x_, y_;
 };
 
+TEST(StarlarkApiTest, NativeStackLimitStopsDeepRecursion) {
+  Thread th;
+  th.dialect.allow_recursion = true;
+  th.max_call_depth = 1000000;
+  th.max_native_stack = 256 << 10;
+  auto r =
+      ExecFile(th, "deep.star", "def f(n):\n  return f(n + 1)\nf(0)\n", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(
+                "maximum recursion depth exceeded (native stack limit)"),
+            std::string::npos);
+}
+
 TEST(StarlarkApiTest, ThreadLocalsReachBuiltins) {
   Thread th;
   th.SetLocal("calls", 0);
