@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""`fault test` as a user runs it: the example specs against the bundled demo
+services, spec errors before anything runs, and a hanging scenario.
+
+usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+FAULT, EXAMPLES, TESTDATA, KV_SERVER = sys.argv[1:5]
+
+
+def run(*args, timeout=240):
+    p = subprocess.run([FAULT, *args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def seccomp_layer_available():
+    p = subprocess.run([FAULT, "exec", "--layer", "seccomp", "--quiet", "--", "/bin/true"],
+                       capture_output=True, timeout=30)
+    return p.returncode == 0
+
+
+class SpecCliTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def run_spec(self, spec, *extra):
+        return run("test", os.path.join(EXAMPLES, spec), "--var", "kv_server=" + KV_SERVER,
+                   "--junit", self.path("out.xml"), "--json", self.path("out.json"),
+                   "--report", self.path("out.md"), "--cell-timeout", "20s", *extra)
+
+    def test_notes_example(self):
+        rc, out, err = self.run_spec("notes.star")
+        self.assertEqual(rc, 1, out + err)
+        self.assertTrue(out.endswith("\n11 passed, 1 failed\n"), out)
+        with open(self.path("out.json")) as f:
+            report = json.load(f)
+        status = {c["name"]: c["status"] for c in report["cells"]}
+        self.assertEqual(status, {
+            "write_note/none": "passed",
+            "write_note/disk_io_error": "passed",      # override: a clean 500
+            "write_note/disk_full": "failed",         # expected to fail
+            "write_note/slow_everything": "passed",   # composition + override
+            "upstream/none": "passed",
+            "upstream/upstream_refused": "passed",
+            "upstream/upstream_slow_connect": "passed",
+            "resolve/none": "passed",
+            "resolve/dns_down": "passed",
+            "health/none": "passed",
+            "health/slow_network": "passed",
+            "health/lossy_network": "passed",
+        })
+        cells = {c["name"]: c for c in report["cells"]}
+        failed = cells["write_note/disk_full"]
+        self.assertIn("Error in assert_eq: got 500, want 201", failed["message"])
+        self.assertIn("database or disk is full", failed["message"])
+
+        def effects(name):
+            return {(e["effect"], e["op"], e.get("errno_name", "")) for e in cells[name]["events"]}
+
+        self.assertIn(("deny", "write", "ENOSPC"), effects("write_note/disk_full"))
+        self.assertIn(("deny", "fdatasync", "EIO"), effects("write_note/disk_io_error"))
+        self.assertIn(("deny", "connect", "ECONNREFUSED"), effects("upstream/upstream_refused"))
+        self.assertIn(("delay", "connect", ""), effects("upstream/upstream_slow_connect"))
+        self.assertIn(("dns_nxdomain", "dns", ""), effects("resolve/dns_down"))
+        both = {e for e, _, _ in effects("write_note/slow_everything")}
+        self.assertTrue({"latency", "delay"} <= both, both)
+        self.assertTrue(all(e["service"] == "notes" for c in report["cells"] for e in c["events"]))
+        self.assertEqual(cells["write_note/none"]["events"], [])
+        self.assertIn("fsync:\n        deny: EIO", cells["write_note/disk_io_error"]["policy"])
+
+        suite = ET.parse(self.path("out.xml")).getroot().find("testsuite")
+        self.assertEqual((suite.get("tests"), suite.get("failures")), ("12", "1"))
+        failures = [tc.get("name") for tc in suite.iter("testcase") if tc.find("failure") is not None]
+        self.assertEqual(failures, ["write_note/disk_full"])
+
+        with open(self.path("out.md")) as f:
+            md = f.read()
+        self.assertTrue(md.startswith("# fault test: "), md)
+        self.assertIn("11 passed, 1 failed (seed 1)", md)
+        self.assertIn("| write_note | disk_full | **FAIL** |", md)
+        self.assertIn("| resolve | dns_down | pass |", md)
+        self.assertIn("### write_note/disk_full", md)
+
+    def test_static_binary_example(self):
+        rc, out, err = self.run_spec("kv.star")
+        lines = out.splitlines()
+        if seccomp_layer_available():
+            self.assertEqual(rc, 0, out + err)
+            self.assertEqual(lines[-1], "3 passed, 0 failed")
+            with open(self.path("out.json")) as f:
+                cells = {c["name"]: c for c in json.load(f)["cells"]}
+            self.assertEqual({e["layer"] for e in cells["set/fsync_fails"]["events"]}, {"seccomp"})
+        else:
+            self.assertEqual(rc, 1, out + err)
+            self.assertEqual(lines[-1], "1 passed, 2 failed")
+            self.assertIn("service \"kv\" is a static binary and this build's `fault exec` has no "
+                          "seccomp layer", out)
+
+    def test_filter_and_seed(self):
+        runs = []
+        for _ in range(2):
+            rc, out, err = self.run_spec("notes.star", "--filter", "health/*", "--seed", "5")
+            self.assertEqual(rc, 0, out + err)
+            self.assertTrue(out.endswith("\n3 passed, 0 failed\n"), out)
+            with open(self.path("out.json")) as f:
+                report = json.load(f)
+            self.assertEqual(report["seed"], 5)
+            runs.append([(c["name"], [(e["effect"], e["op"], e.get("value", e.get("delay_ns")))
+                                      for e in c["events"]]) for c in report["cells"]])
+        self.assertEqual(runs[0], runs[1])
+
+    def test_filter_matching_nothing(self):
+        rc, out, err = run("test", os.path.join(EXAMPLES, "notes.star"), "--var",
+                           "kv_server=" + KV_SERVER, "--filter", "nope/*")
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, "fault test: --filter nope/* matches no cell\n")
+
+    def test_syntax_error(self):
+        spec = os.path.join(TESTDATA, "syntax_error.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:5:1: got outdent, want )\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+
+    def test_unknown_keyword(self):
+        spec = os.path.join(TESTDATA, "unknown_keyword.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:3:24: fault_assumption: unexpected keyword argument "
+                              "\"latncy\" (did you mean \"latency\"?)\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+
+    def test_bad_errno_and_value(self):
+        spec = os.path.join(TESTDATA, "bad_errno.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual(rc, 2)
+        self.assertEqual(err.splitlines()[0], f"{spec}:3:63: deny: \"EIOO\" is not an errno name "
+                                              "(e.g. ENOSPC, EIO, ECONNREFUSED)")
+        spec = os.path.join(TESTDATA, "bad_value.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual(rc, 2)
+        self.assertEqual(err.splitlines()[0], f"{spec}:3:25: fault_assumption: \"lossy\": "
+                                              "packet_loss: \"150%\" is not a probability: above 100%")
+
+    def test_composition_conflict(self):
+        spec = os.path.join(TESTDATA, "conflict.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual(rc, 2)
+        self.assertEqual(err.splitlines()[0], f"{spec}:5:24: fault_assumption: \"both\": latency is "
+                                              "set twice differently: \"50ms\" by \"a\" and \"100ms\" by \"b\"")
+
+    def test_hanging_scenario(self):
+        spec = os.path.join(TESTDATA, "hang.star")
+        start = time.monotonic()
+        rc, out, err = run("test", spec, "--cell-timeout", "1s", "--junit", self.path("h.xml"))
+        elapsed = time.monotonic() - start
+        self.assertEqual(rc, 1, out + err)
+        self.assertLess(elapsed, 20)
+        lines = out.splitlines()
+        self.assertEqual(lines[-1], "1 passed, 2 failed")
+        self.assertRegex(lines[1], r"^hangs +none +FAIL .* Error in sleep: cell timed out after 1s "
+                                   r"\(--cell-timeout\)$")
+        self.assertRegex(lines[2], r"^spins +none +FAIL .*cell timed out after 1s \(--cell-timeout\)$")
+        self.assertRegex(lines[3], r"^quick +none +PASS ")
+        suite = ET.parse(self.path("h.xml")).getroot().find("testsuite")
+        self.assertEqual(suite.get("failures"), "2")
+
+    def test_bad_cell_timeout(self):
+        rc, out, err = run("test", os.path.join(TESTDATA, "hang.star"), "--cell-timeout", "soon")
+        self.assertEqual(rc, 2)
+        self.assertTrue(err.startswith("fault test: --cell-timeout: \"soon\" is not a positive duration"), err)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
