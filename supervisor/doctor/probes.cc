@@ -4,15 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <signal.h>
-#include <stddef.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,47 +14,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "supervisor/seccomp/seccomp_layer.h"
 
-// Newer than the kernel headers Debian 12 ships (added in Linux 6.6).
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
-#endif
 
 namespace fault::doctor {
 namespace {
 
 std::string Errno(int err) { return absl::StrCat(strerror(err), " (errno ", err, ")"); }
-
-// Runs `fn` in a forked child and returns its exit status (or -1). The child
-// is where filters get installed, so the caller stays clean.
-template <typename Fn>
-int InChild(Fn fn) {
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) _exit(fn());
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A filter that notifies getppid and allows everything else; the probe never
-// calls getppid, so no notification is ever pending.
-int InstallListener() {
-  struct sock_filter insns[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof(insns) / sizeof(insns[0])), insns};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
-  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-  return fd < 0 ? -errno : static_cast<int>(fd);
-}
 
 }  // namespace
 
@@ -75,43 +33,37 @@ const char* VerdictName(Verdict v) {
   return "?";
 }
 
-ProbeResult ProbeSeccompUserNotification() {
-  ProbeResult r{"seccomp user notification", Verdict::kUnavailable, "", false};
-  int rc = InChild([] {
-    int fd = InstallListener();
-    return fd >= 0 ? 0 : (-fd & 0x7f);
-  });
-  if (rc == 0) {
-    r.verdict = Verdict::kOk;
-    r.detail = "SECCOMP_RET_USER_NOTIF works: static binaries and raw syscalls can be faulted";
-  } else {
-    r.detail = absl::StrCat("cannot install a listener filter: ",
-                            rc > 0 ? Errno(rc) : std::string("probe failed"),
-                            "; only the preload shim can inject faults");
+std::vector<ProbeResult> ProbeSeccomp() {
+  ProbeResult notif{"seccomp user notification", Verdict::kUnavailable, "", false};
+  ProbeResult sync{"seccomp sync wake-up", Verdict::kUnavailable, "", false};
+  absl::StatusOr<fault::seccomp::SeccompSupport> support = fault::seccomp::ProbeSeccompSupport();
+  if (!support.ok()) {
+    notif.detail = absl::StrCat("probe failed: ", support.status().message());
+    sync.detail = "no user notification";
+    return {notif, sync};
   }
-  return r;
-}
-
-ProbeResult ProbeSeccompSyncWakeup() {
-  ProbeResult r{"seccomp sync wake-up", Verdict::kWarning, "", false};
-  int rc = InChild([] {
-    int fd = InstallListener();
-    if (fd < 0) return 100;
-    uint64_t flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
-    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) != 0) return errno & 0x7f;
-    return 0;
-  });
-  if (rc == 0) {
-    r.verdict = Verdict::kOk;
-    r.detail = "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP accepted: notifications take the fast path";
-  } else if (rc == 100) {
-    r.verdict = Verdict::kUnavailable;
-    r.detail = "no user notification at all";
+  if (support->user_notification && support->continue_flag) {
+    notif.verdict = Verdict::kOk;
+    notif.detail = "SECCOMP_RET_USER_NOTIF and CONTINUE work: static binaries and raw syscalls "
+                   "can be faulted (--layer seccomp)";
+  } else if (support->user_notification) {
+    notif.verdict = Verdict::kWarning;
+    notif.detail = "notifications arrive but SECCOMP_USER_NOTIF_FLAG_CONTINUE is refused (needs "
+                   "Linux 5.5): the seccomp layer cannot let calls through";
   } else {
-    r.detail = absl::StrCat("flag refused (", rc > 0 ? Errno(rc) : "probe failed",
-                            "; needs Linux 6.6): notifications still work, a little slower");
+    notif.detail = "cannot install a notifying filter (needs Linux 5.0 and no_new_privs): only "
+                   "the preload shim can inject faults";
   }
-  return r;
+  if (!support->user_notification) {
+    sync.detail = "no user notification";
+  } else if (support->sync_wakeup) {
+    sync.verdict = Verdict::kOk;
+    sync.detail = "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP accepted: notifications take the fast path";
+  } else {
+    sync.verdict = Verdict::kWarning;
+    sync.detail = "flag refused (needs Linux 6.6): notifications still work, a little slower";
+  }
+  return {notif, sync};
 }
 
 namespace {
@@ -229,8 +181,11 @@ ProbeResult ProbePreload(const std::string& shim_path) {
 }
 
 std::vector<ProbeResult> RunAllProbes(const std::string& shim_path) {
-  return {ProbePreload(shim_path), ProbeSeccompUserNotification(), ProbeSeccompSyncWakeup(),
-          ProbeBpfLoad(), ProbeCgroupAttach()};
+  std::vector<ProbeResult> results = {ProbePreload(shim_path)};
+  for (ProbeResult& r : ProbeSeccomp()) results.push_back(std::move(r));
+  results.push_back(ProbeBpfLoad());
+  results.push_back(ProbeCgroupAttach());
+  return results;
 }
 
 std::string FormatReport(const std::vector<ProbeResult>& results) {

@@ -22,8 +22,8 @@ struct ProbeResult {
 std::vector<ProbeResult> RunAllProbes(const std::string& shim_path);
 
 // Individual probes (exposed for tests).
-ProbeResult ProbeSeccompUserNotification();
-ProbeResult ProbeSeccompSyncWakeup();
+// Two results: user notification (with CONTINUE), and the sync wake-up flag.
+std::vector<ProbeResult> ProbeSeccomp();
 ProbeResult ProbeBpfLoad();
 ProbeResult ProbeCgroupAttach();
 ProbeResult ProbePreload(const std::string& shim_path);

@@ -57,9 +57,13 @@ TEST(ProbePreload, MissingShimIsUnavailableAndRequired) {
 
 // This machine runs as root on a kernel with user notification (the CI
 // machine's documented setup); the probe must see it.
-TEST(ProbeSeccompUserNotification, WorksOnThisKernel) {
-  ProbeResult r = ProbeSeccompUserNotification();
-  EXPECT_EQ(r.verdict, Verdict::kOk) << r.detail;
+TEST(ProbeSeccomp, UserNotificationWorksOnThisKernel) {
+  std::vector<ProbeResult> r = ProbeSeccomp();
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].capability, "seccomp user notification");
+  EXPECT_EQ(r[0].verdict, Verdict::kOk) << r[0].detail;
+  EXPECT_EQ(r[1].capability, "seccomp sync wake-up");
+  EXPECT_NE(r[1].verdict, Verdict::kUnavailable) << r[1].detail;
 }
 
 }  // namespace

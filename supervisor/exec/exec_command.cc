@@ -139,6 +139,14 @@ int RunFromFlags(ExecFlags& f) {
   } else {
     return usage("--layer " + f.layer + ": not a layer (use auto, preload, seccomp or both)");
   }
+  for (const fault::v1::Policy& p : policies->policies()) {
+    if (p.partitions_size() > 0) {
+      return usage("policy \"" + p.name() +
+                   "\": partition needs two programs under one supervisor; fault exec runs "
+                   "one program (cut its connections with --target and connection_error or "
+                   "blackhole instead)");
+    }
+  }
   if (!use_shim) {
     // Refuse what seccomp cannot do rather than run without it.
     for (const fault::v1::Policy& p : policies->policies()) {
