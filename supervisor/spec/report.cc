@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -147,7 +148,7 @@ std::string RenderMarkdown(const RunResult& run) {
     if (c.passed) continue;
     if (!any_failed) out += "\n## Failures\n";
     any_failed = true;
-    absl::StrAppend(&out, "\n### ", c.name(), "\n\n```\n", c.message, "\n```\n");
+    absl::StrAppend(&out, "\n### ", c.name(), "\n\n```\n", absl::StripTrailingAsciiWhitespace(c.message), "\n```\n");
     if (!c.policy_yaml.empty()) absl::StrAppend(&out, "\nPolicy:\n\n```yaml\n", c.policy_yaml, "```\n");
   }
   return out;

@@ -136,7 +136,10 @@ int RunTest(const TestFlags& f) {
     }
   };
   write(f.junit, fault::spec::RenderJUnit(run), "--junit");
-  write(f.json, fault::spec::RenderJson(run).dump(2) + "\n", "--json");
+  // Service output may hold bytes that are not UTF-8: replace them.
+  write(f.json,
+        fault::spec::RenderJson(run).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+        "--json");
   write(f.report, fault::spec::RenderMarkdown(run), "--report");
   return status;
 }
