@@ -664,9 +664,15 @@ class ReloadTest(unittest.TestCase):
                 f.write("disk:\n  syscalls: [\n")
             p.send_signal(signal.SIGHUP)
             time.sleep(0.3)
-            # A valid file without the fault: fsync works again.
+            # A family the seccomp filter was not built with (auto adds the
+            # seccomp layer for syscall faults): refused, the old policy stays.
             with open(policy, "w") as f:
-                f.write("disk:\n  syscalls:\n    - fdatasync: {deny: EIO}\n")
+                f.write("disk:\n  syscalls:\n    - unlink: {deny: EIO}\n")
+            p.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            # A valid file whose fault no longer matches: fsync works again.
+            with open(policy, "w") as f:
+                f.write("disk:\n  syscalls:\n    - fsync: {deny: EIO, path: /nonexistent/*}\n")
             p.send_signal(signal.SIGHUP)
             self.assertEqual(p.stdout.readline(), "ok\n")
             open(stop, "w").close()
@@ -676,6 +682,9 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, err)
         self.assertEqual(out, "")
         self.assertIn("fault: reload failed, keeping the previous policies: " + policy, err)
+        self.assertIn("fault: reload failed, keeping the previous policies: the seccomp layer "
+                      "was set up for other syscall families; the new policies add unlink "
+                      "(restart the run to add them)", err)
         self.assertIn("fault: reloaded 1 policy (generation 3)", err)
 
 
