@@ -3,7 +3,13 @@
 #   integration  real programs under `fault exec` (default preset only)
 #   fuzz         bounded libFuzzer runs (fuzz preset only)
 
-# fault_unit_test(NAME SOURCES a_test.cc ... LIBS lib ...)
+# Aggregate targets, so that a preset can build only what it runs:
+#   fault_tsan_tests    unit tests also labelled `tsan` (threads worth checking)
+#   fault_fuzz_targets  every libFuzzer binary
+add_custom_target(fault_tsan_tests)
+add_custom_target(fault_fuzz_targets)
+
+# fault_unit_test(NAME SOURCES a_test.cc ... LIBS lib ... [LABELS tsan ...])
 function(fault_unit_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
@@ -12,6 +18,9 @@ function(fault_unit_test name)
   gtest_discover_tests(${name}
     PROPERTIES LABELS "unit;${T_LABELS}"
     DISCOVERY_TIMEOUT 60)
+  if("tsan" IN_LIST T_LABELS)
+    add_dependencies(fault_tsan_tests ${name})
+  endif()
 endfunction()
 
 # fault_fuzz_target(NAME SOURCES fuzz.cc LIBS ... [CORPUS dir] [SECONDS n])
@@ -28,6 +37,7 @@ function(fault_fuzz_target name)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/generated)
   target_link_libraries(${name} PRIVATE ${T_LIBS})
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  add_dependencies(fault_fuzz_targets ${name})
   set(work ${CMAKE_CURRENT_BINARY_DIR}/${name}_corpus)
   set(seeds "")
   if(T_CORPUS)
