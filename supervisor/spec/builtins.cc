@@ -49,7 +49,8 @@ class Record : public sl::HostValue {
   }
   std::string Repr() const override {
     std::vector<std::string> parts;
-    for (auto& [k, v] : fields_) parts.push_back(absl::StrCat(k, " = ", sl::Repr(v)));
+    for (auto& [k, v] : fields_)
+      parts.push_back(absl::StrCat(k, " = ", sl::Repr(v)));
     return absl::StrCat(type_, "(", absl::StrJoin(parts, ", "), ")");
   }
   void Freeze() override {
@@ -62,13 +63,15 @@ class Record : public sl::HostValue {
 };
 
 CellContext& RequireCell(absl::string_view fname) {
-  if (t_cell == nullptr) sl::Fail(absl::StrCat(fname, ": only available while a scenario runs"));
+  if (t_cell == nullptr)
+    sl::Fail(absl::StrCat(fname, ": only available while a scenario runs"));
   return *t_cell;
 }
 
 // The earlier of now+timeout and the cell deadline; whether the deadline
 // is the bound.
-absl::Time Bound(const CellContext& cell, absl::Duration timeout, bool* by_cell) {
+absl::Time Bound(const CellContext& cell, absl::Duration timeout,
+                 bool* by_cell) {
   absl::Time t = absl::Now() + timeout;
   *by_cell = cell.deadline <= t;
   return *by_cell ? cell.deadline : t;
@@ -90,31 +93,32 @@ bool WaitFd(int fd, short events, absl::Time until) {
   }
 }
 
-std::string StringArg(absl::string_view fname, absl::string_view param, const Value& v) {
+std::string StringArg(absl::string_view fname, absl::string_view param,
+                      const Value& v) {
   if (!v.Is(sl::Kind::kString) && !v.Is(sl::Kind::kBytes))
-    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ", sl::TypeName(v),
-                          ", want string"));
+    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ",
+                          sl::TypeName(v), ", want string"));
   return sl::StrOf(v);
 }
 
-std::vector<std::pair<std::string, std::string>> StringDictArg(absl::string_view fname,
-                                                               absl::string_view param,
-                                                               const Value& v) {
+std::vector<std::pair<std::string, std::string>> StringDictArg(
+    absl::string_view fname, absl::string_view param, const Value& v) {
   std::vector<std::pair<std::string, std::string>> out;
   if (v.IsNull() || v.IsNone()) return out;
   if (!v.Is(sl::Kind::kDict))
-    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ", sl::TypeName(v),
-                          ", want dict"));
+    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ",
+                          sl::TypeName(v), ", want dict"));
   sl::DictOf(v)->t.ForEach([&](const sl::HashTable::Entry& e) {
-    out.emplace_back(StringArg(fname, param, e.key), e.value.Is(sl::Kind::kString)
-                                                         ? sl::StrOf(e.value)
-                                                         : sl::ToStr(e.value));
+    out.emplace_back(StringArg(fname, param, e.key),
+                     e.value.Is(sl::Kind::kString) ? sl::StrOf(e.value)
+                                                   : sl::ToStr(e.value));
   });
   return out;
 }
 
 // Connects a non-blocking TCP socket to host:port by `until`.
-int ConnectTcp(const std::string& host, int port, absl::Time until, std::string* error) {
+int ConnectTcp(const std::string& host, int port, absl::Time until,
+               std::string* error) {
   std::string h = host == "localhost" ? "127.0.0.1" : host;
   sockaddr_storage ss{};
   socklen_t len;
@@ -130,7 +134,8 @@ int ConnectTcp(const std::string& host, int port, absl::Time until, std::string*
     in6->sin6_port = htons(port);
     len = sizeof(*in6);
   } else {
-    *error = absl::StrCat("host \"", host, "\" is not an IP address or localhost");
+    *error =
+        absl::StrCat("host \"", host, "\" is not an IP address or localhost");
     return -1;
   }
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -161,7 +166,8 @@ int ConnectTcp(const std::string& host, int port, absl::Time until, std::string*
   return fd;
 }
 
-bool SendAll(int fd, absl::string_view data, absl::Time until, std::string* error) {
+bool SendAll(int fd, absl::string_view data, absl::Time until,
+             std::string* error) {
   while (!data.empty()) {
     ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -212,25 +218,34 @@ bool RecvUntil(int fd, std::string* out, absl::Time until, bool stop_at_newline,
   }
 }
 
-[[noreturn]] void FailTimeout(const CellContext& cell) { sl::Fail(cell.timeout_message); }
+[[noreturn]] void FailTimeout(const CellContext& cell) {
+  sl::Fail(cell.timeout_message);
+}
 
 // ---- exec ----
 
 Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
   Value argv, timeout = sl::Str("30s"), stdin_v, env_v;
   sl::UnpackArgs("exec", args,
-                 {{"argv", &argv}, {"timeout?", &timeout}, {"stdin?", &stdin_v}, {"env?", &env_v}});
+                 {{"argv", &argv},
+                  {"timeout?", &timeout},
+                  {"stdin?", &stdin_v},
+                  {"env?", &env_v}});
   CellContext& cell = RequireCell("exec");
   std::vector<std::string> cmd;
   if (!argv.Is(sl::Kind::kList) && !argv.Is(sl::Kind::kTuple))
-    sl::Fail(absl::StrCat("exec: for parameter \"argv\": got ", sl::TypeName(argv),
-                          ", want list of strings"));
-  for (const Value& a : sl::ToVector(th, argv)) cmd.push_back(StringArg("exec", "argv", a));
+    sl::Fail(absl::StrCat("exec: for parameter \"argv\": got ",
+                          sl::TypeName(argv), ", want list of strings"));
+  for (const Value& a : sl::ToVector(th, argv))
+    cmd.push_back(StringArg("exec", "argv", a));
   if (cmd.empty()) sl::Fail("exec: argv is empty");
-  std::string input = stdin_v.IsNull() || stdin_v.IsNone() ? "" : StringArg("exec", "stdin", stdin_v);
+  std::string input = stdin_v.IsNull() || stdin_v.IsNone()
+                          ? ""
+                          : StringArg("exec", "stdin", stdin_v);
   auto extra_env = StringDictArg("exec", "env", env_v);
   bool by_cell;
-  absl::Time until = Bound(cell, DurationArg("exec", "timeout", timeout), &by_cell);
+  absl::Time until =
+      Bound(cell, DurationArg("exec", "timeout", timeout), &by_cell);
 
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
@@ -264,11 +279,12 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
     close(in[1]);
     close(out[0]);
     close(err[0]);
-    return MakeRecord({{"exit_code", sl::Int(127)},
-                       {"stdout", sl::Str("")},
-                       {"stderr", sl::Str(absl::StrCat(cmd[0], ": ", strerror(rc)))},
-                       {"duration_ms", sl::Int(0)},
-                       {"timed_out", sl::Bool(false)}});
+    return MakeRecord(
+        {{"exit_code", sl::Int(127)},
+         {"stdout", sl::Str("")},
+         {"stderr", sl::Str(absl::StrCat(cmd[0], ": ", strerror(rc)))},
+         {"duration_ms", sl::Int(0)},
+         {"timed_out", sl::Bool(false)}});
   }
   fcntl(in[1], F_SETFL, O_NONBLOCK);
   std::string so, se;
@@ -285,11 +301,13 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
       timed_out = true;
       break;
     }
-    pollfd p[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
+    pollfd p[3] = {
+        {out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in[1], POLLOUT, 0}};
     int r = poll(p, 3, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (r < 0 && errno == EINTR) continue;
     for (int i = 0; i < 2; ++i) {
-      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+        continue;
       char buf[8192];
       ssize_t n = read(p[i].fd, buf, sizeof(buf));
       if (n > 0) {
@@ -331,7 +349,8 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
 
 // ---- http ----
 
-Value HttpResult(int status, std::string body, Value headers, int64_t ms, std::string error) {
+Value HttpResult(int status, std::string body, Value headers, int64_t ms,
+                 std::string error) {
   return MakeRecord({{"status", sl::Int(status)},
                      {"body", sl::Str(std::move(body))},
                      {"headers", std::move(headers)},
@@ -340,37 +359,48 @@ Value HttpResult(int status, std::string body, Value headers, int64_t ms, std::s
                     "http_response");
 }
 
-Value HttpRequest(absl::string_view method, sl::Thread& th, const sl::Args& args) {
+Value HttpRequest(absl::string_view method, sl::Thread& th,
+                  const sl::Args& args) {
   std::string fname = absl::StrCat("http.", absl::AsciiStrToLower(method));
   std::string url, body;
   Value headers_v, timeout = sl::Str("10s");
   if (method == "POST" || method == "PUT") {
     sl::UnpackArgs(fname, args,
-                   {{"url", &url}, {"body?", &body}, {"headers?", &headers_v}, {"timeout?", &timeout}});
+                   {{"url", &url},
+                    {"body?", &body},
+                    {"headers?", &headers_v},
+                    {"timeout?", &timeout}});
   } else {
-    sl::UnpackArgs(fname, args, {{"url", &url}, {"headers?", &headers_v}, {"timeout?", &timeout}});
+    sl::UnpackArgs(
+        fname, args,
+        {{"url", &url}, {"headers?", &headers_v}, {"timeout?", &timeout}});
   }
   CellContext& cell = RequireCell(fname);
   auto headers = StringDictArg(fname, "headers", headers_v);
   bool by_cell;
-  absl::Time until = Bound(cell, DurationArg(fname, "timeout", timeout), &by_cell);
+  absl::Time until =
+      Bound(cell, DurationArg(fname, "timeout", timeout), &by_cell);
   absl::string_view rest = url;
   if (!absl::ConsumePrefix(&rest, "http://"))
-    sl::Fail(absl::StrCat(fname, ": url \"", url, "\": only http:// URLs are supported"));
+    sl::Fail(absl::StrCat(fname, ": url \"", url,
+                          "\": only http:// URLs are supported"));
   size_t slash = rest.find('/');
   absl::string_view hostport = rest.substr(0, slash);
-  std::string path = slash == absl::string_view::npos ? "/" : std::string(rest.substr(slash));
+  std::string path =
+      slash == absl::string_view::npos ? "/" : std::string(rest.substr(slash));
   std::string host(hostport);
   int port = 80;
   absl::string_view port_text;
   if (absl::StartsWith(hostport, "[")) {
     size_t close_br = hostport.find(']');
     if (close_br == absl::string_view::npos)
-      sl::Fail(absl::StrCat(fname, ": url \"", url, "\": unterminated IPv6 address"));
+      sl::Fail(absl::StrCat(fname, ": url \"", url,
+                            "\": unterminated IPv6 address"));
     host = std::string(hostport.substr(1, close_br - 1));
     if (close_br + 1 < hostport.size() && hostport[close_br + 1] == ':')
       port_text = hostport.substr(close_br + 2);
-  } else if (size_t colon = hostport.rfind(':'); colon != absl::string_view::npos) {
+  } else if (size_t colon = hostport.rfind(':');
+             colon != absl::string_view::npos) {
     host = std::string(hostport.substr(0, colon));
     port_text = hostport.substr(colon + 1);
   }
@@ -387,8 +417,9 @@ Value HttpRequest(absl::string_view method, sl::Thread& th, const sl::Args& args
     return HttpResult(0, "", sl::NewDict(), MillisSince(start), std::move(e));
   };
   if (fd < 0) return fail(error);
-  std::string req = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", hostport,
-                                 "\r\nConnection: close\r\nUser-Agent: fault-test\r\n");
+  std::string req =
+      absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", hostport,
+                   "\r\nConnection: close\r\nUser-Agent: fault-test\r\n");
   for (auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
   if (method == "POST" || method == "PUT" || !body.empty())
     absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
@@ -399,9 +430,12 @@ Value HttpRequest(absl::string_view method, sl::Thread& th, const sl::Args& args
   close(fd);
   fd = -1;
   size_t hend = resp.find("\r\n\r\n");
-  if (hend == std::string::npos) return fail("malformed response: no end of headers");
-  std::vector<absl::string_view> lines = absl::StrSplit(absl::string_view(resp).substr(0, hend), "\r\n");
-  std::vector<absl::string_view> status_parts = absl::StrSplit(lines[0], absl::MaxSplits(' ', 2));
+  if (hend == std::string::npos)
+    return fail("malformed response: no end of headers");
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(absl::string_view(resp).substr(0, hend), "\r\n");
+  std::vector<absl::string_view> status_parts =
+      absl::StrSplit(lines[0], absl::MaxSplits(' ', 2));
   int status = 0;
   if (status_parts.size() < 2 || !absl::SimpleAtoi(status_parts[1], &status))
     return fail(absl::StrCat("malformed status line: ", lines[0]));
@@ -412,7 +446,8 @@ Value HttpRequest(absl::string_view method, sl::Thread& th, const sl::Args& args
     if (c == absl::string_view::npos) continue;
     std::string k = absl::AsciiStrToLower(lines[i].substr(0, c));
     std::string v(absl::StripAsciiWhitespace(lines[i].substr(c + 1)));
-    if (k == "transfer-encoding" && absl::StrContains(absl::AsciiStrToLower(v), "chunked"))
+    if (k == "transfer-encoding" &&
+        absl::StrContains(absl::AsciiStrToLower(v), "chunked"))
       chunked = true;
     sl::DictOf(hdrs)->t.Insert(sl::Str(k), sl::Str(v));
   }
@@ -424,7 +459,9 @@ Value HttpRequest(absl::string_view method, sl::Thread& th, const sl::Args& args
       size_t e = p.find("\r\n");
       if (e == absl::string_view::npos) break;
       size_t n = 0;
-      if (!absl::SimpleHexAtoi(p.substr(0, p.substr(0, e).find(';')), &n) || n == 0) break;
+      if (!absl::SimpleHexAtoi(p.substr(0, p.substr(0, e).find(';')), &n) ||
+          n == 0)
+        break;
       p.remove_prefix(e + 2);
       decoded.append(p.data(), std::min(p.size(), n));
       p.remove_prefix(std::min(p.size(), n + 2));
@@ -442,17 +479,23 @@ Value TcpConnect(sl::Thread&, const Value&, const sl::Args& args) {
   int64_t port = 0;
   Value timeout = sl::Str("5s"), send_v;
   sl::UnpackArgs("tcp.connect", args,
-                 {{"host", &host}, {"port", &port}, {"timeout?", &timeout}, {"send?", &send_v}});
+                 {{"host", &host},
+                  {"port", &port},
+                  {"timeout?", &timeout},
+                  {"send?", &send_v}});
   CellContext& cell = RequireCell("tcp.connect");
-  if (port <= 0 || port > 65535) sl::Fail(absl::StrCat("tcp.connect: port ", port, " out of range"));
+  if (port <= 0 || port > 65535)
+    sl::Fail(absl::StrCat("tcp.connect: port ", port, " out of range"));
   bool by_cell;
-  absl::Time until = Bound(cell, DurationArg("tcp.connect", "timeout", timeout), &by_cell);
+  absl::Time until =
+      Bound(cell, DurationArg("tcp.connect", "timeout", timeout), &by_cell);
   absl::Time start = absl::Now();
   std::string error, reply;
   int fd = ConnectTcp(host, static_cast<int>(port), until, &error);
   if (fd >= 0 && !send_v.IsNull() && !send_v.IsNone()) {
     std::string data = StringArg("tcp.connect", "send", send_v);
-    if (SendAll(fd, data, until, &error)) RecvUntil(fd, &reply, until, true, &error);
+    if (SendAll(fd, data, until, &error))
+      RecvUntil(fd, &reply, until, true, &error);
   }
   if (fd >= 0) close(fd);
   if (!error.empty() && absl::Now() >= until && by_cell) FailTimeout(cell);
@@ -485,11 +528,13 @@ std::string MsgSuffix(const Value& msg) {
 // "Error in assert_eq: " and the position of the call.
 sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
                        bool (*ok)(const Value&, const Value&)) {
-  return [name, want_prefix, ok](sl::Thread&, const Value&, const sl::Args& args) -> Value {
+  return [name, want_prefix, ok](sl::Thread&, const Value&,
+                                 const sl::Args& args) -> Value {
     Value a, b, msg;
     sl::UnpackArgs(name, args, {{"a", &a}, {"b", &b}, {"msg?", &msg}});
     if (!ok(a, b))
-      sl::Fail(absl::StrCat("got ", sl::Repr(a), ", want ", want_prefix, sl::Repr(b), MsgSuffix(msg)));
+      sl::Fail(absl::StrCat("got ", sl::Repr(a), ", want ", want_prefix,
+                            sl::Repr(b), MsgSuffix(msg)));
     return sl::None();
   };
 }
@@ -499,83 +544,132 @@ sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
 ScopedCell::ScopedCell(CellContext* cell) { t_cell = cell; }
 ScopedCell::~ScopedCell() { t_cell = nullptr; }
 
-Value MakeRecord(std::vector<std::pair<std::string, Value>> fields, std::string type) {
+Value MakeRecord(std::vector<std::pair<std::string, Value>> fields,
+                 std::string type) {
   return sl::NewHost<Record>(std::move(fields), std::move(type));
 }
 
-absl::Duration DurationArg(absl::string_view fname, absl::string_view param, const Value& v) {
+absl::Duration DurationArg(absl::string_view fname, absl::string_view param,
+                           const Value& v) {
   if (v.Is(sl::Kind::kInt) || v.Is(sl::Kind::kFloat)) {
     double s = v.Is(sl::Kind::kInt) ? sl::IntToDouble(v) : sl::FloatOf(v);
-    if (s < 0) sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": negative duration"));
+    if (s < 0)
+      sl::Fail(absl::StrCat(fname, ": for parameter \"", param,
+                            "\": negative duration"));
     return absl::Seconds(s);
   }
   if (!v.Is(sl::Kind::kString))
-    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ", sl::TypeName(v),
+    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": got ",
+                          sl::TypeName(v),
                           ", want duration string like \"2s\""));
   absl::StatusOr<int64_t> ns = fault::policy::ParseDuration(sl::StrOf(v));
   if (!ns.ok())
-    sl::Fail(absl::StrCat(fname, ": for parameter \"", param, "\": ", ns.status().message()));
+    sl::Fail(absl::StrCat(fname, ": for parameter \"", param,
+                          "\": ", ns.status().message()));
   return absl::Nanoseconds(*ns);
 }
 
 std::string CallPosition(sl::Thread& th) {
   for (auto it = th.stack.rbegin(); it != th.stack.rend(); ++it) {
     if (it->file != nullptr)
-      return absl::StrCat(it->file->filename, ":", it->pos.line, ":", it->pos.col);
+      return absl::StrCat(it->file->filename, ":", it->pos.line, ":",
+                          it->pos.col);
   }
   return "<unknown>";
 }
 
 void AddCommonBuiltins(sl::StringDict* pre) {
   auto& p = *pre;
-  p["struct"] = sl::NewBuiltin("struct", [](sl::Thread&, const Value&, const sl::Args& a) {
-    if (!a.pos.empty()) sl::Fail("struct: unexpected positional arguments");
-    std::vector<std::pair<std::string, Value>> f;
-    for (auto& [k, v] : a.kw) f.emplace_back(sl::StrOf(k), v);
-    return MakeRecord(std::move(f));
-  });
-  p["assert_eq"] = sl::NewBuiltin("assert_eq", Compare2("assert_eq", "", [](const Value& a, const Value& b) { return sl::Equal(a, b); }));
-  p["assert_ne"] = sl::NewBuiltin("assert_ne", Compare2("assert_ne", "anything but ", [](const Value& a, const Value& b) { return !sl::Equal(a, b); }));
-  p["assert_lt"] = sl::NewBuiltin("assert_lt", Compare2("assert_lt", "< ", [](const Value& a, const Value& b) { return sl::Compare(a, b) < 0; }));
-  p["assert_le"] = sl::NewBuiltin("assert_le", Compare2("assert_le", "<= ", [](const Value& a, const Value& b) { return sl::Compare(a, b) <= 0; }));
-  p["assert_gt"] = sl::NewBuiltin("assert_gt", Compare2("assert_gt", "> ", [](const Value& a, const Value& b) { return sl::Compare(a, b) > 0; }));
-  p["assert_ge"] = sl::NewBuiltin("assert_ge", Compare2("assert_ge", ">= ", [](const Value& a, const Value& b) { return sl::Compare(a, b) >= 0; }));
-  p["assert_contains"] = sl::NewBuiltin("assert_contains", [](sl::Thread&, const Value&, const sl::Args& args) {
-    Value c, x, msg;
-    sl::UnpackArgs("assert_contains", args, {{"container", &c}, {"x", &x}, {"msg?", &msg}});
-    if (!sl::Contains(c, x))
-      sl::Fail(absl::StrCat(sl::Repr(x), " not in ", sl::Repr(c), MsgSuffix(msg)));
-    return sl::None();
-  });
-  p["assert_true"] = sl::NewBuiltin("assert_true", [](sl::Thread&, const Value&, const sl::Args& args) {
-    Value x, msg;
-    sl::UnpackArgs("assert_true", args, {{"x", &x}, {"msg?", &msg}});
-    if (!sl::Truth(x)) sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a true value", MsgSuffix(msg)));
-    return sl::None();
-  });
-  p["assert_false"] = sl::NewBuiltin("assert_false", [](sl::Thread&, const Value&, const sl::Args& args) {
-    Value x, msg;
-    sl::UnpackArgs("assert_false", args, {{"x", &x}, {"msg?", &msg}});
-    if (sl::Truth(x)) sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a false value", MsgSuffix(msg)));
-    return sl::None();
-  });
+  p["struct"] = sl::NewBuiltin(
+      "struct", [](sl::Thread&, const Value&, const sl::Args& a) {
+        if (!a.pos.empty()) sl::Fail("struct: unexpected positional arguments");
+        std::vector<std::pair<std::string, Value>> f;
+        for (auto& [k, v] : a.kw) f.emplace_back(sl::StrOf(k), v);
+        return MakeRecord(std::move(f));
+      });
+  p["assert_eq"] = sl::NewBuiltin(
+      "assert_eq",
+      Compare2("assert_eq", "",
+               [](const Value& a, const Value& b) { return sl::Equal(a, b); }));
+  p["assert_ne"] =
+      sl::NewBuiltin("assert_ne", Compare2("assert_ne", "anything but ",
+                                           [](const Value& a, const Value& b) {
+                                             return !sl::Equal(a, b);
+                                           }));
+  p["assert_lt"] = sl::NewBuiltin(
+      "assert_lt",
+      Compare2("assert_lt", "< ", [](const Value& a, const Value& b) {
+        return sl::Compare(a, b) < 0;
+      }));
+  p["assert_le"] = sl::NewBuiltin(
+      "assert_le",
+      Compare2("assert_le", "<= ", [](const Value& a, const Value& b) {
+        return sl::Compare(a, b) <= 0;
+      }));
+  p["assert_gt"] = sl::NewBuiltin(
+      "assert_gt",
+      Compare2("assert_gt", "> ", [](const Value& a, const Value& b) {
+        return sl::Compare(a, b) > 0;
+      }));
+  p["assert_ge"] = sl::NewBuiltin(
+      "assert_ge",
+      Compare2("assert_ge", ">= ", [](const Value& a, const Value& b) {
+        return sl::Compare(a, b) >= 0;
+      }));
+  p["assert_contains"] = sl::NewBuiltin(
+      "assert_contains", [](sl::Thread&, const Value&, const sl::Args& args) {
+        Value c, x, msg;
+        sl::UnpackArgs("assert_contains", args,
+                       {{"container", &c}, {"x", &x}, {"msg?", &msg}});
+        if (!sl::Contains(c, x))
+          sl::Fail(absl::StrCat(sl::Repr(x), " not in ", sl::Repr(c),
+                                MsgSuffix(msg)));
+        return sl::None();
+      });
+  p["assert_true"] = sl::NewBuiltin(
+      "assert_true", [](sl::Thread&, const Value&, const sl::Args& args) {
+        Value x, msg;
+        sl::UnpackArgs("assert_true", args, {{"x", &x}, {"msg?", &msg}});
+        if (!sl::Truth(x))
+          sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a true value",
+                                MsgSuffix(msg)));
+        return sl::None();
+      });
+  p["assert_false"] = sl::NewBuiltin(
+      "assert_false", [](sl::Thread&, const Value&, const sl::Args& args) {
+        Value x, msg;
+        sl::UnpackArgs("assert_false", args, {{"x", &x}, {"msg?", &msg}});
+        if (sl::Truth(x))
+          sl::Fail(absl::StrCat("got ", sl::Repr(x), ", want a false value",
+                                MsgSuffix(msg)));
+        return sl::None();
+      });
   p["exec"] = sl::NewBuiltin("exec", ExecBuiltin);
   p["sleep"] = sl::NewBuiltin("sleep", SleepBuiltin);
   p["http"] = MakeRecord(
-      {{"get", sl::NewBuiltin("http.get", [](sl::Thread& th, const Value&, const sl::Args& a) {
-          return HttpRequest("GET", th, a);
-        })},
-       {"post", sl::NewBuiltin("http.post", [](sl::Thread& th, const Value&, const sl::Args& a) {
-          return HttpRequest("POST", th, a);
-        })},
-       {"put", sl::NewBuiltin("http.put", [](sl::Thread& th, const Value&, const sl::Args& a) {
-          return HttpRequest("PUT", th, a);
-        })},
-       {"delete", sl::NewBuiltin("http.delete", [](sl::Thread& th, const Value&, const sl::Args& a) {
-          return HttpRequest("DELETE", th, a);
-        })}},
+      {{"get",
+        sl::NewBuiltin("http.get",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("GET", th, a);
+                       })},
+       {"post",
+        sl::NewBuiltin("http.post",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("POST", th, a);
+                       })},
+       {"put",
+        sl::NewBuiltin("http.put",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("PUT", th, a);
+                       })},
+       {"delete",
+        sl::NewBuiltin("http.delete",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("DELETE", th, a);
+                       })}},
       "module");
-  p["tcp"] = MakeRecord({{"connect", sl::NewBuiltin("tcp.connect", TcpConnect)}}, "module");
+  p["tcp"] = MakeRecord(
+      {{"connect", sl::NewBuiltin("tcp.connect", TcpConnect)}}, "module");
 }
 
 }  // namespace fault::spec

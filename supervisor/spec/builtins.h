@@ -35,8 +35,9 @@ class ScopedCell {
 };
 
 // A read-only value with named attributes; repr "struct(a = 1, ...)".
-starlark::Value MakeRecord(std::vector<std::pair<std::string, starlark::Value>> fields,
-                           std::string type = "struct");
+starlark::Value MakeRecord(
+    std::vector<std::pair<std::string, starlark::Value>> fields,
+    std::string type = "struct");
 
 // A Starlark duration argument: "2s" or a number of seconds.
 absl::Duration DurationArg(absl::string_view fname, absl::string_view param,

@@ -13,8 +13,9 @@ namespace {
 
 const std::vector<std::string>& Families() {
   static const auto* f = new std::vector<std::string>{
-      "open",   "openat", "read",   "write", "fsync", "fdatasync", "connect", "accept",
-      "send",   "recv",   "close",  "unlink", "rename", "mkdir",    "ftruncate"};
+      "open",      "openat",  "read",   "write", "fsync",
+      "fdatasync", "connect", "accept", "send",  "recv",
+      "close",     "unlink",  "rename", "mkdir", "ftruncate"};
   return *f;
 }
 
@@ -50,7 +51,8 @@ const std::vector<std::pair<std::string, std::string>>& EffectKeywords() {
 
 // Fields whose parts compose independently.
 bool IsPartwise(absl::string_view field) {
-  return field == "dns" || field == "timeout" || field == "uplink" || field == "downlink";
+  return field == "dns" || field == "timeout" || field == "uplink" ||
+         field == "downlink";
 }
 
 size_t EditDistance(absl::string_view a, absl::string_view b) {
@@ -70,8 +72,8 @@ size_t EditDistance(absl::string_view a, absl::string_view b) {
 std::string Conflict(absl::string_view what, const nlohmann::json& a,
                      absl::string_view origin_a, const nlohmann::json& b,
                      absl::string_view origin_b) {
-  return absl::StrCat(what, " is set twice differently: ", a.dump(), " by \"", origin_a,
-                      "\" and ", b.dump(), " by \"", origin_b, "\"");
+  return absl::StrCat(what, " is set twice differently: ", a.dump(), " by \"",
+                      origin_a, "\" and ", b.dump(), " by \"", origin_b, "\"");
 }
 
 }  // namespace
@@ -89,8 +91,8 @@ std::optional<std::string> EffectFieldPath(absl::string_view keyword) {
 
 const std::vector<std::string>& AssumptionKeywords() {
   static const auto* all = [] {
-    auto* v = new std::vector<std::string>{"name", "target", "faults", "description",
-                                           "targets", "expect_events"};
+    auto* v = new std::vector<std::string>{
+        "name", "target", "faults", "description", "targets", "expect_events"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;
@@ -98,7 +100,8 @@ const std::vector<std::string>& AssumptionKeywords() {
   return *all;
 }
 
-std::string SuggestKeyword(absl::string_view word, const std::vector<std::string>& known) {
+std::string SuggestKeyword(absl::string_view word,
+                           const std::vector<std::string>& known) {
   std::string best;
   size_t best_d = 3;
   for (const auto& k : known) {
@@ -111,7 +114,8 @@ std::string SuggestKeyword(absl::string_view word, const std::vector<std::string
   return best;
 }
 
-absl::Status FaultSet::SetField(const std::string& path, const nlohmann::json& value,
+absl::Status FaultSet::SetField(const std::string& path,
+                                const nlohmann::json& value,
                                 absl::string_view origin) {
   // A whole part-wise field given as a dict is set part by part, so that
   // dns={"delay": ...} and dns_nxdomain=... compose.
@@ -139,20 +143,21 @@ absl::Status FaultSet::SetSyscallRules(const std::string& family,
   for (auto& [f, existing] : syscalls_) {
     if (f != key) continue;
     if (existing == rules) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        Conflict(key, nlohmann::json(existing), syscall_origin_[key], nlohmann::json(rules),
-                 origin));
+    return absl::InvalidArgumentError(Conflict(key, nlohmann::json(existing),
+                                               syscall_origin_[key],
+                                               nlohmann::json(rules), origin));
   }
   syscalls_.emplace_back(key, std::move(rules));
   syscall_origin_[key] = std::string(origin);
   return absl::OkStatus();
 }
 
-absl::Status FaultSet::SetTargets(const nlohmann::json& targets, absl::string_view origin) {
+absl::Status FaultSet::SetTargets(const nlohmann::json& targets,
+                                  absl::string_view origin) {
   if (targets_) {
     if (targets_->value == targets) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        Conflict("targets", targets_->value, targets_->origin, targets, origin));
+    return absl::InvalidArgumentError(Conflict(
+        "targets", targets_->value, targets_->origin, targets, origin));
   }
   targets_ = Field{targets, std::string(origin)};
   return absl::OkStatus();
@@ -187,13 +192,15 @@ absl::Status Merge(FaultSet* into, const FaultSet& from) {
     if (!st.ok()) return st;
   }
   if (from.targets_) {
-    absl::Status st = into->SetTargets(from.targets_->value, from.targets_->origin);
+    absl::Status st =
+        into->SetTargets(from.targets_->value, from.targets_->origin);
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name, const FaultSet& set,
+absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name,
+                                           const FaultSet& set,
                                            absl::string_view where) {
   static constexpr absl::string_view kGenerated = "<fault_assumption>";
   nlohmann::json doc = {{std::string(name), set.ToJson()}};
@@ -203,7 +210,8 @@ absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name, const FaultSe
     // Each line reads "<fault_assumption>:1:COL: policy "name": field: why";
     // the column is in generated text, so name the spec position instead.
     std::vector<std::string> lines;
-    for (absl::string_view line : absl::StrSplit(parsed.status().message(), '\n')) {
+    for (absl::string_view line :
+         absl::StrSplit(parsed.status().message(), '\n')) {
       if (line.empty()) continue;
       if (absl::StartsWith(line, kGenerated)) {
         size_t p = line.find(": ", kGenerated.size());
@@ -211,7 +219,8 @@ absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name, const FaultSe
       }
       absl::string_view policy_prefix = line;
       std::string expected = absl::StrCat("policy \"", name, "\": ");
-      if (absl::StartsWith(policy_prefix, expected)) line.remove_prefix(expected.size());
+      if (absl::StartsWith(policy_prefix, expected))
+        line.remove_prefix(expected.size());
       lines.push_back(absl::StrCat(where, ": \"", name, "\": ", line));
     }
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));

@@ -11,24 +11,24 @@
 //   disk.SetField("latency", "50ms", "slow_disk");
 //   disk.AddSyscallRule("write", {{"deny", "ENOSPC"}}, "slow_disk");
 //   absl::Status st = Merge(&composed, disk, "slow_disk");    // conflicts
-//   absl::StatusOr<fault::v1::Policy> p = ToPolicy("x", composed, "a.star:3:1");
+//   absl::StatusOr<fault::v1::Policy> p = ToPolicy("x", composed,
+//   "a.star:3:1");
 //
 // Thread safety: plain values; no shared state.
 #ifndef FAULT_SUPERVISOR_SPEC_FAULT_SET_H_
 #define FAULT_SUPERVISOR_SPEC_FAULT_SET_H_
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "fault/v1/policy.pb.h"
 
 namespace fault::spec {
@@ -50,14 +50,16 @@ class FaultSet {
   absl::Status SetSyscallRules(const std::string& family,
                                std::vector<SyscallRule> rules,
                                absl::string_view origin);
-  absl::Status SetTargets(const nlohmann::json& targets, absl::string_view origin);
+  absl::Status SetTargets(const nlohmann::json& targets,
+                          absl::string_view origin);
 
   // True when no effect was given (targets alone are not an effect).
   bool empty() const { return fields_.empty() && syscalls_.empty(); }
   // True when some effect is one only the preload shim applies (network,
   // DNS): statically linked programs cannot observe it.
   bool HasShimOnlyEffects() const { return !fields_.empty(); }
-  const std::vector<std::pair<std::string, std::vector<SyscallRule>>>& syscalls() const {
+  const std::vector<std::pair<std::string, std::vector<SyscallRule>>>&
+  syscalls() const {
     return syscalls_;
   }
 

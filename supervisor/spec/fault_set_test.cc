@@ -9,7 +9,12 @@ namespace {
 
 TEST(FaultSetTest, SyscallRuleBecomesPolicy) {
   FaultSet s;
-  ASSERT_TRUE(s.SetSyscallRules("write", {{{"deny", "ENOSPC"}, {"path", "*.db"}, {"probability", "50%"}}}, "disk").ok());
+  ASSERT_TRUE(
+      s.SetSyscallRules(
+           "write",
+           {{{"deny", "ENOSPC"}, {"path", "*.db"}, {"probability", "50%"}}},
+           "disk")
+          .ok());
   absl::StatusOr<fault::v1::Policy> p = ToPolicy("disk", s, "a.star:3:5");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->name(), "disk");
@@ -25,7 +30,10 @@ TEST(FaultSetTest, NetworkFieldsUseCanonicalUnits) {
   ASSERT_TRUE(s.SetField("latency", "150ms", "slow").ok());
   ASSERT_TRUE(s.SetField("packet_loss", "1%", "slow").ok());
   ASSERT_TRUE(s.SetField("dns.nxdomain", "100%", "slow").ok());
-  ASSERT_TRUE(s.SetTargets(nlohmann::json::array({{{"hostname", "db.internal"}}}), "slow").ok());
+  ASSERT_TRUE(
+      s.SetTargets(nlohmann::json::array({{{"hostname", "db.internal"}}}),
+                   "slow")
+          .ok());
   absl::StatusOr<fault::v1::Policy> p = ToPolicy("slow", s, "a.star:1:1");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->link().latency().fixed_ns(), 150'000'000);
@@ -39,16 +47,19 @@ TEST(FaultSetTest, ParserErrorsNameTheSpecPosition) {
   absl::StatusOr<fault::v1::Policy> p = ToPolicy("lossy", s, "spec.star:4:7");
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().message(),
-            "spec.star:4:7: \"lossy\": packet_loss: \"150%\" is not a probability: above 100%");
+            "spec.star:4:7: \"lossy\": packet_loss: \"150%\" is not a "
+            "probability: above 100%");
 }
 
 TEST(FaultSetTest, ModelRulesApply) {
   FaultSet s;
   ASSERT_TRUE(s.SetField("dns.nxdomain", "50%", "d").ok());
-  ASSERT_TRUE(s.SetTargets(nlohmann::json::array({"tcp://127.0.0.1:80"}), "d").ok());
+  ASSERT_TRUE(
+      s.SetTargets(nlohmann::json::array({"tcp://127.0.0.1:80"}), "d").ok());
   absl::StatusOr<fault::v1::Policy> p = ToPolicy("d", s, "s.star:2:2");
   ASSERT_FALSE(p.ok());
-  EXPECT_TRUE(absl::StartsWith(p.status().message(), "s.star:2:2: \"d\": ")) << p.status();
+  EXPECT_TRUE(absl::StartsWith(p.status().message(), "s.star:2:2: \"d\": "))
+      << p.status();
 }
 
 TEST(FaultSetTest, MergeCombinesDifferentFields) {
@@ -59,8 +70,9 @@ TEST(FaultSetTest, MergeCombinesDifferentFields) {
   ASSERT_TRUE(b.SetSyscallRules("fsync", {{{"deny", "EIO"}}}, "b").ok());
   ASSERT_TRUE(Merge(&both, a).ok());
   ASSERT_TRUE(Merge(&both, b).ok());
-  EXPECT_EQ(both.ToJson().dump(),
-            R"({"dns":{"delay":"1s","nxdomain":"10%"},"latency":"50ms","syscalls":[{"fsync":{"deny":"EIO"}}]})");
+  EXPECT_EQ(
+      both.ToJson().dump(),
+      R"({"dns":{"delay":"1s","nxdomain":"10%"},"latency":"50ms","syscalls":[{"fsync":{"deny":"EIO"}}]})");
 }
 
 TEST(FaultSetTest, SameValueTwiceIsNotAConflict) {
@@ -77,14 +89,18 @@ TEST(FaultSetTest, DifferentValuesConflict) {
   ASSERT_TRUE(b.SetField("latency", "100ms", "b").ok());
   ASSERT_TRUE(Merge(&both, a).ok());
   absl::Status st = Merge(&both, b);
-  EXPECT_EQ(st.message(), "latency is set twice differently: \"50ms\" by \"a\" and \"100ms\" by \"b\"");
+  EXPECT_EQ(st.message(),
+            "latency is set twice differently: \"50ms\" by \"a\" and \"100ms\" "
+            "by \"b\"");
 }
 
 TEST(FaultSetTest, DnsPartsConflictSeparately) {
   FaultSet s;
   ASSERT_TRUE(s.SetField("dns", {{"delay", "1s"}}, "a").ok());
   absl::Status st = s.SetField("dns.delay", "2s", "b");
-  EXPECT_EQ(st.message(), "dns.delay is set twice differently: \"1s\" by \"a\" and \"2s\" by \"b\"");
+  EXPECT_EQ(st.message(),
+            "dns.delay is set twice differently: \"1s\" by \"a\" and \"2s\" by "
+            "\"b\"");
 }
 
 TEST(FaultSetTest, SyscallFamilyConflict) {
@@ -93,7 +109,8 @@ TEST(FaultSetTest, SyscallFamilyConflict) {
   ASSERT_TRUE(b.SetSyscallRules("write", {{{"deny", "ENOSPC"}}}, "b").ok());
   ASSERT_TRUE(Merge(&both, a).ok());
   EXPECT_EQ(Merge(&both, b).message(),
-            "write is set twice differently: [{\"deny\":\"EIO\"}] by \"a\" and [{\"deny\":\"ENOSPC\"}] by \"b\"");
+            "write is set twice differently: [{\"deny\":\"EIO\"}] by \"a\" and "
+            "[{\"deny\":\"ENOSPC\"}] by \"b\"");
 }
 
 TEST(FaultSetTest, OpenatIsOpen) {

@@ -6,10 +6,9 @@
 #define FAULT_SUPERVISOR_SPEC_REPORT_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace fault::spec {
 
@@ -17,11 +16,11 @@ struct CellResult {
   std::string scenario;
   std::string fault;  // "none" for the baseline
   bool passed = false;
-  std::string message;      // why it failed ("" when it passed)
+  std::string message;  // why it failed ("" when it passed)
   double seconds = 0;
   std::string policy_yaml;  // the cell's policy as a policy file ("" for none)
   nlohmann::json events = nlohmann::json::array();  // each with "service"
-  std::string output;       // print() of the scenario and service logs
+  std::string output;  // print() of the scenario and service logs
   std::string name() const { return scenario + "/" + fault; }
 };
 
@@ -41,7 +40,8 @@ std::string RenderMarkdown(const RunResult& run);
 
 // Fault events of a cell counted by "effect op" ("deny write: 3"), most
 // frequent first.
-std::vector<std::pair<std::string, int>> CountEvents(const nlohmann::json& events);
+std::vector<std::pair<std::string, int>> CountEvents(
+    const nlohmann::json& events);
 
 }  // namespace fault::spec
 

@@ -21,11 +21,20 @@ RunResult Sample() {
   bad.fault = "disk<full>";
   bad.passed = false;
   bad.seconds = 1.5;
-  bad.message = "Traceback (most recent call last):\n  notes.star:3:5: in write\nError in assert_eq: got 500, want 201 & \"x\"";
-  bad.policy_yaml = "disk<full>:\n  syscalls:\n    - write:\n        deny: ENOSPC\n";
+  bad.message =
+      "Traceback (most recent call last):\n  notes.star:3:5: in write\nError "
+      "in assert_eq: got 500, want 201 & \"x\"";
+  bad.policy_yaml =
+      "disk<full>:\n  syscalls:\n    - write:\n        deny: ENOSPC\n";
   bad.events = nlohmann::json::array(
-      {{{"effect", "deny"}, {"op", "write"}, {"errno_name", "ENOSPC"}, {"service", "notes"}},
-       {{"effect", "deny"}, {"op", "write"}, {"errno_name", "ENOSPC"}, {"service", "notes"}},
+      {{{"effect", "deny"},
+        {"op", "write"},
+        {"errno_name", "ENOSPC"},
+        {"service", "notes"}},
+       {{"effect", "deny"},
+        {"op", "write"},
+        {"errno_name", "ENOSPC"},
+        {"service", "notes"}},
        {{"effect", "latency"}, {"op", "send"}, {"service", "notes"}}});
   bad.output = "--- service notes ---\nlog line\n";
   run.cells = {ok, bad};
@@ -36,30 +45,52 @@ TEST(ReportTest, SummaryEndsWithCounts) {
   std::string s = RenderSummary(Sample());
   EXPECT_TRUE(absl::EndsWith(s, "\n1 passed, 1 failed\n")) << s;
   EXPECT_NE(s.find("write_note  none        PASS"), std::string::npos) << s;
-  EXPECT_NE(s.find("FAIL       1.50s       3  Error in assert_eq: got 500, want 201"), std::string::npos) << s;
+  EXPECT_NE(
+      s.find("FAIL       1.50s       3  Error in assert_eq: got 500, want 201"),
+      std::string::npos)
+      << s;
 }
 
 TEST(ReportTest, JUnit) {
   std::string x = RenderJUnit(Sample());
-  EXPECT_NE(x.find("<testsuite name=\"notes.star\" tests=\"2\" failures=\"1\" errors=\"0\" time=\"1.750\">"),
-            std::string::npos) << x;
-  EXPECT_NE(x.find("<testcase classname=\"write_note\" name=\"write_note/none\" time=\"0.250\"/>"),
-            std::string::npos) << x;
-  EXPECT_NE(x.find("<testcase classname=\"write_note\" name=\"write_note/disk&lt;full&gt;\" time=\"1.500\">"),
-            std::string::npos) << x;
-  EXPECT_NE(x.find("<failure message=\"Error in assert_eq: got 500, want 201 &amp; &quot;x&quot;\">"),
-            std::string::npos) << x;
-  EXPECT_NE(x.find("<system-out>--- service notes ---\nlog line\n</system-out>"), std::string::npos) << x;
+  EXPECT_NE(x.find("<testsuite name=\"notes.star\" tests=\"2\" failures=\"1\" "
+                   "errors=\"0\" time=\"1.750\">"),
+            std::string::npos)
+      << x;
+  EXPECT_NE(x.find("<testcase classname=\"write_note\" "
+                   "name=\"write_note/none\" time=\"0.250\"/>"),
+            std::string::npos)
+      << x;
+  EXPECT_NE(x.find("<testcase classname=\"write_note\" "
+                   "name=\"write_note/disk&lt;full&gt;\" time=\"1.500\">"),
+            std::string::npos)
+      << x;
+  EXPECT_NE(x.find("<failure message=\"Error in assert_eq: got 500, want 201 "
+                   "&amp; &quot;x&quot;\">"),
+            std::string::npos)
+      << x;
+  EXPECT_NE(
+      x.find("<system-out>--- service notes ---\nlog line\n</system-out>"),
+      std::string::npos)
+      << x;
   EXPECT_NE(x.find("<property name=\"seed\" value=\"7\"/>"), std::string::npos);
 }
 
 TEST(ReportTest, Markdown) {
   std::string m = RenderMarkdown(Sample());
-  EXPECT_TRUE(absl::StartsWith(m, "# fault test: notes.star\n\n1 passed, 1 failed (seed 7)\n")) << m;
-  EXPECT_NE(m.find("| write_note | none | pass | 0.25s | - |"), std::string::npos) << m;
-  EXPECT_NE(m.find("| write_note | disk<full> | **FAIL** | 1.50s | deny write ENOSPC: 2, latency send: 1 |"),
-            std::string::npos) << m;
-  EXPECT_NE(m.find("### write_note/disk<full>\n\n```\nTraceback"), std::string::npos) << m;
+  EXPECT_TRUE(absl::StartsWith(
+      m, "# fault test: notes.star\n\n1 passed, 1 failed (seed 7)\n"))
+      << m;
+  EXPECT_NE(m.find("| write_note | none | pass | 0.25s | - |"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("| write_note | disk<full> | **FAIL** | 1.50s | deny write "
+                   "ENOSPC: 2, latency send: 1 |"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("### write_note/disk<full>\n\n```\nTraceback"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("```yaml\ndisk<full>:\n"), std::string::npos) << m;
 }
 

@@ -42,14 +42,16 @@ struct Proc {
 };
 
 // Spawns argv in its own process group with stdout/stderr to `log`.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
-                            const std::vector<std::pair<std::string, std::string>>& env,
-                            const std::string& log) {
+absl::StatusOr<pid_t> Spawn(
+    const std::vector<std::string>& argv,
+    const std::vector<std::pair<std::string, std::string>>& env,
+    const std::string& log) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   if (!log.empty()) {
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
   } else {
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -57,7 +59,8 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t empty;
   sigemptyset(&empty);
@@ -75,7 +78,8 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return absl::InternalError(absl::StrCat(argv[0], ": ", strerror(rc)));
+  if (rc != 0)
+    return absl::InternalError(absl::StrCat(argv[0], ": ", strerror(rc)));
   return pid;
 }
 
@@ -103,9 +107,11 @@ void Stop(Proc* p, absl::Duration grace) {
   if (!Reap(p, false)) {
     kill(p->pid, SIGTERM);
     absl::Time until = absl::Now() + grace;
-    while (!Reap(p, false) && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+    while (!Reap(p, false) && absl::Now() < until)
+      absl::SleepFor(absl::Milliseconds(10));
   }
-  kill(-p->pid, SIGKILL);  // leftovers of the group, and p itself if still running
+  kill(-p->pid,
+       SIGKILL);  // leftovers of the group, and p itself if still running
   Reap(p, true);
 }
 
@@ -136,29 +142,36 @@ bool PortAccepts(int port) {
 
 std::string ReadFile(const std::string& path, size_t max = 1 << 20) {
   std::ifstream f(path, std::ios::binary);
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::string s((std::istreambuf_iterator<char>(f)),
+                std::istreambuf_iterator<char>());
   if (s.size() > max) s = "...\n" + s.substr(s.size() - max);
   return s;
 }
 
 std::string Tail(const std::string& s, int lines) {
   size_t pos = s.size();
-  for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i) pos = s.rfind('\n', pos - 1);
+  for (int i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i)
+    pos = s.rfind('\n', pos - 1);
   return pos == std::string::npos || pos == 0 ? s : s.substr(pos + 1);
 }
 
 std::string Substitute(const std::string& s, const ServiceDef& svc) {
-  std::vector<std::pair<std::string, std::string>> reps = {{"{dir}", svc.current_dir}};
-  for (auto& [name, port] : svc.current_ports) reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
+  std::vector<std::pair<std::string, std::string>> reps = {
+      {"{dir}", svc.current_dir}};
+  for (auto& [name, port] : svc.current_ports)
+    reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
   return absl::StrReplaceAll(s, reps);
 }
 
 bool SeccompLayerAvailable(const std::string& fault_binary) {
-  auto pid = Spawn({fault_binary, "exec", "--layer", "seccomp", "--quiet", "--", "/bin/true"}, {}, "");
+  auto pid = Spawn({fault_binary, "exec", "--layer", "seccomp", "--quiet", "--",
+                    "/bin/true"},
+                   {}, "");
   if (!pid.ok()) return false;
   Proc p{*pid};
   absl::Time until = absl::Now() + absl::Seconds(10);
-  while (!Reap(&p, false) && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+  while (!Reap(&p, false) && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(10));
   if (!p.exited) {
     Stop(&p, absl::Seconds(1));
     return false;
@@ -199,7 +212,8 @@ class Watchdog {
 
 class CellRunner {
  public:
-  CellRunner(Spec& spec, const RunOptions& o, const std::string& dir, bool seccomp)
+  CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
+             bool seccomp)
       : spec_(spec), o_(o), dir_(dir), seccomp_(seccomp) {}
 
   CellResult Run(const Cell& cell) {
@@ -209,7 +223,9 @@ class CellRunner {
     absl::Time start = absl::Now();
     absl::Time deadline = start + o_.cell_timeout;
     std::string timeout_msg =
-        absl::StrCat("cell timed out after ", fault::policy::FormatDuration(absl::ToInt64Nanoseconds(o_.cell_timeout)),
+        absl::StrCat("cell timed out after ",
+                     fault::policy::FormatDuration(
+                         absl::ToInt64Nanoseconds(o_.cell_timeout)),
                      " (--cell-timeout)");
     std::vector<Proc> procs(spec_.services.size());
     std::string message = StartAndRun(cell, deadline, timeout_msg, &procs, &r);
@@ -227,8 +243,11 @@ class CellRunner {
         r.events.push_back(std::move(e));
         target_events[i]++;
       }
-      std::string log = ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10);
-      if (!log.empty()) absl::StrAppend(&r.output, "--- service ", svc->name, " ---\n", log, log.back() == '\n' ? "" : "\n");
+      std::string log =
+          ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10);
+      if (!log.empty())
+        absl::StrAppend(&r.output, "--- service ", svc->name, " ---\n", log,
+                        log.back() == '\n' ? "" : "\n");
     }
     if (message.empty() && cell.fault && cell.fault->expect_events) {
       int fired = 0;
@@ -242,10 +261,11 @@ class CellRunner {
         }
       }
       if (fired == 0)
-        message = absl::StrCat("fault \"", cell.fault->name, "\" never fired (no fault events from ",
-                               absl::StrJoin(names, ", "),
-                               "): the scenario did not reach it; if that is expected, give "
-                               "fault_assumption(..., expect_events=False)");
+        message = absl::StrCat(
+            "fault \"", cell.fault->name,
+            "\" never fired (no fault events from ", absl::StrJoin(names, ", "),
+            "): the scenario did not reach it; if that is expected, give "
+            "fault_assumption(..., expect_events=False)");
     }
     r.passed = message.empty();
     r.message = message;
@@ -255,7 +275,8 @@ class CellRunner {
 
  private:
   // Returns the failure message, or "" when the cell passed.
-  std::string StartAndRun(const Cell& cell, absl::Time deadline, const std::string& timeout_msg,
+  std::string StartAndRun(const Cell& cell, absl::Time deadline,
+                          const std::string& timeout_msg,
                           std::vector<Proc>* procs, CellResult* r) {
     std::string policy_file = absl::StrCat(dir_, "/policy.yaml");
     if (cell.fault) {
@@ -266,7 +287,8 @@ class CellRunner {
     }
     for (auto& svc : spec_.services) {
       svc->current_ports.clear();
-      for (auto& [name, port] : svc->ports) svc->current_ports[name] = port == 0 ? FreePort() : port;
+      for (auto& [name, port] : svc->ports)
+        svc->current_ports[name] = port == 0 ? FreePort() : port;
       svc->current_dir = absl::StrCat(dir_, "/", svc->name);
       mkdir(svc->current_dir.c_str(), 0755);
     }
@@ -275,21 +297,33 @@ class CellRunner {
       bool targeted = false;
       if (cell.fault)
         for (auto& t : cell.fault->targets) targeted |= t == svc;
-      std::vector<std::string> argv = {o_.fault_binary, "exec", "--quiet", "--seed", absl::StrCat(o_.seed),
-                                       "--events", absl::StrCat(dir_, "/", svc->name, ".events.jsonl")};
+      std::vector<std::string> argv = {
+          o_.fault_binary,
+          "exec",
+          "--quiet",
+          "--seed",
+          absl::StrCat(o_.seed),
+          "--events",
+          absl::StrCat(dir_, "/", svc->name, ".events.jsonl")};
       if (targeted) {
         if (svc->static_binary && !seccomp_)
-          return absl::StrCat("service \"", svc->name, "\" is a static binary and this build's `fault exec` has no "
-                              "seccomp layer (--layer seccomp): the faults of \"", cell.fault->name, "\" cannot reach it");
+          return absl::StrCat(
+              "service \"", svc->name,
+              "\" is a static binary and this build's `fault exec` has no "
+              "seccomp layer (--layer seccomp): the faults of \"",
+              cell.fault->name, "\" cannot reach it");
         argv.insert(argv.end(), {"--policy", policy_file});
       }
-      if (svc->static_binary && seccomp_) argv.insert(argv.end(), {"--layer", "seccomp"});
+      if (svc->static_binary && seccomp_)
+        argv.insert(argv.end(), {"--layer", "seccomp"});
       argv.push_back("--");
       for (auto& a : svc->command) argv.push_back(Substitute(a, *svc));
       std::vector<std::pair<std::string, std::string>> env;
       for (auto& [k, v] : svc->env) env.emplace_back(k, Substitute(v, *svc));
       auto pid = Spawn(argv, env, absl::StrCat(dir_, "/", svc->name, ".log"));
-      if (!pid.ok()) return absl::StrCat("service \"", svc->name, "\": ", pid.status().message());
+      if (!pid.ok())
+        return absl::StrCat("service \"", svc->name,
+                            "\": ", pid.status().message());
       (*procs)[i].pid = *pid;
     }
     // Readiness, in definition order.
@@ -298,18 +332,24 @@ class CellRunner {
       absl::Time until = std::min(deadline, absl::Now() + svc->ready_timeout);
       for (int attempt = 0;; ++attempt) {
         if (Reap(&(*procs)[i], false)) {
-          std::string log = ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"));
-          return absl::StrCat("service \"", svc->name, "\" exited (", DescribeStatus((*procs)[i].status),
-                              ") before it was ready", log.empty() ? "" : ":\n", Tail(log, 10));
+          std::string log =
+              ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"));
+          return absl::StrCat("service \"", svc->name, "\" exited (",
+                              DescribeStatus((*procs)[i].status),
+                              ") before it was ready", log.empty() ? "" : ":\n",
+                              Tail(log, 10));
         }
         if (IsReady(*svc, until)) break;
         if (absl::Now() >= until) {
           if (until == deadline) return timeout_msg;
-          return absl::StrCat("service \"", svc->name, "\" was not ready after ",
-                              fault::policy::FormatDuration(absl::ToInt64Nanoseconds(svc->ready_timeout)),
-                              svc->ready_port.empty() ? " (ready command)"
-                                                      : absl::StrCat(" (port ", svc->ready_port, " ",
-                                                                     svc->current_ports[svc->ready_port], ")"));
+          return absl::StrCat(
+              "service \"", svc->name, "\" was not ready after ",
+              fault::policy::FormatDuration(
+                  absl::ToInt64Nanoseconds(svc->ready_timeout)),
+              svc->ready_port.empty()
+                  ? " (ready command)"
+                  : absl::StrCat(" (port ", svc->ready_port, " ",
+                                 svc->current_ports[svc->ready_port], ")"));
         }
         absl::SleepFor(absl::Milliseconds(attempt < 20 ? 20 : 100));
       }
@@ -319,11 +359,14 @@ class CellRunner {
     ScopedCell scoped(&ctx);
     sl::Thread th;
     th.name = cell.name();
-    th.print = [r](sl::Thread&, const std::string& s) { absl::StrAppend(&r->output, s, "\n"); };
+    th.print = [r](sl::Thread&, const std::string& s) {
+      absl::StrAppend(&r->output, s, "\n");
+    };
     Watchdog dog(&th, deadline, timeout_msg);
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
     auto timed_out = [&](const absl::Status& st) {
-      return absl::Now() >= deadline || std::string(st.message()).find(timeout_msg) != std::string::npos;
+      return absl::Now() >= deadline ||
+             std::string(st.message()).find(timeout_msg) != std::string::npos;
     };
     // The expectation: the cell's override, else the scenario's check. A
     // run that failed fails the cell, except that an override sees it as
@@ -331,32 +374,40 @@ class CellRunner {
     const bool is_override = !cell.check.IsNull();
     Value check = is_override ? cell.check : cell.scenario->check;
     if (!result.ok()) {
-      if (timed_out(result.status())) return absl::StrCat(timeout_msg, "\n", result.status().message());
+      if (timed_out(result.status()))
+        return absl::StrCat(timeout_msg, "\n", result.status().message());
       if (!is_override) return std::string(result.status().message());
     }
     if (check.IsNull()) return "";
-    Value arg = result.ok() ? *result
-                            : MakeRecord({{"error", sl::Str(std::string(result.status().message()))}},
-                                         "scenario_error");
+    Value arg =
+        result.ok()
+            ? *result
+            : MakeRecord(
+                  {{"error", sl::Str(std::string(result.status().message()))}},
+                  "scenario_error");
     Value args[] = {arg};
     absl::StatusOr<Value> checked = sl::Call(th, check, args);
     if (!checked.ok()) {
-      if (timed_out(checked.status())) return absl::StrCat(timeout_msg, "\n", checked.status().message());
-      return absl::StrCat(is_override ? "override check failed:\n" : "check failed:\n",
-                          checked.status().message());
+      if (timed_out(checked.status()))
+        return absl::StrCat(timeout_msg, "\n", checked.status().message());
+      return absl::StrCat(
+          is_override ? "override check failed:\n" : "check failed:\n",
+          checked.status().message());
     }
     return "";
   }
 
   bool IsReady(ServiceDef& svc, absl::Time until) {
-    if (!svc.ready_port.empty()) return PortAccepts(svc.current_ports[svc.ready_port]);
+    if (!svc.ready_port.empty())
+      return PortAccepts(svc.current_ports[svc.ready_port]);
     if (svc.ready_command.empty()) return true;
     std::vector<std::string> argv;
     for (auto& a : svc.ready_command) argv.push_back(Substitute(a, svc));
     auto pid = Spawn(argv, {}, "");
     if (!pid.ok()) return false;
     Proc p{*pid};
-    while (!Reap(&p, false) && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+    while (!Reap(&p, false) && absl::Now() < until)
+      absl::SleepFor(absl::Milliseconds(10));
     if (!p.exited) {
       Stop(&p, absl::Milliseconds(100));
       return false;
@@ -372,7 +423,11 @@ class CellRunner {
 
 std::string Sanitize(absl::string_view s) {
   std::string out;
-  for (char c : s) out += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  for (char c : s)
+    out += (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+            c == '.')
+               ? c
+               : '_';
   return out;
 }
 
@@ -384,18 +439,21 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
   run.seed = o.seed;
   std::vector<const Cell*> cells;
   for (const Cell& c : spec.cells)
-    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0) cells.push_back(&c);
+    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
+      cells.push_back(&c);
   bool need_seccomp = false;
   for (auto& s : spec.services) need_seccomp |= s->static_binary;
   bool seccomp = need_seccomp && SeccompLayerAvailable(o.fault_binary);
   const char* tmp = getenv("TMPDIR");
-  std::string base = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
+  std::string base =
+      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
   if (mkdtemp(base.data()) == nullptr) {
     for (const Cell* c : cells) {
       CellResult r;
       r.scenario = c->scenario->name;
       r.fault = c->fault ? c->fault->name : "none";
-      r.message = absl::StrCat("cannot create a directory under ", tmp ? tmp : "/tmp", ": ", strerror(errno));
+      r.message = absl::StrCat("cannot create a directory under ",
+                               tmp ? tmp : "/tmp", ": ", strerror(errno));
       run.cells.push_back(r);
     }
     return run;
@@ -403,8 +461,9 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
   int total = static_cast<int>(cells.size());
   for (int i = 0; i < total; ++i) {
     const Cell& c = *cells[i];
-    std::string dir = absl::StrCat(base, "/", i + 1, "-", Sanitize(c.scenario->name), "-",
-                                   Sanitize(c.fault ? c.fault->name : "none"));
+    std::string dir =
+        absl::StrCat(base, "/", i + 1, "-", Sanitize(c.scenario->name), "-",
+                     Sanitize(c.fault ? c.fault->name : "none"));
     mkdir(dir.c_str(), 0755);
     if (o.on_start) o.on_start(i, total, c.name());
     CellRunner runner(spec, o, dir, seccomp);

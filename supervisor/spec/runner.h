@@ -33,7 +33,7 @@ struct RunOptions {
   uint64_t seed = 1;
   absl::Duration cell_timeout = absl::Seconds(30);
   absl::Duration stop_grace = absl::Seconds(3);
-  bool keep_dirs = false;    // keep each cell's directory (logs, db files)
+  bool keep_dirs = false;  // keep each cell's directory (logs, db files)
   // Called before and after each cell (progress display).
   std::function<void(int index, int total, const std::string& name)> on_start;
   std::function<void(int index, int total, const CellResult& result)> on_done;

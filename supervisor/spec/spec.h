@@ -21,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fault/v1/policy.pb.h"
 #include "starlark/starlark.h"
@@ -67,8 +67,8 @@ struct ScenarioDef {
 struct Cell {
   std::shared_ptr<ScenarioDef> scenario;
   std::shared_ptr<Assumption> fault;  // null: no fault (the baseline)
-  starlark::Value check;               // override, or null: the scenario's
-  std::string name() const;            // "scenario/fault" ("/none")
+  starlark::Value check;              // override, or null: the scenario's
+  std::string name() const;           // "scenario/fault" ("/none")
 };
 
 struct Spec {

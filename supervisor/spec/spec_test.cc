@@ -9,7 +9,9 @@
 namespace fault::spec {
 namespace {
 
-constexpr char kService[] = "svc = service(\"sleeper\", command = [\"/bin/sleep\", \"60\"], ports = {\"http\": 0})\n";
+constexpr char kService[] =
+    "svc = service(\"sleeper\", command = [\"/bin/sleep\", \"60\"], ports = "
+    "{\"http\": 0})\n";
 
 absl::Status LoadError(const std::string& body) {
   std::string src = std::string(kService) + body;
@@ -51,29 +53,46 @@ fault_matrix(scenarios = [s1, s2], faults = [None, a, c], overrides = {(s1, a): 
 
 TEST(SpecTest, UnknownKeywordSuggests) {
   absl::Status st = LoadError("fault_assumption(\"x\", latncy = \"5ms\")\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_assumption: t.star:2:17: unexpected keyword argument \"latncy\" (did you mean \"latency\"?)");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:17: unexpected keyword "
+            "argument \"latncy\" (did you mean \"latency\"?)");
 }
 
 TEST(SpecTest, UnknownErrno) {
-  absl::Status st = LoadError("fault_assumption(\"x\", write = deny(\"EIOO\"))\n");
-  EXPECT_EQ(LastLine(st), "Error in deny: t.star:2:35: \"EIOO\" is not an errno name (e.g. ENOSPC, EIO, ECONNREFUSED)");
+  absl::Status st =
+      LoadError("fault_assumption(\"x\", write = deny(\"EIOO\"))\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in deny: t.star:2:35: \"EIOO\" is not an errno name (e.g. "
+            "ENOSPC, EIO, ECONNREFUSED)");
 }
 
 TEST(SpecTest, WrongType) {
   absl::Status st = LoadError("fault_assumption(\"x\", fsync = \"EIO\")\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_assumption: t.star:2:17: fsync: got string, want deny(...) or delay(...)");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:17: fsync: got string, want "
+            "deny(...) or delay(...)");
   st = LoadError("fault_assumption(\"x\", latency = deny(\"EIO\"))\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_assumption: t.star:2:17: latency: got deny; deny(...) and delay(...) go with a syscall family such as write= or connect=");
+  EXPECT_EQ(
+      LastLine(st),
+      "Error in fault_assumption: t.star:2:17: latency: got deny; deny(...) "
+      "and delay(...) go with a syscall family such as write= or connect=");
 }
 
 TEST(SpecTest, BadDuration) {
-  absl::Status st = LoadError("fault_assumption(\"x\", fsync = delay(\"2 s\"))\n");
-  EXPECT_TRUE(absl::StartsWith(LastLine(st), "Error in delay: t.star:2:36: \"2 s\" is not a duration")) << st;
+  absl::Status st =
+      LoadError("fault_assumption(\"x\", fsync = delay(\"2 s\"))\n");
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st), "Error in delay: t.star:2:36: \"2 s\" is not a duration"))
+      << st;
 }
 
 TEST(SpecTest, PolicyRulesWithSpecPosition) {
-  absl::Status st = LoadError("fault_assumption(\"x\", dns_nxdomain = \"60%\", dns_timeout = \"60%\")\n");
-  EXPECT_TRUE(absl::StartsWith(LastLine(st), "Error in fault_assumption: t.star:2:17: \"x\": ")) << st;
+  absl::Status st = LoadError(
+      "fault_assumption(\"x\", dns_nxdomain = \"60%\", dns_timeout = "
+      "\"60%\")\n");
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st), "Error in fault_assumption: t.star:2:17: \"x\": "))
+      << st;
 }
 
 TEST(SpecTest, CompositionConflict) {
@@ -81,7 +100,9 @@ TEST(SpecTest, CompositionConflict) {
       "a = fault_assumption(\"a\", latency = \"5ms\")\n"
       "b = fault_assumption(\"b\", latency = \"6ms\")\n"
       "fault_assumption(\"c\", faults = [a, b])\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_assumption: t.star:4:17: \"c\": latency is set twice differently: \"5ms\" by \"a\" and \"6ms\" by \"b\"");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:4:17: \"c\": latency is set "
+            "twice differently: \"5ms\" by \"a\" and \"6ms\" by \"b\"");
 }
 
 TEST(SpecTest, StaticBinaryCannotSeeNetworkFaults) {
@@ -93,32 +114,44 @@ TEST(SpecTest, StaticBinaryCannotSeeNetworkFaults) {
       "fault_assumption(\"ok\", target = k, fsync = deny(\"EIO\"))\n"
       "fault_assumption(\"x\", target = k, latency = \"5ms\")\n");
   EXPECT_EQ(LastLine(st),
-            "Error in fault_assumption: t.star:4:17: \"x\": service \"kv\" is a static binary "
-            "(/sbin/ldconfig): only syscall faults reach it (through the seccomp layer); network "
+            "Error in fault_assumption: t.star:4:17: \"x\": service \"kv\" is "
+            "a static binary "
+            "(/sbin/ldconfig): only syscall faults reach it (through the "
+            "seccomp layer); network "
             "and DNS effects need the preload shim");
 }
 
 TEST(SpecTest, NoEffect) {
-  absl::Status st = LoadError("fault_assumption(\"x\", description = \"nothing\")\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_assumption: t.star:2:17: \"x\": no fault effect given");
+  absl::Status st =
+      LoadError("fault_assumption(\"x\", description = \"nothing\")\n");
+  EXPECT_EQ(
+      LastLine(st),
+      "Error in fault_assumption: t.star:2:17: \"x\": no fault effect given");
 }
 
 TEST(SpecTest, OverrideMustBeACell) {
   absl::Status st = LoadError(
       "a = fault_assumption(\"a\", latency = \"5ms\")\n"
       "s = scenario(\"s\", run = lambda: 1)\n"
-      "fault_matrix(scenarios = [s], faults = [None], overrides = {(s, a): lambda r: None})\n");
-  EXPECT_EQ(LastLine(st), "Error in fault_matrix: t.star:4:13: overrides: (s, a) is not a cell of this matrix");
+      "fault_matrix(scenarios = [s], faults = [None], overrides = {(s, a): "
+      "lambda r: None})\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_matrix: t.star:4:13: overrides: (s, a) is not a "
+            "cell of this matrix");
 }
 
 TEST(SpecTest, PartitionIsRefused) {
   absl::Status st = LoadError("partition(svc, svc)\n");
-  EXPECT_TRUE(absl::StartsWith(LastLine(st), "Error in partition: t.star:2:10: not supported by `fault test` yet")) << st;
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st),
+      "Error in partition: t.star:2:10: not supported by `fault test` yet"))
+      << st;
 }
 
 TEST(SpecTest, ScenarioBuiltinsNeedACell) {
   absl::Status st = LoadError("sleep(\"1s\")\n");
-  EXPECT_EQ(LastLine(st), "Error in sleep: sleep: only available while a scenario runs");
+  EXPECT_EQ(LastLine(st),
+            "Error in sleep: sleep: only available while a scenario runs");
 }
 
 TEST(SpecTest, SyntaxError) {
@@ -128,13 +161,18 @@ TEST(SpecTest, SyntaxError) {
 }
 
 TEST(SpecTest, ServiceMustExist) {
-  absl::Status st = LoadError("service(\"x\", command = [\"/nonexistent/prog\"])\n");
-  EXPECT_EQ(LastLine(st), "Error in service: t.star:2:8: \"x\": command \"/nonexistent/prog\" is not an executable file");
+  absl::Status st =
+      LoadError("service(\"x\", command = [\"/nonexistent/prog\"])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in service: t.star:2:8: \"x\": command "
+            "\"/nonexistent/prog\" is not an executable file");
 }
 
 TEST(SpecTest, Vars) {
-  auto s = LoadSpec("t.star", std::string(kService) +
-                                  "fault_matrix(scenarios = [scenario(vars[\"n\"], run = lambda: 1)], faults = [None])\n",
+  auto s = LoadSpec("t.star",
+                    std::string(kService) +
+                        "fault_matrix(scenarios = [scenario(vars[\"n\"], run = "
+                        "lambda: 1)], faults = [None])\n",
                     {{"n", "from_var"}});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->cells[0].name(), "from_var/none");

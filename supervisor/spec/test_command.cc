@@ -33,17 +33,21 @@ struct TestFlags {
 // "Error in fn: FILE:LINE:COL: why" for errors raised by spec builtins.
 // Print "FILE:LINE:COL: fn: why" first, so the position leads.
 std::string FormatSpecError(absl::string_view msg) {
-  std::vector<absl::string_view> lines = absl::StrSplit(msg, '\n', absl::SkipEmpty());
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(msg, '\n', absl::SkipEmpty());
   if (lines.empty()) return "";
   absl::string_view last = lines.back();
   std::string head;
   if (absl::ConsumePrefix(&last, "Error in ")) {
     size_t colon = last.find(": ");
     absl::string_view fn = last.substr(0, colon);
-    absl::string_view rest = colon == absl::string_view::npos ? "" : last.substr(colon + 2);
+    absl::string_view rest =
+        colon == absl::string_view::npos ? "" : last.substr(colon + 2);
     // rest starts with a position when a spec builtin raised it.
-    std::vector<absl::string_view> parts = absl::StrSplit(rest, absl::MaxSplits(": ", 1));
-    if (parts.size() == 2 && std::count(parts[0].begin(), parts[0].end(), ':') == 2) {
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(rest, absl::MaxSplits(": ", 1));
+    if (parts.size() == 2 &&
+        std::count(parts[0].begin(), parts[0].end(), ':') == 2) {
       head = absl::StrCat(parts[0], ": ", fn, ": ", parts[1]);
     } else {
       head = absl::StrCat(fn, ": ", rest);
@@ -73,16 +77,20 @@ bool WriteAtomically(const std::string& path, const std::string& text) {
 }
 
 int RunTest(const TestFlags& f) {
-  absl::StatusOr<int64_t> timeout = fault::policy::ParseDuration(f.cell_timeout);
+  absl::StatusOr<int64_t> timeout =
+      fault::policy::ParseDuration(f.cell_timeout);
   if (!timeout.ok() || *timeout <= 0) {
-    fprintf(stderr, "fault test: --cell-timeout: \"%s\" is not a positive duration%s%s\n",
-            f.cell_timeout.c_str(), timeout.ok() ? "" : ": ",
-            timeout.ok() ? "" : std::string(timeout.status().message()).c_str());
+    fprintf(
+        stderr,
+        "fault test: --cell-timeout: \"%s\" is not a positive duration%s%s\n",
+        f.cell_timeout.c_str(), timeout.ok() ? "" : ": ",
+        timeout.ok() ? "" : std::string(timeout.status().message()).c_str());
     return 2;
   }
   std::ifstream in(f.spec, std::ios::binary);
   if (!in) {
-    fprintf(stderr, "fault test: cannot read %s: %s\n", f.spec.c_str(), strerror(errno));
+    fprintf(stderr, "fault test: cannot read %s: %s\n", f.spec.c_str(),
+            strerror(errno));
     return 2;
   }
   std::stringstream ss;
@@ -116,29 +124,34 @@ int RunTest(const TestFlags& f) {
       fprintf(stderr, "\r\033[K[%d/%d] %s ...", i + 1, total, name.c_str());
     };
     o.on_done = [](int i, int total, const fault::spec::CellResult& r) {
-      fprintf(stderr, "\r\033[K[%d/%d] %s %s (%.2fs)\n", i + 1, total, r.name().c_str(),
-              r.passed ? "PASS" : "FAIL", r.seconds);
+      fprintf(stderr, "\r\033[K[%d/%d] %s %s (%.2fs)\n", i + 1, total,
+              r.name().c_str(), r.passed ? "PASS" : "FAIL", r.seconds);
     };
   }
   fault::spec::RunResult run = fault::spec::RunSpec(**spec, o);
   if (run.cells.empty()) {
-    fprintf(stderr, "fault test: --filter %s matches no cell\n", f.filter.c_str());
+    fprintf(stderr, "fault test: --filter %s matches no cell\n",
+            f.filter.c_str());
     return 2;
   }
   fputs(fault::spec::RenderSummary(run).c_str(), stdout);
   fflush(stdout);
   int status = run.failed() > 0 ? 1 : 0;
-  auto write = [&](const std::string& path, const std::string& text, const char* flag) {
+  auto write = [&](const std::string& path, const std::string& text,
+                   const char* flag) {
     if (path.empty()) return;
     if (!WriteAtomically(path, text)) {
-      fprintf(stderr, "fault test: %s %s: cannot write: %s\n", flag, path.c_str(), strerror(errno));
+      fprintf(stderr, "fault test: %s %s: cannot write: %s\n", flag,
+              path.c_str(), strerror(errno));
       status = status == 0 ? 2 : status;
     }
   };
   write(f.junit, fault::spec::RenderJUnit(run), "--junit");
   // Service output may hold bytes that are not UTF-8: replace them.
   write(f.json,
-        fault::spec::RenderJson(run).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+        fault::spec::RenderJson(run).dump(
+            2, ' ', false, nlohmann::json::error_handler_t::replace) +
+            "\n",
         "--json");
   write(f.report, fault::spec::RenderMarkdown(run), "--report");
   return status;
@@ -148,20 +161,28 @@ int RunTest(const TestFlags& f) {
 
 void RegisterTestCommand(CLI::App& app) {
   auto flags = std::make_shared<TestFlags>();
-  CLI::App* cmd = app.add_subcommand(
-      "test",
-      "Run the fault matrix of a Starlark spec: every (scenario, fault) cell with fresh services "
-      "under `fault exec` (docs/spec.md)");
+  CLI::App* cmd =
+      app.add_subcommand("test",
+                         "Run the fault matrix of a Starlark spec: every "
+                         "(scenario, fault) cell with fresh services "
+                         "under `fault exec` (docs/spec.md)");
   cmd->add_option("spec", flags->spec, "The spec file (.star)")->required();
-  cmd->add_option("--filter", flags->filter, "Run only cells whose \"scenario/fault\" matches this glob");
+  cmd->add_option("--filter", flags->filter,
+                  "Run only cells whose \"scenario/fault\" matches this glob");
   cmd->add_option("--junit", flags->junit, "Write JUnit XML here");
-  cmd->add_option("--json", flags->json, "Write JSON (every cell and its fault events) here");
+  cmd->add_option("--json", flags->json,
+                  "Write JSON (every cell and its fault events) here");
   cmd->add_option("--report", flags->report, "Write a Markdown report here");
-  cmd->add_option("--seed", flags->seed, "Seed of every fault decision (default 1)");
-  cmd->add_option("--cell-timeout", flags->cell_timeout,
-                  "Bound of one cell: start, readiness and scenario (default 30s)");
-  cmd->add_option("--var", flags->vars, "KEY=VALUE, available to the spec as vars[\"KEY\"] (repeatable)");
-  cmd->add_flag("--keep", flags->keep, "Keep the cells' directories (service logs, data, events)");
+  cmd->add_option("--seed", flags->seed,
+                  "Seed of every fault decision (default 1)");
+  cmd->add_option(
+      "--cell-timeout", flags->cell_timeout,
+      "Bound of one cell: start, readiness and scenario (default 30s)");
+  cmd->add_option(
+      "--var", flags->vars,
+      "KEY=VALUE, available to the spec as vars[\"KEY\"] (repeatable)");
+  cmd->add_flag("--keep", flags->keep,
+                "Keep the cells' directories (service logs, data, events)");
   cmd->callback([flags] { ExitStatus() = RunTest(*flags); });
 }
 
