@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -1356,6 +1357,21 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
   auto v = ToVector(th, x, "sorted");
   th.Charge(v.size());
   if (key.IsNull() || key.IsNone()) {
+    // All small ints: sort the raw integers (equal ints are
+    // indistinguishable, so stability is moot).
+    if (std::all_of(v.begin(), v.end(),
+                    [](const Value& e) { return e.IsSmallInt(); })) {
+      std::vector<int64_t> ints;
+      ints.reserve(v.size());
+      for (const Value& e : v) ints.push_back(e.small());
+      if (reverse)
+        std::sort(ints.begin(), ints.end(), std::greater<int64_t>());
+      else
+        std::sort(ints.begin(), ints.end());
+      for (size_t i = 0; i < ints.size(); i++)
+        v[i] = Value::SmallInt(ints[i]);
+      return NewList(std::move(v));
+    }
     std::stable_sort(v.begin(), v.end(), [&](const Value& p, const Value& q) {
       if (p.IsSmallInt() && q.IsSmallInt())
         return reverse ? q.small() < p.small() : p.small() < q.small();
@@ -1365,9 +1381,30 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
   }
   std::vector<std::pair<Value, Value>> kv;
   kv.reserve(v.size());
-  for (auto& e : v)
+  bool small_keys = v.size() <= UINT32_MAX;
+  for (auto& e : v) {
     kv.emplace_back(CallValue(th, key, Args{std::span<const Value>(&e, 1), {}}),
                     e);
+    small_keys = small_keys && kv.back().first.IsSmallInt();
+  }
+  if (small_keys) {
+    // Small-int keys: sort (key, original index) pairs; the index as the
+    // tie-breaker keeps the sort stable, also when reversed.
+    std::vector<std::pair<int64_t, uint32_t>> ki;
+    ki.reserve(kv.size());
+    for (size_t i = 0; i < kv.size(); i++)
+      ki.emplace_back(kv[i].first.small(), static_cast<uint32_t>(i));
+    if (reverse)
+      std::sort(ki.begin(), ki.end(), [](const auto& p, const auto& q) {
+        return p.first != q.first ? p.first > q.first : p.second < q.second;
+      });
+    else
+      std::sort(ki.begin(), ki.end());
+    std::vector<Value> out;
+    out.reserve(ki.size());
+    for (auto& [k, i] : ki) out.push_back(std::move(kv[i].second));
+    return NewList(std::move(out));
+  }
   std::stable_sort(kv.begin(), kv.end(), [&](const auto& p, const auto& q) {
     return reverse ? Compare(q.first, p.first) < 0
                    : Compare(p.first, q.first) < 0;

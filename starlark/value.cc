@@ -715,6 +715,11 @@ int Compare(const Value& a, const Value& b) {
         const auto& x = ka == Kind::kList ? ListOf(a)->v : TupleOf(a)->v;
         const auto& y = ka == Kind::kList ? ListOf(b)->v : TupleOf(b)->v;
         for (size_t i = 0; i < x.size() && i < y.size(); i++) {
+          if (x[i].IsSmallInt() && y[i].IsSmallInt()) {
+            if (x[i].small() != y[i].small())
+              return x[i].small() < y[i].small() ? -1 : 1;
+            continue;
+          }
           if (!Equal(x[i], y[i])) return Compare(x[i], y[i]);
         }
         return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
