@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "shim/engine/engine.h"
 
 namespace fault::exec {
 namespace {
@@ -19,18 +20,6 @@ static_assert(sizeof(fault_config) % sizeof(uint64_t) == 0,
               "the seqlock copies fault_config in 8-byte words");
 static_assert(alignof(fault_config) >= alignof(uint64_t));
 static_assert((FAULT_EVENT_RING_SIZE & (FAULT_EVENT_RING_SIZE - 1)) == 0);
-
-// The configuration is copied word by word with relaxed atomics so that a
-// reader racing a writer reads some mix of words (and then discards it when
-// `seq` changed) instead of having undefined behaviour; the seqlock's
-// fences give the ordering.
-void StoreWords(uint64_t* dst, const uint64_t* src, size_t n) {
-  for (size_t i = 0; i < n; ++i) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
-}
-void LoadWords(uint64_t* dst, const uint64_t* src, size_t n) {
-  for (size_t i = 0; i < n; ++i) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-}
-constexpr size_t kConfigWords = sizeof(fault_config) / sizeof(uint64_t);
 
 absl::Status Errno(absl::string_view what) {
   return absl::ErrnoToStatus(errno, what);
@@ -121,31 +110,21 @@ PolicyTable::~PolicyTable() {
 
 uint64_t PolicyTable::Publish(const fault_config& config) {
   absl::MutexLock lock(&write_mu_);
-  auto staged = std::make_unique<fault_config>(config);
-  uint64_t generation =
-      __atomic_load_n(&table_->config.generation, __ATOMIC_RELAXED) + 1;
-  staged->generation = generation;
-  uint64_t seq = __atomic_load_n(&table_->seq, __ATOMIC_RELAXED);
-  __atomic_store_n(&table_->seq, seq + 1, __ATOMIC_RELAXED);  // odd: writing
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  StoreWords(reinterpret_cast<uint64_t*>(&table_->config),
-             reinterpret_cast<const uint64_t*>(staged.get()), kConfigWords);
-  __atomic_store_n(&table_->seq, seq + 2, __ATOMIC_RELEASE);  // even: done
-  return generation;
+  // The engine's writer is the one seqlock protocol every reader follows.
+  engine::Publish(table_, &config);
+  return __atomic_load_n(&table_->config.generation, __ATOMIC_RELAXED);
 }
 
 uint64_t PolicyTable::ReadConfig(fault_config* out) const {
   for (;;) {
-    uint64_t before = __atomic_load_n(&table_->seq, __ATOMIC_ACQUIRE);
-    if (before & 1) {
+    uint64_t seq = engine::LoadSeq(table_);
+    if (seq & 1) {
       sched_yield();
       continue;
     }
-    LoadWords(reinterpret_cast<uint64_t*>(out),
-              reinterpret_cast<const uint64_t*>(&table_->config), kConfigWords);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    uint64_t after = __atomic_load_n(&table_->seq, __ATOMIC_RELAXED);
-    if (before == after) return out->generation;
+    if (engine::ReadConfigBytes(table_, seq, &table_->config, sizeof(fault_config), out)) {
+      return out->generation;
+    }
   }
 }
 
