@@ -842,9 +842,23 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
       return Flow::kNormal;
     case SK::kAssign: {
       auto* a = static_cast<const AssignStmt*>(s);
-      if (a->op == Tok::kEq && a->lhs->kind == EK::kIdent) {
-        AssignFast(fr, a->lhs.get(), Expr(fr, a->rhs.get()));
-        return Flow::kNormal;
+      if (a->op == Tok::kEq) {
+        if (a->lhs->kind == EK::kIdent) {
+          AssignFast(fr, a->lhs.get(), Expr(fr, a->rhs.get()));
+          return Flow::kNormal;
+        }
+        // `a, b = x, y`: both right-hand values first, no tuple.
+        if (a->lhs->kind == EK::kTuple && a->rhs->kind == EK::kTuple) {
+          auto* l = static_cast<const ListExpr*>(a->lhs.get());
+          auto* r = static_cast<const ListExpr*>(a->rhs.get());
+          if (l->elems.size() == 2 && r->elems.size() == 2) {
+            Value v0 = Expr(fr, r->elems[0].get());
+            Value v1 = Expr(fr, r->elems[1].get());
+            AssignFast(fr, l->elems[0].get(), std::move(v0));
+            AssignFast(fr, l->elems[1].get(), std::move(v1));
+            return Flow::kNormal;
+          }
+        }
       }
       return ExecStmtSlow(fr, s);
     }
