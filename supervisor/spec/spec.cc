@@ -260,12 +260,22 @@ class Loader {
 
  private:
   using Method = Value (Loader::*)(sl::Thread&, const sl::Args&);
+  // The builtins outlive the load (scenario functions reference the
+  // module); after it they refuse to run.
   Value Builtin(const char* name, Method m) {
     return sl::NewBuiltin(
-        name, [this, m](sl::Thread& th, const Value&, const sl::Args& a) {
+        name, [this, m, name](sl::Thread& th, const Value&, const sl::Args& a) {
+          if (finished_)
+            sl::Fail(absl::StrCat(name, ": only at the top level of a spec, while it loads"));
           return (this->*m)(th, a);
         });
   }
+
+ public:
+  void Finish() { finished_ = true; }
+
+ private:
+  bool finished_ = false;
 
   Value Service(sl::Thread& th, const sl::Args& args) {
     std::string name;
@@ -741,9 +751,10 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
     dir = real;
     free(real);
   }
-  Loader loader(spec.get(), dir);
+  auto loader = std::make_shared<Loader>(spec.get(), dir);
+  spec->loader = loader;  // builtins captured it; the spec keeps it alive
   sl::StringDict pre;
-  loader.Install(&pre);
+  loader->Install(&pre);
   Value vars_dict = sl::NewDict();
   for (auto& [k, v] : vars)
     sl::DictOf(vars_dict)->t.Insert(sl::Str(k), sl::Str(v));
@@ -757,6 +768,7 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
   absl::StatusOr<sl::StringDict> globals =
       sl::ExecFile(th, std::string_view(filename.data(), filename.size()),
                    std::string_view(source.data(), source.size()), pre);
+  loader->Finish();
   if (!globals.ok()) return globals.status();
   if (spec->cells.empty())
     return absl::InvalidArgumentError(absl::StrCat(

@@ -77,6 +77,7 @@ struct Spec {
   std::vector<std::shared_ptr<Assumption>> assumptions;
   std::vector<Cell> cells;
   starlark::StringDict globals;
+  std::shared_ptr<void> loader;  // state of the load-time builtins
 };
 
 // Loads a spec. Errors: the message to print (file:line:column first).
