@@ -54,16 +54,31 @@ void Fail(std::string msg) { throw EvalError{std::move(msg), "", false}; }
 namespace {
 constexpr size_t kClassSize[] = {32, 64, 96, 128};
 constexpr int kClasses = 4;
-constexpr size_t kMaxCached = 65536;  // blocks kept per class and thread
+constexpr size_t kSlabBlocks = 128;  // blocks carved from one malloc
+
+// Blocks are carved from slabs and never returned to malloc: a freed block
+// goes to the free list of the thread that frees it, and a thread's lists
+// go to a process-wide pool when the thread exits (like CPython's object
+// arenas, memory is kept for reuse rather than returned).
+struct Pool {
+  std::mutex mu;
+  void* head[kClasses] = {};
+};
+Pool& GlobalPool() {
+  static Pool* p = new Pool();
+  return *p;
+}
 
 struct FreeLists {
   void* head[kClasses] = {};
-  size_t count[kClasses] = {};
   ~FreeLists() {
+    Pool& pool = GlobalPool();
+    std::lock_guard<std::mutex> l(pool.mu);
     for (int c = 0; c < kClasses; c++) {
       while (head[c]) {
         void* next = *static_cast<void**>(head[c]);
-        ::operator delete(head[c]);
+        *static_cast<void**>(head[c]) = pool.head[c];
+        pool.head[c] = head[c];
         head[c] = next;
       }
     }
@@ -76,6 +91,29 @@ inline int SizeClass(size_t size) {
     if (size <= kClassSize[c]) return c;
   return -1;
 }
+
+[[gnu::noinline]] void* Refill(int c) {
+  {
+    Pool& pool = GlobalPool();
+    std::lock_guard<std::mutex> l(pool.mu);
+    if (void* p = pool.head[c]) {
+      // Take the whole pooled list.
+      pool.head[c] = nullptr;
+      t_free.head[c] = *static_cast<void**>(p);
+      return p;
+    }
+  }
+  size_t sz = kClassSize[c];
+  char* slab = static_cast<char*>(::operator new(sz * kSlabBlocks));
+  void* head = nullptr;
+  for (size_t i = kSlabBlocks - 1; i >= 1; i--) {
+    void* b = slab + i * sz;
+    *static_cast<void**>(b) = head;
+    head = b;
+  }
+  t_free.head[c] = head;
+  return slab;
+}
 }  // namespace
 
 void* Object::operator new(size_t size) {
@@ -84,10 +122,9 @@ void* Object::operator new(size_t size) {
   if (c >= 0) {
     if (void* p = t_free.head[c]) {
       t_free.head[c] = *static_cast<void**>(p);
-      t_free.count[c]--;
       return p;
     }
-    return ::operator new(kClassSize[c]);
+    return Refill(c);
   }
 #endif
   return ::operator new(size);
@@ -97,13 +134,8 @@ void Object::operator delete(void* p, size_t size) {
 #ifndef FAULT_STARLARK_NO_FREELIST
   int c = SizeClass(size);
   if (c >= 0) {
-    if (t_free.count[c] < kMaxCached) {
-      *static_cast<void**>(p) = t_free.head[c];
-      t_free.head[c] = p;
-      t_free.count[c]++;
-      return;
-    }
-    ::operator delete(p);
+    *static_cast<void**>(p) = t_free.head[c];
+    t_free.head[c] = p;
     return;
   }
 #endif
