@@ -278,6 +278,12 @@ class Eval {
   }
   void SetIdent(Frame& fr, const IdentExpr* id, Value v);
   Value EvalCall(Frame& fr, const CallExpr* c);
+  [[gnu::always_inline]] inline Value Invoke(const CallExpr* c,
+                                             const Value& fn,
+                                             const Value& recv,
+                                             BuiltinPtr method,
+                                             const std::string* method_name,
+                                             const Args& args);
   void Comprehension(Frame& fr, const CompExpr* c, size_t clause,
                      const Value& result);
   Value MakeFunction(Frame& fr, const std::shared_ptr<FuncDecl>& decl);
@@ -763,6 +769,19 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   } else {
     fn = Expr(fr, c->fn.get());
   }
+  // Up to four positional arguments (the common case): a fixed array.
+  size_t nargs = c->args.size();
+  bool simple = nargs <= 4;
+  for (auto& a : c->args) simple = simple && a.kind == CallArg::kPositional;
+  if (simple) {
+    Value argv[4];
+    for (size_t i = 0; i < nargs; i++)
+      argv[i] = Expr(fr, c->args[i].value.get());
+    fr.tf->pos = c->pos;
+    th_.Step();
+    return Invoke(c, fn, recv, method, method_name,
+                  Args{std::span<const Value>(argv, nargs), {}});
+  }
   absl::InlinedVector<Value, 6> pos;
   std::vector<std::pair<Value, Value>> kw;
   for (auto& a : c->args) {
@@ -806,6 +825,12 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   th_.Step();
   Args args{std::span<const Value>(pos.data(), pos.size()),
             std::span<const std::pair<Value, Value>>(kw.data(), kw.size())};
+  return Invoke(c, fn, recv, method, method_name, args);
+}
+
+inline Value Eval::Invoke(const CallExpr* c, const Value& fn,
+                          const Value& recv, BuiltinPtr method,
+                          const std::string* method_name, const Args& args) {
   if (method) {
     // No frame is pushed on the happy path; the builtin's frame is added
     // to the backtrace only if it fails.
