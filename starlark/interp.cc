@@ -583,6 +583,10 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
         Value r;
         if (SmallIntOp(b->op, x.small(), y.small(), &r)) return r;
       }
+      // Short string concatenation (no step charge, far below the cap).
+      if (b->op == Tok::kPlus && x.Is(Kind::kString) && y.Is(Kind::kString) &&
+          StrOf(x).size() + StrOf(y).size() < 256)
+        return StrConcat(StrOf(x), StrOf(y));
       fr.tf->pos = b->pos;
       return Binary(b->op, x, y);
     }

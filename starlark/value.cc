@@ -317,6 +317,16 @@ int64_t RangeObj::Len() const {
 std::string HostValue::Repr() const { return absl::StrCat("<", Type(), ">"); }
 
 // ---- hash table ----
+namespace {
+// Equal(), with string keys compared inline.
+inline bool SameKey(const Value& a, const Value& b) {
+  if (!a.IsSmallInt() && !b.IsSmallInt() && a.kind() == Kind::kString &&
+      b.kind() == Kind::kString)
+    return a.as<StringObj>()->s == b.as<StringObj>()->s;
+  return Equal(a, b);
+}
+}  // namespace
+
 int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   if (index_.empty()) {
     *slot = 0;
@@ -336,7 +346,7 @@ int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
     } else {
       const Entry& en = entries_[e];
       if (en.hash == hash &&
-          (en.key.bits() == key.bits() || Equal(en.key, key))) {
+          (en.key.bits() == key.bits() || SameKey(en.key, key))) {
         *slot = i;
         return e;
       }
