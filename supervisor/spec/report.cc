@@ -4,6 +4,7 @@
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -51,12 +52,16 @@ std::string MdCell(absl::string_view s) {
   return one;
 }
 
+// The line of a failure message that says what failed: the last line of a
+// Starlark traceback ("Error in assert_eq: ..."), else the first line.
 std::string FirstLine(absl::string_view s) {
-  // The last line of a Starlark traceback says what failed.
   std::vector<absl::string_view> lines =
       absl::StrSplit(s, '\n', absl::SkipEmpty());
   if (lines.empty()) return "";
-  return std::string(lines.back());
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (absl::StartsWith(*it, "Error")) return std::string(*it);
+  }
+  return std::string(lines.front());
 }
 
 }  // namespace

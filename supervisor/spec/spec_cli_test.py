@@ -179,6 +179,27 @@ class SpecCliTest(unittest.TestCase):
         suite = ET.parse(self.path("h.xml")).getroot().find("testsuite")
         self.assertEqual(suite.get("failures"), "2")
 
+    def test_scenario_builtins(self):
+        rc, out, err = run("test", os.path.join(TESTDATA, "builtins.star"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertTrue(out.endswith("\n3 passed, 0 failed\n"), out)
+
+    def test_service_never_ready(self):
+        rc, out, err = run("test", os.path.join(TESTDATA, "not_ready.star"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertRegex(out.splitlines()[1], r"^noop +none +FAIL .* service \"never\" was not ready "
+                                              r"after 1s \(port http \d+\)$")
+
+    def test_service_exits_early(self):
+        rc, out, err = run("test", os.path.join(TESTDATA, "exits_early.star"), "--json",
+                           self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("e.json")) as f:
+            cell = json.load(f)["cells"][0]
+        self.assertEqual(cell["message"], "service \"quits\" exited (exit status 4) before it was "
+                                          "ready:\nstarting up\n")
+        self.assertTrue(out.endswith("\n0 passed, 1 failed\n"), out)
+
     def test_bad_cell_timeout(self):
         rc, out, err = run("test", os.path.join(TESTDATA, "hang.star"), "--cell-timeout", "soon")
         self.assertEqual(rc, 2)
