@@ -101,10 +101,11 @@ std::string RenderSummary(const RunResult& run) {
       absl::StrFormat("%-*s  %-*s  %-6s  %8s  %6s  %s\n", ws, "scenario", wf,
                       "fault", "result", "time", "events", "message");
   for (const auto& c : run.cells) {
-    std::string row = absl::StrFormat(
-        "%-*s  %-*s  %-6s  %7.2fs  %6d  %s", ws, c.scenario, wf, c.fault,
-        c.passed ? "PASS" : "FAIL", c.seconds,
-        static_cast<int>(c.events.size()), c.passed ? "" : FirstLine(c.message));
+    std::string row =
+        absl::StrFormat("%-*s  %-*s  %-6s  %7.2fs  %6d  %s", ws, c.scenario, wf,
+                        c.fault, c.passed ? "PASS" : "FAIL", c.seconds,
+                        static_cast<int>(c.events.size()),
+                        c.passed ? "" : FirstLine(c.message));
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(row), "\n");
   }
   absl::StrAppend(&out, run.passed(), " passed, ", run.failed(), " failed\n");

@@ -266,7 +266,8 @@ class Loader {
     return sl::NewBuiltin(
         name, [this, m, name](sl::Thread& th, const Value&, const sl::Args& a) {
           if (finished_)
-            sl::Fail(absl::StrCat(name, ": only at the top level of a spec, while it loads"));
+            sl::Fail(absl::StrCat(
+                name, ": only at the top level of a spec, while it loads"));
           return (this->*m)(th, a);
         });
   }

@@ -155,16 +155,20 @@ TEST(SpecTest, ScenarioBuiltinsNeedACell) {
 }
 
 TEST(SpecTest, LoadBuiltinsRefuseToRunLater) {
-  auto spec = LoadSpec("t.star", std::string(kService) +
-                                     "def run():\n"
-                                     "    fault_assumption(\"late\", latency = \"1ms\")\n"
-                                     "fault_matrix(scenarios = [scenario(\"s\", run = run)], faults = [None])\n");
+  auto spec = LoadSpec("t.star",
+                       std::string(kService) +
+                           "def run():\n"
+                           "    fault_assumption(\"late\", latency = \"1ms\")\n"
+                           "fault_matrix(scenarios = [scenario(\"s\", run = "
+                           "run)], faults = [None])\n");
   ASSERT_TRUE(spec.ok()) << spec.status();
   starlark::Thread th;
-  absl::StatusOr<starlark::Value> r = starlark::Call(th, (*spec)->cells[0].scenario->run, {});
+  absl::StatusOr<starlark::Value> r =
+      starlark::Call(th, (*spec)->cells[0].scenario->run, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(LastLine(r.status()),
-            "Error in fault_assumption: fault_assumption: only at the top level of a spec, while it loads");
+            "Error in fault_assumption: fault_assumption: only at the top "
+            "level of a spec, while it loads");
 }
 
 TEST(SpecTest, SyntaxError) {
