@@ -156,6 +156,13 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(err.splitlines()[0], f"{spec}:3:25: fault_assumption: \"lossy\": "
                                               "packet_loss: \"150%\" is not a probability: above 100%")
 
+    def test_missing_var(self):
+        spec = os.path.join(EXAMPLES, "kv.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:11:20: key \"kv_server\" not in dict\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+
     def test_composition_conflict(self):
         spec = os.path.join(TESTDATA, "conflict.star")
         rc, out, err = run("test", spec)

@@ -36,6 +36,15 @@ std::string FormatSpecError(absl::string_view msg) {
   std::vector<absl::string_view> lines =
       absl::StrSplit(msg, '\n', absl::SkipEmpty());
   if (lines.empty()) return "";
+  // The innermost Starlark frame: "  FILE:LINE:COL: in FUNCTION".
+  std::string where;
+  int frames = 0;
+  for (absl::string_view l : lines) {
+    if (!absl::StartsWith(l, "  ")) continue;
+    ++frames;
+    size_t in = l.rfind(": in ");
+    if (in != absl::string_view::npos) where = std::string(l.substr(2, in - 2));
+  }
   absl::string_view last = lines.back();
   std::string head;
   if (absl::ConsumePrefix(&last, "Error in ")) {
@@ -50,15 +59,13 @@ std::string FormatSpecError(absl::string_view msg) {
         std::count(parts[0].begin(), parts[0].end(), ':') == 2) {
       head = absl::StrCat(parts[0], ": ", fn, ": ", parts[1]);
     } else {
-      head = absl::StrCat(fn, ": ", rest);
+      head = absl::StrCat(where, where.empty() ? "" : ": ", fn, ": ", rest);
     }
   } else if (absl::ConsumePrefix(&last, "Error: ")) {
-    head = std::string(last);
+    head = absl::StrCat(where, where.empty() ? "" : ": ", last);
   }
   if (head.empty() || lines.size() == 1) return std::string(msg);
   // A backtrace adds nothing when the error is in top-level code.
-  int frames = 0;
-  for (absl::string_view l : lines) frames += absl::StartsWith(l, "  ") ? 1 : 0;
   if (frames <= 1) return head;
   return absl::StrCat(head, "\n", msg);
 }
