@@ -1371,11 +1371,30 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
         v[i] = Value::SmallInt(ints[i]);
       return NewList(std::move(v));
     }
-    std::stable_sort(v.begin(), v.end(), [&](const Value& p, const Value& q) {
-      if (p.IsSmallInt() && q.IsSmallInt())
-        return reverse ? q.small() < p.small() : p.small() < q.small();
-      return reverse ? Compare(q, p) < 0 : Compare(p, q) < 0;
-    });
+    // Tuples are compared element by element, small ints inline; the
+    // first other pair of elements falls back to the generic comparison.
+    auto less = [](const Value& p, const Value& q) {
+      if (p.IsSmallInt() && q.IsSmallInt()) return p.small() < q.small();
+      if (!p.IsSmallInt() && !q.IsSmallInt() && p.kind() == Kind::kTuple &&
+          q.kind() == Kind::kTuple) {
+        const auto& x = TupleOf(p)->v;
+        const auto& y = TupleOf(q)->v;
+        size_t n = std::min(x.size(), y.size());
+        for (size_t i = 0; i < n; i++) {
+          if (!x[i].IsSmallInt() || !y[i].IsSmallInt())
+            return Compare(p, q) < 0;
+          if (x[i].small() != y[i].small()) return x[i].small() < y[i].small();
+        }
+        return x.size() < y.size();
+      }
+      return Compare(p, q) < 0;
+    };
+    if (reverse)
+      std::stable_sort(v.begin(), v.end(), [&](const Value& p, const Value& q) {
+        return less(q, p);
+      });
+    else
+      std::stable_sort(v.begin(), v.end(), less);
     return NewList(std::move(v));
   }
   std::vector<std::pair<Value, Value>> kv;
