@@ -249,7 +249,7 @@ class Eval {
 
   Value Expr(Frame& fr, const starlark::Expr* e);
   [[gnu::noinline]] Value ExprSlow(Frame& fr, const starlark::Expr* e);
-  Flow Exec(Frame& fr, const Stmts& ss);
+  [[gnu::always_inline]] inline Flow Exec(Frame& fr, const Stmts& ss);
   Value CallFunction(FunctionObj* fn, const Args& args);
 
  private:
@@ -278,6 +278,10 @@ class Eval {
   }
   void SetIdent(Frame& fr, const IdentExpr* id, Value v);
   Value EvalCall(Frame& fr, const CallExpr* c);
+  [[gnu::noinline]] Value EvalCallGeneral(Frame& fr, const CallExpr* c,
+                                          const Value& fn, const Value& recv,
+                                          BuiltinPtr method,
+                                          const std::string* method_name);
   [[gnu::always_inline]] inline Value Invoke(const CallExpr* c,
                                              const Value& fn,
                                              const Value& recv,
@@ -786,6 +790,12 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
     return Invoke(c, fn, recv, method, method_name,
                   Args{std::span<const Value>(argv, nargs), {}});
   }
+  return EvalCallGeneral(fr, c, fn, recv, method, method_name);
+}
+
+Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,
+                            const Value& recv, BuiltinPtr method,
+                            const std::string* method_name) {
   absl::InlinedVector<Value, 6> pos;
   std::vector<std::pair<Value, Value>> kw;
   for (auto& a : c->args) {
@@ -851,10 +861,27 @@ inline Value Eval::Invoke(const CallExpr* c, const Value& fn,
     }
   }
   if (fn.Is(Kind::kFunction)) return CallFunction(fn.as<FunctionObj>(), args);
+  if (fn.Is(Kind::kBuiltin) && fn.as<BuiltinObj>()->ptr) {
+    // As CallValue, without the extra call.
+    auto* b = fn.as<BuiltinObj>();
+    try {
+      Value r = b->ptr(th_, b->recv, args);
+      if (r.IsNull()) return None();
+      return r;
+    } catch (EvalError& e) {
+      if (!e.has_trace) {
+        th_.stack.push_back(Thread::Frame{&b->name, nullptr, Pos{}});
+        e.trace = th_.Backtrace(e.msg);
+        e.has_trace = true;
+        th_.stack.pop_back();
+      }
+      throw;
+    }
+  }
   return CallValue(th_, fn, args);
 }
 
-Flow Eval::Exec(Frame& fr, const Stmts& ss) {
+inline Flow Eval::Exec(Frame& fr, const Stmts& ss) {
   for (auto& s : ss) {
     Flow f = ExecStmt(fr, s.get());
     if (f != Flow::kNormal) return f;
