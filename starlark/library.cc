@@ -98,19 +98,18 @@ void UnpackArgs(std::string_view fname_sv, const Args& args,
                         std::string(t[i].name())));
 }
 
-void CheckArgCount(std::string_view fname, const Args& args, size_t min,
-                   size_t max) {
+void CheckArgCountFailed(std::string_view fname_sv, const Args& args,
+                         size_t min, size_t max) {
+  std::string fname(fname_sv);
   if (!args.kw.empty())
-    Fail(absl::StrCat(std::string(fname), ": unexpected keyword arguments"));
+    Fail(absl::StrCat(fname, ": unexpected keyword arguments"));
   size_t n = args.pos.size();
-  if (n < min || n > max) {
-    if (min == max)
-      Fail(absl::StrCat(std::string(fname), ": got ", n, " argument", n == 1 ? "" : "s",
-                        ", want ", min));
-    if (n < min)
-      Fail(absl::StrCat(std::string(fname), ": got ", n, " arguments, want at least ", min));
-    Fail(absl::StrCat(std::string(fname), ": got ", n, " arguments, want at most ", max));
-  }
+  if (min == max)
+    Fail(absl::StrCat(fname, ": got ", n, " argument", n == 1 ? "" : "s",
+                      ", want ", min));
+  if (n < min)
+    Fail(absl::StrCat(fname, ": got ", n, " arguments, want at least ", min));
+  Fail(absl::StrCat(fname, ": got ", n, " arguments, want at most ", max));
 }
 
 namespace {

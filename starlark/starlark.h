@@ -63,8 +63,14 @@ void UnpackArgs(std::string_view fname, const Args& args,
                 std::initializer_list<ArgTarget> targets);
 
 // Lower-level: the positional arguments only, between min and max.
-void CheckArgCount(std::string_view fname, const Args& args, size_t min,
-                   size_t max);
+[[noreturn]] void CheckArgCountFailed(std::string_view fname, const Args& args,
+                                      size_t min, size_t max);
+inline void CheckArgCount(std::string_view fname, const Args& args, size_t min,
+                          size_t max) {
+  size_t n = args.pos.size();
+  if (!args.kw.empty() || n < min || n > max)
+    CheckArgCountFailed(fname, args, min, max);
+}
 
 }  // namespace fault::starlark
 
