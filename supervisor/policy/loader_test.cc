@@ -794,6 +794,16 @@ INSTANTIATE_TEST_SUITE_P(
                  "a: {latency: 1ms}\nb: {latency: 1ms}",
                  "a: {latency: 1ms}\na: {latency: 2ms}",
                  "p.yaml:2:1: policy \"a\" is already defined at p.yaml:1:1"},
+        // All-zero effect blocks are no effect: they would print as {} and
+        // not load again (found by the policy fuzzer).
+        RuleCase{"dns_all_zero_is_empty", "p: {dns: {nxdomain: 1%}}",
+                 "p: {dns: {nxdomain: 0}}",
+                 "p.yaml:1:10: policy \"p\": dns: needs delay, timeout and/or "
+                 "nxdomain"},
+        RuleCase{"timeout_all_zero_is_empty", "p: {timeout: {connect: 1ms}}",
+                 "p: {timeout: {connect: 0}}",
+                 "p.yaml:1:14: policy \"p\": timeout: needs connect and/or recv, "
+                 "e.g. {connect: 5s}"},
         RuleCase{"delay_at_most_24h", "p: {latency: 24h}", "p: {latency: 25h}",
                  "p.yaml:1:14: policy \"p\": latency: 25h is above the 24h "
                  "limit for one "

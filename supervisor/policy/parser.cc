@@ -1372,20 +1372,21 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
       {"timeout", [this, out](const YAML::Node& v, const std::string& p) {
          auto* t = out->mutable_timeout();
          bool any = false;
+         bool bad = false;  // a field already reported its own error
          if (Map(v, p,
                  {{"connect",
                    [&](const YAML::Node& x, const std::string& xp) {
                      any = true;
                      int64_t ns;
-                     if (Duration(x, xp, &ns)) t->set_connect_ns(ns);
+                     if (Duration(x, xp, &ns)) t->set_connect_ns(ns); else bad = true;
                    }},
                   {"recv",
                    [&](const YAML::Node& x, const std::string& xp) {
                      any = true;
                      int64_t ns;
-                     if (Duration(x, xp, &ns)) t->set_recv_ns(ns);
+                     if (Duration(x, xp, &ns)) t->set_recv_ns(ns); else bad = true;
                    }}}) &&
-             !any) {
+             (!any || (!bad && t->connect_ns() == 0 && t->recv_ns() == 0))) {
            ctx_.Fail(v, p, "needs connect and/or recv, e.g. {connect: 5s}");
          }
        }});
@@ -1473,23 +1474,25 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
   fields.push_back(
       {"dns", [this, out](const YAML::Node& v, const std::string& p) {
          auto* d = out->mutable_dns();
+         bool bad = false;  // a field already reported its own error
          if (Map(v, p,
                  {{"delay",
                    [&](const YAML::Node& x, const std::string& xp) {
                      int64_t ns;
-                     if (Duration(x, xp, &ns)) d->set_delay_ns(ns);
+                     if (Duration(x, xp, &ns)) d->set_delay_ns(ns); else bad = true;
                    }},
                   {"timeout",
                    [&](const YAML::Node& x, const std::string& xp) {
                      uint32_t ppm;
-                     if (Probability(x, xp, &ppm)) d->set_timeout_ppm(ppm);
+                     if (Probability(x, xp, &ppm)) d->set_timeout_ppm(ppm); else bad = true;
                    }},
                   {"nxdomain",
                    [&](const YAML::Node& x, const std::string& xp) {
                      uint32_t ppm;
-                     if (Probability(x, xp, &ppm)) d->set_nxdomain_ppm(ppm);
+                     if (Probability(x, xp, &ppm)) d->set_nxdomain_ppm(ppm); else bad = true;
                    }}}) &&
-             v.size() == 0) {
+             !bad && d->delay_ns() == 0 && d->timeout_ppm() == 0 && d->nxdomain_ppm() == 0) {
+           // All zero is no effect: it would print as {} and not load again.
            ctx_.Fail(v, p, "needs delay, timeout and/or nxdomain");
          }
        }});
