@@ -123,6 +123,16 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
     Decision d = DecidePartition(call);
     if (d.kind != Decision::Kind::kContinue) return d;
   }
+  Decision d = DecideFamily(call, family);
+  // An fsync rule covers fdatasync too (SQLite only calls fdatasync); the
+  // shim decides the same way, so both layers agree.
+  if (d.kind == Decision::Kind::kContinue && family == eng::kFamilyFdatasync) {
+    d = DecideFamily(call, eng::kFamilyFsync);
+  }
+  return d;
+}
+
+Decision EngineDecider::DecideFamily(const SyscallContext& call, int family) {
   if (!(idx_.syscall_families & eng::FamilyBit(family))) return {};
 
   // Seccomp sees whole processes: only process-wide (active) rules apply;

@@ -28,6 +28,9 @@ class EngineDecider : public Decider {
  private:
   bool Refresh();
   Decision DecidePartition(const SyscallContext& call);
+  // The syscall rules of one family (the call's own, or fsync's for an
+  // fdatasync call, as the shim does).
+  Decision DecideFamily(const SyscallContext& call, int family);
 
   fault_table* table_;
   PartitionMap* partitions_;

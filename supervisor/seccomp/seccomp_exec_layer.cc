@@ -21,6 +21,10 @@ uint64_t SeccompFamilies(const fault::v1::PolicySet& policies) {
     for (const fault::v1::SyscallFault& s : p.syscalls()) {
       const int f = static_cast<int>(s.family());
       if (f >= 1 && f <= kMaxFamily) mask |= uint64_t{1} << f;
+      // An fsync rule also covers fdatasync (see EngineDecider::Decide).
+      if (s.family() == fault::v1::SyscallFault::FAMILY_FSYNC) {
+        mask |= FamilyBit(Family::kFdatasync);
+      }
     }
     if (p.partitions_size() > 0) {
       mask |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);

@@ -150,6 +150,17 @@ class DynamicProgramTest(unittest.TestCase):
         layers = [e["layer"] for e in read_events(self.events)]
         self.assertEqual(layers, ["seccomp"])
 
+    def test_fsync_rule_covers_fdatasync_in_either_layer(self):
+        script = FSYNC_PY.replace("os.fsync", "os.fdatasync")
+        for layer in ("preload", "seccomp"):
+            r = fault_exec(["--layer", layer, "--deny", "fsync=EIO", "--events", self.events,
+                            "--", PY, "-c", script, self.data])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("fsync failed: Input/output error", r.stdout, layer)
+            events = read_events(self.events)
+            self.assertEqual([(e["layer"], e["op"]) for e in events],
+                             [({"preload": "shim"}.get(layer, layer), "fdatasync")])
+
     def test_both_layers_fault_every_third_write_once(self):
         r = fault_exec(["--layer", "both", "--deny",
                         "write=EIO,path=%s,when=3+3" % self.data,
