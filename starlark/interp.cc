@@ -757,12 +757,14 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   if (c->fn->kind == EK::kDot) {
     auto* d = static_cast<const DotExpr*>(c->fn.get());
     recv = Expr(fr, d->x.get());
+    // Acquire/release: another thread may have filled the cache with an
+    // entry of a method table it initialised (frozen code is shared).
     auto* cached = static_cast<const MethodEntry*>(
-        d->method_cache.load(std::memory_order_relaxed));
+        d->method_cache.load(std::memory_order_acquire));
     if (cached && cached->kind == recv.kind()) {
       method = cached->fn;
     } else if (const MethodEntry* me = FindMethodEntry(recv.kind(), d->name)) {
-      d->method_cache.store(me, std::memory_order_relaxed);
+      d->method_cache.store(me, std::memory_order_release);
       method = me->fn;
     }
     if (!method) {
