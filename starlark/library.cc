@@ -666,7 +666,6 @@ Value SliceValue(const Value& x, const Value& lo, const Value& hi,
 // ---------------------------------------------------------------- formatting
 
 namespace {
-void AppendUtf8(std::string* out, uint32_t cp);
 std::string FormatInt(const Value& v, int base, bool upper) {
   std::string s = ToBigInt(v).ToString(base);
   if (upper)
@@ -840,23 +839,6 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
 
 namespace {
 
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    out->push_back(static_cast<char>(0xf0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
-}
 
 // Decodes one UTF-8 code point at s[i]; returns -1 for invalid input.
 int64_t DecodeCp(std::string_view s, size_t i, int* len) {

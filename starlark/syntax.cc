@@ -149,20 +149,6 @@ const char* TokString(Tok t) {
   return "?";
 }
 
-namespace {
-
-struct SyntaxError {
-  Pos pos;
-  std::string msg;
-};
-
-struct Token {
-  Tok kind = Tok::kEof;
-  Pos pos;
-  std::string text;  // identifier name or decoded string
-  Value value;       // int/float literal
-};
-
 void AppendUtf8(std::string* out, uint32_t cp) {
   if (cp < 0x80) {
     out->push_back(static_cast<char>(cp));
@@ -180,6 +166,21 @@ void AppendUtf8(std::string* out, uint32_t cp) {
     out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
   }
 }
+
+namespace {
+
+struct SyntaxError {
+  Pos pos;
+  std::string msg;
+};
+
+struct Token {
+  Tok kind = Tok::kEof;
+  Pos pos;
+  std::string text;  // identifier name or decoded string
+  Value value;       // int/float literal
+};
+
 
 class Scanner {
  public:

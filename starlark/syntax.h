@@ -344,6 +344,9 @@ absl::Status Resolve(File* file, const Dialect& dialect,
 // Scanner exposed for tests: returns the token kinds of src (or error).
 absl::StatusOr<std::vector<Tok>> ScanForTest(std::string_view src);
 
+// Appends the UTF-8 encoding of code point `cp` (at most U+10FFFF).
+void AppendUtf8(std::string* out, uint32_t cp);
+
 }  // namespace fault::starlark
 
 #endif  // FAULT_STARLARK_SYNTAX_H_
