@@ -152,6 +152,9 @@ std::optional<size_t> SecondDocumentLine(std::string_view text) {
   return std::nullopt;
 }
 
+}  // namespace
+
+namespace internal {
 // The position of the first byte that is not valid UTF-8, if any. Policy
 // files are UTF-8 text (YAML and JSON both require it).
 std::optional<std::pair<size_t, size_t>> InvalidUtf8(std::string_view text) {
@@ -185,6 +188,9 @@ std::optional<std::pair<size_t, size_t>> InvalidUtf8(std::string_view text) {
   }
   return std::nullopt;
 }
+}  // namespace internal
+
+namespace {
 
 struct ParsedFile {
   fault::v1::PolicySet set;
@@ -202,7 +208,7 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
                              " bytes; policy files are at most 1mb)"));
     return out;
   }
-  if (auto bad = InvalidUtf8(text)) {
+  if (auto bad = internal::InvalidUtf8(text)) {
     out.errors.push_back(Cat(filename, ":", bad->first, ":", bad->second,
                              ": not UTF-8 text (policy files are UTF-8)"));
     return out;

@@ -804,6 +804,13 @@ INSTANTIATE_TEST_SUITE_P(
                  "p: {timeout: {connect: 0}}",
                  "p.yaml:1:14: policy \"p\": timeout: needs connect and/or recv, "
                  "e.g. {connect: 5s}"},
+        // Found by the fuzzer: a control character in a glob (here a tab,
+        // there U+0085 from YAML's \N escape) did not print back as a policy.
+        RuleCase{"path_glob_is_printable_text",
+                 "p: {syscalls: [{write: {deny: EIO, path: \"/data/\u00e9*\"}}]}",
+                 "p: {syscalls: [{write: {deny: EIO, path: \"/a\\tb\"}}]}",
+                 "p.yaml:1:42: policy \"p\": syscalls[0].path: path glob must be "
+                 "UTF-8 text without control characters"},
         RuleCase{"delay_at_most_24h", "p: {latency: 24h}", "p: {latency: 25h}",
                  "p.yaml:1:14: policy \"p\": latency: 25h is above the 24h "
                  "limit for one "

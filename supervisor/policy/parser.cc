@@ -2051,6 +2051,13 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
                    "fdatasync, close, unlink, rename, mkdir, ftruncate), not ",
                    fam));
     }
+    if (InvalidUtf8(r.path_glob()).has_value() ||
+        std::any_of(r.path_glob().begin(), r.path_glob().end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+        })) {
+      ctx.Fail(Join(p, "path"),
+               "path glob must be UTF-8 text without control characters");
+    }
     if (r.path_glob().size() > kMaxGlobBytes) {
       ctx.Fail(Join(p, "path"),
                Cat("path glob longer than ", kMaxGlobBytes, " bytes"));

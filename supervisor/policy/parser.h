@@ -8,6 +8,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +96,10 @@ bool IsFileFamily(fault::v1::SyscallFault::Family family);
 // Closest candidate within a small edit distance, or "".
 std::string Suggest(std::string_view word,
                     const std::vector<std::string_view>& candidates);
+
+// The line and column (1-based) of the first byte of `text` that is not
+// valid UTF-8, if any.
+std::optional<std::pair<size_t, size_t>> InvalidUtf8(std::string_view text);
 
 }  // namespace fault::policy::internal
 
