@@ -28,6 +28,9 @@ endfunction()
 
 # fault_fuzz_target(NAME SOURCES fuzz.cc LIBS ... [CORPUS dir] [SECONDS n])
 # Builds a libFuzzer binary and registers a bounded run of it as a test.
+# The run's seed is FAULT_FUZZ_SEED (default 1, so that a CI run explores
+# the same inputs every time; 0 lets libFuzzer pick one, for longer hunts).
+set(FAULT_FUZZ_SEED 1 CACHE STRING "libFuzzer -seed for the bounded fuzz tests (0: random)")
 function(fault_fuzz_target name)
   cmake_parse_arguments(T "" "CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
   if(NOT FAULT_FUZZ)
@@ -48,6 +51,6 @@ function(fault_fuzz_target name)
   endif()
   add_test(NAME ${name}
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
-      sh -c "mkdir -p ${work} && exec $<TARGET_FILE:${name}> -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${work} ${seeds}")
+      sh -c "mkdir -p ${work} && exec $<TARGET_FILE:${name}> -seed=${FAULT_FUZZ_SEED} -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${work} ${seeds}")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
 endfunction()
