@@ -1,4 +1,5 @@
 #include "supervisor/policy/loader.h"
+#include "supervisor/policy/parser.h"
 
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
@@ -266,6 +267,16 @@ TEST(PolicyFileTest, WhenGrammar) {
   EXPECT_EQ(when("3+2"), "3,0,2");
   EXPECT_EQ(when("2..5"), "2,5,1");
   EXPECT_EQ(when("2..10+3"), "2,10,3");
+  EXPECT_EQ(when("5..5+2"), "5,5,2");
+  // The canonical form reads back the same counter (found by the fuzzer:
+  // 5..5+2 used to print as 5+2, an unbounded counter).
+  for (const std::string w : {"3", "3+", "3+2", "2..5", "2..10+3", "5..5+2"}) {
+    fault::v1::When parsed =
+        One("p: {syscalls: [{write: {deny: EIO, when: \"" + w + "\"}}]}")
+            .syscalls(0)
+            .when();
+    EXPECT_EQ(internal::FormatWhen(parsed), w);
+  }
   EXPECT_EQ(
       Errors("p: {syscalls: [{write: {deny: EIO, when: 0}}]}"),
       "p.yaml:1:42: policy \"p\": syscalls[0].write.when: \"0\" is not a when "

@@ -2192,7 +2192,9 @@ std::string FormatWhen(const When& w) {
     if (w.step() != 1) Append(&out, w.step());
     return out;
   }
-  if (w.last() != w.first()) Append(&out, "..", w.last());
+  // "5" alone means first = last = 5 with step 1; any other step needs the
+  // range spelled out ("5..5+2") to read back the same.
+  if (w.last() != w.first() || w.step() != 1) Append(&out, "..", w.last());
   if (w.step() != 1) Append(&out, "+", w.step());
   return out;
 }
