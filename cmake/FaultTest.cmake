@@ -30,7 +30,11 @@ endfunction()
 # Builds a libFuzzer binary and registers a bounded run of it as a test.
 # The run's seed is FAULT_FUZZ_SEED (default 1, so that a CI run explores
 # the same inputs every time; 0 lets libFuzzer pick one, for longer hunts).
+# The run stops after FAULT_FUZZ_RUNS inputs or SECONDS, whichever comes
+# first, so with a fixed seed it tries the same inputs on any machine that
+# reaches the count in time.
 set(FAULT_FUZZ_SEED 1 CACHE STRING "libFuzzer -seed for the bounded fuzz tests (0: random)")
+set(FAULT_FUZZ_RUNS 100000 CACHE STRING "libFuzzer -runs for the bounded fuzz tests (-1: no limit)")
 function(fault_fuzz_target name)
   cmake_parse_arguments(T "" "CORPUS;SECONDS" "SOURCES;LIBS" ${ARGN})
   if(NOT FAULT_FUZZ)
@@ -51,6 +55,6 @@ function(fault_fuzz_target name)
   endif()
   add_test(NAME ${name}
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
-      sh -c "mkdir -p ${work} && exec $<TARGET_FILE:${name}> -seed=${FAULT_FUZZ_SEED} -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${work} ${seeds}")
+      sh -c "mkdir -p ${work} && exec $<TARGET_FILE:${name}> -seed=${FAULT_FUZZ_SEED} -runs=${FAULT_FUZZ_RUNS} -max_total_time=${T_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${work} ${seeds}")
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600)
 endfunction()
