@@ -196,6 +196,15 @@ TEST(PolicyTableTest, ConcurrentReadersNeverSeeATornConfiguration) {
     for (auto& rule : c->rules) rule.seed = g;
     c->syscall_rules[FAULT_MAX_SYSCALL_RULES - 1].when_first = g;
     t->Publish(*c);
+    if (g % 8 == 0) {
+      // Now and then let a reader finish a copy (under a sanitizer every
+      // copy is slow enough for back-to-back publishes to tear them all).
+      const int before = reads.load(std::memory_order_relaxed);
+      const int64_t wait_until = MonotonicNowNs() + 200'000'000;
+      while (reads.load(std::memory_order_relaxed) == before && MonotonicNowNs() < wait_until) {
+        std::this_thread::yield();
+      }
+    }
   }
   stop = true;
   r1.join();
