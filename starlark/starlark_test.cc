@@ -7,7 +7,7 @@
 // contains) predeclared. A chunk containing `### "regexp"` must fail with an
 // error (static or dynamic) matching the regexp. `# option:NAME` lines turn
 // on dialect options: while, recursion, toplevel, globalreassign, noset,
-// steps=N.
+// steps=N. The library modules json, math and time are predeclared too.
 #include "starlark/starlark.h"
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "starlark/lib/lib.h"
 
 namespace fault::starlark {
 namespace {
@@ -121,6 +122,7 @@ StringDict Predeclared() {
   d["assert_fails"] =
       Value::Adopt(new BuiltinObj("assert_fails", AssertFails, Value()));
   d["assert"] = NewHost<AssertModule>();
+  AddLibraryModules(&d);  // json, math, time
   d["freeze"] = NewBuiltin("freeze", [](Thread&, const Value&, const Args& a) {
     CheckArgCount("freeze", a, 1, 1);
     Freeze(a.pos[0]);
