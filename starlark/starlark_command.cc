@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 
+#include "starlark/lib/lib.h"
 #include "starlark/starlark.h"
 #include "supervisor/cli/commands.h"
 
@@ -25,6 +26,13 @@ struct StarlarkOptions {
   bool allow_global_reassign = false;
   uint64_t max_steps = 0;
 };
+
+// The library modules json, math and time, in every file and the REPL.
+sl::StringDict Predeclared() {
+  sl::StringDict p;
+  sl::AddLibraryModules(&p);
+  return p;
+}
 
 void ConfigureThread(sl::Thread& th, const StarlarkOptions& o) {
   th.dialect.allow_while = o.allow_while;
@@ -63,9 +71,9 @@ int RunFile(const StarlarkOptions& o) {
     sl::Thread child;
     ConfigureThread(child, o);
     child.load = parent.load;
-    return sl::ExecFile(child, path, s.str(), {});
+    return sl::ExecFile(child, path, s.str(), Predeclared());
   };
-  auto r = sl::ExecFile(th, o.file, ss.str(), {});
+  auto r = sl::ExecFile(th, o.file, ss.str(), Predeclared());
   int rc = 0;
   if (!r.ok()) {
     std::fprintf(stderr, "%s\n", std::string(r.status().message()).c_str());
@@ -80,7 +88,7 @@ int RunRepl(const StarlarkOptions& o) {
   ro.allow_toplevel_control = true;
   sl::Thread th;
   ConfigureThread(th, ro);
-  sl::StringDict env;
+  sl::StringDict env = Predeclared();
   std::string line, chunk;
   int n = 0;
   for (;;) {
