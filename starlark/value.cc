@@ -41,19 +41,13 @@ void Fail(std::string msg) { throw EvalError{std::move(msg), "", false}; }
 // Interpreters allocate many short-lived objects of a few sizes; per-thread
 // free lists of fixed-size blocks avoid most malloc/free traffic. A block
 // freed on another thread (a shared frozen object) joins that thread's list.
-// Sanitizer builds use plain new/delete so that they still see every bug.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FAULT_STARLARK_NO_FREELIST 1
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FAULT_STARLARK_NO_FREELIST 1
-#endif
-#endif
+// The fast paths (Object::operator new/delete) are inline in value.h.
+namespace alloc {
+thread_local constinit void* t_head[kClasses] = {};
+thread_local constinit bool t_registered = false;
+}  // namespace alloc
 
 namespace {
-constexpr size_t kClassSize[] = {32, 64, 96, 128};
-constexpr int kClasses = 4;
 constexpr size_t kSlabBlocks = 128;  // blocks carved from one malloc
 
 // Blocks are carved from slabs and never returned to malloc: a freed block
@@ -62,44 +56,48 @@ constexpr size_t kSlabBlocks = 128;  // blocks carved from one malloc
 // arenas, memory is kept for reuse rather than returned).
 struct Pool {
   std::mutex mu;
-  void* head[kClasses] = {};
+  void* head[alloc::kClasses] = {};
 };
 Pool& GlobalPool() {
   static Pool* p = new Pool();
   return *p;
 }
 
-struct FreeLists {
-  void* head[kClasses] = {};
-  ~FreeLists() {
+// Moves this thread's lists to the pool when the thread exits.
+struct FreeListsOwner {
+  ~FreeListsOwner() {
     Pool& pool = GlobalPool();
     std::lock_guard<std::mutex> l(pool.mu);
-    for (int c = 0; c < kClasses; c++) {
-      while (head[c]) {
-        void* next = *static_cast<void**>(head[c]);
-        *static_cast<void**>(head[c]) = pool.head[c];
-        pool.head[c] = head[c];
-        head[c] = next;
+    for (int c = 0; c < alloc::kClasses; c++) {
+      void*& head = alloc::t_head[c];
+      while (head) {
+        void* next = *static_cast<void**>(head);
+        *static_cast<void**>(head) = pool.head[c];
+        pool.head[c] = head;
+        head = next;
       }
     }
   }
 };
-thread_local FreeLists t_free;
+thread_local FreeListsOwner t_free_owner;
+}  // namespace
 
-inline int SizeClass(size_t size) {
-  for (int c = 0; c < kClasses; c++)
-    if (size <= kClassSize[c]) return c;
-  return -1;
+namespace alloc {
+void Register() {
+  // Touching the thread_local constructs it, which registers its destructor.
+  static_cast<void>(&t_free_owner);
+  t_registered = true;
 }
 
-[[gnu::noinline]] void* Refill(int c) {
+void* Refill(int c) {
+  if (!t_registered) Register();
   {
     Pool& pool = GlobalPool();
     std::lock_guard<std::mutex> l(pool.mu);
     if (void* p = pool.head[c]) {
       // Take the whole pooled list.
       pool.head[c] = nullptr;
-      t_free.head[c] = *static_cast<void**>(p);
+      t_head[c] = *static_cast<void**>(p);
       return p;
     }
   }
@@ -111,38 +109,14 @@ inline int SizeClass(size_t size) {
     *static_cast<void**>(b) = head;
     head = b;
   }
-  t_free.head[c] = head;
+  t_head[c] = head;
   return slab;
 }
-}  // namespace
 
-void* Object::operator new(size_t size) {
-#ifndef FAULT_STARLARK_NO_FREELIST
-  int c = SizeClass(size);
-  if (c >= 0) {
-    if (void* p = t_free.head[c]) {
-      t_free.head[c] = *static_cast<void**>(p);
-      return p;
-    }
-    return Refill(c);
-  }
-#endif
-  return ::operator new(size);
-}
+void* NewLarge(size_t size) { return ::operator new(size); }
+void DeleteLarge(void* p, size_t size) { ::operator delete(p, size); }
 
-void Object::operator delete(void* p, size_t size) {
-#ifndef FAULT_STARLARK_NO_FREELIST
-  int c = SizeClass(size);
-  if (c >= 0) {
-    *static_cast<void**>(p) = t_free.head[c];
-    t_free.head[c] = p;
-    return;
-  }
-#endif
-  ::operator delete(p);
-}
-
-void Object::Destroy(Object* o) {
+void DestroySlow(Object* o) {
   if (t_destroy_depth > 0) {
     t_pending.push_back(o);
     return;
@@ -156,6 +130,7 @@ void Object::Destroy(Object* o) {
   }
   t_destroy_depth--;
 }
+}  // namespace alloc
 
 Container::Container(Kind k) : Object(k) {}
 
@@ -730,6 +705,10 @@ bool Equal(const Value& a, const Value& b) {
       if (x->start != y->start) return false;
       return n == 1 || x->step == y->step;
     }
+    case Kind::kHost: {
+      int c;
+      return a.as<HostValue>()->CompareTo(*b.as<HostValue>(), &c) && c == 0;
+    }
     case Kind::kBool:
     case Kind::kNone:
       return false;
@@ -765,6 +744,11 @@ int Compare(const Value& a, const Value& b) {
           if (!Equal(x[i], y[i])) return Compare(x[i], y[i]);
         }
         return x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
+      }
+      case Kind::kHost: {
+        int c;
+        if (a.as<HostValue>()->CompareTo(*b.as<HostValue>(), &c)) return c;
+        break;
       }
       default:
         Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));

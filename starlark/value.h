@@ -54,6 +54,7 @@ enum class Kind : uint8_t {
 
 class Object;
 class Thread;
+enum class Tok : uint8_t;  // syntax.h
 
 // Thrown inside the interpreter; converted to absl::Status at the API.
 struct EvalError {
@@ -176,11 +177,13 @@ class Object {
   void MarkFrozen() {
     if (mode_ == kLocal) mode_ = kShared;
   }
-  static void Destroy(Object* o);  // deferred to avoid deep recursion
+  // Frees o; containers are freed iteratively (no deep recursion).
+  static inline void Destroy(Object* o);
 
-  // Small objects come from per-thread free lists (see value.cc).
-  static void* operator new(size_t size);
-  static void operator delete(void* p, size_t size);
+  // Small objects come from per-thread free lists (see value.cc). Inline so
+  // that the size class of a concrete type folds to a constant.
+  static inline void* operator new(size_t size);
+  static inline void operator delete(void* p, size_t size);
 
   std::atomic<uint32_t> rc_{0};
   Kind kind_;
@@ -207,6 +210,65 @@ inline void Value::DecRefBits(uintptr_t b) {
 inline Kind Value::kind() const {
   if (bits_ & 1) return Kind::kInt;
   return obj()->kind();
+}
+
+// ---- small-object allocation ----
+// Sanitizer builds use plain new/delete so that they still see every bug.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FAULT_STARLARK_NO_FREELIST 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FAULT_STARLARK_NO_FREELIST 1
+#endif
+#endif
+namespace alloc {
+inline constexpr size_t kClassSize[] = {32, 64, 96, 128};
+inline constexpr int kClasses = 4;
+// Heads of this thread's free lists. Trivially initialised, so no TLS
+// wrapper call on access; the lists go to a process-wide pool at thread exit
+// once Register() has run on the thread (see value.cc).
+extern thread_local constinit void* t_head[kClasses];
+extern thread_local constinit bool t_registered;
+[[gnu::noinline]] void* Refill(int c);
+[[gnu::noinline]] void Register();
+// Objects above the largest class (out of line: plain ::operator new).
+void* NewLarge(size_t size);
+void DeleteLarge(void* p, size_t size);
+[[gnu::always_inline]] inline int SizeClass(size_t size) {
+  for (int c = 0; c < kClasses; c++)
+    if (size <= kClassSize[c]) return c;
+  return -1;
+}
+// The general (container) path of Object::Destroy.
+void DestroySlow(Object* o);
+}  // namespace alloc
+
+inline void* Object::operator new(size_t size) {
+#ifndef FAULT_STARLARK_NO_FREELIST
+  int c = alloc::SizeClass(size);
+  if (c >= 0) {
+    if (void* p = alloc::t_head[c]) {
+      alloc::t_head[c] = *static_cast<void**>(p);
+      return p;
+    }
+    return alloc::Refill(c);
+  }
+#endif
+  return alloc::NewLarge(size);
+}
+
+inline void Object::operator delete(void* p, size_t size) {
+#ifndef FAULT_STARLARK_NO_FREELIST
+  int c = alloc::SizeClass(size);
+  if (c >= 0) {
+    if (!alloc::t_registered) alloc::Register();
+    *static_cast<void**>(p) = alloc::t_head[c];
+    alloc::t_head[c] = p;
+    return;
+  }
+#endif
+  alloc::DeleteLarge(p, size);
 }
 
 // Objects that may take part in reference cycles; linked into a global list.
@@ -240,17 +302,34 @@ struct BigIntObj : Object {
   explicit BigIntObj(BigInt b) : Object(Kind::kInt), v(std::move(b)) {}
   BigInt v;
 };
-struct FloatObj : Object {
+struct FloatObj final : Object {
   explicit FloatObj(double d) : Object(Kind::kFloat), v(d) {}
   double v;
 };
-struct StringObj : Object {
+struct StringObj final : Object {
   explicit StringObj(std::string&& str, Kind k = Kind::kString)
       : Object(k), s(std::move(str)) {}
   StringObj(std::string_view str, Kind k) : Object(k), s(str) {}
   std::string s;
   uint64_t hash = 0;  // 0: not computed
 };
+
+// Strings and floats hold no references, so freeing one cannot free
+// anything else: they skip the deferred-destruction queue and the virtual
+// destructor.
+inline void Object::Destroy(Object* o) {
+  switch (o->kind_) {
+    case Kind::kString:
+    case Kind::kBytes:
+      delete static_cast<StringObj*>(o);
+      return;
+    case Kind::kFloat:
+      delete static_cast<FloatObj*>(o);
+      return;
+    default:
+      alloc::DestroySlow(o);
+  }
+}
 
 // An insertion-ordered hash table keyed by hashable Values.
 class HashTable {
@@ -400,6 +479,17 @@ class HostValue : public Object {
   virtual bool Truth() const { return true; }
   // Hash; the default makes the value unhashable.
   virtual bool Hash(uint64_t* out) const { return false; }
+  // Operators of host types (e.g. the time module's durations). Binary
+  // returns `this op other` (left) or `other op this` (!left), or a null
+  // Value when unsupported. CompareTo orders this against another host
+  // value (<0, 0, >0) and returns false when the two are not comparable;
+  // == uses it too (else identity).
+  virtual Value Binary(Tok op, const Value& other, bool left) {
+    return Value();
+  }
+  virtual bool CompareTo(const HostValue& other, int* out) const {
+    return false;
+  }
   // Called when a module holding this value is frozen.
   virtual void Freeze() {}
 };
