@@ -288,6 +288,8 @@ class Eval {
                                              BuiltinPtr method,
                                              const std::string* method_name,
                                              const Args& args);
+  [[gnu::always_inline]] inline Value CallBuiltin(BuiltinObj* b,
+                                                  const Args& args);
   void Comprehension(Frame& fr, const CompExpr* c, size_t clause,
                      const Value& result);
   Value MakeFunction(Frame& fr, const std::shared_ptr<FuncDecl>& decl);
@@ -387,7 +389,7 @@ void SetIndex(const Value& x, const Value& k, Value v) {
     case Kind::kDict: {
       auto* d = DictOf(x);
       uint64_t h = Hash(k);
-      CheckDictMutable(d);
+      if (d->frozen() || d->iterating) CheckDictMutable(d);
       d->t.Insert(k, h, std::move(v));
       return;
     }
@@ -776,14 +778,31 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
     } else {
       method_name = &d->name;
     }
+  } else if (c->fn->kind == EK::kIdent &&
+             static_cast<const IdentExpr*>(c->fn.get())->scope ==
+                 Scope::kUniversal) {
+    // A builtin such as str or len: called straight from the universe
+    // table (immortal values, no reference taken).
+    const Value& b =
+        Universe()[static_cast<const IdentExpr*>(c->fn.get())->index].second;
+    if (c->simple && c->args.size() <= 4 && b.Is(Kind::kBuiltin) &&
+        b.as<BuiltinObj>()->ptr) {
+      size_t nargs = c->args.size();
+      Value argv[4];
+      for (size_t i = 0; i < nargs; i++)
+        argv[i] = Expr(fr, c->args[i].value.get());
+      fr.tf->pos = c->pos;
+      th_.Step();
+      return CallBuiltin(b.as<BuiltinObj>(),
+                         Args{std::span<const Value>(argv, nargs), {}});
+    }
+    fn = b;
   } else {
     fn = Expr(fr, c->fn.get());
   }
   // Up to four positional arguments (the common case): a fixed array.
   size_t nargs = c->args.size();
-  bool simple = nargs <= 4;
-  for (auto& a : c->args) simple = simple && a.kind == CallArg::kPositional;
-  if (simple) {
+  if (c->simple && nargs <= 4) {
     Value argv[4];
     for (size_t i = 0; i < nargs; i++)
       argv[i] = Expr(fr, c->args[i].value.get());
@@ -863,24 +882,26 @@ inline Value Eval::Invoke(const CallExpr* c, const Value& fn,
     }
   }
   if (fn.Is(Kind::kFunction)) return CallFunction(fn.as<FunctionObj>(), args);
-  if (fn.Is(Kind::kBuiltin) && fn.as<BuiltinObj>()->ptr) {
-    // As CallValue, without the extra call.
-    auto* b = fn.as<BuiltinObj>();
-    try {
-      Value r = b->ptr(th_, b->recv, args);
-      if (r.IsNull()) return None();
-      return r;
-    } catch (EvalError& e) {
-      if (!e.has_trace) {
-        th_.stack.push_back(Thread::Frame{&b->name, nullptr, Pos{}});
-        e.trace = th_.Backtrace(e.msg);
-        e.has_trace = true;
-        th_.stack.pop_back();
-      }
-      throw;
-    }
-  }
+  if (fn.Is(Kind::kBuiltin) && fn.as<BuiltinObj>()->ptr)
+    return CallBuiltin(fn.as<BuiltinObj>(), args);
   return CallValue(th_, fn, args);
+}
+
+// As CallValue, without the extra call.
+inline Value Eval::CallBuiltin(BuiltinObj* b, const Args& args) {
+  try {
+    Value r = b->ptr(th_, b->recv, args);
+    if (r.IsNull()) return None();
+    return r;
+  } catch (EvalError& e) {
+    if (!e.has_trace) {
+      th_.stack.push_back(Thread::Frame{&b->name, nullptr, Pos{}});
+      e.trace = th_.Backtrace(e.msg);
+      e.has_trace = true;
+      th_.stack.pop_back();
+    }
+    throw;
+  }
 }
 
 inline Flow Eval::Exec(Frame& fr, const Stmts& ss) {
@@ -903,6 +924,16 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
       if (a->op == Tok::kEq) {
         if (a->lhs->kind == EK::kIdent) {
           AssignFast(fr, a->lhs.get(), Expr(fr, a->rhs.get()));
+          return Flow::kNormal;
+        }
+        // `x[k] = v`: the value first, then the operands, as Assign does.
+        if (a->lhs->kind == EK::kIndex) {
+          Value v = Expr(fr, a->rhs.get());
+          auto* ix = static_cast<const IndexExpr*>(a->lhs.get());
+          Value x = Expr(fr, ix->x.get());
+          Value k = Expr(fr, ix->index.get());
+          fr.tf->pos = ix->pos;
+          SetIndex(x, k, std::move(v));
           return Flow::kNormal;
         }
         // `a, b = x, y`: both right-hand values first, no tuple.

@@ -330,14 +330,6 @@ int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   }
 }
 
-HashTable::Entry* HashTable::Find(const Value& key, uint64_t hash) {
-  size_t slot;
-  int64_t e = Lookup(key, hash, &slot);
-  return e < 0 ? nullptr : &entries_[e];
-}
-HashTable::Entry* HashTable::Find(const Value& key) {
-  return Find(key, Hash(key));
-}
 
 void HashTable::Rehash(size_t cap) {
   Compact();
@@ -512,7 +504,7 @@ struct DepthGuard {
 };
 }  // namespace
 
-uint64_t Hash(const Value& v) {
+uint64_t HashSlow(const Value& v) {
   if (v.IsSmallInt()) return MixInt(static_cast<uint64_t>(v.small()));
   switch (v.kind()) {
     case Kind::kNone:

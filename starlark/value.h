@@ -341,8 +341,12 @@ class HashTable {
   };
   size_t size() const { return live_; }
   // Returns the entry or nullptr.
-  Entry* Find(const Value& key, uint64_t hash);
-  Entry* Find(const Value& key);
+  Entry* Find(const Value& key, uint64_t hash) {
+    size_t slot;
+    int64_t e = Lookup(key, hash, &slot);
+    return e < 0 ? nullptr : &entries_[e];
+  }
+  inline Entry* Find(const Value& key);
   // Inserts or overwrites. Returns true if inserted.
   bool Insert(const Value& key, Value value);
   bool Insert(const Value& key, uint64_t hash, Value value);
@@ -540,7 +544,18 @@ inline SetObj* SetOf(const Value& v) { return v.as<SetObj>(); }
 // ---- Generic operations (throw EvalError) ----
 std::string TypeName(const Value& v);
 bool Truth(const Value& v);
-uint64_t Hash(const Value& v);  // fails for unhashable values
+uint64_t HashSlow(const Value& v);
+// Fails for unhashable values. Strings cache their hash.
+inline uint64_t Hash(const Value& v) {
+  if (!v.IsSmallInt() && v.kind() == Kind::kString) {
+    uint64_t h = v.as<StringObj>()->hash;
+    if (h != 0) return h;
+  }
+  return HashSlow(v);
+}
+inline HashTable::Entry* HashTable::Find(const Value& key) {
+  return Find(key, Hash(key));
+}
 bool Equal(const Value& a, const Value& b);
 // Ordering; fails for unordered types. Returns <0, 0, >0.
 int Compare(const Value& a, const Value& b);
