@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <unordered_map>
 
@@ -501,6 +502,14 @@ Value Binary(Tok op, const Value& x, const Value& y) {
       break;
     default:
       break;
+  }
+  if (kx == Kind::kHost) {
+    Value r = x.as<HostValue>()->Binary(op, y, true);
+    if (!r.IsNull()) return r;
+  }
+  if (ky == Kind::kHost) {
+    Value r = y.as<HostValue>()->Binary(op, x, false);
+    if (!r.IsNull()) return r;
   }
   BinaryError(op, x, y);
 }
@@ -1442,6 +1451,17 @@ bool IsSpace(char c) {
          c == '\f';
 }
 
+// s.find(sub, from), with memchr for a one-byte needle (the common case of
+// split and replace).
+size_t FindSub(std::string_view s, std::string_view sub, size_t from) {
+  if (sub.size() == 1) {
+    if (from >= s.size()) return std::string::npos;
+    const void* p = std::memchr(s.data() + from, sub[0], s.size() - from);
+    return p ? static_cast<const char*>(p) - s.data() : std::string::npos;
+  }
+  return s.find(sub, from);
+}
+
 // Optional start/end arguments of find/count/startswith..., clamped.
 void StartEnd(const char* fname, const Args& a, size_t first, size_t n,
               size_t* start, size_t* end) {
@@ -1528,6 +1548,14 @@ Value S_count(Thread&, const Value& r, const Args& a) {
 }
 
 Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
+  // The common form: one string argument, no start/end.
+  if (a.pos.size() == 1 && a.kw.empty() && a.pos[0].Is(Kind::kString)) {
+    const std::string& w = StrOf(r);
+    const std::string& c = StrOf(a.pos[0]);
+    return Bool(w.size() >= c.size() &&
+                std::memcmp(w.data() + (suffix ? w.size() - c.size() : 0),
+                            c.data(), c.size()) == 0);
+  }
   CheckArgCount(fname, a, 1, 3);
   const std::string& s = RecvStr(r);
   size_t start, end;
@@ -1618,15 +1646,18 @@ Value S_istitle(Thread&, const Value& r, const Args& a) {
 Value S_lower(Thread&, const Value& r, const Args& a) {
   CheckArgCount("lower", a, 0, 0);
   std::string s = RecvStr(r);
+  // Branch-free so that the compiler vectorises it.
   for (auto& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    c = static_cast<char>(
+        c + (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_upper(Thread&, const Value& r, const Args& a) {
   CheckArgCount("upper", a, 0, 0);
   std::string s = RecvStr(r);
   for (auto& c : s)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    c = static_cast<char>(
+        c - (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_capitalize(Thread&, const Value& r, const Args& a) {
@@ -1700,10 +1731,16 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
     }
     if (total > (size_t{1} << 28)) Fail("join: result too large");
     th.Charge(v.size() / 16);
-    out.reserve(total);
+    out.resize(total);
+    char* p = out.data();
     for (auto& x : v) {
-      if (i++) out += sep;
-      out += StrOf(x);
+      if (i++) {
+        std::memcpy(p, sep.data(), sep.size());
+        p += sep.size();
+      }
+      const std::string& xs = StrOf(x);
+      std::memcpy(p, xs.data(), xs.size());
+      p += xs.size();
     }
     return Str(std::move(out));
   }
@@ -1789,8 +1826,10 @@ Value S_replace(Thread& th, const Value& r, const Args& a) {
   }
   size_t i = 0;
   int64_t n = 0;
+  const std::string_view sv(s);
+  out.reserve(s.size());
   while (count < 0 || n < count) {
-    size_t p = s.find(old, i);
+    size_t p = FindSub(sv, old, i);
     if (p == std::string::npos) break;
     out.append(s, i, p - i);
     out += nw;
@@ -1834,7 +1873,9 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         words.emplace_back(i, j);
         i = j;
       }
-      for (auto& [b, e] : words) out.push_back(Str(s.substr(b, e - b)));
+      out.reserve(words.size());
+      for (auto& [b, e] : words)
+        out.push_back(Str(std::string_view(s).substr(b, e - b)));
     } else {
       size_t j = s.size();
       while (j > 0) {
@@ -1852,7 +1893,9 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         j = i;
       }
       std::reverse(words.begin(), words.end());
-      for (auto& [b, e] : words) out.push_back(Str(s.substr(b, e - b)));
+      out.reserve(words.size());
+      for (auto& [b, e] : words)
+        out.push_back(Str(std::string_view(s).substr(b, e - b)));
     }
     return NewList(std::move(out));
   }
@@ -1861,14 +1904,15 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
   if (!rev) {
     size_t i = 0;
     int64_t n = 0;
+    const std::string_view sv(s);
     for (;;) {
-      size_t p =
-          maxsplit >= 0 && n >= maxsplit ? std::string::npos : s.find(sep, i);
+      size_t p = maxsplit >= 0 && n >= maxsplit ? std::string::npos
+                                                : FindSub(sv, sep, i);
       if (p == std::string::npos) {
-        out.push_back(Str(s.substr(i)));
+        out.push_back(Str(sv.substr(i)));
         break;
       }
-      out.push_back(Str(s.substr(i, p - i)));
+      out.push_back(Str(sv.substr(i, p - i)));
       i = p + sep.size();
       n++;
     }
@@ -2027,7 +2071,7 @@ Value Bytes_elems(Thread&, const Value& r, const Args& a) {
 Value L_append(Thread&, const Value& r, const Args& a) {
   CheckArgCount("append", a, 1, 1);
   auto* l = ListOf(r);
-  CheckListMutable(l, "append to");
+  if (l->frozen() || l->iterating) CheckListMutable(l, "append to");
   l->v.push_back(a.pos[0]);
   return None();
 }
