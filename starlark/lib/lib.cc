@@ -2,6 +2,7 @@
 
 #include "starlark/lib/json.h"
 #include "starlark/lib/math.h"
+#include "starlark/lib/time.h"
 
 namespace fault::starlark {
 
@@ -10,8 +11,10 @@ void AddLibraryModules(StringDict* predeclared) {
   // Thread may share them.
   static const Value* json = new Value(NewJsonModule());
   static const Value* math = new Value(NewMathModule());
+  static const Value* time = new Value(NewTimeModule());
   (*predeclared)["json"] = *json;
   (*predeclared)["math"] = *math;
+  (*predeclared)["time"] = *time;
 }
 
 }  // namespace fault::starlark
