@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
+#include "supervisor/spec/call_site.h"
 
 namespace fault::spec {
 namespace sl = ::fault::starlark;
@@ -164,6 +165,62 @@ T* HostAs(const Value& v, absl::string_view type) {
   sl::Fail(absl::StrCat(CallPosition(th), ": ", msg));
 }
 
+// Fails with the position of the argument at fault ("file:line:col").
+[[noreturn]] void FailPos(absl::string_view where, absl::string_view msg) {
+  sl::Fail(absl::StrCat(where, ": ", msg));
+}
+
+// sl::UnpackArgs, with every error at the position of the argument at fault
+// and a suggestion for a misspelt keyword.
+void Unpack(const CallSite& site, absl::string_view fname, const sl::Args& args,
+            std::initializer_list<sl::ArgTarget> targets) {
+  const sl::ArgTarget* t = targets.begin();
+  size_t n = targets.size();
+  if (args.pos.size() > n)
+    FailPos(site.Positional(n), absl::StrCat("got ", args.pos.size(),
+                                             " positional arguments, want at "
+                                             "most ",
+                                             n));
+  auto set = [&](size_t i, const Value& v, const std::string& where) {
+    try {
+      t[i].Set(std::string_view(fname.data(), fname.size()), v);
+    } catch (sl::EvalError& e) {
+      absl::string_view m = e.msg;
+      absl::ConsumePrefix(&m, absl::StrCat(fname, ": "));
+      FailPos(where, m);
+    }
+  };
+  std::vector<bool> given(n, false);
+  for (size_t i = 0; i < args.pos.size(); ++i) {
+    set(i, args.pos[i], site.Positional(i));
+    given[i] = true;
+  }
+  for (auto& [k, v] : args.kw) {
+    const std::string& name = sl::StrOf(k);
+    size_t i = 0;
+    while (i < n && t[i].name() != name) ++i;
+    if (i == n) {
+      std::vector<std::string> known;
+      for (size_t j = 0; j < n; ++j) known.emplace_back(t[j].name());
+      std::string hint = SuggestKeyword(name, known);
+      FailPos(site.Keyword(name),
+              absl::StrCat("unexpected keyword argument \"", name, "\"",
+                           hint.empty() ? ""
+                                        : absl::StrCat(" (did you mean \"",
+                                                       hint, "\"?)")));
+    }
+    if (given[i])
+      FailPos(site.Keyword(name),
+              absl::StrCat("got multiple values for parameter \"", name, "\""));
+    set(i, v, site.Keyword(name));
+    given[i] = true;
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (!given[i] && !t[i].optional())
+      FailPos(site.Call(), absl::StrCat("missing argument for ",
+                                        std::string(t[i].name())));
+}
+
 bool ValidName(absl::string_view n) {
   if (n.empty() || n.size() > 63) return false;
   for (char c : n)
@@ -174,7 +231,7 @@ bool ValidName(absl::string_view n) {
 }
 
 // Starlark data -> JSON in the policy-file format.
-nlohmann::json ToJson(sl::Thread& th, absl::string_view fname,
+nlohmann::json ToJson(sl::Thread& th, absl::string_view where,
                       absl::string_view param, const Value& v) {
   switch (v.kind()) {
     case sl::Kind::kNone:
@@ -184,7 +241,7 @@ nlohmann::json ToJson(sl::Thread& th, absl::string_view fname,
     case sl::Kind::kInt: {
       int64_t i;
       if (!sl::IntToInt64(v, &i))
-        FailAt(th, fname, absl::StrCat(param, ": integer too large"));
+        FailPos(where, absl::StrCat(param, ": integer too large"));
       return i;
     }
     case sl::Kind::kFloat:
@@ -195,40 +252,42 @@ nlohmann::json ToJson(sl::Thread& th, absl::string_view fname,
     case sl::Kind::kTuple: {
       nlohmann::json a = nlohmann::json::array();
       for (const Value& x : sl::ToVector(th, v))
-        a.push_back(ToJson(th, fname, param, x));
+        a.push_back(ToJson(th, where, param, x));
       return a;
     }
     case sl::Kind::kDict: {
       nlohmann::json o = nlohmann::json::object();
       sl::DictOf(v)->t.ForEach([&](const sl::HashTable::Entry& e) {
         if (!e.key.Is(sl::Kind::kString))
-          FailAt(th, fname,
+          FailPos(where,
                  absl::StrCat(param, ": dict keys must be strings, got ",
                               sl::TypeName(e.key)));
         o[sl::StrOf(e.key)] = ToJson(
-            th, fname, absl::StrCat(param, ".", sl::StrOf(e.key)), e.value);
+            th, where, absl::StrCat(param, ".", sl::StrOf(e.key)), e.value);
       });
       return o;
     }
     default:
-      FailAt(th, fname,
+      FailPos(where,
              absl::StrCat(param, ": got ", sl::TypeName(v),
                           ", want string, number, bool, list or dict"));
   }
 }
 
-std::vector<std::string> StringList(sl::Thread& th, absl::string_view fname,
-                                    absl::string_view param, const Value& v) {
+// A list of strings given as parameter (i, param) of a call.
+std::vector<std::string> StringList(sl::Thread& th, const CallSite& site,
+                                    size_t i, absl::string_view param,
+                                    const Value& v) {
   std::vector<std::string> out;
   if (!v.Is(sl::Kind::kList) && !v.Is(sl::Kind::kTuple))
-    FailAt(th, fname,
-           absl::StrCat("for parameter \"", param, "\": got ", sl::TypeName(v),
-                        ", want list of strings"));
+    FailPos(site.Param(i, param),
+            absl::StrCat("for parameter \"", param, "\": got ",
+                         sl::TypeName(v), ", want list of strings"));
   for (const Value& x : sl::ToVector(th, v)) {
     if (!x.Is(sl::Kind::kString))
-      FailAt(th, fname,
-             absl::StrCat("for parameter \"", param, "\": got ",
-                          sl::TypeName(x), " in list, want string"));
+      FailPos(site.Element(i, param, out.size()),
+              absl::StrCat("for parameter \"", param, "\": got ",
+                           sl::TypeName(x), " in list, want string"));
     out.push_back(sl::StrOf(x));
   }
   return out;
@@ -279,28 +338,30 @@ class Loader {
   bool finished_ = false;
 
   Value Service(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
     std::string name;
     Value command, env, ports, ready, ready_timeout = sl::Str("10s");
-    sl::UnpackArgs("service", args,
-                   {{"name", &name},
-                    {"command", &command},
-                    {"env?", &env},
-                    {"ports?", &ports},
-                    {"ready?", &ready},
-                    {"ready_timeout?", &ready_timeout}});
+    Unpack(site, "service", args,
+           {{"name", &name},
+            {"command", &command},
+            {"env?", &env},
+            {"ports?", &ports},
+            {"ready?", &ready},
+            {"ready_timeout?", &ready_timeout}});
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
-    svc->where = CallPosition(th);
+    svc->where = site.Call();
     if (!ValidName(name))
-      FailAt(th, "service",
-             absl::StrCat("name \"", name,
-                          "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
+      FailPos(site.Param(0, "name"),
+              absl::StrCat("name \"", name,
+                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& s : spec_->services)
       if (s->name == name)
-        FailAt(th, "service",
-               absl::StrCat("\"", name, "\" is already defined at ", s->where));
-    svc->command = StringList(th, "service", "command", command);
-    if (svc->command.empty()) FailAt(th, "service", "command is empty");
+        FailPos(site.Param(0, "name"),
+                absl::StrCat("\"", name, "\" is already defined at ", s->where));
+    svc->command = StringList(th, site, 1, "command", command);
+    if (svc->command.empty())
+      FailPos(site.Param(1, "command"), "command is empty");
     for (auto& a : svc->command)
       a = absl::StrReplaceAll(a, {{"{spec_dir}", spec_dir_}});
     std::string& prog = svc->command[0];
@@ -309,39 +370,44 @@ class Loader {
     std::string resolved =
         prog.find('/') == std::string::npos ? ResolveOnPath(prog) : prog;
     if (resolved.empty() || access(resolved.c_str(), X_OK) != 0)
-      FailAt(th, "service",
-             absl::StrCat("\"", name, "\": command \"", prog,
-                          "\" is not an executable file"));
+      FailPos(site.Element(1, "command", 0),
+              absl::StrCat("\"", name, "\": command \"", prog,
+                           "\" is not an executable file"));
     svc->static_binary = IsStaticBinary(resolved);
     if (!env.IsNull() && !env.IsNone()) {
       if (!env.Is(sl::Kind::kDict))
-        FailAt(th, "service",
-               absl::StrCat("for parameter \"env\": got ", sl::TypeName(env),
-                            ", want dict"));
+        FailPos(site.Param(2, "env"),
+                absl::StrCat("for parameter \"env\": got ", sl::TypeName(env),
+                             ", want dict"));
       sl::DictOf(env)->t.ForEach([&](const sl::HashTable::Entry& e) {
         if (!e.key.Is(sl::Kind::kString) || !e.value.Is(sl::Kind::kString))
-          FailAt(th, "service", "env: keys and values must be strings");
+          FailPos(e.key.Is(sl::Kind::kString)
+                      ? site.DictKey(2, "env", sl::StrOf(e.key))
+                      : site.Param(2, "env"),
+                  "env: keys and values must be strings");
         svc->env.emplace_back(sl::StrOf(e.key), sl::StrOf(e.value));
       });
     }
     if (!ports.IsNull() && !ports.IsNone()) {
       if (!ports.Is(sl::Kind::kDict))
-        FailAt(th, "service",
-               absl::StrCat("for parameter \"ports\": got ",
-                            sl::TypeName(ports), ", want dict"));
+        FailPos(site.Param(3, "ports"),
+                absl::StrCat("for parameter \"ports\": got ",
+                             sl::TypeName(ports), ", want dict"));
       sl::DictOf(ports)->t.ForEach([&](const sl::HashTable::Entry& e) {
+        std::string where = e.key.Is(sl::Kind::kString)
+                                ? site.DictKey(3, "ports", sl::StrOf(e.key))
+                                : site.Param(3, "ports");
         int64_t port;
         if (!e.key.Is(sl::Kind::kString) || !e.value.Is(sl::Kind::kInt) ||
             !sl::IntToInt64(e.value, &port))
-          FailAt(th, "service",
-                 "ports: want {\"name\": port}, port an int (0: a free port "
-                 "per cell)");
+          FailPos(where,
+                  "ports: want {\"name\": port}, port an int (0: a free port "
+                  "per cell)");
         if (port < 0 || port > 65535)
-          FailAt(th, "service", absl::StrCat("ports: ", port, " out of range"));
+          FailPos(where, absl::StrCat("ports: ", port, " out of range"));
         std::string pn = sl::StrOf(e.key);
         if (pn == "name" || pn == "dir")
-          FailAt(th, "service",
-                 absl::StrCat("ports: \"", pn, "\" is reserved"));
+          FailPos(where, absl::StrCat("ports: \"", pn, "\" is reserved"));
         svc->ports.emplace_back(pn, static_cast<int>(port));
       });
     }
@@ -352,61 +418,69 @@ class Loader {
       bool found = false;
       for (auto& [p, n] : svc->ports) found |= p == svc->ready_port;
       if (!found)
-        FailAt(th, "service",
-               absl::StrCat("ready: \"", svc->ready_port,
-                            "\" is not one of its ports"));
+        FailPos(site.Param(4, "ready"),
+                absl::StrCat("ready: \"", svc->ready_port,
+                             "\" is not one of its ports"));
     } else {
-      svc->ready_command = StringList(th, "service", "ready", ready);
+      svc->ready_command = StringList(th, site, 4, "ready", ready);
       if (svc->ready_command.empty())
-        FailAt(th, "service", "ready: the command is empty");
+        FailPos(site.Param(4, "ready"), "ready: the command is empty");
     }
-    svc->ready_timeout = DurationArg("service", "ready_timeout", ready_timeout);
+    try {
+      svc->ready_timeout =
+          DurationArg("service", "ready_timeout", ready_timeout);
+    } catch (sl::EvalError& e) {
+      absl::string_view m = e.msg;
+      absl::ConsumePrefix(&m, "service: ");
+      FailPos(site.Param(5, "ready_timeout"), m);
+    }
     spec_->services.push_back(svc);
     return sl::NewHost<ServiceValue>(svc);
   }
 
   Value SyscallFault(sl::Thread& th, const sl::Args& args, const char* kind) {
+    CallSite site(th, args, &calls_);
+    const bool deny = absl::string_view(kind) == "deny";
+    const char* first_name = deny ? "errno" : "duration";
     Value first, probability, path, when;
-    sl::UnpackArgs(
-        kind, args,
-        {{absl::string_view(kind) == "deny" ? "errno" : "duration", &first},
-         {"probability?", &probability},
-         {"path?", &path},
-         {"when?", &when}});
+    Unpack(site, kind, args,
+           {{first_name, &first},
+            {"probability?", &probability},
+            {"path?", &path},
+            {"when?", &when}});
+    const std::string first_at = site.Param(0, first_name);
     SyscallRule rule = nlohmann::json::object();
-    if (absl::string_view(kind) == "deny") {
+    if (deny) {
       if (!first.Is(sl::Kind::kString))
-        FailAt(th, kind,
-               absl::StrCat("errno: got ", sl::TypeName(first),
-                            ", want a name like \"EIO\""));
+        FailPos(first_at, absl::StrCat("errno: got ", sl::TypeName(first),
+                                       ", want a name like \"EIO\""));
       absl::StatusOr<int> e = fault::policy::ErrnoFromName(sl::StrOf(first));
-      if (!e.ok()) FailAt(th, kind, e.status().message());
+      if (!e.ok()) FailPos(first_at, e.status().message());
       rule["deny"] = sl::StrOf(first);
     } else {
       if (!first.Is(sl::Kind::kString))
-        FailAt(th, kind,
-               absl::StrCat("duration: got ", sl::TypeName(first),
-                            ", want a duration like \"2s\""));
+        FailPos(first_at, absl::StrCat("duration: got ", sl::TypeName(first),
+                                       ", want a duration like \"2s\""));
       absl::StatusOr<int64_t> d =
           fault::policy::ParseDuration(sl::StrOf(first));
-      if (!d.ok()) FailAt(th, kind, d.status().message());
+      if (!d.ok()) FailPos(first_at, d.status().message());
       rule["delay"] = sl::StrOf(first);
     }
     if (!probability.IsNull() && !probability.IsNone()) {
-      nlohmann::json p = ToJson(th, kind, "probability", probability);
+      const std::string at = site.Param(1, "probability");
+      nlohmann::json p = ToJson(th, at, "probability", probability);
       if (p.is_string()) {
         absl::StatusOr<uint32_t> ppm =
             fault::policy::ParseProbability(p.get<std::string>());
         if (!ppm.ok())
-          FailAt(th, kind,
-                 absl::StrCat("probability: ", ppm.status().message()));
+          FailPos(at, absl::StrCat("probability: ", ppm.status().message()));
       }
       rule["probability"] = p;
     }
     if (!path.IsNull() && !path.IsNone())
-      rule["path"] = ToJson(th, kind, "path", path);
+      rule["path"] = ToJson(th, site.Param(2, "path"), "path", path);
     if (!when.IsNull() && !when.IsNone())
-      rule["when"] = ToJson(th, kind, "when", when);
+      rule["when"] = ToJson(th, site.Param(3, "when"), "when", when);
     return sl::NewHost<SyscallFaultValue>(kind, std::move(rule));
   }
   Value Deny(sl::Thread& th, const sl::Args& a) {
@@ -428,118 +502,133 @@ class Loader {
 
   Value FaultAssumption(sl::Thread& th, const sl::Args& args) {
     static constexpr const char* kF = "fault_assumption";
-    std::string where = CallPosition(th);
+    CallSite site(th, args, &calls_);
+    std::string where = site.Call();
     auto a = std::make_shared<Assumption>();
     a->where = where;
     if (args.pos.size() > 1)
-      FailAt(th, kF, "takes the name as its only positional argument");
+      FailPos(site.Positional(1),
+              "takes the name as its only positional argument");
     Value name_v = args.pos.empty() ? Value() : args.pos[0];
     std::vector<std::pair<std::string, Value>> kws;
     for (auto& [k, v] : args.kw) {
       std::string key = sl::StrOf(k);
       if (key == "name") {
         if (!name_v.IsNull())
-          FailAt(th, kF, "got multiple values for parameter \"name\"");
+          FailPos(site.Keyword(key),
+                  "got multiple values for parameter \"name\"");
         name_v = v;
         continue;
       }
       kws.emplace_back(key, v);
     }
-    if (name_v.IsNull()) FailAt(th, kF, "missing argument for name");
+    const std::string name_at = site.Param(0, "name");
+    if (name_v.IsNull()) FailPos(where, "missing argument for name");
     if (!name_v.Is(sl::Kind::kString))
-      FailAt(th, kF,
-             absl::StrCat("for parameter \"name\": got ", sl::TypeName(name_v),
-                          ", want string"));
+      FailPos(name_at, absl::StrCat("for parameter \"name\": got ",
+                                    sl::TypeName(name_v), ", want string"));
     a->name = sl::StrOf(name_v);
     if (!ValidName(a->name))
-      FailAt(th, kF,
-             absl::StrCat("name \"", a->name,
-                          "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
+      FailPos(name_at,
+              absl::StrCat("name \"", a->name,
+                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& other : spec_->assumptions)
       if (other->name == a->name)
-        FailAt(th, kF,
-               absl::StrCat("\"", a->name, "\" is already defined at ",
-                            other->where));
+        FailPos(name_at, absl::StrCat("\"", a->name, "\" is already defined at ",
+                                      other->where));
     std::string origin = a->name;
-    auto check = [&](absl::Status st) {
+    auto check = [&](absl::Status st, const std::string& at) {
       if (!st.ok())
-        FailAt(th, kF, absl::StrCat("\"", a->name, "\": ", st.message()));
+        FailPos(at, absl::StrCat("\"", a->name, "\": ", st.message()));
     };
+    // The keywords that set effects, in order, with the set after each: a
+    // policy error is reported at the keyword that introduced it.
+    std::vector<std::pair<std::string, FaultSet>> effect_steps;
+    std::string first_shim_only;  // the first network or DNS keyword
     std::vector<std::shared_ptr<Assumption>> composed;
     for (auto& [key, v] : kws) {
+      const std::string at = site.Keyword(key);
       if (key == "description") {
         if (!v.Is(sl::Kind::kString))
-          FailAt(th, kF,
-                 absl::StrCat("for parameter \"description\": got ",
-                              sl::TypeName(v), ", want string"));
+          FailPos(at, absl::StrCat("for parameter \"description\": got ",
+                                   sl::TypeName(v), ", want string"));
         a->description = sl::StrOf(v);
       } else if (key == "expect_events") {
         a->expect_events = sl::Truth(v);
       } else if (key == "target") {
         std::vector<Value> ts;
-        if (v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple))
+        bool list = v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple);
+        if (list)
           ts = sl::ToVector(th, v);
         else
           ts.push_back(v);
-        for (const Value& t : ts) {
-          auto* s = HostAs<ServiceValue>(t, "service");
+        for (size_t i = 0; i < ts.size(); ++i) {
+          auto* s = HostAs<ServiceValue>(ts[i], "service");
           if (s == nullptr)
-            FailAt(
-                th, kF,
-                absl::StrCat("for parameter \"target\": got ", sl::TypeName(t),
-                             ", want service or list of services"));
+            FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
+                    absl::StrCat("for parameter \"target\": got ",
+                                 sl::TypeName(ts[i]),
+                                 ", want service or list of services"));
           a->targets.push_back(s->def());
         }
       } else if (key == "faults") {
         if (!v.Is(sl::Kind::kList) && !v.Is(sl::Kind::kTuple))
-          FailAt(th, kF,
-                 absl::StrCat("for parameter \"faults\": got ", sl::TypeName(v),
-                              ", want list of fault_assumption"));
-        for (const Value& f : sl::ToVector(th, v)) {
-          auto* fa = HostAs<AssumptionValue>(f, "fault_assumption");
+          FailPos(at, absl::StrCat("for parameter \"faults\": got ",
+                                   sl::TypeName(v),
+                                   ", want list of fault_assumption"));
+        std::vector<Value> fs = sl::ToVector(th, v);
+        for (size_t i = 0; i < fs.size(); ++i) {
+          auto* fa = HostAs<AssumptionValue>(fs[i], "fault_assumption");
           if (fa == nullptr)
-            FailAt(
-                th, kF,
-                absl::StrCat("for parameter \"faults\": got ", sl::TypeName(f),
-                             " in list, want fault_assumption"));
+            FailPos(site.Element(SIZE_MAX, key, i),
+                    absl::StrCat("for parameter \"faults\": got ",
+                                 sl::TypeName(fs[i]),
+                                 " in list, want fault_assumption"));
           composed.push_back(fa->def());
         }
       } else if (key == "targets") {
-        check(a->set.SetTargets(ToJson(th, kF, key, v), origin));
+        check(a->set.SetTargets(ToJson(th, at, key, v), origin), at);
+        effect_steps.emplace_back(key, a->set);
       } else if (IsSyscallFamily(key)) {
         std::vector<Value> rules;
-        if (v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple))
+        bool list = v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple);
+        if (list)
           rules = sl::ToVector(th, v);
         else
           rules.push_back(v);
         std::vector<SyscallRule> json_rules;
-        for (const Value& r : rules) {
-          auto* sf = HostAs<SyscallFaultValue>(r, "syscall_fault");
+        for (size_t i = 0; i < rules.size(); ++i) {
+          auto* sf = HostAs<SyscallFaultValue>(rules[i], "syscall_fault");
           if (sf == nullptr)
-            FailAt(th, kF,
-                   absl::StrCat(key, ": got ", sl::TypeName(r),
-                                ", want deny(...) or delay(...)"));
+            FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
+                    absl::StrCat(key, ": got ", sl::TypeName(rules[i]),
+                                 ", want deny(...) or delay(...)"));
           json_rules.push_back(sf->rule());
         }
-        check(a->set.SetSyscallRules(key, std::move(json_rules), origin));
+        check(a->set.SetSyscallRules(key, std::move(json_rules), origin), at);
+        effect_steps.emplace_back(key, a->set);
       } else if (std::optional<std::string> path = EffectFieldPath(key)) {
         if (v.Is(sl::Kind::kHost))
-          FailAt(th, kF,
-                 absl::StrCat(key, ": got ", sl::TypeName(v),
-                              "; deny(...) and delay(...) go with a syscall "
-                              "family such as write= or connect="));
-        check(a->set.SetField(*path, ToJson(th, kF, key, v), origin));
+          FailPos(at, absl::StrCat(key, ": got ", sl::TypeName(v),
+                                   "; deny(...) and delay(...) go with a "
+                                   "syscall family such as write= or "
+                                   "connect="));
+        check(a->set.SetField(*path, ToJson(th, at, key, v), origin), at);
+        effect_steps.emplace_back(key, a->set);
+        if (first_shim_only.empty()) first_shim_only = key;
       } else {
         std::string hint = SuggestKeyword(key, AssumptionKeywords());
-        FailAt(th, kF,
-               absl::StrCat("unexpected keyword argument \"", key, "\"",
-                            hint.empty() ? ""
-                                         : absl::StrCat(" (did you mean \"",
-                                                        hint, "\"?)")));
+        FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\"",
+                                 hint.empty()
+                                     ? ""
+                                     : absl::StrCat(" (did you mean \"", hint,
+                                                    "\"?)")));
       }
     }
-    for (auto& c : composed) {
-      check(Merge(&a->set, c->set));
+    const std::string faults_at = site.Keyword("faults");
+    for (size_t i = 0; i < composed.size(); ++i) {
+      const auto& c = composed[i];
+      check(Merge(&a->set, c->set), faults_at);
       if (a->targets.empty())
         a->targets = c->targets;
       else if (!c->targets.empty()) {
@@ -555,128 +644,156 @@ class Loader {
       if (spec_->services.size() == 1)
         a->targets = spec_->services;
       else
-        FailAt(
-            th, kF,
-            absl::StrCat("\"", a->name, "\": no target: give target=SERVICE (",
-                         spec_->services.size(), " services are defined)"));
+        FailPos(where, absl::StrCat("\"", a->name,
+                                    "\": no target: give target=SERVICE (",
+                                    spec_->services.size(),
+                                    " services are defined)"));
     }
     if (a->set.empty())
-      FailAt(th, kF, absl::StrCat("\"", a->name, "\": no fault effect given"));
+      FailPos(where, absl::StrCat("\"", a->name, "\": no fault effect given"));
     for (auto& t : a->targets) {
       if (t->static_binary && a->set.HasShimOnlyEffects())
-        FailAt(th, kF,
-               absl::StrCat(
-                   "\"", a->name, "\": service \"", t->name,
-                   "\" is a static binary (", t->command[0],
-                   "): only syscall faults reach it (through the seccomp "
-                   "layer); network and DNS effects need the preload shim"));
+        FailPos(first_shim_only.empty() ? faults_at
+                                        : site.Keyword(first_shim_only),
+                absl::StrCat("\"", a->name, "\": service \"", t->name,
+                             "\" is a static binary (", t->command[0],
+                             "): only syscall faults reach it (through the "
+                             "seccomp layer); network and DNS effects need "
+                             "the preload shim"));
     }
-    absl::StatusOr<fault::v1::Policy> p = ToPolicy(a->name, a->set, where);
-    if (!p.ok()) sl::Fail(std::string(p.status().message()));
+    absl::StatusOr<fault::v1::Policy> p = ToPolicy(a->name, a->set, "@");
+    if (!p.ok()) {
+      // Report it at the first keyword whose effects alone give the same
+      // error, else at the composition (faults=), else at the call.
+      std::string full(p.status().message());
+      std::string at = composed.empty() ? where : faults_at;
+      for (auto& [key, set] : effect_steps) {
+        if (set.empty()) continue;
+        absl::StatusOr<fault::v1::Policy> partial =
+            ToPolicy(a->name, set, "@");
+        if (partial.ok()) continue;
+        std::string first(partial.status().message());
+        first = first.substr(0, first.find('\n'));
+        if (full.find(first) != std::string::npos) at = site.Keyword(key);
+        break;
+      }
+      p = ToPolicy(a->name, a->set, at);
+      sl::Fail(std::string(p.status().message()));
+    }
     a->policy = *p;
     spec_->assumptions.push_back(a);
     return sl::NewHost<AssumptionValue>(a);
   }
 
   Value Scenario(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
     std::string name, description;
     Value run, check;
-    sl::UnpackArgs("scenario", args,
-                   {{"name", &name},
-                    {"run", &run},
-                    {"check?", &check},
-                    {"description?", &description}});
+    Unpack(site, "scenario", args,
+           {{"name", &name},
+            {"run", &run},
+            {"check?", &check},
+            {"description?", &description}});
     if (check.IsNone()) check = Value();
     if (!check.IsNull() && !check.Is(sl::Kind::kFunction) &&
         !check.Is(sl::Kind::kBuiltin))
-      FailAt(th, "scenario",
-             absl::StrCat("for parameter \"check\": got ", sl::TypeName(check),
-                          ", want function"));
+      FailPos(site.Param(2, "check"),
+              absl::StrCat("for parameter \"check\": got ",
+                           sl::TypeName(check), ", want function"));
     if (!run.Is(sl::Kind::kFunction) && !run.Is(sl::Kind::kBuiltin))
-      FailAt(th, "scenario",
-             absl::StrCat("for parameter \"run\": got ", sl::TypeName(run),
-                          ", want function"));
+      FailPos(site.Param(1, "run"),
+              absl::StrCat("for parameter \"run\": got ", sl::TypeName(run),
+                           ", want function"));
     if (!ValidName(name))
-      FailAt(th, "scenario",
-             absl::StrCat("name \"", name,
-                          "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
+      FailPos(site.Param(0, "name"),
+              absl::StrCat("name \"", name,
+                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& s : scenarios_)
       if (s->name == name)
-        FailAt(th, "scenario",
-               absl::StrCat("\"", name, "\" is already defined at ", s->where));
+        FailPos(site.Param(0, "name"),
+                absl::StrCat("\"", name, "\" is already defined at ", s->where));
     auto s = std::make_shared<ScenarioDef>();
     s->name = name;
     s->description = description;
     s->run = run;
     s->check = check;
-    s->where = CallPosition(th);
+    s->where = site.Call();
     scenarios_.push_back(s);
     return sl::NewHost<ScenarioValue>(s);
   }
 
   Value FaultMatrix(sl::Thread& th, const sl::Args& args) {
     static constexpr const char* kF = "fault_matrix";
+    CallSite site(th, args, &calls_);
     Value scenarios, faults, overrides;
-    sl::UnpackArgs(kF, args,
-                   {{"scenarios", &scenarios},
-                    {"faults", &faults},
-                    {"overrides?", &overrides}});
-    auto list = [&](const Value& v, const char* param) {
+    Unpack(site, kF, args,
+           {{"scenarios", &scenarios},
+            {"faults", &faults},
+            {"overrides?", &overrides}});
+    auto list = [&](const Value& v, size_t i, const char* param) {
       if (!v.Is(sl::Kind::kList) && !v.Is(sl::Kind::kTuple))
-        FailAt(th, kF,
-               absl::StrCat("for parameter \"", param, "\": got ",
-                            sl::TypeName(v), ", want list"));
+        FailPos(site.Param(i, param),
+                absl::StrCat("for parameter \"", param, "\": got ",
+                             sl::TypeName(v), ", want list"));
       return sl::ToVector(th, v);
     };
     std::vector<std::shared_ptr<ScenarioDef>> ss;
-    for (const Value& v : list(scenarios, "scenarios")) {
-      auto* s = HostAs<ScenarioValue>(v, "scenario");
+    std::vector<Value> scenario_values = list(scenarios, 0, "scenarios");
+    for (size_t i = 0; i < scenario_values.size(); ++i) {
+      auto* s = HostAs<ScenarioValue>(scenario_values[i], "scenario");
       if (s == nullptr)
-        FailAt(th, kF,
-               absl::StrCat("scenarios: got ", sl::TypeName(v),
-                            ", want scenario"));
+        FailPos(site.Element(0, "scenarios", i),
+                absl::StrCat("scenarios: got ",
+                             sl::TypeName(scenario_values[i]),
+                             ", want scenario"));
       ss.push_back(s->def());
     }
     std::vector<std::shared_ptr<Assumption>> fs;
-    for (const Value& v : list(faults, "faults")) {
+    std::vector<Value> fault_values = list(faults, 1, "faults");
+    for (size_t i = 0; i < fault_values.size(); ++i) {
+      const Value& v = fault_values[i];
       if (v.IsNone()) {
         fs.push_back(nullptr);
         continue;
       }
       auto* f = HostAs<AssumptionValue>(v, "fault_assumption");
       if (f == nullptr)
-        FailAt(th, kF,
-               absl::StrCat("faults: got ", sl::TypeName(v),
-                            ", want fault_assumption or None"));
+        FailPos(site.Element(1, "faults", i),
+                absl::StrCat("faults: got ", sl::TypeName(v),
+                             ", want fault_assumption or None"));
       fs.push_back(f->def());
     }
     struct Override {
       ScenarioDef* s;
       Assumption* f;
       Value check;
+      std::string where;
       bool used = false;
     };
     std::vector<Override> ovs;
     if (!overrides.IsNull() && !overrides.IsNone()) {
       if (!overrides.Is(sl::Kind::kDict))
-        FailAt(th, kF,
-               absl::StrCat("for parameter \"overrides\": got ",
-                            sl::TypeName(overrides), ", want dict"));
+        FailPos(site.Param(2, "overrides"),
+                absl::StrCat("for parameter \"overrides\": got ",
+                             sl::TypeName(overrides), ", want dict"));
+      size_t index = 0;
       sl::DictOf(overrides)->t.ForEach([&](const sl::HashTable::Entry& e) {
+        const std::string at = site.DictEntry(2, "overrides", index++);
         if (!e.key.Is(sl::Kind::kTuple) || sl::TupleOf(e.key)->v.size() != 2)
-          FailAt(th, kF, "overrides: keys are (scenario, fault) tuples");
+          FailPos(at, "overrides: keys are (scenario, fault) tuples");
         auto* s = HostAs<ScenarioValue>(sl::TupleOf(e.key)->v[0], "scenario");
         const Value& fv = sl::TupleOf(e.key)->v[1];
         auto* f = HostAs<AssumptionValue>(fv, "fault_assumption");
         if (s == nullptr || (f == nullptr && !fv.IsNone()))
-          FailAt(th, kF, "overrides: keys are (scenario, fault) tuples");
+          FailPos(at, "overrides: keys are (scenario, fault) tuples");
         if (!e.value.Is(sl::Kind::kFunction) && !e.value.Is(sl::Kind::kBuiltin))
-          FailAt(
-              th, kF,
-              absl::StrCat("overrides: got ", sl::TypeName(e.value), " for (",
-                           s->def()->name, ", ", f ? f->def()->name : "None",
-                           "), want a function of the scenario's result"));
-        ovs.push_back({s->def().get(), f ? f->def().get() : nullptr, e.value});
+          FailPos(at, absl::StrCat("overrides: got ", sl::TypeName(e.value),
+                                   " for (", s->def()->name, ", ",
+                                   f ? f->def()->name : "None",
+                                   "), want a function of the scenario's "
+                                   "result"));
+        ovs.push_back(
+            {s->def().get(), f ? f->def().get() : nullptr, e.value, at});
       });
     }
     for (auto& s : ss) {
@@ -690,23 +807,23 @@ class Loader {
         }
         for (auto& existing : spec_->cells)
           if (existing.name() == c.name())
-            FailAt(th, kF,
-                   absl::StrCat("cell ", c.name(), " is already in a matrix"));
+            FailPos(site.Call(),
+                    absl::StrCat("cell ", c.name(), " is already in a matrix"));
         spec_->cells.push_back(std::move(c));
       }
     }
     for (auto& o : ovs)
       if (!o.used)
-        FailAt(th, kF,
-               absl::StrCat("overrides: (", o.s->name, ", ",
-                            o.f ? o.f->name : "None",
-                            ") is not a cell of this matrix"));
+        FailPos(o.where, absl::StrCat("overrides: (", o.s->name, ", ",
+                                      o.f ? o.f->name : "None",
+                                      ") is not a cell of this matrix"));
     return sl::None();
   }
 
   Spec* spec_;
   std::string spec_dir_;
   std::vector<std::shared_ptr<ScenarioDef>> scenarios_;
+  CallIndex calls_;
 };
 
 }  // namespace

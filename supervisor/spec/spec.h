@@ -7,7 +7,8 @@
 // Loading executes the file once with the spec builtins predeclared; every
 // error (syntax, unknown keyword, wrong type, unknown errno, an effect a
 // target cannot observe, a composition conflict) is reported with the
-// file:line:column of the call, and nothing runs.
+// file:line:column of the argument at fault (call_site.h), and nothing
+// runs.
 //
 // Thread safety: a loaded Spec is read-only except the per-cell runtime
 // fields of ServiceDef, which the (single-threaded) runner sets.

@@ -140,7 +140,7 @@ class SpecCliTest(unittest.TestCase):
         spec = os.path.join(TESTDATA, "unknown_keyword.star")
         rc, out, err = run("test", spec)
         self.assertEqual((rc, out), (2, ""))
-        self.assertEqual(err, f"{spec}:3:24: fault_assumption: unexpected keyword argument "
+        self.assertEqual(err, f"{spec}:6:5: fault_assumption: unexpected keyword argument "
                               "\"latncy\" (did you mean \"latency\"?)\n"
                               f"fault test: {spec}: spec error, nothing was run\n")
 
@@ -148,12 +148,12 @@ class SpecCliTest(unittest.TestCase):
         spec = os.path.join(TESTDATA, "bad_errno.star")
         rc, out, err = run("test", spec)
         self.assertEqual(rc, 2)
-        self.assertEqual(err.splitlines()[0], f"{spec}:3:63: deny: \"EIOO\" is not an errno name "
+        self.assertEqual(err.splitlines()[0], f"{spec}:3:64: deny: \"EIOO\" is not an errno name "
                                               "(e.g. ENOSPC, EIO, ECONNREFUSED)")
         spec = os.path.join(TESTDATA, "bad_value.star")
         rc, out, err = run("test", spec)
         self.assertEqual(rc, 2)
-        self.assertEqual(err.splitlines()[0], f"{spec}:3:25: fault_assumption: \"lossy\": "
+        self.assertEqual(err.splitlines()[0], f"{spec}:3:49: fault_assumption: \"lossy\": "
                                               "packet_loss: \"150%\" is not a probability: above 100%")
 
     def test_missing_var(self):
@@ -167,7 +167,7 @@ class SpecCliTest(unittest.TestCase):
         spec = os.path.join(TESTDATA, "conflict.star")
         rc, out, err = run("test", spec)
         self.assertEqual(rc, 2)
-        self.assertEqual(err.splitlines()[0], f"{spec}:5:24: fault_assumption: \"both\": latency is "
+        self.assertEqual(err.splitlines()[0], f"{spec}:5:33: fault_assumption: \"both\": latency is "
                                               "set twice differently: \"50ms\" by \"a\" and \"100ms\" by \"b\"")
 
     def test_hanging_scenario(self):
