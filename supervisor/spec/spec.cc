@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "starlark/lib/lib.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
@@ -307,6 +308,7 @@ class Loader {
 
   void Install(sl::StringDict* p) {
     AddCommonBuiltins(p);
+    sl::AddLibraryModules(p);  // json, math, time
     (*p)["service"] = Builtin("service", &Loader::Service);
     (*p)["deny"] = Builtin("deny", &Loader::Deny);
     (*p)["delay"] = Builtin("delay", &Loader::Delay);
@@ -341,15 +343,18 @@ class Loader {
     CallSite site(th, args, &calls_);
     std::string name;
     Value command, env, ports, ready, ready_timeout = sl::Str("10s");
+    bool shared = false;
     Unpack(site, "service", args,
            {{"name", &name},
             {"command", &command},
             {"env?", &env},
             {"ports?", &ports},
             {"ready?", &ready},
-            {"ready_timeout?", &ready_timeout}});
+            {"ready_timeout?", &ready_timeout},
+            {"shared?", &shared}});
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
+    svc->shared = shared;
     svc->where = site.Call();
     if (!ValidName(name))
       FailPos(site.Param(0, "name"),
