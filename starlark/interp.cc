@@ -267,6 +267,13 @@ class Eval {
     }
     Assign(fr, target, std::move(v));
   }
+  // Pointer to the value of a bound local or a literal, or null.
+  [[gnu::always_inline]] static inline const Value* Peek(
+      Frame& fr, const starlark::Expr* e) {
+    if (e->kind == EK::kLiteral)
+      return &static_cast<const LiteralExpr*>(e)->value;
+    return PeekLocal(fr, e);
+  }
   // Pointer to a bound local for `e`, or null (avoids a copy on reads).
   [[gnu::always_inline]] static inline const Value* PeekLocal(
       Frame& fr, const starlark::Expr* e) {
@@ -277,7 +284,12 @@ class Eval {
     return v->IsNull() ? nullptr : v;
   }
   void SetIdent(Frame& fr, const IdentExpr* id, Value v);
-  Value EvalCall(Frame& fr, const CallExpr* c);
+  [[gnu::noinline]] Value EvalCall(Frame& fr, const CallExpr* c);
+  [[gnu::noinline]] Value EvalBinary(Frame& fr, const BinaryExpr* b);
+  // Fills argv[0..n) with the positional arguments of c; bound locals and
+  // literals are borrowed (no reference taken; see BorrowedArgs).
+  [[gnu::always_inline]] inline void EvalArgs(Frame& fr, const CallExpr* c,
+                                              Value* argv, unsigned* borrowed);
   [[gnu::noinline]] Value EvalCallGeneral(Frame& fr, const CallExpr* c,
                                           const Value& fn, const Value& recv,
                                           BuiltinPtr method,
@@ -542,11 +554,53 @@ Value Eval::Expr(Frame& fr, const starlark::Expr* e) {
           if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
         }
       }
-      return ExprSlow(fr, e);
+      return EvalBinary(fr, b);
     }
+    case EK::kCall:
+      return EvalCall(fr, static_cast<const CallExpr*>(e));
     default:
       return ExprSlow(fr, e);
   }
+}
+
+Value Eval::EvalBinary(Frame& fr, const BinaryExpr* b) {
+  th_.CheckStack();
+  if (b->op == Tok::kAnd) {
+    Value x = Expr(fr, b->x.get());
+    if (!Truth(x)) return x;
+    return Expr(fr, b->y.get());
+  }
+  if (b->op == Tok::kOr) {
+    Value x = Expr(fr, b->x.get());
+    if (Truth(x)) return x;
+    return Expr(fr, b->y.get());
+  }
+  {
+    const Value* px = PeekLocal(fr, b->x.get());
+    if (px && px->IsSmallInt()) {
+      const Value* py = PeekLocal(fr, b->y.get());
+      if (!py) {
+        if (b->y->kind == EK::kLiteral)
+          py = &static_cast<const LiteralExpr*>(b->y.get())->value;
+      }
+      if (py && py->IsSmallInt()) {
+        Value r;
+        if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
+      }
+    }
+  }
+  Value x = Expr(fr, b->x.get());
+  Value y = Expr(fr, b->y.get());
+  if (BothSmall(x, y)) {
+    Value r;
+    if (SmallIntOp(b->op, x.small(), y.small(), &r)) return r;
+  }
+  // Short string concatenation (no step charge, far below the cap).
+  if (b->op == Tok::kPlus && x.Is(Kind::kString) && y.Is(Kind::kString) &&
+      StrOf(x).size() + StrOf(y).size() < 256)
+    return StrConcat(StrOf(x), StrOf(y));
+  fr.tf->pos = b->pos;
+  return Binary(b->op, x, y);
 }
 
 Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
@@ -556,46 +610,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
       return Ident(fr, static_cast<const IdentExpr*>(e));
     case EK::kLiteral:
       return static_cast<const LiteralExpr*>(e)->value;
-    case EK::kBinary: {
-      auto* b = static_cast<const BinaryExpr*>(e);
-      if (b->op == Tok::kAnd) {
-        Value x = Expr(fr, b->x.get());
-        if (!Truth(x)) return x;
-        return Expr(fr, b->y.get());
-      }
-      if (b->op == Tok::kOr) {
-        Value x = Expr(fr, b->x.get());
-        if (Truth(x)) return x;
-        return Expr(fr, b->y.get());
-      }
-      {
-        const Value* px = PeekLocal(fr, b->x.get());
-        if (px && px->IsSmallInt()) {
-          const Value* py = PeekLocal(fr, b->y.get());
-          Value ytmp;
-          if (!py) {
-            if (b->y->kind == EK::kLiteral)
-              py = &static_cast<const LiteralExpr*>(b->y.get())->value;
-          }
-          if (py && py->IsSmallInt()) {
-            Value r;
-            if (SmallIntOp(b->op, px->small(), py->small(), &r)) return r;
-          }
-        }
-      }
-      Value x = Expr(fr, b->x.get());
-      Value y = Expr(fr, b->y.get());
-      if (BothSmall(x, y)) {
-        Value r;
-        if (SmallIntOp(b->op, x.small(), y.small(), &r)) return r;
-      }
-      // Short string concatenation (no step charge, far below the cap).
-      if (b->op == Tok::kPlus && x.Is(Kind::kString) && y.Is(Kind::kString) &&
-          StrOf(x).size() + StrOf(y).size() < 256)
-        return StrConcat(StrOf(x), StrOf(y));
-      fr.tf->pos = b->pos;
-      return Binary(b->op, x, y);
-    }
+    case EK::kBinary:
+      return EvalBinary(fr, static_cast<const BinaryExpr*>(e));
     case EK::kCall:
       return EvalCall(fr, static_cast<const CallExpr*>(e));
     case EK::kDot: {
@@ -751,14 +767,48 @@ Value Eval::MakeFunction(Frame& fr, const std::shared_ptr<FuncDecl>& decl) {
   return fv;
 }
 
+// Positional arguments that are bound locals or literals are passed without
+// taking a reference: nothing can rebind a slot of the calling frame or free
+// the syntax tree while the call runs. This releases them (instead of
+// dropping a reference) when the argument array goes away, also on errors.
+struct BorrowedArgs {
+  Value* argv;
+  unsigned mask = 0;
+  ~BorrowedArgs() {
+    for (unsigned m = mask; m; m &= m - 1) argv[__builtin_ctz(m)].Release();
+  }
+};
+
+inline void Eval::EvalArgs(Frame& fr, const CallExpr* c, Value* argv,
+                           unsigned* borrowed) {
+  size_t nargs = c->args.size();
+  for (size_t i = 0; i < nargs; i++) {
+    const starlark::Expr* a = c->args[i].value.get();
+    if (const Value* p = Peek(fr, a)) {
+      argv[i] = Value::Borrow(*p);
+      *borrowed |= 1u << i;
+    } else {
+      argv[i] = Expr(fr, a);
+    }
+  }
+}
+
 Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
+  th_.CheckStack();
   // Method call fast path: x.name(args) without creating a bound method.
-  Value fn, recv;
+  Value fn, recv_own;
+  const Value* recvp = &recv_own;
   BuiltinPtr method = nullptr;
   const std::string* method_name = nullptr;
   if (c->fn->kind == EK::kDot) {
     auto* d = static_cast<const DotExpr*>(c->fn.get());
-    recv = Expr(fr, d->x.get());
+    // A local or literal receiver is used in place (see BorrowedArgs).
+    recvp = Peek(fr, d->x.get());
+    if (!recvp) {
+      recv_own = Expr(fr, d->x.get());
+      recvp = &recv_own;
+    }
+    const Value& recv = *recvp;
     // Acquire/release: another thread may have filled the cache with an
     // entry of a method table it initialised (frozen code is shared).
     auto* cached = static_cast<const MethodEntry*>(
@@ -789,8 +839,8 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
         b.as<BuiltinObj>()->ptr) {
       size_t nargs = c->args.size();
       Value argv[4];
-      for (size_t i = 0; i < nargs; i++)
-        argv[i] = Expr(fr, c->args[i].value.get());
+      BorrowedArgs guard{argv};
+      EvalArgs(fr, c, argv, &guard.mask);
       fr.tf->pos = c->pos;
       th_.Step();
       return CallBuiltin(b.as<BuiltinObj>(),
@@ -804,14 +854,14 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
   size_t nargs = c->args.size();
   if (c->simple && nargs <= 4) {
     Value argv[4];
-    for (size_t i = 0; i < nargs; i++)
-      argv[i] = Expr(fr, c->args[i].value.get());
+    BorrowedArgs guard{argv};
+    EvalArgs(fr, c, argv, &guard.mask);
     fr.tf->pos = c->pos;
     th_.Step();
-    return Invoke(c, fn, recv, method, method_name,
+    return Invoke(c, fn, *recvp, method, method_name,
                   Args{std::span<const Value>(argv, nargs), {}});
   }
-  return EvalCallGeneral(fr, c, fn, recv, method, method_name);
+  return EvalCallGeneral(fr, c, fn, *recvp, method, method_name);
 }
 
 Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,

@@ -224,9 +224,6 @@ Value Int(BigInt v) {
 }
 Value Float(double d) { return Value::Adopt(new FloatObj(d)); }
 Value Str(std::string&& s) { return Value::Adopt(new StringObj(std::move(s))); }
-Value Str(std::string_view s) {
-  return Value::Adopt(new StringObj(s, Kind::kString));
-}
 Value StrConcat(std::string_view a, std::string_view b, Kind k) {
   auto* o = new StringObj(std::string_view(), k);
   o->s.reserve(a.size() + b.size());
@@ -292,16 +289,6 @@ int64_t RangeObj::Len() const {
 std::string HostValue::Repr() const { return absl::StrCat("<", Type(), ">"); }
 
 // ---- hash table ----
-namespace {
-// Equal(), with string keys compared inline.
-inline bool SameKey(const Value& a, const Value& b) {
-  if (!a.IsSmallInt() && !b.IsSmallInt() && a.kind() == Kind::kString &&
-      b.kind() == Kind::kString)
-    return a.as<StringObj>()->s == b.as<StringObj>()->s;
-  return Equal(a, b);
-}
-}  // namespace
-
 int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   if (index_.empty()) {
     *slot = 0;
@@ -310,21 +297,42 @@ int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   size_t mask = index_.size() - 1;
   size_t i = hash & mask;
   size_t first_deleted = SIZE_MAX;
+  const int32_t* index = index_.data();
+  const Entry* entries = entries_.data();
+  // String keys (the common case) are compared inline: equal hashes,
+  // lengths and bytes.
+  const std::string* key_str =
+      !key.IsSmallInt() && key.obj()->kind() == Kind::kString
+          ? &key.as<StringObj>()->s
+          : nullptr;
   for (size_t perturb = hash;; perturb >>= 5) {
-    int32_t e = index_[i];
-    if (e == -1) {
+    int32_t e = index[i];
+    if (e >= 0) {
+      const Entry& en = entries[e];
+      if (en.hash == hash) {
+        if (en.key.bits() == key.bits()) {
+          *slot = i;
+          return e;
+        }
+        if (key_str) {
+          if (!en.key.IsSmallInt() && en.key.obj()->kind() == Kind::kString) {
+            const std::string& s = en.key.as<StringObj>()->s;
+            if (s.size() == key_str->size() &&
+                std::memcmp(s.data(), key_str->data(), s.size()) == 0) {
+              *slot = i;
+              return e;
+            }
+          }
+        } else if (Equal(en.key, key)) {
+          *slot = i;
+          return e;
+        }
+      }
+    } else if (e == -1) {
       *slot = first_deleted != SIZE_MAX ? first_deleted : i;
       return -1;
-    }
-    if (e == -2) {
-      if (first_deleted == SIZE_MAX) first_deleted = i;
-    } else {
-      const Entry& en = entries_[e];
-      if (en.hash == hash &&
-          (en.key.bits() == key.bits() || SameKey(en.key, key))) {
-        *slot = i;
-        return e;
-      }
+    } else if (first_deleted == SIZE_MAX) {
+      first_deleted = i;
     }
     i = (i * 5 + 1 + perturb) & mask;
   }
@@ -477,15 +485,6 @@ bool Truth(const Value& v) {
 }
 
 namespace {
-uint64_t HashBytes(std::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 29;
-  return h ? h : 1;
-}
 uint64_t MixInt(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
@@ -532,7 +531,7 @@ uint64_t HashSlow(const Value& v) {
     case Kind::kBytes: {
       auto* s = v.as<StringObj>();
       if (s->hash != 0) return s->hash;
-      uint64_t h = HashBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
+      uint64_t h = HashStringBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
       if (h == 0) h = 1;
       // Frozen strings may be shared between threads: they get their hash
       // when frozen, and are never written afterwards.

@@ -120,6 +120,14 @@ class Value {
     return static_cast<T*>(obj());
   }
 
+  // A Value with v's bits that holds no reference of its own: the caller
+  // guarantees v outlives it and must Release() it instead of destroying it.
+  static Value Borrow(const Value& v) {
+    Value r;
+    r.bits_ = v.bits_;
+    return r;
+  }
+
   Object* Release() {
     Object* o = obj();
     bits_ = 0;
@@ -517,7 +525,9 @@ Value Str(std::string&& s);
 inline Value Str(const std::string& s) {
   return Value::Adopt(new StringObj(std::string_view(s), Kind::kString));
 }
-Value Str(std::string_view s);
+inline Value Str(std::string_view s) {
+  return Value::Adopt(new StringObj(s, Kind::kString));
+}
 // a + b without intermediate copies.
 Value StrConcat(std::string_view a, std::string_view b, Kind k = Kind::kString);
 inline Value Str(const char* s) { return Str(std::string_view(s)); }
@@ -545,11 +555,24 @@ inline SetObj* SetOf(const Value& v) { return v.as<SetObj>(); }
 std::string TypeName(const Value& v);
 bool Truth(const Value& v);
 uint64_t HashSlow(const Value& v);
-// Fails for unhashable values. Strings cache their hash.
+// FNV-1a over the bytes, never 0 (0 marks "not computed").
+inline uint64_t HashStringBytes(std::string_view s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 29;
+  return h ? h : 1;
+}
+// Fails for unhashable values. Strings cache their hash; frozen strings
+// may be shared between threads, so they get theirs when frozen and are
+// never written afterwards.
 inline uint64_t Hash(const Value& v) {
   if (!v.IsSmallInt() && v.kind() == Kind::kString) {
-    uint64_t h = v.as<StringObj>()->hash;
-    if (h != 0) return h;
+    auto* so = v.as<StringObj>();
+    if (so->hash != 0) return so->hash;
+    if (!so->frozen()) return so->hash = HashStringBytes(so->s);
   }
   return HashSlow(v);
 }
