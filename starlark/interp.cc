@@ -998,6 +998,27 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
             return Flow::kNormal;
           }
         }
+      } else if (a->op == Tok::kPlusEq && a->lhs->kind == EK::kIdent &&
+                 static_cast<const IdentExpr*>(a->lhs.get())->scope ==
+                     Scope::kLocal) {
+        // `n += 1` and `s += "x"` on a local with a local or literal right
+        // side; anything else (including an unbound local) takes the
+        // general path.
+        Value& slot =
+            fr.locals[static_cast<const IdentExpr*>(a->lhs.get())->index];
+        const Value* py = Peek(fr, a->rhs.get());
+        if (py && BothSmall(slot, *py)) {
+          slot = Int(slot.small() + py->small());
+          return Flow::kNormal;
+        }
+        if (py && !slot.IsNull() && slot.Is(Kind::kString) &&
+            py->Is(Kind::kString) && slot.obj()->refcount() == 1 &&
+            !slot.obj()->frozen()) {
+          auto* so = slot.as<StringObj>();
+          so->s += StrOf(*py);
+          so->hash = 0;
+          return Flow::kNormal;
+        }
       }
       return ExecStmtSlow(fr, s);
     }
