@@ -49,12 +49,14 @@ elsewhere:
 
 
 class Peer:
-  def __init__(self, name, prefix, args=None, goal=None, instructions=True):
+  def __init__(self, name, prefix, args=None, goal=None, instructions=True,
+               slow=False):
     self.name = name
     self.prefix = prefix          # argv before the program
     self.args = args              # program arguments (None: the workload's)
     self.goal = goal              # the ratio the project aims at, if any
     self.instructions = instructions  # meaningful under callgrind
+    self.slow = slow              # runs only every --slow-every rounds
     self.samples = []             # (loop_ns, loop_cpu_ns, wall_ns, cpu_ns)
     self.ratios = []              # the same four, per pair
 
@@ -65,8 +67,11 @@ def workload_pingpong(build, tmp, rounds):
   policy = os.path.join(tmp, "nonmatching.yaml")
   with open(policy, "w") as f:
     f.write(NONMATCHING_POLICY)
-  rounds = rounds or 4000
+  rounds = rounds or 10000
   args = [str(rounds), "64"]
+
+  def sized(n):
+    return [str(n), "64"]
 
   def parse(out):
     # "ROUNDS round trips in N us, cpu M us"
@@ -85,22 +90,23 @@ def workload_pingpong(build, tmp, rounds):
       Peer("fiu-run -x", ["fiu-run", "-x"]),
       Peer("strace -f -e inject=fdatasync:error=EIO",
            ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fdatasync",
-            "-e", "inject=fdatasync:error=EIO"], instructions=False),
+            "-e", "inject=fdatasync:error=EIO"], instructions=False, slow=True),
       Peer("strace -f --seccomp-bpf -e inject=fdatasync:error=EIO",
            ["strace", "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-e",
             "trace=fdatasync", "-e", "inject=fdatasync:error=EIO"],
-           instructions=False),
+           instructions=False, slow=True),
   ]
   what = ("%d round trips of 64 bytes over one TCP connection on 127.0.0.1 "
           "(tests/targets/pingpong.cc, dynamically linked, 2 threads)" % rounds)
-  return prog, args, parse, peers, what
+  return prog, args, parse, peers, what, sized
 
 
 def workload_static_io(build, tmp, rounds):
   prog = os.path.join(build, "bin", "seccomp_workload")
   fault = os.path.join(build, "bin", "fault")
-  rounds = rounds or 20000
+  rounds = rounds or 100000
   args = [tmp, str(rounds), "4096"]
+  sized = None  # callgrind cannot run a program that installs a filter
 
   def parse(out):
     # "ELAPSED_NS CPU_NS"
@@ -115,11 +121,11 @@ def workload_static_io(build, tmp, rounds):
       Peer("strace -f --seccomp-bpf -e inject=connect:error=ECONNREFUSED",
            ["strace", "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-e",
             "trace=connect", "-e", "inject=connect:error=ECONNREFUSED"],
-           instructions=False),
+           slow=True),
   ]
   what = ("%d rounds of pwrite+pread 4 KiB, lseek, getppid on a file "
           "(tools/bench/seccomp_workload.c, statically linked)" % rounds)
-  return prog, args, parse, peers, what
+  return prog, args, parse, peers, what, sized
 
 
 WORKLOADS = {"pingpong": workload_pingpong, "static-io": workload_static_io}
@@ -188,13 +194,13 @@ def callgrind_ir(argv, tmp):
                                      (os.POSIX_SPAWN_OPEN, 2, os.devnull,
                                       os.O_WRONLY, 0)])
   _, status, _ = os.wait4(pid, 0)
-  if status != 0:
-    raise RuntimeError("callgrind run failed: %s" % " ".join(cmd))
+  if status != 0 or not os.path.exists(out):
+    return None
   with open(out) as f:
     for line in f:
       if line.startswith("summary:") or line.startswith("totals:"):
         return int(line.split()[1])
-  raise RuntimeError("no totals in %s" % out)
+  return None
 
 
 def main():
@@ -209,26 +215,43 @@ def main():
   ap.add_argument("--min-rounds", type=int, default=8)
   ap.add_argument("--max-rounds", type=int, default=1000)
   ap.add_argument("--rounds", type=int, default=0,
-                  help="workload size (pingpong: round trips, default 4000; "
-                       "static-io: rounds, default 20000)")
+                  help="workload size (pingpong: round trips, default 10000; "
+                       "static-io: rounds, default 100000)")
+  ap.add_argument("--slow-every", type=int, default=3,
+                  help="run the slow peers (strace) only every N-th round, "
+                       "so that the others get more pairs (default 3)")
   ap.add_argument("--seed", type=int, default=1, help="seed of the run order")
   ap.add_argument("--only", default="",
                   help="comma-separated substrings: run only matching peers")
   ap.add_argument("--instructions", action="store_true",
                   help="also count user-space instructions of the workload "
-                       "under callgrind (one run per peer, slow)")
+                       "under callgrind: two sizes per peer, so that the "
+                       "per-round cost and the fixed (start-up) cost separate "
+                       "(pingpong only)")
   ap.add_argument("--raw", help="write every sample to this file (TSV)")
+  ap.add_argument("--compare-fault", metavar="PATH",
+                  help="another fault binary (e.g. the previous build, in "
+                       "the same bin/ directory so that it finds the shim): "
+                       "adds its runs of the first fault peer, so that a "
+                       "change is measured in the same run")
   a = ap.parse_args()
   budget = 600 if a.long else a.seconds
   build = os.path.abspath(a.build)
 
   with tempfile.TemporaryDirectory(prefix="fault-bench-") as tmp:
-    prog, args, parse, peers, what = WORKLOADS[a.workload](build, tmp, a.rounds)
+    prog, args, parse, peers, what, sized = WORKLOADS[a.workload](
+        build, tmp, a.rounds)
     for f in [prog, os.path.join(build, "bin", "fault"),
               os.path.join(build, "lib", "libfault_shim.so")]:
       if not os.path.exists(f):
         sys.exit("whole_program: %s is missing; build the targets fault "
                  "fault_shim fault_target_pingpong seccomp_workload first" % f)
+    if a.compare_fault:
+      first = next(p for p in peers if p.goal)
+      other = os.path.abspath(a.compare_fault)
+      peers.insert(peers.index(first) + 1, Peer(
+          first.name + " [" + os.path.basename(other) + "]",
+          [other] + first.prefix[1:], args=first.args, goal=first.goal))
     runnable = []
     for p in peers:
       if a.only and not any(s in p.name for s in a.only.split(",")):
@@ -257,7 +280,8 @@ def main():
       if rounds >= a.min_rounds and elapsed > 0 and \
           elapsed * (rounds + 1) / rounds > budget:
         break
-      order = runnable[:]
+      order = [p for p in runnable
+               if not p.slow or rounds % max(1, a.slow_every) == 0]
       rng.shuffle(order)
       before = run(cmd(bare), parse, tmp)
       bare.samples.append(before)
@@ -276,19 +300,20 @@ def main():
     if raw:
       raw.close()
 
-    irs = {}
-    if a.instructions and shutil.which("valgrind"):
-      small = max(1, (a.rounds or (4000 if a.workload == "pingpong" else 20000)) // 4)
-      iargs = list(args)
-      iargs[1 if a.workload == "static-io" else 0] = str(small)
+    irs = {}  # name -> (per round, fixed)
+    if a.instructions and sized and shutil.which("valgrind"):
+      n1, n2 = 1000, 3000
       for p in [bare] + runnable:
-        if not p.instructions:
+        if not p.instructions or p.args is not None:
           continue
-        pargs = p.args if p.args is not None else iargs
-        if p.args is not None:
-          pargs = list(p.args)
-          pargs[1 if a.workload == "static-io" else 0] = str(small)
-        irs[p.name] = callgrind_ir(p.prefix + ["@PROG@", prog] + pargs, tmp)
+        i1 = callgrind_ir(p.prefix + ["@PROG@", prog] + sized(n1), tmp)
+        i2 = callgrind_ir(p.prefix + ["@PROG@", prog] + sized(n2), tmp)
+        if i1 is None or i2 is None:
+          print("whole_program: callgrind failed for \"%s\"" % p.name,
+                file=sys.stderr)
+          continue
+        per = (i2 - i1) / (n2 - n1)
+        irs[p.name] = (per, i1 - per * n1)
 
   def ms(ns):
     return ns / 1e6
@@ -322,14 +347,16 @@ def main():
     print("| %s | %s | %s | %s | %s | %s |" % (
         p.name, cell(p, 0), cell(p, 1), cell(p, 2), cell(p, 3), verdict))
   if irs:
-    print("\nUser-space instructions of the workload under callgrind "
-          "(one run each at 1/4 of the size, process start included; the "
-          "supervisor and the kernel are not counted):\n")
-    print("| run | instructions | vs bare |")
-    print("|---|---:|---:|")
-    for name, ir in irs.items():
-      print("| %s | %d | %.4f× |" % (name, ir, ir / irs["bare"]))
-
+    print("\nUser-space instructions of the workload under callgrind (runs of "
+          "1000 and 3000 rounds: the difference gives the cost per round, "
+          "the rest is the fixed cost of start-up and exit; the supervisor "
+          "and the kernel are not counted):\n")
+    print("| run | instructions per round | vs bare | fixed instructions |")
+    print("|---|---:|---:|---:|")
+    base = irs.get("bare", (0, 0))[0]
+    for name, (per, fixed) in irs.items():
+      print("| %s | %.0f | %s | %.0f |" % (
+          name, per, "%.3f×" % (per / base) if base else "n/a", fixed))
 
 if __name__ == "__main__":
   main()
