@@ -38,6 +38,9 @@ struct SyscallContext {
   // The name the supervisor gave the launched program the caller belongs
   // to ("" if unnamed); used by partition rules.
   std::string program;
+  // Made from the shim's stub page: the shim has applied the syscall rules
+  // already; only partitions are left to decide.
+  bool from_stub = false;
 };
 
 struct Decision {

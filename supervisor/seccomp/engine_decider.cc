@@ -123,6 +123,8 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
     Decision d = DecidePartition(call);
     if (d.kind != Decision::Kind::kContinue) return d;
   }
+  // The shim decided this call's syscall rules before making it.
+  if (call.from_stub) return {};
   Decision d = DecideFamily(call, family);
   // An fsync rule covers fdatasync too (SQLite only calls fdatasync); the
   // shim decides the same way, so both layers agree.

@@ -162,6 +162,20 @@ FilterSpec& FilterSpec::AllowFromStubPage(uint64_t page) {
   return *this;
 }
 
+FilterSpec& FilterSpec::EvenFromStub(int nr) {
+  auto it = rules_.find(nr);
+  if (it != rules_.end()) it->second.even_from_stub = true;
+  return *this;
+}
+
+FilterSpec& FilterSpec::EvenFromStubFamilies(uint64_t mask) {
+  for (int f = 1; f <= kMaxFamily; ++f) {
+    if (!(mask & (uint64_t{1} << f))) continue;
+    for (int nr : FamilySyscalls(static_cast<Family>(f), arch_)) EvenFromStub(nr);
+  }
+  return *this;
+}
+
 FilterSpec& FilterSpec::OnWrongArch(uint32_t seccomp_ret) {
   wrong_arch_ret_ = seccomp_ret;
   return *this;
@@ -171,6 +185,7 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
   if (!error_.empty()) return absl::InvalidArgumentError(error_);
   Assembler a;
   const int notify_tail = a.NewLabel();
+  const int notify_always = a.NewLabel();
 
   // The wrong-architecture returns sit right after their tests so that the
   // conditional jumps stay short whatever the number of rules.
@@ -187,12 +202,15 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
     a.Bind(native_abi);
   }
   CompiledFilter out;
+  bool any_even_from_stub = false;
   for (const auto& [nr, rule] : rules_) {
     out.notified.push_back(nr);
     const int next = a.NewLabel();
+    const int tail = rule.even_from_stub && stub_page_ != 0 ? notify_always : notify_tail;
+    any_even_from_stub |= tail == notify_always;
     if (rule.notify_if.empty()) {
       a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), -1, next);
-      a.Ja(notify_tail);
+      a.Ja(tail);
     } else {
       const int allow = a.NewLabel();
       a.Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), -1, next);
@@ -222,7 +240,7 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
         if (m.not_equal) a.Ja(allow);
         a.Bind(pass);
       }
-      a.Ja(notify_tail);
+      a.Ja(tail);
       a.Bind(allow);
       a.Ret(kRetAllow);
     }
@@ -244,6 +262,7 @@ absl::StatusOr<CompiledFilter> FilterSpec::Compile() const {
     a.Ret(kRetAllow);
     a.Bind(notify);
   }
+  if (any_even_from_stub) a.Bind(notify_always);
   a.Ret(kRetUserNotif);
 
   absl::StatusOr<std::vector<sock_filter>> program = a.Finish();

@@ -10,6 +10,10 @@
 //   NOTIFY_TAIL: instruction_pointer in the stub page -> ret ALLOW
 //                ret USER_NOTIF
 //
+// A rule marked `even_from_stub` jumps past the stub-page test: the shim's
+// own calls of that syscall are notified too (partitions need to see every
+// connect, also those the shim makes through its stub).
+//
 // A syscall that no rule covers is decided by reading `arch` and `nr` only,
 // so the kernel's constant-action bitmap (seccomp_cache) marks it ALLOW and
 // never runs the filter for it. The instruction-pointer test is on the
@@ -65,6 +69,8 @@ struct ArgMatch {
 struct SyscallRule {
   // All must hold for the syscall to be notified; empty: always notified.
   std::vector<ArgMatch> notify_if;
+  // Notified also when made from the stub page.
+  bool even_from_stub = false;
   bool operator==(const SyscallRule&) const = default;
 };
 
@@ -94,6 +100,11 @@ class FilterSpec {
   // Allow notified syscalls whose instruction_pointer lies in
   // [page, page + 4096). `page` must be page-aligned; 0 turns it off.
   FilterSpec& AllowFromStubPage(uint64_t page);
+  // Notify `nr` (as Notify/NotifyIf decide) also when it comes from the stub
+  // page. Has no effect on a syscall number no rule covers.
+  FilterSpec& EvenFromStub(int nr);
+  // EvenFromStub for every syscall of the families in `mask`.
+  FilterSpec& EvenFromStubFamilies(uint64_t mask);
   // What a syscall of another architecture (or the x32 ABI) gets.
   // Default: kRetKillProcess.
   FilterSpec& OnWrongArch(uint32_t seccomp_ret);

@@ -151,6 +151,24 @@ TEST(FilterTest, CoveredSyscallsNotifiedUnlessFromTheStubPage) {
   ExpectGolden("write_fsync_stub_x86_64", Disassemble(f->program));
 }
 
+TEST(FilterTest, EvenFromStubNotifiesTheShimsOwnCallsOfThoseSyscalls) {
+  absl::StatusOr<CompiledFilter> f =
+      FilterSpec(Arch::kX86_64)
+          .NotifyFamilies(FamilyBit(Family::kConnect) | FamilyBit(Family::kWrite))
+          .AllowFromStubPage(kStub)
+          .EvenFromStubFamilies(FamilyBit(Family::kConnect))
+          .EvenFromStub(kGetpid)  // not covered: stays allowed
+          .Compile();
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(Eval(*f, kConnect, 0x401000), kRetUserNotif);
+  EXPECT_EQ(Eval(*f, kConnect, kStub + 2), kRetUserNotif);
+  EXPECT_EQ(Eval(*f, kWrite, 0x401000), kRetUserNotif);
+  EXPECT_EQ(Eval(*f, kWrite, kStub + 2), kRetAllow);
+  EXPECT_EQ(Eval(*f, kGetpid, kStub + 2), kRetAllow);
+  EXPECT_EQ(Eval(*f, kGetpid, 0x401000), kRetAllow);
+  EXPECT_THAT(f->notified, testing::Not(testing::Contains(kGetpid)));
+}
+
 TEST(FilterTest, WithoutStubPageEveryCoveredCallIsNotified) {
   absl::StatusOr<CompiledFilter> f =
       FilterSpec(Arch::kX86_64).NotifyFamily(Family::kConnect).Compile();

@@ -245,6 +245,9 @@ void NotifyLoop::HandleNotification(Listener& l) {
   call.pid = tid;  // resolved to the thread group only when an event is written
   call.args = args;
   call.program = l.program;
+  if (table_ != nullptr && table_->stub_page != 0) {
+    call.from_stub = (req.data.instruction_pointer & ~uint64_t{4095}) == table_->stub_page;
+  }
   if (call.family != Family::kUnspecified &&
       decider_->NeedsDetail(call.family)) {
     SyscallDetail d = ReadSyscallDetail(tid, call.nr, call.family, args);
@@ -278,8 +281,9 @@ void NotifyLoop::HandleNotification(Listener& l) {
     ev.op = OpOfFamily(call.family);
     ev.effect = d.effect != 0
                     ? d.effect
-                    : (d.kind == Decision::Kind::kDeny ? FAULT_EFFECT_DENY
-                                                       : FAULT_EFFECT_DELAY);
+                    : static_cast<uint16_t>(d.kind == Decision::Kind::kDeny
+                                                ? FAULT_EFFECT_DENY
+                                                : FAULT_EFFECT_DELAY);
     ev.value = d.kind == Decision::Kind::kDeny ? d.err : d.delay_ns;
     ev.layer = 2;
     if (call.path.empty() && !call.addr.has_value()) {

@@ -38,6 +38,12 @@ SeccompExecLayer::SeccompExecLayer(Options options)
 
 SeccompExecLayer::~SeccompExecLayer() { Stop(); }
 
+bool SeccompExecLayer::handles_partitions() const {
+  const uint64_t need = FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
+  return options_.partitions != nullptr && !options_.program.empty() &&
+         (options_.families_mask & need) == need;
+}
+
 absl::Status SeccompExecLayer::Prepare(fault::exec::PolicyTable* table) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -48,6 +54,9 @@ absl::Status SeccompExecLayer::Prepare(fault::exec::PolicyTable* table) {
   SeccompPlan plan{.families_mask = options_.families_mask,
                    .stub_page = table->table()->stub_page,
                    .handoff_fd = child_end_};
+  if (options_.partitions != nullptr) {
+    plan.even_from_stub_mask = FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
+  }
   absl::StatusOr<CompiledFilter> filter = CompileSeccompPlan(plan);
   if (!filter.ok()) return filter.status();
   filter_ = *std::move(filter);

@@ -45,6 +45,9 @@ class SeccompExecLayer : public fault::exec::ExecLayer {
 
   std::string name() const override { return "seccomp"; }
   uint64_t families_mask() const override { return options_.families_mask; }
+  // With a partition map the filter notifies connect and send even from the
+  // shim's stub page, so partitions hold for dynamically linked programs.
+  bool handles_partitions() const override;
   absl::Status Prepare(fault::exec::PolicyTable* table) override;
   int InChild() noexcept override;
   absl::Status Started(pid_t child) override;

@@ -50,6 +50,7 @@ absl::StatusOr<CompiledFilter> CompileSeccompPlan(const SeccompPlan& plan) {
   FilterSpec spec(NativeArch());
   spec.NotifyFamilies(plan.families_mask).AllowFromStubPage(plan.stub_page);
   spec.OnWrongArch(plan.on_wrong_arch);
+  spec.EvenFromStubFamilies(plan.even_from_stub_mask & plan.families_mask);
   if (plan.handoff_fd >= 0 && (plan.families_mask & FamilyBit(Family::kSend))) {
     spec.NotifyIf(SYS_sendmsg,
                   ArgMatch{.index = 0,

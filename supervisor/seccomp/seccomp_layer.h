@@ -43,6 +43,9 @@ struct SeccompPlan {
   uint64_t families_mask = 0;
   // The shim's raw-syscall stub page (fault_table.stub_page); 0: none.
   uint64_t stub_page = 0;
+  // Families notified even when called from the stub page (partitions: the
+  // supervisor must see the shim's own connects and sends too).
+  uint64_t even_from_stub_mask = 0;
   // The child's end of the socket the listener is sent over. When the plan
   // covers the send family, sendmsg on this descriptor is exempt from
   // notification: the child sends the listener before anyone can answer.
