@@ -243,11 +243,15 @@ void WarnFeatures(uint32_t features) {
   } kUnimplemented[] = {
       {eng::kFeatReorder, "packet_reorder"},
       {eng::kFeatMutation, "payload_mutation"},
-      {eng::kFeatPartition, "partition"},
+      // partition(a, b) is the seccomp layer's: fault exec runs a policy
+      // with partitions only under it.
   };
   for (const auto& u : kUnimplemented) {
     if (!(features & u.bit)) continue;
     uint32_t old = __atomic_fetch_or(&g_warned, u.bit, __ATOMIC_RELAXED);
+    if (old & u.bit) continue;
+    // Once per run: the other processes of the run share the table.
+    old = __atomic_fetch_or(&g_table->warned, u.bit, __ATOMIC_RELAXED);
     if (old & u.bit) continue;
     Warn("fault: warning: the loaded policy uses ", u.what,
          ", which the preload shim does not implement; it is not applied\n");

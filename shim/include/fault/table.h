@@ -240,7 +240,8 @@ struct fault_table {
   int64_t start_ns;     /* CLOCK_MONOTONIC at the start of the run (schedules) */
   uint64_t stub_page;   /* address reserved for the raw-syscall stub, 0: none */
   uint32_t supervisor_pid;
-  uint32_t pad;
+  uint32_t warned;      /* effects some shim of the run has warned about (atomic or):
+                           one warning per run, not per process */
   struct fault_config config;
   struct fault_counters counters;
   struct fault_event_ring ring;
