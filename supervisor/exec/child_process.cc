@@ -110,6 +110,7 @@ absl::StatusOr<pid_t> Spawn(const SpawnRequest& r) {
   if (pid == 0) {
     // Only async-signal-safe calls from here to execve.
     ChildFailure f{0, 0};
+    if (r.new_process_group) setpgid(0, 0);
     for (ExecLayer* layer : r.layers) {
       if (int err = layer->InChild(); err != 0) {
         f = {1, err};
@@ -129,6 +130,8 @@ absl::StatusOr<pid_t> Spawn(const SpawnRequest& r) {
     _exit(errno == ENOENT ? 127 : 126);
   }
   close(report[1]);
+  // Also from here, so the group exists before the caller signals it.
+  if (r.new_process_group) setpgid(pid, pid);
   ChildFailure f{0, 0};
   ssize_t n;
   do {

@@ -45,6 +45,7 @@ struct SpawnRequest {
   int inherit_fd = -1;             // close-on-exec is cleared in the child
   sigset_t child_mask;             // the signal mask the program starts with
   std::vector<ExecLayer*> layers;  // InChild() hooks, in order
+  bool new_process_group = false;  // the child leads a process group of its own
 };
 
 // fork + execve. Returns the pid once execve succeeded; an error (with the

@@ -1,5 +1,7 @@
 // `fault exec [options] -- PROGRAM ARGS...`: the command line. The work is
 // in exec_runner.cc.
+#include <wordexp.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -7,13 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "fault/table.h"
 #include "supervisor/cli/commands.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/exec_runner.h"
 #include "supervisor/exec/program_info.h"
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
+#include "supervisor/seccomp/partition.h"
 #include "supervisor/seccomp/seccomp_exec_layer.h"
 
 namespace fault::cli {
@@ -26,7 +31,53 @@ struct ExecFlags {
   std::string run_duration;
   std::string reload_on;
   std::string layer = "auto";
+  std::string name;                  // --name: the main program's
+  std::vector<std::string> with;     // --with NAME=COMMAND
+  std::vector<std::string> wait_for; // --wait-for HOST:PORT
+  std::string wait_timeout;
 };
+
+// A program name for partitions: letters, digits, '_', '-', '.'; short
+// enough for the policy table.
+std::string NameProblem(const std::string& name) {
+  if (name.empty()) return "the name is empty";
+  if (name.size() >= FAULT_NAME_MAX) {
+    return "the name is longer than " + std::to_string(FAULT_NAME_MAX - 1) + " bytes";
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' &&
+        c != '.') {
+      return "the name may contain only letters, digits, '_', '-' and '.'";
+    }
+  }
+  return "";
+}
+
+// Splits COMMAND as a shell would split words (quotes, backslashes,
+// $VARIABLES), without running anything: no command substitution, no
+// pipes or redirections.
+absl::StatusOr<std::vector<std::string>> SplitCommand(const std::string& command) {
+  wordexp_t w{};
+  int rc = wordexp(command.c_str(), &w, WRDE_NOCMD);
+  switch (rc) {
+    case 0:
+      break;
+    case WRDE_BADCHAR:
+      return absl::InvalidArgumentError(
+          "the command contains one of | & ; < > ( ) { } or a newline outside quotes "
+          "(run a shell for those: sh -c '...')");
+    case WRDE_CMDSUB:
+      return absl::InvalidArgumentError("command substitution is not allowed");
+    case WRDE_SYNTAX:
+      return absl::InvalidArgumentError("unbalanced quotes");
+    default:
+      return absl::InvalidArgumentError("the command cannot be split into words");
+  }
+  std::vector<std::string> words(w.we_wordv, w.we_wordv + w.we_wordc);
+  wordfree(&w);
+  if (words.empty()) return absl::InvalidArgumentError("the command is empty");
+  return words;
+}
 
 // Why the seccomp layer alone cannot apply `p` ("" when it can): it sees
 // syscalls, not payloads or name lookups, so only syscall-level faults and
@@ -111,55 +162,159 @@ int RunFromFlags(ExecFlags& f) {
   absl::StatusOr<fault::v1::PolicySet> policies = fault::exec::SelectPolicies(o, &warnings);
   if (!policies.ok()) return usage(std::string(policies.status().message()));
   const uint64_t families = fault::seccomp::SeccompFamilies(*policies);
-  bool use_shim = true;
-  bool use_seccomp = false;
-  if (f.layer == "auto") {
-    const char* path_env = std::getenv("PATH");
-    absl::StatusOr<std::string> program =
-        fault::exec::ResolveProgram(o.command[0], path_env ? path_env : "/usr/bin:/bin");
-    absl::StatusOr<fault::exec::Linkage> linkage =
-        program.ok() ? fault::exec::ProgramLinkage(*program)
-                     : absl::StatusOr<fault::exec::Linkage>(program.status());
-    if (linkage.ok() && *linkage == fault::exec::Linkage::kStatic) {
-      use_shim = false;
-      use_seccomp = true;
-      if (!o.quiet) {
-        std::cerr << "fault exec: " << o.command[0]
-                  << " is statically linked: using the seccomp layer alone\n";
-      }
-    } else {
-      use_seccomp = families != 0;
-    }
-  } else if (f.layer == "preload" || f.layer == "shim") {
-  } else if (f.layer == "seccomp") {
-    use_shim = false;
-    use_seccomp = true;
-  } else if (f.layer == "both") {
-    use_seccomp = true;
-  } else {
+  if (f.layer != "auto" && f.layer != "preload" && f.layer != "shim" && f.layer != "seccomp" &&
+      f.layer != "both") {
     return usage("--layer " + f.layer + ": not a layer (use auto, preload, seccomp or both)");
   }
+
+  // The programs: the main one, then --with companions, each named.
+  struct Program {
+    std::string name;
+    std::vector<std::string> command;
+    bool use_shim = true;
+    bool use_seccomp = false;
+  };
+  std::vector<Program> programs;
+  {
+    Program main_program;
+    main_program.command = o.command;
+    if (!f.name.empty()) {
+      if (std::string why = NameProblem(f.name); !why.empty()) {
+        return usage("--name " + f.name + ": " + why);
+      }
+      main_program.name = f.name;
+    } else {
+      std::string base = o.command[0].substr(o.command[0].find_last_of('/') + 1);
+      if (NameProblem(base).empty()) main_program.name = base;
+    }
+    programs.push_back(std::move(main_program));
+  }
+  for (const std::string& spec : f.with) {
+    size_t eq = spec.find('=');
+    if (eq == std::string::npos) {
+      return usage("--with " + spec + ": expected NAME=COMMAND (e.g. --with db='redis-server "
+                   "--port 6400')");
+    }
+    Program p;
+    p.name = spec.substr(0, eq);
+    if (std::string why = NameProblem(p.name); !why.empty()) {
+      return usage("--with " + spec + ": " + why);
+    }
+    for (const Program& other : programs) {
+      if (other.name == p.name) {
+        return usage("--with " + spec + ": the name \"" + p.name + "\" is taken" +
+                     (&other == &programs[0] ? " by the main program (rename it with --name)"
+                                             : " by another --with"));
+      }
+    }
+    absl::StatusOr<std::vector<std::string>> words = SplitCommand(spec.substr(eq + 1));
+    if (!words.ok()) return usage("--with " + spec + ": " + std::string(words.status().message()));
+    p.command = std::move(*words);
+    programs.push_back(std::move(p));
+  }
+  for (const std::string& w : f.wait_for) {
+    size_t colon = w.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(w.substr(colon + 1), &port) || port == 0 || port > 65535) {
+      return usage("--wait-for " + w + ": expected HOST:PORT with a port in 1..65535");
+    }
+    std::string host = w.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    o.wait_for.push_back({.host = host, .port = static_cast<uint16_t>(port), .text = w});
+  }
+  if (!f.wait_timeout.empty()) {
+    absl::StatusOr<int64_t> ns = fault::policy::ParseDuration(f.wait_timeout);
+    if (!ns.ok()) {
+      return usage("--wait-timeout " + f.wait_timeout + ": " + std::string(ns.status().message()));
+    }
+    if (*ns <= 0) return usage("--wait-timeout " + f.wait_timeout + ": must be positive");
+    o.wait_timeout_ns = *ns;
+  }
+
+  bool has_partitions = false;
   for (const fault::v1::Policy& p : policies->policies()) {
-    if (p.partitions_size() > 0) {
-      return usage("policy \"" + p.name() +
-                   "\": partition needs two programs under one supervisor; fault exec runs "
-                   "one program (cut its connections with --target and connection_error or "
-                   "blackhole instead)");
+    for (const fault::v1::Partition& part : p.partitions()) {
+      has_partitions = true;
+      for (const std::string& end : {part.a(), part.b()}) {
+        bool launched = false;
+        for (const Program& prog : programs) launched = launched || prog.name == end;
+        if (launched) continue;
+        std::string names;
+        for (const Program& prog : programs) {
+          if (!prog.name.empty()) names += (names.empty() ? "" : ", ") + prog.name;
+        }
+        return usage("policy \"" + p.name() + "\": partition(" + part.a() + ", " + part.b() +
+                     "): no program named \"" + end +
+                     "\" is launched (this run launches: " + names +
+                     "; name the main program with --name and start others with "
+                     "--with NAME=COMMAND)");
+      }
     }
   }
-  if (!use_shim) {
-    // Refuse what seccomp cannot do rather than run without it.
-    for (const fault::v1::Policy& p : policies->policies()) {
-      if (std::string problem = SeccompOnlyProblem(p); !problem.empty()) return usage(problem);
+  if (has_partitions && (f.layer == "preload" || f.layer == "shim")) {
+    return usage("--layer " + f.layer +
+                 ": partitions need the seccomp layer (use --layer auto, seccomp or both)");
+  }
+
+  for (size_t i = 0; i < programs.size(); ++i) {
+    Program& prog = programs[i];
+    const std::string who = i == 0 ? "" : "--with " + prog.name + ": ";
+    if (f.layer == "auto") {
+      const char* path_env = std::getenv("PATH");
+      absl::StatusOr<std::string> program =
+          fault::exec::ResolveProgram(prog.command[0], path_env ? path_env : "/usr/bin:/bin");
+      absl::StatusOr<fault::exec::Linkage> linkage =
+          program.ok() ? fault::exec::ProgramLinkage(*program)
+                       : absl::StatusOr<fault::exec::Linkage>(program.status());
+      if (linkage.ok() && *linkage == fault::exec::Linkage::kStatic) {
+        prog.use_shim = false;
+        prog.use_seccomp = true;
+        if (!o.quiet) {
+          std::cerr << "fault exec: " << who << prog.command[0]
+                    << " is statically linked: using the seccomp layer alone\n";
+        }
+      } else {
+        prog.use_seccomp = families != 0;
+      }
+    } else if (f.layer == "seccomp") {
+      prog.use_shim = false;
+      prog.use_seccomp = true;
+    } else if (f.layer == "both") {
+      prog.use_seccomp = true;
+    }
+    if (!prog.use_shim) {
+      // Refuse what seccomp cannot do rather than run without it.
+      for (const fault::v1::Policy& p : policies->policies()) {
+        if (std::string problem = SeccompOnlyProblem(p); !problem.empty()) {
+          return usage(who + problem);
+        }
+      }
     }
   }
-  o.preload_shim = use_shim;
-  std::unique_ptr<fault::seccomp::SeccompExecLayer> seccomp;
-  if (use_seccomp) {
-    seccomp = std::make_unique<fault::seccomp::SeccompExecLayer>(
+
+  std::unique_ptr<fault::seccomp::PartitionMap> partition_map;
+  if (has_partitions) partition_map = std::make_unique<fault::seccomp::PartitionMap>();
+  std::vector<std::unique_ptr<fault::seccomp::SeccompExecLayer>> seccomp_layers;
+  auto seccomp_for = [&](const Program& prog) -> fault::exec::ExecLayer* {
+    if (!prog.use_seccomp) return nullptr;
+    seccomp_layers.push_back(std::make_unique<fault::seccomp::SeccompExecLayer>(
         fault::seccomp::SeccompExecLayer::Options{.families_mask = families,
-                                                  .program = o.command[0]});
-    o.layers.push_back(seccomp.get());
+                                                  .program = prog.name,
+                                                  .partitions = partition_map.get()}));
+    return seccomp_layers.back().get();
+  };
+  o.preload_shim = programs[0].use_shim;
+  if (fault::exec::ExecLayer* layer = seccomp_for(programs[0])) o.layers.push_back(layer);
+  for (size_t i = 1; i < programs.size(); ++i) {
+    fault::exec::CompanionProgram c;
+    c.name = programs[i].name;
+    c.command = programs[i].command;
+    c.preload_shim = programs[i].use_shim;
+    if (fault::exec::ExecLayer* layer = seccomp_for(programs[i])) c.layers.push_back(layer);
+    o.companions.push_back(std::move(c));
   }
   return fault::exec::RunExec(o, std::cerr);
 }
@@ -208,6 +363,21 @@ void RegisterExecCommand(CLI::App& app) {
                    "families the policies cover; seccomp alone for static programs), "
                    "preload, seccomp or both")
       ->type_name("LAYER");
+  exec->add_option("--name", flags->name,
+                   "The program's name in partition(a, b) rules (default: its file name)")
+      ->type_name("NAME");
+  exec->add_option("--with", flags->with,
+                   "Also start COMMAND, named NAME, before the program and under the same "
+                   "policies (e.g. the server it talks to); stopped when the program ends; "
+                   "repeatable")
+      ->type_name("NAME=COMMAND");
+  exec->add_option("--wait-for", flags->wait_for,
+                   "Start the program only once HOST:PORT accepts TCP connections; "
+                   "repeatable")
+      ->type_name("HOST:PORT");
+  exec->add_option("--wait-timeout", flags->wait_timeout,
+                   "How long --wait-for waits (default 10s)")
+      ->type_name("DURATION");
   exec->add_option("command", flags->options.command, "PROGRAM ARGS...");
   // One value per occurrence, so that `--policy a.yaml -- prog` ends the
   // options at `--` instead of taking it as another value.

@@ -30,6 +30,9 @@ class ExecLayer {
   virtual ~ExecLayer() = default;
   virtual std::string name() const = 0;
   virtual uint64_t families_mask() const = 0;
+  // Whether the layer applies partition(a, b) rules (it was set up with the
+  // programs' names and sees every connect and send).
+  virtual bool handles_partitions() const { return false; }
   // `table` outlives the layer's use of it; the layer may read it from any
   // thread (seqlock readers never block the writer).
   virtual absl::Status Prepare(PolicyTable* table) = 0;

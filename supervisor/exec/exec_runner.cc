@@ -1,12 +1,15 @@
 #include "supervisor/exec/exec_runner.h"
 
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -72,6 +75,22 @@ class Runner {
   absl::Status CheckLayerFamilies(const fault_config& config) const;
   void FoldCounters();
   int Finish(int wait_status);
+  std::vector<ExecLayer*> AllLayers() const;
+  // Reaps a companion that exited, says so once.
+  void NoteCompanionExit(pid_t pid, int wait_status);
+  // Waits for --wait-for targets; "" when all accept, else why not. A
+  // terminating signal meanwhile sets *signal_out.
+  std::string WaitForTargets(const sigset_t& waited, int* signal_out);
+  // SIGTERM to each running companion's group, SIGKILL after a grace period.
+  void StopCompanions();
+
+  struct LiveCompanion {
+    const CompanionProgram* program;
+    pid_t pid;
+    bool running;
+  };
+  std::vector<LiveCompanion> companions_;
+  bool stopping_companions_ = false;
 
   const ExecOptions& o_;
   std::ostream& err_;
@@ -97,7 +116,7 @@ absl::StatusOr<CompiledTable> Runner::Compile(std::optional<uint64_t> seed) {
   c.seeds = o_.seeds != nullptr ? o_.seeds : &random_;
   c.run_duration_ns = o_.run_duration_ns;
   c.activate = !o_.scopes_only;
-  for (ExecLayer* layer : o_.layers) c.families_mask |= layer->families_mask();
+  for (ExecLayer* layer : AllLayers()) c.families_mask |= layer->families_mask();
   absl::StatusOr<CompiledTable> compiled = CompileTable(*set, c);
   if (compiled.ok()) Warn(warnings);
   return compiled;
@@ -137,9 +156,25 @@ absl::Status Runner::CheckLayerFamilies(const fault_config& config) const {
   static constexpr const char* kFamilies[] = {
       "",       "open",    "read",   "write",  "fsync",  "fdatasync", "connect", "accept",
       "send",   "recv",    "close",  "unlink", "rename", "mkdir",     "ftruncate"};
-  for (ExecLayer* layer : o_.layers) {
+  if (config.n_partitions != 0) {
+    // Every program must be under a layer that applies partitions.
+    auto covered = [](const std::vector<ExecLayer*>& layers) {
+      for (ExecLayer* layer : layers) {
+        if (layer->handles_partitions()) return true;
+      }
+      return false;
+    };
+    bool all = covered(o_.layers);
+    for (const CompanionProgram& c : o_.companions) all = all && covered(c.layers);
+    if (!all) {
+      return absl::FailedPreconditionError(
+          "the new policies add partitions, which this run was not set up for (the "
+          "programs must be named and under the seccomp layer from the start)");
+    }
+  }
+  for (ExecLayer* layer : AllLayers()) {
     uint64_t need = SyscallFamiliesMask(config);
-    if (config.n_partitions != 0) need |= uint64_t{1} << 6;  // partitions act on connect
+    if (config.n_partitions != 0) need |= (uint64_t{1} << 6) | (uint64_t{1} << 8);  // connect, send
     uint64_t missing = need & ~layer->families_mask();
     if (missing == 0) continue;
     std::vector<std::string> names;
@@ -215,6 +250,17 @@ int Runner::Run() {
     err_ << "fault exec: " << Msg(path.status()) << "\n";
     return kExitNotFound;
   }
+  std::vector<std::string> companion_paths;
+  for (const CompanionProgram& c : o_.companions) {
+    absl::StatusOr<std::string> p =
+        c.command.empty() ? absl::NotFoundError("empty command")
+                          : ResolveProgram(c.command[0], getenv("PATH"));
+    if (!p.ok()) {
+      err_ << "fault exec: --with " << c.name << ": " << Msg(p.status()) << "\n";
+      return kExitNotFound;
+    }
+    companion_paths.push_back(*p);
+  }
   if (!o_.events_path.empty()) {
     events_ = std::fopen(o_.events_path.c_str(), "we");
     if (events_ == nullptr) {
@@ -239,12 +285,17 @@ int Runner::Run() {
   table_->Publish(*current_.compiled.config);
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
+  if (absl::Status s = CheckLayerFamilies(*current_.compiled.config); !s.ok()) {
+    err_ << "fault exec: " << Msg(s) << "\n";
+    close_events();
+    return kExitUsage;
+  }
 
   std::vector<ExecLayer*> prepared;
   auto stop_layers = [&prepared] {
     for (ExecLayer* layer : prepared) layer->Stop();
   };
-  for (ExecLayer* layer : o_.layers) {
+  for (ExecLayer* layer : AllLayers()) {
     if (absl::Status s = layer->Prepare(table_.get()); !s.ok()) {
       err_ << "fault exec: layer " << layer->name() << ": " << Msg(s) << "\n";
       stop_layers();
@@ -261,6 +312,47 @@ int Runner::Run() {
   if (o_.reload_signal != 0) sigaddset(&waited, o_.reload_signal);
   pthread_sigmask(SIG_BLOCK, &waited, &original);
 
+  auto give_up = [&](int status) {
+    StopCompanions();
+    stop_layers();
+    pthread_sigmask(SIG_SETMASK, &original, nullptr);
+    Drain(true);
+    close_events();
+    return status;
+  };
+
+  for (size_t i = 0; i < o_.companions.size(); ++i) {
+    const CompanionProgram& c = o_.companions[i];
+    SpawnRequest request;
+    request.path = companion_paths[i];
+    request.argv = c.command;
+    request.env = BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
+                                        table_->fd(), kStubPageAddress);
+    request.inherit_fd = table_->fd();
+    request.child_mask = original;
+    request.layers = c.layers;
+    request.new_process_group = true;
+    absl::StatusOr<pid_t> pid = Spawn(request);
+    if (!pid.ok()) {
+      err_ << "fault exec: --with " << c.name << ": " << Msg(pid.status()) << "\n";
+      return give_up(absl::IsNotFound(pid.status()) ? kExitNotFound : kExitCannotExecute);
+    }
+    companions_.push_back({&c, *pid, true});
+    for (ExecLayer* layer : c.layers) {
+      if (absl::Status s = layer->Started(*pid); !s.ok()) {
+        err_ << "fault: layer " << layer->name() << " of " << c.name << ": " << Msg(s)
+             << " (the program runs without it)\n";
+      }
+    }
+  }
+  if (!o_.wait_for.empty()) {
+    int signal = 0;
+    if (std::string why = WaitForTargets(waited, &signal); !why.empty()) {
+      err_ << "fault exec: " << why << "\n";
+      return give_up(signal != 0 ? 128 + signal : kExitInternal);
+    }
+  }
+
   SpawnRequest request;
   request.path = *path;
   request.argv = o_.command;
@@ -270,11 +362,8 @@ int Runner::Run() {
   request.layers = o_.layers;
   absl::StatusOr<pid_t> child = Spawn(request);
   if (!child.ok()) {
-    pthread_sigmask(SIG_SETMASK, &original, nullptr);
     err_ << "fault exec: " << Msg(child.status()) << "\n";
-    stop_layers();
-    close_events();
-    return absl::IsNotFound(child.status()) ? kExitNotFound : kExitCannotExecute;
+    return give_up(absl::IsNotFound(child.status()) ? kExitNotFound : kExitCannotExecute);
   }
   for (ExecLayer* layer : o_.layers) {
     if (absl::Status s = layer->Started(*child); !s.ok()) {
@@ -287,8 +376,22 @@ int Runner::Run() {
   int64_t drain_interval = kDrainMinIntervalNs;
   int64_t next_drain = MonotonicNowNs() + drain_interval;
   for (;;) {
-    pid_t done = waitpid(*child, &wait_status, WNOHANG);
-    if (done == *child) break;
+    bool child_done = false;
+    if (companions_.empty()) {
+      child_done = waitpid(*child, &wait_status, WNOHANG) == *child;
+    } else {
+      int st = 0;
+      pid_t done;
+      while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (done == *child) {
+          wait_status = st;
+          child_done = true;
+        } else {
+          NoteCompanionExit(done, st);
+        }
+      }
+    }
+    if (child_done) break;
     int64_t now = MonotonicNowNs();
     if (now >= next_drain) {
       uint64_t drained_before = events_written_;
@@ -314,13 +417,126 @@ int Runner::Run() {
     // the program included: forwarding those would deliver them twice.
     if (info.si_code == SI_KERNEL) continue;
     kill(*child, sig);
+    for (const LiveCompanion& c : companions_) {
+      if (c.running) kill(-c.pid, sig);
+    }
   }
+  StopCompanions();
   stop_layers();
   pthread_sigmask(SIG_SETMASK, &original, nullptr);
   Drain(true);
   FoldCounters();
   close_events();
   return Finish(wait_status);
+}
+
+std::vector<ExecLayer*> Runner::AllLayers() const {
+  std::vector<ExecLayer*> all = o_.layers;
+  for (const CompanionProgram& c : o_.companions) {
+    all.insert(all.end(), c.layers.begin(), c.layers.end());
+  }
+  return all;
+}
+
+void Runner::NoteCompanionExit(pid_t pid, int wait_status) {
+  for (LiveCompanion& c : companions_) {
+    if (c.pid != pid || !c.running) continue;
+    c.running = false;
+    if (stopping_companions_) return;  // even with --quiet: not part of the summary
+    std::string how = WIFSIGNALED(wait_status)
+                          ? "was killed by " + SignalName(WTERMSIG(wait_status))
+                          : absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
+    err_ << "fault: " << c.program->name << " (--with, pid " << pid << ") " << how << "\n";
+    return;
+  }
+}
+
+std::string Runner::WaitForTargets(const sigset_t& waited, int* signal_out) {
+  const int64_t deadline = MonotonicNowNs() + o_.wait_timeout_ns;
+  for (const WaitTarget& t : o_.wait_for) {
+    for (;;) {
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      hints.ai_flags = AI_NUMERICSERV;
+      addrinfo* res = nullptr;
+      const std::string port = std::to_string(t.port);
+      int gai = getaddrinfo(t.host.c_str(), port.c_str(), &hints, &res);
+      if (gai != 0) return absl::StrCat("--wait-for ", t.text, ": ", gai_strerror(gai));
+      bool up = false;
+      for (addrinfo* a = res; a != nullptr && !up; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) continue;
+        up = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+        close(fd);
+      }
+      freeaddrinfo(res);
+      if (up) break;
+      for (LiveCompanion& c : companions_) {
+        int st = 0;
+        if (c.running && waitpid(c.pid, &st, WNOHANG) == c.pid) {
+          c.running = false;
+          return absl::StrCat(
+              "--wait-for ", t.text, ": ", c.program->name, " ",
+              WIFSIGNALED(st) ? "was killed by " + SignalName(WTERMSIG(st))
+                              : absl::StrCat("exited with status ", WEXITSTATUS(st)),
+              " before anything accepted connections there");
+        }
+      }
+      const int64_t now = MonotonicNowNs();
+      if (now >= deadline) {
+        return absl::StrCat("--wait-for ", t.text, ": nothing accepted connections within ",
+                            o_.wait_timeout_ns / 1'000'000, " ms");
+      }
+      const int64_t nap = std::min<int64_t>(deadline - now, 50'000'000);
+      timespec timeout{nap / 1000000000, nap % 1000000000};
+      siginfo_t info;
+      int sig = sigtimedwait(&waited, &info, &timeout);
+      if (sig > 0 && sig == o_.reload_signal) {
+        Reload();
+      } else if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
+        *signal_out = sig;
+        return absl::StrCat("--wait-for ", t.text, ": interrupted by ", SignalName(sig));
+      }
+    }
+  }
+  return "";
+}
+
+void Runner::StopCompanions() {
+  stopping_companions_ = true;
+  auto reap = [this] {
+    bool any = false;
+    for (LiveCompanion& c : companions_) {
+      int st = 0;
+      if (c.running && waitpid(c.pid, &st, WNOHANG) == c.pid) c.running = false;
+      any = any || c.running;
+    }
+    return any;
+  };
+  for (const LiveCompanion& c : companions_) {
+    if (!c.running) continue;
+    kill(-c.pid, SIGTERM);
+    kill(c.pid, SIGTERM);
+  }
+  // Up to 3 s for a clean exit, in bounded steps.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (int step = 0; step < 150 && reap(); ++step) {
+    timespec nap{0, 20'000'000};
+    sigtimedwait(&chld, nullptr, &nap);
+  }
+  for (LiveCompanion& c : companions_) {
+    if (!c.running) continue;
+    kill(-c.pid, SIGKILL);
+    kill(c.pid, SIGKILL);
+    int st = 0;
+    while (waitpid(c.pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    c.running = false;
+  }
+  // Whatever else of the groups is left (a companion's children).
+  for (const LiveCompanion& c : companions_) kill(-c.pid, SIGKILL);
 }
 
 int Runner::Finish(int wait_status) {

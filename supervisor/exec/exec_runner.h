@@ -32,6 +32,25 @@ inline constexpr int kExitInternal = 125;     // fault failed before the program
 inline constexpr int kExitCannotExecute = 126;
 inline constexpr int kExitNotFound = 127;
 
+// A program started before the main one under the same supervisor, policy
+// table and layers (`fault exec --with NAME=COMMAND`), e.g. the server the
+// main program talks to. It runs in a process group of its own and is
+// stopped (SIGTERM, then SIGKILL) when the main program ends.
+struct CompanionProgram {
+  std::string name;
+  std::vector<std::string> command;
+  bool preload_shim = true;
+  std::vector<ExecLayer*> layers;
+};
+
+// An address that must accept TCP connections before the main program
+// starts (`--wait-for HOST:PORT`).
+struct WaitTarget {
+  std::string host;
+  uint16_t port = 0;
+  std::string text;  // as the user wrote it, for messages
+};
+
 struct ExecOptions {
   std::vector<std::string> policy_files;
   std::vector<std::string> uses;                  // --use NAME; empty: all
@@ -47,6 +66,9 @@ struct ExecOptions {
   bool preload_shim = true;                       // false: other layers only
   std::vector<std::string> command;
   std::vector<ExecLayer*> layers;                 // besides the shim
+  std::vector<CompanionProgram> companions;       // started first, in order
+  std::vector<WaitTarget> wait_for;               // then these must accept
+  int64_t wait_timeout_ns = 10'000'000'000;
   SeedSource* seeds = nullptr;                    // null: RandomSeedSource
 };
 

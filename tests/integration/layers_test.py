@@ -103,15 +103,6 @@ class StaticProgramTest(unittest.TestCase):
         self.assertIn('policy "cli": link effects (latency, loss, rate, ...) need the preload '
                       "shim, which cannot run in this program", r.stderr)
 
-    def test_partition_is_refused_not_ignored(self):
-        policy = os.path.join(self.dir.name, "p.yaml")
-        with open(policy, "w") as f:
-            f.write("split:\n  partition: [api, db]\n")
-        r = fault_exec(["--policy", policy, "--", "true"])
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn('policy "split": partition needs two programs under one supervisor',
-                      r.stderr)
-
     def test_unknown_layer_is_a_usage_error(self):
         r = fault_exec(["--layer", "ebpf", "--", "true"])
         self.assertEqual(r.returncode, 2)
