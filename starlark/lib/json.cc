@@ -235,13 +235,13 @@ class Encoder {
     Encoder* e_;
   };
 
-  // Runs f; a failure inside is prefixed with `where`.
-  template <typename F>
-  void Nested(const std::string& where, F f) {
+  // Emits v; a failure inside is prefixed with where() (built only then).
+  template <typename W>
+  void Nested(const Value& v, W where) {
     try {
-      f();
+      Emit(v);
     } catch (EvalError& e) {
-      e.msg = absl::StrCat(where, ": ", e.msg);
+      e.msg = absl::StrCat(where(), ": ", e.msg);
       throw;
     }
   }
@@ -261,20 +261,23 @@ class Encoder {
       if (i > 0) out_.push_back(',');
       QuoteJson(&out_, items[i].first);
       out_.push_back(':');
-      Nested(absl::StrCat("in ", TypeName(x), " key ",
-                          Repr(Str(items[i].first))),
-             [&] { Emit(items[i].second); });
+      Nested(items[i].second, [&] {
+        return absl::StrCat("in ", TypeName(x), " key ",
+                            Repr(Str(items[i].first)));
+      });
     }
     out_.push_back('}');
   }
 
   void EmitArray(const Value& x) {
     out_.push_back('[');
-    std::vector<Value> elems = ToVector(th_, x);
-    for (size_t i = 0; i < elems.size(); i++) {
+    // Lazily (a range is not materialised); the iterator also guards the
+    // list against mutation.
+    Iterator it(x);
+    Value e;
+    for (size_t i = 0; it.Next(&e); i++) {
       if (i > 0) out_.push_back(',');
-      Nested(absl::StrCat("at ", TypeName(x), " index ", i),
-             [&] { Emit(elems[i]); });
+      Nested(e, [&] { return absl::StrCat("at ", TypeName(x), " index ", i); });
     }
     out_.push_back(']');
   }
@@ -291,7 +294,7 @@ class Encoder {
       if (i > 0) out_.push_back(',');
       QuoteJson(&out_, names[i]);
       out_.push_back(':');
-      Nested(absl::StrCat("in field .", names[i]), [&] { Emit(v); });
+      Nested(v, [&] { return absl::StrCat("in field .", names[i]); });
     }
     out_.push_back('}');
   }

@@ -439,11 +439,12 @@ const char* const kLongDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
 // Zero-padded (or with `pad`) decimal of v in at least `width` digits; a
 // negative value gets a leading '-'.
 void AppendInt(std::string* out, int64_t v, int width, char pad = '0') {
+  uint64_t u = static_cast<uint64_t>(v);
   if (v < 0) {
     out->push_back('-');
-    v = -v;
+    u = -u;  // also right for INT64_MIN (an infinite past time's year)
   }
-  std::string d = std::to_string(v);
+  std::string d = std::to_string(u);
   if (static_cast<int>(d.size()) < width) out->append(width - d.size(), pad);
   out->append(d);
 }
@@ -480,6 +481,8 @@ Fields Breakdown(absl::Time t, const Zone& z) {
   Fields f;
   f.cs = ci.cs;
   f.nsec = absl::ToInt64Nanoseconds(ci.subsecond);
+  // Infinite times (saturated arithmetic) have an infinite subsecond.
+  if (f.nsec < 0 || f.nsec > 999'999'999) f.nsec = f.nsec < 0 ? 0 : 999'999'999;
   f.offset = ci.offset;
   if (!z.abbr.empty()) {
     f.abbr = z.abbr;
@@ -1374,14 +1377,18 @@ Value MakeTime(Thread&, const Value&, const Args& a) {
               {"nanosecond?", &nsec},
               {"location?", &location}});
   // Bounds that keep the normalisation of the fields (month 13 is January
-  // of the next year, as in Go) far from overflow.
+  // of the next year, as in Go) far from overflow, and the result within
+  // absl::Time's finite range (about 2.9e11 years).
   constexpr int64_t kLimit = int64_t{1} << 40;
+  constexpr int64_t kYearLimit = 1'000'000'000;
   std::pair<const char*, int64_t> fields[] = {
       {"year", year},     {"month", month},   {"day", day},
       {"hour", hour},     {"minute", minute}, {"second", second}};
-  for (auto& [name, v] : fields)
-    if (v < -kLimit || v > kLimit)
+  for (auto& [name, v] : fields) {
+    int64_t limit = name[0] == 'y' ? kYearLimit : kLimit;
+    if (v < -limit || v > limit)
       Fail(absl::StrCat("time.time: ", name, " ", v, " out of range"));
+  }
   Zone z = ZoneOrFail("time.time", location);
   absl::CivilSecond cs(year, month, day, hour, minute, second);
   return NewHost<TimeValue>(
