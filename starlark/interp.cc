@@ -589,8 +589,14 @@ Value Eval::EvalBinary(Frame& fr, const BinaryExpr* b) {
       }
     }
   }
-  Value x = Expr(fr, b->x.get());
-  Value y = Expr(fr, b->y.get());
+  // Locals and literals are used in place (see BorrowedArgs).
+  Value xo, yo;
+  const Value* px = Peek(fr, b->x.get());
+  if (!px) px = &(xo = Expr(fr, b->x.get()));
+  const Value* py = Peek(fr, b->y.get());
+  if (!py) py = &(yo = Expr(fr, b->y.get()));
+  const Value& x = *px;
+  const Value& y = *py;
   if (BothSmall(x, y)) {
     Value r;
     if (SmallIntOp(b->op, x.small(), y.small(), &r)) return r;
@@ -980,10 +986,14 @@ Flow Eval::ExecStmt(Frame& fr, const Stmt* s) {
         if (a->lhs->kind == EK::kIndex) {
           Value v = Expr(fr, a->rhs.get());
           auto* ix = static_cast<const IndexExpr*>(a->lhs.get());
-          Value x = Expr(fr, ix->x.get());
-          Value k = Expr(fr, ix->index.get());
+          // Locals and literals are used in place (see BorrowedArgs).
+          Value xo, ko;
+          const Value* px = Peek(fr, ix->x.get());
+          if (!px) px = &(xo = Expr(fr, ix->x.get()));
+          const Value* pk = Peek(fr, ix->index.get());
+          if (!pk) pk = &(ko = Expr(fr, ix->index.get()));
           fr.tf->pos = ix->pos;
-          SetIndex(x, k, std::move(v));
+          SetIndex(*px, *pk, std::move(v));
           return Flow::kNormal;
         }
         // `a, b = x, y`: both right-hand values first, no tuple.
