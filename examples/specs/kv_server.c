@@ -5,7 +5,9 @@
  *
  * One command per connection: "PING" -> "PONG", "SET key value" -> the
  * pair is appended to LOG_PATH and fsync'ed, then "OK", or "ERR <why>" when
- * the write or the fsync failed. */
+ * the write or the fsync failed; "PID" -> "PID <process id>" (which process
+ * answered: a shared service answers with the same one in every cell);
+ * "QUIT" -> "BYE", then the server exits with status 3 (a crash, for tests). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +57,14 @@ int main(int argc, char** argv) {
     line[strcspn(line, "\r\n")] = 0;
     if (strcmp(line, "PING") == 0) {
       reply(c, "PONG\n");
+    } else if (strcmp(line, "PID") == 0) {
+      char out[32];
+      snprintf(out, sizeof(out), "PID %ld\n", (long)getpid());
+      reply(c, out);
+    } else if (strcmp(line, "QUIT") == 0) {
+      reply(c, "BYE\n");
+      close(c);
+      return 3;
     } else if (strncmp(line, "SET ", 4) == 0) {
       char out[600];
       int fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -16,13 +16,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
@@ -210,11 +214,152 @@ class Watchdog {
   std::thread worker_;  // last: starts after the members it uses
 };
 
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+off_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+// Bytes [from, end of file) of `path`.
+std::string ReadFrom(const std::string& path, off_t from) {
+  std::ifstream f(path, std::ios::binary);
+  f.seekg(from);
+  return std::string((std::istreambuf_iterator<char>(f)),
+                     std::istreambuf_iterator<char>());
+}
+
+bool WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f.write(text.data(), text.size())) return false;
+  }
+  return rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+// True once `pid` has started a child. fault exec blocks the signals it
+// handles (SIGHUP among them) before it starts the program; before that, a
+// SIGHUP would end it. (Its signal mask cannot be read from /proc instead:
+// while fault exec waits in sigtimedwait the kernel shows them unblocked.)
+bool HasChild(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  std::string first;
+  return static_cast<bool>(f >> first);
+}
+
+// The policy between cells: for every syscall family a cell faults, a rule
+// that never fires (only call number 999999999999999999). It keeps those
+// families in the seccomp filter `fault exec` builds at start, which a
+// reload cannot extend (docs/exec.md), and applies no fault.
+constexpr char kBetweenCells[] = "between_cells";
+constexpr uint64_t kNeverCall = 999'999'999'999'999'999;
+
+fault::v1::Policy BetweenCellsPolicy(const std::set<int>& families) {
+  fault::v1::Policy p;
+  p.set_name(kBetweenCells);
+  std::set<int> fs = families;
+  if (fs.empty()) fs.insert(fault::v1::SyscallFault::FAMILY_OPEN);
+  for (int f : fs) {
+    fault::v1::SyscallFault* r = p.add_syscalls();
+    r->set_family(static_cast<fault::v1::SyscallFault::Family>(f));
+    r->set_action(fault::v1::SyscallFault::ACTION_DENY);
+    r->set_errno_name("EIO");
+    r->set_probability_ppm(1'000'000);
+    r->mutable_when()->set_first(kNeverCall);
+    r->mutable_when()->set_last(kNeverCall);
+    r->mutable_when()->set_step(1);
+  }
+  return p;
+}
+
+std::string PolicyYaml(const fault::v1::Policy& p) {
+  fault::v1::PolicySet set;
+  *set.add_policies() = p;
+  return fault::policy::FormatPolicySet(set);
+}
+
+// A service started once and kept across cells (service(..., shared=True)).
+// When some cell of the run faults it, it runs under
+// `fault exec --reload-on SIGHUP --policy DIR/policy.yaml`: the runner
+// writes the cell's policy there and signals before the scenario, and the
+// between-cells policy after it. `fault exec` prints "fault: reloaded ..."
+// (or "fault: reload failed ...") once it has drained the events of the
+// previous policies and published the new ones; the runner waits for that
+// line in the service's log. A cell's events are those whose time lies
+// between the signal that applied its policy and the acknowledgement of
+// the one that removed it: no other policy fires in that window, so events
+// of one cell never land in another's report.
+struct SharedService {
+  std::shared_ptr<ServiceDef> def;
+  std::string dir;          // {dir}, and the files below
+  std::string log, events;  // DIR.log, DIR.events.jsonl
+  std::string policy_file;  // DIR/policy.yaml (reloaded)
+  bool reloads = false;     // some cell of the run faults it
+  std::string layer;        // --layer for fault exec, or ""
+  std::string between_yaml;
+  Proc proc;  // pid -1: not running
+  int starts = 0;
+  off_t log_read = 0;     // how far the log has been scanned for acks
+  off_t events_read = 0;  // how far the events have been read
+  // The current cell.
+  off_t cell_log_start = 0;
+  bool live_in_cell = false;  // running and ready during the cell
+  bool cell_policy = false;   // the cell's policy was applied
+  int64_t window_start_ns = 0, window_end_ns = 0;
+};
+
+// Waits for fault exec's answer to a reload signal, reading the log from
+// `sh->log_read`. Returns "" when reloaded, else why not.
+std::string AwaitReloadAck(SharedService* sh, absl::Time until) {
+  static constexpr absl::string_view kOk = "fault: reloaded ";
+  static constexpr absl::string_view kFailed = "fault: reload failed";
+  std::string pending;
+  for (int attempt = 0;; ++attempt) {
+    std::string more = ReadFrom(sh->log, sh->log_read);
+    size_t used = 0;
+    for (size_t nl; (nl = more.find('\n', used)) != std::string::npos;
+         used = nl + 1) {
+      absl::string_view line(more.data() + used, nl - used);
+      if (absl::StartsWith(line, kOk)) {
+        sh->log_read += nl + 1;
+        return "";
+      }
+      if (absl::StartsWith(line, kFailed)) {
+        sh->log_read += nl + 1;
+        return std::string(line);
+      }
+    }
+    sh->log_read += used;
+    if (Reap(&sh->proc, false))
+      return absl::StrCat("it exited (", DescribeStatus(sh->proc.status), ")");
+    if (absl::Now() >= until) return "fault exec did not acknowledge the reload";
+    absl::SleepFor(absl::Milliseconds(attempt < 100 ? 2 : 10));
+  }
+}
+
+// Writes `yaml` as the service's policy and has fault exec reload it.
+std::string ReloadShared(SharedService* sh, const std::string& yaml,
+                         absl::Time until) {
+  if (!WriteFileAtomically(sh->policy_file, yaml))
+    return absl::StrCat("cannot write ", sh->policy_file, ": ",
+                        strerror(errno));
+  while (!HasChild(sh->proc.pid)) {
+    if (Reap(&sh->proc, false))
+      return absl::StrCat("it exited (", DescribeStatus(sh->proc.status), ")");
+    if (absl::Now() >= until) return "fault exec did not start";
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  kill(sh->proc.pid, SIGHUP);
+  return AwaitReloadAck(sh, until);
+}
+
 class CellRunner {
  public:
   CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
-             bool seccomp)
-      : spec_(spec), o_(o), dir_(dir), seccomp_(seccomp) {}
+             bool seccomp,
+             std::map<const ServiceDef*, SharedService>* shared)
+      : spec_(spec), o_(o), dir_(dir), seccomp_(seccomp), shared_(*shared) {}
 
   CellResult Run(const Cell& cell) {
     CellResult r;
@@ -227,26 +372,42 @@ class CellRunner {
                      fault::policy::FormatDuration(
                          absl::ToInt64Nanoseconds(o_.cell_timeout)),
                      " (--cell-timeout)");
+    for (auto& [def, sh] : shared_) {
+      sh.cell_policy = false;
+      sh.live_in_cell = false;
+      sh.cell_log_start = FileSize(sh.log);
+    }
     std::vector<Proc> procs(spec_.services.size());
     std::string message = StartAndRun(cell, deadline, timeout_msg, &procs, &r);
     for (auto& p : procs) Stop(&p, o_.stop_grace);
+    if (std::string m = FinishShared(); !m.empty())
+      message = message.empty() ? m : absl::StrCat(message, "\n", m);
     // Events of every service, in service order.
     std::vector<int> target_events(spec_.services.size(), 0);
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
-      std::ifstream f(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
-      std::string line;
-      while (std::getline(f, line)) {
-        nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
-        if (e.is_discarded()) continue;
+      std::vector<nlohmann::json> events;
+      std::string log;
+      if (svc->shared) {
+        events = SharedEvents(&shared_.at(svc.get()));
+        log = SharedLog(shared_.at(svc.get()));
+      } else {
+        std::ifstream f(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
+        std::string line;
+        while (std::getline(f, line)) {
+          nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
+          if (!e.is_discarded()) events.push_back(std::move(e));
+        }
+        log = ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10);
+      }
+      for (auto& e : events) {
         e["service"] = svc->name;
         r.events.push_back(std::move(e));
         target_events[i]++;
       }
-      std::string log =
-          ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10);
       if (!log.empty())
-        absl::StrAppend(&r.output, "--- service ", svc->name, " ---\n", log,
+        absl::StrAppend(&r.output, "--- service ", svc->name,
+                        svc->shared ? " (shared) ---\n" : " ---\n", log,
                         log.back() == '\n' ? "" : "\n");
     }
     if (message.empty() && cell.fault && cell.fault->expect_events) {
@@ -274,6 +435,150 @@ class CellRunner {
   }
 
  private:
+  bool Targets(const Cell& cell, const ServiceDef* svc) const {
+    if (!cell.fault) return false;
+    for (auto& t : cell.fault->targets)
+      if (t.get() == svc) return true;
+    return false;
+  }
+
+  // The argv of `fault exec` for a service.
+  std::vector<std::string> ExecArgv(const std::string& events) {
+    return {o_.fault_binary, "exec", "--seed", absl::StrCat(o_.seed),
+            "--events", events};
+  }
+
+  // Starts a shared service that is not running (its readiness is checked
+  // with the cell's services).
+  std::string StartShared(SharedService* sh) {
+    ServiceDef& svc = *sh->def;
+    svc.current_ports.clear();
+    for (auto& [name, port] : svc.ports)
+      svc.current_ports[name] = port == 0 ? FreePort() : port;
+    svc.current_dir = sh->dir;
+    std::vector<std::string> argv = ExecArgv(sh->events);
+    if (sh->reloads) {
+      // Not --quiet: the runner reads fault exec's reload acknowledgements.
+      if (!WriteFileAtomically(sh->policy_file, sh->between_yaml))
+        return absl::StrCat("shared service \"", svc.name, "\": cannot write ",
+                            sh->policy_file, ": ", strerror(errno));
+      argv.insert(argv.end(),
+                  {"--policy", sh->policy_file, "--reload-on", "SIGHUP"});
+    } else {
+      argv.push_back("--quiet");
+    }
+    if (!sh->layer.empty()) argv.insert(argv.end(), {"--layer", sh->layer});
+    argv.push_back("--");
+    for (auto& a : svc.command) argv.push_back(Substitute(a, svc));
+    std::vector<std::pair<std::string, std::string>> env;
+    for (auto& [k, v] : svc.env) env.emplace_back(k, Substitute(v, svc));
+    sh->log_read = FileSize(sh->log);
+    sh->events_read = 0;  // fault exec truncates its --events file
+    auto pid = Spawn(argv, env, sh->log);
+    if (!pid.ok())
+      return absl::StrCat("service \"", svc.name, "\": ", pid.status().message());
+    sh->proc = Proc{*pid};
+    sh->starts++;
+    return "";
+  }
+
+  // Whether a running shared service has ended: fault exec exited, or its
+  // program did (fault exec then exits too: wait for it, briefly).
+  bool SharedEnded(SharedService* sh) {
+    if (Reap(&sh->proc, false)) return true;
+    if (HasChild(sh->proc.pid)) return false;
+    absl::Time until = absl::Now() + o_.stop_grace;
+    while (!Reap(&sh->proc, false) && absl::Now() < until)
+      absl::SleepFor(absl::Milliseconds(5));
+    if (!sh->proc.exited) {
+      // fault exec outlived its program: stop it and report that.
+      Stop(&sh->proc, absl::ZeroDuration());
+    }
+    return true;
+  }
+
+  void StopShared(SharedService* sh, absl::Duration grace) {
+    Stop(&sh->proc, grace);
+    sh->proc = Proc{};
+  }
+
+  // After a cell: the between-cells policy for the shared services that had
+  // the cell's, and a shared service that died during the cell fails it.
+  std::string FinishShared() {
+    std::vector<std::string> msgs;
+    for (auto& [def, sh] : shared_) {
+      if (sh.proc.pid < 0) continue;
+      if (SharedEnded(&sh)) {
+        if (sh.live_in_cell) {
+          // The program's last lines, without fault exec's summary.
+          std::string log;
+          for (absl::string_view line : absl::StrSplit(
+                   ReadFrom(sh.log, sh.cell_log_start), '\n', absl::SkipEmpty()))
+            if (!absl::StartsWith(line, "fault: "))
+              absl::StrAppend(&log, line, "\n");
+          msgs.push_back(absl::StrCat(
+              "shared service \"", def->name, "\" exited (",
+              DescribeStatus(sh.proc.status),
+              ") during the cell; it is started again for the next cell",
+              log.empty() ? "" : ":\n", Tail(log, 10)));
+        }
+        sh.window_end_ns = NowNs();
+        StopShared(&sh, absl::ZeroDuration());  // leftovers of its group
+        continue;
+      }
+      if (!sh.cell_policy) continue;
+      std::string err = ReloadShared(
+          &sh, sh.between_yaml, absl::Now() + o_.stop_grace + absl::Seconds(2));
+      sh.window_end_ns = NowNs();
+      if (!err.empty()) {
+        msgs.push_back(absl::StrCat(
+            "shared service \"", def->name,
+            "\": removing the cell's policy failed (", err,
+            "); it is stopped and started again for the next cell"));
+        StopShared(&sh, o_.stop_grace);
+      }
+    }
+    return absl::StrJoin(msgs, "\n");
+  }
+
+  // The events of a shared service in the current cell's window.
+  std::vector<nlohmann::json> SharedEvents(SharedService* sh) {
+    std::vector<nlohmann::json> out;
+    if (sh->cell_policy && sh->proc.pid >= 0) {
+      // fault exec drains its ring every 10 ms: an event written while the
+      // policy was being removed is in the file after the next drain.
+      absl::SleepFor(absl::Milliseconds(30));
+    }
+    std::string more = ReadFrom(sh->events, sh->events_read);
+    size_t used = 0;
+    for (size_t nl; (nl = more.find('\n', used)) != std::string::npos;
+         used = nl + 1) {
+      if (!sh->cell_policy) continue;
+      nlohmann::json e = nlohmann::json::parse(
+          more.begin() + used, more.begin() + nl, nullptr, false);
+      if (e.is_discarded() || !e.contains("time_ns")) continue;
+      int64_t t = e["time_ns"].get<int64_t>();
+      if (t >= sh->window_start_ns && t <= sh->window_end_ns)
+        out.push_back(std::move(e));
+    }
+    sh->events_read += used;
+    return out;
+  }
+
+  // What a shared service wrote during the cell, without fault exec's
+  // reload acknowledgements.
+  std::string SharedLog(const SharedService& sh) {
+    std::string log = ReadFrom(sh.log, sh.cell_log_start);
+    std::string out;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      if (absl::StartsWith(line, "fault: reloaded ")) continue;
+      absl::StrAppend(&out, line, "\n");
+    }
+    while (absl::EndsWith(out, "\n\n")) out.pop_back();
+    if (out == "\n") out.clear();
+    return out;
+  }
+
   // Returns the failure message, or "" when the cell passed.
   std::string StartAndRun(const Cell& cell, absl::Time deadline,
                           const std::string& timeout_msg,
@@ -285,7 +590,26 @@ class CellRunner {
       r->policy_yaml = fault::policy::FormatPolicySet(set);
       std::ofstream(policy_file) << r->policy_yaml;
     }
-    for (auto& svc : spec_.services) {
+    std::vector<Proc*> live(spec_.services.size());
+    std::vector<bool> check_ready(spec_.services.size(), true);
+    for (size_t i = 0; i < spec_.services.size(); ++i) {
+      auto& svc = spec_.services[i];
+      live[i] = &(*procs)[i];
+      if (svc->shared) {
+        SharedService& sh = shared_.at(svc.get());
+        live[i] = &sh.proc;
+        if (sh.proc.pid >= 0 && SharedEnded(&sh)) {
+          absl::StrAppend(&r->output, "shared service \"", svc->name,
+                          "\" exited (", DescribeStatus(sh.proc.status),
+                          ") between cells; starting it again\n");
+          StopShared(&sh, absl::ZeroDuration());
+        }
+        if (sh.proc.pid >= 0) {
+          check_ready[i] = false;
+          sh.live_in_cell = true;
+        }
+        continue;
+      }
       svc->current_ports.clear();
       for (auto& [name, port] : svc->ports)
         svc->current_ports[name] = port == 0 ? FreePort() : port;
@@ -294,17 +618,16 @@ class CellRunner {
     }
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
-      bool targeted = false;
-      if (cell.fault)
-        for (auto& t : cell.fault->targets) targeted |= t == svc;
-      std::vector<std::string> argv = {
-          o_.fault_binary,
-          "exec",
-          "--quiet",
-          "--seed",
-          absl::StrCat(o_.seed),
-          "--events",
-          absl::StrCat(dir_, "/", svc->name, ".events.jsonl")};
+      if (svc->shared) {
+        SharedService& sh = shared_.at(svc.get());
+        if (sh.proc.pid >= 0) continue;
+        if (std::string m = StartShared(&sh); !m.empty()) return m;
+        continue;
+      }
+      bool targeted = Targets(cell, svc.get());
+      std::vector<std::string> argv =
+          ExecArgv(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
+      argv.push_back("--quiet");
       if (targeted) {
         if (svc->static_binary && !seccomp_)
           return absl::StrCat(
@@ -329,30 +652,39 @@ class CellRunner {
     // Readiness, in definition order.
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
-      absl::Time until = std::min(deadline, absl::Now() + svc->ready_timeout);
-      for (int attempt = 0;; ++attempt) {
-        if (Reap(&(*procs)[i], false)) {
-          std::string log =
-              ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"));
-          return absl::StrCat("service \"", svc->name, "\" exited (",
-                              DescribeStatus((*procs)[i].status),
-                              ") before it was ready", log.empty() ? "" : ":\n",
-                              Tail(log, 10));
-        }
-        if (IsReady(*svc, until)) break;
-        if (absl::Now() >= until) {
-          if (until == deadline) return timeout_msg;
-          return absl::StrCat(
-              "service \"", svc->name, "\" was not ready after ",
-              fault::policy::FormatDuration(
-                  absl::ToInt64Nanoseconds(svc->ready_timeout)),
-              svc->ready_port.empty()
-                  ? " (ready command)"
-                  : absl::StrCat(" (port ", svc->ready_port, " ",
-                                 svc->current_ports[svc->ready_port], ")"));
-        }
-        absl::SleepFor(absl::Milliseconds(attempt < 20 ? 20 : 100));
+      if (!check_ready[i]) continue;
+      std::string log_path =
+          svc->shared ? shared_.at(svc.get()).log
+                      : absl::StrCat(dir_, "/", svc->name, ".log");
+      off_t log_from = svc->shared ? shared_.at(svc.get()).cell_log_start : 0;
+      std::string m = AwaitReady(*svc, live[i], log_path, log_from, deadline,
+                                 timeout_msg);
+      if (!m.empty()) {
+        // A shared service that never got ready is started again next time.
+        if (svc->shared) StopShared(&shared_.at(svc.get()), o_.stop_grace);
+        return m;
       }
+      if (svc->shared) shared_.at(svc.get()).live_in_cell = true;
+    }
+    // Shared services get the cell's fault now.
+    for (auto& svc : spec_.services) {
+      if (!svc->shared || !Targets(cell, svc.get())) continue;
+      SharedService& sh = shared_.at(svc.get());
+      if (svc->static_binary && !seccomp_)
+        return absl::StrCat(
+            "service \"", svc->name,
+            "\" is a static binary and this build's `fault exec` has no "
+            "seccomp layer (--layer seccomp): the faults of \"",
+            cell.fault->name, "\" cannot reach it");
+      sh.window_start_ns = NowNs();
+      std::string err = ReloadShared(&sh, r->policy_yaml, deadline);
+      if (!err.empty()) {
+        StopShared(&sh, o_.stop_grace);
+        return absl::StrCat("shared service \"", svc->name,
+                            "\": the cell's policy was not applied (", err,
+                            "); it is started again for the next cell");
+      }
+      sh.cell_policy = true;
     }
     // The scenario, then its expectation.
     CellContext ctx{deadline, timeout_msg};
@@ -397,6 +729,34 @@ class CellRunner {
     return "";
   }
 
+  // Waits until `svc` is ready; returns "" or why it is not.
+  std::string AwaitReady(ServiceDef& svc, Proc* p, const std::string& log_path,
+                         off_t log_from, absl::Time deadline,
+                         const std::string& timeout_msg) {
+    absl::Time until = std::min(deadline, absl::Now() + svc.ready_timeout);
+    for (int attempt = 0;; ++attempt) {
+      if (Reap(p, false)) {
+        std::string log = ReadFrom(log_path, log_from);
+        return absl::StrCat("service \"", svc.name, "\" exited (",
+                            DescribeStatus(p->status), ") before it was ready",
+                            log.empty() ? "" : ":\n", Tail(log, 10));
+      }
+      if (IsReady(svc, until)) return "";
+      if (absl::Now() >= until) {
+        if (until == deadline) return timeout_msg;
+        return absl::StrCat(
+            "service \"", svc.name, "\" was not ready after ",
+            fault::policy::FormatDuration(
+                absl::ToInt64Nanoseconds(svc.ready_timeout)),
+            svc.ready_port.empty()
+                ? " (ready command)"
+                : absl::StrCat(" (port ", svc.ready_port, " ",
+                               svc.current_ports[svc.ready_port], ")"));
+      }
+      absl::SleepFor(absl::Milliseconds(attempt < 20 ? 20 : 100));
+    }
+  }
+
   bool IsReady(ServiceDef& svc, absl::Time until) {
     if (!svc.ready_port.empty())
       return PortAccepts(svc.current_ports[svc.ready_port]);
@@ -419,6 +779,7 @@ class CellRunner {
   const RunOptions& o_;
   std::string dir_;
   bool seccomp_;
+  std::map<const ServiceDef*, SharedService>& shared_;
 };
 
 std::string Sanitize(absl::string_view s) {
@@ -458,6 +819,38 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     }
     return run;
   }
+  // Shared services: which run with reloads, and the syscall families their
+  // seccomp filter needs for every cell that faults them.
+  std::map<const ServiceDef*, SharedService> shared;
+  for (auto& svc : spec.services) {
+    if (!svc->shared) continue;
+    SharedService& sh = shared[svc.get()];
+    sh.def = svc;
+    std::string base_name = absl::StrCat(base, "/shared-", Sanitize(svc->name));
+    sh.dir = base_name;
+    mkdir(sh.dir.c_str(), 0755);
+    sh.log = base_name + ".log";
+    sh.events = base_name + ".events.jsonl";
+    sh.policy_file = base_name + ".policy.yaml";
+    std::set<int> families;
+    for (const Cell* c : cells) {
+      if (!c->fault) continue;
+      for (auto& t : c->fault->targets) {
+        if (t != svc) continue;
+        sh.reloads = true;
+        for (const auto& rule : c->fault->policy.syscalls())
+          families.insert(rule.family());
+      }
+    }
+    // A static program without a seccomp layer cannot be faulted at all:
+    // the cells that fault it fail (below), and it runs without a policy.
+    if (svc->static_binary && !seccomp) sh.reloads = false;
+    sh.between_yaml = PolicyYaml(BetweenCellsPolicy(families));
+    if (svc->static_binary && seccomp)
+      sh.layer = "seccomp";
+    else if (sh.reloads && families.empty())
+      sh.layer = "preload";  // as a fresh service with no syscall faults
+  }
   int total = static_cast<int>(cells.size());
   for (int i = 0; i < total; ++i) {
     const Cell& c = *cells[i];
@@ -466,11 +859,12 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
                      Sanitize(c.fault ? c.fault->name : "none"));
     mkdir(dir.c_str(), 0755);
     if (o.on_start) o.on_start(i, total, c.name());
-    CellRunner runner(spec, o, dir, seccomp);
+    CellRunner runner(spec, o, dir, seccomp, &shared);
     CellResult r = runner.Run(c);
     if (o.on_done) o.on_done(i, total, r);
     run.cells.push_back(std::move(r));
   }
+  for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
   if (!o.keep_dirs) {
     std::error_code ec;
     std::filesystem::remove_all(base, ec);

@@ -343,15 +343,18 @@ class Loader {
     CallSite site(th, args, &calls_);
     std::string name;
     Value command, env, ports, ready, ready_timeout = sl::Str("10s");
+    bool shared = false;
     Unpack(site, "service", args,
            {{"name", &name},
             {"command", &command},
             {"env?", &env},
             {"ports?", &ports},
             {"ready?", &ready},
-            {"ready_timeout?", &ready_timeout}});
+            {"ready_timeout?", &ready_timeout},
+            {"shared?", &shared}});
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
+    svc->shared = shared;
     svc->where = site.Call();
     if (!ValidName(name))
       FailPos(site.Param(0, "name"),

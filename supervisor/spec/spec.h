@@ -41,6 +41,9 @@ struct ServiceDef {
   std::vector<std::string> ready_command;          // or a command
   absl::Duration ready_timeout = absl::Seconds(10);
   bool static_binary = false;
+  // Started once and kept across cells; each cell's fault is applied by a
+  // policy reload (docs/spec.md, "Shared services").
+  bool shared = false;
 
   // Set by the runner for the cell being run.
   std::map<std::string, int> current_ports;

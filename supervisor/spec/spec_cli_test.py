@@ -6,6 +6,7 @@ usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,18 @@ FAULT, EXAMPLES, TESTDATA, KV_SERVER = sys.argv[1:5]
 def run(*args, timeout=240):
     p = subprocess.run([FAULT, *args], capture_output=True, text=True, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
+
+
+def answered_pids(junit_path):
+    """{cell name: the kv_server pid its scenario printed} from JUnit system-out."""
+    suite = ET.parse(junit_path).getroot().find("testsuite")
+    pids = {}
+    for tc in suite.iter("testcase"):
+        out = tc.find("system-out")
+        m = re.search(r"kv answered as PID (\d+)", out.text if out is not None and out.text else "")
+        if m:
+            pids[tc.get("name")] = int(m.group(1))
+    return pids
 
 
 def seccomp_layer_available():
@@ -104,11 +117,66 @@ class SpecCliTest(unittest.TestCase):
             with open(self.path("out.json")) as f:
                 cells = {c["name"]: c for c in json.load(f)["cells"]}
             self.assertEqual({e["layer"] for e in cells["set/fsync_fails"]["events"]}, {"seccomp"})
+            # kv is shared: one process answered in every cell, and each cell
+            # saw exactly its own fault, from that process.
+            pids = answered_pids(self.path("out.xml"))
+            self.assertEqual(set(pids), {"set/none", "set/fsync_fails", "set/kv_disk_full"})
+            self.assertEqual(len(set(pids.values())), 1, pids)
+            pid = pids["set/none"]
+
+            def seen(name):
+                return sorted({(e["op"], e["errno_name"], e["rule"], e["pid"])
+                               for e in cells[name]["events"]})
+
+            self.assertEqual(cells["set/none"]["events"], [])
+            self.assertEqual(seen("set/fsync_fails"), [("fsync", "EIO", "fsync_fails", pid)])
+            self.assertEqual(seen("set/kv_disk_full"), [("write", "ENOSPC", "kv_disk_full", pid)])
         else:
             self.assertEqual(rc, 1, out + err)
             self.assertEqual(lines[-1], "1 passed, 2 failed")
             self.assertIn("service \"kv\" is a static binary and this build's `fault exec` has no "
                           "seccomp layer", out)
+
+    def test_shared_service_restarts_after_it_dies(self):
+        if not seccomp_layer_available():
+            self.skipTest("no seccomp layer: the static kv_server cannot be faulted")
+        rc, out, err = run("test", os.path.join(TESTDATA, "shared_restart.star"), "--var",
+                           "kv_server=" + KV_SERVER, "--json", self.path("r.json"),
+                           "--junit", self.path("r.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "3 passed, 1 failed")
+        with open(self.path("r.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({n: c["status"] for n, c in cells.items()}, {
+            "before/none": "passed", "crash/none": "failed", "after/none": "passed",
+            "set/fsync_fails": "passed"})
+        self.assertEqual(cells["crash/none"]["message"],
+                         "shared service \"kv\" exited (exit status 3) during the cell; it is "
+                         "started again for the next cell")
+        pids = answered_pids(self.path("r.xml"))
+        self.assertNotEqual(pids["before/none"], pids["after/none"])  # started again
+        self.assertEqual(pids["after/none"], pids["set/fsync_fails"])  # and kept
+        # The new process took the next cell's fault by a reload.
+        self.assertEqual({(e["op"], e["errno_name"], e["pid"]) for e in cells["set/fsync_fails"]["events"]},
+                         {("fsync", "EIO", pids["set/fsync_fails"])})
+
+    def test_shared_dynamic_service(self):
+        rc, out, err = run("test", os.path.join(TESTDATA, "shared_notes.star"), "--json",
+                           self.path("n.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "5 passed, 0 failed")
+        with open(self.path("n.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        # count/none saw the notes of the earlier cells: one database, one
+        # service. Each cell has only its own fault's events.
+        effects = {n: {(e["effect"], e["rule"]) for e in c["events"]} for n, c in cells.items()}
+        self.assertEqual(effects["write/none"], set())
+        self.assertEqual(effects["write/disk_io_error"], {("deny", "disk_io_error")})
+        self.assertEqual(effects["write/slow_network"], {("latency", "slow_network")})
+        self.assertEqual(effects["again/none"], set())
+        self.assertEqual(effects["count/none"], set())
+        pids = {e["pid"] for c in cells.values() for e in c["events"]}
+        self.assertEqual(len(pids), 1, pids)
 
     def test_filter_and_seed(self):
         runs = []
@@ -160,7 +228,7 @@ class SpecCliTest(unittest.TestCase):
         spec = os.path.join(EXAMPLES, "kv.star")
         rc, out, err = run("test", spec)
         self.assertEqual((rc, out), (2, ""))
-        self.assertEqual(err, f"{spec}:11:20: key \"kv_server\" not in dict\n"
+        self.assertEqual(err, f"{spec}:16:20: key \"kv_server\" not in dict\n"
                               f"fault test: {spec}: spec error, nothing was run\n")
 
     def test_composition_conflict(self):

@@ -262,6 +262,23 @@ TEST(SpecTest, ServiceMustExist) {
             "\"/nonexistent/prog\" is not an executable file");
 }
 
+TEST(SpecTest, SharedService) {
+  auto spec = LoadSpec(
+      "t.star", std::string(kService) +
+                    "db = service(\"db\", command = [\"/bin/sleep\", \"60\"], "
+                    "shared = True)\n"
+                    "fault_matrix(scenarios = [scenario(\"s\", run = lambda: "
+                    "1)], faults = [None])\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE((*spec)->services[0]->shared);
+  EXPECT_TRUE((*spec)->services[1]->shared);
+  absl::Status st = LoadError(
+      "service(\"db\", command = [\"/bin/true\"], shared = \"yes\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in service: t.star:2:40: for parameter \"shared\": got "
+            "string, want bool");
+}
+
 TEST(SpecTest, Vars) {
   auto s = LoadSpec("t.star",
                     std::string(kService) +
