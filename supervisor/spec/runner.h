@@ -7,7 +7,9 @@
 //   RunResult r = RunSpec(*spec, o);
 //
 // Cells run one after another (services of two cells never overlap, so
-// fixed ports are safe). Every phase is bounded: readiness by the service's
+// fixed ports are safe). A shared service (service(..., shared=True))
+// starts once and gets each cell's policy by a reload of `fault exec`
+// (docs/spec.md, "Shared services"). Every phase is bounded: readiness by the service's
 // ready_timeout and the cell timeout, the scenario by the cell timeout
 // (its builtins wait at most until the cell's deadline, Starlark code is
 // cancelled), shutdown by SIGTERM then SIGKILL after `stop_grace`.
