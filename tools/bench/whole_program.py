@@ -57,6 +57,8 @@ class Peer:
     self.goal = goal              # the ratio the project aims at, if any
     self.instructions = instructions  # meaningful under callgrind
     self.slow = slow              # runs only every --slow-every rounds
+    self.vs = None                # another peer to compare with directly
+    self.by_round = {}            # round -> sample
     self.samples = []             # (loop_ns, loop_cpu_ns, wall_ns, cpu_ns)
     self.ratios = []              # the same four, per pair
 
@@ -123,6 +125,7 @@ def workload_static_io(build, tmp, rounds):
             "trace=connect", "-e", "inject=connect:error=ECONNREFUSED"],
            slow=True),
   ]
+  peers[1].vs = peers[0].name  # fault's filter against the floor
   what = ("%d rounds of pwrite+pread 4 KiB, lseek, getppid on a file "
           "(tools/bench/seccomp_workload.c, statically linked)" % rounds)
   return prog, args, parse, peers, what, sized
@@ -290,6 +293,7 @@ def main():
         after = run(cmd(bare), parse, tmp)
         bare.samples.append(after)
         p.samples.append(s)
+        p.by_round[rounds] = s
         p.ratios.append(tuple(s[i] / ((before[i] + after[i]) / 2)
                               for i in range(4)))
         if raw:
@@ -346,6 +350,21 @@ def main():
       verdict = " / ".join(words)
     print("| %s | %s | %s | %s | %s | %s |" % (
         p.name, cell(p, 0), cell(p, 1), cell(p, 2), cell(p, 3), verdict))
+  names = {p.name: p for p in runnable}
+  for p in runnable:
+    ref = names.get(p.vs)
+    if ref is None:
+      continue
+    same = [r for r in p.by_round if r in ref.by_round]
+    if not same:
+      continue
+    cells = []
+    for i in range(4):
+      m, lo, hi = median_ci([p.by_round[r][i] / ref.by_round[r][i]
+                             for r in same])
+      cells.append("%.3f× [%.3f, %.3f]" % (m, lo, hi))
+    print("| %s vs %s (same round) | %s |  |" % (p.name, ref.name,
+                                               " | ".join(cells)))
   if irs:
     print("\nUser-space instructions of the workload under callgrind (runs of "
           "1000 and 3000 rounds: the difference gives the cost per round, "
