@@ -131,7 +131,7 @@ uint32_t DecodeUtf8(std::string_view s, size_t i, int* len) {
 }
 }  // namespace
 
-bool Iterator::Next(Value* out) {
+bool Iterator::NextSlow(Value* out) {
   switch (kind_) {
     case Kind::kList: {
       auto& v = ListOf(x_)->v;

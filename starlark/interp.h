@@ -202,9 +202,19 @@ class Iterator {
   ~Iterator();
   Iterator(const Iterator&) = delete;
   Iterator& operator=(const Iterator&) = delete;
-  bool Next(Value* out);
+  bool Next(Value* out) {
+    // Lists (the common case of a for loop) inline.
+    if (kind_ == Kind::kList) {
+      auto& v = ListOf(x_)->v;
+      if (i_ >= v.size()) return false;
+      *out = v[i_++];
+      return true;
+    }
+    return NextSlow(out);
+  }
 
  private:
+  bool NextSlow(Value* out);
   Value x_;
   Kind kind_;
   size_t i_ = 0;

@@ -1320,9 +1320,33 @@ Value B_repr(Thread&, const Value&, const Args& a) {
 Value B_str(Thread&, const Value&, const Args& a) {
   CheckArgCount("str", a, 1, 1);
   if (a.pos[0].IsSmallInt()) {
+    // Two digits at a time, backwards from the end of the buffer (no
+    // length pass, unlike std::to_chars).
+    static constexpr char kPairs[] =
+        "0001020304050607080910111213141516171819"
+        "2021222324252627282930313233343536373839"
+        "4041424344454647484950515253545556575859"
+        "6061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char buf[24];
-    auto res = std::to_chars(buf, buf + sizeof buf, a.pos[0].small());
-    return Str(std::string_view(buf, res.ptr - buf));
+    char* end = buf + sizeof buf;
+    char* p = end;
+    int64_t v = a.pos[0].small();
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    while (u >= 100) {
+      const char* d = kPairs + 2 * (u % 100);
+      u /= 100;
+      *--p = d[1];
+      *--p = d[0];
+    }
+    if (u >= 10) {
+      *--p = kPairs[2 * u + 1];
+      *--p = kPairs[2 * u];
+    } else {
+      *--p = static_cast<char>('0' + u);
+    }
+    if (v < 0) *--p = '-';
+    return Str(std::string_view(p, end - p));
   }
   if (a.pos[0].Is(Kind::kString)) return a.pos[0];
   return Str(ToStr(a.pos[0]));
