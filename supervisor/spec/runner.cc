@@ -242,8 +242,11 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
 // handles (SIGHUP among them) before it starts the program; before that, a
 // SIGHUP would end it. (Its signal mask cannot be read from /proc instead:
 // while fault exec waits in sigtimedwait the kernel shows them unblocked.)
+// Without /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN) it cannot
+// tell and says true.
 bool HasChild(pid_t pid) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  if (!f.is_open()) return true;
   std::string first;
   return static_cast<bool>(f >> first);
 }
@@ -299,7 +302,6 @@ struct SharedService {
   std::string layer;        // --layer for fault exec, or ""
   std::string between_yaml;
   Proc proc;  // pid -1: not running
-  int starts = 0;
   off_t log_read = 0;     // how far the log has been scanned for acks
   off_t events_read = 0;  // how far the events have been read
   // The current cell.
@@ -314,20 +316,20 @@ struct SharedService {
 std::string AwaitReloadAck(SharedService* sh, absl::Time until) {
   static constexpr absl::string_view kOk = "fault: reloaded ";
   static constexpr absl::string_view kFailed = "fault: reload failed";
-  std::string pending;
   for (int attempt = 0;; ++attempt) {
     std::string more = ReadFrom(sh->log, sh->log_read);
     size_t used = 0;
     for (size_t nl; (nl = more.find('\n', used)) != std::string::npos;
          used = nl + 1) {
       absl::string_view line(more.data() + used, nl - used);
-      if (absl::StartsWith(line, kOk)) {
+      // Anywhere in the line: the program may have left a line unfinished.
+      if (absl::StrContains(line, kOk)) {
         sh->log_read += nl + 1;
         return "";
       }
-      if (absl::StartsWith(line, kFailed)) {
+      if (size_t at = line.find(kFailed); at != absl::string_view::npos) {
         sh->log_read += nl + 1;
-        return std::string(line);
+        return std::string(line.substr(at));
       }
     }
     sh->log_read += used;
@@ -478,7 +480,6 @@ class CellRunner {
     if (!pid.ok())
       return absl::StrCat("service \"", svc.name, "\": ", pid.status().message());
     sh->proc = Proc{*pid};
-    sh->starts++;
     return "";
   }
 
@@ -571,7 +572,7 @@ class CellRunner {
     std::string log = ReadFrom(sh.log, sh.cell_log_start);
     std::string out;
     for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      if (absl::StartsWith(line, "fault: reloaded ")) continue;
+      if (absl::StrContains(line, "fault: reloaded ")) continue;
       absl::StrAppend(&out, line, "\n");
     }
     while (absl::EndsWith(out, "\n\n")) out.pop_back();
