@@ -114,7 +114,7 @@ void* Refill(int c) {
 }
 
 void* NewLarge(size_t size) { return ::operator new(size); }
-void DeleteLarge(void* p, size_t size) { ::operator delete(p, size); }
+void DeleteLarge(void* p, size_t size) { ::operator delete(p); }
 
 void DestroySlow(Object* o) {
   if (t_destroy_depth > 0) {
