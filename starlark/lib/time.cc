@@ -60,10 +60,18 @@ bool LoadZone(std::string_view name, Zone* z) {
     z->fixed = false;
     return true;
   }
-  // Only plain zoneinfo names: no paths, no absl-specific "Fixed/" forms.
-  if (name.front() == '/' || name.find("..") != std::string_view::npos ||
-      name.rfind("Fixed/", 0) == 0 || name.find('\0') != std::string_view::npos)
+  // Only plain zoneinfo names ("America/Argentina/Buenos_Aires",
+  // "Etc/GMT+5"): no paths, no absl-specific "Fixed/" forms. absl caches
+  // every name it was asked for, found or not, so junk is refused here.
+  if (name.size() > 64 || name.front() == '/' ||
+      name.find("..") != std::string_view::npos || name.rfind("Fixed/", 0) == 0)
     return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (c >= '0' && c <= '9') || c == '/' || c == '_' || c == '-' ||
+              c == '+';
+    if (!ok) return false;
+  }
   absl::TimeZone tz;
   if (!absl::LoadTimeZone(S(name), &tz)) return false;
   z->tz = tz;
@@ -850,9 +858,11 @@ bool ParseLayout(std::string_view layout, std::string_view value,
         if (!ok) break;
         if (sec >= 60) return range("second");
         // Fractional seconds in the text that the layout does not show.
-        bool next_frac =
-            ci + 1 < chunks.size() && (chunks[ci + 1].std == Std::kFracSecond0 ||
-                                       chunks[ci + 1].std == Std::kFracSecond9);
+        size_t next = ci + 1;
+        while (next < chunks.size() && chunks[next].std == Std::kLiteral) next++;
+        bool next_frac = next < chunks.size() &&
+                         (chunks[next].std == Std::kFracSecond0 ||
+                          chunks[next].std == Std::kFracSecond9);
         if (!next_frac && value.size() >= 2 &&
             (value[0] == '.' || value[0] == ',') && IsDigitAt(value, 1)) {
           size_t n = 1;
@@ -971,7 +981,7 @@ bool ParseLayout(std::string_view layout, std::string_view value,
       }
       case Std::kFracSecond0: {
         size_t n = 1 + c.digits;
-        if (value.size() < n || value[0] != c.sep) {
+        if (value.size() < n || (value[0] != '.' && value[0] != ',')) {
           ok = false;
           break;
         }
