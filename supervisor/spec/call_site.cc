@@ -303,7 +303,8 @@ std::string CallSite::DictKey(size_t i, absl::string_view name,
   if (a->kind != sl::CallArg::kStarStar && v->kind == sl::EK::kDict) {
     for (auto& [k, x] : static_cast<const sl::DictExpr*>(v)->entries) {
       if (k->kind != sl::EK::kLiteral) continue;
-      const sl::Value& lit = static_cast<const sl::LiteralExpr*>(k.get())->value;
+      const sl::Value& lit =
+          static_cast<const sl::LiteralExpr*>(k.get())->value;
       if (lit.Is(sl::Kind::kString) && sl::StrOf(lit) == key)
         return Format(k->pos);
     }

@@ -22,9 +22,9 @@
 
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 
+#include "absl/strings/string_view.h"
 #include "starlark/interp.h"
 #include "starlark/starlark.h"
 #include "starlark/syntax.h"
@@ -35,8 +35,7 @@ namespace fault::spec {
 class CallIndex {
  public:
   // The call whose opening parenthesis is at `pos` in `file`, or null.
-  const starlark::CallExpr* Find(const starlark::File* file,
-                                 starlark::Pos pos);
+  const starlark::CallExpr* Find(const starlark::File* file, starlark::Pos pos);
 
  private:
   using Key = std::pair<int32_t, int32_t>;

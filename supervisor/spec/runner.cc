@@ -301,7 +301,7 @@ struct SharedService {
   bool reloads = false;     // some cell of the run faults it
   std::string layer;        // --layer for fault exec, or ""
   std::string between_yaml;
-  Proc proc;  // pid -1: not running
+  Proc proc;              // pid -1: not running
   off_t log_read = 0;     // how far the log has been scanned for acks
   off_t events_read = 0;  // how far the events have been read
   // The current cell.
@@ -335,7 +335,8 @@ std::string AwaitReloadAck(SharedService* sh, absl::Time until) {
     sh->log_read += used;
     if (Reap(&sh->proc, false))
       return absl::StrCat("it exited (", DescribeStatus(sh->proc.status), ")");
-    if (absl::Now() >= until) return "fault exec did not acknowledge the reload";
+    if (absl::Now() >= until)
+      return "fault exec did not acknowledge the reload";
     absl::SleepFor(absl::Milliseconds(attempt < 100 ? 2 : 10));
   }
 }
@@ -359,8 +360,7 @@ std::string ReloadShared(SharedService* sh, const std::string& yaml,
 class CellRunner {
  public:
   CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
-             bool seccomp,
-             std::map<const ServiceDef*, SharedService>* shared)
+             bool seccomp, std::map<const ServiceDef*, SharedService>* shared)
       : spec_(spec), o_(o), dir_(dir), seccomp_(seccomp), shared_(*shared) {}
 
   CellResult Run(const Cell& cell) {
@@ -446,8 +446,8 @@ class CellRunner {
 
   // The argv of `fault exec` for a service.
   std::vector<std::string> ExecArgv(const std::string& events) {
-    return {o_.fault_binary, "exec", "--seed", absl::StrCat(o_.seed),
-            "--events", events};
+    return {o_.fault_binary,       "exec",     "--seed",
+            absl::StrCat(o_.seed), "--events", events};
   }
 
   // Starts a shared service that is not running (its readiness is checked
@@ -478,7 +478,8 @@ class CellRunner {
     sh->events_read = 0;  // fault exec truncates its --events file
     auto pid = Spawn(argv, env, sh->log);
     if (!pid.ok())
-      return absl::StrCat("service \"", svc.name, "\": ", pid.status().message());
+      return absl::StrCat("service \"", svc.name,
+                          "\": ", pid.status().message());
     sh->proc = Proc{*pid};
     return "";
   }
@@ -513,8 +514,9 @@ class CellRunner {
         if (sh.live_in_cell) {
           // The program's last lines, without fault exec's summary.
           std::string log;
-          for (absl::string_view line : absl::StrSplit(
-                   ReadFrom(sh.log, sh.cell_log_start), '\n', absl::SkipEmpty()))
+          for (absl::string_view line :
+               absl::StrSplit(ReadFrom(sh.log, sh.cell_log_start), '\n',
+                              absl::SkipEmpty()))
             if (!absl::StartsWith(line, "fault: "))
               absl::StrAppend(&log, line, "\n");
           msgs.push_back(absl::StrCat(
@@ -654,12 +656,12 @@ class CellRunner {
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
       if (!check_ready[i]) continue;
-      std::string log_path =
-          svc->shared ? shared_.at(svc.get()).log
-                      : absl::StrCat(dir_, "/", svc->name, ".log");
+      std::string log_path = svc->shared
+                                 ? shared_.at(svc.get()).log
+                                 : absl::StrCat(dir_, "/", svc->name, ".log");
       off_t log_from = svc->shared ? shared_.at(svc.get()).cell_log_start : 0;
-      std::string m = AwaitReady(*svc, live[i], log_path, log_from, deadline,
-                                 timeout_msg);
+      std::string m =
+          AwaitReady(*svc, live[i], log_path, log_from, deadline, timeout_msg);
       if (!m.empty()) {
         // A shared service that never got ready is started again next time.
         if (svc->shared) StopShared(&shared_.at(svc.get()), o_.stop_grace);

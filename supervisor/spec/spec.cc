@@ -218,8 +218,8 @@ void Unpack(const CallSite& site, absl::string_view fname, const sl::Args& args,
   }
   for (size_t i = 0; i < n; ++i)
     if (!given[i] && !t[i].optional())
-      FailPos(site.Call(), absl::StrCat("missing argument for ",
-                                        std::string(t[i].name())));
+      FailPos(site.Call(),
+              absl::StrCat("missing argument for ", std::string(t[i].name())));
 }
 
 bool ValidName(absl::string_view n) {
@@ -261,17 +261,16 @@ nlohmann::json ToJson(sl::Thread& th, absl::string_view where,
       sl::DictOf(v)->t.ForEach([&](const sl::HashTable::Entry& e) {
         if (!e.key.Is(sl::Kind::kString))
           FailPos(where,
-                 absl::StrCat(param, ": dict keys must be strings, got ",
-                              sl::TypeName(e.key)));
+                  absl::StrCat(param, ": dict keys must be strings, got ",
+                               sl::TypeName(e.key)));
         o[sl::StrOf(e.key)] = ToJson(
             th, where, absl::StrCat(param, ".", sl::StrOf(e.key)), e.value);
       });
       return o;
     }
     default:
-      FailPos(where,
-             absl::StrCat(param, ": got ", sl::TypeName(v),
-                          ", want string, number, bool, list or dict"));
+      FailPos(where, absl::StrCat(param, ": got ", sl::TypeName(v),
+                                  ", want string, number, bool, list or dict"));
   }
 }
 
@@ -282,8 +281,8 @@ std::vector<std::string> StringList(sl::Thread& th, const CallSite& site,
   std::vector<std::string> out;
   if (!v.Is(sl::Kind::kList) && !v.Is(sl::Kind::kTuple))
     FailPos(site.Param(i, param),
-            absl::StrCat("for parameter \"", param, "\": got ",
-                         sl::TypeName(v), ", want list of strings"));
+            absl::StrCat("for parameter \"", param, "\": got ", sl::TypeName(v),
+                         ", want list of strings"));
   for (const Value& x : sl::ToVector(th, v)) {
     if (!x.Is(sl::Kind::kString))
       FailPos(site.Element(i, param, out.size()),
@@ -362,8 +361,9 @@ class Loader {
                            "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& s : spec_->services)
       if (s->name == name)
-        FailPos(site.Param(0, "name"),
-                absl::StrCat("\"", name, "\" is already defined at ", s->where));
+        FailPos(
+            site.Param(0, "name"),
+            absl::StrCat("\"", name, "\" is already defined at ", s->where));
     svc->command = StringList(th, site, 1, "command", command);
     if (svc->command.empty())
       FailPos(site.Param(1, "command"), "command is empty");
@@ -539,8 +539,9 @@ class Loader {
                            "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& other : spec_->assumptions)
       if (other->name == a->name)
-        FailPos(name_at, absl::StrCat("\"", a->name, "\" is already defined at ",
-                                      other->where));
+        FailPos(name_at,
+                absl::StrCat("\"", a->name, "\" is already defined at ",
+                             other->where));
     std::string origin = a->name;
     auto check = [&](absl::Status st, const std::string& at) {
       if (!st.ok())
@@ -623,11 +624,11 @@ class Loader {
         if (first_shim_only.empty()) first_shim_only = key;
       } else {
         std::string hint = SuggestKeyword(key, AssumptionKeywords());
-        FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\"",
-                                 hint.empty()
-                                     ? ""
-                                     : absl::StrCat(" (did you mean \"", hint,
-                                                    "\"?)")));
+        FailPos(at, absl::StrCat(
+                        "unexpected keyword argument \"", key, "\"",
+                        hint.empty()
+                            ? ""
+                            : absl::StrCat(" (did you mean \"", hint, "\"?)")));
       }
     }
     const std::string faults_at = site.Keyword("faults");
@@ -649,22 +650,22 @@ class Loader {
       if (spec_->services.size() == 1)
         a->targets = spec_->services;
       else
-        FailPos(where, absl::StrCat("\"", a->name,
-                                    "\": no target: give target=SERVICE (",
-                                    spec_->services.size(),
-                                    " services are defined)"));
+        FailPos(
+            where,
+            absl::StrCat("\"", a->name, "\": no target: give target=SERVICE (",
+                         spec_->services.size(), " services are defined)"));
     }
     if (a->set.empty())
       FailPos(where, absl::StrCat("\"", a->name, "\": no fault effect given"));
     for (auto& t : a->targets) {
       if (t->static_binary && a->set.HasShimOnlyEffects())
-        FailPos(first_shim_only.empty() ? faults_at
-                                        : site.Keyword(first_shim_only),
-                absl::StrCat("\"", a->name, "\": service \"", t->name,
-                             "\" is a static binary (", t->command[0],
-                             "): only syscall faults reach it (through the "
-                             "seccomp layer); network and DNS effects need "
-                             "the preload shim"));
+        FailPos(
+            first_shim_only.empty() ? faults_at : site.Keyword(first_shim_only),
+            absl::StrCat("\"", a->name, "\": service \"", t->name,
+                         "\" is a static binary (", t->command[0],
+                         "): only syscall faults reach it (through the "
+                         "seccomp layer); network and DNS effects need "
+                         "the preload shim"));
     }
     absl::StatusOr<fault::v1::Policy> p = ToPolicy(a->name, a->set, "@");
     if (!p.ok()) {
@@ -674,8 +675,7 @@ class Loader {
       std::string at = composed.empty() ? where : faults_at;
       for (auto& [key, set] : effect_steps) {
         if (set.empty()) continue;
-        absl::StatusOr<fault::v1::Policy> partial =
-            ToPolicy(a->name, set, "@");
+        absl::StatusOr<fault::v1::Policy> partial = ToPolicy(a->name, set, "@");
         if (partial.ok()) continue;
         std::string first(partial.status().message());
         first = first.substr(0, first.find('\n'));
@@ -703,8 +703,8 @@ class Loader {
     if (!check.IsNull() && !check.Is(sl::Kind::kFunction) &&
         !check.Is(sl::Kind::kBuiltin))
       FailPos(site.Param(2, "check"),
-              absl::StrCat("for parameter \"check\": got ",
-                           sl::TypeName(check), ", want function"));
+              absl::StrCat("for parameter \"check\": got ", sl::TypeName(check),
+                           ", want function"));
     if (!run.Is(sl::Kind::kFunction) && !run.Is(sl::Kind::kBuiltin))
       FailPos(site.Param(1, "run"),
               absl::StrCat("for parameter \"run\": got ", sl::TypeName(run),
@@ -715,8 +715,9 @@ class Loader {
                            "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
     for (auto& s : scenarios_)
       if (s->name == name)
-        FailPos(site.Param(0, "name"),
-                absl::StrCat("\"", name, "\" is already defined at ", s->where));
+        FailPos(
+            site.Param(0, "name"),
+            absl::StrCat("\"", name, "\" is already defined at ", s->where));
     auto s = std::make_shared<ScenarioDef>();
     s->name = name;
     s->description = description;
@@ -747,10 +748,10 @@ class Loader {
     for (size_t i = 0; i < scenario_values.size(); ++i) {
       auto* s = HostAs<ScenarioValue>(scenario_values[i], "scenario");
       if (s == nullptr)
-        FailPos(site.Element(0, "scenarios", i),
-                absl::StrCat("scenarios: got ",
-                             sl::TypeName(scenario_values[i]),
-                             ", want scenario"));
+        FailPos(
+            site.Element(0, "scenarios", i),
+            absl::StrCat("scenarios: got ", sl::TypeName(scenario_values[i]),
+                         ", want scenario"));
       ss.push_back(s->def());
     }
     std::vector<std::shared_ptr<Assumption>> fs;
