@@ -49,7 +49,8 @@ std::string QuoteByte(unsigned char c) {
     default:
       break;
   }
-  if (c >= 0x20 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
+  if (c >= 0x20 && c < 0x7f)
+    return std::string("'") + static_cast<char>(c) + "'";
   static const char kHex[] = "0123456789abcdef";
   return std::string("'\\x") + kHex[c >> 4] + kHex[c & 15] + "'";
 }
@@ -355,9 +356,9 @@ class Reader {
   // Value mode. Returns false on invalid input (see error()).
   bool Decode(Value* out) {
     if (!ParseValue(0, out)) return false;
-    if (SkipSpace()) return Error(absl::StrCat("unexpected character ",
-                                               QuoteByte(s_[i_]),
-                                               " after value"));
+    if (SkipSpace())
+      return Error(absl::StrCat("unexpected character ", QuoteByte(s_[i_]),
+                                " after value"));
     return true;
   }
 
@@ -454,7 +455,8 @@ class Reader {
     }
     std::string_view num = s_.substr(i_, j - i_);
     i_ = j;
-    if (!ValidNumber(num)) return Error(absl::StrCat("invalid number: ", std::string(num)));
+    if (!ValidNumber(num))
+      return Error(absl::StrCat("invalid number: ", std::string(num)));
     if (out_ != nullptr) out_->append(num);
     if (out == nullptr) return true;
     if (is_float) {
@@ -575,7 +577,8 @@ class Reader {
         int32_t u = Hex4(j + 2);
         if (u < 0) {
           i_ = j;
-          return Error("invalid \\u escape in string literal (want 4 hex digits)");
+          return Error(
+              "invalid \\u escape in string literal (want 4 hex digits)");
         }
         j += 6;
         uint32_t cp = static_cast<uint32_t>(u);
@@ -642,8 +645,7 @@ class Reader {
         if (!Next(&c)) return false;
         if (c == ']') break;
         if (c != ',')
-          return Error(
-              absl::StrCat("got ", QuoteByte(c), ", want ',' or ']'"));
+          return Error(absl::StrCat("got ", QuoteByte(c), ", want ',' or ']'"));
         i_++;
         if (out_ != nullptr) {
           out_->push_back(',');
@@ -729,7 +731,8 @@ void UnpackIndentArgs(std::string_view fname, const Args& args,
   if (args.pos.size() != 1)
     Fail(absl::StrCat(std::string(fname), ": got ", args.pos.size(),
                       " arguments, want 1"));
-  UnpackArgs(fname, Args{{}, args.kw}, {{"prefix?", prefix}, {"indent?", indent}});
+  UnpackArgs(fname, Args{{}, args.kw},
+             {{"prefix?", prefix}, {"indent?", indent}});
 }
 
 Value JsonEncode(Thread& th, const Value&, const Args& args) {
@@ -782,11 +785,14 @@ Value JsonDecode(Thread& th, const Value&, const Args& args) {
 
 Value NewJsonModule() {
   StringDict m;
-  m["encode"] = Value::Adopt(new BuiltinObj("json.encode", JsonEncode, Value()));
+  m["encode"] =
+      Value::Adopt(new BuiltinObj("json.encode", JsonEncode, Value()));
   m["encode_indent"] = Value::Adopt(
       new BuiltinObj("json.encode_indent", JsonEncodeIndent, Value()));
-  m["decode"] = Value::Adopt(new BuiltinObj("json.decode", JsonDecode, Value()));
-  m["indent"] = Value::Adopt(new BuiltinObj("json.indent", JsonIndent, Value()));
+  m["decode"] =
+      Value::Adopt(new BuiltinObj("json.decode", JsonDecode, Value()));
+  m["indent"] =
+      Value::Adopt(new BuiltinObj("json.indent", JsonIndent, Value()));
   return NewModule("json", std::move(m));
 }
 

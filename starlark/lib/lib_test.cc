@@ -28,12 +28,13 @@ StringDict Lib() {
 }
 
 TEST(TimeModuleTest, FakeClockDrivesTimeNow) {
-  FakeClock clock(absl::FromUnixSeconds(1'600'000'000) + absl::Milliseconds(250));
+  FakeClock clock(absl::FromUnixSeconds(1'600'000'000) +
+                  absl::Milliseconds(250));
   Thread th;
   SetClock(th, &clock);
-  auto r = ExecFile(th, "now.star",
-                    "t = time.now()\nu = t.unix\nms = t.nanosecond // 1000000\n",
-                    Lib());
+  auto r = ExecFile(
+      th, "now.star",
+      "t = time.now()\nu = t.unix\nms = t.nanosecond // 1000000\n", Lib());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(Repr((*r)["u"]), "1600000000");
   EXPECT_EQ(Repr((*r)["ms"]), "250");
@@ -62,9 +63,9 @@ TEST(TimeModuleTest, HostValuesReachStarlark) {
   Thread th;
   StringDict p = Lib();
   p["timeout"] = NewDuration(1'500'000'000);
-  p["start"] = NewTime(
-      absl::FromCivil(absl::CivilSecond(2024, 2, 29, 12, 0, 0), absl::UTCTimeZone()),
-      "Europe/Berlin");
+  p["start"] = NewTime(absl::FromCivil(absl::CivilSecond(2024, 2, 29, 12, 0, 0),
+                                       absl::UTCTimeZone()),
+                       "Europe/Berlin");
   auto r = ExecFile(th, "host.star",
                     "a = str(timeout)\nb = str(start)\nc = timeout * 2\n"
                     "d = (start + c).format('15:04:05.000')\n",
@@ -112,8 +113,8 @@ TEST(TimeModuleTest, GoDurationStringsRoundTrip) {
 
 TEST(LibraryErrorsTest, DecodeErrorNamesTheOffsetAndTheCall) {
   Thread th;
-  auto r = ExecFile(th, "cfg.star", "x = 1\ncfg = json.decode('{\"a\": tru}')\n",
-                    Lib());
+  auto r = ExecFile(th, "cfg.star",
+                    "x = 1\ncfg = json.decode('{\"a\": tru}')\n", Lib());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
             "Traceback (most recent call last):\n"

@@ -22,7 +22,8 @@ double Number(std::string_view fname, const char* param, const Value& v) {
     try {
       return IntToDouble(v);
     } catch (EvalError& e) {
-      e.msg = absl::StrCat(std::string(fname), ": for parameter \"", param, "\": ", e.msg);
+      e.msg = absl::StrCat(std::string(fname), ": for parameter \"", param,
+                           "\": ", e.msg);
       throw;
     }
   }
@@ -62,18 +63,21 @@ Value PredicateBuiltin(std::string name) {
 
 // ceil/floor: an int stays itself (of any size); a float is rounded and
 // converted exactly.
-Value RoundToInt(std::string_view name, const Args& a, double (*round)(double)) {
+Value RoundToInt(std::string_view name, const Args& a,
+                 double (*round)(double)) {
   CheckArgCount(name, a, 1, 1);
   const Value& x = a.pos[0];
   if (x.IsInt()) return x;
   if (!x.Is(Kind::kFloat))
-    Fail(absl::StrCat(std::string(name), ": for parameter \"x\": got ", TypeName(x),
-                      ", want float or int"));
+    Fail(absl::StrCat(std::string(name), ": for parameter \"x\": got ",
+                      TypeName(x), ", want float or int"));
   double d = FloatOf(x);
   if (std::isnan(d))
-    Fail(absl::StrCat(std::string(name), ": cannot convert float NaN to integer"));
+    Fail(absl::StrCat(std::string(name),
+                      ": cannot convert float NaN to integer"));
   if (std::isinf(d))
-    Fail(absl::StrCat(std::string(name), ": cannot convert float infinity to integer"));
+    Fail(absl::StrCat(std::string(name),
+                      ": cannot convert float infinity to integer"));
   d = round(d);
   if (std::fabs(d) < 1e18) return Int(static_cast<int64_t>(d));
   std::optional<BigInt> b = BigInt::FromDouble(d);
@@ -126,11 +130,10 @@ Value NewMathModule() {
   m["ceil"] = NewBuiltin("math.ceil", [](Thread&, const Value&, const Args& a) {
     return RoundToInt("math.ceil", a, [](double d) { return std::ceil(d); });
   });
-  m["floor"] =
-      NewBuiltin("math.floor", [](Thread&, const Value&, const Args& a) {
-        return RoundToInt("math.floor", a,
-                          [](double d) { return std::floor(d); });
-      });
+  m["floor"] = NewBuiltin("math.floor", [](Thread&, const Value&,
+                                           const Args& a) {
+    return RoundToInt("math.floor", a, [](double d) { return std::floor(d); });
+  });
   m["round"] = UnaryBuiltin<Round>("math.round");
   m["fabs"] = UnaryBuiltin<Fabs>("math.fabs");
   m["exp"] = UnaryBuiltin<Exp>("math.exp");

@@ -260,41 +260,41 @@ class TimeValue;
 
 enum class Std {
   kLiteral,
-  kLongMonth,      // January
-  kMonth,          // Jan
-  kNumMonth,       // 1
-  kZeroMonth,      // 01
-  kLongWeekDay,    // Monday
-  kWeekDay,        // Mon
-  kDay,            // 2
-  kUnderDay,       // _2
-  kZeroDay,        // 02
-  kUnderYearDay,   // __2
-  kZeroYearDay,    // 002
-  kHour,           // 15
-  kHour12,         // 3
-  kZeroHour12,     // 03
-  kMinute,         // 4
-  kZeroMinute,     // 04
-  kSecond,         // 5
-  kZeroSecond,     // 05
-  kLongYear,       // 2006
-  kYear,           // 06
-  kPM,             // PM
-  kpm,             // pm
-  kTZ,             // MST
-  kISO8601TZ,             // Z0700
-  kISO8601SecondsTZ,      // Z070000
-  kISO8601ShortTZ,        // Z07
-  kISO8601ColonTZ,        // Z07:00
+  kLongMonth,              // January
+  kMonth,                  // Jan
+  kNumMonth,               // 1
+  kZeroMonth,              // 01
+  kLongWeekDay,            // Monday
+  kWeekDay,                // Mon
+  kDay,                    // 2
+  kUnderDay,               // _2
+  kZeroDay,                // 02
+  kUnderYearDay,           // __2
+  kZeroYearDay,            // 002
+  kHour,                   // 15
+  kHour12,                 // 3
+  kZeroHour12,             // 03
+  kMinute,                 // 4
+  kZeroMinute,             // 04
+  kSecond,                 // 5
+  kZeroSecond,             // 05
+  kLongYear,               // 2006
+  kYear,                   // 06
+  kPM,                     // PM
+  kpm,                     // pm
+  kTZ,                     // MST
+  kISO8601TZ,              // Z0700
+  kISO8601SecondsTZ,       // Z070000
+  kISO8601ShortTZ,         // Z07
+  kISO8601ColonTZ,         // Z07:00
   kISO8601ColonSecondsTZ,  // Z07:00:00
-  kNumTZ,                 // -0700
-  kNumSecondsTZ,          // -070000
-  kNumShortTZ,            // -07
-  kNumColonTZ,            // -07:00
-  kNumColonSecondsTZ,     // -07:00:00
-  kFracSecond0,           // .000 (fixed digits)
-  kFracSecond9,           // .999 (trailing zeros dropped)
+  kNumTZ,                  // -0700
+  kNumSecondsTZ,           // -070000
+  kNumShortTZ,             // -07
+  kNumColonTZ,             // -07:00
+  kNumColonSecondsTZ,      // -07:00:00
+  kFracSecond0,            // .000 (fixed digits)
+  kFracSecond9,            // .999 (trailing zeros dropped)
 };
 
 struct Chunk {
@@ -529,9 +529,9 @@ std::string FormatLayout(absl::Time t, const Zone& z, std::string_view layout) {
         AppendInt(&out, month, 2);
         break;
       case Std::kWeekDay:
-        out.append(std::string_view(
-                       kLongDays[WeekdayIndex(absl::GetWeekday(f.cs))])
-                       .substr(0, 3));
+        out.append(
+            std::string_view(kLongDays[WeekdayIndex(absl::GetWeekday(f.cs))])
+                .substr(0, 3));
         break;
       case Std::kLongWeekDay:
         out.append(kLongDays[WeekdayIndex(absl::GetWeekday(f.cs))]);
@@ -589,11 +589,10 @@ std::string FormatLayout(absl::Time t, const Zone& z, std::string_view layout) {
       case Std::kNumShortTZ:
       case Std::kNumColonTZ:
       case Std::kNumColonSecondsTZ: {
-        bool iso = c.std == Std::kISO8601TZ ||
-                   c.std == Std::kISO8601SecondsTZ ||
-                   c.std == Std::kISO8601ShortTZ ||
-                   c.std == Std::kISO8601ColonTZ ||
-                   c.std == Std::kISO8601ColonSecondsTZ;
+        bool iso =
+            c.std == Std::kISO8601TZ || c.std == Std::kISO8601SecondsTZ ||
+            c.std == Std::kISO8601ShortTZ || c.std == Std::kISO8601ColonTZ ||
+            c.std == Std::kISO8601ColonSecondsTZ;
         if (iso && f.offset == 0) {
           out.push_back('Z');
           break;
@@ -724,7 +723,8 @@ size_t ZoneAbbrLength(std::string_view s) {
 int64_t ParseNanos(std::string_view s) {
   int64_t ns = 0;
   int k = 0;
-  for (size_t i = 1; i < s.size() && k < 9; i++, k++) ns = ns * 10 + (s[i] - '0');
+  for (size_t i = 1; i < s.size() && k < 9; i++, k++)
+    ns = ns * 10 + (s[i] - '0');
   for (; k < 9; k++) ns *= 10;
   return ns;
 }
@@ -749,9 +749,9 @@ bool ParseLayout(std::string_view layout, std::string_view value,
                  const Zone& loc, Parsed* out, std::string* error) {
   const std::string avalue = S(value);
   auto cannot = [&](std::string_view rest, std::string_view elem) {
-    *error = absl::StrCat("parsing time ", QuoteGo(avalue), " as ",
-                          QuoteGo(layout), ": cannot parse ", QuoteGo(rest),
-                          " as ", QuoteGo(elem));
+    *error =
+        absl::StrCat("parsing time ", QuoteGo(avalue), " as ", QuoteGo(layout),
+                     ": cannot parse ", QuoteGo(rest), " as ", QuoteGo(elem));
     return false;
   };
   auto range = [&](std::string_view what) {
@@ -832,8 +832,8 @@ bool ParseLayout(std::string_view layout, std::string_view value,
         break;
       case Std::kUnderYearDay:
       case Std::kZeroYearDay:
-        for (int k = 0; k < 2 && c.std == Std::kUnderYearDay && !value.empty() &&
-                        value[0] == ' ';
+        for (int k = 0; k < 2 && c.std == Std::kUnderYearDay &&
+                        !value.empty() && value[0] == ' ';
              k++)
           value.remove_prefix(1);
         ok = GetNum3(&value, c.std == Std::kZeroYearDay, &yday);
@@ -859,10 +859,11 @@ bool ParseLayout(std::string_view layout, std::string_view value,
         if (sec >= 60) return range("second");
         // Fractional seconds in the text that the layout does not show.
         size_t next = ci + 1;
-        while (next < chunks.size() && chunks[next].std == Std::kLiteral) next++;
-        bool next_frac = next < chunks.size() &&
-                         (chunks[next].std == Std::kFracSecond0 ||
-                          chunks[next].std == Std::kFracSecond9);
+        while (next < chunks.size() && chunks[next].std == Std::kLiteral)
+          next++;
+        bool next_frac =
+            next < chunks.size() && (chunks[next].std == Std::kFracSecond0 ||
+                                     chunks[next].std == Std::kFracSecond9);
         if (!next_frac && value.size() >= 2 &&
             (value[0] == '.' || value[0] == ',') && IsDigitAt(value, 1)) {
           size_t n = 1;
@@ -901,11 +902,10 @@ bool ParseLayout(std::string_view layout, std::string_view value,
       case Std::kNumShortTZ:
       case Std::kNumColonTZ:
       case Std::kNumColonSecondsTZ: {
-        bool iso = c.std == Std::kISO8601TZ ||
-                   c.std == Std::kISO8601SecondsTZ ||
-                   c.std == Std::kISO8601ShortTZ ||
-                   c.std == Std::kISO8601ColonTZ ||
-                   c.std == Std::kISO8601ColonSecondsTZ;
+        bool iso =
+            c.std == Std::kISO8601TZ || c.std == Std::kISO8601SecondsTZ ||
+            c.std == Std::kISO8601ShortTZ || c.std == Std::kISO8601ColonTZ ||
+            c.std == Std::kISO8601ColonSecondsTZ;
         if (iso && !value.empty() && value[0] == 'Z') {
           value.remove_prefix(1);
           utc = true;
@@ -919,8 +919,7 @@ bool ParseLayout(std::string_view layout, std::string_view value,
             break;
           }
           hh = value.substr(1, 2), mm = value.substr(4, 2), used = 6;
-        } else if (c.std == Std::kNumShortTZ ||
-                   c.std == Std::kISO8601ShortTZ) {
+        } else if (c.std == Std::kNumShortTZ || c.std == Std::kISO8601ShortTZ) {
           if (value.size() < 3) {
             ok = false;
             break;
@@ -1045,7 +1044,8 @@ bool ParseLayout(std::string_view layout, std::string_view value,
     out->t = absl::FromCivil(cs, absl::UTCTimeZone()) + frac -
              absl::Seconds(zone_offset);
     // The given location when its offset at that instant agrees.
-    if (loc.abbr.empty() && !loc.fixed && loc.tz.At(out->t).offset == zone_offset) {
+    if (loc.abbr.empty() && !loc.fixed &&
+        loc.tz.At(out->t).offset == zone_offset) {
       out->zone = loc;
     } else {
       out->zone.tz = absl::FixedTimeZone(zone_offset);
@@ -1095,8 +1095,8 @@ class DurationValue : public HostValue {
     return true;
   }
   std::vector<std::string> AttrNames() const override {
-    return {"hours",       "microseconds", "milliseconds",
-            "minutes",     "nanoseconds",  "seconds"};
+    return {"hours",   "microseconds", "milliseconds",
+            "minutes", "nanoseconds",  "seconds"};
   }
   Value Attr(Thread&, std::string_view name) override {
     if (name == "hours") return Float(Split(kHour));
@@ -1134,8 +1134,8 @@ class TimeValue : public HostValue {
     return FormatLayout(t_, zone_, "2006-01-02 15:04:05.999999999 -0700 MST");
   }
   bool Truth() const override {
-    static const absl::Time kZero =
-        absl::FromCivil(absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+    static const absl::Time kZero = absl::FromCivil(
+        absl::CivilSecond(1, 1, 1, 0, 0, 0), absl::UTCTimeZone());
     return t_ != kZero;
   }
   bool Hash(uint64_t* out) const override {
@@ -1146,9 +1146,8 @@ class TimeValue : public HostValue {
     return true;
   }
   std::vector<std::string> AttrNames() const override {
-    return {"day",        "format", "hour", "in_location", "minute",
-            "month",      "nanosecond", "second", "unix", "unix_nano",
-            "year"};
+    return {"day",        "format", "hour", "in_location", "minute", "month",
+            "nanosecond", "second", "unix", "unix_nano",   "year"};
   }
   Value Attr(Thread&, std::string_view name) override {
     if (name == "format")
@@ -1326,9 +1325,8 @@ Value ParseDurationFn(Thread&, const Value&, const Args& a) {
   const Value& d = a.pos[0];
   if (AsDuration(d) != nullptr) return d;
   if (!d.Is(Kind::kString))
-    Fail(absl::StrCat(
-        "time.parse_duration: for parameter \"d\": got ", TypeName(d),
-        ", want string or time.duration"));
+    Fail(absl::StrCat("time.parse_duration: for parameter \"d\": got ",
+                      TypeName(d), ", want string or time.duration"));
   int64_t ns;
   std::string err;
   if (!ParseGoDuration(StrOf(d), &ns, &err))
@@ -1392,8 +1390,8 @@ Value MakeTime(Thread&, const Value&, const Args& a) {
   constexpr int64_t kLimit = int64_t{1} << 40;
   constexpr int64_t kYearLimit = 1'000'000'000;
   std::pair<const char*, int64_t> fields[] = {
-      {"year", year},     {"month", month},   {"day", day},
-      {"hour", hour},     {"minute", minute}, {"second", second}};
+      {"year", year}, {"month", month},   {"day", day},
+      {"hour", hour}, {"minute", minute}, {"second", second}};
   for (auto& [name, v] : fields) {
     int64_t limit = name[0] == 'y' ? kYearLimit : kLimit;
     if (v < -limit || v > limit)
@@ -1401,8 +1399,8 @@ Value MakeTime(Thread&, const Value&, const Args& a) {
   }
   Zone z = ZoneOrFail("time.time", location);
   absl::CivilSecond cs(year, month, day, hour, minute, second);
-  return NewHost<TimeValue>(
-      absl::FromCivil(cs, z.tz) + absl::Nanoseconds(nsec), std::move(z));
+  return NewHost<TimeValue>(absl::FromCivil(cs, z.tz) + absl::Nanoseconds(nsec),
+                            std::move(z));
 }
 
 }  // namespace
