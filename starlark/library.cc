@@ -1571,15 +1571,30 @@ Value S_count(Thread&, const Value& r, const Args& a) {
   return Int(n);
 }
 
-Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
-  // The common form: one string argument, no start/end.
-  if (a.pos.size() == 1 && a.kw.empty() && a.pos[0].Is(Kind::kString)) {
-    const std::string& w = StrOf(r);
-    const std::string& c = StrOf(a.pos[0]);
-    return Bool(w.size() >= c.size() &&
-                std::memcmp(w.data() + (suffix ? w.size() - c.size() : 0),
-                            c.data(), c.size()) == 0);
+// The common form of startswith/endswith: one string argument, no
+// start/end. Affixes are short, so the bytes are compared in a loop.
+[[gnu::always_inline]] inline bool AffixFast(const Value& r, const Args& a,
+                                             bool suffix, bool* result) {
+  if (a.pos.size() != 1 || !a.kw.empty() || !a.pos[0].Is(Kind::kString))
+    return false;
+  const std::string& w = StrOf(r);
+  const std::string& c = StrOf(a.pos[0]);
+  if (w.size() < c.size()) {
+    *result = false;
+    return true;
   }
+  const char* p = w.data() + (suffix ? w.size() - c.size() : 0);
+  for (size_t i = 0; i < c.size(); i++) {
+    if (p[i] != c[i]) {
+      *result = false;
+      return true;
+    }
+  }
+  *result = true;
+  return true;
+}
+
+Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
   CheckArgCount(fname, a, 1, 3);
   const std::string& s = RecvStr(r);
   size_t start, end;
@@ -1601,9 +1616,13 @@ Value S_affix(const Value& r, const Args& a, const char* fname, bool suffix) {
   return Bool(false);
 }
 Value S_startswith(Thread&, const Value& r, const Args& a) {
+  bool result;
+  if (AffixFast(r, a, false, &result)) return Bool(result);
   return S_affix(r, a, "startswith", false);
 }
 Value S_endswith(Thread&, const Value& r, const Args& a) {
+  bool result;
+  if (AffixFast(r, a, true, &result)) return Bool(result);
   return S_affix(r, a, "endswith", true);
 }
 
@@ -1759,8 +1778,12 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
     char* p = out.data();
     for (auto& x : v) {
       if (i++) {
-        std::memcpy(p, sep.data(), sep.size());
-        p += sep.size();
+        if (sep.size() == 1) {
+          *p++ = sep[0];
+        } else {
+          std::memcpy(p, sep.data(), sep.size());
+          p += sep.size();
+        }
       }
       const std::string& xs = StrOf(x);
       std::memcpy(p, xs.data(), xs.size());
