@@ -98,6 +98,24 @@ struct FdState {
   char path[256];
 };
 
+// Per-fd verdict: "no rule can apply to this call on this connected
+// socket" for the calls of an unscoped thread, valid for one table
+// generation. One word, so that the hot path reads it with one load:
+//   bits 63..32  low 32 bits of the table seq it was decided under
+//   bits 31..8   generation of the fd number (bumped whenever the entry is
+//                reset: close, dup2/dup3 over it, socket/accept/open reusing
+//                it, connect), so that a verdict decided concurrently with a
+//                reset is never stored (compare-and-swap from the word read
+//                at the start of the slow path)
+//   bit 1        receives (recv, recvfrom, recvmsg, read, readv) go straight
+//                to the real call
+//   bit 0        sends without a destination (send, sendto(NULL),
+//                sendmsg without msg_name, write, writev) likewise
+constexpr uint64_t kVerdictSend = 1;
+constexpr uint64_t kVerdictRecv = 2;
+constexpr uint64_t kVerdictGenMask = 0xffffff00u;
+constexpr uint64_t kVerdictGenOne = 0x100u;
+
 fault_table* g_table = nullptr;
 int64_t g_start_ns = 0;
 uint64_t g_hot = 0;          // (seq32 << 32) | HotBit
@@ -106,6 +124,7 @@ uint32_t g_warned = 0;       // features already warned about
 int g_warned_scope = 0;
 
 uint8_t g_kind[kMaxFds];
+uint64_t g_verdict[kMaxFds];  // see kVerdictSend
 FdState g_fds[kMaxFds];
 int g_gate_list[kMaxGates];  // fd + 1, 0: free
 int g_ngates = 0;            // entries in use (approximate upper bound)
@@ -150,6 +169,45 @@ inline bool MaybeFault(uint32_t active, uint32_t scoped) {
   return (static_cast<uint32_t>(h) & need) != 0;
 }
 
+// True when fd's verdict says that a call in direction `dir` (kVerdictSend or
+// kVerdictRecv, 0: none) goes straight to the real call under table seq
+// `seq`. `fd` must be in range.
+inline bool VerdictSkips(int fd, uint64_t dir, uint64_t seq) {
+  uint64_t v = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
+  return static_cast<uint32_t>(v >> 32) == static_cast<uint32_t>(seq) &&
+         (v & dir) != 0;
+}
+
+// Forgets fd's verdict and starts a new generation of the number.
+inline void VerdictReset(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return;
+  uint64_t o = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
+  for (int i = 0; i < 1000; ++i) {
+    uint64_t n = (o + kVerdictGenOne) & kVerdictGenMask;
+    if (__atomic_compare_exchange_n(&g_verdict[fd], &o, n, true,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      return;
+  }
+  __atomic_store_n(&g_verdict[fd], 0, __ATOMIC_RELAXED);
+}
+
+// Like MaybeFault for a call on fd in direction `dir`: also false when the
+// fd's verdict skips the call.
+inline bool MaybeFaultFd(int fd, uint64_t dir, uint32_t active,
+                         uint32_t scoped) {
+  fault_table* t = g_table;
+  if (__builtin_expect(t == nullptr, 1)) return false;
+  uint64_t s = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+  uint64_t h = __atomic_load_n(&g_hot, __ATOMIC_RELAXED);
+  if (__builtin_expect(
+          static_cast<uint32_t>(h >> 32) != static_cast<uint32_t>(s), 0))
+    return true;  // republished: the slow path refreshes
+  int depth = t_state.depth;
+  uint32_t need = depth ? (active | scoped) : active;
+  if ((static_cast<uint32_t>(h) & need) == 0) return false;
+  return depth != 0 || !VerdictSkips(fd, dir, s);
+}
+
 inline uint32_t FamilyHot(int family) {
   return 1u << (kHotFamilyShift + family);
 }
@@ -160,6 +218,7 @@ inline Kind KindOf(int fd) {
 
 inline void SetKind(int fd, Kind k) {
   if (fd < 0 || fd >= kMaxFds) return;
+  VerdictReset(fd);
   g_kind[fd] = k;
   g_fds[fd].valid = 0;
 }
@@ -333,9 +392,10 @@ uint64_t ScopeMask(ThreadState* ts) {
 // One slow-path entry: guards recursion, refreshes the index.
 struct Slow {
   ThreadState* ts;
-  bool ok = false;       // index current: effects may be applied
-  bool entered = false;  // this object set the recursion guard
-  uint64_t mask = 0;     // rules that apply to this thread
+  bool ok = false;        // index current: effects may be applied
+  bool entered = false;   // this object set the recursion guard
+  uint64_t mask = 0;      // rules that apply to this thread
+  uint64_t verdict0 = 0;  // the fd's verdict word when the call began
   Slow() : ts(&t_state) {
     if (ts->in_shim || g_table == nullptr) return;  // nested or no table
     ts->in_shim = 1;
@@ -612,6 +672,7 @@ void GateClear(int fd, FdState& st, int dir) {
 
 void ResetFd(int fd) {
   if (fd < 0 || fd >= kMaxFds) return;
+  VerdictReset(fd);
   FdState& st = g_fds[fd];
   if (st.valid && st.in_gate_list) GateListRemove(fd, st);
   if (st.valid && st.lb_marked && g_table != nullptr) {
@@ -824,6 +885,32 @@ bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind) {
   return (w >> (peer.port % 64)) & 1;
 }
 
+// Records that calls of direction `dir` (kVerdictSend or kVerdictRecv) on
+// fd, whose connected peer no rule matches, need nothing from the shim in
+// s's table generation: they then go straight to the real call
+// (MaybeFaultFd). Only for unscoped threads (the rules that apply are then
+// the table's active ones, a function of its seq) and only when no syscall
+// rule of the direction's families applies and the seccomp layer covers none
+// of them (their calls would have to go through the stub).
+void VerdictStore(const Slow& s, int fd, uint64_t dir) {
+  if (s.ts->depth != 0 || fd < 0 || fd >= kMaxFds) return;
+  const eng::Index& idx = s.idx();
+  int fa = dir == kVerdictSend ? eng::kFamilySend : eng::kFamilyRecv;
+  int fb = dir == kVerdictSend ? eng::kFamilyWrite : eng::kFamilyRead;
+  if ((idx.family_owner_rules[fa] | idx.family_owner_rules[fb]) & s.mask)
+    return;
+  if (idx.families_mask & (eng::FamilyBit(fa) | eng::FamilyBit(fb))) return;
+  uint64_t o = s.verdict0;
+  uint64_t keep =
+      static_cast<uint32_t>(o >> 32) == static_cast<uint32_t>(idx.seq)
+          ? (o & (kVerdictSend | kVerdictRecv))
+          : 0;
+  uint64_t n = (idx.seq << 32) | (o & kVerdictGenMask) | keep | dir;
+  // Fails when the entry was reset meanwhile: then nothing is stored.
+  __atomic_compare_exchange_n(&g_verdict[fd], &o, n, false, __ATOMIC_RELAXED,
+                              __ATOMIC_RELAXED);
+}
+
 // Picks the rule for `ep` (cached per connection for the peer).
 int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   const eng::Index& idx = s.idx();
@@ -890,11 +977,19 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     st.sni_checked = 1;
     if (m->msg_iovlen > 0 && m->msg_iov[0].iov_base != nullptr &&
         eng::ParseTlsSni(static_cast<const uint8_t*>(m->msg_iov[0].iov_base),
-                         m->msg_iov[0].iov_len, st.sni))
-      st.rule_seq = 0;  // pick again with the name
+                         m->msg_iov[0].iov_len, st.sni)) {
+      st.rule_seq = 0;   // pick again with the name
+      VerdictReset(fd);  // a receive verdict was decided without it
+    }
   }
   int rule = PickFor(s, &st, ep, cache);
-  if (rule < 0) return RealSendmsg(idx, fd, m, flags);
+  if (rule < 0) {
+    // The sender's loopback port is marked (once) before sends may skip
+    // the shim: a receiver's rule may still need to know it.
+    if (cache && st.has_peer && (!IsLoopback(ep) || st.lb_marked))
+      VerdictStore(s, fd, kVerdictSend);
+    return RealSendmsg(idx, fd, m, flags);
+  }
   size_t total = IovLen(m->msg_iov, m->msg_iovlen);
   bool nonblock = IsNonblock(fd, flags);
   eng::NetDecision d;
@@ -1079,7 +1174,10 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
     }
     ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
     int rule = PickFor(s, &st, ep, cache);
-    if (rule < 0) return RealRecvmsg(idx, fd, m, flags);
+    if (rule < 0) {
+      if (cache && st.has_peer) VerdictStore(s, fd, kVerdictRecv);
+      return RealRecvmsg(idx, fd, m, flags);
+    }
     const bool nonblock = nonblock_now();
     fault_rule r;
     eng::NetDecision d;
@@ -1626,12 +1724,13 @@ inline void EnsureReal() {
     ResolveReal();
 }
 
-// Generic fd operation dispatch. `family` is the syscall family; `net` says
-// whether sockets get network effects.
-inline bool FdMaybe(int fd, int family) {
+// Generic fd operation dispatch: may a rule apply to a call of syscall
+// `family` on fd? `dir` (kVerdictSend or kVerdictRecv, 0: none) names the
+// fd's cached verdict that lets the call skip the shim.
+inline bool FdMaybe(int fd, int family, uint64_t dir = 0) {
   Kind k = KindOf(fd);
   if (k == kOther) return false;
-  return MaybeFault(kNetBits | SysHot(family), kNetScoped);
+  return MaybeFaultFd(fd, dir, kNetBits | SysHot(family), kNetScoped);
 }
 
 // Builds a msghdr for a single buffer.
@@ -1657,6 +1756,8 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags,
                  Pass pass, Stub stub) {
   Slow s;
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  if (fd >= 0 && fd < kMaxFds)
+    s.verdict0 = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
   Kind k = Classify(fd);
   if (k == kOther) return pass();
   if (k == kFile
@@ -1682,6 +1783,8 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
                  Pass pass, Stub stub) {
   Slow s;
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  if (fd >= 0 && fd < kMaxFds)
+    s.verdict0 = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
   Kind k = Classify(fd);
   if (k == kOther) return pass();
   if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
@@ -1809,6 +1912,7 @@ FAULT_EXPORT int socket(int domain, int type, int protocol) {
 
 FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   EnsureReal();
+  VerdictReset(fd);  // the peer the verdict was decided for changes
   if (!FdMaybe(fd, eng::kFamilyConnect) &&
       !(GatesPossible() && fd < kMaxFds && fd >= 0 && g_fds[fd].valid &&
         g_fds[fd].fake_connect))
@@ -1886,7 +1990,8 @@ __attribute__((noinline)) static ssize_t SendSlowPath(int fd, const void* buf,
 
 FAULT_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend)) return real.send(fd, buf, n, flags);
+  if (!FdMaybe(fd, eng::kFamilySend, kVerdictSend))
+    return real.send(fd, buf, n, flags);
   return SendSlowPath(fd, buf, n, flags);
 }
 
@@ -1909,7 +2014,7 @@ __attribute__((noinline)) static ssize_t SendtoSlowPath(int fd, const void* buf,
 FAULT_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags,
                             const sockaddr* to, socklen_t tolen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend))
+  if (!FdMaybe(fd, eng::kFamilySend, to == nullptr ? kVerdictSend : 0))
     return real.sendto(fd, buf, n, flags, to, tolen);
   return SendtoSlowPath(fd, buf, n, flags, to, tolen);
 }
@@ -1929,7 +2034,9 @@ __attribute__((noinline)) static ssize_t SendmsgSlowPath(int fd,
 
 FAULT_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilySend)) return real.sendmsg(fd, msg, flags);
+  if (!FdMaybe(fd, eng::kFamilySend,
+               msg != nullptr && msg->msg_name == nullptr ? kVerdictSend : 0))
+    return real.sendmsg(fd, msg, flags);
   return SendmsgSlowPath(fd, msg, flags);
 }
 
@@ -1946,7 +2053,8 @@ __attribute__((noinline)) static ssize_t WriteSlowPath(int fd, const void* buf,
 
 FAULT_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.write(fd, buf, n);
+  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend))
+    return real.write(fd, buf, n);
   return WriteSlowPath(fd, buf, n);
 }
 
@@ -1966,7 +2074,7 @@ __attribute__((noinline)) static ssize_t WritevSlowPath(int fd,
 
 FAULT_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite) || cnt < 0)
+  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend) || cnt < 0)
     return real.writev(fd, iov, cnt);
   return WritevSlowPath(fd, iov, cnt);
 }
@@ -2023,7 +2131,8 @@ __attribute__((noinline)) static ssize_t RecvSlowPath(int fd, void* buf,
 
 FAULT_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recv(fd, buf, n, flags);
+  if (!FdMaybe(fd, eng::kFamilyRecv, kVerdictRecv))
+    return real.recv(fd, buf, n, flags);
   return RecvSlowPath(fd, buf, n, flags);
 }
 
@@ -2054,7 +2163,7 @@ __attribute__((noinline)) static ssize_t RecvfromSlowPath(int fd, void* buf,
 FAULT_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags,
                               sockaddr* from, socklen_t* fromlen) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv))
+  if (!FdMaybe(fd, eng::kFamilyRecv, kVerdictRecv))
     return real.recvfrom(fd, buf, n, flags, from, fromlen);
   return RecvfromSlowPath(fd, buf, n, flags, from, fromlen);
 }
@@ -2072,7 +2181,8 @@ __attribute__((noinline)) static ssize_t RecvmsgSlowPath(int fd, msghdr* msg,
 
 FAULT_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRecv)) return real.recvmsg(fd, msg, flags);
+  if (!FdMaybe(fd, eng::kFamilyRecv, kVerdictRecv))
+    return real.recvmsg(fd, msg, flags);
   return RecvmsgSlowPath(fd, msg, flags);
 }
 
@@ -2089,7 +2199,8 @@ __attribute__((noinline)) static ssize_t ReadSlowPath(int fd, void* buf,
 
 FAULT_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.read(fd, buf, n);
+  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv))
+    return real.read(fd, buf, n);
   return ReadSlowPath(fd, buf, n);
 }
 
@@ -2108,7 +2219,7 @@ __attribute__((noinline)) static ssize_t ReadvSlowPath(int fd, const iovec* iov,
 
 FAULT_EXPORT ssize_t readv(int fd, const iovec* iov, int cnt) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead) || cnt < 0)
+  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv) || cnt < 0)
     return real.readv(fd, iov, cnt);
   return ReadvSlowPath(fd, iov, cnt);
 }

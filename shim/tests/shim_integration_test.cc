@@ -340,6 +340,86 @@ TEST(ShimPassthrough, NoMatchingPolicyIsExact) {
   EXPECT_EQ(t.t()->ring.head, 0u);
 }
 
+// A connection no rule matches skips the shim after its first calls (the
+// per-fd verdict); these check that the verdict never outlives what it was
+// decided for.
+TEST(ShimVerdict, RepublishedTableAppliesToACachedConnection) {
+  Server echo(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 100'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.on_first_line = [&](int stdin_fd, const std::string&) {
+    t.cfg()->rules[0].targets[0] =
+        Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
+    t.Publish();
+    EXPECT_EQ(write(stdin_fd, "go\n", 3), 3);
+  };
+  Result res = RunTarget({"verdict_reload", std::to_string(echo.port())}, o);
+  ASSERT_EQ(res.status, 0) << res.out << res.err;
+  EXPECT_LT(res.Num("first_ms"), 2000.0);  // 50 round trips, no latency
+  EXPECT_GE(res.Num("second_ms"), 300.0);  // 3 round trips, 100 ms uplink
+  EXPECT_GE(t.t()->counters.rule_fired[0], 3u);
+}
+
+TEST(ShimVerdict, Dup2AndReusedNumberGetTheirOwnDecision) {
+  Server other(Server::kEcho), slow(Server::kEcho);
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(slow.port()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 100'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"verdict_reuse", std::to_string(other.port()),
+                          std::to_string(slow.port())},
+                         o);
+  ASSERT_EQ(res.status, 0) << res.out << res.err;
+  EXPECT_GE(res.Num("a_ms"), 0.0);
+  EXPECT_LT(res.Num("a_ms"), 1500.0);  // 20 round trips, nothing matches
+  EXPECT_GE(res.Num("dup2_ms"), 300.0);
+  EXPECT_EQ(res.Get("reused"), "1");
+  EXPECT_GE(res.Num("reuse_ms"), 300.0);
+}
+
+// The loopback port of a sender no rule matches is still marked, so that a
+// receiver whose rule matches skips its downlink link effects (traffic
+// crosses the emulated link once), also when the sender's receives were
+// decided first.
+TEST(ShimVerdict, NonMatchingSenderStillMarksItsLoopbackPort) {
+  Table t;
+  fault_rule& other = t.Rule(0, "other");
+  other.n_targets = 1;
+  other.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  other.uplink.fixed_ns = 100'000'000;
+  fault_rule& recv_side = t.Rule(1, "recvside", /*active=*/false);
+  recv_side.downlink.fixed_ns = 200'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  Result res = RunTarget({"loopback_mark", "recvside"}, o);
+  ASSERT_EQ(res.status, 0) << res.out << res.err;
+  EXPECT_LT(res.Num("recv_ms"), 500.0);
+  // Control: without an active network rule the sender never enters the
+  // shim, its port is not marked, and the receiver's latency applies.
+  Table u;
+  fault_rule& only = u.Rule(0, "recvside", /*active=*/false);
+  only.downlink.fixed_ns = 200'000'000;
+  u.Publish();
+  o.table = &u;
+  Result ctl = RunTarget({"loopback_mark", "recvside"}, o);
+  ASSERT_EQ(ctl.status, 0) << ctl.out << ctl.err;
+  EXPECT_GE(ctl.Num("recv_ms"), 1000.0);
+}
+
 TEST(ShimPassthrough, NoTableMeansNoShimEffects) {
   RunOptions o;  // preloaded, no FAULT_TABLE_FD
   Result r = RunTarget({"fsync", TempDir() + "/f"}, o);

@@ -26,6 +26,13 @@
 //   line, fsync shim_target passthrough DIR PORT    pipes, files, socketpair,
 //   TCP echo shim_target maps                    prints the r-x mappings'
 //   addresses
+//   shim_target verdict_reload PORT      50 round trips, wait for a stdin
+//                                        line, 3 round trips (one connection)
+//   shim_target verdict_reuse A B        round trips to A, then on the same
+//                                        fd number after dup2 and after reuse
+//                                        by a connection to B
+//   shim_target loopback_mark NAME       an in-process loopback connection:
+//                                        5 sends, then 5 reads in scope NAME
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -462,6 +469,87 @@ int ModeReload(const char* path) {
   return 0;
 }
 
+// `n` one-byte round trips on fd (write, read); milliseconds, or -1.
+double EchoRounds(int fd, int n) {
+  double t0 = NowMs();
+  for (int i = 0; i < n; ++i) {
+    char c = 'v', r = 0;
+    if (write(fd, &c, 1) != 1 || read(fd, &r, 1) != 1 || r != 'v') return -1;
+  }
+  return NowMs() - t0;
+}
+
+// Round trips on a connection no rule matches (the shim caches that), then,
+// after a line on stdin (the test republishes the table meanwhile), more
+// round trips on the same connection.
+int ModeVerdictReload(int port) {
+  int err;
+  int fd = ConnectTcp(port, &err);
+  if (err) {
+    printf("result=%s\n", ErrName(err));
+    return 1;
+  }
+  printf("first_ms=%.1f\n", EchoRounds(fd, 50));
+  fflush(stdout);
+  char line[16];
+  if (fgets(line, sizeof(line), stdin) == nullptr) return 1;
+  printf("second_ms=%.1f\n", EchoRounds(fd, 3));
+  close(fd);
+  return 0;
+}
+
+// Round trips on a connection to port_a, then on the same fd number after
+// dup2 put a connection to port_b there, then after close and a new
+// connection to port_b reusing the number.
+int ModeVerdictReuse(int port_a, int port_b) {
+  int err_a, err_b;
+  int a = ConnectTcp(port_a, &err_a);
+  printf("a_ms=%.1f\n", err_a ? -1.0 : EchoRounds(a, 20));
+  int b = ConnectTcp(port_b, &err_b);
+  if (err_a || err_b || dup2(b, a) != a) return 1;
+  close(b);
+  printf("dup2_ms=%.1f\n", EchoRounds(a, 3));
+  close(a);
+  int c = ConnectTcp(port_b, &err_b);
+  printf("reused=%d\n", c == a ? 1 : 0);
+  printf("reuse_ms=%.1f\n", err_b ? -1.0 : EchoRounds(c, 3));
+  close(c);
+  return 0;
+}
+
+// A loopback connection inside this process: the client first receives
+// (so that the shim decides about its receives first), then sends 5 bytes;
+// the server side reads them one by one inside the scope `name`. Prints how
+// long those reads took.
+int ModeLoopbackMark(const char* name) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa = Loopback(0);
+  socklen_t len = sizeof(sa);
+  if (bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      listen(l, 1) != 0 ||
+      getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return 1;
+  int err;
+  int c = ConnectTcp(ntohs(sa.sin_port), &err);
+  int s = accept(l, nullptr, nullptr);
+  if (err || s < 0) return 1;
+  char x = 's';
+  if (write(s, &x, 1) != 1 || read(c, &x, 1) != 1) return 1;
+  for (int i = 0; i < 5; ++i)
+    if (write(c, "c", 1) != 1) return 1;
+  double t0 = NowMs();
+  {
+    fault::ScopedPolicy p(name);
+    for (int i = 0; i < 5; ++i)
+      if (read(s, &x, 1) != 1) return 1;
+  }
+  printf("recv_ms=%.1f\n", NowMs() - t0);
+  close(c);
+  close(s);
+  close(l);
+  return 0;
+}
+
 // Exercises ordinary I/O; the output must be identical with and without
 // the shim when no policy matches.
 int ModePassthrough(const char* dir, int port) {
@@ -550,6 +638,10 @@ int main(int argc, char** argv) {
   if (mode == "fork_fsync") return ModeForkFsync(arg(2));
   if (mode == "reload") return ModeReload(arg(2));
   if (mode == "passthrough") return ModePassthrough(arg(2), atoi(arg(3)));
+  if (mode == "verdict_reload") return ModeVerdictReload(atoi(arg(2)));
+  if (mode == "verdict_reuse")
+    return ModeVerdictReuse(atoi(arg(2)), atoi(arg(3)));
+  if (mode == "loopback_mark") return ModeLoopbackMark(arg(2));
   if (mode == "maps") return ModeMaps();
   return 2;
 }
