@@ -156,6 +156,7 @@ TEST(LibrarySharingTest, ModulesAreUsedFromSeveralThreads) {
   Value run = (*g)["run"];
   std::atomic<int> ok{0};
   std::vector<std::thread> ts;
+  ts.reserve(4);
   for (int t = 0; t < 4; t++) {
     ts.emplace_back([&] {
       for (int k = 0; k < 20; k++) {

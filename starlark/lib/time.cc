@@ -1120,7 +1120,8 @@ class DurationValue : public HostValue {
   // Whole units plus the fraction, as Go computes Hours() etc. (keeps
   // precision for long durations).
   double Split(int64_t unit) const {
-    return static_cast<double>(ns_ / unit) +
+    int64_t whole = ns_ / unit;
+    return static_cast<double>(whole) +
            static_cast<double>(ns_ % unit) / static_cast<double>(unit);
   }
   int64_t ns_;
