@@ -306,6 +306,8 @@ int RunFromFlags(ExecFlags& f) {
                                                   .partitions = partition_map.get()}));
     return seccomp_layers.back().get();
   };
+  o.selected = *std::move(policies);
+  o.selected_warnings = std::move(warnings);
   o.preload_shim = programs[0].use_shim;
   if (fault::exec::ExecLayer* layer = seccomp_for(programs[0])) o.layers.push_back(layer);
   for (size_t i = 1; i < programs.size(); ++i) {

@@ -68,7 +68,8 @@ class Runner {
   int Run();
 
  private:
-  absl::StatusOr<CompiledTable> Compile(std::optional<uint64_t> seed);
+  // `first`: the run's first load (may use ExecOptions::selected).
+  absl::StatusOr<CompiledTable> Compile(std::optional<uint64_t> seed, bool first = false);
   void Warn(const std::vector<std::string>& warnings);
   void Drain(bool final);
   void Reload();
@@ -107,9 +108,16 @@ class Runner {
   bool run_seed_random_ = false;
 };
 
-absl::StatusOr<CompiledTable> Runner::Compile(std::optional<uint64_t> seed) {
+absl::StatusOr<CompiledTable> Runner::Compile(std::optional<uint64_t> seed,
+                                              bool first) {
   std::vector<std::string> warnings;
-  absl::StatusOr<fault::v1::PolicySet> set = SelectPolicies(o_, &warnings);
+  absl::StatusOr<fault::v1::PolicySet> set;
+  if (first && o_.selected.has_value()) {
+    set = *o_.selected;
+    warnings = o_.selected_warnings;
+  } else {
+    set = SelectPolicies(o_, &warnings);
+  }
   if (!set.ok()) return set.status();
   CompileOptions c;
   c.global_seed = seed;
@@ -236,7 +244,7 @@ int Runner::Run() {
     err_ << "fault exec: --shim " << shim << ": " << std::strerror(errno) << "\n";
     return kExitUsage;
   }
-  absl::StatusOr<CompiledTable> compiled = Compile(o_.seed);
+  absl::StatusOr<CompiledTable> compiled = Compile(o_.seed, /*first=*/true);
   if (!compiled.ok()) {
     err_ << "fault exec: " << Msg(compiled.status()) << "\n";
     return kExitUsage;

@@ -66,6 +66,11 @@ struct ExecOptions {
   bool preload_shim = true;                       // false: other layers only
   std::vector<std::string> command;
   std::vector<ExecLayer*> layers;                 // besides the shim
+  // The policies the caller already selected (SelectPolicies) with their
+  // warnings, for the first load: the files are then read once, and the run
+  // uses exactly what the caller checked. Reloads read the files again.
+  std::optional<fault::v1::PolicySet> selected;
+  std::vector<std::string> selected_warnings;
   std::vector<CompanionProgram> companions;       // started first, in order
   std::vector<WaitTarget> wait_for;               // then these must accept
   int64_t wait_timeout_ns = 10'000'000'000;
