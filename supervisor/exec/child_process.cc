@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +101,7 @@ absl::StatusOr<pid_t> Spawn(const SpawnRequest& r) {
   std::vector<char*> envp = CStrings(r.env);
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe2");
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;
@@ -111,6 +113,10 @@ absl::StatusOr<pid_t> Spawn(const SpawnRequest& r) {
     // Only async-signal-safe calls from here to execve.
     ChildFailure f{0, 0};
     if (r.new_process_group) setpgid(0, 0);
+    if (r.die_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(126);  // the parent died before prctl
+    }
     for (ExecLayer* layer : r.layers) {
       if (int err = layer->InChild(); err != 0) {
         f = {1, err};

@@ -46,6 +46,7 @@ struct SpawnRequest {
   sigset_t child_mask;             // the signal mask the program starts with
   std::vector<ExecLayer*> layers;  // InChild() hooks, in order
   bool new_process_group = false;  // the child leads a process group of its own
+  bool die_with_parent = false;    // SIGKILL when the spawning process dies
 };
 
 // fork + execve. Returns the pid once execve succeeded; an error (with the

@@ -332,6 +332,7 @@ int Runner::Run() {
     request.child_mask = original;
     request.layers = c.layers;
     request.new_process_group = true;
+    request.die_with_parent = true;  // never outlive a killed supervisor
     absl::StatusOr<pid_t> pid = Spawn(request);
     if (!pid.ok()) {
       err_ << "fault exec: --with " << c.name << ": " << Msg(pid.status()) << "\n";
