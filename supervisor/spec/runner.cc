@@ -260,6 +260,8 @@ class CellRunner {
           }
         }
       }
+      // One fault exec ran every service: its events are all the cell's.
+      if (grouped_) fired = target_events[0];
       if (fired == 0)
         message = absl::StrCat(
             "fault \"", cell.fault->name,
@@ -292,50 +294,64 @@ class CellRunner {
       svc->current_dir = absl::StrCat(dir_, "/", svc->name);
       mkdir(svc->current_dir.c_str(), 0755);
     }
-    for (size_t i = 0; i < spec_.services.size(); ++i) {
-      const auto& svc = spec_.services[i];
-      bool targeted = false;
-      if (cell.fault)
-        for (auto& t : cell.fault->targets) targeted |= t == svc;
-      std::vector<std::string> argv = {
-          o_.fault_binary,
-          "exec",
-          "--quiet",
-          "--seed",
-          absl::StrCat(o_.seed),
-          "--events",
-          absl::StrCat(dir_, "/", svc->name, ".events.jsonl")};
-      if (targeted) {
-        if (svc->static_binary && !seccomp_)
-          return absl::StrCat(
-              "service \"", svc->name,
-              "\" is a static binary and this build's `fault exec` has no "
-              "seccomp layer (--layer seccomp): the faults of \"",
-              cell.fault->name, "\" cannot reach it");
-        argv.insert(argv.end(), {"--policy", policy_file});
+    // A partition needs both programs under one supervisor: then every
+    // service of the cell runs under one `fault exec`, the first as its
+    // program and the others as --with companions.
+    grouped_ = cell.fault && cell.fault->policy.partitions_size() > 0;
+    if (grouped_) {
+      if (!seccomp_)
+        return absl::StrCat("fault \"", cell.fault->name,
+                            "\" has a partition, which needs the seccomp layer of "
+                            "`fault exec`; this machine or build has none");
+      std::string error = StartGroup(policy_file, procs);
+      if (!error.empty()) return error;
+    } else {
+      for (size_t i = 0; i < spec_.services.size(); ++i) {
+        const auto& svc = spec_.services[i];
+        bool targeted = false;
+        if (cell.fault)
+          for (auto& t : cell.fault->targets) targeted |= t == svc;
+        std::vector<std::string> argv = {
+            o_.fault_binary,
+            "exec",
+            "--quiet",
+            "--seed",
+            absl::StrCat(o_.seed),
+            "--events",
+            absl::StrCat(dir_, "/", svc->name, ".events.jsonl")};
+        if (targeted) {
+          if (svc->static_binary && !seccomp_)
+            return absl::StrCat(
+                "service \"", svc->name,
+                "\" is a static binary and this build's `fault exec` has no "
+                "seccomp layer (--layer seccomp): the faults of \"",
+                cell.fault->name, "\" cannot reach it");
+          argv.insert(argv.end(), {"--policy", policy_file});
+        }
+        if (svc->static_binary && seccomp_)
+          argv.insert(argv.end(), {"--layer", "seccomp"});
+        argv.push_back("--");
+        for (auto& a : svc->command) argv.push_back(Substitute(a, *svc));
+        std::vector<std::pair<std::string, std::string>> env;
+        for (auto& [k, v] : svc->env) env.emplace_back(k, Substitute(v, *svc));
+        auto pid = Spawn(argv, env, absl::StrCat(dir_, "/", svc->name, ".log"));
+        if (!pid.ok())
+          return absl::StrCat("service \"", svc->name,
+                              "\": ", pid.status().message());
+        (*procs)[i].pid = *pid;
       }
-      if (svc->static_binary && seccomp_)
-        argv.insert(argv.end(), {"--layer", "seccomp"});
-      argv.push_back("--");
-      for (auto& a : svc->command) argv.push_back(Substitute(a, *svc));
-      std::vector<std::pair<std::string, std::string>> env;
-      for (auto& [k, v] : svc->env) env.emplace_back(k, Substitute(v, *svc));
-      auto pid = Spawn(argv, env, absl::StrCat(dir_, "/", svc->name, ".log"));
-      if (!pid.ok())
-        return absl::StrCat("service \"", svc->name,
-                            "\": ", pid.status().message());
-      (*procs)[i].pid = *pid;
     }
     // Readiness, in definition order.
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
       absl::Time until = std::min(deadline, absl::Now() + svc->ready_timeout);
+      Proc& proc = (*procs)[grouped_ ? 0 : i];
       for (int attempt = 0;; ++attempt) {
-        if (Reap(&(*procs)[i], false)) {
-          std::string log =
-              ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"));
+        if (Reap(&proc, false)) {
+          std::string log = ReadFile(absl::StrCat(
+              dir_, "/", spec_.services[grouped_ ? 0 : i]->name, ".log"));
           return absl::StrCat("service \"", svc->name, "\" exited (",
-                              DescribeStatus((*procs)[i].status),
+                              DescribeStatus(proc.status),
                               ") before it was ready", log.empty() ? "" : ":\n",
                               Tail(log, 10));
         }
@@ -397,6 +413,45 @@ class CellRunner {
     return "";
   }
 
+  // Starts every service under one `fault exec` (--with for all but the
+  // first); its events and output go to the first service's files.
+  std::string StartGroup(const std::string& policy_file, std::vector<Proc>* procs) {
+    const auto& first = spec_.services[0];
+    std::vector<std::string> argv = {
+        o_.fault_binary, "exec",   "--quiet", "--seed", absl::StrCat(o_.seed),
+        "--events",      absl::StrCat(dir_, "/", first->name, ".events.jsonl"),
+        "--policy",      policy_file};
+    // Each service's own environment: through env(1), so that one
+    // service's variables do not reach the others.
+    auto command_of = [&](const ServiceDef& svc) {
+      std::vector<std::string> words;
+      if (!svc.env.empty()) {
+        words.push_back("/usr/bin/env");
+        for (auto& [k, v] : svc.env)
+          words.push_back(absl::StrCat(k, "=", Substitute(v, svc)));
+      }
+      for (auto& a : svc.command) words.push_back(Substitute(a, svc));
+      return words;
+    };
+    auto quote = [](const std::string& w) {
+      return absl::StrCat("'", absl::StrReplaceAll(w, {{"'", "'\\''"}}), "'");
+    };
+    for (size_t i = 1; i < spec_.services.size(); ++i) {
+      const auto& svc = spec_.services[i];
+      std::vector<std::string> quoted;
+      for (const std::string& w : command_of(*svc)) quoted.push_back(quote(w));
+      argv.push_back("--with");
+      argv.push_back(absl::StrCat(svc->name, "=", absl::StrJoin(quoted, " ")));
+    }
+    argv.insert(argv.end(), {"--name", first->name, "--"});
+    for (const std::string& w : command_of(*first)) argv.push_back(w);
+    auto pid = Spawn(argv, {}, absl::StrCat(dir_, "/", first->name, ".log"));
+    if (!pid.ok())
+      return absl::StrCat("services of the partition: ", pid.status().message());
+    (*procs)[0].pid = *pid;
+    return "";
+  }
+
   bool IsReady(ServiceDef& svc, absl::Time until) {
     if (!svc.ready_port.empty())
       return PortAccepts(svc.current_ports[svc.ready_port]);
@@ -418,6 +473,7 @@ class CellRunner {
   Spec& spec_;
   const RunOptions& o_;
   std::string dir_;
+  bool grouped_ = false;  // this cell's services run under one fault exec
   bool seccomp_;
 };
 
