@@ -92,7 +92,8 @@ std::optional<std::string> EffectFieldPath(absl::string_view keyword) {
 const std::vector<std::string>& AssumptionKeywords() {
   static const auto* all = [] {
     auto* v = new std::vector<std::string>{
-        "name", "target", "faults", "description", "targets", "expect_events"};
+        "name",    "target",        "faults",   "description",
+        "targets", "expect_events", "partition"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;
@@ -163,6 +164,12 @@ absl::Status FaultSet::SetTargets(const nlohmann::json& targets,
   return absl::OkStatus();
 }
 
+void FaultSet::AddPartition(const std::string& a, const std::string& b) {
+  for (const auto& [x, y] : partitions_)
+    if ((x == a && y == b) || (x == b && y == a)) return;
+  partitions_.emplace_back(a, b);
+}
+
 nlohmann::json FaultSet::ToJson() const {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [path, f] : fields_) {
@@ -178,6 +185,11 @@ nlohmann::json FaultSet::ToJson() const {
     out["syscalls"] = list;
   }
   if (targets_) out["targets"] = targets_->value;
+  if (!partitions_.empty()) {
+    nlohmann::json pairs = nlohmann::json::array();
+    for (const auto& [a, b] : partitions_) pairs.push_back({a, b});
+    out["partition"] = pairs;
+  }
   return out;
 }
 
@@ -196,6 +208,7 @@ absl::Status Merge(FaultSet* into, const FaultSet& from) {
         into->SetTargets(from.targets_->value, from.targets_->origin);
     if (!st.ok()) return st;
   }
+  for (const auto& [a, b] : from.partitions_) into->AddPartition(a, b);
   return absl::OkStatus();
 }
 

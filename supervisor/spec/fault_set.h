@@ -52,9 +52,19 @@ class FaultSet {
                                absl::string_view origin);
   absl::Status SetTargets(const nlohmann::json& targets,
                           absl::string_view origin);
+  // partition(a, b) between two services; the same pair again (either
+  // order) is fine.
+  void AddPartition(const std::string& a, const std::string& b);
 
   // True when no effect was given (targets alone are not an effect).
-  bool empty() const { return fields_.empty() && syscalls_.empty(); }
+  bool empty() const {
+    return fields_.empty() && syscalls_.empty() && partitions_.empty();
+  }
+  bool has_partitions() const { return !partitions_.empty(); }
+  // True when some effect other than a partition is given.
+  bool HasOtherThanPartitions() const {
+    return !fields_.empty() || !syscalls_.empty();
+  }
   // True when some effect is one only the preload shim applies (network,
   // DNS): statically linked programs cannot observe it.
   bool HasShimOnlyEffects() const { return !fields_.empty(); }
@@ -76,6 +86,7 @@ class FaultSet {
   std::vector<std::pair<std::string, std::vector<SyscallRule>>> syscalls_;
   std::map<std::string, std::string> syscall_origin_;
   std::optional<Field> targets_;
+  std::vector<std::pair<std::string, std::string>> partitions_;
 };
 
 // Adds every effect of `from` to `into`; the first conflict is the error.

@@ -423,6 +423,8 @@ class CellRunner {
           }
         }
       }
+      // One fault exec ran every service: its events are all the cell's.
+      if (grouped_) fired = target_events[group_lead_];
       if (fired == 0)
         message = absl::StrCat(
             "fault \"", cell.fault->name,
@@ -619,6 +621,22 @@ class CellRunner {
       svc->current_dir = absl::StrCat(dir_, "/", svc->name);
       mkdir(svc->current_dir.c_str(), 0755);
     }
+    // A partition needs both programs under one supervisor: then the
+    // cell's services (all but the shared ones) run under one `fault exec`,
+    // the first as its program and the others as --with companions.
+    grouped_ = cell.fault && cell.fault->policy.partitions_size() > 0;
+    if (grouped_) {
+      if (!seccomp_)
+        return absl::StrCat("fault \"", cell.fault->name,
+                            "\" has a partition, which needs the seccomp layer of "
+                            "`fault exec`; this machine or build has none");
+      for (const auto& t : cell.fault->targets) {
+        if (t->shared)
+          return absl::StrCat("fault \"", cell.fault->name, "\": service \"", t->name,
+                              "\" is shared between cells, and a partition needs "
+                              "both services started for the cell (drop shared=True)");
+      }
+    }
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
       if (svc->shared) {
@@ -627,6 +645,7 @@ class CellRunner {
         if (std::string m = StartShared(&sh); !m.empty()) return m;
         continue;
       }
+      if (grouped_) continue;  // started together below
       bool targeted = Targets(cell, svc.get());
       std::vector<std::string> argv =
           ExecArgv(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
@@ -652,6 +671,10 @@ class CellRunner {
                             "\": ", pid.status().message());
       (*procs)[i].pid = *pid;
     }
+    if (grouped_) {
+      if (std::string error = StartGroup(policy_file, procs); !error.empty())
+        return error;
+    }
     // Readiness, in definition order.
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
@@ -660,8 +683,14 @@ class CellRunner {
                                  ? shared_.at(svc.get()).log
                                  : absl::StrCat(dir_, "/", svc->name, ".log");
       off_t log_from = svc->shared ? shared_.at(svc.get()).cell_log_start : 0;
+      Proc* proc = live[i];
+      if (grouped_ && !svc->shared) {
+        // The group's one fault exec, and its output.
+        proc = &(*procs)[group_lead_];
+        log_path = absl::StrCat(dir_, "/", spec_.services[group_lead_]->name, ".log");
+      }
       std::string m =
-          AwaitReady(*svc, live[i], log_path, log_from, deadline, timeout_msg);
+          AwaitReady(*svc, proc, log_path, log_from, deadline, timeout_msg);
       if (!m.empty()) {
         // A shared service that never got ready is started again next time.
         if (svc->shared) StopShared(&shared_.at(svc.get()), o_.stop_grace);
@@ -760,6 +789,50 @@ class CellRunner {
     }
   }
 
+  // Starts the cell's services but the shared ones under one `fault exec`
+  // (--with for all but the first); its events and output go to the first
+  // one's files.
+  std::string StartGroup(const std::string& policy_file, std::vector<Proc>* procs) {
+    group_lead_ = 0;
+    while (group_lead_ < spec_.services.size() && spec_.services[group_lead_]->shared)
+      ++group_lead_;
+    if (group_lead_ == spec_.services.size()) return "";
+    const auto& first = spec_.services[group_lead_];
+    std::vector<std::string> argv =
+        ExecArgv(absl::StrCat(dir_, "/", first->name, ".events.jsonl"));
+    argv.insert(argv.end(), {"--quiet", "--policy", policy_file});
+    // Each service's own environment: through env(1), so that one
+    // service's variables do not reach the others.
+    auto command_of = [&](const ServiceDef& svc) {
+      std::vector<std::string> words;
+      if (!svc.env.empty()) {
+        words.push_back("/usr/bin/env");
+        for (auto& [k, v] : svc.env)
+          words.push_back(absl::StrCat(k, "=", Substitute(v, svc)));
+      }
+      for (auto& a : svc.command) words.push_back(Substitute(a, svc));
+      return words;
+    };
+    auto quote = [](const std::string& w) {
+      return absl::StrCat("'", absl::StrReplaceAll(w, {{"'", "'\\''"}}), "'");
+    };
+    for (size_t i = group_lead_ + 1; i < spec_.services.size(); ++i) {
+      const auto& svc = spec_.services[i];
+      if (svc->shared) continue;
+      std::vector<std::string> quoted;
+      for (const std::string& w : command_of(*svc)) quoted.push_back(quote(w));
+      argv.push_back("--with");
+      argv.push_back(absl::StrCat(svc->name, "=", absl::StrJoin(quoted, " ")));
+    }
+    argv.insert(argv.end(), {"--name", first->name, "--"});
+    for (const std::string& w : command_of(*first)) argv.push_back(w);
+    auto pid = Spawn(argv, {}, absl::StrCat(dir_, "/", first->name, ".log"));
+    if (!pid.ok())
+      return absl::StrCat("services of the partition: ", pid.status().message());
+    (*procs)[group_lead_].pid = *pid;
+    return "";
+  }
+
   bool IsReady(ServiceDef& svc, absl::Time until) {
     if (!svc.ready_port.empty())
       return PortAccepts(svc.current_ports[svc.ready_port]);
@@ -781,6 +854,8 @@ class CellRunner {
   Spec& spec_;
   const RunOptions& o_;
   std::string dir_;
+  bool grouped_ = false;  // this cell's services run under one fault exec
+  size_t group_lead_ = 0;  // the service that is that fault exec's program
   bool seccomp_;
   std::map<const ServiceDef*, SharedService>& shared_;
 };

@@ -99,6 +99,22 @@ class ServiceValue : public sl::HostValue {
   std::shared_ptr<ServiceDef> svc_;
 };
 
+// partition(a, b): two services cut off from each other.
+class PartitionValue : public sl::HostValue {
+ public:
+  PartitionValue(std::shared_ptr<ServiceDef> a, std::shared_ptr<ServiceDef> b)
+      : a_(std::move(a)), b_(std::move(b)) {}
+  std::string Type() const override { return "partition"; }
+  std::string Repr() const override {
+    return absl::StrCat("partition(", a_->name, ", ", b_->name, ")");
+  }
+  const std::shared_ptr<ServiceDef>& a() const { return a_; }
+  const std::shared_ptr<ServiceDef>& b() const { return b_; }
+
+ private:
+  std::shared_ptr<ServiceDef> a_, b_;
+};
+
 class AssumptionValue : public sl::HostValue {
  public:
   explicit AssumptionValue(std::shared_ptr<Assumption> a) : a_(std::move(a)) {}
@@ -158,12 +174,6 @@ T* HostAs(const Value& v, absl::string_view type) {
                              (h->Type() == "deny" || h->Type() == "delay")))
     return nullptr;
   return static_cast<T*>(h);
-}
-
-[[noreturn]] void FailAt(sl::Thread& th, absl::string_view fname,
-                         absl::string_view msg) {
-  (void)fname;  // the backtrace names the builtin
-  sl::Fail(absl::StrCat(CallPosition(th), ": ", msg));
 }
 
 // Fails with the position of the argument at fault ("file:line:col").
@@ -496,17 +506,25 @@ class Loader {
   }
 
   Value Partition(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
     Value a, b;
-    sl::UnpackArgs("partition", args, {{"a", &a}, {"b", &b}});
-    FailAt(th, "partition",
-           "not supported by `fault test` yet: each service runs under its own "
-           "supervisor, and a "
-           "partition needs both programs under one (use fault exec with a "
-           "policy file)");
+    Unpack(site, "partition", args, {{"a", &a}, {"b", &b}});
+    auto* sa = HostAs<ServiceValue>(a, "service");
+    if (sa == nullptr)
+      FailPos(site.Param(0, "a"), absl::StrCat("for parameter \"a\": got ",
+                                               sl::TypeName(a), ", want service"));
+    auto* sb = HostAs<ServiceValue>(b, "service");
+    if (sb == nullptr)
+      FailPos(site.Param(1, "b"), absl::StrCat("for parameter \"b\": got ",
+                                               sl::TypeName(b), ", want service"));
+    if (sa->def() == sb->def())
+      FailPos(site.Param(1, "b"),
+              absl::StrCat("partition(a, b): a and b are both service \"",
+                           sa->def()->name, "\""));
+    return sl::NewHost<PartitionValue>(sa->def(), sb->def());
   }
 
   Value FaultAssumption(sl::Thread& th, const sl::Args& args) {
-    static constexpr const char* kF = "fault_assumption";
     CallSite site(th, args, &calls_);
     std::string where = site.Call();
     auto a = std::make_shared<Assumption>();
@@ -592,6 +610,27 @@ class Loader {
                                  " in list, want fault_assumption"));
           composed.push_back(fa->def());
         }
+      } else if (key == "partition") {
+        std::vector<Value> ps;
+        bool list = v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple);
+        if (list)
+          ps = sl::ToVector(th, v);
+        else
+          ps.push_back(v);
+        for (size_t i = 0; i < ps.size(); ++i) {
+          auto* pv = HostAs<PartitionValue>(ps[i], "partition");
+          if (pv == nullptr)
+            FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
+                    absl::StrCat("partition: got ", sl::TypeName(ps[i]),
+                                 ", want partition(a, b)"));
+          a->set.AddPartition(pv->a()->name, pv->b()->name);
+          for (const auto& svc : {pv->a(), pv->b()}) {
+            bool have = false;
+            for (auto& t : a->targets) have |= t == svc;
+            if (!have) a->targets.push_back(svc);
+          }
+        }
+        effect_steps.emplace_back(key, a->set);
       } else if (key == "targets") {
         check(a->set.SetTargets(ToJson(th, at, key, v), origin), at);
         effect_steps.emplace_back(key, a->set);
@@ -657,6 +696,16 @@ class Loader {
     }
     if (a->set.empty())
       FailPos(where, absl::StrCat("\"", a->name, "\": no fault effect given"));
+    if (a->set.has_partitions() && a->set.HasOtherThanPartitions()) {
+      bool own = false;
+      for (auto& [key, v] : kws) own |= key == "partition";
+      FailPos(own ? site.Keyword("partition") : faults_at,
+              absl::StrCat("\"", a->name,
+                           "\": a partition cannot be combined with other effects in "
+                           "one fault: a cell with a partition runs every service under "
+                           "one supervisor, so the other effects would reach every "
+                           "service; make them separate faults"));
+    }
     for (auto& t : a->targets) {
       if (t->static_binary && a->set.HasShimOnlyEffects())
         FailPos(

@@ -58,7 +58,7 @@ class SpecCliTest(unittest.TestCase):
     def test_notes_example(self):
         rc, out, err = self.run_spec("notes.star")
         self.assertEqual(rc, 1, out + err)
-        self.assertTrue(out.endswith("\n11 passed, 1 failed\n"), out)
+        self.assertTrue(out.endswith("\n12 passed, 1 failed\n"), out)
         with open(self.path("out.json")) as f:
             report = json.load(f)
         status = {c["name"]: c["status"] for c in report["cells"]}
@@ -70,6 +70,7 @@ class SpecCliTest(unittest.TestCase):
             "upstream/none": "passed",
             "upstream/upstream_refused": "passed",
             "upstream/upstream_slow_connect": "passed",
+            "upstream/upstream_partitioned": "passed",  # both services, one supervisor
             "resolve/none": "passed",
             "resolve/dns_down": "passed",
             "health/none": "passed",
@@ -88,6 +89,9 @@ class SpecCliTest(unittest.TestCase):
         self.assertIn(("deny", "fdatasync", "EIO"), effects("write_note/disk_io_error"))
         self.assertIn(("deny", "connect", "ECONNREFUSED"), effects("upstream/upstream_refused"))
         self.assertIn(("delay", "connect", ""), effects("upstream/upstream_slow_connect"))
+        self.assertEqual(effects("upstream/upstream_partitioned"),
+                         {("partition", "connect", "ECONNREFUSED")})
+        self.assertIn("partition:\n", cells["upstream/upstream_partitioned"]["policy"])
         self.assertIn(("dns_nxdomain", "dns", ""), effects("resolve/dns_down"))
         both = {e for e, _, _ in effects("write_note/slow_everything")}
         self.assertTrue({"latency", "delay"} <= both, both)
@@ -96,14 +100,14 @@ class SpecCliTest(unittest.TestCase):
         self.assertIn("fsync:\n        deny: EIO", cells["write_note/disk_io_error"]["policy"])
 
         suite = ET.parse(self.path("out.xml")).getroot().find("testsuite")
-        self.assertEqual((suite.get("tests"), suite.get("failures")), ("12", "1"))
+        self.assertEqual((suite.get("tests"), suite.get("failures")), ("13", "1"))
         failures = [tc.get("name") for tc in suite.iter("testcase") if tc.find("failure") is not None]
         self.assertEqual(failures, ["write_note/disk_full"])
 
         with open(self.path("out.md")) as f:
             md = f.read()
         self.assertTrue(md.startswith("# fault test: "), md)
-        self.assertIn("11 passed, 1 failed (seed 1)", md)
+        self.assertIn("12 passed, 1 failed (seed 1)", md)
         self.assertIn("| write_note | disk_full | **FAIL** |", md)
         self.assertIn("| resolve | dns_down | pass |", md)
         self.assertIn("### write_note/disk_full", md)

@@ -217,12 +217,47 @@ TEST(SpecTest, OverrideMustBeACell) {
             "cell of this matrix");
 }
 
-TEST(SpecTest, PartitionIsRefused) {
+TEST(SpecTest, PartitionBetweenTwoServices) {
+  std::string src = std::string(kService) + R"(
+db = service("db", command = ["/bin/sleep", "60"], ports = {"pg": 0})
+split = fault_assumption("split", partition = partition(svc, db))
+both = fault_assumption("both", faults = [split, fault_assumption("again", partition = [partition(db, svc)])])
+fault_matrix(scenarios = [scenario("s", run = lambda: 1)], faults = [split, both])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const Assumption& split = *(*spec)->assumptions[0];
+  ASSERT_EQ(split.policy.partitions_size(), 1);
+  EXPECT_EQ(split.policy.partitions(0).a(), "sleeper");
+  EXPECT_EQ(split.policy.partitions(0).b(), "db");
+  ASSERT_EQ(split.targets.size(), 2u);  // both ends are targets
+  EXPECT_EQ(split.targets[0]->name, "sleeper");
+  EXPECT_EQ(split.targets[1]->name, "db");
+  // The same pair in the other order composes into one partition.
+  EXPECT_EQ((*spec)->assumptions[2]->policy.partitions_size(), 1);
+}
+
+TEST(SpecTest, PartitionMistakes) {
   absl::Status st = LoadError("partition(svc, svc)\n");
-  EXPECT_TRUE(absl::StartsWith(
-      LastLine(st),
-      "Error in partition: t.star:2:10: not supported by `fault test` yet"))
-      << st;
+  EXPECT_EQ(LastLine(st),
+            "Error in partition: t.star:2:16: partition(a, b): a and b are both "
+            "service \"sleeper\"");
+  st = LoadError("partition(svc, \"db\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in partition: t.star:2:16: for parameter \"b\": got string, "
+            "want service");
+  st = LoadError("fault_assumption(\"x\", partition = svc)\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:23: partition: got service, want "
+            "partition(a, b)");
+  st = LoadError(
+      "db = service(\"db\", command = [\"/bin/sleep\", \"1\"])\n"
+      "fault_assumption(\"x\", fsync = deny(\"EIO\"), partition = partition(svc, db))\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:3:44: \"x\": a partition cannot be "
+            "combined with other effects in one fault: a cell with a partition runs "
+            "every service under one supervisor, so the other effects would reach "
+            "every service; make them separate faults");
 }
 
 TEST(SpecTest, ScenarioBuiltinsNeedACell) {
