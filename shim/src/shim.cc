@@ -15,6 +15,8 @@
 // The hot path when nothing can match: an fd-kind byte (for fd calls), one
 // acquire load of the table's `seq`, one relaxed load of the per-process
 // hot word and a predictable branch. No locks, no allocation, no syscalls.
+// When a network rule exists but matches none of a socket's traffic, one
+// more relaxed load: the fd's cached verdict (g_verdict).
 #include "fault/shim.h"
 
 #include <arpa/inet.h>
