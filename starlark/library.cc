@@ -234,6 +234,8 @@ Value Repeat(const Value& seq, const Value& count) {
   if (!IntToInt64(count, &n)) Fail("repeat count too large");
   if (n < 0) n = 0;
   int64_t len = Length(seq);
+  // Repeating nothing gives nothing, however many times: no loop over n.
+  if (len == 0) n = 0;
   if (len > 0 && n > (int64_t{1} << 28) / len)
     Fail("excessive repeat (" + std::to_string(len) + " * " +
          std::to_string(n) + " elements)");
