@@ -446,6 +446,16 @@ class CellRunner {
     return false;
   }
 
+  // Why the cell's fault cannot reach `svc` ("" when it can): a static
+  // binary needs the seccomp layer.
+  std::string Unreachable(const ServiceDef& svc, const Cell& cell) const {
+    if (!svc.static_binary || seccomp_) return "";
+    return absl::StrCat("service \"", svc.name,
+                        "\" is a static binary and this build's `fault exec` has no "
+                        "seccomp layer (--layer seccomp): the faults of \"",
+                        cell.fault->name, "\" cannot reach it");
+  }
+
   // The argv of `fault exec` for a service.
   std::vector<std::string> ExecArgv(const std::string& events) {
     return {o_.fault_binary,       "exec",     "--seed",
@@ -651,12 +661,7 @@ class CellRunner {
           ExecArgv(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
       argv.push_back("--quiet");
       if (targeted) {
-        if (svc->static_binary && !seccomp_)
-          return absl::StrCat(
-              "service \"", svc->name,
-              "\" is a static binary and this build's `fault exec` has no "
-              "seccomp layer (--layer seccomp): the faults of \"",
-              cell.fault->name, "\" cannot reach it");
+        if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
         argv.insert(argv.end(), {"--policy", policy_file});
       }
       if (svc->static_binary && seccomp_)
@@ -702,12 +707,7 @@ class CellRunner {
     for (auto& svc : spec_.services) {
       if (!svc->shared || !Targets(cell, svc.get())) continue;
       SharedService& sh = shared_.at(svc.get());
-      if (svc->static_binary && !seccomp_)
-        return absl::StrCat(
-            "service \"", svc->name,
-            "\" is a static binary and this build's `fault exec` has no "
-            "seccomp layer (--layer seccomp): the faults of \"",
-            cell.fault->name, "\" cannot reach it");
+      if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
       sh.window_start_ns = NowNs();
       std::string err = ReloadShared(&sh, r->policy_yaml, deadline);
       if (!err.empty()) {

@@ -8,34 +8,12 @@ the --events file. Each subprocess has a timeout.
 Run by ctest with FAULT_BIN and FAULT_TARGETS_DIR set.
 """
 
-import json
 import os
 import re
-import subprocess
 import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
-TARGETS = os.environ.get("FAULT_TARGETS_DIR", os.path.dirname(FAULT))
-PY = "/usr/bin/python3"
-
-
-def target(name):
-    path = os.path.join(TARGETS, "seccomp_" + name)
-    if not os.path.exists(path):
-        raise AssertionError("%s is not built (the test build makes it)" % path)
-    return path
-
-
-def fault_exec(args, timeout=60):
-    return subprocess.run([FAULT, "exec", *args], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def read_events(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+from fault_testlib import PY, fault_exec, read_events, target
 
 
 class StaticProgramTest(unittest.TestCase):

@@ -9,42 +9,20 @@ companion process is still alive after the run. Servers listen on
 Run by ctest with FAULT_BIN and FAULT_TARGETS_DIR set.
 """
 
-import json
 import os
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
-TARGETS = os.environ.get("FAULT_TARGETS_DIR", os.path.dirname(FAULT))
-PY = "/usr/bin/python3"
+from fault_testlib import PY, fault_exec, read_events, target
 CURL = "/usr/bin/curl"
-
-
-def target(name):
-    path = os.path.join(TARGETS, "seccomp_" + name)
-    if not os.path.exists(path):
-        raise AssertionError("%s is not built (the test build makes it)" % path)
-    return path
 
 
 def free_port(kind=socket.SOCK_STREAM):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def fault_exec(args, timeout=60):
-    return subprocess.run([FAULT, "exec", *args], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def read_events(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def http_server(port):
