@@ -101,7 +101,7 @@ struct FdState {
 };
 
 // Per-fd verdict: "no rule can apply to this call on this connected
-// socket" for the calls of an unscoped thread, valid for one table
+// socket (or file)" for the calls of an unscoped thread, valid for one table
 // generation. One word, so that the hot path reads it with one load:
 //   bits 63..32  low 32 bits of the table seq it was decided under
 //   bits 31..8   generation of the fd number (bumped whenever the entry is
@@ -109,10 +109,10 @@ struct FdState {
 //                it, connect), so that a verdict decided concurrently with a
 //                reset is never stored (compare-and-swap from the word read
 //                at the start of the slow path)
-//   bit 1        receives (recv, recvfrom, recvmsg, read, readv) go straight
-//                to the real call
+//   bit 1        receives (recv, recvfrom, recvmsg, read, readv, pread) go
+//                straight to the real call
 //   bit 0        sends without a destination (send, sendto(NULL),
-//                sendmsg without msg_name, write, writev) likewise
+//                sendmsg without msg_name, write, writev, pwrite) likewise
 constexpr uint64_t kVerdictSend = 1;
 constexpr uint64_t kVerdictRecv = 2;
 constexpr uint64_t kVerdictGenMask = 0xffffff00u;
@@ -888,8 +888,8 @@ bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind) {
 }
 
 // Records that calls of direction `dir` (kVerdictSend or kVerdictRecv) on
-// fd, whose connected peer no rule matches, need nothing from the shim in
-// s's table generation: they then go straight to the real call
+// fd, a file or a socket whose connected peer no rule matches, need nothing
+// from the shim in s's table generation: they then go straight to the real call
 // (MaybeFaultFd). Only for unscoped threads (the rules that apply are then
 // the table's active ones, a function of its seq) and only when no syscall
 // rule of the direction's families applies and the seccomp layer covers none
@@ -1766,6 +1766,7 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags,
           ? ApplySyscallRules(s, family, op, FilePath(fd))
           : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
     return -1;
+  if (k == kFile) VerdictStore(s, fd, kVerdictSend);  // only syscall rules
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
     ssize_t r = NetSend(s, fd, k, m, flags, op);
     // A stale entry (the number was closed behind the shim's back, e.g.
@@ -1792,6 +1793,7 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
   if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
                  : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
     return -1;
+  if (k == kFile) VerdictStore(s, fd, kVerdictRecv);  // only syscall rules
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
     ssize_t r = NetRecv(s, fd, k, m, flags, op);
     if (r < 0 && errno == ENOTSOCK) {  // stale entry, see SlowSend
@@ -1804,16 +1806,22 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
   return pass();
 }
 
-// Calls without a buffer (fsync, fdatasync, close): syscall rules only.
+// Calls with syscall rules only (pread, pwrite, fsync, fdatasync, close).
+// `dir`: the verdict a file's call may leave (0: none).
 template <typename Pass, typename Stub>
-long SlowPlain(int fd, int family, uint16_t op, Pass pass, Stub stub) {
+long SlowPlain(int fd, int family, uint16_t op, Pass pass, Stub stub,
+               uint64_t dir = 0) {
   Slow s;
   if (!s.ok || LeftToSeccomp(s.idx(), family)) return pass();
+  if (fd >= 0 && fd < kMaxFds)
+    s.verdict0 = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
   Kind k = Classify(fd);
   if (k == kOther) return pass();
   if (k == kFile ? ApplySyscallRules(s, family, op, FilePath(fd))
                  : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
     return -1;
+  // Not for sockets: a socket's verdict also says no network rule matches.
+  if (k == kFile && dir) VerdictStore(s, fd, dir);
   if (ViaStub(s.idx(), family)) return stub();
   return pass();
 }
@@ -2089,12 +2097,14 @@ __attribute__((noinline)) static ssize_t PwriteSlowPath(int fd, const void* buf,
       [&]() { return real.pwrite(fd, buf, n, off); },
       [&]() {
         return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off);
-      });
+      },
+      kVerdictSend);
 }
 
 FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend))
+    return real.pwrite(fd, buf, n, off);
   return PwriteSlowPath(fd, buf, n, off);
 }
 
@@ -2108,12 +2118,14 @@ __attribute__((noinline)) static ssize_t Pwrite64SlowPath(int fd,
       [&]() { return real.pwrite64(fd, buf, n, off); },
       [&]() {
         return Raw(SYS_pwrite64, fd, reinterpret_cast<long>(buf), n, off);
-      });
+      },
+      kVerdictSend);
 }
 
 FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite)) return real.pwrite64(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend))
+    return real.pwrite64(fd, buf, n, off);
   return Pwrite64SlowPath(fd, buf, n, off);
 }
 
@@ -2234,12 +2246,14 @@ __attribute__((noinline)) static ssize_t PreadSlowPath(int fd, void* buf,
       [&]() { return real.pread(fd, buf, n, off); },
       [&]() {
         return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off);
-      });
+      },
+      kVerdictRecv);
 }
 
 FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv))
+    return real.pread(fd, buf, n, off);
   return PreadSlowPath(fd, buf, n, off);
 }
 
@@ -2252,12 +2266,14 @@ __attribute__((noinline)) static ssize_t Pread64SlowPath(int fd, void* buf,
       [&]() { return real.pread64(fd, buf, n, off); },
       [&]() {
         return Raw(SYS_pread64, fd, reinterpret_cast<long>(buf), n, off);
-      });
+      },
+      kVerdictRecv);
 }
 
 FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead)) return real.pread64(fd, buf, n, off);
+  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv))
+    return real.pread64(fd, buf, n, off);
   return Pread64SlowPath(fd, buf, n, off);
 }
 

@@ -420,6 +420,28 @@ TEST(ShimVerdict, NonMatchingSenderStillMarksItsLoopbackPort) {
   EXPECT_GE(ctl.Num("recv_ms"), 1000.0);
 }
 
+TEST(ShimVerdict, FileCallsUnderANetworkPolicySeeALaterFileRule) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  r.targets[0] =
+      Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 100'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.on_first_line = [&](int stdin_fd, const std::string&) {
+    strcpy(t.Sys(0, 0, eng::kFamilyRead, eng::kActionDeny, EIO).path_glob,
+           "*.data");
+    t.Publish();
+    EXPECT_EQ(write(stdin_fd, "go\n", 3), 3);
+  };
+  Result res = RunTarget({"file_reload", TempDir() + "/f.data"}, o);
+  ASSERT_EQ(res.status, 0) << res.out << res.err;
+  EXPECT_EQ(res.Get("first"), "OK");
+  EXPECT_EQ(res.Get("second"), "5 EIO");  // the writes pass, every pread fails
+}
+
 TEST(ShimPassthrough, NoTableMeansNoShimEffects) {
   RunOptions o;  // preloaded, no FAULT_TABLE_FD
   Result r = RunTarget({"fsync", TempDir() + "/f"}, o);

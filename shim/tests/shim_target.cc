@@ -31,6 +31,8 @@
 //   shim_target verdict_reuse A B        round trips to A, then on the same
 //                                        fd number after dup2 and after reuse
 //                                        by a connection to B
+//   shim_target file_reload PATH         preads and writes, wait for a stdin
+//                                        line, the same again
 //   shim_target loopback_mark NAME       an in-process loopback connection:
 //                                        5 sends, then 5 reads in scope NAME
 #include <arpa/inet.h>
@@ -479,6 +481,33 @@ double EchoRounds(int fd, int n) {
   return NowMs() - t0;
 }
 
+// Writes and preads on a file, then, after a line on stdin (the test
+// republishes the table meanwhile), the same again.
+int ModeFileReload(const char* path) {
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || write(fd, "abcd", 4) != 4) return 1;
+  char buf[4];
+  // "OK", or how many of the 5 preads failed and the last errno.
+  auto round = [&]() -> std::string {
+    int failed = 0, err = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (pread(fd, buf, 4, 0) != 4) {
+        ++failed;
+        err = errno;
+      }
+      if (write(fd, "abcd", 4) != 4) return ErrName(errno);
+    }
+    return failed ? std::to_string(failed) + " " + ErrName(err) : "OK";
+  };
+  printf("first=%s\n", round().c_str());
+  fflush(stdout);
+  char line[16];
+  if (fgets(line, sizeof(line), stdin) == nullptr) return 1;
+  printf("second=%s\n", round().c_str());
+  close(fd);
+  return 0;
+}
+
 // Round trips on a connection no rule matches (the shim caches that), then,
 // after a line on stdin (the test republishes the table meanwhile), more
 // round trips on the same connection.
@@ -642,6 +671,7 @@ int main(int argc, char** argv) {
   if (mode == "verdict_reuse")
     return ModeVerdictReuse(atoi(arg(2)), atoi(arg(3)));
   if (mode == "loopback_mark") return ModeLoopbackMark(arg(2));
+  if (mode == "file_reload") return ModeFileReload(arg(2));
   if (mode == "maps") return ModeMaps();
   return 2;
 }
