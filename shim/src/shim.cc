@@ -180,9 +180,10 @@ inline bool VerdictSkips(int fd, uint64_t dir, uint64_t seq) {
          (v & dir) != 0;
 }
 
-// Forgets fd's verdict and starts a new generation of the number.
+// Forgets fd's verdict and starts a new generation of the number. Without a
+// table no verdict is ever stored: nothing to do.
 inline void VerdictReset(int fd) {
-  if (fd < 0 || fd >= kMaxFds) return;
+  if (fd < 0 || fd >= kMaxFds || g_table == nullptr) return;
   uint64_t o = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
   for (int i = 0; i < 1000; ++i) {
     uint64_t n = (o + kVerdictGenOne) & kVerdictGenMask;
