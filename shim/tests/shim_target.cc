@@ -33,6 +33,8 @@
 //                                        by a connection to B
 //   shim_target file_reload PATH         preads and writes, wait for a stdin
 //                                        line, the same again
+//   shim_target verdict_churn N          N round trips by two threads while a
+//                                        third opens and closes connections
 //   shim_target loopback_mark NAME       an in-process loopback connection:
 //                                        5 sends, then 5 reads in scope NAME
 #include <arpa/inet.h>
@@ -481,6 +483,62 @@ double EchoRounds(int fd, int n) {
   return NowMs() - t0;
 }
 
+// n round trips of 1 byte (values 0..250) on an in-process loopback
+// connection by two threads, while a third opens, uses and closes other
+// connections (the fd numbers come and go). Prints result=OK when every
+// byte came back intact.
+int ModeVerdictChurn(int n) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa = Loopback(0);
+  socklen_t len = sizeof(sa);
+  if (bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+      listen(l, 16) != 0 ||
+      getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+    return 1;
+  const int port = ntohs(sa.sin_port);
+  int err;
+  int a = ConnectTcp(port, &err);
+  int b = accept(l, nullptr, nullptr);
+  if (err || b < 0) return 1;
+  std::atomic<bool> done{false}, ok{true};
+  std::atomic<int> churn{0};
+  std::thread server([&] {
+    for (int i = 0; i < n; ++i) {
+      char c;
+      if (read(b, &c, 1) != 1 || send(b, &c, 1, 0) != 1) {
+        ok = false;
+        return;
+      }
+    }
+  });
+  std::thread churner([&] {
+    for (int i = 0; i < 100000 && !done; ++i) {
+      int e;
+      int c = ConnectTcp(port, &e);
+      int s = accept(l, nullptr, nullptr);
+      char x = 'c';
+      if (e || s < 0 || write(c, &x, 1) != 1 || recv(s, &x, 1, 0) != 1 ||
+          x != 'c')
+        ok = false;
+      close(c);
+      close(s);
+      ++churn;
+    }
+  });
+  for (int i = 0; i < n && ok; ++i) {
+    char c = static_cast<char>(i % 251), r = 0;
+    if (write(a, &c, 1) != 1 || recv(a, &r, 1, 0) != 1 || r != c) ok = false;
+  }
+  done = true;
+  server.join();
+  churner.join();
+  printf("churn=%d\nresult=%s\n", churn.load(), ok ? "OK" : "corrupt");
+  close(a);
+  close(b);
+  close(l);
+  return 0;
+}
+
 // Writes and preads on a file, then, after a line on stdin (the test
 // republishes the table meanwhile), the same again.
 int ModeFileReload(const char* path) {
@@ -672,6 +730,7 @@ int main(int argc, char** argv) {
     return ModeVerdictReuse(atoi(arg(2)), atoi(arg(3)));
   if (mode == "loopback_mark") return ModeLoopbackMark(arg(2));
   if (mode == "file_reload") return ModeFileReload(arg(2));
+  if (mode == "verdict_churn") return ModeVerdictChurn(atoi(arg(2)));
   if (mode == "maps") return ModeMaps();
   return 2;
 }
