@@ -52,6 +52,12 @@ struct Generation {
   std::vector<uint16_t> syscall_owner;
 };
 
+// "exited with status 1", "was killed by SIGKILL": how a reaped process ended.
+std::string HowItEnded(int wait_status) {
+  if (WIFSIGNALED(wait_status)) return "was killed by " + SignalName(WTERMSIG(wait_status));
+  return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
+}
+
 Generation Describe(CompiledTable compiled) {
   Generation g;
   for (const CompiledRule& r : compiled.rules) g.names.push_back(r.name);
@@ -452,10 +458,8 @@ void Runner::NoteCompanionExit(pid_t pid, int wait_status) {
     if (c.pid != pid || !c.running) continue;
     c.running = false;
     if (stopping_companions_) return;  // even with --quiet: not part of the summary
-    std::string how = WIFSIGNALED(wait_status)
-                          ? "was killed by " + SignalName(WTERMSIG(wait_status))
-                          : absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
-    err_ << "fault: " << c.program->name << " (--with, pid " << pid << ") " << how << "\n";
+    err_ << "fault: " << c.program->name << " (--with, pid " << pid << ") "
+         << HowItEnded(wait_status) << "\n";
     return;
   }
 }
@@ -463,32 +467,30 @@ void Runner::NoteCompanionExit(pid_t pid, int wait_status) {
 std::string Runner::WaitForTargets(const sigset_t& waited, int* signal_out) {
   const int64_t deadline = MonotonicNowNs() + o_.wait_timeout_ns;
   for (const WaitTarget& t : o_.wait_for) {
+    // Resolved once; then only connects are retried.
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(t.port);
+    int gai = getaddrinfo(t.host.c_str(), port.c_str(), &hints, &res);
+    if (gai != 0) return absl::StrCat("--wait-for ", t.text, ": ", gai_strerror(gai));
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> addresses(res, &freeaddrinfo);
     for (;;) {
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_STREAM;
-      hints.ai_flags = AI_NUMERICSERV;
-      addrinfo* res = nullptr;
-      const std::string port = std::to_string(t.port);
-      int gai = getaddrinfo(t.host.c_str(), port.c_str(), &hints, &res);
-      if (gai != 0) return absl::StrCat("--wait-for ", t.text, ": ", gai_strerror(gai));
       bool up = false;
-      for (addrinfo* a = res; a != nullptr && !up; a = a->ai_next) {
+      for (addrinfo* a = addresses.get(); a != nullptr && !up; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) continue;
         up = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
         close(fd);
       }
-      freeaddrinfo(res);
       if (up) break;
       for (LiveCompanion& c : companions_) {
         int st = 0;
         if (c.running && waitpid(c.pid, &st, WNOHANG) == c.pid) {
           c.running = false;
-          return absl::StrCat(
-              "--wait-for ", t.text, ": ", c.program->name, " ",
-              WIFSIGNALED(st) ? "was killed by " + SignalName(WTERMSIG(st))
-                              : absl::StrCat("exited with status ", WEXITSTATUS(st)),
-              " before anything accepted connections there");
+          return absl::StrCat("--wait-for ", t.text, ": ", c.program->name, " ",
+                              HowItEnded(st), " before anything accepted connections there");
         }
       }
       const int64_t now = MonotonicNowNs();
