@@ -46,6 +46,8 @@ std::string LayerName(uint8_t layer) {
       return "shim";
     case 2:
       return "seccomp";
+    case 3:
+      return "stream";
     default:
       return absl::StrCat("layer", layer);
   }

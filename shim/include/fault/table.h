@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define FAULT_TABLE_MAGIC 0x454c4241544c4146ULL /* "FALTABLE" little-endian */
-#define FAULT_TABLE_VERSION 1u
+#define FAULT_TABLE_VERSION 2u
 
 #define FAULT_MAX_RULES 64           /* policies in one table */
 #define FAULT_MAX_TARGETS 8          /* targets per policy */
@@ -37,6 +37,7 @@ extern "C" {
 #define FAULT_GLOB_MAX 256           /* path globs */
 #define FAULT_PATTERN_MAX 64         /* payload mutation pattern/data */
 #define FAULT_EVENT_RING_SIZE 8192   /* events, a power of two */
+#define FAULT_ENGINE_NAME_MAX 48     /* abstract AF_UNIX name of the stream engine */
 
 /* Environment variables the supervisor passes to the target. */
 #define FAULT_ENV_TABLE_FD "FAULT_TABLE_FD"     /* decimal fd of the memfd */
@@ -160,6 +161,52 @@ struct fault_syscall_rule {
   char path_glob[FAULT_GLOB_MAX]; /* empty: any path */
 };
 
+/* A connection handed to the stream engine (supervisor/stream). The shim
+ * (or the seccomp supervisor) binds the target's socket to a loopback port P
+ * and fills redirects[family][P] before it connects that socket to the
+ * engine; the engine, accepting a connection from port P, claims the slot
+ * and learns where the connection really goes. `state` is also a futex word
+ * (shared, not private): a blocking connect waits on it until the engine has
+ * connected the far end. */
+enum fault_redirect_state {
+  FAULT_REDIRECT_FREE = 0,
+  FAULT_REDIRECT_ARMED = 1,       /* written by the target side */
+  FAULT_REDIRECT_CLAIMED = 2,     /* the engine accepted it */
+  FAULT_REDIRECT_OPEN = 3,        /* far end connected, handshake emulated */
+  FAULT_REDIRECT_FAILED = 4,      /* `err` says why (connect or later) */
+};
+
+enum fault_redirect_kind {
+  FAULT_REDIRECT_CONNECT = 1,  /* the engine connects to addr:port */
+  FAULT_REDIRECT_ACCEPTED = 2, /* the far end is an accepted socket, passed to
+                                  the engine over its control socket */
+};
+
+struct fault_redirect {
+  uint32_t state;        /* fault_redirect_state (futex word) */
+  int32_t err;           /* errno the connection ended with, 0: none */
+  uint16_t rule;         /* rules[] index the target side picked */
+  uint8_t kind;          /* fault_redirect_kind */
+  uint8_t family;        /* AF_INET / AF_INET6 of addr */
+  uint16_t port;         /* far end's port, host byte order */
+  uint16_t pad;
+  int32_t pid;           /* the target process */
+  uint32_t pad2;
+  int64_t handshake_ns;  /* connect: emulated handshake time */
+  uint8_t addr[16];      /* far end's address (network byte order) */
+};
+
+#define FAULT_REDIRECT_PORTS 65536
+
+/* The payload of the datagram that hands an accepted socket (SCM_RIGHTS) to
+ * the stream engine's control socket. */
+struct fault_handoff {
+  uint16_t port;         /* loopback port of the target's replacement socket */
+  uint8_t family_index;  /* 0: IPv4 (redirects[0]), 1: IPv6 */
+  uint8_t pad;
+  int32_t pid;
+};
+
 struct fault_partition {
   char a[FAULT_NAME_MAX];
   char b[FAULT_NAME_MAX];
@@ -199,7 +246,7 @@ struct fault_event {
   uint16_t op;          /* fault_op */
   uint16_t effect;      /* fault_effect */
   int64_t value;        /* sampled delay in ns, errno, bytes, ... per effect */
-  uint8_t layer;        /* 1 shim, 2 seccomp */
+  uint8_t layer;        /* 1 shim, 2 seccomp, 3 stream engine */
   uint8_t pad[7];
   char target[FAULT_NAME_MAX]; /* "127.0.0.1:8080", a hostname or a path */
 };
@@ -242,6 +289,12 @@ struct fault_table {
   uint32_t supervisor_pid;
   uint32_t warned;      /* effects some shim of the run has warned about (atomic or):
                            one warning per run, not per process */
+  /* The stream engine of the run: loopback ports of its IPv4 and IPv6
+   * listeners (0: none) and its control socket's abstract name. Written
+   * before the first program starts; constant for the run. */
+  uint16_t engine_port4, engine_port6;
+  uint32_t engine_pad;
+  char engine_control[FAULT_ENGINE_NAME_MAX];
   struct fault_config config;
   struct fault_counters counters;
   struct fault_event_ring ring;
@@ -252,6 +305,12 @@ struct fault_table {
    * applied them, so loopback traffic between shimmed programs crosses the
    * emulated link once. */
   uint64_t loopback_ports[2][1024];
+  /* Local ports of the stream engine's own connections to far ends (bit as
+   * above). The engine applies both directions' effects to them, so a
+   * shimmed process at the far end leaves them alone. */
+  uint64_t engine_ports[1024];
+  /* [0] IPv4, [1] IPv6 loopback ports; see struct fault_redirect. */
+  struct fault_redirect redirects[2][FAULT_REDIRECT_PORTS];
 };
 
 #ifdef __cplusplus
