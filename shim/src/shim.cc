@@ -30,7 +30,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
+#include <linux/futex.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,6 +101,13 @@ struct FdState {
   char sni[FAULT_NAME_MAX];  // server name from the ClientHello, "" none
   uint8_t lb_marked;         // our local port is set in table->loopback_ports
   uint16_t lb_port;
+  // Handed to the stream engine (see "redirect"): the kernel socket is
+  // connected to the engine, which applies the rule's stream effects.
+  uint8_t redirected;
+  uint8_t redirect_fi;       // redirects[fi][redirect_port] in the table
+  uint16_t redirect_port;
+  uint8_t has_local;         // `local` holds the address getsockname reports
+  eng::Endpoint local;
   char path[256];
 };
 
@@ -279,6 +290,8 @@ void ResolveReal() {
   FAULT_RESOLVE(dup2);
   FAULT_RESOLVE(dup3);
   FAULT_RESOLVE(getsockopt);
+  FAULT_RESOLVE(getsockname);
+  FAULT_RESOLVE(getpeername);
   FAULT_RESOLVE(getaddrinfo);
   FAULT_RESOLVE(gethostbyname);
   FAULT_RESOLVE(gethostbyname_r);
@@ -496,6 +509,10 @@ FdState& State(int fd) {
     st.valid = 1;
   }
   return st;
+}
+
+inline bool IsRedirected(int fd) {
+  return fd >= 0 && fd < kMaxFds && g_fds[fd].valid && g_fds[fd].redirected;
 }
 
 void LearnPeer(int fd, FdState& st) {
@@ -914,6 +931,8 @@ void VerdictStore(const Slow& s, int fd, uint64_t dir) {
                               __ATOMIC_RELAXED);
 }
 
+bool FromEngine(const eng::Endpoint& peer);
+
 // Picks the rule for `ep` (cached per connection for the peer).
 int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   const eng::Index& idx = s.idx();
@@ -921,6 +940,14 @@ int PickFor(const Slow& s, FdState* st, const eng::Endpoint& ep, bool cache) {
   if (!cand) return -1;
   if (cache && st->rule_seq == idx.seq && st->rule_mask == s.mask)
     return st->rule;
+  if (FromEngine(ep)) {  // the engine applies both directions' effects
+    if (cache) {
+      st->rule = -1;
+      st->rule_seq = idx.seq;
+      st->rule_mask = s.mask;
+    }
+    return -1;
+  }
   eng::Endpoint e = ep;
   if (st != nullptr && st->sni[0]) e.sni = st->sni;
   char name[FAULT_NAME_MAX];
@@ -1337,6 +1364,252 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
   return -1;
 }
 
+// ---------------------------------------------------------------- redirect ---
+//
+// TCP connections that a rule with stream effects selects are handed to the
+// stream engine in the supervisor (supervisor/stream): the program's socket
+// is connected to the engine, which connects to the real peer and holds the
+// bytes back as the rule says. The program then waits on a real kernel
+// socket, so edge-triggered epoll, io_uring and every other way of waiting
+// see the delay as the network's own.
+
+// Effects the engine applies on the stream (connect-time errors, timeouts
+// and the SYN's fate stay here: they happen before there is a stream).
+constexpr uint32_t kStreamFeatures =
+    eng::kFeatLatency | eng::kFeatJitter | eng::kFeatLoss |
+    eng::kFeatBurstLoss | eng::kFeatCorrelatedLoss | eng::kFeatRate |
+    eng::kFeatHalfOpen | eng::kFeatBudget | eng::kFeatTimeoutRecv |
+    eng::kFeatBlackhole;
+
+bool Redirectable(const fault_rule& r) {
+  uint32_t f = eng::RuleFeatures(r);
+  // An sni target is matched on the first bytes sent: decided in place.
+  if (f & eng::kFeatSniTarget) return false;
+  if (r.conn_error_errno == ECONNRESET && r.conn_error_ppm != 0) return true;
+  return (f & kStreamFeatures) != 0;
+}
+
+// The engine's listener for sockets of `family` (0: none).
+uint16_t EnginePort(int family) {
+  if (family == AF_INET)
+    return __atomic_load_n(&g_table->engine_port4, __ATOMIC_ACQUIRE);
+  if (family == AF_INET6)
+    return __atomic_load_n(&g_table->engine_port6, __ATOMIC_ACQUIRE);
+  return 0;
+}
+
+socklen_t LoopbackAddress(int family, uint16_t port, sockaddr_storage* ss) {
+  memset(ss, 0, sizeof(*ss));
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons(port);
+    return sizeof(*a);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_addr = in6addr_loopback;
+  a->sin6_port = htons(port);
+  return sizeof(*a);
+}
+
+// True when `peer` is one of the engine's own connections to a far end:
+// the engine applies both directions' effects to it.
+bool FromEngine(const eng::Endpoint& peer) {
+  if (!IsLoopback(peer) || peer.port == 0) return false;
+  uint64_t w = __atomic_load_n(&g_table->engine_ports[peer.port / 64],
+                               __ATOMIC_RELAXED);
+  return (w >> (peer.port % 64)) & 1;
+}
+
+// Binds `fd` to a loopback port (unless it is bound to one already) and
+// returns that port, or 0 when the socket is bound elsewhere or cannot be.
+uint16_t LoopbackPortOf(int fd, int* family) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  if (real.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return 0;
+  eng::Endpoint local;
+  if (!eng::SetEndpointAddress(&local, &ss, len)) return 0;
+  *family = ss.ss_family;
+  if (local.port != 0) return IsLoopback(local) ? local.port : 0;
+  sockaddr_storage lo;
+  socklen_t lolen = LoopbackAddress(ss.ss_family, 0, &lo);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&lo), lolen) != 0) return 0;
+  len = sizeof(ss);
+  if (real.getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      !eng::SetEndpointAddress(&local, &ss, len))
+    return 0;
+  return local.port;
+}
+
+fault_redirect* Announce(int family, uint16_t port, uint8_t kind, int rule,
+                         const eng::Endpoint& far, int64_t handshake_ns) {
+  fault_redirect* r = &g_table->redirects[family == AF_INET6][port];
+  __atomic_store_n(&r->state, FAULT_REDIRECT_FREE, __ATOMIC_RELAXED);
+  r->err = 0;
+  r->rule = static_cast<uint16_t>(rule);
+  r->kind = kind;
+  r->family = far.family;
+  r->port = far.port;
+  r->pid = getpid();
+  r->handshake_ns = handshake_ns;
+  memcpy(r->addr, far.addr, sizeof(r->addr));
+  __atomic_store_n(&r->state, FAULT_REDIRECT_ARMED, __ATOMIC_RELEASE);
+  return r;
+}
+
+void MarkRedirected(FdState& st, int family, uint16_t port,
+                    const eng::Endpoint& peer) {
+  st.redirected = 1;
+  st.redirect_fi = family == AF_INET6 ? 1 : 0;
+  st.redirect_port = port;
+  st.peer = peer;
+  st.has_peer = 1;
+}
+
+// The error the engine ended a redirected connection with, when the kernel
+// only says that it was reset (0: nothing better to say).
+int RedirectError(const FdState& st) {
+  if (!st.valid || !st.redirected) return 0;
+  const fault_redirect& r = g_table->redirects[st.redirect_fi][st.redirect_port];
+  if (__atomic_load_n(&r.state, __ATOMIC_ACQUIRE) != FAULT_REDIRECT_FAILED)
+    return 0;
+  return __atomic_load_n(&r.err, __ATOMIC_RELAXED);
+}
+
+// Waits (a blocking connect) until the engine has reached the far end or
+// failed to. Returns 0 or an errno.
+int AwaitFarEnd(int fd, fault_redirect* r) {
+  int64_t sndtimeo = SockTimeoutNs(fd, SO_SNDTIMEO);
+  int64_t until = sndtimeo > 0 ? NowNs() + sndtimeo : kForever;
+  for (int i = 0; i < 1 << 20; ++i) {
+    uint32_t st = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
+    if (st == FAULT_REDIRECT_OPEN) return 0;
+    if (st == FAULT_REDIRECT_FAILED) {
+      int e = __atomic_load_n(&r->err, __ATOMIC_RELAXED);
+      return e != 0 ? e : ECONNREFUSED;
+    }
+    if (st != FAULT_REDIRECT_ARMED && st != FAULT_REDIRECT_CLAIMED)
+      return ECONNRESET;  // the port was announced anew: not ours any more
+    int64_t now = NowNs();
+    if (now >= until) return EINPROGRESS;  // as Linux after SO_SNDTIMEO
+    // A bounded wait: a supervisor that died never wakes us.
+    int64_t step = until - now < 100000000 ? until - now : 100000000;
+    struct timespec ts = {0, static_cast<long>(step)};
+    syscall(SYS_futex, &r->state, FUTEX_WAIT, st, &ts, nullptr, 0);
+    if (i > 0 && kill(static_cast<pid_t>(g_table->supervisor_pid), 0) != 0 &&
+        errno == ESRCH)
+      return ECONNREFUSED;
+  }
+  return ETIMEDOUT;
+}
+
+// connect() of a TCP socket whose rule has stream effects: through the
+// engine. `connect_to` performs the real connect to another address.
+// False: the socket cannot be redirected (no engine for its family, bound
+// to a non-loopback address); the caller applies the effects in place.
+template <typename ConnectTo>
+bool RedirectConnect(int fd, FdState& st, const eng::Endpoint& ep, int rule,
+                     int64_t handshake_ns, bool nonblock, ConnectTo connect_to,
+                     int* result) {
+  int family = 0;
+  uint16_t port = LoopbackPortOf(fd, &family);
+  uint16_t eport = port != 0 ? EnginePort(family) : 0;
+  if (eport == 0) return false;
+  fault_redirect* r =
+      Announce(family, port, FAULT_REDIRECT_CONNECT, rule, ep, handshake_ns);
+  sockaddr_storage engine;
+  socklen_t elen = LoopbackAddress(family, eport, &engine);
+  int rc = connect_to(reinterpret_cast<sockaddr*>(&engine), elen);
+  if (rc != 0 && errno != EINPROGRESS) {
+    int e = errno;
+    __atomic_store_n(&r->state, FAULT_REDIRECT_FREE, __ATOMIC_RELEASE);
+    errno = e;
+    *result = -1;
+    return true;
+  }
+  MarkRedirected(st, family, port, ep);
+  if (nonblock) {
+    *result = rc;
+    return true;
+  }
+  int e = AwaitFarEnd(fd, r);
+  *result = e == 0 ? 0 : -1;
+  if (e != 0) errno = e;
+  return true;
+}
+
+// accept() returned `nfd`, a connection that a rule with stream effects
+// selects: the engine takes it over, and `nfd` becomes a socket connected
+// to the engine. False: left as it is (effects in place).
+bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer) {
+  sockaddr_storage orig;
+  socklen_t olen = sizeof(orig);
+  if (real.getsockname(nfd, reinterpret_cast<sockaddr*>(&orig), &olen) != 0)
+    return false;
+  int family = orig.ss_family;
+  uint16_t eport = EnginePort(family);
+  const char* name = g_table->engine_control;
+  size_t nlen = strnlen(name, FAULT_ENGINE_NAME_MAX);
+  if (eport == 0 || nlen == 0 || nlen >= FAULT_ENGINE_NAME_MAX) return false;
+  int s = real.socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  int fam = 0;
+  uint16_t port = LoopbackPortOf(s, &fam);
+  bool ok = port != 0;
+  fault_redirect* r = nullptr;
+  if (ok) r = Announce(family, port, FAULT_REDIRECT_ACCEPTED, rule, peer, 0);
+  if (ok) {
+    fault_handoff msg = {port, static_cast<uint8_t>(family == AF_INET6), 0,
+                         static_cast<int32_t>(getpid())};
+    iovec iov = {&msg, sizeof(msg)};
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    memcpy(un.sun_path + 1, name, nlen);
+    msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_name = &un;
+    m.msg_namelen =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + nlen);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = cbuf;
+    m.msg_controllen = sizeof(cbuf);
+    cmsghdr* cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &nfd, sizeof(int));
+    int ctl = real.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ok = ctl >= 0 && real.sendmsg(ctl, &m, MSG_DONTWAIT) ==
+                         static_cast<ssize_t>(sizeof(msg));
+    if (ctl >= 0) real.close(ctl);
+  }
+  if (ok) {
+    sockaddr_storage engine;
+    socklen_t elen = LoopbackAddress(family, eport, &engine);
+    ok = real.connect(s, reinterpret_cast<sockaddr*>(&engine), elen) == 0;
+  }
+  // The engine holds the accepted socket now; `s` takes its number.
+  if (ok && (flags & SOCK_NONBLOCK))
+    ok = fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) == 0;
+  if (ok)
+    ok = real.dup3(s, nfd, (flags & SOCK_CLOEXEC) ? O_CLOEXEC : 0) == nfd;
+  if (!ok && r != nullptr)
+    __atomic_store_n(&r->state, FAULT_REDIRECT_FREE, __ATOMIC_RELEASE);
+  real.close(s);
+  if (!ok) return false;
+  FdState& st = State(nfd);
+  MarkRedirected(st, family, port, peer);
+  st.has_local = eng::SetEndpointAddress(&st.local, &orig, olen) ? 1 : 0;
+  return true;
+}
+
 int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr,
                socklen_t len) {
   const eng::Index& idx = s.idx();
@@ -1374,8 +1647,23 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr,
     // datagram.
     return real_connect();
   }
-  if (!Decide(s, rule, eng::NetOp::kConnect, kind, st, 0, &d, &r))
+  auto connect_to = [&](const sockaddr* a, socklen_t l) -> int {
+    if (ViaStub(idx, eng::kFamilyConnect))
+      return static_cast<int>(
+          Raw(SYS_connect, fd, reinterpret_cast<long>(a), l));
+    return real.connect(fd, a, l);
+  };
+  memset(&r, 0, sizeof(r));
+  if (!Decide(s, rule, eng::NetOp::kConnect, kind, st, 0, &d, &r)) {
+    // Off by its schedule now, maybe not later: the engine decides per
+    // chunk.
+    int rc;
+    if (r.name[0] != 0 && Redirectable(r) &&
+        RedirectConnect(fd, st, ep, rule, 0, IsNonblock(fd, 0), connect_to,
+                        &rc))
+      return rc;
     return real_connect();
+  }
   EmitNet(d, FAULT_OP_CONNECT, ep);
   bool nonblock = IsNonblock(fd, 0);
   if (d.stall_ns >= 0) {  // black-holed SYN: never reaches the kernel
@@ -1404,6 +1692,12 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr,
   if (d.err) {
     errno = d.err;
     return -1;
+  }
+  if (Redirectable(r)) {
+    int rc;
+    if (RedirectConnect(fd, st, ep, rule, d.delay_ns, nonblock, connect_to,
+                        &rc))
+      return rc;
   }
   if (d.delay_ns > 0) {
     if (nonblock) {
@@ -1768,6 +2062,11 @@ ssize_t SlowSend(int fd, int family, uint16_t op, msghdr* m, int flags,
           : ApplySocketRules(s, fd, k, family, op, m->msg_name, m->msg_namelen))
     return -1;
   if (k == kFile) VerdictStore(s, fd, kVerdictSend);  // only syscall rules
+  if (k == kTcp && IsRedirected(fd)) {
+    VerdictStore(s, fd, kVerdictSend);
+    if (ViaStub(s.idx(), family)) return stub();
+    return pass();
+  }
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
     ssize_t r = NetSend(s, fd, k, m, flags, op);
     // A stale entry (the number was closed behind the shim's back, e.g.
@@ -1795,6 +2094,15 @@ ssize_t SlowRecv(int fd, int family, uint16_t op, msghdr* m, int flags,
                  : ApplySocketRules(s, fd, k, family, op, nullptr, 0))
     return -1;
   if (k == kFile) VerdictStore(s, fd, kVerdictRecv);  // only syscall rules
+  if (k == kTcp && IsRedirected(fd)) {
+    // No verdict: a reset is worth a look (RedirectError).
+    ssize_t r = ViaStub(s.idx(), family) ? stub() : pass();
+    if (r < 0 && errno == ECONNRESET) {
+      int e = RedirectError(g_fds[fd]);
+      errno = e != 0 ? e : ECONNRESET;
+    }
+    return r;
+  }
   if ((k == kTcp || k == kUdp) && (s.idx().net & s.mask)) {
     ssize_t r = NetRecv(s, fd, k, m, flags, op);
     if (r < 0 && errno == ENOTSOCK) {  // stale entry, see SlowSend
@@ -1943,6 +2251,30 @@ FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   return real.connect(fd, addr, len);
 }
 
+// A connection accepted on a TCP listener: handed to the stream engine when
+// a rule with stream effects selects its peer.
+static void MaybeRedirectAccepted(int nfd, int flags) {
+  Slow s;
+  if (!s.ok || !(s.idx().net & s.mask)) return;
+  sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  eng::Endpoint peer;
+  if (real.getpeername(nfd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      !eng::SetEndpointAddress(&peer, &ss, len))
+    return;
+  peer.protocol = FAULT_PROTO_TCP;
+  // From a shimmed sender of this run or from the engine itself: the
+  // effects are applied on the other side already.
+  if (FromShimmedLoopback(peer, kTcp) || FromEngine(peer)) return;
+  FdState& st = State(nfd);
+  int rule = PickFor(s, &st, peer, false);
+  if (rule < 0) return;
+  fault_rule r;
+  if (!eng::ReadRule(g_table, s.idx().seq, rule, &r) || !Redirectable(r))
+    return;
+  RedirectAccepted(nfd, flags, rule, peer);
+}
+
 static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,
                         bool four) {
   EnsureReal();
@@ -1974,6 +2306,7 @@ static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,
   if (nfd >= 0) {
     Kind lk = KindOf(fd);
     SetKind(nfd, lk == kTcp ? kTcp : kUnknown);
+    if (lk == kTcp && MaybeFault(kNetBits, kNetScoped)) MaybeRedirectAccepted(nfd, four ? flags : 0);
   }
   return nfd;
 }
@@ -2513,7 +2846,75 @@ FAULT_EXPORT int getsockopt(int fd, int level, int opt, void* val,
     *len = sizeof(int);
     return 0;
   }
-  return real.getsockopt(fd, level, opt, val, len);
+  int rc = real.getsockopt(fd, level, opt, val, len);
+  if (rc == 0 && level == SOL_SOCKET && opt == SO_ERROR && val != nullptr &&
+      IsRedirected(fd) && g_table != nullptr) {
+    // A non-blocking connect through the engine: the far end's refusal
+    // arrives as a reset; say what it was.
+    int v;
+    memcpy(&v, val, sizeof(int));
+    int e = RedirectError(g_fds[fd]);
+    if (e != 0 && (v == 0 || v == ECONNRESET)) memcpy(val, &e, sizeof(int));
+  }
+  return rc;
+}
+
+// A redirected socket reports the addresses the program would see without
+// the engine in between.
+static int ReportEndpoint(const eng::Endpoint& ep, sockaddr* addr,
+                          socklen_t* len) {
+  if (addr == nullptr || len == nullptr) {
+    errno = EFAULT;
+    return -1;
+  }
+  sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  socklen_t n;
+  if (ep.family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(ep.port);
+    memcpy(&a->sin6_addr, ep.addr, 16);
+    n = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(ep.port);
+    memcpy(&a->sin_addr, ep.addr, 4);
+    n = sizeof(*a);
+  }
+  memcpy(addr, &ss, *len < n ? *len : n);
+  *len = n;
+  return 0;
+}
+
+FAULT_EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  EnsureReal();
+  if (IsRedirected(fd) && g_fds[fd].has_peer) {
+    // The program's own socket family: an IPv4 peer of an IPv6 socket is
+    // reported as the kernel would, IPv4-mapped.
+    sockaddr_storage mine;
+    socklen_t mlen = sizeof(mine);
+    eng::Endpoint ep = g_fds[fd].peer;
+    if (real.getsockname(fd, reinterpret_cast<sockaddr*>(&mine), &mlen) == 0 &&
+        mine.ss_family == AF_INET6 && ep.family == AF_INET) {
+      uint8_t v4[4];
+      memcpy(v4, ep.addr, 4);
+      memset(ep.addr, 0, 16);
+      ep.addr[10] = ep.addr[11] = 0xff;
+      memcpy(ep.addr + 12, v4, 4);
+      ep.family = AF_INET6;
+    }
+    return ReportEndpoint(ep, addr, len);
+  }
+  return real.getpeername(fd, addr, len);
+}
+
+FAULT_EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) {
+  EnsureReal();
+  if (IsRedirected(fd) && g_fds[fd].has_local)
+    return ReportEndpoint(g_fds[fd].local, addr, len);
+  return real.getsockname(fd, addr, len);
 }
 
 // ---- readiness ----

@@ -55,6 +55,8 @@ struct RealFns {
   int (*dup2)(int, int);
   int (*dup3)(int, int, int);
   int (*getsockopt)(int, int, int, void*, socklen_t*);
+  int (*getsockname)(int, sockaddr*, socklen_t*);
+  int (*getpeername)(int, sockaddr*, socklen_t*);
   int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**);
   hostent* (*gethostbyname)(const char*);
   int (*gethostbyname_r)(const char*, hostent*, char*, size_t, hostent**, int*);

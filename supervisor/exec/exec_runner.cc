@@ -23,6 +23,7 @@
 #include "supervisor/exec/run_report.h"
 #include "supervisor/exec/table_compiler.h"
 #include "supervisor/policy/loader.h"
+#include "supervisor/stream/stream_engine.h"
 
 extern char** environ;
 
@@ -38,6 +39,9 @@ namespace {
 // faults a second, and the summary reports any drops.
 constexpr int64_t kDrainMinIntervalNs = 10'000'000;
 constexpr int64_t kDrainMaxIntervalNs = 100'000'000;
+// How long the stream engine may go on delivering what the programs sent
+// before they exited.
+constexpr int64_t kEngineFlushTimeoutNs = 60'000'000'000;
 
 // Signals sent to `fault` that the program gets too.
 constexpr int kForwarded[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
@@ -90,6 +94,9 @@ class Runner {
   std::string WaitForTargets(const sigset_t& waited, int* signal_out);
   // SIGTERM to each running companion's group, SIGKILL after a grace period.
   void StopCompanions();
+  // Lets the stream engine pass on what the programs sent before they
+  // exited (as the kernel delivers a closed socket's buffer), then stops it.
+  void FinishEngine();
 
   struct LiveCompanion {
     const CompanionProgram* program;
@@ -104,6 +111,7 @@ class Runner {
   RandomSeedSource random_;
   std::set<std::string> warned_;
   std::unique_ptr<PolicyTable> table_;
+  std::unique_ptr<stream::StreamEngine> engine_;
   Generation current_;
   CounterSnapshot baseline_;
   RunReport report_;
@@ -297,6 +305,17 @@ int Runner::Run() {
   }
   table_ = std::move(*table);
   table_->Publish(*current_.compiled.config);
+  // Connections that a network rule selects are handed to the stream
+  // engine, which applies their effects on real sockets (docs/exec.md).
+  absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =
+      stream::StreamEngine::Start({.table = table_->table()});
+  if (engine.ok()) {
+    engine_ = std::move(*engine);
+  } else {
+    err_ << "fault: warning: the stream engine did not start (" << Msg(engine.status())
+         << "); network effects are applied inside the program's calls, where an "
+            "event loop may not see them\n";
+  }
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
   if (absl::Status s = CheckLayerFamilies(*current_.compiled.config); !s.ok()) {
@@ -329,6 +348,7 @@ int Runner::Run() {
   auto give_up = [&](int status) {
     StopCompanions();
     stop_layers();
+    engine_.reset();
     pthread_sigmask(SIG_SETMASK, &original, nullptr);
     Drain(true);
     close_events();
@@ -438,11 +458,22 @@ int Runner::Run() {
   }
   StopCompanions();
   stop_layers();
+  FinishEngine();
   pthread_sigmask(SIG_SETMASK, &original, nullptr);
   Drain(true);
   FoldCounters();
   close_events();
   return Finish(wait_status);
+}
+
+void Runner::FinishEngine() {
+  if (engine_ == nullptr) return;
+  size_t cut = engine_->Finish(kEngineFlushTimeoutNs);
+  if (cut > 0) {
+    err_ << "fault: " << cut << " connection(s) still had bytes in flight "
+         << kEngineFlushTimeoutNs / 1'000'000'000 << " s after the program exited; cut short\n";
+  }
+  engine_.reset();
 }
 
 std::vector<ExecLayer*> Runner::AllLayers() const {

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -154,6 +156,8 @@ class StreamEngine::Loop {
   absl::Status Open(uint16_t* port4, uint16_t* port6, std::string* name);
   void Run();
   void RequestStop();
+  void RequestFinish(int64_t deadline_ns);
+  size_t cut_short() const { return cut_short_.load(); }
   Stats stats() const;
 
  private:
@@ -190,6 +194,11 @@ class StreamEngine::Loop {
   Handle control_h_{Handle::kControl};
   Handle wake_h_{Handle::kWake};
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> finish_by_{0};  // 0: not finishing
+  std::atomic<size_t> cut_short_{0};
+  // Whether every connection has passed on what its target sent before
+  // closing (FinishDone).
+  bool Flushed() const;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> dead_;
@@ -295,6 +304,22 @@ void StreamEngine::Loop::Register(int fd, Handle* h, uint32_t events) {
   epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
 }
 
+void StreamEngine::Loop::RequestFinish(int64_t deadline_ns) {
+  finish_by_.store(deadline_ns);
+  uint64_t one = 1;
+  (void)!write(wake_, &one, sizeof(one));
+}
+
+bool StreamEngine::Loop::Flushed() const {
+  for (const auto& [id, c] : conns_) {
+    const Dir& up = c->dir[0];
+    // Still sending what the target wrote (and has not closed yet).
+    if (!up.q.empty() && c->state != Conn::kDead) return false;
+    if (!up.src_eof && c->fd[0] >= 0) return false;
+  }
+  return true;
+}
+
 void StreamEngine::Loop::RequestStop() {
   stop_.store(true);
   uint64_t one = 1;
@@ -367,6 +392,16 @@ void StreamEngine::Loop::Run() {
       next_expiry_ = now + 1'000'000'000;
     }
     dead_.clear();
+    int64_t finish_by = finish_by_.load(std::memory_order_relaxed);
+    if (finish_by != 0) {
+      if (Flushed()) break;
+      if (now >= finish_by) {
+        cut_short_.store(conns_.size());
+        break;
+      }
+      if (timers_.empty() || timers_.top().at > finish_by)
+        timers_.push(Timer{finish_by, 0});
+    }
   }
 }
 
@@ -886,7 +921,13 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
     __atomic_store_n(&t->engine_port4, e->port4_, __ATOMIC_RELEASE);
   }
   Loop* loop = e->loop_.get();
+  // The loop takes no signals: the caller may wait for them (sigtimedwait)
+  // with them blocked, and a thread of ours must not take them instead.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   e->thread_ = std::thread([loop] { loop->Run(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return e;
 }
 
@@ -897,5 +938,12 @@ StreamEngine::~StreamEngine() {
 }
 
 StreamEngine::Stats StreamEngine::stats() const { return loop_->stats(); }
+
+size_t StreamEngine::Finish(int64_t timeout_ns) {
+  if (loop_ == nullptr || !thread_.joinable()) return 0;
+  loop_->RequestFinish(NowNs() + timeout_ns);
+  thread_.join();
+  return loop_->cut_short();
+}
 
 }  // namespace fault::stream

@@ -25,7 +25,7 @@
 //
 //   auto engine = StreamEngine::Start({.table = table->table()});
 //   ... targets started now find it through the table header ...
-//   engine->reset();  // stops the loop and closes every connection
+//   engine->Finish(timeout);  // once the targets are gone: flush, then stop
 //
 // Thread-safety: Start() and the destructor from one thread; stats() from
 // any. The loop runs on a thread of its own.
@@ -78,6 +78,12 @@ class StreamEngine {
   const std::string& control_name() const { return control_name_; }
 
   Stats stats() const;
+
+  // Stops taking connections and waits, at most `timeout_ns`, until every
+  // byte the targets sent before they closed their sockets has been passed
+  // on, as the kernel would deliver a closed socket's buffer. Then the loop
+  // stops. Returns the number of connections cut short by the timeout.
+  size_t Finish(int64_t timeout_ns);
 
   class Loop;  // the event loop (stream_engine.cc)
 
