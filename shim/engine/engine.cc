@@ -199,6 +199,33 @@ uint32_t RuleFeatures(const fault_rule& r) {
   return f;
 }
 
+fault_redirect* AnnounceRedirect(fault_table* t, int family_index,
+                                 uint16_t port, uint8_t kind, int rule,
+                                 const Endpoint& far, int64_t handshake_ns,
+                                 int32_t pid) {
+  fault_redirect* r = &t->redirects[family_index != 0][port];
+  // FREE while it is rewritten: an engine that sees the old ARMED state
+  // meanwhile would take half of each.
+  __atomic_store_n(&r->state, FAULT_REDIRECT_FREE, __ATOMIC_RELAXED);
+  r->err = 0;
+  r->rule = static_cast<uint16_t>(rule);
+  r->kind = kind;
+  r->family = far.family;
+  r->port = far.port;
+  r->pid = pid;
+  r->handshake_ns = handshake_ns;
+  memcpy(r->addr, far.addr, sizeof(r->addr));
+  __atomic_store_n(&r->state, FAULT_REDIRECT_ARMED, __ATOMIC_RELEASE);
+  return r;
+}
+
+bool HasStreamEffects(const fault_rule& r) {
+  uint32_t f = RuleFeatures(r);
+  if (f & kFeatSniTarget) return false;
+  if (r.conn_error_errno == ECONNRESET && r.conn_error_ppm != 0) return true;
+  return (f & kStreamFeatures) != 0;
+}
+
 bool BuildIndex(const fault_table* t, Index* out) {
   if (!TableValid(t)) return false;
   for (int attempt = 0; attempt < kSeqRetries; ++attempt) {

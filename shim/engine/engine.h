@@ -183,6 +183,19 @@ inline constexpr uint32_t kNetFeatures =
 // The features `r` uses.
 uint32_t RuleFeatures(const fault_rule& r);
 
+// Effects the stream engine (supervisor/stream) applies to a connection's
+// bytes; connect-time effects (errors, connect timeouts, the SYN's fate)
+// are decided where the connect is made.
+inline constexpr uint32_t kStreamFeatures =
+    kFeatLatency | kFeatJitter | kFeatLoss | kFeatBurstLoss |
+    kFeatCorrelatedLoss | kFeatRate | kFeatHalfOpen | kFeatBudget |
+    kFeatTimeoutRecv | kFeatBlackhole;
+
+// Whether a TCP connection that `r` selects goes through the stream engine:
+// `r` has a stream effect (a mid-stream reset included) and no sni target
+// (matched on the first bytes the program sends, so decided in place).
+bool HasStreamEffects(const fault_rule& r);
+
 // A small summary of one published configuration: bit i of a rule mask is
 // rules[i] (FAULT_MAX_RULES == 64); bit i of word i/64 of a syscall mask is
 // syscall_rules[i]. Readers keep one per process, keyed by `seq`.
@@ -481,6 +494,17 @@ bool EmitEvent(fault_table* t, const fault_event& ev);
 // Consumer side (one consumer): copies the oldest complete event out.
 // False if the ring is empty or the next slot is still being written.
 bool PopEvent(fault_table* t, fault_event* out);
+
+// --------------------------------------------------------------- redirect ---
+
+// Fills redirects[family_index][port] (see fault_redirect in table.h) for
+// a connection about to be connected to the stream engine from loopback
+// port `port`, and marks it ARMED (release). `far` is where the engine
+// connects (kind FAULT_REDIRECT_CONNECT) or what the events name.
+fault_redirect* AnnounceRedirect(fault_table* t, int family_index,
+                                 uint16_t port, uint8_t kind, int rule,
+                                 const Endpoint& far, int64_t handshake_ns,
+                                 int32_t pid);
 
 // Extracts the server name (SNI) from a TLS ClientHello at the start of
 // `data` (one record; a truncated hello yields nothing). `name` receives at

@@ -1373,21 +1373,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
 // socket, so edge-triggered epoll, io_uring and every other way of waiting
 // see the delay as the network's own.
 
-// Effects the engine applies on the stream (connect-time errors, timeouts
-// and the SYN's fate stay here: they happen before there is a stream).
-constexpr uint32_t kStreamFeatures =
-    eng::kFeatLatency | eng::kFeatJitter | eng::kFeatLoss |
-    eng::kFeatBurstLoss | eng::kFeatCorrelatedLoss | eng::kFeatRate |
-    eng::kFeatHalfOpen | eng::kFeatBudget | eng::kFeatTimeoutRecv |
-    eng::kFeatBlackhole;
-
-bool Redirectable(const fault_rule& r) {
-  uint32_t f = eng::RuleFeatures(r);
-  // An sni target is matched on the first bytes sent: decided in place.
-  if (f & eng::kFeatSniTarget) return false;
-  if (r.conn_error_errno == ECONNRESET && r.conn_error_ppm != 0) return true;
-  return (f & kStreamFeatures) != 0;
-}
+bool Redirectable(const fault_rule& r) { return eng::HasStreamEffects(r); }
 
 // The engine's listener for sockets of `family` (0: none).
 uint16_t EnginePort(int family) {
@@ -1446,18 +1432,8 @@ uint16_t LoopbackPortOf(int fd, int* family) {
 
 fault_redirect* Announce(int family, uint16_t port, uint8_t kind, int rule,
                          const eng::Endpoint& far, int64_t handshake_ns) {
-  fault_redirect* r = &g_table->redirects[family == AF_INET6][port];
-  __atomic_store_n(&r->state, FAULT_REDIRECT_FREE, __ATOMIC_RELAXED);
-  r->err = 0;
-  r->rule = static_cast<uint16_t>(rule);
-  r->kind = kind;
-  r->family = far.family;
-  r->port = far.port;
-  r->pid = getpid();
-  r->handshake_ns = handshake_ns;
-  memcpy(r->addr, far.addr, sizeof(r->addr));
-  __atomic_store_n(&r->state, FAULT_REDIRECT_ARMED, __ATOMIC_RELEASE);
-  return r;
+  return eng::AnnounceRedirect(g_table, family == AF_INET6, port, kind, rule,
+                               far, handshake_ns, getpid());
 }
 
 void MarkRedirected(FdState& st, int family, uint16_t port,
@@ -1560,7 +1536,11 @@ bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer) {
   uint16_t port = LoopbackPortOf(s, &fam);
   bool ok = port != 0;
   fault_redirect* r = nullptr;
-  if (ok) r = Announce(family, port, FAULT_REDIRECT_ACCEPTED, rule, peer, 0);
+  // Events name the service that was reached (this listener's address),
+  // so that a run's summary adds up per service, not per client port.
+  eng::Endpoint service;
+  if (ok && !eng::SetEndpointAddress(&service, &orig, olen)) ok = false;
+  if (ok) r = Announce(family, port, FAULT_REDIRECT_ACCEPTED, rule, service, 0);
   if (ok) {
     fault_handoff msg = {port, static_cast<uint8_t>(family == AF_INET6), 0,
                          static_cast<int32_t>(getpid())};

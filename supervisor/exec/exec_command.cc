@@ -79,31 +79,41 @@ absl::StatusOr<std::vector<std::string>> SplitCommand(const std::string& command
   return words;
 }
 
-// Why the seccomp layer alone cannot apply `p` ("" when it can): it sees
-// syscalls, not payloads or name lookups, so only syscall-level faults and
-// partitions are in its reach.
-std::string SeccompOnlyProblem(const fault::v1::Policy& p) {
+// Whether `p` has network effects: applied by the stream engine to TCP
+// connections, which reach it through the shim or, for programs that make
+// raw syscalls, through the seccomp layer's connect notification.
+bool HasNetworkEffects(const fault::v1::Policy& p) {
   const fault::v1::LinkProfile empty;
-  std::vector<std::string> effects;
   auto link_used = [&](const fault::v1::LinkProfile& l) {
     return l.SerializeAsString() != empty.SerializeAsString();
   };
-  if (link_used(p.link()) || link_used(p.uplink()) || link_used(p.downlink())) {
-    effects.push_back("link effects (latency, loss, rate, ...)");
-  }
-  if (p.has_timeout()) effects.push_back("timeout");
-  if (p.has_connection_error()) effects.push_back("connection_error");
-  if (p.has_half_open()) effects.push_back("half_open");
-  if (p.blackhole()) effects.push_back("blackhole");
-  if (p.has_session_budget()) effects.push_back("session_budget");
-  if (p.has_payload_mutation()) effects.push_back("payload_mutation");
+  return link_used(p.link()) || link_used(p.uplink()) || link_used(p.downlink()) ||
+         p.has_timeout() || p.has_connection_error() || p.has_half_open() || p.blackhole() ||
+         p.has_session_budget();
+}
+
+// Why the seccomp layer alone cannot apply `p` ("" when it can): it sees
+// syscalls, not payloads or name lookups. Network effects reach TCP
+// connections through the stream engine; names and datagrams need the shim.
+std::string SeccompOnlyProblem(const fault::v1::Policy& p) {
+  std::vector<std::string> effects;
   if (p.has_dns()) effects.push_back("dns");
+  if (p.has_payload_mutation()) effects.push_back("payload_mutation");
+  if (HasNetworkEffects(p)) {
+    bool names = false, udp = false;
+    for (const fault::v1::Target& t : p.targets()) {
+      names = names || !t.hostname().empty() || !t.sni().empty();
+      udp = udp || t.protocol() == fault::v1::PROTOCOL_UDP;
+    }
+    if (names) effects.push_back("hostname and sni targets");
+    if (udp) effects.push_back("network effects on UDP");
+  }
   if (effects.empty()) return "";
   std::string list;
   for (const std::string& e : effects) list += (list.empty() ? "" : ", ") + e;
   return "policy \"" + p.name() + "\": " + list +
-         " need the preload shim, which cannot run in this program; the seccomp layer "
-         "applies only syscall faults (write=deny(...), fsync=delay(...), ...) and partitions";
+         " need the preload shim, which cannot run in this program; without it fault applies "
+         "syscall faults, partitions and network effects on TCP connections";
 }
 
 int RunFromFlags(ExecFlags& f) {
@@ -162,6 +172,9 @@ int RunFromFlags(ExecFlags& f) {
   absl::StatusOr<fault::v1::PolicySet> policies = fault::exec::SelectPolicies(o, &warnings);
   if (!policies.ok()) return usage(std::string(policies.status().message()));
   const uint64_t families = fault::seccomp::SeccompFamilies(*policies);
+  bool network_effects = false;
+  for (const fault::v1::Policy& p : policies->policies())
+    network_effects = network_effects || HasNetworkEffects(p);
   if (f.layer != "auto" && f.layer != "preload" && f.layer != "shim" && f.layer != "seccomp" &&
       f.layer != "both") {
     return usage("--layer " + f.layer + ": not a layer (use auto, preload, seccomp or both)");
@@ -173,6 +186,7 @@ int RunFromFlags(ExecFlags& f) {
     std::vector<std::string> command;
     bool use_shim = true;
     bool use_seccomp = false;
+    bool raw_sockets = false;  // static or Go: connects bypass the shim
   };
   std::vector<Program> programs;
   {
@@ -279,6 +293,18 @@ int RunFromFlags(ExecFlags& f) {
       } else {
         prog.use_seccomp = families != 0;
       }
+      // Go's runtime connects with raw syscalls, shim or not: its
+      // connections reach the stream engine through the seccomp layer.
+      prog.raw_sockets = (linkage.ok() && *linkage == fault::exec::Linkage::kStatic) ||
+                         (program.ok() && fault::exec::IsGoProgram(*program));
+      if (prog.raw_sockets && network_effects) {
+        prog.use_seccomp = true;
+        if (!o.quiet && prog.use_shim) {
+          std::cerr << "fault exec: " << who << prog.command[0]
+                    << " is a Go program: its connections are redirected through the "
+                       "seccomp layer\n";
+        }
+      }
     } else if (f.layer == "seccomp") {
       prog.use_shim = false;
       prog.use_seccomp = true;
@@ -300,8 +326,11 @@ int RunFromFlags(ExecFlags& f) {
   std::vector<std::unique_ptr<fault::seccomp::SeccompExecLayer>> seccomp_layers;
   auto seccomp_for = [&](const Program& prog) -> fault::exec::ExecLayer* {
     if (!prog.use_seccomp) return nullptr;
+    uint64_t mask = families;
+    if (network_effects && (prog.raw_sockets || !prog.use_shim))
+      mask |= fault::seccomp::FamilyBit(fault::seccomp::Family::kConnect);
     seccomp_layers.push_back(std::make_unique<fault::seccomp::SeccompExecLayer>(
-        fault::seccomp::SeccompExecLayer::Options{.families_mask = families,
+        fault::seccomp::SeccompExecLayer::Options{.families_mask = mask,
                                                   .program = prog.name,
                                                   .partitions = partition_map.get()}));
     return seccomp_layers.back().get();

@@ -89,4 +89,45 @@ absl::StatusOr<Linkage> ProgramLinkage(const std::string& path) {
   return result;
 }
 
+namespace {
+
+// True when the ELF at `fd` has a section named `.go.buildinfo` or
+// `.note.go.buildid` (every Go toolchain since 1.13 writes one of them).
+template <typename Ehdr, typename Shdr>
+bool HasGoSection(int fd) {
+  Ehdr eh;
+  if (!ReadAt(fd, &eh, sizeof(eh), 0) || eh.e_shentsize != sizeof(Shdr) ||
+      eh.e_shnum == 0 || eh.e_shnum > 4096 || eh.e_shstrndx >= eh.e_shnum) {
+    return false;
+  }
+  std::vector<Shdr> sh(eh.e_shnum);
+  if (!ReadAt(fd, sh.data(), sizeof(Shdr) * sh.size(), eh.e_shoff)) return false;
+  const Shdr& names = sh[eh.e_shstrndx];
+  if (names.sh_size == 0 || names.sh_size > (1u << 20)) return false;
+  std::string strtab(names.sh_size, '\0');
+  if (!ReadAt(fd, strtab.data(), strtab.size(), names.sh_offset)) return false;
+  for (const Shdr& s : sh) {
+    if (s.sh_name >= strtab.size()) continue;
+    const char* name = strtab.c_str() + s.sh_name;
+    if (strcmp(name, ".go.buildinfo") == 0 || strcmp(name, ".note.go.buildid") == 0)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool IsGoProgram(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  unsigned char ident[EI_NIDENT] = {};
+  bool go = false;
+  if (ReadAt(fd, ident, EI_NIDENT, 0) && memcmp(ident, ELFMAG, SELFMAG) == 0) {
+    go = ident[EI_CLASS] == ELFCLASS64 ? HasGoSection<Elf64_Ehdr, Elf64_Shdr>(fd)
+                                       : HasGoSection<Elf32_Ehdr, Elf32_Shdr>(fd);
+  }
+  close(fd);
+  return go;
+}
+
 }  // namespace fault::exec

@@ -25,6 +25,11 @@ enum class Linkage {
 // Reads the ELF (or "#!") header of the file at `path`.
 absl::StatusOr<Linkage> ProgramLinkage(const std::string& path);
 
+// Whether the file at `path` is a Go program. Go's runtime makes its socket
+// calls as raw syscalls, so a preloaded library never sees them, even when
+// the program is dynamically linked (cgo). False when unreadable.
+bool IsGoProgram(const std::string& path);
+
 }  // namespace fault::exec
 
 #endif  // FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_

@@ -44,10 +44,14 @@ struct SyscallContext {
 };
 
 struct Decision {
-  enum class Kind { kContinue, kDeny, kDelay };
+  // kRedirect: a TCP connect that a rule with stream effects selects; the
+  // loop connects the caller's socket to the stream engine instead
+  // (delay_ns: the emulated handshake).
+  enum class Kind { kContinue, kDeny, kDelay, kRedirect };
   Kind kind = Kind::kContinue;
-  int err = 0;            // kDeny: positive errno the caller sees
-  int64_t delay_ns = 0;   // kDelay
+  int err = 0;            // kDeny: positive errno the caller sees; kDelay:
+                          // fail with it after the delay (0: run the call)
+  int64_t delay_ns = 0;   // kDelay, kRedirect
   int rule = -1;          // index into fault_config.rules, -1: none
   int syscall_rule = -1;  // index into fault_config.syscall_rules, -1: none
   uint16_t effect =

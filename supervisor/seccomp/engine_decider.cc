@@ -54,6 +54,10 @@ bool EngineDecider::Refresh() {
   if (idx.features & eng::kFeatPartition) {
     detail |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
   }
+  // Connections with stream effects are redirected by destination.
+  if ((idx.net & idx.active) && (table_->engine_port4 || table_->engine_port6)) {
+    detail |= FamilyBit(Family::kConnect);
+  }
   idx_ = idx;
   detail_families_ = detail;
   have_index_ = true;
@@ -126,11 +130,53 @@ Decision EngineDecider::Decide(const SyscallContext& call) {
   // The shim decided this call's syscall rules before making it.
   if (call.from_stub) return {};
   Decision d = DecideFamily(call, family);
+  if (d.kind == Decision::Kind::kContinue && call.family == Family::kConnect)
+    d = DecideStream(call);
   // An fsync rule covers fdatasync too (SQLite only calls fdatasync); the
   // shim decides the same way, so both layers agree.
   if (d.kind == Decision::Kind::kContinue && family == eng::kFamilyFdatasync) {
     d = DecideFamily(call, eng::kFamilyFsync);
   }
+  return d;
+}
+
+Decision EngineDecider::DecideStream(const SyscallContext& call) {
+  const uint64_t cand = idx_.net & idx_.active;
+  if (cand == 0 || !call.addr.has_value()) return {};
+  eng::Endpoint ep;
+  if (!eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr))) return {};
+  if ((ep.family == AF_INET ? table_->engine_port4 : table_->engine_port6) == 0)
+    return {};
+  ep.protocol = FAULT_PROTO_TCP;  // the loop checks the socket's type
+  int r = eng::PickRule(table_, idx_, cand, ep);
+  fault_rule rule;
+  if (r < 0 || !eng::ReadRule(table_, idx_.seq, r, &rule) ||
+      !eng::HasStreamEffects(rule)) {
+    return {};
+  }
+  const int64_t now = eng::MonotonicClock().Now();
+  const double factor = eng::ScheduleFactor(rule.schedule, now - table_->start_ns);
+  eng::ConnState cs;
+  eng::NetDecision nd;
+  eng::DecideNet(table_, rule, r, eng::NetOp::kConnect, FAULT_PROTO_TCP, &cs, 0, now,
+                 factor, &nd);
+  Decision d;
+  d.rule = r;
+  d.effect = nd.effect;
+  if (nd.stall_ns >= 0) {  // a black-holed SYN or a connect timeout
+    d.kind = Decision::Kind::kDelay;
+    d.delay_ns = nd.stall_ns;
+    d.err = nd.err != 0 ? nd.err : ETIMEDOUT;
+    return d;
+  }
+  if (nd.err != 0) {
+    d.kind = Decision::Kind::kDeny;
+    d.err = nd.err;
+    return d;
+  }
+  d.kind = Decision::Kind::kRedirect;
+  d.delay_ns = nd.rule >= 0 ? nd.delay_ns : 0;
+  if (!nd.fired) d.effect = 0;
   return d;
 }
 

@@ -30,6 +30,9 @@ class EngineDecider : public Decider {
   Decision DecidePartition(const SyscallContext& call);
   // The syscall rules of one family (the call's own, or fsync's for an
   // fdatasync call, as the shim does).
+  // connect() of a destination a rule with stream effects selects: the
+  // connect-time decision, then kRedirect.
+  Decision DecideStream(const SyscallContext& call);
   Decision DecideFamily(const SyscallContext& call, int family);
 
   fault_table* table_;

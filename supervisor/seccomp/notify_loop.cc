@@ -7,6 +7,10 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <netinet/in.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -15,6 +19,8 @@
 #include "shim/engine/engine.h"
 #include "supervisor/seccomp/seccomp_abi.h"
 #include "supervisor/seccomp/target_memory.h"
+
+namespace eng = ::fault::engine;
 
 namespace fault::seccomp {
 namespace {
@@ -148,6 +154,7 @@ NotifyStats NotifyLoop::stats() const {
   s.continued = stats_.continued.load();
   s.denied = stats_.denied.load();
   s.delayed = stats_.delayed.load();
+  s.redirected = stats_.redirected.load();
   s.restarted = stats_.restarted.load();
   s.stale = stats_.stale.load();
   s.listeners_closed = stats_.listeners_closed.load();
@@ -190,7 +197,8 @@ void NotifyLoop::FireExpired() {
   for (uint64_t id : timers_.PopExpired(clock_->MonotonicNs())) {
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
-    Respond(it->second.fd, id, 0, /*cont=*/true);
+    const int reply = it->second.reply;
+    Respond(it->second.fd, id, reply < 0 ? 0 : reply, /*cont=*/reply < 0);
     auto by_tid = pending_by_tid_.find(it->second.tid);
     if (by_tid != pending_by_tid_.end() && by_tid->second == id)
       pending_by_tid_.erase(by_tid);
@@ -270,7 +278,19 @@ void NotifyLoop::HandleNotification(Listener& l) {
     return;
   }
 
-  if (table_ != nullptr) {
+  int redirect_reply = -1;
+  bool redirect_blocking = false;
+  if (d.kind == Decision::Kind::kRedirect) {
+    redirect_reply = Redirect(tid, call, d, &redirect_blocking);
+    if (redirect_reply < 0) {  // not a TCP socket: nothing to redirect
+      stats_.continued.fetch_add(1, std::memory_order_relaxed);
+      Respond(l.fd, req.id, 0, /*cont=*/true);
+      return;
+    }
+  }
+
+  if (table_ != nullptr &&
+      (d.kind != Decision::Kind::kRedirect || d.effect != 0)) {
     fault_event ev{};
     ev.time_ns = clock_->RealtimeNs();
     ev.pid = ThreadGroupOf(tid);
@@ -314,13 +334,95 @@ void NotifyLoop::HandleNotification(Listener& l) {
     Respond(l.fd, req.id, d.err, /*cont=*/false);
     return;
   }
-  stats_.delayed.fetch_add(1, std::memory_order_relaxed);
-  const int64_t deadline =
-      clock_->MonotonicNs() + std::max<int64_t>(d.delay_ns, 0);
-  pending_[req.id] = Pending{l.fd, tid, call.nr, args, deadline};
+  int reply = d.kind == Decision::Kind::kDelay && d.err != 0 ? d.err : -1;
+  int64_t delay = d.delay_ns;
+  if (d.kind == Decision::Kind::kRedirect) {
+    stats_.redirected.fetch_add(1, std::memory_order_relaxed);
+    // A blocking connect returns once the emulated handshake is over; a
+    // non-blocking one at once (the engine holds its first bytes back).
+    if (!redirect_blocking || redirect_reply != 0 || delay <= 0) {
+      Respond(l.fd, req.id, redirect_reply, /*cont=*/false);
+      return;
+    }
+    reply = 0;
+  } else {
+    stats_.delayed.fetch_add(1, std::memory_order_relaxed);
+  }
+  const int64_t deadline = clock_->MonotonicNs() + std::max<int64_t>(delay, 0);
+  pending_[req.id] = Pending{l.fd, tid, call.nr, args, deadline, reply};
   pending_by_tid_[tid] = req.id;
   timers_.Schedule(req.id, deadline);
   ArmTimer();
+}
+
+int NotifyLoop::Redirect(pid_t tid, const SyscallContext& call,
+                         const Decision& d, bool* blocking) {
+  if (table_ == nullptr || !call.addr.has_value()) return -1;
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, ThreadGroupOf(tid), 0));
+  if (pidfd < 0) return -1;
+  int fd = static_cast<int>(
+      syscall(SYS_pidfd_getfd, pidfd, static_cast<int>(call.args[0]), 0));
+  close(pidfd);
+  if (fd < 0) return -1;
+  // The same socket (one open file): what is done to `fd` is done to the
+  // caller's descriptor.
+  int type = 0, domain = 0;
+  socklen_t len = sizeof(int);
+  int result = -1;
+  sockaddr_storage local;
+  socklen_t llen = sizeof(local);
+  eng::Endpoint far, me;
+  uint16_t eport = 0;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM &&
+      (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) == 0 &&
+      (domain == AF_INET || domain == AF_INET6) &&
+      eng::SetEndpointAddress(&far, &*call.addr, sizeof(*call.addr)) &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0 &&
+      eng::SetEndpointAddress(&me, &local, llen)) {
+    eport = domain == AF_INET ? table_->engine_port4 : table_->engine_port6;
+  }
+  sockaddr_storage lo{};
+  socklen_t lolen = 0;
+  auto loopback = [&](uint16_t port) {
+    lo = sockaddr_storage{};
+    if (domain == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&lo);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a->sin_port = htons(port);
+      lolen = sizeof(*a);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&lo);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      a->sin6_port = htons(port);
+      lolen = sizeof(*a);
+    }
+  };
+  if (eport != 0 && me.port == 0) {  // bind to a loopback port of its own
+    loopback(0);
+    llen = sizeof(local);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&lo), lolen) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+        !eng::SetEndpointAddress(&me, &local, llen)) {
+      eport = 0;
+    }
+  }
+  static const uint8_t kZero[16] = {};
+  const bool loopback_local =
+      me.family == AF_INET ? me.addr[0] == 127
+                           : (me.addr[15] == 1 && memcmp(me.addr, kZero, 15) == 0);
+  if (eport != 0 && me.port != 0 && loopback_local) {
+    int fl = fcntl(fd, F_GETFL);
+    *blocking = fl >= 0 && !(fl & O_NONBLOCK);
+    eng::AnnounceRedirect(table_, domain == AF_INET6, me.port, FAULT_REDIRECT_CONNECT,
+                          d.rule, far, std::max<int64_t>(d.delay_ns, 0),
+                          ThreadGroupOf(tid));
+    loopback(eport);
+    result = connect(fd, reinterpret_cast<sockaddr*>(&lo), lolen) == 0 ? 0 : errno;
+  }
+  close(fd);
+  return result;
 }
 
 void NotifyLoop::DropListener(int fd) {

@@ -50,6 +50,7 @@ struct NotifyStats {
   uint64_t continued = 0;  // answered CONTINUE at once (no fault)
   uint64_t denied = 0;     // answered with an error
   uint64_t delayed = 0;    // answered CONTINUE after a delay
+  uint64_t redirected = 0; // connects handed to the stream engine
   uint64_t restarted = 0;  // re-notifications of a syscall a signal interrupted
   uint64_t stale = 0;      // ids that were no longer valid (ENOENT)
   uint64_t listeners_closed = 0;  // listeners whose targets all exited
@@ -106,6 +107,8 @@ class NotifyLoop {
     int nr;
     std::array<uint64_t, 6> args;
     int64_t deadline_ns;
+    int reply = -1;  // at the deadline: -1 run the call, else answer this
+                     // errno (0: the call succeeded)
   };
 
   void Run();
@@ -114,6 +117,11 @@ class NotifyLoop {
   void FireExpired();
   void ArmTimer();
   void Respond(int fd, uint64_t id, int err, bool cont);
+  // Connects the caller's socket (args[0]) to the stream engine in its
+  // place (Decision::kRedirect). Returns the errno to answer with (0 or
+  // EINPROGRESS: done), or -1 to let the connect run as it is.
+  int Redirect(pid_t tid, const SyscallContext& call, const Decision& d,
+               bool* blocking);
   void DropListener(int fd);
 
   Decider* decider_;
@@ -143,7 +151,7 @@ class NotifyLoop {
 
   struct AtomicStats {
     std::atomic<uint64_t> received{0}, continued{0}, denied{0}, delayed{0},
-        restarted{0}, stale{0}, listeners_closed{0};
+        redirected{0}, restarted{0}, stale{0}, listeners_closed{0};
   } stats_;
 };
 

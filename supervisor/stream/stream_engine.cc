@@ -729,8 +729,9 @@ void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
     size_t take = n - off;
     if (dec.max_bytes < take) take = static_cast<size_t>(dec.max_bytes);
     if (take == 0) continue;  // the next decision sees the limit reached
-    int64_t release = now + dec.delay_ns;
-    if (d == 0) release = std::max(release, c->handshake_until);
+    // Bytes written before the emulated handshake is over leave when it
+    // is: a real client could not have sent them earlier.
+    int64_t release = (d == 0 ? std::max(now, c->handshake_until) : now) + dec.delay_ns;
     release = std::max(release, dir.last_release);  // a stream keeps its order
     Enqueue(c, d, buf + off, take, release);
     eng::AccountBytes(&c->cs, d, take);
