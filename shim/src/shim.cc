@@ -1467,7 +1467,8 @@ int AwaitFarEnd(int fd, fault_redirect* r) {
       int e = __atomic_load_n(&r->err, __ATOMIC_RELAXED);
       return e != 0 ? e : ECONNREFUSED;
     }
-    if (st != FAULT_REDIRECT_ARMED && st != FAULT_REDIRECT_CLAIMED)
+    if (st != FAULT_REDIRECT_ARMED && st != FAULT_REDIRECT_CLAIMED &&
+        st != FAULT_REDIRECT_CONNECTED)
       return ECONNRESET;  // the port was announced anew: not ours any more
     int64_t now = NowNs();
     if (now >= until) return EINPROGRESS;  // as Linux after SO_SNDTIMEO
@@ -1480,6 +1481,25 @@ int AwaitFarEnd(int fd, fault_redirect* r) {
       return ECONNREFUSED;
   }
   return ETIMEDOUT;
+}
+
+// A program asks SO_ERROR once its non-blocking connect to the engine is
+// writable (at once, on loopback). Without the engine in between it would
+// have become writable only when the far end answered: wait for that answer
+// here (bounded), so that a refusal is reported where the program looks for
+// it. The emulated handshake time is not waited for: the engine holds the
+// first bytes back instead.
+void AwaitFarConnect(const FdState& st) {
+  const fault_redirect& r = g_table->redirects[st.redirect_fi][st.redirect_port];
+  int64_t until = NowNs() + 10'000'000'000LL;
+  for (int i = 0; i < 1000; ++i) {
+    uint32_t s = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
+    if (s != FAULT_REDIRECT_ARMED && s != FAULT_REDIRECT_CLAIMED) return;
+    int64_t now = NowNs();
+    if (now >= until) return;
+    struct timespec ts = {0, 10'000'000};
+    syscall(SYS_futex, &r.state, FUTEX_WAIT, s, &ts, nullptr, 0);
+  }
 }
 
 // connect() of a TCP socket whose rule has stream effects: through the
@@ -2826,6 +2846,9 @@ FAULT_EXPORT int getsockopt(int fd, int level, int opt, void* val,
     *len = sizeof(int);
     return 0;
   }
+  if (level == SOL_SOCKET && opt == SO_ERROR && IsRedirected(fd) &&
+      g_table != nullptr)
+    AwaitFarConnect(g_fds[fd]);
   int rc = real.getsockopt(fd, level, opt, val, len);
   if (rc == 0 && level == SOL_SOCKET && opt == SO_ERROR && val != nullptr &&
       IsRedirected(fd) && g_table != nullptr) {

@@ -612,7 +612,9 @@ void StreamEngine::Loop::SetSlotState(Conn* c, uint32_t state, int err) {
   fault_redirect* s = Slot(c);
   uint32_t cur = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
   // The port may already carry a newer connection's announcement.
-  if (cur != FAULT_REDIRECT_CLAIMED && cur != FAULT_REDIRECT_OPEN) return;
+  if (cur != FAULT_REDIRECT_CLAIMED && cur != FAULT_REDIRECT_CONNECTED &&
+      cur != FAULT_REDIRECT_OPEN)
+    return;
   if (err != 0) __atomic_store_n(&s->err, err, __ATOMIC_RELAXED);
   __atomic_store_n(&s->state, state, __ATOMIC_RELEASE);
   FutexWakeAll(&s->state);
@@ -631,6 +633,9 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
       return;
     }
     c->state = Conn::kOpen;
+    // The far end is there; a program asking SO_ERROR may go on. OPEN
+    // follows once the emulated handshake time has passed (Service).
+    if (NowNs() < c->handshake_until) SetSlotState(c, FAULT_REDIRECT_CONNECTED, 0);
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadFrom(c, side);
   if (c->state == Conn::kDead) return;

@@ -116,14 +116,16 @@ int ConnectThrough(fault_table* t, const StreamEngine& e, uint16_t dest_port,
   return fd;
 }
 
-// Waits until the redirect slot of `fd` leaves ARMED/CLAIMED (as a blocking
+// Waits until the redirect slot of `fd` is OPEN or FAILED (as a blocking
 // connect in the shim does). Returns the final state.
 uint32_t WaitSlot(fault_table* t, int fd, int64_t timeout_ns = 5'000'000'000) {
   fault_redirect& r = t->redirects[0][LocalPort(fd)];
   int64_t until = NowNs() + timeout_ns;
   for (;;) {
     uint32_t s = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
-    if (s != FAULT_REDIRECT_ARMED && s != FAULT_REDIRECT_CLAIMED) return s;
+    if (s != FAULT_REDIRECT_ARMED && s != FAULT_REDIRECT_CLAIMED &&
+        s != FAULT_REDIRECT_CONNECTED)
+      return s;
     if (NowNs() > until) return s;
     timespec ts = {0, 10'000'000};
     syscall(SYS_futex, &r.state, FUTEX_WAIT, s, &ts, nullptr, 0);

@@ -174,6 +174,7 @@ enum fault_redirect_state {
   FAULT_REDIRECT_CLAIMED = 2,     /* the engine accepted it */
   FAULT_REDIRECT_OPEN = 3,        /* far end connected, handshake emulated */
   FAULT_REDIRECT_FAILED = 4,      /* `err` says why (connect or later) */
+  FAULT_REDIRECT_CONNECTED = 5,   /* far end connected, handshake time left */
 };
 
 enum fault_redirect_kind {
