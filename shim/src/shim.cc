@@ -320,42 +320,84 @@ void WarnFeatures(uint32_t features) {
   }
 }
 
-__attribute__((constructor)) void ShimInit() {
-  ResolveReal();
-  const char* fd_env = getenv(FAULT_ENV_TABLE_FD);
-  if (fd_env == nullptr || fd_env[0] == 0) return;
-  char* end = nullptr;
-  long fd = strtol(fd_env, &end, 10);
-  if (end == fd_env || *end != 0 || fd < 0) {
-    Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " is not a file descriptor; running without faults\n");
-    return;
+// Maps the table the environment names: FAULT_TABLE, a path (the
+// supervisor's /proc/PID/fd/N) opened and closed again at once, so that the
+// program holds no descriptor of it and a child started with its fds closed
+// finds it all the same; else FAULT_TABLE_FD, an inherited fd (tests, the
+// seccomp test driver). Null, after one line on stderr when a variable is
+// set but unusable, when there is none.
+fault_table* MapTable() {
+  const char* what = FAULT_ENV_TABLE "=";
+  const char* value = getenv(FAULT_ENV_TABLE);
+  int fd = -1;
+  bool own = false;
+  if (value != nullptr && value[0] != 0) {
+    // Through the stub when there is one: the seccomp filter lets it pass,
+    // so that an open=deny(...) policy does not hide the table itself.
+    const long flags = O_RDWR | O_CLOEXEC | O_NOCTTY;
+    long r = g_stub != nullptr
+                 ? g_stub(SYS_openat, AT_FDCWD, reinterpret_cast<long>(value),
+                          flags, 0, 0, 0)
+                 : syscall(SYS_openat, AT_FDCWD, value, flags);
+    fd = static_cast<int>(r);
+    if (fd < 0) {
+      Warn("fault: cannot open the policy table FAULT_TABLE=", value,
+           " (has fault exited?); running without faults\n");
+      return nullptr;
+    }
+    own = true;
+  } else {
+    value = getenv(FAULT_ENV_TABLE_FD);
+    if (value == nullptr || value[0] == 0) return nullptr;
+    what = FAULT_ENV_TABLE_FD "=";
+    char* end = nullptr;
+    long n = strtol(value, &end, 10);
+    if (end == value || *end != 0 || n < 0 || n > INT32_MAX) {
+      Warn("fault: FAULT_TABLE_FD=", value,
+           " is not a file descriptor; running without faults\n");
+      return nullptr;
+    }
+    fd = static_cast<int>(n);
   }
   struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0 ||
-      static_cast<size_t>(st.st_size) < sizeof(fault_table)) {
-    Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " is not a policy table (closed or too small); running without "
+  void* p = MAP_FAILED;
+  bool sized = fstat(fd, &st) == 0 &&
+               static_cast<size_t>(st.st_size) >= sizeof(fault_table);
+  if (sized)
+    p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+  if (own) syscall(SYS_close, fd);
+  if (!sized) {
+    Warn("fault: ", what, value);
+    Warn(" is not a policy table (closed or too small); running without "
          "faults\n");
-    return;
+    return nullptr;
   }
-  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
-                 MAP_SHARED, static_cast<int>(fd), 0);
   if (p == MAP_FAILED) {
-    Warn("fault: cannot map the policy table FAULT_TABLE_FD=", fd_env,
-         "; running without faults\n");
-    return;
+    Warn("fault: cannot map the policy table ", what, value);
+    Warn("; running without faults\n");
+    return nullptr;
   }
   auto* t = static_cast<fault_table*>(p);
   if (!eng::TableValid(t)) {
     munmap(p, sizeof(fault_table));
-    Warn(
-        "fault: FAULT_TABLE_FD=", fd_env,
-        " has a wrong magic, layout version or size; running without faults\n");
-    return;
+    Warn("fault: ", what, value);
+    Warn(" has a wrong magic, layout version or size; running without "
+         "faults\n");
+    return nullptr;
   }
-  g_start_ns = t->start_ns;
+  return t;
+}
+
+__attribute__((constructor)) void ShimInit() {
+  ResolveReal();
+  if (getenv(FAULT_ENV_TABLE) == nullptr && getenv(FAULT_ENV_TABLE_FD) == nullptr)
+    return;
+  // The stub first: MapTable opens the table through it.
   MapStubPage(getenv(FAULT_ENV_STUB_PAGE), &g_stub_failed);
+  fault_table* t = MapTable();
+  if (t == nullptr) return;
+  g_start_ns = t->start_ns;
   g_table = t;
   t_state.in_shim = 1;
   RefreshIndex(&t_state);

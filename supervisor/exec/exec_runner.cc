@@ -1,8 +1,10 @@
 #include "supervisor/exec/exec_runner.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,8 +16,10 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "fault/table.h"
 #include "supervisor/cli/paths.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
@@ -56,6 +60,32 @@ struct Generation {
 std::string HowItEnded(int wait_status) {
   if (WIFSIGNALED(wait_status)) return "was killed by " + SignalName(WTERMSIG(wait_status));
   return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
+}
+
+// When this process already runs under `fault exec` (its environment names a
+// policy table that is still there), the variable that says so, e.g.
+// "FAULT_TABLE=/proc/4242/fd/3"; "" otherwise. A variable naming a table
+// that is gone (its run ended) does not count.
+std::string EnclosingRun() {
+  if (const char* path = getenv(FAULT_ENV_TABLE); path != nullptr && *path != 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st;
+      bool table = fstat(fd, &st) == 0 &&
+                   st.st_size >= static_cast<off_t>(sizeof(fault_table));
+      close(fd);
+      if (table) return absl::StrCat(FAULT_ENV_TABLE, "=", path);
+    }
+  }
+  if (const char* fd = getenv(FAULT_ENV_TABLE_FD); fd != nullptr && *fd != 0) {
+    char target[64] = {};
+    std::string link = absl::StrCat("/proc/self/fd/", fd);
+    ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n > 0 && absl::StrContains(target, "fault-policy-table")) {
+      return absl::StrCat(FAULT_ENV_TABLE_FD, "=", fd);
+    }
+  }
+  return "";
 }
 
 Generation Describe(CompiledTable compiled) {
@@ -235,6 +265,16 @@ int Runner::Run() {
             "ARGS...)\n";
     return kExitUsage;
   }
+  // The inner run would give its program a table of its own, and the outer
+  // run would neither apply its policies there nor see the events: refuse
+  // rather than silently replace the outer policies.
+  if (std::string outer = EnclosingRun(); !outer.empty()) {
+    err_ << "fault exec: already running under fault exec (" << outer
+         << "); nested runs are refused: run the program directly (the outer run's "
+            "policies apply to it), or unset FAULT_TABLE, FAULT_TABLE_FD and "
+            "LD_PRELOAD to start a separate run\n";
+    return kExitUsage;
+  }
   std::string shim = o_.shim_path;
   if (!o_.preload_shim) {
     shim.clear();
@@ -296,6 +336,7 @@ int Runner::Run() {
     return kExitInternal;
   }
   table_ = std::move(*table);
+  const std::string table_path = TablePath(getpid(), table_->fd());
   table_->Publish(*current_.compiled.config);
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
@@ -341,8 +382,7 @@ int Runner::Run() {
     request.path = companion_paths[i];
     request.argv = c.command;
     request.env = BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
-                                        table_->fd(), kStubPageAddress);
-    request.inherit_fd = table_->fd();
+                                        table_path, kStubPageAddress);
     request.child_mask = original;
     request.layers = c.layers;
     request.new_process_group = true;
@@ -371,8 +411,7 @@ int Runner::Run() {
   SpawnRequest request;
   request.path = *path;
   request.argv = o_.command;
-  request.env = BuildChildEnvironment(environ, shim, table_->fd(), kStubPageAddress);
-  request.inherit_fd = table_->fd();
+  request.env = BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
   request.child_mask = original;
   request.layers = o_.layers;
   absl::StatusOr<pid_t> child = Spawn(request);
