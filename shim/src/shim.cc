@@ -46,7 +46,12 @@ RealFns real;
 
 namespace {
 
-constexpr int kMaxFds = 4096;
+// The fd table covers fds 0..kMaxFds-1 (the kernel's default fs.nr_open);
+// larger fds are left alone (kOther). It is kept in chunks of kFdChunk fds,
+// mapped on first use: a program that uses fds 0..40 touches a few pages.
+constexpr int kMaxFds = 1 << 20;
+constexpr int kFdChunkShift = 10;
+constexpr int kFdChunk = 1 << kFdChunkShift;
 constexpr int kMaxGates = 64;
 constexpr int64_t kForever = INT64_MAX;
 
@@ -125,9 +130,72 @@ bool g_stub_failed = false;  // FAULT_STUB_PAGE given but not mappable
 uint32_t g_warned = 0;       // features already warned about
 int g_warned_scope = 0;
 
-uint8_t g_kind[kMaxFds];
-uint64_t g_verdict[kMaxFds];  // see kVerdictSend
-FdState g_fds[kMaxFds];
+// kFdChunk consecutive fds. Zero-filled pages mean kUnknown, verdict 0 and
+// !valid: a chunk needs no initialisation.
+struct FdChunk {
+  uint64_t verdict[kFdChunk];  // see kVerdictSend
+  uint8_t kind[kFdChunk];
+  FdState fds[kFdChunk];
+};
+
+// Published once each with a compare-and-swap, never unmapped: readers take
+// no lock. 8 KiB of zeroed .bss, of which a program touches one page.
+FdChunk* g_fd_chunks[kMaxFds / kFdChunk];
+// Stands in for a chunk that could not be mapped (out of memory), shared by
+// the fds of every such chunk. Raw bytes, so that no initialiser touches it:
+// zero pages until something writes to it.
+alignas(FdChunk) unsigned char g_fd_chunk_fallback[sizeof(FdChunk)];
+
+__attribute__((noinline, cold)) FdChunk* MapFdChunk(FdChunk** slot) {
+  void* p = mmap(nullptr, sizeof(FdChunk), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    static bool warned = false;
+    if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+      Warn("fault: warning: cannot map the shim's fd table (out of memory); "
+           "faults on fds that need it may apply to the wrong fd\n");
+    return reinterpret_cast<FdChunk*>(g_fd_chunk_fallback);
+  }
+  FdChunk* expected = nullptr;
+  auto* mine = static_cast<FdChunk*>(p);
+  if (__atomic_compare_exchange_n(slot, &expected, mine, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return mine;
+  munmap(p, sizeof(FdChunk));  // another thread published one first
+  return expected;
+}
+
+// The chunk holding `fd` (0 <= fd < kMaxFds), mapped if needed.
+inline FdChunk* FdChunkOf(long fd) {
+  FdChunk** slot = &g_fd_chunks[fd >> kFdChunkShift];
+  FdChunk* c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  return __builtin_expect(c != nullptr, 1) ? c : MapFdChunk(slot);
+}
+
+// Whether any fd of the chunk holding `fd` was ever looked at; false means
+// every fd in it is kUnknown and !valid.
+inline bool FdChunkMapped(long fd) {
+  return __atomic_load_n(&g_fd_chunks[fd >> kFdChunkShift],
+                         __ATOMIC_ACQUIRE) != nullptr;
+}
+
+// g_kind[fd], g_verdict[fd], g_fds[fd]: the per-fd state, as arrays indexed
+// by fd (callers check 0 <= fd < kMaxFds).
+constexpr struct FdKinds {
+  uint8_t& operator[](long fd) const {
+    return FdChunkOf(fd)->kind[fd & (kFdChunk - 1)];
+  }
+} g_kind{};
+constexpr struct FdVerdicts {
+  uint64_t& operator[](long fd) const {
+    return FdChunkOf(fd)->verdict[fd & (kFdChunk - 1)];
+  }
+} g_verdict{};
+constexpr struct FdStates {
+  FdState& operator[](long fd) const {
+    return FdChunkOf(fd)->fds[fd & (kFdChunk - 1)];
+  }
+} g_fds{};
 int g_gate_list[kMaxGates];  // fd + 1, 0: free
 int g_ngates = 0;            // entries in use (approximate upper bound)
 eng::HostCache g_hosts;      // addresses getaddrinfo answered, by name
@@ -2370,9 +2438,14 @@ FAULT_EXPORT int close_range(unsigned first, unsigned last, int flags) {
              : static_cast<int>(syscall(SYS_close_range, first, last, flags));
   if (r == 0 && !(flags & 4 /* CLOSE_RANGE_CLOEXEC */)) {
     for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds);
-         ++fd)
+         ++fd) {
+      if (!FdChunkMapped(fd)) {
+        fd |= kFdChunk - 1;  // nothing known in this chunk
+        continue;
+      }
       if (g_kind[fd] != kUnknown || g_fds[fd].valid)
         ResetFd(static_cast<int>(fd));
+    }
   }
   return r;
 }
@@ -2382,8 +2455,13 @@ FAULT_EXPORT void closefrom(int lowfd) {
   static auto fn =
       reinterpret_cast<void (*)(int)>(dlsym(RTLD_NEXT, "closefrom"));
   if (fn) fn(lowfd);
-  for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd)
+  for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd) {
+    if (!FdChunkMapped(fd)) {
+      fd |= kFdChunk - 1;  // nothing known in this chunk
+      continue;
+    }
     if (g_kind[fd] != kUnknown || g_fds[fd].valid) ResetFd(fd);
+  }
 }
 
 // stdio opens and closes its descriptors inside libc, where the shim does

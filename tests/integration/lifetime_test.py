@@ -9,11 +9,14 @@ Each subprocess has a timeout.
 
 import os
 import shlex
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 import unittest
 
-from fault_testlib import FAULT, PY
+from fault_testlib import FAULT, PY, TARGETS, read_events
 
 
 def fault_exec(args, timeout=60, **kw):
@@ -139,6 +142,83 @@ class TableReachTest(unittest.TestCase):
         env = dict(os.environ, FAULT_TABLE="/proc/999999999/fd/3")
         r = fault_exec(["-q", "--", "true"], env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+
+class EchoServer:
+    """Echoes every byte back on each accepted connection (127.0.0.1)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    def _echo(self, c):
+        c.settimeout(30)
+        with c:
+            try:
+                while True:
+                    b = c.recv(4096)
+                    if not b:
+                        return
+                    c.sendall(b)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+class HighFdTest(unittest.TestCase):
+    def setUp(self):
+        self.program = os.path.join(TARGETS, "fault_target_high_fd")
+        if not os.path.exists(self.program):
+            raise AssertionError("%s is not built" % self.program)
+        import resource
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[1] <= 5000:
+            self.skipTest("the hard fd limit is below 5001")
+        self.server = EchoServer()
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.server.close()
+        self.dir.cleanup()
+
+    def run_client(self, fd, latency):
+        events = os.path.join(self.dir.name, "ev.jsonl")
+        start = time.monotonic()
+        r = fault_exec(["-q", "--latency", latency, "--target",
+                        "tcp://127.0.0.1:%d" % self.server.port, "--events", events,
+                        "--", self.program, str(self.server.port), str(fd), "2"])
+        return time.monotonic() - start, r, read_events(events)
+
+    def test_latency_applies_to_a_socket_on_fd_5000(self):
+        elapsed, r, events = self.run_client(5000, "300ms")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("fd 5000: 2 round trips", r.stdout)
+        latency = [e for e in events if e["effect"] == "latency"]
+        self.assertTrue(latency, events)
+        self.assertGreaterEqual(elapsed, 0.3 * len(latency) * 0.95)
+        self.assertGreaterEqual(elapsed, 0.6)  # two round trips at least
+
+    def test_same_client_on_a_low_fd_for_comparison(self):
+        elapsed, r, events = self.run_client(7, "300ms")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreaterEqual(elapsed, 0.6)
 
 
 if __name__ == "__main__":
