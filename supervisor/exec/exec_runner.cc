@@ -1,8 +1,10 @@
 #include "supervisor/exec/exec_runner.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -120,6 +122,10 @@ class Runner {
   std::string WaitForTargets(const sigset_t& waited, int* signal_out);
   // SIGTERM to each running companion's group, SIGKILL after a grace period.
   void StopCompanions();
+  // After the program ended: while processes it started still run (they are
+  // fault's children now, or descend from them), says so once, keeps
+  // draining events, forwards signals to them and reaps them.
+  void FollowDescendants(const sigset_t& waited, int program_status);
 
   struct LiveCompanion {
     const CompanionProgram* program;
@@ -360,6 +366,10 @@ int Runner::Run() {
     prepared.push_back(layer);
   }
 
+  // Processes the program leaves behind (a daemon's double fork) become
+  // fault's children rather than init's, so that the run can follow them.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
   sigset_t waited, original;
   sigemptyset(&waited);
   sigaddset(&waited, SIGCHLD);
@@ -431,18 +441,15 @@ int Runner::Run() {
   int64_t next_drain = MonotonicNowNs() + drain_interval;
   for (;;) {
     bool child_done = false;
-    if (companions_.empty()) {
-      child_done = waitpid(*child, &wait_status, WNOHANG) == *child;
-    } else {
-      int st = 0;
-      pid_t done;
-      while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (done == *child) {
-          wait_status = st;
-          child_done = true;
-        } else {
-          NoteCompanionExit(done, st);
-        }
+    int st = 0;
+    pid_t done;
+    // Also reaps the program's orphans, which this subreaper inherits.
+    while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (done == *child) {
+        wait_status = st;
+        child_done = true;
+      } else {
+        NoteCompanionExit(done, st);
       }
     }
     if (child_done) break;
@@ -476,6 +483,7 @@ int Runner::Run() {
     }
   }
   StopCompanions();
+  FollowDescendants(waited, wait_status);
   stop_layers();
   pthread_sigmask(SIG_SETMASK, &original, nullptr);
   Drain(true);
@@ -550,6 +558,90 @@ std::string Runner::WaitForTargets(const sigset_t& waited, int* signal_out) {
     }
   }
   return "";
+}
+
+// The pids of this process's children, from /proc/self/task/*/children
+// (any thread may be the parent an orphan is given to).
+std::vector<pid_t> ChildPids() {
+  std::vector<pid_t> pids;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return pids;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = absl::StrCat("/proc/self/task/", e->d_name, "/children");
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (f == nullptr) continue;
+    long pid;
+    while (std::fscanf(f, "%ld", &pid) == 1) pids.push_back(static_cast<pid_t>(pid));
+    std::fclose(f);
+  }
+  closedir(dir);
+  std::sort(pids.begin(), pids.end());
+  pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+  return pids;
+}
+
+void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
+  // True while some child is left. A subreaper with no children has no
+  // descendants either: every orphan is handed to it.
+  auto reap = [] {
+    pid_t done;
+    int st;
+    while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
+    }
+    return done == 0;
+  };
+  // A short grace for processes already on their way out (a companion's
+  // group just killed, a shell's last child).
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (int step = 0; step < 10 && reap(); ++step) {
+    timespec nap{0, 10'000'000};
+    sigtimedwait(&chld, nullptr, &nap);
+  }
+  if (!reap()) return;
+  std::vector<pid_t> left = ChildPids();
+  std::vector<std::string> pids;
+  for (pid_t p : left) pids.push_back(std::to_string(p));
+  err_ << "fault: the program " << HowItEnded(program_status) << "; "
+       << (left.size() == 1 ? "1 process it started is" : absl::StrCat(left.size(),
+                                                                  " processes it started are"))
+       << " still running (pid " << absl::StrJoin(pids, ", ")
+       << "): following until they end (SIGINT or SIGTERM to fault is passed on to them; "
+          "a second one kills them)\n";
+  err_.flush();
+  int terminations = 0;
+  int64_t drain_interval = kDrainMinIntervalNs;
+  int64_t next_drain = MonotonicNowNs();
+  const pid_t own_group = getpgrp();
+  while (reap()) {
+    int64_t now = MonotonicNowNs();
+    if (now >= next_drain) {
+      uint64_t before = events_written_;
+      Drain(false);
+      drain_interval = events_written_ != before
+                           ? kDrainMinIntervalNs
+                           : std::min(2 * drain_interval, kDrainMaxIntervalNs);
+      next_drain = now + drain_interval;
+    }
+    int64_t wait_ns = std::max<int64_t>(next_drain - now, 1);
+    timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
+    siginfo_t info;
+    int sig = sigtimedwait(&waited, &info, &timeout);
+    if (sig <= 0 || sig == SIGCHLD) continue;
+    if (sig == o_.reload_signal) {
+      Reload();
+      continue;
+    }
+    const bool terminating = sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+    if (terminating && ++terminations >= 2) sig = SIGKILL;
+    for (pid_t p : ChildPids()) {
+      // The terminal's signals reached those in fault's own group already.
+      if (info.si_code == SI_KERNEL && sig != SIGKILL && getpgid(p) == own_group) continue;
+      kill(p, sig);
+    }
+  }
 }
 
 void Runner::StopCompanions() {

@@ -7,8 +7,10 @@ outside: exit status, stderr, files it wrote, measured time, --events.
 Each subprocess has a timeout.
 """
 
+import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import tempfile
@@ -219,6 +221,97 @@ class HighFdTest(unittest.TestCase):
         elapsed, r, events = self.run_client(7, "300ms")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertGreaterEqual(elapsed, 0.6)
+
+
+# A program that leaves a daemon behind: it forks, the child starts a new
+# session and forks again, the child exits and the parent waits for it, then
+# exits with status argv[3]. The daemon (grandchild) sleeps argv[2] seconds,
+# then writes and fsyncs a file and records pid and outcome in argv[1].
+DAEMONIZE = r"""
+import os, sys, time
+result, delay, status = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    time.sleep(delay)
+    fd = os.open(result + ".data", os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"x")
+    try:
+        os.fsync(fd)
+        outcome = "fsync ok"
+    except OSError as e:
+        outcome = "fsync errno %d" % e.errno
+    with open(result + ".tmp", "w") as f:
+        f.write("%d %s\n" % (os.getpid(), outcome))
+    os.rename(result + ".tmp", result)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("program done")
+sys.exit(status)
+"""
+
+
+class DescendantTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.result = os.path.join(self.dir.name, "daemon")
+        self.events = os.path.join(self.dir.name, "ev.jsonl")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_fault_follows_a_daemon_and_records_its_faults(self):
+        start = time.monotonic()
+        r = fault_exec(["--deny", "fsync=EIO", "--events", self.events, "--",
+                        PY, "-c", DAEMONIZE, self.result, "1.0", "3"], timeout=30)
+        elapsed = time.monotonic() - start
+        # The program's own status, not the daemon's.
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("program done", r.stdout)
+        # fault waited for the daemon: its result is there when fault ends.
+        self.assertGreaterEqual(elapsed, 1.0)
+        with open(self.result) as f:
+            pid, outcome = f.read().split(" ", 1)
+        self.assertEqual(outcome.strip(), "fsync errno 5")
+        self.assertRegex(r.stderr, r"fault: the program exited with status 3; 1 process it "
+                                   r"started is still running \(pid %s\): following" % pid)
+        self.assertEqual(r.stderr.count("still running"), 1)
+        denied = [e for e in read_events(self.events)
+                  if e["effect"] == "deny" and e["pid"] == int(pid)]
+        self.assertTrue(denied, r.stderr)
+        self.assertIn('policy "cli": matched 1, fired 1', r.stderr)
+
+    def test_sigterm_to_fault_reaches_the_daemon(self):
+        p = subprocess.Popen([FAULT, "exec", "-q", "--", PY, "-c", DAEMONIZE, self.result,
+                              "30", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            line = p.stderr.readline()  # the one line saying it follows
+            self.assertIn("still running", line)
+            start = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+            self.assertLess(time.monotonic() - start, 5)
+            self.assertEqual(p.returncode, 0)  # the program's own status
+            self.assertFalse(os.path.exists(self.result))  # the daemon did not finish
+            pid = int(line.split("(pid ")[1].split(")")[0])
+            with self.assertRaises(ProcessLookupError):
+                os.kill(pid, 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+            p.stderr.close()
+
+    def test_no_message_when_nothing_is_left(self):
+        r = fault_exec(["-q", "--", "sh", "-c", "sleep 0.1 & wait"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
 
 
 if __name__ == "__main__":
