@@ -152,8 +152,9 @@ __attribute__((noinline, cold)) FdChunk* MapFdChunk(FdChunk** slot) {
   if (p == MAP_FAILED) {
     static bool warned = false;
     if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
-      Warn("fault: warning: cannot map the shim's fd table (out of memory); "
-           "faults on fds that need it may apply to the wrong fd\n");
+      Warn(
+          "fault: warning: cannot map the shim's fd table (out of memory); "
+          "faults on fds that need it may apply to the wrong fd\n");
     return reinterpret_cast<FdChunk*>(g_fd_chunk_fallback);
   }
   FdChunk* expected = nullptr;
@@ -175,8 +176,8 @@ inline FdChunk* FdChunkOf(long fd) {
 // Whether any fd of the chunk holding `fd` was ever looked at; false means
 // every fd in it is kUnknown and !valid.
 inline bool FdChunkMapped(long fd) {
-  return __atomic_load_n(&g_fd_chunks[fd >> kFdChunkShift],
-                         __ATOMIC_ACQUIRE) != nullptr;
+  return __atomic_load_n(&g_fd_chunks[fd >> kFdChunkShift], __ATOMIC_ACQUIRE) !=
+         nullptr;
 }
 
 // g_kind[fd], g_verdict[fd], g_fds[fd]: the per-fd state, as arrays indexed
@@ -437,8 +438,9 @@ fault_table* MapTable() {
   if (own) syscall(SYS_close, fd);
   if (!sized) {
     Warn("fault: ", what, value);
-    Warn(" is not a policy table (closed or too small); running without "
-         "faults\n");
+    Warn(
+        " is not a policy table (closed or too small); running without "
+        "faults\n");
     return nullptr;
   }
   if (p == MAP_FAILED) {
@@ -450,8 +452,9 @@ fault_table* MapTable() {
   if (!eng::TableValid(t)) {
     munmap(p, sizeof(fault_table));
     Warn("fault: ", what, value);
-    Warn(" has a wrong magic, layout version or size; running without "
-         "faults\n");
+    Warn(
+        " has a wrong magic, layout version or size; running without "
+        "faults\n");
     return nullptr;
   }
   return t;
@@ -459,7 +462,8 @@ fault_table* MapTable() {
 
 __attribute__((constructor)) void ShimInit() {
   ResolveReal();
-  if (getenv(FAULT_ENV_TABLE) == nullptr && getenv(FAULT_ENV_TABLE_FD) == nullptr)
+  if (getenv(FAULT_ENV_TABLE) == nullptr &&
+      getenv(FAULT_ENV_TABLE_FD) == nullptr)
     return;
   // The stub first: MapTable opens the table through it.
   MapStubPage(getenv(FAULT_ENV_STUB_PAGE), &g_stub_failed);

@@ -10,10 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 #include <set>
 
@@ -69,7 +69,8 @@ std::string HowItEnded(int wait_status) {
 // "FAULT_TABLE=/proc/4242/fd/3"; "" otherwise. A variable naming a table
 // that is gone (its run ended) does not count.
 std::string EnclosingRun() {
-  if (const char* path = getenv(FAULT_ENV_TABLE); path != nullptr && *path != 0) {
+  if (const char* path = getenv(FAULT_ENV_TABLE);
+      path != nullptr && *path != 0) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       struct stat st;
@@ -276,7 +277,8 @@ int Runner::Run() {
   // rather than silently replace the outer policies.
   if (std::string outer = EnclosingRun(); !outer.empty()) {
     err_ << "fault exec: already running under fault exec (" << outer
-         << "); nested runs are refused: run the program directly (the outer run's "
+         << "); nested runs are refused: run the program directly (the outer "
+            "run's "
             "policies apply to it), or unset FAULT_TABLE, FAULT_TABLE_FD and "
             "LD_PRELOAD to start a separate run\n";
     return kExitUsage;
@@ -391,8 +393,9 @@ int Runner::Run() {
     SpawnRequest request;
     request.path = companion_paths[i];
     request.argv = c.command;
-    request.env = BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
-                                        table_path, kStubPageAddress);
+    request.env =
+        BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
+                              table_path, kStubPageAddress);
     request.child_mask = original;
     request.layers = c.layers;
     request.new_process_group = true;
@@ -421,7 +424,8 @@ int Runner::Run() {
   SpawnRequest request;
   request.path = *path;
   request.argv = o_.command;
-  request.env = BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
+  request.env =
+      BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
   request.child_mask = original;
   request.layers = o_.layers;
   absl::StatusOr<pid_t> child = Spawn(request);
@@ -572,7 +576,8 @@ std::vector<pid_t> ChildPids() {
     FILE* f = std::fopen(path.c_str(), "re");
     if (f == nullptr) continue;
     long pid;
-    while (std::fscanf(f, "%ld", &pid) == 1) pids.push_back(static_cast<pid_t>(pid));
+    while (std::fscanf(f, "%ld", &pid) == 1)
+      pids.push_back(static_cast<pid_t>(pid));
     std::fclose(f);
   }
   closedir(dir);
@@ -605,10 +610,12 @@ void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
   std::vector<std::string> pids;
   for (pid_t p : left) pids.push_back(std::to_string(p));
   err_ << "fault: the program " << HowItEnded(program_status) << "; "
-       << (left.size() == 1 ? "1 process it started is" : absl::StrCat(left.size(),
-                                                                  " processes it started are"))
+       << (left.size() == 1
+               ? "1 process it started is"
+               : absl::StrCat(left.size(), " processes it started are"))
        << " still running (pid " << absl::StrJoin(pids, ", ")
-       << "): following until they end (SIGINT or SIGTERM to fault is passed on to them; "
+       << "): following until they end (SIGINT or SIGTERM to fault is passed "
+          "on to them; "
           "a second one kills them)\n";
   err_.flush();
   int terminations = 0;
@@ -634,11 +641,14 @@ void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
       Reload();
       continue;
     }
-    const bool terminating = sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+    const bool terminating =
+        sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
     if (terminating && ++terminations >= 2) sig = SIGKILL;
     for (pid_t p : ChildPids()) {
       // The terminal's signals reached those in fault's own group already.
-      if (info.si_code == SI_KERNEL && sig != SIGKILL && getpgid(p) == own_group) continue;
+      if (info.si_code == SI_KERNEL && sig != SIGKILL &&
+          getpgid(p) == own_group)
+        continue;
       kill(p, sig);
     }
   }

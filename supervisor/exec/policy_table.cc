@@ -52,7 +52,8 @@ absl::StatusOr<std::unique_ptr<PolicyTable>> PolicyTable::Create(const Options& 
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     int err = errno;
     close(fd);
-    if (high < 0) return absl::ErrnoToStatus(err, "moving the policy table above fd 2");
+    if (high < 0)
+      return absl::ErrnoToStatus(err, "moving the policy table above fd 2");
     fd = high;
   }
   if (ftruncate(fd, sizeof(fault_table)) != 0) {

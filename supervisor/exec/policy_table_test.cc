@@ -1,6 +1,7 @@
 #include "supervisor/exec/policy_table.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace fault::exec {
 namespace {
@@ -59,7 +58,8 @@ TEST(PolicyTableTest, NeverOnStandardDescriptorsEvenWhenTheyAreFree) {
 TEST(PolicyTableTest, ThePathOpensTheSameSegment) {
   auto t = NewTable();
   const std::string path = TablePath(getpid(), t->fd());
-  EXPECT_EQ(path, "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(t->fd()));
+  EXPECT_EQ(path, "/proc/" + std::to_string(getpid()) + "/fd/" +
+                      std::to_string(t->fd()));
   int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
   auto other = PolicyTable::Attach(fd);

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   if (lim.rlim_cur <= static_cast<rlim_t>(fd)) {
     lim.rlim_cur = static_cast<rlim_t>(fd) + 1;
     if (lim.rlim_max < lim.rlim_cur) lim.rlim_max = lim.rlim_cur;
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) return Fail("setrlimit RLIMIT_NOFILE");
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      return Fail("setrlimit RLIMIT_NOFILE");
   }
   int s = socket(AF_INET, SOCK_STREAM, 0);
   if (s < 0) return Fail("socket");
