@@ -50,7 +50,12 @@ RealFns real;
 
 namespace {
 
-constexpr int kMaxFds = 4096;
+// The fd table covers fds 0..kMaxFds-1 (the kernel's default fs.nr_open);
+// larger fds are left alone (kOther). It is kept in chunks of kFdChunk fds,
+// mapped on first use: a program that uses fds 0..40 touches a few pages.
+constexpr int kMaxFds = 1 << 20;
+constexpr int kFdChunkShift = 10;
+constexpr int kFdChunk = 1 << kFdChunkShift;
 constexpr int kMaxGates = 64;
 constexpr int64_t kForever = INT64_MAX;
 
@@ -136,9 +141,73 @@ bool g_stub_failed = false;  // FAULT_STUB_PAGE given but not mappable
 uint32_t g_warned = 0;       // features already warned about
 int g_warned_scope = 0;
 
-uint8_t g_kind[kMaxFds];
-uint64_t g_verdict[kMaxFds];  // see kVerdictSend
-FdState g_fds[kMaxFds];
+// kFdChunk consecutive fds. Zero-filled pages mean kUnknown, verdict 0 and
+// !valid: a chunk needs no initialisation.
+struct FdChunk {
+  uint64_t verdict[kFdChunk];  // see kVerdictSend
+  uint8_t kind[kFdChunk];
+  FdState fds[kFdChunk];
+};
+
+// Published once each with a compare-and-swap, never unmapped: readers take
+// no lock. 8 KiB of zeroed .bss, of which a program touches one page.
+FdChunk* g_fd_chunks[kMaxFds / kFdChunk];
+// Stands in for a chunk that could not be mapped (out of memory), shared by
+// the fds of every such chunk. Raw bytes, so that no initialiser touches it:
+// zero pages until something writes to it.
+alignas(FdChunk) unsigned char g_fd_chunk_fallback[sizeof(FdChunk)];
+
+__attribute__((noinline, cold)) FdChunk* MapFdChunk(FdChunk** slot) {
+  void* p = mmap(nullptr, sizeof(FdChunk), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    static bool warned = false;
+    if (!__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+      Warn(
+          "fault: warning: cannot map the shim's fd table (out of memory); "
+          "faults on fds that need it may apply to the wrong fd\n");
+    return reinterpret_cast<FdChunk*>(g_fd_chunk_fallback);
+  }
+  FdChunk* expected = nullptr;
+  auto* mine = static_cast<FdChunk*>(p);
+  if (__atomic_compare_exchange_n(slot, &expected, mine, false,
+                                  __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    return mine;
+  munmap(p, sizeof(FdChunk));  // another thread published one first
+  return expected;
+}
+
+// The chunk holding `fd` (0 <= fd < kMaxFds), mapped if needed.
+inline FdChunk* FdChunkOf(long fd) {
+  FdChunk** slot = &g_fd_chunks[fd >> kFdChunkShift];
+  FdChunk* c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  return __builtin_expect(c != nullptr, 1) ? c : MapFdChunk(slot);
+}
+
+// Whether any fd of the chunk holding `fd` was ever looked at; false means
+// every fd in it is kUnknown and !valid.
+inline bool FdChunkMapped(long fd) {
+  return __atomic_load_n(&g_fd_chunks[fd >> kFdChunkShift], __ATOMIC_ACQUIRE) !=
+         nullptr;
+}
+
+// g_kind[fd], g_verdict[fd], g_fds[fd]: the per-fd state, as arrays indexed
+// by fd (callers check 0 <= fd < kMaxFds).
+constexpr struct FdKinds {
+  uint8_t& operator[](long fd) const {
+    return FdChunkOf(fd)->kind[fd & (kFdChunk - 1)];
+  }
+} g_kind{};
+constexpr struct FdVerdicts {
+  uint64_t& operator[](long fd) const {
+    return FdChunkOf(fd)->verdict[fd & (kFdChunk - 1)];
+  }
+} g_verdict{};
+constexpr struct FdStates {
+  FdState& operator[](long fd) const {
+    return FdChunkOf(fd)->fds[fd & (kFdChunk - 1)];
+  }
+} g_fds{};
 int g_gate_list[kMaxGates];  // fd + 1, 0: free
 int g_ngates = 0;            // entries in use (approximate upper bound)
 eng::HostCache g_hosts;      // addresses getaddrinfo answered, by name
@@ -333,42 +402,87 @@ void WarnFeatures(uint32_t features) {
   }
 }
 
-__attribute__((constructor)) void ShimInit() {
-  ResolveReal();
-  const char* fd_env = getenv(FAULT_ENV_TABLE_FD);
-  if (fd_env == nullptr || fd_env[0] == 0) return;
-  char* end = nullptr;
-  long fd = strtol(fd_env, &end, 10);
-  if (end == fd_env || *end != 0 || fd < 0) {
-    Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " is not a file descriptor; running without faults\n");
-    return;
+// Maps the table the environment names: FAULT_TABLE, a path (the
+// supervisor's /proc/PID/fd/N) opened and closed again at once, so that the
+// program holds no descriptor of it and a child started with its fds closed
+// finds it all the same; else FAULT_TABLE_FD, an inherited fd (tests, the
+// seccomp test driver). Null, after one line on stderr when a variable is
+// set but unusable, when there is none.
+fault_table* MapTable() {
+  const char* what = FAULT_ENV_TABLE "=";
+  const char* value = getenv(FAULT_ENV_TABLE);
+  int fd = -1;
+  bool own = false;
+  if (value != nullptr && value[0] != 0) {
+    // Through the stub when there is one: the seccomp filter lets it pass,
+    // so that an open=deny(...) policy does not hide the table itself.
+    const long flags = O_RDWR | O_CLOEXEC | O_NOCTTY;
+    long r = g_stub != nullptr
+                 ? g_stub(SYS_openat, AT_FDCWD, reinterpret_cast<long>(value),
+                          flags, 0, 0, 0)
+                 : syscall(SYS_openat, AT_FDCWD, value, flags);
+    fd = static_cast<int>(r);
+    if (fd < 0) {
+      Warn("fault: cannot open the policy table FAULT_TABLE=", value,
+           " (has fault exited?); running without faults\n");
+      return nullptr;
+    }
+    own = true;
+  } else {
+    value = getenv(FAULT_ENV_TABLE_FD);
+    if (value == nullptr || value[0] == 0) return nullptr;
+    what = FAULT_ENV_TABLE_FD "=";
+    char* end = nullptr;
+    long n = strtol(value, &end, 10);
+    if (end == value || *end != 0 || n < 0 || n > INT32_MAX) {
+      Warn("fault: FAULT_TABLE_FD=", value,
+           " is not a file descriptor; running without faults\n");
+      return nullptr;
+    }
+    fd = static_cast<int>(n);
   }
   struct stat st;
-  if (fstat(static_cast<int>(fd), &st) != 0 ||
-      static_cast<size_t>(st.st_size) < sizeof(fault_table)) {
-    Warn("fault: FAULT_TABLE_FD=", fd_env,
-         " is not a policy table (closed or too small); running without "
-         "faults\n");
-    return;
+  void* p = MAP_FAILED;
+  bool sized = fstat(fd, &st) == 0 &&
+               static_cast<size_t>(st.st_size) >= sizeof(fault_table);
+  if (sized)
+    p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE, MAP_SHARED,
+             fd, 0);
+  if (own) syscall(SYS_close, fd);
+  if (!sized) {
+    Warn("fault: ", what, value);
+    Warn(
+        " is not a policy table (closed or too small); running without "
+        "faults\n");
+    return nullptr;
   }
-  void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
-                 MAP_SHARED, static_cast<int>(fd), 0);
   if (p == MAP_FAILED) {
-    Warn("fault: cannot map the policy table FAULT_TABLE_FD=", fd_env,
-         "; running without faults\n");
-    return;
+    Warn("fault: cannot map the policy table ", what, value);
+    Warn("; running without faults\n");
+    return nullptr;
   }
   auto* t = static_cast<fault_table*>(p);
   if (!eng::TableValid(t)) {
     munmap(p, sizeof(fault_table));
+    Warn("fault: ", what, value);
     Warn(
-        "fault: FAULT_TABLE_FD=", fd_env,
-        " has a wrong magic, layout version or size; running without faults\n");
-    return;
+        " has a wrong magic, layout version or size; running without "
+        "faults\n");
+    return nullptr;
   }
-  g_start_ns = t->start_ns;
+  return t;
+}
+
+__attribute__((constructor)) void ShimInit() {
+  ResolveReal();
+  if (getenv(FAULT_ENV_TABLE) == nullptr &&
+      getenv(FAULT_ENV_TABLE_FD) == nullptr)
+    return;
+  // The stub first: MapTable opens the table through it.
   MapStubPage(getenv(FAULT_ENV_STUB_PAGE), &g_stub_failed);
+  fault_table* t = MapTable();
+  if (t == nullptr) return;
+  g_start_ns = t->start_ns;
   g_table = t;
   t_state.in_shim = 1;
   RefreshIndex(&t_state);
@@ -2661,9 +2775,14 @@ FAULT_EXPORT int close_range(unsigned first, unsigned last, int flags) {
              : static_cast<int>(syscall(SYS_close_range, first, last, flags));
   if (r == 0 && !(flags & 4 /* CLOSE_RANGE_CLOEXEC */)) {
     for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds);
-         ++fd)
+         ++fd) {
+      if (!FdChunkMapped(fd)) {
+        fd |= kFdChunk - 1;  // nothing known in this chunk
+        continue;
+      }
       if (g_kind[fd] != kUnknown || g_fds[fd].valid)
         ResetFd(static_cast<int>(fd));
+    }
   }
   return r;
 }
@@ -2673,8 +2792,13 @@ FAULT_EXPORT void closefrom(int lowfd) {
   static auto fn =
       reinterpret_cast<void (*)(int)>(dlsym(RTLD_NEXT, "closefrom"));
   if (fn) fn(lowfd);
-  for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd)
+  for (int fd = lowfd < 0 ? 0 : lowfd; fd < kMaxFds; ++fd) {
+    if (!FdChunkMapped(fd)) {
+      fd |= kFdChunk - 1;  // nothing known in this chunk
+      continue;
+    }
     if (g_kind[fd] != kUnknown || g_fds[fd].valid) ResetFd(fd);
+  }
 }
 
 // stdio opens and closes its descriptors inside libc, where the shim does

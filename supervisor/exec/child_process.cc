@@ -40,16 +40,21 @@ absl::StatusOr<std::string> ResolveProgram(const std::string& program,
 
 std::vector<std::string> BuildChildEnvironment(char* const* environ,
                                                const std::string& shim_path,
-                                               int table_fd, uint64_t stub_page) {
+                                               const std::string& table_path,
+                                               uint64_t stub_page) {
   std::vector<std::string> env;
   std::string preload = shim_path;
   bool has_preload = false;
   const std::string kPreload = "LD_PRELOAD=";
   const std::string kFd = std::string(FAULT_ENV_TABLE_FD) + "=";
+  const std::string kTable = std::string(FAULT_ENV_TABLE) + "=";
   const std::string kStub = std::string(FAULT_ENV_STUB_PAGE) + "=";
   for (char* const* e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string var(*e);
-    if (absl::StartsWith(var, kFd) || absl::StartsWith(var, kStub)) continue;
+    if (absl::StartsWith(var, kFd) || absl::StartsWith(var, kTable) ||
+        absl::StartsWith(var, kStub)) {
+      continue;
+    }
     if (absl::StartsWith(var, kPreload) && !shim_path.empty()) {
       std::string existing = var.substr(kPreload.size());
       if (!existing.empty()) preload += ":" + existing;
@@ -60,7 +65,7 @@ std::vector<std::string> BuildChildEnvironment(char* const* environ,
     env.push_back(std::move(var));
   }
   if (!has_preload && !shim_path.empty()) env.push_back(kPreload + preload);
-  env.push_back(kFd + std::to_string(table_fd));
+  env.push_back(kTable + table_path);
   char hex[32];
   std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(stub_page));
   env.push_back(kStub + hex);

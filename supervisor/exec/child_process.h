@@ -30,13 +30,14 @@ inline constexpr uint64_t kStubPageAddress = 0x7e0000000000ull;
 absl::StatusOr<std::string> ResolveProgram(const std::string& program,
                                            const char* path_env);
 
-// `environ` with LD_PRELOAD = shim + existing entries (the shim first) and
-// FAULT_TABLE_FD / FAULT_STUB_PAGE set; every other variable unchanged and
-// in its original order. An empty `shim_path` leaves LD_PRELOAD alone (a
-// run without the shim layer).
+// `environ` with LD_PRELOAD = shim + existing entries (the shim first),
+// FAULT_TABLE = `table_path` and FAULT_STUB_PAGE set, and FAULT_TABLE_FD
+// removed; every other variable unchanged and in its original order. An
+// empty `shim_path` leaves LD_PRELOAD alone (a run without the shim layer).
 std::vector<std::string> BuildChildEnvironment(char* const* environ,
                                                const std::string& shim_path,
-                                               int table_fd, uint64_t stub_page);
+                                               const std::string& table_path,
+                                               uint64_t stub_page);
 
 struct SpawnRequest {
   std::string path;                // resolved program

@@ -11,32 +11,38 @@ namespace fault::exec {
 namespace {
 
 TEST(ChildProcessTest, EnvironmentPrependsShimAndAddsTable) {
-  const char* env[] = {"PATH=/bin", "LD_PRELOAD=/a.so:/b.so", "FAULT_TABLE_FD=99",
-                       "HOME=/root", nullptr};
-  std::vector<std::string> out =
-      BuildChildEnvironment(const_cast<char* const*>(env), "/x/libfault_shim.so", 5,
-                            0x7e0000000000ull);
+  // An outer run's variables are replaced; the inherited-fd one is dropped.
+  const char* env[] = {"PATH=/bin",         "LD_PRELOAD=/a.so:/b.so",
+                       "FAULT_TABLE_FD=99", "FAULT_TABLE=/proc/1/fd/9",
+                       "HOME=/root",        nullptr};
+  std::vector<std::string> out = BuildChildEnvironment(
+      const_cast<char* const*>(env), "/x/libfault_shim.so", "/proc/42/fd/5",
+      0x7e0000000000ull);
   EXPECT_EQ(out, (std::vector<std::string>{
                      "PATH=/bin", "LD_PRELOAD=/x/libfault_shim.so:/a.so:/b.so",
-                     "HOME=/root", "FAULT_TABLE_FD=5", "FAULT_STUB_PAGE=0x7e0000000000"}));
+                     "HOME=/root", "FAULT_TABLE=/proc/42/fd/5",
+                     "FAULT_STUB_PAGE=0x7e0000000000"}));
 }
 
 TEST(ChildProcessTest, EnvironmentWithoutPreload) {
   const char* env[] = {"A=1", "LD_PRELOAD=", nullptr};
-  std::vector<std::string> out =
-      BuildChildEnvironment(const_cast<char* const*>(env), "/s.so", 3, 0x1000);
-  EXPECT_EQ(out, (std::vector<std::string>{"A=1", "LD_PRELOAD=/s.so", "FAULT_TABLE_FD=3",
+  std::vector<std::string> out = BuildChildEnvironment(
+      const_cast<char* const*>(env), "/s.so", "/proc/1/fd/3", 0x1000);
+  EXPECT_EQ(out, (std::vector<std::string>{"A=1", "LD_PRELOAD=/s.so",
+                                           "FAULT_TABLE=/proc/1/fd/3",
                                            "FAULT_STUB_PAGE=0x1000"}));
   const char* none[] = {nullptr};
-  out = BuildChildEnvironment(const_cast<char* const*>(none), "/s.so", 3, 0x1000);
+  out = BuildChildEnvironment(const_cast<char* const*>(none), "/s.so", "/t",
+                              0x1000);
   EXPECT_EQ(out[0], "LD_PRELOAD=/s.so");
 }
 
 TEST(ChildProcessTest, EnvironmentWithoutTheShimLayer) {
   const char* env[] = {"LD_PRELOAD=/a.so", "B=2", nullptr};
-  std::vector<std::string> out =
-      BuildChildEnvironment(const_cast<char* const*>(env), "", 4, 0x1000);
-  EXPECT_EQ(out, (std::vector<std::string>{"LD_PRELOAD=/a.so", "B=2", "FAULT_TABLE_FD=4",
+  std::vector<std::string> out = BuildChildEnvironment(
+      const_cast<char* const*>(env), "", "/proc/1/fd/4", 0x1000);
+  EXPECT_EQ(out, (std::vector<std::string>{"LD_PRELOAD=/a.so", "B=2",
+                                           "FAULT_TABLE=/proc/1/fd/4",
                                            "FAULT_STUB_PAGE=0x1000"}));
 }
 

@@ -112,8 +112,9 @@ std::string SeccompOnlyProblem(const fault::v1::Policy& p) {
   std::string list;
   for (const std::string& e : effects) list += (list.empty() ? "" : ", ") + e;
   return "policy \"" + p.name() + "\": " + list +
-         " need the preload shim, which cannot run in this program; without it fault applies "
-         "syscall faults, partitions and network effects on TCP connections";
+         " cannot be applied without the preload shim, which cannot run in this program; "
+         "without it fault applies syscall faults, partitions and network effects on TCP "
+         "connections";
 }
 
 int RunFromFlags(ExecFlags& f) {

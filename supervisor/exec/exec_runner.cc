@@ -1,21 +1,27 @@
 #include "supervisor/exec/exec_runner.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "fault/table.h"
 #include "supervisor/cli/paths.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
@@ -62,6 +68,33 @@ std::string HowItEnded(int wait_status) {
   return absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
 }
 
+// When this process already runs under `fault exec` (its environment names a
+// policy table that is still there), the variable that says so, e.g.
+// "FAULT_TABLE=/proc/4242/fd/3"; "" otherwise. A variable naming a table
+// that is gone (its run ended) does not count.
+std::string EnclosingRun() {
+  if (const char* path = getenv(FAULT_ENV_TABLE);
+      path != nullptr && *path != 0) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st;
+      bool table = fstat(fd, &st) == 0 &&
+                   st.st_size >= static_cast<off_t>(sizeof(fault_table));
+      close(fd);
+      if (table) return absl::StrCat(FAULT_ENV_TABLE, "=", path);
+    }
+  }
+  if (const char* fd = getenv(FAULT_ENV_TABLE_FD); fd != nullptr && *fd != 0) {
+    char target[64] = {};
+    std::string link = absl::StrCat("/proc/self/fd/", fd);
+    ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n > 0 && absl::StrContains(target, "fault-policy-table")) {
+      return absl::StrCat(FAULT_ENV_TABLE_FD, "=", fd);
+    }
+  }
+  return "";
+}
+
 Generation Describe(CompiledTable compiled) {
   Generation g;
   for (const CompiledRule& r : compiled.rules) g.names.push_back(r.name);
@@ -97,6 +130,10 @@ class Runner {
   // Lets the stream engine pass on what the programs sent before they
   // exited (as the kernel delivers a closed socket's buffer), then stops it.
   void FinishEngine();
+  // After the program ended: while processes it started still run (they are
+  // fault's children now, or descend from them), says so once, keeps
+  // draining events, forwards signals to them and reaps them.
+  void FollowDescendants(const sigset_t& waited, int program_status);
 
   struct LiveCompanion {
     const CompanionProgram* program;
@@ -243,6 +280,17 @@ int Runner::Run() {
             "ARGS...)\n";
     return kExitUsage;
   }
+  // The inner run would give its program a table of its own, and the outer
+  // run would neither apply its policies there nor see the events: refuse
+  // rather than silently replace the outer policies.
+  if (std::string outer = EnclosingRun(); !outer.empty()) {
+    err_ << "fault exec: already running under fault exec (" << outer
+         << "); nested runs are refused: run the program directly (the outer "
+            "run's "
+            "policies apply to it), or unset FAULT_TABLE, FAULT_TABLE_FD and "
+            "LD_PRELOAD to start a separate run\n";
+    return kExitUsage;
+  }
   std::string shim = o_.shim_path;
   if (!o_.preload_shim) {
     shim.clear();
@@ -304,6 +352,7 @@ int Runner::Run() {
     return kExitInternal;
   }
   table_ = std::move(*table);
+  const std::string table_path = TablePath(getpid(), table_->fd());
   table_->Publish(*current_.compiled.config);
   // Connections that a network rule selects are handed to the stream
   // engine, which applies their effects on real sockets (docs/exec.md).
@@ -338,6 +387,10 @@ int Runner::Run() {
     prepared.push_back(layer);
   }
 
+  // Processes the program leaves behind (a daemon's double fork) become
+  // fault's children rather than init's, so that the run can follow them.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
   sigset_t waited, original;
   sigemptyset(&waited);
   sigaddset(&waited, SIGCHLD);
@@ -360,9 +413,9 @@ int Runner::Run() {
     SpawnRequest request;
     request.path = companion_paths[i];
     request.argv = c.command;
-    request.env = BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
-                                        table_->fd(), kStubPageAddress);
-    request.inherit_fd = table_->fd();
+    request.env =
+        BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
+                              table_path, kStubPageAddress);
     request.child_mask = original;
     request.layers = c.layers;
     request.new_process_group = true;
@@ -391,8 +444,8 @@ int Runner::Run() {
   SpawnRequest request;
   request.path = *path;
   request.argv = o_.command;
-  request.env = BuildChildEnvironment(environ, shim, table_->fd(), kStubPageAddress);
-  request.inherit_fd = table_->fd();
+  request.env =
+      BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
   request.child_mask = original;
   request.layers = o_.layers;
   absl::StatusOr<pid_t> child = Spawn(request);
@@ -412,18 +465,15 @@ int Runner::Run() {
   int64_t next_drain = MonotonicNowNs() + drain_interval;
   for (;;) {
     bool child_done = false;
-    if (companions_.empty()) {
-      child_done = waitpid(*child, &wait_status, WNOHANG) == *child;
-    } else {
-      int st = 0;
-      pid_t done;
-      while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
-        if (done == *child) {
-          wait_status = st;
-          child_done = true;
-        } else {
-          NoteCompanionExit(done, st);
-        }
+    int st = 0;
+    pid_t done;
+    // Also reaps the program's orphans, which this subreaper inherits.
+    while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
+      if (done == *child) {
+        wait_status = st;
+        child_done = true;
+      } else {
+        NoteCompanionExit(done, st);
       }
     }
     if (child_done) break;
@@ -457,6 +507,7 @@ int Runner::Run() {
     }
   }
   StopCompanions();
+  FollowDescendants(waited, wait_status);
   stop_layers();
   FinishEngine();
   pthread_sigmask(SIG_SETMASK, &original, nullptr);
@@ -542,6 +593,96 @@ std::string Runner::WaitForTargets(const sigset_t& waited, int* signal_out) {
     }
   }
   return "";
+}
+
+// The pids of this process's children, from /proc/self/task/*/children
+// (any thread may be the parent an orphan is given to).
+std::vector<pid_t> ChildPids() {
+  std::vector<pid_t> pids;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return pids;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::string path = absl::StrCat("/proc/self/task/", e->d_name, "/children");
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (f == nullptr) continue;
+    long pid;
+    while (std::fscanf(f, "%ld", &pid) == 1)
+      pids.push_back(static_cast<pid_t>(pid));
+    std::fclose(f);
+  }
+  closedir(dir);
+  std::sort(pids.begin(), pids.end());
+  pids.erase(std::unique(pids.begin(), pids.end()), pids.end());
+  return pids;
+}
+
+void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
+  // True while some child is left. A subreaper with no children has no
+  // descendants either: every orphan is handed to it.
+  auto reap = [] {
+    pid_t done;
+    int st;
+    while ((done = waitpid(-1, &st, WNOHANG)) > 0) {
+    }
+    return done == 0;
+  };
+  // A short grace for processes already on their way out (a companion's
+  // group just killed, a shell's last child).
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (int step = 0; step < 10 && reap(); ++step) {
+    timespec nap{0, 10'000'000};
+    sigtimedwait(&chld, nullptr, &nap);
+  }
+  if (!reap()) return;
+  std::vector<pid_t> left = ChildPids();
+  std::vector<std::string> pids;
+  for (pid_t p : left) pids.push_back(std::to_string(p));
+  err_ << "fault: the program " << HowItEnded(program_status) << "; "
+       << (left.size() == 1
+               ? "1 process it started is"
+               : absl::StrCat(left.size(), " processes it started are"))
+       << " still running (pid " << absl::StrJoin(pids, ", ")
+       << "): following until they end (SIGINT or SIGTERM to fault is passed "
+          "on to them; "
+          "a second one kills them)\n";
+  err_.flush();
+  int terminations = 0;
+  int64_t drain_interval = kDrainMinIntervalNs;
+  int64_t next_drain = MonotonicNowNs();
+  const pid_t own_group = getpgrp();
+  while (reap()) {
+    int64_t now = MonotonicNowNs();
+    if (now >= next_drain) {
+      uint64_t before = events_written_;
+      Drain(false);
+      drain_interval = events_written_ != before
+                           ? kDrainMinIntervalNs
+                           : std::min(2 * drain_interval, kDrainMaxIntervalNs);
+      next_drain = now + drain_interval;
+    }
+    int64_t wait_ns = std::max<int64_t>(next_drain - now, 1);
+    timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
+    siginfo_t info;
+    int sig = sigtimedwait(&waited, &info, &timeout);
+    if (sig <= 0 || sig == SIGCHLD) continue;
+    if (sig == o_.reload_signal) {
+      Reload();
+      continue;
+    }
+    const bool terminating =
+        sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT;
+    if (terminating && ++terminations >= 2) sig = SIGKILL;
+    for (pid_t p : ChildPids()) {
+      // The terminal's signals reached those in fault's own group already.
+      if (info.si_code == SI_KERNEL && sig != SIGKILL &&
+          getpgid(p) == own_group)
+        continue;
+      kill(p, sig);
+    }
+  }
 }
 
 void Runner::StopCompanions() {

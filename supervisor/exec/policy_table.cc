@@ -33,6 +33,10 @@ int64_t MonotonicNowNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+std::string TablePath(pid_t pid, int fd) {
+  return absl::StrCat("/proc/", pid, "/fd/", fd);
+}
+
 bool ClearCloseOnExec(int fd) {
   int flags = fcntl(fd, F_GETFD);
   if (flags < 0) return false;
@@ -42,6 +46,16 @@ bool ClearCloseOnExec(int fd) {
 absl::StatusOr<std::unique_ptr<PolicyTable>> PolicyTable::Create(const Options& options) {
   int fd = memfd_create("fault-policy-table", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return Errno("memfd_create");
+  // With stdin, stdout or stderr closed the memfd lands on 0..2, where the
+  // program would read it or write over the live table: keep it above.
+  if (fd <= 2) {
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int err = errno;
+    close(fd);
+    if (high < 0)
+      return absl::ErrnoToStatus(err, "moving the policy table above fd 2");
+    fd = high;
+  }
   if (ftruncate(fd, sizeof(fault_table)) != 0) {
     absl::Status s = Errno("ftruncate of the policy table");
     close(fd);

@@ -16,8 +16,11 @@
 #ifndef FAULT_SUPERVISOR_EXEC_POLICY_TABLE_H_
 #define FAULT_SUPERVISOR_EXEC_POLICY_TABLE_H_
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -42,8 +45,8 @@ class PolicyTable {
   };
 
   // A new zeroed segment with its header filled in and an empty
-  // configuration published (generation 1). The memfd is close-on-exec; the
-  // child clears that flag on its copy after fork (see ClearCloseOnExec).
+  // configuration published (generation 1). The memfd is close-on-exec and
+  // never on fd 0..2; programs open it through TablePath(getpid(), fd()).
   static absl::StatusOr<std::unique_ptr<PolicyTable>> Create(const Options& options);
 
   // Maps an existing segment (another reader, or tests). Checks magic,
@@ -91,6 +94,11 @@ class PolicyTable {
   int64_t stuck_since_ns_ ABSL_GUARDED_BY(drain_mu_) = 0;
   uint64_t incomplete_ ABSL_GUARDED_BY(drain_mu_) = 0;
 };
+
+// "/proc/PID/fd/FD": the path through which programs of the run open the
+// table the supervisor PID holds as FD (FAULT_TABLE). Opening it needs
+// ptrace read access to PID: a process of the same user can.
+std::string TablePath(pid_t pid, int fd);
 
 // Clears FD_CLOEXEC on `fd`. Async-signal-safe: for the child between fork
 // and exec. Returns false (errno set) on failure.

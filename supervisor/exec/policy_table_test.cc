@@ -1,15 +1,16 @@
 #include "supervisor/exec/policy_table.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
+#include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace fault::exec {
 namespace {
@@ -32,8 +33,46 @@ TEST(PolicyTableTest, HeaderAndFirstGeneration) {
   EXPECT_EQ(h->seq % 2, 0u);
   EXPECT_EQ(h->config.generation, 1u);
   EXPECT_EQ(h->config.n_rules, 0u);
-  // Close-on-exec until the child clears it on its own copy.
+  // Programs open it through /proc, never inherit it.
   EXPECT_TRUE(fcntl(t->fd(), F_GETFD) & FD_CLOEXEC);
+}
+
+TEST(PolicyTableTest, NeverOnStandardDescriptorsEvenWhenTheyAreFree) {
+  // fault started with stdin and stderr closed: the memfd would land on 0.
+  int saved0 = dup(0), saved2 = dup(2);
+  ASSERT_GE(saved0, 0);
+  ASSERT_GE(saved2, 0);
+  close(0);
+  close(2);
+  auto t = PolicyTable::Create({.start_ns = 1});
+  const bool zero_free = fcntl(0, F_GETFD) < 0 && errno == EBADF;
+  dup2(saved0, 0);
+  dup2(saved2, 2);
+  close(saved0);
+  close(saved2);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_GT((*t)->fd(), 2);
+  EXPECT_TRUE(zero_free) << "the descriptor first created on 0 was not closed";
+}
+
+TEST(PolicyTableTest, ThePathOpensTheSameSegment) {
+  auto t = NewTable();
+  const std::string path = TablePath(getpid(), t->fd());
+  EXPECT_EQ(path, "/proc/" + std::to_string(getpid()) + "/fd/" +
+                      std::to_string(t->fd()));
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto other = PolicyTable::Attach(fd);
+  close(fd);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto c = std::make_unique<fault_config>();
+  std::memset(c.get(), 0, sizeof(*c));
+  std::strcpy(c->rules[0].name, "via-proc");
+  c->n_rules = 1;
+  t->Publish(*c);
+  auto back = std::make_unique<fault_config>();
+  (*other)->ReadConfig(back.get());
+  EXPECT_STREQ(back->rules[0].name, "via-proc");
 }
 
 TEST(PolicyTableTest, PublishBumpsGenerationAndReadsBack) {

@@ -76,10 +76,16 @@ class StaticProgramTest(unittest.TestCase):
             self.assertLess(ns, 110_000_000 + 40_000_000, times)
 
     def test_effects_seccomp_cannot_apply_are_refused(self):
-        r = fault_exec(["--latency", "10ms", "--", target("fsync_target"), "/tmp/unused"])
+        r = fault_exec(["--dns-nxdomain", "100%", "--target-hostname", "api.internal", "--",
+                        target("fsync_target"), "/tmp/unused"])
         self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn('policy "cli": link effects (latency, loss, rate, ...) need the preload '
-                      "shim, which cannot run in this program", r.stderr)
+        self.assertIn('policy "cli": dns cannot be applied without the preload shim, which '
+                      "cannot run in this program", r.stderr)
+        r = fault_exec(["--latency", "10ms", "--target", "udp://127.0.0.1", "--",
+                        target("fsync_target"), "/tmp/unused"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('policy "cli": network effects on UDP cannot be applied without the '
+                      "preload shim", r.stderr)
 
     def test_unknown_layer_is_a_usage_error(self):
         r = fault_exec(["--layer", "ebpf", "--", "true"])

@@ -40,7 +40,8 @@ extern "C" {
 #define FAULT_ENGINE_NAME_MAX 48     /* abstract AF_UNIX name of the stream engine */
 
 /* Environment variables the supervisor passes to the target. */
-#define FAULT_ENV_TABLE_FD "FAULT_TABLE_FD"     /* decimal fd of the memfd */
+#define FAULT_ENV_TABLE "FAULT_TABLE"           /* path that opens the memfd: /proc/PID/fd/N */
+#define FAULT_ENV_TABLE_FD "FAULT_TABLE_FD"     /* fallback: decimal fd of an inherited memfd */
 #define FAULT_ENV_STUB_PAGE "FAULT_STUB_PAGE"   /* hex address for the raw-syscall stub page */
 
 /* fault_target.kind */
