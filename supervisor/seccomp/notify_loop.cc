@@ -24,6 +24,15 @@ namespace eng = ::fault::engine;
 
 namespace fault::seccomp {
 namespace {
+// How long a blocking connect through the stream engine waits for the far
+// end beyond the emulated handshake (the kernel's own SYN retries give up
+// after about two minutes; a test rarely wants that).
+constexpr int64_t kRedirectConnectTimeoutNs = 130'000'000'000;
+}  // namespace
+}  // namespace fault::seccomp
+
+namespace fault::seccomp {
+namespace {
 
 constexpr int kMaxSyscallNr = 1024;
 
@@ -197,6 +206,26 @@ void NotifyLoop::FireExpired() {
   for (uint64_t id : timers_.PopExpired(clock_->MonotonicNs())) {
     auto it = pending_.find(id);
     if (it == pending_.end()) continue;
+    if (const fault_redirect* slot = it->second.slot; slot != nullptr) {
+      const uint32_t st = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+      const int64_t now = clock_->MonotonicNs();
+      if (st == FAULT_REDIRECT_FAILED) {
+        const int e = __atomic_load_n(&slot->err, __ATOMIC_RELAXED);
+        it->second.reply = e != 0 ? e : ECONNREFUSED;
+      } else if (st != FAULT_REDIRECT_OPEN) {
+        if (now < it->second.give_up_ns &&
+            (st == FAULT_REDIRECT_ARMED || st == FAULT_REDIRECT_CLAIMED ||
+             st == FAULT_REDIRECT_CONNECTED)) {
+          it->second.deadline_ns = now + 1'000'000;  // not yet: look again
+          timers_.Schedule(id, it->second.deadline_ns);
+          continue;
+        }
+        it->second.reply = st == FAULT_REDIRECT_ARMED || st == FAULT_REDIRECT_CLAIMED ||
+                                   st == FAULT_REDIRECT_CONNECTED
+                               ? ETIMEDOUT
+                               : ECONNRESET;
+      }
+    }
     const int reply = it->second.reply;
     Respond(it->second.fd, id, reply < 0 ? 0 : reply, /*cont=*/reply < 0);
     auto by_tid = pending_by_tid_.find(it->second.tid);
@@ -280,8 +309,9 @@ void NotifyLoop::HandleNotification(Listener& l) {
 
   int redirect_reply = -1;
   bool redirect_blocking = false;
+  const fault_redirect* redirect_slot = nullptr;
   if (d.kind == Decision::Kind::kRedirect) {
-    redirect_reply = Redirect(tid, call, d, &redirect_blocking);
+    redirect_reply = Redirect(tid, call, d, &redirect_blocking, &redirect_slot);
     if (redirect_reply < 0) {  // not a TCP socket: nothing to redirect
       stats_.continued.fetch_add(1, std::memory_order_relaxed);
       Respond(l.fd, req.id, 0, /*cont=*/true);
@@ -338,9 +368,10 @@ void NotifyLoop::HandleNotification(Listener& l) {
   int64_t delay = d.delay_ns;
   if (d.kind == Decision::Kind::kRedirect) {
     stats_.redirected.fetch_add(1, std::memory_order_relaxed);
-    // A blocking connect returns once the emulated handshake is over; a
-    // non-blocking one at once (the engine holds its first bytes back).
-    if (!redirect_blocking || redirect_reply != 0 || delay <= 0) {
+    // A blocking connect returns once the engine has reached the far end
+    // and the emulated handshake is over; a non-blocking one at once (the
+    // engine holds its first bytes back).
+    if (!redirect_blocking || redirect_reply != 0) {
       Respond(l.fd, req.id, redirect_reply, /*cont=*/false);
       return;
     }
@@ -349,14 +380,20 @@ void NotifyLoop::HandleNotification(Listener& l) {
     stats_.delayed.fetch_add(1, std::memory_order_relaxed);
   }
   const int64_t deadline = clock_->MonotonicNs() + std::max<int64_t>(delay, 0);
-  pending_[req.id] = Pending{l.fd, tid, call.nr, args, deadline, reply};
+  Pending pending{l.fd, tid, call.nr, args, deadline, reply};
+  if (redirect_slot != nullptr) {
+    pending.slot = redirect_slot;
+    pending.give_up_ns = deadline + kRedirectConnectTimeoutNs;
+  }
+  pending_[req.id] = pending;
   pending_by_tid_[tid] = req.id;
   timers_.Schedule(req.id, deadline);
   ArmTimer();
 }
 
 int NotifyLoop::Redirect(pid_t tid, const SyscallContext& call,
-                         const Decision& d, bool* blocking) {
+                         const Decision& d, bool* blocking,
+                         const fault_redirect** slot) {
   if (table_ == nullptr || !call.addr.has_value()) return -1;
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, ThreadGroupOf(tid), 0));
   if (pidfd < 0) return -1;
@@ -415,9 +452,9 @@ int NotifyLoop::Redirect(pid_t tid, const SyscallContext& call,
   if (eport != 0 && me.port != 0 && loopback_local) {
     int fl = fcntl(fd, F_GETFL);
     *blocking = fl >= 0 && !(fl & O_NONBLOCK);
-    eng::AnnounceRedirect(table_, domain == AF_INET6, me.port, FAULT_REDIRECT_CONNECT,
-                          d.rule, far, std::max<int64_t>(d.delay_ns, 0),
-                          ThreadGroupOf(tid));
+    *slot = eng::AnnounceRedirect(table_, domain == AF_INET6, me.port,
+                                  FAULT_REDIRECT_CONNECT, d.rule, far,
+                                  std::max<int64_t>(d.delay_ns, 0), ThreadGroupOf(tid));
     loopback(eport);
     result = connect(fd, reinterpret_cast<sockaddr*>(&lo), lolen) == 0 ? 0 : errno;
   }

@@ -109,6 +109,11 @@ class NotifyLoop {
     int64_t deadline_ns;
     int reply = -1;  // at the deadline: -1 run the call, else answer this
                      // errno (0: the call succeeded)
+    // A blocking connect through the stream engine: answered once the
+    // engine has reached the far end (OPEN: 0) or failed to (its errno);
+    // polled from the deadline on, up to `give_up_ns`.
+    const fault_redirect* slot = nullptr;
+    int64_t give_up_ns = 0;
   };
 
   void Run();
@@ -121,7 +126,7 @@ class NotifyLoop {
   // place (Decision::kRedirect). Returns the errno to answer with (0 or
   // EINPROGRESS: done), or -1 to let the connect run as it is.
   int Redirect(pid_t tid, const SyscallContext& call, const Decision& d,
-               bool* blocking);
+               bool* blocking, const fault_redirect** slot);
   void DropListener(int fd);
 
   Decider* decider_;
