@@ -760,15 +760,17 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
       mask |= uint64_t{1} << r;
       continue;
     }
-    if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
-    fault_target targets[FAULT_MAX_TARGETS];
-    if (!eng::ReadConfigBytes(g_table, idx.seq,
-                              g_table->config.rules[r].targets,
-                              n * sizeof(fault_target), targets))
-      return false;
+    if (!have_ep) continue;
     int32_t prio;
-    if (have_ep && eng::TargetsMatch(targets, n, ep, &prio))
-      mask |= uint64_t{1} << r;
+    switch (eng::RuleTargetsMatch(g_table, idx.seq, r, ep, &prio)) {
+      case eng::TargetMatch::kTorn:
+        return false;
+      case eng::TargetMatch::kYes:
+        mask |= uint64_t{1} << r;
+        break;
+      case eng::TargetMatch::kNo:
+        break;
+    }
   }
   char target[FAULT_NAME_MAX] = "";
   if (have_ep) FormatEndpoint(ep, target, sizeof(target));

@@ -77,7 +77,8 @@ TEST(PolicyTableTest, AttachRefusesSomethingElse) {
   auto t = PolicyTable::Attach(fd);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().message(),
-            "fd " + std::to_string(fd) + " is not a policy table of layout version 1");
+            "fd " + std::to_string(fd) + " is not a policy table of layout version " +
+                std::to_string(FAULT_TABLE_VERSION));
   close(fd);
 }
 

@@ -319,6 +319,35 @@ class CurlTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertGreaterEqual(slow - bare, 0.200, "bare %.3fs, faulted %.3fs" % (bare, slow))
 
+    def test_200_targets_only_the_last_matches(self):
+        # The table holds targets in one pool (1024 in all), not 8 per
+        # policy: the 200th target of a policy must still select traffic.
+        url = "http://127.0.0.1:%d/" % self.port
+        curl = ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", url]
+        others = "".join("    - tcp://10.%d.%d.1:80\n" % (i // 200, i % 200)
+                         for i in range(199))
+        with tempfile.TemporaryDirectory() as d:
+            hit = os.path.join(d, "hit.yaml")
+            with open(hit, "w") as f:
+                f.write("slow:\n  latency: 200ms\n  targets:\n" + others +
+                        "    - tcp://127.0.0.1:%d\n" % self.port)
+            miss = os.path.join(d, "miss.yaml")
+            with open(miss, "w") as f:
+                f.write("slow:\n  latency: 200ms\n  targets:\n" + others +
+                        "    - tcp://127.0.0.1:%d\n" % closed_port())
+            rc = subprocess.run([FAULT, "policy", "validate", hit], capture_output=True,
+                                text=True, timeout=30)
+            self.assertEqual(rc.returncode, 0, rc.stderr)
+            bare = min(self.timed(curl)[0] for _ in range(3))
+            slow, r = self.timed([FAULT, "exec", "--policy", hit, "--"] + curl)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreaterEqual(slow - bare, 0.200,
+                                    "bare %.3fs, faulted %.3fs" % (bare, slow))
+            self.assertRegex(r.stderr, r'policy "slow": matched [1-9]')
+            _, r = self.timed([FAULT, "exec", "--policy", miss, "--"] + curl)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn('policy "slow": never matched', r.stderr)
+
     def test_dns_nxdomain_makes_curl_fail_to_resolve(self):
         name = hosts_name()
         if name is None:
