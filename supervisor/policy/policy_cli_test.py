@@ -106,6 +106,12 @@ class PolicyCliTest(unittest.TestCase):
         self.assertEqual(err, "the files together: 1200 targets in all policies; the table "
                               "holds at most 1024 (FAULT_MAX_TARGETS_TOTAL)\n")
 
+    def test_validate_refuses_devices_before_reading(self):
+        rc, out, err = run("policy", "validate", "/dev/zero")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertEqual(err, "/dev/zero: cannot read: a character device, not a regular "
+                              "file\n")
+
     def test_validate_json_syntax_error(self):
         bad = self.write("bad.json", "{\"a\": {\"latency\": \"7ms\",}}")
         rc, out, err = run("policy", "validate", bad)

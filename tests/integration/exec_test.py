@@ -243,6 +243,35 @@ class PolicyInputTest(unittest.TestCase):
         self.assertIn(path + ": cannot read", r.stderr)
         self.assertFalse(os.path.exists(self.marker))
 
+    def test_policy_that_is_not_a_regular_file_or_too_big(self):
+        # Refused before reading: /dev/zero used to be read forever.
+        fifo = os.path.join(self.dir.name, "fifo")
+        os.mkfifo(fifo)
+        big = self.write("big.yaml", "# " + "x" * (1 << 20) + "\n")
+        for path, why in [("/dev/zero", "a character device, not a regular file"),
+                          (self.dir.name, "a directory, not a regular file"),
+                          (fifo, "a FIFO, not a regular file")]:
+            with self.subTest(path):
+                r = fault_exec(["--policy", path, "--", "touch", self.marker], timeout=10)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(r.stderr, "fault exec: %s: cannot read: %s\n" % (path, why))
+        r = fault_exec(["--policy", big, "--", "touch", self.marker], timeout=10)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "fault exec: %s: too large (%d bytes; policy files are "
+                                   "at most 1 MiB)\n" % (big, (1 << 20) + 3))
+        self.assertFalse(os.path.exists(self.marker))
+        # Spec files and Starlark scripts go through the same reader.
+        r = subprocess.run([FAULT, "test", "/dev/zero"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "fault test: /dev/zero: cannot read: a character device, "
+                                   "not a regular file\n")
+        r = subprocess.run([FAULT, "starlark", fifo], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, "fault starlark: %s: cannot read: a FIFO, not a regular "
+                                   "file\n" % fifo)
+
     def test_use_with_inline_flags_is_an_error(self):
         path = self.write("p.yaml", "slow:\n  latency: 50ms\n")
         r = fault_exec(["--policy", path, "--use", "slow", "--latency", "1ms", "--",
