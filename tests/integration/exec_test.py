@@ -653,6 +653,33 @@ class EventsTest(unittest.TestCase):
         self.assertIn("fault:   deny ", r.stderr)
 
 
+    def test_unwritable_events_file_fails_the_run(self):
+        # /dev/full takes no byte: the run's record of what it injected is
+        # lost, so the run fails (4) although the program exited 0, and the
+        # summary still counts every event.
+        data = os.path.join(self.dir.name, "data.bin")
+        r = fault_exec(["--deny", "fsync=EIO", "--seed", "1", "--events", "/dev/full", "--",
+                        PY, "-c", FSYNC_ONCE + "try:\n    os.fsync(fd)\nexcept OSError:\n    pass\n",
+                        data])
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertTrue(r.stdout.split()[1] == "EIO", r.stdout)
+        self.assertIn("fault: writing --events /dev/full: write: No space left on device; "
+                      "no further events are written and the run will fail (exit status 4)\n",
+                      r.stderr)
+        self.assertIn('fault: policy "cli": matched 2, fired 2\n', r.stderr)
+        self.assertIn("fault: 2 events, 0 dropped, 2 not written to --events; seed 1 "
+                      "(--seed)\n", r.stderr)
+        self.assertIn("fault exec: --events /dev/full: write: No space left on device; "
+                      "2 of 2 events are missing from the file\n", r.stderr)
+
+    def test_unwritable_events_file_keeps_a_failing_programs_status(self):
+        data = os.path.join(self.dir.name, "data.bin")
+        r = fault_exec(["--deny", "fsync=EIO", "--events", "/dev/full", "--",
+                        PY, "-c", FSYNC_ONCE + "sys.exit(7)\n", data])
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("1 of 1 events are missing from the file", r.stderr)
+
+
 class ExpectFaultsTest(unittest.TestCase):
     def setUp(self):
         require_shim(self)
