@@ -379,6 +379,14 @@ int Runner::Run() {
   request.inherit_fd = table_->fd();
   request.child_mask = original;
   request.layers = o_.layers;
+  // Under a seccomp filter the program cannot run on correctly without us
+  // (its covered syscalls would fail with ENOSYS): it dies with us instead.
+  // Spawn forks from this, the main thread, so the death signal is tied to
+  // the process's lifetime, not to a helper thread's; and the filter sets
+  // NO_NEW_PRIVS, so an execve of a setuid program does not clear it.
+  for (const ExecLayer* layer : o_.layers) {
+    request.die_with_parent |= layer->needs_live_supervisor();
+  }
   absl::StatusOr<pid_t> child = Spawn(request);
   if (!child.ok()) {
     err_ << "fault exec: " << Msg(child.status()) << "\n";

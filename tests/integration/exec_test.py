@@ -680,6 +680,97 @@ class EventsTest(unittest.TestCase):
         self.assertIn("1 of 1 events are missing from the file", r.stderr)
 
 
+TICKER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.write(fd, b"pid %d\n" % os.getpid())
+for i in range(400):
+    os.write(fd, b"line %d\n" % i)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def process_gone(pid):
+    """True when pid no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+class SupervisorDeathTest(unittest.TestCase):
+    """kill -9 of fault under the seccomp layer: the program must not run on
+    with a filter nobody answers (its covered syscalls would fail with
+    ENOSYS, writes included)."""
+
+    def setUp(self):
+        require_shim(self)
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def start(self, args, out):
+        p = subprocess.Popen([FAULT, "exec", "--quiet", *args, "--", PY, "-c", TICKER, out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        pid = None
+        while time.monotonic() < deadline:
+            try:
+                with open(out) as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                lines = []
+            if len(lines) >= 4:
+                pid = int(lines[0].split()[1])
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        if pid is None:
+            p.kill()
+            self.fail("the program did not start: %s" % p.communicate(timeout=10)[1])
+        return p, pid
+
+    def test_program_dies_with_a_killed_supervisor(self):
+        out = os.path.join(self.dir.name, "ticks.txt")
+        p, pid = self.start(["--deny", "fsync=EIO"], out)
+        try:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+            deadline = time.monotonic() + 2
+            while not process_gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(process_gone(pid), "the program runs on without fault")
+            with open(out) as f:
+                n = len(f.read().splitlines())
+            time.sleep(0.3)
+            with open(out) as f:
+                self.assertEqual(len(f.read().splitlines()), n, "the file still grows")
+        finally:
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def test_shim_alone_keeps_the_program_running(self):
+        # Nothing of the shim needs fault alive: the program keeps its
+        # last policy and runs on (the documented behaviour).
+        out = os.path.join(self.dir.name, "ticks.txt")
+        p, pid = self.start(["--latency", "1ms"], out)
+        try:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+            time.sleep(0.3)
+            self.assertFalse(process_gone(pid))
+        finally:
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 class ExpectFaultsTest(unittest.TestCase):
     def setUp(self):
         require_shim(self)
