@@ -771,6 +771,53 @@ class SupervisorDeathTest(unittest.TestCase):
                 os.kill(pid, signal.SIGKILL)
 
 
+class PrivilegeWarningTest(unittest.TestCase):
+    """The seccomp layer sets NO_NEW_PRIVS: a set-user-ID program started
+    by an unprivileged fault runs without its privileges, and fault says so
+    before it starts."""
+
+    def setUp(self):
+        require_shim(self)
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a set-user-ID root file and to "
+                          "switch to nobody with setpriv")
+        if not os.path.exists("/usr/bin/setpriv"):
+            self.skipTest("setpriv (util-linux) is not installed")
+        self.dir = tempfile.mkdtemp()
+        os.chmod(self.dir, 0o755)
+        self.prog = os.path.join(self.dir, "suid_true")
+        with open("/bin/true", "rb") as src, open(self.prog, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(self.prog, 0o4755)
+
+    def tearDown(self):
+        if hasattr(self, "dir"):
+            subprocess.run(["rm", "-rf", self.dir], timeout=30)
+
+    def as_nobody(self, args):
+        return subprocess.run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
+                               "--clear-groups", FAULT, "exec", *args, "--", self.prog],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_unprivileged_run_with_a_filter_warns(self):
+        r = self.as_nobody(["--quiet", "--deny", "fsync=EIO"])
+        if "Operation not permitted" in r.stderr and r.returncode != 0:
+            self.skipTest("this machine does not let nobody run fault: " + r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(
+            r.stderr,
+            "fault: warning: %s is set-user-ID (owner uid 0): the seccomp layer sets "
+            "NO_NEW_PRIVS, so it runs without those privileges (and may fail, e.g. with "
+            "EPERM); run fault as root, or use only faults that need no seccomp filter "
+            "(--layer preload)\n" % self.prog)
+
+    def test_no_warning_without_a_filter_or_as_the_owner(self):
+        r = self.as_nobody(["--quiet", "--latency", "1ms"])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        r = fault_exec(["--quiet", "--deny", "fsync=EIO", "--", self.prog])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
+
 class ExpectFaultsTest(unittest.TestCase):
     def setUp(self):
         require_shim(self)
