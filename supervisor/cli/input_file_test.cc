@@ -51,8 +51,9 @@ TEST_F(InputFileTest, ExactlyTheLimitIsFineOneMoreByteIsNot) {
   EXPECT_TRUE(ReadInputFile(path, 2048, "policy files").ok());
   absl::StatusOr<std::string> text = ReadInputFile(path, 2047, "policy files");
   ASSERT_FALSE(text.ok());
-  EXPECT_EQ(text.status().message(),
-            path + ": too large (2048 bytes; policy files are at most 2047 bytes)");
+  EXPECT_EQ(
+      text.status().message(),
+      path + ": too large (2048 bytes; policy files are at most 2047 bytes)");
   text = ReadInputFile(path, 1024, "spec files");
   ASSERT_FALSE(text.ok());
   EXPECT_EQ(text.status().message(),

@@ -18,7 +18,9 @@ absl::StatusOr<EventsFile> EventsFile::Open(const std::string& path) {
   return EventsFile(fd);
 }
 
-EventsFile::EventsFile(EventsFile&& other) noexcept { *this = std::move(other); }
+EventsFile::EventsFile(EventsFile&& other) noexcept {
+  *this = std::move(other);
+}
 
 EventsFile& EventsFile::operator=(EventsFile&& other) noexcept {
   if (this != &other) {

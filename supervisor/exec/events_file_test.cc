@@ -67,20 +67,20 @@ TEST(EventsFileTest, DevFullLosesEveryEventAndSaysWhy) {
 
 // Runs in the death-test child: exits 0 when the counts are right.
 [[noreturn]] void FillUpAndCount(const std::string& path) {
-        signal(SIGXFSZ, SIG_IGN);
-        rlimit lim{100, 100};
-        setrlimit(RLIMIT_FSIZE, &lim);
-        absl::StatusOr<EventsFile> f = EventsFile::Open(path);
-        if (!f.ok()) _exit(10);
-        f->Append(Lines(2));  // 60 bytes
-        if (f->failed()) _exit(11);
-        f->Append(Lines(3));  // 90 more: one fits, the next is cut at 100
-        f->Close();
-        if (!f->failed()) _exit(12);
-        if (f->written() != 3 || f->lost() != 2) _exit(13);
-        if (f->error() != "write: File too large") _exit(14);
-        _exit(0);
-      }
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit lim{100, 100};
+  setrlimit(RLIMIT_FSIZE, &lim);
+  absl::StatusOr<EventsFile> f = EventsFile::Open(path);
+  if (!f.ok()) _exit(10);
+  f->Append(Lines(2));  // 60 bytes
+  if (f->failed()) _exit(11);
+  f->Append(Lines(3));  // 90 more: one fits, the next is cut at 100
+  f->Close();
+  if (!f->failed()) _exit(12);
+  if (f->written() != 3 || f->lost() != 2) _exit(13);
+  if (f->error() != "write: File too large") _exit(14);
+  _exit(0);
+}
 
 // A disk that fills in the middle of a batch: the lines the kernel took in
 // full count as written, the cut-off one is truncated away and counted lost
