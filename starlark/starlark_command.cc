@@ -12,6 +12,7 @@
 #include "starlark/lib/lib.h"
 #include "starlark/starlark.h"
 #include "supervisor/cli/commands.h"
+#include "supervisor/cli/input_file.h"
 
 namespace fault::cli {
 namespace {
@@ -49,13 +50,13 @@ void ConfigureThread(sl::Thread& th, const StarlarkOptions& o) {
 }
 
 int RunFile(const StarlarkOptions& o) {
-  std::ifstream in(o.file, std::ios::binary);
-  if (!in) {
-    std::fprintf(stderr, "fault starlark: cannot open %s\n", o.file.c_str());
+  absl::StatusOr<std::string> text = fault::cli::ReadInputFile(
+      o.file, fault::cli::kMaxScriptBytes, "Starlark scripts");
+  if (!text.ok()) {
+    std::fprintf(stderr, "fault starlark: %s\n",
+                 std::string(text.status().message()).c_str());
     return 1;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   sl::Thread th;
   ConfigureThread(th, o);
   std::string dir = o.file.substr(0, o.file.find_last_of('/') + 1);
@@ -64,16 +65,15 @@ int RunFile(const StarlarkOptions& o) {
                 const std::string& module) -> absl::StatusOr<sl::StringDict> {
     std::string path =
         module.empty() || module[0] == '/' ? module : dir + module;
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return absl::NotFoundError("no such file: " + path);
-    std::stringstream s;
-    s << f.rdbuf();
+    absl::StatusOr<std::string> s = fault::cli::ReadInputFile(
+        path, fault::cli::kMaxScriptBytes, "Starlark scripts");
+    if (!s.ok()) return s.status();
     sl::Thread child;
     ConfigureThread(child, o);
     child.load = parent.load;
-    return sl::ExecFile(child, path, s.str(), Predeclared());
+    return sl::ExecFile(child, path, *s, Predeclared());
   };
-  auto r = sl::ExecFile(th, o.file, ss.str(), Predeclared());
+  auto r = sl::ExecFile(th, o.file, *text, Predeclared());
   int rc = 0;
   if (!r.ok()) {
     std::fprintf(stderr, "%s\n", std::string(r.status().message()).c_str());

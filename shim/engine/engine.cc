@@ -190,11 +190,27 @@ uint32_t RuleFeatures(const fault_rule& r) {
   if (r.dns_delay_ns > 0 || r.dns_timeout_ppm > 0 || r.dns_nxdomain_ppm > 0)
     f |= kFeatDns;
   if (r.mutation_kind != 0) f |= kFeatMutation;
-  uint32_t n =
-      r.n_targets > FAULT_MAX_TARGETS ? FAULT_MAX_TARGETS : r.n_targets;
+  return f;
+}
+
+uint32_t RuleTargetSpan(const fault_rule& r, uint32_t* first) {
+  uint32_t f = r.first_target, n = r.n_targets;
+  if (f >= FAULT_MAX_TARGETS_TOTAL) n = 0;
+  if (n > FAULT_MAX_TARGETS_TOTAL - f) n = FAULT_MAX_TARGETS_TOTAL - f;
+  *first = f;
+  return n;
+}
+
+// Target-kind features of rule `r`, read from the pool one kind byte at a
+// time (the caller checks the sequence afterwards).
+static uint32_t TargetFeatures(const fault_table* t, const fault_rule& r) {
+  uint32_t first;
+  uint32_t n = RuleTargetSpan(r, &first);
+  uint32_t f = 0;
   for (uint32_t i = 0; i < n; ++i) {
-    if (r.targets[i].kind == FAULT_TARGET_SNI) f |= kFeatSniTarget;
-    if (r.targets[i].kind == FAULT_TARGET_HOSTNAME) f |= kFeatHostnameTarget;
+    uint8_t kind = LoadRelaxed(&t->config.targets[first + i].kind);
+    if (kind == FAULT_TARGET_SNI) f |= kFeatSniTarget;
+    if (kind == FAULT_TARGET_HOSTNAME) f |= kFeatHostnameTarget;
   }
   return f;
 }
@@ -219,8 +235,8 @@ fault_redirect* AnnounceRedirect(fault_table* t, int family_index,
   return r;
 }
 
-bool HasStreamEffects(const fault_rule& r) {
-  uint32_t f = RuleFeatures(r);
+bool HasStreamEffects(const fault_table* t, const fault_rule& r) {
+  uint32_t f = RuleFeatures(r) | TargetFeatures(t, r);
   if (f & kFeatSniTarget) return false;
   if (r.conn_error_errno == ECONNRESET && r.conn_error_ppm != 0) return true;
   return (f & kStreamFeatures) != 0;
@@ -252,7 +268,7 @@ bool BuildIndex(const fault_table* t, Index* out) {
         break;
       }
       uint64_t bit = uint64_t{1} << i;
-      uint32_t f = RuleFeatures(r);
+      uint32_t f = RuleFeatures(r) | TargetFeatures(t, r);
       idx.features |= f;
       if (r.flags & FAULT_RULE_ACTIVE) idx.active |= bit;
       if (f & kNetFeatures) idx.net |= bit;
@@ -391,7 +407,6 @@ bool TargetsMatch(const fault_target* targets, uint32_t n, const Endpoint& ep,
     *priority = 0;
     return true;
   }
-  if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
   bool any = false;
   int32_t best = 0;
   for (uint32_t i = 0; i < n; ++i) {
@@ -403,6 +418,39 @@ bool TargetsMatch(const fault_target* targets, uint32_t n, const Endpoint& ep,
   return any;
 }
 
+// Like TargetsMatch over rule `i`'s span of the pool, copying one target at
+// a time so that a rule with hundreds of targets needs no stack for them.
+// The caller checks the sequence afterwards.
+static bool PoolTargetsMatch(const fault_table* t, int i, const Endpoint& ep,
+                             int32_t* priority) {
+  fault_rule head;  // only the span fields are read
+  head.first_target = LoadRelaxed(&t->config.rules[i].first_target);
+  head.n_targets = LoadRelaxed(&t->config.rules[i].n_targets);
+  uint32_t first;
+  uint32_t n = RuleTargetSpan(head, &first);
+  *priority = 0;
+  if (head.n_targets == 0) return true;
+  bool any = false;
+  int32_t best = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    fault_target target;
+    CopyRelaxed(&target, &t->config.targets[first + k], sizeof(target));
+    if (!TargetMatches(target, ep)) continue;
+    if (!any || target.priority > best) best = target.priority;
+    any = true;
+  }
+  *priority = best;
+  return any;
+}
+
+TargetMatch RuleTargetsMatch(const fault_table* t, uint64_t seq, int i,
+                             const Endpoint& ep, int32_t* priority) {
+  if (i < 0 || i >= FAULT_MAX_RULES) return TargetMatch::kNo;
+  bool match = PoolTargetsMatch(t, i, ep, priority);
+  if (!SeqUnchanged(t, seq)) return TargetMatch::kTorn;
+  return match ? TargetMatch::kYes : TargetMatch::kNo;
+}
+
 int PickRule(const fault_table* t, const Index& idx, uint64_t candidates,
              const Endpoint& ep) {
   int winner = -1;
@@ -411,14 +459,8 @@ int PickRule(const fault_table* t, const Index& idx, uint64_t candidates,
     int i = __builtin_ctzll(candidates);
     candidates &= candidates - 1;
     if (static_cast<uint32_t>(i) >= idx.n_rules) break;
-    uint32_t n = LoadRelaxed(&t->config.rules[i].n_targets);
-    if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
-    fault_target targets[FAULT_MAX_TARGETS];
-    if (n)
-      CopyRelaxed(targets, t->config.rules[i].targets,
-                  n * sizeof(fault_target));
     int32_t prio;
-    if (!TargetsMatch(targets, n, ep, &prio)) continue;
+    if (!PoolTargetsMatch(t, i, ep, &prio)) continue;
     if (winner < 0 || prio > best) {
       winner = i;
       best = prio;

@@ -180,7 +180,9 @@ inline constexpr uint32_t kNetFeatures =
     kFeatConnectionError | kFeatHalfOpen | kFeatBlackhole | kFeatBudget |
     kFeatReorder | kFeatDuplicate | kFeatMutation;
 
-// The features `r` uses.
+// The features `r` uses, except those of its targets (kFeatSniTarget,
+// kFeatHostnameTarget), which live in fault_config.targets[] and are added
+// by BuildIndex.
 uint32_t RuleFeatures(const fault_rule& r);
 
 // Effects the stream engine (supervisor/stream) applies to a connection's
@@ -194,7 +196,12 @@ inline constexpr uint32_t kStreamFeatures =
 // Whether a TCP connection that `r` selects goes through the stream engine:
 // `r` has a stream effect (a mid-stream reset included) and no sni target
 // (matched on the first bytes the program sends, so decided in place).
-bool HasStreamEffects(const fault_rule& r);
+bool HasStreamEffects(const fault_table* t, const fault_rule& r);
+
+// Rule `r`'s span of fault_config.targets[], clamped to the pool (a torn or
+// hostile table must not make a reader index outside it): sets *first and
+// returns the count.
+uint32_t RuleTargetSpan(const fault_rule& r, uint32_t* first);
 
 // A small summary of one published configuration: bit i of a rule mask is
 // rules[i] (FAULT_MAX_RULES == 64); bit i of word i/64 of a syscall mask is
@@ -252,6 +259,13 @@ bool TargetMatches(const fault_target& t, const Endpoint& ep);
 // match everything with priority 0). False: no target matches.
 bool TargetsMatch(const fault_target* targets, uint32_t n, const Endpoint& ep,
                   int32_t* priority);
+
+// Whether rule `i`'s targets (read from the table's pool under the seqlock)
+// match `ep`, with the best priority in *priority. kTorn: the table changed
+// since `seq` (rebuild the index and retry).
+enum class TargetMatch { kNo, kYes, kTorn };
+TargetMatch RuleTargetsMatch(const fault_table* t, uint64_t seq, int i,
+                             const Endpoint& ep, int32_t* priority);
 
 // Among rules in `candidates` (a rule mask), the one whose targets match
 // `ep` with the highest priority; ties go to the lowest index. -1: none, or

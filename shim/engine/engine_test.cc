@@ -164,8 +164,9 @@ TEST(Index, MasksAndFeatures) {
   h.Rule(0).uplink.fixed_ns = 1000;
   h.Rule(1).dns_nxdomain_ppm = 10;
   h.Rule(1).n_targets = 1;
-  h.Rule(1).targets[0].kind = FAULT_TARGET_HOSTNAME;
-  strcpy(h.Rule(1).targets[0].name, "example.com");
+  h.Rule(1).first_target = 0;
+  h.cfg->targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(h.cfg->targets[0].name, "example.com");
   h.Rule(2).flags = FAULT_RULE_ACTIVE;
   h.Rule(2).downlink.reorder_ppm = 5;
   h.Sys(0).rule = 2;
@@ -264,12 +265,15 @@ TEST(Match, Hostname) {
 TEST(Match, PickRuleByPriorityThenIndex) {
   TableHolder h;
   h.Rule(0).n_targets = 1;
-  h.Rule(0).targets[0] = Cidr("127.0.0.0", 8, 0, 0, 1);
+  h.Rule(0).first_target = 0;
+  h.cfg->targets[0] = Cidr("127.0.0.0", 8, 0, 0, 1);
   h.Rule(1).n_targets = 2;
-  h.Rule(1).targets[0] = Cidr("10.0.0.0", 8, 0, 0, 9);
-  h.Rule(1).targets[1] = Cidr("127.0.0.1", 32, 80, 80, 5);
+  h.Rule(1).first_target = 1;
+  h.cfg->targets[1] = Cidr("10.0.0.0", 8, 0, 0, 9);
+  h.cfg->targets[2] = Cidr("127.0.0.1", 32, 80, 80, 5);
   h.Rule(2).n_targets = 1;
-  h.Rule(2).targets[0] = Cidr("127.0.0.1", 32, 0, 0, 5);
+  h.Rule(2).first_target = 3;
+  h.cfg->targets[3] = Cidr("127.0.0.1", 32, 0, 0, 5);
   h.Rule(3).n_targets = 0;  // everything, priority 0
   h.Publish();
   Index idx = h.Idx();
@@ -280,6 +284,64 @@ TEST(Match, PickRuleByPriorityThenIndex) {
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("8.8.8.8", 81)), 3);
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b0111, Ep("8.8.8.8", 81)), -1);
   EXPECT_EQ(PickRule(h.t.get(), idx, 0b1111, Ep("10.1.1.1", 1)), 1);
+}
+
+// Targets live in one pool shared by all rules; a rule's span may be far
+// longer than the old per-rule bound of 8, and only its own span counts.
+TEST(Match, RuleSpansInTheSharedTargetPool) {
+  TableHolder h;
+  h.Rule(0).n_targets = 2;
+  h.Rule(0).first_target = 0;
+  h.cfg->targets[0] = Cidr("10.0.0.1", 32, 0, 0, 0);
+  h.cfg->targets[1] = Cidr("10.0.0.2", 32, 0, 0, 0);
+  h.Rule(1).n_targets = 300;
+  h.Rule(1).first_target = 2;
+  for (int i = 0; i < 300; ++i) {
+    h.cfg->targets[2 + i] =
+        Cidr("192.168.0.1", 32, static_cast<uint16_t>(1000 + i),
+             static_cast<uint16_t>(1000 + i), i == 299 ? 7 : 0);
+  }
+  h.cfg->n_targets = 302;
+  h.Publish();
+  Index idx = h.Idx();
+  EXPECT_EQ(PickRule(h.t.get(), idx, 0b11, Ep("192.168.0.1", 1299)), 1);
+  EXPECT_EQ(PickRule(h.t.get(), idx, 0b11, Ep("192.168.0.1", 1300)), -1);
+  // Rule 0 does not see rule 1's targets, nor rule 1 rule 0's.
+  EXPECT_EQ(PickRule(h.t.get(), idx, 0b01, Ep("192.168.0.1", 1299)), -1);
+  EXPECT_EQ(PickRule(h.t.get(), idx, 0b10, Ep("10.0.0.2", 80)), -1);
+  int32_t prio = -1;
+  EXPECT_EQ(RuleTargetsMatch(h.t.get(), idx.seq, 1, Ep("192.168.0.1", 1299),
+                             &prio),
+            TargetMatch::kYes);
+  EXPECT_EQ(prio, 7);
+  EXPECT_EQ(RuleTargetsMatch(h.t.get(), idx.seq, 0, Ep("192.168.0.1", 1299),
+                             &prio),
+            TargetMatch::kNo);
+  EXPECT_EQ(RuleTargetsMatch(h.t.get(), idx.seq + 2, 0, Ep("10.0.0.1", 1),
+                             &prio),
+            TargetMatch::kTorn);
+}
+
+// A span reaching past the pool (a corrupt or hostile table) is clamped,
+// never read out of bounds.
+TEST(Match, TargetSpanIsClampedToThePool) {
+  fault_rule r{};
+  uint32_t first = 0;
+  r.first_target = FAULT_MAX_TARGETS_TOTAL - 2;
+  r.n_targets = 100;
+  EXPECT_EQ(RuleTargetSpan(r, &first), 2u);
+  EXPECT_EQ(first, FAULT_MAX_TARGETS_TOTAL - 2u);
+  r.first_target = FAULT_MAX_TARGETS_TOTAL + 5;
+  EXPECT_EQ(RuleTargetSpan(r, &first), 0u);
+  r.first_target = 0xffffffffu;
+  r.n_targets = 0xffffffffu;
+  EXPECT_EQ(RuleTargetSpan(r, &first), 0u);
+}
+
+// fault_rule is copied onto readers' stacks on the hot path: it must not
+// grow with the number of targets.
+TEST(Table, RuleStaysSmall) {
+  EXPECT_LT(sizeof(fault_rule), 1024u);
 }
 
 TEST(Hosts, CacheRemembersNewest) {

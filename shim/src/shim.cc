@@ -891,15 +891,17 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
       mask |= uint64_t{1} << r;
       continue;
     }
-    if (n > FAULT_MAX_TARGETS) n = FAULT_MAX_TARGETS;
-    fault_target targets[FAULT_MAX_TARGETS];
-    if (!eng::ReadConfigBytes(g_table, idx.seq,
-                              g_table->config.rules[r].targets,
-                              n * sizeof(fault_target), targets))
-      return false;
+    if (!have_ep) continue;
     int32_t prio;
-    if (have_ep && eng::TargetsMatch(targets, n, ep, &prio))
-      mask |= uint64_t{1} << r;
+    switch (eng::RuleTargetsMatch(g_table, idx.seq, r, ep, &prio)) {
+      case eng::TargetMatch::kTorn:
+        return false;
+      case eng::TargetMatch::kYes:
+        mask |= uint64_t{1} << r;
+        break;
+      case eng::TargetMatch::kNo:
+        break;
+    }
   }
   char target[FAULT_NAME_MAX] = "";
   if (have_ep) FormatEndpoint(ep, target, sizeof(target));
@@ -1487,7 +1489,9 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
 // socket, so edge-triggered epoll, io_uring and every other way of waiting
 // see the delay as the network's own.
 
-bool Redirectable(const fault_rule& r) { return eng::HasStreamEffects(r); }
+bool Redirectable(const fault_rule& r) {
+  return eng::HasStreamEffects(g_table, r);
+}
 
 // The engine's listener for sockets of `family` (0: none).
 uint16_t EnginePort(int family) {

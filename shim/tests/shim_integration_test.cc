@@ -326,7 +326,7 @@ TEST(ShimPassthrough, NoMatchingPolicyIsExact) {
   // A policy for another port and a path that is never used.
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 500'000'000;
   r.timeout_connect_ns = 1'000'000'000;
@@ -348,14 +348,14 @@ TEST(ShimVerdict, RepublishedTableAppliesToACachedConnection) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 100'000'000;
   t.Publish();
   RunOptions o;
   o.table = &t;
   o.on_first_line = [&](int stdin_fd, const std::string&) {
-    t.cfg()->rules[0].targets[0] =
+    t.cfg()->targets[0] =
         Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
     t.Publish();
     EXPECT_EQ(write(stdin_fd, "go\n", 3), 3);
@@ -372,7 +372,7 @@ TEST(ShimVerdict, Dup2AndReusedNumberGetTheirOwnDecision) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(slow.port()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 100'000'000;
   t.Publish();
@@ -397,7 +397,7 @@ TEST(ShimVerdict, NonMatchingSenderStillMarksItsLoopbackPort) {
   Table t;
   fault_rule& other = t.Rule(0, "other");
   other.n_targets = 1;
-  other.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   other.uplink.fixed_ns = 100'000'000;
   fault_rule& recv_side = t.Rule(1, "recvside", /*active=*/false);
@@ -424,7 +424,7 @@ TEST(ShimVerdict, FileCallsUnderANetworkPolicySeeALaterFileRule) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 100'000'000;
   t.Publish();
@@ -451,7 +451,7 @@ TEST(ShimVerdict, RepublishingAndFdChurnKeepTheStreamIntact) {
   auto publish = [&](int i) {
     fault_rule& r = t.Rule(0);
     r.n_targets = 1;
-    r.targets[0] =
+    t.cfg()->targets[0] =
         Table::Loopback(static_cast<uint16_t>(1 + i % 2), FAULT_PROTO_TCP);
     r.uplink.fixed_ns = 100'000'000;
     t.Publish();
@@ -489,7 +489,7 @@ TEST(ShimConnect, TimeoutOnClosedPortAfterConfiguredTime) {
   int port = ClosedPort();
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_TCP);
+  t.cfg()->targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_TCP);
   r.timeout_connect_ns = 300'000'000;
   t.Publish();
   RunOptions o;
@@ -571,7 +571,7 @@ TEST(ShimConnect, SyscallDenyAppliesOnlyToTheRulesTargets) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(a.port()), FAULT_PROTO_TCP);
   t.Sys(0, 0, eng::kFamilyConnect, eng::kActionDeny, ECONNREFUSED);
   t.Publish();
@@ -592,8 +592,8 @@ TEST(ShimConnect, HostnameTargetMatchesThroughResolvedAddresses) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0].kind = FAULT_TARGET_HOSTNAME;
-  strcpy(r.targets[0].name, "localhost");
+  t.cfg()->targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(t.cfg()->targets[0].name, "localhost");
   r.conn_error_errno = EHOSTUNREACH;
   r.conn_error_ppm = 1000000;
   t.Publish();
@@ -616,7 +616,7 @@ TEST(ShimLink, LatencyPerDirectionOnRoundTrips) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.uplink.distribution = FAULT_DIST_FIXED;
   r.uplink.fixed_ns = 30'000'000;
@@ -636,7 +636,7 @@ void NonBlockingLatency(const char* mode) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.downlink.fixed_ns = 150'000'000;
   t.Publish();
@@ -683,7 +683,7 @@ TEST(ShimLink, SessionBudgetCutsTheStream) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.budget_max_tx = 250;
   r.budget_action = eng::kBudgetConnectionError;
@@ -703,7 +703,7 @@ TEST(ShimLink, BlackholedConnectTimesOut) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(echo.port()), FAULT_PROTO_TCP);
   r.flags |= FAULT_RULE_BLACKHOLE;
   r.timeout_connect_ns = 100'000'000;
@@ -763,7 +763,7 @@ std::set<int> UdpRun(uint64_t seed, int n, Table* t, int* fired) {
   r.flags |= FAULT_RULE_HAS_SEED;
   r.seed = seed;
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
+  t->cfg()->targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
   r.uplink.loss_ppm = 300000;
   t->Publish();
   memset(&t->t()->counters, 0, sizeof(fault_counters));
@@ -846,7 +846,7 @@ TEST(ShimLink, UdpDuplicatesOnSendAndReceive) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
+  t.cfg()->targets[0] = Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
   r.uplink.duplicate_ppm = 1000000;
   t.Publish();
   int copies = 0;
@@ -908,7 +908,7 @@ TEST(ShimLink, RateEightMegabitWithinThreePercentIntact) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(sink.port()), FAULT_PROTO_TCP);
   r.uplink.rate_bps = 8'000'000;
   r.uplink.rate_burst_bytes = 10000;
@@ -1037,8 +1037,8 @@ TEST(ShimDns, NxdomainTimeoutAndDelay) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0].kind = FAULT_TARGET_HOSTNAME;
-  strcpy(r.targets[0].name, "localhost");
+  t.cfg()->targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(t.cfg()->targets[0].name, "localhost");
   r.dns_nxdomain_ppm = 1000000;
   t.Publish();
   RunOptions o;
@@ -1198,7 +1198,7 @@ TEST(ShimPrograms, CommonToolsRunUnchanged) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0] = Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  t.cfg()->targets[0] = Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
   r.uplink.fixed_ns = 1'000'000'000;
   r.downlink.loss_ppm = 1000000;
   strcpy(t.Sys(0, 0, eng::kFamilyWrite, eng::kActionDeny, ENOSPC).path_glob, "*.never");
@@ -1249,8 +1249,8 @@ TEST(ShimPrograms, SniTargetMatchesTlsConnections) {
   Table t;
   fault_rule& r = t.Rule(0);
   r.n_targets = 1;
-  r.targets[0].kind = FAULT_TARGET_SNI;
-  strcpy(r.targets[0].name, "*.example.test");
+  t.cfg()->targets[0].kind = FAULT_TARGET_SNI;
+  strcpy(t.cfg()->targets[0].name, "*.example.test");
   r.conn_error_errno = ECONNRESET;
   r.conn_error_ppm = 1000000;
   t.Publish();
@@ -1383,7 +1383,7 @@ TEST(ShimPrograms, PythonUdpLossSeeded) {
   rule.flags |= FAULT_RULE_HAS_SEED;
   rule.seed = 1;
   rule.n_targets = 1;
-  rule.targets[0] =
+  t.cfg()->targets[0] =
       Table::Loopback(static_cast<uint16_t>(port), FAULT_PROTO_UDP);
   rule.uplink.loss_ppm = 300000;
   t.Publish();
@@ -1451,8 +1451,8 @@ TEST(ShimPrograms, CurlLatencyAndNxdomain) {
   Table d;
   fault_rule& dr = d.Rule(0);
   dr.n_targets = 1;
-  dr.targets[0].kind = FAULT_TARGET_HOSTNAME;
-  strcpy(dr.targets[0].name, host);
+  d.cfg()->targets[0].kind = FAULT_TARGET_HOSTNAME;
+  strcpy(d.cfg()->targets[0].name, host);
   dr.dns_nxdomain_ppm = 1000000;
   d.Publish();
   o.table = &d;

@@ -1,5 +1,6 @@
 // `fault exec [options] -- PROGRAM ARGS...`: the command line. The work is
 // in exec_runner.cc.
+#include <unistd.h>
 #include <wordexp.h>
 
 #include <cstdlib>
@@ -320,6 +321,27 @@ int RunFromFlags(ExecFlags& f) {
         }
       }
     }
+  }
+
+  // The seccomp filter comes with NO_NEW_PRIVS: a set-user-ID or
+  // file-capability program then runs without its privileges, and would
+  // fail in ways that look like the fault under test. Say so before it runs.
+  for (const Program& prog : programs) {
+    if (!prog.use_seccomp) continue;
+    const char* path_env = std::getenv("PATH");
+    absl::StatusOr<std::string> program =
+        fault::exec::ResolveProgram(prog.command[0], path_env ? path_env : "/usr/bin:/bin");
+    if (!program.ok()) continue;  // the runner reports it
+    absl::StatusOr<fault::exec::ExecPrivileges> privileges =
+        fault::exec::ReadExecPrivileges(*program);
+    if (!privileges.ok()) continue;
+    std::string lost =
+        fault::exec::PrivilegesLostUnderNoNewPrivs(*privileges, geteuid(), getegid());
+    if (lost.empty()) continue;
+    std::cerr << "fault: warning: " << *program << " " << lost
+              << ": the seccomp layer sets NO_NEW_PRIVS, so it runs without those "
+                 "privileges (and may fail, e.g. with EPERM); run fault as root, or use "
+                 "only faults that need no seccomp filter (--layer preload)\n";
   }
 
   std::unique_ptr<fault::seccomp::PartitionMap> partition_map;

@@ -33,6 +33,11 @@ class ExecLayer {
   // Whether the layer applies partition(a, b) rules (it was set up with the
   // programs' names and sees every connect and send).
   virtual bool handles_partitions() const { return false; }
+  // Whether the program must not outlive `fault`: a seccomp filter whose
+  // notifications nobody answers any more fails every covered syscall with
+  // ENOSYS, writes no rule selected included. The runner then starts the
+  // program with PR_SET_PDEATHSIG(SIGKILL) (docs/exec.md, "If fault dies").
+  virtual bool needs_live_supervisor() const { return false; }
   // `table` outlives the layer's use of it; the layer may read it from any
   // thread (seqlock readers never block the writer).
   virtual absl::Status Prepare(PolicyTable* table) = 0;

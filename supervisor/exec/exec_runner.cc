@@ -25,6 +25,7 @@
 #include "supervisor/cli/paths.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
+#include "supervisor/exec/events_file.h"
 #include "supervisor/exec/policy_table.h"
 #include "supervisor/exec/run_report.h"
 #include "supervisor/exec/table_compiler.h"
@@ -152,9 +153,9 @@ class Runner {
   Generation current_;
   CounterSnapshot baseline_;
   RunReport report_;
-  FILE* events_ = nullptr;
-  uint64_t events_written_ = 0;
-  bool events_failed_ = false;
+  std::optional<EventsFile> events_;
+  uint64_t events_written_ = 0;  // drained from the ring (the summary's count)
+  bool events_failure_reported_ = false;
   std::optional<uint64_t> run_seed_;
   bool run_seed_random_ = false;
 };
@@ -190,19 +191,22 @@ void Runner::Warn(const std::vector<std::string>& warnings) {
 void Runner::Drain(bool final) {
   std::vector<fault_event> events;
   table_->DrainEvents(&events, final);
+  std::vector<std::string> lines;
   for (const fault_event& e : events) {
     report_.AddEvent(e);
-    if (events_ != nullptr && !events_failed_) {
-      std::string line = EventToJson(e, current_.names).dump() + "\n";
-      if (std::fwrite(line.data(), 1, line.size(), events_) != line.size()) {
-        events_failed_ = true;
-        err_ << "fault: writing --events " << o_.events_path << ": "
-             << std::strerror(errno) << "; no further events are written\n";
-      }
+    if (events_.has_value()) {
+      lines.push_back(EventToJson(e, current_.names).dump() + "\n");
     }
     ++events_written_;
   }
-  if (events_ != nullptr && !events.empty()) std::fflush(events_);
+  if (!events_.has_value()) return;
+  events_->Append(lines);
+  if (events_->failed() && !events_failure_reported_) {
+    events_failure_reported_ = true;
+    err_ << "fault: writing --events " << o_.events_path << ": " << events_->error()
+         << "; no further events are written and the run will fail (exit status "
+         << kExitEventsLost << ")\n";
+  }
 }
 
 void Runner::FoldCounters() {
@@ -332,16 +336,16 @@ int Runner::Run() {
     companion_paths.push_back(*p);
   }
   if (!o_.events_path.empty()) {
-    events_ = std::fopen(o_.events_path.c_str(), "we");
-    if (events_ == nullptr) {
-      err_ << "fault exec: --events " << o_.events_path << ": " << std::strerror(errno)
-           << "\n";
+    absl::StatusOr<EventsFile> file = EventsFile::Open(o_.events_path);
+    if (!file.ok()) {
+      err_ << "fault exec: --events " << o_.events_path << ": "
+           << file.status().message() << "\n";
       return kExitUsage;
     }
+    events_.emplace(*std::move(file));
   }
   auto close_events = [this] {
-    if (events_ != nullptr) std::fclose(events_);
-    events_ = nullptr;
+    if (events_.has_value()) events_->Close();
   };
 
   absl::StatusOr<std::unique_ptr<PolicyTable>> table =
@@ -448,6 +452,14 @@ int Runner::Run() {
       BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
   request.child_mask = original;
   request.layers = o_.layers;
+  // Under a seccomp filter the program cannot run on correctly without us
+  // (its covered syscalls would fail with ENOSYS): it dies with us instead.
+  // Spawn forks from this, the main thread, so the death signal is tied to
+  // the process's lifetime, not to a helper thread's; and the filter sets
+  // NO_NEW_PRIVS, so an execve of a setuid program does not clear it.
+  for (const ExecLayer* layer : o_.layers) {
+    request.die_with_parent |= layer->needs_live_supervisor();
+  }
   absl::StatusOr<pid_t> child = Spawn(request);
   if (!child.ok()) {
     err_ << "fault exec: " << Msg(child.status()) << "\n";
@@ -728,12 +740,29 @@ int Runner::Finish(int wait_status) {
   if (!o_.quiet) {
     SummaryInfo info;
     info.events = events_written_;
+    info.events_lost = events_.has_value() ? events_->lost() : 0;
     info.dropped = table_->dropped_events();
     info.incomplete = table_->incomplete_events();
     info.has_run_seed = run_seed_.has_value();
     info.run_seed = run_seed_.value_or(0);
     info.run_seed_random = run_seed_random_;
     err_ << report_.Summary(info);
+  }
+  // A run whose record of what it injected is incomplete has failed, even
+  // when the program succeeded (a failing program's own status wins, as it
+  // says more).
+  bool events_lost = events_.has_value() && events_->failed();
+  if (events_lost) {
+    if (events_->close_failed()) {
+      err_ << "fault exec: --events " << o_.events_path << ": " << events_->error()
+           << "; the " << events_->written()
+           << " events written may not all be in the file\n";
+    } else {
+      err_ << "fault exec: --events " << o_.events_path << ": " << events_->error()
+           << "; " << events_->lost() << " of " << events_written_
+           << " events are missing from the file\n";
+    }
+    if (WIFEXITED(wait_status) && status == 0) status = kExitEventsLost;
   }
   if (o_.expect_faults) {
     std::vector<std::string> never = report_.NeverFired();
@@ -742,7 +771,8 @@ int Runner::Finish(int wait_status) {
     for (const std::string& n : never) {
       err_ << "fault: --expect-faults: policy \"" << n << "\" never fired\n";
     }
-    if ((none_loaded || !never.empty()) && WIFEXITED(wait_status) && status == 0) {
+    if ((none_loaded || !never.empty()) && WIFEXITED(wait_status) && status == 0 &&
+        !events_lost) {
       status = kExitNeverFired;
     }
   }

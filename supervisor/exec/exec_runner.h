@@ -28,6 +28,14 @@ namespace fault::exec {
 // Exit statuses of `fault exec` itself (the program's own pass through).
 inline constexpr int kExitUsage = 2;          // bad flags or policies; nothing started
 inline constexpr int kExitNeverFired = 3;     // --expect-faults and a policy never fired
+// --events FILE could not be written in full (ENOSPC, EIO, /dev/full, an
+// error at close): the run's record of what it injected is incomplete, so
+// the run fails even though the program exited 0. Only replaces a 0 status
+// (a failing program's own status, or 128+N, says more and wins); wins over
+// kExitNeverFired. 4 is outside what fault otherwise returns for its own
+// reasons (2, 3, 125-127); like 3 it can coincide with a program's own
+// status, which the "fault exec: --events ..." line on stderr tells apart.
+inline constexpr int kExitEventsLost = 4;
 inline constexpr int kExitInternal = 125;     // fault failed before the program started
 inline constexpr int kExitCannotExecute = 126;
 inline constexpr int kExitNotFound = 127;

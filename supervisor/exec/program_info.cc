@@ -3,6 +3,8 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace fault::exec {
@@ -128,6 +131,40 @@ bool IsGoProgram(const std::string& path) {
   }
   close(fd);
   return go;
+}
+
+absl::StatusOr<ExecPrivileges> ReadExecPrivileges(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("stat ", path));
+  }
+  ExecPrivileges p;
+  p.setuid = (st.st_mode & S_ISUID) != 0;
+  p.owner = st.st_uid;
+  // Set-group-ID without group execute marks mandatory locking, not a
+  // group change on execve.
+  p.setgid = (st.st_mode & S_ISGID) != 0 && (st.st_mode & S_IXGRP) != 0;
+  p.group = st.st_gid;
+  // Only whether the attribute exists matters; ENODATA (none) and
+  // ENOTSUP (a file system without xattrs) both mean no capabilities.
+  p.file_capabilities = getxattr(path.c_str(), "security.capability", nullptr, 0) > 0;
+  struct statvfs fs;
+  p.nosuid_mount = statvfs(path.c_str(), &fs) == 0 && (fs.f_flag & ST_NOSUID) != 0;
+  return p;
+}
+
+std::string PrivilegesLostUnderNoNewPrivs(const ExecPrivileges& p, uid_t euid,
+                                          gid_t egid) {
+  std::vector<std::string> lost;
+  if (p.nosuid_mount) return "";
+  if (p.setuid && p.owner != euid) {
+    lost.push_back(absl::StrCat("is set-user-ID (owner uid ", p.owner, ")"));
+  }
+  if (p.setgid && p.group != egid) {
+    lost.push_back(absl::StrCat("is set-group-ID (group gid ", p.group, ")"));
+  }
+  if (p.file_capabilities && euid != 0) lost.push_back("has file capabilities");
+  return absl::StrJoin(lost, " and ");
 }
 
 }  // namespace fault::exec

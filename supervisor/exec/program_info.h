@@ -4,6 +4,8 @@
 #ifndef FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
 #define FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -29,6 +31,29 @@ absl::StatusOr<Linkage> ProgramLinkage(const std::string& path);
 // calls as raw syscalls, so a preloaded library never sees them, even when
 // the program is dynamically linked (cgo). False when unreadable.
 bool IsGoProgram(const std::string& path);
+
+// What execve would give the program beyond its caller's credentials.
+struct ExecPrivileges {
+  bool setuid = false;  // S_ISUID: runs as `owner`
+  uid_t owner = 0;
+  bool setgid = false;  // S_ISGID: runs with group `group`
+  gid_t group = 0;
+  bool file_capabilities = false;  // a security.capability xattr
+  bool nosuid_mount = false;  // its file system ignores all of the above
+};
+
+// Reads the mode, owner and security.capability xattr of `path`.
+absl::StatusOr<ExecPrivileges> ReadExecPrivileges(const std::string& path);
+
+// What a caller with effective ids `euid`/`egid` would lose by running a
+// program with `p` under NO_NEW_PRIVS (set by the seccomp layer with its
+// filter: execve then grants no new uid, gid or capability), as a phrase:
+// "is set-user-ID (owner uid 0)", "has file capabilities", joined with
+// " and ". Empty when nothing would be lost: the bits give nothing the
+// caller lacks (root gains nothing from file capabilities, nor anyone from
+// a set-user-ID bit of a file they own).
+std::string PrivilegesLostUnderNoNewPrivs(const ExecPrivileges& p, uid_t euid,
+                                          gid_t egid);
 
 }  // namespace fault::exec
 

@@ -61,5 +61,81 @@ TEST(ProgramLinkage, OtherFilesAreRefused) {
   unlink(path.c_str());
 }
 
+TEST(ExecPrivileges, SetUserIdAndSetGroupIdBits) {
+  std::string path = TempFile("#!/bin/sh\n", 06755);
+  absl::StatusOr<ExecPrivileges> p = ReadExecPrivileges(path);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->setuid);
+  EXPECT_TRUE(p->setgid);
+  EXPECT_EQ(p->owner, geteuid());
+  EXPECT_FALSE(p->file_capabilities);
+  if (p->nosuid_mount) GTEST_SKIP() << "/tmp is mounted nosuid";
+  // Another user would lose the owner's uid and the group's gid...
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(*p, p->owner + 1, p->group + 1),
+            "is set-user-ID (owner uid " + std::to_string(p->owner) +
+                ") and is set-group-ID (group gid " + std::to_string(p->group) +
+                ")");
+  // ...the owner loses nothing.
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(*p, p->owner, p->group), "");
+  unlink(path.c_str());
+
+  // Set-group-ID without group execute is mandatory locking, not a gid.
+  path = TempFile("#!/bin/sh\n", 02745);
+  p = ReadExecPrivileges(path);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->setuid);
+  EXPECT_FALSE(p->setgid);
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(*p, p->owner + 1, p->group + 1), "");
+  unlink(path.c_str());
+
+  path = TempFile("#!/bin/sh\n", 0755);
+  p = ReadExecPrivileges(path);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(*p, 12345, 12345), "");
+  unlink(path.c_str());
+}
+
+TEST(ExecPrivileges, FileCapabilitiesMatterToAnyoneButRoot) {
+  ExecPrivileges p;
+  p.file_capabilities = true;
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(p, 1000, 1000), "has file capabilities");
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(p, 0, 0), "");
+  p.nosuid_mount = true;  // the kernel ignores them there anyway
+  EXPECT_EQ(PrivilegesLostUnderNoNewPrivs(p, 1000, 1000), "");
+}
+
+TEST(ExecPrivileges, ReadsTheCapabilityAttribute) {
+  // A real file capability, set with setcap(8) (needs CAP_SETFCAP).
+  std::string path = TempFile("#!/bin/sh\n", 0755);
+  std::string cmd = "setcap cap_net_raw+ep " + path + " 2>/dev/null";
+  if (access("/usr/sbin/setcap", X_OK) != 0 || std::system(cmd.c_str()) != 0) {
+    unlink(path.c_str());
+    GTEST_SKIP() << "setcap is missing or not permitted here";
+  }
+  absl::StatusOr<ExecPrivileges> p = ReadExecPrivileges(path);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->file_capabilities);
+  EXPECT_FALSE(p->setuid);
+  unlink(path.c_str());
+}
+
+TEST(ExecPrivileges, PingWhereItHasCapabilities) {
+  for (const char* ping : {"/usr/bin/ping", "/bin/ping"}) {
+    if (access(ping, X_OK) != 0) continue;
+    absl::StatusOr<ExecPrivileges> p = ReadExecPrivileges(ping);
+    ASSERT_TRUE(p.ok()) << p.status();
+    if (!p->file_capabilities && !p->setuid) {
+      GTEST_SKIP() << ping << " has neither file capabilities nor set-user-ID";
+    }
+    EXPECT_NE(PrivilegesLostUnderNoNewPrivs(*p, 1000, 1000), "");
+    return;
+  }
+  GTEST_SKIP() << "no ping installed";
+}
+
+TEST(ExecPrivileges, MissingFile) {
+  EXPECT_FALSE(ReadExecPrivileges("/nonexistent/program").ok());
+}
+
 }  // namespace
 }  // namespace fault::exec

@@ -108,6 +108,9 @@ std::string RunReport::Summary(const SummaryInfo& info) const {
   }
   absl::StrAppend(&out, "fault: ", info.events, " events, ", info.dropped, " dropped");
   if (info.incomplete != 0) absl::StrAppend(&out, ", ", info.incomplete, " incomplete");
+  if (info.events_lost != 0) {
+    absl::StrAppend(&out, ", ", info.events_lost, " not written to --events");
+  }
   if (info.has_run_seed) {
     if (info.run_seed_random) {
       absl::StrAppend(&out, "; seed ", info.run_seed,

@@ -34,6 +34,7 @@ struct SummaryInfo {
   uint64_t events = 0;       // events written
   uint64_t dropped = 0;      // the ring was full
   uint64_t incomplete = 0;   // claimed but never written
+  uint64_t events_lost = 0;  // drained but not in the --events file
   // The seed policies without their own used; has_run_seed false when all
   // had one.
   bool has_run_seed = false;

@@ -89,6 +89,15 @@ TEST(RunReportTest, LongBreakdownsAreCut) {
   EXPECT_NE(s.find("miss 2 events"), std::string::npos) << s;
 }
 
+TEST(RunReportTest, EventsNotWrittenAreCounted) {
+  RunReport r;
+  SummaryInfo info;
+  info.events = 5;
+  info.events_lost = 3;
+  EXPECT_NE(r.Summary(info).find("fault: 5 events, 0 dropped, 3 not written to --events\n"),
+            std::string::npos);
+}
+
 TEST(RunReportTest, NoPolicies) {
   RunReport r;
   r.BeginGeneration({}, {});

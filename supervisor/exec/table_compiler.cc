@@ -266,23 +266,23 @@ absl::Status CompileSchedule(const Policy& p, const CompileOptions& options,
   return absl::OkStatus();
 }
 
+// Compiles `p` into `r`, and its targets into the pool `c.targets` from
+// c.n_targets on (CompileTable has checked that they fit).
 absl::Status CompileRule(const Policy& p, const CompileOptions& options,
-                         fault_rule& r) {
+                         fault_config& c, fault_rule& r) {
   std::memset(&r, 0, sizeof(r));
   if (p.name().empty()) {
     return absl::InvalidArgumentError("a policy has no name");
   }
   if (absl::Status s = CopyBounded(p, "name", p.name(), r.name); !s.ok()) return s;
-  if (p.targets_size() > FAULT_MAX_TARGETS) {
-    return Invalid(p, absl::StrCat("has ", p.targets_size(),
-                                   " targets; the table holds at most ",
-                                   FAULT_MAX_TARGETS, " (FAULT_MAX_TARGETS)"));
-  }
+  r.first_target = c.n_targets;
   r.n_targets = static_cast<uint32_t>(p.targets_size());
   for (int i = 0; i < p.targets_size(); ++i) {
-    if (absl::Status s = CompileTarget(p, i, p.targets(i), r.targets[i]); !s.ok()) {
+    if (absl::Status s = CompileTarget(p, i, p.targets(i), c.targets[c.n_targets]);
+        !s.ok()) {
       return s;
     }
+    ++c.n_targets;
   }
   if (absl::Status s = CompileSchedule(p, options, r.schedule); !s.ok()) return s;
 
@@ -462,6 +462,13 @@ absl::StatusOr<CompiledTable> CompileTable(const fault::v1::PolicySet& set,
         n_syscalls, " syscall faults in all policies; the table holds at most ",
         FAULT_MAX_SYSCALL_RULES, " (FAULT_MAX_SYSCALL_RULES)"));
   }
+  int n_targets = 0;
+  for (const Policy& p : set.policies()) n_targets += p.targets_size();
+  if (n_targets > FAULT_MAX_TARGETS_TOTAL) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        n_targets, " targets in all policies; the table holds at most ",
+        FAULT_MAX_TARGETS_TOTAL, " (FAULT_MAX_TARGETS_TOTAL)"));
+  }
   int n_partitions = 0;
   for (const Policy& p : set.policies()) n_partitions += p.partitions_size();
   if (n_partitions > FAULT_MAX_PARTITIONS) {
@@ -479,7 +486,7 @@ absl::StatusOr<CompiledTable> CompileTable(const fault::v1::PolicySet& set,
       }
     }
     fault_rule& r = c.rules[i];
-    if (absl::Status s = CompileRule(p, options, r); !s.ok()) return s;
+    if (absl::Status s = CompileRule(p, options, c, r); !s.ok()) return s;
     CompiledRule info;
     info.name = p.name();
     if (p.has_seed()) {
@@ -518,6 +525,14 @@ absl::StatusOr<CompiledTable> CompileTable(const fault::v1::PolicySet& set,
   }
   c.n_rules = static_cast<uint32_t>(set.policies_size());
   return table;
+}
+
+absl::Status CheckCompiles(const fault::v1::PolicySet& set) {
+  // Any seed will do: seeds never make a table fail to compile.
+  FixedSeedSource seeds(0);
+  CompileOptions options;
+  options.seeds = &seeds;
+  return CompileTable(set, options).status();
 }
 
 uint64_t SyscallFamiliesMask(const fault_config& config) {

@@ -67,6 +67,14 @@ struct CompiledTable {
 absl::StatusOr<CompiledTable> CompileTable(const fault::v1::PolicySet& set,
                                            const CompileOptions& options);
 
+// Compiles `set` as `fault exec` would (no --seed, no --run-duration) and
+// throws the table away: the table's bounds (FAULT_MAX_RULES,
+// FAULT_MAX_TARGETS_TOTAL, FAULT_MAX_SYSCALL_RULES, FAULT_MAX_PARTITIONS,
+// FAULT_MAX_INTERVALS, ...) are checked here and nowhere else, so
+// `fault policy validate` calls this to accept exactly what `fault exec`
+// accepts.
+absl::Status CheckCompiles(const fault::v1::PolicySet& set);
+
 // Bit (1 << family) for every syscall family a rule of `config` uses.
 uint64_t SyscallFamiliesMask(const fault_config& config);
 

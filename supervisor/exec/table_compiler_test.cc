@@ -84,29 +84,31 @@ TEST(TableCompilerTest, ResolvesTargets) {
   ASSERT_TRUE(t.ok()) << t.status();
   const fault_rule& r = t->config->rules[0];
   ASSERT_EQ(r.n_targets, 6u);
-  EXPECT_EQ(r.targets[0].kind, FAULT_TARGET_CIDR);
-  EXPECT_EQ(r.targets[0].protocol, FAULT_PROTO_TCP);
-  EXPECT_EQ(r.targets[0].family, AF_INET);
-  EXPECT_EQ(r.targets[0].prefix_len, 8);
-  EXPECT_EQ(r.targets[0].addr[0], 10);
-  EXPECT_EQ(r.targets[0].addr[1], 0);  // host bits cleared
-  EXPECT_EQ(r.targets[0].port_min, 80);
-  EXPECT_EQ(r.targets[0].port_max, 90);
-  EXPECT_EQ(r.targets[0].priority, 5);
-  EXPECT_EQ(r.targets[1].prefix_len, 32);
-  EXPECT_EQ(r.targets[1].protocol, FAULT_PROTO_UDP);
-  EXPECT_EQ(r.targets[1].port_min, 53);
-  EXPECT_EQ(r.targets[1].port_max, 53);  // a single port
-  EXPECT_EQ(r.targets[2].family, AF_INET6);
-  EXPECT_EQ(r.targets[2].prefix_len, 64);
-  EXPECT_EQ(r.targets[2].addr[0], 0xfd);
-  EXPECT_EQ(r.targets[2].addr[15], 0);  // host bits cleared
-  EXPECT_EQ(r.targets[3].kind, FAULT_TARGET_HOSTNAME);
-  EXPECT_EQ(r.targets[3].protocol, FAULT_PROTO_ANY);
-  EXPECT_STREQ(r.targets[3].name, "*.example.com");
-  EXPECT_EQ(r.targets[4].kind, FAULT_TARGET_SNI);
-  EXPECT_EQ(r.targets[5].kind, FAULT_TARGET_ANY);
-  EXPECT_EQ(r.targets[5].port_min, 0);
+  ASSERT_EQ(r.first_target, 0u);
+  const fault_target* targets = t->config->targets;
+  EXPECT_EQ(targets[0].kind, FAULT_TARGET_CIDR);
+  EXPECT_EQ(targets[0].protocol, FAULT_PROTO_TCP);
+  EXPECT_EQ(targets[0].family, AF_INET);
+  EXPECT_EQ(targets[0].prefix_len, 8);
+  EXPECT_EQ(targets[0].addr[0], 10);
+  EXPECT_EQ(targets[0].addr[1], 0);  // host bits cleared
+  EXPECT_EQ(targets[0].port_min, 80);
+  EXPECT_EQ(targets[0].port_max, 90);
+  EXPECT_EQ(targets[0].priority, 5);
+  EXPECT_EQ(targets[1].prefix_len, 32);
+  EXPECT_EQ(targets[1].protocol, FAULT_PROTO_UDP);
+  EXPECT_EQ(targets[1].port_min, 53);
+  EXPECT_EQ(targets[1].port_max, 53);  // a single port
+  EXPECT_EQ(targets[2].family, AF_INET6);
+  EXPECT_EQ(targets[2].prefix_len, 64);
+  EXPECT_EQ(targets[2].addr[0], 0xfd);
+  EXPECT_EQ(targets[2].addr[15], 0);  // host bits cleared
+  EXPECT_EQ(targets[3].kind, FAULT_TARGET_HOSTNAME);
+  EXPECT_EQ(targets[3].protocol, FAULT_PROTO_ANY);
+  EXPECT_STREQ(targets[3].name, "*.example.com");
+  EXPECT_EQ(targets[4].kind, FAULT_TARGET_SNI);
+  EXPECT_EQ(targets[5].kind, FAULT_TARGET_ANY);
+  EXPECT_EQ(targets[5].port_min, 0);
 }
 
 TEST(TableCompilerTest, BadCidrNamesPolicyAndTarget) {
@@ -275,6 +277,27 @@ TEST(TableCompilerTest, ScopesOnlyLeavesRulesInactive) {
   EXPECT_FALSE(t->config->rules[0].flags & FAULT_RULE_ACTIVE);
 }
 
+TEST(TableCompilerTest, TargetsOfAllPoliciesShareOnePool) {
+  std::string text = "policies { name: \"a\" targets { port_min: 7 } } ";
+  text += "policies { name: \"none\" } policies { name: \"b\" ";
+  for (int i = 0; i < 200; ++i) {
+    text += "targets { port_min: " + std::to_string(1000 + i) + " } ";
+  }
+  auto t = Compile(text + "}");
+  ASSERT_TRUE(t.ok()) << t.status();
+  const fault_config& c = *t->config;
+  EXPECT_EQ(c.n_targets, 201u);
+  EXPECT_EQ(c.rules[0].first_target, 0u);
+  EXPECT_EQ(c.rules[0].n_targets, 1u);
+  EXPECT_EQ(c.targets[0].port_min, 7);
+  EXPECT_EQ(c.rules[1].n_targets, 0u);
+  EXPECT_EQ(c.rules[2].first_target, 1u);
+  EXPECT_EQ(c.rules[2].n_targets, 200u);
+  EXPECT_EQ(c.targets[1].port_min, 1000);
+  EXPECT_EQ(c.targets[200].port_min, 1199);
+  EXPECT_EQ(c.targets[200].port_max, 1199);
+}
+
 TEST(TableCompilerTest, LimitsAreErrors) {
   std::string many;
   for (int i = 0; i <= FAULT_MAX_RULES; ++i) many += "policies { name: \"p" + std::to_string(i) + "\" }";
@@ -282,12 +305,21 @@ TEST(TableCompilerTest, LimitsAreErrors) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().message(), "65 policies; the table holds at most 64 (FAULT_MAX_RULES)");
 
-  std::string targets = "policies { name: \"t\" ";
-  for (int i = 0; i <= FAULT_MAX_TARGETS; ++i) targets += "targets { port_min: 1 } ";
-  t = Compile(targets + "}");
+  // The bound is on all policies' targets together: 2 x 512 fit, one more
+  // does not.
+  std::string targets;
+  for (int p = 0; p < 2; ++p) {
+    targets += "policies { name: \"t" + std::to_string(p) + "\" ";
+    for (int i = 0; i < FAULT_MAX_TARGETS_TOTAL / 2; ++i) targets += "targets { port_min: 1 } ";
+    targets += "} ";
+  }
+  t = Compile(targets);
+  ASSERT_TRUE(t.ok()) << t.status();
+  t = Compile(targets + "policies { name: \"u\" targets { port_min: 2 } }");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().message(),
-            "policy \"t\": has 9 targets; the table holds at most 8 (FAULT_MAX_TARGETS)");
+            "1025 targets in all policies; the table holds at most 1024 "
+            "(FAULT_MAX_TARGETS_TOTAL)");
 
   std::string syscalls = "policies { name: \"s\" ";
   for (int i = 0; i <= FAULT_MAX_SYSCALL_RULES; ++i) {

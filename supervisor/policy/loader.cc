@@ -21,6 +21,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "supervisor/cli/input_file.h"
 #include "supervisor/policy/parser.h"
 #include "supervisor/policy/strings.h"
 
@@ -444,18 +445,13 @@ absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(
   std::vector<std::string> errors;
   std::map<std::string, std::string> defined;  // name -> position
   for (const std::string& path : paths) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      errors.push_back(Cat(path, ": cannot read: ", std::strerror(errno)));
+    absl::StatusOr<std::string> text =
+        fault::cli::ReadInputFile(path, fault::cli::kMaxPolicyBytes, "policy files");
+    if (!text.ok()) {
+      errors.push_back(std::string(text.status().message()));
       continue;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    if (in.bad()) {
-      errors.push_back(Cat(path, ": cannot read: ", std::strerror(errno)));
-      continue;
-    }
-    ParsedFile parsed = ParseFile(buf.str(), path);
+    ParsedFile parsed = ParseFile(*text, path);
     errors.insert(errors.end(), parsed.errors.begin(), parsed.errors.end());
     for (int i = 0; i < parsed.set.policies_size(); ++i) {
       const auto& policy = parsed.set.policies(i);

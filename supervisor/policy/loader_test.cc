@@ -538,6 +538,37 @@ TEST(PolicyFileErrorTest, ValueErrorsNameFileLineFieldValueAndWhy) {
             "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://::1:80\" is not a "
             "target: "
             "IPv6 addresses need brackets, e.g. tcp://[::1]:80");
+  // A host of digits and dots is an address, never a name: one that does
+  // not parse is an error, not a hostname that silently matches nothing.
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://300.1.1.1\"], latency: 1ms}"),
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://300.1.1.1\" is not "
+            "a target: \"300.1.1.1\" is not an IPv4 address: part 300 is above "
+            "255");
+  EXPECT_EQ(Errors("p: {targets: [{target: \"udp://1.2.3:53\"}], latency: 1ms}"),
+            "p.yaml:1:24: policy \"p\": targets[0].target: \"udp://1.2.3:53\" "
+            "is not a target: \"1.2.3\" is not an IPv4 address: an IPv4 "
+            "address has 4 parts, this has 3");
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://10.01.1.1\"], latency: 1ms}"),
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://10.01.1.1\" is not "
+            "a target: \"10.01.1.1\" is not an IPv4 address: part 01 has a "
+            "leading zero");
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://1..2.3\"], latency: 1ms}"),
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://1..2.3\" is not a "
+            "target: \"1..2.3\" is not an IPv4 address: a part is empty");
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://[fe80::zz]:80\"], latency: 1ms}"),
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://[fe80::zz]:80\" is "
+            "not a target: \"fe80::zz\" is not an IPv6 address");
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://fe80::zz\"], latency: 1ms}"),
+            "p.yaml:1:15: policy \"p\": targets[0]: \"tcp://fe80::zz\" is not a "
+            "target: IPv6 addresses need brackets, e.g. tcp://[::1]:80");
+  EXPECT_EQ(Errors("p: {targets: [{hostname: \"10.0.0.1\"}], latency: 1ms}"),
+            "p.yaml:1:26: policy \"p\": targets[0].hostname: \"10.0.0.1\" is "
+            "not a hostname pattern: digits and dots only: an address, not a "
+            "name (an address goes in target, e.g. tcp://10.0.0.1)");
+  // Names with digits stay names.
+  EXPECT_EQ(Errors("p: {targets: [\"tcp://db1.example:5432\", "
+                   "{hostname: \"*.10.example\"}], latency: 1ms}"),
+            "<ok>");
   EXPECT_EQ(
       Errors("p: {targets: [{priority: 1}], latency: 1ms}"),
       "p.yaml:1:15: policy \"p\": targets[0]: needs target, hostname or sni");

@@ -165,6 +165,34 @@ std::vector<std::string_view> FamilyNames() {
   return out;
 }
 
+// Why `host`, made only of digits and dots, is not an IPv4 address
+// (inet_pton said no): which of its four parts is wrong.
+std::string WhyNotIpv4(std::string_view host) {
+  std::vector<absl::string_view> parts = absl::StrSplit(Av(host), '.');
+  if (parts.size() != 4) {
+    return Cat("an IPv4 address has 4 parts, this has ", parts.size());
+  }
+  for (absl::string_view part : parts) {
+    if (part.empty()) return "a part is empty";
+    if (part.size() > 1 && part[0] == '0') {
+      return Cat("part ", part, " has a leading zero");
+    }
+    int value = 0;
+    if (part.size() > 3 || !absl::SimpleAtoi(part, &value) || value > 255) {
+      return Cat("part ", part, " is above 255");
+    }
+  }
+  return "not a dotted-quad address";
+}
+
+// A host made only of digits and dots is meant as an IPv4 address: no DNS
+// name is all-numeric, so taking it as a name would silently select nothing.
+bool LooksLikeIpv4(std::string_view host) {
+  return !host.empty() &&
+         std::all_of(host.begin(), host.end(),
+                     [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
+}
+
 // Host name patterns for hostname and sni selectors: "api.example.com" or
 // "*.example.com"; lower-cased.
 absl::StatusOr<std::string> CanonicalNamePattern(std::string_view text,
@@ -179,6 +207,10 @@ absl::StatusOr<std::string> CanonicalNamePattern(std::string_view text,
   std::string_view rest = name;
   if (rest.substr(0, 2) == "*.") rest.remove_prefix(2);
   if (rest.empty()) return bad("\"*.\" needs a domain after it");
+  if (LooksLikeIpv4(name)) {
+    return bad("digits and dots only: an address, not a name (an address "
+               "goes in target, e.g. tcp://10.0.0.1)");
+  }
   for (char c : rest) {
     if (c == '*') return bad("'*' is only allowed as a leading \"*.\"");
     if (!absl::ascii_isalnum(c) && c != '-' && c != '.' && c != '_') {
@@ -2306,6 +2338,9 @@ absl::StatusOr<fault::v1::Target> ParseTargetUrl(std::string_view url) {
   if (inet_pton(family, host_str.c_str(), addr) != 1) {
     if (v6) return bad(Cat(Quote(host), " is not an IPv6 address"));
     if (has_prefix) return bad(Cat(Quote(host), " is not an IPv4 address"));
+    if (LooksLikeIpv4(host)) {
+      return bad(Cat(Quote(host), " is not an IPv4 address: ", WhyNotIpv4(host)));
+    }
     // A name: matched through getaddrinfo's answers, like `hostname`.
     absl::StatusOr<std::string> name = CanonicalNamePattern(host, "host name");
     if (!name.ok()) {

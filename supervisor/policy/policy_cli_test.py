@@ -53,6 +53,65 @@ class PolicyCliTest(unittest.TestCase):
             f"{bad}:6:16: policy \"other\": packet_loss: \"150%\" is not a probability: "
             "above 100%\n")
 
+    def test_validate_accepts_hundreds_of_targets(self):
+        # The table holds 1024 targets over all policies, not 8 per policy.
+        text = "many:\n  latency: 1ms\n  targets:\n"
+        text += "".join(f"    - tcp://127.0.0.1:{1000 + i}\n" for i in range(200))
+        p = self.write("many.yaml", text)
+        rc, out, err = run("policy", "validate", p)
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, f"{p}: 1 policy OK\n")
+
+    def test_validate_refuses_what_exec_refuses(self):
+        # Bounds of the table that only the compiler knows: validate runs it.
+        cases = {
+            "rules.yaml": ("".join(f"p{i}: {{latency: 1ms}}\n" for i in range(65)),
+                           "65 policies; the table holds at most 64 (FAULT_MAX_RULES)"),
+            "targets.yaml": (
+                "".join(f"p{k}:\n  latency: 1ms\n  targets:\n" +
+                        "".join(f"    - tcp://127.0.0.1:{1000 + i}\n" for i in range(513))
+                        for k in range(2)),
+                "1026 targets in all policies; the table holds at most 1024 "
+                "(FAULT_MAX_TARGETS_TOTAL)"),
+            "syscalls.yaml": (
+                "s:\n  syscalls:\n" + "    - write: deny(EIO)\n" * 129,
+                "129 syscall faults in all policies; the table holds at most 128 "
+                "(FAULT_MAX_SYSCALL_RULES)"),
+            "partitions.yaml": (
+                "s:\n  partition: [" + ", ".join(f"[a, b{i}]" for i in range(9)) + "]\n",
+                "9 partitions in all policies; the table holds at most 8 "
+                "(FAULT_MAX_PARTITIONS)"),
+            "intervals.yaml": (
+                "s:\n  latency: 1ms\n  schedule: {kind: intervals, intervals: \"" +
+                ";".join(f"start:{i}s,duration:1s" for i in range(9)) + "\"}\n",
+                "policy \"s\": schedule has 9 intervals; the table holds at most 8 "
+                "(FAULT_MAX_INTERVALS)"),
+        }
+        for name, (text, message) in cases.items():
+            with self.subTest(name):
+                p = self.write(name, text)
+                rc, out, err = run("policy", "validate", p)
+                self.assertEqual((rc, out), (1, ""), err)
+                self.assertEqual(err, f"{p}: {message}\n")
+
+    def test_validate_files_that_fit_alone_but_not_together(self):
+        def targets(name):
+            return (f"{name}:\n  latency: 1ms\n  targets:\n" +
+                    "".join(f"    - tcp://127.0.0.1:{1000 + i}\n" for i in range(600)))
+        a = self.write("a.yaml", targets("a"))
+        b = self.write("b.yaml", targets("b"))
+        rc, out, err = run("policy", "validate", a, b)
+        self.assertEqual(rc, 1)
+        self.assertEqual(out, f"{a}: 1 policy OK\n{b}: 1 policy OK\n")
+        self.assertEqual(err, "the files together: 1200 targets in all policies; the table "
+                              "holds at most 1024 (FAULT_MAX_TARGETS_TOTAL)\n")
+
+    def test_validate_refuses_devices_before_reading(self):
+        rc, out, err = run("policy", "validate", "/dev/zero")
+        self.assertEqual((rc, out), (1, ""))
+        self.assertEqual(err, "/dev/zero: cannot read: a character device, not a regular "
+                              "file\n")
+
     def test_validate_json_syntax_error(self):
         bad = self.write("bad.json", "{\"a\": {\"latency\": \"7ms\",}}")
         rc, out, err = run("policy", "validate", bad)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "supervisor/cli/commands.h"
+#include "supervisor/exec/table_compiler.h"
 #include "supervisor/policy/loader.h"
 
 namespace fault::cli {
@@ -40,6 +41,14 @@ void RegisterPolicyCommands(CLI::App& app) {
         status = 1;
         continue;
       }
+      // The table's bounds (policies, targets, syscall faults, partitions,
+      // intervals) are the compiler's: ask it, so that validate never
+      // accepts what `fault exec` refuses.
+      if (absl::Status fits = fault::exec::CheckCompiles(*set); !fits.ok()) {
+        std::cerr << file << ": " << fits.message() << "\n";
+        status = 1;
+        continue;
+      }
       const int n = set->policies_size();
       std::cout << file << ": " << n << (n == 1 ? " policy" : " policies")
                 << " OK\n";
@@ -50,6 +59,12 @@ void RegisterPolicyCommands(CLI::App& app) {
           fault::policy::LoadPolicyFiles(*files);
       if (!all.ok()) {
         std::cerr << all.status().message() << "\n";
+        status = 1;
+      } else if (absl::Status fits = fault::exec::CheckCompiles(*all);
+                 !fits.ok()) {
+        // Each file fits alone; together (as `fault exec --policy a
+        // --policy b` loads them) they may not.
+        std::cerr << "the files together: " << fits.message() << "\n";
         status = 1;
       }
     }

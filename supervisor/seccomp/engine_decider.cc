@@ -151,7 +151,7 @@ Decision EngineDecider::DecideStream(const SyscallContext& call) {
   int r = eng::PickRule(table_, idx_, cand, ep);
   fault_rule rule;
   if (r < 0 || !eng::ReadRule(table_, idx_.seq, r, &rule) ||
-      !eng::HasStreamEffects(rule)) {
+      !eng::HasStreamEffects(table_, rule)) {
     return {};
   }
   const int64_t now = eng::MonotonicClock().Now();
@@ -201,11 +201,12 @@ Decision EngineDecider::DecideFamily(const SyscallContext& call, int family) {
         matched |= uint64_t{1} << r;
         continue;
       }
+      if (!have_ep) continue;
       int32_t priority;
-      if (have_ep &&
-          eng::TargetsMatch(rule.targets, rule.n_targets, ep, &priority)) {
-        matched |= uint64_t{1} << r;
-      }
+      eng::TargetMatch m =
+          eng::RuleTargetsMatch(table_, idx_.seq, r, ep, &priority);
+      if (m == eng::TargetMatch::kTorn) return {};
+      if (m == eng::TargetMatch::kYes) matched |= uint64_t{1} << r;
     }
     mask = matched;
   }

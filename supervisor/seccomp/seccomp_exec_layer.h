@@ -48,6 +48,8 @@ class SeccompExecLayer : public fault::exec::ExecLayer {
   // With a partition map the filter notifies connect and send even from the
   // shim's stub page, so partitions hold for dynamically linked programs.
   bool handles_partitions() const override;
+  // The filter's notifications need this process to answer them.
+  bool needs_live_supervisor() const override { return true; }
   absl::Status Prepare(fault::exec::PolicyTable* table) override;
   int InChild() noexcept override;
   absl::Status Started(pid_t child) override;

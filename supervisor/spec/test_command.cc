@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "supervisor/cli/commands.h"
+#include "supervisor/cli/input_file.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/report.h"
 #include "supervisor/spec/runner.h"
@@ -94,14 +95,13 @@ int RunTest(const TestFlags& f) {
         timeout.ok() ? "" : std::string(timeout.status().message()).c_str());
     return 2;
   }
-  std::ifstream in(f.spec, std::ios::binary);
-  if (!in) {
-    fprintf(stderr, "fault test: cannot read %s: %s\n", f.spec.c_str(),
-            strerror(errno));
+  absl::StatusOr<std::string> spec_text = fault::cli::ReadInputFile(
+      f.spec, fault::cli::kMaxScriptBytes, "spec files");
+  if (!spec_text.ok()) {
+    fprintf(stderr, "fault test: %s\n",
+            std::string(spec_text.status().message()).c_str());
     return 2;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   std::vector<std::pair<std::string, std::string>> vars;
   for (const std::string& v : f.vars) {
     size_t eq = v.find('=');
@@ -112,7 +112,7 @@ int RunTest(const TestFlags& f) {
     vars.emplace_back(v.substr(0, eq), v.substr(eq + 1));
   }
   absl::StatusOr<std::unique_ptr<fault::spec::Spec>> spec =
-      fault::spec::LoadSpec(f.spec, ss.str(), vars);
+      fault::spec::LoadSpec(f.spec, *spec_text, vars);
   if (!spec.ok()) {
     fprintf(stderr, "%s\nfault test: %s: spec error, nothing was run\n",
             FormatSpecError(spec.status().message()).c_str(), f.spec.c_str());

@@ -243,6 +243,35 @@ class PolicyInputTest(unittest.TestCase):
         self.assertIn(path + ": cannot read", r.stderr)
         self.assertFalse(os.path.exists(self.marker))
 
+    def test_policy_that_is_not_a_regular_file_or_too_big(self):
+        # Refused before reading: /dev/zero used to be read forever.
+        fifo = os.path.join(self.dir.name, "fifo")
+        os.mkfifo(fifo)
+        big = self.write("big.yaml", "# " + "x" * (1 << 20) + "\n")
+        for path, why in [("/dev/zero", "a character device, not a regular file"),
+                          (self.dir.name, "a directory, not a regular file"),
+                          (fifo, "a FIFO, not a regular file")]:
+            with self.subTest(path):
+                r = fault_exec(["--policy", path, "--", "touch", self.marker], timeout=10)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertEqual(r.stderr, "fault exec: %s: cannot read: %s\n" % (path, why))
+        r = fault_exec(["--policy", big, "--", "touch", self.marker], timeout=10)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "fault exec: %s: too large (%d bytes; policy files are "
+                                   "at most 1 MiB)\n" % (big, (1 << 20) + 3))
+        self.assertFalse(os.path.exists(self.marker))
+        # Spec files and Starlark scripts go through the same reader.
+        r = subprocess.run([FAULT, "test", "/dev/zero"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stderr, "fault test: /dev/zero: cannot read: a character device, "
+                                   "not a regular file\n")
+        r = subprocess.run([FAULT, "starlark", fifo], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, "fault starlark: %s: cannot read: a FIFO, not a regular "
+                                   "file\n" % fifo)
+
     def test_use_with_inline_flags_is_an_error(self):
         path = self.write("p.yaml", "slow:\n  latency: 50ms\n")
         r = fault_exec(["--policy", path, "--use", "slow", "--latency", "1ms", "--",
@@ -318,6 +347,35 @@ class CurlTest(unittest.TestCase):
         slow, r = self.timed([FAULT, "exec", "--quiet", "--latency", "200ms", "--"] + curl)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertGreaterEqual(slow - bare, 0.200, "bare %.3fs, faulted %.3fs" % (bare, slow))
+
+    def test_200_targets_only_the_last_matches(self):
+        # The table holds targets in one pool (1024 in all), not 8 per
+        # policy: the 200th target of a policy must still select traffic.
+        url = "http://127.0.0.1:%d/" % self.port
+        curl = ["curl", "-sS", "--max-time", "20", "-o", "/dev/null", url]
+        others = "".join("    - tcp://10.%d.%d.1:80\n" % (i // 200, i % 200)
+                         for i in range(199))
+        with tempfile.TemporaryDirectory() as d:
+            hit = os.path.join(d, "hit.yaml")
+            with open(hit, "w") as f:
+                f.write("slow:\n  latency: 200ms\n  targets:\n" + others +
+                        "    - tcp://127.0.0.1:%d\n" % self.port)
+            miss = os.path.join(d, "miss.yaml")
+            with open(miss, "w") as f:
+                f.write("slow:\n  latency: 200ms\n  targets:\n" + others +
+                        "    - tcp://127.0.0.1:%d\n" % closed_port())
+            rc = subprocess.run([FAULT, "policy", "validate", hit], capture_output=True,
+                                text=True, timeout=30)
+            self.assertEqual(rc.returncode, 0, rc.stderr)
+            bare = min(self.timed(curl)[0] for _ in range(3))
+            slow, r = self.timed([FAULT, "exec", "--policy", hit, "--"] + curl)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertGreaterEqual(slow - bare, 0.200,
+                                    "bare %.3fs, faulted %.3fs" % (bare, slow))
+            self.assertRegex(r.stderr, r'policy "slow": matched [1-9]')
+            _, r = self.timed([FAULT, "exec", "--policy", miss, "--"] + curl)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn('policy "slow": never matched', r.stderr)
 
     def test_dns_nxdomain_makes_curl_fail_to_resolve(self):
         name = hosts_name()
@@ -593,6 +651,171 @@ class EventsTest(unittest.TestCase):
         # The summary counts the same fault.
         self.assertIn('fault: policy "cli": matched', r.stderr)
         self.assertIn("fault:   deny ", r.stderr)
+
+
+    def test_unwritable_events_file_fails_the_run(self):
+        # /dev/full takes no byte: the run's record of what it injected is
+        # lost, so the run fails (4) although the program exited 0, and the
+        # summary still counts every event.
+        data = os.path.join(self.dir.name, "data.bin")
+        r = fault_exec(["--deny", "fsync=EIO", "--seed", "1", "--events", "/dev/full", "--",
+                        PY, "-c", FSYNC_ONCE + "try:\n    os.fsync(fd)\nexcept OSError:\n    pass\n",
+                        data])
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertTrue(r.stdout.split()[1] == "EIO", r.stdout)
+        self.assertIn("fault: writing --events /dev/full: write: No space left on device; "
+                      "no further events are written and the run will fail (exit status 4)\n",
+                      r.stderr)
+        self.assertIn('fault: policy "cli": matched 2, fired 2\n', r.stderr)
+        self.assertIn("fault: 2 events, 0 dropped, 2 not written to --events; seed 1 "
+                      "(--seed)\n", r.stderr)
+        self.assertIn("fault exec: --events /dev/full: write: No space left on device; "
+                      "2 of 2 events are missing from the file\n", r.stderr)
+
+    def test_unwritable_events_file_keeps_a_failing_programs_status(self):
+        data = os.path.join(self.dir.name, "data.bin")
+        r = fault_exec(["--deny", "fsync=EIO", "--events", "/dev/full", "--",
+                        PY, "-c", FSYNC_ONCE + "sys.exit(7)\n", data])
+        self.assertEqual(r.returncode, 7, r.stderr)
+        self.assertIn("1 of 1 events are missing from the file", r.stderr)
+
+
+TICKER = r"""
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.write(fd, b"pid %d\n" % os.getpid())
+for i in range(400):
+    os.write(fd, b"line %d\n" % i)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def process_gone(pid):
+    """True when pid no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+class SupervisorDeathTest(unittest.TestCase):
+    """kill -9 of fault under the seccomp layer: the program must not run on
+    with a filter nobody answers (its covered syscalls would fail with
+    ENOSYS, writes included)."""
+
+    def setUp(self):
+        require_shim(self)
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def start(self, args, out):
+        p = subprocess.Popen([FAULT, "exec", "--quiet", *args, "--", PY, "-c", TICKER, out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        pid = None
+        while time.monotonic() < deadline:
+            try:
+                with open(out) as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                lines = []
+            if len(lines) >= 4:
+                pid = int(lines[0].split()[1])
+                break
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        if pid is None:
+            p.kill()
+            self.fail("the program did not start: %s" % p.communicate(timeout=10)[1])
+        return p, pid
+
+    def test_program_dies_with_a_killed_supervisor(self):
+        out = os.path.join(self.dir.name, "ticks.txt")
+        p, pid = self.start(["--deny", "fsync=EIO"], out)
+        try:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+            deadline = time.monotonic() + 2
+            while not process_gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(process_gone(pid), "the program runs on without fault")
+            with open(out) as f:
+                n = len(f.read().splitlines())
+            time.sleep(0.3)
+            with open(out) as f:
+                self.assertEqual(len(f.read().splitlines()), n, "the file still grows")
+        finally:
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def test_shim_alone_keeps_the_program_running(self):
+        # Nothing of the shim needs fault alive: the program keeps its
+        # last policy and runs on (the documented behaviour).
+        out = os.path.join(self.dir.name, "ticks.txt")
+        p, pid = self.start(["--latency", "1ms"], out)
+        try:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=10)
+            time.sleep(0.3)
+            self.assertFalse(process_gone(pid))
+        finally:
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+class PrivilegeWarningTest(unittest.TestCase):
+    """The seccomp layer sets NO_NEW_PRIVS: a set-user-ID program started
+    by an unprivileged fault runs without its privileges, and fault says so
+    before it starts."""
+
+    def setUp(self):
+        require_shim(self)
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a set-user-ID root file and to "
+                          "switch to nobody with setpriv")
+        if not os.path.exists("/usr/bin/setpriv"):
+            self.skipTest("setpriv (util-linux) is not installed")
+        self.dir = tempfile.mkdtemp()
+        os.chmod(self.dir, 0o755)
+        self.prog = os.path.join(self.dir, "suid_true")
+        with open("/bin/true", "rb") as src, open(self.prog, "wb") as dst:
+            dst.write(src.read())
+        os.chmod(self.prog, 0o4755)
+
+    def tearDown(self):
+        if hasattr(self, "dir"):
+            subprocess.run(["rm", "-rf", self.dir], timeout=30)
+
+    def as_nobody(self, args):
+        return subprocess.run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup",
+                               "--clear-groups", FAULT, "exec", *args, "--", self.prog],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_unprivileged_run_with_a_filter_warns(self):
+        r = self.as_nobody(["--quiet", "--deny", "fsync=EIO"])
+        if "Operation not permitted" in r.stderr and r.returncode != 0:
+            self.skipTest("this machine does not let nobody run fault: " + r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(
+            r.stderr,
+            "fault: warning: %s is set-user-ID (owner uid 0): the seccomp layer sets "
+            "NO_NEW_PRIVS, so it runs without those privileges (and may fail, e.g. with "
+            "EPERM); run fault as root, or use only faults that need no seccomp filter "
+            "(--layer preload)\n" % self.prog)
+
+    def test_no_warning_without_a_filter_or_as_the_owner(self):
+        r = self.as_nobody(["--quiet", "--latency", "1ms"])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        r = fault_exec(["--quiet", "--deny", "fsync=EIO", "--", self.prog])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
 
 
 class ExpectFaultsTest(unittest.TestCase):

@@ -26,10 +26,14 @@ extern "C" {
 #endif
 
 #define FAULT_TABLE_MAGIC 0x454c4241544c4146ULL /* "FALTABLE" little-endian */
-#define FAULT_TABLE_VERSION 2u
+#define FAULT_TABLE_VERSION 3u /* 2: target pool; 3: stream engine redirects */
 
 #define FAULT_MAX_RULES 64           /* policies in one table */
-#define FAULT_MAX_TARGETS 8          /* targets per policy */
+/* Targets of all policies together. They live in one pool in fault_config
+ * rather than inside each fault_rule: readers copy whole rules onto their
+ * stack on the hot path, so a rule must stay small however many targets a
+ * policy lists. */
+#define FAULT_MAX_TARGETS_TOTAL 1024
 #define FAULT_MAX_SYSCALL_RULES 128  /* syscall-level faults, all policies */
 #define FAULT_MAX_INTERVALS 8        /* schedule intervals per policy */
 #define FAULT_MAX_PARTITIONS 8
@@ -119,9 +123,10 @@ struct fault_schedule {
 struct fault_rule {
   char name[FAULT_NAME_MAX];
   uint32_t flags;
-  uint32_t n_targets;
+  uint32_t n_targets;    /* 0: every destination */
+  uint32_t first_target; /* index into fault_config.targets[] */
+  uint32_t pad0;
   uint64_t seed;
-  struct fault_target targets[FAULT_MAX_TARGETS];
   struct fault_schedule schedule;
   struct fault_link uplink;
   struct fault_link downlink;
@@ -222,10 +227,12 @@ struct fault_config {
   uint32_t n_rules;
   uint32_t n_syscall_rules;
   uint32_t n_partitions;
-  uint32_t pad;
+  uint32_t n_targets;       /* entries of targets[] in use, all rules */
   struct fault_rule rules[FAULT_MAX_RULES];
   struct fault_syscall_rule syscall_rules[FAULT_MAX_SYSCALL_RULES];
   struct fault_partition partitions[FAULT_MAX_PARTITIONS];
+  /* Rule i owns targets[rules[i].first_target .. + rules[i].n_targets). */
+  struct fault_target targets[FAULT_MAX_TARGETS_TOTAL];
 };
 
 /* Per-rule statistics and decision counters; updated with atomics by every

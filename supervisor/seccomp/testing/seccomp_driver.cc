@@ -161,7 +161,7 @@ int DriverMain(int argc, char** argv) {
     size_t slash = target.find('/'), colon = target.rfind(':');
     if (slash == std::string::npos || colon == std::string::npos)
       return Fail("--target CIDR:PORT");
-    fault_target& t = rule.targets[0];
+    fault_target& t = cfg->targets[0];
     t.kind = FAULT_TARGET_CIDR;
     t.family = AF_INET;
     inet_pton(AF_INET, target.substr(0, slash).c_str(), t.addr);
@@ -174,6 +174,7 @@ int DriverMain(int argc, char** argv) {
     t.prefix_len = static_cast<uint8_t>(prefix);
     t.port_min = t.port_max = static_cast<uint16_t>(port);
     rule.n_targets = 1;
+    cfg->n_targets = 1;
   }
   uint64_t families = extra_families;
   for (const std::string& item : keep) {
