@@ -66,9 +66,40 @@ void CloseWithReset(int fd) {
   close(fd);
 }
 
-void NoDelay(int fd) {
+// Every socket of the engine: no Nagle (chunks leave when they are due),
+// and a kernel receive time stamp on what is read, so that a delay counts
+// from when the bytes arrived, not from when this thread woke up to read
+// them (tens of microseconds later on a virtual machine).
+void TuneSocket(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+}
+
+// recv() that also returns when the kernel received the bytes, on
+// CLOCK_MONOTONIC (`now` when the kernel gave no time stamp).
+ssize_t RecvStamped(int fd, char* buf, size_t n, int64_t now, int64_t* arrived) {
+  iovec iov = {buf, n};
+  alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(timespec))];
+  msghdr m = {};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = cbuf;
+  m.msg_controllen = sizeof(cbuf);
+  ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT);
+  *arrived = now;
+  if (r <= 0) return r;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm != nullptr; cm = CMSG_NXTHDR(&m, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec ts;
+    memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+    int64_t stamp = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    int64_t age = eng::RealtimeNs() - stamp;
+    // A stamp from the future or older than a second (a clock step) is
+    // not trusted.
+    if (age > 0 && age < 1'000'000'000) *arrived = now - age;
+  }
+  return r;
 }
 
 void FormatAddress(int family, const uint8_t* addr, uint16_t port, char* out,
@@ -157,6 +188,10 @@ class StreamEngine::Loop {
   void Run();
   void RequestStop();
   void RequestFinish(int64_t deadline_ns);
+  // How late this machine wakes us after a timed wait (an average): sleeps
+  // end that much (and kSpinNs more) before a chunk is due, then the loop
+  // polls until it is, so that its bytes leave on time.
+  int64_t early_ns() const { return early_ns_; }
   size_t cut_short() const { return cut_short_.load(); }
   Stats stats() const;
 
@@ -213,6 +248,9 @@ class StreamEngine::Loop {
   std::unordered_map<uint32_t, Orphan> handed_;
   std::unordered_map<uint32_t, uint64_t> awaiting_;
   int64_t next_expiry_ = 0;
+  int64_t early_ns_ = 0;
+  static constexpr int64_t kMaxEarlyNs = 200'000;
+  static constexpr int64_t kSpinNs = 30'000;
   std::unique_ptr<char[]> scratch_{new char[kReadChunk]};
 
   std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
@@ -344,16 +382,22 @@ void StreamEngine::Loop::Run() {
   while (!stop_.load(std::memory_order_relaxed)) {
     int64_t now = NowNs();
     timespec ts;
-    timespec* tp = nullptr;
-    int64_t wait = timers_.empty() ? 1'000'000'000 : timers_.top().at - now;
-    if (!handed_.empty() || !awaiting_.empty())
-      wait = std::min<int64_t>(wait, 1'000'000'000);
+    // Sleep until shortly before the next chunk is due, then poll: a
+    // wake-up on this kind of machine comes tens of microseconds late, a
+    // poll does not (the spin lasts kSpinNs at most per release).
+    int64_t wait = timers_.empty() ? 1'000'000'000
+                                   : timers_.top().at - early_ns_ - kSpinNs - now;
     if (wait < 0) wait = 0;
     ts.tv_sec = wait / 1'000'000'000;
     ts.tv_nsec = wait % 1'000'000'000;
-    tp = &ts;
-    int n = epoll_pwait2(ep_, evs, kMaxEvents, tp, nullptr);
+    const int64_t wake = now + wait;
+    int n = epoll_pwait2(ep_, evs, kMaxEvents, &ts, nullptr);
     if (n < 0 && errno != EINTR) break;
+    if (n == 0 && wait > 0 && !timers_.empty()) {
+      // A timed wake-up: learn how late they come (EWMA, 1/8).
+      int64_t late = std::clamp<int64_t>(NowNs() - wake, 0, kMaxEarlyNs);
+      early_ns_ += (late - early_ns_) / 8;
+    }
     for (int i = 0; i < n; ++i) {
       auto* h = static_cast<Handle*>(evs[i].data.ptr);
       switch (h->kind) {
@@ -477,7 +521,7 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
       c->rule_seq = idx.seq;
       eng::CopyString(c->rule_name, c->rule_copy.name, sizeof(c->rule_name));
     }
-    NoDelay(fd);
+    TuneSocket(fd);
     conns_.emplace(c->id, std::move(owned));
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 
@@ -572,7 +616,7 @@ void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
     memcpy(&a->sin6_addr, r.addr, 16);
     len = sizeof(*a);
   }
-  NoDelay(fd);
+  TuneSocket(fd);
   c->fd[1] = fd;
   c->state = Conn::kConnecting;
   int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
@@ -602,7 +646,7 @@ void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
 void StreamEngine::Loop::AttachFar(Conn* c, int fd) {
   c->fd[1] = fd;
   c->state = Conn::kOpen;
-  NoDelay(fd);
+  TuneSocket(fd);
   SetSlotState(c, FAULT_REDIRECT_OPEN, 0);
   Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
   Service(c);
@@ -666,9 +710,10 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
       dir.paused = true;
       return;
     }
-    ssize_t n = recv(fd, scratch_.get(), kReadChunk, MSG_DONTWAIT);
+    int64_t arrived;
+    ssize_t n = RecvStamped(fd, scratch_.get(), kReadChunk, NowNs(), &arrived);
     if (n > 0) {
-      Ingest(c, d, scratch_.get(), static_cast<size_t>(n), NowNs());
+      Ingest(c, d, scratch_.get(), static_cast<size_t>(n), arrived);
       if (c->state == Conn::kDead) return;
       continue;
     }
