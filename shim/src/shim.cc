@@ -2347,8 +2347,23 @@ FAULT_EXPORT int socket(int domain, int type, int protocol) {
   return fd;
 }
 
+// connect() again on a socket handed to the stream engine (hiredis asks
+// whether its non-blocking connect is done this way): what the kernel
+// would answer for the far end, not for the engine.
+static int ConnectAgain(int fd) {
+  // The socket is writable already (the engine accepted it at once): the
+  // program takes the connect as done and asks how it went. Answer for the
+  // far end, waiting for it if need be (see AwaitFarConnect).
+  FdState& st = g_fds[fd];
+  AwaitFarConnect(st);
+  int e = RedirectError(st);
+  errno = e != 0 ? e : EISCONN;
+  return -1;
+}
+
 FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   EnsureReal();
+  if (IsRedirected(fd) && g_table != nullptr) return ConnectAgain(fd);
   VerdictReset(fd);  // the peer the verdict was decided for changes
   if (!FdMaybe(fd, eng::kFamilyConnect) &&
       !(GatesPossible() && fd < kMaxFds && fd >= 0 && g_fds[fd].valid &&
