@@ -484,6 +484,7 @@ __attribute__((constructor)) void ShimInit() {
   if (t == nullptr) return;
   g_start_ns = t->start_ns;
   g_table = t;
+  __atomic_fetch_add(&t->attached, 1, __ATOMIC_RELAXED);
   t_state.in_shim = 1;
   RefreshIndex(&t_state);
   t_state.in_shim = 0;

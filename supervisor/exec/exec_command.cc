@@ -358,6 +358,17 @@ int RunFromFlags(ExecFlags& f) {
                                                   .partitions = partition_map.get()}));
     return seccomp_layers.back().get();
   };
+  for (const Program& prog : programs) {
+    if (!network_effects || prog.use_seccomp) continue;
+    const char* path_env = std::getenv("PATH");
+    absl::StatusOr<std::string> program =
+        fault::exec::ResolveProgram(prog.command[0], path_env ? path_env : "/usr/bin:/bin");
+    if (program.ok() && fault::exec::IsGoProgram(*program)) {
+      o.blind_spots.push_back(prog.command[0] +
+                              " is a Go program, whose connects only the seccomp layer sees "
+                              "(run with --layer auto or both)");
+    }
+  }
   o.selected = *std::move(policies);
   o.selected_warnings = std::move(warnings);
   o.preload_shim = programs[0].use_shim;

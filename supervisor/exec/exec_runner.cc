@@ -746,6 +746,14 @@ int Runner::Finish(int wait_status) {
     info.has_run_seed = run_seed_.has_value();
     info.run_seed = run_seed_.value_or(0);
     info.run_seed_random = run_seed_random_;
+    info.blind_spots = o_.blind_spots;
+    bool shim_expected = o_.preload_shim;
+    for (const CompanionProgram& c : o_.companions) shim_expected |= c.preload_shim;
+    if (shim_expected && __atomic_load_n(&table_->table()->attached, __ATOMIC_RELAXED) == 0) {
+      info.blind_spots.push_back(
+          "no process of the run loaded the preload shim (its environment lost LD_PRELOAD or "
+          "FAULT_TABLE, or it could not open the table)");
+    }
     err_ << report_.Summary(info);
   }
   // A run whose record of what it injected is incomplete has failed, even

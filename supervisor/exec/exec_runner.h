@@ -72,6 +72,10 @@ struct ExecOptions {
   int reload_signal = 0;                          // 0: none
   std::string shim_path;                          // empty: FindShimLibrary()
   bool preload_shim = true;                       // false: other layers only
+  // Traffic the chosen layers cannot see, known before the start (a Go
+  // program without the seccomp layer, ...): named in the summary under a
+  // policy that never matched.
+  std::vector<std::string> blind_spots;
   std::vector<std::string> command;
   std::vector<ExecLayer*> layers;                 // besides the shim
   // The policies the caller already selected (SelectPolicies) with their

@@ -80,6 +80,9 @@ std::string RunReport::Summary(const SummaryInfo& info) const {
     if (s.matched == 0 && fired == 0) {
       absl::StrAppend(&out, "fault: policy \"", n,
                       "\": never matched \xE2\x80\x94 check its targets\n");
+      for (const std::string& b : info.blind_spots) {
+        absl::StrAppend(&out, "fault:   or traffic fault could not see: ", b, "\n");
+      }
       continue;
     }
     if (fired == 0) {

@@ -40,6 +40,10 @@ struct SummaryInfo {
   bool has_run_seed = false;
   uint64_t run_seed = 0;
   bool run_seed_random = false;
+  // Ways the run's traffic may have gone past fault ("io_uring: ..."),
+  // said under a policy that never matched so that it is not blamed on
+  // the policy's targets alone.
+  std::vector<std::string> blind_spots;
 };
 
 class RunReport {

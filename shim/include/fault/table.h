@@ -298,6 +298,8 @@ struct fault_table {
   uint32_t supervisor_pid;
   uint32_t warned;      /* effects some shim of the run has warned about (atomic or):
                            one warning per run, not per process */
+  uint32_t attached;    /* processes whose shim mapped this table (atomic add) */
+  uint32_t attached_pad;
   /* The stream engine of the run: loopback ports of its IPv4 and IPv6
    * listeners (0: none) and its control socket's abstract name. Written
    * before the first program starts; constant for the run. */
