@@ -612,6 +612,10 @@ int Runner::Finish(int wait_status) {
     std::vector<std::string> never = report_.NeverFired();
     bool none_loaded = report_.stats().empty();
     if (none_loaded) err_ << "fault: --expect-faults: no policies were loaded\n";
+    std::erase_if(never, [&](const std::string& n) {
+      return std::any_of(o_.added_policies.begin(), o_.added_policies.end(),
+                         [&](const fault::v1::Policy& p) { return p.name() == n; });
+    });
     for (const std::string& n : never) {
       err_ << "fault: --expect-faults: policy \"" << n << "\" never fired\n";
     }
@@ -672,6 +676,16 @@ absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
       }
     }
     *out.add_policies() = *o.inline_policy;
+  }
+  for (const fault::v1::Policy& added : o.added_policies) {
+    for (const fault::v1::Policy& p : out.policies()) {
+      if (p.name() == added.name()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "fault exec adds a policy named \"", p.name(),
+            "\" and a policy of that name is given too (rename yours)"));
+      }
+    }
+    *out.add_policies() = added;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #define FAULT_SUPERVISOR_EXEC_PROGRAM_INFO_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -29,6 +30,19 @@ absl::StatusOr<Linkage> ProgramLinkage(const std::string& path);
 // calls as raw syscalls, so a preloaded library never sees them, even when
 // the program is dynamically linked (cgo). False when unreadable.
 bool IsGoProgram(const std::string& path);
+
+// The shared libraries the ELF at `path` names in its dynamic section
+// (DT_NEEDED), in order: "libc.so.6", ... Empty for a static program or a
+// "#!" script; an error when the file cannot be read or is not a well-formed
+// ELF. Found through the section headers (.dynamic and the string table it
+// links to), which every linker writes.
+absl::StatusOr<std::vector<std::string>> NeededLibraries(const std::string& path);
+
+// Whether the program at `path` needs liburing ("liburing.so.2"): it may
+// submit connects and accepts through io_uring, where neither the shim nor
+// the seccomp layer sees them. False when unreadable. A program that links
+// liburing statically, or makes the io_uring syscalls itself, is not found.
+bool NeedsLiburing(const std::string& path);
 
 }  // namespace fault::exec
 
