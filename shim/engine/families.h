@@ -51,6 +51,8 @@ struct FamilyTraits {
   bool seccomp_only;
 };
 
+// One family a line.
+// clang-format off
 inline constexpr FamilyTraits kFamilies[kFamilyCount] = {
     {"", false, false},
     {"open", true, false},
@@ -69,6 +71,7 @@ inline constexpr FamilyTraits kFamilies[kFamilyCount] = {
     {"ftruncate", true, false},
     {"io_uring", false, true},
 };
+// clang-format on
 
 // The name of `family`, "" when it is not one.
 constexpr const char* FamilyName(int family) {
