@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "fault/table.h"
+#include "shim/engine/families.h"
 
 namespace fault::engine {
 
@@ -102,25 +103,7 @@ bool TableValid(const fault_table* t);
 
 // ------------------------------------------------------------ families ---
 
-// Syscall families: the numbers of fault.v1.SyscallFault.Family.
-enum Family : uint8_t {
-  kFamilyNone = 0,
-  kFamilyOpen = 1,
-  kFamilyRead = 2,
-  kFamilyWrite = 3,
-  kFamilyFsync = 4,
-  kFamilyFdatasync = 5,
-  kFamilyConnect = 6,
-  kFamilyAccept = 7,
-  kFamilySend = 8,
-  kFamilyRecv = 9,
-  kFamilyClose = 10,
-  kFamilyUnlink = 11,
-  kFamilyRename = 12,
-  kFamilyMkdir = 13,
-  kFamilyFtruncate = 14,
-  kFamilyCount = 15,
-};
+// Syscall families (Family, kFamilyCount, FamilyName): shim/engine/families.h.
 
 // fault_config.families_mask has bit (1 << family) set for every family the
 // seccomp filter was built with.

@@ -14,7 +14,7 @@ namespace {
 constexpr const char* kOps[] = {"none",  "connect", "accept",   "send",  "recv",
                                 "read",  "write",   "close",    "fsync", "fdatasync",
                                 "open",  "dns",     "unlink",   "rename", "mkdir",
-                                "ftruncate"};
+                                "ftruncate", "io_uring"};
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == FAULT_OP_COUNT);
 
 constexpr const char* kEffects[] = {

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "fault/table.h"
+#include "shim/engine/families.h"
 #include "supervisor/cli/commands.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/exec_runner.h"
@@ -36,7 +37,23 @@ struct ExecFlags {
   std::vector<std::string> with;     // --with NAME=COMMAND
   std::vector<std::string> wait_for; // --wait-for HOST:PORT
   std::string wait_timeout;
+  std::string io_uring;              // --io-uring: "", deny or allow
 };
+
+// The policy `--io-uring=deny` adds: every io_uring_setup fails with ENOSYS,
+// so a program that can do without a ring falls back to plain syscalls.
+constexpr char kIoUringDenyPolicy[] = "io-uring-deny";
+
+fault::v1::Policy IoUringDenyPolicy() {
+  fault::v1::Policy p;
+  p.set_name(kIoUringDenyPolicy);
+  fault::v1::SyscallFault* r = p.add_syscalls();
+  r->set_family(fault::v1::SyscallFault::FAMILY_IO_URING);
+  r->set_action(fault::v1::SyscallFault::ACTION_DENY);
+  r->set_errno_name("ENOSYS");
+  r->set_probability_ppm(1'000'000);
+  return p;
+}
 
 // A program name for partitions: letters, digits, '_', '-', '.'; short
 // enough for the policy table.
@@ -168,6 +185,10 @@ int RunFromFlags(ExecFlags& f) {
     return usage("a named policy or inline fields but not both (--use with effect flags)");
   }
   if (o.command.empty()) return usage("no program given: fault exec [options] -- PROGRAM ARGS...");
+  if (!f.io_uring.empty() && f.io_uring != "deny" && f.io_uring != "allow") {
+    return usage("--io-uring " + f.io_uring + ": not a choice (use --io-uring=deny or --io-uring=allow)");
+  }
+  if (f.io_uring == "deny") o.added_policies.push_back(IoUringDenyPolicy());
 
   // Which layers apply the faults (docs/exec.md, "Layers").
   std::vector<std::string> warnings;
@@ -175,8 +196,11 @@ int RunFromFlags(ExecFlags& f) {
   if (!policies.ok()) return usage(std::string(policies.status().message()));
   const uint64_t families = fault::seccomp::SeccompFamilies(*policies);
   bool network_effects = false;
-  for (const fault::v1::Policy& p : policies->policies())
+  std::string network_policy;  // the first policy with network effects
+  for (const fault::v1::Policy& p : policies->policies()) {
+    if (!network_effects && HasNetworkEffects(p)) network_policy = p.name();
     network_effects = network_effects || HasNetworkEffects(p);
+  }
   if (f.layer != "auto" && f.layer != "preload" && f.layer != "shim" && f.layer != "seccomp" &&
       f.layer != "both") {
     return usage("--layer " + f.layer + ": not a layer (use auto, preload, seccomp or both)");
@@ -250,6 +274,32 @@ int RunFromFlags(ExecFlags& f) {
     o.wait_timeout_ns = *ns;
   }
 
+  // Connects and accepts submitted through io_uring reach neither the shim
+  // nor the seccomp layer, so they would bypass the stream engine: say so
+  // before anything starts rather than run without the effects
+  // (docs/exec.md, "I/O models").
+  if (network_effects && f.io_uring != "deny") {
+    for (size_t i = 0; i < programs.size(); ++i) {
+      const char* path_env = std::getenv("PATH");
+      absl::StatusOr<std::string> path = fault::exec::ResolveProgram(
+          programs[i].command[0], path_env ? path_env : "/usr/bin:/bin");
+      if (!path.ok() || !fault::exec::NeedsLiburing(*path)) continue;
+      const std::string who =
+          (i == 0 ? "" : "--with " + programs[i].name + ": ") + programs[i].command[0];
+      if (f.io_uring.empty()) {
+        return usage(who + " needs liburing: connects and accepts it submits through io_uring "
+                     "would bypass the network effects of policy \"" + network_policy +
+                     "\". Run it with --io-uring=deny (its io_uring setup fails with ENOSYS, "
+                     "so it takes its fallback if it has one) or --io-uring=allow (only "
+                     "connections it makes with connect(2) and accept(2) get the effects)");
+      }
+      std::cerr << "fault exec: " << who
+                << " needs liburing (--io-uring=allow): only connections it makes with "
+                   "connect(2) and accept(2) get the network effects, not those it submits "
+                   "through io_uring\n";
+    }
+  }
+
   bool has_partitions = false;
   for (const fault::v1::Policy& p : policies->policies()) {
     for (const fault::v1::Partition& part : p.partitions()) {
@@ -312,6 +362,11 @@ int RunFromFlags(ExecFlags& f) {
       prog.use_seccomp = true;
     } else if (f.layer == "both") {
       prog.use_seccomp = true;
+    }
+    if (!prog.use_seccomp && (families & fault::engine::SeccompOnlyFamilies()) != 0) {
+      return usage(who + "--layer " + f.layer + ": io_uring faults (--io-uring=deny, "
+                   "io_uring=deny(...)) need the seccomp layer (use --layer auto, seccomp or "
+                   "both)");
     }
     if (!prog.use_shim) {
       // Refuse what seccomp cannot do rather than run without it.
@@ -443,6 +498,11 @@ void RegisterExecCommand(CLI::App& app) {
   exec->add_option("--wait-timeout", flags->wait_timeout,
                    "How long --wait-for waits (default 10s)")
       ->type_name("DURATION");
+  exec->add_option("--io-uring", flags->io_uring,
+                   "For programs that need liburing when a policy has network effects "
+                   "(connects and accepts through io_uring bypass them): deny (their "
+                   "io_uring setup fails with ENOSYS) or allow (run them anyway)")
+      ->type_name("deny|allow");
   exec->add_option("command", flags->options.command, "PROGRAM ARGS...");
   // One value per occurrence, so that `--policy a.yaml -- prog` ends the
   // options at `--` instead of taking it as another value.

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "fault/table.h"
+#include "shim/engine/engine.h"
 #include "supervisor/cli/paths.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
@@ -216,9 +217,25 @@ void Runner::FoldCounters() {
 }
 
 absl::Status Runner::CheckLayerFamilies(const fault_config& config) const {
-  static constexpr const char* kFamilies[] = {
-      "",       "open",    "read",   "write",  "fsync",  "fdatasync", "connect", "accept",
-      "send",   "recv",    "close",  "unlink", "rename", "mkdir",     "ftruncate"};
+  auto names_of = [](uint64_t mask) {
+    std::vector<std::string> names;
+    for (int f = 1; f < engine::kFamilyCount; ++f) {
+      if (mask & engine::FamilyBit(f)) names.push_back(engine::FamilyName(f));
+    }
+    return absl::StrJoin(names, ", ");
+  };
+  // A program without a layer besides the shim would silently run without
+  // these rules: the shim cannot apply them.
+  if (uint64_t only = SyscallFamiliesMask(config) & engine::SeccompOnlyFamilies()) {
+    bool all = !o_.layers.empty();
+    for (const CompanionProgram& c : o_.companions) all = all && !c.layers.empty();
+    if (!all) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the new policies fault ", names_of(only),
+          ", which only the seccomp layer applies, and this run was started without it "
+          "(restart the run to add them)"));
+    }
+  }
   if (config.n_partitions != 0) {
     // Every program must be under a layer that applies partitions.
     auto covered = [](const std::vector<ExecLayer*>& layers) {
@@ -237,16 +254,13 @@ absl::Status Runner::CheckLayerFamilies(const fault_config& config) const {
   }
   for (ExecLayer* layer : AllLayers()) {
     uint64_t need = SyscallFamiliesMask(config);
-    if (config.n_partitions != 0) need |= (uint64_t{1} << 6) | (uint64_t{1} << 8);  // connect, send
+    if (config.n_partitions != 0)
+      need |= engine::FamilyBit(engine::kFamilyConnect) | engine::FamilyBit(engine::kFamilySend);
     uint64_t missing = need & ~layer->families_mask();
     if (missing == 0) continue;
-    std::vector<std::string> names;
-    for (int f = 1; f < 15; ++f) {
-      if (missing & (uint64_t{1} << f)) names.push_back(kFamilies[f]);
-    }
     return absl::FailedPreconditionError(absl::StrCat(
         "the ", layer->name(), " layer was set up for other syscall families; the new "
-        "policies add ", absl::StrJoin(names, ", "), " (restart the run to add them)"));
+        "policies add ", names_of(missing), " (restart the run to add them)"));
   }
   return absl::OkStatus();
 }
@@ -776,6 +790,10 @@ int Runner::Finish(int wait_status) {
     std::vector<std::string> never = report_.NeverFired();
     bool none_loaded = report_.stats().empty();
     if (none_loaded) err_ << "fault: --expect-faults: no policies were loaded\n";
+    std::erase_if(never, [&](const std::string& n) {
+      return std::any_of(o_.added_policies.begin(), o_.added_policies.end(),
+                         [&](const fault::v1::Policy& p) { return p.name() == n; });
+    });
     for (const std::string& n : never) {
       err_ << "fault: --expect-faults: policy \"" << n << "\" never fired\n";
     }
@@ -837,6 +855,16 @@ absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
       }
     }
     *out.add_policies() = *o.inline_policy;
+  }
+  for (const fault::v1::Policy& added : o.added_policies) {
+    for (const fault::v1::Policy& p : out.policies()) {
+      if (p.name() == added.name()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "fault exec adds a policy named \"", p.name(),
+            "\" and a policy of that name is given too (rename yours)"));
+      }
+    }
+    *out.add_policies() = added;
   }
   return out;
 }

@@ -63,6 +63,10 @@ struct ExecOptions {
   std::vector<std::string> policy_files;
   std::vector<std::string> uses;                  // --use NAME; empty: all
   std::optional<fault::v1::Policy> inline_policy; // from the effect flags
+  // Policies the command line adds besides files and effect flags
+  // (`--io-uring=deny`), after them and across reloads. They do not count
+  // for --expect-faults: the user did not ask for their faults as such.
+  std::vector<fault::v1::Policy> added_policies;
   std::optional<uint64_t> seed;
   int64_t run_duration_ns = 0;
   std::string events_path;
@@ -90,7 +94,7 @@ struct ExecOptions {
 };
 
 // The policies a run uses: the files' (all, or those --use names, in --use
-// order) then the inline one. Unknown --use names are reported in
+// order), then the inline one, then the added ones. Unknown --use names are reported in
 // `warnings` and skipped. Errors name the file or flag.
 absl::StatusOr<fault::v1::PolicySet> SelectPolicies(
     const ExecOptions& options, std::vector<std::string>* warnings);

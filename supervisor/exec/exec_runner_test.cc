@@ -135,6 +135,10 @@ TEST_F(ExecRunnerTest, ExpectFaultsWhenNothingFired) {
   EXPECT_EQ(RunExec(o, err), kExitNeverFired);
   EXPECT_EQ(err.str(),
             "fault: policy \"disk\": never matched \xE2\x80\x94 check its targets\n"
+            // The stand-in library is not the shim: no process attached.
+            "fault:   or traffic fault could not see: no process of the run loaded the "
+            "preload shim (its environment lost LD_PRELOAD or FAULT_TABLE, or it could not "
+            "open the table)\n"
             "fault: 0 events, 0 dropped; seed 3 (--seed)\n"
             "fault: --expect-faults: policy \"disk\" never fired\n");
 }

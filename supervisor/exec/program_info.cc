@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -119,6 +120,77 @@ bool HasGoSection(int fd) {
 }
 
 }  // namespace
+
+namespace {
+
+template <typename Ehdr, typename Shdr, typename Dyn>
+absl::StatusOr<std::vector<std::string>> ScanNeeded(int fd, const std::string& path) {
+  auto malformed = [&](const char* why) -> absl::Status {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", why));
+  };
+  Ehdr eh;
+  if (!ReadAt(fd, &eh, sizeof(eh), 0)) return malformed("truncated ELF header");
+  std::vector<std::string> out;
+  if (eh.e_shnum == 0) return out;  // no section headers (sstrip): nothing to read
+  if (eh.e_shentsize != sizeof(Shdr) || eh.e_shnum > 4096) {
+    return malformed("unexpected ELF section headers");
+  }
+  std::vector<Shdr> sh(eh.e_shnum);
+  if (!ReadAt(fd, sh.data(), sizeof(Shdr) * sh.size(), eh.e_shoff)) {
+    return malformed("truncated ELF section headers");
+  }
+  for (const Shdr& dyn : sh) {
+    if (dyn.sh_type != SHT_DYNAMIC) continue;
+    if (dyn.sh_link >= sh.size() || dyn.sh_size > (1u << 20)) {
+      return malformed("unexpected .dynamic section");
+    }
+    const Shdr& str = sh[dyn.sh_link];
+    if (str.sh_size > (1u << 24)) return malformed("unexpected dynamic string table");
+    std::vector<Dyn> entries(dyn.sh_size / sizeof(Dyn));
+    std::string strtab(str.sh_size, '\0');
+    if (!ReadAt(fd, entries.data(), entries.size() * sizeof(Dyn), dyn.sh_offset) ||
+        !ReadAt(fd, strtab.data(), strtab.size(), str.sh_offset)) {
+      return malformed("truncated dynamic section");
+    }
+    for (const Dyn& d : entries) {
+      if (d.d_tag == DT_NULL) break;
+      if (d.d_tag != DT_NEEDED) continue;
+      if (d.d_un.d_val >= strtab.size()) return malformed("DT_NEEDED outside its string table");
+      out.emplace_back(strtab.c_str() + d.d_un.d_val);
+    }
+    break;
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> NeededLibraries(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat(path, ": ", strerror(errno)));
+  unsigned char ident[EI_NIDENT] = {};
+  absl::StatusOr<std::vector<std::string>> result;
+  if (ReadAt(fd, ident, 2, 0) && ident[0] == '#' && ident[1] == '!') {
+    result = std::vector<std::string>{};
+  } else if (!ReadAt(fd, ident, EI_NIDENT, 0) || memcmp(ident, ELFMAG, SELFMAG) != 0) {
+    result = absl::InvalidArgumentError(absl::StrCat(path, ": not an ELF file or script"));
+  } else if (ident[EI_CLASS] == ELFCLASS64) {
+    result = ScanNeeded<Elf64_Ehdr, Elf64_Shdr, Elf64_Dyn>(fd, path);
+  } else {
+    result = ScanNeeded<Elf32_Ehdr, Elf32_Shdr, Elf32_Dyn>(fd, path);
+  }
+  close(fd);
+  return result;
+}
+
+bool NeedsLiburing(const std::string& path) {
+  absl::StatusOr<std::vector<std::string>> needed = NeededLibraries(path);
+  if (!needed.ok()) return false;
+  for (const std::string& lib : *needed) {
+    if (absl::StartsWith(lib, "liburing.so")) return true;
+  }
+  return false;
+}
 
 bool IsGoProgram(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -54,6 +55,19 @@ absl::StatusOr<ExecPrivileges> ReadExecPrivileges(const std::string& path);
 // a set-user-ID bit of a file they own).
 std::string PrivilegesLostUnderNoNewPrivs(const ExecPrivileges& p, uid_t euid,
                                           gid_t egid);
+
+// The shared libraries the ELF at `path` names in its dynamic section
+// (DT_NEEDED), in order: "libc.so.6", ... Empty for a static program or a
+// "#!" script; an error when the file cannot be read or is not a well-formed
+// ELF. Found through the section headers (.dynamic and the string table it
+// links to), which every linker writes.
+absl::StatusOr<std::vector<std::string>> NeededLibraries(const std::string& path);
+
+// Whether the program at `path` needs liburing ("liburing.so.2"): it may
+// submit connects and accepts through io_uring, where neither the shim nor
+// the seccomp layer sees them. False when unreadable. A program that links
+// liburing statically, or makes the io_uring syscalls itself, is not found.
+bool NeedsLiburing(const std::string& path);
 
 }  // namespace fault::exec
 

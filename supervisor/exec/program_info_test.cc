@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -135,6 +136,40 @@ TEST(ExecPrivileges, PingWhereItHasCapabilities) {
 
 TEST(ExecPrivileges, MissingFile) {
   EXPECT_FALSE(ReadExecPrivileges("/nonexistent/program").ok());
+}
+
+TEST(NeededLibraries, DynamicProgramNamesLibc) {
+  absl::StatusOr<std::vector<std::string>> needed = NeededLibraries("/bin/sh");
+  ASSERT_TRUE(needed.ok()) << needed.status();
+  EXPECT_NE(std::find(needed->begin(), needed->end(), "libc.so.6"), needed->end());
+  EXPECT_FALSE(NeedsLiburing("/bin/sh"));
+}
+
+TEST(NeededLibraries, StaticProgramsAndScriptsNeedNone) {
+  std::string script = TempFile("#!/bin/sh\nexit 0\n", 0755);
+  EXPECT_TRUE(NeededLibraries(script)->empty());
+  unlink(script.c_str());
+  std::string path = std::string(FAULT_TEST_BIN_DIR) + "/seccomp_fsync_target";
+  if (access(path.c_str(), X_OK) != 0) GTEST_SKIP() << path << " not built";
+  absl::StatusOr<std::vector<std::string>> needed = NeededLibraries(path);
+  ASSERT_TRUE(needed.ok()) << needed.status();
+  EXPECT_TRUE(needed->empty());
+}
+
+TEST(NeededLibraries, UringClientNeedsLiburing) {
+  std::string path = std::string(FAULT_TEST_BIN_DIR) + "/fault_target_uring_client";
+  if (access(path.c_str(), X_OK) != 0) GTEST_SKIP() << path << " not built";
+  EXPECT_TRUE(NeedsLiburing(path));
+}
+
+TEST(NeededLibraries, OtherFilesAreRefused) {
+  std::string path = TempFile("hello", 0644);
+  EXPECT_EQ(NeededLibraries(path).status().message(), path + ": not an ELF file or script");
+  EXPECT_FALSE(NeedsLiburing(path));
+  unlink(path.c_str());
+  std::string elf = TempFile(std::string("\x7f" "ELF\x02\x01\x01", 7), 0644);
+  EXPECT_FALSE(NeededLibraries(elf).ok());  // truncated header
+  unlink(elf.c_str());
 }
 
 }  // namespace

@@ -1156,6 +1156,31 @@ TEST(EffectFlagsTest, ErrorsNameTheFlag) {
             "flags: no effect (give latency, packet_loss, syscalls, ...)");
 }
 
+TEST(SyscallFamilyTest, IoUringInFilesAndFlags) {
+  Policy file = One("p: {syscalls: [{io_uring: {deny: ENOSYS}}]}");
+  ASSERT_EQ(file.syscalls_size(), 1);
+  EXPECT_EQ(file.syscalls(0).family(), fault::v1::SyscallFault::FAMILY_IO_URING);
+  EXPECT_EQ(file.syscalls(0).action(), fault::v1::SyscallFault::ACTION_DENY);
+  EXPECT_EQ(file.syscalls(0).errno_name(), "ENOSYS");
+  EXPECT_EQ(internal::FamilyName(file.syscalls(0).family()), "io_uring");
+  EXPECT_FALSE(internal::IsFileFamily(file.syscalls(0).family()));
+
+  auto flags = ParseFlags({"--deny", "io_uring=ENOSYS"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  ASSERT_TRUE(flags->has_value());
+  ASSERT_EQ((*flags)->syscalls_size(), 1);
+  EXPECT_EQ((*flags)->syscalls(0).family(), fault::v1::SyscallFault::FAMILY_IO_URING);
+  EXPECT_EQ((*flags)->syscalls(0).errno_name(), "ENOSYS");
+
+  EXPECT_EQ(Errors("p: {syscalls: [{io_uring: {deny: ENOSYS, path: \"/x\"}}]}"),
+            "p.yaml:1:48: policy \"p\": syscalls[0].path: path globs only apply to "
+            "file families (open, read, write, fsync, fdatasync, close, unlink, "
+            "rename, mkdir, ftruncate), not io_uring");
+  EXPECT_EQ(Errors("p: {syscalls: [{io_urin: {deny: ENOSYS}}]}"),
+            "p.yaml:1:17: policy \"p\": syscalls[0]: unknown syscall family "
+            "\"io_urin\" (did you mean \"io_uring\"?)");
+}
+
 TEST(EffectFlagsTest, NamedPolicyOrInlineNotBoth) {
   EffectFlags none;
   EXPECT_TRUE(CheckNamedOrInline("slow_link", none).ok());

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "shim/engine/families.h"
 #include "supervisor/policy/strings.h"
 #include "supervisor/policy/units.h"
 
@@ -134,26 +135,27 @@ struct FamilyEntry {
   SyscallFault::Family family;
   bool file;
 };
-constexpr FamilyEntry kFamilies[] = {
-    {"open", SyscallFault::FAMILY_OPEN, true},
-    {"openat", SyscallFault::FAMILY_OPEN, true},
-    {"read", SyscallFault::FAMILY_READ, true},
-    {"write", SyscallFault::FAMILY_WRITE, true},
-    {"fsync", SyscallFault::FAMILY_FSYNC, true},
-    {"fdatasync", SyscallFault::FAMILY_FDATASYNC, true},
-    {"connect", SyscallFault::FAMILY_CONNECT, false},
-    {"accept", SyscallFault::FAMILY_ACCEPT, false},
-    {"send", SyscallFault::FAMILY_SEND, false},
-    {"recv", SyscallFault::FAMILY_RECV, false},
-    {"close", SyscallFault::FAMILY_CLOSE, true},
-    {"unlink", SyscallFault::FAMILY_UNLINK, true},
-    {"rename", SyscallFault::FAMILY_RENAME, true},
-    {"mkdir", SyscallFault::FAMILY_MKDIR, true},
-    {"ftruncate", SyscallFault::FAMILY_FTRUNCATE, true},
-};
+static_assert(SyscallFault::Family_ARRAYSIZE == fault::engine::kFamilyCount,
+              "SyscallFault.Family and shim/engine/families.h disagree");
+
+// The families of shim/engine/families.h, plus the alias "openat".
+const std::vector<FamilyEntry>& Families() {
+  static const auto* const kFamilies = [] {
+    auto* out = new std::vector<FamilyEntry>;
+    for (int f = 1; f < fault::engine::kFamilyCount; ++f) {
+      const fault::engine::FamilyTraits& t = fault::engine::kFamilies[f];
+      out->push_back({t.name, static_cast<SyscallFault::Family>(f), t.file});
+      if (f == fault::engine::kFamilyOpen) {
+        out->push_back({"openat", SyscallFault::FAMILY_OPEN, t.file});
+      }
+    }
+    return out;
+  }();
+  return *kFamilies;
+}
 
 const FamilyEntry* FindFamily(std::string_view name) {
-  for (const FamilyEntry& f : kFamilies) {
+  for (const FamilyEntry& f : Families()) {
     if (f.name == name) return &f;
   }
   return nullptr;
@@ -161,7 +163,17 @@ const FamilyEntry* FindFamily(std::string_view name) {
 
 std::vector<std::string_view> FamilyNames() {
   std::vector<std::string_view> out;
-  for (const FamilyEntry& f : kFamilies) out.push_back(f.name);
+  for (const FamilyEntry& f : Families()) out.push_back(f.name);
+  return out;
+}
+
+// "open, read, ..., ftruncate": the families path globs apply to.
+std::string FileFamilyNames() {
+  std::string out;
+  for (int f = 1; f < fault::engine::kFamilyCount; ++f) {
+    if (!fault::engine::kFamilies[f].file) continue;
+    Append(&out, out.empty() ? "" : ", ", fault::engine::kFamilies[f].name);
+  }
   return out;
 }
 
@@ -2078,10 +2090,8 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     CheckProbability(ctx, p, r.probability_ppm());
     if (!r.path_glob().empty() && !IsFileFamily(r.family())) {
       ctx.Fail(Join(p, "path"),
-               Cat("path globs only apply to file families (open, read, write, "
-                   "fsync, "
-                   "fdatasync, close, unlink, rename, mkdir, ftruncate), not ",
-                   fam));
+               Cat("path globs only apply to file families (",
+                   FileFamilyNames(), "), not ", fam));
     }
     if (InvalidUtf8(r.path_glob()).has_value() ||
         std::any_of(r.path_glob().begin(), r.path_glob().end(), [](char c) {
@@ -2157,17 +2167,13 @@ std::string Suggest(std::string_view word,
 }
 
 std::string_view FamilyName(SyscallFault::Family family) {
-  for (const FamilyEntry& f : kFamilies) {
-    if (f.family == family && f.name != "openat") return f.name;
-  }
-  return {};
+  return fault::engine::FamilyName(static_cast<int>(family));
 }
 
 bool IsFileFamily(SyscallFault::Family family) {
-  for (const FamilyEntry& f : kFamilies) {
-    if (f.family == family) return f.file;
-  }
-  return false;
+  const int f = static_cast<int>(family);
+  return f > 0 && f < fault::engine::kFamilyCount &&
+         fault::engine::kFamilies[f].file;
 }
 
 absl::StatusOr<When> ParseWhen(std::string_view text) {

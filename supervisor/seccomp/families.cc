@@ -6,35 +6,39 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "shim/engine/families.h"
 
 namespace fault::seccomp {
 namespace {
 
-struct FamilyInfo {
-  std::string_view name;
-  std::vector<std::string_view> syscalls;
-};
+static_assert(kMaxFamily + 1 == ::fault::engine::kFamilyCount,
+              "a family in shim/engine/families.h needs its syscalls here");
 
-const std::array<FamilyInfo, kMaxFamily + 1>& Families() {
-  static const auto* const kFamilies =
-      new std::array<FamilyInfo, kMaxFamily + 1>{{
-          {"", {}},
-          {"open", {"open", "openat", "creat", "openat2"}},
-          {"read", {"read", "readv", "pread64", "preadv", "preadv2"}},
-          {"write", {"write", "writev", "pwrite64", "pwritev", "pwritev2"}},
-          {"fsync", {"fsync"}},
-          {"fdatasync", {"fdatasync"}},
-          {"connect", {"connect"}},
-          {"accept", {"accept", "accept4"}},
-          {"send", {"sendto", "sendmsg", "sendmmsg"}},
-          {"recv", {"recvfrom", "recvmsg", "recvmmsg"}},
-          {"close", {"close"}},
-          {"unlink", {"unlink", "unlinkat"}},
-          {"rename", {"rename", "renameat", "renameat2"}},
-          {"mkdir", {"mkdir", "mkdirat"}},
-          {"ftruncate", {"ftruncate"}},
+// Indexed by Family; the names are shim/engine/families.h's.
+const std::array<std::vector<std::string_view>, kMaxFamily + 1>& Syscalls() {
+  static const auto* const kSyscalls =
+      new std::array<std::vector<std::string_view>, kMaxFamily + 1>{{
+          {},
+          {"open", "openat", "creat", "openat2"},
+          {"read", "readv", "pread64", "preadv", "preadv2"},
+          {"write", "writev", "pwrite64", "pwritev", "pwritev2"},
+          {"fsync"},
+          {"fdatasync"},
+          {"connect"},
+          {"accept", "accept4"},
+          {"sendto", "sendmsg", "sendmmsg"},
+          {"recvfrom", "recvmsg", "recvmmsg"},
+          {"close"},
+          {"unlink", "unlinkat"},
+          {"rename", "renameat", "renameat2"},
+          {"mkdir", "mkdirat"},
+          {"ftruncate"},
+          // Only the setup: a program without a ring cannot submit anything
+          // (io_uring_enter and io_uring_register need the ring's fd).
+          {"io_uring_setup"},
       }};
-  return *kFamilies;
+  return *kSyscalls;
 }
 
 uint32_t ScmpArch(Arch arch) {
@@ -55,14 +59,13 @@ Arch NativeArch() {
 
 std::string_view FamilyName(Family f) {
   int i = static_cast<int>(f);
-  if (i < 0 || i > kMaxFamily) return "";
-  return Families()[i].name;
+  return ::fault::engine::FamilyName(i);
 }
 
 const std::vector<std::string_view>& FamilySyscallNames(Family f) {
   int i = static_cast<int>(f);
   if (i < 0 || i > kMaxFamily) i = 0;
-  return Families()[i].syscalls;
+  return Syscalls()[i];
 }
 
 std::vector<int> FamilySyscalls(Family f, Arch arch) {
@@ -87,14 +90,14 @@ Family FamilyOfSyscall(int nr, Arch arch) {
 }
 
 absl::StatusOr<Family> ParseFamily(std::string_view name) {
+  std::vector<std::string> names;
   for (int i = 1; i <= kMaxFamily; ++i) {
-    if (Families()[i].name == name) return static_cast<Family>(i);
+    names.emplace_back(::fault::engine::FamilyName(i));
+    if (names.back() == name) return static_cast<Family>(i);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown syscall family \"", std::string(name),
-                   "\" (expected one of open, read, write, fsync, fdatasync, "
-                   "connect, accept, send, "
-                   "recv, close, unlink, rename, mkdir, ftruncate)"));
+                   "\" (expected one of ", absl::StrJoin(names, ", "), ")"));
 }
 
 }  // namespace fault::seccomp

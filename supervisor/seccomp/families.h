@@ -13,7 +13,8 @@
 
 namespace fault::seccomp {
 
-// Same numbers as fault.v1.SyscallFault.Family and fault_syscall_rule.family.
+// Same numbers as fault::engine::Family (shim/engine/families.h, where the
+// names are), fault.v1.SyscallFault.Family and fault_syscall_rule.family.
 enum class Family : uint8_t {
   kUnspecified = 0,
   kOpen = 1,
@@ -30,8 +31,9 @@ enum class Family : uint8_t {
   kRename = 12,
   kMkdir = 13,
   kFtruncate = 14,
+  kIoUring = 15,
 };
-inline constexpr int kMaxFamily = 14;
+inline constexpr int kMaxFamily = 15;
 
 // Bit `f` of a families mask stands for Family f.
 constexpr uint64_t FamilyBit(Family f) {

@@ -83,7 +83,20 @@ TEST(FamiliesTest, ParseFamilyNamesTheChoices) {
             "unknown syscall family \"fsnyc\" (expected one of open, read, "
             "write, fsync, "
             "fdatasync, connect, accept, send, recv, close, unlink, rename, "
-            "mkdir, ftruncate)");
+            "mkdir, ftruncate, io_uring)");
+  EXPECT_EQ(*ParseFamily("io_uring"), Family::kIoUring);
+  EXPECT_EQ(FamilyName(Family::kIoUring), "io_uring");
+}
+
+TEST(FamiliesTest, IoUringIsTheRingSetupOnly) {
+  EXPECT_THAT(FamilySyscalls(Family::kIoUring, Arch::kX86_64),
+              testing::ElementsAre(425));
+  EXPECT_THAT(FamilySyscalls(Family::kIoUring, Arch::kAarch64),
+              testing::ElementsAre(425));
+  EXPECT_EQ(FamilyOfSyscall(425, Arch::kX86_64), Family::kIoUring);
+  // io_uring_enter and io_uring_register act on a ring that was set up.
+  EXPECT_EQ(FamilyOfSyscall(426, Arch::kX86_64), Family::kUnspecified);
+  EXPECT_EQ(FamilyOfSyscall(427, Arch::kX86_64), Family::kUnspecified);
 }
 
 TEST(FilterTest, EmptyFilterAllowsEverythingOnNrAlone) {
@@ -265,18 +278,33 @@ TEST(FilterTest, ErrorsAreStickyAndNamed) {
                 .Compile()
                 .status()
                 .message(),
-            "families mask 0x100000 has bits outside families 1..14");
+            "families mask 0x100000 has bits outside families 1..15");
+}
+
+TEST(FilterTest, IoUringNotifiesTheRingSetupOnly) {
+  absl::StatusOr<CompiledFilter> f =
+      FilterSpec(Arch::kX86_64)
+          .NotifyFamilies(FamilyBit(Family::kIoUring))
+          .AllowFromStubPage(kStub)
+          .Compile();
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(f->notified, testing::ElementsAre(425));
+  EXPECT_EQ(Eval(*f, 425, 0x401000, {8, 0x7ffc0000}), kRetUserNotif);
+  EXPECT_EQ(Eval(*f, 426), kRetAllow);  // io_uring_enter
+  EXPECT_EQ(Eval(*f, 427), kRetAllow);  // io_uring_register
+  EXPECT_EQ(Eval(*f, kConnect), kRetAllow);
+  ExpectGolden("io_uring_x86_64", Disassemble(f->program));
 }
 
 TEST(FilterTest, EveryFamilyCompilesAndStaysSmall) {
   absl::StatusOr<CompiledFilter> f = FilterSpec(Arch::kX86_64)
-                                         .NotifyFamilies(0x7ffe)
+                                         .NotifyFamilies(0xfffe)
                                          .AllowFromStubPage(kStub)
                                          .Compile();
   ASSERT_TRUE(f.ok()) << f.status();
-  EXPECT_EQ(f->notified.size(), 34u);
+  EXPECT_EQ(f->notified.size(), 35u);
   // 6 (arch, x32) + 2 per syscall + ret ALLOW + 7 (stub page tail).
-  EXPECT_EQ(f->program.size(), 6u + 2 * 34 + 1 + 7);
+  EXPECT_EQ(f->program.size(), 6u + 2 * 35 + 1 + 7);
   EXPECT_EQ(Eval(*f, kMmap), kRetAllow);
   EXPECT_EQ(Eval(*f, kOpen), kRetUserNotif);
   EXPECT_EQ(Eval(*f, kOpenat, kStub + 2), kRetAllow);

@@ -66,6 +66,8 @@ uint16_t OpOfFamily(Family f) {
       return FAULT_OP_MKDIR;
     case Family::kFtruncate:
       return FAULT_OP_FTRUNCATE;
+    case Family::kIoUring:
+      return FAULT_OP_IO_URING;
     default:
       return FAULT_OP_NONE;
   }
@@ -346,7 +348,8 @@ void NotifyLoop::HandleNotification(Listener& l) {
     std::string target = call.path;
     if (target.empty() && !call.addr.has_value() &&
         call.family != Family::kOpen && call.family != Family::kUnlink &&
-        call.family != Family::kRename && call.family != Family::kMkdir) {
+        call.family != Family::kRename && call.family != Family::kMkdir &&
+        call.family != Family::kIoUring) {
       target = TargetFdPath(
           tid, static_cast<int>(args[0]));  // "pipe:[123]", "socket:[45]"
     }

@@ -129,6 +129,8 @@ SyscallDetail ReadSyscallDetail(pid_t tid, int nr, Family family,
       }
       d.path = TargetFdPath(tid, static_cast<int>(args[0]));
       break;
+    case Family::kIoUring:
+      break;  // io_uring_setup(entries, params): no file, no address
     default: {
       std::string p = TargetFdPath(tid, static_cast<int>(args[0]));
       if (!p.empty() && p[0] == '/') d.path = std::move(p);

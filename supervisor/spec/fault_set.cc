@@ -6,17 +6,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "shim/engine/families.h"
 #include "supervisor/policy/loader.h"
 
 namespace fault::spec {
 namespace {
 
 const std::vector<std::string>& Families() {
-  static const auto* f = new std::vector<std::string>{
-      "open",      "openat",  "read",   "write", "fsync",
-      "fdatasync", "connect", "accept", "send",  "recv",
-      "close",     "unlink",  "rename", "mkdir", "ftruncate"};
-  return *f;
+  static const auto* const kNames = [] {
+    auto* out = new std::vector<std::string>;
+    for (int f = 1; f < fault::engine::kFamilyCount; ++f) {
+      out->push_back(fault::engine::FamilyName(f));
+      if (f == fault::engine::kFamilyOpen) out->push_back("openat");
+    }
+    return out;
+  }();
+  return *kNames;
 }
 
 // Keyword -> field path in the policy-file format.

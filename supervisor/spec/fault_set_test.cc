@@ -119,6 +119,17 @@ TEST(FaultSetTest, OpenatIsOpen) {
   EXPECT_FALSE(a.SetSyscallRules("open", {{{"deny", "EPERM"}}}, "b").ok());
 }
 
+TEST(FaultSetTest, IoUringIsAFamily) {
+  EXPECT_TRUE(IsSyscallFamily("io_uring"));
+  FaultSet s;
+  ASSERT_TRUE(s.SetSyscallRules("io_uring", {{{"deny", "ENOSYS"}}}, "no_ring").ok());
+  absl::StatusOr<fault::v1::Policy> p = ToPolicy("no_ring", s, "a.star:3:5");
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->syscalls_size(), 1);
+  EXPECT_EQ(p->syscalls(0).family(), fault::v1::SyscallFault::FAMILY_IO_URING);
+  EXPECT_EQ(p->syscalls(0).errno_name(), "ENOSYS");
+}
+
 TEST(FaultSetTest, TargetsConflict) {
   FaultSet a;
   ASSERT_TRUE(a.SetTargets(nlohmann::json::array({"tcp://:80"}), "a").ok());
