@@ -42,6 +42,9 @@ constexpr int kMaxEvents = 64;
 // the reverse) is dropped after this long.
 constexpr int64_t kOrphanTtlNs = 10'000'000'000;
 constexpr int64_t kForever = INT64_MAX;
+// A flight takes a new decision after this many bytes, so that a long
+// transfer still meets the rule's loss now and then.
+constexpr uint64_t kFlightBytes = 64 * 1024;
 
 int64_t NowNs() {
   timespec ts;
@@ -145,6 +148,11 @@ struct Dir {
   bool paused = false;      // reading stopped above the watermark
   bool stalled = false;     // black-holed: read and discarded
   bool throttled = false;   // a rate episode is under way (one event each)
+  // The current flight: bytes that arrive while earlier ones of the
+  // direction still wait share their decision (see Ingest).
+  int64_t flight_delay = 0;
+  uint64_t flight_bytes = 0;
+  bool more = false;        // a read burst stopped at its limit: read again
 };
 
 struct Conn {
@@ -727,6 +735,10 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
     Fail(c, errno == EPIPE ? ECONNRESET : errno);
     return;
   }
+  // Edge-triggered: what is left in the socket brings no new event. Come
+  // back to it after the other connections had their turn.
+  dir.more = true;
+  Schedule(c, NowNs());
 }
 
 void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
@@ -740,6 +752,23 @@ void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
       return;
     }
     const fault_rule& r = c->rule_copy;
+    // One decision per flight: bytes that arrive while earlier bytes of
+    // the direction still wait in the engine join them, with the same
+    // delay. So a message the kernel happened to split into two reads
+    // meets the link once, as one burst of packets would, and the same
+    // seed gives the same decisions whatever the split. Budgets and
+    // half-open count every byte: decided per read.
+    const bool per_read = r.budget_max_tx || r.budget_max_rx || r.budget_max_ops ||
+                          r.budget_max_duration_ns > 0 || r.half_open_after_bytes > 0 ||
+                          r.half_open_after_ns > 0;
+    if (!per_read && !dir.q.empty() && dir.flight_bytes < kFlightBytes) {
+      size_t take = n - off;
+      int64_t base = d == 0 ? std::max(now, c->handshake_until) : now;
+      Enqueue(c, d, buf + off, take, std::max(base + dir.flight_delay, dir.last_release));
+      eng::AccountBytes(&c->cs, d, take);
+      dir.flight_bytes += take;
+      return;
+    }
     double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
     eng::NetDecision dec;
     eng::DecideNet(t_, r, c->rule, d == 0 ? eng::NetOp::kSend : eng::NetOp::kRecv,
@@ -785,6 +814,8 @@ void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
     release = std::max(release, dir.last_release);  // a stream keeps its order
     Enqueue(c, d, buf + off, take, release);
     eng::AccountBytes(&c->cs, d, take);
+    dir.flight_delay = dec.delay_ns;
+    dir.flight_bytes = take;
     off += take;
   }
   if (off < n) Enqueue(c, d, buf + off, n - off, std::max(now, dir.last_release));
@@ -878,6 +909,13 @@ void StreamEngine::Loop::Service(Conn* c) {
     Pump(c, d, now);
     if (c->state == Conn::kDead) return;
     Dir& dir = c->dir[d];
+    if (dir.more) {
+      dir.more = false;
+      ReadFrom(c, d);
+      if (c->state == Conn::kDead) return;
+      Pump(c, d, NowNs());
+      if (c->state == Conn::kDead) return;
+    }
     if (dir.paused && dir.queued < o_.high_watermark / 2) {
       dir.paused = false;
       ReadFrom(c, d);  // edge-triggered: what waits must be read now
