@@ -752,6 +752,7 @@ void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
   ev.effect = effect;
   ev.value = value;
   ev.layer = 1;
+  ev.generation = static_cast<uint32_t>(t_state.idx.generation);
   if (target) {
     size_t l = strlen(target);
     // Keep the tail of long paths: the file name is the informative part.

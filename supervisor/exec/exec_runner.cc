@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -151,6 +152,9 @@ class Runner {
   std::set<std::string> warned_;
   std::unique_ptr<PolicyTable> table_;
   std::unique_ptr<stream::StreamEngine> engine_;
+  // The rule names of every generation published in this run (events carry
+  // the generation they were decided under).
+  std::map<uint32_t, std::vector<std::string>> names_by_generation_;
   Generation current_;
   CounterSnapshot baseline_;
   RunReport report_;
@@ -194,9 +198,14 @@ void Runner::Drain(bool final) {
   table_->DrainEvents(&events, final);
   std::vector<std::string> lines;
   for (const fault_event& e : events) {
-    report_.AddEvent(e);
+    // Named by the rules of the generation it was decided under: a reload
+    // may have renumbered them since.
+    auto gen = names_by_generation_.find(e.generation);
+    const std::vector<std::string>& names =
+        gen != names_by_generation_.end() ? gen->second : current_.names;
+    report_.AddEvent(e, names);
     if (events_.has_value()) {
-      lines.push_back(EventToJson(e, current_.names).dump() + "\n");
+      lines.push_back(EventToJson(e, names).dump() + "\n");
     }
     ++events_written_;
   }
@@ -283,6 +292,7 @@ void Runner::Reload() {
   FoldCounters();
   current_ = Describe(std::move(*compiled));
   uint64_t generation = table_->Publish(*current_.compiled.config);
+  names_by_generation_[static_cast<uint32_t>(generation)] = current_.names;
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
   if (!o_.quiet) {
@@ -371,7 +381,8 @@ int Runner::Run() {
   }
   table_ = std::move(*table);
   const std::string table_path = TablePath(getpid(), table_->fd());
-  table_->Publish(*current_.compiled.config);
+  names_by_generation_[static_cast<uint32_t>(table_->Publish(*current_.compiled.config))] =
+      current_.names;
   // Connections that a network rule selects are handed to the stream
   // engine, which applies their effects on real sockets (docs/exec.md).
   absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =

@@ -48,9 +48,11 @@ void RunReport::AddCounters(const CounterSnapshot& now, const CounterSnapshot& b
   }
 }
 
-void RunReport::AddEvent(const fault_event& e) {
+void RunReport::AddEvent(const fault_event& e) { AddEvent(e, names_); }
+
+void RunReport::AddEvent(const fault_event& e, const std::vector<std::string>& names) {
   std::string name =
-      e.rule < names_.size() ? names_[e.rule] : absl::StrCat("rule", e.rule);
+      e.rule < names.size() ? names[e.rule] : absl::StrCat("rule", e.rule);
   if (stats_.emplace(name, RuleStats{}).second) order_.push_back(name);
   std::string target(e.target, strnlen(e.target, sizeof(e.target)));
   ++stats_[name].by_kind_and_target[{EffectName(e.effect), target}];

@@ -58,6 +58,9 @@ class RunReport {
   void AddCounters(const CounterSnapshot& now, const CounterSnapshot& baseline);
 
   void AddEvent(const fault_event& event);
+  // The same, naming the rule from `names` (the rules of the generation the
+  // event was decided under).
+  void AddEvent(const fault_event& event, const std::vector<std::string>& names);
 
   const std::vector<std::string>& current_names() const { return names_; }
   const std::map<std::string, RuleStats>& stats() const { return stats_; }

@@ -69,6 +69,9 @@ class Decider {
   // Decides one syscall. Bumps the matched/fired counters of the rule that
   // decided it, as the shim does for its own decisions.
   virtual Decision Decide(const SyscallContext& call) = 0;
+  // The configuration generation the last decision was made under (events
+  // name their rule by index in it); 0: unknown.
+  virtual uint64_t generation() const { return 0; }
 };
 
 // A Decider driven by a function, for tests.

@@ -24,6 +24,7 @@ class EngineDecider : public Decider {
 
   bool NeedsDetail(Family family) override;
   Decision Decide(const SyscallContext& call) override;
+  uint64_t generation() const override { return have_index_ ? idx_.generation : 0; }
 
  private:
   bool Refresh();

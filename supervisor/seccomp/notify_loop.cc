@@ -338,6 +338,7 @@ void NotifyLoop::HandleNotification(Listener& l) {
                                                 : FAULT_EFFECT_DELAY);
     ev.value = d.kind == Decision::Kind::kDeny ? d.err : d.delay_ns;
     ev.layer = 2;
+    ev.generation = static_cast<uint32_t>(decider_->generation());
     if (call.path.empty() && !call.addr.has_value()) {
       // Rules did not need the detail; the event still names the file or
       // the destination (the syscall is still waiting for our answer).

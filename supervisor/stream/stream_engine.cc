@@ -167,6 +167,7 @@ struct Conn {
   int32_t pid = 0;
   int rule = -1;               // under rule_seq
   uint64_t rule_seq = 0;
+  uint64_t rule_generation = 0;
   fault_rule rule_copy;        // rules[rule] at rule_seq
   char rule_name[FAULT_NAME_MAX] = {};
   int64_t opened_ns = 0;
@@ -527,6 +528,7 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
         eng::ReadRule(t_, idx.seq, r.rule, &c->rule_copy)) {
       c->rule = r.rule;
       c->rule_seq = idx.seq;
+      c->rule_generation = idx.generation;
       eng::CopyString(c->rule_name, c->rule_copy.name, sizeof(c->rule_name));
     }
     TuneSocket(fd);
@@ -706,6 +708,7 @@ bool StreamEngine::Loop::CurrentRule(Conn* c) {
   if (r < 0 || !eng::ReadRule(t_, idx.seq, r, &c->rule_copy)) return false;
   c->rule = r;
   c->rule_seq = idx.seq;
+  c->rule_generation = idx.generation;
   return true;
 }
 
@@ -979,6 +982,7 @@ void StreamEngine::Loop::Emit(Conn* c, int d, const eng::NetDecision& dec) {
   ev.effect = dec.effect;
   ev.value = dec.value;
   ev.layer = 3;
+  ev.generation = static_cast<uint32_t>(c->rule_generation);
   eng::CopyString(ev.target, c->target, sizeof(ev.target));
   eng::EmitEvent(t_, ev);
 }

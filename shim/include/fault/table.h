@@ -256,7 +256,9 @@ struct fault_event {
   uint16_t effect;      /* fault_effect */
   int64_t value;        /* sampled delay in ns, errno, bytes, ... per effect */
   uint8_t layer;        /* 1 shim, 2 seccomp, 3 stream engine */
-  uint8_t pad[7];
+  uint8_t pad[3];
+  uint32_t generation;  /* low 32 bits of config.generation whose rules[] `rule`
+                           indexes; 0: unknown (the current one) */
   char target[FAULT_NAME_MAX]; /* "127.0.0.1:8080", a hostname or a path */
 };
 
