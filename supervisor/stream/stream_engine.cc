@@ -885,7 +885,13 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
     if (ch.off == ch.end) dir.q.pop_front();
     if (static_cast<uint64_t>(w) < got) return;  // the socket is full
   }
-  if (dir.q.empty()) {
+  if (!dir.q.empty()) {
+    // Stopped at the write limit with due chunks left: nothing else would
+    // bring us back (the destination is still writable), so come back soon.
+    Schedule(c, now);
+    return;
+  }
+  {
     dir.throttled = false;
     if (dir.src_eof && !dir.dst_shut) {
       shutdown(dst, SHUT_WR);
@@ -909,23 +915,23 @@ void StreamEngine::Loop::Service(Conn* c) {
       Schedule(c, c->handshake_until);
   }
   for (int d = 0; d < 2; ++d) {
-    Pump(c, d, now);
-    if (c->state == Conn::kDead) return;
     Dir& dir = c->dir[d];
-    if (dir.more) {
+    // Write what is due, then read more if reading had stopped (a burst
+    // limit, or the watermark with the queue now low). What was read may be
+    // due at once (it waited in the socket while reading was paused), so
+    // go round until neither applies.
+    for (int round = 0; round < 16; ++round) {
+      Pump(c, d, round == 0 ? now : NowNs());
+      if (c->state == Conn::kDead) return;
+      const bool resume = dir.more || (dir.paused && dir.queued < o_.high_watermark / 2);
+      if (!resume) break;
       dir.more = false;
-      ReadFrom(c, d);
-      if (c->state == Conn::kDead) return;
-      Pump(c, d, NowNs());
-      if (c->state == Conn::kDead) return;
-    }
-    if (dir.paused && dir.queued < o_.high_watermark / 2) {
       dir.paused = false;
       ReadFrom(c, d);  // edge-triggered: what waits must be read now
       if (c->state == Conn::kDead) return;
-      Pump(c, d, now);
-      if (c->state == Conn::kDead) return;
     }
+    if (dir.more || (dir.paused && dir.queued < o_.high_watermark / 2))
+      Schedule(c, NowNs());
     if (dir.stalled && dir.src_eof && !dir.dst_shut && c->state == Conn::kOpen &&
         dir.q.empty()) {
       shutdown(c->fd[1 - d], SHUT_WR);
