@@ -469,8 +469,9 @@ class RateTest(unittest.TestCase):
         lst.listen(1)
         lst.settimeout(20)
         port = lst.getsockname()[1]
-        p = subprocess.Popen([FAULT, "exec", "--quiet", "--rate", "8mbps", "--", PY, "-c",
-                              RATE_SENDER, str(port), str(n)],
+        # --expect-faults: a rate that held bytes back has fired.
+        p = subprocess.Popen([FAULT, "exec", "--quiet", "--expect-faults", "--rate", "8mbps",
+                              "--", PY, "-c", RATE_SENDER, str(port), str(n)],
                              stderr=subprocess.PIPE, text=True)
         try:
             conn, _ = lst.accept()
