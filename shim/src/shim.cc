@@ -1095,6 +1095,15 @@ bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
   return d->rule >= 0;
 }
 
+// A token bucket made a call wait: the rate changed what the program sees,
+// so it fired. `held` is the bytes that had to wait.
+void EmitRate(int rule, uint16_t op, const eng::Endpoint& ep, uint64_t held) {
+  eng::CountFired(g_table, rule);
+  char target[FAULT_NAME_MAX];
+  FormatEndpoint(ep, target, sizeof(target));
+  Emit(rule, -1, op, FAULT_EFFECT_RATE, static_cast<int64_t>(held), target);
+}
+
 void EmitNet(const eng::NetDecision& d, uint16_t op, const eng::Endpoint& ep) {
   if (!d.fired) return;
   char target[FAULT_NAME_MAX];
@@ -1243,6 +1252,7 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
                                  l.rate_burst_bytes, vnow, want, &wait);
     }
     if (got == 0) {
+      if (rounds == 0) EmitRate(rule, op, ep, left);
       if (done > 0 && nonblock) break;
       if (nonblock) {
         GateSet(fd, st, eng::kUplink, NowNs() + wait, 0);
@@ -1426,6 +1436,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
           limit = static_cast<size_t>(got);
           break;
         }
+        if (rounds == 0) EmitRate(rule, op, ep, limit);
         if (nonblock) {
           GateSet(fd, st, eng::kDownlink, NowNs() + wait, 0);
           errno = EAGAIN;
@@ -1472,6 +1483,7 @@ ssize_t NetRecv(const Slow& s, int fd, Kind kind, msghdr* m, int flags,
                 1000000000LL;
           break;
         }
+        if (rounds == 0) EmitRate(rule, op, ep, static_cast<uint64_t>(n));
         SleepNs(wait);
       }
     }
