@@ -23,6 +23,8 @@ import threading
 import time
 import unittest
 
+from fault_testlib import QuietHandler
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
 TARGETS = os.environ.get("FAULT_TARGETS_DIR", os.path.dirname(FAULT))
@@ -75,18 +77,6 @@ class Listener:
         self.stop = True
         self.thread.join(5)
         self.sock.close()
-
-
-class QuietHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"hello from the test server\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 def hosts_name():

@@ -5,6 +5,7 @@ ctest sets FAULT_BIN and FAULT_TARGETS_DIR; run by hand, the default build
 tree is used.
 """
 
+import http.server
 import json
 import os
 import subprocess
@@ -31,3 +32,18 @@ def fault_exec(args, timeout=60):
 def read_events(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a short fixed body and logs nothing."""
+
+    BODY = b"hello from the test server\n"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args):
+        pass

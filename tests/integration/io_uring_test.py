@@ -16,22 +16,10 @@ import tempfile
 import threading
 import unittest
 
-from fault_testlib import FAULT, PY, TARGETS, fault_exec, read_events
+from fault_testlib import FAULT, PY, TARGETS, QuietHandler, fault_exec, read_events
 
 URING_CLIENT = os.path.join(TARGETS, "fault_target_uring_client")
 ENOSYS_LINE = "error=io_uring_queue_init: Function not implemented"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"hello from the test server\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 class ServerTestCase(unittest.TestCase):
@@ -39,7 +27,7 @@ class ServerTestCase(unittest.TestCase):
     def setUpClass(cls):
         if not os.path.exists(URING_CLIENT):
             raise AssertionError("%s is not built" % URING_CLIENT)
-        cls.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        cls.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
         cls.server.timeout = 10
         cls.port = cls.server.server_address[1]
         cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
