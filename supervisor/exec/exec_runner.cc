@@ -130,6 +130,15 @@ class Runner {
   std::string WaitForTargets(const sigset_t& waited, int* signal_out);
   // SIGTERM to each running companion's group, SIGKILL after a grace period.
   void StopCompanions();
+  // When the event ring is drained next: every kDrainMinIntervalNs while
+  // events arrive, doubling up to kDrainMaxIntervalNs while it stays empty.
+  struct DrainPacing {
+    int64_t interval;
+    int64_t next;
+  };
+  // Drains the ring if it is time, then waits for one of `waited` until
+  // the next drain. Returns the signal (0 or less: none came).
+  int DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t* info);
   // Lets the stream engine pass on what the programs sent before they
   // exited (as the kernel delivers a closed socket's buffer), then stops it.
   void FinishEngine();
@@ -498,8 +507,7 @@ int Runner::Run() {
   }
 
   int wait_status = 0;
-  int64_t drain_interval = kDrainMinIntervalNs;
-  int64_t next_drain = MonotonicNowNs() + drain_interval;
+  DrainPacing pacing{kDrainMinIntervalNs, MonotonicNowNs() + kDrainMinIntervalNs};
   for (;;) {
     bool child_done = false;
     int st = 0;
@@ -514,22 +522,8 @@ int Runner::Run() {
       }
     }
     if (child_done) break;
-    int64_t now = MonotonicNowNs();
-    if (now >= next_drain) {
-      uint64_t drained_before = events_written_;
-      Drain(false);
-      if (events_written_ != drained_before) {
-        drain_interval = kDrainMinIntervalNs;
-      } else if (drain_interval < kDrainMaxIntervalNs) {
-        drain_interval = 2 * drain_interval < kDrainMaxIntervalNs ? 2 * drain_interval
-                                                                  : kDrainMaxIntervalNs;
-      }
-      next_drain = now + drain_interval;
-    }
-    int64_t wait_ns = next_drain - now;
-    timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
     siginfo_t info;
-    int sig = sigtimedwait(&waited, &info, &timeout);
+    int sig = DrainAndWait(waited, &pacing, &info);
     if (sig <= 0 || sig == SIGCHLD) continue;
     if (sig == o_.reload_signal) {
       Reload();
@@ -552,6 +546,21 @@ int Runner::Run() {
   FoldCounters();
   close_events();
   return Finish(wait_status);
+}
+
+int Runner::DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t* info) {
+  int64_t now = MonotonicNowNs();
+  if (now >= pacing->next) {
+    uint64_t before = events_written_;
+    Drain(false);
+    pacing->interval = events_written_ != before
+                           ? kDrainMinIntervalNs
+                           : std::min(2 * pacing->interval, kDrainMaxIntervalNs);
+    pacing->next = now + pacing->interval;
+  }
+  int64_t wait_ns = std::max<int64_t>(pacing->next - now, 1);
+  timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
+  return sigtimedwait(&waited, info, &timeout);
 }
 
 void Runner::FinishEngine() {
@@ -687,23 +696,11 @@ void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
           "a second one kills them)\n";
   err_.flush();
   int terminations = 0;
-  int64_t drain_interval = kDrainMinIntervalNs;
-  int64_t next_drain = MonotonicNowNs();
+  DrainPacing pacing{kDrainMinIntervalNs, MonotonicNowNs()};
   const pid_t own_group = getpgrp();
   while (reap()) {
-    int64_t now = MonotonicNowNs();
-    if (now >= next_drain) {
-      uint64_t before = events_written_;
-      Drain(false);
-      drain_interval = events_written_ != before
-                           ? kDrainMinIntervalNs
-                           : std::min(2 * drain_interval, kDrainMaxIntervalNs);
-      next_drain = now + drain_interval;
-    }
-    int64_t wait_ns = std::max<int64_t>(next_drain - now, 1);
-    timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
     siginfo_t info;
-    int sig = sigtimedwait(&waited, &info, &timeout);
+    int sig = DrainAndWait(waited, &pacing, &info);
     if (sig <= 0 || sig == SIGCHLD) continue;
     if (sig == o_.reload_signal) {
       Reload();
