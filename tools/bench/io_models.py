@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Whole-program benchmarks of `fault exec` on event-loop programs.
+
+  tools/bench/io_models.py [--fault build/release/bin/fault] [--rounds 5] [--seconds 3]
+
+Three tables, each printed as Markdown with ratios against the bare run
+measured in the same rounds (bare and peers alternate, so a change of load
+hits both):
+
+1. nginx + wrk (1 thread, 10 connections): bare nginx; nginx under
+   `fault exec` with no policy; with a policy that matches none of its
+   traffic. Requests/s and p99 latency.
+2. Latency accuracy on an event-loop client: wrk with one connection against
+   a bare nginx, bare and under `fault exec --latency D` (the round trip gains
+   2 D). Added delay minus injected, at p50 and p99, beside the machine's own
+   clock_nanosleep overshoot for a 1 ms sleep measured in the same run.
+3. Start-up: `/bin/true` bare, under `fault exec`, with only the shim
+   preloaded, under `strace -f -e inject=...` and `fiu-run -x`.
+
+Every server runs on 127.0.0.1 and is stopped by the script; every run is
+bounded in time.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never accepted" % port)
+
+
+class Nginx:
+    def __init__(self, prefix=()):
+        self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
+        os.mkdir(os.path.join(self.dir, "html"))
+        with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
+            f.write("x" * 612)
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""daemon off; master_process off; worker_processes 1;
+error_log %(d)s/error.log; pid %(d)s/nginx.pid;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000;
+  client_body_temp_path %(d)s/b; proxy_temp_path %(d)s/p; fastcgi_temp_path %(d)s/f;
+  uwsgi_temp_path %(d)s/u; scgi_temp_path %(d)s/s;
+  server { listen 127.0.0.1:%(p)d; root %(d)s/html; } }
+""" % {"d": self.dir, "p": self.port})
+        self.proc = subprocess.Popen([*prefix, shutil.which("nginx") or "/usr/sbin/nginx",
+                                      "-c", conf, "-p", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        self.url = "http://127.0.0.1:%d/" % self.port
+
+    def close(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(url, conns, seconds, prefix=()):
+    r = subprocess.run([*prefix, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency",
+                        url], capture_output=True, text=True, timeout=seconds + 60)
+    out = r.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {}
+    for p, v, u in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pct[int(p)] = to_ms(v, u)
+    if "Socket errors" in out:
+        raise RuntimeError("wrk reported socket errors:\n" + out)
+    return rps, pct
+
+
+def nginx_wrk(fault, rounds, seconds):
+    peers = [
+        ("bare nginx", ()),
+        ("fault exec, no policy", (fault, "exec", "-q", "--")),
+        ("fault exec, non-matching policy",
+         (fault, "exec", "-q", "--latency", "5ms", "--target", "tcp://192.0.2.1:9", "--")),
+    ]
+    results = {name: ([], []) for name, _ in peers}
+    for _ in range(rounds):
+        for name, prefix in peers:
+            ng = Nginx(prefix)
+            try:
+                wrk(ng.url, 10, 1)  # warm up
+                rps, pct = wrk(ng.url, 10, seconds)
+            finally:
+                ng.close()
+            results[name][0].append(rps)
+            results[name][1].append(pct[99])
+    base_rps = statistics.median(results["bare nginx"][0])
+    base_p99 = statistics.median(results["bare nginx"][1])
+    print("\n### nginx + wrk (-t1 -c10, %d s, median of %d rounds)\n" % (seconds, rounds))
+    print("| nginx | requests/s | ratio | p99 (ms) | ratio |")
+    print("|---|---|---|---|---|")
+    for name, _ in peers:
+        rps = statistics.median(results[name][0])
+        p99 = statistics.median(results[name][1])
+        print("| %s | %.0f | %.3f | %.3f | %.2f |" % (name, rps, rps / base_rps, p99,
+                                                       p99 / base_p99))
+
+
+SLEEP_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static long long now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static int cmp(const void* a, const void* b) { long long x = *(long long*)a, y = *(long long*)b;
+  return x < y ? -1 : x > y; }
+int main(void) { enum { N = 2000 }; static long long o[N];
+  for (int i = 0; i < N; ++i) { long long t = now(); struct timespec d = {0, 1000000};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &d, NULL); o[i] = now() - t - 1000000; }
+  qsort(o, N, sizeof(o[0]), cmp);
+  printf("%lld %lld\n", o[N / 2], o[N * 99 / 100]); return 0; }
+"""
+
+
+def sleep_overshoot(tmp):
+    src = os.path.join(tmp, "sleep.c")
+    exe = os.path.join(tmp, "sleep")
+    with open(src, "w") as f:
+        f.write(SLEEP_C)
+    subprocess.run(["cc", "-O2", "-o", exe, src], check=True)
+    p50, p99 = subprocess.run([exe], capture_output=True, text=True, check=True).stdout.split()
+    return int(p50) / 1e6, int(p99) / 1e6  # ms
+
+
+def latency_accuracy(fault, rounds, seconds, inject_ms=2.0):
+    tmp = tempfile.mkdtemp(prefix="bench-acc-")
+    ng = Nginx()
+    bare50, bare99, f50, f99, s50, s99 = [], [], [], [], [], []
+    try:
+        wrk(ng.url, 1, 1)
+        for _ in range(rounds):
+            _, pct = wrk(ng.url, 1, seconds)
+            bare50.append(pct[50])
+            bare99.append(pct[99])
+            _, pct = wrk(ng.url, 1, seconds,
+                         (fault, "exec", "-q", "--latency", "%gms" % inject_ms, "--"))
+            f50.append(pct[50])
+            f99.append(pct[99])
+            a, b = sleep_overshoot(tmp)
+            s50.append(a)
+            s99.append(b)
+    finally:
+        ng.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    injected = 2 * inject_ms  # one way each direction
+    e50 = statistics.median(f50) - statistics.median(bare50) - injected
+    e99 = statistics.median(f99) - statistics.median(bare99) - injected
+    print("\n### Latency accuracy (wrk -c1 against bare nginx, --latency %gms: +%g ms a round "
+          "trip; median of %d rounds)\n" % (inject_ms, injected, rounds))
+    print("| | p50 (us) | p99 (us) |")
+    print("|---|---|---|")
+    print("| round trip, bare | %.0f | %.0f |" % (statistics.median(bare50) * 1e3,
+                                                 statistics.median(bare99) * 1e3))
+    print("| round trip, under fault exec | %.0f | %.0f |" % (statistics.median(f50) * 1e3,
+                                                            statistics.median(f99) * 1e3))
+    print("| added minus injected | %.0f | %.0f |" % (e50 * 1e3, e99 * 1e3))
+    print("| clock_nanosleep(1 ms) overshoot, this machine | %.0f | %.0f |" % (
+        statistics.median(s50) * 1e3, statistics.median(s99) * 1e3))
+
+
+def startup(fault, runs):
+    shim = os.path.join(os.path.dirname(os.path.dirname(fault)), "lib", "libfault_shim.so")
+    if not os.path.exists(shim):
+        shim = os.path.join(os.path.dirname(fault), "..", "lib", "libfault_shim.so")
+    peers = [
+        ("bare", [], None),
+        ("fault exec", [fault, "exec", "-q", "--"], None),
+        ("shim preloaded alone", [], {"LD_PRELOAD": os.path.abspath(shim)}),
+        ("strace -f -e inject=fdatasync:error=EIO",
+         ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "inject=fdatasync:error=EIO"], None),
+        ("fiu-run -x", ["fiu-run", "-x"], None),
+    ]
+    times = {name: [] for name, _, _ in peers}
+    for _ in range(runs):
+        for name, prefix, env in peers:
+            e = dict(os.environ, **env) if env else None
+            t = time.perf_counter()
+            subprocess.run([*prefix, "/bin/true"], env=e, check=True)
+            times[name].append(time.perf_counter() - t)
+    base = statistics.median(times["bare"])
+    print("\n### Start-up of /bin/true (median of %d runs each, interleaved)\n" % runs)
+    print("| run | wall (ms) | added (ms) |")
+    print("|---|---|---|")
+    for name, _, _ in peers:
+        m = statistics.median(times[name])
+        print("| %s | %.2f | %+.2f |" % (name, m * 1e3, (m - base) * 1e3))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fault", default=os.path.join(ROOT, "build/release/bin/fault"))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--startup-runs", type=int, default=100)
+    a = ap.parse_args()
+    fault = os.path.abspath(a.fault)
+    if not os.path.exists(fault):
+        raise SystemExit("no %s: build it first (cmake --preset release && cmake --build "
+                         "--preset release)" % fault)
+    print("fault: %s; %d cores; load %.1f" % (fault, os.cpu_count(), os.getloadavg()[0]))
+    nginx_wrk(fault, a.rounds, a.seconds)
+    latency_accuracy(fault, a.rounds, a.seconds)
+    startup(fault, a.startup_runs)
+
+
+if __name__ == "__main__":
+    main()
