@@ -1,4 +1,10 @@
 # Every dependency comes from Debian packages installed by tools/install-deps.
+option(FAULT_STATIC_DEPS
+       "Link abseil, protobuf and yaml-cpp statically (fault starts faster)" ON)
+include(${CMAKE_CURRENT_LIST_DIR}/StaticDeps.cmake)
+if(FAULT_STATIC_DEPS)
+  set(Protobuf_USE_STATIC_LIBS ON)
+endif()
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(absl CONFIG REQUIRED)
@@ -12,3 +18,6 @@ if(FAULT_BENCH)
 endif()
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+if(FAULT_STATIC_DEPS)
+  fault_use_static_deps()
+endif()

@@ -59,7 +59,17 @@ constexpr int kFdChunk = 1 << kFdChunkShift;
 constexpr int kMaxGates = 64;
 constexpr int64_t kForever = INT64_MAX;
 
-enum Kind : uint8_t { kUnknown = 0, kOther = 1, kTcp = 2, kUdp = 3, kFile = 4 };
+// kOpened: returned by open*/creat*, not classified yet. It is a file or
+// "other" (a pipe, a tty, a device), never a TCP/UDP socket (opening a
+// socket's path fails with ENXIO), so network rules cannot apply to it.
+enum Kind : uint8_t {
+  kUnknown = 0,
+  kOther = 1,
+  kTcp = 2,
+  kUdp = 3,
+  kFile = 4,
+  kOpened = 5
+};
 
 // Hot word bits (low 32 bits; the high 32 bits hold the table seq they
 // describe).
@@ -644,7 +654,7 @@ void LearnPeer(int fd, FdState& st) {
 Kind Classify(int fd) {
   if (fd < 0 || fd >= kMaxFds) return kOther;
   Kind k = static_cast<Kind>(g_kind[fd]);
-  if (k != kUnknown) return k;
+  if (k != kUnknown && k != kOpened) return k;
   struct stat st;
   k = kOther;
   if (fstat(fd, &st) == 0) {
@@ -2159,7 +2169,18 @@ inline void EnsureReal() {
 inline bool FdMaybe(int fd, int family, uint64_t dir = 0) {
   Kind k = KindOf(fd);
   if (k == kOther) return false;
+  // Network rules never apply to a file: only the family's syscall rules.
+  if (k == kFile || k == kOpened)
+    return MaybeFaultFd(fd, dir, SysHot(family), kHotSysScoped);
   return MaybeFaultFd(fd, dir, kNetBits | SysHot(family), kNetScoped);
+}
+
+// FdMaybe for the calls whose slow path is SlowPlain (close, fsync,
+// fdatasync, pread, pwrite): only syscall rules of `family` apply to them,
+// whatever the fd is, so network rules alone never send them there.
+inline bool FdMaybeSys(int fd, int family, uint64_t dir = 0) {
+  if (KindOf(fd) == kOther) return false;
+  return MaybeFaultFd(fd, dir, SysHot(family), kHotSysScoped);
 }
 
 // Builds a msghdr for a single buffer.
@@ -2281,14 +2302,14 @@ int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, bool at,
         fd = static_cast<int>(
             Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
         if (fd >= 0 && fd < 4096) {
-          SetKind(fd, kUnknown);
+          SetKind(fd, kOpened);
         }
         return fd;
       }
     }
   }
   fd = pass_fn(dirfd, path, flags, mode, at);
-  if (fd >= 0) SetKind(fd, kUnknown);
+  if (fd >= 0) SetKind(fd, kOpened);
   return fd;
 }
 
@@ -2399,21 +2420,29 @@ FAULT_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
 }
 
 // A connection accepted on a TCP listener: handed to the stream engine when
-// a rule with stream effects selects its peer.
-static void MaybeRedirectAccepted(int nfd, int flags) {
+// a rule with stream effects selects its peer. `addr`/`len`: the peer as
+// accept reported it to the caller (null when the caller did not ask, or
+// truncated): getpeername is asked only then. The peer is kept in the fd's
+// state, so that the first send or receive need not ask again.
+static void MaybeRedirectAccepted(int nfd, int flags, const sockaddr* addr,
+                                  socklen_t len) {
   Slow s;
   if (!s.ok || !(s.idx().net & s.mask)) return;
-  sockaddr_storage ss;
-  socklen_t len = sizeof(ss);
   eng::Endpoint peer;
-  if (real.getpeername(nfd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      !eng::SetEndpointAddress(&peer, &ss, len))
-    return;
+  if (addr == nullptr || !eng::SetEndpointAddress(&peer, addr, len)) {
+    sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (real.getpeername(nfd, reinterpret_cast<sockaddr*>(&ss), &sl) != 0 ||
+        !eng::SetEndpointAddress(&peer, &ss, sl))
+      return;
+  }
+  FdState& st = State(nfd);
+  st.peer = peer;
+  st.has_peer = 1;
   peer.protocol = FAULT_PROTO_TCP;
   // From a shimmed sender of this run or from the engine itself: the
   // effects are applied on the other side already.
   if (FromShimmedLoopback(peer, kTcp) || FromEngine(peer)) return;
-  FdState& st = State(nfd);
   int rule = PickFor(s, &st, peer, false);
   if (rule < 0) return;
   fault_rule r;
@@ -2425,12 +2454,15 @@ static void MaybeRedirectAccepted(int nfd, int flags) {
 static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,
                         bool four) {
   EnsureReal();
+  // The caller's buffer size: accept reports the peer's full length.
+  const socklen_t cap = addr != nullptr && len != nullptr ? *len : 0;
   auto pass = [&]() {
     return four ? real.accept4(fd, addr, len, flags)
                 : real.accept(fd, addr, len);
   };
   int nfd;
-  if (!FdMaybe(fd, eng::kFamilyAccept)) {
+  // Only accept's syscall rules apply to the listener's call itself.
+  if (!FdMaybeSys(fd, eng::kFamilyAccept)) {
     nfd = pass();
   } else {
     Slow s;
@@ -2453,7 +2485,12 @@ static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,
   if (nfd >= 0) {
     Kind lk = KindOf(fd);
     SetKind(nfd, lk == kTcp ? kTcp : kUnknown);
-    if (lk == kTcp && MaybeFault(kNetBits, kNetScoped)) MaybeRedirectAccepted(nfd, four ? flags : 0);
+    if (lk == kTcp && MaybeFault(kNetBits, kNetScoped)) {
+      // Only what accept wrote in full describes the peer.
+      bool whole = cap != 0 && *len <= cap;
+      MaybeRedirectAccepted(nfd, four ? flags : 0, whole ? addr : nullptr,
+                            whole ? *len : 0);
+    }
   }
   return nfd;
 }
@@ -2584,7 +2621,7 @@ __attribute__((noinline)) static ssize_t PwriteSlowPath(int fd, const void* buf,
 
 FAULT_EXPORT ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend))
+  if (!FdMaybeSys(fd, eng::kFamilyWrite, kVerdictSend))
     return real.pwrite(fd, buf, n, off);
   return PwriteSlowPath(fd, buf, n, off);
 }
@@ -2605,7 +2642,7 @@ __attribute__((noinline)) static ssize_t Pwrite64SlowPath(int fd,
 
 FAULT_EXPORT ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyWrite, kVerdictSend))
+  if (!FdMaybeSys(fd, eng::kFamilyWrite, kVerdictSend))
     return real.pwrite64(fd, buf, n, off);
   return Pwrite64SlowPath(fd, buf, n, off);
 }
@@ -2733,7 +2770,7 @@ __attribute__((noinline)) static ssize_t PreadSlowPath(int fd, void* buf,
 
 FAULT_EXPORT ssize_t pread(int fd, void* buf, size_t n, off_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv))
+  if (!FdMaybeSys(fd, eng::kFamilyRead, kVerdictRecv))
     return real.pread(fd, buf, n, off);
   return PreadSlowPath(fd, buf, n, off);
 }
@@ -2753,7 +2790,7 @@ __attribute__((noinline)) static ssize_t Pread64SlowPath(int fd, void* buf,
 
 FAULT_EXPORT ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyRead, kVerdictRecv))
+  if (!FdMaybeSys(fd, eng::kFamilyRead, kVerdictRecv))
     return real.pread64(fd, buf, n, off);
   return Pread64SlowPath(fd, buf, n, off);
 }
@@ -2767,7 +2804,7 @@ __attribute__((noinline)) static int FsyncSlowPath(int fd) {
 
 FAULT_EXPORT int fsync(int fd) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyFsync)) return real.fsync(fd);
+  if (!FdMaybeSys(fd, eng::kFamilyFsync)) return real.fsync(fd);
   return FsyncSlowPath(fd);
 }
 
@@ -2781,13 +2818,13 @@ __attribute__((noinline)) static int FdatasyncSlowPath(int fd) {
 
 FAULT_EXPORT int fdatasync(int fd) {
   EnsureReal();
-  if (!FdMaybe(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
+  if (!FdMaybeSys(fd, eng::kFamilyFdatasync)) return real.fdatasync(fd);
   return FdatasyncSlowPath(fd);
 }
 
 FAULT_EXPORT int close(int fd) {
   EnsureReal();
-  if (FdMaybe(fd, eng::kFamilyClose)) {
+  if (FdMaybeSys(fd, eng::kFamilyClose)) {
     long r = SlowPlain(
         fd, eng::kFamilyClose, FAULT_OP_CLOSE, [&]() { return 1L; },
         [&]() { return 2L; });

@@ -442,6 +442,33 @@ TEST(ShimVerdict, FileCallsUnderANetworkPolicySeeALaterFileRule) {
   EXPECT_EQ(res.Get("second"), "5 EIO");  // the writes pass, every pread fails
 }
 
+// Under a network policy, fsync and close of a file just opened pass
+// straight through (a network rule cannot apply to them); fsync and close
+// rules published later apply to the next file opened.
+TEST(ShimVerdict, FsyncAndCloseUnderANetworkPolicySeeLaterFileRules) {
+  Table t;
+  fault_rule& r = t.Rule(0);
+  r.n_targets = 1;
+  t.cfg()->targets[0] =
+      Table::Loopback(static_cast<uint16_t>(ClosedPort()), FAULT_PROTO_TCP);
+  r.uplink.fixed_ns = 100'000'000;
+  t.Publish();
+  RunOptions o;
+  o.table = &t;
+  o.on_first_line = [&](int stdin_fd, const std::string&) {
+    strcpy(t.Sys(0, 0, eng::kFamilyFsync, eng::kActionDeny, EIO).path_glob,
+           "*.data");
+    strcpy(t.Sys(1, 0, eng::kFamilyClose, eng::kActionDeny, ENOSPC).path_glob,
+           "*.data");
+    t.Publish();
+    EXPECT_EQ(write(stdin_fd, "go\n", 3), 3);
+  };
+  Result res = RunTarget({"file_sync_reload", TempDir() + "/s.data"}, o);
+  ASSERT_EQ(res.status, 0) << res.out << res.err;
+  EXPECT_EQ(res.Get("first"), "OK,OK");
+  EXPECT_EQ(res.Get("second"), "EIO,ENOSPC");
+}
+
 // Verdicts decided, dropped and decided again while the table is
 // republished every millisecond and fd numbers are reused: no byte is lost
 // or changed, no fault fires. (docs/shim.md, "Tests": how the same load

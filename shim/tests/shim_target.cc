@@ -566,6 +566,26 @@ int ModeFileReload(const char* path) {
   return 0;
 }
 
+// Opens a file, fsyncs and closes it; again after a line on stdin (the
+// test publishes fsync and close rules for it meanwhile). Prints each
+// call's result: "OK" or the errno's name.
+int ModeFileSyncReload(const char* path) {
+  auto round = [&]() -> std::string {
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return ErrName(errno);
+    std::string r = fsync(fd) == 0 ? "OK" : ErrName(errno);
+    r += ",";
+    r += close(fd) == 0 ? "OK" : ErrName(errno);
+    return r;
+  };
+  printf("first=%s\n", round().c_str());
+  fflush(stdout);
+  char line[16];
+  if (fgets(line, sizeof(line), stdin) == nullptr) return 1;
+  printf("second=%s\n", round().c_str());
+  return 0;
+}
+
 // Round trips on a connection no rule matches (the shim caches that), then,
 // after a line on stdin (the test republishes the table meanwhile), more
 // round trips on the same connection.
@@ -730,6 +750,7 @@ int main(int argc, char** argv) {
     return ModeVerdictReuse(atoi(arg(2)), atoi(arg(3)));
   if (mode == "loopback_mark") return ModeLoopbackMark(arg(2));
   if (mode == "file_reload") return ModeFileReload(arg(2));
+  if (mode == "file_sync_reload") return ModeFileSyncReload(arg(2));
   if (mode == "verdict_churn") return ModeVerdictChurn(atoi(arg(2)));
   if (mode == "maps") return ModeMaps();
   return 2;

@@ -139,6 +139,9 @@ class Runner {
   // Drains the ring if it is time, then waits for one of `waited` until
   // the next drain. Returns the signal (0 or less: none came).
   int DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t* info);
+  // Starts the stream engine when `config` has network rules and it is not
+  // running yet (warns once if it cannot start).
+  void StartEngineFor(const fault_config& config);
   // Lets the stream engine pass on what the programs sent before they
   // exited (as the kernel delivers a closed socket's buffer), then stops it.
   void FinishEngine();
@@ -160,7 +163,8 @@ class Runner {
   RandomSeedSource random_;
   std::set<std::string> warned_;
   std::unique_ptr<PolicyTable> table_;
-  std::unique_ptr<stream::StreamEngine> engine_;
+  std::unique_ptr<stream::StreamEngine> engine_;  // null until a network rule
+  bool engine_failed_ = false;                     // warned once, not retried
   // The rule names of every generation published in this run (events carry
   // the generation they were decided under).
   std::map<uint32_t, std::vector<std::string>> names_by_generation_;
@@ -300,6 +304,9 @@ void Runner::Reload() {
   Drain(false);
   FoldCounters();
   current_ = Describe(std::move(*compiled));
+  // Before the publish: a program's shim that sees the new rules finds the
+  // engine's ports in the table already.
+  StartEngineFor(*current_.compiled.config);
   uint64_t generation = table_->Publish(*current_.compiled.config);
   names_by_generation_[static_cast<uint32_t>(generation)] = current_.names;
   baseline_ = table_->ReadCounters();
@@ -392,17 +399,7 @@ int Runner::Run() {
   const std::string table_path = TablePath(getpid(), table_->fd());
   names_by_generation_[static_cast<uint32_t>(table_->Publish(*current_.compiled.config))] =
       current_.names;
-  // Connections that a network rule selects are handed to the stream
-  // engine, which applies their effects on real sockets (docs/exec.md).
-  absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =
-      stream::StreamEngine::Start({.table = table_->table()});
-  if (engine.ok()) {
-    engine_ = std::move(*engine);
-  } else {
-    err_ << "fault: warning: the stream engine did not start (" << Msg(engine.status())
-         << "); network effects are applied inside the program's calls, where an "
-            "event loop may not see them\n";
-  }
+  StartEngineFor(*current_.compiled.config);
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
   if (absl::Status s = CheckLayerFamilies(*current_.compiled.config); !s.ok()) {
@@ -561,6 +558,25 @@ int Runner::DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t*
   int64_t wait_ns = std::max<int64_t>(pacing->next - now, 1);
   timespec timeout{wait_ns / 1000000000, wait_ns % 1000000000};
   return sigtimedwait(&waited, info, &timeout);
+}
+
+void Runner::StartEngineFor(const fault_config& config) {
+  // Connections that a network rule selects are handed to the stream
+  // engine, which applies their effects on real sockets (docs/exec.md).
+  // Without network rules nothing is ever handed to it: it is started with
+  // the first configuration that has some (at start or on a reload), which
+  // keeps its sockets and thread out of the start of every other run.
+  if (engine_ != nullptr || engine_failed_ || config.n_rules == 0) return;
+  absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =
+      stream::StreamEngine::Start({.table = table_->table()});
+  if (engine.ok()) {
+    engine_ = std::move(*engine);
+    return;
+  }
+  engine_failed_ = true;
+  err_ << "fault: warning: the stream engine did not start (" << Msg(engine.status())
+       << "); network effects are applied inside the program's calls, where an "
+          "event loop may not see them\n";
 }
 
 void Runner::FinishEngine() {

@@ -305,7 +305,9 @@ struct fault_table {
   uint32_t attached_pad;
   /* The stream engine of the run: loopback ports of its IPv4 and IPv6
    * listeners (0: none) and its control socket's abstract name. Written
-   * before the first program starts; constant for the run. */
+   * once, before the first configuration with network rules is published
+   * (at start, or by the reload that brings the first); constant from then
+   * on. */
   uint16_t engine_port4, engine_port6;
   uint32_t engine_pad;
   char engine_control[FAULT_ENGINE_NAME_MAX];
