@@ -583,8 +583,9 @@ void Runner::FinishEngine() {
   if (engine_ == nullptr) return;
   size_t cut = engine_->Finish(kEngineFlushTimeoutNs);
   if (cut > 0) {
-    err_ << "fault: " << cut << " connection(s) still had bytes in flight "
-         << kEngineFlushTimeoutNs / 1'000'000'000 << " s after the program exited; cut short\n";
+    err_ << "fault: " << cut << " connection(s) still had bytes in flight when the program "
+         << "exited and their far end stopped taking them (or after "
+         << kEngineFlushTimeoutNs / 1'000'000'000 << " s); cut short\n";
   }
   engine_.reset();
 }

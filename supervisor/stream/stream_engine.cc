@@ -239,10 +239,13 @@ class StreamEngine::Loop {
   Handle wake_h_{Handle::kWake};
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> finish_by_{0};  // 0: not finishing
+  uint64_t finish_moved_ = 0;          // bytes written when last looked
+  int64_t finish_progress_ns_ = 0;     // when they last changed
+  static constexpr int64_t kStallNs = 2'000'000'000;
   std::atomic<size_t> cut_short_{0};
-  // Whether every connection has passed on what its target sent before
-  // closing (FinishDone).
-  bool Flushed() const;
+  // Connections that have not yet passed on everything their target sent
+  // before closing its side.
+  size_t Unflushed() const;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::vector<std::unique_ptr<Conn>> dead_;
@@ -357,14 +360,15 @@ void StreamEngine::Loop::RequestFinish(int64_t deadline_ns) {
   (void)!write(wake_, &one, sizeof(one));
 }
 
-bool StreamEngine::Loop::Flushed() const {
+size_t StreamEngine::Loop::Unflushed() const {
+  size_t n = 0;
   for (const auto& [id, c] : conns_) {
     const Dir& up = c->dir[0];
-    // Still sending what the target wrote (and has not closed yet).
-    if (!up.q.empty() && c->state != Conn::kDead) return false;
-    if (!up.src_eof && c->fd[0] >= 0) return false;
+    // Still sending what the target wrote, or the target's side not yet
+    // closed.
+    if ((!up.q.empty() && c->state != Conn::kDead) || (!up.src_eof && c->fd[0] >= 0)) ++n;
   }
-  return true;
+  return n;
 }
 
 void StreamEngine::Loop::RequestStop() {
@@ -447,13 +451,22 @@ void StreamEngine::Loop::Run() {
     dead_.clear();
     int64_t finish_by = finish_by_.load(std::memory_order_relaxed);
     if (finish_by != 0) {
-      if (Flushed()) break;
-      if (now >= finish_by) {
-        cut_short_.store(conns_.size());
+      size_t unflushed = Unflushed();
+      if (unflushed == 0) break;
+      // A far end that stopped reading would hold the flush to its limit:
+      // give up once nothing has moved for kStallNs.
+      uint64_t moved = bytes_[0].load(std::memory_order_relaxed) +
+                       bytes_[1].load(std::memory_order_relaxed);
+      if (moved != finish_moved_ || finish_progress_ns_ == 0) {
+        finish_moved_ = moved;
+        finish_progress_ns_ = now;
+      }
+      if (now >= finish_by || now - finish_progress_ns_ >= kStallNs) {
+        cut_short_.store(unflushed);
         break;
       }
-      if (timers_.empty() || timers_.top().at > finish_by)
-        timers_.push(Timer{finish_by, 0});
+      int64_t check = std::min(finish_by, finish_progress_ns_ + kStallNs);
+      if (timers_.empty() || timers_.top().at > check) timers_.push(Timer{check, 0});
     }
   }
 }

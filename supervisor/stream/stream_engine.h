@@ -79,10 +79,11 @@ class StreamEngine {
 
   Stats stats() const;
 
-  // Stops taking connections and waits, at most `timeout_ns`, until every
+  // Stops taking connections and waits, at most `timeout_ns` and while
+  // bytes keep moving (two seconds without progress end it), until every
   // byte the targets sent before they closed their sockets has been passed
   // on, as the kernel would deliver a closed socket's buffer. Then the loop
-  // stops. Returns the number of connections cut short by the timeout.
+  // stops. Returns the number of connections cut short.
   size_t Finish(int64_t timeout_ns);
 
   class Loop;  // the event loop (stream_engine.cc)

@@ -420,5 +420,48 @@ TEST(StreamEngine, ALargeTransferArrivesIntactThroughTheWatermark) {
   close(lfd);
 }
 
+TEST(StreamEngine, FinishPassesOnWhatWasSentAndGivesUpOnAFarEndThatStopsReading) {
+  Table table;
+  fault_rule& r = table.AddRule("slow");
+  SetFixedLatency(&r.uplink, 50'000'000);
+  table.Publish();
+  auto e = StreamEngine::Start({.table = table.get()});
+  ASSERT_TRUE(e.ok());
+  uint16_t port;
+  int lfd = Listen(&port);
+  // One connection whose bytes are still held back when the target closes
+  // it: Finish passes them on.
+  int c1 = ConnectThrough(table.get(), **e, port, 0);
+  int s1 = accept(lfd, nullptr, nullptr);
+  ASSERT_EQ(write(c1, "last words", 10), 10);
+  close(c1);
+  // One whose far end never reads, with more bytes on their way than the
+  // kernel's buffers hold: Finish gives up on it once nothing moves.
+  int c2 = ConnectThrough(table.get(), **e, port, 0);
+  int s2 = accept(lfd, nullptr, nullptr);
+  std::thread writer([c2] {
+    std::string block(1 << 16, 'x');
+    for (int i = 0; i < 1024; ++i) {  // 64 MiB at most; blocks when full
+      if (send(c2, block.data(), block.size(), MSG_NOSIGNAL) <= 0) break;
+    }
+  });
+  usleep(300'000);
+  int64_t t0 = NowNs();
+  size_t cut = (*e)->Finish(60'000'000'000);
+  double secs = static_cast<double>(NowNs() - t0) / 1e9;
+  EXPECT_EQ(cut, 1u);
+  EXPECT_GT(secs, 1.5);  // two seconds without progress
+  EXPECT_LT(secs, 10.0);
+  char buf[16];
+  ASSERT_TRUE(ReadExactly(s1, buf, 10));
+  EXPECT_EQ(std::string(buf, 10), "last words");
+  e->reset();  // closes the engine's sockets: the writer's write fails
+  writer.join();
+  close(c2);
+  close(s1);
+  close(s2);
+  close(lfd);
+}
+
 }  // namespace
 }  // namespace fault::stream
