@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -778,6 +779,27 @@ bool RedirectConnect(int fd, FdState& st, const eng::Endpoint& ep, int rule,
   return true;
 }
 
+// Copies the options a program commonly sets on a listening socket (and
+// accepted sockets inherit) from `from` to `to`. Best effort: an option the
+// kernel refuses to read or set is left as it is.
+void CopySocketOptions(int from, int to) {
+  // Not the buffer sizes: setting them, even to what they read, would turn
+  // off the kernel's autotuning of the new socket.
+  static const struct {
+    int level, name;
+  } kOptions[] = {
+      {SOL_SOCKET, SO_KEEPALIVE},   {IPPROTO_TCP, TCP_NODELAY},
+      {IPPROTO_TCP, TCP_KEEPIDLE},  {IPPROTO_TCP, TCP_KEEPINTVL},
+      {IPPROTO_TCP, TCP_KEEPCNT},
+  };
+  for (const auto& o : kOptions) {
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (real.getsockopt(from, o.level, o.name, &v, &len) != 0) continue;
+    setsockopt(to, o.level, o.name, &v, sizeof(v));
+  }
+}
+
 // accept() returned `nfd`, a connection that a rule with stream effects
 // selects: the engine takes it over, and `nfd` becomes a socket connected
 // to the engine. False: left as it is (effects in place).
@@ -836,7 +858,9 @@ bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer) {
     socklen_t elen = LoopbackAddress(family, eport, &engine);
     ok = real.connect(s, reinterpret_cast<sockaddr*>(&engine), elen) == 0;
   }
-  // The engine holds the accepted socket now; `s` takes its number.
+  // The engine holds the accepted socket now; `s` takes its number, with
+  // the options the accepted socket inherited from its listener.
+  if (ok) CopySocketOptions(nfd, s);
   if (ok && (flags & SOCK_NONBLOCK))
     ok = fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) == 0;
   if (ok)

@@ -425,5 +425,45 @@ class NonBlockingConnectTest(unittest.TestCase):
         self.assertEqual(r.stdout.strip(), "so_error=ECONNREFUSED")
 
 
+ACCEPTING_SERVER = r"""
+import socket, sys
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+lst.bind(("127.0.0.1", 0))
+lst.listen(1)
+print(lst.getsockname()[1], flush=True)
+lst.settimeout(10)
+c, addr = lst.accept()
+print("accepted=%s:%d peer=%s:%d local=%s:%d keepalive=%d" % (
+    addr[0], addr[1], *c.getpeername(), *c.getsockname(),
+    c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)), flush=True)
+c.sendall(c.recv(100))
+c.close()
+"""
+
+
+class AcceptTest(unittest.TestCase):
+    """A server's accepted connection handed to the engine keeps what the
+    program sees of it: its addresses and the listener's options."""
+
+    def test_accepted_socket_keeps_addresses_and_options(self):
+        p = subprocess.Popen([FAULT, "exec", "-q", "--uplink-latency", "50ms", "--", PY, "-c",
+                              ACCEPTING_SERVER], stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(p.stdout.readline())
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                me = c.getsockname()
+                line = p.stdout.readline().strip()
+                t = time.monotonic()
+                c.sendall(b"echo")
+                self.assertEqual(c.recv(100), b"echo")
+                secs = time.monotonic() - t
+        finally:
+            out, _ = p.communicate(timeout=20)
+        self.assertEqual(line, "accepted=127.0.0.1:%d peer=127.0.0.1:%d local=127.0.0.1:%d "
+                               "keepalive=1" % (me[1], me[1], port))
+        self.assertGreaterEqual(secs, 0.050)  # the server's reply, uplink
+
+
 if __name__ == "__main__":
     unittest.main()
