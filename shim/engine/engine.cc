@@ -2,6 +2,7 @@
 // exceptions, no libm, no libstdc++ runtime.
 #include "shim/engine/engine.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -336,6 +337,70 @@ bool SetEndpointAddress(Endpoint* ep, const void* sa, size_t len) {
     return true;
   }
   return false;
+}
+
+size_t EndpointSockaddr(const Endpoint& ep, void* out, size_t cap) {
+  if (ep.family == AF_INET && cap >= sizeof(sockaddr_in)) {
+    sockaddr_in in;
+    memset(&in, 0, sizeof(in));
+    in.sin_family = AF_INET;
+    in.sin_port = htons(ep.port);
+    memcpy(&in.sin_addr, ep.addr, 4);
+    memcpy(out, &in, sizeof(in));
+    return sizeof(in);
+  }
+  if (ep.family == AF_INET6 && cap >= sizeof(sockaddr_in6)) {
+    sockaddr_in6 in6;
+    memset(&in6, 0, sizeof(in6));
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(ep.port);
+    memcpy(&in6.sin6_addr, ep.addr, 16);
+    memcpy(out, &in6, sizeof(in6));
+    return sizeof(in6);
+  }
+  return 0;
+}
+
+Endpoint LoopbackEndpoint(int family, uint16_t port) {
+  Endpoint ep;
+  ep.family = static_cast<uint8_t>(family);
+  ep.port = port;
+  if (family == AF_INET) ep.addr[0] = 127, ep.addr[3] = 1;
+  if (family == AF_INET6) ep.addr[15] = 1;
+  return ep;
+}
+
+bool IsLoopback(const Endpoint& ep) {
+  if (ep.family == AF_INET) return ep.addr[0] == 127;
+  if (ep.family == AF_INET6) {
+    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                     0, 0, 0, 0, 0, 0, 0, 1};
+    return memcmp(ep.addr, kOne, 16) == 0;
+  }
+  return false;
+}
+
+void FormatEndpoint(const Endpoint& ep, char* out, size_t n) {
+  char a[INET6_ADDRSTRLEN] = "";
+  if (ep.family == AF_INET || ep.family == AF_INET6)
+    inet_ntop(ep.family, ep.addr, a, sizeof(a));
+  char port[8];
+  int pn = 0;
+  unsigned v = ep.port;
+  char rev[8];
+  do {
+    rev[pn++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  int j = 0;
+  while (pn) port[j++] = rev[--pn];
+  port[j] = 0;
+  size_t l = 0;
+  if (ep.family == AF_INET6) l = CopyString(out, "[", n);
+  if (l < n) l += CopyString(out + l, a, n - l);
+  if (ep.family == AF_INET6 && l < n) l += CopyString(out + l, "]", n - l);
+  if (l < n) l += CopyString(out + l, ":", n - l);
+  if (l < n) CopyString(out + l, port, n - l);
 }
 
 bool NameMatches(const char* pattern, const char* name) {

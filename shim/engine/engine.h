@@ -231,6 +231,21 @@ struct Endpoint {
 // other families.
 bool SetEndpointAddress(Endpoint* ep, const void* sockaddr, size_t len);
 
+// The inverse: writes `ep` as a sockaddr_in / sockaddr_in6 into `out`
+// (capacity `cap`, e.g. a sockaddr_storage) and returns its length, 0 when
+// the family is neither or `cap` is too small.
+size_t EndpointSockaddr(const Endpoint& ep, void* out, size_t cap);
+
+// 127.0.0.1 (AF_INET) or ::1 (AF_INET6) at `port`.
+Endpoint LoopbackEndpoint(int family, uint16_t port);
+
+// 127.0.0.0/8 or ::1.
+bool IsLoopback(const Endpoint& ep);
+
+// "127.0.0.1:8080" / "[::1]:8080" into `out` (capacity n, always
+// NUL-terminated).
+void FormatEndpoint(const Endpoint& ep, char* out, size_t n);
+
 // "example.com" matches exactly (ASCII case-insensitive); "*.example.com"
 // matches any name ending in ".example.com"; "*" matches everything.
 bool NameMatches(const char* pattern, const char* name);

@@ -1142,3 +1142,37 @@ TEST(Strings, CopyStringTruncates) {
 
 }  // namespace
 }  // namespace fault::engine
+
+namespace fault::engine {
+namespace {
+
+TEST(EndpointTest, SockaddrRoundTripLoopbackAndFormat) {
+  for (int family : {AF_INET, AF_INET6}) {
+    Endpoint lo = LoopbackEndpoint(family, 8080);
+    EXPECT_TRUE(IsLoopback(lo));
+    sockaddr_storage ss;
+    size_t len = EndpointSockaddr(lo, &ss, sizeof(ss));
+    ASSERT_EQ(len, family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    EXPECT_EQ(ss.ss_family, family);
+    Endpoint back;
+    ASSERT_TRUE(SetEndpointAddress(&back, &ss, len));
+    EXPECT_EQ(back.family, family);
+    EXPECT_EQ(back.port, 8080);
+    EXPECT_EQ(memcmp(back.addr, lo.addr, sizeof(lo.addr)), 0);
+    char text[FAULT_NAME_MAX];
+    FormatEndpoint(lo, text, sizeof(text));
+    EXPECT_STREQ(text, family == AF_INET ? "127.0.0.1:8080" : "[::1]:8080");
+  }
+  Endpoint other;
+  other.family = AF_INET;
+  other.addr[0] = 10;
+  EXPECT_FALSE(IsLoopback(other));
+  sockaddr_in small;
+  EXPECT_EQ(EndpointSockaddr(LoopbackEndpoint(AF_INET6, 1), &small, sizeof(small)), 0u);
+  char tiny[6];
+  FormatEndpoint(LoopbackEndpoint(AF_INET, 80), tiny, sizeof(tiny));
+  EXPECT_STREQ(tiny, "127.0");  // cut, still terminated
+}
+
+}  // namespace
+}  // namespace fault::engine

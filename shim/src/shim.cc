@@ -403,29 +403,6 @@ void ResolvePath(int dirfd, const char* path, char* out, size_t n) {
   if (l < n) eng::CopyString(out + l, path, n - l);
 }
 
-void FormatEndpoint(const eng::Endpoint& ep, char* out, size_t n) {
-  char a[INET6_ADDRSTRLEN] = "";
-  if (ep.family == AF_INET || ep.family == AF_INET6)
-    inet_ntop(ep.family, ep.addr, a, sizeof(a));
-  char port[8];
-  int pn = 0;
-  unsigned v = ep.port;
-  char rev[8];
-  do {
-    rev[pn++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  int j = 0;
-  while (pn) port[j++] = rev[--pn];
-  port[j] = 0;
-  size_t l = 0;
-  if (ep.family == AF_INET6) l = eng::CopyString(out, "[", n);
-  if (l < n) l += eng::CopyString(out + l, a, n - l);
-  if (ep.family == AF_INET6 && l < n) l += eng::CopyString(out + l, "]", n - l);
-  if (l < n) l += eng::CopyString(out + l, ":", n - l);
-  if (l < n) eng::CopyString(out + l, port, n - l);
-}
-
 void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
           int64_t value, const char* target) {
   fault_event ev;
@@ -594,7 +571,7 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family, uint16_t op,
     }
   }
   char target[FAULT_NAME_MAX] = "";
-  if (have_ep) FormatEndpoint(ep, target, sizeof(target));
+  if (have_ep) eng::FormatEndpoint(ep, target, sizeof(target));
   return ApplySyscallRulesMasked(s, family, op, nullptr, mask, target);
 }
 

@@ -75,16 +75,6 @@ ssize_t RealRecvmsg(const eng::Index& idx, int fd, msghdr* m, int flags) {
   return real.recvmsg(fd, m, flags);
 }
 
-bool IsLoopback(const eng::Endpoint& ep) {
-  if (ep.family == AF_INET) return ep.addr[0] == 127;
-  if (ep.family == AF_INET6) {
-    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                     0, 0, 0, 0, 0, 0, 0, 1};
-    return memcmp(ep.addr, kOne, 16) == 0;
-  }
-  return false;
-}
-
 // Records the local port of a socket this process sends through in the
 // run-wide loopback port set (see table.h). An unbound UDP socket is bound
 // to the wildcard address and port 0 first, as the kernel's autobind would
@@ -112,7 +102,7 @@ void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
   bool wildcard = true;
   for (int i = 0; i < (local.family == AF_INET ? 4 : 16); ++i)
     wildcard &= local.addr[i] == 0;
-  if (!wildcard && !IsLoopback(local)) {
+  if (!wildcard && !eng::IsLoopback(local)) {
     st.lb_marked = 0;
     return;
   }
@@ -126,7 +116,7 @@ void MarkLoopbackSender(int fd, FdState& st, Kind kind) {
 // True when traffic from `peer` was sent by a shimmed process of this run
 // (its uplink effects already applied).
 bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind) {
-  if (!IsLoopback(peer) || peer.port == 0) return false;
+  if (!eng::IsLoopback(peer) || peer.port == 0) return false;
   int proto = kind == kUdp ? 1 : 0;
   uint64_t w = __atomic_load_n(&g_table->loopback_ports[proto][peer.port / 64],
                                __ATOMIC_RELAXED);
@@ -210,14 +200,14 @@ bool Decide(const Slow& s, int rule, eng::NetOp op, Kind kind, FdState& st,
 void EmitRate(int rule, uint16_t op, const eng::Endpoint& ep, uint64_t held) {
   eng::CountFired(g_table, rule);
   char target[FAULT_NAME_MAX];
-  FormatEndpoint(ep, target, sizeof(target));
+  eng::FormatEndpoint(ep, target, sizeof(target));
   Emit(rule, -1, op, FAULT_EFFECT_RATE, static_cast<int64_t>(held), target);
 }
 
 void EmitNet(const eng::NetDecision& d, uint16_t op, const eng::Endpoint& ep) {
   if (!d.fired) return;
   char target[FAULT_NAME_MAX];
-  FormatEndpoint(ep, target, sizeof(target));
+  eng::FormatEndpoint(ep, target, sizeof(target));
   Emit(d.rule, -1, op, d.effect, d.value, target);
 }
 
@@ -237,7 +227,7 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
     ep = st.peer;
   }
   ep.protocol = kind == kUdp ? FAULT_PROTO_UDP : FAULT_PROTO_TCP;
-  if (IsLoopback(ep)) MarkLoopbackSender(fd, st, kind);
+  if (eng::IsLoopback(ep)) MarkLoopbackSender(fd, st, kind);
   if (kind == kTcp && !st.sni_checked) {
     // The first bytes a TLS client sends are its ClientHello: remember the
     // server name so that sni targets match this connection from now on.
@@ -253,7 +243,7 @@ ssize_t NetSend(const Slow& s, int fd, Kind kind, const msghdr* m, int flags,
   if (rule < 0) {
     // The sender's loopback port is marked (once) before sends may skip
     // the shim: a receiver's rule may still need to know it.
-    if (cache && st.has_peer && (!IsLoopback(ep) || st.lb_marked))
+    if (cache && st.has_peer && (!eng::IsLoopback(ep) || st.lb_marked))
       VerdictStore(s, fd, kVerdictSend);
     return RealSendmsg(idx, fd, m, flags);
   }
@@ -627,25 +617,14 @@ uint16_t EnginePort(int family) {
 }
 
 socklen_t LoopbackAddress(int family, uint16_t port, sockaddr_storage* ss) {
-  memset(ss, 0, sizeof(*ss));
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(ss);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a->sin_port = htons(port);
-    return sizeof(*a);
-  }
-  auto* a = reinterpret_cast<sockaddr_in6*>(ss);
-  a->sin6_family = AF_INET6;
-  a->sin6_addr = in6addr_loopback;
-  a->sin6_port = htons(port);
-  return sizeof(*a);
+  return static_cast<socklen_t>(
+      eng::EndpointSockaddr(eng::LoopbackEndpoint(family, port), ss, sizeof(*ss)));
 }
 
 // True when `peer` is one of the engine's own connections to a far end:
 // the engine applies both directions' effects to it.
 bool FromEngine(const eng::Endpoint& peer) {
-  if (!IsLoopback(peer) || peer.port == 0) return false;
+  if (!eng::IsLoopback(peer) || peer.port == 0) return false;
   uint64_t w = __atomic_load_n(&g_table->engine_ports[peer.port / 64],
                                __ATOMIC_RELAXED);
   return (w >> (peer.port % 64)) & 1;
@@ -661,7 +640,7 @@ uint16_t LoopbackPortOf(int fd, int* family) {
   eng::Endpoint local;
   if (!eng::SetEndpointAddress(&local, &ss, len)) return 0;
   *family = ss.ss_family;
-  if (local.port != 0) return IsLoopback(local) ? local.port : 0;
+  if (local.port != 0) return eng::IsLoopback(local) ? local.port : 0;
   sockaddr_storage lo;
   socklen_t lolen = LoopbackAddress(ss.ss_family, 0, &lo);
   if (bind(fd, reinterpret_cast<sockaddr*>(&lo), lolen) != 0) return 0;

@@ -306,7 +306,6 @@ Kind Classify(int fd);
 void ResolvePath(int dirfd, const char* path, char* out, size_t n);
 // The path of a file descriptor (cached per fd), "" when unknown.
 const char* FilePath(int fd);
-void FormatEndpoint(const eng::Endpoint& ep, char* out, size_t n);
 void Emit(int rule, int syscall_rule, uint16_t op, uint16_t effect,
           int64_t value, const char* target);
 void GateListAdd(int fd, FdState& st);
@@ -326,7 +325,6 @@ bool ApplySocketRules(const Slow& s, int fd, Kind kind, int family,
                       uint16_t op, const void* addr, size_t addrlen);
 
 // ---- shim_net.cc ----
-bool IsLoopback(const eng::Endpoint& ep);
 bool FromShimmedLoopback(const eng::Endpoint& peer, Kind kind);
 bool FromEngine(const eng::Endpoint& peer);
 void VerdictStore(const Slow& s, int fd, uint64_t dir);

@@ -422,24 +422,13 @@ int NotifyLoop::Redirect(pid_t tid, const SyscallContext& call,
       eng::SetEndpointAddress(&me, &local, llen)) {
     eport = domain == AF_INET ? table_->engine_port4 : table_->engine_port6;
   }
-  sockaddr_storage lo{};
+  sockaddr_storage lo;
   socklen_t lolen = 0;
   auto loopback = [&](uint16_t port) {
-    lo = sockaddr_storage{};
-    if (domain == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&lo);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a->sin_port = htons(port);
-      lolen = sizeof(*a);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&lo);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      a->sin6_port = htons(port);
-      lolen = sizeof(*a);
-    }
+    lolen = static_cast<socklen_t>(
+        eng::EndpointSockaddr(eng::LoopbackEndpoint(domain, port), &lo, sizeof(lo)));
   };
+
   if (eport != 0 && me.port == 0) {  // bind to a loopback port of its own
     loopback(0);
     llen = sizeof(local);
@@ -449,11 +438,7 @@ int NotifyLoop::Redirect(pid_t tid, const SyscallContext& call,
       eport = 0;
     }
   }
-  static const uint8_t kZero[16] = {};
-  const bool loopback_local =
-      me.family == AF_INET ? me.addr[0] == 127
-                           : (me.addr[15] == 1 && memcmp(me.addr, kZero, 15) == 0);
-  if (eport != 0 && me.port != 0 && loopback_local) {
+  if (eport != 0 && me.port != 0 && eng::IsLoopback(me)) {
     int fl = fcntl(fd, F_GETFL);
     *blocking = fl >= 0 && !(fl & O_NONBLOCK);
     *slot = eng::AnnounceRedirect(table_, domain == AF_INET6, me.port,

@@ -105,21 +105,14 @@ ssize_t RecvStamped(int fd, char* buf, size_t n, int64_t now, int64_t* arrived) 
   return r;
 }
 
-void FormatAddress(int family, const uint8_t* addr, uint16_t port, char* out,
-                   size_t n) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  inet_ntop(family, addr, host, sizeof(host));
-  if (family == AF_INET6)
-    snprintf(out, n, "[%s]:%u", host, port);
-  else
-    snprintf(out, n, "%s:%u", host, port);
-}
-
-bool IsLoopbackAddress(int family, const uint8_t* addr) {
-  if (family == AF_INET) return addr[0] == 127;
-  static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                   0, 0, 0, 0, 0, 0, 0, 1};
-  return family == AF_INET6 && memcmp(addr, kOne, 16) == 0;
+// Where a redirected connection goes (or, accepted, which service it
+// reached), as the target side announced it.
+eng::Endpoint FarEnd(const fault_redirect& r) {
+  eng::Endpoint ep;
+  ep.family = r.family == AF_INET6 ? AF_INET6 : AF_INET;
+  ep.port = r.port;
+  memcpy(ep.addr, r.addr, sizeof(ep.addr));
+  return ep;
 }
 
 // What the epoll data pointer of every registered fd points at.
@@ -298,21 +291,13 @@ absl::Status StreamEngine::Loop::Open(uint16_t* port4, uint16_t* port6,
       if (fi == 1) continue;  // no IPv6 on this machine
       return Errno("socket for the stream engine");
     }
-    sockaddr_storage ss = {};
-    socklen_t len;
-    if (family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof(*a);
-    } else {
+    if (family == AF_INET6) {
       int one = 1;
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      len = sizeof(*a);
     }
+    sockaddr_storage ss;
+    socklen_t len = static_cast<socklen_t>(
+        eng::EndpointSockaddr(eng::LoopbackEndpoint(family, 0), &ss, sizeof(ss)));
     if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
         listen(fd, SOMAXCONN) != 0) {
       int e = errno;
@@ -532,9 +517,7 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
       c->h[s].side = s;
       c->h[s].conn = c;
     }
-    uint8_t addr[16];
-    memcpy(addr, r.addr, sizeof(addr));
-    FormatAddress(r.family, addr, r.port, c->target, sizeof(c->target));
+    eng::FormatEndpoint(FarEnd(r), c->target, sizeof(c->target));
     // The rule the target side picked, as the table is now.
     eng::Index idx;
     if (r.rule < FAULT_MAX_RULES && eng::BuildIndex(t_, &idx) &&
@@ -618,27 +601,15 @@ void StreamEngine::Loop::OnControl() {
 }
 
 void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
-  int family = r.family == AF_INET6 ? AF_INET6 : AF_INET;
+  const eng::Endpoint far = FarEnd(r);
+  int family = far.family;
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     Fail(c, errno);
     return;
   }
-  sockaddr_storage ss = {};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(r.port);
-    memcpy(&a->sin_addr, r.addr, 4);
-    len = sizeof(*a);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(r.port);
-    memcpy(&a->sin6_addr, r.addr, 16);
-    len = sizeof(*a);
-  }
+  sockaddr_storage ss;
+  socklen_t len = static_cast<socklen_t>(eng::EndpointSockaddr(far, &ss, sizeof(ss)));
   TuneSocket(fd);
   c->fd[1] = fd;
   c->state = Conn::kConnecting;
@@ -648,7 +619,7 @@ void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
     Fail(c, errno);
     return;
   }
-  if (IsLoopbackAddress(family, r.addr)) {
+  if (eng::IsLoopback(far)) {
     // A shimmed server of this run must leave this connection to us.
     sockaddr_storage local;
     socklen_t llen = sizeof(local);
