@@ -676,32 +676,48 @@ int RedirectError(const FdState& st) {
   return __atomic_load_n(&r.err, __ATOMIC_RELAXED);
 }
 
+
+// Waits while a redirect slot's state is one of `pending` (bit 1 << state),
+// until monotonic time `until` or until the supervisor is gone (a dead one
+// never wakes us: each wait is at most 100 ms). Returns the last state seen.
+inline bool InStates(uint32_t st, uint32_t states) {
+  return st < 32 && ((1u << st) & states) != 0;
+}
+
+uint32_t AwaitSlot(const fault_redirect& r, uint32_t pending, int64_t until) {
+  uint32_t st = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < 1 << 20 && InStates(st, pending); ++i) {
+    int64_t now = NowNs();
+    if (now >= until) break;
+    int64_t step = until - now < 100000000 ? until - now : 100000000;
+    struct timespec ts = {0, static_cast<long>(step)};
+    syscall(SYS_futex, &r.state, FUTEX_WAIT, st, &ts, nullptr, 0);
+    if (i > 0 && kill(static_cast<pid_t>(g_table->supervisor_pid), 0) != 0 &&
+        errno == ESRCH)
+      break;
+    st = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
+  }
+  return st;
+}
+
 // Waits (a blocking connect) until the engine has reached the far end or
 // failed to. Returns 0 or an errno.
 int AwaitFarEnd(int fd, fault_redirect* r) {
   int64_t sndtimeo = SockTimeoutNs(fd, SO_SNDTIMEO);
   int64_t until = sndtimeo > 0 ? NowNs() + sndtimeo : kForever;
-  for (int i = 0; i < 1 << 20; ++i) {
-    uint32_t st = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
-    if (st == FAULT_REDIRECT_OPEN) return 0;
-    if (st == FAULT_REDIRECT_FAILED) {
-      int e = __atomic_load_n(&r->err, __ATOMIC_RELAXED);
-      return e != 0 ? e : ECONNREFUSED;
-    }
-    if (st != FAULT_REDIRECT_ARMED && st != FAULT_REDIRECT_CLAIMED &&
-        st != FAULT_REDIRECT_CONNECTED)
-      return ECONNRESET;  // the port was announced anew: not ours any more
-    int64_t now = NowNs();
-    if (now >= until) return EINPROGRESS;  // as Linux after SO_SNDTIMEO
-    // A bounded wait: a supervisor that died never wakes us.
-    int64_t step = until - now < 100000000 ? until - now : 100000000;
-    struct timespec ts = {0, static_cast<long>(step)};
-    syscall(SYS_futex, &r->state, FUTEX_WAIT, st, &ts, nullptr, 0);
-    if (i > 0 && kill(static_cast<pid_t>(g_table->supervisor_pid), 0) != 0 &&
-        errno == ESRCH)
-      return ECONNREFUSED;
+  constexpr uint32_t kPending = 1u << FAULT_REDIRECT_ARMED |
+                                1u << FAULT_REDIRECT_CLAIMED |
+                                1u << FAULT_REDIRECT_CONNECTED;
+  uint32_t st = AwaitSlot(*r, kPending, until);
+  if (st == FAULT_REDIRECT_OPEN) return 0;
+  if (st == FAULT_REDIRECT_FAILED) {
+    int e = __atomic_load_n(&r->err, __ATOMIC_RELAXED);
+    return e != 0 ? e : ECONNREFUSED;
   }
-  return ETIMEDOUT;
+  // Still pending: SO_SNDTIMEO ran out (Linux then says EINPROGRESS), or
+  // the supervisor is gone.
+  if (InStates(st, kPending)) return NowNs() >= until ? EINPROGRESS : ECONNREFUSED;
+  return ECONNRESET;  // the port was announced anew: not ours any more
 }
 
 // A program asks SO_ERROR once its non-blocking connect to the engine is
@@ -711,16 +727,9 @@ int AwaitFarEnd(int fd, fault_redirect* r) {
 // it. The emulated handshake time is not waited for: the engine holds the
 // first bytes back instead.
 void AwaitFarConnect(const FdState& st) {
-  const fault_redirect& r = g_table->redirects[st.redirect_fi][st.redirect_port];
-  int64_t until = NowNs() + 10'000'000'000LL;
-  for (int i = 0; i < 1000; ++i) {
-    uint32_t s = __atomic_load_n(&r.state, __ATOMIC_ACQUIRE);
-    if (s != FAULT_REDIRECT_ARMED && s != FAULT_REDIRECT_CLAIMED) return;
-    int64_t now = NowNs();
-    if (now >= until) return;
-    struct timespec ts = {0, 10'000'000};
-    syscall(SYS_futex, &r.state, FUTEX_WAIT, s, &ts, nullptr, 0);
-  }
+  AwaitSlot(g_table->redirects[st.redirect_fi][st.redirect_port],
+            1u << FAULT_REDIRECT_ARMED | 1u << FAULT_REDIRECT_CLAIMED,
+            NowNs() + 10'000'000'000LL);
 }
 
 // connect() of a TCP socket whose rule has stream effects: through the
