@@ -215,17 +215,15 @@ void NotifyLoop::FireExpired() {
         const int e = __atomic_load_n(&slot->err, __ATOMIC_RELAXED);
         it->second.reply = e != 0 ? e : ECONNREFUSED;
       } else if (st != FAULT_REDIRECT_OPEN) {
-        if (now < it->second.give_up_ns &&
-            (st == FAULT_REDIRECT_ARMED || st == FAULT_REDIRECT_CLAIMED ||
-             st == FAULT_REDIRECT_CONNECTED)) {
+        const bool pending = st == FAULT_REDIRECT_ARMED || st == FAULT_REDIRECT_CLAIMED ||
+                             st == FAULT_REDIRECT_CONNECTED;
+        if (pending && now < it->second.give_up_ns) {
           it->second.deadline_ns = now + 1'000'000;  // not yet: look again
           timers_.Schedule(id, it->second.deadline_ns);
           continue;
         }
-        it->second.reply = st == FAULT_REDIRECT_ARMED || st == FAULT_REDIRECT_CLAIMED ||
-                                   st == FAULT_REDIRECT_CONNECTED
-                               ? ETIMEDOUT
-                               : ECONNRESET;
+        // Given up on, or the port announced anew by another connection.
+        it->second.reply = pending ? ETIMEDOUT : ECONNRESET;
       }
     }
     const int reply = it->second.reply;
