@@ -26,7 +26,8 @@ extern "C" {
 #endif
 
 #define FAULT_TABLE_MAGIC 0x454c4241544c4146ULL /* "FALTABLE" little-endian */
-#define FAULT_TABLE_VERSION 3u /* 2: target pool; 3: stream engine redirects */
+#define FAULT_TABLE_VERSION 4u /* 2: target pool; 3: stream engine redirects;
+                                  4: per-op rules, blackhole direction, http errors */
 
 #define FAULT_MAX_RULES 64           /* policies in one table */
 /* Targets of all policies together. They live in one pool in fault_config
@@ -117,6 +118,7 @@ struct fault_schedule {
 #define FAULT_RULE_ACTIVE 0x1u      /* applies process-wide */
 #define FAULT_RULE_HAS_SEED 0x2u
 #define FAULT_RULE_BLACKHOLE 0x4u
+#define FAULT_RULE_PER_OP 0x8u   /* one decision per read, not per flight */
 
 /* One policy, compiled. Network and DNS effects live here; syscall-level
  * faults are separate records pointing back at their rule. */
@@ -152,6 +154,12 @@ struct fault_rule {
   /* DNS */
   int64_t dns_delay_ns;
   uint32_t dns_timeout_ppm, dns_nxdomain_ppm;
+  /* FAULT_RULE_BLACKHOLE: which directions (fault.v1.Direction; 0, 1: both) */
+  uint32_t blackhole_direction;
+  /* HTTP error responses (the proxy's forward path); status 0: none */
+  uint32_t http_status;
+  uint32_t http_error_ppm;
+  uint32_t pad1;
 };
 
 /* Syscall families and actions: same numbers as fault.v1.SyscallFault. */
@@ -277,6 +285,7 @@ enum fault_effect {
   FAULT_EFFECT_DUPLICATE, FAULT_EFFECT_BUDGET, FAULT_EFFECT_MUTATION,
   FAULT_EFFECT_DNS_DELAY, FAULT_EFFECT_DNS_TIMEOUT, FAULT_EFFECT_DNS_NXDOMAIN,
   FAULT_EFFECT_DENY, FAULT_EFFECT_DELAY, FAULT_EFFECT_PARTITION,
+  FAULT_EFFECT_HTTP_ERROR,
   FAULT_EFFECT_COUNT
 };
 
