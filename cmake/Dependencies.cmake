@@ -18,6 +18,10 @@ if(FAULT_BENCH)
 endif()
 pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
+# HTTP/1.1 parsing for the proxy (supervisor/stream/http_proxy.cc); no
+# pkg-config file in Debian.
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
+find_library(HTTP_PARSER_LIBRARY NAMES libhttp_parser.a http_parser REQUIRED)
 if(FAULT_STATIC_DEPS)
   fault_use_static_deps()
 endif()

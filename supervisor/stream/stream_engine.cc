@@ -1,8 +1,11 @@
 #include "supervisor/stream/stream_engine.h"
 
+#include "supervisor/stream/stream_loop.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <netinet/in.h>
@@ -31,9 +34,14 @@
 #include "shim/engine/engine.h"
 
 namespace fault::stream {
-namespace {
 
-namespace eng = ::fault::engine;
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr int kMaxReadsPerEvent = 64;
@@ -41,16 +49,9 @@ constexpr int kMaxEvents = 64;
 // An accepted socket handed over without its replacement connection (or
 // the reverse) is dropped after this long.
 constexpr int64_t kOrphanTtlNs = 10'000'000'000;
-constexpr int64_t kForever = INT64_MAX;
 // A flight takes a new decision after this many bytes, so that a long
 // transfer still meets the rule's loss now and then.
 constexpr uint64_t kFlightBytes = 64 * 1024;
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 absl::Status Errno(absl::string_view what) {
   return absl::ErrnoToStatus(errno, what);
@@ -115,174 +116,121 @@ eng::Endpoint FarEnd(const fault_redirect& r) {
   return ep;
 }
 
-// What the epoll data pointer of every registered fd points at.
-struct Handle {
-  enum Kind : uint8_t { kListener4, kListener6, kControl, kWake, kSide };
-  Kind kind;
-  int side = 0;            // kSide: 0 near (the target), 1 far
-  struct Conn* conn = nullptr;
-};
-
-struct Chunk {
-  std::unique_ptr<char[]> data;
-  size_t off = 0;
-  size_t end = 0;
-  int64_t release_ns = 0;
-};
-
-// One direction: bytes read from side `d`, written to side `1 - d`
-// (0: uplink, target -> far end; 1: downlink).
-struct Dir {
-  std::deque<Chunk> q;
-  size_t queued = 0;
-  int64_t last_release = 0;
-  bool src_eof = false;     // the source sent its FIN (or a budget ended it)
-  bool dst_shut = false;    // the FIN was passed on
-  bool paused = false;      // reading stopped above the watermark
-  bool stalled = false;     // black-holed: read and discarded
-  bool throttled = false;   // a rate episode is under way (one event each)
-  // The current flight: bytes that arrive while earlier ones of the
-  // direction still wait share their decision (see Ingest).
-  int64_t flight_delay = 0;
-  uint64_t flight_bytes = 0;
-  bool more = false;        // a read burst stopped at its limit: read again
-};
-
-struct Conn {
-  uint64_t id = 0;
-  Handle h[2];
-  int fd[2] = {-1, -1};
-  Dir dir[2];
-  eng::ConnState cs;
-  enum State : uint8_t { kAwaitFar, kConnecting, kOpen, kDead } state = kAwaitFar;
-  int family_index = 0;
-  uint16_t slot_port = 0;
-  int32_t pid = 0;
-  int rule = -1;               // under rule_seq
-  uint64_t rule_seq = 0;
-  uint64_t rule_generation = 0;
-  fault_rule rule_copy;        // rules[rule] at rule_seq
-  char rule_name[FAULT_NAME_MAX] = {};
-  int64_t opened_ns = 0;
-  int64_t handshake_until = 0;
-  bool slot_open = false;      // the redirect slot says OPEN
-  int64_t fail_at = kForever;  // a scheduled failure (timeout.recv, stalls)
-  int fail_err = 0;
-  int64_t timer_at = kForever; // earliest timer queued for this connection
-  uint16_t engine_port = 0;    // marked in table->engine_ports
-  char target[FAULT_NAME_MAX] = {};
-};
-
-struct Timer {
-  int64_t at;
-  uint64_t conn;
-  bool operator>(const Timer& o) const { return at > o.at; }
-};
-
 }  // namespace
 
-class StreamEngine::Loop {
- public:
-  explicit Loop(const Options& o) : o_(o), t_(o.table) {}
-  ~Loop();
 
-  absl::Status Open(uint16_t* port4, uint16_t* port6, std::string* name);
-  void Run();
-  void RequestStop();
-  void RequestFinish(int64_t deadline_ns);
-  // How late this machine wakes us after a timed wait (an average): sleeps
-  // end that much (and kSpinNs more) before a chunk is due, then the loop
-  // polls until it is, so that its bytes leave on time.
-  int64_t early_ns() const { return early_ns_; }
-  size_t cut_short() const { return cut_short_.load(); }
-  Stats stats() const;
-
- private:
-  void Register(int fd, Handle* h, uint32_t events);
-  void OnListener(int family_index, int fd);
-  void OnControl();
-  void OnSide(Conn* c, int side, uint32_t events);
-  void ConnectFar(Conn* c, const fault_redirect& r);
-  void AttachFar(Conn* c, int fd);
-  void ReadFrom(Conn* c, int d);
-  void Ingest(Conn* c, int d, const char* buf, size_t n, int64_t now);
-  void Enqueue(Conn* c, int d, const char* buf, size_t n, int64_t release);
-  void Pump(Conn* c, int d, int64_t now);
-  void Service(Conn* c);
-  void Fail(Conn* c, int err);
-  void Kill(Conn* c);
-  void Schedule(Conn* c, int64_t at);
-  bool CurrentRule(Conn* c);
-  void Emit(Conn* c, int d, const eng::NetDecision& dec);
-  void EmitRate(Conn* c, int d, int64_t held);
-  fault_redirect* Slot(const Conn* c) {
-    return &t_->redirects[c->family_index][c->slot_port];
-  }
-  void SetSlotState(Conn* c, uint32_t state, int err);
-  void ExpireOrphans(int64_t now);
-
-  Options o_;
-  fault_table* t_;
-  int ep_ = -1;
-  int listen_[2] = {-1, -1};
-  int control_ = -1;
-  int wake_ = -1;
-  Handle listen_h_[2] = {{Handle::kListener4}, {Handle::kListener6}};
-  Handle control_h_{Handle::kControl};
-  Handle wake_h_{Handle::kWake};
-  std::atomic<bool> stop_{false};
-  std::atomic<int64_t> finish_by_{0};  // 0: not finishing
-  uint64_t finish_moved_ = 0;          // bytes written when last looked
-  int64_t finish_progress_ns_ = 0;     // when they last changed
-  static constexpr int64_t kStallNs = 2'000'000'000;
-  std::atomic<size_t> cut_short_{0};
-  // Connections that have not yet passed on everything their target sent
-  // before closing its side.
-  size_t Unflushed() const;
-  uint64_t next_id_ = 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
-  std::vector<std::unique_ptr<Conn>> dead_;
-  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
-  // Accepted sockets handed over before their replacement connection
-  // arrived, and connections waiting for their accepted socket, by
-  // (family_index << 16 | port).
-  struct Orphan {
-    int fd;
-    int64_t since;
-  };
-  std::unordered_map<uint32_t, Orphan> handed_;
-  std::unordered_map<uint32_t, uint64_t> awaiting_;
-  int64_t next_expiry_ = 0;
-  int64_t early_ns_ = 0;
-  static constexpr int64_t kMaxEarlyNs = 200'000;
-  static constexpr int64_t kSpinNs = 30'000;
-  std::unique_ptr<char[]> scratch_{new char[kReadChunk]};
-
-  std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
-      bytes_[2] = {0, 0};
-};
+// ------------------------------------------------------------ lifecycle ---
 
 StreamEngine::Loop::~Loop() {
   for (auto& [id, c] : conns_) {
     for (int fd : c->fd)
       if (fd >= 0) close(fd);
+    for (Dir& d : c->dir)
+      for (int fd : d.pipe)
+        if (fd >= 0) close(fd);
     if (c->engine_port != 0)
       __atomic_fetch_and(&t_->engine_ports[c->engine_port / 64],
                          ~(uint64_t{1} << (c->engine_port % 64)),
                          __ATOMIC_RELAXED);
   }
   for (auto& [key, o] : handed_) close(o.fd);
+  for (auto& [key, v] : pool_)
+    for (auto& p : v)
+      if (p->fd >= 0) close(p->fd);
+  for (auto& l : listeners_)
+    if (l->fd >= 0) close(l->fd);
   for (int fd : {ep_, listen_[0], listen_[1], control_, wake_})
     if (fd >= 0) close(fd);
 }
 
-absl::Status StreamEngine::Loop::Open(uint16_t* port4, uint16_t* port6,
-                                      std::string* name) {
+namespace {
+
+// A listening socket for a proxy listener; SO_REUSEPORT so that every loop
+// has one of its own on the same address.
+absl::StatusOr<int> BindListener(const StreamEngine::Listener& l, bool reuseport,
+                                 uint16_t* port) {
+  sockaddr_storage ss;
+  if (!Resolver::Literal(l.host, l.port, &ss))
+    return absl::InvalidArgumentError(
+        absl::StrCat(l.name, ": ", l.host, " is not an IP address to listen on"));
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno(absl::StrCat(l.name, ": socket"));
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return Errno(absl::StrCat(l.name, ": cannot listen on ",
+                              ss.ss_family == AF_INET6 ? "[" + l.host + "]" : l.host,
+                              ":", l.port));
+  }
+  len = sizeof(ss);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  *port = ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                        : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return fd;
+}
+
+}  // namespace
+
+absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* port6,
+                                      std::string* name, std::vector<uint16_t>* ports) {
+  scratch_.reset(new char[kReadChunk]);
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0) return Errno("epoll_create1");
   wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_ < 0) return Errno("eventfd");
   Register(wake_, &wake_h_, EPOLLIN);
+
+  // The proxy's listeners: the first loop binds the given ports (0: the
+  // kernel picks one), the others bind the same ones.
+  const bool reuseport = o_.loops > 1;
+  for (size_t i = 0; i < o_.listeners.size(); ++i) {
+    auto l = std::make_unique<ProxyListener>();
+    l->config = o_.listeners[i];
+    if (!first) l->config.port = (*ports)[i];
+    uint16_t port = 0;
+    absl::StatusOr<int> fd = BindListener(l->config, reuseport, &port);
+    if (!fd.ok()) return fd.status();
+    l->fd = *fd;
+    if (first) ports->push_back(port);
+    if (l->config.kind == Listener::Kind::kTcp) {
+      sockaddr_storage ss;
+      if (Resolver::Literal(l->config.upstream_host, l->config.upstream_port, &ss)) {
+        l->upstream.push_back(ss);
+      } else {
+        addrinfo hints = {};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* res = nullptr;
+        std::string port_text = std::to_string(l->config.upstream_port);
+        int rc = getaddrinfo(l->config.upstream_host.c_str(), port_text.c_str(), &hints, &res);
+        if (rc != 0)
+          return absl::InvalidArgumentError(absl::StrCat(
+              l->config.name, ": cannot resolve ", l->config.upstream_host, ": ",
+              gai_strerror(rc)));
+        for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+          if (ai->ai_addrlen > sizeof(ss)) continue;
+          memset(&ss, 0, sizeof(ss));
+          memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+          l->upstream.push_back(ss);
+        }
+        freeaddrinfo(res);
+      }
+    } else if (resolver_ == nullptr) {
+      resolver_ = std::make_unique<Resolver>(2);
+      Register(resolver_->fd(), &resolver_h_, EPOLLIN);
+    }
+    l->h.kind = Handle::kProxyListener;
+    l->h.index = static_cast<int>(i);
+    listeners_.push_back(std::move(l));
+    Register(listeners_.back()->fd, &listeners_.back()->h, EPOLLIN | EPOLLEXCLUSIVE);
+  }
+  if (!first || !o_.redirects) return absl::OkStatus();
 
   for (int fi = 0; fi < 2; ++fi) {
     int family = fi == 0 ? AF_INET : AF_INET6;
@@ -348,6 +296,13 @@ void StreamEngine::Loop::RequestFinish(int64_t deadline_ns) {
 size_t StreamEngine::Loop::Unflushed() const {
   size_t n = 0;
   for (const auto& [id, c] : conns_) {
+    if (c->kind != Conn::kRedirect) {
+      // The proxy: what was received and not yet passed on, either way.
+      if (c->state != Conn::kDead && (!c->dir[0].q.empty() || !c->dir[1].q.empty() ||
+                                      c->dir[0].queued || c->dir[1].queued))
+        ++n;
+      continue;
+    }
     const Dir& up = c->dir[0];
     // Still sending what the target wrote, or the target's side not yet
     // closed.
@@ -362,21 +317,23 @@ void StreamEngine::Loop::RequestStop() {
   (void)!write(wake_, &one, sizeof(one));
 }
 
-StreamEngine::Stats StreamEngine::Loop::stats() const {
-  Stats s;
-  s.accepted = accepted_.load(std::memory_order_relaxed);
-  s.unclaimed = unclaimed_.load(std::memory_order_relaxed);
-  s.far_failed = far_failed_.load(std::memory_order_relaxed);
-  s.open = open_.load(std::memory_order_relaxed);
-  s.bytes_up = bytes_[0].load(std::memory_order_relaxed);
-  s.bytes_down = bytes_[1].load(std::memory_order_relaxed);
-  return s;
+void StreamEngine::Loop::AddStats(Stats* s) const {
+  s->accepted += accepted_.load(std::memory_order_relaxed);
+  s->unclaimed += unclaimed_.load(std::memory_order_relaxed);
+  s->far_failed += far_failed_.load(std::memory_order_relaxed);
+  s->open += open_.load(std::memory_order_relaxed);
+  s->bytes_up += bytes_[0].load(std::memory_order_relaxed);
+  s->bytes_down += bytes_[1].load(std::memory_order_relaxed);
+  s->http_requests += http_requests_.load(std::memory_order_relaxed);
+  s->upstream_reused += upstream_reused_.load(std::memory_order_relaxed);
+  s->spliced += spliced_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
   // Timers are the effects: a 50 us default slack would be an error of its own.
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   epoll_event evs[kMaxEvents];
+  bool listening = true;
   while (!stop_.load(std::memory_order_relaxed)) {
     int64_t now = NowNs();
     timespec ts;
@@ -405,6 +362,9 @@ void StreamEngine::Loop::Run() {
         case Handle::kListener6:
           OnListener(1, listen_[1]);
           break;
+        case Handle::kProxyListener:
+          OnProxyListener(h->index);
+          break;
         case Handle::kControl:
           OnControl();
           break;
@@ -413,6 +373,12 @@ void StreamEngine::Loop::Run() {
           (void)!read(wake_, &v, sizeof(v));
           break;
         }
+        case Handle::kResolver:
+          OnResolver();
+          break;
+        case Handle::kPooled:
+          OnPooled(h->pooled);
+          break;
         case Handle::kSide:
           if (h->conn->state != Conn::kDead) OnSide(h->conn, h->side, evs[i].events);
           break;
@@ -431,11 +397,22 @@ void StreamEngine::Loop::Run() {
     }
     if (now >= next_expiry_) {
       ExpireOrphans(now);
+      ExpirePool(now);
       next_expiry_ = now + 1'000'000'000;
     }
     dead_.clear();
+    dead_pooled_.clear();
     int64_t finish_by = finish_by_.load(std::memory_order_relaxed);
     if (finish_by != 0) {
+      if (listening) {
+        // Finishing: no new connections.
+        for (auto& l : listeners_) {
+          epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+          close(l->fd);
+          l->fd = -1;
+        }
+        listening = false;
+      }
       size_t unflushed = Unflushed();
       if (unflushed == 0) break;
       // A far end that stopped reading would hold the flush to its limit:
@@ -479,6 +456,26 @@ void StreamEngine::Loop::ExpireOrphans(int64_t now) {
   }
 }
 
+// ---------------------------------------------------------- connections ---
+
+Conn* StreamEngine::Loop::NewConn(Conn::Kind kind, int near_fd) {
+  auto owned = std::make_unique<Conn>();
+  Conn* c = owned.get();
+  c->id = next_id_++;
+  c->kind = kind;
+  c->opened_ns = NowNs();
+  c->fd[0] = near_fd;
+  for (int s = 0; s < 2; ++s) {
+    c->h[s].kind = Handle::kSide;
+    c->h[s].side = s;
+    c->h[s].conn = c;
+  }
+  accepted_.fetch_add(1, std::memory_order_relaxed);
+  open_.fetch_add(1, std::memory_order_relaxed);
+  conns_.emplace(c->id, std::move(owned));
+  return c;
+}
+
 void StreamEngine::Loop::OnListener(int fi, int lfd) {
   for (int k = 0; k < 256; ++k) {
     sockaddr_storage ss;
@@ -501,41 +498,24 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
     }
     fault_redirect r;
     memcpy(&r, slot, sizeof(r));
-    accepted_.fetch_add(1, std::memory_order_relaxed);
-    open_.fetch_add(1, std::memory_order_relaxed);
 
-    auto owned = std::make_unique<Conn>();
-    Conn* c = owned.get();
-    c->id = next_id_++;
+    Conn* c = NewConn(Conn::kRedirect, fd);
+    c->has_slot = true;
     c->family_index = fi;
     c->slot_port = port;
     c->pid = r.pid;
-    c->opened_ns = NowNs();
-    c->fd[0] = fd;
-    for (int s = 0; s < 2; ++s) {
-      c->h[s].kind = Handle::kSide;
-      c->h[s].side = s;
-      c->h[s].conn = c;
-    }
     eng::FormatEndpoint(FarEnd(r), c->target, sizeof(c->target));
     // The rule the target side picked, as the table is now.
     eng::Index idx;
-    if (r.rule < FAULT_MAX_RULES && eng::BuildIndex(t_, &idx) &&
-        eng::ReadRule(t_, idx.seq, r.rule, &c->rule_copy)) {
-      c->rule = r.rule;
-      c->rule_seq = idx.seq;
-      c->rule_generation = idx.generation;
-      eng::CopyString(c->rule_name, c->rule_copy.name, sizeof(c->rule_name));
-    }
+    if (r.rule < FAULT_MAX_RULES && eng::BuildIndex(t_, &idx)) AddRule(c, r.rule, idx);
     TuneSocket(fd);
-    conns_.emplace(c->id, std::move(owned));
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 
-    if (c->rule >= 0 && c->rule_copy.timeout_recv_ns > 0) {
+    if (!c->rules.empty() && c->rules[0].r.timeout_recv_ns > 0) {
       // Every receive waits timeout.recv and fails: nothing is delivered,
       // and the connection fails with ETIMEDOUT once that time has passed.
       c->dir[1].stalled = true;
-      c->fail_at = c->opened_ns + c->rule_copy.timeout_recv_ns;
+      c->fail_at = c->opened_ns + c->rules[0].r.timeout_recv_ns;
       c->fail_err = ETIMEDOUT;
       Schedule(c, c->fail_at);
     }
@@ -554,6 +534,90 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
       }
     }
   }
+}
+
+void StreamEngine::Loop::OnProxyListener(int index) {
+  ProxyListener& l = *listeners_[index];
+  if (l.fd < 0) return;
+  for (int k = 0; k < 256; ++k) {
+    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (l.config.kind == Listener::Kind::kHttpProxy) {
+      Conn* c = NewConn(Conn::kHttp, fd);
+      c->listener = index;
+      Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+      HttpStart(c);
+      continue;
+    }
+    Conn* c = NewConn(Conn::kRelay, fd);
+    c->listener = index;
+    const sockaddr_storage& up = l.upstream[l.next++ % l.upstream.size()];
+    eng::Endpoint far;
+    eng::SetEndpointAddress(&far, &up, sizeof(up));
+    far.protocol = FAULT_PROTO_TCP;
+    eng::FormatEndpoint(far, c->target, sizeof(c->target));
+    SelectRules(c, far, /*always=*/true);
+    int64_t delay = 0;
+    int err = 0;
+    if (!DecideConnect(c, &delay, &err)) {
+      CloseWithReset(fd);
+      c->fd[0] = -1;
+      Kill(c);
+      continue;
+    }
+    c->handshake_until = c->opened_ns + delay;
+    if (c->rules.empty()) {
+      StartSplice(c);
+    } else {
+      TuneSocket(fd);
+    }
+    Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+    ConnectTo(c, up);
+  }
+}
+
+bool StreamEngine::Loop::StartSplice(Conn* c) {
+  for (Dir& d : c->dir) {
+    if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+      for (Dir& e : c->dir)
+        for (int& fd : e.pipe)
+          if (fd >= 0) close(fd), fd = -1;
+      return false;
+    }
+    // Room for a burst: 1 MiB where the system allows it.
+    fcntl(d.pipe[1], F_SETPIPE_SZ, 1 << 20);
+  }
+  c->splice = true;
+  spliced_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, errno);
+    Fail(c, errno);
+    return;
+  }
+  if (c->splice) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  } else {
+    TuneSocket(fd);
+  }
+  c->fd[1] = fd;
+  c->state = Conn::kConnecting;
+  socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    far_failed_.fetch_add(1, std::memory_order_relaxed);
+    if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, errno);
+    Fail(c, errno);
+    return;
+  }
+  Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 void StreamEngine::Loop::OnControl() {
@@ -602,39 +666,23 @@ void StreamEngine::Loop::OnControl() {
 
 void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
   const eng::Endpoint far = FarEnd(r);
-  int family = far.family;
-  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    Fail(c, errno);
-    return;
-  }
   sockaddr_storage ss;
-  socklen_t len = static_cast<socklen_t>(eng::EndpointSockaddr(far, &ss, sizeof(ss)));
-  TuneSocket(fd);
-  c->fd[1] = fd;
-  c->state = Conn::kConnecting;
-  int rc = connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
-  if (rc != 0 && errno != EINPROGRESS) {
-    far_failed_.fetch_add(1, std::memory_order_relaxed);
-    Fail(c, errno);
-    return;
-  }
-  if (eng::IsLoopback(far)) {
-    // A shimmed server of this run must leave this connection to us.
-    sockaddr_storage local;
-    socklen_t llen = sizeof(local);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-      uint16_t p = ntohs(family == AF_INET
-                             ? reinterpret_cast<sockaddr_in*>(&local)->sin_port
-                             : reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-      if (p != 0) {
-        __atomic_fetch_or(&t_->engine_ports[p / 64], uint64_t{1} << (p % 64),
-                          __ATOMIC_RELAXED);
-        c->engine_port = p;
-      }
+  eng::EndpointSockaddr(far, &ss, sizeof(ss));
+  ConnectTo(c, ss);
+  if (c->state == Conn::kDead || c->fd[1] < 0 || !eng::IsLoopback(far)) return;
+  // A shimmed server of this run must leave this connection to us.
+  sockaddr_storage local;
+  socklen_t llen = sizeof(local);
+  if (getsockname(c->fd[1], reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
+    uint16_t p = ntohs(far.family == AF_INET
+                           ? reinterpret_cast<sockaddr_in*>(&local)->sin_port
+                           : reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    if (p != 0) {
+      __atomic_fetch_or(&t_->engine_ports[p / 64], uint64_t{1} << (p % 64),
+                        __ATOMIC_RELAXED);
+      c->engine_port = p;
     }
   }
-  Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 }
 
 void StreamEngine::Loop::AttachFar(Conn* c, int fd) {
@@ -647,6 +695,10 @@ void StreamEngine::Loop::AttachFar(Conn* c, int fd) {
 }
 
 void StreamEngine::Loop::SetSlotState(Conn* c, uint32_t state, int err) {
+  if (!c->has_slot) {
+    if (state == FAULT_REDIRECT_OPEN) c->slot_open = true;
+    return;
+  }
   fault_redirect* s = Slot(c);
   uint32_t cur = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
   // The port may already carry a newer connection's announcement.
@@ -667,6 +719,7 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
     getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
       far_failed_.fetch_add(1, std::memory_order_relaxed);
+      if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, err);
       Fail(c, err);
       return;
     }
@@ -674,29 +727,132 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
     // The far end is there; a program asking SO_ERROR may go on. OPEN
     // follows once the emulated handshake time has passed (Service).
     if (NowNs() < c->handshake_until) SetSlotState(c, FAULT_REDIRECT_CONNECTED, 0);
+    if (c->kind == Conn::kHttp) HttpFarConnected(c);
+    if (c->state == Conn::kDead) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadFrom(c, side);
   if (c->state == Conn::kDead) return;
   Service(c);
 }
 
-bool StreamEngine::Loop::CurrentRule(Conn* c) {
-  if (c->rule_name[0] == 0) return false;
-  uint64_t seq = eng::LoadSeq(t_);
-  if (seq == c->rule_seq && c->rule >= 0) return true;
-  // Republished (a reload): the policy is looked up again by name.
-  eng::Index idx;
-  c->rule = -1;
-  if (!eng::BuildIndex(t_, &idx)) return false;
-  int r = eng::FindRuleByName(t_, idx, c->rule_name);
-  if (r < 0 || !eng::ReadRule(t_, idx.seq, r, &c->rule_copy)) return false;
-  c->rule = r;
-  c->rule_seq = idx.seq;
-  c->rule_generation = idx.generation;
+// --------------------------------------------------------------- rules ---
+
+bool StreamEngine::Loop::AddRule(Conn* c, int index, const eng::Index& idx) {
+  if (c->rules.size() >= 16) return false;
+  for (const RuleRef& ref : c->rules)
+    if (ref.index == index) return false;
+  RuleRef ref;
+  if (!eng::ReadRule(t_, idx.seq, index, &ref.r)) return false;
+  ref.index = index;
+  ref.seq = idx.seq;
+  ref.generation = idx.generation;
+  eng::CopyString(ref.name, ref.r.name, sizeof(ref.name));
+  c->rules.push_back(ref);
+  UpdateRates(c);
   return true;
 }
 
+void StreamEngine::Loop::UpdateRates(Conn* c) {
+  // Several rules with a rate on one direction: the lowest limits it.
+  for (int d = 0; d < 2; ++d) {
+    c->rate_rule[d] = -1;
+    uint64_t best = UINT64_MAX;
+    for (size_t i = 0; i < c->rules.size(); ++i) {
+      const fault_rule& r = c->rules[i].r;
+      uint64_t rate = (d == 0 ? r.uplink : r.downlink).rate_bps;
+      if (c->rules[i].index >= 0 && rate != 0 && rate < best) {
+        best = rate;
+        c->rate_rule[d] = static_cast<int>(i);
+      }
+    }
+  }
+}
+
+void StreamEngine::Loop::SelectRules(Conn* c, const eng::Endpoint& far, bool always) {
+  c->rules.clear();
+  c->rate_rule[0] = c->rate_rule[1] = -1;
+  eng::Index idx;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (!eng::BuildIndex(t_, &idx)) return;
+    uint64_t named = 0;
+    for (const std::string& name : o_.always_rules) {
+      int i = eng::FindRuleByName(t_, idx, name.c_str());
+      if (i >= 0) named |= uint64_t{1} << i;
+    }
+    if (always) {
+      for (int i = 0; i < FAULT_MAX_RULES; ++i)
+        if (named & (uint64_t{1} << i)) AddRule(c, i, idx);
+    }
+    if (!o_.match_targets) return;
+    const uint64_t candidates = idx.net & idx.active & ~named;
+    if (candidates == 0) return;
+    int pick = eng::PickRule(t_, idx, candidates, far);
+    if (pick >= 0) {
+      AddRule(c, pick, idx);
+      return;
+    }
+    if (eng::LoadSeq(t_) == idx.seq) return;  // no rule matches
+    c->rules.clear();                         // republished: again
+  }
+}
+
+bool StreamEngine::Loop::CurrentRules(Conn* c) {
+  if (c->rules.empty()) return false;
+  uint64_t seq = eng::LoadSeq(t_);
+  bool any = false;
+  bool changed = false;
+  eng::Index idx;
+  bool have_idx = false;
+  for (RuleRef& ref : c->rules) {
+    if (ref.seq == seq) {
+      any |= ref.index >= 0;
+      continue;
+    }
+    // Republished (a reload): the policy is looked up again by name.
+    if (!have_idx) {
+      if (!eng::BuildIndex(t_, &idx)) return false;
+      have_idx = true;
+    }
+    ref.index = -1;
+    ref.seq = idx.seq;
+    changed = true;
+    int r = eng::FindRuleByName(t_, idx, ref.name);
+    if (r < 0 || !eng::ReadRule(t_, idx.seq, r, &ref.r)) continue;
+    ref.index = r;
+    ref.generation = idx.generation;
+    any = true;
+  }
+  if (changed) UpdateRates(c);
+  return any;
+}
+
+bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
+  *delay_ns = 0;
+  *err = 0;
+  const int64_t now = NowNs();
+  for (RuleRef& ref : c->rules) {
+    if (ref.index < 0) continue;
+    double factor = eng::ScheduleFactor(ref.r.schedule, now - t_->start_ns);
+    eng::NetDecision dec;
+    eng::DecideNet(t_, ref.r, ref.index, eng::NetOp::kConnect, FAULT_PROTO_TCP, &ref.cs, 0,
+                   now, factor, &dec);
+    if (dec.rule < 0) continue;
+    if (dec.fired) Emit(c, 0, ref, dec);
+    *delay_ns += dec.delay_ns;
+    if (dec.err != 0 || dec.stall_ns >= 0) {
+      // A refused or black-holed connect: the client's connection is
+      // reset (a proxy cannot make its accept fail).
+      *err = dec.err != 0 ? dec.err : ETIMEDOUT;
+      return false;
+    }
+  }
+  return true;
+}
+
+// ------------------------------------------------------------- relaying ---
+
 void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
+  if (c->splice) return ReadSplice(c, d);
   Dir& dir = c->dir[d];
   int fd = c->fd[d];
   if (fd < 0 || dir.src_eof) return;
@@ -705,20 +861,37 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
       dir.paused = true;
       return;
     }
+    if (c->kind == Conn::kHttp && d == 0 && c->http_blocked) {
+      dir.paused = true;
+      return;
+    }
     int64_t arrived;
     ssize_t n = RecvStamped(fd, scratch_.get(), kReadChunk, NowNs(), &arrived);
     if (n > 0) {
-      Ingest(c, d, scratch_.get(), static_cast<size_t>(n), arrived);
+      if (c->kind == Conn::kHttp) {
+        if (d == 0)
+          HttpRead(c, scratch_.get(), static_cast<size_t>(n), arrived);
+        else
+          HttpFromUpstream(c, scratch_.get(), static_cast<size_t>(n), arrived);
+      } else {
+        Ingest(c, d, scratch_.get(), static_cast<size_t>(n), arrived);
+      }
       if (c->state == Conn::kDead) return;
+      if (c->fd[d] != fd) return;  // the HTTP proxy let this upstream go
       continue;
     }
     if (n == 0) {
       dir.src_eof = true;
+      if (c->kind == Conn::kHttp && d == 1) HttpFromUpstream(c, nullptr, 0, NowNs());
       return;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     if (errno == EINTR) continue;
     // The source was reset: so is the other side.
+    if (c->kind == Conn::kHttp && d == 1) {
+      HttpUpstreamFailed(c, errno);
+      return;
+    }
     Fail(c, errno == EPIPE ? ECONNRESET : errno);
     return;
   }
@@ -728,89 +901,160 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
   Schedule(c, NowNs());
 }
 
+void StreamEngine::Loop::ReadSplice(Conn* c, int d) {
+  Dir& dir = c->dir[d];
+  int fd = c->fd[d];
+  if (fd < 0 || dir.src_eof) return;
+  for (int k = 0; k < kMaxReadsPerEvent; ++k) {
+    ssize_t n = splice(fd, nullptr, dir.pipe[1], nullptr, 1 << 20,
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    if (n > 0) {
+      dir.queued += static_cast<size_t>(n);
+      PumpSplice(c, d);
+      if (c->state == Conn::kDead) return;
+      continue;
+    }
+    if (n == 0) {
+      dir.src_eof = true;
+      return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // Either the socket is empty or the pipe is full; in the second case
+      // no new edge comes: read again once the pipe drains.
+      if (dir.queued > 0) dir.in_blocked = true;
+      return;
+    }
+    if (errno == EINTR) continue;
+    Fail(c, errno == EPIPE ? ECONNRESET : errno);
+    return;
+  }
+  dir.more = true;
+  Schedule(c, NowNs());
+}
+
+void StreamEngine::Loop::PumpSplice(Conn* c, int d) {
+  Dir& dir = c->dir[d];
+  int dst = c->fd[1 - d];
+  if (dst < 0 || c->state != Conn::kOpen) return;
+  for (int k = 0; k < 64 && dir.queued > 0; ++k) {
+    ssize_t n = splice(dir.pipe[0], nullptr, dst, nullptr, dir.queued,
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    if (n > 0) {
+      dir.queued -= static_cast<size_t>(n);
+      bytes_[d].fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      if (dir.in_blocked) {
+        dir.in_blocked = false;
+        dir.more = true;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+    Fail(c, n < 0 && errno != EPIPE ? errno : ECONNRESET);
+    return;
+  }
+  if (dir.queued == 0 && dir.src_eof && !dir.dst_shut) {
+    shutdown(dst, SHUT_WR);
+    dir.dst_shut = true;
+  }
+}
+
 void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
                                 int64_t now) {
   Dir& dir = c->dir[d];
   if (dir.stalled) return;  // black-holed: read and discarded
+  const int64_t base = d == 0 ? std::max(now, c->handshake_until) : now;
+  if (!CurrentRules(c)) {
+    Enqueue(c, d, buf, n, std::max(base, dir.last_release));
+    return;
+  }
+  // One decision per flight: bytes that arrive while earlier bytes of the
+  // direction still wait in the engine join them, with the same delay. So a
+  // message the kernel happened to split into two reads meets the link
+  // once, as one burst of packets would, and the same seed gives the same
+  // decisions whatever the split. Budgets, half-open and per-operation
+  // rules count every read: decided per read.
+  bool per_read = false;
+  for (const RuleRef& ref : c->rules) {
+    const fault_rule& r = ref.r;
+    per_read |= ref.index >= 0 &&
+                (r.budget_max_tx || r.budget_max_rx || r.budget_max_ops ||
+                 r.budget_max_duration_ns > 0 || r.half_open_after_bytes > 0 ||
+                 r.half_open_after_ns > 0 || (r.flags & FAULT_RULE_PER_OP) != 0);
+  }
+  if (!per_read && !dir.q.empty() && dir.flight_bytes < kFlightBytes) {
+    Enqueue(c, d, buf, n, std::max(base + dir.flight_delay, dir.last_release));
+    for (RuleRef& ref : c->rules) eng::AccountBytes(&ref.cs, d, n);
+    dir.flight_bytes += n;
+    return;
+  }
   size_t off = 0;
   for (int k = 0; off < n && k < 8; ++k) {
-    if (!CurrentRule(c)) {
-      Enqueue(c, d, buf + off, n - off, std::max(now, dir.last_release));
-      return;
-    }
-    const fault_rule& r = c->rule_copy;
-    // One decision per flight: bytes that arrive while earlier bytes of
-    // the direction still wait in the engine join them, with the same
-    // delay. So a message the kernel happened to split into two reads
-    // meets the link once, as one burst of packets would, and the same
-    // seed gives the same decisions whatever the split. Budgets and
-    // half-open count every byte: decided per read.
-    const bool per_read = r.budget_max_tx || r.budget_max_rx || r.budget_max_ops ||
-                          r.budget_max_duration_ns > 0 || r.half_open_after_bytes > 0 ||
-                          r.half_open_after_ns > 0;
-    if (!per_read && !dir.q.empty() && dir.flight_bytes < kFlightBytes) {
-      size_t take = n - off;
-      int64_t base = d == 0 ? std::max(now, c->handshake_until) : now;
-      Enqueue(c, d, buf + off, take, std::max(base + dir.flight_delay, dir.last_release));
-      eng::AccountBytes(&c->cs, d, take);
-      dir.flight_bytes += take;
-      return;
-    }
-    double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
-    eng::NetDecision dec;
-    eng::DecideNet(t_, r, c->rule, d == 0 ? eng::NetOp::kSend : eng::NetOp::kRecv,
-                   FAULT_PROTO_TCP, &c->cs, n - off, now, factor, &dec);
-    if (dec.rule < 0) {  // the schedule has the rule off
-      Enqueue(c, d, buf + off, n - off, std::max(now, dir.last_release));
-      return;
-    }
-    if (dec.fired) Emit(c, d, dec);
-    if (dec.stall_ns >= 0) {
-      // Stalled (black hole, half-open, timeout): nothing more arrives in
-      // this direction; a finite stall then fails the connection.
-      dir.stalled = true;
-      if (dec.stall_ns != kForever && dec.err != 0) {
-        int64_t at = now + dec.stall_ns;
-        if (at < c->fail_at) {
-          c->fail_at = at;
-          c->fail_err = dec.err;
-          Schedule(c, at);
+    // Every rule decides; their effects add up (delays sum, the smallest
+    // byte limit wins, any stall or error ends the direction).
+    int64_t delay = 0;
+    uint64_t max_bytes = UINT64_MAX;
+    bool decided = false;
+    for (RuleRef& ref : c->rules) {
+      if (ref.index < 0) continue;
+      double factor = eng::ScheduleFactor(ref.r.schedule, now - t_->start_ns);
+      eng::NetDecision dec;
+      eng::DecideNet(t_, ref.r, ref.index,
+                     d == 0 ? eng::NetOp::kSend : eng::NetOp::kRecv, FAULT_PROTO_TCP,
+                     &ref.cs, n - off, now, factor, &dec);
+      if (dec.rule < 0) continue;  // the schedule has the rule off
+      decided = true;
+      if (dec.fired) Emit(c, d, ref, dec);
+      if (dec.stall_ns >= 0) {
+        // Stalled (black hole, half-open, timeout): nothing more arrives
+        // in this direction; a finite stall then fails the connection.
+        dir.stalled = true;
+        if (dec.stall_ns != kForever && dec.err != 0) {
+          int64_t at = now + dec.stall_ns;
+          if (at < c->fail_at) {
+            c->fail_at = at;
+            c->fail_err = dec.err;
+            Schedule(c, at);
+          }
         }
+        return;
       }
-      return;
+      if (dec.err != 0) {
+        Fail(c, dec.err);
+        return;
+      }
+      if (dec.drop) {  // sent into a black hole / a half-open peer
+        for (RuleRef& r2 : c->rules) eng::AccountBytes(&r2.cs, d, n - off);
+        return;
+      }
+      if (dec.eof) {  // a budget ended the stream
+        dir.src_eof = true;
+        dir.stalled = true;
+        return;
+      }
+      delay += dec.delay_ns;
+      max_bytes = std::min(max_bytes, dec.max_bytes);
     }
-    if (dec.err != 0) {
-      Fail(c, dec.err);
-      return;
-    }
-    if (dec.drop) {  // sent into a black hole / a half-open peer
-      eng::AccountBytes(&c->cs, d, n - off);
-      return;
-    }
-    if (dec.eof) {  // a budget ended the stream
-      dir.src_eof = true;
-      dir.stalled = true;
-      return;
-    }
+    if (!decided) break;
     size_t take = n - off;
-    if (dec.max_bytes < take) take = static_cast<size_t>(dec.max_bytes);
+    if (max_bytes < take) take = static_cast<size_t>(max_bytes);
     if (take == 0) continue;  // the next decision sees the limit reached
     // Bytes written before the emulated handshake is over leave when it
     // is: a real client could not have sent them earlier.
-    int64_t release = (d == 0 ? std::max(now, c->handshake_until) : now) + dec.delay_ns;
-    release = std::max(release, dir.last_release);  // a stream keeps its order
+    int64_t release = std::max(base + delay, dir.last_release);  // keeps order
     Enqueue(c, d, buf + off, take, release);
-    eng::AccountBytes(&c->cs, d, take);
-    dir.flight_delay = dec.delay_ns;
+    for (RuleRef& ref : c->rules) eng::AccountBytes(&ref.cs, d, take);
+    dir.flight_delay = delay;
     dir.flight_bytes = take;
     off += take;
   }
-  if (off < n) Enqueue(c, d, buf + off, n - off, std::max(now, dir.last_release));
+  if (off < n) Enqueue(c, d, buf + off, n - off, std::max(base, dir.last_release));
 }
 
 void StreamEngine::Loop::Enqueue(Conn* c, int d, const char* buf, size_t n,
                                  int64_t release) {
   Dir& dir = c->dir[d];
+  if (n == 0) return;
   Chunk ch;
   ch.data.reset(new char[n]);
   memcpy(ch.data.get(), buf, n);
@@ -822,11 +1066,13 @@ void StreamEngine::Loop::Enqueue(Conn* c, int d, const char* buf, size_t n,
 }
 
 void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
+  if (c->splice) return PumpSplice(c, d);
   Dir& dir = c->dir[d];
   int dst = c->fd[1 - d];
-  if (dst < 0 || c->state != Conn::kOpen) return;
-  bool rated = c->rule >= 0 &&
-               (d == 0 ? c->rule_copy.uplink : c->rule_copy.downlink).rate_bps != 0;
+  // Toward the far end only once it is connected; toward the target (or
+  // the HTTP client) whenever there is something.
+  if (dst < 0 || (d == 0 && c->state != Conn::kOpen) || c->state == Conn::kDead) return;
+  const int rated = c->rate_rule[d];
   for (int k = 0; k < 1024 && !dir.q.empty(); ++k) {
     Chunk& ch = dir.q.front();
     if (ch.release_ns > now) {
@@ -835,17 +1081,18 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
     }
     size_t want = ch.end - ch.off;
     uint64_t got = want;
-    if (rated && CurrentRule(c)) {
-      const fault_link& l = d == 0 ? c->rule_copy.uplink : c->rule_copy.downlink;
+    RuleRef* rr = nullptr;
+    if (rated >= 0 && CurrentRules(c) && c->rate_rule[d] == rated &&
+        c->rules[rated].index >= 0) {
+      rr = &c->rules[rated];
+      const fault_link& l = d == 0 ? rr->r.uplink : rr->r.downlink;
       int64_t wait = 0;
-      got = l.rate_bps == 0 ? want
-                            : eng::TokenBucketTake(&c->cs.bucket[d], l.rate_bps,
-                                                   l.rate_burst_bytes, now, want,
-                                                   &wait);
+      got = eng::TokenBucketTake(&rr->cs.bucket[d], l.rate_bps, l.rate_burst_bytes, now,
+                                 want, &wait);
       if (got == 0) {
         if (!dir.throttled) {
           dir.throttled = true;
-          EmitRate(c, d, static_cast<int64_t>(dir.queued));
+          EmitRate(c, d, rated);
         }
         Schedule(c, now + std::max<int64_t>(wait, 1000));
         return;
@@ -853,15 +1100,19 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
     }
     ssize_t w = send(dst, ch.data.get() + ch.off, got, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w < 0) {
-      if (got != want || rated)
-        c->cs.bucket[d].tokens += static_cast<int64_t>(got) * 8 * 1'000'000'000LL;
+      if (rr != nullptr)
+        rr->cs.bucket[d].tokens += static_cast<int64_t>(got) * 8 * 1'000'000'000LL;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // EPOLLOUT resumes
       if (errno == EINTR) continue;
+      if (c->kind == Conn::kHttp && d == 0) {
+        HttpUpstreamFailed(c, errno);
+        return;
+      }
       Fail(c, errno == EPIPE ? ECONNRESET : errno);
       return;
     }
-    if (rated && static_cast<uint64_t>(w) < got)
-      c->cs.bucket[d].tokens +=
+    if (rr != nullptr && static_cast<uint64_t>(w) < got)
+      rr->cs.bucket[d].tokens +=
           static_cast<int64_t>(got - static_cast<uint64_t>(w)) * 8 * 1'000'000'000LL;
     ch.off += static_cast<size_t>(w);
     dir.queued -= static_cast<size_t>(w);
@@ -875,12 +1126,10 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
     Schedule(c, now);
     return;
   }
-  {
-    dir.throttled = false;
-    if (dir.src_eof && !dir.dst_shut) {
-      shutdown(dst, SHUT_WR);
-      dir.dst_shut = true;
-    }
+  dir.throttled = false;
+  if (c->kind != Conn::kHttp && dir.src_eof && !dir.dst_shut) {
+    shutdown(dst, SHUT_WR);
+    dir.dst_shut = true;
   }
 }
 
@@ -907,21 +1156,24 @@ void StreamEngine::Loop::Service(Conn* c) {
     for (int round = 0; round < 16; ++round) {
       Pump(c, d, round == 0 ? now : NowNs());
       if (c->state == Conn::kDead) return;
-      const bool resume = dir.more || (dir.paused && dir.queued < o_.high_watermark / 2);
+      const bool resume = dir.more || (dir.paused && !(c->http_blocked && d == 0) &&
+                                       dir.queued < o_.high_watermark / 2);
       if (!resume) break;
       dir.more = false;
       dir.paused = false;
       ReadFrom(c, d);  // edge-triggered: what waits must be read now
       if (c->state == Conn::kDead) return;
     }
-    if (dir.more || (dir.paused && dir.queued < o_.high_watermark / 2))
+    if (dir.more ||
+        (dir.paused && !(c->http_blocked && d == 0) && dir.queued < o_.high_watermark / 2))
       Schedule(c, NowNs());
-    if (dir.stalled && dir.src_eof && !dir.dst_shut && c->state == Conn::kOpen &&
-        dir.q.empty()) {
+    if (c->kind != Conn::kHttp && dir.stalled && dir.src_eof && !dir.dst_shut &&
+        c->state == Conn::kOpen && dir.q.empty()) {
       shutdown(c->fd[1 - d], SHUT_WR);
       dir.dst_shut = true;
     }
   }
+  if (c->kind == Conn::kHttp) return HttpService(c);
   // Both FINs passed on and nothing left: done.
   if (c->dir[0].dst_shut && c->dir[1].dst_shut) Kill(c);
 }
@@ -943,6 +1195,9 @@ void StreamEngine::Loop::Kill(Conn* c) {
     if (fd >= 0) close(fd);  // closing removes it from the epoll set
     fd = -1;
   }
+  for (Dir& d : c->dir)
+    for (int& fd : d.pipe)
+      if (fd >= 0) close(fd), fd = -1;
   if (c->engine_port != 0) {
     __atomic_fetch_and(&t_->engine_ports[c->engine_port / 64],
                        ~(uint64_t{1} << (c->engine_port % 64)), __ATOMIC_RELAXED);
@@ -962,7 +1217,8 @@ void StreamEngine::Loop::Schedule(Conn* c, int64_t at) {
   timers_.push(Timer{at, c->id});
 }
 
-void StreamEngine::Loop::Emit(Conn* c, int d, const eng::NetDecision& dec) {
+void StreamEngine::Loop::Emit(Conn* c, int d, const RuleRef& ref,
+                              const eng::NetDecision& dec) {
   fault_event ev;
   memset(&ev, 0, sizeof(ev));
   ev.time_ns = eng::RealtimeNs();
@@ -972,61 +1228,80 @@ void StreamEngine::Loop::Emit(Conn* c, int d, const eng::NetDecision& dec) {
   ev.effect = dec.effect;
   ev.value = dec.value;
   ev.layer = 3;
-  ev.generation = static_cast<uint32_t>(c->rule_generation);
+  ev.generation = static_cast<uint32_t>(ref.generation);
   eng::CopyString(ev.target, c->target, sizeof(ev.target));
   eng::EmitEvent(t_, ev);
 }
 
-void StreamEngine::Loop::EmitRate(Conn* c, int d, int64_t held) {
-  if (c->rule < 0) return;
-  eng::CountFired(t_, c->rule);
+void StreamEngine::Loop::EmitRate(Conn* c, int d, int ref) {
+  RuleRef& rr = c->rules[ref];
+  if (rr.index < 0) return;
+  eng::CountFired(t_, rr.index);
   eng::NetDecision dec;
-  dec.rule = c->rule;
+  dec.rule = rr.index;
   dec.effect = FAULT_EFFECT_RATE;
-  dec.value = held;  // bytes held back when the episode began
-  Emit(c, d, dec);
+  dec.value = static_cast<int64_t>(c->dir[d].queued);  // bytes held back
+  Emit(c, d, rr, dec);
 }
+
+// -------------------------------------------------------------- public ---
 
 absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
     const Options& options) {
   if (options.table == nullptr)
     return absl::InvalidArgumentError("stream engine without a policy table");
+  if (options.loops < 1 || options.loops > 64 || (options.redirects && options.loops != 1))
+    return absl::InvalidArgumentError("stream engine: bad number of loops");
   std::unique_ptr<StreamEngine> e(new StreamEngine());
-  e->loop_ = std::make_unique<Loop>(options);
-  if (absl::Status s = e->loop_->Open(&e->port4_, &e->port6_, &e->control_name_);
-      !s.ok())
-    return s;
-  if (options.advertise) {
+  for (int i = 0; i < options.loops; ++i) {
+    e->loops_.push_back(std::make_unique<Loop>(options));
+    if (absl::Status s = e->loops_.back()->Open(i == 0, &e->port4_, &e->port6_,
+                                                &e->control_name_, &e->ports_);
+        !s.ok())
+      return s;
+  }
+  if (options.advertise && options.redirects) {
     fault_table* t = options.table;
     eng::CopyString(t->engine_control, e->control_name_.c_str(),
                     sizeof(t->engine_control));
     __atomic_store_n(&t->engine_port6, e->port6_, __ATOMIC_RELEASE);
     __atomic_store_n(&t->engine_port4, e->port4_, __ATOMIC_RELEASE);
   }
-  Loop* loop = e->loop_.get();
-  // The loop takes no signals: the caller may wait for them (sigtimedwait)
+  // The loops take no signals: the caller may wait for them (sigtimedwait)
   // with them blocked, and a thread of ours must not take them instead.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  e->thread_ = std::thread([loop] { loop->Run(); });
+  for (auto& loop : e->loops_) {
+    Loop* l = loop.get();
+    e->threads_.emplace_back([l] { l->Run(); });
+  }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return e;
 }
 
 StreamEngine::~StreamEngine() {
-  if (loop_ == nullptr) return;
-  loop_->RequestStop();
-  if (thread_.joinable()) thread_.join();
+  for (auto& l : loops_) l->RequestStop();
+  for (std::thread& t : threads_)
+    if (t.joinable()) t.join();
 }
 
-StreamEngine::Stats StreamEngine::stats() const { return loop_->stats(); }
+StreamEngine::Stats StreamEngine::stats() const {
+  Stats s;
+  for (const auto& l : loops_) l->AddStats(&s);
+  return s;
+}
 
 size_t StreamEngine::Finish(int64_t timeout_ns) {
-  if (loop_ == nullptr || !thread_.joinable()) return 0;
-  loop_->RequestFinish(NowNs() + timeout_ns);
-  thread_.join();
-  return loop_->cut_short();
+  size_t cut = 0;
+  const int64_t deadline = NowNs() + timeout_ns;
+  for (auto& l : loops_) l->RequestFinish(deadline);
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (!threads_[i].joinable()) continue;
+    threads_[i].join();
+    cut += loops_[i]->cut_short();
+  }
+  return cut;
 }
 
 }  // namespace fault::stream

@@ -35,9 +35,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "fault/table.h"
@@ -46,12 +50,43 @@ namespace fault::stream {
 
 class StreamEngine {
  public:
+  // A listener of the proxy (`fault run`): a TCP mapping to one upstream,
+  // or an HTTP/1.1 forward proxy (absolute-form requests and CONNECT).
+  struct Listener {
+    enum class Kind { kTcp, kHttpProxy };
+    Kind kind = Kind::kTcp;
+    std::string host = "127.0.0.1";  // an IPv4 or IPv6 literal
+    uint16_t port = 0;               // 0: any free port (see ports())
+    std::string upstream_host;       // kTcp: a name or an IP literal
+    uint16_t upstream_port = 0;
+    std::string name;                // for messages ("9090=db:5432")
+  };
+
   struct Options {
     fault_table* table = nullptr;      // required; outlives the engine
     size_t high_watermark = 2 << 20;   // bytes queued per direction
     // Publish the listeners and the control socket in the table header
     // (engine_port4/6, engine_control) so that targets find them.
     bool advertise = true;
+    // Take redirected connections (`fault exec`): loopback listeners and
+    // the control socket. False for the proxy.
+    bool redirects = true;
+    // The proxy's listeners.
+    std::vector<Listener> listeners;
+    // Event loops (threads), each with its own epoll set and its own
+    // SO_REUSEPORT socket per listener. Redirects need exactly one.
+    int loops = 1;
+    // Rules (by name) that apply together to every connection of a TCP
+    // mapping, and to forward-proxy and CONNECT targets that
+    // `upstream_filter` accepts (all of them when it is empty).
+    std::vector<std::string> always_rules;
+    std::function<bool(std::string_view host, uint16_t port)> upstream_filter;
+    // The other rules select proxied connections by their targets (the
+    // upstream's address), one rule per connection (the best priority).
+    bool match_targets = true;
+    // Bodies of HTTP error responses, by rule name (the table holds only
+    // the status and the probability).
+    std::map<std::string, std::string> http_bodies;
   };
 
   struct Stats {
@@ -61,10 +96,15 @@ class StreamEngine {
     uint64_t open = 0;        // connections now open
     uint64_t bytes_up = 0;    // target -> far end, written
     uint64_t bytes_down = 0;  // far end -> target, written
+    uint64_t http_requests = 0;   // forwarded or answered by the proxy
+    uint64_t upstream_reused = 0; // requests sent on a kept-alive upstream
+    uint64_t spliced = 0;         // connections relayed with splice()
   };
 
-  // Binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6 loopback) and an
-  // abstract AF_UNIX datagram socket, then starts the loop.
+  // With `redirects`, binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6
+  // loopback) and an abstract AF_UNIX datagram socket; binds every
+  // listener (a name in a TCP mapping's upstream is resolved now); then
+  // starts the loops. An error names the listener that failed.
   static absl::StatusOr<std::unique_ptr<StreamEngine>> Start(
       const Options& options);
 
@@ -78,6 +118,8 @@ class StreamEngine {
   const std::string& control_name() const { return control_name_; }
 
   Stats stats() const;
+  // The port each of options.listeners got, in order.
+  const std::vector<uint16_t>& ports() const { return ports_; }
 
   // Stops taking connections and waits, at most `timeout_ns` and while
   // bytes keep moving (two seconds without progress end it), until every
@@ -91,8 +133,9 @@ class StreamEngine {
  private:
   StreamEngine() = default;
 
-  std::unique_ptr<Loop> loop_;
-  std::thread thread_;
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  std::vector<uint16_t> ports_;
   uint16_t port4_ = 0;
   uint16_t port6_ = 0;
   std::string control_name_;

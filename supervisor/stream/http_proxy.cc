@@ -1,0 +1,871 @@
+// The stream engine's HTTP/1.1 forward proxy (`fault run`'s --proxy-address):
+// absolute-form requests (`curl -x`), origin-form requests with a Host
+// header, and CONNECT tunnels (`curl -p -x`, every https:// URL).
+//
+// Requests and responses are streamed, never buffered whole: the head of a
+// request is parsed (http-parser) and rewritten to origin form, its body
+// and the response are passed on as raw bytes through the connection's two
+// directions, so every stream effect (latency, jitter, rate, loss stalls,
+// black holes) applies to them as to any relayed connection. The parser
+// only finds where each message ends, so that the upstream connection can
+// carry the next request (keep-alive) or go back to a pool for the next
+// client. An HTTP error fault answers without contacting the upstream.
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "supervisor/stream/stream_loop.h"
+
+namespace fault::stream {
+namespace {
+
+constexpr size_t kMaxHead = 64 * 1024;
+constexpr size_t kPoolPerKey = 64;
+constexpr int64_t kPoolIdleNs = 30'000'000'000;
+
+const char* Reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+// Headers a proxy does not pass on (hop-by-hop, RFC 9110 7.6.1, and the
+// proxy's own).
+bool HopByHop(const std::string& lower) {
+  return lower == "proxy-connection" || lower == "proxy-authorization" ||
+         lower == "keep-alive" || lower == "te" || lower == "trailer" ||
+         lower == "proxy-authenticate";
+}
+
+}  // namespace
+
+// A request the upstream has not finished answering.
+struct InFlight {
+  bool head = false;  // a HEAD request: the response has no body
+};
+
+struct HttpState {
+  http_parser req;
+  http_parser res;
+  // Client bytes not yet handled.
+  std::string in;
+  size_t scanned = 0;  // how much of `in` was searched for the head's end
+  enum Phase : uint8_t {
+    kHead,     // reading a request head
+    kBody,     // passing a request body on to the upstream
+    kDiscard,  // dropping a request body (answered by the proxy)
+    kTunnel,   // CONNECT established: raw bytes
+  } phase = kHead;
+  // The request being parsed.
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool value_last = false;
+  bool head_complete = false;
+  bool message_complete = false;
+  // Its route, once the head is complete.
+  bool routed = false;
+  bool connect = false;  // a CONNECT request
+  std::string host;
+  uint16_t port = 0;
+  std::string key;       // "host:port"
+  std::string out_head;  // the rewritten head, not yet sent
+  bool keep_alive = true;
+  // The upstream connection in use (its key), and what it still owes.
+  std::string up_key;
+  bool up_reusable = true;
+  std::deque<InFlight> inflight;
+  bool response_informational = false;
+  bool response_upgrade = false;
+  uint64_t resolve_serial = 0;
+  bool resolving = false;
+  bool always = false;  // the always-rules apply to this request's target
+  // After the last response: close the client connection.
+  bool close_after = false;
+  bool closing = false;
+};
+
+void HttpStateDeleter::operator()(HttpState* h) const { delete h; }
+
+namespace {
+
+// TODO(merge): replaced by eng::DecideHttpError.
+struct HttpErrorDecision {
+  int rule = -1;
+  bool fire = false;
+  uint32_t status = 0;
+};
+void DecideHttpError(fault_table* t, const fault_rule& r, int ri, int64_t, double factor,
+                     HttpErrorDecision* out) {
+  *out = HttpErrorDecision();
+  if (r.http_status == 0) return;
+  eng::CountMatched(t, ri);
+  if (factor <= 0) return;
+  eng::DecisionRng rng = eng::ClaimDecision(t, ri, eng::RuleSeed(t, r));
+  out->rule = ri;
+  if (rng.Ppm(static_cast<uint32_t>(r.http_error_ppm * factor))) {
+    out->fire = true;
+    out->status = r.http_status;
+    eng::CountFired(t, ri);
+  }
+}
+
+int OnUrl(http_parser* p, const char* at, size_t n) {
+  static_cast<HttpState*>(p->data)->url.append(at, n);
+  return 0;
+}
+
+int OnHeaderField(http_parser* p, const char* at, size_t n) {
+  auto* h = static_cast<HttpState*>(p->data);
+  if (h->headers.empty() || h->value_last) h->headers.emplace_back();
+  h->headers.back().first.append(at, n);
+  h->value_last = false;
+  return 0;
+}
+
+int OnHeaderValue(http_parser* p, const char* at, size_t n) {
+  auto* h = static_cast<HttpState*>(p->data);
+  if (h->headers.empty()) h->headers.emplace_back();
+  h->headers.back().second.append(at, n);
+  h->value_last = true;
+  return 0;
+}
+
+int OnRequestHeadersComplete(http_parser* p) {
+  static_cast<HttpState*>(p->data)->head_complete = true;
+  return 0;
+}
+
+int OnRequestComplete(http_parser* p) {
+  static_cast<HttpState*>(p->data)->message_complete = true;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+const http_parser_settings& RequestSettings() {
+  static const http_parser_settings s = [] {
+    http_parser_settings x;
+    http_parser_settings_init(&x);
+    x.on_url = OnUrl;
+    x.on_header_field = OnHeaderField;
+    x.on_header_value = OnHeaderValue;
+    x.on_headers_complete = OnRequestHeadersComplete;
+    x.on_message_complete = OnRequestComplete;
+    return x;
+  }();
+  return s;
+}
+
+int OnResponseHeadersComplete(http_parser* p) {
+  auto* h = static_cast<HttpState*>(p->data);
+  h->response_informational = p->status_code >= 100 && p->status_code < 200 &&
+                              p->status_code != 101;
+  h->response_upgrade = p->status_code == 101;
+  if (h->response_informational || h->response_upgrade) return 0;
+  // A response to HEAD has headers only.
+  return !h->inflight.empty() && h->inflight.front().head ? 1 : 0;
+}
+
+int OnResponseComplete(http_parser* p) {
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+const http_parser_settings& ResponseSettings() {
+  static const http_parser_settings s = [] {
+    http_parser_settings x;
+    http_parser_settings_init(&x);
+    x.on_headers_complete = OnResponseHeadersComplete;
+    x.on_message_complete = OnResponseComplete;
+    return x;
+  }();
+  return s;
+}
+
+// Where the head of a request ends in `in` (just past its empty line), or
+// npos. Searches from `from`.
+size_t HeadEnd(const std::string& in, size_t from) {
+  for (size_t i = from; i < in.size(); ++i) {
+    if (in[i] != '\n') continue;
+    if (i + 1 < in.size() && in[i + 1] == '\n') return i + 2;
+    if (i + 2 < in.size() && in[i + 1] == '\r' && in[i + 2] == '\n') return i + 3;
+  }
+  return std::string::npos;
+}
+
+// "host:port" / "[v6]:port" / "host" (default port) into its parts.
+bool SplitAuthority(const std::string& a, uint16_t default_port, std::string* host,
+                    uint16_t* port) {
+  std::string h = a;
+  uint32_t p = default_port;
+  if (!h.empty() && h[0] == '[') {
+    size_t close = h.find(']');
+    if (close == std::string::npos) return false;
+    std::string rest = h.substr(close + 1);
+    h = h.substr(1, close - 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':' || !absl::SimpleAtoi(rest.substr(1), &p)) return false;
+    }
+  } else {
+    size_t colon = h.rfind(':');
+    if (colon != std::string::npos && h.find(':') == colon) {
+      if (!absl::SimpleAtoi(h.substr(colon + 1), &p)) return false;
+      h = h.substr(0, colon);
+    }
+  }
+  if (h.empty() || p == 0 || p > 65535) return false;
+  *host = absl::AsciiStrToLower(h);
+  *port = static_cast<uint16_t>(p);
+  return true;
+}
+
+std::string KeyOf(const std::string& host, uint16_t port) {
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                             : absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
+void StreamEngine::Loop::HttpStart(Conn* c) {
+  c->http.reset(new HttpState());
+  HttpState* h = c->http.get();
+  http_parser_init(&h->req, HTTP_REQUEST);
+  http_parser_init(&h->res, HTTP_RESPONSE);
+  h->req.data = h;
+  h->res.data = h;
+  eng::CopyString(c->target, "http-proxy", sizeof(c->target));
+}
+
+void StreamEngine::Loop::HttpRead(Conn* c, const char* buf, size_t n, int64_t now) {
+  HttpState* h = c->http.get();
+  if (h->phase == HttpState::kTunnel) {
+    Ingest(c, 0, buf, n, now);
+    return;
+  }
+  h->in.append(buf, n);
+  HttpProcess(c, now);
+}
+
+// Handles what the client sent, request by request, until it has to wait
+// (an answer from another upstream, a lookup) or has nothing left.
+void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
+  HttpState* h = c->http.get();
+  for (int round = 0; round < 256 && c->state != Conn::kDead; ++round) {
+    if (c->http_blocked || h->closing) return;
+    if (h->phase == HttpState::kTunnel) {
+      if (!h->in.empty()) Ingest(c, 0, h->in.data(), h->in.size(), now);
+      h->in.clear();
+      return;
+    }
+    if (h->phase == HttpState::kHead) {
+      if (h->in.empty()) return;
+      size_t end = HeadEnd(h->in, h->scanned > 2 ? h->scanned - 2 : 0);
+      if (end == std::string::npos) {
+        h->scanned = h->in.size();
+        if (h->in.size() > kMaxHead) {
+          HttpRespond(c, 431, Reason(431), "request head larger than 64 KiB\n", true, now);
+        }
+        return;
+      }
+      h->scanned = 0;
+      h->url.clear();
+      h->headers.clear();
+      h->value_last = false;
+      h->head_complete = h->message_complete = false;
+      h->routed = false;
+      size_t used = http_parser_execute(&h->req, &RequestSettings(), h->in.data(), end);
+      const http_errno err = HTTP_PARSER_ERRNO(&h->req);
+      if ((err != HPE_OK && err != HPE_PAUSED) || !h->head_complete || used != end) {
+        HttpRespond(c, 400, Reason(400),
+                    absl::StrCat("malformed request: ", http_errno_description(err), "\n"),
+                    true, now);
+        return;
+      }
+      if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
+      h->in.erase(0, end);
+      http_requests_.fetch_add(1, std::memory_order_relaxed);
+      h->phase = h->message_complete ? HttpState::kHead : HttpState::kBody;
+      h->keep_alive = http_should_keep_alive(&h->req) != 0;
+      if (!HttpRoute(c, now)) return;  // waits, or answered and closing
+      continue;
+    }
+    // kBody / kDiscard: up to the end of the message.
+    if (h->in.empty()) return;
+    h->message_complete = false;
+    size_t used = http_parser_execute(&h->req, &RequestSettings(), h->in.data(), h->in.size());
+    const http_errno err = HTTP_PARSER_ERRNO(&h->req);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+      // A broken body: the upstream has part of it; nothing sensible
+      // follows on this connection.
+      Fail(c, ECONNRESET);
+      return;
+    }
+    if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
+    if (h->phase == HttpState::kBody) Ingest(c, 0, h->in.data(), used, now);
+    h->in.erase(0, used);
+    if (h->message_complete) h->phase = HttpState::kHead;
+  }
+}
+
+std::vector<int> StreamEngine::Loop::PreResolveRules(const std::string& host, bool always) {
+  std::vector<int> out;
+  eng::Index idx;
+  if (!eng::BuildIndex(t_, &idx)) return out;
+  uint64_t named = 0;
+  for (const std::string& name : o_.always_rules) {
+    int i = eng::FindRuleByName(t_, idx, name.c_str());
+    if (i < 0) continue;
+    named |= uint64_t{1} << i;
+    if (always) out.push_back(i);
+  }
+  if (!o_.match_targets) return out;
+  // Rules of policy files that name this host (hostname targets).
+  eng::Endpoint ep;
+  ep.protocol = FAULT_PROTO_TCP;
+  ep.hostname = host.c_str();
+  for (int i = 0; i < static_cast<int>(idx.n_rules); ++i) {
+    if ((named >> i) & 1 || !((idx.active >> i) & 1) || !((idx.hostname >> i) & 1)) continue;
+    int32_t prio = 0;
+    if (eng::RuleTargetsMatch(t_, idx.seq, i, ep, &prio) == eng::TargetMatch::kYes)
+      out.push_back(i);
+  }
+  return out;
+}
+
+// Routes the request whose head was just parsed: answers it (an HTTP error
+// fault, a bad request), sends it on the upstream connection in use, or
+// picks another one. False: the connection waits or is closing.
+bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
+  HttpState* h = c->http.get();
+  if (!h->routed) {
+    h->routed = true;
+    h->connect = h->req.method == HTTP_CONNECT;
+    std::string path;
+    std::string authority;
+    if (h->connect) {
+      authority = h->url;
+      if (!SplitAuthority(authority, 443, &h->host, &h->port)) {
+        HttpRespond(c, 400, Reason(400), "CONNECT needs HOST:PORT\n", true, now);
+        return false;
+      }
+    } else {
+      http_parser_url u;
+      http_parser_url_init(&u);
+      if (http_parser_parse_url(h->url.data(), h->url.size(), 0, &u) == 0 &&
+          (u.field_set & (1 << UF_HOST))) {
+        std::string scheme = (u.field_set & (1 << UF_SCHEMA))
+                                 ? absl::AsciiStrToLower(h->url.substr(
+                                       u.field_data[UF_SCHEMA].off, u.field_data[UF_SCHEMA].len))
+                                 : "http";
+        if (scheme != "http") {
+          HttpRespond(c, 501, Reason(501),
+                      absl::StrCat("the proxy forwards http:// URLs; for ", scheme,
+                                   ":// use CONNECT (curl -p, or an https_proxy setting)\n"),
+                      !h->keep_alive || h->phase == HttpState::kBody, now);
+          h->phase = h->phase == HttpState::kBody ? HttpState::kDiscard : h->phase;
+          return h->keep_alive;
+        }
+        h->host = absl::AsciiStrToLower(
+            h->url.substr(u.field_data[UF_HOST].off, u.field_data[UF_HOST].len));
+        h->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+        size_t path_at = (u.field_set & (1 << UF_PATH)) ? u.field_data[UF_PATH].off
+                         : (u.field_set & (1 << UF_QUERY)) ? u.field_data[UF_QUERY].off - 1
+                                                            : h->url.size();
+        path = h->url.substr(path_at);
+        size_t hash = path.find('#');
+        if (hash != std::string::npos) path.resize(hash);
+        if (path.empty() || path[0] != '/') path = "/" + path;
+      } else {
+        // Origin form: the Host header names the upstream.
+        path = h->url;
+        for (const auto& [name, value] : h->headers)
+          if (absl::AsciiStrToLower(name) == "host") authority = value;
+        if (authority.empty() || !SplitAuthority(authority, 80, &h->host, &h->port)) {
+          HttpRespond(c, 400, Reason(400),
+                      "no upstream: send an absolute URL (curl -x) or a Host header\n", true,
+                      now);
+          return false;
+        }
+      }
+      // The head as the upstream sees it.
+      std::string& out = h->out_head;
+      out = absl::StrCat(http_method_str(static_cast<http_method>(h->req.method)), " ", path,
+                         " HTTP/", h->req.http_major, ".", h->req.http_minor, "\r\n");
+      bool has_host = false;
+      for (const auto& [name, value] : h->headers) {
+        std::string lower = absl::AsciiStrToLower(name);
+        if (HopByHop(lower)) continue;
+        has_host |= lower == "host";
+        absl::StrAppend(&out, name, ": ", value, "\r\n");
+      }
+      if (!has_host) absl::StrAppend(&out, "Host: ", KeyOf(h->host, h->port), "\r\n");
+      out += "\r\n";
+    }
+    h->key = KeyOf(h->host, h->port);
+    h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
+  }
+
+  // Answers go back in request order: wait for what the upstream still
+  // owes unless this request goes to the same upstream (pipelining).
+  const bool same = c->fd[1] >= 0 && h->up_key == h->key && h->up_reusable && !h->connect;
+  if (!h->inflight.empty() && !same) {
+    c->http_blocked = true;
+    return false;
+  }
+
+  // An HTTP error fault answers without the upstream.
+  for (int i : PreResolveRules(h->host, h->always)) {
+    fault_rule r;
+    eng::Index idx;
+    if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &r) || r.http_status == 0)
+      continue;
+    double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
+    HttpErrorDecision dec;
+    DecideHttpError(t_, r, i, now, factor, &dec);
+    if (!dec.fire) continue;
+    fault_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.time_ns = eng::RealtimeNs();
+    ev.rule = static_cast<uint16_t>(i);
+    ev.op = FAULT_OP_SEND;
+    ev.effect = FAULT_EFFECT_HTTP_ERROR;
+    ev.value = dec.status;
+    ev.layer = 3;
+    ev.generation = static_cast<uint32_t>(idx.generation);
+    eng::CopyString(ev.target, h->key.c_str(), sizeof(ev.target));
+    eng::EmitEvent(t_, ev);
+    auto body = o_.http_bodies.find(r.name);
+    std::string text = body != o_.http_bodies.end()
+                           ? body->second
+                           : absl::StrCat(dec.status, " ", Reason(static_cast<int>(dec.status)),
+                                          " (fault: ", r.name, ")\n");
+    if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
+    HttpRespond(c, static_cast<int>(dec.status), Reason(static_cast<int>(dec.status)), text,
+                !h->keep_alive || h->connect, now);
+    return h->keep_alive && !h->connect;
+  }
+
+  if (same) {
+    upstream_reused_.fetch_add(1, std::memory_order_relaxed);
+    Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
+    h->out_head.clear();
+    h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+    return true;
+  }
+
+  // Another upstream: let the one in use go (back to the pool).
+  HttpDetachUpstream(c, h->up_reusable);
+  eng::CopyString(c->target, h->key.c_str(), sizeof(c->target));
+  if (!h->connect) {
+    int fd = PoolTake(h->key);
+    if (fd >= 0) {
+      upstream_reused_.fetch_add(1, std::memory_order_relaxed);
+      sockaddr_storage ss;
+      socklen_t len = sizeof(ss);
+      eng::Endpoint far;
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0)
+        eng::SetEndpointAddress(&far, &ss, len);
+      far.protocol = FAULT_PROTO_TCP;
+      SelectRules(c, far, h->always);
+      c->fd[1] = fd;
+      c->state = Conn::kOpen;
+      h->up_key = h->key;
+      h->up_reusable = true;
+      http_parser_init(&h->res, HTTP_RESPONSE);
+      h->res.data = h;
+      Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+      Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
+      h->out_head.clear();
+      h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+      return true;
+    }
+  }
+  // A new connection: DNS faults first, then the lookup.
+  for (int i : PreResolveRules(h->host, h->always)) {
+    fault_rule r;
+    eng::Index idx;
+    if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &r)) continue;
+    if (r.dns_delay_ns == 0 && r.dns_timeout_ppm == 0 && r.dns_nxdomain_ppm == 0) continue;
+    sockaddr_storage lit;
+    if (Resolver::Literal(h->host, h->port, &lit)) continue;  // no lookup to fail
+    double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
+    eng::DnsDecision dec;
+    eng::DecideDns(t_, r, i, factor, &dec);
+    if (!dec.fired) continue;
+    fault_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.time_ns = eng::RealtimeNs();
+    ev.rule = static_cast<uint16_t>(i);
+    ev.op = FAULT_OP_DNS;
+    ev.effect = dec.effect;
+    ev.value = dec.eai != 0 ? dec.eai : dec.delay_ns;
+    ev.layer = 3;
+    ev.generation = static_cast<uint32_t>(idx.generation);
+    eng::CopyString(ev.target, h->host.c_str(), sizeof(ev.target));
+    eng::EmitEvent(t_, ev);
+    c->handshake_until = std::max(c->handshake_until, now + dec.delay_ns);
+    if (dec.eai != 0) {
+      if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
+      HttpRespond(c, 502, Reason(502),
+                  absl::StrCat("cannot resolve ", h->host, ": ", gai_strerror(dec.eai),
+                               " (fault: ", r.name, ")\n"),
+                  !h->keep_alive || h->connect, now);
+      return h->keep_alive && !h->connect;
+    }
+  }
+  h->up_key = h->key;
+  h->up_reusable = !h->connect;
+  sockaddr_storage ss;
+  if (Resolver::Literal(h->host, h->port, &ss)) {
+    HttpResolved(c->id, h->resolve_serial, 0, {ss});
+    return !c->http_blocked && c->state != Conn::kDead;
+  }
+  h->resolving = true;
+  c->http_blocked = true;
+  resolver_->Lookup(c->id, ++h->resolve_serial, h->host, h->port);
+  return false;
+}
+
+void StreamEngine::Loop::OnResolver() {
+  if (resolver_ == nullptr) return;
+  for (Resolver::Result& r : resolver_->Take())
+    HttpResolved(r.conn, r.serial, r.err, std::move(r.addrs));
+}
+
+void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err,
+                                      std::vector<sockaddr_storage> addrs) {
+  auto it = conns_.find(conn_id);
+  if (it == conns_.end()) return;
+  Conn* c = it->second.get();
+  HttpState* h = c->http.get();
+  if (h == nullptr || serial != h->resolve_serial || c->state == Conn::kDead) return;
+  h->resolving = false;
+  const bool was_blocked = c->http_blocked;
+  const int64_t now = NowNs();
+  if (err != 0 || addrs.empty()) {
+    c->http_blocked = false;
+    if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
+    HttpRespond(c, 502, Reason(502),
+                absl::StrCat("cannot resolve ", h->host, ": ", gai_strerror(err), "\n"),
+                !h->keep_alive || h->connect, now);
+    if (was_blocked && h->keep_alive && !h->connect) HttpUnblock(c);
+    return;
+  }
+  eng::Endpoint far;
+  eng::SetEndpointAddress(&far, &addrs[0], sizeof(addrs[0]));
+  far.protocol = FAULT_PROTO_TCP;
+  SelectRules(c, far, h->always);
+  int64_t delay = 0;
+  int cerr = 0;
+  if (!DecideConnect(c, &delay, &cerr)) {
+    c->http_blocked = false;
+    if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
+    HttpRespond(c, 502, Reason(502),
+                absl::StrCat("cannot connect to ", h->key, ": ", strerror(cerr), " (fault)\n"),
+                !h->keep_alive || h->connect, now);
+    if (was_blocked && h->keep_alive && !h->connect) HttpUnblock(c);
+    return;
+  }
+  c->handshake_until = std::max(c->handshake_until, now + delay);
+  ConnectTo(c, addrs[0]);
+  if (c->state == Conn::kDead || c->http == nullptr) return;
+  if (c->fd[1] < 0) return;  // failed at once: answered by HttpUpstreamFailed
+  if (h->connect) {
+    // Tunnel: wait for the connection before saying 200.
+    c->http_blocked = true;
+    return;
+  }
+  Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
+  h->out_head.clear();
+  h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+  if (was_blocked) HttpUnblock(c);
+}
+
+void StreamEngine::Loop::HttpUnblock(Conn* c) {
+  if (!c->http_blocked && !c->dir[0].paused) {
+    // Still has bytes to look at.
+    if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
+    return;
+  }
+  c->http_blocked = false;
+  c->dir[0].paused = false;
+  c->dir[0].more = true;  // edge-triggered: read what waits
+  if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
+  if (c->state != Conn::kDead) Schedule(c, NowNs());
+}
+
+void StreamEngine::Loop::HttpFarConnected(Conn* c) {
+  HttpState* h = c->http.get();
+  if (h == nullptr || !h->connect) return;
+  // CONNECT: the tunnel is up. From here on the connection is a relay
+  // with the target's rules.
+  static constexpr char kOk[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+  Enqueue(c, 1, kOk, sizeof(kOk) - 1, NowNs());
+  h->phase = HttpState::kTunnel;
+  c->kind = Conn::kRelay;
+  c->http_blocked = false;
+  c->dir[0].paused = false;
+  c->dir[0].more = true;
+  std::string rest = std::move(h->in);
+  h->in.clear();
+  if (!rest.empty()) Ingest(c, 0, rest.data(), rest.size(), NowNs());
+  Schedule(c, NowNs());
+}
+
+void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, int64_t now) {
+  HttpState* h = c->http.get();
+  if (buf == nullptr) {
+    // The upstream closed. A response that ends with the connection ends
+    // here; so does the client's connection, which could not tell where
+    // the response ended otherwise.
+    h->up_reusable = false;
+    if (!h->inflight.empty()) {
+      http_parser_execute(&h->res, &ResponseSettings(), nullptr, 0);
+      h->inflight.clear();
+      h->close_after = true;
+    }
+    return;
+  }
+  size_t off = 0;
+  for (int round = 0; off < n && round < 256; ++round) {
+    if (h->inflight.empty() || h->response_upgrade) {
+      // Bytes nobody asked for (or after 101 Switching Protocols): pass
+      // them on, but the upstream cannot be trusted with another request.
+      h->up_reusable = h->response_upgrade ? false : h->up_reusable;
+      if (!h->response_upgrade) h->up_reusable = false;
+      Ingest(c, 1, buf + off, n - off, now);
+      return;
+    }
+    size_t used = http_parser_execute(&h->res, &ResponseSettings(), buf + off, n - off);
+    const http_errno err = HTTP_PARSER_ERRNO(&h->res);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+      // Not HTTP: pass it on and close after.
+      h->up_reusable = false;
+      h->close_after = true;
+      h->inflight.clear();
+      Ingest(c, 1, buf + off, n - off, now);
+      return;
+    }
+    Ingest(c, 1, buf + off, used, now);
+    off += used;
+    if (err == HPE_PAUSED) {
+      http_parser_pause(&h->res, 0);
+      if (h->response_upgrade) {
+        // The connection now speaks another protocol: a tunnel.
+        h->inflight.clear();
+        h->phase = HttpState::kTunnel;
+        c->kind = Conn::kRelay;
+        h->up_reusable = false;
+        std::string rest = std::move(h->in);
+        h->in.clear();
+        if (!rest.empty()) Ingest(c, 0, rest.data(), rest.size(), now);
+        if (off < n) Ingest(c, 1, buf + off, n - off, now);
+        c->http_blocked = false;
+        c->dir[0].more = true;
+        Schedule(c, now);
+        return;
+      }
+      if (h->response_informational) continue;  // 100 Continue: the answer follows
+      h->up_reusable = h->up_reusable && http_should_keep_alive(&h->res) != 0;
+      h->inflight.pop_front();
+      if (h->inflight.empty()) {
+        if (!h->keep_alive) h->close_after = true;
+        if (c->http_blocked && !h->resolving) {
+          // A request waited for this answer: route it now (the rest of
+          // `buf`, if any, was not asked for).
+          c->http_blocked = false;
+          if (HttpRoute(c, now)) HttpUnblock(c);
+          return;
+        }
+      }
+    }
+  }
+}
+
+void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
+  HttpState* h = c->http.get();
+  if (h == nullptr) return Fail(c, err);
+  const int64_t now = NowNs();
+  const bool answered_part = c->dir[1].queued > 0 || h->res.nread > 0 ||
+                             h->res.status_code != 0;
+  if (c->fd[1] >= 0) {
+    epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
+    close(c->fd[1]);
+    c->fd[1] = -1;
+  }
+  c->state = Conn::kAwaitFar;
+  c->dir[0].q.clear();
+  c->dir[0].queued = 0;
+  c->dir[0].src_eof = c->dir[0].src_eof;  // the client's side is unchanged
+  c->dir[1].src_eof = false;
+  c->dir[1].dst_shut = false;
+  h->up_key.clear();
+  if (h->connect || !h->inflight.empty() || c->http_blocked) {
+    if (answered_part && !h->inflight.empty()) {
+      // Half a response went out: the client must see the break.
+      h->close_after = true;
+      h->inflight.clear();
+      return;
+    }
+    h->inflight.clear();
+    if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
+    HttpRespond(c, 502, Reason(502),
+                absl::StrCat("cannot reach ", h->key, ": ", strerror(err), "\n"),
+                !h->keep_alive || h->connect, now);
+    if (h->keep_alive && !h->connect) HttpUnblock(c);
+  }
+}
+
+void StreamEngine::Loop::HttpRespond(Conn* c, int status, const std::string& reason,
+                                     const std::string& body, bool close, int64_t now) {
+  HttpState* h = c->http.get();
+  std::string text = absl::StrCat("HTTP/1.1 ", status, " ", reason,
+                                  "\r\nContent-Type: text/plain\r\nContent-Length: ",
+                                  body.size(), "\r\n", close ? "Connection: close\r\n" : "",
+                                  "\r\n", h->req.method == HTTP_HEAD ? "" : body);
+  // The client's direction of the link applies to the proxy's own
+  // answers too.
+  Ingest(c, 1, text.data(), text.size(), now);
+  if (close) {
+    h->close_after = true;
+    h->closing = true;
+  }
+  Schedule(c, now);
+}
+
+void StreamEngine::Loop::HttpService(Conn* c) {
+  HttpState* h = c->http.get();
+  if (h == nullptr || c->state == Conn::kDead) return;
+  Dir& down = c->dir[1];
+  // Done once everything owed to the client is out.
+  const bool client_done = c->dir[0].src_eof && h->inflight.empty() && !c->http_blocked &&
+                           !h->resolving;
+  if ((h->close_after || client_done) && down.q.empty() && h->inflight.empty()) {
+    HttpDetachUpstream(c, h->up_reusable && !h->close_after);
+    if (c->fd[0] >= 0) shutdown(c->fd[0], SHUT_WR);
+    Kill(c);
+    return;
+  }
+  // An idle upstream that closed: forget it.
+  if (c->dir[1].src_eof && h->inflight.empty() && c->fd[1] >= 0) {
+    HttpDetachUpstream(c, false);
+  }
+}
+
+void StreamEngine::Loop::HttpDetachUpstream(Conn* c, bool reusable) {
+  HttpState* h = c->http.get();
+  if (c->fd[1] >= 0) {
+    epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
+    const bool idle = reusable && c->state == Conn::kOpen && c->dir[0].q.empty() &&
+                      h->inflight.empty() && !c->dir[1].src_eof && !h->up_key.empty();
+    if (idle)
+      PoolPut(h->up_key, c->fd[1]);
+    else
+      close(c->fd[1]);
+    c->fd[1] = -1;
+  }
+  if (c->engine_port != 0) c->engine_port = 0;
+  c->state = Conn::kAwaitFar;
+  c->dir[0].q.clear();
+  c->dir[0].queued = 0;
+  c->dir[0].dst_shut = false;
+  c->dir[1].src_eof = false;
+  c->dir[1].dst_shut = false;
+  h->up_key.clear();
+  h->up_reusable = true;
+  h->inflight.clear();
+  http_parser_init(&h->res, HTTP_RESPONSE);
+  h->res.data = h;
+}
+
+int StreamEngine::Loop::PoolTake(const std::string& key) {
+  auto it = pool_.find(key);
+  if (it == pool_.end()) return -1;
+  while (!it->second.empty()) {
+    std::unique_ptr<Pooled> p = std::move(it->second.back());
+    it->second.pop_back();
+    epoll_ctl(ep_, EPOLL_CTL_DEL, p->fd, nullptr);
+    int fd = std::exchange(p->fd, -1);
+    dead_pooled_.push_back(std::move(p));  // an event of this batch may name it
+    char b;
+    ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return fd;  // alive
+    close(fd);
+  }
+  return -1;
+}
+
+void StreamEngine::Loop::PoolPut(const std::string& key, int fd) {
+  auto& v = pool_[key];
+  if (v.size() >= kPoolPerKey) {
+    close(fd);
+    return;
+  }
+  auto p = std::make_unique<Pooled>();
+  p->fd = fd;
+  p->key = key;
+  p->since = NowNs();
+  p->h.kind = Handle::kPooled;
+  p->h.pooled = p.get();
+  Register(fd, &p->h, EPOLLIN | EPOLLRDHUP);
+  v.push_back(std::move(p));
+}
+
+void StreamEngine::Loop::OnPooled(Pooled* p) {
+  // An idle upstream said something (closed, most likely): drop it.
+  if (p->fd < 0) return;  // taken or dropped earlier in this batch
+  auto it = pool_.find(p->key);
+  if (it == pool_.end()) return;
+  auto& v = it->second;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i].get() != p) continue;
+    epoll_ctl(ep_, EPOLL_CTL_DEL, p->fd, nullptr);
+    close(std::exchange(p->fd, -1));
+    dead_pooled_.push_back(std::move(v[i]));
+    v.erase(v.begin() + static_cast<long>(i));
+    break;
+  }
+}
+
+void StreamEngine::Loop::ExpirePool(int64_t now) {
+  for (auto& [key, v] : pool_) {
+    for (size_t i = 0; i < v.size();) {
+      if (now - v[i]->since > kPoolIdleNs) {
+        epoll_ctl(ep_, EPOLL_CTL_DEL, v[i]->fd, nullptr);
+        close(std::exchange(v[i]->fd, -1));
+        dead_pooled_.push_back(std::move(v[i]));
+        v.erase(v.begin() + static_cast<long>(i));
+      } else {
+        ++i;
+      }
+    }
+  }
+}
+
+}  // namespace fault::stream

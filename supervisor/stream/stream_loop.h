@@ -1,0 +1,276 @@
+// The stream engine's event loop, shared by its source files:
+// stream_engine.cc (connections, relaying, effects), http_proxy.cc (the
+// HTTP/1.1 forward proxy) and resolver.cc. Not a public interface.
+#ifndef FAULT_SUPERVISOR_STREAM_STREAM_LOOP_H_
+#define FAULT_SUPERVISOR_STREAM_STREAM_LOOP_H_
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "shim/engine/engine.h"
+#include "supervisor/stream/resolver.h"
+#include "supervisor/stream/stream_engine.h"
+
+namespace fault::stream {
+
+namespace eng = ::fault::engine;
+
+inline constexpr int64_t kForever = INT64_MAX;
+
+int64_t NowNs();
+
+struct Conn;
+struct HttpState;
+struct HttpStateDeleter {
+  void operator()(HttpState* h) const;  // http_proxy.cc
+};
+
+// What the epoll data pointer of every registered fd points at.
+struct Handle {
+  enum Kind : uint8_t {
+    kListener4, kListener6, kControl, kWake, kSide, kProxyListener, kPooled,
+    kResolver
+  };
+  Kind kind;
+  int side = 0;            // kSide: 0 near (the target / the client), 1 far
+  Conn* conn = nullptr;
+  int index = 0;           // kProxyListener: into listeners_
+  struct Pooled* pooled = nullptr;  // kPooled
+};
+
+struct Chunk {
+  std::unique_ptr<char[]> data;
+  size_t off = 0;
+  size_t end = 0;
+  int64_t release_ns = 0;
+};
+
+// One direction: bytes read from side `d`, written to side `1 - d`
+// (0: uplink, target/client -> far end; 1: downlink).
+struct Dir {
+  std::deque<Chunk> q;
+  size_t queued = 0;        // bytes in q (splice: in the pipe)
+  int64_t last_release = 0;
+  bool src_eof = false;     // the source sent its FIN (or a budget ended it)
+  bool dst_shut = false;    // the FIN was passed on
+  bool paused = false;      // reading stopped above the watermark
+  bool stalled = false;     // black-holed: read and discarded
+  bool throttled = false;   // a rate episode is under way (one event each)
+  // The current flight: bytes that arrive while earlier ones of the
+  // direction still wait share their decision (see Ingest).
+  int64_t flight_delay = 0;
+  uint64_t flight_bytes = 0;
+  bool more = false;        // a read burst stopped at its limit: read again
+  // splice: a read found the pipe full; read again once it drains.
+  bool in_blocked = false;
+  int pipe[2] = {-1, -1};
+};
+
+// A rule that applies to a connection, as the table held it when it was
+// last read, with the connection's state under it.
+struct RuleRef {
+  char name[FAULT_NAME_MAX] = {};
+  int index = -1;
+  uint64_t seq = 0;
+  uint64_t generation = 0;
+  fault_rule r;
+  eng::ConnState cs;
+};
+
+struct Conn {
+  enum Kind : uint8_t {
+    kRedirect,  // fault exec: a target's connection, announced in a slot
+    kRelay,     // the proxy: a TCP mapping or a CONNECT tunnel
+    kHttp,      // the proxy: HTTP/1.1 forward proxy requests
+  };
+  uint64_t id = 0;
+  Kind kind = kRedirect;
+  Handle h[2];
+  int fd[2] = {-1, -1};
+  Dir dir[2];
+  // The far side: kAwaitFar (no socket yet: an accepted connection's
+  // socket not handed over, a name being resolved, no HTTP request yet),
+  // kConnecting, kOpen; kDead once the connection is gone.
+  enum State : uint8_t { kAwaitFar, kConnecting, kOpen, kDead } state = kAwaitFar;
+  // kRedirect: the announcement slot.
+  bool has_slot = false;
+  int family_index = 0;
+  uint16_t slot_port = 0;
+  bool slot_open = false;      // the redirect slot says OPEN
+  int32_t pid = 0;
+  std::vector<RuleRef> rules;  // all apply, in order
+  int rate_rule[2] = {-1, -1}; // rules[] entry whose rate limits a direction
+  int64_t opened_ns = 0;
+  int64_t handshake_until = 0;
+  int64_t fail_at = kForever;  // a scheduled failure (timeout.recv, stalls)
+  int fail_err = 0;
+  int64_t timer_at = kForever; // earliest timer queued for this connection
+  uint16_t engine_port = 0;    // marked in table->engine_ports
+  bool splice = false;         // pass-through: splice() via dir[].pipe
+  int listener = -1;           // proxy: index into listeners_
+  char target[FAULT_NAME_MAX] = {};
+  std::unique_ptr<HttpState, HttpStateDeleter> http;
+  // The HTTP proxy waits (an upstream's answer, a lookup) before it reads
+  // more of the client's requests.
+  bool http_blocked = false;
+};
+
+struct Timer {
+  int64_t at;
+  uint64_t conn;
+  bool operator>(const Timer& o) const { return at > o.at; }
+};
+
+// A listener of the proxy, as this loop holds it.
+struct ProxyListener {
+  StreamEngine::Listener config;
+  int fd = -1;
+  Handle h;
+  // kTcp: the upstream's addresses (resolved at start), used in turn.
+  std::vector<sockaddr_storage> upstream;
+  size_t next = 0;
+};
+
+// An idle upstream connection of the HTTP proxy, kept for reuse.
+struct Pooled {
+  int fd = -1;
+  std::string key;  // "host:port" as requested
+  int64_t since = 0;
+  Handle h;
+};
+
+class StreamEngine::Loop {
+ public:
+  explicit Loop(const Options& o) : o_(o), t_(o.table) {}
+  ~Loop();
+
+  // `first`: this loop opens the redirect listeners and the control socket
+  // (only one loop does).
+  absl::Status Open(bool first, uint16_t* port4, uint16_t* port6, std::string* name,
+                    std::vector<uint16_t>* ports);
+  void Run();
+  void RequestStop();
+  void RequestFinish(int64_t deadline_ns);
+  size_t cut_short() const { return cut_short_.load(); }
+  void AddStats(Stats* s) const;
+
+  // ---- connections (stream_engine.cc)
+  void Register(int fd, Handle* h, uint32_t events);
+  void OnListener(int family_index, int fd);
+  void OnProxyListener(int index);
+  void OnControl();
+  void OnSide(Conn* c, int side, uint32_t events);
+  Conn* NewConn(Conn::Kind kind, int near_fd);
+  void ConnectTo(Conn* c, const sockaddr_storage& ss);
+  void ConnectFar(Conn* c, const fault_redirect& r);
+  void AttachFar(Conn* c, int fd);
+  void FarConnected(Conn* c);
+  void ReadFrom(Conn* c, int d);
+  void ReadSplice(Conn* c, int d);
+  void Ingest(Conn* c, int d, const char* buf, size_t n, int64_t now);
+  void Enqueue(Conn* c, int d, const char* buf, size_t n, int64_t release);
+  void Pump(Conn* c, int d, int64_t now);
+  void PumpSplice(Conn* c, int d);
+  void Service(Conn* c);
+  void Fail(Conn* c, int err);
+  void Kill(Conn* c);
+  void Schedule(Conn* c, int64_t at);
+  // Re-reads the connection's rules after a republished table. False: no
+  // rule applies now.
+  bool CurrentRules(Conn* c);
+  // The rules for a proxied connection to `far` (host as requested):
+  // always_rules when `always` holds, and the best target rule.
+  void SelectRules(Conn* c, const eng::Endpoint& far, bool always);
+  bool AddRule(Conn* c, int index, const eng::Index& idx);
+  void UpdateRates(Conn* c);
+  // Connect-time effects of the rules (the proxy): false if the connection
+  // was failed by one.
+  bool DecideConnect(Conn* c, int64_t* delay_ns, int* err);
+  void Emit(Conn* c, int d, const RuleRef& ref, const eng::NetDecision& dec);
+  void EmitRate(Conn* c, int d, int ref);
+  fault_redirect* Slot(const Conn* c) {
+    return &t_->redirects[c->family_index][c->slot_port];
+  }
+  void SetSlotState(Conn* c, uint32_t state, int err);
+  void ExpireOrphans(int64_t now);
+  size_t Unflushed() const;
+  bool StartSplice(Conn* c);
+
+  // ---- HTTP forward proxy (http_proxy.cc)
+  void HttpStart(Conn* c);
+  void HttpRead(Conn* c, const char* buf, size_t n, int64_t now);
+  void HttpFromUpstream(Conn* c, const char* buf, size_t n, int64_t now);
+  void HttpService(Conn* c);
+  void HttpFarConnected(Conn* c);
+  void HttpUnblock(Conn* c);
+  std::vector<int> PreResolveRules(const std::string& host, bool always);
+  void HttpUpstreamFailed(Conn* c, int err);
+  void HttpResolved(uint64_t conn_id, uint64_t serial, int err,
+                    std::vector<sockaddr_storage> addrs);
+  void HttpProcess(Conn* c, int64_t now);
+  bool HttpRoute(Conn* c, int64_t now);
+  void HttpRespond(Conn* c, int status, const std::string& reason,
+                   const std::string& body, bool close, int64_t now);
+  void HttpDetachUpstream(Conn* c, bool reusable);
+  int PoolTake(const std::string& key);
+  void PoolPut(const std::string& key, int fd);
+  void OnPooled(Pooled* p);
+  void ExpirePool(int64_t now);
+  void OnResolver();
+
+  Options o_;
+  fault_table* t_;
+  int ep_ = -1;
+  int listen_[2] = {-1, -1};
+  int control_ = -1;
+  int wake_ = -1;
+  Handle listen_h_[2] = {{Handle::kListener4}, {Handle::kListener6}};
+  Handle control_h_{Handle::kControl};
+  Handle wake_h_{Handle::kWake};
+  Handle resolver_h_{Handle::kResolver};
+  std::vector<std::unique_ptr<ProxyListener>> listeners_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> finish_by_{0};  // 0: not finishing
+  uint64_t finish_moved_ = 0;          // bytes written when last looked
+  int64_t finish_progress_ns_ = 0;     // when they last changed
+  static constexpr int64_t kStallNs = 2'000'000'000;
+  std::atomic<size_t> cut_short_{0};
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<std::unique_ptr<Conn>> dead_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  // Accepted sockets handed over before their replacement connection
+  // arrived, and connections waiting for their accepted socket, by
+  // (family_index << 16 | port).
+  struct Orphan {
+    int fd;
+    int64_t since;
+  };
+  std::unordered_map<uint32_t, Orphan> handed_;
+  std::unordered_map<uint32_t, uint64_t> awaiting_;
+  int64_t next_expiry_ = 0;
+  int64_t early_ns_ = 0;
+  static constexpr int64_t kMaxEarlyNs = 200'000;
+  static constexpr int64_t kSpinNs = 30'000;
+  std::unique_ptr<char[]> scratch_;
+  // HTTP: idle upstream connections by "host:port", and name lookups.
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Pooled>>> pool_;
+  std::vector<std::unique_ptr<Pooled>> dead_pooled_;  // freed after the batch
+  std::unique_ptr<Resolver> resolver_;
+
+  std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
+      bytes_[2] = {0, 0}, http_requests_{0}, upstream_reused_{0}, spliced_{0};
+};
+
+}  // namespace fault::stream
+
+#endif  // FAULT_SUPERVISOR_STREAM_STREAM_LOOP_H_
