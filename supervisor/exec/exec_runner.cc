@@ -39,6 +39,14 @@ extern char** environ;
 namespace fault::exec {
 namespace {
 
+// The engine for redirected connections: one loop, listeners on loopback
+// advertised in the table.
+stream::StreamEngine::Options EngineOptions(fault_table* table) {
+  stream::StreamEngine::Options o;
+  o.table = table;
+  return o;
+}
+
 // The event ring is drained every kDrainMinIntervalNs while events arrive.
 // While it stays empty the interval doubles up to kDrainMaxIntervalNs, so an
 // idle supervisor wakes ten times a second rather than a hundred and takes
@@ -568,7 +576,7 @@ void Runner::StartEngineFor(const fault_config& config) {
   // keeps its sockets and thread out of the start of every other run.
   if (engine_ != nullptr || engine_failed_ || config.n_rules == 0) return;
   absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =
-      stream::StreamEngine::Start({.table = table_->table()});
+      stream::StreamEngine::Start(EngineOptions(table_->table()));
   if (engine.ok()) {
     engine_ = std::move(*engine);
     return;

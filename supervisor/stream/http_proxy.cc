@@ -592,7 +592,7 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
     if (was_blocked && h->keep_alive && !h->connect) HttpUnblock(c);
     return;
   }
-  c->handshake_until = std::max(c->handshake_until, now + delay);
+  (void)delay;  // as for mappings: latency applies to the bytes only
   ConnectTo(c, addrs[0]);
   if (c->state == Conn::kDead || c->http == nullptr) return;
   if (c->fd[1] < 0) return;  // failed at once: answered by HttpUpstreamFailed

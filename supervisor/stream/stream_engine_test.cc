@@ -21,76 +21,12 @@
 
 #include "gtest/gtest.h"
 #include "shim/engine/engine.h"
+#include "supervisor/stream/stream_test_util.h"
 
 namespace fault::stream {
 namespace {
 
 namespace eng = ::fault::engine;
-
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-// A table in anonymous shared memory, as the supervisor's memfd would be.
-class Table {
- public:
-  Table() {
-    void* p = mmap(nullptr, sizeof(fault_table), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    t_ = static_cast<fault_table*>(p);
-    eng::InitTable(t_, NowNs());
-    cfg_ = std::make_unique<fault_config>();
-    memset(cfg_.get(), 0, sizeof(fault_config));
-  }
-  ~Table() { munmap(t_, sizeof(fault_table)); }
-  fault_table* get() { return t_; }
-  // Adds an active rule and returns it for the caller to fill; Publish()
-  // afterwards.
-  fault_rule& AddRule(const char* name) {
-    fault_rule& r = cfg_->rules[cfg_->n_rules++];
-    eng::CopyString(r.name, name, sizeof(r.name));
-    r.flags = FAULT_RULE_ACTIVE | FAULT_RULE_HAS_SEED;
-    r.seed = 7;
-    return r;
-  }
-  void Publish() { eng::Publish(t_, cfg_.get()); }
-
- private:
-  fault_table* t_;
-  std::unique_ptr<fault_config> cfg_;
-};
-
-void SetFixedLatency(fault_link* l, int64_t ns) {
-  l->distribution = FAULT_DIST_FIXED;
-  l->fixed_ns = ns;
-}
-
-sockaddr_in Loopback(uint16_t port) {
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  return a;
-}
-
-uint16_t LocalPort(int fd) {
-  sockaddr_in a = {};
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-// A listening socket on 127.0.0.1:0.
-int Listen(uint16_t* port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = Loopback(0);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(listen(fd, 16), 0);
-  *port = LocalPort(fd);
-  return fd;
-}
 
 // What the shim does on connect(): bind to a loopback port, announce the
 // real destination, connect to the engine. Returns the connected socket.
@@ -132,27 +68,13 @@ uint32_t WaitSlot(fault_table* t, int fd, int64_t timeout_ns = 5'000'000'000) {
   }
 }
 
-bool ReadExactly(int fd, char* buf, size_t n, int timeout_ms = 5000) {
-  size_t got = 0;
-  int64_t until = NowNs() + int64_t{timeout_ms} * 1'000'000;
-  while (got < n) {
-    pollfd p = {fd, POLLIN, 0};
-    int left = static_cast<int>((until - NowNs()) / 1'000'000);
-    if (left <= 0 || poll(&p, 1, left) <= 0) return false;
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r <= 0) return false;
-    got += static_cast<size_t>(r);
-  }
-  return true;
-}
-
 TEST(StreamEngine, RelaysBothWaysWithEachDirectionsLatency) {
   Table table;
   fault_rule& r = table.AddRule("slow");
   SetFixedLatency(&r.uplink, 40'000'000);
   SetFixedLatency(&r.downlink, 20'000'000);
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(table.get()->engine_port4, (*e)->port4());
 
@@ -195,7 +117,7 @@ TEST(StreamEngine, HandshakeTimeHoldsTheSlotAndTheFirstBytes) {
   Table table;
   table.AddRule("handshake");
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -217,7 +139,7 @@ TEST(StreamEngine, RefusedFarEndFailsTheSlotAndResetsTheTarget) {
   Table table;
   table.AddRule("any");
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -237,7 +159,7 @@ TEST(StreamEngine, RefusedFarEndFailsTheSlotAndResetsTheTarget) {
 TEST(StreamEngine, UnannouncedConnectionsAreRefused) {
   Table table;
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   int c = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a = Loopback((*e)->port4());
@@ -255,7 +177,7 @@ TEST(StreamEngine, RateShapesTheStreamAndCountsAsFired) {
   fault_rule& r = table.AddRule("narrow");
   r.uplink.rate_bps = 8'000'000;  // 1 MB/s
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -295,7 +217,7 @@ TEST(StreamEngine, BlackholeSwallowsWhatTheTargetSends) {
   fault_rule& r = table.AddRule("hole");
   r.flags |= FAULT_RULE_BLACKHOLE;
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -315,7 +237,7 @@ TEST(StreamEngine, AcceptedSocketsHandedOverAreRelayed) {
   fault_rule& r = table.AddRule("server_side");
   SetFixedLatency(&r.uplink, 30'000'000);
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -382,7 +304,9 @@ TEST(StreamEngine, ALargeTransferArrivesIntactThroughTheWatermark) {
   fault_rule& r = table.AddRule("slow_down");
   SetFixedLatency(&r.downlink, 5'000'000);
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get(), .high_watermark = 256 << 10});
+  StreamEngine::Options o = Opts(table.get());
+  o.high_watermark = 256 << 10;
+  auto e = StreamEngine::Start(o);
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);
@@ -425,7 +349,7 @@ TEST(StreamEngine, FinishPassesOnWhatWasSentAndGivesUpOnAFarEndThatStopsReading)
   fault_rule& r = table.AddRule("slow");
   SetFixedLatency(&r.uplink, 50'000'000);
   table.Publish();
-  auto e = StreamEngine::Start({.table = table.get()});
+  auto e = StreamEngine::Start(Opts(table.get()));
   ASSERT_TRUE(e.ok());
   uint16_t port;
   int lfd = Listen(&port);

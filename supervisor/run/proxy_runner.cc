@@ -1,0 +1,290 @@
+#include "supervisor/run/proxy_runner.h"
+
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "supervisor/exec/event_log.h"
+#include "supervisor/exec/events_file.h"
+#include "supervisor/exec/policy_table.h"
+#include "supervisor/exec/run_report.h"
+#include "supervisor/exec/seed_source.h"
+#include "supervisor/exec/table_compiler.h"
+#include "supervisor/stream/stream_engine.h"
+
+namespace fault::run {
+namespace {
+
+using fault::exec::CompiledTable;
+using fault::exec::CounterSnapshot;
+using fault::exec::EventsFile;
+using fault::exec::PolicyTable;
+using fault::exec::RunReport;
+using fault::stream::StreamEngine;
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string HostPort(const std::string& host, uint16_t port) {
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                             : absl::StrCat(host, ":", port);
+}
+
+std::string Bytes(uint64_t n) {
+  if (n >= 10'000'000'000ULL) return absl::StrFormat("%.1f GB", n / 1e9);
+  if (n >= 10'000'000ULL) return absl::StrFormat("%.1f MB", n / 1e6);
+  if (n >= 10'000ULL) return absl::StrFormat("%.1f kB", n / 1e3);
+  return absl::StrCat(n, " B");
+}
+
+int EventLoops() {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<int>(std::clamp<long>(n, 1, 8));
+}
+
+}  // namespace
+
+int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
+  // Signals are taken here, synchronously; the engine's threads block them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<PolicyTable>> table =
+      PolicyTable::Create({.start_ns = MonotonicNs()});
+  if (!table.ok()) {
+    err << "fault run: " << table.status().message() << "\n";
+    return 125;
+  }
+  fault::exec::RandomSeedSource random_seeds;
+  fault::exec::CompileOptions compile;
+  compile.global_seed = config.seed;
+  compile.seeds = &random_seeds;
+  compile.run_duration_ns = config.duration_ns;
+  absl::StatusOr<CompiledTable> compiled = fault::exec::CompileTable(config.policies, compile);
+  if (!compiled.ok()) {
+    err << "fault run: " << compiled.status().message() << "\n";
+    return kExitUsage;
+  }
+  (*table)->Publish(*compiled->config);
+  std::vector<std::string> names;
+  for (const auto& r : compiled->rules) names.push_back(r.name);
+  RunReport report;
+  report.BeginGeneration(names, {});
+  CounterSnapshot baseline = (*table)->ReadCounters();
+
+  std::optional<EventsFile> events;
+  if (!config.events_path.empty()) {
+    absl::StatusOr<EventsFile> file = EventsFile::Open(config.events_path);
+    if (!file.ok()) {
+      err << "fault run: --events " << config.events_path << ": " << file.status().message()
+          << "\n";
+      return kExitUsage;
+    }
+    events.emplace(std::move(*file));
+  }
+
+  StreamEngine::Options o;
+  o.table = (*table)->table();
+  o.redirects = false;
+  o.advertise = false;
+  o.loops = EventLoops();
+  o.always_rules = config.flag_policies;
+  o.match_targets = true;
+  o.http_bodies = config.http_bodies;
+  const std::vector<std::string> upstreams = config.upstreams;
+  o.upstream_filter = [upstreams](std::string_view host, uint16_t port) {
+    return UpstreamMatches(upstreams, host, port);
+  };
+  if (config.proxy_address.has_value()) {
+    StreamEngine::Listener l;
+    l.kind = StreamEngine::Listener::Kind::kHttpProxy;
+    l.host = config.proxy_address->host;
+    l.port = config.proxy_address->port;
+    l.name = absl::StrCat("--proxy-address ", HostPort(l.host, l.port));
+    o.listeners.push_back(l);
+  }
+  for (const Mapping& m : config.mappings) {
+    StreamEngine::Listener l;
+    l.kind = StreamEngine::Listener::Kind::kTcp;
+    l.host = m.listen.host;
+    l.port = m.listen.port;
+    l.upstream_host = m.upstream.host;
+    l.upstream_port = m.upstream.port;
+    l.name = absl::StrCat("--proxy ", m.text);
+    o.listeners.push_back(l);
+  }
+  if (o.listeners.empty()) {
+    err << "fault run: nothing to listen on (--disable-http-proxy and no --proxy mapping)\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<StreamEngine>> engine = StreamEngine::Start(o);
+  if (!engine.ok()) {
+    err << "fault run: " << engine.status().message() << "\n";
+    return kExitCannotListen;
+  }
+
+  const bool tty = isatty(STDOUT_FILENO) == 1 && &out == &std::cout;
+  const bool show = !config.no_ui && !config.quiet;
+  if (show) {
+    size_t li = 0;
+    if (config.proxy_address.has_value()) {
+      out << "fault run: HTTP proxy on http://"
+          << HostPort(config.proxy_address->host, (*engine)->ports()[li++]);
+      if (config.upstreams.empty())
+        out << " (no --upstream: forwarded requests get no faults)";
+      else
+        out << " (faults for " << absl::StrJoin(config.upstreams, ", ") << ")";
+      out << "\n";
+    }
+    for (const Mapping& m : config.mappings) {
+      out << "fault run: " << HostPort(m.listen.host, (*engine)->ports()[li++]) << " -> "
+          << HostPort(m.upstream.host, m.upstream.port) << "\n";
+    }
+    if (!names.empty()) out << "fault run: policies " << absl::StrJoin(names, ", ") << "\n";
+    if (config.duration_ns > 0)
+      out << absl::StrFormat("fault run: stops after %.3gs; Ctrl-C stops it sooner\n",
+                             config.duration_ns / 1e9);
+    else
+      out << "fault run: Ctrl-C stops it\n";
+    out.flush();
+  }
+
+  uint64_t events_seen = 0;
+  bool events_failure_reported = false;
+  auto drain = [&](bool final) {
+    std::vector<fault_event> evs;
+    (*table)->DrainEvents(&evs, final);
+    std::vector<std::string> lines;
+    for (const fault_event& e : evs) {
+      report.AddEvent(e, names);
+      nlohmann::json j = fault::exec::EventToJson(e, names);
+      if (events.has_value()) lines.push_back(j.dump() + "\n");
+      if (config.tail && !config.quiet) out << j.dump() << "\n";
+      ++events_seen;
+    }
+    if (config.tail && !evs.empty()) out.flush();
+    if (events.has_value()) {
+      events->Append(lines);
+      if (events->failed() && !events_failure_reported) {
+        events_failure_reported = true;
+        err << "fault run: writing --events " << config.events_path << ": " << events->error()
+            << "; no further events are written and the run will fail (exit status "
+            << kExitEventsLost << ")\n";
+      }
+    }
+  };
+
+  const int64_t started = MonotonicNs();
+  const int64_t deadline = config.duration_ns > 0 ? started + config.duration_ns : 0;
+  int64_t last_view = started;
+  uint64_t last_events = 0;
+  StreamEngine::Stats last_stats;
+  int stop_signal = 0;
+  while (true) {
+    int64_t now = MonotonicNs();
+    if (deadline != 0 && now >= deadline) break;
+    int64_t wait = 100'000'000;
+    if (deadline != 0) wait = std::min(wait, deadline - now);
+    timespec ts{wait / 1'000'000'000, wait % 1'000'000'000};
+    int sig = sigtimedwait(&stop_signals, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM) {
+      stop_signal = sig;
+      break;
+    }
+    drain(false);
+    now = MonotonicNs();
+    const int64_t period = tty ? 1'000'000'000 : 10'000'000'000;
+    if (show && !config.tail && now - last_view >= period) {
+      StreamEngine::Stats s = (*engine)->stats();
+      const double secs = (now - last_view) / 1e9;
+      const uint64_t fired = events_seen - last_events;
+      std::string line = absl::StrFormat(
+          "fault run: %llu open, %llu accepted, %llu HTTP requests, up %s, down %s, "
+          "%.1f faults/s",
+          static_cast<unsigned long long>(s.open), static_cast<unsigned long long>(s.accepted),
+          static_cast<unsigned long long>(s.http_requests), Bytes(s.bytes_up),
+          Bytes(s.bytes_down), fired / secs);
+      const bool changed = s.accepted != last_stats.accepted ||
+                           s.bytes_up != last_stats.bytes_up ||
+                           s.bytes_down != last_stats.bytes_down || fired != 0;
+      if (tty) {
+        out << "\r\033[K" << line << std::flush;
+      } else if (changed) {
+        out << line << "\n" << std::flush;
+      }
+      last_view = now;
+      last_events = events_seen;
+      last_stats = s;
+    }
+  }
+  if (show && tty && !config.tail) out << "\n";
+  if (show && stop_signal != 0)
+    out << "fault run: " << (stop_signal == SIGINT ? "SIGINT" : "SIGTERM")
+        << ": stopping\n" << std::flush;
+
+  // Stop: no new connections; what is already on its way gets a second.
+  StreamEngine::Stats final_stats = (*engine)->stats();
+  size_t cut = (*engine)->Finish(1'000'000'000);
+  engine->reset();
+  drain(true);
+  report.AddCounters((*table)->ReadCounters(), baseline);
+  if (events.has_value()) events->Close();
+
+  int status = kExitOk;
+  if (!config.quiet) {
+    err << absl::StrFormat(
+        "fault: proxy: %llu connections, %llu HTTP requests (%llu on a reused upstream), "
+        "%s up, %s down%s\n",
+        static_cast<unsigned long long>(final_stats.accepted),
+        static_cast<unsigned long long>(final_stats.http_requests),
+        static_cast<unsigned long long>(final_stats.upstream_reused),
+        Bytes(final_stats.bytes_up), Bytes(final_stats.bytes_down),
+        cut > 0 ? absl::StrCat("; ", cut, " closed with bytes still on their way") : "");
+    fault::exec::SummaryInfo info;
+    info.events = events_seen;
+    info.events_lost = events.has_value() ? events->lost() : 0;
+    info.dropped = (*table)->dropped_events();
+    info.incomplete = (*table)->incomplete_events();
+    info.has_run_seed = compiled->run_seed.has_value();
+    info.run_seed = compiled->run_seed.value_or(0);
+    info.run_seed_random = compiled->run_seed_random;
+    err << report.Summary(info);
+  }
+  const bool events_lost = events.has_value() && events->failed();
+  if (events_lost) {
+    err << "fault run: --events " << config.events_path << ": " << events->error() << "; "
+        << events->lost() << " of " << events_seen << " events are missing from the file\n";
+    status = kExitEventsLost;
+  }
+  if (config.expect_faults) {
+    std::vector<std::string> never = report.NeverFired();
+    if (report.stats().empty()) {
+      err << "fault: --expect-faults: no policies were loaded\n";
+      if (status == kExitOk) status = kExitNeverFired;
+    }
+    for (const std::string& n : never)
+      err << "fault: --expect-faults: policy \"" << n << "\" never fired\n";
+    if (!never.empty() && status == kExitOk) status = kExitNeverFired;
+  }
+  return status;
+}
+
+}  // namespace fault::run
