@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
       "disk faults, without changing the program.\n\n"
       "  fault exec --policy slow_link.yaml -- ./app\n"
       "  fault exec --latency 200ms --packet-loss 1% -- curl http://localhost:8080/\n"
+      "  fault run --with-latency --latency-mean 300 --upstream '*'   (then curl -x "
+      "http://127.0.0.1:3180 ...)\n"
       "  fault policy validate policies.yaml\n"
       "  fault doctor",
       "fault"};
@@ -26,6 +28,7 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   fault::cli::RegisterExecCommand(app);
+  fault::cli::RegisterRunCommand(app);
   fault::cli::RegisterPolicyCommands(app);
   fault::cli::RegisterDoctorCommand(app);
   fault::cli::RegisterStarlarkCommand(app);
