@@ -106,6 +106,7 @@ struct HttpState {
   uint64_t resolve_serial = 0;
   bool resolving = false;
   bool always = false;  // the always-rules apply to this request's target
+  bool pending_route = false;  // routed once, waits for the upstream's answers
   // After the last response: close the client connection.
   bool close_after = false;
   bool closing = false;
@@ -435,6 +436,7 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   // owes unless this request goes to the same upstream (pipelining).
   const bool same = c->fd[1] >= 0 && h->up_key == h->key && h->up_reusable && !h->connect;
   if (!h->inflight.empty() && !same) {
+    h->pending_route = true;
     c->http_blocked = true;
     return false;
   }
@@ -607,17 +609,24 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
   if (was_blocked) HttpUnblock(c);
 }
 
+// The connection may go on with the client's requests: the one that
+// waited is routed, what the client sent meanwhile is handled, and reading
+// resumes.
 void StreamEngine::Loop::HttpUnblock(Conn* c) {
-  if (!c->http_blocked && !c->dir[0].paused) {
-    // Still has bytes to look at.
-    if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
-    return;
-  }
+  HttpState* h = c->http.get();
+  const int64_t now = NowNs();
   c->http_blocked = false;
   c->dir[0].paused = false;
   c->dir[0].more = true;  // edge-triggered: read what waits
-  if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
-  if (c->state != Conn::kDead) Schedule(c, NowNs());
+  if (h->pending_route) {
+    h->pending_route = false;
+    if (!HttpRoute(c, now)) {
+      if (c->state != Conn::kDead) Schedule(c, now);
+      return;
+    }
+  }
+  if (c->state != Conn::kDead && !h->in.empty()) HttpProcess(c, now);
+  if (c->state != Conn::kDead) Schedule(c, now);
 }
 
 void StreamEngine::Loop::HttpFarConnected(Conn* c) {
@@ -696,11 +705,10 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
       h->inflight.pop_front();
       if (h->inflight.empty()) {
         if (!h->keep_alive) h->close_after = true;
-        if (c->http_blocked && !h->resolving) {
+        if (c->http_blocked && h->pending_route) {
           // A request waited for this answer: route it now (the rest of
           // `buf`, if any, was not asked for).
-          c->http_blocked = false;
-          if (HttpRoute(c, now)) HttpUnblock(c);
+          HttpUnblock(c);
           return;
         }
       }
@@ -714,6 +722,7 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   const int64_t now = NowNs();
   const bool answered_part = c->dir[1].queued > 0 || h->res.nread > 0 ||
                              h->res.status_code != 0;
+  const std::string failed = h->up_key.empty() ? h->key : h->up_key;
   if (c->fd[1] >= 0) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
     close(c->fd[1]);
@@ -722,7 +731,6 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   c->state = Conn::kAwaitFar;
   c->dir[0].q.clear();
   c->dir[0].queued = 0;
-  c->dir[0].src_eof = c->dir[0].src_eof;  // the client's side is unchanged
   c->dir[1].src_eof = false;
   c->dir[1].dst_shut = false;
   h->up_key.clear();
@@ -736,9 +744,9 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
     h->inflight.clear();
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
     HttpRespond(c, 502, Reason(502),
-                absl::StrCat("cannot reach ", h->key, ": ", strerror(err), "\n"),
+                absl::StrCat("cannot reach ", failed, ": ", strerror(err), "\n"),
                 !h->keep_alive || h->connect, now);
-    if (h->keep_alive && !h->connect) HttpUnblock(c);
+    if (h->keep_alive && !h->connect && (c->http_blocked || h->pending_route)) HttpUnblock(c);
   }
 }
 
