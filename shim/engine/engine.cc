@@ -1058,6 +1058,18 @@ static void BudgetAction(const fault_rule& r, NetOp op, NetDecision* out) {
   Fire(out, FAULT_EFFECT_BUDGET, out->err);
 }
 
+bool BlackholeTakes(const fault_rule& r, int dir) {
+  if (!(r.flags & FAULT_RULE_BLACKHOLE)) return false;
+  switch (r.blackhole_direction) {
+    case kDirectionUplink:
+      return dir == kUplink;
+    case kDirectionDownlink:
+      return dir == kDownlink;
+    default:
+      return true;
+  }
+}
+
 void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
                int protocol, ConnState* cs, uint64_t bytes, int64_t now,
                double factor, NetDecision* out) {
@@ -1096,7 +1108,7 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
   DecisionRng rng = ClaimDecision(t, ri, RuleSeed(t, r));
 
   if (op == NetOp::kConnect) {
-    if (r.flags & FAULT_RULE_BLACKHOLE) {
+    if (BlackholeTakes(r, kUplink) && BlackholeTakes(r, kDownlink)) {
       // A black-holed SYN: the kernel gives up after ~127 s by default.
       out->stall_ns =
           r.timeout_connect_ns > 0 ? r.timeout_connect_ns : 127'000'000'000LL;
@@ -1132,7 +1144,7 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
   }
 
   // Send / receive.
-  if (r.flags & FAULT_RULE_BLACKHOLE) {
+  if (BlackholeTakes(r, dir)) {
     if (op == NetOp::kSend) {
       out->drop = true;
     } else {

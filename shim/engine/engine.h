@@ -120,6 +120,15 @@ enum BudgetAction : uint32_t {
   kBudgetConnectionError = 3,
 };
 
+// fault_rule.blackhole_direction and mutation_direction (fault.v1.Direction;
+// unspecified means both).
+enum Direction : uint32_t {
+  kDirectionUnspecified = 0,
+  kDirectionBoth = 1,
+  kDirectionUplink = 2,    // program -> peer
+  kDirectionDownlink = 3,  // peer -> program
+};
+
 // fault_schedule.kind (fault.v1.Schedule.Kind)
 enum ScheduleKind : uint32_t {
   kScheduleUnspecified = 0,
@@ -447,6 +456,13 @@ struct ConnState {
   uint8_t budget_hit = 0;  // session budget exhausted
   uint8_t pad[4] = {};
 };
+
+// Whether the black hole of `r` (FAULT_RULE_BLACKHOLE) swallows direction
+// `dir` (kUplink: what the program sends; kDownlink: what it receives).
+// False without a black hole. Only a black hole of both directions takes
+// the connect too: one of a single direction lets the connection open and
+// then swallows that direction's bytes.
+bool BlackholeTakes(const fault_rule& r, int dir);
 
 // What to do with one network operation. Apply in this order: wait
 // `delay_ns`; then if `stall_ns` >= 0 wait that long more and fail with

@@ -842,6 +842,76 @@ TEST_F(NetFixture, BlackholeConnectAndTraffic) {
   EXPECT_EQ(d.stall_ns, INT64_MAX);
 }
 
+TEST_F(NetFixture, BlackholeOfBothDirectionsIsTheDefault) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionBoth;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, 127'000'000'000);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  Run(NetOp::kSend);
+  EXPECT_TRUE(d.drop);
+  Run(NetOp::kRecv);
+  EXPECT_EQ(d.stall_ns, INT64_MAX);
+  EXPECT_TRUE(BlackholeTakes(r, kUplink));
+  EXPECT_TRUE(BlackholeTakes(r, kDownlink));
+  r.flags &= ~FAULT_RULE_BLACKHOLE;  // a direction alone is no black hole
+  EXPECT_FALSE(BlackholeTakes(r, kUplink));
+  EXPECT_FALSE(BlackholeTakes(r, kDownlink));
+}
+
+TEST_F(NetFixture, UplinkBlackholeSwallowsSendsOnly) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionUplink;
+  r.downlink.fixed_ns = 50;
+  Run(NetOp::kConnect);  // the connection opens
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_LATENCY);  // the handshake's round trip
+  Run(NetOp::kSend, FAULT_PROTO_TCP, 64);
+  EXPECT_TRUE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  EXPECT_EQ(d.value, 64);
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_FALSE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_EQ(d.delay_ns, 50);  // the other direction's effects still apply
+  EXPECT_EQ(d.effect, FAULT_EFFECT_LATENCY);
+  Run(NetOp::kSend, FAULT_PROTO_UDP, 10);
+  EXPECT_TRUE(d.drop);
+  Run(NetOp::kRecv, FAULT_PROTO_UDP, 10);
+  EXPECT_FALSE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(h.t->counters.rule_fired[0], 5u);
+}
+
+TEST_F(NetFixture, DownlinkBlackholeStallsReceivesOnly) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionDownlink;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_FALSE(d.fired);
+  Run(NetOp::kSend, FAULT_PROTO_TCP, 64);
+  EXPECT_FALSE(d.drop);
+  EXPECT_FALSE(d.fired);
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_EQ(d.stall_ns, INT64_MAX);
+  EXPECT_EQ(d.err, ETIMEDOUT);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  r.timeout_recv_ns = 5000;  // a receive timeout bounds the stall
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_EQ(d.stall_ns, 5000);
+  EXPECT_EQ(d.err, ETIMEDOUT);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  // A connect timeout still applies to the connect.
+  r.timeout_connect_ns = 300;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, 300);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_TIMEOUT);
+}
+
 TEST_F(NetFixture, RefusedWithProbability) {
   r.conn_error_errno = ECONNREFUSED;
   r.conn_error_ppm = 1000000;
