@@ -191,6 +191,7 @@ uint32_t RuleFeatures(const fault_rule& r) {
   if (r.dns_delay_ns > 0 || r.dns_timeout_ppm > 0 || r.dns_nxdomain_ppm > 0)
     f |= kFeatDns;
   if (r.mutation_kind != 0) f |= kFeatMutation;
+  if (r.http_status != 0) f |= kFeatHttpError;
   return f;
 }
 
@@ -1249,6 +1250,24 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
     Fire(out, FAULT_EFFECT_DUPLICATE, static_cast<int64_t>(bytes));
   }
   if (out->fired) CountFired(t, ri);
+}
+
+// ----------------------------------------------------------------- http ---
+
+void DecideHttpError(fault_table* t, const fault_rule& r, int ri,
+                     int64_t now_ns, double factor, HttpErrorDecision* out) {
+  (void)now_ns;  // decisions depend on the seed and their number only
+  *out = HttpErrorDecision();
+  if (r.http_status == 0) return;
+  CountMatched(t, ri);
+  if (factor <= 0) return;
+  out->rule = ri;
+  DecisionRng rng = ClaimDecision(t, ri, RuleSeed(t, r));
+  if (rng.Ppm(static_cast<uint32_t>(r.http_error_ppm * factor))) {
+    out->fire = true;
+    out->status = r.http_status;
+    CountFired(t, ri);
+  }
 }
 
 // ------------------------------------------------------------------ dns ---
