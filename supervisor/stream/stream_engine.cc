@@ -744,10 +744,13 @@ void StreamEngine::Loop::Ingest(Conn* c, int d, const char* buf, size_t n,
     // delay. So a message the kernel happened to split into two reads
     // meets the link once, as one burst of packets would, and the same
     // seed gives the same decisions whatever the split. Budgets and
-    // half-open count every byte: decided per read.
-    const bool per_read = r.budget_max_tx || r.budget_max_rx || r.budget_max_ops ||
-                          r.budget_max_duration_ns > 0 || r.half_open_after_bytes > 0 ||
-                          r.half_open_after_ns > 0;
+    // half-open count every byte: decided per read, as is everything of a
+    // rule that asks for it (per_operation, the proxy's
+    // --latency-per-read-write).
+    const bool per_read =
+        (r.flags & FAULT_RULE_PER_OP) || r.budget_max_tx || r.budget_max_rx ||
+        r.budget_max_ops || r.budget_max_duration_ns > 0 ||
+        r.half_open_after_bytes > 0 || r.half_open_after_ns > 0;
     if (!per_read && !dir.q.empty() && dir.flight_bytes < kFlightBytes) {
       size_t take = n - off;
       int64_t base = d == 0 ? std::max(now, c->handshake_until) : now;
