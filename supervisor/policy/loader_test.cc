@@ -194,6 +194,7 @@ TEST(PolicyFileTest, HttpErrorBodiesRoundTrip) {
       "\u0085next line\u2028line sep",
       "\r\ncrlf",
       "\x01\x7f control",
+      std::string("nul\0byte", 8),
   };
   for (const std::string& body : bodies) {
     PolicySet set;
@@ -731,6 +732,16 @@ TEST(PolicyFileErrorTest, NewFieldValueErrors) {
   EXPECT_EQ(Errors("p: {http_error: {status: 503, body: [a]}}"),
             "p.yaml:1:37: policy \"p\": http_error.body: expected a single "
             "value, got a list");
+  // yaml-cpp reads the escape \N as the single byte 0x85 (and \_ as 0xa0),
+  // which is no UTF-8 (found by the policy fuzzer); \u0085 is.
+  EXPECT_EQ(Errors("p: {http_error: {status: 503, body: \"a\\Nb\"}}"),
+            "p.yaml:1:37: policy \"p\": http_error.body: not UTF-8 text "
+            "(write \\u0085 for a next-line character, \\u00a0 for a "
+            "no-break space)");
+  EXPECT_EQ(One("p: {http_error: {status: 503, body: \"a\\u0085\\u00a0b\"}}")
+                .http_error()
+                .body(),
+            "a\u0085\u00a0b");
   EXPECT_EQ(Errors("p:\n  http_error:\n    status: 503\n    body: \"" +
                    std::string(4097, 'x') + "\"\n"),
             "p.yaml:4:11: policy \"p\": http_error.body: 4097 bytes; a body is "

@@ -2160,6 +2160,12 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
                Cat(h.status(), " is not an HTTP status: out of range (",
                    kMinHttpStatus, "..", kMaxHttpStatus, ")"));
     }
+    // yaml-cpp decodes the escapes \N and \_ to single bytes, not UTF-8.
+    if (InvalidUtf8(h.body()).has_value()) {
+      ctx.Fail("http_error.body",
+               "not UTF-8 text (write \\u0085 for a next-line character, "
+               "\\u00a0 for a no-break space)");
+    }
     if (h.body().size() > kMaxHttpBodyBytes) {
       ctx.Fail("http_error.body",
                Cat(h.body().size(), " bytes; a body is at most ",
