@@ -520,6 +520,7 @@ void StreamEngine::Loop::HttpFarConnected(Conn* c) {
   Enqueue(c, 1, kOk, sizeof(kOk) - 1, NowNs());
   h->phase = HttpState::kTunnel;
   c->kind = Conn::kRelay;
+  c->splice = c->rules.empty();  // nothing to apply: pass the bytes on as they come
   c->http_blocked = false;
   c->dir[0].paused = false;
   c->dir[0].more = true;

@@ -299,7 +299,7 @@ size_t StreamEngine::Loop::Unflushed() const {
     if (c->kind != Conn::kRedirect) {
       // The proxy: what was received and not yet passed on, either way.
       if (c->state != Conn::kDead && (!c->dir[0].q.empty() || !c->dir[1].q.empty() ||
-                                      c->dir[0].queued || c->dir[1].queued))
+                                      c->dir[0].piped || c->dir[1].piped))
         ++n;
       continue;
     }
@@ -582,18 +582,7 @@ void StreamEngine::Loop::OnProxyListener(int index) {
 }
 
 bool StreamEngine::Loop::StartSplice(Conn* c) {
-  for (Dir& d : c->dir) {
-    if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-      for (Dir& e : c->dir)
-        for (int& fd : e.pipe)
-          if (fd >= 0) close(fd), fd = -1;
-      return false;
-    }
-    // Room for a burst: 1 MiB where the system allows it.
-    fcntl(d.pipe[1], F_SETPIPE_SZ, 1 << 20);
-  }
-  c->splice = true;
-  spliced_.fetch_add(1, std::memory_order_relaxed);
+  c->splice = true;  // pipes come with the first bulk read (ReadSplice)
   return true;
 }
 
@@ -911,29 +900,76 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
   Schedule(c, NowNs());
 }
 
+// A connection no rule applies to. Bytes are passed on as they come: a
+// read is written at once (nothing queued, nothing time-stamped); once a
+// direction reads a whole buffer at a time (a bulk transfer), it goes
+// through a pipe with splice() and its bytes stay in the kernel.
 void StreamEngine::Loop::ReadSplice(Conn* c, int d) {
   Dir& dir = c->dir[d];
   int fd = c->fd[d];
   if (fd < 0 || dir.src_eof) return;
   for (int k = 0; k < kMaxReadsPerEvent; ++k) {
-    ssize_t n = splice(fd, nullptr, dir.pipe[1], nullptr, 1 << 20,
-                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    if (dir.pipe[0] >= 0 && dir.q.empty()) {
+      ssize_t n = splice(fd, nullptr, dir.pipe[1], nullptr, 1 << 20,
+                         SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+      if (n > 0) {
+        dir.piped += static_cast<size_t>(n);
+        PumpSplice(c, d);
+        if (c->state == Conn::kDead) return;
+        continue;
+      }
+      if (n == 0) {
+        dir.src_eof = true;
+        PumpSplice(c, d);
+        return;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Either the socket is empty or the pipe is full; in the second
+        // case no new edge comes: read again once the pipe drains.
+        if (dir.piped > 0) dir.in_blocked = true;
+        return;
+      }
+      if (errno == EINTR) continue;
+      Fail(c, errno == EPIPE ? ECONNRESET : errno);
+      return;
+    }
+    if (dir.queued >= o_.high_watermark) {
+      dir.paused = true;
+      return;
+    }
+    ssize_t n = recv(fd, scratch_.get(), kReadChunk, MSG_DONTWAIT);
     if (n > 0) {
-      dir.queued += static_cast<size_t>(n);
-      PumpSplice(c, d);
-      if (c->state == Conn::kDead) return;
+      size_t sent = 0;
+      const int dst = c->fd[1 - d];
+      if (dir.q.empty() && dst >= 0 && c->state == Conn::kOpen) {
+        ssize_t w = send(dst, scratch_.get(), static_cast<size_t>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+          sent = static_cast<size_t>(w);
+          bytes_[d].fetch_add(sent, std::memory_order_relaxed);
+        } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          Fail(c, errno == EPIPE ? ECONNRESET : errno);
+          return;
+        }
+      }
+      if (sent < static_cast<size_t>(n))
+        Enqueue(c, d, scratch_.get() + sent, static_cast<size_t>(n) - sent, 0);
+      if (static_cast<size_t>(n) == kReadChunk && dir.q.empty() && dir.pipe[0] < 0 &&
+          pipe2(dir.pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+        // Room for a burst: 1 MiB where the system allows it.
+        fcntl(dir.pipe[1], F_SETPIPE_SZ, 1 << 20);
+        if (!c->spliced) {
+          c->spliced = true;
+          spliced_.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
       continue;
     }
     if (n == 0) {
       dir.src_eof = true;
+      Pump(c, d, NowNs());  // passes the FIN on once nothing waits
       return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      // Either the socket is empty or the pipe is full; in the second case
-      // no new edge comes: read again once the pipe drains.
-      if (dir.queued > 0) dir.in_blocked = true;
-      return;
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
     if (errno == EINTR) continue;
     Fail(c, errno == EPIPE ? ECONNRESET : errno);
     return;
@@ -946,11 +982,11 @@ void StreamEngine::Loop::PumpSplice(Conn* c, int d) {
   Dir& dir = c->dir[d];
   int dst = c->fd[1 - d];
   if (dst < 0 || c->state != Conn::kOpen) return;
-  for (int k = 0; k < 64 && dir.queued > 0; ++k) {
-    ssize_t n = splice(dir.pipe[0], nullptr, dst, nullptr, dir.queued,
+  for (int k = 0; k < 64 && dir.piped > 0; ++k) {
+    ssize_t n = splice(dir.pipe[0], nullptr, dst, nullptr, dir.piped,
                        SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
     if (n > 0) {
-      dir.queued -= static_cast<size_t>(n);
+      dir.piped -= static_cast<size_t>(n);
       bytes_[d].fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
       if (dir.in_blocked) {
         dir.in_blocked = false;
@@ -963,7 +999,7 @@ void StreamEngine::Loop::PumpSplice(Conn* c, int d) {
     Fail(c, n < 0 && errno != EPIPE ? errno : ECONNRESET);
     return;
   }
-  if (dir.queued == 0 && dir.src_eof && !dir.dst_shut) {
+  if (dir.piped == 0 && dir.q.empty() && dir.src_eof && !dir.dst_shut) {
     shutdown(dst, SHUT_WR);
     dir.dst_shut = true;
   }
@@ -1076,8 +1112,8 @@ void StreamEngine::Loop::Enqueue(Conn* c, int d, const char* buf, size_t n,
 }
 
 void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
-  if (c->splice) return PumpSplice(c, d);
   Dir& dir = c->dir[d];
+  if (c->splice && dir.q.empty()) return PumpSplice(c, d);
   int dst = c->fd[1 - d];
   // Toward the far end only once it is connected; toward the target (or
   // the HTTP client) whenever there is something.
@@ -1137,6 +1173,7 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
     return;
   }
   dir.throttled = false;
+  if (c->splice) return PumpSplice(c, d);
   if (c->kind != Conn::kHttp && dir.src_eof && !dir.dst_shut) {
     shutdown(dst, SHUT_WR);
     dir.dst_shut = true;

@@ -58,7 +58,8 @@ struct Chunk {
 // (0: uplink, target/client -> far end; 1: downlink).
 struct Dir {
   std::deque<Chunk> q;
-  size_t queued = 0;        // bytes in q (splice: in the pipe)
+  size_t queued = 0;        // bytes in q
+  size_t piped = 0;         // bytes in the pipe (pass-through, splice)
   int64_t last_release = 0;
   bool src_eof = false;     // the source sent its FIN (or a budget ended it)
   bool dst_shut = false;    // the FIN was passed on
@@ -115,7 +116,8 @@ struct Conn {
   int fail_err = 0;
   int64_t timer_at = kForever; // earliest timer queued for this connection
   uint16_t engine_port = 0;    // marked in table->engine_ports
-  bool splice = false;         // pass-through: splice() via dir[].pipe
+  bool splice = false;         // pass-through: no rule, bytes passed on as read
+  bool spliced = false;        // a direction went through a pipe (splice())
   int listener = -1;           // proxy: index into listeners_
   char target[FAULT_NAME_MAX] = {};
   std::unique_ptr<HttpState, HttpStateDeleter> http;
