@@ -67,6 +67,24 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // What the proxy cannot apply is refused, never ignored.
+  for (const fault::v1::Policy& p : config.policies.policies()) {
+    std::string why;
+    if (p.syscalls_size() > 0)
+      why = "syscall faults apply to a program's own calls: use fault exec";
+    else if (p.partitions_size() > 0)
+      why = "partitions cut programs of one run off from each other: use fault exec";
+    else if (p.has_payload_mutation() && p.payload_mutation().kind() != 0)
+      why = "payload_mutation is applied by fault exec's shim, not by the proxy";
+    for (const fault::v1::Target& t : p.targets())
+      if (why.empty() && !t.sni().empty())
+        why = "sni targets are matched on the TLS ClientHello a program sends: use fault exec";
+    if (!why.empty()) {
+      err << "fault run: policy \"" << p.name() << "\": " << why << "\n";
+      return kExitUsage;
+    }
+  }
+
   absl::StatusOr<std::unique_ptr<PolicyTable>> table =
       PolicyTable::Create({.start_ns = MonotonicNs()});
   if (!table.ok()) {

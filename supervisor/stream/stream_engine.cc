@@ -761,6 +761,22 @@ void StreamEngine::Loop::UpdateRates(Conn* c) {
 }
 
 void StreamEngine::Loop::SelectRules(Conn* c, const eng::Endpoint& far, bool always) {
+  SelectRulesOnly(c, far, always);
+  for (const RuleRef& ref : c->rules) {
+    if (ref.r.timeout_recv_ns <= 0) continue;
+    // Every receive waits timeout.recv and fails: nothing reaches the
+    // client, and the connection is reset once that time has passed.
+    c->dir[1].stalled = true;
+    int64_t at = NowNs() + ref.r.timeout_recv_ns;
+    if (at < c->fail_at) {
+      c->fail_at = at;
+      c->fail_err = ETIMEDOUT;
+      Schedule(c, at);
+    }
+  }
+}
+
+void StreamEngine::Loop::SelectRulesOnly(Conn* c, const eng::Endpoint& far, bool always) {
   c->rules.clear();
   c->rate_rule[0] = c->rate_rule[1] = -1;
   eng::Index idx;

@@ -192,6 +192,7 @@ class StreamEngine::Loop {
   // The rules for a proxied connection to `far` (host as requested):
   // always_rules when `always` holds, and the best target rule.
   void SelectRules(Conn* c, const eng::Endpoint& far, bool always);
+  void SelectRulesOnly(Conn* c, const eng::Endpoint& far, bool always);
   bool AddRule(Conn* c, int index, const eng::Index& idx);
   void UpdateRates(Conn* c);
   // Connect-time effects of the rules (the proxy): false if the connection
