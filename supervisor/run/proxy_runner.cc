@@ -141,7 +141,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   }
   for (const Mapping& m : config.mappings) {
     StreamEngine::Listener l;
-    l.kind = StreamEngine::Listener::Kind::kTcp;
+    l.kind = m.udp ? StreamEngine::Listener::Kind::kUdp : StreamEngine::Listener::Kind::kTcp;
     l.host = m.listen.host;
     l.port = m.listen.port;
     l.upstream_host = m.upstream.host;
@@ -173,7 +173,8 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       out << "\n";
     }
     for (const Mapping& m : config.mappings) {
-      out << "fault run: " << HostPort(m.listen.host, (*engine)->ports()[li++]) << " -> "
+      out << "fault run: " << (m.udp ? "udp " : "")
+          << HostPort(m.listen.host, (*engine)->ports()[li++]) << " -> "
           << HostPort(m.upstream.host, m.upstream.port) << "\n";
     }
     if (!names.empty()) out << "fault run: policies " << absl::StrJoin(names, ", ") << "\n";

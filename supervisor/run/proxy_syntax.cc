@@ -246,11 +246,12 @@ absl::StatusOr<Mapping> ParseMapping(std::string_view text) {
                        "use a TCP mapping (",
                        left.substr(colon + 1), "=HOST:PORT)"));
       }
-      if (proto != "tcp") {
+      if (proto != "tcp" && proto != "udp") {
         return bad(Cat("not supported: the listen side ", Quote(left),
                        " (use PORT, IPV4:PORT or [IPV6]:PORT, optionally "
-                       "after tcp:)"));
+                       "after tcp: or udp:)"));
       }
+      m.udp = proto == "udp";
       left.remove_prefix(colon + 1);
     }
   }

@@ -44,6 +44,7 @@ struct Mapping {
   ListenAddress listen;  // a bare PORT listens on 127.0.0.1 only; write
                          // 0.0.0.0:PORT for every interface
   Upstream upstream;
+  bool udp = false;      // "udp:PORT=HOST:PORT": a datagram relay
   // The right side's scheme ("", "http", "https", "psql", "tls", ...), kept
   // for reports: the relay is plain TCP whatever it says (as in the Rust
   // tool, which discards it).

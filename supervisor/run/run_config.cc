@@ -1026,14 +1026,14 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
     }
     bool clash = false;
     for (const Mapping& other : config.mappings) {
-      if (Overlap(other.listen, m->listen)) {
+      if (other.udp == m->udp && Overlap(other.listen, m->listen)) {
         problems.Add(where, Cat("listens on ", m->listen.ToString(),
                                 ", as --proxy ", Quote(other.text), " does"));
         clash = true;
         break;
       }
     }
-    if (!clash && config.proxy_address.has_value() &&
+    if (!clash && !m->udp && config.proxy_address.has_value() &&
         Overlap(*config.proxy_address, m->listen)) {
       problems.Add(where, Cat("listens on ", m->listen.ToString(),
                               ", the HTTP proxy's address (",

@@ -432,5 +432,97 @@ TEST(Proxy, UnreachableAndMalformedGetClearAnswers) {
   close(c);
 }
 
+// A UDP echo server on 127.0.0.1 for `seconds`.
+class UdpEcho {
+ public:
+  UdpEcho() {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Loopback(0);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    port_ = LocalPort(fd_);
+    thread_ = std::thread([this] {
+      char buf[2048];
+      while (!stop_) {
+        pollfd p = {fd_, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        sockaddr_storage from;
+        socklen_t len = sizeof(from);
+        ssize_t n = recvfrom(fd_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n > 0) sendto(fd_, buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
+    });
+  }
+  ~UdpEcho() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_;
+  uint16_t port_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Sends `n` datagrams through `port` and counts the echoes that come back
+// within `wait_ms`; *first_ns is the first echo's round trip.
+int UdpRoundTrips(uint16_t port, int n, int wait_ms, int64_t* first_ns) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = Loopback(port);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const int64_t t0 = NowNs();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(send(fd, "dgram", 5, 0), 5);
+  int got = 0;
+  *first_ns = -1;
+  const int64_t until = t0 + int64_t{wait_ms} * 1'000'000;
+  char buf[64];
+  while (NowNs() < until) {
+    pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 20) <= 0) continue;
+    if (recv(fd, buf, sizeof(buf), 0) == 5) {
+      if (got++ == 0) *first_ns = NowNs() - t0;
+    }
+  }
+  close(fd);
+  return got;
+}
+
+StreamEngine::Listener UdpListener(uint16_t upstream) {
+  StreamEngine::Listener l = TcpListener(upstream);
+  l.kind = StreamEngine::Listener::Kind::kUdp;
+  l.name = "udp";
+  return l;
+}
+
+TEST(Proxy, UdpMappingRelaysDelaysAndLosesDatagrams) {
+  Table table;
+  fault_rule& slow = table.AddRule("slow");
+  SetFixedLatency(&slow.downlink, 30'000'000);
+  fault_rule& lossy = table.AddRule("lossy");
+  lossy.uplink.loss_ppm = 1'000'000;
+  table.Publish();
+  UdpEcho echo;
+  for (const char* rule : {"", "slow", "lossy"}) {
+    StreamEngine::Options o = ProxyOpts(table.get());
+    o.listeners.push_back(UdpListener(echo.port()));
+    o.match_targets = false;
+    if (*rule) o.always_rules = {rule};
+    auto e = StreamEngine::Start(o);
+    ASSERT_TRUE(e.ok()) << e.status();
+    int64_t first = 0;
+    int got = UdpRoundTrips((*e)->ports()[0], 10, std::string(rule) == "lossy" ? 300 : 500, &first);
+    if (std::string(rule) == "lossy") {
+      EXPECT_EQ(got, 0);
+    } else {
+      EXPECT_EQ(got, 10) << rule;
+      if (*rule) EXPECT_GE(first, 30'000'000);
+      else EXPECT_LT(first, 25'000'000);
+    }
+  }
+  EXPECT_GE(table.get()->counters.rule_fired[1], 10u);
+}
+
 }  // namespace
 }  // namespace fault::stream

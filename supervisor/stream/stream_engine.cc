@@ -139,6 +139,8 @@ StreamEngine::Loop::~Loop() {
       if (p->fd >= 0) close(p->fd);
   for (auto& l : listeners_)
     if (l->fd >= 0) close(l->fd);
+  for (auto& [key, u] : udp_sessions_)
+    if (u->fd >= 0) close(u->fd);
   for (int fd : {ep_, listen_[0], listen_[1], control_, wake_})
     if (fd >= 0) close(fd);
 }
@@ -149,18 +151,20 @@ namespace {
 // has one of its own on the same address.
 absl::StatusOr<int> BindListener(const StreamEngine::Listener& l, bool reuseport,
                                  uint16_t* port) {
+  const bool udp = l.kind == StreamEngine::Listener::Kind::kUdp;
   sockaddr_storage ss;
   if (!Resolver::Literal(l.host, l.port, &ss))
     return absl::InvalidArgumentError(
         absl::StrCat(l.name, ": ", l.host, " is not an IP address to listen on"));
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  0);
   if (fd < 0) return Errno(absl::StrCat(l.name, ": socket"));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) {
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || (!udp && listen(fd, 4096) != 0)) {
     int e = errno;
     close(fd);
     errno = e;
@@ -198,7 +202,7 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
     if (!fd.ok()) return fd.status();
     l->fd = *fd;
     if (first) ports->push_back(port);
-    if (l->config.kind == Listener::Kind::kTcp) {
+    if (l->config.kind != Listener::Kind::kHttpProxy) {
       sockaddr_storage ss;
       if (Resolver::Literal(l->config.upstream_host, l->config.upstream_port, &ss)) {
         l->upstream.push_back(ss);
@@ -225,10 +229,12 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
       resolver_ = std::make_unique<Resolver>(2);
       Register(resolver_->fd(), &resolver_h_, EPOLLIN);
     }
-    l->h.kind = Handle::kProxyListener;
+    const bool udp = l->config.kind == Listener::Kind::kUdp;
+    l->h.kind = udp ? Handle::kUdpListener : Handle::kProxyListener;
     l->h.index = static_cast<int>(i);
     listeners_.push_back(std::move(l));
-    Register(listeners_.back()->fd, &listeners_.back()->h, EPOLLIN | EPOLLEXCLUSIVE);
+    Register(listeners_.back()->fd, &listeners_.back()->h,
+             udp ? EPOLLIN | EPOLLET : EPOLLIN | EPOLLEXCLUSIVE);
   }
   if (!first || !o_.redirects) return absl::OkStatus();
 
@@ -327,6 +333,7 @@ void StreamEngine::Loop::AddStats(Stats* s) const {
   s->http_requests += http_requests_.load(std::memory_order_relaxed);
   s->upstream_reused += upstream_reused_.load(std::memory_order_relaxed);
   s->spliced += spliced_.load(std::memory_order_relaxed);
+  s->datagrams += datagrams_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
@@ -340,15 +347,15 @@ void StreamEngine::Loop::Run() {
     // Sleep until shortly before the next chunk is due, then poll: a
     // wake-up on this kind of machine comes tens of microseconds late, a
     // poll does not (the spin lasts kSpinNs at most per release).
-    int64_t wait = timers_.empty() ? 1'000'000'000
-                                   : timers_.top().at - early_ns_ - kSpinNs - now;
+    int64_t next = std::min(timers_.empty() ? kForever : timers_.top().at, NextUdpDue());
+    int64_t wait = next == kForever ? 1'000'000'000 : next - early_ns_ - kSpinNs - now;
     if (wait < 0) wait = 0;
     ts.tv_sec = wait / 1'000'000'000;
     ts.tv_nsec = wait % 1'000'000'000;
     const int64_t wake = now + wait;
     int n = epoll_pwait2(ep_, evs, kMaxEvents, &ts, nullptr);
     if (n < 0 && errno != EINTR) break;
-    if (n == 0 && wait > 0 && !timers_.empty()) {
+    if (n == 0 && wait > 0 && next != kForever) {
       // A timed wake-up: learn how late they come (EWMA, 1/8).
       int64_t late = std::clamp<int64_t>(NowNs() - wake, 0, kMaxEarlyNs);
       early_ns_ += (late - early_ns_) / 8;
@@ -376,6 +383,12 @@ void StreamEngine::Loop::Run() {
         case Handle::kResolver:
           OnResolver();
           break;
+        case Handle::kUdpListener:
+          OnUdpListener(h->index);
+          break;
+        case Handle::kUdpUpstream:
+          if (h->udp->fd >= 0) OnUdpUpstream(h->udp);
+          break;
         case Handle::kPooled:
           OnPooled(h->pooled);
           break;
@@ -395,13 +408,16 @@ void StreamEngine::Loop::Run() {
       if (c->timer_at <= now) c->timer_at = kForever;
       Service(c);
     }
+    UdpDue(now);
     if (now >= next_expiry_) {
       ExpireOrphans(now);
       ExpirePool(now);
+      ExpireUdp(now);
       next_expiry_ = now + 1'000'000'000;
     }
     dead_.clear();
     dead_pooled_.clear();
+    dead_udp_.clear();
     int64_t finish_by = finish_by_.load(std::memory_order_relaxed);
     if (finish_by != 0) {
       if (listening) {

@@ -53,11 +53,11 @@ class StreamEngine {
   // A listener of the proxy (`fault run`): a TCP mapping to one upstream,
   // or an HTTP/1.1 forward proxy (absolute-form requests and CONNECT).
   struct Listener {
-    enum class Kind { kTcp, kHttpProxy };
+    enum class Kind { kTcp, kHttpProxy, kUdp };
     Kind kind = Kind::kTcp;
     std::string host = "127.0.0.1";  // an IPv4 or IPv6 literal
     uint16_t port = 0;               // 0: any free port (see ports())
-    std::string upstream_host;       // kTcp: a name or an IP literal
+    std::string upstream_host;       // kTcp, kUdp: a name or an IP literal
     uint16_t upstream_port = 0;
     std::string name;                // for messages ("9090=db:5432")
   };
@@ -99,6 +99,7 @@ class StreamEngine {
     uint64_t http_requests = 0;   // forwarded or answered by the proxy
     uint64_t upstream_reused = 0; // requests sent on a kept-alive upstream
     uint64_t spliced = 0;         // connections relayed with splice()
+    uint64_t datagrams = 0;       // UDP datagrams passed on (either way)
   };
 
   // With `redirects`, binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6

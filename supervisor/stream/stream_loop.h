@@ -38,13 +38,14 @@ struct HttpStateDeleter {
 struct Handle {
   enum Kind : uint8_t {
     kListener4, kListener6, kControl, kWake, kSide, kProxyListener, kPooled,
-    kResolver
+    kResolver, kUdpListener, kUdpUpstream
   };
   Kind kind;
   int side = 0;            // kSide: 0 near (the target / the client), 1 far
   Conn* conn = nullptr;
   int index = 0;           // kProxyListener: into listeners_
   struct Pooled* pooled = nullptr;  // kPooled
+  struct UdpSession* udp = nullptr;  // kUdpUpstream
 };
 
 struct Chunk {
@@ -142,6 +143,29 @@ struct ProxyListener {
   size_t next = 0;
 };
 
+// One client of a UDP mapping: its datagrams go to the upstream from a
+// socket of its own, and the answers come back to it. `conn` holds the
+// rules and the target (no sockets of its own).
+struct UdpSession {
+  uint64_t id = 0;
+  int listener = -1;
+  sockaddr_storage client = {};
+  socklen_t client_len = 0;
+  int fd = -1;  // connected to the upstream
+  Handle h;
+  Conn conn;
+  int64_t last_ns = 0;
+};
+
+// A datagram held back by a delay.
+struct Datagram {
+  int64_t at;
+  uint64_t session;
+  int dir;
+  std::string data;
+  bool operator>(const Datagram& o) const { return at > o.at; }
+};
+
 // An idle upstream connection of the HTTP proxy, kept for reuse.
 struct Pooled {
   int fd = -1;
@@ -208,6 +232,15 @@ class StreamEngine::Loop {
   size_t Unflushed() const;
   bool StartSplice(Conn* c);
 
+  // ---- UDP mappings (udp_relay.cc)
+  void OnUdpListener(int index);
+  void OnUdpUpstream(UdpSession* s);
+  void UdpForward(UdpSession* s, int d, const char* buf, size_t n, int64_t now);
+  void UdpSend(UdpSession* s, int d, const char* buf, size_t n);
+  void UdpDue(int64_t now);
+  void ExpireUdp(int64_t now);
+  int64_t NextUdpDue() const { return udp_due_.empty() ? kForever : udp_due_.top().at; }
+
   // ---- HTTP forward proxy (http_proxy.cc)
   void HttpStart(Conn* c);
   void HttpRead(Conn* c, const char* buf, size_t n, int64_t now);
@@ -269,6 +302,13 @@ class StreamEngine::Loop {
   std::unordered_map<std::string, std::vector<std::unique_ptr<Pooled>>> pool_;
   std::vector<std::unique_ptr<Pooled>> dead_pooled_;  // freed after the batch
   std::unique_ptr<Resolver> resolver_;
+  // UDP mappings: sessions by listener and client address, and the
+  // datagrams waiting for their time.
+  std::unordered_map<std::string, std::unique_ptr<UdpSession>> udp_sessions_;
+  std::unordered_map<uint64_t, UdpSession*> udp_by_id_;
+  std::vector<std::unique_ptr<UdpSession>> dead_udp_;
+  std::priority_queue<Datagram, std::vector<Datagram>, std::greater<Datagram>> udp_due_;
+  std::atomic<uint64_t> datagrams_{0};
 
   std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
       bytes_[2] = {0, 0}, http_requests_{0}, upstream_reused_{0}, spliced_{0};
