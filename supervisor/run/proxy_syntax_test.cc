@@ -63,9 +63,14 @@ TEST(MappingTest, Errors) {
     EXPECT_THAT(Message(ParseMapping(std::string(proto) + ":9090=h:80")),
                 HasSubstr(std::string("not supported: ") + proto + ": "));
   }
-  EXPECT_EQ(Message(ParseMapping("udp:9090=h:80")),
-            "\"udp:9090=h:80\": not supported: the listen side \"udp:9090\" "
-            "(use PORT, IPV4:PORT or [IPV6]:PORT, optionally after tcp:)");
+  EXPECT_EQ(Message(ParseMapping("sctp:9090=h:80")),
+            "\"sctp:9090=h:80\": not supported: the listen side \"sctp:9090\" "
+            "(use PORT, IPV4:PORT or [IPV6]:PORT, optionally after tcp: or udp:)");
+  absl::StatusOr<Mapping> udp = ParseMapping("udp:5353=127.0.0.1:53");
+  ASSERT_TRUE(udp.ok()) << udp.status();
+  EXPECT_TRUE(udp->udp);
+  EXPECT_EQ(udp->listen.port, 5353);
+  EXPECT_FALSE(ParseMapping("tcp:9090=h:80")->udp);
   EXPECT_EQ(Message(ParseMapping("9090=https://www.google.com")),
             "\"9090=https://www.google.com\": the upstream \"www.google.com\" "
             "has no port: give the port (HOST:PORT, e.g. www.google.com:443)");
@@ -90,7 +95,7 @@ TEST(MappingTest, Errors) {
   EXPECT_EQ(Message(ParseMapping("localhost:9090=h:80")),
             "\"localhost:9090=h:80\": not supported: the listen side "
             "\"localhost:9090\" (use PORT, IPV4:PORT or [IPV6]:PORT, "
-            "optionally after tcp:)");
+            "optionally after tcp: or udp:)");
   EXPECT_EQ(Message(ParseMapping("1.2.3:9090=h:80")),
             "\"1.2.3:9090=h:80\": listen side \"1.2.3:9090\": \"1.2.3\" is not "
             "an IP address (listeners take an address, not a name: 127.0.0.1, "
