@@ -738,7 +738,8 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
     if (c->kind == Conn::kHttp) HttpFarConnected(c);
     if (c->state == Conn::kDead) return;
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadFrom(c, side);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+    ReadFrom(c, side, !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)));
   if (c->state == Conn::kDead) return;
   Service(c);
 }
@@ -882,8 +883,8 @@ bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
 
 // ------------------------------------------------------------- relaying ---
 
-void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
-  if (c->splice) return ReadSplice(c, d);
+void StreamEngine::Loop::ReadFrom(Conn* c, int d, bool edge) {
+  if (c->splice) return ReadSplice(c, d, edge);
   Dir& dir = c->dir[d];
   int fd = c->fd[d];
   if (fd < 0 || dir.src_eof) return;
@@ -909,6 +910,7 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
       }
       if (c->state == Conn::kDead) return;
       if (c->fd[d] != fd) return;  // the HTTP proxy let this upstream go
+      if (edge && static_cast<size_t>(n) < kReadChunk) return;  // drained
       continue;
     }
     if (n == 0) {
@@ -936,7 +938,7 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d) {
 // read is written at once (nothing queued, nothing time-stamped); once a
 // direction reads a whole buffer at a time (a bulk transfer), it goes
 // through a pipe with splice() and its bytes stay in the kernel.
-void StreamEngine::Loop::ReadSplice(Conn* c, int d) {
+void StreamEngine::Loop::ReadSplice(Conn* c, int d, bool edge) {
   Dir& dir = c->dir[d];
   int fd = c->fd[d];
   if (fd < 0 || dir.src_eof) return;
@@ -994,6 +996,7 @@ void StreamEngine::Loop::ReadSplice(Conn* c, int d) {
           spliced_.fetch_add(1, std::memory_order_relaxed);
         }
       }
+      if (edge && static_cast<size_t>(n) < kReadChunk) return;  // drained
       continue;
     }
     if (n == 0) {

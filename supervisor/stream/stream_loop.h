@@ -200,8 +200,11 @@ class StreamEngine::Loop {
   void ConnectFar(Conn* c, const fault_redirect& r);
   void AttachFar(Conn* c, int fd);
   void FarConnected(Conn* c);
-  void ReadFrom(Conn* c, int d);
-  void ReadSplice(Conn* c, int d);
+  // Reads what side `d` has. `edge`: called for an epoll edge without a
+  // hang-up, so a short read means the socket is empty (a later arrival
+  // brings a new edge); otherwise it reads until EAGAIN.
+  void ReadFrom(Conn* c, int d, bool edge = false);
+  void ReadSplice(Conn* c, int d, bool edge);
   void Ingest(Conn* c, int d, const char* buf, size_t n, int64_t now);
   void Enqueue(Conn* c, int d, const char* buf, size_t n, int64_t release);
   void Pump(Conn* c, int d, int64_t now);
