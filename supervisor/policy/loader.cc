@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -470,6 +471,22 @@ absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(
   return all;
 }
 
+std::vector<PolicyProblem> PolicyProblems(const fault::v1::Policy& policy) {
+  std::vector<Problem> problems;
+  internal::ParseContext ctx(policy.name(), YAML::Mark::null_mark(), &problems);
+  internal::ValidateModel(policy, ctx);
+  std::vector<PolicyProblem> out;
+  for (Problem& p : problems) {
+    out.push_back(PolicyProblem{std::move(p.path), std::move(p.message)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
+    std::string_view text, const IntervalGrammar& grammar) {
+  return internal::ParseIntervalList(text, grammar);
+}
+
 absl::Status ValidatePolicy(const fault::v1::Policy& policy,
                             std::string_view where) {
   std::vector<Problem> problems;
@@ -481,8 +498,12 @@ absl::Status ValidatePolicy(const fault::v1::Policy& policy,
   return Combine(errors);
 }
 
-void AddEffectFlags(CLI::App* command, EffectFlags* flags) {
+void AddEffectFlags(CLI::App* command, EffectFlags* flags,
+                    const std::vector<std::string_view>& except) {
   for (const FlagSpec& f : kFlags) {
+    if (std::find(except.begin(), except.end(), f.name) != except.end()) {
+      continue;
+    }
     const std::string option = Cat("--", f.name);
     const std::string name(f.name);
     if (f.name == "blackhole") {

@@ -10,6 +10,8 @@
 #define FAULT_SUPERVISOR_POLICY_LOADER_H_
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +38,36 @@ absl::StatusOr<fault::v1::PolicySet> LoadPolicyFiles(
 absl::Status ValidatePolicy(const fault::v1::Policy& policy,
                             std::string_view where);
 
+// The same rules for front ends that name their own inputs instead of
+// fields (`fault run` names its flags): each problem with the field path it
+// is about ("downlink.latency.min", "schedule.intervals"; "" for the policy
+// as a whole). Empty when the policy is valid.
+struct PolicyProblem {
+  std::string path;
+  std::string message;
+};
+std::vector<PolicyProblem> PolicyProblems(const fault::v1::Policy& policy);
+
+// The interval grammar of schedules, "start:10%,duration:50%;start:75%,
+// duration:20%": `schedule.intervals` in policy files, and the --*-sched
+// flags of `fault run` with the proxy's rules.
+struct IntervalGrammar {
+  // The proxy's rules: a missing start is 0; a missing duration lasts until
+  // the end of the run (for ever when run_duration_ns is 0: INT64_MAX - start
+  // ns); percentages need run_duration_ns, and a list that mixes them with
+  // durations is resolved to durations against it. Without these rules
+  // (policy files) every interval needs both keys, one list holds one kind,
+  // and percentages are checked against a run duration later.
+  bool proxy_rules = false;
+  int64_t run_duration_ns = 0;
+  // How messages name the run duration ("percentages need --duration").
+  std::string run_duration_name = "run_duration";
+  // Parses a duration value; ParseDuration (units.h) when empty.
+  std::function<absl::StatusOr<int64_t>(std::string_view)> duration;
+};
+absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
+    std::string_view text, const IntervalGrammar& grammar = {});
+
 // The effect flags of `fault exec` (--latency, --jitter, --packet-loss,
 // --rate, --dns-nxdomain, --deny write=ENOSPC,path=*.db, --target, --seed,
 // ...). Add them to a subcommand, then convert what was given.
@@ -43,7 +75,10 @@ struct EffectFlags {
   // Raw values as typed, keyed by flag name; repeated flags keep every value.
   std::vector<std::pair<std::string, std::string>> given;
 };
-void AddEffectFlags(CLI::App* command, EffectFlags* flags);
+// `except`: flags to leave out (names without "--"), for commands whose own
+// flags have those names.
+void AddEffectFlags(CLI::App* command, EffectFlags* flags,
+                    const std::vector<std::string_view>& except = {});
 
 // The inline policy the flags describe, named `name`; std::nullopt when no
 // effect flag was given.

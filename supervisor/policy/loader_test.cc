@@ -1,5 +1,4 @@
 #include "supervisor/policy/loader.h"
-#include "supervisor/policy/parser.h"
 
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
@@ -9,11 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "supervisor/policy/parser.h"
 
 #ifndef FAULT_EXAMPLES_DIR
 #error "FAULT_EXAMPLES_DIR must point at examples/policies"
@@ -963,6 +964,91 @@ TEST(ValidatePolicyTest, ChecksProtosFromAnyFrontEnd) {
       "x: empty policy name");
 }
 
+TEST(ValidatePolicyTest, ProblemsCarryTheFieldPath) {
+  std::vector<PolicyProblem> problems = PolicyProblems(FromText(R"pb(
+    name: "p"
+    downlink {
+      latency { distribution: DISTRIBUTION_UNIFORM min_ns: 5 max_ns: 1 }
+    }
+    schedule {
+      kind: KIND_INTERVALS
+      intervals { start_ppm: 1 }
+    }
+  )pb"));
+  ASSERT_EQ(problems.size(), 3u);
+  EXPECT_EQ(problems[0].path, "downlink.latency");
+  EXPECT_EQ(problems[0].message, "uniform min 5ns is above max 1ns");
+  EXPECT_EQ(problems[1].path, "schedule.intervals");
+  EXPECT_EQ(problems[2].path, "schedule.intervals");
+  EXPECT_TRUE(PolicyProblems(FromText("name: \"ok\" blackhole: true")).empty());
+  // An HTTP error response is an effect of its own.
+  EXPECT_TRUE(
+      PolicyProblems(
+          FromText("name: \"h\" http_error { status: 503 probability_ppm: 1 }"))
+          .empty());
+}
+
+TEST(IntervalGrammarTest, PolicyFilesNeedBothKeysAndOneKind) {
+  auto ivs =
+      ParseIntervals("start:10%,duration:50%; start : 75% , duration:20%");
+  ASSERT_TRUE(ivs.ok()) << ivs.status();
+  ASSERT_EQ(ivs->size(), 2u);
+  EXPECT_EQ((*ivs)[1].start_ppm(), 750'000u);
+  EXPECT_EQ(std::string(ParseIntervals("start:1s").status().message()),
+            "\"start:1s\" is not an interval list: interval \"start:1s\" "
+            "needs both start and duration");
+  EXPECT_EQ(
+      std::string(ParseIntervals("start:1s,duration:5%").status().message()),
+      "\"start:1s,duration:5%\" is not an interval list: mixes "
+      "percentages and durations (use one kind)");
+  EXPECT_EQ(
+      std::string(ParseIntervals("start:1s,duration:5").status().message()),
+      "\"start:1s,duration:5\" is not an interval list: duration: \"5\" "
+      "is not a duration: missing unit (use ns, us, ms, s, m or h)")
+      << "the file grammar keeps its units";
+}
+
+TEST(IntervalGrammarTest, ProxyRulesFillMissingKeysAndResolveMixes) {
+  IntervalGrammar g;
+  g.proxy_rules = true;
+  // Missing start: 0; missing duration: for ever without a run duration.
+  auto open = ParseIntervals("duration:5s;start:10s", g);
+  ASSERT_TRUE(open.ok()) << open.status();
+  EXPECT_EQ((*open)[0].start_ns(), 0);
+  EXPECT_EQ((*open)[0].duration_ns(), 5'000'000'000);
+  EXPECT_EQ((*open)[1].start_ns(), 10'000'000'000);
+  EXPECT_EQ((*open)[1].duration_ns(),
+            std::numeric_limits<int64_t>::max() - 10'000'000'000);
+  g.run_duration_name = "--duration";
+  EXPECT_EQ(std::string(ParseIntervals("start:10%", g).status().message()),
+            "\"start:10%\" is not an interval list: percentages need "
+            "--duration");
+  g.run_duration_ns = 60'000'000'000;
+  auto pct = ParseIntervals("start:10%", g);
+  ASSERT_TRUE(pct.ok()) << pct.status();
+  EXPECT_EQ((*pct)[0].start_ppm(), 100'000u);
+  EXPECT_EQ((*pct)[0].duration_ppm(), 900'000u);
+  auto abs = ParseIntervals("start:50s", g);
+  ASSERT_TRUE(abs.ok()) << abs.status();
+  EXPECT_EQ((*abs)[0].duration_ns(), 10'000'000'000);
+  auto mixed = ParseIntervals("start:10s,duration:50%", g);
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_EQ((*mixed)[0].start_ns(), 10'000'000'000);
+  EXPECT_EQ((*mixed)[0].duration_ns(), 30'000'000'000);
+  EXPECT_EQ((*mixed)[0].duration_ppm(), 0u);
+  EXPECT_EQ(std::string(ParseIntervals("start:60s", g).status().message()),
+            "\"start:60s\" is not an interval list: interval 1 starts at 1m, "
+            "after the end of the run (--duration 1m)");
+  EXPECT_EQ(std::string(ParseIntervals("start:100%", g).status().message()),
+            "\"start:100%\" is not an interval list: interval 1 starts at the "
+            "end of the run");
+  // The caller's duration syntax.
+  g.duration = [](std::string_view) -> absl::StatusOr<int64_t> { return 7; };
+  auto custom = ParseIntervals("start:x,duration:y", g);
+  ASSERT_TRUE(custom.ok()) << custom.status();
+  EXPECT_EQ((*custom)[0].start_ns(), 7);
+}
+
 // --- Flags ------------------------------------------------------------------
 
 absl::StatusOr<std::optional<Policy>> ParseFlags(std::vector<std::string> args,
@@ -1179,6 +1265,16 @@ TEST(SyscallFamilyTest, IoUringInFilesAndFlags) {
   EXPECT_EQ(Errors("p: {syscalls: [{io_urin: {deny: ENOSYS}}]}"),
             "p.yaml:1:17: policy \"p\": syscalls[0]: unknown syscall family "
             "\"io_urin\" (did you mean \"io_uring\"?)");
+}
+
+TEST(EffectFlagsTest, ExceptLeavesFlagsOut) {
+  CLI::App app("test");
+  EffectFlags flags;
+  AddEffectFlags(&app, &flags, {"latency-mean", "seed"});
+  EXPECT_EQ(app.get_option_no_throw("--latency-mean"), nullptr);
+  EXPECT_EQ(app.get_option_no_throw("--seed"), nullptr);
+  EXPECT_NE(app.get_option_no_throw("--latency-stddev"), nullptr);
+  EXPECT_NE(app.get_option_no_throw("--latency"), nullptr);
 }
 
 TEST(EffectFlagsTest, NamedPolicyOrInlineNotBoth) {

@@ -1077,20 +1077,30 @@ void Parser::Partitions(const YAML::Node& n, const std::string& path,
   }
 }
 
-absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
-    std::string_view text, bool* percent) {
+}  // namespace
+
+absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervalList(
+    std::string_view text, const IntervalGrammar& grammar) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(
         Cat(Quote(text), " is not an interval list: ", why));
   };
-  std::vector<fault::v1::Interval> out;
+  const bool proxy = grammar.proxy_rules;
+  // One period as written; a missing key stays unset until the list's kind
+  // (percentages or durations) is known.
+  struct Bound {
+    bool given = false, percent = false;
+    uint32_t ppm = 0;
+    int64_t ns = 0;
+  };
+  std::vector<std::pair<Bound, Bound>> periods;  // start, duration
   int kind = 0;  // 1: percentages, 2: durations
+  bool mixed = false;
   for (absl::string_view item : absl::StrSplit(Av(text), ';')) {
     item = absl::StripAsciiWhitespace(item);
     if (item.empty())
       return bad("empty interval (expected start:..,duration:..)");
-    fault::v1::Interval iv;
-    bool has_start = false, has_duration = false;
+    Bound start, duration;
     for (absl::string_view part : absl::StrSplit(item, ',')) {
       part = absl::StripAsciiWhitespace(part);
       const size_t colon = part.find(':');
@@ -1098,41 +1108,89 @@ absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervals(
         return bad(Cat("expected key:value, got ",
                        Quote(std::string_view(part.data(), part.size()))));
       }
-      const std::string_view key(part.data(), colon);
-      const std::string_view value(part.data() + colon + 1,
-                                   part.size() - colon - 1);
+      const absl::string_view k =
+          absl::StripAsciiWhitespace(part.substr(0, colon));
+      const absl::string_view v =
+          absl::StripAsciiWhitespace(part.substr(colon + 1));
+      const std::string_view key(k.data(), k.size());
+      const std::string_view value(v.data(), v.size());
       if (key != "start" && key != "duration") {
         return bad(
             Cat("unknown key ", Quote(key), " (use start and duration)"));
       }
-      bool& seen = key == "start" ? has_start : has_duration;
-      if (seen) return bad(Cat(key, " given twice in one interval"));
-      seen = true;
-      const bool is_pct = !value.empty() && value.back() == '%';
-      if (kind == 0) kind = is_pct ? 1 : 2;
-      if ((kind == 1) != is_pct) {
-        return bad("mixes percentages and durations (use one kind)");
+      Bound& b = key == "start" ? start : duration;
+      if (b.given) return bad(Cat(key, " given twice in one interval"));
+      b.given = true;
+      b.percent = !value.empty() && value.back() == '%';
+      if (kind == 0) kind = b.percent ? 1 : 2;
+      if ((kind == 1) != b.percent) {
+        if (!proxy) {
+          return bad("mixes percentages and durations (use one kind)");
+        }
+        mixed = true;
       }
-      if (is_pct) {
+      if (b.percent) {
         absl::StatusOr<uint32_t> ppm = ParseProbability(value);
         if (!ppm.ok()) return bad(Cat(key, ": ", ppm.status().message()));
-        key == "start" ? iv.set_start_ppm(*ppm) : iv.set_duration_ppm(*ppm);
+        b.ppm = *ppm;
       } else {
-        absl::StatusOr<int64_t> ns = ParseDuration(value);
+        absl::StatusOr<int64_t> ns =
+            grammar.duration ? grammar.duration(value) : ParseDuration(value);
         if (!ns.ok()) return bad(Cat(key, ": ", ns.status().message()));
-        key == "start" ? iv.set_start_ns(*ns) : iv.set_duration_ns(*ns);
+        b.ns = *ns;
       }
     }
-    if (!has_start || !has_duration) {
+    if (!proxy && (!start.given || !duration.given)) {
       return bad(Cat("interval ",
                      Quote(std::string_view(item.data(), item.size())),
                      " needs both start and duration"));
     }
+    periods.emplace_back(start, duration);
+  }
+  const int64_t run = grammar.run_duration_ns;
+  if (proxy && kind != 0 && (kind == 1 || mixed) && run <= 0) {
+    return bad(Cat("percentages need ", grammar.run_duration_name));
+  }
+  std::vector<fault::v1::Interval> out;
+  for (size_t i = 0; i < periods.size(); ++i) {
+    const auto& [start, duration] = periods[i];
+    fault::v1::Interval iv;
+    if (!mixed && kind == 1) {
+      iv.set_start_ppm(start.ppm);
+      if (duration.given) {
+        iv.set_duration_ppm(duration.ppm);
+      } else if (start.ppm < 1'000'000) {
+        iv.set_duration_ppm(1'000'000 - start.ppm);
+      } else {
+        return bad(Cat("interval ", i + 1, " starts at the end of the run"));
+      }
+    } else {
+      // Durations, or (proxy rules) a mix resolved against the run.
+      auto ns = [&](const Bound& b) {
+        return b.percent ? static_cast<int64_t>(static_cast<__int128>(run) *
+                                                b.ppm / 1'000'000)
+                         : b.ns;
+      };
+      iv.set_start_ns(ns(start));
+      if (duration.given) {
+        iv.set_duration_ns(ns(duration));
+      } else if (run <= 0) {
+        iv.set_duration_ns(std::numeric_limits<int64_t>::max() - iv.start_ns());
+      } else if (iv.start_ns() < run) {
+        iv.set_duration_ns(run - iv.start_ns());
+      } else {
+        return bad(
+            Cat("interval ", i + 1, " starts at ",
+                FormatDuration(iv.start_ns()), ", after the end of the run (",
+                grammar.run_duration_name, " ", FormatDuration(run), ")"));
+      }
+    }
     out.push_back(iv);
   }
-  *percent = kind == 1;
   return out;
 }
+
+namespace {
 
 void Parser::Schedule(const YAML::Node& n, const std::string& path,
                       fault::v1::Schedule* out) {
@@ -1149,7 +1207,6 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
                    if (Duration(v, p, &ns)) (out->*setter)(ns);
                  }};
   };
-  bool percent = false;
   if (!Map(n, path,
            {{"kind",
              [&](const YAML::Node& v, const std::string& p) {
@@ -1165,7 +1222,7 @@ void Parser::Schedule(const YAML::Node& n, const std::string& path,
                given["intervals"] = p;
                std::string text;
                if (!Scalar(v, p, &text)) return;
-               auto ivs = ParseIntervals(text, &percent);
+               auto ivs = ParseIntervalList(text, IntervalGrammar{});
                if (!ivs.ok()) {
                  ctx_.Fail(v, p, std::string(ivs.status().message()));
                  return;
@@ -1754,7 +1811,7 @@ bool HasAnyEffect(const fault::v1::Policy& p) {
          !ProfileEmpty(p.downlink()) || p.has_timeout() ||
          p.has_connection_error() || p.has_half_open() || p.blackhole() ||
          p.has_session_budget() || p.has_payload_mutation() || p.has_dns() ||
-         p.syscalls_size() > 0 || p.partitions_size() > 0;
+         p.has_http_error() || p.syscalls_size() > 0 || p.partitions_size() > 0;
 }
 
 bool HasTcpOnlyEffect(const fault::v1::Policy& p, std::string* which) {
@@ -1944,7 +2001,7 @@ void ValidateSchedule(ParseContext& ctx, const fault::v1::Schedule& s) {
           } else if (iv.start_ns() < 0) {
             ctx.Fail(p, Cat("interval ", i + 1, " starts before the run"));
           } else if (s.run_duration_ns() > 0 &&
-                     iv.start_ns() + iv.duration_ns() > s.run_duration_ns()) {
+                     iv.duration_ns() > s.run_duration_ns() - iv.start_ns()) {
             ctx.Fail(p, Cat("interval ", i + 1, " ends after run_duration ",
                             FormatDuration(s.run_duration_ns())));
           }

@@ -9,14 +9,15 @@
 
 #include <functional>
 #include <optional>
-#include <utility>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "fault/v1/policy.pb.h"
+#include "supervisor/policy/loader.h"
 
 namespace fault::policy::internal {
 
@@ -75,6 +76,10 @@ void ParsePolicyBody(const YAML::Node& body, ParseContext& ctx,
 
 // The model rules (targets, observability, budgets, ranges, ...).
 void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx);
+
+// The interval grammar of schedules (ParseIntervals in loader.h).
+absl::StatusOr<std::vector<fault::v1::Interval>> ParseIntervalList(
+    std::string_view text, const IntervalGrammar& grammar);
 
 // Policy names: letters, digits, '_', '-', '.'; at most 63 bytes.
 absl::Status CheckPolicyName(std::string_view name);

@@ -1,19 +1,31 @@
 // The configuration of `fault run` (the fault proxy), from its flags and
-// FAULT_* environment variables, compatible with the documented flags of the
-// `fault` proxy CLI (docs/proxy.md), plus our own --policy FILE and effect
-// flags.
+// FAULT_* environment variables: the flags and variables of the Rust `fault
+// run` proxy (rebound 0.12; the accepted spellings where its docs and code
+// disagree are listed in REBOUND-FAULT.md §1.10), plus our own --policy FILE,
+// effect flags, --seed, --events, --quiet and --expect-faults.
 //
-//   RunFlags flags;
-//   RegisterRunFlags(run_subcommand, &flags);   // CLI11
+//   CLI::App* run = app.add_subcommand("run", "...");
+//   auto flags = std::make_shared<RunFlags>();
+//   RegisterRunFlags(run, flags.get());
 //   ... app.parse(argc, argv) ...
-//   absl::StatusOr<RunConfig> config = BuildRunConfig(flags, Environment());
-//   // !ok(): a usage error (exit 2) whose message names the flag or variable
+//   absl::StatusOr<RunConfig> config = BuildRunConfig(*flags, std::getenv);
+//   // !ok(): a usage error (exit 2), one line per problem, each naming the
+//   // flag ("--latency-mean: ...") or variable ("FAULT_LATENCY_MEAN=abc: ...")
+//
+// Each --with-X fault becomes its own policy (named "latency", "jitter",
+// "bandwidth", "packet-loss", "blackhole", "http-response", "dns"), with its
+// own schedule. The command line wins over the environment, value by value.
+// A fault's flags given on the command line without its --with-X are an
+// error (the Rust tool ignores them); in the environment they are ignored,
+// so that a FAULT_WITH_X variable can switch a configured fault off.
 //
 // Thread-compatible; no I/O besides reading --policy files.
 #ifndef FAULT_SUPERVISOR_RUN_RUN_CONFIG_H_
 #define FAULT_SUPERVISOR_RUN_RUN_CONFIG_H_
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,40 +33,21 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "proto/fault/v1/policy.pb.h"
+#include "fault/v1/policy.pb.h"
+#include "supervisor/policy/loader.h"
+#include "supervisor/run/proxy_syntax.h"
 
 namespace fault::run {
-
-// Where a listener binds: an IPv4 or IPv6 address (no host names) and a
-// port (0: any free port).
-struct ListenAddress {
-  std::string host;  // "127.0.0.1", "::1", "0.0.0.0", "::"
-  uint16_t port = 0;
-};
-
-// An upstream: a host name or an IP literal, and a port.
-struct Upstream {
-  std::string host;  // IPv6 literals without brackets
-  uint16_t port = 0;
-};
-
-// --proxy "[PROTO:][ADDR:]PORT=[SCHEME://]HOST:PORT"
-struct Mapping {
-  std::string text;       // as given, for messages
-  ListenAddress listen;   // a bare port listens on 127.0.0.1 (see docs/proxy.md)
-  Upstream upstream;
-  std::string scheme;     // right side's scheme if any ("", "http", "https", "psql", "tls", ...)
-};
 
 struct RunConfig {
   // The HTTP forward proxy's listener; nullopt with --disable-http-proxy.
   std::optional<ListenAddress> proxy_address;
   std::vector<Mapping> mappings;
-  // --upstream values, normalised to "host:port" ("*" stays "*"): which
-  // forward-proxy and CONNECT targets the faults apply to. Empty: none
-  // (mappings are always faulted).
+  // --upstream values, normalised (NormalizeUpstream): which forward-proxy
+  // and CONNECT targets the flag faults apply to; see UpstreamMatches.
+  // Empty: none (mappings are always faulted).
   std::vector<std::string> upstreams;
-  int64_t duration_ns = 0;  // 0: until SIGINT/SIGTERM
+  int64_t duration_ns = 0;  // 0: until interrupted
   bool no_ui = false;
   bool tail = false;
   bool quiet = false;
@@ -62,23 +55,94 @@ struct RunConfig {
   bool expect_faults = false;
   std::optional<uint64_t> seed;
 
-  // Every fault, one policy each, named after it ("latency", "jitter",
-  // "bandwidth", "packet-loss", "blackhole", "http-response", "dns"), then
-  // the --policy files' policies and the inline policy of our effect flags
-  // ("cli"). Flag faults apply together (their schedules compose); uplink
-  // is client -> upstream, downlink upstream -> client.
+  // Every flag fault, one policy each, in the order latency, jitter,
+  // bandwidth, packet-loss, blackhole, http-response, dns; then the policies
+  // of the --policy files; then the inline policy of our effect flags
+  // ("cli"). Uplink is client -> upstream, downlink upstream -> client.
+  // Flag faults apply together: a connection gets the effects of every flag
+  // policy active at the time (their schedules overlap and compose), not
+  // the one policy the table's priority rule would pick.
   fault::v1::PolicySet policies;
   // The names in `policies` that came from --with-* flags (applied to every
   // mapping and to forward/CONNECT targets that match `upstreams`); the
   // others select connections by their own targets.
   std::vector<std::string> flag_policies;
-  // --http-response-body, kept here because bodies do not go in the table.
-  std::map<std::string, std::string> http_bodies;  // policy name -> body
+  // --http-response-body by policy name (also in Policy.http_error.body),
+  // for the HTTP path, which does not read bodies from the table.
+  std::map<std::string, std::string> http_bodies;
 };
 
-// Raw flag values as CLI11 fills them (strings, so that the environment can
-// fill what the command line left empty and errors can quote the input).
-struct RunFlags;  // defined in run_config.cc
+// Raw flag values as CLI11 fills them: strings, so that the environment can
+// fill what the command line left out and errors quote the input. An empty
+// string or vector, or a false flag, means "not given on the command line".
+struct RunFlags {
+  // Listeners, upstreams, lifecycle.
+  std::string proxy_address;           // --proxy-address
+  bool disable_http_proxy = false;     // --disable-http-proxy
+  std::vector<std::string> mappings;   // --proxy (repeatable)
+  std::vector<std::string> upstreams;  // -u/--upstream (repeatable, a,b,c)
+  std::string duration;                // --duration
+  bool no_ui = false;                  // --no-ui
+  bool tail = false;                   // --tail
+
+  // --with-latency and its values.
+  bool with_latency = false;
+  bool latency_per_read_write = false;
+  std::string latency_side, latency_direction, latency_distribution;
+  std::string latency_mean, latency_stddev, latency_shape, latency_scale;
+  std::string latency_min, latency_max, latency_sched;
+
+  // --with-jitter.
+  bool with_jitter = false;
+  std::string jitter_direction, jitter_side, jitter_amplitude;
+  std::string jitter_frequency, jitter_sched;
+
+  // --with-bandwidth.
+  bool with_bandwidth = false;
+  std::string bandwidth_side, bandwidth_direction, bandwidth_rate;
+  std::string bandwidth_unit, bandwidth_sched;
+
+  // --with-packet-loss (--packet-loss-rate is ours).
+  bool with_packet_loss = false;
+  std::string packet_loss_side, packet_loss_direction, packet_loss_rate;
+  std::string packet_loss_sched;
+
+  // --with-blackhole.
+  bool with_blackhole = false;
+  std::string blackhole_side, blackhole_direction, blackhole_sched;
+
+  // --with-http-response (--http-response-direction: accepted, no effect).
+  bool with_http_response = false;
+  std::string http_response_status, http_response_body;
+  std::string http_response_trigger_probability, http_response_sched;
+  std::string http_response_direction;
+
+  // --with-dns.
+  bool with_dns = false;
+  std::string dns_rate, dns_sched;
+
+  // Ours.
+  std::vector<std::string> policy_files;  // --policy (repeatable)
+  fault::policy::EffectFlags effects;     // --latency, --packet-loss, ...
+  std::string seed;                       // --seed
+  std::string events_path;                // --events
+  bool quiet = false;                     // -q/--quiet
+  bool expect_faults = false;             // --expect-faults
+};
+
+// Registers every flag of RunFlags on `run` (the `fault run` subcommand);
+// CLI11 fills `flags` while it parses. The effect flags of fault::policy
+// whose names the Rust flags take (--latency-distribution, --latency-min,
+// --latency-max, --latency-mean, --latency-stddev, --latency-shape,
+// --latency-scale) and its --seed are left out.
+void RegisterRunFlags(CLI::App* run, RunFlags* flags);
+
+// The configuration `flags` and the environment describe; `getenv` reads a
+// variable (nullptr: unset; std::getenv in the command). Every problem is
+// reported (InvalidArgument, one line each); on error nothing is returned.
+absl::StatusOr<RunConfig> BuildRunConfig(
+    const RunFlags& flags,
+    const std::function<const char*(const char*)>& getenv);
 
 }  // namespace fault::run
 

@@ -29,6 +29,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "supervisor/stream/http_head.h"
 #include "supervisor/stream/stream_loop.h"
 
 namespace fault::stream {
@@ -54,14 +55,6 @@ const char* Reason(int status) {
     case 504: return "Gateway Timeout";
     default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
-}
-
-// Headers a proxy does not pass on (hop-by-hop, RFC 9110 7.6.1, and the
-// proxy's own).
-bool HopByHop(const std::string& lower) {
-  return lower == "proxy-connection" || lower == "proxy-authorization" ||
-         lower == "keep-alive" || lower == "te" || lower == "trailer" ||
-         lower == "proxy-authenticate";
 }
 
 }  // namespace
@@ -106,6 +99,7 @@ struct HttpState {
   uint64_t resolve_serial = 0;
   bool resolving = false;
   bool always = false;  // the always-rules apply to this request's target
+  bool pending_route = false;  // routed once, waits for the upstream's answers
   // After the last response: close the client connection.
   bool close_after = false;
   bool closing = false;
@@ -206,48 +200,6 @@ const http_parser_settings& ResponseSettings() {
     return x;
   }();
   return s;
-}
-
-// Where the head of a request ends in `in` (just past its empty line), or
-// npos. Searches from `from`.
-size_t HeadEnd(const std::string& in, size_t from) {
-  for (size_t i = from; i < in.size(); ++i) {
-    if (in[i] != '\n') continue;
-    if (i + 1 < in.size() && in[i + 1] == '\n') return i + 2;
-    if (i + 2 < in.size() && in[i + 1] == '\r' && in[i + 2] == '\n') return i + 3;
-  }
-  return std::string::npos;
-}
-
-// "host:port" / "[v6]:port" / "host" (default port) into its parts.
-bool SplitAuthority(const std::string& a, uint16_t default_port, std::string* host,
-                    uint16_t* port) {
-  std::string h = a;
-  uint32_t p = default_port;
-  if (!h.empty() && h[0] == '[') {
-    size_t close = h.find(']');
-    if (close == std::string::npos) return false;
-    std::string rest = h.substr(close + 1);
-    h = h.substr(1, close - 1);
-    if (!rest.empty()) {
-      if (rest[0] != ':' || !absl::SimpleAtoi(rest.substr(1), &p)) return false;
-    }
-  } else {
-    size_t colon = h.rfind(':');
-    if (colon != std::string::npos && h.find(':') == colon) {
-      if (!absl::SimpleAtoi(h.substr(colon + 1), &p)) return false;
-      h = h.substr(0, colon);
-    }
-  }
-  if (h.empty() || p == 0 || p > 65535) return false;
-  *host = absl::AsciiStrToLower(h);
-  *port = static_cast<uint16_t>(p);
-  return true;
-}
-
-std::string KeyOf(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
-                                             : absl::StrCat(host, ":", port);
 }
 
 }  // namespace
@@ -365,68 +317,19 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   HttpState* h = c->http.get();
   if (!h->routed) {
     h->routed = true;
-    h->connect = h->req.method == HTTP_CONNECT;
-    std::string path;
-    std::string authority;
-    if (h->connect) {
-      authority = h->url;
-      if (!SplitAuthority(authority, 443, &h->host, &h->port)) {
-        HttpRespond(c, 400, Reason(400), "CONNECT needs HOST:PORT\n", true, now);
-        return false;
-      }
-    } else {
-      http_parser_url u;
-      http_parser_url_init(&u);
-      if (http_parser_parse_url(h->url.data(), h->url.size(), 0, &u) == 0 &&
-          (u.field_set & (1 << UF_HOST))) {
-        std::string scheme = (u.field_set & (1 << UF_SCHEMA))
-                                 ? absl::AsciiStrToLower(h->url.substr(
-                                       u.field_data[UF_SCHEMA].off, u.field_data[UF_SCHEMA].len))
-                                 : "http";
-        if (scheme != "http") {
-          HttpRespond(c, 501, Reason(501),
-                      absl::StrCat("the proxy forwards http:// URLs; for ", scheme,
-                                   ":// use CONNECT (curl -p, or an https_proxy setting)\n"),
-                      !h->keep_alive || h->phase == HttpState::kBody, now);
-          h->phase = h->phase == HttpState::kBody ? HttpState::kDiscard : h->phase;
-          return h->keep_alive;
-        }
-        h->host = absl::AsciiStrToLower(
-            h->url.substr(u.field_data[UF_HOST].off, u.field_data[UF_HOST].len));
-        h->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
-        size_t path_at = (u.field_set & (1 << UF_PATH)) ? u.field_data[UF_PATH].off
-                         : (u.field_set & (1 << UF_QUERY)) ? u.field_data[UF_QUERY].off - 1
-                                                            : h->url.size();
-        path = h->url.substr(path_at);
-        size_t hash = path.find('#');
-        if (hash != std::string::npos) path.resize(hash);
-        if (path.empty() || path[0] != '/') path = "/" + path;
-      } else {
-        // Origin form: the Host header names the upstream.
-        path = h->url;
-        for (const auto& [name, value] : h->headers)
-          if (absl::AsciiStrToLower(name) == "host") authority = value;
-        if (authority.empty() || !SplitAuthority(authority, 80, &h->host, &h->port)) {
-          HttpRespond(c, 400, Reason(400),
-                      "no upstream: send an absolute URL (curl -x) or a Host header\n", true,
-                      now);
-          return false;
-        }
-      }
-      // The head as the upstream sees it.
-      std::string& out = h->out_head;
-      out = absl::StrCat(http_method_str(static_cast<http_method>(h->req.method)), " ", path,
-                         " HTTP/", h->req.http_major, ".", h->req.http_minor, "\r\n");
-      bool has_host = false;
-      for (const auto& [name, value] : h->headers) {
-        std::string lower = absl::AsciiStrToLower(name);
-        if (HopByHop(lower)) continue;
-        has_host |= lower == "host";
-        absl::StrAppend(&out, name, ": ", value, "\r\n");
-      }
-      if (!has_host) absl::StrAppend(&out, "Host: ", KeyOf(h->host, h->port), "\r\n");
-      out += "\r\n";
+    RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor, h->url,
+                                  h->headers);
+    h->connect = r.connect;
+    if (r.status != 0) {
+      // Nothing sensible follows a request that cannot be routed, except
+      // after a well-formed one we refuse (501) with no body to skip.
+      const bool close = r.status != 501 || !h->keep_alive || h->phase == HttpState::kBody;
+      HttpRespond(c, r.status, Reason(r.status), r.message + "\n", close, now);
+      return !close;
     }
+    h->host = std::move(r.host);
+    h->port = r.port;
+    h->out_head = std::move(r.out_head);
     h->key = KeyOf(h->host, h->port);
     h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
   }
@@ -435,6 +338,7 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   // owes unless this request goes to the same upstream (pipelining).
   const bool same = c->fd[1] >= 0 && h->up_key == h->key && h->up_reusable && !h->connect;
   if (!h->inflight.empty() && !same) {
+    h->pending_route = true;
     c->http_blocked = true;
     return false;
   }
@@ -607,17 +511,24 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
   if (was_blocked) HttpUnblock(c);
 }
 
+// The connection may go on with the client's requests: the one that
+// waited is routed, what the client sent meanwhile is handled, and reading
+// resumes.
 void StreamEngine::Loop::HttpUnblock(Conn* c) {
-  if (!c->http_blocked && !c->dir[0].paused) {
-    // Still has bytes to look at.
-    if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
-    return;
-  }
+  HttpState* h = c->http.get();
+  const int64_t now = NowNs();
   c->http_blocked = false;
   c->dir[0].paused = false;
   c->dir[0].more = true;  // edge-triggered: read what waits
-  if (c->http && !c->http->in.empty()) HttpProcess(c, NowNs());
-  if (c->state != Conn::kDead) Schedule(c, NowNs());
+  if (h->pending_route) {
+    h->pending_route = false;
+    if (!HttpRoute(c, now)) {
+      if (c->state != Conn::kDead) Schedule(c, now);
+      return;
+    }
+  }
+  if (c->state != Conn::kDead && !h->in.empty()) HttpProcess(c, now);
+  if (c->state != Conn::kDead) Schedule(c, now);
 }
 
 void StreamEngine::Loop::HttpFarConnected(Conn* c) {
@@ -696,11 +607,10 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
       h->inflight.pop_front();
       if (h->inflight.empty()) {
         if (!h->keep_alive) h->close_after = true;
-        if (c->http_blocked && !h->resolving) {
+        if (c->http_blocked && h->pending_route) {
           // A request waited for this answer: route it now (the rest of
           // `buf`, if any, was not asked for).
-          c->http_blocked = false;
-          if (HttpRoute(c, now)) HttpUnblock(c);
+          HttpUnblock(c);
           return;
         }
       }
@@ -714,6 +624,7 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   const int64_t now = NowNs();
   const bool answered_part = c->dir[1].queued > 0 || h->res.nread > 0 ||
                              h->res.status_code != 0;
+  const std::string failed = h->up_key.empty() ? h->key : h->up_key;
   if (c->fd[1] >= 0) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
     close(c->fd[1]);
@@ -722,7 +633,6 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   c->state = Conn::kAwaitFar;
   c->dir[0].q.clear();
   c->dir[0].queued = 0;
-  c->dir[0].src_eof = c->dir[0].src_eof;  // the client's side is unchanged
   c->dir[1].src_eof = false;
   c->dir[1].dst_shut = false;
   h->up_key.clear();
@@ -736,9 +646,9 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
     h->inflight.clear();
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
     HttpRespond(c, 502, Reason(502),
-                absl::StrCat("cannot reach ", h->key, ": ", strerror(err), "\n"),
+                absl::StrCat("cannot reach ", failed, ": ", strerror(err), "\n"),
                 !h->keep_alive || h->connect, now);
-    if (h->keep_alive && !h->connect) HttpUnblock(c);
+    if (h->keep_alive && !h->connect && (c->http_blocked || h->pending_route)) HttpUnblock(c);
   }
 }
 

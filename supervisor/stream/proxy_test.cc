@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -116,9 +117,12 @@ void Send(int fd, const std::string& s) {
   ASSERT_EQ(write(fd, s.data(), s.size()), static_cast<ssize_t>(s.size()));
 }
 
-// Reads one HTTP response with a Content-Length (or until EOF).
+// Reads one HTTP response with a Content-Length (or until EOF). What
+// follows it (the next pipelined response) is kept for the next call.
 std::string ReadResponse(int fd, int timeout_ms = 5000) {
-  std::string in;
+  static std::map<int, std::string> rest;
+  std::string in = std::move(rest[fd]);
+  rest.erase(fd);
   char buf[4096];
   const int64_t until = NowNs() + int64_t{timeout_ms} * 1'000'000;
   while (NowNs() < until) {
@@ -127,7 +131,10 @@ std::string ReadResponse(int fd, int timeout_ms = 5000) {
       size_t cl = in.find("Content-Length: ");
       if (cl != std::string::npos && cl < end) {
         size_t n = std::stoul(in.substr(cl + 16));
-        if (in.size() >= end + 4 + n) return in.substr(0, end + 4 + n);
+        if (in.size() >= end + 4 + n) {
+          if (in.size() > end + 4 + n) rest[fd] = in.substr(end + 4 + n);
+          return in.substr(0, end + 4 + n);
+        }
       }
     }
     pollfd p = {fd, POLLIN, 0};
@@ -273,6 +280,29 @@ TEST(Proxy, HttpForwardKeepsAliveAndReusesTheUpstream) {
   EXPECT_EQ((*e)->stats().upstream_reused, 4u);
   for (const std::string& head : origin.heads())
     EXPECT_EQ(head.find("Proxy-Connection"), std::string::npos) << head;
+}
+
+TEST(Proxy, PipelinedRequestsToTwoUpstreamsAreAnsweredInOrder) {
+  Table table;
+  table.Publish();
+  Origin a, b;
+  StreamEngine::Options o = ProxyOpts(table.get());
+  o.listeners.push_back(HttpListener());
+  auto e = StreamEngine::Start(o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string ha = "127.0.0.1:" + std::to_string(a.port());
+  const std::string hb = "127.0.0.1:" + std::to_string(b.port());
+  int c = Connect((*e)->ports()[0]);
+  // One write, three requests, two upstreams.
+  Send(c, "GET http://" + ha + "/1 HTTP/1.1\r\nHost: " + ha + "\r\n\r\n" +
+              "GET http://" + hb + "/2 HTTP/1.1\r\nHost: " + hb + "\r\n\r\n" +
+              "GET http://" + ha + "/3 HTTP/1.1\r\nHost: " + ha + "\r\n\r\n");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /1 HTTP/1.1");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /2 HTTP/1.1");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /3 HTTP/1.1");
+  close(c);
+  EXPECT_EQ(a.accepted(), 1);  // /3 reused the pooled connection to a
+  EXPECT_EQ(b.accepted(), 1);
 }
 
 TEST(Proxy, HttpErrorFaultAnswersWithoutTheUpstream) {
