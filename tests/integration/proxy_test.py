@@ -842,6 +842,44 @@ class ScheduleTest(ProxyTestCase):
             if status == 200:
                 self.assertLess(secs, 0.15, http_only)
 
+    def test_overlapping_latency_and_jitter_add_up(self):
+        # latency 150 ms over 0..5.5 s, jitter up to 300 ms over 2..7 s.
+        p, proxy = self.proxy(["--with-latency", "--latency-mean", "150", "--latency-stddev",
+                               "0", "--latency-sched", "duration:5.5s",
+                               "--with-jitter", "--jitter-amplitude", "300",
+                               "--jitter-sched", "start:2s,duration:5s",
+                               "--duration", "7.5s", "--upstream", "*"])
+
+        def phase(start, end, count):
+            self.at(p, start)
+            got = []
+            for i in range(count):
+                if p.elapsed() > end:
+                    break
+                rc, status, _, secs = curl(self.server.url("/lj"), proxy)
+                self.assertEqual((rc, status), (0, 200))
+                got.append(secs)
+            return got
+
+        latency_only = phase(0.3, 1.4, 3)
+        both = phase(2.3, 5.0, 8)
+        jitter_only = phase(5.8, 6.6, 4)
+        rc, _, err = p.wait(timeout=10)
+        self.assertEqual(rc, 0, err)
+        for secs in latency_only:
+            self.assertGreaterEqual(secs, 0.15, latency_only)
+            self.assertLess(secs, 0.25, latency_only)
+        # In the overlap, the latency and up to 300 ms of jitter on top: at
+        # least one of six or more goes past 250 ms but by (1/3)^6.
+        self.assertGreaterEqual(len(both), 6, both)
+        for secs in both:
+            self.assertGreaterEqual(secs, 0.15, both)
+            self.assertLess(secs, 0.45 + 0.1, both)
+        self.assertGreater(max(both), 0.25, both)
+        self.assertTrue(jitter_only, "no request in the jitter-only phase")
+        for secs in jitter_only:
+            self.assertLess(secs, 0.3 + 0.1, jitter_only)
+
 
 class RedisTest(ProxyTestCase):
     """redis-cli through a TCP mapping to redis-server."""
@@ -914,7 +952,7 @@ class EnvTest(ProxyTestCase):
         return p, "http://127.0.0.1:%d" % port
 
     LATENCY = {"FAULT_WITH_LATENCY": "1", "FAULT_LATENCY_MEAN": "200",
-               "FAULT_LATENCY_STDDEV": "0", "FAULT_UPSTREAMS": "*"}
+               "FAULT_LATENCY_STANDARD_DEVIATION": "0", "FAULT_UPSTREAMS": "*"}
 
     def test_latency_from_variables(self):
         p, proxy = self.env_proxy(self.LATENCY)
@@ -1046,8 +1084,8 @@ class InputTest(ProxyTestCase):
 
     def test_expect_faults_never_fired_is_exit_3(self):
         r = fault_run_once(["--no-ui", "--proxy-address", "127.0.0.1:%d" % free_port(),
-                            "--with-latency", "--upstream", "*", "--expect-faults",
-                            "--duration", "1s"])
+                            "--with-latency", "--latency-mean", "50", "--upstream", "*",
+                            "--expect-faults", "--duration", "1s"])
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertIn('policy "latency" never fired', r.stderr)
 
