@@ -223,6 +223,31 @@ class Redis:
             self.proc.communicate(timeout=5)
 
 
+def listening_ports(pid):
+    """The TCP ports that process `pid` itself listens on, from /proc; None
+    when /proc does not tell."""
+    try:
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def wait_for_port(host, port, timeout, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -238,30 +263,53 @@ def wait_for_port(host, port, timeout, proc=None):
 
 # -------------------------------------------------------------------- fault ---
 
+class PortTaken(AssertionError):
+    """Another program took a free port before fault run could bind it."""
+
+
 class FaultRun:
     """`fault run ARGS` as a subprocess. `listeners` are the (host, port)
-    pairs it must listen on before the test goes on (waited for with a
-    bound). stop() sends SIGINT (or `sig`) and returns (status, stdout,
-    stderr)."""
+    pairs it must listen on before the test goes on: waited for, with a
+    bound, until the fault process itself holds a listening socket on each
+    port (so that a port another program took meanwhile is not mistaken
+    for the proxy's). stop() sends SIGINT (or `sig`) and returns (status,
+    stdout, stderr)."""
 
     def __init__(self, args, listeners, env=None, no_ui=True, start_timeout=10):
         self.out = tempfile.TemporaryFile(mode="w+")
         self.err = tempfile.TemporaryFile(mode="w+")
         self.cmd = [FAULT, "run", *(["--no-ui"] if no_ui else []), *args]
         self.started = time.monotonic()
+        self.stopped = False
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self.out,
                                      stderr=self.err, env=clean_env(env))
-        for host, port in listeners:
-            if not wait_for_port(host, port, start_timeout, self.proc):
+        want = {port for _, port in listeners}
+        deadline = self.started + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                rc, out, err = self.stop()
+                if rc == 1 and "cannot listen on" in err:
+                    raise PortTaken(err)
+                raise AssertionError("fault run exited with status %s before listening: %s\n%s"
+                                     % (rc, " ".join(self.cmd), err))
+            owned = listening_ports(self.proc.pid)
+            if owned is None:  # no /proc: connect to each listener
+                if all(wait_for_port(h, p, start_timeout, self.proc) for h, p in listeners):
+                    break
+            elif want <= owned:
+                break
+            if time.monotonic() > deadline:
                 rc, out, err = self.stop(signal.SIGKILL)
-                raise AssertionError("fault run did not listen on %s (status %s): %s\n%s"
-                                     % (hostport(host, port), rc, " ".join(self.cmd), err))
+                raise AssertionError("fault run did not listen on %s within %ds: %s\n%s"
+                                     % (sorted(want), start_timeout, " ".join(self.cmd), err))
+            time.sleep(0.02)
 
     def elapsed(self):
         return time.monotonic() - self.started
 
     def wait(self, timeout):
         """Waits for the proxy to stop by itself: (status, stdout, stderr)."""
+        self.stopped = True
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -269,6 +317,7 @@ class FaultRun:
         return self._result()
 
     def stop(self, sig=signal.SIGINT, timeout=10):
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -346,35 +395,65 @@ class ProxyTestCase(unittest.TestCase):
         self._closers = []
 
     def tearDown(self):
+        died = []
         for p in self._proxies:
+            if p.stopped:
+                continue
             if p.proc.poll() is None:
                 p.stop(signal.SIGKILL)
+            else:
+                # It ended while the test still used it.
+                rc, out, err = p.stop()
+                died.append("%s\nexited by itself with status %s after %.2fs; stderr:\n%s"
+                            % (" ".join(p.cmd), rc, p.elapsed(), err))
         for c in reversed(self._closers):
             c()
+        if died:
+            self.fail("\n".join(died))
+
+    def start(self, build, hosts=("127.0.0.1",), **kw):
+        """Starts fault run on one free port per host: build(*ports) gives
+        its arguments, or (arguments, environment). Picks new ports if
+        another program took one first."""
+        for attempt in range(3):
+            ports = [free_port(h) for h in hosts]
+            built = build(*ports)
+            args, env = built if isinstance(built, tuple) else (built, None)
+            try:
+                p = FaultRun(args, list(zip(hosts, ports)), env=env, **kw)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                continue
+            p.ports = ports
+            self._proxies.append(p)
+            return p
 
     def http_server(self, host="127.0.0.1"):
         s = HttpServer(host)
         self._closers.append(s.close)
         return s
 
-    def proxy(self, args, listeners=None, port=None, **kw):
-        """fault run with the forward proxy on 127.0.0.1:`port` (a free one
-        unless given) plus ARGS; returns (FaultRun, proxy URL)."""
-        port = port or free_port()
-        p = FaultRun(["--proxy-address", "127.0.0.1:%d" % port, *args],
-                     [("127.0.0.1", port), *(listeners or [])], **kw)
-        p.port = port
-        self._proxies.append(p)
-        return p, "http://127.0.0.1:%d" % port
+    def proxy(self, args, **kw):
+        """fault run with the forward proxy on a free 127.0.0.1 port plus
+        ARGS; returns (FaultRun, proxy URL)."""
+        p = self.start(lambda port: ["--proxy-address", "127.0.0.1:%d" % port, *args], **kw)
+        p.port = p.ports[0]
+        return p, "http://127.0.0.1:%d" % p.port
 
-    def mapping(self, args, upstream_port, listeners=(), **kw):
+    def mapping(self, args, upstream_port, **kw):
         """fault run --disable-http-proxy --proxy M=127.0.0.1:UPSTREAM plus
-        ARGS; returns (FaultRun, M)."""
-        m = free_port()
-        p = FaultRun(["--disable-http-proxy", "--proxy", "%d=127.0.0.1:%d" % (m, upstream_port),
-                      *args], [("127.0.0.1", m), *listeners], **kw)
-        self._proxies.append(p)
-        return p, m
+        ARGS on a free port M; returns (FaultRun, M)."""
+        p = self.start(lambda m: ["--disable-http-proxy", "--proxy",
+                                  "%d=127.0.0.1:%d" % (m, upstream_port), *args], **kw)
+        return p, p.ports[0]
+
+    def assertNotListening(self, p, port):
+        owned = listening_ports(p.proc.pid)
+        if owned is None:
+            with socket.socket() as s:
+                owned = {port} if s.connect_ex(("127.0.0.1", port)) == 0 else set()
+        self.assertNotIn(port, owned, "fault run listens on port %d too" % port)
 
     def assertStoppedCleanly(self, p, sig=signal.SIGINT):
         """Stops the proxy: exit status 0 and the summary on stderr."""
@@ -920,11 +999,10 @@ class Ipv6Test(ProxyTestCase):
         self.server = self.http_server("::1")
 
     def test_forward_proxy_and_mapping_on_ipv6(self):
-        pp, mp = free_port("::1"), free_port("::1")
-        p = FaultRun(["--proxy-address", "[::1]:%d" % pp,
-                      "--proxy", "[::1]:%d=[::1]:%d" % (mp, self.server.port),
-                      *LATENCY_200, "--upstream", "*"], [("::1", pp), ("::1", mp)])
-        self._proxies.append(p)
+        p = self.start(lambda pp, mp: ["--proxy-address", "[::1]:%d" % pp,
+                                       "--proxy", "[::1]:%d=[::1]:%d" % (mp, self.server.port),
+                                       *LATENCY_200, "--upstream", "*"], hosts=("::1", "::1"))
+        pp, mp = p.ports
         rc, status, body, forwarded = curl(self.server.url("/fwd"), "http://[::1]:%d" % pp)
         self.assertEqual((rc, status, body), (0, 200, HttpServer.BODY))
         rc, status, body, mapped = curl("http://[::1]:%d/map" % mp)
@@ -940,19 +1018,17 @@ class Ipv6Test(ProxyTestCase):
 class EnvTest(ProxyTestCase):
     """The same configuration through FAULT_* variables."""
 
+    LATENCY = {"FAULT_WITH_LATENCY": "1", "FAULT_LATENCY_MEAN": "200",
+               "FAULT_LATENCY_STANDARD_DEVIATION": "0", "FAULT_UPSTREAMS": "*"}
+
     def setUp(self):
         super().setUp()
         self.server = self.http_server()
 
-    def env_proxy(self, env, args=()):
-        port = free_port()
-        env = dict(env, FAULT_HTTP_PROXY_ADDRESS="127.0.0.1:%d" % port)
-        p = FaultRun(list(args), [("127.0.0.1", port)], env=env)
-        self._proxies.append(p)
-        return p, "http://127.0.0.1:%d" % port
-
-    LATENCY = {"FAULT_WITH_LATENCY": "1", "FAULT_LATENCY_MEAN": "200",
-               "FAULT_LATENCY_STANDARD_DEVIATION": "0", "FAULT_UPSTREAMS": "*"}
+    def env_proxy(self, env, args=(), variable="FAULT_HTTP_PROXY_ADDRESS"):
+        """fault run ARGS with `env` and the proxy's address in `variable`."""
+        p = self.start(lambda port: (list(args), dict(env, **{variable: "127.0.0.1:%d" % port})))
+        return p, "http://127.0.0.1:%d" % p.ports[0]
 
     def test_latency_from_variables(self):
         p, proxy = self.env_proxy(self.LATENCY)
@@ -964,11 +1040,8 @@ class EnvTest(ProxyTestCase):
         self.assertRegex(err, r'fault: policy "latency": matched \d+, fired [1-9]')
 
     def test_proxy_address_variable(self):
-        port = free_port()
-        p = FaultRun([], [("127.0.0.1", port)],
-                     env=dict(self.LATENCY, FAULT_PROXY_ADDRESS="127.0.0.1:%d" % port))
-        self._proxies.append(p)
-        rc, status, body, secs = curl(self.server.url(), "http://127.0.0.1:%d" % port)
+        p, proxy = self.env_proxy(self.LATENCY, variable="FAULT_PROXY_ADDRESS")
+        rc, status, body, secs = curl(self.server.url(), proxy)
         self.assertStoppedCleanly(p)
         self.assertEqual((rc, status, body), (0, 200, HttpServer.BODY))
         self.assertGreaterEqual(secs, 0.2)
@@ -985,29 +1058,18 @@ class EnvTest(ProxyTestCase):
 
     def test_flags_override_variables(self):
         # The variables say 1000 ms on env_port; the flags say 200 ms on
-        # flag_port.
-        flag_port, env_port = free_port(), free_port()
+        # the port fault run gets.
+        env_port = free_port()
         env = dict(self.LATENCY, FAULT_LATENCY_MEAN="1000",
                    FAULT_HTTP_PROXY_ADDRESS="127.0.0.1:%d" % env_port)
-        p = FaultRun(["--latency-mean", "200", "--proxy-address", "127.0.0.1:%d" % flag_port],
-                     [("127.0.0.1", flag_port)], env=env)
-        self._proxies.append(p)
-        rc, status, body, secs = curl(self.server.url(), "http://127.0.0.1:%d" % flag_port)
+        p = self.start(lambda port: (["--latency-mean", "200",
+                                      "--proxy-address", "127.0.0.1:%d" % port], env))
+        rc, status, body, secs = curl(self.server.url(), "http://127.0.0.1:%d" % p.ports[0])
+        self.assertNotListening(p, env_port)
         self.assertStoppedCleanly(p)
         self.assertEqual((rc, status, body), (0, 200, HttpServer.BODY))
         self.assertGreaterEqual(secs, 0.2)
         self.assertLess(secs, 0.2 + SLACK)
-
-    def test_flag_listener_replaces_the_variables(self):
-        flag_port, env_port = free_port(), free_port()
-        p = FaultRun(["--proxy-address", "127.0.0.1:%d" % flag_port],
-                     [("127.0.0.1", flag_port)],
-                     env={"FAULT_HTTP_PROXY_ADDRESS": "127.0.0.1:%d" % env_port})
-        self._proxies.append(p)
-        with socket.socket() as s:
-            refused = s.connect_ex(("127.0.0.1", env_port)) != 0
-        self.assertStoppedCleanly(p)
-        self.assertTrue(refused, "something listens on the variable's port %d" % env_port)
 
 
 class InputTest(ProxyTestCase):
