@@ -191,6 +191,7 @@ uint32_t RuleFeatures(const fault_rule& r) {
   if (r.dns_delay_ns > 0 || r.dns_timeout_ppm > 0 || r.dns_nxdomain_ppm > 0)
     f |= kFeatDns;
   if (r.mutation_kind != 0) f |= kFeatMutation;
+  if (r.http_status != 0) f |= kFeatHttpError;
   return f;
 }
 
@@ -1058,6 +1059,18 @@ static void BudgetAction(const fault_rule& r, NetOp op, NetDecision* out) {
   Fire(out, FAULT_EFFECT_BUDGET, out->err);
 }
 
+bool BlackholeTakes(const fault_rule& r, int dir) {
+  if (!(r.flags & FAULT_RULE_BLACKHOLE)) return false;
+  switch (r.blackhole_direction) {
+    case kDirectionUplink:
+      return dir == kUplink;
+    case kDirectionDownlink:
+      return dir == kDownlink;
+    default:
+      return true;
+  }
+}
+
 void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
                int protocol, ConnState* cs, uint64_t bytes, int64_t now,
                double factor, NetDecision* out) {
@@ -1096,7 +1109,7 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
   DecisionRng rng = ClaimDecision(t, ri, RuleSeed(t, r));
 
   if (op == NetOp::kConnect) {
-    if (r.flags & FAULT_RULE_BLACKHOLE) {
+    if (BlackholeTakes(r, kUplink) && BlackholeTakes(r, kDownlink)) {
       // A black-holed SYN: the kernel gives up after ~127 s by default.
       out->stall_ns =
           r.timeout_connect_ns > 0 ? r.timeout_connect_ns : 127'000'000'000LL;
@@ -1132,7 +1145,7 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
   }
 
   // Send / receive.
-  if (r.flags & FAULT_RULE_BLACKHOLE) {
+  if (BlackholeTakes(r, dir)) {
     if (op == NetOp::kSend) {
       out->drop = true;
     } else {
@@ -1237,6 +1250,24 @@ void DecideNet(fault_table* t, const fault_rule& r, int ri, NetOp op,
     Fire(out, FAULT_EFFECT_DUPLICATE, static_cast<int64_t>(bytes));
   }
   if (out->fired) CountFired(t, ri);
+}
+
+// ----------------------------------------------------------------- http ---
+
+void DecideHttpError(fault_table* t, const fault_rule& r, int ri,
+                     int64_t now_ns, double factor, HttpErrorDecision* out) {
+  (void)now_ns;  // decisions depend on the seed and their number only
+  *out = HttpErrorDecision();
+  if (r.http_status == 0) return;
+  CountMatched(t, ri);
+  if (factor <= 0) return;
+  out->rule = ri;
+  DecisionRng rng = ClaimDecision(t, ri, RuleSeed(t, r));
+  if (rng.Ppm(static_cast<uint32_t>(r.http_error_ppm * factor))) {
+    out->fire = true;
+    out->status = r.http_status;
+    CountFired(t, ri);
+  }
 }
 
 // ------------------------------------------------------------------ dns ---

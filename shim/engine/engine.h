@@ -120,6 +120,15 @@ enum BudgetAction : uint32_t {
   kBudgetConnectionError = 3,
 };
 
+// fault_rule.blackhole_direction and mutation_direction (fault.v1.Direction;
+// unspecified means both).
+enum Direction : uint32_t {
+  kDirectionUnspecified = 0,
+  kDirectionBoth = 1,
+  kDirectionUplink = 2,    // program -> peer
+  kDirectionDownlink = 3,  // peer -> program
+};
+
 // fault_schedule.kind (fault.v1.Schedule.Kind)
 enum ScheduleKind : uint32_t {
   kScheduleUnspecified = 0,
@@ -154,6 +163,7 @@ enum Feature : uint32_t {
   kFeatHostnameTarget = 1u << 17,
   kFeatPartition = 1u << 18,
   kFeatSyscall = 1u << 19,
+  kFeatHttpError = 1u << 20,  // only the HTTP proxy applies it
 };
 
 // Which features of a rule touch the network path (connect/send/recv).
@@ -170,7 +180,11 @@ uint32_t RuleFeatures(const fault_rule& r);
 
 // Effects the stream engine (supervisor/stream) applies to a connection's
 // bytes; connect-time effects (errors, connect timeouts, the SYN's fate)
-// are decided where the connect is made.
+// are decided where the connect is made. HTTP errors are not among them
+// (nor in kNetFeatures): the proxy answers requests itself, and a rule with
+// nothing else never sends a connection through the stream engine.
+// FAULT_RULE_PER_OP is no feature: it only changes how often a rule with
+// one decides.
 inline constexpr uint32_t kStreamFeatures =
     kFeatLatency | kFeatJitter | kFeatLoss | kFeatBurstLoss |
     kFeatCorrelatedLoss | kFeatRate | kFeatHalfOpen | kFeatBudget |
@@ -448,6 +462,13 @@ struct ConnState {
   uint8_t pad[4] = {};
 };
 
+// Whether the black hole of `r` (FAULT_RULE_BLACKHOLE) swallows direction
+// `dir` (kUplink: what the program sends; kDownlink: what it receives).
+// False without a black hole. Only a black hole of both directions takes
+// the connect too: one of a single direction lets the connection open and
+// then swallows that direction's bytes.
+bool BlackholeTakes(const fault_rule& r, int dir);
+
 // What to do with one network operation. Apply in this order: wait
 // `delay_ns`; then if `stall_ns` >= 0 wait that long more and fail with
 // `err` (0 after a stall: keep waiting / EAGAIN); else if `err` fail with
@@ -480,6 +501,29 @@ void DecideNet(fault_table* t, const fault_rule& rule, int rule_index, NetOp op,
 
 // Accounts `n` bytes that actually moved in `dir` (budget, half-open).
 void AccountBytes(ConnState* cs, int dir, uint64_t n);
+
+// ----------------------------------------------------------------- http ---
+
+struct HttpErrorDecision {
+  int rule = -1;        // rules[] index, -1: nothing applies
+  bool fire = false;    // answer with `status` instead of forwarding
+  uint32_t status = 0;  // the rule's http_status when `fire`
+};
+
+// Decides whether one HTTP request that rule `rule` (picked and read by the
+// caller) selects is answered with the rule's error response. One draw of
+// the rule's decision stream (ClaimDecision with RuleSeed) with probability
+// http_error_ppm * `factor` (ScheduleFactor; 0: the rule is off, nothing is
+// drawn), so the same seed gives the same sequence of answers. Counts the
+// rule as matched and, when it fires, as fired. A rule without an HTTP
+// error (http_status 0) is not counted and has out->rule == -1.
+//
+// It does not emit an event: the caller does, with the target it knows
+// (the request's host, say) and FAULT_EFFECT_HTTP_ERROR with the status as
+// the value. `now_ns` does not enter the draw (a decision depends on the
+// seed and its number only, never on timing).
+void DecideHttpError(fault_table* t, const fault_rule& rule, int rule_index,
+                     int64_t now_ns, double factor, HttpErrorDecision* out);
 
 // ------------------------------------------------------------------ dns ---
 

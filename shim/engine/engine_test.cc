@@ -191,6 +191,35 @@ TEST(Index, MasksAndFeatures) {
   EXPECT_FALSE(idx.features & kFeatMutation);
 }
 
+// HTTP errors and per-operation decisions are no network features: a rule
+// with only those neither joins the net mask nor goes through the stream
+// engine, so fault exec treats existing policies as before.
+TEST(Index, HttpErrorAndPerOperationAreNoStreamEffects) {
+  TableHolder h;
+  h.Rule(0).flags = FAULT_RULE_ACTIVE;
+  h.Rule(0).http_status = 503;
+  h.Rule(0).http_error_ppm = 1000000;
+  h.Rule(1).flags = FAULT_RULE_ACTIVE | FAULT_RULE_PER_OP;
+  h.Rule(2).flags = FAULT_RULE_ACTIVE | FAULT_RULE_PER_OP;
+  h.Rule(2).uplink.fixed_ns = 1000;
+  h.Rule(3).flags = FAULT_RULE_ACTIVE | FAULT_RULE_BLACKHOLE;
+  h.Rule(3).blackhole_direction = kDirectionDownlink;
+  h.Publish();
+  Index idx = h.Idx();
+  EXPECT_EQ(idx.net, 0b1100u);
+  EXPECT_TRUE(idx.features & kFeatHttpError);
+  EXPECT_EQ(RuleFeatures(h.cfg->rules[0]), kFeatHttpError);
+  EXPECT_EQ(RuleFeatures(h.cfg->rules[1]), 0u);
+  EXPECT_FALSE(HasStreamEffects(h.t.get(), h.cfg->rules[0]));
+  EXPECT_FALSE(HasStreamEffects(h.t.get(), h.cfg->rules[1]));
+  EXPECT_TRUE(HasStreamEffects(h.t.get(), h.cfg->rules[2]));
+  EXPECT_TRUE(HasStreamEffects(h.t.get(), h.cfg->rules[3]));
+  // An HTTP error next to stream effects changes nothing about them.
+  h.Rule(2).http_status = 500;
+  EXPECT_TRUE(HasStreamEffects(h.t.get(), h.cfg->rules[2]));
+  EXPECT_EQ(RuleFeatures(h.cfg->rules[2]) & kNetFeatures, kFeatLatency);
+}
+
 TEST(Index, FindRuleByName) {
   TableHolder h;
   strcpy(h.Rule(0).name, "slow");
@@ -842,6 +871,76 @@ TEST_F(NetFixture, BlackholeConnectAndTraffic) {
   EXPECT_EQ(d.stall_ns, INT64_MAX);
 }
 
+TEST_F(NetFixture, BlackholeOfBothDirectionsIsTheDefault) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionBoth;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, 127'000'000'000);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  Run(NetOp::kSend);
+  EXPECT_TRUE(d.drop);
+  Run(NetOp::kRecv);
+  EXPECT_EQ(d.stall_ns, INT64_MAX);
+  EXPECT_TRUE(BlackholeTakes(r, kUplink));
+  EXPECT_TRUE(BlackholeTakes(r, kDownlink));
+  r.flags &= ~FAULT_RULE_BLACKHOLE;  // a direction alone is no black hole
+  EXPECT_FALSE(BlackholeTakes(r, kUplink));
+  EXPECT_FALSE(BlackholeTakes(r, kDownlink));
+}
+
+TEST_F(NetFixture, UplinkBlackholeSwallowsSendsOnly) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionUplink;
+  r.downlink.fixed_ns = 50;
+  Run(NetOp::kConnect);  // the connection opens
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_LATENCY);  // the handshake's round trip
+  Run(NetOp::kSend, FAULT_PROTO_TCP, 64);
+  EXPECT_TRUE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  EXPECT_EQ(d.value, 64);
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_FALSE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_EQ(d.delay_ns, 50);  // the other direction's effects still apply
+  EXPECT_EQ(d.effect, FAULT_EFFECT_LATENCY);
+  Run(NetOp::kSend, FAULT_PROTO_UDP, 10);
+  EXPECT_TRUE(d.drop);
+  Run(NetOp::kRecv, FAULT_PROTO_UDP, 10);
+  EXPECT_FALSE(d.drop);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(h.t->counters.rule_fired[0], 5u);
+}
+
+TEST_F(NetFixture, DownlinkBlackholeStallsReceivesOnly) {
+  r.flags |= FAULT_RULE_BLACKHOLE;
+  r.blackhole_direction = kDirectionDownlink;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, -1);
+  EXPECT_EQ(d.err, 0);
+  EXPECT_FALSE(d.fired);
+  Run(NetOp::kSend, FAULT_PROTO_TCP, 64);
+  EXPECT_FALSE(d.drop);
+  EXPECT_FALSE(d.fired);
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_EQ(d.stall_ns, INT64_MAX);
+  EXPECT_EQ(d.err, ETIMEDOUT);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  r.timeout_recv_ns = 5000;  // a receive timeout bounds the stall
+  Run(NetOp::kRecv, FAULT_PROTO_TCP, 64);
+  EXPECT_EQ(d.stall_ns, 5000);
+  EXPECT_EQ(d.err, ETIMEDOUT);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_BLACKHOLE);
+  // A connect timeout still applies to the connect.
+  r.timeout_connect_ns = 300;
+  Run(NetOp::kConnect);
+  EXPECT_EQ(d.stall_ns, 300);
+  EXPECT_EQ(d.effect, FAULT_EFFECT_TIMEOUT);
+}
+
 TEST_F(NetFixture, RefusedWithProbability) {
   r.conn_error_errno = ECONNREFUSED;
   r.conn_error_ppm = 1000000;
@@ -1003,6 +1102,125 @@ TEST_F(NetFixture, SameSeedSameLossPattern) {
   EXPECT_NE(a, 0u);
   r.seed = 2;
   EXPECT_NE(pattern(), a);
+}
+
+// -------------------------------------------------------------------- http ---
+
+struct HttpFixture : ::testing::Test {
+  TableHolder h;
+  fault_rule& r = h.Rule(0);
+  void SetUp() override {
+    r.flags = FAULT_RULE_ACTIVE | FAULT_RULE_HAS_SEED;
+    r.seed = 42;
+    r.http_status = 503;
+    r.http_error_ppm = 1000000;
+  }
+  // Whether each of `n` requests fired, bit i for request i (n <= 64),
+  // on a table of its own.
+  uint64_t Pattern(int n, double factor = 1.0) {
+    TableHolder fresh;
+    uint64_t bits = 0;
+    HttpErrorDecision d;
+    for (int i = 0; i < n; ++i) {
+      DecideHttpError(fresh.t.get(), r, 0, 0, factor, &d);
+      if (d.fire) bits |= uint64_t{1} << i;
+    }
+    return bits;
+  }
+};
+
+TEST_F(HttpFixture, FiresWithTheStatusAndCounts) {
+  HttpErrorDecision d;
+  DecideHttpError(h.t.get(), r, 0, 123, 1.0, &d);
+  EXPECT_EQ(d.rule, 0);
+  EXPECT_TRUE(d.fire);
+  EXPECT_EQ(d.status, 503u);
+  EXPECT_EQ(h.t->counters.rule_matched[0], 1u);
+  EXPECT_EQ(h.t->counters.rule_fired[0], 1u);
+  EXPECT_EQ(h.t->counters.rule_decisions[0], 1u);
+  // The caller emits the event (with its own target): none is emitted here.
+  fault_event ev;
+  EXPECT_FALSE(PopEvent(h.t.get(), &ev));
+}
+
+TEST_F(HttpFixture, ProbabilityZeroNeverHundredAlways) {
+  r.http_error_ppm = 0;
+  HttpErrorDecision d;
+  for (int i = 0; i < 1000; ++i) {
+    DecideHttpError(h.t.get(), r, 0, i, 1.0, &d);
+    ASSERT_FALSE(d.fire) << i;
+    EXPECT_EQ(d.status, 0u);
+    EXPECT_EQ(d.rule, 0);
+  }
+  EXPECT_EQ(h.t->counters.rule_matched[0], 1000u);
+  EXPECT_EQ(h.t->counters.rule_fired[0], 0u);
+  r.http_error_ppm = 1000000;
+  for (int i = 0; i < 1000; ++i) {
+    DecideHttpError(h.t.get(), r, 0, i, 1.0, &d);
+    ASSERT_TRUE(d.fire) << i;
+    EXPECT_EQ(d.status, 503u);
+  }
+  EXPECT_EQ(h.t->counters.rule_fired[0], 1000u);
+}
+
+TEST_F(HttpFixture, RateIsAboutTheProbability) {
+  r.http_error_ppm = 250000;
+  int fired = 0;
+  const int n = 10000;
+  HttpErrorDecision d;
+  for (int i = 0; i < n; ++i) {
+    DecideHttpError(h.t.get(), r, 0, 0, 1.0, &d);
+    fired += d.fire;
+  }
+  // mean 2500, sd = sqrt(n p (1-p)) = 43.3; 5 sd
+  EXPECT_NEAR(fired, 2500, 217);
+  EXPECT_EQ(h.t->counters.rule_fired[0], static_cast<uint64_t>(fired));
+}
+
+TEST_F(HttpFixture, SameSeedSameSequence) {
+  r.http_error_ppm = 500000;
+  const uint64_t a = Pattern(64);
+  EXPECT_EQ(Pattern(64), a);
+  EXPECT_NE(a, 0u);
+  EXPECT_NE(a, ~uint64_t{0});
+  r.seed = 43;
+  EXPECT_NE(Pattern(64), a);
+  // The stream is the rule's: other decisions of the rule take numbers
+  // from it too, and the answer depends on the number, not on time.
+  r.seed = 42;
+  TableHolder fresh;
+  HttpErrorDecision d;
+  DecideHttpError(fresh.t.get(), r, 0, 0, 1.0, &d);
+  const bool first = d.fire;
+  DecisionRng same = DecisionRng(42, 0, 0);
+  EXPECT_EQ(first, same.Ppm(500000));
+  DecideHttpError(fresh.t.get(), r, 0, 999'000'000'000, 1.0, &d);
+  EXPECT_EQ(d.fire, DecisionRng(42, 0, 1).Ppm(500000));
+}
+
+TEST_F(HttpFixture, ScheduleFactorScalesTheProbability) {
+  HttpErrorDecision d;
+  DecideHttpError(h.t.get(), r, 0, 0, 0.0, &d);  // off: nothing drawn
+  EXPECT_EQ(d.rule, -1);
+  EXPECT_FALSE(d.fire);
+  EXPECT_EQ(h.t->counters.rule_matched[0], 1u);
+  EXPECT_EQ(h.t->counters.rule_decisions[0], 0u);
+  int fired = 0;
+  for (int i = 0; i < 10000; ++i) {
+    DecideHttpError(h.t.get(), r, 0, 0, 0.5, &d);  // half way up a ramp
+    fired += d.fire;
+  }
+  EXPECT_NEAR(fired, 5000, 250);  // sd 50
+}
+
+TEST_F(HttpFixture, RuleWithoutHttpErrorIsNotCounted) {
+  r.http_status = 0;
+  HttpErrorDecision d;
+  DecideHttpError(h.t.get(), r, 0, 0, 1.0, &d);
+  EXPECT_EQ(d.rule, -1);
+  EXPECT_FALSE(d.fire);
+  EXPECT_EQ(h.t->counters.rule_matched[0], 0u);
+  EXPECT_EQ(h.t->counters.rule_decisions[0], 0u);
 }
 
 // --------------------------------------------------------------------- dns ---

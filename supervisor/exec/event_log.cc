@@ -75,6 +75,8 @@ std::string ValueKey(uint16_t effect, uint16_t op) {
     case FAULT_EFFECT_DNS_TIMEOUT:
     case FAULT_EFFECT_DNS_NXDOMAIN:
       return "eai";
+    case FAULT_EFFECT_HTTP_ERROR:
+      return "status";  // the HTTP status answered
     default:
       // loss: the stall in ns on TCP, the lost datagram's size on UDP (the
       // event does not say which); duplicate, mutation: per effect.

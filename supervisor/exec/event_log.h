@@ -28,8 +28,9 @@ std::string EffectName(uint16_t effect);
 std::string LayerName(uint8_t layer);
 
 // The JSON key of fault_event.value for `effect` on `op`: "delay_ns",
-// "errno", "eai" (getaddrinfo's error code), "bytes", or "value" where the
-// unit depends on more than the event says (loss: ns on TCP, bytes on UDP).
+// "errno", "eai" (getaddrinfo's error code), "status" (an HTTP status),
+// "bytes", or "value" where the unit depends on more than the event says
+// (loss: ns on TCP, bytes on UDP).
 std::string ValueKey(uint16_t effect, uint16_t op);
 
 // `rule_names[event.rule]` names the rule (events of rules not in the list

@@ -76,6 +76,19 @@ TEST(EventLogTest, ValueKeysByEffect) {
   EXPECT_EQ(ValueKey(FAULT_EFFECT_BLACKHOLE, FAULT_OP_CONNECT), "delay_ns");
   EXPECT_EQ(ValueKey(FAULT_EFFECT_BLACKHOLE, FAULT_OP_SEND), "bytes");
   EXPECT_EQ(ValueKey(FAULT_EFFECT_HALF_OPEN, FAULT_OP_RECV), "bytes");
+  EXPECT_EQ(ValueKey(FAULT_EFFECT_HTTP_ERROR, FAULT_OP_SEND), "status");
+}
+
+TEST(EventLogTest, HttpErrorCarriesTheStatus) {
+  fault_event e = Event(FAULT_OP_RECV, FAULT_EFFECT_HTTP_ERROR, 503);
+  std::strcpy(e.target, "api.example.com:80");
+  nlohmann::json j = EventToJson(e, {"slow", "maintenance"});
+  EXPECT_EQ(j["effect"], "http_error");
+  EXPECT_EQ(j["status"], 503);
+  EXPECT_EQ(j["rule"], "maintenance");
+  EXPECT_EQ(j["target"], "api.example.com:80");
+  EXPECT_FALSE(j.contains("errno"));
+  EXPECT_FALSE(j.contains("value"));
 }
 
 }  // namespace

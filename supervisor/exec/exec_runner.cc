@@ -899,6 +899,18 @@ absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
     }
     *out.add_policies() = added;
   }
+  // An HTTP error response replaces the server's answer, which only a
+  // proxy that reads the requests can give; the layers of fault exec see
+  // the program's calls, not its HTTP requests.
+  for (const fault::v1::Policy& p : out.policies()) {
+    if (p.has_http_error()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "policy \"", p.name(),
+          "\": http_error answers HTTP requests in place of the server, which "
+          "only the HTTP proxy does: run it with fault run, or leave "
+          "http_error out for fault exec"));
+    }
+  }
   return out;
 }
 

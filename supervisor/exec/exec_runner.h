@@ -95,7 +95,8 @@ struct ExecOptions {
 
 // The policies a run uses: the files' (all, or those --use names, in --use
 // order), then the inline one, then the added ones. Unknown --use names are reported in
-// `warnings` and skipped. Errors name the file or flag.
+// `warnings` and skipped. Errors name the file or flag. A policy with
+// http_error is refused (only `fault run`, the HTTP proxy, applies it).
 absl::StatusOr<fault::v1::PolicySet> SelectPolicies(
     const ExecOptions& options, std::vector<std::string>* warnings);
 

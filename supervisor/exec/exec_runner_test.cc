@@ -163,6 +163,23 @@ TEST_F(ExecRunnerTest, SelectPoliciesByUseWarnsForUnknownNames) {
             "--use needs --policy FILE to take the policy from");
 }
 
+TEST_F(ExecRunnerTest, SelectPoliciesRefusesHttpErrors) {
+  ExecOptions o = Options({"true"});
+  o.policy_files = {Write("p.yaml",
+                          "slow:\n  latency: 1ms\n"
+                          "maintenance:\n  http_error: {status: 503}\n")};
+  std::vector<std::string> warnings;
+  EXPECT_EQ(SelectPolicies(o, &warnings).status().message(),
+            "policy \"maintenance\": http_error answers HTTP requests in place "
+            "of the server, which only the HTTP proxy does: run it with fault "
+            "run, or leave http_error out for fault exec");
+  // Only the policies the run uses count.
+  o.uses = {"slow"};
+  absl::StatusOr<fault::v1::PolicySet> set = SelectPolicies(o, &warnings);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->policies_size(), 1);
+}
+
 // A reload that needs a syscall family the layer was not set up for is
 // refused; the old policies stay.
 TEST_F(ExecRunnerTest, ReloadRefusesNewSyscallFamiliesForALayer) {

@@ -327,6 +327,27 @@ absl::Status CompileRule(const Policy& p, const CompileOptions& options,
     }
   }
   if (p.blackhole()) r.flags |= FAULT_RULE_BLACKHOLE;
+  if (!fault::v1::Direction_IsValid(p.blackhole_direction())) {
+    return Invalid(p, absl::StrCat("blackhole_direction: unknown direction ",
+                                   p.blackhole_direction()));
+  }
+  r.blackhole_direction = static_cast<uint32_t>(p.blackhole_direction());
+  if (p.per_operation()) r.flags |= FAULT_RULE_PER_OP;
+  // The body stays out of the table: the proxy that answers with it reads
+  // it from the policy (the shim has no use for it).
+  if (p.has_http_error()) {
+    const auto& h = p.http_error();
+    if (h.status() < 100 || h.status() > 599) {
+      return Invalid(p, absl::StrCat("http_error.status: ", h.status(),
+                                     " is not an HTTP status (100..599)"));
+    }
+    if (absl::Status s = CheckPpm(p, "http_error.probability", h.probability_ppm());
+        !s.ok()) {
+      return s;
+    }
+    r.http_status = h.status();
+    r.http_error_ppm = h.probability_ppm();
+  }
   if (p.has_session_budget()) {
     const auto& b = p.session_budget();
     r.budget_action = static_cast<uint32_t>(b.action());

@@ -196,6 +196,51 @@ TEST(TableCompilerTest, ConnectionErrorHalfOpenBudgetDns) {
   EXPECT_EQ(r.dns_timeout_ppm, 3u);
 }
 
+TEST(TableCompilerTest, BlackholeDirectionPerOperationAndHttpError) {
+  auto t = Compile(R"pb(
+    policies { name: "up" blackhole: true blackhole_direction: DIRECTION_UPLINK }
+    policies { name: "down" blackhole: true blackhole_direction: DIRECTION_DOWNLINK }
+    policies { name: "both" blackhole: true }
+    policies {
+      name: "http"
+      per_operation: true
+      http_error { status: 503 body: "not in the table" probability_ppm: 250000 }
+    })pb");
+  ASSERT_TRUE(t.ok()) << t.status();
+  const fault_rule* r = t->config->rules;
+  EXPECT_TRUE(r[0].flags & FAULT_RULE_BLACKHOLE);
+  EXPECT_EQ(r[0].blackhole_direction, 2u);  // fault.v1.DIRECTION_UPLINK
+  EXPECT_EQ(r[1].blackhole_direction, 3u);  // fault.v1.DIRECTION_DOWNLINK
+  EXPECT_EQ(r[2].blackhole_direction, 0u);  // unspecified: both
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(r[i].flags & FAULT_RULE_PER_OP) << i;
+    EXPECT_EQ(r[i].http_status, 0u) << i;
+    EXPECT_EQ(r[i].http_error_ppm, 0u) << i;
+  }
+  EXPECT_FALSE(r[3].flags & FAULT_RULE_BLACKHOLE);
+  EXPECT_TRUE(r[3].flags & FAULT_RULE_PER_OP);
+  EXPECT_EQ(r[3].http_status, 503u);
+  EXPECT_EQ(r[3].http_error_ppm, 250000u);
+
+  t = Compile(R"pb(policies { name: "h" http_error { status: 99 probability_ppm: 1 } })pb");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(),
+            "policy \"h\": http_error.status: 99 is not an HTTP status (100..599)");
+  t = Compile(
+      R"pb(policies { name: "h" http_error { status: 500 probability_ppm: 1000001 } })pb");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(),
+            "policy \"h\": http_error.probability: 1000001ppm is more than 100% "
+            "(1000000ppm)");
+  fault::v1::PolicySet set = Parse(R"pb(policies { name: "d" blackhole: true })pb");
+  set.mutable_policies(0)->set_blackhole_direction(static_cast<fault::v1::Direction>(7));
+  FixedSeedSource seeds(1);
+  CompileOptions options;
+  options.seeds = &seeds;
+  EXPECT_EQ(CompileTable(set, options).status().message(),
+            "policy \"d\": blackhole_direction: unknown direction 7");
+}
+
 TEST(TableCompilerTest, PercentIntervalsNeedRunDuration) {
   const char* text = R"pb(policies {
     name: "s"

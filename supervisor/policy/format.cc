@@ -18,6 +18,18 @@ void Key(YAML::Emitter& out, std::string_view key, const std::string& value) {
   out << YAML::Key << std::string(key) << YAML::Value << value;
 }
 
+// "both" for DIRECTION_UNSPECIFIED too: that is what it means.
+const char* DirectionName(fault::v1::Direction d) {
+  switch (d) {
+    case fault::v1::DIRECTION_UPLINK:
+      return "uplink";
+    case fault::v1::DIRECTION_DOWNLINK:
+      return "downlink";
+    default:
+      return "both";
+  }
+}
+
 void EmitLatency(YAML::Emitter& out, const fault::v1::Latency& l) {
   using L = fault::v1::Latency;
   if (l.distribution() == L::DISTRIBUTION_FIXED ||
@@ -193,6 +205,10 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     out << YAML::EndMap;
   }
   if (p.blackhole()) Key(out, "blackhole", "true");
+  if (p.blackhole_direction() != fault::v1::DIRECTION_UNSPECIFIED) {
+    Key(out, "blackhole_direction", DirectionName(p.blackhole_direction()));
+  }
+  if (p.per_operation()) Key(out, "per_operation", "true");
   if (p.has_session_budget()) {
     const auto& b = p.session_budget();
     static constexpr const char* kActions[] = {"", "drop", "timeout",
@@ -219,8 +235,6 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
                                              "inject_bytes",
                                              "replace_pattern",
                                              "swap_bytes"};
-    static constexpr const char* kDirections[] = {"both", "both", "uplink",
-                                                  "downlink"};
     out << YAML::Key << "payload_mutation" << YAML::Value << YAML::BeginMap;
     const int k = m.kind();
     Key(out, "kind", k >= 0 && k <= 5 ? kKinds[k] : "");
@@ -233,8 +247,7 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
       Key(out, "min_size", FormatSize(m.min_size_bytes()));
     if (m.max_size_bytes() != 0)
       Key(out, "max_size", FormatSize(m.max_size_bytes()));
-    const int d = m.direction();
-    Key(out, "direction", d >= 0 && d <= 3 ? kDirections[d] : "both");
+    Key(out, "direction", DirectionName(m.direction()));
     if (m.dry_run()) Key(out, "dry_run", "true");
     if (m.kind() == fault::v1::PayloadMutation::KIND_TRUNCATE) {
       Key(out, "truncate_to", FormatSize(m.truncate_to_bytes()));
@@ -253,6 +266,16 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     if (m.kind() == fault::v1::PayloadMutation::KIND_REPLACE_PATTERN ||
         m.kind() == fault::v1::PayloadMutation::KIND_INJECT_BYTES) {
       Key(out, "data", m.data());
+    }
+    out << YAML::EndMap;
+  }
+  if (p.has_http_error()) {
+    const auto& h = p.http_error();
+    out << YAML::Key << "http_error" << YAML::Value << YAML::BeginMap;
+    Key(out, "status", Cat(h.status()));
+    if (!h.body().empty()) Key(out, "body", h.body());
+    if (h.probability_ppm() != 1'000'000) {
+      Key(out, "probability", FormatProbability(h.probability_ppm()));
     }
     out << YAML::EndMap;
   }

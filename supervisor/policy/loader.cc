@@ -303,7 +303,7 @@ ParsedFile ParseFile(std::string_view text, std::string_view filename) {
 
 struct FlagSpec {
   std::string_view name;  // without "--"
-  std::string_view type;  // shown in --help
+  std::string_view type;  // shown in --help; "": a flag without a value
   std::string_view path;  // field path in the policy; "" for special flags
   std::string_view help;
   bool repeated = false;
@@ -357,6 +357,12 @@ constexpr FlagSpec kFlags[] = {
     {"connection-error", "KIND[:PROB]", "",
      "KIND[:PROB]: reset, refused or unreachable, e.g. reset:5%"},
     {"blackhole", "", "", "Drop all traffic of the targets"},
+    {"blackhole-direction", "DIR", "blackhole_direction",
+     "With --blackhole: the direction it swallows, uplink, downlink or both "
+     "(default)"},
+    {"per-operation", "", "per_operation",
+     "Decide latency and loss for every read, not once for bytes that "
+     "arrive while earlier ones still wait"},
     {"dns-delay", "DURATION", "dns.delay",
      "Every lookup waits this long first"},
     {"dns-timeout", "PROB", "dns.timeout",
@@ -506,7 +512,7 @@ void AddEffectFlags(CLI::App* command, EffectFlags* flags,
     }
     const std::string option = Cat("--", f.name);
     const std::string name(f.name);
-    if (f.name == "blackhole") {
+    if (f.type.empty()) {
       command
           ->add_flag_callback(
               option,

@@ -129,6 +129,10 @@ constexpr uint64_t kMaxBurstLoss = 1000;
 constexpr size_t kMaxNameBytes = 63;     // FAULT_NAME_MAX - 1
 constexpr size_t kMaxGlobBytes = 255;    // FAULT_GLOB_MAX - 1
 constexpr size_t kMaxPatternBytes = 64;  // FAULT_PATTERN_MAX
+constexpr uint32_t kMinHttpStatus = 100;
+constexpr uint32_t kMaxHttpStatus = 599;
+// The body of an HTTP error response: a short message, not a document.
+constexpr size_t kMaxHttpBodyBytes = 4096;
 
 struct FamilyEntry {
   std::string_view name;
@@ -556,6 +560,8 @@ class Parser {
                      fault::v1::SessionBudget* out);
   void PayloadMutation(const YAML::Node& n, const std::string& path,
                        fault::v1::PayloadMutation* out);
+  void HttpError(const YAML::Node& n, const std::string& path,
+                 fault::v1::HttpError* out);
 
   ParseContext& ctx_;
 };
@@ -1450,6 +1456,52 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
   }
 }
 
+void Parser::HttpError(const YAML::Node& n, const std::string& path,
+                       fault::v1::HttpError* out) {
+  out->set_probability_ppm(1'000'000);
+  bool has_status = false;
+  if (Map(n, path,
+          {{"status",
+            [&](const YAML::Node& v, const std::string& p) {
+              has_status = true;
+              std::string text;
+              if (!Scalar(v, p, &text)) return;
+              uint64_t code;
+              if (text.empty() || !absl::ascii_isdigit(text[0]) ||
+                  !absl::SimpleAtoi(Av(text), &code)) {
+                ctx_.Fail(
+                    v, p,
+                    Cat(Quote(text),
+                        " is not an HTTP status: expected a whole number"));
+                return;
+              }
+              if (code < kMinHttpStatus || code > kMaxHttpStatus) {
+                ctx_.Fail(
+                    v, p,
+                    Cat(Quote(text), " is not an HTTP status: out of range (",
+                        kMinHttpStatus, "..", kMaxHttpStatus, ")"));
+                return;
+              }
+              out->set_status(static_cast<uint32_t>(code));
+            }},
+           {"body",
+            [&](const YAML::Node& v, const std::string& p) {
+              std::string text;
+              if (Scalar(v, p, &text)) out->set_body(text);
+            }},
+           {"probability",
+            [&](const YAML::Node& v, const std::string& p) {
+              uint32_t ppm;
+              if (Probability(v, p, &ppm)) out->set_probability_ppm(ppm);
+            },
+            "prob"}}) &&
+      !has_status) {
+    ctx_.Fail(n, path,
+              Cat("needs status (", kMinHttpStatus, "..", kMaxHttpStatus,
+                  "), e.g. {status: 503}"));
+  }
+}
+
 void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
   std::vector<Field> fields;
   AddLinkFields(&fields, out->mutable_link());
@@ -1564,6 +1616,20 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
          bool b;
          if (Bool(v, p, &b)) out->set_blackhole(b);
        }});
+  fields.push_back(
+      {"blackhole_direction",
+       [this, out](const YAML::Node& v, const std::string& p) {
+         size_t d;
+         if (Choice(v, p, "direction", {"both", "uplink", "downlink"}, &d)) {
+           out->set_blackhole_direction(
+               static_cast<fault::v1::Direction>(d + 1));
+         }
+       }});
+  fields.push_back(
+      {"per_operation", [this, out](const YAML::Node& v, const std::string& p) {
+         bool b;
+         if (Bool(v, p, &b)) out->set_per_operation(b);
+       }});
   fields.push_back({"session_budget",
                     [this, out](const YAML::Node& v, const std::string& p) {
                       SessionBudget(v, p, out->mutable_session_budget());
@@ -1572,6 +1638,10 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
                     [this, out](const YAML::Node& v, const std::string& p) {
                       PayloadMutation(v, p, out->mutable_payload_mutation());
                     }});
+  fields.push_back(
+      {"http_error", [this, out](const YAML::Node& v, const std::string& p) {
+         HttpError(v, p, out->mutable_http_error());
+       }});
   fields.push_back(
       {"dns", [this, out](const YAML::Node& v, const std::string& p) {
          auto* d = out->mutable_dns();
@@ -1897,6 +1967,11 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
                    " is udp (UDP has no connection to time out, refuse or "
                    "half-close)"));
     }
+    if (policy.has_http_error() && t.protocol() == fault::v1::PROTOCOL_UDP) {
+      ctx.Fail("http_error",
+               Cat("http_error needs tcp:// or any:// targets, and ", path, " ",
+                   Describe(t), " is udp (HTTP requests come over TCP)"));
+    }
     if (has_datagram_only && t.protocol() == fault::v1::PROTOCOL_TCP) {
       ctx.Fail(datagram_only,
                Cat(datagram_only, " needs udp:// or any:// targets, and ", path,
@@ -2020,8 +2095,23 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   if (absl::Status s = CheckPolicyName(policy.name()); !s.ok()) {
     ctx.Fail("", std::string(s.message()));
   }
+  // A direction without a black hole is a mistake worth naming on its own
+  // (the policy would otherwise only have "no effect").
+  const bool stray_direction =
+      policy.blackhole_direction() != fault::v1::DIRECTION_UNSPECIFIED &&
+      !policy.blackhole();
+  if (stray_direction) {
+    ctx.Fail("blackhole_direction",
+             "blackhole_direction only applies to a black hole (add "
+             "blackhole: true)");
+  }
+  if (!fault::v1::Direction_IsValid(policy.blackhole_direction())) {
+    ctx.Fail("blackhole_direction", "unknown direction");
+  }
   if (!HasAnyEffect(policy)) {
-    ctx.Fail("", "no effect (give latency, packet_loss, syscalls, ...)");
+    if (!stray_direction) {
+      ctx.Fail("", "no effect (give latency, packet_loss, syscalls, ...)");
+    }
     return;
   }
   ValidateProfile(ctx, "", policy.link());
@@ -2116,6 +2206,29 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
         m.count() == 0) {
       ctx.Fail(Join(p, "count"), "count must be at least 1");
     }
+  }
+  if (policy.has_http_error()) {
+    const auto& h = policy.http_error();
+    if (h.status() == 0) {
+      ctx.Fail("http_error", Cat("needs status (", kMinHttpStatus, "..",
+                                 kMaxHttpStatus, ")"));
+    } else if (h.status() < kMinHttpStatus || h.status() > kMaxHttpStatus) {
+      ctx.Fail("http_error.status",
+               Cat(h.status(), " is not an HTTP status: out of range (",
+                   kMinHttpStatus, "..", kMaxHttpStatus, ")"));
+    }
+    // yaml-cpp decodes the escapes \N and \_ to single bytes, not UTF-8.
+    if (InvalidUtf8(h.body()).has_value()) {
+      ctx.Fail("http_error.body",
+               "not UTF-8 text (write \\u0085 for a next-line character, "
+               "\\u00a0 for a no-break space)");
+    }
+    if (h.body().size() > kMaxHttpBodyBytes) {
+      ctx.Fail("http_error.body",
+               Cat(h.body().size(), " bytes; a body is at most ",
+                   kMaxHttpBodyBytes, " bytes"));
+    }
+    CheckProbability(ctx, "http_error.probability", h.probability_ppm());
   }
   if (policy.has_dns()) {
     CheckDelay(ctx, "dns.delay", policy.dns().delay_ns());

@@ -36,7 +36,7 @@ class PolicyCliTest(unittest.TestCase):
         everything = os.path.join(EXAMPLES, "everything.yaml")
         rc, out, err = run("policy", "validate", spike, everything)
         self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, f"{spike}: 1 policy OK\n{everything}: 3 policies OK\n")
+        self.assertEqual(out, f"{spike}: 1 policy OK\n{everything}: 4 policies OK\n")
 
     def test_validate_reports_every_error_and_exits_1(self):
         bad = self.write("slow.yaml",

@@ -78,8 +78,8 @@ bool UpstreamMatches(const std::vector<std::string>& upstreams,
 // seconds ("90", "0.5").
 absl::StatusOr<int64_t> ParseProxyDuration(std::string_view text);
 
-// A --*-sched value, "start:5%,duration:30%;start:90%" (REBOUND-FAULT.md
-// §1.8): a missing start is 0, a missing duration lasts until the end of the
+// A --*-sched value, "start:5%,duration:30%;start:90%" (the `fault` proxy
+// CLI's schedule syntax): a missing start is 0, a missing duration lasts until the end of the
 // run; values are N%, durations (ParseProxyDuration) or bare seconds;
 // percentages need `run_duration_ns` (--duration). At most
 // FAULT_MAX_INTERVALS periods. -> a KIND_INTERVALS schedule.

@@ -969,7 +969,7 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
   fault::policy::AddEffectFlags(
       run, &f->effects,
       {"latency-distribution", "latency-min", "latency-max", "latency-mean",
-       "latency-stddev", "latency-shape", "latency-scale", "seed"});
+       "latency-stddev", "latency-shape", "latency-scale", "blackhole-direction", "seed"});
   opt("--seed", &f->seed,
       "Seed for every policy without its own (default: random, printed in "
       "the summary)",

@@ -1,7 +1,7 @@
 // The configuration of `fault run` (the fault proxy), from its flags and
 // FAULT_* environment variables: the flags and variables of the Rust `fault
-// run` proxy (rebound 0.12; the accepted spellings where its docs and code
-// disagree are listed in REBOUND-FAULT.md §1.10), plus our own --policy FILE,
+// run` proxy (rebound 0.12; where its docs and code disagree both spellings
+// are accepted, see docs/run.md), plus our own --policy FILE,
 // effect flags, --seed, --events, --quiet and --expect-faults.
 //
 //   CLI::App* run = app.add_subcommand("run", "...");

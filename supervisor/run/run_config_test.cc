@@ -397,7 +397,7 @@ TEST(LatencyTest, NormalByDefaultOnTheDownlink) {
   EXPECT_FALSE(p.per_operation());
   EXPECT_FALSE(p.has_schedule());
   EXPECT_EQ(p.targets_size(), 0);
-  const Latency& sub =
+  const Latency sub =
       Find(Ok({"--with-latency", "--latency-mean", "0.5", "--latency-stddev",
                "250us", "--latency-per-read-write"}),
            "latency")

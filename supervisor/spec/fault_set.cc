@@ -39,6 +39,8 @@ const std::vector<std::pair<std::string, std::string>>& EffectKeywords() {
       {"connection_error", "connection_error"},
       {"half_open", "half_open"},
       {"blackhole", "blackhole"},
+      {"blackhole_direction", "blackhole_direction"},
+      {"per_operation", "per_operation"},
       {"packet_reorder", "packet_reorder"},
       {"packet_duplicate", "packet_duplicate"},
       {"session_budget", "session_budget"},

@@ -41,6 +41,21 @@ TEST(FaultSetTest, NetworkFieldsUseCanonicalUnits) {
   EXPECT_EQ(p->dns().nxdomain_ppm(), 1'000'000u);
 }
 
+TEST(FaultSetTest, DirectionalBlackholeAndPerOperation) {
+  FaultSet s;
+  ASSERT_TRUE(s.SetField("blackhole", true, "hole").ok());
+  ASSERT_TRUE(s.SetField("blackhole_direction", "downlink", "hole").ok());
+  ASSERT_TRUE(s.SetField("per_operation", true, "hole").ok());
+  absl::StatusOr<fault::v1::Policy> p = ToPolicy("hole", s, "a.star:1:1");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE(p->blackhole());
+  EXPECT_EQ(p->blackhole_direction(), fault::v1::DIRECTION_DOWNLINK);
+  EXPECT_TRUE(p->per_operation());
+  EXPECT_EQ(EffectFieldPath("blackhole_direction"), "blackhole_direction");
+  // http_error is the HTTP proxy's, which `fault test` does not run.
+  EXPECT_EQ(EffectFieldPath("http_error"), std::nullopt);
+}
+
 TEST(FaultSetTest, ParserErrorsNameTheSpecPosition) {
   FaultSet s;
   ASSERT_TRUE(s.SetField("packet_loss", "150%", "lossy").ok());

@@ -109,26 +109,6 @@ void HttpStateDeleter::operator()(HttpState* h) const { delete h; }
 
 namespace {
 
-// TODO(merge): replaced by eng::DecideHttpError.
-struct HttpErrorDecision {
-  int rule = -1;
-  bool fire = false;
-  uint32_t status = 0;
-};
-void DecideHttpError(fault_table* t, const fault_rule& r, int ri, int64_t, double factor,
-                     HttpErrorDecision* out) {
-  *out = HttpErrorDecision();
-  if (r.http_status == 0) return;
-  eng::CountMatched(t, ri);
-  if (factor <= 0) return;
-  eng::DecisionRng rng = eng::ClaimDecision(t, ri, eng::RuleSeed(t, r));
-  out->rule = ri;
-  if (rng.Ppm(static_cast<uint32_t>(r.http_error_ppm * factor))) {
-    out->fire = true;
-    out->status = r.http_status;
-    eng::CountFired(t, ri);
-  }
-}
 
 int OnUrl(http_parser* p, const char* at, size_t n) {
   static_cast<HttpState*>(p->data)->url.append(at, n);
@@ -350,8 +330,8 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
     if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &r) || r.http_status == 0)
       continue;
     double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
-    HttpErrorDecision dec;
-    DecideHttpError(t_, r, i, now, factor, &dec);
+    eng::HttpErrorDecision dec;
+    eng::DecideHttpError(t_, r, i, now, factor, &dec);
     if (!dec.fire) continue;
     fault_event ev;
     memset(&ev, 0, sizeof(ev));

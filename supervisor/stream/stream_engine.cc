@@ -836,9 +836,16 @@ bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
   for (RuleRef& ref : c->rules) {
     if (ref.index < 0) continue;
     double factor = eng::ScheduleFactor(ref.r.schedule, now - t_->start_ns);
+    // Only what happens to the connection itself: refusals, resets,
+    // black-holed and timed-out connects. The link's latency and loss
+    // apply to the bytes (the handshake's round trip is not added, so it
+    // is not drawn or reported either).
+    fault_rule connect_only = ref.r;
+    connect_only.uplink = fault_link{};
+    connect_only.downlink = fault_link{};
     eng::NetDecision dec;
-    eng::DecideNet(t_, ref.r, ref.index, eng::NetOp::kConnect, FAULT_PROTO_TCP, &ref.cs, 0,
-                   now, factor, &dec);
+    eng::DecideNet(t_, connect_only, ref.index, eng::NetOp::kConnect, FAULT_PROTO_TCP, &ref.cs,
+                   0, now, factor, &dec);
     if (dec.rule < 0) continue;
     if (dec.fired) Emit(c, 0, ref, dec);
     *delay_ns += dec.delay_ns;

@@ -232,6 +232,74 @@ TEST(StreamEngine, BlackholeSwallowsWhatTheTargetSends) {
   close(lfd);
 }
 
+// A black hole of one direction: the connection opens and the other
+// direction's bytes pass.
+TEST(StreamEngine, OneDirectionBlackholeSwallowsOnlyThatDirection) {
+  for (uint32_t direction : {eng::kDirectionUplink, eng::kDirectionDownlink}) {
+    SCOPED_TRACE(direction);
+    Table table;
+    fault_rule& r = table.AddRule("hole");
+    r.flags |= FAULT_RULE_BLACKHOLE;
+    r.blackhole_direction = direction;
+    table.Publish();
+    auto e = StreamEngine::Start(Opts(table.get()));
+    ASSERT_TRUE(e.ok());
+    uint16_t port;
+    int lfd = Listen(&port);
+    int c = ConnectThrough(table.get(), **e, port, 0);
+    int s = accept(lfd, nullptr, nullptr);
+    ASSERT_GE(s, 0);
+    EXPECT_EQ(WaitSlot(table.get(), c), FAULT_REDIRECT_OPEN);
+    ASSERT_EQ(write(c, "hello", 5), 5);
+    ASSERT_EQ(write(s, "back", 4), 4);
+    const int open_end = direction == eng::kDirectionUplink ? c : s;
+    const int dark_end = direction == eng::kDirectionUplink ? s : c;
+    char buf[5];
+    const size_t n = direction == eng::kDirectionUplink ? 4 : 5;
+    ASSERT_TRUE(ReadExactly(open_end, buf, n));
+    EXPECT_EQ(std::string(buf, n),
+              direction == eng::kDirectionUplink ? "back" : "hello");
+    pollfd p = {dark_end, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 300), 0);  // nothing arrives the other way
+    close(c);
+    close(s);
+    close(lfd);
+  }
+}
+
+// Bytes that arrive while earlier ones wait join their flight (one
+// decision), unless the rule decides per operation.
+TEST(StreamEngine, PerOperationDecidesEveryRead) {
+  for (bool per_op : {false, true}) {
+    SCOPED_TRACE(per_op);
+    Table table;
+    fault_rule& r = table.AddRule("slow");
+    SetFixedLatency(&r.uplink, 300'000'000);
+    if (per_op) r.flags |= FAULT_RULE_PER_OP;
+    table.Publish();
+    auto e = StreamEngine::Start(Opts(table.get()));
+    ASSERT_TRUE(e.ok());
+    uint16_t port;
+    int lfd = Listen(&port);
+    int c = ConnectThrough(table.get(), **e, port, 0);
+    int s = accept(lfd, nullptr, nullptr);
+    ASSERT_GE(s, 0);
+    EXPECT_EQ(WaitSlot(table.get(), c), FAULT_REDIRECT_OPEN);
+    ASSERT_EQ(write(c, "a", 1), 1);
+    timespec gap = {0, 100'000'000};  // "a" still waits in the engine
+    nanosleep(&gap, nullptr);
+    ASSERT_EQ(write(c, "b", 1), 1);
+    char buf[2];
+    ASSERT_TRUE(ReadExactly(s, buf, 2));
+    EXPECT_EQ(std::string(buf, 2), "ab");
+    EXPECT_EQ(table.get()->counters.rule_decisions[0], per_op ? 2u : 1u);
+    EXPECT_EQ(table.get()->counters.rule_fired[0], per_op ? 2u : 1u);
+    close(c);
+    close(s);
+    close(lfd);
+  }
+}
+
 TEST(StreamEngine, AcceptedSocketsHandedOverAreRelayed) {
   Table table;
   fault_rule& r = table.AddRule("server_side");

@@ -271,6 +271,17 @@ class PolicyInputTest(unittest.TestCase):
                                    "both (--use with effect flags)\n")
         self.assertFalse(os.path.exists(self.marker))
 
+    def test_http_error_policy_is_refused(self):
+        path = self.write("p.yaml", "maintenance:\n  http_error: {status: 503}\n"
+                                    "slow:\n  latency: 1ms\n")
+        r = fault_exec(["--policy", path, "--", "touch", self.marker])
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, 'fault exec: policy "maintenance": http_error answers '
+                                   'HTTP requests in place of the server, which only the '
+                                   'HTTP proxy does: run it with fault run, or leave '
+                                   'http_error out for fault exec\n')
+        self.assertFalse(os.path.exists(self.marker))
+
     def test_unknown_use_name_warns_and_runs(self):
         require_shim(self)
         path = self.write("p.yaml", "slow:\n  latency: 1ms\n")
