@@ -990,6 +990,110 @@ class RedisTest(ProxyTestCase):
         self.assertEqual(r.stdout.strip(), "PONG", r.stderr)
 
 
+class UdpTest(ProxyTestCase):
+    """A UDP mapping (udp:PORT=HOST:PORT) to a UDP echo server: datagrams are
+    lost, not stalled, and delayed."""
+
+    def echo_server(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.1)
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    data, addr = sock.recvfrom(2048)
+                except OSError:
+                    continue
+                sock.sendto(data, addr)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+
+        def close():
+            stop.set()
+            t.join(5)
+            sock.close()
+
+        self._closers.append(close)
+        return sock.getsockname()[1]
+
+    def udp_proxy(self, args, echo_port):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            udp_port = s.getsockname()[1]
+        # The HTTP proxy's TCP port says when fault run is up (the UDP
+        # mapping is bound before it starts serving).
+        p = self.start(lambda port: ["--proxy-address", "127.0.0.1:%d" % port, "--proxy",
+                                     "udp:%d=127.0.0.1:%d" % (udp_port, echo_port), *args])
+        return p, udp_port
+
+    def round_trips(self, port, count):
+        """Sends COUNT numbered datagrams, 2 ms apart; returns the round
+        trip of each one that came back, by number."""
+        got = {}
+        sent = {}
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.connect(("127.0.0.1", port))
+            c.settimeout(0.05)
+            done = threading.Event()
+
+            def receive():
+                # Until 1.5 s after the last datagram was sent.
+                deadline = None
+                while deadline is None or time.monotonic() < deadline:
+                    if deadline is None and done.is_set():
+                        deadline = time.monotonic() + 1.5
+                    try:
+                        data = c.recv(64)
+                    except OSError:
+                        continue
+                    i = int(data)
+                    got.setdefault(i, time.monotonic() - sent[i])
+
+            for i in range(count):
+                sent[i] = time.monotonic()
+                c.send(b"%d" % i)
+                if i == 0:
+                    reader = threading.Thread(target=receive)
+                    reader.start()
+                time.sleep(0.002)
+            done.set()
+            reader.join(10)
+        return got
+
+    def test_without_faults_every_datagram_comes_back(self):
+        echo = self.echo_server()
+        p, port = self.udp_proxy([], echo)
+        got = self.round_trips(port, 100)
+        self.assertStoppedCleanly(p)
+        self.assertEqual(len(got), 100)
+
+    def test_loss_drops_datagrams(self):
+        echo = self.echo_server()
+        p, port = self.udp_proxy(["--with-packet-loss", "--packet-loss-rate", "50%",
+                                  "--seed", "3"], echo)
+        got = self.round_trips(port, 100)
+        _, err = self.assertStoppedCleanly(p)
+        # The answers (downlink, the default side and direction) lose half:
+        # a lost datagram is gone, not late.
+        self.assertGreaterEqual(len(got), 25, sorted(got))
+        self.assertLessEqual(len(got), 75, sorted(got))
+        self.assertLess(max(got.values()), 0.2, got)
+        self.assertRegex(err, r'policy "packet-loss": matched \d+, fired [1-9]')
+
+    def test_latency_delays_datagrams(self):
+        echo = self.echo_server()
+        p, port = self.udp_proxy(["--with-latency", "--latency-mean", "100",
+                                  "--latency-stddev", "0"], echo)
+        got = self.round_trips(port, 20)
+        self.assertStoppedCleanly(p)
+        self.assertEqual(len(got), 20)
+        self.assertGreaterEqual(min(got.values()), 0.1, got)
+        self.assertLess(min(got.values()), 0.3, got)
+
+
 class Ipv6Test(ProxyTestCase):
     """The forward proxy and a mapping on [::1] to a server on ::1."""
 
