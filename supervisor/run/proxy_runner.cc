@@ -51,9 +51,13 @@ std::string Bytes(uint64_t n) {
   return absl::StrCat(n, " B");
 }
 
-int EventLoops() {
+// Half the cores: the proxy usually shares the machine with the client and
+// the server it stands between, and a loop that has to wait for a core
+// costs more than it brings (docs/benchmarks.md, tools/bench/proxy.py).
+int EventLoops(int asked) {
+  if (asked > 0) return asked;
   long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return static_cast<int>(std::clamp<long>(n, 1, 8));
+  return static_cast<int>(std::clamp<long>(n / 2, 1, 8));
 }
 
 }  // namespace
@@ -123,7 +127,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   o.table = (*table)->table();
   o.redirects = false;
   o.advertise = false;
-  o.loops = EventLoops();
+  o.loops = EventLoops(config.event_loops);
   o.always_rules = config.flag_policies;
   o.match_targets = true;
   o.http_bodies = config.http_bodies;

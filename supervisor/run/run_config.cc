@@ -976,6 +976,10 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
       "N", ours);
   opt("--events", &f->events_path,
       "Write every injected fault as a JSON line to FILE", "FILE.jsonl", ours);
+  opt("--event-loops", &f->event_loops,
+      "Event loops (threads) of the proxy (default: half the cores, at least one; "
+      "more pays where the proxy has cores of its own)",
+      "N", ours);
   flag("-q,--quiet", &f->quiet, "No summary on exit", ours);
   flag("--expect-faults", &f->expect_faults,
        "Exit with status 3 when some policy never fired", ours);
@@ -1105,6 +1109,15 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
   config.quiet = f.quiet;
   config.expect_faults = f.expect_faults;
   config.events_path = f.events_path;
+  if (!f.event_loops.empty()) {
+    uint32_t n = 0;
+    if (!AllDigits(f.event_loops) || !absl::SimpleAtoi(Av(f.event_loops), &n) || n < 1 ||
+        n > 64) {
+      problems.Add("--event-loops", Cat(Quote(f.event_loops), " is not a number from 1 to 64"));
+    } else {
+      config.event_loops = static_cast<int>(n);
+    }
+  }
   if (!f.seed.empty()) {
     uint64_t seed = 0;
     if (!AllDigits(f.seed) || !absl::SimpleAtoi(Av(f.seed), &seed)) {

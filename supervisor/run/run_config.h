@@ -53,6 +53,8 @@ struct RunConfig {
   bool quiet = false;
   std::string events_path;
   bool expect_faults = false;
+  // Event loops (threads) of the proxy; 0: half the cores, at least one.
+  int event_loops = 0;
   std::optional<uint64_t> seed;
 
   // Every flag fault, one policy each, in the order latency, jitter,
@@ -126,6 +128,7 @@ struct RunFlags {
   fault::policy::EffectFlags effects;     // --latency, --packet-loss, ...
   std::string seed;                       // --seed
   std::string events_path;                // --events
+  std::string event_loops;                // --event-loops
   bool quiet = false;                     // -q/--quiet
   bool expect_faults = false;             // --expect-faults
 };
