@@ -475,6 +475,38 @@ class ForwardProxyTest(ProxyTestCase):
         super().setUp()
         self.server = self.http_server()
 
+    def test_keep_alive_reuses_one_upstream_connection(self):
+        p, proxy = self.proxy([])
+        first = KeepAliveClient(p.port)
+        for i in range(5):
+            status, body, _, _ = first.get(self.server.url("/k%d" % i))
+            self.assertEqual((status, body), (200, HttpServer.BODY))
+        first.close()
+        # A later client gets the pooled connection.
+        time.sleep(0.1)
+        second = KeepAliveClient(p.port)
+        status, _, _, _ = second.get(self.server.url("/k5"))
+        second.close()
+        self.assertEqual(status, 200)
+        _, err = self.assertStoppedCleanly(p)
+        self.assertEqual(first.connections, 1)
+        self.assertEqual(self.server.requests, 6)
+        self.assertEqual(self.server.connections, 1)
+        self.assertIn("6 HTTP requests (5 on a reused upstream)", err)
+
+    def test_dns_fault_fails_lookups_of_host_names_only(self):
+        p, proxy = self.proxy(["--with-dns", "--dns-rate", "1", "--upstream", "*"])
+        rc, status, body, _ = curl(self.server.url("/by-name", host="localhost"), proxy)
+        self.assertEqual((rc, status), (0, 502), body)
+        self.assertIn(b"cannot resolve localhost", body)
+        self.assertIn(b"(fault: dns)", body)
+        # An IP address needs no lookup: nothing to fail.
+        rc, status, body, _ = curl(self.server.url("/by-ip"), proxy)
+        self.assertEqual((rc, status, body), (0, 200, HttpServer.BODY))
+        _, err = self.assertStoppedCleanly(p)
+        self.assertEqual(self.server.requests, 1)
+        self.assertRegex(err, r'policy "dns": matched \d+, fired 1\b')
+
     def test_no_faults_forwards_the_request(self):
         p, proxy = self.proxy([])
         rc, status, body, secs = curl(self.server.url("/plain"), proxy)
@@ -720,6 +752,68 @@ class BandwidthTest(ProxyTestCase):
         self.assertEqual(len(got), size)
         self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(blob).hexdigest())
         self.assertLess(marks[-1][0] - t0, 10.0)
+
+
+class TrickleServer(BlobServer):
+    """Answers each line with `pieces` writes of 10 bytes, `gap` seconds
+    apart, then ends the stream."""
+
+    def __init__(self, pieces=5, gap=0.02):
+        self.pieces, self.gap = pieces, gap
+        super().__init__(b"")
+
+    def _serve(self, c):
+        c.settimeout(30)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if not c.recv(100):
+                return
+            for i in range(self.pieces):
+                c.sendall(b"%09d\n" % i)
+                time.sleep(self.gap)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+class PerOperationTest(ProxyTestCase):
+    """--latency-per-read-write: a decision for every read, where the default
+    takes one per flight (what arrives while earlier bytes still wait)."""
+
+    def latency_events(self, extra):
+        server = TrickleServer()
+        self._closers.append(server.close)
+        events = os.path.join(tempfile.mkdtemp(), "events.jsonl")
+        self._closers.append(lambda: shutil.rmtree(os.path.dirname(events), True))
+        p, m = self.mapping(["--with-latency", "--latency-mean", "200", "--latency-stddev", "0",
+                             "--events", events, *extra], server.port)
+        t = time.monotonic()
+        with socket.create_connection(("127.0.0.1", m), timeout=10) as c:
+            c.sendall(b"go\n")
+            data = b""
+            while len(data) < 50:
+                chunk = c.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+        secs = time.monotonic() - t
+        self.assertStoppedCleanly(p)
+        self.assertEqual(data, b"".join(b"%09d\n" % i for i in range(5)))
+        with open(events) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        return [e for e in lines if e["effect"] == "latency" and e["op"] == "recv"], secs
+
+    def test_one_decision_per_flight_by_default(self):
+        events, secs = self.latency_events([])
+        self.assertEqual(len(events), 1, events)
+        self.assertGreaterEqual(secs, 0.2 + 0.08)
+
+    def test_per_read_write_decides_every_read(self):
+        events, secs = self.latency_events(["--latency-per-read-write"])
+        self.assertEqual(len(events), 5, events)
+        self.assertGreaterEqual(secs, 0.2 + 0.08)
 
 
 class FaultsTest(ProxyTestCase):
