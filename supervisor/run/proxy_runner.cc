@@ -1,6 +1,7 @@
 #include "supervisor/run/proxy_runner.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +129,24 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   o.redirects = false;
   o.advertise = false;
   o.loops = EventLoops(config.event_loops);
+  o.max_connections = config.max_connections;
+  {
+    // A proxy holds two descriptors per connection (four more while it
+    // splices): take what the hard limit allows, and stay within it.
+    rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+      nofile.rlim_cur = nofile.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &nofile);
+      getrlimit(RLIMIT_NOFILE, &nofile);
+      const size_t fit = nofile.rlim_cur > 256 ? (nofile.rlim_cur - 128) / 6 : 16;
+      if (o.max_connections == 0 || o.max_connections > fit) {
+        if (o.max_connections > fit)
+          err << "fault run: warning: --max-connections " << o.max_connections
+              << " is more than the descriptor limit allows; using " << fit << "\n";
+        o.max_connections = fit;
+      }
+    }
+  }
   o.always_rules = config.flag_policies;
   o.match_targets = true;
   o.http_bodies = config.http_bodies;

@@ -976,6 +976,10 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
       "N", ours);
   opt("--events", &f->events_path,
       "Write every injected fault as a JSON line to FILE", "FILE.jsonl", ours);
+  opt("--max-connections", &f->max_connections,
+      "Connections open at a time; beyond it new clients wait in the accept queue "
+      "(default: what the descriptor limit allows)",
+      "N", ours);
   opt("--event-loops", &f->event_loops,
       "Event loops (threads) of the proxy (default: half the cores, at least one; "
       "more pays where the proxy has cores of its own)",
@@ -1116,6 +1120,16 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
       problems.Add("--event-loops", Cat(Quote(f.event_loops), " is not a number from 1 to 64"));
     } else {
       config.event_loops = static_cast<int>(n);
+    }
+  }
+  if (!f.max_connections.empty()) {
+    uint64_t n = 0;
+    if (!AllDigits(f.max_connections) || !absl::SimpleAtoi(Av(f.max_connections), &n) ||
+        n < 1 || n > 10'000'000) {
+      problems.Add("--max-connections",
+                   Cat(Quote(f.max_connections), " is not a number from 1 to 10000000"));
+    } else {
+      config.max_connections = static_cast<size_t>(n);
     }
   }
   if (!f.seed.empty()) {

@@ -55,6 +55,8 @@ struct RunConfig {
   bool expect_faults = false;
   // Event loops (threads) of the proxy; 0: half the cores, at least one.
   int event_loops = 0;
+  // Connections open at a time; 0: as many as the descriptor limit allows.
+  size_t max_connections = 0;
   std::optional<uint64_t> seed;
 
   // Every flag fault, one policy each, in the order latency, jitter,
@@ -129,6 +131,7 @@ struct RunFlags {
   std::string seed;                       // --seed
   std::string events_path;                // --events
   std::string event_loops;                // --event-loops
+  std::string max_connections;            // --max-connections
   bool quiet = false;                     // -q/--quiet
   bool expect_faults = false;             // --expect-faults
 };

@@ -89,7 +89,7 @@ TEST(RunFlagsTest, RegistersEveryFlag) {
         "--blackhole-sched", "--with-http-response", "--http-response-status",
         "--http-response-body", "--http-response-trigger-probability",
         "--http-response-sched", "--http-response-direction", "--with-dns",
-        "--dns-rate", "--dns-sched", "--policy", "--seed", "--events", "--event-loops", "-q",
+        "--dns-rate", "--dns-sched", "--policy", "--seed", "--events", "--event-loops", "--max-connections", "-q",
         "--quiet", "--expect-faults",
         // Our effect flags whose names the Rust flags leave free.
         "--latency", "--jitter", "--packet-loss", "--rate", "--blackhole",
@@ -131,6 +131,10 @@ TEST(RunFlagsTest, LifecycleAndOurFlags) {
             "--seed: \"-1\" is not an unsigned 64-bit integer");
   EXPECT_EQ(c.event_loops, 0);
   EXPECT_EQ(Ok({"--event-loops", "3"}).event_loops, 3);
+  EXPECT_EQ(c.max_connections, 0u);
+  EXPECT_EQ(Ok({"--max-connections", "500"}).max_connections, 500u);
+  EXPECT_EQ(Error({"--max-connections", "x"}),
+            "--max-connections: \"x\" is not a number from 1 to 10000000");
   EXPECT_EQ(Error({"--event-loops", "0"}),
             "--event-loops: \"0\" is not a number from 1 to 64");
   const RunConfig e = Ok({}, {{"FAULT_PROXY_DURATION", "10m"},

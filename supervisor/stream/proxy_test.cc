@@ -208,6 +208,44 @@ TEST(Proxy, TcpMappingAppliesTheAlwaysRules) {
   close(lfd);
 }
 
+TEST(Proxy, ConnectionLimitHoldsNewClientsUntilOneCloses) {
+  Table table;
+  table.Publish();
+  uint16_t port;
+  int lfd = Listen(&port);
+  StreamEngine::Options o = ProxyOpts(table.get());
+  o.listeners.push_back(TcpListener(port));
+  o.max_connections = 2;
+  auto e = StreamEngine::Start(o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  int c[3];
+  int s[3];
+  for (int i = 0; i < 2; ++i) {
+    c[i] = Connect((*e)->ports()[0]);
+    s[i] = accept(lfd, nullptr, nullptr);
+    ASSERT_GE(s[i], 0);
+  }
+  // The third waits in the kernel's queue: its bytes go nowhere yet.
+  c[2] = Connect((*e)->ports()[0]);
+  Send(c[2], "third");
+  pollfd p = {lfd, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 200), 0);
+  EXPECT_EQ((*e)->stats().limited, 1u);
+  close(c[0]);
+  close(s[0]);
+  ASSERT_EQ(poll(&p, 1, 2000), 1);
+  s[2] = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(s[2], 0);
+  char buf[5];
+  ASSERT_TRUE(ReadExactly(s[2], buf, 5));
+  EXPECT_EQ(std::string(buf, 5), "third");
+  for (int i = 1; i < 3; ++i) {
+    close(c[i]);
+    close(s[i]);
+  }
+  close(lfd);
+}
+
 TEST(Proxy, PassThroughIsSplicedAndIntact) {
   Table table;
   table.Publish();

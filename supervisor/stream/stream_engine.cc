@@ -334,6 +334,7 @@ void StreamEngine::Loop::AddStats(Stats* s) const {
   s->upstream_reused += upstream_reused_.load(std::memory_order_relaxed);
   s->spliced += spliced_.load(std::memory_order_relaxed);
   s->datagrams += datagrams_.load(std::memory_order_relaxed);
+  s->limited += limited_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
@@ -552,10 +553,35 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
   }
 }
 
+bool StreamEngine::Loop::AtLimit() const {
+  if (o_.max_connections == 0) return false;
+  const size_t per_loop = std::max<size_t>(1, o_.max_connections / o_.loops);
+  return conns_.size() >= per_loop;
+}
+
+void StreamEngine::Loop::PauseListeners(bool pause) {
+  if (pause == listeners_paused_) return;
+  listeners_paused_ = pause;
+  if (pause) limited_.fetch_add(1, std::memory_order_relaxed);
+  for (auto& l : listeners_) {
+    if (l->fd < 0 || l->config.kind == Listener::Kind::kUdp) continue;
+    epoll_event ev = {};
+    ev.events = pause ? 0 : EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.ptr = &l->h;
+    // EPOLLEXCLUSIVE cannot be modified: remove and add again.
+    epoll_ctl(ep_, EPOLL_CTL_DEL, l->fd, nullptr);
+    if (!pause) epoll_ctl(ep_, EPOLL_CTL_ADD, l->fd, &ev);
+  }
+}
+
 void StreamEngine::Loop::OnProxyListener(int index) {
   ProxyListener& l = *listeners_[index];
   if (l.fd < 0) return;
   for (int k = 0; k < 256; ++k) {
+    if (AtLimit()) {
+      PauseListeners(true);
+      return;
+    }
     int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     int one = 1;
@@ -1291,6 +1317,8 @@ void StreamEngine::Loop::Kill(Conn* c) {
     dead_.push_back(std::move(it->second));
     conns_.erase(it);
   }
+  if (listeners_paused_ && !AtLimit() && finish_by_.load(std::memory_order_relaxed) == 0)
+    PauseListeners(false);
 }
 
 void StreamEngine::Loop::Schedule(Conn* c, int64_t at) {

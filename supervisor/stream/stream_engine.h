@@ -76,6 +76,10 @@ class StreamEngine {
     // Event loops (threads), each with its own epoll set and its own
     // SO_REUSEPORT socket per listener. Redirects need exactly one.
     int loops = 1;
+    // The proxy's connections open at a time, over all loops (0: no limit).
+    // At the limit the listeners stop accepting until one closes; clients
+    // wait in the kernel's accept queue.
+    size_t max_connections = 0;
     // Rules (by name) that apply together to every connection of a TCP
     // mapping, and to forward-proxy and CONNECT targets that
     // `upstream_filter` accepts (all of them when it is empty).
@@ -100,6 +104,7 @@ class StreamEngine {
     uint64_t upstream_reused = 0; // requests sent on a kept-alive upstream
     uint64_t spliced = 0;         // connections relayed with splice()
     uint64_t datagrams = 0;       // UDP datagrams passed on (either way)
+    uint64_t limited = 0;         // times the connection limit stopped accepting
   };
 
   // With `redirects`, binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6

@@ -193,6 +193,9 @@ class StreamEngine::Loop {
   void Register(int fd, Handle* h, uint32_t events);
   void OnListener(int family_index, int fd);
   void OnProxyListener(int index);
+  // The connection limit: stop or resume accepting on every TCP listener.
+  bool AtLimit() const;
+  void PauseListeners(bool pause);
   void OnControl();
   void OnSide(Conn* c, int side, uint32_t events);
   Conn* NewConn(Conn::Kind kind, int near_fd);
@@ -312,6 +315,8 @@ class StreamEngine::Loop {
   std::vector<std::unique_ptr<UdpSession>> dead_udp_;
   std::priority_queue<Datagram, std::vector<Datagram>, std::greater<Datagram>> udp_due_;
   std::atomic<uint64_t> datagrams_{0};
+  bool listeners_paused_ = false;
+  std::atomic<uint64_t> limited_{0};
 
   std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
       bytes_[2] = {0, 0}, http_requests_{0}, upstream_reused_{0}, spliced_{0};
