@@ -138,7 +138,9 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       nofile.rlim_cur = nofile.rlim_max;
       setrlimit(RLIMIT_NOFILE, &nofile);
       getrlimit(RLIMIT_NOFILE, &nofile);
-      const size_t fit = nofile.rlim_cur > 256 ? (nofile.rlim_cur - 128) / 6 : 16;
+      // Two per connection, four more while it splices, and room for the
+      // upstream pool, UDP clients and the process's own.
+      const size_t fit = nofile.rlim_cur > 1280 ? (nofile.rlim_cur - 1024) / 8 : 32;
       if (o.max_connections == 0 || o.max_connections > fit) {
         if (o.max_connections > fit)
           err << "fault run: warning: --max-connections " << o.max_connections
@@ -283,8 +285,8 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
         << ": stopping\n" << std::flush;
 
   // Stop: no new connections; what is already on its way gets a second.
-  StreamEngine::Stats final_stats = (*engine)->stats();
   size_t cut = (*engine)->Finish(1'000'000'000);
+  StreamEngine::Stats final_stats = (*engine)->stats();
   engine->reset();
   drain(true);
   report.AddCounters((*table)->ReadCounters(), baseline);

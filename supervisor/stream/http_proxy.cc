@@ -36,6 +36,7 @@ namespace fault::stream {
 namespace {
 
 constexpr size_t kMaxHead = 64 * 1024;
+constexpr size_t kReadChunkHttp = 64 * 1024;  // the loop's scratch buffer
 constexpr size_t kPoolPerKey = 64;
 constexpr int64_t kPoolIdleNs = 30'000'000'000;
 
@@ -61,7 +62,8 @@ const char* Reason(int status) {
 
 // A request the upstream has not finished answering.
 struct InFlight {
-  bool head = false;  // a HEAD request: the response has no body
+  bool head = false;        // a HEAD request: the response has no body
+  bool keep_alive = true;   // the request lets the connection go on
 };
 
 struct HttpState {
@@ -100,6 +102,17 @@ struct HttpState {
   bool resolving = false;
   bool always = false;  // the always-rules apply to this request's target
   bool pending_route = false;  // routed once, waits for the upstream's answers
+  // The proxy answers the routed request itself (0: no).
+  int answer_status = 0;
+  std::string answer_text;
+  bool answer_close = false;
+  // The routed request waits for its upstream (a lookup, a connect).
+  bool awaiting_upstream = false;
+  // The upstream in use still expects body bytes of the last request.
+  bool up_body_pending = false;
+  // An upstream response has begun and not ended.
+  bool response_started = false;
+
   // After the last response: close the client connection.
   bool close_after = false;
   bool closing = false;
@@ -161,12 +174,20 @@ int OnResponseHeadersComplete(http_parser* p) {
   h->response_informational = p->status_code >= 100 && p->status_code < 200 &&
                               p->status_code != 101;
   h->response_upgrade = p->status_code == 101;
-  if (h->response_informational || h->response_upgrade) return 0;
-  // A response to HEAD has headers only.
+  if (h->response_upgrade) return 0;
+  // No body, whatever Content-Length says: 1xx, 204, 304 (RFC 9110 6.4.1),
+  // and any response to HEAD.
+  if (h->response_informational || p->status_code == 204 || p->status_code == 304) return 1;
   return !h->inflight.empty() && h->inflight.front().head ? 1 : 0;
 }
 
+int OnResponseBegin(http_parser* p) {
+  static_cast<HttpState*>(p->data)->response_started = true;
+  return 0;
+}
+
 int OnResponseComplete(http_parser* p) {
+  static_cast<HttpState*>(p->data)->response_started = false;
   http_parser_pause(p, 1);
   return 0;
 }
@@ -175,6 +196,7 @@ const http_parser_settings& ResponseSettings() {
   static const http_parser_settings s = [] {
     http_parser_settings x;
     http_parser_settings_init(&x);
+    x.on_message_begin = OnResponseBegin;
     x.on_headers_complete = OnResponseHeadersComplete;
     x.on_message_complete = OnResponseComplete;
     return x;
@@ -200,6 +222,7 @@ void StreamEngine::Loop::HttpRead(Conn* c, const char* buf, size_t n, int64_t no
     Ingest(c, 0, buf, n, now);
     return;
   }
+  if (h->closing) return;  // answered and closing: what follows is dropped
   h->in.append(buf, n);
   HttpProcess(c, now);
 }
@@ -208,7 +231,13 @@ void StreamEngine::Loop::HttpRead(Conn* c, const char* buf, size_t n, int64_t no
 // (an answer from another upstream, a lookup) or has nothing left.
 void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
   HttpState* h = c->http.get();
-  for (int round = 0; round < 256 && c->state != Conn::kDead; ++round) {
+  for (int round = 0; c->state != Conn::kDead; ++round) {
+    if (round == 256) {
+      // Many pipelined requests: the other connections get their turn
+      // first (HttpService comes back to the rest).
+      Schedule(c, NowNs());
+      return;
+    }
     if (c->http_blocked || h->closing) return;
     if (h->phase == HttpState::kTunnel) {
       if (!h->in.empty()) Ingest(c, 0, h->in.data(), h->in.size(), now);
@@ -261,7 +290,10 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
     if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
     if (h->phase == HttpState::kBody) Ingest(c, 0, h->in.data(), used, now);
     h->in.erase(0, used);
-    if (h->message_complete) h->phase = HttpState::kHead;
+    if (h->message_complete) {
+      if (h->phase == HttpState::kBody) h->up_body_pending = false;
+      h->phase = HttpState::kHead;
+    }
   }
 }
 
@@ -290,6 +322,17 @@ std::vector<int> StreamEngine::Loop::PreResolveRules(const std::string& host, bo
   return out;
 }
 
+// Sends the routed request's head on the upstream in use; its body (if
+// any) follows as HttpProcess reads it.
+void StreamEngine::Loop::SendHead(Conn* c, int64_t now) {
+  HttpState* h = c->http.get();
+  h->awaiting_upstream = false;
+  Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
+  h->out_head.clear();
+  h->up_body_pending = h->phase == HttpState::kBody;
+  h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD, h->keep_alive});
+}
+
 // Routes the request whose head was just parsed: answers it (an HTTP error
 // fault, a bad request), sends it on the upstream connection in use, or
 // picks another one. False: the connection waits or is closing.
@@ -297,69 +340,79 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   HttpState* h = c->http.get();
   if (!h->routed) {
     h->routed = true;
+    h->answer_status = 0;
     RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor, h->url,
                                   h->headers);
     h->connect = r.connect;
     if (r.status != 0) {
+      h->answer_status = r.status;
+      h->answer_text = r.message + "\n";
       // Nothing sensible follows a request that cannot be routed, except
       // after a well-formed one we refuse (501) with no body to skip.
-      const bool close = r.status != 501 || !h->keep_alive || h->phase == HttpState::kBody;
-      HttpRespond(c, r.status, Reason(r.status), r.message + "\n", close, now);
-      return !close;
+      h->answer_close = r.status != 501 || !h->keep_alive || h->phase == HttpState::kBody;
+    } else {
+      h->host = std::move(r.host);
+      h->port = r.port;
+      h->out_head = std::move(r.out_head);
+      h->key = KeyOf(h->host, h->port);
+      h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
+      // An HTTP error fault answers without the upstream. Decided once per
+      // request, here, so that waiting for earlier answers draws nothing.
+      for (int i : PreResolveRules(h->host, h->always)) {
+        fault_rule rule;
+        eng::Index idx;
+        if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &rule) ||
+            rule.http_status == 0)
+          continue;
+        double factor = eng::ScheduleFactor(rule.schedule, now - t_->start_ns);
+        eng::HttpErrorDecision dec;
+        eng::DecideHttpError(t_, rule, i, now, factor, &dec);
+        if (!dec.fire) continue;
+        fault_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.time_ns = eng::RealtimeNs();
+        ev.rule = static_cast<uint16_t>(i);
+        ev.op = FAULT_OP_SEND;
+        ev.effect = FAULT_EFFECT_HTTP_ERROR;
+        ev.value = dec.status;
+        ev.layer = 3;
+        ev.generation = static_cast<uint32_t>(idx.generation);
+        eng::CopyString(ev.target, h->key.c_str(), sizeof(ev.target));
+        eng::EmitEvent(t_, ev);
+        auto body = o_.http_bodies.find(rule.name);
+        h->answer_status = static_cast<int>(dec.status);
+        h->answer_text = body != o_.http_bodies.end()
+                             ? body->second
+                             : absl::StrCat(dec.status, " ", Reason(h->answer_status),
+                                            " (fault: ", rule.name, ")\n");
+        h->answer_close = !h->keep_alive || h->connect;
+        break;
+      }
     }
-    h->host = std::move(r.host);
-    h->port = r.port;
-    h->out_head = std::move(r.out_head);
-    h->key = KeyOf(h->host, h->port);
-    h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
   }
 
   // Answers go back in request order: wait for what the upstream still
-  // owes unless this request goes to the same upstream (pipelining).
-  const bool same = c->fd[1] >= 0 && h->up_key == h->key && h->up_reusable && !h->connect;
+  // owes, unless this request goes to the same upstream (pipelining).
+  const bool same = h->answer_status == 0 && c->fd[1] >= 0 && h->up_key == h->key &&
+                    h->up_reusable && !h->connect && !h->up_body_pending;
   if (!h->inflight.empty() && !same) {
     h->pending_route = true;
     c->http_blocked = true;
     return false;
   }
 
-  // An HTTP error fault answers without the upstream.
-  for (int i : PreResolveRules(h->host, h->always)) {
-    fault_rule r;
-    eng::Index idx;
-    if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &r) || r.http_status == 0)
-      continue;
-    double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
-    eng::HttpErrorDecision dec;
-    eng::DecideHttpError(t_, r, i, now, factor, &dec);
-    if (!dec.fire) continue;
-    fault_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.time_ns = eng::RealtimeNs();
-    ev.rule = static_cast<uint16_t>(i);
-    ev.op = FAULT_OP_SEND;
-    ev.effect = FAULT_EFFECT_HTTP_ERROR;
-    ev.value = dec.status;
-    ev.layer = 3;
-    ev.generation = static_cast<uint32_t>(idx.generation);
-    eng::CopyString(ev.target, h->key.c_str(), sizeof(ev.target));
-    eng::EmitEvent(t_, ev);
-    auto body = o_.http_bodies.find(r.name);
-    std::string text = body != o_.http_bodies.end()
-                           ? body->second
-                           : absl::StrCat(dec.status, " ", Reason(static_cast<int>(dec.status)),
-                                          " (fault: ", r.name, ")\n");
+  // The proxy's own answer (a bad request, an HTTP error fault).
+  if (h->answer_status != 0) {
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
-    HttpRespond(c, static_cast<int>(dec.status), Reason(static_cast<int>(dec.status)), text,
-                !h->keep_alive || h->connect, now);
-    return h->keep_alive && !h->connect;
+    const bool close = h->answer_close;
+    HttpRespond(c, h->answer_status, Reason(h->answer_status), h->answer_text, close, now);
+    h->answer_status = 0;
+    return !close;
   }
 
   if (same) {
     upstream_reused_.fetch_add(1, std::memory_order_relaxed);
-    Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
-    h->out_head.clear();
-    h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+    SendHead(c, now);
     return true;
   }
 
@@ -384,9 +437,7 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
       http_parser_init(&h->res, HTTP_RESPONSE);
       h->res.data = h;
       Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
-      Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
-      h->out_head.clear();
-      h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+      SendHead(c, now);
       return true;
     }
   }
@@ -425,6 +476,7 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   }
   h->up_key = h->key;
   h->up_reusable = !h->connect;
+  h->awaiting_upstream = true;
   sockaddr_storage ss;
   if (Resolver::Literal(h->host, h->port, &ss)) {
     HttpResolved(c->id, h->resolve_serial, 0, {ss});
@@ -451,6 +503,7 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
   if (h == nullptr || serial != h->resolve_serial || c->state == Conn::kDead) return;
   h->resolving = false;
   const bool was_blocked = c->http_blocked;
+  if (err != 0 || addrs.empty()) h->awaiting_upstream = false;
   const int64_t now = NowNs();
   if (err != 0 || addrs.empty()) {
     c->http_blocked = false;
@@ -468,6 +521,7 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
   int64_t delay = 0;
   int cerr = 0;
   if (!DecideConnect(c, &delay, &cerr)) {
+    h->awaiting_upstream = false;
     c->http_blocked = false;
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
     HttpRespond(c, 502, Reason(502),
@@ -477,17 +531,18 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
     return;
   }
   (void)delay;  // as for mappings: latency applies to the bytes only
-  ConnectTo(c, addrs[0]);
-  if (c->state == Conn::kDead || c->http == nullptr) return;
-  if (c->fd[1] < 0) return;  // failed at once: answered by HttpUpstreamFailed
+  c->far_addrs = std::move(addrs);
+  c->far_next = 0;
+  if (int e = ConnectAny(c); e != 0) {
+    HttpUpstreamFailed(c, e);  // answers the request
+    return;
+  }
   if (h->connect) {
     // Tunnel: wait for the connection before saying 200.
     c->http_blocked = true;
     return;
   }
-  Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
-  h->out_head.clear();
-  h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD});
+  SendHead(c, now);
   if (was_blocked) HttpUnblock(c);
 }
 
@@ -516,6 +571,7 @@ void StreamEngine::Loop::HttpFarConnected(Conn* c) {
   if (h == nullptr || !h->connect) return;
   // CONNECT: the tunnel is up. From here on the connection is a relay
   // with the target's rules.
+  h->awaiting_upstream = false;
   static constexpr char kOk[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
   Enqueue(c, 1, kOk, sizeof(kOk) - 1, NowNs());
   h->phase = HttpState::kTunnel;
@@ -545,7 +601,8 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
     return;
   }
   size_t off = 0;
-  for (int round = 0; off < n && round < 256; ++round) {
+  // Each round ends a response or uses up the bytes.
+  for (size_t round = 0; off < n && round <= n; ++round) {
     if (h->inflight.empty() || h->response_upgrade) {
       // Bytes nobody asked for (or after 101 Switching Protocols): pass
       // them on, but the upstream cannot be trusted with another request.
@@ -585,9 +642,10 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
       }
       if (h->response_informational) continue;  // 100 Continue: the answer follows
       h->up_reusable = h->up_reusable && http_should_keep_alive(&h->res) != 0;
+      const bool keep = h->inflight.front().keep_alive;
       h->inflight.pop_front();
+      if (!keep) h->close_after = true;
       if (h->inflight.empty()) {
-        if (!h->keep_alive) h->close_after = true;
         if (c->http_blocked && h->pending_route) {
           // A request waited for this answer: route it now (the rest of
           // `buf`, if any, was not asked for).
@@ -603,8 +661,7 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   HttpState* h = c->http.get();
   if (h == nullptr) return Fail(c, err);
   const int64_t now = NowNs();
-  const bool answered_part = c->dir[1].queued > 0 || h->res.nread > 0 ||
-                             h->res.status_code != 0;
+  const bool answered_part = h->response_started;
   const std::string failed = h->up_key.empty() ? h->key : h->up_key;
   if (c->fd[1] >= 0) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
@@ -617,10 +674,17 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   c->dir[1].src_eof = false;
   c->dir[1].dst_shut = false;
   h->up_key.clear();
-  if (h->connect || !h->inflight.empty() || c->http_blocked) {
-    if (answered_part && !h->inflight.empty()) {
-      // Half a response went out: the client must see the break.
+  h->up_body_pending = false;
+  h->response_started = false;
+  http_parser_init(&h->res, HTTP_RESPONSE);
+  h->res.data = h;
+  if (h->connect || !h->inflight.empty() || c->http_blocked || h->awaiting_upstream) {
+    h->awaiting_upstream = false;
+    if ((answered_part || h->inflight.size() > 1) && !h->inflight.empty()) {
+      // Half a response went out, or several requests lost their answers:
+      // the client must see the break.
       h->close_after = true;
+      h->closing = true;
       h->inflight.clear();
       return;
     }
@@ -657,12 +721,23 @@ void StreamEngine::Loop::HttpService(Conn* c) {
   // Done once everything owed to the client is out.
   const bool client_done = c->dir[0].src_eof && h->inflight.empty() && !c->http_blocked &&
                            !h->resolving;
-  if ((h->close_after || client_done) && down.q.empty() && h->inflight.empty()) {
+  if ((h->close_after || client_done) && down.q.empty() && h->inflight.empty() &&
+      !h->resolving && !h->awaiting_upstream) {
     HttpDetachUpstream(c, h->up_reusable && !h->close_after);
-    if (c->fd[0] >= 0) shutdown(c->fd[0], SHUT_WR);
+    if (c->fd[0] >= 0) {
+      shutdown(c->fd[0], SHUT_WR);
+      // What the client sent and nobody read would turn the close into a
+      // reset, which can cost it the answer: read it away first.
+      for (int k = 0; k < 16 && recv(c->fd[0], scratch_.get(), kReadChunkHttp, MSG_DONTWAIT) > 0;
+           ++k) {
+      }
+    }
     Kill(c);
     return;
   }
+  if (!c->http_blocked && !h->closing && !h->in.empty() && h->phase != HttpState::kTunnel)
+    HttpProcess(c, NowNs());
+  if (c->state == Conn::kDead) return;
   // An idle upstream that closed: forget it.
   if (c->dir[1].src_eof && h->inflight.empty() && c->fd[1] >= 0) {
     HttpDetachUpstream(c, false);
@@ -674,7 +749,8 @@ void StreamEngine::Loop::HttpDetachUpstream(Conn* c, bool reusable) {
   if (c->fd[1] >= 0) {
     epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
     const bool idle = reusable && c->state == Conn::kOpen && c->dir[0].q.empty() &&
-                      h->inflight.empty() && !c->dir[1].src_eof && !h->up_key.empty();
+                      h->inflight.empty() && !c->dir[1].src_eof && !h->up_key.empty() &&
+                      !h->up_body_pending && !h->response_started;
     if (idle)
       PoolPut(h->up_key, c->fd[1]);
     else
@@ -690,7 +766,11 @@ void StreamEngine::Loop::HttpDetachUpstream(Conn* c, bool reusable) {
   c->dir[1].dst_shut = false;
   h->up_key.clear();
   h->up_reusable = true;
+  h->up_body_pending = false;
+  h->response_started = false;
   h->inflight.clear();
+  c->far_addrs.clear();
+  c->far_next = 0;
   http_parser_init(&h->res, HTTP_RESPONSE);
   h->res.data = h;
 }

@@ -83,6 +83,9 @@ class Origin {
         std::string line = head.substr(0, head.find("\r\n"));
         std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: " +
                            std::to_string(line.size()) + "\r\n\r\n" + line;
+        // A 304 may carry the length of what it does not send.
+        if (line.find(" /304 ") != std::string::npos)
+          resp = "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n";
         if (write(fd, resp.data(), resp.size()) != static_cast<ssize_t>(resp.size())) break;
         continue;
       }
@@ -341,6 +344,76 @@ TEST(Proxy, PipelinedRequestsToTwoUpstreamsAreAnsweredInOrder) {
   close(c);
   EXPECT_EQ(a.accepted(), 1);  // /3 reused the pooled connection to a
   EXPECT_EQ(b.accepted(), 1);
+}
+
+TEST(Proxy, ResponsesWithoutBodiesKeepTheConnectionInStep) {
+  Table table;
+  table.Publish();
+  Origin origin;
+  StreamEngine::Options o = ProxyOpts(table.get());
+  o.listeners.push_back(HttpListener());
+  auto e = StreamEngine::Start(o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string host = "127.0.0.1:" + std::to_string(origin.port());
+  int c = Connect((*e)->ports()[0]);
+  Send(c, "GET http://" + host + "/304 HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+  std::string head;
+  char ch;
+  while (head.find("\r\n\r\n") == std::string::npos && ReadExactly(c, &ch, 1)) head += ch;
+  EXPECT_EQ(head.substr(0, 12), "HTTP/1.1 304");
+  Send(c, "GET http://" + host + "/next HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /next HTTP/1.1");
+  close(c);
+}
+
+TEST(Proxy, TheProxysOwnAnswerWaitsForTheOnesBeforeIt) {
+  Table table;
+  fault_rule& r = table.AddRule("http-response");
+  r.http_status = 503;
+  r.http_error_ppm = 1'000'000;
+  table.Publish();
+  Origin origin;
+  StreamEngine::Options o = ProxyOpts(table.get());
+  o.listeners.push_back(HttpListener());
+  o.always_rules = {"http-response"};
+  o.upstream_filter = [](std::string_view host, uint16_t) { return host == "localhost"; };
+  auto e = StreamEngine::Start(o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string ip = "127.0.0.1:" + std::to_string(origin.port());
+  const std::string name = "localhost:" + std::to_string(origin.port());
+  int c = Connect((*e)->ports()[0]);
+  Send(c, "GET http://" + ip + "/first HTTP/1.1\r\nHost: " + ip + "\r\n\r\n" +
+              "GET http://" + name + "/second HTTP/1.1\r\nHost: " + name + "\r\n\r\n" +
+              "GET http://" + ip + "/third HTTP/1.1\r\nHost: " + ip + "\r\n\r\n");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /first HTTP/1.1");
+  EXPECT_EQ(ReadResponse(c).substr(0, 12), "HTTP/1.1 503");
+  EXPECT_EQ(Body(ReadResponse(c)), "GET /third HTTP/1.1");
+  close(c);
+}
+
+TEST(Proxy, AMappingTriesTheUpstreamsOtherAddresses) {
+  Table table;
+  table.Publish();
+  uint16_t port;
+  int lfd = Listen(&port);  // 127.0.0.1 only; "localhost" may resolve to ::1 first
+  StreamEngine::Options o = ProxyOpts(table.get());
+  StreamEngine::Listener l = TcpListener(port);
+  l.upstream_host = "localhost";
+  o.listeners.push_back(l);
+  auto e = StreamEngine::Start(o);
+  ASSERT_TRUE(e.ok()) << e.status();
+  for (int i = 0; i < 4; ++i) {
+    int c = Connect((*e)->ports()[0]);
+    Send(c, "x");
+    pollfd p = {lfd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 3000), 1) << "connection " << i;
+    int s = accept(lfd, nullptr, nullptr);
+    char b;
+    ASSERT_TRUE(ReadExactly(s, &b, 1)) << "connection " << i;
+    close(s);
+    close(c);
+  }
+  close(lfd);
 }
 
 TEST(Proxy, HttpErrorFaultAnswersWithoutTheUpstream) {

@@ -13,27 +13,27 @@
 
 namespace fault::stream {
 
-Resolver::Resolver(int threads) {
-  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+Resolver::Shared::~Shared() {
+  if (event_fd >= 0) close(event_fd);
+}
+
+Resolver::Resolver(int threads) : shared_(std::make_shared<Shared>()) {
+  shared_->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   // The workers take no signals (the caller waits for them with them
   // blocked).
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < threads; ++i) std::thread(Work, shared_).detach();
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 Resolver::~Resolver() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->stop = true;
   }
-  cv_.notify_all();
-  // A worker inside getaddrinfo() finishes its lookup first (bounded by the
-  // resolver's own timeouts).
-  for (std::thread& t : threads_) t.join();
-  if (event_fd_ >= 0) close(event_fd_);
+  shared_->cv.notify_all();
 }
 
 bool Resolver::Literal(const std::string& host, uint16_t port, sockaddr_storage* out) {
@@ -55,28 +55,28 @@ bool Resolver::Literal(const std::string& host, uint16_t port, sockaddr_storage*
 
 void Resolver::Lookup(uint64_t conn, uint64_t serial, std::string host, uint16_t port) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    queries_.push_back(Query{conn, serial, std::move(host), port});
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->queries.push_back(Query{conn, serial, std::move(host), port});
   }
-  cv_.notify_one();
+  shared_->cv.notify_one();
 }
 
 std::vector<Resolver::Result> Resolver::Take() {
   uint64_t v;
-  (void)!read(event_fd_, &v, sizeof(v));
-  std::lock_guard<std::mutex> lock(mu_);
-  return std::exchange(results_, {});
+  (void)!read(shared_->event_fd, &v, sizeof(v));
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  return std::exchange(shared_->results, {});
 }
 
-void Resolver::Work() {
+void Resolver::Work(std::shared_ptr<Shared> sh) {
   for (;;) {
     Query q;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stop_ || !queries_.empty(); });
-      if (stop_) return;
-      q = std::move(queries_.front());
-      queries_.pop_front();
+      std::unique_lock<std::mutex> lock(sh->mu);
+      sh->cv.wait(lock, [&] { return sh->stop || !sh->queries.empty(); });
+      if (sh->stop) return;
+      q = std::move(sh->queries.front());
+      sh->queries.pop_front();
     }
     Result r;
     r.conn = q.conn;
@@ -99,11 +99,12 @@ void Resolver::Work() {
       if (r.addrs.empty()) r.err = EAI_NONAME;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      results_.push_back(std::move(r));
+      std::lock_guard<std::mutex> lock(sh->mu);
+      if (sh->stop) return;
+      sh->results.push_back(std::move(r));
     }
     uint64_t one = 1;
-    (void)!write(event_fd_, &one, sizeof(one));
+    (void)!write(sh->event_fd, &one, sizeof(one));
   }
 }
 

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +39,7 @@ class Resolver {
   Resolver& operator=(const Resolver&) = delete;
 
   // Readable (an eventfd) while results wait.
-  int fd() const { return event_fd_; }
+  int fd() const { return shared_->event_fd; }
   void Lookup(uint64_t conn, uint64_t serial, std::string host, uint16_t port);
   std::vector<Result> Take();
 
@@ -51,15 +52,21 @@ class Resolver {
     std::string host;
     uint16_t port;
   };
-  void Work();
+  // What the workers share with the loop. A worker inside getaddrinfo()
+  // cannot be interrupted, so the workers are detached and the last one
+  // out (or the Resolver) frees this: stopping never waits for a lookup.
+  struct Shared {
+    ~Shared();
+    int event_fd = -1;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Query> queries;
+    std::vector<Result> results;
+    bool stop = false;
+  };
+  static void Work(std::shared_ptr<Shared> shared);
 
-  int event_fd_ = -1;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Query> queries_;
-  std::vector<Result> results_;
-  bool stop_ = false;
-  std::vector<std::thread> threads_;
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace fault::stream

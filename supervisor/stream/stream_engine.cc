@@ -234,7 +234,7 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
     l->h.index = static_cast<int>(i);
     listeners_.push_back(std::move(l));
     Register(listeners_.back()->fd, &listeners_.back()->h,
-             udp ? EPOLLIN | EPOLLET : EPOLLIN | EPOLLEXCLUSIVE);
+             udp ? EPOLLIN : EPOLLIN | EPOLLEXCLUSIVE);
   }
   if (!first || !o_.redirects) return absl::OkStatus();
 
@@ -411,6 +411,10 @@ void StreamEngine::Loop::Run() {
     }
     UdpDue(now);
     if (now >= next_expiry_) {
+      // Listeners stopped at the limit (or out of descriptors) when a
+      // connection of another loop closed: accepting again.
+      if (listeners_paused_ && !AtLimit() && finish_by_.load(std::memory_order_relaxed) == 0)
+        PauseListeners(false);
       ExpireOrphans(now);
       ExpirePool(now);
       ExpireUdp(now);
@@ -489,6 +493,7 @@ Conn* StreamEngine::Loop::NewConn(Conn::Kind kind, int near_fd) {
   }
   accepted_.fetch_add(1, std::memory_order_relaxed);
   open_.fetch_add(1, std::memory_order_relaxed);
+  if (total_open_ != nullptr) total_open_->fetch_add(1, std::memory_order_relaxed);
   conns_.emplace(c->id, std::move(owned));
   return c;
 }
@@ -554,9 +559,8 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
 }
 
 bool StreamEngine::Loop::AtLimit() const {
-  if (o_.max_connections == 0) return false;
-  const size_t per_loop = std::max<size_t>(1, o_.max_connections / o_.loops);
-  return conns_.size() >= per_loop;
+  if (o_.max_connections == 0 || total_open_ == nullptr) return false;
+  return total_open_->load(std::memory_order_relaxed) >= o_.max_connections;
 }
 
 void StreamEngine::Loop::PauseListeners(bool pause) {
@@ -583,7 +587,14 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       return;
     }
     int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: a level-triggered listener would wake us at
+        // once again. Stop accepting; the next second's tick tries again.
+        PauseListeners(true);
+      }
+      return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l.config.kind == Listener::Kind::kHttpProxy) {
@@ -595,7 +606,12 @@ void StreamEngine::Loop::OnProxyListener(int index) {
     }
     Conn* c = NewConn(Conn::kRelay, fd);
     c->listener = index;
-    const sockaddr_storage& up = l.upstream[l.next++ % l.upstream.size()];
+    // The upstream's addresses in turn, the next one first; the others are
+    // tried when it cannot be reached.
+    const size_t first = l.next++ % l.upstream.size();
+    for (size_t i = 0; i < l.upstream.size(); ++i)
+      c->far_addrs.push_back(l.upstream[(first + i) % l.upstream.size()]);
+    const sockaddr_storage& up = c->far_addrs[0];
     eng::Endpoint far;
     eng::SetEndpointAddress(&far, &up, sizeof(up));
     far.protocol = FAULT_PROTO_TCP;
@@ -619,7 +635,7 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       TuneSocket(fd);
     }
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
-    ConnectTo(c, up);
+    if (int e = ConnectAny(c); e != 0) Fail(c, e);
   }
 }
 
@@ -628,30 +644,36 @@ bool StreamEngine::Loop::StartSplice(Conn* c) {
   return true;
 }
 
-void StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
+int StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, errno);
-    Fail(c, errno);
-    return;
-  }
+  if (fd < 0) return errno;
   if (c->splice) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   } else {
     TuneSocket(fd);
   }
-  c->fd[1] = fd;
-  c->state = Conn::kConnecting;
   socklen_t len = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   int rc = connect(fd, reinterpret_cast<const sockaddr*>(&ss), len);
   if (rc != 0 && errno != EINPROGRESS) {
+    int e = errno;
+    close(fd);
     far_failed_.fetch_add(1, std::memory_order_relaxed);
-    if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, errno);
-    Fail(c, errno);
-    return;
+    return e;
   }
+  c->fd[1] = fd;
+  c->state = Conn::kConnecting;
   Register(fd, &c->h[1], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+  return 0;
+}
+
+int StreamEngine::Loop::ConnectAny(Conn* c) {
+  int err = EHOSTUNREACH;
+  while (c->far_next < c->far_addrs.size()) {
+    err = ConnectTo(c, c->far_addrs[c->far_next++]);
+    if (err == 0) return 0;
+  }
+  return err;
 }
 
 void StreamEngine::Loop::OnControl() {
@@ -702,8 +724,11 @@ void StreamEngine::Loop::ConnectFar(Conn* c, const fault_redirect& r) {
   const eng::Endpoint far = FarEnd(r);
   sockaddr_storage ss;
   eng::EndpointSockaddr(far, &ss, sizeof(ss));
-  ConnectTo(c, ss);
-  if (c->state == Conn::kDead || c->fd[1] < 0 || !eng::IsLoopback(far)) return;
+  if (int e = ConnectTo(c, ss); e != 0) {
+    Fail(c, e);
+    return;
+  }
+  if (!eng::IsLoopback(far)) return;
   // A shimmed server of this run must leave this connection to us.
   sockaddr_storage local;
   socklen_t llen = sizeof(local);
@@ -751,8 +776,23 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
     int err = 0;
     socklen_t len = sizeof(err);
     getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err == 0) {
+      // An event left from a socket this one replaced: still connecting?
+      sockaddr_storage peer;
+      socklen_t plen = sizeof(peer);
+      if (getpeername(c->fd[1], reinterpret_cast<sockaddr*>(&peer), &plen) != 0) {
+        if (errno == ENOTCONN) return;
+        err = errno;
+      }
+    }
     if (err != 0) {
       far_failed_.fetch_add(1, std::memory_order_relaxed);
+      // Another address of the upstream, if there is one.
+      epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
+      close(c->fd[1]);
+      c->fd[1] = -1;
+      c->state = Conn::kAwaitFar;
+      if (ConnectAny(c) == 0) return;
       if (c->kind == Conn::kHttp) return HttpUpstreamFailed(c, err);
       Fail(c, err);
       return;
@@ -763,6 +803,12 @@ void StreamEngine::Loop::OnSide(Conn* c, int side, uint32_t events) {
     if (NowNs() < c->handshake_until) SetSlotState(c, FAULT_REDIRECT_CONNECTED, 0);
     if (c->kind == Conn::kHttp) HttpFarConnected(c);
     if (c->state == Conn::kDead) return;
+  }
+  if (side == 0 && c->kind == Conn::kHttp && c->http_blocked &&
+      (events & (EPOLLHUP | EPOLLERR))) {
+    // The client went away while its request waited: nobody to answer.
+    Fail(c, ECONNRESET);
+    return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
     ReadFrom(c, side, !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)));
@@ -1299,6 +1345,7 @@ void StreamEngine::Loop::Kill(Conn* c) {
   if (c->state == Conn::kDead) return;
   c->state = Conn::kDead;
   open_.fetch_sub(1, std::memory_order_relaxed);
+  if (total_open_ != nullptr) total_open_->fetch_sub(1, std::memory_order_relaxed);
   for (int& fd : c->fd) {
     if (fd >= 0) close(fd);  // closing removes it from the epoll set
     fd = -1;
@@ -1363,8 +1410,10 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
   if (options.loops < 1 || options.loops > 64 || (options.redirects && options.loops != 1))
     return absl::InvalidArgumentError("stream engine: bad number of loops");
   std::unique_ptr<StreamEngine> e(new StreamEngine());
+  auto total_open = std::make_shared<std::atomic<size_t>>(0);
   for (int i = 0; i < options.loops; ++i) {
     e->loops_.push_back(std::make_unique<Loop>(options));
+    e->loops_.back()->total_open_ = total_open;
     if (absl::Status s = e->loops_.back()->Open(i == 0, &e->port4_, &e->port6_,
                                                 &e->control_name_, &e->ports_);
         !s.ok())

@@ -121,6 +121,9 @@ struct Conn {
   bool spliced = false;        // a direction went through a pipe (splice())
   int listener = -1;           // proxy: index into listeners_
   char target[FAULT_NAME_MAX] = {};
+  // The proxy: the far end's addresses, and the next to try.
+  std::vector<sockaddr_storage> far_addrs;
+  size_t far_next = 0;
   std::unique_ptr<HttpState, HttpStateDeleter> http;
   // The HTTP proxy waits (an upstream's answer, a lookup) before it reads
   // more of the client's requests.
@@ -199,7 +202,10 @@ class StreamEngine::Loop {
   void OnControl();
   void OnSide(Conn* c, int side, uint32_t events);
   Conn* NewConn(Conn::Kind kind, int near_fd);
-  void ConnectTo(Conn* c, const sockaddr_storage& ss);
+  // Starts connecting side 1 to `ss`: 0, or the error (nothing kept).
+  int ConnectTo(Conn* c, const sockaddr_storage& ss);
+  // Tries c->far_addrs from far_next on: 0, or the last error.
+  int ConnectAny(Conn* c);
   void ConnectFar(Conn* c, const fault_redirect& r);
   void AttachFar(Conn* c, int fd);
   void FarConnected(Conn* c);
@@ -254,6 +260,7 @@ class StreamEngine::Loop {
   void HttpService(Conn* c);
   void HttpFarConnected(Conn* c);
   void HttpUnblock(Conn* c);
+  void SendHead(Conn* c, int64_t now);
   std::vector<int> PreResolveRules(const std::string& host, bool always);
   void HttpUpstreamFailed(Conn* c, int err);
   void HttpResolved(uint64_t conn_id, uint64_t serial, int err,
@@ -316,6 +323,8 @@ class StreamEngine::Loop {
   std::priority_queue<Datagram, std::vector<Datagram>, std::greater<Datagram>> udp_due_;
   std::atomic<uint64_t> datagrams_{0};
   bool listeners_paused_ = false;
+  // Connections open over all loops (the connection limit).
+  std::shared_ptr<std::atomic<size_t>> total_open_;
   std::atomic<uint64_t> limited_{0};
 
   std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},

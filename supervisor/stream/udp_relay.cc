@@ -40,7 +40,10 @@ void StreamEngine::Loop::OnUdpListener(int index) {
     socklen_t len = sizeof(from);
     ssize_t n = recvfrom(l.fd, scratch_.get(), kMaxDatagram, MSG_DONTWAIT,
                          reinterpret_cast<sockaddr*>(&from), &len);
-    if (n < 0) return;  // EAGAIN (edge-triggered: drained) or an error
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;
+    }
     const int64_t now = NowNs();
     const std::string key = SessionKey(index, from, len);
     auto it = udp_sessions_.find(key);
@@ -72,7 +75,9 @@ void StreamEngine::Loop::OnUdpListener(int index) {
       SelectRulesOnly(&s->conn, far, /*always=*/true);
       udp_by_id_[s->id] = s;
       udp_sessions_.emplace(key, std::move(owned));
-      Register(fd, &s->h, EPOLLIN | EPOLLET);
+      // Level-triggered, as the listener: a burst longer than one turn's
+      // 256 datagrams is read on the next turn.
+      Register(fd, &s->h, EPOLLIN);
     }
     s->last_ns = now;
     UdpForward(s, 0, scratch_.get(), static_cast<size_t>(n), now);
@@ -82,7 +87,10 @@ void StreamEngine::Loop::OnUdpListener(int index) {
 void StreamEngine::Loop::OnUdpUpstream(UdpSession* s) {
   for (int k = 0; k < 256; ++k) {
     ssize_t n = recv(s->fd, scratch_.get(), kMaxDatagram, MSG_DONTWAIT);
-    if (n < 0) return;  // drained, or an ICMP error (the client sees silence)
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      continue;  // an ICMP error (the client sees silence); answers may follow it
+    }
     const int64_t now = NowNs();
     s->last_ns = now;
     UdpForward(s, 1, scratch_.get(), static_cast<size_t>(n), now);
