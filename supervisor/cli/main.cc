@@ -1,6 +1,7 @@
 // fault: run a program under controlled, reproducible faults.
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "supervisor/cli/commands.h"
 #include "supervisor/cli/version.h"
@@ -27,12 +28,27 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
 
-  fault::cli::RegisterExecCommand(app);
-  fault::cli::RegisterRunCommand(app);
-  fault::cli::RegisterPolicyCommands(app);
-  fault::cli::RegisterDoctorCommand(app);
-  fault::cli::RegisterStarlarkCommand(app);
-  fault::cli::RegisterTestCommand(app);
+  // Registering a subcommand's options costs time (CLI11 checks each new
+  // name against the others), and `fault exec` is started around every
+  // test binary: when the first argument names a subcommand, only that one
+  // is registered. Anything else (--help, a typo) sees them all.
+  struct Command {
+    const char* name;
+    void (*add)(CLI::App&);
+  };
+  static constexpr Command kCommands[] = {
+      {"exec", fault::cli::RegisterExecCommand},
+      {"run", fault::cli::RegisterRunCommand},
+      {"policy", fault::cli::RegisterPolicyCommands},
+      {"doctor", fault::cli::RegisterDoctorCommand},
+      {"starlark", fault::cli::RegisterStarlarkCommand},
+      {"test", fault::cli::RegisterTestCommand},
+  };
+  const Command* only = nullptr;
+  for (const Command& c : kCommands)
+    if (argc > 1 && std::string_view(argv[1]) == c.name) only = &c;
+  for (const Command& c : kCommands)
+    if (only == nullptr || only == &c) c.add(app);
 
   try {
     app.parse(argc, argv);
