@@ -1,7 +1,5 @@
 #include "supervisor/stream/http_head.h"
 
-#include <http_parser.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -146,39 +144,35 @@ RequestRoute RouteRequest(int method, int http_major, int http_minor, const std:
   return r;
 }
 
-namespace {
-
-struct Collected {
-  std::string url;
-  HeaderList headers;
-  bool value_last = false;
-  bool complete = false;
-};
-
-const http_parser_settings& CollectSettings() {
+const http_parser_settings& RequestHeadSettings() {
   static const http_parser_settings s = [] {
     http_parser_settings x;
     http_parser_settings_init(&x);
     x.on_url = [](http_parser* p, const char* at, size_t n) {
-      static_cast<Collected*>(p->data)->url.append(at, n);
+      static_cast<RequestHeadParts*>(p->data)->url.append(at, n);
       return 0;
     };
     x.on_header_field = [](http_parser* p, const char* at, size_t n) {
-      auto* c = static_cast<Collected*>(p->data);
+      auto* c = static_cast<RequestHeadParts*>(p->data);
       if (c->headers.empty() || c->value_last) c->headers.emplace_back();
       c->headers.back().first.append(at, n);
       c->value_last = false;
       return 0;
     };
     x.on_header_value = [](http_parser* p, const char* at, size_t n) {
-      auto* c = static_cast<Collected*>(p->data);
+      auto* c = static_cast<RequestHeadParts*>(p->data);
       if (c->headers.empty()) c->headers.emplace_back();
       c->headers.back().second.append(at, n);
       c->value_last = true;
       return 0;
     };
     x.on_headers_complete = [](http_parser* p) {
-      static_cast<Collected*>(p->data)->complete = true;
+      static_cast<RequestHeadParts*>(p->data)->head_complete = true;
+      return 0;
+    };
+    x.on_message_complete = [](http_parser* p) {
+      static_cast<RequestHeadParts*>(p->data)->message_complete = true;
+      http_parser_pause(p, 1);
       return 0;
     };
     return x;
@@ -186,16 +180,14 @@ const http_parser_settings& CollectSettings() {
   return s;
 }
 
-}  // namespace
-
 RequestRoute ParseAndRoute(std::string_view head) {
   http_parser p;
   http_parser_init(&p, HTTP_REQUEST);
-  Collected c;
+  RequestHeadParts c;
   p.data = &c;
-  http_parser_execute(&p, &CollectSettings(), head.data(), head.size());
+  http_parser_execute(&p, &RequestHeadSettings(), head.data(), head.size());
   const http_errno err = HTTP_PARSER_ERRNO(&p);
-  if ((err != HPE_OK && err != HPE_PAUSED) || !c.complete)
+  if ((err != HPE_OK && err != HPE_PAUSED) || !c.head_complete)
     return Answer(400, absl::StrCat("malformed request: ", http_errno_description(err)));
   return RouteRequest(p.method, p.http_major, p.http_minor, c.url, c.headers);
 }

@@ -9,6 +9,8 @@
 #ifndef FAULT_SUPERVISOR_STREAM_HTTP_HEAD_H_
 #define FAULT_SUPERVISOR_STREAM_HTTP_HEAD_H_
 
+#include <http_parser.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -29,6 +31,19 @@ struct RequestRoute {
   std::string key;        // "host:port" ("[v6]:port")
   std::string out_head;   // the head for the upstream (not for CONNECT)
 };
+
+// What http-parser's callbacks collect of a request (parser->data points at
+// it). RequestHeadSettings() fills it and pauses the parser at the end of
+// each message, so that the caller sees where a message ends.
+struct RequestHeadParts {
+  std::string url;
+  HeaderList headers;
+  bool value_last = false;
+  bool head_complete = false;
+  bool message_complete = false;
+  void Clear() { *this = RequestHeadParts(); }
+};
+const http_parser_settings& RequestHeadSettings();
 
 // `method` is http-parser's enum http_method.
 RequestRoute RouteRequest(int method, int http_major, int http_minor, const std::string& url,

@@ -79,11 +79,7 @@ struct HttpState {
     kTunnel,   // CONNECT established: raw bytes
   } phase = kHead;
   // The request being parsed.
-  std::string url;
-  std::vector<std::pair<std::string, std::string>> headers;
-  bool value_last = false;
-  bool head_complete = false;
-  bool message_complete = false;
+  RequestHeadParts parts;
   // Its route, once the head is complete.
   bool routed = false;
   bool connect = false;  // a CONNECT request
@@ -122,52 +118,6 @@ void HttpStateDeleter::operator()(HttpState* h) const { delete h; }
 
 namespace {
 
-
-int OnUrl(http_parser* p, const char* at, size_t n) {
-  static_cast<HttpState*>(p->data)->url.append(at, n);
-  return 0;
-}
-
-int OnHeaderField(http_parser* p, const char* at, size_t n) {
-  auto* h = static_cast<HttpState*>(p->data);
-  if (h->headers.empty() || h->value_last) h->headers.emplace_back();
-  h->headers.back().first.append(at, n);
-  h->value_last = false;
-  return 0;
-}
-
-int OnHeaderValue(http_parser* p, const char* at, size_t n) {
-  auto* h = static_cast<HttpState*>(p->data);
-  if (h->headers.empty()) h->headers.emplace_back();
-  h->headers.back().second.append(at, n);
-  h->value_last = true;
-  return 0;
-}
-
-int OnRequestHeadersComplete(http_parser* p) {
-  static_cast<HttpState*>(p->data)->head_complete = true;
-  return 0;
-}
-
-int OnRequestComplete(http_parser* p) {
-  static_cast<HttpState*>(p->data)->message_complete = true;
-  http_parser_pause(p, 1);
-  return 0;
-}
-
-const http_parser_settings& RequestSettings() {
-  static const http_parser_settings s = [] {
-    http_parser_settings x;
-    http_parser_settings_init(&x);
-    x.on_url = OnUrl;
-    x.on_header_field = OnHeaderField;
-    x.on_header_value = OnHeaderValue;
-    x.on_headers_complete = OnRequestHeadersComplete;
-    x.on_message_complete = OnRequestComplete;
-    return x;
-  }();
-  return s;
-}
 
 int OnResponseHeadersComplete(http_parser* p) {
   auto* h = static_cast<HttpState*>(p->data);
@@ -211,7 +161,7 @@ void StreamEngine::Loop::HttpStart(Conn* c) {
   HttpState* h = c->http.get();
   http_parser_init(&h->req, HTTP_REQUEST);
   http_parser_init(&h->res, HTTP_RESPONSE);
-  h->req.data = h;
+  h->req.data = &h->parts;
   h->res.data = h;
   eng::CopyString(c->target, "http-proxy", sizeof(c->target));
 }
@@ -255,14 +205,11 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
         return;
       }
       h->scanned = 0;
-      h->url.clear();
-      h->headers.clear();
-      h->value_last = false;
-      h->head_complete = h->message_complete = false;
+      h->parts.Clear();
       h->routed = false;
-      size_t used = http_parser_execute(&h->req, &RequestSettings(), h->in.data(), end);
+      size_t used = http_parser_execute(&h->req, &RequestHeadSettings(), h->in.data(), end);
       const http_errno err = HTTP_PARSER_ERRNO(&h->req);
-      if ((err != HPE_OK && err != HPE_PAUSED) || !h->head_complete || used != end) {
+      if ((err != HPE_OK && err != HPE_PAUSED) || !h->parts.head_complete || used != end) {
         HttpRespond(c, 400, Reason(400),
                     absl::StrCat("malformed request: ", http_errno_description(err), "\n"),
                     true, now);
@@ -271,15 +218,15 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
       if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
       h->in.erase(0, end);
       http_requests_.fetch_add(1, std::memory_order_relaxed);
-      h->phase = h->message_complete ? HttpState::kHead : HttpState::kBody;
+      h->phase = h->parts.message_complete ? HttpState::kHead : HttpState::kBody;
       h->keep_alive = http_should_keep_alive(&h->req) != 0;
       if (!HttpRoute(c, now)) return;  // waits, or answered and closing
       continue;
     }
     // kBody / kDiscard: up to the end of the message.
     if (h->in.empty()) return;
-    h->message_complete = false;
-    size_t used = http_parser_execute(&h->req, &RequestSettings(), h->in.data(), h->in.size());
+    h->parts.message_complete = false;
+    size_t used = http_parser_execute(&h->req, &RequestHeadSettings(), h->in.data(), h->in.size());
     const http_errno err = HTTP_PARSER_ERRNO(&h->req);
     if (err != HPE_OK && err != HPE_PAUSED) {
       // A broken body: the upstream has part of it; nothing sensible
@@ -290,7 +237,7 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
     if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
     if (h->phase == HttpState::kBody) Ingest(c, 0, h->in.data(), used, now);
     h->in.erase(0, used);
-    if (h->message_complete) {
+    if (h->parts.message_complete) {
       if (h->phase == HttpState::kBody) h->up_body_pending = false;
       h->phase = HttpState::kHead;
     }
@@ -341,8 +288,8 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   if (!h->routed) {
     h->routed = true;
     h->answer_status = 0;
-    RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor, h->url,
-                                  h->headers);
+    RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor, h->parts.url,
+                                  h->parts.headers);
     h->connect = r.connect;
     if (r.status != 0) {
       h->answer_status = r.status;

@@ -8,7 +8,10 @@ tree is used.
 import http.server
 import json
 import os
+import socket
 import subprocess
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
@@ -47,3 +50,37 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class TcpServer:
+    """A TCP server on 127.0.0.1 in this process, a thread per connection;
+    subclasses answer a connection in _serve(c). It stops by itself after
+    `lifetime` seconds at the latest."""
+
+    def __init__(self, lifetime=170):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.lifetime = lifetime
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+    def _run(self):
+        deadline = time.monotonic() + self.lifetime
+        while not self.stop and time.monotonic() < deadline:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()

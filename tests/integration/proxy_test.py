@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-from fault_testlib import FAULT
+from fault_testlib import FAULT, TcpServer
 
 # Latency slack on top of a configured delay: the proxy, curl and the
 # Python server on two shared cores.
@@ -139,20 +139,13 @@ class HttpServer:
         self.thread.join(5)
 
 
-class BlobServer:
+class BlobServer(TcpServer):
     """A TCP server in this process: each connection sends one line, gets
     `blob` back and then the end of the stream."""
 
     def __init__(self, blob):
         self.blob = blob
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def _serve(self, c):
         c.settimeout(30)
@@ -169,20 +162,6 @@ class BlobServer:
             pass
         finally:
             c.close()
-
-    def _run(self):
-        deadline = time.monotonic() + 170
-        while not self.stop and time.monotonic() < deadline:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 def download(port, timeout=30):

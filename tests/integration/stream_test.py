@@ -14,23 +14,18 @@ import threading
 import time
 import unittest
 
+from fault_testlib import TcpServer
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
 PY = "/usr/bin/python3"
 
 
-class EchoServer:
+class EchoServer(TcpServer):
     """Echoes every connection's bytes back until the peer closes."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(lifetime=120)
 
     def _serve(self, c):
         c.settimeout(10)
@@ -44,20 +39,6 @@ class EchoServer:
             pass
         finally:
             c.close()
-
-    def _run(self):
-        deadline = time.monotonic() + 120
-        while not self.stop and time.monotonic() < deadline:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 # Sends COUNT messages of SIZE bytes one at a time, reading each echo back;
