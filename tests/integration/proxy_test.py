@@ -527,6 +527,20 @@ class ForwardProxyTest(ProxyTestCase):
         # It says so when it starts.
         self.assertIn("no --upstream", out)
 
+    def test_plain_status_lines_when_not_a_terminal(self):
+        # Without a terminal: a plain line every 10 s when something changed.
+        p, proxy = self.proxy([*LATENCY_200, "--upstream", "*", "--duration", "11s"],
+                              no_ui=False)
+        for i in range(2):
+            rc, status, _, _ = curl(self.server.url("/s%d" % i), proxy)
+            self.assertEqual((rc, status), (0, 200))
+        rc, out, err = p.wait(timeout=20)
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^fault run: HTTP proxy on http://127\.0\.0\.1:\d+ "
+                              r"\(faults for \*\)$")
+        self.assertRegex(out, r"(?m)^fault run: 0 open, 2 accepted, 2 HTTP requests, "
+                              r"up \d+ B, down \d+ B, 0\.\d faults/s$")
+
     def test_upstream_matches_host_and_port_exactly(self):
         p, proxy = self.proxy([*LATENCY_200, "--upstream", "127.0.0.1:%d" % self.server.port])
         rc, status, body, matched = curl(self.server.url("/ip"), proxy)
