@@ -74,6 +74,25 @@ http { access_log off; keepalive_requests 1000000;
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
         self.url = "http://127.0.0.1:%d/" % self.port
+        # nginx's own process (under fault exec it is fault's child): its
+        # pid file, written before it accepts.
+        self.pid = None
+        try:
+            with open(os.path.join(self.dir, "nginx.pid")) as f:
+                self.pid = int(f.read().strip())
+        except (OSError, ValueError):
+            pass
+
+    def cpu_seconds(self):
+        """User + system time nginx has used so far (None if unknown)."""
+        if self.pid is None:
+            return None
+        try:
+            with open("/proc/%d/stat" % self.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
 
     def close(self):
         self.proc.send_signal(signal.SIGQUIT)
@@ -109,27 +128,38 @@ def nginx_wrk(fault, rounds, seconds):
         ("fault exec, non-matching policy",
          (fault, "exec", "-q", "--latency", "5ms", "--target", "tcp://192.0.2.1:9", "--")),
     ]
-    results = {name: ([], []) for name, _ in peers}
-    for _ in range(rounds):
-        for name, prefix in peers:
+    results = {name: ([], [], []) for name, _ in peers}
+    for r in range(rounds):
+        # The order rotates from round to round, so that no configuration
+        # always runs first (or last) after the others.
+        for name, prefix in peers[r % len(peers):] + peers[:r % len(peers)]:
             ng = Nginx(prefix)
             try:
                 wrk(ng.url, 10, 1)  # warm up
+                cpu0 = ng.cpu_seconds()
                 rps, pct = wrk(ng.url, 10, seconds)
+                cpu1 = ng.cpu_seconds()
             finally:
                 ng.close()
             results[name][0].append(rps)
             results[name][1].append(pct[99])
+            if cpu0 is not None and cpu1 is not None and rps > 0:
+                # nginx's own CPU time per request: what the shim adds to
+                # the program, without the machine's scheduling in it.
+                results[name][2].append((cpu1 - cpu0) * 1e6 / (rps * seconds))
     base_rps = statistics.median(results["bare nginx"][0])
     base_p99 = statistics.median(results["bare nginx"][1])
+    base_cpu = statistics.median(results["bare nginx"][2]) if results["bare nginx"][2] else None
     print("\n### nginx + wrk (-t1 -c10, %d s, median of %d rounds)\n" % (seconds, rounds))
-    print("| nginx | requests/s | ratio | p99 (ms) | ratio |")
-    print("|---|---|---|---|---|")
+    print("| nginx | requests/s | ratio | p99 (ms) | ratio | nginx CPU (µs/request) | ratio |")
+    print("|---|---|---|---|---|---|---|")
     for name, _ in peers:
         rps = statistics.median(results[name][0])
         p99 = statistics.median(results[name][1])
-        print("| %s | %.0f | %.3f | %.3f | %.2f |" % (name, rps, rps / base_rps, p99,
-                                                       p99 / base_p99))
+        cpu = statistics.median(results[name][2]) if results[name][2] else None
+        cpu_text = ("%.2f | %.3f" % (cpu, cpu / base_cpu)) if cpu and base_cpu else "- | -"
+        print("| %s | %.0f | %.3f | %.3f | %.2f | %s |" % (name, rps, rps / base_rps, p99,
+                                                            p99 / base_p99, cpu_text))
 
 
 SLEEP_C = r"""
@@ -228,15 +258,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--startup-runs", type=int, default=100)
+    ap.add_argument("--only", choices=["nginx", "latency", "startup"],
+                    help="run one of the three tables")
     a = ap.parse_args()
     fault = os.path.abspath(a.fault)
     if not os.path.exists(fault):
         raise SystemExit("no %s: build it first (cmake --preset release && cmake --build "
                          "--preset release)" % fault)
     print("fault: %s; %d cores; load %.1f" % (fault, os.cpu_count(), os.getloadavg()[0]))
-    nginx_wrk(fault, a.rounds, a.seconds)
-    latency_accuracy(fault, a.rounds, a.seconds)
-    startup(fault, a.startup_runs)
+    if a.only in (None, "nginx"):
+        nginx_wrk(fault, a.rounds, a.seconds)
+    if a.only in (None, "latency"):
+        latency_accuracy(fault, a.rounds, a.seconds)
+    if a.only in (None, "startup"):
+        startup(fault, a.startup_runs)
 
 
 if __name__ == "__main__":
