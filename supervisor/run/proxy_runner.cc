@@ -34,17 +34,6 @@ using fault::exec::PolicyTable;
 using fault::exec::RunReport;
 using fault::stream::StreamEngine;
 
-int64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::string HostPort(const std::string& host, uint16_t port) {
-  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
-                                             : absl::StrCat(host, ":", port);
-}
-
 std::string Bytes(uint64_t n) {
   if (n >= 10'000'000'000ULL) return absl::StrFormat("%.1f GB", n / 1e9);
   if (n >= 10'000'000ULL) return absl::StrFormat("%.1f MB", n / 1e6);
@@ -91,7 +80,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   }
 
   absl::StatusOr<std::unique_ptr<PolicyTable>> table =
-      PolicyTable::Create({.start_ns = MonotonicNs()});
+      PolicyTable::Create({.start_ns = fault::exec::MonotonicNowNs()});
   if (!table.ok()) {
     err << "fault run: " << table.status().message() << "\n";
     return 125;
@@ -161,7 +150,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     l.kind = StreamEngine::Listener::Kind::kHttpProxy;
     l.host = config.proxy_address->host;
     l.port = config.proxy_address->port;
-    l.name = absl::StrCat("--proxy-address ", HostPort(l.host, l.port));
+    l.name = absl::StrCat("--proxy-address ", ListenAddress{l.host, l.port}.ToString());
     o.listeners.push_back(l);
   }
   for (const Mapping& m : config.mappings) {
@@ -190,7 +179,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     size_t li = 0;
     if (config.proxy_address.has_value()) {
       out << "fault run: HTTP proxy on http://"
-          << HostPort(config.proxy_address->host, (*engine)->ports()[li++]);
+          << ListenAddress{config.proxy_address->host, (*engine)->ports()[li++]}.ToString();
       if (config.upstreams.empty())
         out << " (no --upstream: forwarded requests get no faults)";
       else
@@ -199,8 +188,8 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     }
     for (const Mapping& m : config.mappings) {
       out << "fault run: " << (m.udp ? "udp " : "")
-          << HostPort(m.listen.host, (*engine)->ports()[li++]) << " -> "
-          << HostPort(m.upstream.host, m.upstream.port) << "\n";
+          << ListenAddress{m.listen.host, (*engine)->ports()[li++]}.ToString() << " -> "
+          << ListenAddress{m.upstream.host, m.upstream.port}.ToString() << "\n";
     }
     if (!names.empty()) out << "fault run: policies " << absl::StrJoin(names, ", ") << "\n";
     if (config.duration_ns > 0)
@@ -236,14 +225,14 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     }
   };
 
-  const int64_t started = MonotonicNs();
+  const int64_t started = fault::exec::MonotonicNowNs();
   const int64_t deadline = config.duration_ns > 0 ? started + config.duration_ns : 0;
   int64_t last_view = started;
   uint64_t last_events = 0;
   StreamEngine::Stats last_stats;
   int stop_signal = 0;
   while (true) {
-    int64_t now = MonotonicNs();
+    int64_t now = fault::exec::MonotonicNowNs();
     if (deadline != 0 && now >= deadline) break;
     int64_t wait = 100'000'000;
     if (deadline != 0) wait = std::min(wait, deadline - now);
@@ -254,7 +243,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       break;
     }
     drain(false);
-    now = MonotonicNs();
+    now = fault::exec::MonotonicNowNs();
     const int64_t period = tty ? 1'000'000'000 : 10'000'000'000;
     if (show && !config.tail && now - last_view >= period) {
       StreamEngine::Stats s = (*engine)->stats();

@@ -244,16 +244,25 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
   }
 }
 
-std::vector<int> StreamEngine::Loop::PreResolveRules(const std::string& host, bool always) {
-  std::vector<int> out;
+std::vector<RuleRef> StreamEngine::Loop::PreResolveRules(const std::string& host,
+                                                         bool always) {
+  std::vector<RuleRef> out;
   eng::Index idx;
   if (!eng::BuildIndex(t_, &idx)) return out;
+  auto add = [&](int i) {
+    RuleRef ref;
+    if (!eng::ReadRule(t_, idx.seq, i, &ref.r)) return;
+    ref.index = i;
+    ref.seq = idx.seq;
+    ref.generation = idx.generation;
+    out.push_back(ref);
+  };
   uint64_t named = 0;
   for (const std::string& name : o_.always_rules) {
     int i = eng::FindRuleByName(t_, idx, name.c_str());
     if (i < 0) continue;
     named |= uint64_t{1} << i;
-    if (always) out.push_back(i);
+    if (always) add(i);
   }
   if (!o_.match_targets) return out;
   // Rules of policy files that name this host (hostname targets).
@@ -263,8 +272,7 @@ std::vector<int> StreamEngine::Loop::PreResolveRules(const std::string& host, bo
   for (int i = 0; i < static_cast<int>(idx.n_rules); ++i) {
     if ((named >> i) & 1 || !((idx.active >> i) & 1) || !((idx.hostname >> i) & 1)) continue;
     int32_t prio = 0;
-    if (eng::RuleTargetsMatch(t_, idx.seq, i, ep, &prio) == eng::TargetMatch::kYes)
-      out.push_back(i);
+    if (eng::RuleTargetsMatch(t_, idx.seq, i, ep, &prio) == eng::TargetMatch::kYes) add(i);
   }
   return out;
 }
@@ -305,27 +313,15 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
       h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
       // An HTTP error fault answers without the upstream. Decided once per
       // request, here, so that waiting for earlier answers draws nothing.
-      for (int i : PreResolveRules(h->host, h->always)) {
-        fault_rule rule;
-        eng::Index idx;
-        if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &rule) ||
-            rule.http_status == 0)
-          continue;
+      for (const RuleRef& ref : PreResolveRules(h->host, h->always)) {
+        const fault_rule& rule = ref.r;
+        if (rule.http_status == 0) continue;
         double factor = eng::ScheduleFactor(rule.schedule, now - t_->start_ns);
         eng::HttpErrorDecision dec;
-        eng::DecideHttpError(t_, rule, i, now, factor, &dec);
+        eng::DecideHttpError(t_, rule, ref.index, now, factor, &dec);
         if (!dec.fire) continue;
-        fault_event ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.time_ns = eng::RealtimeNs();
-        ev.rule = static_cast<uint16_t>(i);
-        ev.op = FAULT_OP_SEND;
-        ev.effect = FAULT_EFFECT_HTTP_ERROR;
-        ev.value = dec.status;
-        ev.layer = 3;
-        ev.generation = static_cast<uint32_t>(idx.generation);
-        eng::CopyString(ev.target, h->key.c_str(), sizeof(ev.target));
-        eng::EmitEvent(t_, ev);
+        EmitEvent(ref.index, ref.generation, 0, FAULT_OP_SEND, FAULT_EFFECT_HTTP_ERROR,
+                  dec.status, h->key.c_str());
         auto body = o_.http_bodies.find(rule.name);
         h->answer_status = static_cast<int>(dec.status);
         h->answer_text = body != o_.http_bodies.end()
@@ -389,28 +385,18 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
     }
   }
   // A new connection: DNS faults first, then the lookup.
-  for (int i : PreResolveRules(h->host, h->always)) {
-    fault_rule r;
-    eng::Index idx;
-    if (!eng::BuildIndex(t_, &idx) || !eng::ReadRule(t_, idx.seq, i, &r)) continue;
+  sockaddr_storage literal;
+  const bool needs_lookup = !Resolver::Literal(h->host, h->port, &literal);
+  for (const RuleRef& ref : needs_lookup ? PreResolveRules(h->host, h->always)
+                                         : std::vector<RuleRef>()) {
+    const fault_rule& r = ref.r;
     if (r.dns_delay_ns == 0 && r.dns_timeout_ppm == 0 && r.dns_nxdomain_ppm == 0) continue;
-    sockaddr_storage lit;
-    if (Resolver::Literal(h->host, h->port, &lit)) continue;  // no lookup to fail
     double factor = eng::ScheduleFactor(r.schedule, now - t_->start_ns);
     eng::DnsDecision dec;
-    eng::DecideDns(t_, r, i, factor, &dec);
+    eng::DecideDns(t_, r, ref.index, factor, &dec);
     if (!dec.fired) continue;
-    fault_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.time_ns = eng::RealtimeNs();
-    ev.rule = static_cast<uint16_t>(i);
-    ev.op = FAULT_OP_DNS;
-    ev.effect = dec.effect;
-    ev.value = dec.eai != 0 ? dec.eai : dec.delay_ns;
-    ev.layer = 3;
-    ev.generation = static_cast<uint32_t>(idx.generation);
-    eng::CopyString(ev.target, h->host.c_str(), sizeof(ev.target));
-    eng::EmitEvent(t_, ev);
+    EmitEvent(ref.index, ref.generation, 0, FAULT_OP_DNS, dec.effect,
+              dec.eai != 0 ? dec.eai : dec.delay_ns, h->host.c_str());
     c->handshake_until = std::max(c->handshake_until, now + dec.delay_ns);
     if (dec.eai != 0) {
       if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
@@ -424,9 +410,8 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   h->up_key = h->key;
   h->up_reusable = !h->connect;
   h->awaiting_upstream = true;
-  sockaddr_storage ss;
-  if (Resolver::Literal(h->host, h->port, &ss)) {
-    HttpResolved(c->id, h->resolve_serial, 0, {ss});
+  if (!needs_lookup) {
+    HttpResolved(c->id, h->resolve_serial, 0, {literal});
     return !c->http_blocked && c->state != Conn::kDead;
   }
   h->resolving = true;
@@ -465,9 +450,8 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
   eng::SetEndpointAddress(&far, &addrs[0], sizeof(addrs[0]));
   far.protocol = FAULT_PROTO_TCP;
   SelectRules(c, far, h->always);
-  int64_t delay = 0;
   int cerr = 0;
-  if (!DecideConnect(c, &delay, &cerr)) {
+  if (!DecideConnect(c, &cerr)) {
     h->awaiting_upstream = false;
     c->http_blocked = false;
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
@@ -477,7 +461,6 @@ void StreamEngine::Loop::HttpResolved(uint64_t conn_id, uint64_t serial, int err
     if (was_blocked && h->keep_alive && !h->connect) HttpUnblock(c);
     return;
   }
-  (void)delay;  // as for mappings: latency applies to the bytes only
   c->far_addrs = std::move(addrs);
   c->far_next = 0;
   if (int e = ConnectAny(c); e != 0) {
@@ -609,33 +592,18 @@ void StreamEngine::Loop::HttpUpstreamFailed(Conn* c, int err) {
   if (h == nullptr) return Fail(c, err);
   const int64_t now = NowNs();
   const bool answered_part = h->response_started;
+  const size_t owed = h->inflight.size();
   const std::string failed = h->up_key.empty() ? h->key : h->up_key;
-  if (c->fd[1] >= 0) {
-    epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd[1], nullptr);
-    close(c->fd[1]);
-    c->fd[1] = -1;
-  }
-  c->state = Conn::kAwaitFar;
-  c->dir[0].q.clear();
-  c->dir[0].queued = 0;
-  c->dir[1].src_eof = false;
-  c->dir[1].dst_shut = false;
-  h->up_key.clear();
-  h->up_body_pending = false;
-  h->response_started = false;
-  http_parser_init(&h->res, HTTP_RESPONSE);
-  h->res.data = h;
-  if (h->connect || !h->inflight.empty() || c->http_blocked || h->awaiting_upstream) {
+  HttpDetachUpstream(c, /*reusable=*/false);
+  if (h->connect || owed > 0 || c->http_blocked || h->awaiting_upstream) {
     h->awaiting_upstream = false;
-    if ((answered_part || h->inflight.size() > 1) && !h->inflight.empty()) {
+    if (owed > 0 && (answered_part || owed > 1)) {
       // Half a response went out, or several requests lost their answers:
       // the client must see the break.
       h->close_after = true;
       h->closing = true;
-      h->inflight.clear();
       return;
     }
-    h->inflight.clear();
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
     HttpRespond(c, 502, Reason(502),
                 absl::StrCat("cannot reach ", failed, ": ", strerror(err), "\n"),
@@ -704,7 +672,6 @@ void StreamEngine::Loop::HttpDetachUpstream(Conn* c, bool reusable) {
       close(c->fd[1]);
     c->fd[1] = -1;
   }
-  if (c->engine_port != 0) c->engine_port = 0;
   c->state = Conn::kAwaitFar;
   c->dir[0].q.clear();
   c->dir[0].queued = 0;

@@ -599,13 +599,11 @@ void StreamEngine::Loop::OnProxyListener(int index) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (l.config.kind == Listener::Kind::kHttpProxy) {
       Conn* c = NewConn(Conn::kHttp, fd);
-      c->listener = index;
       Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
       HttpStart(c);
       continue;
     }
     Conn* c = NewConn(Conn::kRelay, fd);
-    c->listener = index;
     // The upstream's addresses in turn, the next one first; the others are
     // tried when it cannot be reached.
     const size_t first = l.next++ % l.upstream.size();
@@ -617,31 +615,20 @@ void StreamEngine::Loop::OnProxyListener(int index) {
     far.protocol = FAULT_PROTO_TCP;
     eng::FormatEndpoint(far, c->target, sizeof(c->target));
     SelectRules(c, far, /*always=*/true);
-    int64_t delay = 0;
     int err = 0;
-    if (!DecideConnect(c, &delay, &err)) {
+    if (!DecideConnect(c, &err)) {
       CloseWithReset(fd);
       c->fd[0] = -1;
       Kill(c);
       continue;
     }
-    // The link's latency applies to the bytes, not to the set-up as well:
-    // a request through a mapping with 300 ms of latency takes 300 ms more,
-    // as users of proxies expect (docs/proxy.md).
-    (void)delay;
-    if (c->rules.empty()) {
-      StartSplice(c);
-    } else {
-      TuneSocket(fd);
-    }
+    // No rule: pass-through (pipes come with the first bulk read,
+    // ReadSplice).
+    c->splice = c->rules.empty();
+    if (!c->splice) TuneSocket(fd);
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
     if (int e = ConnectAny(c); e != 0) Fail(c, e);
   }
-}
-
-bool StreamEngine::Loop::StartSplice(Conn* c) {
-  c->splice = true;  // pipes come with the first bulk read (ReadSplice)
-  return true;
 }
 
 int StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
@@ -923,8 +910,7 @@ bool StreamEngine::Loop::CurrentRules(Conn* c) {
   return any;
 }
 
-bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
-  *delay_ns = 0;
+bool StreamEngine::Loop::DecideConnect(Conn* c, int* err) {
   *err = 0;
   const int64_t now = NowNs();
   for (RuleRef& ref : c->rules) {
@@ -932,8 +918,9 @@ bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
     double factor = eng::ScheduleFactor(ref.r.schedule, now - t_->start_ns);
     // Only what happens to the connection itself: refusals, resets,
     // black-holed and timed-out connects. The link's latency and loss
-    // apply to the bytes (the handshake's round trip is not added, so it
-    // is not drawn or reported either).
+    // apply to the bytes, not to the set-up as well (the handshake's round
+    // trip is not added, drawn or reported): a request through a mapping
+    // with 300 ms of latency takes 300 ms more, as users of proxies expect.
     fault_rule connect_only = ref.r;
     connect_only.uplink = fault_link{};
     connect_only.downlink = fault_link{};
@@ -942,7 +929,6 @@ bool StreamEngine::Loop::DecideConnect(Conn* c, int64_t* delay_ns, int* err) {
                    0, now, factor, &dec);
     if (dec.rule < 0) continue;
     if (dec.fired) Emit(c, 0, ref, dec);
-    *delay_ns += dec.delay_ns;
     if (dec.err != 0 || dec.stall_ns >= 0) {
       // A refused or black-holed connect: the client's connection is
       // reset (a proxy cannot make its accept fail).
@@ -1374,20 +1360,26 @@ void StreamEngine::Loop::Schedule(Conn* c, int64_t at) {
   timers_.push(Timer{at, c->id});
 }
 
-void StreamEngine::Loop::Emit(Conn* c, int d, const RuleRef& ref,
-                              const eng::NetDecision& dec) {
+void StreamEngine::Loop::EmitEvent(int rule, uint64_t generation, int32_t pid, uint16_t op,
+                                   uint16_t effect, int64_t value, const char* target) {
   fault_event ev;
   memset(&ev, 0, sizeof(ev));
   ev.time_ns = eng::RealtimeNs();
-  ev.pid = c->pid;
-  ev.rule = static_cast<uint16_t>(dec.rule);
-  ev.op = d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV;
-  ev.effect = dec.effect;
-  ev.value = dec.value;
+  ev.pid = pid;
+  ev.rule = static_cast<uint16_t>(rule);
+  ev.op = op;
+  ev.effect = effect;
+  ev.value = value;
   ev.layer = 3;
-  ev.generation = static_cast<uint32_t>(ref.generation);
-  eng::CopyString(ev.target, c->target, sizeof(ev.target));
+  ev.generation = static_cast<uint32_t>(generation);
+  eng::CopyString(ev.target, target, sizeof(ev.target));
   eng::EmitEvent(t_, ev);
+}
+
+void StreamEngine::Loop::Emit(Conn* c, int d, const RuleRef& ref,
+                              const eng::NetDecision& dec) {
+  EmitEvent(dec.rule, ref.generation, c->pid, d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV,
+            dec.effect, dec.value, c->target);
 }
 
 void StreamEngine::Loop::EmitRate(Conn* c, int d, int ref) {

@@ -119,7 +119,6 @@ struct Conn {
   uint16_t engine_port = 0;    // marked in table->engine_ports
   bool splice = false;         // pass-through: no rule, bytes passed on as read
   bool spliced = false;        // a direction went through a pipe (splice())
-  int listener = -1;           // proxy: index into listeners_
   char target[FAULT_NAME_MAX] = {};
   // The proxy: the far end's addresses, and the next to try.
   std::vector<sockaddr_storage> far_addrs;
@@ -233,7 +232,10 @@ class StreamEngine::Loop {
   void UpdateRates(Conn* c);
   // Connect-time effects of the rules (the proxy): false if the connection
   // was failed by one.
-  bool DecideConnect(Conn* c, int64_t* delay_ns, int* err);
+  bool DecideConnect(Conn* c, int* err);
+  // One event of the engine's layer in the table's ring.
+  void EmitEvent(int rule, uint64_t generation, int32_t pid, uint16_t op, uint16_t effect,
+                 int64_t value, const char* target);
   void Emit(Conn* c, int d, const RuleRef& ref, const eng::NetDecision& dec);
   void EmitRate(Conn* c, int d, int ref);
   fault_redirect* Slot(const Conn* c) {
@@ -242,7 +244,6 @@ class StreamEngine::Loop {
   void SetSlotState(Conn* c, uint32_t state, int err);
   void ExpireOrphans(int64_t now);
   size_t Unflushed() const;
-  bool StartSplice(Conn* c);
 
   // ---- UDP mappings (udp_relay.cc)
   void OnUdpListener(int index);
@@ -261,7 +262,9 @@ class StreamEngine::Loop {
   void HttpFarConnected(Conn* c);
   void HttpUnblock(Conn* c);
   void SendHead(Conn* c, int64_t now);
-  std::vector<int> PreResolveRules(const std::string& host, bool always);
+  // The rules that apply to a forward-proxy request for `host` before its
+  // upstream is known (HTTP error and DNS faults), read under one index.
+  std::vector<RuleRef> PreResolveRules(const std::string& host, bool always);
   void HttpUpstreamFailed(Conn* c, int err);
   void HttpResolved(uint64_t conn_id, uint64_t serial, int err,
                     std::vector<sockaddr_storage> addrs);
