@@ -27,6 +27,13 @@ TEST(Cgroup2MountTest, FindsTheHybridLayoutsUnifiedMount) {
   EXPECT_EQ(*m, "/sys/fs/cgroup/unified");
 }
 
+TEST(Cgroup2MountTest, FindsTheUnifiedLayoutsMount) {
+  absl::StatusOr<std::string> m = Cgroup2MountFromMountinfo(
+      "25 1 0:23 / /sys/fs/cgroup rw,nosuid,nodev shared:9 - cgroup2 cgroup2 rw,nsdelegate\n");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, "/sys/fs/cgroup");
+}
+
 TEST(Cgroup2MountTest, UnescapesAndPrefersTheRootOfTheHierarchy) {
   const char* text =
       "40 1 0:30 /sub /mnt/view rw - cgroup2 cgroup2 rw\n"

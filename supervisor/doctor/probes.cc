@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "ebpf/capture.h"
 #include "supervisor/seccomp/seccomp_layer.h"
 
 
@@ -96,24 +97,14 @@ ProbeResult ProbeBpfLoad() {
   return r;
 }
 
-std::string FindCgroup2Mount(const std::string& mounts_text) {
-  for (absl::string_view line : absl::StrSplit(mounts_text, '\n')) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (f.size() >= 3 && f[2] == "cgroup2") return std::string(f[1]);
-  }
-  return "";
-}
-
 ProbeResult ProbeCgroupAttach() {
   ProbeResult r{"cgroup v2 attach", Verdict::kUnavailable, "", false};
-  std::ifstream in("/proc/self/mounts");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string mount = FindCgroup2Mount(ss.str());
-  if (mount.empty()) {
-    r.detail = "no cgroup2 file system is mounted (see /proc/self/mounts)";
+  absl::StatusOr<std::string> found = fault::ebpf::FindCgroup2Mount();
+  if (!found.ok()) {
+    r.detail = std::string(found.status().message());
     return r;
   }
+  const std::string& mount = *found;
   std::string dir = absl::StrCat(mount, "/fault-doctor-", getpid());
   if (mkdir(dir.c_str(), 0755) != 0) {
     r.detail = absl::StrCat("cgroup2 at ", mount, " but cannot create a cgroup: ", Errno(errno));
@@ -180,11 +171,26 @@ ProbeResult ProbePreload(const std::string& shim_path) {
   return r;
 }
 
+ProbeResult ProbeStealth() {
+  ProbeResult r{"stealth capture and redirect", Verdict::kUnavailable, "", false};
+  absl::Status s = fault::ebpf::ProbeCapture();
+  if (s.ok()) {
+    absl::StatusOr<std::string> root = fault::ebpf::FindCgroup2Mount();
+    r.verdict = Verdict::kOk;
+    r.detail = absl::StrCat("the capture programs load and attach to the cgroup2 root ",
+                            root.ok() ? *root : "", ": fault run --stealth can run");
+  } else {
+    r.detail = absl::StrCat("fault run --stealth cannot run: ", s.message());
+  }
+  return r;
+}
+
 std::vector<ProbeResult> RunAllProbes(const std::string& shim_path) {
   std::vector<ProbeResult> results = {ProbePreload(shim_path)};
   for (ProbeResult& r : ProbeSeccomp()) results.push_back(std::move(r));
   results.push_back(ProbeBpfLoad());
   results.push_back(ProbeCgroupAttach());
+  results.push_back(ProbeStealth());
   return results;
 }
 

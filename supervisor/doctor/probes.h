@@ -26,12 +26,10 @@ std::vector<ProbeResult> RunAllProbes(const std::string& shim_path);
 std::vector<ProbeResult> ProbeSeccomp();
 ProbeResult ProbeBpfLoad();
 ProbeResult ProbeCgroupAttach();
+// Loads and attaches the stealth capture programs, selecting nothing.
+ProbeResult ProbeStealth();
 ProbeResult ProbePreload(const std::string& shim_path);
 
-// The cgroup v2 mount point found in `mounts_text` (the contents of
-// /proc/self/mounts), or "" if there is none. Works for both the unified
-// layout (/sys/fs/cgroup) and hybrid ones (/sys/fs/cgroup/unified).
-std::string FindCgroup2Mount(const std::string& mounts_text);
 
 // Renders results as an aligned table, one line per capability, then the
 // overall verdict line.

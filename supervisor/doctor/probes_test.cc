@@ -8,24 +8,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(FindCgroup2Mount, UnifiedLayout) {
-  EXPECT_EQ(FindCgroup2Mount("sysfs /sys sysfs rw 0 0\n"
-                             "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n"),
-            "/sys/fs/cgroup");
-}
-
-TEST(FindCgroup2Mount, HybridLayout) {
-  EXPECT_EQ(FindCgroup2Mount("tmpfs /sys/fs/cgroup tmpfs rw 0 0\n"
-                             "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
-                             "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"),
-            "/sys/fs/cgroup/unified");
-}
-
-TEST(FindCgroup2Mount, NoneMounted) {
-  EXPECT_EQ(FindCgroup2Mount("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"), "");
-  EXPECT_EQ(FindCgroup2Mount(""), "");
-}
-
 TEST(ExitCodeFor, OnlyRequiredCapabilitiesDecide) {
   std::vector<ProbeResult> results = {
       {"LD_PRELOAD of the shim", Verdict::kOk, "", true},
