@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "supervisor/exec/table_compiler.h"
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/strings.h"
@@ -961,6 +962,46 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
       "PROB", dns);
   sched("dns", &f->dns_sched, "FAULT_DNS_SCHED", dns);
 
+  const std::string stealth = "Stealth (eBPF capture, root or CAP_BPF + CAP_NET_ADMIN)";
+  flag("--stealth", &f->stealth,
+       "Capture the connections and UDP datagrams of the processes the --capture-* "
+       "flags select, running or started later, and give them the faults "
+       "(env FAULT_ENABLE_STEALTH)",
+       stealth);
+  many("--capture-process", &f->capture_processes,
+       "Process name (as ps -o comm shows it, at most 15 bytes) captured at every "
+       "connect; NAME* for every name starting with NAME; repeatable and "
+       "comma-separated (env FAULT_EBPF_PROCESS_NAME)",
+       "NAME", stealth);
+  many("--capture-pid", &f->capture_pids,
+       "A running process captured with every child it starts from now on; repeatable",
+       "PID", stealth);
+  many("--capture-exec", &f->capture_execs,
+       "Programs captured from their exec on, with their children: the program "
+       "file's base name (at most 15 bytes); repeatable",
+       "NAME", stealth);
+  many("--capture-cgroup", &f->capture_cgroups,
+       "A cgroup2 directory whose processes are captured: its path, or its path "
+       "below the cgroup2 mount as /proc/PID/cgroup shows it; repeatable",
+       "PATH", stealth);
+  flag("--capture-all-netns", &f->capture_all_netns,
+       "Capture in every network namespace (default: only fault's own)", stealth);
+  opt("--ebpf-proxy-port", &f->ebpf_proxy_port,
+      "Port of the capture listeners on 127.0.0.1 and [::1] (default: any free "
+      "port; env FAULT_EBPF_PROXY_PORT)",
+      "PORT", stealth);
+  opt("--ebpf-programs-dir", &f->ebpf_programs_dir,
+      "Accepted for compatibility; the programs are built into fault "
+      "(env FAULT_EBPF_PROGRAMS_DIR)",
+      "DIR", stealth);
+  opt("--ebpf-proxy-ip", &f->ebpf_proxy_ip,
+      "Accepted for compatibility; captured traffic goes to loopback listeners "
+      "(env FAULT_EBPF_PROXY_IP)",
+      "IP", stealth);
+  opt("--ebpf-proxy-iface", &f->ebpf_proxy_iface,
+      "Accepted for compatibility, as --ebpf-proxy-ip (env FAULT_EBPF_PROXY_IFACE)",
+      "IFACE", stealth);
+
   const std::string ours = "Policies";
   many("--policy", &f->policy_files,
        "Policy file (YAML or JSON), applied to the connections its targets "
@@ -1052,9 +1093,106 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
     }
     if (!clash) config.mappings.push_back(*std::move(m));
   }
-  if (disable.on && f.mappings.empty()) {
+  // Stealth capture.
+  const Input stealth = env.Switch(f.stealth, "--stealth", "FAULT_ENABLE_STEALTH");
+  {
+    StealthConfig st;
+    std::vector<std::string> names;
+    std::string names_where = "--capture-process";
+    if (!f.capture_processes.empty()) {
+      names = f.capture_processes;
+    } else if (const char* v = getenv ? getenv("FAULT_EBPF_PROCESS_NAME") : nullptr;
+               v != nullptr && *v != '\0') {
+      names.emplace_back(v);
+      names_where = Cat("FAULT_EBPF_PROCESS_NAME=", v);
+    }
+    for (const std::string& item : names) {
+      for (absl::string_view one : absl::StrSplit(Av(item), ',')) {
+        one = absl::StripAsciiWhitespace(one);
+        std::string name(one.data(), one.size());
+        const std::string bare = !name.empty() && name.back() == '*'
+                                     ? name.substr(0, name.size() - 1) : name;
+        if (bare.empty()) {
+          problems.Add(names_where, Cat(Quote(item), " has an empty name"));
+        } else if (bare.size() > 15) {
+          problems.Add(names_where,
+                       Cat(Quote(name), " is longer than 15 bytes; the kernel keeps only the "
+                           "first 15 of a process name (use ", Quote(bare.substr(0, 15)),
+                           ", or a shorter prefix with *)"));
+        } else if (bare.find('/') != std::string::npos || bare.find('*') != std::string::npos) {
+          problems.Add(names_where,
+                       Cat(Quote(name), " is not a process name (no '/'; '*' only at the "
+                           "end, for a prefix)"));
+        } else {
+          st.processes.push_back(name);
+        }
+      }
+    }
+    for (const std::string& text : f.capture_pids) {
+      uint32_t pid = 0;
+      if (!AllDigits(text) || !absl::SimpleAtoi(Av(text), &pid) || pid < 1 ||
+          pid > 4194304) {
+        problems.Add("--capture-pid", Cat(Quote(text), " is not a process ID"));
+      } else {
+        st.pids.push_back(static_cast<int>(pid));
+      }
+    }
+    for (const std::string& name : f.capture_execs) {
+      if (name.empty() || name.size() > 15 || name.find('/') != std::string::npos) {
+        problems.Add("--capture-exec",
+                     Cat(Quote(name), " is not a program name of 1 to 15 bytes without '/' "
+                         "(the kernel names a process after its file's base name, cut to "
+                         "15 bytes)"));
+      } else {
+        st.exec_names.push_back(name);
+      }
+    }
+    for (const std::string& path : f.capture_cgroups) {
+      if (path.empty() || path[0] != '/') {
+        problems.Add("--capture-cgroup",
+                     Cat(Quote(path), " is not a path (an absolute directory, or the path "
+                         "below the cgroup2 mount as /proc/PID/cgroup shows it)"));
+      } else {
+        st.cgroups.push_back(path);
+      }
+    }
+    st.all_netns = f.capture_all_netns;
+    const Input port = env.Value(f.ebpf_proxy_port, "--ebpf-proxy-port",
+                                 {"FAULT_EBPF_PROXY_PORT"});
+    if (port.given) {
+      uint32_t n = 0;
+      if (!AllDigits(port.value) || !absl::SimpleAtoi(Av(port.value), &n) || n < 1 ||
+          n > 65535) {
+        problems.Add(port, Cat(Quote(port.value), " is not a port from 1 to 65535"));
+      } else {
+        st.port = static_cast<uint16_t>(n);
+      }
+    }
+    const bool any_capture_flag = !f.capture_processes.empty() || !f.capture_pids.empty() ||
+                                  !f.capture_execs.empty() || !f.capture_cgroups.empty() ||
+                                  f.capture_all_netns || !f.ebpf_proxy_port.empty();
+    if (stealth.on) {
+      if (names.empty() && f.capture_pids.empty() && f.capture_execs.empty() &&
+          f.capture_cgroups.empty()) {
+        problems.Add(stealth,
+                     "selects no process: add --capture-process NAME, --capture-pid PID, "
+                     "--capture-exec NAME or --capture-cgroup PATH");
+      }
+      config.stealth = std::move(st);
+    } else if (any_capture_flag) {
+      problems.Add(!f.capture_processes.empty() ? "--capture-process"
+                   : !f.capture_pids.empty()    ? "--capture-pid"
+                   : !f.capture_execs.empty()   ? "--capture-exec"
+                   : !f.capture_cgroups.empty() ? "--capture-cgroup"
+                   : f.capture_all_netns        ? "--capture-all-netns"
+                                                : "--ebpf-proxy-port",
+                   "needs --stealth");
+    }
+  }
+
+  if (disable.on && f.mappings.empty() && !stealth.on) {
     problems.Add(disable,
-                 "nothing to run: no --proxy mapping and no HTTP proxy");
+                 "nothing to run: no --proxy mapping, no HTTP proxy and no --stealth");
   }
 
   // Upstreams: repeatable and comma-separated.

@@ -39,6 +39,17 @@
 
 namespace fault::run {
 
+// `--stealth`: capture the connections of processes selected on the
+// machine (eBPF, ebpf/capture.h) and relay them through the same faults.
+struct StealthConfig {
+  std::vector<std::string> processes;   // exact process names, or "prefix*"
+  std::vector<int> pids;                // PID trees
+  std::vector<std::string> exec_names;  // captured from exec on
+  std::vector<std::string> cgroups;     // cgroup2 directories
+  bool all_netns = false;               // every network namespace
+  uint16_t port = 0;                    // the capture listeners' port; 0: any
+};
+
 struct RunConfig {
   // The HTTP forward proxy's listener; nullopt with --disable-http-proxy.
   std::optional<ListenAddress> proxy_address;
@@ -74,6 +85,7 @@ struct RunConfig {
   // --http-response-body by policy name (also in Policy.http_error.body),
   // for the HTTP path, which does not read bodies from the table.
   std::map<std::string, std::string> http_bodies;
+  std::optional<StealthConfig> stealth;
 };
 
 // Raw flag values as CLI11 fills them: strings, so that the environment can
@@ -124,6 +136,17 @@ struct RunFlags {
   // --with-dns.
   bool with_dns = false;
   std::string dns_rate, dns_sched;
+
+  // Stealth capture.
+  bool stealth = false;                          // --stealth
+  std::vector<std::string> capture_processes;   // --capture-process (repeatable, a,b)
+  std::vector<std::string> capture_pids;        // --capture-pid
+  std::vector<std::string> capture_execs;       // --capture-exec
+  std::vector<std::string> capture_cgroups;     // --capture-cgroup
+  bool capture_all_netns = false;               // --capture-all-netns
+  std::string ebpf_proxy_port;                  // --ebpf-proxy-port
+  std::string ebpf_programs_dir;                // accepted: the programs are built in
+  std::string ebpf_proxy_ip, ebpf_proxy_iface;  // accepted: capture uses loopback
 
   // Ours.
   std::vector<std::string> policy_files;  // --policy (repeatable)

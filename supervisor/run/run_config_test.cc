@@ -870,5 +870,56 @@ TEST(RunConfigTest, EveryProblemIsReportedAndNothingIsReturned) {
             "fraction between 0 and 1 (write \"50%\" for a percentage)");
 }
 
+// --- Stealth -------------------------------------------------------------------
+
+TEST(StealthConfigTest, SelectorsFromFlagsAndTheRustVariables) {
+  RunConfig c = Ok({"--stealth", "--capture-process", "capcurl,py*", "--capture-pid", "42",
+                    "--capture-exec", "wrk", "--capture-cgroup", "/ci/job", "--capture-all-netns",
+                    "--ebpf-proxy-port", "18081"});
+  ASSERT_TRUE(c.stealth.has_value());
+  EXPECT_EQ(c.stealth->processes, (std::vector<std::string>{"capcurl", "py*"}));
+  EXPECT_EQ(c.stealth->pids, (std::vector<int>{42}));
+  EXPECT_EQ(c.stealth->exec_names, (std::vector<std::string>{"wrk"}));
+  EXPECT_EQ(c.stealth->cgroups, (std::vector<std::string>{"/ci/job"}));
+  EXPECT_TRUE(c.stealth->all_netns);
+  EXPECT_EQ(c.stealth->port, 18081);
+
+  RunConfig e = Ok({}, {{"FAULT_ENABLE_STEALTH", "1"}, {"FAULT_EBPF_PROCESS_NAME", "capcurl"},
+                        {"FAULT_EBPF_PROXY_PORT", "9000"}});
+  ASSERT_TRUE(e.stealth.has_value());
+  EXPECT_EQ(e.stealth->processes, (std::vector<std::string>{"capcurl"}));
+  EXPECT_EQ(e.stealth->port, 9000);
+  EXPECT_FALSE(Ok({}, {{"FAULT_ENABLE_STEALTH", "false"}}).stealth.has_value());
+  // The Rust tool's other stealth flags are accepted.
+  EXPECT_TRUE(Ok({"--stealth", "--capture-process", "x", "--ebpf-programs-dir", "/opt",
+                  "--ebpf-proxy-ip", "10.0.0.1", "--ebpf-proxy-iface", "eth0"})
+                  .stealth.has_value());
+  // Stealth alone runs without the HTTP proxy.
+  EXPECT_FALSE(Ok({"--stealth", "--capture-pid", "1", "--disable-http-proxy"})
+                   .proxy_address.has_value());
+}
+
+TEST(StealthConfigTest, EachMistakeIsNamed) {
+  EXPECT_THAT(Error({"--stealth"}), HasSubstr("--stealth: selects no process"));
+  EXPECT_THAT(Error({"--capture-process", "curl"}), HasSubstr("--capture-process: needs --stealth"));
+  EXPECT_THAT(Error({"--capture-all-netns"}), HasSubstr("--capture-all-netns: needs --stealth"));
+  EXPECT_THAT(Error({"--stealth", "--capture-process", "a-name-of-sixteen"}),
+              HasSubstr("longer than 15 bytes"));
+  EXPECT_THAT(Error({"--stealth", "--capture-process", "/usr/bin/curl"}),
+              HasSubstr("not a process name"));
+  EXPECT_THAT(Error({"--stealth", "--capture-process", "a*b"}), HasSubstr("not a process name"));
+  EXPECT_THAT(Error({"--stealth", "--capture-process", "a,,b"}), HasSubstr("empty name"));
+  EXPECT_THAT(Error({"--stealth", "--capture-pid", "0"}),
+              HasSubstr("--capture-pid: \"0\" is not a process ID"));
+  EXPECT_THAT(Error({"--stealth", "--capture-pid", "12x"}), HasSubstr("is not a process ID"));
+  EXPECT_THAT(Error({"--stealth", "--capture-exec", "bin/wrk"}), HasSubstr("--capture-exec"));
+  EXPECT_THAT(Error({"--stealth", "--capture-cgroup", "ci/job"}),
+              HasSubstr("--capture-cgroup: \"ci/job\" is not a path"));
+  EXPECT_THAT(Error({"--stealth", "--capture-pid", "1", "--ebpf-proxy-port", "70000"}),
+              HasSubstr("--ebpf-proxy-port: \"70000\" is not a port"));
+  EXPECT_THAT(Error({"--stealth", "--capture-pid", "1"}, {{"FAULT_EBPF_PROXY_PORT", "x"}}),
+              HasSubstr("FAULT_EBPF_PROXY_PORT=x"));
+}
+
 }  // namespace
 }  // namespace fault::run
