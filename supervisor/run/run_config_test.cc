@@ -338,8 +338,8 @@ TEST(ProxyAddressTest, DisableHttpProxy) {
       Ok({"--disable-http-proxy", "--proxy", "9090=127.0.0.1:6379"});
   EXPECT_FALSE(c.proxy_address.has_value());
   EXPECT_EQ(Error({"--disable-http-proxy"}),
-            "--disable-http-proxy: nothing to run: no --proxy mapping and no "
-            "HTTP proxy");
+            "--disable-http-proxy: nothing to run: no --proxy mapping, no "
+            "HTTP proxy and no --stealth");
   EXPECT_EQ(Error({"--disable-http-proxy", "--proxy-address", "127.0.0.1:1",
                    "--proxy", "9090=h:1"}),
             "--proxy-address: has no effect with --disable-http-proxy");
