@@ -41,6 +41,13 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+void CloseWithReset(int fd) {
+  if (fd < 0) return;
+  linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
@@ -59,15 +66,6 @@ absl::Status Errno(absl::string_view what) {
 
 void FutexWakeAll(uint32_t* word) {
   syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
-
-// Closes with an RST instead of a FIN: the peer sees ECONNRESET, as it
-// would from a reset connection.
-void CloseWithReset(int fd) {
-  if (fd < 0) return;
-  linger l = {1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  close(fd);
 }
 
 // Every socket of the engine: no Nagle (chunks leave when they are due),
@@ -613,22 +611,30 @@ void StreamEngine::Loop::OnProxyListener(int index) {
     eng::Endpoint far;
     eng::SetEndpointAddress(&far, &up, sizeof(up));
     far.protocol = FAULT_PROTO_TCP;
-    eng::FormatEndpoint(far, c->target, sizeof(c->target));
-    SelectRules(c, far, /*always=*/true);
-    int err = 0;
-    if (!DecideConnect(c, &err)) {
-      CloseWithReset(fd);
-      c->fd[0] = -1;
-      Kill(c);
-      continue;
-    }
-    // No rule: pass-through (pipes come with the first bulk read,
-    // ReadSplice).
-    c->splice = c->rules.empty();
-    if (!c->splice) TuneSocket(fd);
-    Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
-    if (int e = ConnectAny(c); e != 0) Fail(c, e);
+    StartRelay(c, far, /*always=*/true);
   }
+}
+
+void StreamEngine::Loop::StartRelay(Conn* c, const eng::Endpoint& far, bool always) {
+  const int fd = c->fd[0];
+  eng::FormatEndpoint(far, c->target, sizeof(c->target));
+  SelectRules(c, far, always);
+  int err = 0;
+  if (!DecideConnect(c, &err)) {
+    CloseWithReset(fd);
+    c->fd[0] = -1;
+    Kill(c);
+    return;
+  }
+  // No rule: pass-through (pipes come with the first bulk read,
+  // ReadSplice).
+  c->splice = c->rules.empty();
+  if (!c->splice) TuneSocket(fd);
+  Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+  // A far end that refuses or cannot be reached resets the client: the
+  // nearest a proxy can come to the refused connect the client would have
+  // seen, since its own connect already succeeded.
+  if (int e = ConnectAny(c); e != 0) Fail(c, e);
 }
 
 int StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {

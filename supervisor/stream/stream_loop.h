@@ -28,6 +28,10 @@ inline constexpr int64_t kForever = INT64_MAX;
 
 int64_t NowNs();
 
+// Closes with an RST instead of a FIN: the peer sees ECONNRESET, as it
+// would from a reset connection.
+void CloseWithReset(int fd);
+
 struct Conn;
 struct HttpState;
 struct HttpStateDeleter {
@@ -201,6 +205,9 @@ class StreamEngine::Loop {
   void OnControl();
   void OnSide(Conn* c, int side, uint32_t events);
   Conn* NewConn(Conn::Kind kind, int near_fd);
+  // A new kRelay connection to c->far_addrs (the first is `far`): its
+  // rules, its connect-time faults, then the connect.
+  void StartRelay(Conn* c, const eng::Endpoint& far, bool always);
   // Starts connecting side 1 to `ss`: 0, or the error (nothing kept).
   int ConnectTo(Conn* c, const sockaddr_storage& ss);
   // Tries c->far_addrs from far_next on: 0, or the last error.
