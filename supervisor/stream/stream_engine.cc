@@ -1407,6 +1407,8 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
     return absl::InvalidArgumentError("stream engine without a policy table");
   if (options.loops < 1 || options.loops > 64 || (options.redirects && options.loops != 1))
     return absl::InvalidArgumentError("stream engine: bad number of loops");
+  if (options.udp_idle_ns <= 0)
+    return absl::InvalidArgumentError("stream engine: UDP sessions need an idle time");
   std::unique_ptr<StreamEngine> e(new StreamEngine());
   auto total_open = std::make_shared<std::atomic<size_t>>(0);
   for (int i = 0; i < options.loops; ++i) {

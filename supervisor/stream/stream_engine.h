@@ -91,6 +91,9 @@ class StreamEngine {
     // Bodies of HTTP error responses, by rule name (the table holds only
     // the status and the probability).
     std::map<std::string, std::string> http_bodies;
+    // A UDP mapping's client is forgotten after this long without a
+    // datagram either way; checked once a second.
+    int64_t udp_idle_ns = 60'000'000'000;
   };
 
   struct Stats {

@@ -2,8 +2,8 @@
 // client gets a socket of its own toward the upstream, and every datagram,
 // either way, meets the rules as the shim's UDP datagrams do (DecideNet with
 // FAULT_PROTO_UDP): a lost datagram is not delivered, a delayed one is held
-// back, a duplicated one arrives twice. Idle clients are forgotten after a
-// minute.
+// back, a duplicated one arrives twice. Idle clients are forgotten after
+// Options::udp_idle_ns (a minute).
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -19,7 +19,6 @@
 namespace fault::stream {
 namespace {
 
-constexpr int64_t kUdpIdleNs = 60'000'000'000;
 constexpr size_t kMaxDatagram = 65536;
 constexpr size_t kMaxSessions = 4096;
 constexpr size_t kMaxHeld = 65536;  // datagrams waiting for their delay
@@ -154,7 +153,7 @@ void StreamEngine::Loop::UdpDue(int64_t now) {
 void StreamEngine::Loop::ExpireUdp(int64_t now) {
   for (auto it = udp_sessions_.begin(); it != udp_sessions_.end();) {
     UdpSession* s = it->second.get();
-    if (now - s->last_ns < kUdpIdleNs) {
+    if (now - s->last_ns < o_.udp_idle_ns) {
       ++it;
       continue;
     }
