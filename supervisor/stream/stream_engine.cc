@@ -149,7 +149,7 @@ namespace {
 // has one of its own on the same address.
 absl::StatusOr<int> BindListener(const StreamEngine::Listener& l, bool reuseport,
                                  uint16_t* port) {
-  const bool udp = l.kind == StreamEngine::Listener::Kind::kUdp;
+  const bool udp = IsDatagramListener(l.kind);
   sockaddr_storage ss;
   if (!Resolver::Literal(l.host, l.port, &ss))
     return absl::InvalidArgumentError(
@@ -200,7 +200,7 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
     if (!fd.ok()) return fd.status();
     l->fd = *fd;
     if (first) ports->push_back(port);
-    if (l->config.kind != Listener::Kind::kHttpProxy) {
+    if (l->config.kind == Listener::Kind::kTcp || l->config.kind == Listener::Kind::kUdp) {
       sockaddr_storage ss;
       if (Resolver::Literal(l->config.upstream_host, l->config.upstream_port, &ss)) {
         l->upstream.push_back(ss);
@@ -223,11 +223,11 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
         }
         freeaddrinfo(res);
       }
-    } else if (resolver_ == nullptr) {
+    } else if (l->config.kind == Listener::Kind::kHttpProxy && resolver_ == nullptr) {
       resolver_ = std::make_unique<Resolver>(2);
       Register(resolver_->fd(), &resolver_h_, EPOLLIN);
     }
-    const bool udp = l->config.kind == Listener::Kind::kUdp;
+    const bool udp = IsDatagramListener(l->config.kind);
     l->h.kind = udp ? Handle::kUdpListener : Handle::kProxyListener;
     l->h.index = static_cast<int>(i);
     listeners_.push_back(std::move(l));
@@ -333,6 +333,7 @@ void StreamEngine::Loop::AddStats(Stats* s) const {
   s->spliced += spliced_.load(std::memory_order_relaxed);
   s->datagrams += datagrams_.load(std::memory_order_relaxed);
   s->limited += limited_.load(std::memory_order_relaxed);
+  s->captured += captured_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
@@ -566,7 +567,7 @@ void StreamEngine::Loop::PauseListeners(bool pause) {
   listeners_paused_ = pause;
   if (pause) limited_.fetch_add(1, std::memory_order_relaxed);
   for (auto& l : listeners_) {
-    if (l->fd < 0 || l->config.kind == Listener::Kind::kUdp) continue;
+    if (l->fd < 0 || IsDatagramListener(l->config.kind)) continue;
     epoll_event ev = {};
     ev.events = pause ? 0 : EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.ptr = &l->h;
@@ -584,7 +585,10 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       PauseListeners(true);
       return;
     }
-    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: a level-triggered listener would wake us at
@@ -599,6 +603,10 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       Conn* c = NewConn(Conn::kHttp, fd);
       Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
       HttpStart(c);
+      continue;
+    }
+    if (l.config.kind == Listener::Kind::kTransparentTcp) {
+      AcceptCaptured(fd, peer);
       continue;
     }
     Conn* c = NewConn(Conn::kRelay, fd);
@@ -638,7 +646,7 @@ void StreamEngine::Loop::StartRelay(Conn* c, const eng::Endpoint& far, bool alwa
 }
 
 int StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = UpstreamSocket(ss.ss_family, SOCK_STREAM, o_.upstream_mark);
   if (fd < 0) return errno;
   if (c->splice) {
     int one = 1;
@@ -1409,6 +1417,21 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
     return absl::InvalidArgumentError("stream engine: bad number of loops");
   if (options.udp_idle_ns <= 0)
     return absl::InvalidArgumentError("stream engine: UDP sessions need an idle time");
+  for (const Listener& l : options.listeners) {
+    if (l.kind != Listener::Kind::kTransparentTcp && l.kind != Listener::Kind::kTransparentUdp)
+      continue;
+    if (!options.origin_lookup)
+      return absl::InvalidArgumentError(
+          absl::StrCat(l.name, ": a transparent listener needs an origin lookup"));
+    // Off loopback, anyone who can reach the listener could have the
+    // engine connect wherever a lookup of their address leads.
+    sockaddr_storage ss;
+    eng::Endpoint ep;
+    if (!Resolver::Literal(l.host, l.port, &ss) ||
+        !eng::SetEndpointAddress(&ep, &ss, sizeof(ss)) || !eng::IsLoopback(ep))
+      return absl::InvalidArgumentError(absl::StrCat(
+          l.name, ": a transparent listener listens on loopback, not on ", l.host));
+  }
   std::unique_ptr<StreamEngine> e(new StreamEngine());
   auto total_open = std::make_shared<std::atomic<size_t>>(0);
   for (int i = 0; i < options.loops; ++i) {
