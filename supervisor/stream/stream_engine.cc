@@ -41,6 +41,13 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+void CloseWithReset(int fd) {
+  if (fd < 0) return;
+  linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
@@ -59,15 +66,6 @@ absl::Status Errno(absl::string_view what) {
 
 void FutexWakeAll(uint32_t* word) {
   syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
-
-// Closes with an RST instead of a FIN: the peer sees ECONNRESET, as it
-// would from a reset connection.
-void CloseWithReset(int fd) {
-  if (fd < 0) return;
-  linger l = {1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-  close(fd);
 }
 
 // Every socket of the engine: no Nagle (chunks leave when they are due),
@@ -151,7 +149,7 @@ namespace {
 // has one of its own on the same address.
 absl::StatusOr<int> BindListener(const StreamEngine::Listener& l, bool reuseport,
                                  uint16_t* port) {
-  const bool udp = l.kind == StreamEngine::Listener::Kind::kUdp;
+  const bool udp = IsDatagramListener(l.kind);
   sockaddr_storage ss;
   if (!Resolver::Literal(l.host, l.port, &ss))
     return absl::InvalidArgumentError(
@@ -202,7 +200,7 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
     if (!fd.ok()) return fd.status();
     l->fd = *fd;
     if (first) ports->push_back(port);
-    if (l->config.kind != Listener::Kind::kHttpProxy) {
+    if (l->config.kind == Listener::Kind::kTcp || l->config.kind == Listener::Kind::kUdp) {
       sockaddr_storage ss;
       if (Resolver::Literal(l->config.upstream_host, l->config.upstream_port, &ss)) {
         l->upstream.push_back(ss);
@@ -225,11 +223,11 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
         }
         freeaddrinfo(res);
       }
-    } else if (resolver_ == nullptr) {
+    } else if (l->config.kind == Listener::Kind::kHttpProxy && resolver_ == nullptr) {
       resolver_ = std::make_unique<Resolver>(2);
       Register(resolver_->fd(), &resolver_h_, EPOLLIN);
     }
-    const bool udp = l->config.kind == Listener::Kind::kUdp;
+    const bool udp = IsDatagramListener(l->config.kind);
     l->h.kind = udp ? Handle::kUdpListener : Handle::kProxyListener;
     l->h.index = static_cast<int>(i);
     listeners_.push_back(std::move(l));
@@ -335,6 +333,7 @@ void StreamEngine::Loop::AddStats(Stats* s) const {
   s->spliced += spliced_.load(std::memory_order_relaxed);
   s->datagrams += datagrams_.load(std::memory_order_relaxed);
   s->limited += limited_.load(std::memory_order_relaxed);
+  s->captured += captured_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
@@ -568,7 +567,7 @@ void StreamEngine::Loop::PauseListeners(bool pause) {
   listeners_paused_ = pause;
   if (pause) limited_.fetch_add(1, std::memory_order_relaxed);
   for (auto& l : listeners_) {
-    if (l->fd < 0 || l->config.kind == Listener::Kind::kUdp) continue;
+    if (l->fd < 0 || IsDatagramListener(l->config.kind)) continue;
     epoll_event ev = {};
     ev.events = pause ? 0 : EPOLLIN | EPOLLEXCLUSIVE;
     ev.data.ptr = &l->h;
@@ -586,7 +585,10 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       PauseListeners(true);
       return;
     }
-    int fd = accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: a level-triggered listener would wake us at
@@ -603,6 +605,10 @@ void StreamEngine::Loop::OnProxyListener(int index) {
       HttpStart(c);
       continue;
     }
+    if (l.config.kind == Listener::Kind::kTransparentTcp) {
+      AcceptCaptured(fd, peer);
+      continue;
+    }
     Conn* c = NewConn(Conn::kRelay, fd);
     // The upstream's addresses in turn, the next one first; the others are
     // tried when it cannot be reached.
@@ -613,26 +619,34 @@ void StreamEngine::Loop::OnProxyListener(int index) {
     eng::Endpoint far;
     eng::SetEndpointAddress(&far, &up, sizeof(up));
     far.protocol = FAULT_PROTO_TCP;
-    eng::FormatEndpoint(far, c->target, sizeof(c->target));
-    SelectRules(c, far, /*always=*/true);
-    int err = 0;
-    if (!DecideConnect(c, &err)) {
-      CloseWithReset(fd);
-      c->fd[0] = -1;
-      Kill(c);
-      continue;
-    }
-    // No rule: pass-through (pipes come with the first bulk read,
-    // ReadSplice).
-    c->splice = c->rules.empty();
-    if (!c->splice) TuneSocket(fd);
-    Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
-    if (int e = ConnectAny(c); e != 0) Fail(c, e);
+    StartRelay(c, far, /*always=*/true);
   }
 }
 
+void StreamEngine::Loop::StartRelay(Conn* c, const eng::Endpoint& far, bool always) {
+  const int fd = c->fd[0];
+  eng::FormatEndpoint(far, c->target, sizeof(c->target));
+  SelectRules(c, far, always);
+  int err = 0;
+  if (!DecideConnect(c, &err)) {
+    CloseWithReset(fd);
+    c->fd[0] = -1;
+    Kill(c);
+    return;
+  }
+  // No rule: pass-through (pipes come with the first bulk read,
+  // ReadSplice).
+  c->splice = c->rules.empty();
+  if (!c->splice) TuneSocket(fd);
+  Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+  // A far end that refuses or cannot be reached resets the client: the
+  // nearest a proxy can come to the refused connect the client would have
+  // seen, since its own connect already succeeded.
+  if (int e = ConnectAny(c); e != 0) Fail(c, e);
+}
+
 int StreamEngine::Loop::ConnectTo(Conn* c, const sockaddr_storage& ss) {
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = UpstreamSocket(ss.ss_family, SOCK_STREAM, o_.upstream_mark);
   if (fd < 0) return errno;
   if (c->splice) {
     int one = 1;
@@ -1401,6 +1415,23 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
     return absl::InvalidArgumentError("stream engine without a policy table");
   if (options.loops < 1 || options.loops > 64 || (options.redirects && options.loops != 1))
     return absl::InvalidArgumentError("stream engine: bad number of loops");
+  if (options.udp_idle_ns <= 0)
+    return absl::InvalidArgumentError("stream engine: UDP sessions need an idle time");
+  for (const Listener& l : options.listeners) {
+    if (l.kind != Listener::Kind::kTransparentTcp && l.kind != Listener::Kind::kTransparentUdp)
+      continue;
+    if (!options.origin_lookup)
+      return absl::InvalidArgumentError(
+          absl::StrCat(l.name, ": a transparent listener needs an origin lookup"));
+    // Off loopback, anyone who can reach the listener could have the
+    // engine connect wherever a lookup of their address leads.
+    sockaddr_storage ss;
+    eng::Endpoint ep;
+    if (!Resolver::Literal(l.host, l.port, &ss) ||
+        !eng::SetEndpointAddress(&ep, &ss, sizeof(ss)) || !eng::IsLoopback(ep))
+      return absl::InvalidArgumentError(absl::StrCat(
+          l.name, ": a transparent listener listens on loopback, not on ", l.host));
+  }
   std::unique_ptr<StreamEngine> e(new StreamEngine());
   auto total_open = std::make_shared<std::atomic<size_t>>(0);
   for (int i = 0; i < options.loops; ++i) {

@@ -16,6 +16,12 @@
 // buffering and backpressure are the kernel's own for every I/O model
 // (blocking, poll, epoll edge-triggered, io_uring, Go's netpoller).
 //
+// A third way needs nothing in the target: a capture layer outside the
+// engine (an eBPF program on connect()/sendto()) sends a process's
+// connections and datagrams to a transparent listener on loopback and
+// remembers where they were going; Options::origin_lookup tells the engine,
+// which relays them there as it relays a TCP or UDP mapping.
+//
 // Each direction of each connection is a FIFO of chunks as they were read,
 // each with the time it may be written on. One decision of the shared
 // engine (shim/engine, DecideNet) is drawn per chunk read, with the same
@@ -31,6 +37,8 @@
 // any. The loop runs on a thread of its own.
 #ifndef FAULT_SUPERVISOR_STREAM_STREAM_ENGINE_H_
 #define FAULT_SUPERVISOR_STREAM_STREAM_ENGINE_H_
+
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstddef>
@@ -50,17 +58,47 @@ namespace fault::stream {
 
 class StreamEngine {
  public:
-  // A listener of the proxy (`fault run`): a TCP mapping to one upstream,
-  // or an HTTP/1.1 forward proxy (absolute-form requests and CONNECT).
+  // A listener of the proxy (`fault run`): a TCP or UDP mapping to one
+  // upstream, an HTTP/1.1 forward proxy (absolute-form requests and
+  // CONNECT), or a transparent listener that takes captured connections
+  // (kTransparentTcp) or datagrams (kTransparentUdp) and sends each to
+  // where it was going (Options::origin_lookup).
   struct Listener {
-    enum class Kind { kTcp, kHttpProxy, kUdp };
+    enum class Kind { kTcp, kHttpProxy, kUdp, kTransparentTcp, kTransparentUdp };
     Kind kind = Kind::kTcp;
-    std::string host = "127.0.0.1";  // an IPv4 or IPv6 literal
+    // An IPv4 or IPv6 literal; a loopback address for the transparent
+    // kinds. An IPv6 listener takes IPv6 clients only (IPV6_V6ONLY): IPv4
+    // ones, v4-mapped or not, belong on an IPv4 listener.
+    std::string host = "127.0.0.1";
     uint16_t port = 0;               // 0: any free port (see ports())
     std::string upstream_host;       // kTcp, kUdp: a name or an IP literal
     uint16_t upstream_port = 0;
     std::string name;                // for messages ("9090=db:5432")
   };
+
+  // Where a captured connection or datagram was going, as the capture
+  // layer recorded it.
+  struct Origin {
+    // AF_INET or AF_INET6. A v4-mapped IPv6 address (::ffff:a.b.c.d) means
+    // IPv4: the engine connects to it with an AF_INET socket.
+    sockaddr_storage destination{};
+    uint32_t pid = 0;    // the client's process (0: unknown), for events
+    char comm[16] = {};  // its name, for the capture layer's messages
+  };
+  // Where a client meant to go. `client` is its address as the engine sees
+  // it: the peer of a connection accepted on a kTransparentTcp listener, or
+  // the source of a datagram on a kTransparentUdp listener; `protocol` is
+  // IPPROTO_TCP or IPPROTO_UDP. False: not known (the connection is reset,
+  // the datagram dropped; both counted in Stats::unclaimed). Asked once per
+  // connection and once per datagram (an unconnected UDP socket may send
+  // each datagram somewhere else), on the loop threads: it must be
+  // thread-safe and quick.
+  using OriginLookup =
+      std::function<bool(const sockaddr_storage& client, int protocol, Origin* out)>;
+  // A client's transparent UDP sessions all expired (a session per
+  // destination): the capture layer may forget it. Called on a loop thread;
+  // not for the sessions left when the engine stops.
+  using OriginRelease = std::function<void(const sockaddr_storage& client, int protocol)>;
 
   struct Options {
     fault_table* table = nullptr;      // required; outlives the engine
@@ -91,11 +129,28 @@ class StreamEngine {
     // Bodies of HTTP error responses, by rule name (the table holds only
     // the status and the probability).
     std::map<std::string, std::string> http_bodies;
+    // A UDP mapping's client, or a transparent UDP session, is forgotten
+    // after this long without a datagram either way; checked once a second.
+    int64_t udp_idle_ns = 60'000'000'000;
+    // Required by the transparent listeners. Their connections and
+    // datagrams meet the rules as forward-proxy targets do: the always
+    // rules when `upstream_filter` accepts the destination (its IP literal,
+    // IPv6 without brackets, and port), and the best target rule.
+    OriginLookup origin_lookup;
+    OriginRelease origin_release;  // optional
+    // Non-zero: the SO_MARK of every socket the engine opens toward an
+    // upstream, so that a capture layer can leave the engine's own traffic
+    // alone. Setting it needs CAP_NET_ADMIN; without it the sockets go
+    // unmarked (the capture layer can also tell the engine by its pid).
+    uint32_t upstream_mark = 0;
   };
 
   struct Stats {
     uint64_t accepted = 0;    // connections handed to the engine
-    uint64_t unclaimed = 0;   // accepted with no armed redirect (refused)
+    // Accepted with no armed redirect, or with no known origin on a
+    // transparent listener (reset); transparent datagrams with no known
+    // origin (dropped).
+    uint64_t unclaimed = 0;
     uint64_t far_failed = 0;  // the far end could not be reached
     uint64_t open = 0;        // connections now open
     uint64_t bytes_up = 0;    // target -> far end, written
@@ -105,12 +160,16 @@ class StreamEngine {
     uint64_t spliced = 0;         // connections relayed with splice()
     uint64_t datagrams = 0;       // UDP datagrams passed on (either way)
     uint64_t limited = 0;         // times the connection limit stopped accepting
+    // Transparent connections accepted with a known origin, and new
+    // transparent UDP sessions.
+    uint64_t captured = 0;
   };
 
   // With `redirects`, binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6
   // loopback) and an abstract AF_UNIX datagram socket; binds every
   // listener (a name in a TCP mapping's upstream is resolved now); then
-  // starts the loops. An error names the listener that failed.
+  // starts the loops. An error names the listener that failed (a
+  // transparent one needs options.origin_lookup and a loopback host).
   static absl::StatusOr<std::unique_ptr<StreamEngine>> Start(
       const Options& options);
 

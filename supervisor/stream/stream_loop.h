@@ -1,6 +1,8 @@
 // The stream engine's event loop, shared by its source files:
 // stream_engine.cc (connections, relaying, effects), http_proxy.cc (the
-// HTTP/1.1 forward proxy) and resolver.cc. Not a public interface.
+// HTTP/1.1 forward proxy), udp_relay.cc (UDP mappings and transparent UDP),
+// transparent.cc (where captured traffic was going) and resolver.cc. Not a
+// public interface.
 #ifndef FAULT_SUPERVISOR_STREAM_STREAM_LOOP_H_
 #define FAULT_SUPERVISOR_STREAM_STREAM_LOOP_H_
 
@@ -19,6 +21,7 @@
 #include "shim/engine/engine.h"
 #include "supervisor/stream/resolver.h"
 #include "supervisor/stream/stream_engine.h"
+#include "supervisor/stream/transparent.h"
 
 namespace fault::stream {
 
@@ -27,6 +30,15 @@ namespace eng = ::fault::engine;
 inline constexpr int64_t kForever = INT64_MAX;
 
 int64_t NowNs();
+
+// Closes with an RST instead of a FIN: the peer sees ECONNRESET, as it
+// would from a reset connection.
+void CloseWithReset(int fd);
+
+inline bool IsDatagramListener(StreamEngine::Listener::Kind k) {
+  return k == StreamEngine::Listener::Kind::kUdp ||
+         k == StreamEngine::Listener::Kind::kTransparentUdp;
+}
 
 struct Conn;
 struct HttpState;
@@ -91,7 +103,7 @@ struct RuleRef {
 struct Conn {
   enum Kind : uint8_t {
     kRedirect,  // fault exec: a target's connection, announced in a slot
-    kRelay,     // the proxy: a TCP mapping or a CONNECT tunnel
+    kRelay,     // the proxy: a TCP mapping, a CONNECT tunnel, a captured connection
     kHttp,      // the proxy: HTTP/1.1 forward proxy requests
   };
   uint64_t id = 0;
@@ -145,12 +157,14 @@ struct ProxyListener {
   size_t next = 0;
 };
 
-// One client of a UDP mapping: its datagrams go to the upstream from a
-// socket of its own, and the answers come back to it. `conn` holds the
-// rules and the target (no sockets of its own).
+// One client of a UDP mapping, or one client and destination of a
+// transparent UDP listener: its datagrams go to the upstream from a socket
+// of its own, and the answers come back to it from the listener. `conn`
+// holds the rules and the target (no sockets of its own).
 struct UdpSession {
   uint64_t id = 0;
   int listener = -1;
+  bool transparent = false;
   sockaddr_storage client = {};
   socklen_t client_len = 0;
   int fd = -1;  // connected to the upstream
@@ -201,6 +215,9 @@ class StreamEngine::Loop {
   void OnControl();
   void OnSide(Conn* c, int side, uint32_t events);
   Conn* NewConn(Conn::Kind kind, int near_fd);
+  // A new kRelay connection to c->far_addrs (the first is `far`): its
+  // rules, its connect-time faults, then the connect.
+  void StartRelay(Conn* c, const eng::Endpoint& far, bool always);
   // Starts connecting side 1 to `ss`: 0, or the error (nothing kept).
   int ConnectTo(Conn* c, const sockaddr_storage& ss);
   // Tries c->far_addrs from far_next on: 0, or the last error.
@@ -245,7 +262,18 @@ class StreamEngine::Loop {
   void ExpireOrphans(int64_t now);
   size_t Unflushed() const;
 
-  // ---- UDP mappings (udp_relay.cc)
+  // ---- transparent listeners (transparent.cc)
+  // A connection accepted on a kTransparentTcp listener from `peer`.
+  void AcceptCaptured(int fd, const sockaddr_storage& peer);
+  // Where `client` meant to go (Options::origin_lookup), ready to connect
+  // to. False (counted as unclaimed): not known, or not an address.
+  bool Captured(const sockaddr_storage& client, int protocol, sockaddr_storage* dest,
+                socklen_t* dest_len, int32_t* pid);
+  // Whether the always rules apply to a captured destination
+  // (Options::upstream_filter, given its IP literal).
+  bool AlwaysRulesFor(const eng::Endpoint& far) const;
+
+  // ---- UDP mappings and transparent UDP (udp_relay.cc)
   void OnUdpListener(int index);
   void OnUdpUpstream(UdpSession* s);
   void UdpForward(UdpSession* s, int d, const char* buf, size_t n, int64_t now);
@@ -322,6 +350,9 @@ class StreamEngine::Loop {
   // datagrams waiting for their time.
   std::unordered_map<std::string, std::unique_ptr<UdpSession>> udp_sessions_;
   std::unordered_map<uint64_t, UdpSession*> udp_by_id_;
+  // Transparent sessions by listener and client: Options::origin_release
+  // once a client has none left.
+  std::unordered_map<std::string, int> udp_clients_;
   std::vector<std::unique_ptr<UdpSession>> dead_udp_;
   std::priority_queue<Datagram, std::vector<Datagram>, std::greater<Datagram>> udp_due_;
   std::atomic<uint64_t> datagrams_{0};
@@ -331,7 +362,7 @@ class StreamEngine::Loop {
   std::atomic<uint64_t> limited_{0};
 
   std::atomic<uint64_t> accepted_{0}, unclaimed_{0}, far_failed_{0}, open_{0},
-      bytes_[2] = {0, 0}, http_requests_{0}, upstream_reused_{0}, spliced_{0};
+      bytes_[2] = {0, 0}, http_requests_{0}, upstream_reused_{0}, spliced_{0}, captured_{0};
 };
 
 }  // namespace fault::stream

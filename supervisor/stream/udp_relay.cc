@@ -2,8 +2,15 @@
 // client gets a socket of its own toward the upstream, and every datagram,
 // either way, meets the rules as the shim's UDP datagrams do (DecideNet with
 // FAULT_PROTO_UDP): a lost datagram is not delivered, a delayed one is held
-// back, a duplicated one arrives twice. Idle clients are forgotten after a
-// minute.
+// back, a duplicated one arrives twice. Idle clients are forgotten after
+// Options::udp_idle_ns (a minute).
+//
+// A transparent UDP listener takes datagrams a capture layer sent there
+// instead of where they were going, and asks where that was for each one
+// (an unconnected socket may send every datagram somewhere else): a
+// session is a client and one destination. Answers go back from the
+// listener's socket; the capture layer gives them the destination's
+// address on the client's side.
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -19,7 +26,6 @@
 namespace fault::stream {
 namespace {
 
-constexpr int64_t kUdpIdleNs = 60'000'000'000;
 constexpr size_t kMaxDatagram = 65536;
 constexpr size_t kMaxSessions = 4096;
 constexpr size_t kMaxHeld = 65536;  // datagrams waiting for their delay
@@ -35,6 +41,7 @@ std::string SessionKey(int listener, const sockaddr_storage& ss, socklen_t len) 
 void StreamEngine::Loop::OnUdpListener(int index) {
   ProxyListener& l = *listeners_[index];
   if (l.fd < 0) return;
+  const bool transparent = l.config.kind == Listener::Kind::kTransparentUdp;
   for (int k = 0; k < 256; ++k) {
     sockaddr_storage from;
     socklen_t len = sizeof(from);
@@ -45,15 +52,23 @@ void StreamEngine::Loop::OnUdpListener(int index) {
       continue;
     }
     const int64_t now = NowNs();
-    const std::string key = SessionKey(index, from, len);
+    std::string key = SessionKey(index, from, len);
+    sockaddr_storage dest;
+    socklen_t dest_len = 0;
+    int32_t pid = 0;
+    if (transparent) {
+      if (!Captured(from, IPPROTO_UDP, &dest, &dest_len, &pid)) continue;  // dropped
+      key.append(reinterpret_cast<const char*>(&dest), dest_len);
+    }
     auto it = udp_sessions_.find(key);
     UdpSession* s = nullptr;
     if (it != udp_sessions_.end()) {
       s = it->second.get();
     } else {
       if (udp_sessions_.size() >= kMaxSessions) continue;  // dropped: too many clients
-      const sockaddr_storage& up = l.upstream[l.next++ % l.upstream.size()];
-      int fd = socket(up.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const sockaddr_storage& up =
+          transparent ? dest : l.upstream[l.next++ % l.upstream.size()];
+      int fd = UpstreamSocket(up.ss_family, SOCK_DGRAM, o_.upstream_mark);
       socklen_t ulen = up.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
       if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&up), ulen) != 0) {
         if (fd >= 0) close(fd);
@@ -63,18 +78,24 @@ void StreamEngine::Loop::OnUdpListener(int index) {
       s = owned.get();
       s->id = next_id_++;
       s->listener = index;
+      s->transparent = transparent;
       s->client = from;
       s->client_len = len;
       s->fd = fd;
       s->h.kind = Handle::kUdpUpstream;
       s->h.udp = s;
+      s->conn.pid = pid;
       eng::Endpoint far;
       eng::SetEndpointAddress(&far, &up, sizeof(up));
       far.protocol = FAULT_PROTO_UDP;
       eng::FormatEndpoint(far, s->conn.target, sizeof(s->conn.target));
-      SelectRulesOnly(&s->conn, far, /*always=*/true);
+      SelectRulesOnly(&s->conn, far, transparent ? AlwaysRulesFor(far) : true);
+      if (transparent) {
+        captured_.fetch_add(1, std::memory_order_relaxed);
+        ++udp_clients_[SessionKey(index, from, len)];
+      }
       udp_by_id_[s->id] = s;
-      udp_sessions_.emplace(key, std::move(owned));
+      udp_sessions_.emplace(std::move(key), std::move(owned));
       // Level-triggered, as the listener: a burst longer than one turn's
       // 256 datagrams is read on the next turn.
       Register(fd, &s->h, EPOLLIN);
@@ -154,7 +175,7 @@ void StreamEngine::Loop::UdpDue(int64_t now) {
 void StreamEngine::Loop::ExpireUdp(int64_t now) {
   for (auto it = udp_sessions_.begin(); it != udp_sessions_.end();) {
     UdpSession* s = it->second.get();
-    if (now - s->last_ns < kUdpIdleNs) {
+    if (now - s->last_ns < o_.udp_idle_ns) {
       ++it;
       continue;
     }
@@ -162,6 +183,15 @@ void StreamEngine::Loop::ExpireUdp(int64_t now) {
     close(s->fd);
     s->fd = -1;
     udp_by_id_.erase(s->id);
+    if (s->transparent) {
+      // The capture layer may forget the client once none of its
+      // destinations has a session: an answer to any of them would need it.
+      auto c = udp_clients_.find(SessionKey(s->listener, s->client, s->client_len));
+      if (c != udp_clients_.end() && --c->second <= 0) {
+        udp_clients_.erase(c);
+        if (o_.origin_release) o_.origin_release(s->client, IPPROTO_UDP);
+      }
+    }
     dead_udp_.push_back(std::move(it->second));  // an event of this batch may name it
     it = udp_sessions_.erase(it);
   }
