@@ -1,12 +1,16 @@
 #include "supervisor/run/proxy_runner.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +18,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "ebpf/capture.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "supervisor/exec/event_log.h"
@@ -49,6 +55,43 @@ int EventLoops(int asked) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return static_cast<int>(std::clamp<long>(n / 2, 1, 8));
 }
+
+// The SO_MARK of the proxy's upstream sockets, which capture leaves alone.
+constexpr uint32_t kUpstreamMark = 0xfa017;
+
+bool HasIpv6Loopback() {
+  int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 a = {};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+std::string Joined(const std::vector<std::string>& v) { return absl::StrJoin(v, ", "); }
+
+// What --stealth selects, for the start-up lines.
+std::string Selection(const StealthConfig& s) {
+  std::vector<std::string> parts;
+  if (!s.processes.empty()) parts.push_back("processes named " + Joined(s.processes));
+  if (!s.pids.empty()) parts.push_back("the process trees of " + absl::StrJoin(s.pids, ", "));
+  if (!s.exec_names.empty()) parts.push_back("programs " + Joined(s.exec_names) + " from exec");
+  if (!s.cgroups.empty()) parts.push_back("cgroups " + Joined(s.cgroups));
+  return absl::StrJoin(parts, "; ") + (s.all_netns ? " (every network namespace)" : "");
+}
+
+// The capture, once attached; lookups from the loops wait for it briefly,
+// since the first redirected connection can arrive before Start returns.
+struct CaptureHolder {
+  absl::Notification ready;
+  fault::ebpf::Capture* capture = nullptr;
+  fault::ebpf::Capture* Get() {
+    if (!ready.WaitForNotificationWithTimeout(absl::Seconds(2))) return nullptr;
+    return capture;
+  }
+};
 
 }  // namespace
 
@@ -163,6 +206,43 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     l.name = absl::StrCat("--proxy ", m.text);
     o.listeners.push_back(l);
   }
+  // Stealth: loopback listeners the capture sends selected processes to.
+  const size_t first_capture_listener = o.listeners.size();
+  auto holder = std::make_shared<CaptureHolder>();
+  const bool ipv6 = HasIpv6Loopback();
+  if (config.stealth.has_value()) {
+    using Kind = StreamEngine::Listener::Kind;
+    for (Kind kind : {Kind::kTransparentTcp, Kind::kTransparentUdp}) {
+      for (const char* host : {"127.0.0.1", "::1"}) {
+        if (host[0] == ':' && !ipv6) continue;
+        StreamEngine::Listener l;
+        l.kind = kind;
+        l.host = host;
+        l.port = config.stealth->port;
+        l.name = absl::StrCat("--stealth (", kind == Kind::kTransparentTcp ? "TCP" : "UDP",
+                              " on ", ListenAddress{l.host, l.port}.ToString(), ")");
+        o.listeners.push_back(l);
+      }
+    }
+    o.upstream_mark = kUpstreamMark;
+    // The selection already names what to fault: without --upstream every
+    // captured connection gets the flag faults; with it, only those whose
+    // original destination it names.
+    if (!upstreams.empty()) o.capture_filter = o.upstream_filter;
+    o.origin_lookup = [holder](const sockaddr_storage& client, int protocol,
+                               StreamEngine::Origin* out) {
+      fault::ebpf::Capture* c = holder->Get();
+      fault::ebpf::Origin origin;
+      if (c == nullptr || !c->TakeOrigin(client, protocol, &origin)) return false;
+      out->destination = origin.destination;
+      out->pid = origin.pid;
+      std::memcpy(out->comm, origin.comm, sizeof(out->comm));
+      return true;
+    };
+    o.origin_release = [holder](const sockaddr_storage& client, int protocol) {
+      if (fault::ebpf::Capture* c = holder->Get()) c->Release(client, protocol);
+    };
+  }
   if (o.listeners.empty()) {
     err << "fault run: nothing to listen on (--disable-http-proxy and no --proxy mapping)\n";
     return kExitUsage;
@@ -171,6 +251,33 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   if (!engine.ok()) {
     err << "fault run: " << engine.status().message() << "\n";
     return kExitCannotListen;
+  }
+  std::unique_ptr<fault::ebpf::Capture> capture;
+  if (config.stealth.has_value()) {
+    const std::vector<uint16_t>& ports = (*engine)->ports();
+    size_t li = first_capture_listener;
+    fault::ebpf::CaptureOptions co;
+    co.process_names = config.stealth->processes;
+    co.pids.assign(config.stealth->pids.begin(), config.stealth->pids.end());
+    co.exec_names = config.stealth->exec_names;
+    co.cgroups = config.stealth->cgroups;
+    co.all_netns = config.stealth->all_netns;
+    co.tcp_port4 = ports[li++];
+    if (ipv6) co.tcp_port6 = ports[li++];
+    co.udp_port4 = ports[li++];
+    if (ipv6) co.udp_port6 = ports[li++];
+    co.mark = kUpstreamMark;
+    absl::StatusOr<std::unique_ptr<fault::ebpf::Capture>> started =
+        fault::ebpf::Capture::Start(co);
+    if (!started.ok()) {
+      holder->ready.Notify();
+      err << "fault run: --stealth: " << started.status().message() << "\n";
+      (*engine)->Finish(0);
+      return kExitCannotListen;
+    }
+    capture = *std::move(started);
+    holder->capture = capture.get();
+    holder->ready.Notify();
   }
 
   const bool tty = isatty(STDOUT_FILENO) == 1 && &out == &std::cout;
@@ -190,6 +297,14 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       out << "fault run: " << (m.udp ? "udp " : "")
           << ListenAddress{m.listen.host, (*engine)->ports()[li++]}.ToString() << " -> "
           << ListenAddress{m.upstream.host, m.upstream.port}.ToString() << "\n";
+    }
+    if (config.stealth.has_value()) {
+      const std::vector<uint16_t>& ports = (*engine)->ports();
+      out << "fault run: stealth: capturing " << Selection(*config.stealth) << " (TCP to "
+          << ListenAddress{"127.0.0.1", ports[first_capture_listener]}.ToString() << ")";
+      if (!config.upstreams.empty())
+        out << "; faults for " << absl::StrJoin(config.upstreams, ", ");
+      out << "\n";
     }
     if (!names.empty()) out << "fault run: policies " << absl::StrJoin(names, ", ") << "\n";
     if (config.duration_ns > 0)
@@ -273,7 +388,11 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     out << "fault run: " << (stop_signal == SIGINT ? "SIGINT" : "SIGTERM")
         << ": stopping\n" << std::flush;
 
-  // Stop: no new connections; what is already on its way gets a second.
+  // Stop: capture first (selected processes connect directly again), then
+  // no new connections; what is already on its way gets a second.
+  fault::ebpf::CaptureCounters captured;
+  if (capture != nullptr) captured = capture->counters();
+  capture.reset();
   size_t cut = (*engine)->Finish(1'000'000'000);
   StreamEngine::Stats final_stats = (*engine)->stats();
   engine->reset();
@@ -291,6 +410,19 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
         static_cast<unsigned long long>(final_stats.upstream_reused),
         Bytes(final_stats.bytes_up), Bytes(final_stats.bytes_down),
         cut > 0 ? absl::StrCat("; ", cut, " closed with bytes still on their way") : "");
+    if (config.stealth.has_value()) {
+      err << absl::StrFormat(
+          "fault: stealth: captured %llu TCP connections (%llu IPv6) and %llu UDP "
+          "connects or datagrams (%llu IPv6)%s\n",
+          static_cast<unsigned long long>(captured.tcp4 + captured.tcp6),
+          static_cast<unsigned long long>(captured.tcp6),
+          static_cast<unsigned long long>(captured.udp4 + captured.udp6),
+          static_cast<unsigned long long>(captured.udp6),
+          captured.no_storage + captured.map_full > 0
+              ? absl::StrCat("; ", captured.no_storage + captured.map_full,
+                             " left uncaptured (kernel maps full)")
+              : "");
+    }
     fault::exec::SummaryInfo info;
     info.events = events_seen;
     info.events_lost = events.has_value() ? events->lost() : 0;

@@ -21,7 +21,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 2;        // bad flags or policies; nothing started
 inline constexpr int kExitNeverFired = 3;   // --expect-faults and a policy never fired
 inline constexpr int kExitEventsLost = 4;   // the --events file is incomplete
-inline constexpr int kExitCannotListen = 1; // a listener could not be bound
+inline constexpr int kExitCannotListen = 1; // a listener could not be bound, or
+                                            // stealth capture could not start
 
 // Runs the proxy until SIGINT/SIGTERM or config.duration_ns. `out` gets the
 // prelude and the live view, `err` warnings, errors and the summary.

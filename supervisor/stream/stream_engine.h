@@ -134,9 +134,11 @@ class StreamEngine {
     int64_t udp_idle_ns = 60'000'000'000;
     // Required by the transparent listeners. Their connections and
     // datagrams meet the rules as forward-proxy targets do: the always
-    // rules when `upstream_filter` accepts the destination (its IP literal,
-    // IPv6 without brackets, and port), and the best target rule.
+    // rules when `capture_filter` accepts the destination (its IP literal,
+    // IPv6 without brackets, and port; all of them when it is empty), and
+    // the best target rule.
     OriginLookup origin_lookup;
+    std::function<bool(std::string_view host, uint16_t port)> capture_filter;
     OriginRelease origin_release;  // optional
     // Non-zero: the SO_MARK of every socket the engine opens toward an
     // upstream, so that a capture layer can leave the engine's own traffic

@@ -270,7 +270,7 @@ class StreamEngine::Loop {
   bool Captured(const sockaddr_storage& client, int protocol, sockaddr_storage* dest,
                 socklen_t* dest_len, int32_t* pid);
   // Whether the always rules apply to a captured destination
-  // (Options::upstream_filter, given its IP literal).
+  // (Options::capture_filter, given its IP literal).
   bool AlwaysRulesFor(const eng::Endpoint& far) const;
 
   // ---- UDP mappings and transparent UDP (udp_relay.cc)

@@ -74,10 +74,10 @@ bool StreamEngine::Loop::Captured(const sockaddr_storage& client, int protocol,
 }
 
 bool StreamEngine::Loop::AlwaysRulesFor(const eng::Endpoint& far) const {
-  if (!o_.upstream_filter) return true;
+  if (!o_.capture_filter) return true;
   char host[INET6_ADDRSTRLEN] = {};
   inet_ntop(far.family, far.addr, host, sizeof(host));
-  return o_.upstream_filter(host, far.port);
+  return o_.capture_filter(host, far.port);
 }
 
 void StreamEngine::Loop::AcceptCaptured(int fd, const sockaddr_storage& peer) {

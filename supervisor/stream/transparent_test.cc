@@ -553,7 +553,7 @@ TEST(Transparent, UpstreamFilterDecidesWhereTheAlwaysRulesApply) {
   o.always_rules = {"latency"};
   auto asked = std::make_shared<std::vector<std::string>>();
   auto mu = std::make_shared<std::mutex>();
-  o.upstream_filter = [=](std::string_view host, uint16_t port) {
+  o.capture_filter = [=](std::string_view host, uint16_t port) {
     std::lock_guard<std::mutex> l(*mu);
     asked->push_back(std::string(host) + " " + std::to_string(port));
     return port == faulted_port;
