@@ -424,6 +424,41 @@ class CapturePidTreeTest(StealthTestCase):
         self.assertGreaterEqual(seconds, LATENCY_MS / 1000, err)
 
 
+def cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            if after.split(" ")[0] == "cgroup2" and before.split(" ")[3] == "/":
+                return before.split(" ")[4]
+    return None
+
+
+class CaptureCgroupTest(StealthTestCase):
+    def test_processes_in_a_selected_cgroup_are_captured(self):
+        root = cgroup2_mount()
+        self.assertIsNotNone(root)
+        group = os.path.join(root, "fault-stealth-test-%d" % os.getpid())
+        os.mkdir(group)
+        self.addCleanup(os.rmdir, group)
+        server = HttpServer()
+        self.addCleanup(server.close)
+        # A plain curl, moved into the cgroup by its shell before it execs;
+        # selected by the path as /proc/PID/cgroup shows it.
+        script = 'echo $$ > "$0/cgroup.procs" && exec %s -s -o /dev/null -w "%%{time_total}" ' \
+                 '--max-time 10 %s' % (need("curl"), server.url())
+        run = Stealth(["--capture-cgroup", group[len(root):], *self.latency_args()])
+        try:
+            inside = subprocess.run(["/bin/sh", "-c", script, group], capture_output=True,
+                                    text=True, timeout=20, env=clean_env())
+            rc, outside = curl_time(need("curl"), server.url())
+        finally:
+            status, _, err = run.stop()
+        self.assertEqual(inside.returncode, 0, inside.stderr)
+        self.assertGreaterEqual(float(inside.stdout), LATENCY_MS / 1000, err)
+        self.assertEqual(rc, 0)
+        self.assertLess(outside, LATENCY_MS / 1000, "a process outside the cgroup was slowed")
+
+
 class CaptureLifetimeTest(StealthTestCase):
     def test_kill_9_leaves_nothing_attached(self):
         server = HttpServer()
