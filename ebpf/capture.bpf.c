@@ -176,9 +176,56 @@ static __always_inline void fill_process(struct fault_origin* o) {
   bpf_get_current_comm(o->comm, sizeof(o->comm));
 }
 
-// --- connect -------------------------------------------------------------------
-
 static __always_inline __u32 loopback4(void) { return bpf_htonl(0x7f000001); }
+
+// Remembers in the socket's storage where it was going (an IPv4 address as
+// ::ffff:a.b.c.d) and who sent it there. NULL: no storage (counted).
+static __always_inline struct fault_origin* remember(struct bpf_sock* sk, __u32 a0, __u32 a1,
+                                                     __u32 a2, __u32 a3, __u16 port,
+                                                     __u16 family, __u8 proto) {
+  struct fault_origin* o = bpf_sk_storage_get(&sk_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!o) {
+    count(FAULT_CNT_NO_STORAGE);
+    return 0;
+  }
+  o->ip6[0] = a0;
+  o->ip6[1] = a1;
+  o->ip6[2] = a2;
+  o->ip6[3] = a3;
+  o->port = port;
+  o->family = family;
+  o->proto = proto;
+  fill_process(o);
+  return o;
+}
+
+// Files `o` under the client's end as the engine will see it.
+static __always_inline void file_by_client(struct fault_client_key* key, __u32 sport, __u8 proto,
+                                           struct fault_origin* o) {
+  key->port = (__u16)sport;
+  key->proto = proto;
+  if (bpf_map_update_elem(&origin_by_client, key, o, BPF_ANY) != 0) count(FAULT_CNT_MAP_FULL);
+}
+
+// Points an IPv6 socket's destination at the engine: [::1]:to, or
+// ::ffff:127.0.0.1:to for a v4-mapped destination. One call per program
+// (see fault_getpeername6 for why).
+static __always_inline void redirect6(struct bpf_sock_addr* ctx, int mapped, __u16 to) {
+  ctx->user_ip6[0] = 0;
+  ctx->user_ip6[1] = 0;
+  ctx->user_ip6[2] = mapped ? bpf_htonl(0xffff) : 0;
+  ctx->user_ip6[3] = mapped ? loopback4() : bpf_htonl(1);
+  ctx->user_port = to;
+}
+
+// Whether an IPv6 destination already is one of the engine's listeners.
+static __always_inline int is_engine6(int mapped, __u32 a0, __u32 a1, __u32 a2, __u32 a3,
+                                      __u16 port, __u16 p4, __u16 p6) {
+  if (mapped) return a3 == loopback4() && port == p4;
+  return a0 == 0 && a1 == 0 && a2 == 0 && a3 == bpf_htonl(1) && port == p6;
+}
+
+// --- connect -------------------------------------------------------------------
 
 SEC("cgroup/connect4")
 int fault_connect4(struct bpf_sock_addr* ctx) {
@@ -195,19 +242,9 @@ int fault_connect4(struct bpf_sock_addr* ctx) {
   if (to == 0) return 1;
   if (dst == loopback4() && (port == cfg_tcp4 || port == cfg_udp4)) return 1;
   if (!selected()) return 1;
-  struct fault_origin* o = bpf_sk_storage_get(&sk_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (!o) {
-    count(FAULT_CNT_NO_STORAGE);
-    return 1;
-  }
-  o->ip6[0] = 0;
-  o->ip6[1] = 0;
-  o->ip6[2] = bpf_htonl(0xffff);
-  o->ip6[3] = dst;
-  o->port = port;
-  o->family = FAULT_AF_INET;
-  o->proto = type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP;
-  fill_process(o);
+  struct fault_origin* o = remember(sk, 0, 0, bpf_htonl(0xffff), dst, port, FAULT_AF_INET,
+                                    type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP);
+  if (!o) return 1;
   if (type == SOCK_DGRAM) {
     // Connected UDP: the local port is assigned after this hook, so the
     // engine finds the socket by its cookie (sock_diag) instead.
@@ -241,24 +278,14 @@ int fault_connect6(struct bpf_sock_addr* ctx) {
   else if (type == SOCK_DGRAM) to = mapped ? cfg_udp4 : cfg_udp6;
   else return 1;
   if (to == 0) return 1;
-  if (mapped && a3 == loopback4() && (port == cfg_tcp4 || port == cfg_udp4)) return 1;
-  if (!mapped && a0 == 0 && a1 == 0 && a2 == 0 && a3 == bpf_htonl(1) &&
-      (port == cfg_tcp6 || port == cfg_udp6))
+  if (is_engine6(mapped, a0, a1, a2, a3, port, cfg_tcp4, cfg_tcp6) ||
+      is_engine6(mapped, a0, a1, a2, a3, port, cfg_udp4, cfg_udp6))
     return 1;
   if (!selected()) return 1;
-  struct fault_origin* o = bpf_sk_storage_get(&sk_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (!o) {
-    count(FAULT_CNT_NO_STORAGE);
-    return 1;
-  }
-  o->ip6[0] = a0;
-  o->ip6[1] = a1;
-  o->ip6[2] = a2;
-  o->ip6[3] = a3;
-  o->port = port;
-  o->family = mapped ? FAULT_AF_INET : FAULT_AF_INET6;
-  o->proto = type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP;
-  fill_process(o);
+  struct fault_origin* o =
+      remember(sk, a0, a1, a2, a3, port, mapped ? FAULT_AF_INET : FAULT_AF_INET6,
+               type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP);
+  if (!o) return 1;
   if (type == SOCK_DGRAM) {
     __u64 cookie = bpf_get_socket_cookie(ctx);
     bpf_map_update_elem(&origin_by_cookie, &cookie, o, BPF_ANY);
@@ -266,18 +293,7 @@ int fault_connect6(struct bpf_sock_addr* ctx) {
   } else {
     count(FAULT_CNT_TCP6);
   }
-  if (mapped) {
-    ctx->user_ip6[0] = 0;
-    ctx->user_ip6[1] = 0;
-    ctx->user_ip6[2] = bpf_htonl(0xffff);
-    ctx->user_ip6[3] = loopback4();
-  } else {
-    ctx->user_ip6[0] = 0;
-    ctx->user_ip6[1] = 0;
-    ctx->user_ip6[2] = 0;
-    ctx->user_ip6[3] = bpf_htonl(1);
-  }
-  ctx->user_port = to;
+  redirect6(ctx, mapped, to);
   return 1;
 }
 
@@ -310,10 +326,7 @@ int fault_sockops(struct bpf_sock_ops* skops) {
     key.ip6[2] = l6_2;
     key.ip6[3] = l6_3;
   }
-  key.port = (__u16)lport;
-  key.proto = FAULT_IPPROTO_TCP;
-  if (bpf_map_update_elem(&origin_by_client, &key, o, BPF_ANY) != 0)
-    count(FAULT_CNT_MAP_FULL);
+  file_by_client(&key, lport, FAULT_IPPROTO_TCP, o);
   return 1;
 }
 
@@ -330,26 +343,13 @@ int fault_sendmsg4(struct bpf_sock_addr* ctx) {
   if (!eligible(ctx, sk)) return 1;
   if (dst == loopback4() && port == cfg_udp4) return 1;
   if (!selected()) return 1;
-  struct fault_origin* o = bpf_sk_storage_get(&sk_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (!o) {
-    count(FAULT_CNT_NO_STORAGE);
-    return 1;
-  }
-  o->ip6[0] = 0;
-  o->ip6[1] = 0;
-  o->ip6[2] = bpf_htonl(0xffff);
-  o->ip6[3] = dst;
-  o->port = port;
-  o->family = FAULT_AF_INET;
-  o->proto = FAULT_IPPROTO_UDP;
-  fill_process(o);
+  struct fault_origin* o =
+      remember(sk, 0, 0, bpf_htonl(0xffff), dst, port, FAULT_AF_INET, FAULT_IPPROTO_UDP);
+  if (!o) return 1;
   struct fault_client_key key = {};
   key.ip6[2] = bpf_htonl(0xffff);
   key.ip6[3] = src != 0 ? src : loopback4();
-  key.port = (__u16)sport;
-  key.proto = FAULT_IPPROTO_UDP;
-  if (bpf_map_update_elem(&origin_by_client, &key, o, BPF_ANY) != 0)
-    count(FAULT_CNT_MAP_FULL);
+  file_by_client(&key, sport, FAULT_IPPROTO_UDP, o);
   count(FAULT_CNT_UDP4);
   ctx->user_ip4 = loopback4();
   ctx->user_port = cfg_udp4;
@@ -374,23 +374,11 @@ int fault_sendmsg6(struct bpf_sock_addr* ctx) {
   const int mapped = a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff);
   const __u16 to = mapped ? cfg_udp4 : cfg_udp6;
   if (to == 0) return 1;
-  if (mapped && a3 == loopback4() && port == cfg_udp4) return 1;
-  if (!mapped && a0 == 0 && a1 == 0 && a2 == 0 && a3 == bpf_htonl(1) && port == cfg_udp6)
-    return 1;
+  if (is_engine6(mapped, a0, a1, a2, a3, port, cfg_udp4, cfg_udp6)) return 1;
   if (!selected()) return 1;
-  struct fault_origin* o = bpf_sk_storage_get(&sk_origin, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (!o) {
-    count(FAULT_CNT_NO_STORAGE);
-    return 1;
-  }
-  o->ip6[0] = a0;
-  o->ip6[1] = a1;
-  o->ip6[2] = a2;
-  o->ip6[3] = a3;
-  o->port = port;
-  o->family = mapped ? FAULT_AF_INET : FAULT_AF_INET6;
-  o->proto = FAULT_IPPROTO_UDP;
-  fill_process(o);
+  struct fault_origin* o = remember(sk, a0, a1, a2, a3, port,
+                                    mapped ? FAULT_AF_INET : FAULT_AF_INET6, FAULT_IPPROTO_UDP);
+  if (!o) return 1;
   struct fault_client_key key = {};
   const int unbound = s0 == 0 && s1 == 0 && s2 == 0 && s3 == 0;
   if (mapped) {
@@ -404,23 +392,9 @@ int fault_sendmsg6(struct bpf_sock_addr* ctx) {
     key.ip6[2] = s2;
     key.ip6[3] = s3;
   }
-  key.port = (__u16)sport;
-  key.proto = FAULT_IPPROTO_UDP;
-  if (bpf_map_update_elem(&origin_by_client, &key, o, BPF_ANY) != 0)
-    count(FAULT_CNT_MAP_FULL);
+  file_by_client(&key, sport, FAULT_IPPROTO_UDP, o);
   count(FAULT_CNT_UDP6);
-  if (mapped) {
-    ctx->user_ip6[0] = 0;
-    ctx->user_ip6[1] = 0;
-    ctx->user_ip6[2] = bpf_htonl(0xffff);
-    ctx->user_ip6[3] = loopback4();
-  } else {
-    ctx->user_ip6[0] = 0;
-    ctx->user_ip6[1] = 0;
-    ctx->user_ip6[2] = 0;
-    ctx->user_ip6[3] = bpf_htonl(1);
-  }
-  ctx->user_port = to;
+  redirect6(ctx, mapped, to);
   return 1;
 }
 
