@@ -44,7 +44,11 @@ const volatile __u32 cfg_self_tgid = 0;     // fault itself: never captured
 const volatile __u32 cfg_mark = 0;          // SO_MARK of the engine's upstreams
 const volatile __u64 cfg_netns_cookie = 0;  // 0: every network namespace
 const volatile __u32 cfg_select = 0;        // FAULT_SEL_* bits
-const volatile __u32 cfg_prefixes = 0;      // entries used in sel_prefixes
+const volatile __u32 cfg_patterns = 0;      // entries used in cfg_pattern
+// Process names and prefixes, in read-only data: a few masked compares
+// cost a fraction of a hash lookup, and every connect and send on the
+// machine that is not selected pays this check.
+const volatile struct fault_pattern cfg_pattern[FAULT_MAX_PATTERNS] = {};
 const volatile __u32 cfg_cgroup_levels = 0; // deepest ancestor level to check
 // The engine's listeners, network byte order; 0: that kind is not captured.
 const volatile __u16 cfg_tcp4 = 0;
@@ -53,20 +57,6 @@ const volatile __u16 cfg_udp4 = 0;
 const volatile __u16 cfg_udp6 = 0;
 
 // --- maps --------------------------------------------------------------------
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, FAULT_MAX_NAMES);
-  __type(key, struct fault_comm);
-  __type(value, __u8);
-} sel_comms SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, FAULT_MAX_PREFIXES);
-  __type(key, __u32);
-  __type(value, struct fault_prefix);
-} sel_prefixes SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -124,31 +114,20 @@ static __always_inline void count(__u32 which) {
 
 // --- selection ---------------------------------------------------------------
 
-static __always_inline int prefix_matches(const struct fault_prefix* p, const char* comm) {
-  for (int i = 0; i < 16; ++i) {
-    if (i >= p->len) return 1;
-    if (comm[i] != p->name[i]) return 0;
-  }
-  return 1;
-}
-
 static __always_inline int selected(void) {
   const __u32 sel = cfg_select;
   if (sel & FAULT_SEL_PIDS) {
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (bpf_map_lookup_elem(&sel_pids, &tgid)) return 1;
   }
-  if (sel & (FAULT_SEL_COMMS | FAULT_SEL_PREFIXES)) {
-    struct fault_comm comm = {};
-    bpf_get_current_comm(comm.name, sizeof(comm.name));
-    if ((sel & FAULT_SEL_COMMS) && bpf_map_lookup_elem(&sel_comms, &comm)) return 1;
-    if (sel & FAULT_SEL_PREFIXES) {
-      for (__u32 k = 0; k < FAULT_MAX_PREFIXES; ++k) {
-        if (k >= cfg_prefixes) break;
-        __u32 key = k;
-        const struct fault_prefix* p = bpf_map_lookup_elem(&sel_prefixes, &key);
-        if (p && prefix_matches(p, comm.name)) return 1;
-      }
+  if (sel & FAULT_SEL_COMMS) {
+    __u64 comm[2] = {};
+    bpf_get_current_comm(comm, sizeof(comm));
+    for (__u32 k = 0; k < FAULT_MAX_PATTERNS; ++k) {
+      if (k >= cfg_patterns) break;
+      if ((comm[0] & cfg_pattern[k].mask[0]) == cfg_pattern[k].value[0] &&
+          (comm[1] & cfg_pattern[k].mask[1]) == cfg_pattern[k].value[1])
+        return 1;
     }
   }
   if (sel & FAULT_SEL_CGROUPS) {
@@ -234,14 +213,14 @@ int fault_connect4(struct bpf_sock_addr* ctx) {
   const __u16 port = (__u16)ctx->user_port;
   struct bpf_sock* sk = ctx->sk;
   if (!sk) return 1;
-  if (!eligible(ctx, sk)) return 1;
+  // Selection first: it is the cheaper test, and most processes fail it.
+  if (!selected() || !eligible(ctx, sk)) return 1;
   __u16 to;
   if (type == SOCK_STREAM) to = cfg_tcp4;
   else if (type == SOCK_DGRAM) to = cfg_udp4;
   else return 1;
   if (to == 0) return 1;
   if (dst == loopback4() && (port == cfg_tcp4 || port == cfg_udp4)) return 1;
-  if (!selected()) return 1;
   struct fault_origin* o = remember(sk, 0, 0, bpf_htonl(0xffff), dst, port, FAULT_AF_INET,
                                     type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP);
   if (!o) return 1;
@@ -269,7 +248,8 @@ int fault_connect6(struct bpf_sock_addr* ctx) {
   const __u16 port = (__u16)ctx->user_port;
   struct bpf_sock* sk = ctx->sk;
   if (!sk) return 1;
-  if (!eligible(ctx, sk)) return 1;
+  // Selection first: it is the cheaper test, and most processes fail it.
+  if (!selected() || !eligible(ctx, sk)) return 1;
   // ::ffff:a.b.c.d reaches IPv4 through this IPv6 socket: redirect to the
   // IPv4 listener, in mapped form.
   const int mapped = a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff);
@@ -281,7 +261,6 @@ int fault_connect6(struct bpf_sock_addr* ctx) {
   if (is_engine6(mapped, a0, a1, a2, a3, port, cfg_tcp4, cfg_tcp6) ||
       is_engine6(mapped, a0, a1, a2, a3, port, cfg_udp4, cfg_udp6))
     return 1;
-  if (!selected()) return 1;
   struct fault_origin* o =
       remember(sk, a0, a1, a2, a3, port, mapped ? FAULT_AF_INET : FAULT_AF_INET6,
                type == SOCK_STREAM ? FAULT_IPPROTO_TCP : FAULT_IPPROTO_UDP);
@@ -340,9 +319,9 @@ int fault_sendmsg4(struct bpf_sock_addr* ctx) {
   if (!sk || cfg_udp4 == 0) return 1;
   const __u32 src = sk->src_ip4;
   const __u32 sport = sk->src_port;
-  if (!eligible(ctx, sk)) return 1;
+  // Selection first: it is the cheaper test, and most processes fail it.
+  if (!selected() || !eligible(ctx, sk)) return 1;
   if (dst == loopback4() && port == cfg_udp4) return 1;
-  if (!selected()) return 1;
   struct fault_origin* o =
       remember(sk, 0, 0, bpf_htonl(0xffff), dst, port, FAULT_AF_INET, FAULT_IPPROTO_UDP);
   if (!o) return 1;
@@ -370,12 +349,12 @@ int fault_sendmsg6(struct bpf_sock_addr* ctx) {
   const __u32 s2 = sk->src_ip6[2];
   const __u32 s3 = sk->src_ip6[3];
   const __u32 sport = sk->src_port;
-  if (!eligible(ctx, sk)) return 1;
+  // Selection first: it is the cheaper test, and most processes fail it.
+  if (!selected() || !eligible(ctx, sk)) return 1;
   const int mapped = a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff);
   const __u16 to = mapped ? cfg_udp4 : cfg_udp6;
   if (to == 0) return 1;
   if (is_engine6(mapped, a0, a1, a2, a3, port, cfg_udp4, cfg_udp6)) return 1;
-  if (!selected()) return 1;
   struct fault_origin* o = remember(sk, a0, a1, a2, a3, port,
                                     mapped ? FAULT_AF_INET : FAULT_AF_INET6, FAULT_IPPROTO_UDP);
   if (!o) return 1;

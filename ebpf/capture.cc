@@ -292,26 +292,24 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
   if (!root.ok()) return root.status();
 
   // Validate every selector before touching the kernel.
-  std::vector<fault_comm> comms;
-  std::vector<fault_prefix> prefixes;
+  // Names and prefixes become masked patterns (capture_abi.h).
+  std::vector<fault_pattern> patterns;
   for (const std::string& name : options.process_names) {
-    if (!name.empty() && name.back() == '*') {
-      std::string p = name.substr(0, name.size() - 1);
-      fault_comm key;
-      if (absl::Status s = CommKey(p, &key, "--capture-process"); !s.ok()) return s;
-      if (prefixes.size() >= FAULT_MAX_PREFIXES) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--capture-process ", name, ": at most ", FAULT_MAX_PREFIXES, " prefixes"));
-      }
-      fault_prefix fp = {};
-      fp.len = static_cast<uint32_t>(p.size());
-      std::memcpy(fp.name, key.name, sizeof(fp.name));
-      prefixes.push_back(fp);
-    } else {
-      fault_comm key;
-      if (absl::Status s = CommKey(name, &key, "--capture-process"); !s.ok()) return s;
-      comms.push_back(key);
+    const bool prefix = !name.empty() && name.back() == '*';
+    const std::string bare = prefix ? name.substr(0, name.size() - 1) : name;
+    fault_comm key;
+    if (absl::Status s = CommKey(bare, &key, "--capture-process"); !s.ok()) return s;
+    if (patterns.size() >= FAULT_MAX_PATTERNS) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--capture-process ", name, ": at most ", FAULT_MAX_PATTERNS,
+          " process names and prefixes together"));
     }
+    unsigned char mask[16] = {};
+    std::memset(mask, 0xff, prefix ? bare.size() : sizeof(mask));
+    fault_pattern p = {};
+    std::memcpy(p.mask, mask, sizeof(mask));
+    std::memcpy(p.value, key.name, sizeof(key.name));
+    patterns.push_back(p);
   }
   std::vector<fault_comm> execs;
   for (const std::string& name : options.exec_names) {
@@ -333,7 +331,7 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
     cgroup_ids.push_back(id);
     levels = std::max(levels, level);
   }
-  if (comms.size() > FAULT_MAX_NAMES || execs.size() > FAULT_MAX_NAMES ||
+  if (execs.size() > FAULT_MAX_NAMES ||
       cgroup_ids.size() > FAULT_MAX_CGROUPS) {
     return absl::InvalidArgumentError("too many capture selectors");
   }
@@ -357,12 +355,14 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
         "use --capture-all-netns to capture in every namespace");
   }
   uint32_t select = 0;
-  if (!comms.empty()) select |= FAULT_SEL_COMMS;
-  if (!prefixes.empty()) select |= FAULT_SEL_PREFIXES;
+  if (!patterns.empty()) select |= FAULT_SEL_COMMS;
   if (pid_tree) select |= FAULT_SEL_PIDS;
   if (!cgroup_ids.empty()) select |= FAULT_SEL_CGROUPS;
   ro->cfg_select = select;
-  ro->cfg_prefixes = static_cast<uint32_t>(prefixes.size());
+  ro->cfg_patterns = static_cast<uint32_t>(patterns.size());
+  for (size_t i = 0; i < patterns.size(); ++i)
+    std::memcpy(const_cast<fault_pattern*>(&ro->cfg_pattern[i]), &patterns[i],
+                sizeof(patterns[i]));
   ro->cfg_cgroup_levels = static_cast<uint32_t>(levels);
   ro->cfg_tcp4 = htons(options.tcp_port4);
   ro->cfg_tcp6 = htons(options.tcp_port6);
@@ -387,11 +387,6 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
   // Selections go in before the programs are attached, so that nothing is
   // ever captured half-configured.
   const uint8_t one = 1;
-  for (const fault_comm& k : comms)
-    bpf_map__update_elem(c->skel_->maps.sel_comms, &k, sizeof(k), &one, 1, BPF_ANY);
-  for (uint32_t i = 0; i < prefixes.size(); ++i)
-    bpf_map__update_elem(c->skel_->maps.sel_prefixes, &i, sizeof(i), &prefixes[i],
-                         sizeof(prefixes[i]), BPF_ANY);
   for (const fault_comm& k : execs)
     bpf_map__update_elem(c->skel_->maps.sel_exec_names, &k, sizeof(k), &one, 1, BPF_ANY);
   for (uint64_t id : cgroup_ids)

@@ -17,16 +17,15 @@ typedef __u32 fault_u32;
 typedef __u64 fault_u64;
 #endif
 
-#define FAULT_MAX_NAMES 64
-#define FAULT_MAX_PREFIXES 8
+#define FAULT_MAX_NAMES 64       // exec names
+#define FAULT_MAX_PATTERNS 16    // process names and prefixes together
 #define FAULT_MAX_PIDS 65536
 #define FAULT_MAX_CGROUPS 64
 #define FAULT_MAX_CGROUP_LEVELS 16
 #define FAULT_MAX_ORIGINS 65536
 
 // cfg_select bits: a process is captured when any enabled selector matches.
-#define FAULT_SEL_COMMS 1u
-#define FAULT_SEL_PREFIXES 2u
+#define FAULT_SEL_COMMS 1u    // process names and prefixes
 #define FAULT_SEL_PIDS 4u     // PID trees and exec names (both fill sel_pids)
 #define FAULT_SEL_CGROUPS 8u
 
@@ -49,9 +48,12 @@ struct fault_comm {
   char name[16];
 };
 
-struct fault_prefix {
-  fault_u32 len;
-  char name[16];
+// A process name or prefix, compared as two 64-bit words: the comm
+// matches when (comm & mask) == value, word by word. An exact name masks
+// all 16 bytes (its zero padding included); a prefix only its own bytes.
+struct fault_pattern {
+  fault_u64 mask[2];
+  fault_u64 value[2];
 };
 
 // Where a captured socket was going. IPv4 destinations are kept as

@@ -199,7 +199,7 @@ TEST_F(CaptureTest, PrefixSelectsAndDetachingStopsCapture) {
   int engine = Listen(AF_INET, SOCK_STREAM, &engine_port);
   int server = Listen(AF_INET, SOCK_STREAM, &server_port);
   CaptureOptions o;
-  o.process_names = {"fcappre*"};
+  o.process_names = {"fcappre*", "fcapexact"};
   o.tcp_port4 = engine_port;
   auto connect_to_server = [server_port]() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -215,6 +215,14 @@ TEST_F(CaptureTest, PrefixSelectsAndDetachingStopsCapture) {
     EXPECT_EQ(Wait(Child("fcapprefix42", connect_to_server)), 0);
     EXPECT_TRUE(Readable(engine, 3000));
     EXPECT_FALSE(Readable(server, 0));
+    // An exact name is not a prefix.
+    EXPECT_EQ(Wait(Child("fcapexact2", connect_to_server)), 0);
+    EXPECT_TRUE(Readable(server, 3000));
+    sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    close(accept4(server, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+    EXPECT_EQ(Wait(Child("fcapexact", connect_to_server)), 0);
+    EXPECT_FALSE(Readable(server, 300));
   }
   // Detached with the Capture: the same name now connects directly.
   EXPECT_EQ(Wait(Child("fcapprefix43", connect_to_server)), 0);
