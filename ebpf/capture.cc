@@ -189,7 +189,7 @@ bool Capture::TakeOrigin(const sockaddr_storage&, int, Origin*) { return false; 
 void Capture::Release(const sockaddr_storage&, int) {}
 absl::Status Capture::AddPid(pid_t) { return absl::UnimplementedError("no BPF"); }
 CaptureCounters Capture::counters() const { return {}; }
-bool Capture::DiagCookie(const sockaddr_storage&, uint64_t*) { return false; }
+bool Capture::DiagCookie(const sockaddr_storage&, int, uint64_t*) { return false; }
 absl::Status ProbeCapture() { return Capture::Start({}).status(); }
 
 #else
@@ -409,7 +409,6 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
       {c->skel_->progs.fault_fork, "sched_process_fork", false, pid_tree},
       {c->skel_->progs.fault_exit, "sched_process_exit", false, pid_tree},
       {c->skel_->progs.fault_exec, "sched_process_exec", false, !execs.empty()},
-      {c->skel_->progs.fault_sockops, "sockops", true, true},
       {c->skel_->progs.fault_recvmsg4, "recvmsg4", true, udp},
       {c->skel_->progs.fault_recvmsg6, "recvmsg6", true, udp},
       {c->skel_->progs.fault_getpeername4, "getpeername4", true, true},
@@ -455,9 +454,10 @@ Capture::~Capture() {
   if (diag_fd_ >= 0) close(diag_fd_);
 }
 
-// The socket cookie of a connected UDP client, from the kernel's socket
-// table (sock_diag): the connect hook could not know the client's port.
-bool Capture::DiagCookie(const sockaddr_storage& client, uint64_t* cookie) {
+// The socket cookie of a captured client, from the kernel's socket table
+// (sock_diag) by the 4-tuple the engine sees: the connect hook ran before
+// the client had a port, so it filed the destination under the cookie.
+bool Capture::DiagCookie(const sockaddr_storage& client, int protocol, uint64_t* cookie) {
   std::lock_guard<std::mutex> lock(diag_mu_);
   if (diag_fd_ < 0) {
     diag_fd_ = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -465,8 +465,28 @@ bool Capture::DiagCookie(const sockaddr_storage& client, uint64_t* cookie) {
     timeval tv = {0, 200000};
     setsockopt(diag_fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
+  const bool tcp = protocol == IPPROTO_TCP;
   // A v4 client may also be an IPv6 socket speaking to a mapped address.
   for (int family : {AF_INET, AF_INET6}) {
+    // The client's end and the engine's listener, in the request's form.
+    uint32_t client_ip[4] = {}, engine_ip[4] = {};
+    uint16_t client_port = 0, engine_port = 0;
+    if (client.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&client);
+      client_port = in->sin_port;
+      engine_port = htons(tcp ? options_.tcp_port4 : options_.udp_port4);
+      const int at = family == AF_INET ? 0 : 3;
+      if (family == AF_INET6) client_ip[2] = engine_ip[2] = htonl(0xffff);
+      client_ip[at] = in->sin_addr.s_addr;
+      engine_ip[at] = htonl(INADDR_LOOPBACK);
+    } else {
+      if (family == AF_INET) continue;
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&client);
+      client_port = in6->sin6_port;
+      engine_port = htons(tcp ? options_.tcp_port6 : options_.udp_port6);
+      std::memcpy(client_ip, &in6->sin6_addr, 16);
+      engine_ip[3] = htonl(1);
+    }
     struct {
       nlmsghdr nlh;
       inet_diag_req_v2 req;
@@ -475,33 +495,19 @@ bool Capture::DiagCookie(const sockaddr_storage& client, uint64_t* cookie) {
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     msg.nlh.nlmsg_flags = NLM_F_REQUEST;
     msg.req.sdiag_family = static_cast<uint8_t>(family);
-    msg.req.sdiag_protocol = IPPROTO_UDP;
+    msg.req.sdiag_protocol = static_cast<uint8_t>(protocol);
     msg.req.idiag_states = ~0u;
     msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
     msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    // For UDP the kernel looks the socket up as a receiver: the source is
-    // the engine's listener, the destination the client.
-    if (client.ss_family == AF_INET) {
-      const auto* in = reinterpret_cast<const sockaddr_in*>(&client);
-      msg.req.id.idiag_dport = in->sin_port;
-      msg.req.id.idiag_sport = htons(options_.udp_port4);
-      if (family == AF_INET) {
-        msg.req.id.idiag_dst[0] = in->sin_addr.s_addr;
-        msg.req.id.idiag_src[0] = htonl(INADDR_LOOPBACK);
-      } else {
-        msg.req.id.idiag_dst[2] = htonl(0xffff);
-        msg.req.id.idiag_dst[3] = in->sin_addr.s_addr;
-        msg.req.id.idiag_src[2] = htonl(0xffff);
-        msg.req.id.idiag_src[3] = htonl(INADDR_LOOPBACK);
-      }
-    } else {
-      if (family == AF_INET) continue;
-      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&client);
-      msg.req.id.idiag_dport = in6->sin6_port;
-      msg.req.id.idiag_sport = htons(options_.udp_port6);
-      std::memcpy(msg.req.id.idiag_dst, &in6->sin6_addr, 16);
-      msg.req.id.idiag_src[3] = htonl(1);
-    }
+    // TCP looks the socket up by its own end (source = the client); UDP as
+    // the receiver of a datagram (source = the engine, destination = the
+    // client).
+    const uint32_t* src = tcp ? client_ip : engine_ip;
+    const uint32_t* dst = tcp ? engine_ip : client_ip;
+    std::memcpy(msg.req.id.idiag_src, src, 16);
+    std::memcpy(msg.req.id.idiag_dst, dst, 16);
+    msg.req.id.idiag_sport = tcp ? client_port : engine_port;
+    msg.req.id.idiag_dport = tcp ? engine_port : client_port;
     sockaddr_nl nl = {};
     nl.nl_family = AF_NETLINK;
     if (sendto(diag_fd_, &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&nl), sizeof(nl)) < 0)
@@ -528,15 +534,15 @@ bool Capture::TakeOrigin(const sockaddr_storage& client, int protocol, Origin* o
     ToOrigin(o, out);
     return true;
   }
-  if (protocol != IPPROTO_UDP) return false;
   uint64_t cookie = 0;
-  if (!DiagCookie(client, &cookie)) return false;
+  if (!DiagCookie(client, protocol, &cookie)) return false;
   bpf_map* by_cookie = skel_->maps.origin_by_cookie;
   if (bpf_map__lookup_elem(by_cookie, &cookie, sizeof(cookie), &o, sizeof(o), 0) != 0)
     return false;
   bpf_map__delete_elem(by_cookie, &cookie, sizeof(cookie), 0);
-  // Later datagrams of this connected socket find it by address.
-  bpf_map__update_elem(by_client, &key, sizeof(key), &o, sizeof(o), BPF_ANY);
+  // Later datagrams of a connected UDP socket find it by address.
+  if (protocol == IPPROTO_UDP)
+    bpf_map__update_elem(by_client, &key, sizeof(key), &o, sizeof(o), BPF_ANY);
   ToOrigin(o, out);
   return true;
 }

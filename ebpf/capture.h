@@ -86,7 +86,9 @@ class Capture {
   Capture& operator=(const Capture&) = delete;
 
   // The destination of the client at `client` (the peer of an accepted
-  // connection, the source of a datagram). TCP entries are taken (deleted);
+  // connection, the source of a datagram). A TCP connection, and the first
+  // datagram of a connected UDP socket, cost a sock_diag round trip (tens
+  // of microseconds, one at a time). TCP entries are taken (deleted);
   // UDP entries stay (an unconnected socket's entry is its latest
   // destination) until Release. False when unknown.
   bool TakeOrigin(const sockaddr_storage& client, int protocol, Origin* out);
@@ -102,7 +104,7 @@ class Capture {
 
  private:
   Capture() = default;
-  bool DiagCookie(const sockaddr_storage& client, uint64_t* cookie);
+  bool DiagCookie(const sockaddr_storage& client, int protocol, uint64_t* cookie);
 
   fault_capture* skel_ = nullptr;
   std::vector<bpf_link*> links_;
