@@ -99,7 +99,7 @@ class Capture {
 
   CaptureCounters counters() const;
   const std::string& cgroup_root() const { return cgroup_root_; }
-  // Attached programs, as "connect4", "sockops", ... (for messages).
+  // Attached programs, as "connect4", "sendmsg4", ... (for messages).
   const std::vector<std::string>& attached() const { return attached_; }
 
  private:
