@@ -307,6 +307,13 @@ class GoTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=300, env=env)
         if r.returncode != 0:
             raise AssertionError("go build failed: " + r.stderr)
+        # The same client without cgo: a static binary, no libc at all.
+        cls.static_binary = os.path.join(cls.tmp, "goget-static")
+        r = subprocess.run([need("go"), "build", "-o", cls.static_binary, src], cwd=cls.tmp,
+                           capture_output=True, text=True, timeout=300,
+                           env=dict(env, CGO_ENABLED="0"))
+        if r.returncode != 0:
+            raise AssertionError("go build (static) failed: " + r.stderr)
         cls.server = HttpServer()
 
     @classmethod
@@ -326,6 +333,20 @@ class GoTest(unittest.TestCase):
         self.assertLess(ms_of(r.stdout), 1000, r.stdout)
         self.assertIn("is a Go program", r.stderr)
         self.assertRegex(r.stderr, r"latency 127\.0\.0\.1:%d: [1-9]" % self.server.port)
+
+    def test_both_go_clients_take_200ms_longer_under_200ms_latency(self):
+        r = subprocess.run(["file", self.static_binary], capture_output=True, text=True)
+        self.assertIn("statically linked", r.stdout)
+        for binary in (self.binary, self.static_binary):
+            bare = subprocess.run([binary, self.server.url], capture_output=True, text=True,
+                                  timeout=60)
+            self.assertEqual(bare.returncode, 0, bare.stderr)
+            r = subprocess.run([FAULT, "exec", "--latency", "200ms", "--", binary,
+                                self.server.url], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("status=200 bytes=1000", r.stdout)
+            self.assertGreaterEqual(ms_of(r.stdout) - ms_of(bare.stdout), 200,
+                                    "%s: bare %s, faulted %s" % (binary, bare.stdout, r.stdout))
 
     def test_go_client_without_policy_is_not_slowed(self):
         r = subprocess.run([FAULT, "exec", "--", self.binary, self.server.url],
@@ -359,6 +380,26 @@ class UringTest(unittest.TestCase):
 
 class StaticTest(unittest.TestCase):
     """A static program (seccomp alone): its connects reach the engine too."""
+
+    def test_static_program_takes_200ms_longer_under_200ms_latency(self):
+        server = HttpServer()
+        closed = free_port()
+        program = os.path.join(TARGETS, "seccomp_connect_target")
+        try:
+            t = time.monotonic()
+            subprocess.run([program, str(server.port), str(closed)], capture_output=True,
+                           timeout=60)
+            bare = time.monotonic() - t
+            t = time.monotonic()
+            r = subprocess.run([FAULT, "exec", "--latency", "200ms", "--", program,
+                                str(server.port), str(closed)],
+                               capture_output=True, text=True, timeout=60)
+            faulted = time.monotonic() - t
+        finally:
+            server.close()
+        self.assertIn("connect 127.0.0.1:%d: ok" % server.port, r.stdout, r.stderr)
+        self.assertGreaterEqual(faulted - bare, 0.2, "bare %.3fs, faulted %.3fs"
+                                % (bare, faulted))
 
     def test_static_connect_pays_the_handshake_and_keeps_refusals(self):
         server = HttpServer()

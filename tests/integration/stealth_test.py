@@ -24,7 +24,7 @@ import threading
 import time
 import unittest
 
-from fault_testlib import FAULT, QuietHandler
+from fault_testlib import FAULT, PY, QuietHandler
 
 LATENCY_MS = 300
 SLACK = 0.25
@@ -44,12 +44,16 @@ def clean_env():
 
 
 def capture_unavailable():
-    """Why capture cannot run here, from `fault doctor`; None when it can."""
+    """Why capture cannot run here, from `fault doctor`; None when it can.
+    As root it must run: a failure then is a failure, not a reason to skip."""
     r = subprocess.run([FAULT, "doctor"], capture_output=True, text=True, timeout=60)
+    why = "fault doctor does not report stealth capture:\n" + r.stdout
     for line in r.stdout.splitlines():
         if line.startswith("stealth capture"):
-            return None if " ok " in line else line
-    return "fault doctor does not report stealth capture:\n" + r.stdout
+            why = None if " ok " in line else line
+    if why is not None and os.geteuid() == 0:
+        raise AssertionError("stealth capture must run as root: " + why)
+    return why
 
 
 class Names:
@@ -61,7 +65,10 @@ class Names:
 
     def link(self, name, program):
         path = os.path.join(self.dir, name)
-        os.symlink(need(program) if "/" not in program else program, path)
+        if program == "python3":
+            program = PY  # not a version manager's shim found on PATH
+        if not os.path.lexists(path):
+            os.symlink(need(program) if "/" not in program else program, path)
         return path
 
     def close(self):
@@ -489,6 +496,31 @@ class CaptureLifetimeTest(StealthTestCase):
         self.assertEqual(server.requests, 2)
 
 
+class CaptureNetnsTest(StealthTestCase):
+    def run_in_new_netns(self, extra):
+        """A selected curl in a network namespace of its own (loopback up,
+        nothing listening): (captured TCP connections, curl's status)."""
+        curl = self.names.link("fstnetns", "curl")
+        run = Stealth(["--capture-process", "fstnetns", *extra])
+        try:
+            r = subprocess.run([need("unshare"), "-n", "/bin/sh", "-c",
+                                '%s link set lo up && exec "$0" -s --max-time 5 '
+                                'http://127.0.0.1:9/' % need("ip"), curl],
+                               capture_output=True, text=True, timeout=30)
+        finally:
+            status, _, err = run.stop()
+        m = re.search(r"captured (\d+) TCP connections", err)
+        self.assertIsNotNone(m, err)
+        return int(m.group(1)), r.returncode
+
+    def test_other_namespaces_only_when_asked(self):
+        captured, rc = self.run_in_new_netns([])
+        self.assertEqual(captured, 0, "a process in another network namespace was captured")
+        self.assertNotEqual(rc, 0)
+        captured, rc = self.run_in_new_netns(["--capture-all-netns"])
+        self.assertEqual(captured, 1, "--capture-all-netns did not capture it")
+
+
 class CaptureInputTest(unittest.TestCase):
     def test_usage_errors_change_nothing(self):
         for args, message in [
@@ -501,6 +533,16 @@ class CaptureInputTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=30, env=clean_env())
             self.assertEqual(r.returncode, 2, args)
             self.assertIn(message, r.stderr, args)
+
+    def test_without_privilege_it_says_what_is_missing(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to drop privileges")
+        r = subprocess.run([need("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=-all", FAULT, "run", "--stealth", "--disable-http-proxy",
+                            "--capture-process", "fstnopriv"],
+                           capture_output=True, text=True, timeout=30, env=clean_env())
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("needs root or CAP_BPF, CAP_NET_ADMIN", r.stderr)
 
     def test_missing_cgroup_and_pid_are_reported(self):
         why = capture_unavailable()
