@@ -13,6 +13,7 @@ or a build without the BPF programs.
 """
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -274,6 +275,28 @@ class CaptureByNameTest(StealthTestCase):
         self.assertLess(plain, LATENCY_MS / 1000, "a process not selected was slowed")
         self.assertEqual(server.requests, 2, "both requests reach the real server")
         self.assertRegex(err, r"stealth: captured 1 TCP connections")
+
+    def test_events_name_the_captured_process_and_destination(self):
+        server = HttpServer()
+        self.addCleanup(server.close)
+        capcurl = self.names.link("fstevents", "curl")
+        events = os.path.join(self.names.dir, "events.jsonl")
+        run = Stealth(["--capture-process", "fstevents", "--events", events,
+                       *self.latency_args()])
+        try:
+            client = subprocess.Popen([capcurl, "-s", "-o", "/dev/null", server.url()],
+                                      env=clean_env())
+            client.wait(20)
+        finally:
+            status, out, err = run.stop()
+        self.assertEqual(client.returncode, 0)
+        with open(events) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(lines, err)
+        for e in lines:
+            self.assertEqual(e["pid"], client.pid)
+            self.assertEqual(e["target"], "127.0.0.1:%d" % server.port)
+            self.assertEqual(e["rule"], "latency")
 
     def test_prefix_form_and_the_original_peer(self):
         server = HttpServer()
