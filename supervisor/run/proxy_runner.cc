@@ -18,10 +18,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
-#include "ebpf/capture.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "ebpf/capture.h"
 #include "supervisor/exec/event_log.h"
 #include "supervisor/exec/events_file.h"
 #include "supervisor/exec/policy_table.h"
@@ -82,15 +83,33 @@ std::string Selection(const StealthConfig& s) {
   return absl::StrJoin(parts, "; ") + (s.all_netns ? " (every network namespace)" : "");
 }
 
-// The capture, once attached; lookups from the loops wait for it briefly,
-// since the first redirected connection can arrive before Start returns.
-struct CaptureHolder {
-  absl::Notification ready;
-  fault::ebpf::Capture* capture = nullptr;
-  fault::ebpf::Capture* Get() {
-    if (!ready.WaitForNotificationWithTimeout(absl::Seconds(2))) return nullptr;
-    return capture;
+// The capture, once attached, shared with the engine's loops. Lookups wait
+// for it briefly, since the first redirected connection can arrive before
+// Start returns; a lookup under way keeps it alive while the runner lets
+// go of it (Take) to detach.
+class CaptureHolder {
+ public:
+  void Set(std::shared_ptr<fault::ebpf::Capture> capture) {
+    {
+      absl::MutexLock lock(&mu_);
+      capture_ = std::move(capture);
+    }
+    ready_.Notify();
   }
+  std::shared_ptr<fault::ebpf::Capture> Get() {
+    if (!ready_.WaitForNotificationWithTimeout(absl::Seconds(2))) return nullptr;
+    absl::MutexLock lock(&mu_);
+    return capture_;
+  }
+  std::shared_ptr<fault::ebpf::Capture> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::move(capture_);
+  }
+
+ private:
+  absl::Notification ready_;
+  absl::Mutex mu_;
+  std::shared_ptr<fault::ebpf::Capture> capture_;
 };
 
 }  // namespace
@@ -231,7 +250,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     if (!upstreams.empty()) o.capture_filter = o.upstream_filter;
     o.origin_lookup = [holder](const sockaddr_storage& client, int protocol,
                                StreamEngine::Origin* out) {
-      fault::ebpf::Capture* c = holder->Get();
+      std::shared_ptr<fault::ebpf::Capture> c = holder->Get();
       fault::ebpf::Origin origin;
       if (c == nullptr || !c->TakeOrigin(client, protocol, &origin)) return false;
       out->destination = origin.destination;
@@ -240,7 +259,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       return true;
     };
     o.origin_release = [holder](const sockaddr_storage& client, int protocol) {
-      if (fault::ebpf::Capture* c = holder->Get()) c->Release(client, protocol);
+      if (std::shared_ptr<fault::ebpf::Capture> c = holder->Get()) c->Release(client, protocol);
     };
   }
   if (o.listeners.empty()) {
@@ -252,7 +271,6 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     err << "fault run: " << engine.status().message() << "\n";
     return kExitCannotListen;
   }
-  std::unique_ptr<fault::ebpf::Capture> capture;
   if (config.stealth.has_value()) {
     const std::vector<uint16_t>& ports = (*engine)->ports();
     size_t li = first_capture_listener;
@@ -270,14 +288,12 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     absl::StatusOr<std::unique_ptr<fault::ebpf::Capture>> started =
         fault::ebpf::Capture::Start(co);
     if (!started.ok()) {
-      holder->ready.Notify();
+      holder->Set(nullptr);
       err << "fault run: --stealth: " << started.status().message() << "\n";
       (*engine)->Finish(0);
       return kExitCannotListen;
     }
-    capture = *std::move(started);
-    holder->capture = capture.get();
-    holder->ready.Notify();
+    holder->Set(std::shared_ptr<fault::ebpf::Capture>(std::move(*started)));
   }
 
   const bool tty = isatty(STDOUT_FILENO) == 1 && &out == &std::cout;
@@ -391,8 +407,9 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   // Stop: capture first (selected processes connect directly again), then
   // no new connections; what is already on its way gets a second.
   fault::ebpf::CaptureCounters captured;
-  if (capture != nullptr) captured = capture->counters();
-  capture.reset();
+  if (std::shared_ptr<fault::ebpf::Capture> capture = holder->Take()) {
+    captured = capture->counters();
+  }  // detached here, or by the last lookup under way
   size_t cut = (*engine)->Finish(1'000'000'000);
   StreamEngine::Stats final_stats = (*engine)->stats();
   engine->reset();
