@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace fault::spec {
 namespace {
@@ -322,6 +323,101 @@ TEST(SpecTest, Vars) {
                     {{"n", "from_var"}});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->cells[0].name(), "from_var/none");
+}
+
+TEST(SpecTest, AddressesOfOtherServicesWhileLoading) {
+  auto spec = LoadSpec(
+      "t.star",
+      std::string(kService) +
+          "db = service(\"db\", command = [\"/bin/sleep\", \"60\"], ports = "
+          "{\"main\": 5432})\n"
+          "client = service(\"client\", command = [\"/bin/sleep\", "
+          "svc.http.url], env = {\"A\": svc.http.addr, \"B\": db.main.addr})\n"
+          "DB_PORT = db.main.port\n"
+          "def addr():\n"
+          "    return svc.http.addr\n"
+          "fault_matrix(scenarios = [scenario(\"s\", run = addr)], faults = "
+          "[None])\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const ServiceDef& client = *(*spec)->services[2];
+  // A port chosen per cell is a reference, a fixed one its number.
+  EXPECT_EQ(client.command[1], "http://127.0.0.1:{sleeper.http}");
+  ASSERT_EQ(client.env.size(), 2u);
+  EXPECT_EQ(client.env[0].second, "127.0.0.1:{sleeper.http}");
+  EXPECT_EQ(client.env[1].second, "127.0.0.1:5432");
+  EXPECT_EQ(starlark::Repr((*spec)->globals["DB_PORT"]), "5432");
+  // The runner sets the cell's ports: references expand to them, and the
+  // attributes read in a scenario are the cell's.
+  (*spec)->services[0]->current_ports["http"] = 40001;
+  EXPECT_EQ(ExpandPortRefs(client.env[0].second, (*spec)->services),
+            "127.0.0.1:40001");
+  starlark::Thread th;
+  absl::StatusOr<starlark::Value> r =
+      starlark::Call(th, (*spec)->cells[0].scenario->run, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(starlark::Repr(*r), "\"127.0.0.1:40001\"");
+}
+
+TEST(SpecTest, PortReferencesAreFoundByServiceAndPort) {
+  auto kv = std::make_shared<ServiceDef>();
+  kv->name = "kv.primary";
+  kv->ports = {{"tcp", 0}, {"admin.http", 0}};
+  kv->current_ports = {{"tcp", 7000}, {"admin.http", 7001}};
+  std::vector<std::shared_ptr<ServiceDef>> services = {kv};
+  EXPECT_EQ(ExpandPortRefs("{kv.primary.tcp} {kv.primary.admin.http} "
+                           "{other.tcp} {kv.primary} {{kv.primary.tcp}}",
+                           services),
+            "7000 7001 {other.tcp} {kv.primary} {7000}");
+  std::vector<PortRef> refs = FindPortRefs("x{kv.primary.nope}", services);
+  ASSERT_EQ(refs.size(), 1u);  // a service's name, but not one of its ports
+  EXPECT_EQ(refs[0].port, "");
+  EXPECT_EQ(refs[0].written, "nope");
+  EXPECT_EQ(refs[0].begin, 1u);
+}
+
+TEST(SpecTest, PortReferenceMistakes) {
+  // .port has no reference form: it fails rather than give 0.
+  absl::Status st = LoadError("x = svc.http.port\n");
+  EXPECT_EQ(LastLine(st),
+            "Error: sleeper.http.port: the port is chosen when each cell "
+            "starts (ports = {\"http\": 0}), not known while the spec loads; "
+            "use sleeper.http.addr or .url (expanded when a cell starts its "
+            "services), \"{sleeper.http}\" in command or env, read .port in a "
+            "scenario, or give the port a fixed number");
+  EXPECT_TRUE(absl::StrContains(st.message(), "t.star:2:13: in <toplevel>"))
+      << st;
+  // A port the service does not have.
+  st = LoadError(
+      "c = service(\"c\", command = [\"/bin/sleep\", \"60\"], env = {\"A\": "
+      "\"127.0.0.1:{sleeper.htp}\"})\n"
+      "fault_matrix(scenarios = [scenario(\"s\", run = lambda: 1)], faults = "
+      "[None])\n");
+  EXPECT_EQ(st.message(),
+            "t.star:2:57: service: \"c\": env A: \"127.0.0.1:{sleeper.htp}\": "
+            "service \"sleeper\" has no port \"htp\" (its ports: \"http\")");
+  // A shared service, started once, cannot keep a port chosen per cell.
+  st = LoadError(
+      "c = service(\"c\", command = [\"/bin/sleep\", svc.http.addr], shared = "
+      "True)\n"
+      "fault_matrix(scenarios = [scenario(\"s\", run = lambda: 1)], faults = "
+      "[None])\n");
+  EXPECT_EQ(
+      st.message(),
+      "t.star:2:43: service: \"c\": command: \"127.0.0.1:{sleeper.http}\": "
+      "a shared service starts once, but port \"http\" of \"sleeper\" (not "
+      "shared) is chosen again for every cell; make \"sleeper\" shared too, "
+      "or give that port a fixed number");
+  // A fault's values are fixed at load: no reference to a per-cell port.
+  st = LoadError(
+      "fault_assumption(\"f\", latency = \"5ms\", targets = "
+      "[\"tcp://\" + svc.http.addr])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: targets: "
+            "\"tcp://127.0.0.1:{sleeper.http}\" refers to port \"http\" of "
+            "service \"sleeper\": a fault's values become its policy when the "
+            "spec loads, before any cell chooses ports; give that port a fixed "
+            "number (ports = {\"http\": 5432}), then sleeper.http.addr is "
+            "\"127.0.0.1:5432\"");
 }
 
 }  // namespace
