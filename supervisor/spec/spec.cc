@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -14,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "starlark/lib/lib.h"
+#include "supervisor/cli/input_file.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
@@ -356,6 +359,9 @@ class Loader {
     th.print = [](sl::Thread&, const std::string& s) {
       fprintf(stderr, "%s\n", s.c_str());
     };
+    th.load = [this](sl::Thread& parent, const std::string& module) {
+      return Load(parent, module);
+    };
   }
 
   // Runs the spec file itself (`path` as the user gave it).
@@ -363,8 +369,11 @@ class Loader {
                                           absl::string_view source) {
     sl::Thread th;
     Configure(th);
-    return sl::ExecFile(
+    loading_files_.push_back({Canonical(path), path});
+    absl::StatusOr<sl::StringDict> globals = sl::ExecFile(
         th, path, std::string_view(source.data(), source.size()), predeclared_);
+    loading_files_.pop_back();
+    return globals;
   }
 
   // The predeclared names of every file of the spec: the builtins, and
@@ -455,6 +464,64 @@ class Loader {
     std::string text, where, what;
   };
   std::vector<TemplateUse> template_uses_;
+
+  // A file being loaded: its real path (cycles), and as the user sees it.
+  struct LoadingFile {
+    std::string key, name;
+  };
+  std::vector<LoadingFile> loading_files_;  // the spec, then nested loads
+  std::map<std::string, sl::StringDict> modules_;  // by real path
+
+  static std::string Canonical(const std::string& path) {
+    char* real = realpath(path.c_str(), nullptr);
+    if (real == nullptr) return path;
+    std::string out = real;
+    free(real);
+    return out;
+  }
+
+  // load(module): relative to the directory of the loading file; each file
+  // runs once per spec (later loads get the same globals).
+  absl::StatusOr<sl::StringDict> Load(sl::Thread& parent,
+                                      const std::string& module) {
+    std::string from = spec_->path;
+    for (auto it = parent.stack.rbegin(); it != parent.stack.rend(); ++it) {
+      if (it->file != nullptr) {
+        from = it->file->filename;
+        break;
+      }
+    }
+    if (module.empty()) return absl::InvalidArgumentError("empty file name");
+    std::string path = module;
+    if (module[0] != '/' && from.find('/') != std::string::npos)
+      path = absl::StrCat(DirOf(from), "/", module);
+    path = std::filesystem::path(path).lexically_normal().string();
+    std::string key = Canonical(path);
+    if (auto it = modules_.find(key); it != modules_.end()) return it->second;
+    for (size_t i = 0; i < loading_files_.size(); ++i) {
+      if (loading_files_[i].key != key) continue;
+      std::string chain = loading_files_[i].name;
+      for (size_t j = i + 1; j < loading_files_.size(); ++j)
+        absl::StrAppend(&chain, j == i + 1 ? " loads " : ", which loads ",
+                        loading_files_[j].name);
+      absl::StrAppend(
+          &chain, loading_files_.size() == i + 1 ? " loads " : ", which loads ",
+          path);
+      return absl::InvalidArgumentError(absl::StrCat("load cycle: ", chain));
+    }
+    absl::StatusOr<std::string> text = fault::cli::ReadInputFile(
+        path, fault::cli::kMaxScriptBytes, "spec files");
+    if (!text.ok()) return text.status();
+    sl::Thread th;
+    Configure(th);
+    loading_files_.push_back({key, path});
+    absl::StatusOr<sl::StringDict> globals =
+        sl::ExecFile(th, path, *text, predeclared_);
+    loading_files_.pop_back();
+    if (!globals.ok()) return globals.status();
+    modules_[key] = *globals;
+    return globals;
+  }
 
   // A string of a fault's value must not refer to a port: the policy is
   // made once, when the spec loads, and never expanded.

@@ -115,6 +115,8 @@ std::string ExpandPortRefs(
 
 // Loads a spec. Errors: the message to print (file:line:column first).
 // `vars` become the predeclared dict `vars` (`fault test --var KEY=VALUE`).
+// `load("lib.star", ...)` reads files relative to the loading file's
+// directory (filename must then name the spec's path).
 absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
     absl::string_view filename, absl::string_view source,
     const std::vector<std::pair<std::string, std::string>>& vars = {});

@@ -307,6 +307,43 @@ class SpecCliTest(unittest.TestCase):
                               "(its ports: \"main\")\n"
                               f"fault test: {spec}: spec error, nothing was run\n")
 
+    def test_load(self):
+        # The service, a fault and the scenario functions come from loaded
+        # files (lib/common.star is loaded three times and runs once).
+        rc, out, err = run("test", os.path.join(TESTDATA, "load_spec.star"), "--json",
+                           self.path("l.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("l.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({e["effect"] for e in cells["get/slow"]["events"]}, {"latency"})
+
+    def test_load_errors(self):
+        spec = os.path.join(TESTDATA, "load_missing.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:3:1: cannot load lib/nope.star: "
+                              f"{TESTDATA}/lib/nope.star: cannot read: No such file or directory\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+        spec = os.path.join(TESTDATA, "load_cycle.star")
+        lib = os.path.join(TESTDATA, "lib", "cycle.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[0],
+                         f"{lib}:1:1: cannot load ../load_cycle.star: load cycle: {spec} loads "
+                         f"{lib}, which loads {spec}")
+        # An error in a loaded file leads with its position there; the
+        # backtrace shows the load.
+        spec = os.path.join(TESTDATA, "load_error.star")
+        lib = os.path.join(TESTDATA, "lib", "bad.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[:4], [
+            f"{lib}:3:50: deny: \"EIOO\" is not an errno name (e.g. ENOSPC, EIO, ECONNREFUSED)",
+            "Traceback (most recent call last):",
+            f"  {spec}:2:1: in <toplevel>",
+            f"  {lib}:3:49: in <toplevel>"])
+
     def test_bad_cell_timeout(self):
         rc, out, err = run("test", os.path.join(TESTDATA, "hang.star"), "--cell-timeout", "soon")
         self.assertEqual(rc, 2)

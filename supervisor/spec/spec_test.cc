@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -418,6 +421,80 @@ TEST(SpecTest, PortReferenceMistakes) {
             "spec loads, before any cell chooses ports; give that port a fixed "
             "number (ports = {\"http\": 5432}), then sleeper.http.addr is "
             "\"127.0.0.1:5432\"");
+}
+
+std::string TestFile(const std::string& name) {
+  return absl::StrCat(FAULT_SPEC_TESTDATA, "/", name);
+}
+
+absl::StatusOr<std::unique_ptr<Spec>> LoadTestFile(const std::string& name) {
+  std::ifstream f(TestFile(name));
+  std::stringstream text;
+  text << f.rdbuf();
+  return LoadSpec(TestFile(name), text.str());
+}
+
+TEST(SpecTest, LoadRunsEachFileOnce) {
+  // load_spec.star loads lib/common.star twice, and lib/scenarios.star
+  // loads it too: its service and fault would otherwise be defined thrice.
+  auto spec = LoadTestFile("load_spec.star");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ((*spec)->services.size(), 1u);
+  EXPECT_EQ((*spec)->services[0]->name, "echo");
+  ASSERT_EQ((*spec)->cells.size(), 2u);
+  EXPECT_EQ((*spec)->cells[1].name(), "get/slow");
+  EXPECT_FALSE((*spec)->cells[1].check.IsNull());  // the override, loaded
+  // {spec_dir} in a loaded file is the spec's directory.
+  EXPECT_EQ((*spec)->services[0]->command[1], TestFile("fetch_server.py"));
+}
+
+TEST(SpecTest, LoadByAbsolutePath) {
+  auto spec = LoadSpec(
+      "t.star", absl::StrCat("load(\"", TestFile("lib/common.star"),
+                             "\", \"echo\", \"slow\")\n"
+                             "fault_matrix(scenarios = [scenario(\"s\", run = "
+                             "lambda: 1)], faults = [slow])\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ((*spec)->cells[0].name(), "s/slow");
+}
+
+TEST(SpecTest, LoadMissingFile) {
+  auto spec = LoadTestFile("load_missing.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            absl::StrCat("Traceback (most recent call last):\n  ",
+                         TestFile("load_missing.star"),
+                         ":3:1: in <toplevel>\nError: cannot load "
+                         "lib/nope.star: ",
+                         TestFile("lib/nope.star"),
+                         ": cannot read: No such file or directory"));
+}
+
+TEST(SpecTest, LoadCycle) {
+  auto spec = LoadTestFile("load_cycle.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            absl::StrCat("Traceback (most recent call last):\n  ",
+                         TestFile("load_cycle.star"), ":2:1: in <toplevel>\n  ",
+                         TestFile("lib/cycle.star"),
+                         ":1:1: in <toplevel>\nError: cannot load "
+                         "../load_cycle.star: load cycle: ",
+                         TestFile("load_cycle.star"), " loads ",
+                         TestFile("lib/cycle.star"), ", which loads ",
+                         TestFile("load_cycle.star")));
+}
+
+TEST(SpecTest, ErrorInALoadedFileIsAtItsPosition) {
+  auto spec = LoadTestFile("load_error.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(
+      spec.status().message(),
+      absl::StrCat(
+          "Traceback (most recent call last):\n  ", TestFile("load_error.star"),
+          ":2:1: in <toplevel>\n  ", TestFile("lib/bad.star"),
+          ":3:49: in <toplevel>\nError in deny: ", TestFile("lib/bad.star"),
+          ":3:50: \"EIOO\" is not an errno name (e.g. ENOSPC, "
+          "EIO, ECONNREFUSED)"));
 }
 
 }  // namespace
