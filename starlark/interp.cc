@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace fault::starlark {
@@ -1257,8 +1258,25 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
 void Eval::Load(Frame& fr, const LoadStmt* l) {
   if (!th_.load) Fail("load not implemented by this application");
   absl::StatusOr<StringDict> mod = th_.load(th_, l->module);
-  if (!mod.ok())
-    Fail(absl::StrCat("cannot load ", l->module, ": ", mod.status().message()));
+  if (!mod.ok()) {
+    // The module failed while it ran: its backtrace continues this one, as
+    // Python shows an import, so the error keeps the module's own position.
+    static constexpr absl::string_view kHead =
+        "Traceback (most recent call last):\n";
+    static constexpr absl::string_view kTail = "Error: ";
+    absl::string_view inner = mod.status().message();
+    std::string outer = th_.Backtrace("");
+    if (absl::StartsWith(inner, kHead) && absl::EndsWith(outer, kTail)) {
+      EvalError e;
+      e.msg = std::string(inner.substr(inner.rfind('\n') + 1));
+      e.trace = absl::StrCat(
+          absl::string_view(outer).substr(0, outer.size() - kTail.size()),
+          inner.substr(kHead.size()));
+      e.has_trace = true;
+      throw e;
+    }
+    Fail(absl::StrCat("cannot load ", l->module, ": ", inner));
+  }
   for (size_t i = 0; i < l->to.size(); i++) {
     auto it = mod->find(l->from[i]);
     if (it == mod->end()) {

@@ -81,7 +81,10 @@ class Thread {
   size_t max_native_stack = size_t{4} << 20;
   // print() output. Default: writes the line to stderr.
   std::function<void(Thread&, const std::string&)> print;
-  // load(): returns the globals of the named module.
+  // load(): returns the globals of the named module. An error whose message
+  // is a backtrace (the module failed while it ran, e.g. ExecFile's status)
+  // continues the loading file's backtrace; any other error reads
+  // "cannot load MODULE: message" at the load statement.
   std::function<absl::StatusOr<StringDict>(Thread&, const std::string&)> load;
 
   // Host data for builtins, keyed by name (like starlark-go's

@@ -448,6 +448,27 @@ TEST(StarlarkApiTest, LoadUsesHostLoader) {
   EXPECT_EQ(Repr((*r)["w"]), "44");
 }
 
+TEST(StarlarkApiTest, LoadErrorContinuesTheBacktrace) {
+  // The loaded module's frames follow the load statement's, so the error
+  // keeps the module's own position.
+  Thread th;
+  th.load = TestLoader;
+  auto r = ExecFile(th, "l.star", "a = 1\nload('broken.star', 'x')\n", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Traceback (most recent call last):\n"
+            "  l.star:2:1: in <toplevel>\n"
+            "  broken.star:1:7: in <toplevel>\n"
+            "Error: integer division by zero");
+  // Any other error of the host's loader is at the load statement.
+  r = ExecFile(th, "l.star", "a = 1\nload('missing.star', 'x')\n", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "Traceback (most recent call last):\n"
+            "  l.star:2:1: in <toplevel>\n"
+            "Error: cannot load missing.star: no such module: missing.star");
+}
+
 TEST(StarlarkApiTest, BacktraceListsFrames) {
   Thread th;
   auto r = ExecFile(

@@ -218,6 +218,10 @@ bool RecvUntil(int fd, std::string* out, absl::Time until, bool stop_at_newline,
   }
 }
 
+std::string Expand(const CellContext& cell, std::string s) {
+  return cell.expand_port_refs ? cell.expand_port_refs(s) : s;
+}
+
 [[noreturn]] void FailTimeout(const CellContext& cell) {
   sl::Fail(cell.timeout_message);
 }
@@ -237,12 +241,13 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
     sl::Fail(absl::StrCat("exec: for parameter \"argv\": got ",
                           sl::TypeName(argv), ", want list of strings"));
   for (const Value& a : sl::ToVector(th, argv))
-    cmd.push_back(StringArg("exec", "argv", a));
+    cmd.push_back(Expand(cell, StringArg("exec", "argv", a)));
   if (cmd.empty()) sl::Fail("exec: argv is empty");
   std::string input = stdin_v.IsNull() || stdin_v.IsNone()
                           ? ""
                           : StringArg("exec", "stdin", stdin_v);
   auto extra_env = StringDictArg("exec", "env", env_v);
+  for (auto& [k, v] : extra_env) v = Expand(cell, v);
   bool by_cell;
   absl::Time until =
       Bound(cell, DurationArg("exec", "timeout", timeout), &by_cell);
@@ -376,6 +381,7 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
         {{"url", &url}, {"headers?", &headers_v}, {"timeout?", &timeout}});
   }
   CellContext& cell = RequireCell(fname);
+  url = Expand(cell, url);
   auto headers = StringDictArg(fname, "headers", headers_v);
   bool by_cell;
   absl::Time until =

@@ -10,6 +10,7 @@
 #ifndef FAULT_SUPERVISOR_SPEC_BUILTINS_H_
 #define FAULT_SUPERVISOR_SPEC_BUILTINS_H_
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,10 @@ namespace fault::spec {
 struct CellContext {
   absl::Time deadline = absl::InfiniteFuture();
   std::string timeout_message;  // the error when the deadline passes
+  // Expands references to services' ports ("{db.main}", what db.main.addr
+  // gives while the spec loads) in the url of http.* and in exec's argv
+  // and env. Unset: no expansion.
+  std::function<std::string(const std::string&)> expand_port_refs;
 };
 
 class ScopedCell {

@@ -159,14 +159,6 @@ std::string Tail(const std::string& s, int lines) {
   return pos == std::string::npos || pos == 0 ? s : s.substr(pos + 1);
 }
 
-std::string Substitute(const std::string& s, const ServiceDef& svc) {
-  std::vector<std::pair<std::string, std::string>> reps = {
-      {"{dir}", svc.current_dir}};
-  for (auto& [name, port] : svc.current_ports)
-    reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
-  return absl::StrReplaceAll(s, reps);
-}
-
 bool SeccompLayerAvailable(const std::string& fault_binary) {
   auto pid = Spawn({fault_binary, "exec", "--layer", "seccomp", "--quiet", "--",
                     "/bin/true"},
@@ -446,6 +438,16 @@ class CellRunner {
     return false;
   }
 
+  // A string of svc's command, env or ready command for this cell: its
+  // {dir}, its own ports ({http}) and other services' ({db.main}).
+  std::string Substitute(const std::string& s, const ServiceDef& svc) const {
+    std::vector<std::pair<std::string, std::string>> reps = {
+        {"{dir}", svc.current_dir}};
+    for (auto& [name, port] : svc.current_ports)
+      reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
+    return ExpandPortRefs(absl::StrReplaceAll(s, reps), spec_.services);
+  }
+
   // Why the cell's fault cannot reach `svc` ("" when it can): a static
   // binary needs the seccomp layer.
   std::string Unreachable(const ServiceDef& svc, const Cell& cell) const {
@@ -454,6 +456,12 @@ class CellRunner {
                         "\" is a static binary and this build's `fault exec` has no "
                         "seccomp layer (--layer seccomp): the faults of \"",
                         cell.fault->name, "\" cannot reach it");
+  }
+
+  static void AssignPorts(ServiceDef* svc) {
+    svc->current_ports.clear();
+    for (auto& [name, port] : svc->ports)
+      svc->current_ports[name] = port == 0 ? FreePort() : port;
   }
 
   // The argv of `fault exec` for a service.
@@ -466,10 +474,6 @@ class CellRunner {
   // with the cell's services).
   std::string StartShared(SharedService* sh) {
     ServiceDef& svc = *sh->def;
-    svc.current_ports.clear();
-    for (auto& [name, port] : svc.ports)
-      svc.current_ports[name] = port == 0 ? FreePort() : port;
-    svc.current_dir = sh->dir;
     std::vector<std::string> argv = ExecArgv(sh->events);
     if (sh->reloads) {
       // Not --quiet: the runner reads fault exec's reload acknowledgements.
@@ -622,12 +626,14 @@ class CellRunner {
         if (sh.proc.pid >= 0) {
           check_ready[i] = false;
           sh.live_in_cell = true;
+        } else {
+          // Chosen before any service starts: others may refer to them.
+          AssignPorts(svc.get());
+          svc->current_dir = sh.dir;
         }
         continue;
       }
-      svc->current_ports.clear();
-      for (auto& [name, port] : svc->ports)
-        svc->current_ports[name] = port == 0 ? FreePort() : port;
+      AssignPorts(svc.get());
       svc->current_dir = absl::StrCat(dir_, "/", svc->name);
       mkdir(svc->current_dir.c_str(), 0755);
     }
@@ -719,7 +725,12 @@ class CellRunner {
       sh.cell_policy = true;
     }
     // The scenario, then its expectation.
-    CellContext ctx{deadline, timeout_msg};
+    CellContext ctx;
+    ctx.deadline = deadline;
+    ctx.timeout_message = timeout_msg;
+    ctx.expand_port_refs = [this](const std::string& s) {
+      return ExpandPortRefs(s, spec_.services);
+    };
     ScopedCell scoped(&ctx);
     sl::Thread th;
     th.name = cell.name();

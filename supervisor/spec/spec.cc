@@ -5,7 +5,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "starlark/lib/lib.h"
+#include "supervisor/cli/input_file.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
@@ -43,23 +47,52 @@ class SyscallFaultValue : public sl::HostValue {
   SyscallRule rule_;
 };
 
+// svc.PORT: one port of a service. While a cell runs, its attributes are
+// the cell's. While the spec loads, a fixed port gives its number, and a
+// port chosen per cell (0) gives a reference ("127.0.0.1:{svc.PORT}") that
+// the runner expands when the cell starts; .port has no such form and
+// fails, rather than give 0.
 class InterfaceValue : public sl::HostValue {
  public:
-  InterfaceValue(std::shared_ptr<ServiceDef> s, std::string port)
-      : svc_(std::move(s)), port_(std::move(port)) {}
+  InterfaceValue(std::shared_ptr<ServiceDef> s, std::string port,
+                 std::shared_ptr<const bool> loading)
+      : svc_(std::move(s)),
+        port_(std::move(port)),
+        loading_(std::move(loading)) {}
   std::string Type() const override { return "interface"; }
   std::string Repr() const override {
     return absl::StrCat("interface(", svc_->name, ".", port_, ")");
   }
   Value Attr(sl::Thread&, std::string_view name) override {
-    auto it = svc_->current_ports.find(port_);
-    int port = it == svc_->current_ports.end() ? 0 : it->second;
     if (name == "host") return sl::Str("127.0.0.1");
-    if (name == "port") return sl::Int(port);
     if (name == "name") return sl::Str(port_);
+    if (name != "port" && name != "addr" && name != "url") return Value();
+    std::string port;  // the number, or a reference to it
+    if (!*loading_) {
+      auto it = svc_->current_ports.find(port_);
+      int n = it == svc_->current_ports.end() ? 0 : it->second;
+      if (name == "port") return sl::Int(n);
+      port = absl::StrCat(n);
+    } else {
+      int fixed = 0;
+      for (auto& [p, n] : svc_->ports)
+        if (p == port_) fixed = n;
+      if (name == "port") {
+        if (fixed != 0) return sl::Int(fixed);
+        const std::string ref = PortRefText(svc_->name, port_);
+        sl::Fail(absl::StrCat(
+            svc_->name, ".", port_,
+            ".port: the port is chosen when each cell starts (ports = {\"",
+            port_, "\": 0}), not known while the spec loads; use ", svc_->name,
+            ".", port_,
+            ".addr or .url (expanded when a cell starts its services), \"", ref,
+            "\" in command or env, read .port in a scenario, or give the port "
+            "a fixed number"));
+      }
+      port = fixed != 0 ? absl::StrCat(fixed) : PortRefText(svc_->name, port_);
+    }
     if (name == "addr") return sl::Str(absl::StrCat("127.0.0.1:", port));
-    if (name == "url") return sl::Str(absl::StrCat("http://127.0.0.1:", port));
-    return Value();
+    return sl::Str(absl::StrCat("http://127.0.0.1:", port));
   }
   std::vector<std::string> AttrNames() const override {
     return {"addr", "host", "name", "port", "url"};
@@ -68,11 +101,14 @@ class InterfaceValue : public sl::HostValue {
  private:
   std::shared_ptr<ServiceDef> svc_;
   std::string port_;
+  std::shared_ptr<const bool> loading_;  // the spec is loading
 };
 
 class ServiceValue : public sl::HostValue {
  public:
-  explicit ServiceValue(std::shared_ptr<ServiceDef> s) : svc_(std::move(s)) {}
+  ServiceValue(std::shared_ptr<ServiceDef> s,
+               std::shared_ptr<const bool> loading)
+      : svc_(std::move(s)), loading_(std::move(loading)) {}
   std::string Type() const override { return "service"; }
   std::string Repr() const override {
     return absl::StrCat("service(\"", svc_->name, "\")");
@@ -85,7 +121,7 @@ class ServiceValue : public sl::HostValue {
     if (name == "name") return sl::Str(svc_->name);
     if (name == "dir") return sl::Str(svc_->current_dir);
     for (auto& [p, port] : svc_->ports)
-      if (p == name) return sl::NewHost<InterfaceValue>(svc_, p);
+      if (p == name) return sl::NewHost<InterfaceValue>(svc_, p, loading_);
     return Value();
   }
   std::vector<std::string> AttrNames() const override {
@@ -97,6 +133,7 @@ class ServiceValue : public sl::HostValue {
 
  private:
   std::shared_ptr<ServiceDef> svc_;
+  std::shared_ptr<const bool> loading_;
 };
 
 // partition(a, b): two services cut off from each other.
@@ -315,7 +352,38 @@ class Loader {
   Loader(Spec* spec, std::string spec_dir)
       : spec_(spec), spec_dir_(std::move(spec_dir)) {}
 
-  void Install(sl::StringDict* p) {
+  // The options of every thread that runs a file of the spec.
+  void Configure(sl::Thread& th) {
+    th.name = "load";
+    th.max_steps = 10'000'000;
+    th.print = [](sl::Thread&, const std::string& s) {
+      fprintf(stderr, "%s\n", s.c_str());
+    };
+    th.load = [this](sl::Thread& parent, const std::string& module) {
+      return Load(parent, module);
+    };
+  }
+
+  // Runs the spec file itself (`path` as the user gave it).
+  absl::StatusOr<sl::StringDict> ExecSpec(const std::string& path,
+                                          absl::string_view source) {
+    sl::Thread th;
+    Configure(th);
+    loading_files_.push_back({Canonical(path), path});
+    absl::StatusOr<sl::StringDict> globals = sl::ExecFile(
+        th, path, std::string_view(source.data(), source.size()), predeclared_);
+    loading_files_.pop_back();
+    return globals;
+  }
+
+  // The predeclared names of every file of the spec: the builtins, and
+  // `vars` (`fault test --var KEY=VALUE`).
+  void Install(const std::vector<std::pair<std::string, std::string>>& vars) {
+    sl::StringDict* p = &predeclared_;
+    Value vars_dict = sl::NewDict();
+    for (auto& [k, v] : vars)
+      sl::DictOf(vars_dict)->t.Insert(sl::Str(k), sl::Str(v));
+    (*p)["vars"] = vars_dict;
     AddCommonBuiltins(p);
     sl::AddLibraryModules(p);  // json, math, time
     (*p)["service"] = Builtin("service", &Loader::Service);
@@ -343,10 +411,147 @@ class Loader {
   }
 
  public:
-  void Finish() { finished_ = true; }
+  void Finish() {
+    finished_ = true;
+    *loading_ = false;
+  }
+
+  // References to other services' ports in command, env and ready
+  // ("{db.main}", db.main.addr): each names a port of that service, and a
+  // shared service refers only to ports that stay the same for the run.
+  // Checked once the spec has loaded, as a service may refer to one
+  // defined after it.
+  absl::Status CheckPortRefs() const {
+    for (const TemplateUse& use : template_uses_) {
+      for (const PortRef& ref : FindPortRefs(use.text, spec_->services)) {
+        const ServiceDef& to = *ref.service;
+        const std::string& text = use.text;
+        if (ref.port.empty()) {
+          std::vector<std::string> names;
+          for (auto& [p, n] : to.ports)
+            names.push_back(absl::StrCat("\"", p, "\""));
+          return absl::InvalidArgumentError(absl::StrCat(
+              use.where, ": service: \"", use.service->name, "\": ", use.what,
+              ": \"", text, "\": service \"", to.name, "\" has no port \"",
+              ref.written, "\"",
+              names.empty() ? " (it has no ports)"
+                            : absl::StrCat(" (its ports: ",
+                                           absl::StrJoin(names, ", "), ")")));
+        }
+        int fixed = 0;
+        for (auto& [p, n] : to.ports)
+          if (p == ref.port) fixed = n;
+        if (use.service->shared && !to.shared && fixed == 0)
+          return absl::InvalidArgumentError(absl::StrCat(
+              use.where, ": service: \"", use.service->name, "\": ", use.what,
+              ": \"", text, "\": a shared service starts once, but port \"",
+              ref.port, "\" of \"", to.name,
+              "\" (not shared) is chosen again for every cell; make \"",
+              to.name, "\" shared too, or give that port a fixed number"));
+      }
+    }
+    return absl::OkStatus();
+  }
 
  private:
   bool finished_ = false;
+  std::shared_ptr<bool> loading_ = std::make_shared<bool>(true);
+  sl::StringDict predeclared_;  // of every file of the spec
+
+  // A string of a service's command, env or ready command, where it is.
+  struct TemplateUse {
+    std::shared_ptr<ServiceDef> service;
+    std::string text, where, what;
+  };
+  std::vector<TemplateUse> template_uses_;
+
+  // A file being loaded: its real path (cycles), and as the user sees it.
+  struct LoadingFile {
+    std::string key, name;
+  };
+  std::vector<LoadingFile> loading_files_;  // the spec, then nested loads
+  std::map<std::string, sl::StringDict> modules_;  // by real path
+
+  static std::string Canonical(const std::string& path) {
+    char* real = realpath(path.c_str(), nullptr);
+    if (real == nullptr) return path;
+    std::string out = real;
+    free(real);
+    return out;
+  }
+
+  // load(module): relative to the directory of the loading file; each file
+  // runs once per spec (later loads get the same globals).
+  absl::StatusOr<sl::StringDict> Load(sl::Thread& parent,
+                                      const std::string& module) {
+    std::string from = spec_->path;
+    for (auto it = parent.stack.rbegin(); it != parent.stack.rend(); ++it) {
+      if (it->file != nullptr) {
+        from = it->file->filename;
+        break;
+      }
+    }
+    if (module.empty()) return absl::InvalidArgumentError("empty file name");
+    std::string path = module;
+    if (module[0] != '/' && from.find('/') != std::string::npos)
+      path = absl::StrCat(DirOf(from), "/", module);
+    path = std::filesystem::path(path).lexically_normal().string();
+    std::string key = Canonical(path);
+    if (auto it = modules_.find(key); it != modules_.end()) return it->second;
+    for (size_t i = 0; i < loading_files_.size(); ++i) {
+      if (loading_files_[i].key != key) continue;
+      std::string chain = loading_files_[i].name;
+      for (size_t j = i + 1; j < loading_files_.size(); ++j)
+        absl::StrAppend(&chain, j == i + 1 ? " loads " : ", which loads ",
+                        loading_files_[j].name);
+      absl::StrAppend(
+          &chain, loading_files_.size() == i + 1 ? " loads " : ", which loads ",
+          path);
+      return absl::InvalidArgumentError(absl::StrCat("load cycle: ", chain));
+    }
+    absl::StatusOr<std::string> text = fault::cli::ReadInputFile(
+        path, fault::cli::kMaxScriptBytes, "spec files");
+    if (!text.ok()) return text.status();
+    sl::Thread th;
+    Configure(th);
+    loading_files_.push_back({key, path});
+    absl::StatusOr<sl::StringDict> globals =
+        sl::ExecFile(th, path, *text, predeclared_);
+    loading_files_.pop_back();
+    if (!globals.ok()) return globals.status();
+    modules_[key] = *globals;
+    return globals;
+  }
+
+  // A string of a fault's value must not refer to a port: the policy is
+  // made once, when the spec loads, and never expanded.
+  void CheckNoPortRefs(const nlohmann::json& j, absl::string_view where,
+                       absl::string_view param) {
+    if (j.is_array() || j.is_object()) {
+      for (const auto& x : j) CheckNoPortRefs(x, where, param);
+      return;
+    }
+    if (!j.is_string()) return;
+    const std::string& text = j.get_ref<const std::string&>();
+    for (const PortRef& ref : FindPortRefs(text, spec_->services)) {
+      FailPos(where,
+              absl::StrCat(param, ": \"", text, "\" refers to port \"",
+                           ref.written, "\" of service \"", ref.service->name,
+                           "\": a fault's values become its policy when the "
+                           "spec loads, before any cell chooses ports; give "
+                           "that port a fixed number (ports = {\"",
+                           ref.written, "\": 5432}), then ", ref.service->name,
+                           ".", ref.written, ".addr is \"127.0.0.1:5432\""));
+    }
+  }
+
+  // ToJson, refusing references to ports.
+  nlohmann::json Json(sl::Thread& th, absl::string_view where,
+                      absl::string_view param, const Value& v) {
+    nlohmann::json j = ToJson(th, where, param, v);
+    CheckNoPortRefs(j, where, param);
+    return j;
+  }
 
   Value Service(sl::Thread& th, const sl::Args& args) {
     CallSite site(th, args, &calls_);
@@ -389,6 +594,9 @@ class Loader {
               absl::StrCat("\"", name, "\": command \"", prog,
                            "\" is not an executable file"));
     svc->static_binary = IsStaticBinary(resolved);
+    for (size_t i = 0; i < svc->command.size(); ++i)
+      template_uses_.push_back(
+          {svc, svc->command[i], site.Element(1, "command", i), "command"});
     if (!env.IsNull() && !env.IsNone()) {
       if (!env.Is(sl::Kind::kDict))
         FailPos(site.Param(2, "env"),
@@ -401,6 +609,9 @@ class Loader {
                       : site.Param(2, "env"),
                   "env: keys and values must be strings");
         svc->env.emplace_back(sl::StrOf(e.key), sl::StrOf(e.value));
+        template_uses_.push_back({svc, sl::StrOf(e.value),
+                                  site.DictKey(2, "env", sl::StrOf(e.key)),
+                                  absl::StrCat("env ", sl::StrOf(e.key))});
       });
     }
     if (!ports.IsNull() && !ports.IsNone()) {
@@ -440,6 +651,9 @@ class Loader {
       svc->ready_command = StringList(th, site, 4, "ready", ready);
       if (svc->ready_command.empty())
         FailPos(site.Param(4, "ready"), "ready: the command is empty");
+      for (size_t i = 0; i < svc->ready_command.size(); ++i)
+        template_uses_.push_back(
+            {svc, svc->ready_command[i], site.Element(4, "ready", i), "ready"});
     }
     try {
       svc->ready_timeout =
@@ -450,7 +664,7 @@ class Loader {
       FailPos(site.Param(5, "ready_timeout"), m);
     }
     spec_->services.push_back(svc);
-    return sl::NewHost<ServiceValue>(svc);
+    return sl::NewHost<ServiceValue>(svc, loading_);
   }
 
   Value SyscallFault(sl::Thread& th, const sl::Args& args, const char* kind) {
@@ -483,7 +697,7 @@ class Loader {
     }
     if (!probability.IsNull() && !probability.IsNone()) {
       const std::string at = site.Param(1, "probability");
-      nlohmann::json p = ToJson(th, at, "probability", probability);
+      nlohmann::json p = Json(th, at, "probability", probability);
       if (p.is_string()) {
         absl::StatusOr<uint32_t> ppm =
             fault::policy::ParseProbability(p.get<std::string>());
@@ -493,9 +707,9 @@ class Loader {
       rule["probability"] = p;
     }
     if (!path.IsNull() && !path.IsNone())
-      rule["path"] = ToJson(th, site.Param(2, "path"), "path", path);
+      rule["path"] = Json(th, site.Param(2, "path"), "path", path);
     if (!when.IsNull() && !when.IsNone())
-      rule["when"] = ToJson(th, site.Param(3, "when"), "when", when);
+      rule["when"] = Json(th, site.Param(3, "when"), "when", when);
     return sl::NewHost<SyscallFaultValue>(kind, std::move(rule));
   }
   Value Deny(sl::Thread& th, const sl::Args& a) {
@@ -632,7 +846,7 @@ class Loader {
         }
         effect_steps.emplace_back(key, a->set);
       } else if (key == "targets") {
-        check(a->set.SetTargets(ToJson(th, at, key, v), origin), at);
+        check(a->set.SetTargets(Json(th, at, key, v), origin), at);
         effect_steps.emplace_back(key, a->set);
       } else if (IsSyscallFamily(key)) {
         std::vector<Value> rules;
@@ -658,7 +872,7 @@ class Loader {
                                    "; deny(...) and delay(...) go with a "
                                    "syscall family such as write= or "
                                    "connect="));
-        check(a->set.SetField(*path, ToJson(th, at, key, v), origin), at);
+        check(a->set.SetField(*path, Json(th, at, key, v), origin), at);
         effect_steps.emplace_back(key, a->set);
         if (first_shim_only.empty()) first_shim_only = key;
       } else {
@@ -883,6 +1097,62 @@ class Loader {
 
 }  // namespace
 
+std::string PortRefText(absl::string_view service, absl::string_view port) {
+  return absl::StrCat("{", service, ".", port, "}");
+}
+
+std::vector<PortRef> FindPortRefs(
+    absl::string_view s,
+    const std::vector<std::shared_ptr<ServiceDef>>& services) {
+  std::vector<PortRef> out;
+  size_t open = s.find('{');
+  while (open != absl::string_view::npos) {
+    size_t close = s.find('}', open + 1);
+    if (close == absl::string_view::npos) break;
+    absl::string_view inside = s.substr(open + 1, close - open - 1);
+    // "{a{b.c}": the reference starts at the last '{'.
+    if (size_t inner = inside.rfind('{'); inner != absl::string_view::npos) {
+      open += inner + 1;
+      continue;
+    }
+    // Service and port names may hold dots: try every split, and prefer one
+    // that names a port of the service.
+    std::optional<PortRef> ref;
+    for (size_t dot = inside.find('.');
+         dot != absl::string_view::npos && !(ref && !ref->port.empty());
+         dot = inside.find('.', dot + 1)) {
+      absl::string_view name = inside.substr(0, dot);
+      absl::string_view rest = inside.substr(dot + 1);
+      for (const auto& svc : services) {
+        if (svc->name != name) continue;
+        bool has = false;
+        for (auto& [p, n] : svc->ports) has |= p == rest;
+        if (has || !ref)
+          ref = PortRef{open, close + 1, svc, has ? std::string(rest) : "",
+                        std::string(rest)};
+      }
+    }
+    if (ref) out.push_back(*ref);
+    open = s.find('{', close + 1);
+  }
+  return out;
+}
+
+std::string ExpandPortRefs(
+    absl::string_view s,
+    const std::vector<std::shared_ptr<ServiceDef>>& services) {
+  std::string out;
+  size_t done = 0;
+  for (const PortRef& ref : FindPortRefs(s, services)) {
+    auto it = ref.service->current_ports.find(ref.port);
+    if (ref.port.empty() || it == ref.service->current_ports.end()) continue;
+    absl::StrAppend(&out, s.substr(done, ref.begin - done), it->second);
+    done = ref.end;
+  }
+  absl::StrAppend(&out, s.substr(done));
+  return out;
+}
+
 std::string Cell::name() const {
   return absl::StrCat(scenario->name, "/", fault ? fault->name : "none");
 }
@@ -926,23 +1196,11 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
   }
   auto loader = std::make_shared<Loader>(spec.get(), dir);
   spec->loader = loader;  // builtins captured it; the spec keeps it alive
-  sl::StringDict pre;
-  loader->Install(&pre);
-  Value vars_dict = sl::NewDict();
-  for (auto& [k, v] : vars)
-    sl::DictOf(vars_dict)->t.Insert(sl::Str(k), sl::Str(v));
-  pre["vars"] = vars_dict;
-  sl::Thread th;
-  th.name = "load";
-  th.max_steps = 10'000'000;
-  th.print = [](sl::Thread&, const std::string& s) {
-    fprintf(stderr, "%s\n", s.c_str());
-  };
-  absl::StatusOr<sl::StringDict> globals =
-      sl::ExecFile(th, std::string_view(filename.data(), filename.size()),
-                   std::string_view(source.data(), source.size()), pre);
+  loader->Install(vars);
+  absl::StatusOr<sl::StringDict> globals = loader->ExecSpec(spec->path, source);
   loader->Finish();
   if (!globals.ok()) return globals.status();
+  if (absl::Status st = loader->CheckPortRefs(); !st.ok()) return st;
   if (spec->cells.empty())
     return absl::InvalidArgumentError(absl::StrCat(
         filename,

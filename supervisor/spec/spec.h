@@ -84,8 +84,39 @@ struct Spec {
   std::shared_ptr<void> loader;  // state of the load-time builtins
 };
 
+// A reference to another service's port: "{SERVICE.PORT}" in a string
+// (docs/spec.md, "Addresses of other services"). Reading svc.PORT.addr or
+// .url while the spec loads gives "127.0.0.1:{SERVICE.PORT}" for a port
+// chosen per cell (0); the runner expands it when a cell starts its
+// services (command, env, ready) and in the scenario builtins (the url of
+// http.*, exec's argv and env).
+struct PortRef {
+  size_t begin = 0, end = 0;  // "{...}" is [begin, end) of the string
+  std::shared_ptr<ServiceDef> service;
+  std::string port;     // the port's name; "" when the service has no such port
+  std::string written;  // what follows "SERVICE." ("main")
+};
+
+// "{SERVICE.PORT}".
+std::string PortRefText(absl::string_view service, absl::string_view port);
+
+// The references in `s` to services of `services`: every "{NAME.REST}"
+// whose NAME is one of the services (REST names one of its ports, or not).
+// Other text in braces is not a reference.
+std::vector<PortRef> FindPortRefs(
+    absl::string_view s,
+    const std::vector<std::shared_ptr<ServiceDef>>& services);
+
+// `s` with every reference to a port that has a current value (the cell's)
+// replaced by the port number.
+std::string ExpandPortRefs(
+    absl::string_view s,
+    const std::vector<std::shared_ptr<ServiceDef>>& services);
+
 // Loads a spec. Errors: the message to print (file:line:column first).
 // `vars` become the predeclared dict `vars` (`fault test --var KEY=VALUE`).
+// `load("lib.star", ...)` reads files relative to the loading file's
+// directory (filename must then name the spec's path).
 absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
     absl::string_view filename, absl::string_view source,
     const std::vector<std::pair<std::string, std::string>>& vars = {});

@@ -7,6 +7,7 @@ usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -278,6 +279,70 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(cell["message"], "service \"quits\" exited (exit status 4) before it was "
                                           "ready:\nstarting up\n")
         self.assertTrue(out.endswith("\n0 passed, 1 failed\n"), out)
+
+    def test_cross_service_addresses(self):
+        # Clients reach a server through its address read while the spec
+        # loads (env, command, a reference written out, a scenario global),
+        # in every cell with that cell's ports; a fixed port is the number.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            fixed_port = s.getsockname()[1]
+        rc, out, err = run("test", os.path.join(TESTDATA, "cross_service.star"), "--var",
+                           f"fixed_port={fixed_port}", "--json", self.path("c.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "6 passed, 0 failed")
+        with open(self.path("c.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(set(cells), {"env/none", "command/none", "fixed/none", "written/none",
+                                      "scenario/none", "env_slow/slow_client"})
+        self.assertEqual({e["service"] for e in cells["env_slow/slow_client"]["events"]},
+                         {"by_env"})
+
+    def test_cross_service_reference_error(self):
+        spec = os.path.join(TESTDATA, "bad_port_ref.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:3:25: service: \"client\": env DB_ADDR: "
+                              "\"127.0.0.1:{db.mian}\": service \"db\" has no port \"mian\" "
+                              "(its ports: \"main\")\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+
+    def test_load(self):
+        # The service, a fault and the scenario functions come from loaded
+        # files (lib/common.star is loaded three times and runs once).
+        rc, out, err = run("test", os.path.join(TESTDATA, "load_spec.star"), "--json",
+                           self.path("l.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("l.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({e["effect"] for e in cells["get/slow"]["events"]}, {"latency"})
+
+    def test_load_errors(self):
+        spec = os.path.join(TESTDATA, "load_missing.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err, f"{spec}:3:1: cannot load lib/nope.star: "
+                              f"{TESTDATA}/lib/nope.star: cannot read: No such file or directory\n"
+                              f"fault test: {spec}: spec error, nothing was run\n")
+        spec = os.path.join(TESTDATA, "load_cycle.star")
+        lib = os.path.join(TESTDATA, "lib", "cycle.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[0],
+                         f"{lib}:1:1: cannot load ../load_cycle.star: load cycle: {spec} loads "
+                         f"{lib}, which loads {spec}")
+        # An error in a loaded file leads with its position there; the
+        # backtrace shows the load.
+        spec = os.path.join(TESTDATA, "load_error.star")
+        lib = os.path.join(TESTDATA, "lib", "bad.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[:4], [
+            f"{lib}:3:50: deny: \"EIOO\" is not an errno name (e.g. ENOSPC, EIO, ECONNREFUSED)",
+            "Traceback (most recent call last):",
+            f"  {spec}:2:1: in <toplevel>",
+            f"  {lib}:3:49: in <toplevel>"])
 
     def test_bad_cell_timeout(self):
         rc, out, err = run("test", os.path.join(TESTDATA, "hang.star"), "--cell-timeout", "soon")

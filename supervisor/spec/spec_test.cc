@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace fault::spec {
 namespace {
@@ -322,6 +326,175 @@ TEST(SpecTest, Vars) {
                     {{"n", "from_var"}});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->cells[0].name(), "from_var/none");
+}
+
+TEST(SpecTest, AddressesOfOtherServicesWhileLoading) {
+  auto spec = LoadSpec(
+      "t.star",
+      std::string(kService) +
+          "db = service(\"db\", command = [\"/bin/sleep\", \"60\"], ports = "
+          "{\"main\": 5432})\n"
+          "client = service(\"client\", command = [\"/bin/sleep\", "
+          "svc.http.url], env = {\"A\": svc.http.addr, \"B\": db.main.addr})\n"
+          "DB_PORT = db.main.port\n"
+          "def addr():\n"
+          "    return svc.http.addr\n"
+          "fault_matrix(scenarios = [scenario(\"s\", run = addr)], faults = "
+          "[None])\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const ServiceDef& client = *(*spec)->services[2];
+  // A port chosen per cell is a reference, a fixed one its number.
+  EXPECT_EQ(client.command[1], "http://127.0.0.1:{sleeper.http}");
+  ASSERT_EQ(client.env.size(), 2u);
+  EXPECT_EQ(client.env[0].second, "127.0.0.1:{sleeper.http}");
+  EXPECT_EQ(client.env[1].second, "127.0.0.1:5432");
+  EXPECT_EQ(starlark::Repr((*spec)->globals["DB_PORT"]), "5432");
+  // The runner sets the cell's ports: references expand to them, and the
+  // attributes read in a scenario are the cell's.
+  (*spec)->services[0]->current_ports["http"] = 40001;
+  EXPECT_EQ(ExpandPortRefs(client.env[0].second, (*spec)->services),
+            "127.0.0.1:40001");
+  starlark::Thread th;
+  absl::StatusOr<starlark::Value> r =
+      starlark::Call(th, (*spec)->cells[0].scenario->run, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(starlark::Repr(*r), "\"127.0.0.1:40001\"");
+}
+
+TEST(SpecTest, PortReferencesAreFoundByServiceAndPort) {
+  auto kv = std::make_shared<ServiceDef>();
+  kv->name = "kv.primary";
+  kv->ports = {{"tcp", 0}, {"admin.http", 0}};
+  kv->current_ports = {{"tcp", 7000}, {"admin.http", 7001}};
+  std::vector<std::shared_ptr<ServiceDef>> services = {kv};
+  EXPECT_EQ(ExpandPortRefs("{kv.primary.tcp} {kv.primary.admin.http} "
+                           "{other.tcp} {kv.primary} {{kv.primary.tcp}}",
+                           services),
+            "7000 7001 {other.tcp} {kv.primary} {7000}");
+  std::vector<PortRef> refs = FindPortRefs("x{kv.primary.nope}", services);
+  ASSERT_EQ(refs.size(), 1u);  // a service's name, but not one of its ports
+  EXPECT_EQ(refs[0].port, "");
+  EXPECT_EQ(refs[0].written, "nope");
+  EXPECT_EQ(refs[0].begin, 1u);
+}
+
+TEST(SpecTest, PortReferenceMistakes) {
+  // .port has no reference form: it fails rather than give 0.
+  absl::Status st = LoadError("x = svc.http.port\n");
+  EXPECT_EQ(LastLine(st),
+            "Error: sleeper.http.port: the port is chosen when each cell "
+            "starts (ports = {\"http\": 0}), not known while the spec loads; "
+            "use sleeper.http.addr or .url (expanded when a cell starts its "
+            "services), \"{sleeper.http}\" in command or env, read .port in a "
+            "scenario, or give the port a fixed number");
+  EXPECT_TRUE(absl::StrContains(st.message(), "t.star:2:13: in <toplevel>"))
+      << st;
+  // A port the service does not have.
+  st = LoadError(
+      "c = service(\"c\", command = [\"/bin/sleep\", \"60\"], env = {\"A\": "
+      "\"127.0.0.1:{sleeper.htp}\"})\n"
+      "fault_matrix(scenarios = [scenario(\"s\", run = lambda: 1)], faults = "
+      "[None])\n");
+  EXPECT_EQ(st.message(),
+            "t.star:2:57: service: \"c\": env A: \"127.0.0.1:{sleeper.htp}\": "
+            "service \"sleeper\" has no port \"htp\" (its ports: \"http\")");
+  // A shared service, started once, cannot keep a port chosen per cell.
+  st = LoadError(
+      "c = service(\"c\", command = [\"/bin/sleep\", svc.http.addr], shared = "
+      "True)\n"
+      "fault_matrix(scenarios = [scenario(\"s\", run = lambda: 1)], faults = "
+      "[None])\n");
+  EXPECT_EQ(
+      st.message(),
+      "t.star:2:43: service: \"c\": command: \"127.0.0.1:{sleeper.http}\": "
+      "a shared service starts once, but port \"http\" of \"sleeper\" (not "
+      "shared) is chosen again for every cell; make \"sleeper\" shared too, "
+      "or give that port a fixed number");
+  // A fault's values are fixed at load: no reference to a per-cell port.
+  st = LoadError(
+      "fault_assumption(\"f\", latency = \"5ms\", targets = "
+      "[\"tcp://\" + svc.http.addr])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: targets: "
+            "\"tcp://127.0.0.1:{sleeper.http}\" refers to port \"http\" of "
+            "service \"sleeper\": a fault's values become its policy when the "
+            "spec loads, before any cell chooses ports; give that port a fixed "
+            "number (ports = {\"http\": 5432}), then sleeper.http.addr is "
+            "\"127.0.0.1:5432\"");
+}
+
+std::string TestFile(const std::string& name) {
+  return absl::StrCat(FAULT_SPEC_TESTDATA, "/", name);
+}
+
+absl::StatusOr<std::unique_ptr<Spec>> LoadTestFile(const std::string& name) {
+  std::ifstream f(TestFile(name));
+  std::stringstream text;
+  text << f.rdbuf();
+  return LoadSpec(TestFile(name), text.str());
+}
+
+TEST(SpecTest, LoadRunsEachFileOnce) {
+  // load_spec.star loads lib/common.star twice, and lib/scenarios.star
+  // loads it too: its service and fault would otherwise be defined thrice.
+  auto spec = LoadTestFile("load_spec.star");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ((*spec)->services.size(), 1u);
+  EXPECT_EQ((*spec)->services[0]->name, "echo");
+  ASSERT_EQ((*spec)->cells.size(), 2u);
+  EXPECT_EQ((*spec)->cells[1].name(), "get/slow");
+  EXPECT_FALSE((*spec)->cells[1].check.IsNull());  // the override, loaded
+  // {spec_dir} in a loaded file is the spec's directory.
+  EXPECT_EQ((*spec)->services[0]->command[1], TestFile("fetch_server.py"));
+}
+
+TEST(SpecTest, LoadByAbsolutePath) {
+  auto spec = LoadSpec(
+      "t.star", absl::StrCat("load(\"", TestFile("lib/common.star"),
+                             "\", \"echo\", \"slow\")\n"
+                             "fault_matrix(scenarios = [scenario(\"s\", run = "
+                             "lambda: 1)], faults = [slow])\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ((*spec)->cells[0].name(), "s/slow");
+}
+
+TEST(SpecTest, LoadMissingFile) {
+  auto spec = LoadTestFile("load_missing.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            absl::StrCat("Traceback (most recent call last):\n  ",
+                         TestFile("load_missing.star"),
+                         ":3:1: in <toplevel>\nError: cannot load "
+                         "lib/nope.star: ",
+                         TestFile("lib/nope.star"),
+                         ": cannot read: No such file or directory"));
+}
+
+TEST(SpecTest, LoadCycle) {
+  auto spec = LoadTestFile("load_cycle.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            absl::StrCat("Traceback (most recent call last):\n  ",
+                         TestFile("load_cycle.star"), ":2:1: in <toplevel>\n  ",
+                         TestFile("lib/cycle.star"),
+                         ":1:1: in <toplevel>\nError: cannot load "
+                         "../load_cycle.star: load cycle: ",
+                         TestFile("load_cycle.star"), " loads ",
+                         TestFile("lib/cycle.star"), ", which loads ",
+                         TestFile("load_cycle.star")));
+}
+
+TEST(SpecTest, ErrorInALoadedFileIsAtItsPosition) {
+  auto spec = LoadTestFile("load_error.star");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(
+      spec.status().message(),
+      absl::StrCat(
+          "Traceback (most recent call last):\n  ", TestFile("load_error.star"),
+          ":2:1: in <toplevel>\n  ", TestFile("lib/bad.star"),
+          ":3:49: in <toplevel>\nError in deny: ", TestFile("lib/bad.star"),
+          ":3:50: \"EIOO\" is not an errno name (e.g. ENOSPC, "
+          "EIO, ECONNREFUSED)"));
 }
 
 }  // namespace
