@@ -11,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -119,17 +121,29 @@ void Stop(Proc* p, absl::Duration grace) {
   Reap(p, true);
 }
 
+// A port nothing listens on now. Ports are chosen for every service of a
+// cell before any of them starts, so a port handed out recently (and not
+// yet bound by its service) is not handed out again.
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
+  static std::mutex mu;
+  static std::deque<int> recent;
+  std::lock_guard<std::mutex> lock(mu);
   int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+      port = ntohs(a.sin_port);
+    close(fd);
+    if (port != 0 && std::find(recent.begin(), recent.end(), port) == recent.end()) break;
+  }
+  recent.push_back(port);
+  if (recent.size() > 256) recent.pop_front();
   return port;
 }
 
