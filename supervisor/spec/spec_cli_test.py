@@ -182,6 +182,26 @@ class SpecCliTest(unittest.TestCase):
         pids = {e["pid"] for c in cells.values() for e in c["events"]}
         self.assertEqual(len(pids), 1, pids)
 
+    def test_partition_between_python_services(self):
+        # Two dynamically linked services and no static one: the partition
+        # cell still gets the seccomp layer, and front's connection to back
+        # is refused; without the fault it goes through.
+        rc, out, err = run("test", os.path.join(TESTDATA, "partition_python.star"), "--json",
+                           self.path("p.json"))
+        if not seccomp_layer_available():
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("fault \"split\" has a partition, which needs the seccomp layer of "
+                          "`fault exec`, and it does not work here: ", out)
+            return
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("p.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["call/none"]["events"], [])
+        self.assertEqual({(e["effect"], e["op"], e["errno_name"], e["layer"], e["service"])
+                          for e in cells["call/split"]["events"]},
+                         {("partition", "connect", "ECONNREFUSED", "seccomp", "front")})
+
     def test_filter_and_seed(self):
         runs = []
         for _ in range(2):
