@@ -202,6 +202,21 @@ class SpecCliTest(unittest.TestCase):
                           for e in cells["call/split"]["events"]},
                          {("partition", "connect", "ECONNREFUSED", "seccomp", "front")})
 
+    def test_rate_fault_fires(self):
+        # The reply takes about 2 s at 100kbps (the spec checks the times) and
+        # the cell has the rate events, so it is not failed as never fired.
+        rc, out, err = run("test", os.path.join(TESTDATA, "rate.star"), "--json",
+                           self.path("r.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("r.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["big/none"]["events"], [])
+        events = cells["big/slow_link"]["events"]
+        self.assertTrue(events, cells["big/slow_link"])
+        self.assertEqual({(e["effect"], e["rule"], e["service"]) for e in events},
+                         {("rate", "slow_link", "pong")})
+
     def test_filter_and_seed(self):
         runs = []
         for _ in range(2):
