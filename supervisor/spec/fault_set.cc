@@ -85,6 +85,23 @@ std::string Conflict(absl::string_view what, const nlohmann::json& a,
 
 }  // namespace
 
+std::string NotAppliedByExec(absl::string_view path) {
+  absl::string_view field = path;
+  for (absl::string_view part : {"uplink.", "downlink."})
+    absl::ConsumePrefix(&field, part);
+  if (field == "packet_reorder")
+    return "fault exec does not reorder packets (neither the preload shim nor "
+           "the stream engine implements packet_reorder; the shim only warns "
+           "in the service's log), so this fault would do nothing; leave it "
+           "out";
+  if (field == "payload_mutation")
+    return "fault exec does not change payloads (neither the preload shim nor "
+           "the stream engine implements payload_mutation; the shim only warns "
+           "in the service's log), so this fault would do nothing; leave it "
+           "out";
+  return "";
+}
+
 bool IsSyscallFamily(absl::string_view name) {
   const auto& f = Families();
   return std::find(f.begin(), f.end(), name) != f.end();

@@ -99,6 +99,13 @@ absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name,
                                            const FaultSet& set,
                                            absl::string_view where);
 
+// Why `fault exec` would not apply the effect at `path` (a field path as
+// EffectFieldPath gives, or a part such as "uplink.packet_reorder"), or ""
+// when it applies it. The policy format accepts these effects, but neither
+// the preload shim nor the stream engine implements them: the shim only
+// warns, and the fault would do nothing.
+std::string NotAppliedByExec(absl::string_view path);
+
 // Syscall families a spec may name as keywords (docs/policy.md).
 bool IsSyscallFamily(absl::string_view name);
 // Keywords of fault_assumption that set policy fields, and where they go

@@ -152,6 +152,16 @@ TEST(FaultSetTest, TargetsConflict) {
   EXPECT_TRUE(a.SetTargets(nlohmann::json::array({"tcp://:80"}), "c").ok());
 }
 
+TEST(FaultSetTest, EffectsFaultExecDoesNotApply) {
+  EXPECT_NE(NotAppliedByExec("packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("uplink.packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("downlink.packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("payload_mutation"), "");
+  EXPECT_EQ(NotAppliedByExec("packet_duplicate"), "");
+  EXPECT_EQ(NotAppliedByExec("rate"), "");
+  EXPECT_EQ(NotAppliedByExec("uplink.latency"), "");
+}
+
 TEST(FaultSetTest, KeywordHelpers) {
   EXPECT_TRUE(IsSyscallFamily("fsync"));
   EXPECT_FALSE(IsSyscallFamily("latency"));

@@ -658,7 +658,19 @@ class Loader {
                                    "; deny(...) and delay(...) go with a "
                                    "syscall family such as write= or "
                                    "connect="));
-        check(a->set.SetField(*path, ToJson(th, at, key, v), origin), at);
+        nlohmann::json value = ToJson(th, at, key, v);
+        // Accepted by the policy format, applied by no layer of fault
+        // exec: refused rather than run as a fault that does nothing.
+        std::string part = *path, why = NotAppliedByExec(part);
+        if (why.empty() && value.is_object()) {
+          for (const auto& [k, x] : value.items()) {
+            part = absl::StrCat(*path, ".", k);
+            if (why = NotAppliedByExec(part); !why.empty()) break;
+          }
+        }
+        if (!why.empty())
+          FailPos(at, absl::StrCat("\"", a->name, "\": ", part, ": ", why));
+        check(a->set.SetField(*path, value, origin), at);
         effect_steps.emplace_back(key, a->set);
         if (first_shim_only.empty()) first_shim_only = key;
       } else {

@@ -217,6 +217,31 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual({(e["effect"], e["rule"], e["service"]) for e in events},
                          {("rate", "slow_link", "pong")})
 
+    def spec_error(self, body):
+        """Loads a spec of one service and `body`; returns (its path, stderr)."""
+        spec = self.path("spec.star")
+        with open(spec, "w") as f:
+            f.write('svc = service("s", command = ["/bin/sleep", "60"])\n' + body +
+                    'fault_matrix(scenarios = [scenario("a", run = lambda: 1)], faults = [x])\n')
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""), err)
+        self.assertEqual(err.splitlines()[-1], f"fault test: {spec}: spec error, nothing was run")
+        return spec, err.splitlines()[0]
+
+    def test_effects_fault_exec_does_not_apply(self):
+        spec, line = self.spec_error('x = fault_assumption("x", packet_reorder = "5%")\n')
+        self.assertEqual(line, f"{spec}:2:27: fault_assumption: \"x\": packet_reorder: fault exec "
+                               "does not reorder packets (neither the preload shim nor the stream "
+                               "engine implements packet_reorder; the shim only warns in the "
+                               "service's log), so this fault would do nothing; leave it out")
+        spec, line = self.spec_error(
+            'x = fault_assumption("x",\n    payload_mutation = {"kind": "truncate", '
+            '"truncate_to": 1})\n')
+        self.assertEqual(line, f"{spec}:3:5: fault_assumption: \"x\": payload_mutation: fault "
+                               "exec does not change payloads (neither the preload shim nor the "
+                               "stream engine implements payload_mutation; the shim only warns in "
+                               "the service's log), so this fault would do nothing; leave it out")
+
     def test_filter_and_seed(self):
         runs = []
         for _ in range(2):

@@ -260,6 +260,36 @@ TEST(SpecTest, PartitionMistakes) {
             "every service; make them separate faults");
 }
 
+// Effects the policy format accepts and no layer of fault exec applies are
+// refused at their keyword, not run as faults that do nothing.
+TEST(SpecTest, EffectsFaultExecDoesNotApply) {
+  absl::Status st = LoadError(
+      "fault_assumption(\"x\", latency = \"5ms\", packet_reorder = \"5%\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: \"x\": packet_reorder: "
+            "fault exec does not reorder packets (neither the preload shim nor "
+            "the stream engine implements packet_reorder; the shim only warns "
+            "in the service's log), so this fault would do nothing; leave it "
+            "out");
+  st = LoadError(
+      "fault_assumption(\"x\", downlink = {\"latency\": \"5ms\", "
+      "\"packet_reorder\": {\"prob\": \"5%\"}})\n");
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st),
+      "Error in fault_assumption: t.star:2:23: \"x\": "
+      "downlink.packet_reorder: fault exec does not reorder packets"))
+      << st;
+  st = LoadError(
+      "fault_assumption(\"x\", payload_mutation = {\"kind\": "
+      "\"corrupt_bytes\"})\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:23: \"x\": payload_mutation: "
+            "fault exec does not change payloads (neither the preload shim nor "
+            "the stream engine implements payload_mutation; the shim only "
+            "warns in the service's log), so this fault would do nothing; "
+            "leave it out");
+}
+
 TEST(SpecTest, ScenarioBuiltinsNeedACell) {
   absl::Status st = LoadError("sleep(\"1s\")\n");
   EXPECT_EQ(LastLine(st),
