@@ -718,7 +718,57 @@ class Loader {
                            "one supervisor, so the other effects would reach every "
                            "service; make them separate faults"));
     }
+    if (a->set.has_partitions() && a->set.has_targets()) {
+      bool own = false;
+      for (auto& [key, v] : kws) own |= key == "targets";
+      FailPos(own ? site.Keyword("targets") : faults_at,
+              absl::StrCat("\"", a->name,
+                           "\": targets= cannot narrow a partition: it cuts "
+                           "every connection between the two services, "
+                           "whatever the targets; leave out targets="));
+    }
+    if (a->set.has_targets()) {
+      // targets= narrow syscall rules by the peer of a connection: refuse
+      // a family they cannot narrow. At the family's keyword, else at
+      // targets=, else at the composition.
+      for (const auto& [family, rules] : a->set.syscalls()) {
+        std::string written = family;
+        for (auto& [key, v] : kws)
+          if (key == family || (family == "open" && key == "openat"))
+            written = key;
+        std::string why = TargetsCannotNarrow(written);
+        if (why.empty()) continue;
+        bool own_family = false, own_targets = false;
+        for (auto& [key, v] : kws) {
+          own_family |= key == written;
+          own_targets |= key == "targets";
+        }
+        FailPos(own_family    ? site.Keyword(written)
+                : own_targets ? site.Keyword("targets")
+                              : faults_at,
+                absl::StrCat("\"", a->name, "\": ", written,
+                             "= with targets=: ", why));
+      }
+    }
     for (auto& t : a->targets) {
+      // The seccomp layer alone knows the destination of connect and
+      // sendto, never the peer of a receive.
+      if (t->static_binary && a->set.has_targets()) {
+        for (const auto& [family, rules] : a->set.syscalls()) {
+          if (family != "recv") continue;
+          bool own = false;
+          for (auto& [key, v] : kws) own |= key == family;
+          FailPos(own ? site.Keyword(family) : faults_at,
+                  absl::StrCat("\"", a->name, "\": service \"", t->name,
+                               "\" is a static binary (", t->command[0],
+                               "): only the seccomp layer reaches it, which "
+                               "knows the destination of connect and sendto "
+                               "but not the peer of a receive, so recv= with "
+                               "targets= would never apply; fault its "
+                               "connect= with targets=, or recv= without "
+                               "targets="));
+        }
+      }
       if (t->static_binary && a->set.HasShimOnlyEffects())
         FailPos(
             first_shim_only.empty() ? faults_at : site.Keyword(first_shim_only),

@@ -6,7 +6,9 @@ usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
 """
 import json
 import os
+import random
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,25 @@ def seccomp_layer_available():
     p = subprocess.run([FAULT, "exec", "--layer", "seccomp", "--quiet", "--", "/bin/true"],
                        capture_output=True, timeout=30)
     return p.returncode == 0
+
+
+def port_outside_ephemeral_range():
+    """A free loopback port below the kernel's ephemeral range, which other
+    programs' outgoing connections do not take while a spec runs."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for port in random.sample(range(max(1024, low - 10000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port below %d" % low)
 
 
 class SpecCliTest(unittest.TestCase):
@@ -217,6 +238,27 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual({(e["effect"], e["rule"], e["service"]) for e in events},
                          {("rate", "slow_link", "pong")})
 
+    def test_targets_narrow_socket_rules(self):
+        # recv= and send= with targets= fail front's traffic with back only:
+        # its reads of /proc, a Unix socket pair and its exchange with the
+        # runner are untouched (the spec checks the replies).
+        port = port_outside_ephemeral_range()
+        rc, out, err = run("test", os.path.join(TESTDATA, "targets.star"), "--var",
+                           "back_port=%d" % port, "--json", self.path("t.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "3 passed, 0 failed")
+        with open(self.path("t.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+
+        def seen(name):
+            return {(e["effect"], e["op"], e["errno_name"], e["target"])
+                    for e in cells[name]["events"]}
+
+        back = "127.0.0.1:%d" % port
+        self.assertEqual(cells["probe/none"]["events"], [])
+        self.assertEqual(seen("probe/back_resets"), {("deny", "recv", "ECONNRESET", back)})
+        self.assertEqual(seen("probe/back_gone"), {("deny", "send", "EPIPE", back)})
+
     def spec_error(self, body):
         """Loads a spec of one service and `body`; returns (its path, stderr)."""
         spec = self.path("spec.star")
@@ -241,6 +283,27 @@ class SpecCliTest(unittest.TestCase):
                                "exec does not change payloads (neither the preload shim nor the "
                                "stream engine implements payload_mutation; the shim only warns in "
                                "the service's log), so this fault would do nothing; leave it out")
+
+    def test_targets_on_a_family_they_cannot_narrow(self):
+        spec, line = self.spec_error(
+            'x = fault_assumption("x", read = deny("ECONNRESET"), '
+            'targets = ["tcp://127.0.0.1:5432"])\n')
+        self.assertEqual(line, f"{spec}:2:27: fault_assumption: \"x\": read= with targets=: "
+                               "targets= select connections by their peer, and read also acts on "
+                               "files, which have no peer: the rule would apply to every file the "
+                               "service touches (its own files, /proc, /sys, its libraries), "
+                               "whatever the targets. For one connection's traffic use recv= with "
+                               "targets=; for files, give path= in a fault without targets= "
+                               "(targets= apply to every rule of a fault, composed faults "
+                               "included)")
+        # Composed: the targets of one fault would reach the other's rule.
+        spec, line = self.spec_error(
+            'a = fault_assumption("a", latency = "5ms", targets = ["tcp://:80"])\n'
+            'b = fault_assumption("b", fsync = deny("EIO"))\n'
+            'x = fault_assumption("x", faults = [a, b])\n')
+        self.assertTrue(line.startswith(f"{spec}:4:27: fault_assumption: \"x\": fsync= with "
+                                        "targets=: targets= select connections by their peer, "
+                                        "and fsync acts on files"), line)
 
     def test_filter_and_seed(self):
         runs = []
