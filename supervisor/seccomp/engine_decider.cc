@@ -42,14 +42,17 @@ bool EngineDecider::Refresh() {
     if (sr.path_glob[0] != '\0')
       detail |= FamilyBit(static_cast<Family>(sr.family));
   }
+  uint64_t targeted = 0;
+  for (uint32_t r = 0; r < idx.n_rules && r < 64; ++r) {
+    uint32_t n = 0;
+    if (!eng::ReadConfigBytes(
+            table_, idx.seq, &table_->config.rules[r].n_targets, sizeof(n), &n))
+      return false;
+    if (n > 0) targeted |= uint64_t{1} << r;
+  }
   for (Family f : {Family::kConnect, Family::kSend}) {
-    uint64_t owners = idx.family_owner_rules[static_cast<int>(f)];
-    for (int r = 0; r < 64; ++r) {
-      if (!(owners & (uint64_t{1} << r))) continue;
-      fault_rule rule;
-      if (!eng::ReadRule(table_, idx.seq, r, &rule)) return false;
-      if (rule.n_targets > 0) detail |= FamilyBit(f);
-    }
+    if (idx.family_owner_rules[static_cast<int>(f)] & targeted)
+      detail |= FamilyBit(f);
   }
   if (idx.features & eng::kFeatPartition) {
     detail |= FamilyBit(Family::kConnect) | FamilyBit(Family::kSend);
@@ -60,6 +63,7 @@ bool EngineDecider::Refresh() {
   }
   idx_ = idx;
   detail_families_ = detail;
+  targeted_rules_ = targeted;
   have_index_ = true;
   return true;
 }
@@ -186,29 +190,25 @@ Decision EngineDecider::DecideFamily(const SyscallContext& call, int family) {
   // Seccomp sees whole processes: only process-wide (active) rules apply;
   // thread scopes exist in the shim only.
   uint64_t mask = idx_.active & idx_.family_owner_rules[family];
-  if (call.family == Family::kConnect || call.family == Family::kSend) {
-    // Rules with targets apply only to calls whose destination they match.
+  // Rules with targets apply only to calls whose destination they match.
+  // Only connect and sendto name one here; a receive, a read or an accept
+  // names none, so such rules leave it alone (on a TCP/UDP socket the shim
+  // matches them against its peer) rather than apply to every descriptor:
+  // Unix sockets, pipes, files.
+  if (uint64_t targeted = mask & targeted_rules_; targeted != 0) {
+    mask &= ~targeted;
     eng::Endpoint ep;
-    bool have_ep =
-        call.addr.has_value() &&
-        eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr));
-    uint64_t matched = 0;
-    for (int r = 0; r < 64; ++r) {
-      if (!(mask & (uint64_t{1} << r))) continue;
-      fault_rule rule;
-      if (!eng::ReadRule(table_, idx_.seq, r, &rule)) return {};
-      if (rule.n_targets == 0) {
-        matched |= uint64_t{1} << r;
-        continue;
+    if (call.addr.has_value() &&
+        eng::SetEndpointAddress(&ep, &*call.addr, sizeof(*call.addr))) {
+      for (uint64_t bits = targeted; bits; bits &= bits - 1) {
+        int r = __builtin_ctzll(bits);
+        int32_t priority;
+        eng::TargetMatch m =
+            eng::RuleTargetsMatch(table_, idx_.seq, r, ep, &priority);
+        if (m == eng::TargetMatch::kTorn) return {};
+        if (m == eng::TargetMatch::kYes) mask |= uint64_t{1} << r;
       }
-      if (!have_ep) continue;
-      int32_t priority;
-      eng::TargetMatch m =
-          eng::RuleTargetsMatch(table_, idx_.seq, r, ep, &priority);
-      if (m == eng::TargetMatch::kTorn) return {};
-      if (m == eng::TargetMatch::kYes) matched |= uint64_t{1} << r;
     }
-    mask = matched;
   }
   if (mask == 0) return {};
 

@@ -43,6 +43,8 @@ class EngineDecider : public Decider {
   // Per family: some syscall rule of it has a path glob, or (connect/send)
   // its owning rule has targets.
   uint64_t detail_families_ = 0;
+  // Rules (bit i: rules[i]) with targets.
+  uint64_t targeted_rules_ = 0;
 };
 
 }  // namespace fault::seccomp

@@ -380,6 +380,78 @@ TEST(EngineDeciderTest, FollowsRepublishedPolicies) {
   EXPECT_EQ(DrainEvents(table.get()).size(), 1u);
 }
 
+// Rules with targets apply only to calls whose destination they match: a
+// connect names one, a receive or a read names none, so a rule with targets
+// leaves them alone (a Unix socket, a pipe, a file), while a rule without
+// targets applies to every call. Decided without a kernel.
+TEST(EngineDeciderTest, RulesWithTargetsNeedAMatchingDestination) {
+  auto table = NewTable();
+  auto cfg = std::make_unique<fault_config>();
+  cfg->n_rules = 2;
+  for (int r = 0; r < 2; ++r) {
+    cfg->rules[r].flags = FAULT_RULE_ACTIVE;
+    cfg->rules[r].schedule.kind = 1;
+  }
+  // rules[0]: 127.0.0.1:8080 only; rules[1]: no targets.
+  cfg->rules[0].n_targets = 1;
+  cfg->rules[0].first_target = 0;
+  cfg->n_targets = 1;
+  fault_target& t = cfg->targets[0];
+  t.kind = FAULT_TARGET_CIDR;
+  t.family = AF_INET;
+  t.prefix_len = 32;
+  t.addr[0] = 127;
+  t.addr[3] = 1;
+  t.port_min = t.port_max = 8080;
+  const Family targeted[] = {Family::kConnect, Family::kRecv, Family::kRead};
+  for (Family f : targeted) {
+    fault_syscall_rule& sr = cfg->syscall_rules[cfg->n_syscall_rules++];
+    sr.family = static_cast<uint8_t>(f);
+    sr.rule = 0;
+    sr.action = 1;
+    sr.err = ECONNRESET;
+    cfg->families_mask |= FamilyBit(f);
+  }
+  fault_syscall_rule& fsync_rule = cfg->syscall_rules[cfg->n_syscall_rules++];
+  fsync_rule.family = static_cast<uint8_t>(Family::kFsync);
+  fsync_rule.rule = 1;
+  fsync_rule.action = 1;
+  fsync_rule.err = EIO;
+  cfg->families_mask |= FamilyBit(Family::kFsync);
+  fault::engine::Publish(table.get(), cfg.get());
+  EngineDecider decider(table.get());
+
+  auto call = [](Family f, int port) {
+    SyscallContext c;
+    c.family = f;
+    if (port != 0) {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(port);
+      sockaddr_storage ss{};
+      memcpy(&ss, &a, sizeof(a));
+      c.addr = ss;
+    }
+    return c;
+  };
+  Decision d = decider.Decide(call(Family::kConnect, 8080));
+  EXPECT_EQ(d.kind, Decision::Kind::kDeny);
+  EXPECT_EQ(d.err, ECONNRESET);
+  EXPECT_EQ(decider.Decide(call(Family::kConnect, 9090)).kind,
+            Decision::Kind::kContinue);
+  EXPECT_EQ(decider.Decide(call(Family::kRecv, 0)).kind,
+            Decision::Kind::kContinue);
+  SyscallContext read = call(Family::kRead, 0);
+  read.path = "/proc/self/stat";
+  EXPECT_EQ(decider.Decide(read).kind, Decision::Kind::kContinue);
+  d = decider.Decide(call(Family::kFsync, 0));
+  EXPECT_EQ(d.kind, Decision::Kind::kDeny);
+  EXPECT_EQ(d.err, EIO);
+  EXPECT_TRUE(decider.NeedsDetail(Family::kConnect));
+  EXPECT_FALSE(decider.NeedsDetail(Family::kFsync));
+}
+
 TEST(SeccompLayerTest, HandoffReportsAChildThatDiedFirst) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);

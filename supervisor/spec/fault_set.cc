@@ -85,6 +85,67 @@ std::string Conflict(absl::string_view what, const nlohmann::json& a,
 
 }  // namespace
 
+std::string NotAppliedByExec(absl::string_view path) {
+  absl::string_view field = path;
+  for (absl::string_view part : {"uplink.", "downlink."})
+    absl::ConsumePrefix(&field, part);
+  if (field == "packet_reorder")
+    return "fault exec does not reorder packets (neither the preload shim nor "
+           "the stream engine implements packet_reorder; the shim only warns "
+           "in the service's log), so this fault would do nothing; leave it "
+           "out";
+  if (field == "payload_mutation")
+    return "fault exec does not change payloads (neither the preload shim nor "
+           "the stream engine implements payload_mutation; the shim only warns "
+           "in the service's log), so this fault would do nothing; leave it "
+           "out";
+  return "";
+}
+
+std::string TargetsCannotNarrow(absl::string_view family) {
+  absl::string_view number_of = family == "openat" ? "open" : family;
+  int f = 1;
+  while (f < fault::engine::kFamilyCount &&
+         number_of != fault::engine::FamilyName(f))
+    ++f;
+  if (f == fault::engine::kFamilyCount) return "";
+  if (fault::engine::kFamilies[f].file) {
+    // read, write and close act on sockets too: for a socket the shim can
+    // narrow them, for a file nothing can.
+    bool sockets_too = f == fault::engine::kFamilyRead ||
+                       f == fault::engine::kFamilyWrite ||
+                       f == fault::engine::kFamilyClose;
+    std::string instead =
+        f == fault::engine::kFamilyRead    ? "For one connection's traffic "
+                                             "use recv= with targets=; for "
+                                             "files, "
+        : f == fault::engine::kFamilyWrite ? "For one connection's traffic "
+                                             "use send= with targets=; for "
+                                             "files, "
+                                           : "For files, ";
+    return absl::StrCat(
+        "targets= select connections by their peer, and ", family,
+        sockets_too ? " also" : "",
+        " acts on files, which have no peer: the rule would apply to every "
+        "file the service touches (its own files, /proc, /sys, its "
+        "libraries), whatever the targets. ",
+        instead,
+        "give path= in a fault without targets= (targets= apply to every "
+        "rule of a fault, composed faults included)");
+  }
+  if (f == fault::engine::kFamilyAccept)
+    return "targets= select connections by their peer, and an accept is "
+           "decided before it has one: the rule would never apply. Leave out "
+           "targets= to fault every accept, or fault the accepted "
+           "connection's recv= or send= with targets=";
+  if (fault::engine::kFamilies[f].seccomp_only)
+    return absl::StrCat("targets= select connections by their peer, and ",
+                        family,
+                        " has none: the rule would never apply; leave "
+                        "out targets=");
+  return "";
+}
+
 bool IsSyscallFamily(absl::string_view name) {
   const auto& f = Families();
   return std::find(f.begin(), f.end(), name) != f.end();

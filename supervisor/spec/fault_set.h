@@ -72,6 +72,7 @@ class FaultSet {
   syscalls() const {
     return syscalls_;
   }
+  bool has_targets() const { return targets_.has_value(); }
 
   // The policy's fields as a JSON object in the policy-file format.
   nlohmann::json ToJson() const;
@@ -98,6 +99,22 @@ absl::Status Merge(FaultSet* into, const FaultSet& from);
 absl::StatusOr<fault::v1::Policy> ToPolicy(absl::string_view name,
                                            const FaultSet& set,
                                            absl::string_view where);
+
+// Why `fault exec` would not apply the effect at `path` (a field path as
+// EffectFieldPath gives, or a part such as "uplink.packet_reorder"), or ""
+// when it applies it. The policy format accepts these effects, but neither
+// the preload shim nor the stream engine implements them: the shim only
+// warns, and the fault would do nothing.
+std::string NotAppliedByExec(absl::string_view path);
+
+// Why the rules of syscall family `family` cannot be narrowed by a
+// policy's targets, or "" when they can. Targets select connections by
+// their peer: the preload shim matches them against the peer of a TCP/UDP
+// socket for every family, the seccomp layer against the destination of
+// connect and sendto. A family that acts on files (read, write, fsync,
+// ...) would still apply to every file, and one whose calls have no peer
+// when they are decided (accept, io_uring) to none.
+std::string TargetsCannotNarrow(absl::string_view family);
 
 // Syscall families a spec may name as keywords (docs/policy.md).
 bool IsSyscallFamily(absl::string_view name);

@@ -152,6 +152,28 @@ TEST(FaultSetTest, TargetsConflict) {
   EXPECT_TRUE(a.SetTargets(nlohmann::json::array({"tcp://:80"}), "c").ok());
 }
 
+TEST(FaultSetTest, EffectsFaultExecDoesNotApply) {
+  EXPECT_NE(NotAppliedByExec("packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("uplink.packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("downlink.packet_reorder"), "");
+  EXPECT_NE(NotAppliedByExec("payload_mutation"), "");
+  EXPECT_EQ(NotAppliedByExec("packet_duplicate"), "");
+  EXPECT_EQ(NotAppliedByExec("rate"), "");
+  EXPECT_EQ(NotAppliedByExec("uplink.latency"), "");
+}
+
+TEST(FaultSetTest, FamiliesTargetsCanNarrow) {
+  for (const char* f : {"connect", "send", "recv"})
+    EXPECT_EQ(TargetsCannotNarrow(f), "") << f;
+  for (const char* f :
+       {"open", "openat", "read", "write", "fsync", "fdatasync", "close",
+        "unlink", "rename", "mkdir", "ftruncate", "accept", "io_uring"})
+    EXPECT_NE(TargetsCannotNarrow(f), "") << f;
+  EXPECT_TRUE(absl::StrContains(TargetsCannotNarrow("write"), "use send="));
+  EXPECT_TRUE(
+      absl::StrContains(TargetsCannotNarrow("io_uring"), "would never apply"));
+}
+
 TEST(FaultSetTest, KeywordHelpers) {
   EXPECT_TRUE(IsSyscallFamily("fsync"));
   EXPECT_FALSE(IsSyscallFamily("latency"));

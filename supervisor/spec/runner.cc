@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -173,20 +174,29 @@ std::string Tail(const std::string& s, int lines) {
   return pos == std::string::npos || pos == 0 ? s : s.substr(pos + 1);
 }
 
-bool SeccompLayerAvailable(const std::string& fault_binary) {
+// Whether `fault exec --layer seccomp` works with this binary on this
+// machine: "" when it does, else why not (its last line of output, or how
+// it ended). The probe's output goes to `log`.
+std::string SeccompLayerProblem(const std::string& fault_binary,
+                                const std::string& log) {
   auto pid = Spawn({fault_binary, "exec", "--layer", "seccomp", "--quiet", "--",
                     "/bin/true"},
-                   {}, "");
-  if (!pid.ok()) return false;
+                   {}, log);
+  if (!pid.ok()) return std::string(pid.status().message());
   Proc p{*pid};
   absl::Time until = absl::Now() + absl::Seconds(10);
   while (!Reap(&p, false) && absl::Now() < until)
     absl::SleepFor(absl::Milliseconds(10));
   if (!p.exited) {
     Stop(&p, absl::Seconds(1));
-    return false;
+    return "`fault exec --layer seccomp -- /bin/true` did not finish in 10s";
   }
-  return WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
+  if (WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0) return "";
+  std::string out(absl::StripTrailingAsciiWhitespace(ReadFile(log, 4096)));
+  std::string last = Tail(out, 0);
+  return absl::StrCat("`fault exec --layer seccomp -- /bin/true` ended with ",
+                      DescribeStatus(p.status),
+                      last.empty() ? "" : absl::StrCat(": ", last));
 }
 
 // Cancels a Starlark thread at the cell's deadline.
@@ -365,9 +375,16 @@ std::string ReloadShared(SharedService* sh, const std::string& yaml,
 
 class CellRunner {
  public:
+  // `no_seccomp`: why the seccomp layer is unavailable ("" when it is).
   CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
-             bool seccomp, std::map<const ServiceDef*, SharedService>* shared)
-      : spec_(spec), o_(o), dir_(dir), seccomp_(seccomp), shared_(*shared) {}
+             const std::string& no_seccomp,
+             std::map<const ServiceDef*, SharedService>* shared)
+      : spec_(spec),
+        o_(o),
+        dir_(dir),
+        seccomp_(no_seccomp.empty()),
+        no_seccomp_(no_seccomp),
+        shared_(*shared) {}
 
   CellResult Run(const Cell& cell) {
     CellResult r;
@@ -466,10 +483,11 @@ class CellRunner {
   // binary needs the seccomp layer.
   std::string Unreachable(const ServiceDef& svc, const Cell& cell) const {
     if (!svc.static_binary || seccomp_) return "";
-    return absl::StrCat("service \"", svc.name,
-                        "\" is a static binary and this build's `fault exec` has no "
-                        "seccomp layer (--layer seccomp): the faults of \"",
-                        cell.fault->name, "\" cannot reach it");
+    return absl::StrCat(
+        "service \"", svc.name,
+        "\" is a static binary and this build's `fault exec` has no "
+        "seccomp layer (--layer seccomp): the faults of \"",
+        cell.fault->name, "\" cannot reach it (", no_seccomp_, ")");
   }
 
   static void AssignPorts(ServiceDef* svc) {
@@ -657,9 +675,11 @@ class CellRunner {
     grouped_ = cell.fault && cell.fault->policy.partitions_size() > 0;
     if (grouped_) {
       if (!seccomp_)
-        return absl::StrCat("fault \"", cell.fault->name,
-                            "\" has a partition, which needs the seccomp layer of "
-                            "`fault exec`; this machine or build has none");
+        return absl::StrCat(
+            "fault \"", cell.fault->name,
+            "\" has a partition, which needs the seccomp layer of "
+            "`fault exec`, and it does not work here: ",
+            no_seccomp_);
       for (const auto& t : cell.fault->targets) {
         if (t->shared)
           return absl::StrCat("fault \"", cell.fault->name, "\": service \"", t->name,
@@ -881,7 +901,8 @@ class CellRunner {
   std::string dir_;
   bool grouped_ = false;  // this cell's services run under one fault exec
   size_t group_lead_ = 0;  // the service that is that fault exec's program
-  bool seccomp_;
+  bool seccomp_;           // the seccomp layer works here
+  std::string no_seccomp_;  // else why not
   std::map<const ServiceDef*, SharedService>& shared_;
 };
 
@@ -905,9 +926,6 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
   for (const Cell& c : spec.cells)
     if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
       cells.push_back(&c);
-  bool need_seccomp = false;
-  for (auto& s : spec.services) need_seccomp |= s->static_binary;
-  bool seccomp = need_seccomp && SeccompLayerAvailable(o.fault_binary);
   const char* tmp = getenv("TMPDIR");
   std::string base =
       absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
@@ -922,6 +940,19 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     }
     return run;
   }
+  // The seccomp layer is probed when some cell needs it: for a static
+  // binary (only it reaches one) and for a partition (only it cuts the
+  // services' connections; `fault exec --layer auto` turns it on for a
+  // policy with partitions).
+  bool need_seccomp = false;
+  for (auto& s : spec.services) need_seccomp |= s->static_binary;
+  for (const Cell* c : cells)
+    need_seccomp |= c->fault && c->fault->policy.partitions_size() > 0;
+  const std::string no_seccomp =
+      need_seccomp
+          ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
+          : "not probed";
+  const bool seccomp = no_seccomp.empty();
   // Shared services: which run with reloads, and the syscall families their
   // seccomp filter needs for every cell that faults them.
   std::map<const ServiceDef*, SharedService> shared;
@@ -962,7 +993,7 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
                      Sanitize(c.fault ? c.fault->name : "none"));
     mkdir(dir.c_str(), 0755);
     if (o.on_start) o.on_start(i, total, c.name());
-    CellRunner runner(spec, o, dir, seccomp, &shared);
+    CellRunner runner(spec, o, dir, no_seccomp, &shared);
     CellResult r = runner.Run(c);
     if (o.on_done) o.on_done(i, total, r);
     run.cells.push_back(std::move(r));

@@ -872,7 +872,19 @@ class Loader {
                                    "; deny(...) and delay(...) go with a "
                                    "syscall family such as write= or "
                                    "connect="));
-        check(a->set.SetField(*path, Json(th, at, key, v), origin), at);
+        nlohmann::json value = Json(th, at, key, v);
+        // Accepted by the policy format, applied by no layer of fault
+        // exec: refused rather than run as a fault that does nothing.
+        std::string part = *path, why = NotAppliedByExec(part);
+        if (why.empty() && value.is_object()) {
+          for (const auto& [k, x] : value.items()) {
+            part = absl::StrCat(*path, ".", k);
+            if (why = NotAppliedByExec(part); !why.empty()) break;
+          }
+        }
+        if (!why.empty())
+          FailPos(at, absl::StrCat("\"", a->name, "\": ", part, ": ", why));
+        check(a->set.SetField(*path, value, origin), at);
         effect_steps.emplace_back(key, a->set);
         if (first_shim_only.empty()) first_shim_only = key;
       } else {
@@ -920,7 +932,57 @@ class Loader {
                            "one supervisor, so the other effects would reach every "
                            "service; make them separate faults"));
     }
+    if (a->set.has_partitions() && a->set.has_targets()) {
+      bool own = false;
+      for (auto& [key, v] : kws) own |= key == "targets";
+      FailPos(own ? site.Keyword("targets") : faults_at,
+              absl::StrCat("\"", a->name,
+                           "\": targets= cannot narrow a partition: it cuts "
+                           "every connection between the two services, "
+                           "whatever the targets; leave out targets="));
+    }
+    if (a->set.has_targets()) {
+      // targets= narrow syscall rules by the peer of a connection: refuse
+      // a family they cannot narrow. At the family's keyword, else at
+      // targets=, else at the composition.
+      for (const auto& [family, rules] : a->set.syscalls()) {
+        std::string written = family;
+        for (auto& [key, v] : kws)
+          if (key == family || (family == "open" && key == "openat"))
+            written = key;
+        std::string why = TargetsCannotNarrow(written);
+        if (why.empty()) continue;
+        bool own_family = false, own_targets = false;
+        for (auto& [key, v] : kws) {
+          own_family |= key == written;
+          own_targets |= key == "targets";
+        }
+        FailPos(own_family    ? site.Keyword(written)
+                : own_targets ? site.Keyword("targets")
+                              : faults_at,
+                absl::StrCat("\"", a->name, "\": ", written,
+                             "= with targets=: ", why));
+      }
+    }
     for (auto& t : a->targets) {
+      // The seccomp layer alone knows the destination of connect and
+      // sendto, never the peer of a receive.
+      if (t->static_binary && a->set.has_targets()) {
+        for (const auto& [family, rules] : a->set.syscalls()) {
+          if (family != "recv") continue;
+          bool own = false;
+          for (auto& [key, v] : kws) own |= key == family;
+          FailPos(own ? site.Keyword(family) : faults_at,
+                  absl::StrCat("\"", a->name, "\": service \"", t->name,
+                               "\" is a static binary (", t->command[0],
+                               "): only the seccomp layer reaches it, which "
+                               "knows the destination of connect and sendto "
+                               "but not the peer of a receive, so recv= with "
+                               "targets= would never apply; fault its "
+                               "connect= with targets=, or recv= without "
+                               "targets="));
+        }
+      }
       if (t->static_binary && a->set.HasShimOnlyEffects())
         FailPos(
             first_shim_only.empty() ? faults_at : site.Keyword(first_shim_only),

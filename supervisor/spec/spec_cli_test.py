@@ -6,6 +6,7 @@ usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
 """
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -39,6 +40,25 @@ def seccomp_layer_available():
     p = subprocess.run([FAULT, "exec", "--layer", "seccomp", "--quiet", "--", "/bin/true"],
                        capture_output=True, timeout=30)
     return p.returncode == 0
+
+
+def port_outside_ephemeral_range():
+    """A free loopback port below the kernel's ephemeral range, which other
+    programs' outgoing connections do not take while a spec runs."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for port in random.sample(range(max(1024, low - 10000), low), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port below %d" % low)
 
 
 class SpecCliTest(unittest.TestCase):
@@ -182,6 +202,108 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(effects["count/none"], set())
         pids = {e["pid"] for c in cells.values() for e in c["events"]}
         self.assertEqual(len(pids), 1, pids)
+
+    def test_partition_between_python_services(self):
+        # Two dynamically linked services and no static one: the partition
+        # cell still gets the seccomp layer, and front's connection to back
+        # is refused; without the fault it goes through.
+        rc, out, err = run("test", os.path.join(TESTDATA, "partition_python.star"), "--json",
+                           self.path("p.json"))
+        if not seccomp_layer_available():
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("fault \"split\" has a partition, which needs the seccomp layer of "
+                          "`fault exec`, and it does not work here: ", out)
+            return
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("p.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["call/none"]["events"], [])
+        self.assertEqual({(e["effect"], e["op"], e["errno_name"], e["layer"], e["service"])
+                          for e in cells["call/split"]["events"]},
+                         {("partition", "connect", "ECONNREFUSED", "seccomp", "front")})
+
+    def test_rate_fault_fires(self):
+        # The reply takes about 2 s at 100kbps (the spec checks the times) and
+        # the cell has the rate events, so it is not failed as never fired.
+        rc, out, err = run("test", os.path.join(TESTDATA, "rate.star"), "--json",
+                           self.path("r.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 0 failed")
+        with open(self.path("r.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["big/none"]["events"], [])
+        events = cells["big/slow_link"]["events"]
+        self.assertTrue(events, cells["big/slow_link"])
+        self.assertEqual({(e["effect"], e["rule"], e["service"]) for e in events},
+                         {("rate", "slow_link", "pong")})
+
+    def test_targets_narrow_socket_rules(self):
+        # recv= and send= with targets= fail front's traffic with back only:
+        # its reads of /proc, a Unix socket pair and its exchange with the
+        # runner are untouched (the spec checks the replies).
+        port = port_outside_ephemeral_range()
+        rc, out, err = run("test", os.path.join(TESTDATA, "targets.star"), "--var",
+                           "back_port=%d" % port, "--json", self.path("t.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "3 passed, 0 failed")
+        with open(self.path("t.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+
+        def seen(name):
+            return {(e["effect"], e["op"], e["errno_name"], e["target"])
+                    for e in cells[name]["events"]}
+
+        back = "127.0.0.1:%d" % port
+        self.assertEqual(cells["probe/none"]["events"], [])
+        self.assertEqual(seen("probe/back_resets"), {("deny", "recv", "ECONNRESET", back)})
+        self.assertEqual(seen("probe/back_gone"), {("deny", "send", "EPIPE", back)})
+
+    def spec_error(self, body):
+        """Loads a spec of one service and `body`; returns (its path, stderr)."""
+        spec = self.path("spec.star")
+        with open(spec, "w") as f:
+            f.write('svc = service("s", command = ["/bin/sleep", "60"])\n' + body +
+                    'fault_matrix(scenarios = [scenario("a", run = lambda: 1)], faults = [x])\n')
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""), err)
+        self.assertEqual(err.splitlines()[-1], f"fault test: {spec}: spec error, nothing was run")
+        return spec, err.splitlines()[0]
+
+    def test_effects_fault_exec_does_not_apply(self):
+        spec, line = self.spec_error('x = fault_assumption("x", packet_reorder = "5%")\n')
+        self.assertEqual(line, f"{spec}:2:27: fault_assumption: \"x\": packet_reorder: fault exec "
+                               "does not reorder packets (neither the preload shim nor the stream "
+                               "engine implements packet_reorder; the shim only warns in the "
+                               "service's log), so this fault would do nothing; leave it out")
+        spec, line = self.spec_error(
+            'x = fault_assumption("x",\n    payload_mutation = {"kind": "truncate", '
+            '"truncate_to": 1})\n')
+        self.assertEqual(line, f"{spec}:3:5: fault_assumption: \"x\": payload_mutation: fault "
+                               "exec does not change payloads (neither the preload shim nor the "
+                               "stream engine implements payload_mutation; the shim only warns in "
+                               "the service's log), so this fault would do nothing; leave it out")
+
+    def test_targets_on_a_family_they_cannot_narrow(self):
+        spec, line = self.spec_error(
+            'x = fault_assumption("x", read = deny("ECONNRESET"), '
+            'targets = ["tcp://127.0.0.1:5432"])\n')
+        self.assertEqual(line, f"{spec}:2:27: fault_assumption: \"x\": read= with targets=: "
+                               "targets= select connections by their peer, and read also acts on "
+                               "files, which have no peer: the rule would apply to every file the "
+                               "service touches (its own files, /proc, /sys, its libraries), "
+                               "whatever the targets. For one connection's traffic use recv= with "
+                               "targets=; for files, give path= in a fault without targets= "
+                               "(targets= apply to every rule of a fault, composed faults "
+                               "included)")
+        # Composed: the targets of one fault would reach the other's rule.
+        spec, line = self.spec_error(
+            'a = fault_assumption("a", latency = "5ms", targets = ["tcp://:80"])\n'
+            'b = fault_assumption("b", fsync = deny("EIO"))\n'
+            'x = fault_assumption("x", faults = [a, b])\n')
+        self.assertTrue(line.startswith(f"{spec}:4:27: fault_assumption: \"x\": fsync= with "
+                                        "targets=: targets= select connections by their peer, "
+                                        "and fsync acts on files"), line)
 
     def test_filter_and_seed(self):
         runs = []

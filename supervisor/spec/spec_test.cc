@@ -33,7 +33,7 @@ std::string LastLine(const absl::Status& st) {
 TEST(SpecTest, LoadsMatrix) {
   std::string src = std::string(kService) + R"(
 a = fault_assumption("disk", target = svc, fsync = deny("EIO"), write = [deny("ENOSPC", path = "*.db", probability = "50%"), delay("10ms")])
-b = fault_assumption("net", latency = "50ms", dns_nxdomain = "10%", targets = [{"hostname": "db.internal"}])
+b = fault_assumption("net", latency = "50ms", dns_nxdomain = "10%")
 c = fault_assumption("both", faults = [a, b], description = "x")
 s1 = scenario("one", run = lambda: 1)
 s2 = scenario("two", run = lambda: 2, check = lambda r: assert_eq(r, 2))
@@ -262,6 +262,121 @@ TEST(SpecTest, PartitionMistakes) {
             "combined with other effects in one fault: a cell with a partition runs "
             "every service under one supervisor, so the other effects would reach "
             "every service; make them separate faults");
+}
+
+TEST(SpecTest, PartitionWithTargets) {
+  absl::Status st = LoadError(
+      "db = service(\"db\", command = [\"/bin/sleep\", \"1\"])\n"
+      "fault_assumption(\"x\", partition = partition(svc, db), targets = "
+      "[\"tcp://:80\"])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:3:55: \"x\": targets= cannot "
+            "narrow a partition: it cuts every connection between the two "
+            "services, whatever the targets; leave out targets=");
+}
+
+// Effects the policy format accepts and no layer of fault exec applies are
+// refused at their keyword, not run as faults that do nothing.
+TEST(SpecTest, EffectsFaultExecDoesNotApply) {
+  absl::Status st = LoadError(
+      "fault_assumption(\"x\", latency = \"5ms\", packet_reorder = \"5%\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: \"x\": packet_reorder: "
+            "fault exec does not reorder packets (neither the preload shim nor "
+            "the stream engine implements packet_reorder; the shim only warns "
+            "in the service's log), so this fault would do nothing; leave it "
+            "out");
+  st = LoadError(
+      "fault_assumption(\"x\", downlink = {\"latency\": \"5ms\", "
+      "\"packet_reorder\": {\"prob\": \"5%\"}})\n");
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st),
+      "Error in fault_assumption: t.star:2:23: \"x\": "
+      "downlink.packet_reorder: fault exec does not reorder packets"))
+      << st;
+  st = LoadError(
+      "fault_assumption(\"x\", payload_mutation = {\"kind\": "
+      "\"corrupt_bytes\"})\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:23: \"x\": payload_mutation: "
+            "fault exec does not change payloads (neither the preload shim nor "
+            "the stream engine implements payload_mutation; the shim only "
+            "warns in the service's log), so this fault would do nothing; "
+            "leave it out");
+}
+
+// targets= narrow the socket families (connect, send, recv); a family that
+// acts on files, or whose calls have no peer, is refused with targets=.
+TEST(SpecTest, TargetsNarrowOnlySocketFamilies) {
+  std::string src = std::string(kService) + R"(
+t = ["tcp://127.0.0.1:5432"]
+a = fault_assumption("a", connect = deny("ECONNREFUSED"), send = deny("EPIPE"), recv = delay("1s"), targets = t)
+fault_matrix(scenarios = [scenario("s", run = lambda: 1)], faults = [a])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ((*spec)->assumptions[0]->policy.syscalls_size(), 3);
+  EXPECT_EQ((*spec)->assumptions[0]->policy.targets_size(), 1);
+
+  absl::Status st = LoadError(
+      "fault_assumption(\"x\", read = deny(\"ECONNRESET\"), targets = "
+      "[\"tcp://127.0.0.1:5432\"])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:23: \"x\": read= with "
+            "targets=: targets= select connections by their peer, and read "
+            "also acts on files, which have no peer: the rule would apply to "
+            "every file the service touches (its own files, /proc, /sys, its "
+            "libraries), whatever the targets. For one connection's traffic "
+            "use recv= with targets=; for files, give path= in a fault "
+            "without targets= (targets= apply to every rule of a fault, "
+            "composed faults included)");
+  st = LoadError(
+      "fault_assumption(\"x\", targets = [\"tcp://:80\"], openat = "
+      "deny(\"EACCES\"))\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:48: \"x\": openat= with "
+            "targets=: targets= select connections by their peer, and openat "
+            "acts on files, which have no peer: the rule would apply to every "
+            "file the service touches (its own files, /proc, /sys, its "
+            "libraries), whatever the targets. For files, give path= in a "
+            "fault without targets= (targets= apply to every rule of a fault, "
+            "composed faults included)");
+  st = LoadError(
+      "fault_assumption(\"x\", accept = deny(\"EMFILE\"), targets = "
+      "[\"tcp://:80\"])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:23: \"x\": accept= with "
+            "targets=: targets= select connections by their peer, and an "
+            "accept is decided before it has one: the rule would never apply. "
+            "Leave out targets= to fault every accept, or fault the accepted "
+            "connection's recv= or send= with targets=");
+  // Composed: the targets of one fault reach the file rule of the other;
+  // the error is at faults=.
+  st = LoadError(
+      "a = fault_assumption(\"a\", latency = \"5ms\", targets = "
+      "[\"tcp://:80\"])\n"
+      "b = fault_assumption(\"b\", fsync = deny(\"EIO\"))\n"
+      "fault_assumption(\"c\", faults = [a, b])\n");
+  EXPECT_TRUE(absl::StartsWith(
+      LastLine(st),
+      "Error in fault_assumption: t.star:4:23: \"c\": fsync= with targets=: "
+      "targets= select connections by their peer, and fsync acts on files"))
+      << st;
+}
+
+TEST(SpecTest, StaticBinaryCannotNarrowReceives) {
+  absl::Status st = LoadError(
+      "k = service(\"kv\", command = [\"/sbin/ldconfig\"])\n"
+      "fault_assumption(\"ok\", target = k, connect = deny(\"ECONNREFUSED\"), "
+      "targets = [\"tcp://:80\"])\n"
+      "fault_assumption(\"x\", target = k, recv = deny(\"ECONNRESET\"), "
+      "targets = [\"tcp://:80\"])\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:4:35: \"x\": service \"kv\" is "
+            "a static binary (/sbin/ldconfig): only the seccomp layer reaches "
+            "it, which knows the destination of connect and sendto but not "
+            "the peer of a receive, so recv= with targets= would never apply; "
+            "fault its connect= with targets=, or recv= without targets=");
 }
 
 TEST(SpecTest, ScenarioBuiltinsNeedACell) {
