@@ -262,7 +262,9 @@ class Server {
           break;
         }
         if (mode_ == kEcho) {
-          if (write(p[i].fd, buf, static_cast<size_t>(n)) != n) break;
+          // MSG_NOSIGNAL: a client cut off mid-stream (a session budget)
+          // must not kill the test with SIGPIPE.
+          if (send(p[i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
         } else if (mode_ == kSink) {
           for (ssize_t k = 0; k < n; ++k)
             if (buf[k] != static_cast<char>(
