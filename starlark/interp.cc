@@ -206,7 +206,8 @@ bool Iterate(Thread& th, const Value& v,
   return true;
 }
 
-std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname) {
+std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname,
+                            const char* param) {
   if (v.Is(Kind::kList)) {
     th.Charge(ListOf(v)->v.size() / 256);
     return ListOf(v)->v;
@@ -218,7 +219,8 @@ std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname) {
   std::vector<Value> out;
   if (!Iterate(th, v, [&](const Value& x) { out.push_back(x); })) {
     if (fname)
-      Fail(absl::StrCat(fname, ": got ", TypeName(v), ", want iterable"));
+      Fail(absl::StrCat(fname, ": for parameter ", param, ": got ", TypeName(v),
+                        ", want iterable"));
     Fail(absl::StrCat(TypeName(v), " value is not iterable"));
   }
   return out;
@@ -460,7 +462,7 @@ void Eval::Assign(Frame& fr, const starlark::Expr* target, Value v) {
         if (items.size() > l->elems.size())
           Fail(absl::StrCat("too many values to unpack (got ", items.size(),
                             ", want ", l->elems.size(), ")"));
-        Fail(absl::StrCat("not enough values to unpack (got ", items.size(),
+        Fail(absl::StrCat("too few values to unpack (got ", items.size(),
                           ", want ", l->elems.size(), ")"));
       }
       for (size_t i = 0; i < items.size(); i++)

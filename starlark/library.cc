@@ -1242,8 +1242,10 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
                         "\""));
   }
   std::vector<Value> items;
-  if (a.pos.size() == 1)
-    items = ToVector(th, a.pos[0], name);
+  if (a.pos.size() == 1) {
+    if (!Iterate(th, a.pos[0], [&](const Value& x) { items.push_back(x); }))
+      Fail(absl::StrCat(name, ": ", TypeName(a.pos[0]), " value is not iterable"));
+  }
   else if (a.pos.empty())
     Fail(absl::StrCat(name, ": got 0 arguments, want at least 1"));
   else
@@ -1369,7 +1371,7 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
   bool reverse = false;
   UnpackArgs("sorted", a,
              {{"iterable", &x}, {"key?", &key}, {"reverse?", &reverse}});
-  auto v = ToVector(th, x, "sorted");
+  auto v = ToVector(th, x, "sorted", "iterable");
   th.Charge(v.size());
   if (key.IsNull() || key.IsNone()) {
     // All small ints: sort the raw integers (equal ints are
@@ -1454,7 +1456,11 @@ Value B_zip(Thread& th, const Value&, const Args& a) {
   std::vector<std::vector<Value>> seqs;
   size_t n = SIZE_MAX;
   for (auto& x : a.pos) {
-    seqs.push_back(ToVector(th, x, "zip"));
+    std::vector<Value> seq;
+    if (!Iterate(th, x, [&](const Value& e) { seq.push_back(e); }))
+      Fail(absl::StrCat("zip: argument #", seqs.size() + 1, " is not iterable: ",
+                        TypeName(x)));
+    seqs.push_back(std::move(seq));
     n = std::min(n, seqs.back().size());
   }
   if (seqs.empty()) n = 0;
@@ -1800,7 +1806,8 @@ Value S_join(Thread& th, const Value& r, const Args& a) {
     out += StrOf(x);
   });
   if (!ok)
-    Fail(absl::StrCat("join: got ", TypeName(a.pos[0]), ", want iterable"));
+    Fail(absl::StrCat("join: for parameter 1: got ", TypeName(a.pos[0]),
+                      ", want iterable"));
   return Str(std::move(out));
 }
 
@@ -2244,7 +2251,7 @@ Value D_pop(Thread&, const Value& r, const Args& a) {
   Value old;
   if (d->t.Erase(a.pos[0], &old)) return old;
   if (a.pos.size() > 1) return a.pos[1];
-  Fail(absl::StrCat("pop: key ", Repr(a.pos[0]), " not in dict"));
+  Fail("pop: missing key");
 }
 Value D_popitem(Thread&, const Value& r, const Args& a) {
   CheckArgCount("popitem", a, 0, 0);

@@ -608,9 +608,12 @@ void CheckSetMutable(SetObj* s);
 // Returns false if v is not iterable.
 bool Iterate(Thread& th, const Value& v,
              const std::function<void(const Value&)>& f);
-// Collects elements of an iterable; fails with "got T, want iterable".
+// Collects elements of an iterable. Not iterable: fails with
+// "FNAME: for parameter PARAM: got T, want iterable" (starlark-go's
+// wording), or "T value is not iterable" without a function name.
 std::vector<Value> ToVector(Thread& th, const Value& v,
-                            const char* fname = nullptr);
+                            const char* fname = nullptr,
+                            const char* param = "1");
 int64_t Length(const Value& v);  // -1 if no length
 
 }  // namespace fault::starlark
