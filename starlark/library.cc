@@ -1,4 +1,7 @@
 // Operators, builtin functions and the methods of the builtin types.
+#include <locale.h>
+#include <wctype.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -10,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "starlark/interp.h"
 #include "starlark/starlark.h"
+#include "starlark/syntax.h"
 
 namespace fault::starlark {
 
@@ -1660,14 +1664,108 @@ Value S_isspace(Thread&, const Value& r, const Args& a) {
               [](unsigned char c) { return IsSpace(static_cast<char>(c)); });
 }
 
+// Unicode letters and cases, as starlark-go has them (Go's unicode
+// package): glibc's tables through the C.UTF-8 locale, whatever locale the
+// process runs in. ASCII strings keep their byte loops.
+locale_t UnicodeLocale() {
+  static locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  return loc;
+}
+bool IsAscii(const std::string& s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+// The code point at s[*i], advancing *i; an invalid byte is returned as
+// itself (>= 0x80, < 0x100) with `valid` false, and kept as it is.
+uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
+  const unsigned char c = static_cast<unsigned char>(s[*i]);
+  *valid = true;
+  if (c < 0x80) {
+    ++*i;
+    return c;
+  }
+  // Continuation bytes after the lead byte, and the least code point each
+  // length may encode (shorter encodings are invalid).
+  const int n = c >= 0xF5 ? -1 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : -1;
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (n > 0 && *i + n < s.size()) {
+    uint32_t cp = c & (0x3F >> n);
+    bool ok = true;
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[*i + k]);
+      if ((d & 0xC0) != 0x80) ok = false;
+      cp = cp << 6 | (d & 0x3F);
+    }
+    if (ok && cp >= kMin[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) {
+      *i += n + 1;
+      return cp;
+    }
+  }
+  ++*i;
+  *valid = false;
+  return c;
+}
+enum class Case { kLower, kUpper, kTitle };
+uint32_t ToCase(uint32_t cp, Case to) {
+  locale_t loc = UnicodeLocale();
+  if (loc == static_cast<locale_t>(0)) return cp;
+  wint_t w = static_cast<wint_t>(cp);
+  switch (to) {
+    case Case::kLower: return static_cast<uint32_t>(towlower_l(w, loc));
+    case Case::kUpper: return static_cast<uint32_t>(towupper_l(w, loc));
+    case Case::kTitle: {
+      static wctrans_t title = wctrans_l("totitle", UnicodeLocale());
+      return static_cast<uint32_t>(title != 0 ? towctrans_l(w, title, loc) : towupper_l(w, loc));
+    }
+  }
+  return cp;
+}
+bool IsLetter(uint32_t cp) {
+  if (cp < 0x80) return std::isalpha(static_cast<int>(cp)) != 0;
+  locale_t loc = UnicodeLocale();
+  return loc != static_cast<locale_t>(0) && iswalpha_l(static_cast<wint_t>(cp), loc) != 0;
+}
+bool IsUpperCp(uint32_t cp) { return ToCase(cp, Case::kLower) != cp; }
+bool IsLowerCp(uint32_t cp) { return ToCase(cp, Case::kUpper) != cp; }
+// Applies `f(cp, index) -> cp` to every valid code point of s.
+template <typename F>
+std::string MapCodePoints(const std::string& s, F f) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0, index = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    bool valid;
+    uint32_t cp = NextCodePoint(s, &i, &valid);
+    if (!valid) {
+      out.append(s, start, i - start);
+    } else {
+      AppendUtf8(&out, f(cp, index));
+    }
+    ++index;
+  }
+  return out;
+}
+template <typename F>
+void ForCodePoints(const std::string& s, F f) {
+  size_t i = 0;
+  while (i < s.size()) {
+    bool valid;
+    uint32_t cp = NextCodePoint(s, &i, &valid);
+    f(cp, valid);
+  }
+}
+
 Value S_iscase(const Value& r, const Args& a, const char* fname, bool upper) {
   CheckArgCount(fname, a, 0, 0);
-  bool cased = false;
-  for (unsigned char c : RecvStr(r)) {
-    if (upper ? std::islower(c) : std::isupper(c)) return Bool(false);
-    if (std::isalpha(c)) cased = true;
-  }
-  return Bool(cased);
+  bool cased = false, wrong = false;
+  ForCodePoints(RecvStr(r), [&](uint32_t cp, bool valid) {
+    if (!valid) return;
+    if (upper ? IsLowerCp(cp) : IsUpperCp(cp)) wrong = true;
+    if (IsUpperCp(cp) || IsLowerCp(cp)) cased = true;
+  });
+  return Bool(cased && !wrong);
 }
 Value S_islower(Thread&, const Value& r, const Args& a) {
   return S_iscase(r, a, "islower", false);
@@ -1677,26 +1775,28 @@ Value S_isupper(Thread&, const Value& r, const Args& a) {
 }
 Value S_istitle(Thread&, const Value& r, const Args& a) {
   CheckArgCount("istitle", a, 0, 0);
-  bool prev_cased = false, any = false;
-  for (unsigned char c : RecvStr(r)) {
-    if (std::isupper(c)) {
-      if (prev_cased) return Bool(false);
-      prev_cased = true;
-      any = true;
-    } else if (std::islower(c)) {
-      if (!prev_cased) return Bool(false);
-      prev_cased = true;
-      any = true;
+  bool prev_cased = false, any = false, bad = false;
+  ForCodePoints(RecvStr(r), [&](uint32_t cp, bool valid) {
+    const bool upper = valid && IsUpperCp(cp);
+    const bool lower = valid && IsLowerCp(cp);
+    if (upper) {
+      if (prev_cased) bad = true;
+      prev_cased = any = true;
+    } else if (lower) {
+      if (!prev_cased) bad = true;
+      prev_cased = any = true;
     } else {
       prev_cased = false;
     }
-  }
-  return Bool(any);
+  });
+  return Bool(any && !bad);
 }
 
 Value S_lower(Thread&, const Value& r, const Args& a) {
   CheckArgCount("lower", a, 0, 0);
   std::string s = RecvStr(r);
+  if (!IsAscii(s))
+    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kLower); }));
   // Branch-free so that the compiler vectorises it.
   for (auto& c : s)
     c = static_cast<char>(
@@ -1706,6 +1806,8 @@ Value S_lower(Thread&, const Value& r, const Args& a) {
 Value S_upper(Thread&, const Value& r, const Args& a) {
   CheckArgCount("upper", a, 0, 0);
   std::string s = RecvStr(r);
+  if (!IsAscii(s))
+    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kUpper); }));
   for (auto& c : s)
     c = static_cast<char>(
         c - (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
@@ -1713,27 +1815,25 @@ Value S_upper(Thread&, const Value& r, const Args& a) {
 }
 Value S_capitalize(Thread&, const Value& r, const Args& a) {
   CheckArgCount("capitalize", a, 0, 0);
-  std::string s = RecvStr(r);
-  for (size_t i = 0; i < s.size(); i++)
-    s[i] = static_cast<char>(
-        i == 0 ? std::toupper(static_cast<unsigned char>(s[i]))
-               : std::tolower(static_cast<unsigned char>(s[i])));
-  return Str(std::move(s));
+  // The first code point in title case, every other one in lower case.
+  return Str(MapCodePoints(RecvStr(r), [](uint32_t cp, size_t index) {
+    return ToCase(cp, index == 0 ? Case::kTitle : Case::kLower);
+  }));
 }
 Value S_title(Thread&, const Value& r, const Args& a) {
   CheckArgCount("title", a, 0, 0);
-  std::string s = RecvStr(r);
+  // Title case at the start of a word (after a code point that is not a
+  // letter), lower case elsewhere.
   bool prev = false;
-  for (auto& c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalpha(u)) {
-      c = static_cast<char>(prev ? std::tolower(u) : std::toupper(u));
-      prev = true;
-    } else {
+  return Str(MapCodePoints(RecvStr(r), [&prev](uint32_t cp, size_t) {
+    if (!IsLetter(cp)) {
       prev = false;
+      return cp;
     }
-  }
-  return Str(std::move(s));
+    uint32_t out = ToCase(cp, prev ? Case::kLower : Case::kTitle);
+    prev = true;
+    return out;
+  }));
 }
 
 Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left,
