@@ -772,17 +772,16 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
       case 'x':
       case 'X': {
         Value iv = arg;
+        // starlark-go truncates a float for every integer verb.
         if (arg.Is(Kind::kFloat)) {
-          if (verb != 'd' && verb != 'i')
-            Fail(absl::StrCat("%", std::string(1, verb),
-                              " format requires integer: float"));
           auto b = BigInt::FromDouble(FloatOf(arg));
           if (!b) Fail("cannot convert float to integer");
           iv = Int(*b);
         }
         if (!iv.IsInt())
           Fail(absl::StrCat("%", std::string(1, verb),
-                            " format requires integer: ", TypeName(arg)));
+                            " format requires integer: cannot convert ", TypeName(arg),
+                            " to int"));
         int base = verb == 'o' ? 8 : (verb == 'x' || verb == 'X') ? 16 : 10;
         piece = FormatInt(iv, base, verb == 'X');
         bool neg = !piece.empty() && piece[0] == '-';
@@ -1180,8 +1179,8 @@ Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {
 
 Value B_int(Thread&, const Value&, const Args& a) {
   Value x, basev;
-  UnpackArgs("int", a, {{"x?", &x}, {"base?", &basev}});
-  if (x.IsNull()) return Int(0);
+  // x is required, as in starlark-go (Python's int() would give 0).
+  UnpackArgs("int", a, {{"x", &x}, {"base?", &basev}});
   if (!basev.IsNull()) {
     if (!x.Is(Kind::kString))
       Fail("int: can't convert non-string with explicit base");
