@@ -1,6 +1,8 @@
 #include "supervisor/spec/report.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -197,6 +199,145 @@ std::string RenderMarkdown(const RunResult& run) {
     if (!c.policy_yaml.empty())
       absl::StrAppend(&out, "\nPolicy:\n\n```yaml\n", c.policy_yaml, "```\n");
   }
+  return out;
+}
+
+namespace {
+
+std::string HtmlEscape(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// A stable colour per effect, so that a reader learns them across cells.
+const char* EffectColour(absl::string_view effect) {
+  static constexpr const char* kPalette[] = {"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c",
+                                             "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  size_t h = 0;
+  for (char c : effect) h = h * 31 + static_cast<unsigned char>(c);
+  return kPalette[h % (sizeof(kPalette) / sizeof(kPalette[0]))];
+}
+
+std::string JsonText(const nlohmann::json& e, const char* key) {
+  if (!e.contains(key)) return "";
+  const nlohmann::json& v = e[key];
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+// The events of one cell on a time axis, one row per service; each mark
+// names its event in a tooltip.
+std::string Timeline(const nlohmann::json& events) {
+  int64_t first = INT64_MAX, last = INT64_MIN;
+  std::vector<std::string> services;
+  for (const auto& e : events) {
+    if (!e.contains("time_ns") || !e["time_ns"].is_number()) continue;
+    int64_t t = e["time_ns"].get<int64_t>();
+    first = std::min(first, t);
+    last = std::max(last, t);
+    std::string svc = JsonText(e, "service");
+    if (std::find(services.begin(), services.end(), svc) == services.end())
+      services.push_back(svc);
+  }
+  if (services.empty()) return "";
+  constexpr int kLeft = 140, kWidth = 720, kRow = 22;
+  const double span = std::max<int64_t>(last - first, 1);
+  const int height = static_cast<int>(services.size()) * kRow + 24;
+  std::string out = absl::StrFormat(
+      "<svg class=\"timeline\" width=\"%d\" height=\"%d\" role=\"img\" "
+      "aria-label=\"fault events over time\">\n",
+      kLeft + kWidth + 10, height);
+  for (size_t i = 0; i < services.size(); ++i) {
+    const int y = static_cast<int>(i) * kRow + 14;
+    absl::StrAppendFormat(&out,
+                          "<text x=\"4\" y=\"%d\">%s</text><line x1=\"%d\" y1=\"%d\" "
+                          "x2=\"%d\" y2=\"%d\" stroke=\"#ccc\"/>\n",
+                          y + 4, HtmlEscape(services[i].empty() ? "-" : services[i]), kLeft,
+                          y, kLeft + kWidth, y);
+  }
+  for (const auto& e : events) {
+    if (!e.contains("time_ns") || !e["time_ns"].is_number()) continue;
+    const int64_t t = e["time_ns"].get<int64_t>();
+    const std::string svc = JsonText(e, "service");
+    const size_t row = std::find(services.begin(), services.end(), svc) - services.begin();
+    const double x = kLeft + (t - first) / span * kWidth;
+    const int y = static_cast<int>(row) * kRow + 14;
+    const std::string effect = JsonText(e, "effect");
+    absl::StrAppendFormat(
+        &out,
+        "<rect class=\"event\" x=\"%.1f\" y=\"%d\" width=\"3\" height=\"12\" "
+        "fill=\"%s\"><title>+%.3f s %s %s %s %s</title></rect>\n",
+        x - 1.5, y - 6, EffectColour(effect), (t - first) / 1e9,
+        HtmlEscape(JsonText(e, "op")), HtmlEscape(effect), HtmlEscape(JsonText(e, "rule")),
+        HtmlEscape(JsonText(e, "target")));
+  }
+  absl::StrAppendFormat(&out,
+                        "<text x=\"%d\" y=\"%d\">0 s</text><text x=\"%d\" y=\"%d\" "
+                        "text-anchor=\"end\">%.3f s</text>\n</svg>\n",
+                        kLeft, height - 2, kLeft + kWidth, height - 2, span / 1e9);
+  return out;
+}
+
+}  // namespace
+
+std::string RenderHtml(const RunResult& run) {
+  std::string out = absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+      "<title>fault test: ", HtmlEscape(run.spec), "</title>\n<style>\n"
+      "body{font-family:sans-serif;margin:2em;color:#222}"
+      "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
+      "text-align:left}tr.failed td.result{background:#fdd;font-weight:bold}"
+      "tr.passed td.result{background:#dfd}pre{background:#f6f6f6;padding:8px;"
+      "overflow:auto}svg.timeline text{font-size:11px}section{margin-top:2em}\n"
+      "</style></head><body>\n<h1>fault test: ", HtmlEscape(run.spec), "</h1>\n",
+      absl::StrFormat("<p id=\"totals\">%d passed, %d failed (seed %d)</p>\n", run.passed(),
+                      run.failed(), run.seed),
+      "<table id=\"cells\"><thead><tr><th>scenario</th><th>fault</th><th>result</th>"
+      "<th>time</th><th>fault events</th><th>message</th></tr></thead><tbody>\n");
+  for (size_t i = 0; i < run.cells.size(); ++i) {
+    const CellResult& c = run.cells[i];
+    std::string ev;
+    for (const auto& [k, n] : CountEvents(c.events))
+      absl::StrAppend(&ev, ev.empty() ? "" : ", ", k, ": ", n);
+    absl::StrAppendFormat(
+        &out,
+        "<tr class=\"%s\"><td>%s</td><td>%s</td><td class=\"result\">"
+        "<a href=\"#cell-%d\">%s</a></td><td>%.2fs</td><td>%s</td><td>%s</td></tr>\n",
+        c.passed ? "passed" : "failed", HtmlEscape(c.scenario), HtmlEscape(c.fault), i,
+        c.passed ? "pass" : "FAIL", c.seconds, HtmlEscape(ev.empty() ? "-" : ev),
+        HtmlEscape(FirstLine(c.message)));
+  }
+  out += "</tbody></table>\n";
+  for (size_t i = 0; i < run.cells.size(); ++i) {
+    const CellResult& c = run.cells[i];
+    absl::StrAppendFormat(&out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n",
+                          i, c.passed ? "passed" : "failed", HtmlEscape(c.name()),
+                          c.passed ? "pass" : "FAIL");
+    if (!c.passed)
+      absl::StrAppend(&out, "<pre class=\"failure\">",
+                      HtmlEscape(absl::StripTrailingAsciiWhitespace(c.message)), "</pre>\n");
+    if (std::string t = Timeline(c.events); !t.empty()) {
+      absl::StrAppend(&out, "<h3>Fault events (", c.events.size(), ")</h3>\n", t);
+    }
+    if (!c.policy_yaml.empty())
+      absl::StrAppend(&out, "<details><summary>Policy</summary><pre>",
+                      HtmlEscape(c.policy_yaml), "</pre></details>\n");
+    if (!c.output.empty())
+      absl::StrAppend(&out, "<details><summary>Output</summary><pre>", HtmlEscape(c.output),
+                      "</pre></details>\n");
+    out += "</section>\n";
+  }
+  out += "</body></html>\n";
   return out;
 }
 

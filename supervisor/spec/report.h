@@ -1,5 +1,5 @@
 // Results of a `fault test` run and their renderings: the summary table,
-// JUnit XML, JSON (with every fault event of every cell) and Markdown.
+// JUnit XML, JSON (with every fault event of every cell), Markdown and HTML.
 //
 // Thread safety: plain values and pure functions.
 #ifndef FAULT_SUPERVISOR_SPEC_REPORT_H_
@@ -37,6 +37,10 @@ std::string RenderSummary(const RunResult& run);
 std::string RenderJUnit(const RunResult& run);
 nlohmann::json RenderJson(const RunResult& run);
 std::string RenderMarkdown(const RunResult& run);
+// One self-contained page (no script, no network): the cell table, and for
+// each cell its failure, a timeline of its fault events by service (inline
+// SVG), its policy and its output.
+std::string RenderHtml(const RunResult& run);
 
 // Fault events of a cell counted by "effect op" ("deny write: 3"), most
 // frequent first.

@@ -94,6 +94,27 @@ TEST(ReportTest, Markdown) {
   EXPECT_NE(m.find("```yaml\ndisk<full>:\n"), std::string::npos) << m;
 }
 
+TEST(ReportTest, HtmlEscapesEverythingAndMarksEachTimedEvent) {
+  RunResult run = Sample();
+  // Two timed events on one service, one without a time (not drawn).
+  run.cells[1].events = nlohmann::json::array(
+      {{{"effect", "deny"}, {"op", "write"}, {"service", "notes"}, {"time_ns", 1000000000}},
+       {{"effect", "latency"}, {"op", "send"}, {"service", "notes"}, {"time_ns", 1500000000}},
+       {{"effect", "deny"}, {"op", "write"}, {"service", "notes"}}});
+  std::string h = RenderHtml(run);
+  EXPECT_TRUE(absl::StartsWith(h, "<!DOCTYPE html>")) << h;
+  EXPECT_NE(h.find("<p id=\"totals\">1 passed, 1 failed (seed 7)</p>"), std::string::npos);
+  EXPECT_EQ(h.find("disk<full>"), std::string::npos) << "unescaped text in " << h;
+  EXPECT_NE(h.find("disk&lt;full&gt;"), std::string::npos);
+  EXPECT_NE(h.find("got 500, want 201 &amp; &quot;x&quot;"), std::string::npos);
+  size_t marks = 0;
+  for (size_t at = 0; (at = h.find("class=\"event\"", at)) != std::string::npos; ++at) ++marks;
+  EXPECT_EQ(marks, 2u);
+  EXPECT_NE(h.find("0.500 s"), std::string::npos) << "the timeline's span";
+  EXPECT_EQ(h.find("<script"), std::string::npos);
+  EXPECT_EQ(h.find("http"), std::string::npos) << "nothing fetched from elsewhere";
+}
+
 TEST(ReportTest, Json) {
   nlohmann::json j = RenderJson(Sample());
   EXPECT_EQ(j["passed"], 1);

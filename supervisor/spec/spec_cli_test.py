@@ -4,6 +4,7 @@ services, spec errors before anything runs, and a hanging scenario.
 
 usage: spec_cli_test.py FAULT_BINARY EXAMPLES_DIR TESTDATA_DIR KV_SERVER
 """
+import html.parser
 import json
 import os
 import random
@@ -61,6 +62,57 @@ def port_outside_ephemeral_range():
     raise RuntimeError("no free port below %d" % low)
 
 
+class HtmlPage(html.parser.HTMLParser):
+    """The parts of `fault test --html` the tests check: the rows of the
+    cell table, the text of each element with an id, the timeline marks per
+    cell section, and any reference to another resource."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.rows, self.text, self.marks, self.external = [], {}, {}, []
+        self.ids, self.section, self.in_tbody, self.cell = [], None, False, None
+        with open(path, encoding="utf-8") as f:
+            self.feed(f.read())
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            if key in a and not a[key].startswith("#"):
+                self.external.append(a[key])
+        if tag == "link" or tag == "script":
+            self.external.append(tag)
+        if "id" in a:
+            self.ids.append((tag, a["id"]))
+            self.text.setdefault(a["id"], "")
+        if tag == "section":
+            self.section = a.get("id")
+        if tag == "tbody":
+            self.in_tbody = True
+        if tag == "tr" and self.in_tbody:
+            self.rows.append({"class": a.get("class"), "cells": []})
+        if tag == "td" and self.in_tbody:
+            self.cell = ""
+        if tag == "rect" and "event" in a.get("class", "") and self.section:
+            self.marks[self.section] = self.marks.get(self.section, 0) + 1
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self.in_tbody = False
+        if tag == "td" and self.cell is not None:
+            self.rows[-1]["cells"].append(self.cell.strip())
+            self.cell = None
+        if tag == "section":
+            self.section = None
+        if self.ids and self.ids[-1][0] == tag:
+            self.ids.pop()
+
+    def handle_data(self, data):
+        for _, i in self.ids:
+            self.text[i] += data
+        if self.cell is not None:
+            self.cell += data
+
+
 class SpecCliTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -74,7 +126,8 @@ class SpecCliTest(unittest.TestCase):
     def run_spec(self, spec, *extra):
         return run("test", os.path.join(EXAMPLES, spec), "--var", "kv_server=" + KV_SERVER,
                    "--junit", self.path("out.xml"), "--json", self.path("out.json"),
-                   "--report", self.path("out.md"), "--cell-timeout", "20s", *extra)
+                   "--report", self.path("out.md"), "--html", self.path("out.html"),
+                   "--cell-timeout", "20s", *extra)
 
     def test_notes_example(self):
         rc, out, err = self.run_spec("notes.star")
@@ -132,6 +185,18 @@ class SpecCliTest(unittest.TestCase):
         self.assertIn("| write_note | disk_full | **FAIL** |", md)
         self.assertIn("| resolve | dns_down | pass |", md)
         self.assertIn("### write_note/disk_full", md)
+
+        # The HTML page: one row per cell, the failure in full, a timeline
+        # mark per fault event, nothing fetched from elsewhere.
+        page = HtmlPage(self.path("out.html"))
+        self.assertEqual(len(page.rows), 13)
+        self.assertEqual([r["cells"][:3] for r in page.rows if r["class"] == "failed"],
+                         [["write_note", "disk_full", "FAIL"]])
+        self.assertIn("12 passed, 1 failed (seed 1)", page.text["totals"])
+        self.assertIn("database or disk is full", page.text["cell-2"])
+        for i, c in enumerate(report["cells"]):
+            self.assertEqual(page.marks.get("cell-%d" % i, 0), len(c["events"]), c["name"])
+        self.assertFalse(page.external, page.external)
 
     def test_static_binary_example(self):
         rc, out, err = self.run_spec("kv.star")

@@ -23,7 +23,7 @@ namespace {
 struct TestFlags {
   std::string spec;
   std::string filter;
-  std::string junit, json, report;
+  std::string junit, json, report, html;
   uint64_t seed = 1;
   std::string cell_timeout = "30s";
   bool keep = false;
@@ -161,6 +161,7 @@ int RunTest(const TestFlags& f) {
             "\n",
         "--json");
   write(f.report, fault::spec::RenderMarkdown(run), "--report");
+  write(f.html, fault::spec::RenderHtml(run), "--html");
   return status;
 }
 
@@ -180,6 +181,9 @@ void RegisterTestCommand(CLI::App& app) {
   cmd->add_option("--json", flags->json,
                   "Write JSON (every cell and its fault events) here");
   cmd->add_option("--report", flags->report, "Write a Markdown report here");
+  cmd->add_option("--html", flags->html,
+                  "Write an HTML report here (one page, no script: the cells, each "
+                  "cell's failure and a timeline of its fault events)");
   cmd->add_option("--seed", flags->seed,
                   "Seed of every fault decision (default 1)");
   cmd->add_option(
