@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "supervisor/policy/units.h"
+#include "supervisor/spec/events.h"
 
 extern char** environ;
 
@@ -550,6 +551,10 @@ sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
 ScopedCell::ScopedCell(CellContext* cell) { t_cell = cell; }
 ScopedCell::~ScopedCell() { t_cell = nullptr; }
 
+CellContext* CurrentCell() { return t_cell; }
+
+void FailCellTimeout(const CellContext& cell) { FailTimeout(cell); }
+
 Value MakeRecord(std::vector<std::pair<std::string, Value>> fields,
                  std::string type) {
   return sl::NewHost<Record>(std::move(fields), std::move(type));
@@ -676,6 +681,7 @@ void AddCommonBuiltins(sl::StringDict* pre) {
       "module");
   p["tcp"] = MakeRecord(
       {{"connect", sl::NewBuiltin("tcp.connect", TcpConnect)}}, "module");
+  AddEventBuiltins(pre);
 }
 
 }  // namespace fault::spec

@@ -18,6 +18,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -765,6 +766,10 @@ class CellRunner {
     ctx.expand_port_refs = [this](const std::string& s) {
       return ExpandPortRefs(s, spec_.services);
     };
+    ctx.read_events = [this] { return LiveEvents(); };
+    for (const auto& svc : spec_.services)
+      ctx.service_names.push_back(svc->name);
+    for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
     ScopedCell scoped(&ctx);
     sl::Thread th;
     th.name = cell.name();
@@ -772,7 +777,9 @@ class CellRunner {
       absl::StrAppend(&r->output, s, "\n");
     };
     Watchdog dog(&th, deadline, timeout_msg);
+    ctx.run_start = absl::Now();
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
+    ctx.run_end = absl::Now();
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline ||
              std::string(st.message()).find(timeout_msg) != std::string::npos;
@@ -804,6 +811,41 @@ class CellRunner {
           checked.status().message());
     }
     return "";
+  }
+
+  // The fault events the cell's services have written so far, each with
+  // its "service" (events() and the temporal assertions; the report reads
+  // them again once the services have stopped). Whole lines only: a line
+  // fault exec is writing is read next time. A shared service's are those
+  // since its cell policy was applied.
+  std::vector<nlohmann::json> LiveEvents() {
+    std::vector<nlohmann::json> out;
+    for (const auto& svc : spec_.services) {
+      std::string text;
+      int64_t from_ns = std::numeric_limits<int64_t>::min();
+      if (svc->shared) {
+        const SharedService& sh = shared_.at(svc.get());
+        if (!sh.cell_policy) continue;
+        text = ReadFrom(sh.events, sh.events_read);
+        from_ns = sh.window_start_ns;
+      } else {
+        text = ReadFrom(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"), 0);
+      }
+      size_t used = 0;
+      for (size_t nl; (nl = text.find('\n', used)) != std::string::npos;
+           used = nl + 1) {
+        nlohmann::json e = nlohmann::json::parse(
+            text.begin() + used, text.begin() + nl, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) continue;
+        auto t = e.find("time_ns");
+        if (t != e.end() && t->is_number_integer() &&
+            t->get<int64_t>() < from_ns)
+          continue;
+        e["service"] = svc->name;
+        out.push_back(std::move(e));
+      }
+    }
+    return out;
   }
 
   // Waits until `svc` is ready; returns "" or why it is not.
