@@ -370,7 +370,9 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
   std::string fname = absl::StrCat("http.", absl::AsciiStrToLower(method));
   std::string url, body;
   Value headers_v, timeout = sl::Str("10s");
-  if (method == "POST" || method == "PUT") {
+  const bool has_body =
+      method == "POST" || method == "PUT" || method == "PATCH";
+  if (has_body) {
     sl::UnpackArgs(fname, args,
                    {{"url", &url},
                     {"body?", &body},
@@ -428,8 +430,7 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
       absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", hostport,
                    "\r\nConnection: close\r\nUser-Agent: fault-test\r\n");
   for (auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
-  if (method == "POST" || method == "PUT" || !body.empty())
-    absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
+  if (has_body) absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
   absl::StrAppend(&req, "\r\n", body);
   if (!SendAll(fd, req, until, &error)) return fail(error);
   std::string resp;
@@ -672,6 +673,11 @@ void AddCommonBuiltins(sl::StringDict* pre) {
         sl::NewBuiltin("http.put",
                        [](sl::Thread& th, const Value&, const sl::Args& a) {
                          return HttpRequest("PUT", th, a);
+                       })},
+       {"patch",
+        sl::NewBuiltin("http.patch",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("PATCH", th, a);
                        })},
        {"delete",
         sl::NewBuiltin("http.delete",

@@ -1,7 +1,7 @@
 // Builtins shared by spec loading and scenario runs: records (struct),
-// assertions, and the scenario builtins (exec, http.get/post, tcp.connect,
-// sleep) that drive the system under test from a scenario. The fault events
-// of a cell and the temporal assertions are in events.h.
+// assertions, and the scenario builtins (exec, http.get/post/put/patch/delete,
+// tcp.connect, sleep) that drive the system under test from a scenario. The
+// fault events of a cell and the temporal assertions are in events.h.
 //
 // Scenario builtins need a running cell: the runner installs a CellContext
 // on its thread with ScopedCell; outside one they fail with
