@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/events.h"
+#include "supervisor/spec/expectations.h"
 
 extern char** environ;
 
@@ -688,6 +689,7 @@ void AddCommonBuiltins(sl::StringDict* pre) {
   p["tcp"] = MakeRecord(
       {{"connect", sl::NewBuiltin("tcp.connect", TcpConnect)}}, "module");
   AddEventBuiltins(pre);
+  AddExpectationBuiltins(pre);
 }
 
 }  // namespace fault::spec

@@ -1,7 +1,8 @@
 // Builtins shared by spec loading and scenario runs: records (struct),
 // assertions, and the scenario builtins (exec, http.get/post/put/patch/delete,
 // tcp.connect, sleep) that drive the system under test from a scenario. The
-// fault events of a cell and the temporal assertions are in events.h.
+// fault events of a cell and the temporal assertions are in events.h, the
+// outcome expectations (expect_success(), ...) in expectations.h.
 //
 // Scenario builtins need a running cell: the runner installs a CellContext
 // on its thread with ScopedCell; outside one they fail with
@@ -71,8 +72,8 @@ starlark::Value MakeRecord(
 absl::Duration DurationArg(absl::string_view fname, absl::string_view param,
                            const starlark::Value& v);
 
-// Adds struct, assert_*, exec, http, tcp and sleep, and the event builtins
-// (events.h).
+// Adds struct, assert_*, exec, http, tcp and sleep, the event builtins
+// (events.h) and the expectations (expectations.h).
 void AddCommonBuiltins(starlark::StringDict* predeclared);
 
 // Position of the Starlark call being evaluated ("file:line:col").

@@ -34,6 +34,7 @@
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
+#include "supervisor/spec/expectations.h"
 
 extern char** environ;
 
@@ -786,11 +787,30 @@ class CellRunner {
     };
     // The expectation: the cell's override, else the scenario's check. A
     // run that failed fails the cell, except that an override sees it as
-    // scenario_error(error = "...") and may expect it.
+    // scenario_error(error = "...") and may expect it. An expectation
+    // (expect_success(), ...) sees how run() ended, a run still going at
+    // the cell timeout included: only expect_hang() passes it.
     const bool is_override = !cell.check.IsNull();
     Value check = is_override ? cell.check : cell.scenario->check;
+    const bool hung = !result.ok() && timed_out(result.status());
+    if (IsExpectation(check)) {
+      RunOutcome outcome;
+      outcome.elapsed = std::min(ctx.run_end, deadline) - ctx.run_start;
+      if (hung) {
+        outcome.end = RunOutcome::End::kHung;
+        outcome.error = timeout_msg;
+      } else if (!result.ok()) {
+        outcome.end = RunOutcome::End::kFailed;
+        outcome.error = std::string(result.status().message());
+      } else {
+        outcome.value = *result;
+      }
+      if (hung && !ExpectsHang(check))
+        return absl::StrCat(timeout_msg, "\n", result.status().message());
+      return CheckExpectation(th, check, outcome);
+    }
     if (!result.ok()) {
-      if (timed_out(result.status()))
+      if (hung)
         return absl::StrCat(timeout_msg, "\n", result.status().message());
       if (!is_override) return std::string(result.status().message());
     }

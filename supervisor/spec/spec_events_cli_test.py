@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""`fault test` with events() and the temporal assertions, as a user runs
-them (docs/spec.md, "Events and temporal assertions").
+"""`fault test` with events(), the temporal assertions, the outcome
+expectations and http.patch, as a user runs them (docs/spec.md, "Events and
+temporal assertions" and "Outcome expectations").
 
 usage: spec_events_cli_test.py FAULT_BINARY TESTDATA_DIR
 """
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import xml.etree.ElementTree as ET
 
@@ -33,6 +35,10 @@ def run_spec(spec, tmp, *extra):
         so = tc.find("system-out")
         outputs[tc.get("name")] = so.text if so is not None and so.text else ""
     return rc, out, err, cells, outputs
+
+
+# A duration as the expectations' messages write it: "4ms", "1.25s".
+DURATION = r"(\d+ms|\d+(\.\d+)?s)"
 
 
 def last_line(message):
@@ -151,6 +157,67 @@ class EventMistakesTest(unittest.TestCase):
             self.assertEqual(rc, 1, out + err)
             self.assertIn("Error in assert_never: assert_never: service \"svcc\" is not a "
                           "service of the spec (services: \"svc\")", out)
+
+
+class ExpectationsTest(unittest.TestCase):
+    def test_outcome_expectations_and_patch(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.monotonic()
+            rc, out, err, cells, _ = run_spec("expect.star", tmp, "--cell-timeout", "3s")
+            elapsed = time.monotonic() - start
+        self.assertEqual(rc, 1, out + err)
+        self.assertLess(elapsed, 60)
+        self.assertEqual(out.splitlines()[-1], "5 passed, 5 failed", out)
+        status = {name: c["status"] for name, c in cells.items()}
+        self.assertEqual(status, {
+            "write/none": "passed",              # expect_success()
+            "write/disk_error": "passed",        # a 500 within 2s
+            "hang/black_hole": "passed",         # still waiting at the cell timeout
+            "bad_hang/black_hole": "failed",     # the same hang, not expected
+            "bad_success/none": "failed",        # a 503 is an error
+            "bad_late_error/none": "failed",     # the 500 came after 600ms
+            "gives_up/none": "passed",           # run() failed at once
+            "bad_no_error/none": "failed",
+            "bad_no_hang/none": "failed",
+            "patch/none": "passed",              # the server saw PATCH and the body
+        })
+        spec = os.path.join(TESTDATA, "expect.star")
+        self.assertEqual([e["effect"] for e in cells["hang/black_hole"]["events"]][:1],
+                         ["blackhole"])
+        self.assertGreaterEqual(cells["hang/black_hole"]["seconds"], 3)
+        self.assertEqual(cells["bad_hang/black_hole"]["message"].splitlines()[0],
+                         "cell timed out after 3s (--cell-timeout)")
+        self.assertRegex(cells["bad_success/none"]["message"],
+                         rf"^expect_success\(\) \({spec}:50:73\): run\(\) returned an error "
+                         rf"after {DURATION}: HTTP status 503; it returned http_response\(status = 503, ")
+        self.assertRegex(cells["bad_late_error/none"]["message"],
+                         rf"^expect_error_within\(\"300ms\"\) \({spec}:51:81\): run\(\) returned "
+                         rf"an error after {DURATION}, later than 300ms: HTTP status 500$")
+        self.assertRegex(cells["bad_no_error/none"]["message"],
+                         rf"^expect_error_within\(\"2s\"\) \({spec}:58:55\): run\(\) returned "
+                         rf"without an error after {DURATION}, want an error within 2s; it returned "
+                         r"http_response\(status = 200, ")
+        self.assertRegex(cells["bad_no_hang/none"]["message"],
+                         rf"^expect_hang\(\) \({spec}:58:91\): run\(\) returned after {DURATION}, want "
+                         r"it still running when the cell times out; it returned "
+                         r"http_response\(status = 200, ")
+
+    def test_mistakes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = os.path.join(tmp, "spec.star")
+            rc, out, err = load(spec, HEAD + 'fault_matrix(scenarios = [s], faults = [None],\n'
+                                '             overrides = {(s, None): expect_error_within("soon")})\n')
+            self.assertEqual((rc, out), (2, ""))
+            self.assertEqual(err.splitlines()[0],
+                             f"{spec}:4:58: expect_error_within: for parameter \"within\": "
+                             "\"soon\" is not a duration: expected a number at \"soon\"")
+            rc, out, err = load(spec, HEAD + 'fault_matrix(scenarios = [s], faults = [None],\n'
+                                '             overrides = {(s, None): "expect_hang"})\n')
+            self.assertEqual(rc, 2)
+            self.assertEqual(err.splitlines()[0],
+                             f"{spec}:4:27: fault_matrix: overrides: got string for (s, None), "
+                             "want a function of the scenario's result or an expectation "
+                             "(expect_success(), ...)")
 
 
 if __name__ == "__main__":
