@@ -21,6 +21,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "supervisor/policy/units.h"
+#include "supervisor/spec/events.h"
+#include "supervisor/spec/expectations.h"
 
 extern char** environ;
 
@@ -369,7 +371,9 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
   std::string fname = absl::StrCat("http.", absl::AsciiStrToLower(method));
   std::string url, body;
   Value headers_v, timeout = sl::Str("10s");
-  if (method == "POST" || method == "PUT") {
+  const bool has_body =
+      method == "POST" || method == "PUT" || method == "PATCH";
+  if (has_body) {
     sl::UnpackArgs(fname, args,
                    {{"url", &url},
                     {"body?", &body},
@@ -427,8 +431,7 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
       absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: ", hostport,
                    "\r\nConnection: close\r\nUser-Agent: fault-test\r\n");
   for (auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
-  if (method == "POST" || method == "PUT" || !body.empty())
-    absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
+  if (has_body) absl::StrAppend(&req, "Content-Length: ", body.size(), "\r\n");
   absl::StrAppend(&req, "\r\n", body);
   if (!SendAll(fd, req, until, &error)) return fail(error);
   std::string resp;
@@ -550,6 +553,10 @@ sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
 ScopedCell::ScopedCell(CellContext* cell) { t_cell = cell; }
 ScopedCell::~ScopedCell() { t_cell = nullptr; }
 
+CellContext* CurrentCell() { return t_cell; }
+
+void FailCellTimeout(const CellContext& cell) { FailTimeout(cell); }
+
 Value MakeRecord(std::vector<std::pair<std::string, Value>> fields,
                  std::string type) {
   return sl::NewHost<Record>(std::move(fields), std::move(type));
@@ -668,6 +675,11 @@ void AddCommonBuiltins(sl::StringDict* pre) {
                        [](sl::Thread& th, const Value&, const sl::Args& a) {
                          return HttpRequest("PUT", th, a);
                        })},
+       {"patch",
+        sl::NewBuiltin("http.patch",
+                       [](sl::Thread& th, const Value&, const sl::Args& a) {
+                         return HttpRequest("PATCH", th, a);
+                       })},
        {"delete",
         sl::NewBuiltin("http.delete",
                        [](sl::Thread& th, const Value&, const sl::Args& a) {
@@ -676,6 +688,8 @@ void AddCommonBuiltins(sl::StringDict* pre) {
       "module");
   p["tcp"] = MakeRecord(
       {{"connect", sl::NewBuiltin("tcp.connect", TcpConnect)}}, "module");
+  AddEventBuiltins(pre);
+  AddExpectationBuiltins(pre);
 }
 
 }  // namespace fault::spec

@@ -1,6 +1,8 @@
 // Builtins shared by spec loading and scenario runs: records (struct),
-// assertions, and the scenario builtins (exec, http.get/post, tcp.connect,
-// sleep) that drive the system under test from a scenario.
+// assertions, and the scenario builtins (exec, http.get/post/put/patch/delete,
+// tcp.connect, sleep) that drive the system under test from a scenario. The
+// fault events of a cell and the temporal assertions are in events.h, the
+// outcome expectations (expect_success(), ...) in expectations.h.
 //
 // Scenario builtins need a running cell: the runner installs a CellContext
 // on its thread with ScopedCell; outside one they fail with
@@ -11,6 +13,7 @@
 #define FAULT_SUPERVISOR_SPEC_BUILTINS_H_
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,6 +32,21 @@ struct CellContext {
   // gives while the spec loads) in the url of http.* and in exec's argv
   // and env. Unset: no expansion.
   std::function<std::string(const std::string&)> expand_port_refs;
+
+  // Fault events (events.h). The scenario's run() started at run_start
+  // (the origin of an event's time) and ended at run_end (InfiniteFuture
+  // while it runs). read_events returns the lines of the services'
+  // --events files written so far, each with its "service"; unset: the
+  // cell has no events.
+  absl::Time run_start = absl::InfinitePast();
+  absl::Time run_end = absl::InfiniteFuture();
+  std::function<std::vector<nlohmann::json>()> read_events;
+  // What a filter's service= and rule= may name: the spec's services and
+  // fault assumptions.
+  std::vector<std::string> service_names, fault_names;
+  // The last read of the events, and when it was taken.
+  std::vector<nlohmann::json> events_read;
+  absl::Time events_read_at = absl::InfinitePast();
 };
 
 class ScopedCell {
@@ -39,6 +57,12 @@ class ScopedCell {
   ScopedCell& operator=(const ScopedCell&) = delete;
 };
 
+// The cell of the calling thread, or null outside a scenario.
+CellContext* CurrentCell();
+
+// Fails the calling builtin with the cell's timeout message.
+[[noreturn]] void FailCellTimeout(const CellContext& cell);
+
 // A read-only value with named attributes; repr "struct(a = 1, ...)".
 starlark::Value MakeRecord(
     std::vector<std::pair<std::string, starlark::Value>> fields,
@@ -48,7 +72,8 @@ starlark::Value MakeRecord(
 absl::Duration DurationArg(absl::string_view fname, absl::string_view param,
                            const starlark::Value& v);
 
-// Adds struct, assert_*, exec, http, tcp and sleep.
+// Adds struct, assert_*, exec, http, tcp and sleep, the event builtins
+// (events.h) and the expectations (expectations.h).
 void AddCommonBuiltins(starlark::StringDict* predeclared);
 
 // Position of the Starlark call being evaluated ("file:line:col").

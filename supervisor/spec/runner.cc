@@ -18,6 +18,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -33,6 +34,7 @@
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
+#include "supervisor/spec/expectations.h"
 
 extern char** environ;
 
@@ -765,6 +767,10 @@ class CellRunner {
     ctx.expand_port_refs = [this](const std::string& s) {
       return ExpandPortRefs(s, spec_.services);
     };
+    ctx.read_events = [this] { return LiveEvents(); };
+    for (const auto& svc : spec_.services)
+      ctx.service_names.push_back(svc->name);
+    for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
     ScopedCell scoped(&ctx);
     sl::Thread th;
     th.name = cell.name();
@@ -772,18 +778,39 @@ class CellRunner {
       absl::StrAppend(&r->output, s, "\n");
     };
     Watchdog dog(&th, deadline, timeout_msg);
+    ctx.run_start = absl::Now();
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
+    ctx.run_end = absl::Now();
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline ||
              std::string(st.message()).find(timeout_msg) != std::string::npos;
     };
     // The expectation: the cell's override, else the scenario's check. A
     // run that failed fails the cell, except that an override sees it as
-    // scenario_error(error = "...") and may expect it.
+    // scenario_error(error = "...") and may expect it. An expectation
+    // (expect_success(), ...) sees how run() ended, a run still going at
+    // the cell timeout included: only expect_hang() passes it.
     const bool is_override = !cell.check.IsNull();
     Value check = is_override ? cell.check : cell.scenario->check;
+    const bool hung = !result.ok() && timed_out(result.status());
+    if (IsExpectation(check)) {
+      RunOutcome outcome;
+      outcome.elapsed = std::min(ctx.run_end, deadline) - ctx.run_start;
+      if (hung) {
+        outcome.end = RunOutcome::End::kHung;
+        outcome.error = timeout_msg;
+      } else if (!result.ok()) {
+        outcome.end = RunOutcome::End::kFailed;
+        outcome.error = std::string(result.status().message());
+      } else {
+        outcome.value = *result;
+      }
+      if (hung && !ExpectsHang(check))
+        return absl::StrCat(timeout_msg, "\n", result.status().message());
+      return CheckExpectation(th, check, outcome);
+    }
     if (!result.ok()) {
-      if (timed_out(result.status()))
+      if (hung)
         return absl::StrCat(timeout_msg, "\n", result.status().message());
       if (!is_override) return std::string(result.status().message());
     }
@@ -804,6 +831,41 @@ class CellRunner {
           checked.status().message());
     }
     return "";
+  }
+
+  // The fault events the cell's services have written so far, each with
+  // its "service" (events() and the temporal assertions; the report reads
+  // them again once the services have stopped). Whole lines only: a line
+  // fault exec is writing is read next time. A shared service's are those
+  // since its cell policy was applied.
+  std::vector<nlohmann::json> LiveEvents() {
+    std::vector<nlohmann::json> out;
+    for (const auto& svc : spec_.services) {
+      std::string text;
+      int64_t from_ns = std::numeric_limits<int64_t>::min();
+      if (svc->shared) {
+        const SharedService& sh = shared_.at(svc.get());
+        if (!sh.cell_policy) continue;
+        text = ReadFrom(sh.events, sh.events_read);
+        from_ns = sh.window_start_ns;
+      } else {
+        text = ReadFrom(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"), 0);
+      }
+      size_t used = 0;
+      for (size_t nl; (nl = text.find('\n', used)) != std::string::npos;
+           used = nl + 1) {
+        nlohmann::json e = nlohmann::json::parse(
+            text.begin() + used, text.begin() + nl, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) continue;
+        auto t = e.find("time_ns");
+        if (t != e.end() && t->is_number_integer() &&
+            t->get<int64_t>() < from_ns)
+          continue;
+        e["service"] = svc->name;
+        out.push_back(std::move(e));
+      }
+    }
+    return out;
   }
 
   // Waits until `svc` is ready; returns "" or why it is not.

@@ -20,6 +20,7 @@
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
+#include "supervisor/spec/expectations.h"
 
 namespace fault::spec {
 namespace sl = ::fault::starlark;
@@ -1026,10 +1027,11 @@ class Loader {
             {"description?", &description}});
     if (check.IsNone()) check = Value();
     if (!check.IsNull() && !check.Is(sl::Kind::kFunction) &&
-        !check.Is(sl::Kind::kBuiltin))
+        !check.Is(sl::Kind::kBuiltin) && !IsExpectation(check))
       FailPos(site.Param(2, "check"),
               absl::StrCat("for parameter \"check\": got ", sl::TypeName(check),
-                           ", want function"));
+                           ", want function or expectation (expect_success(), "
+                           "expect_error_within(d), expect_hang())"));
     if (!run.Is(sl::Kind::kFunction) && !run.Is(sl::Kind::kBuiltin))
       FailPos(site.Param(1, "run"),
               absl::StrCat("for parameter \"run\": got ", sl::TypeName(run),
@@ -1117,12 +1119,14 @@ class Loader {
         auto* f = HostAs<AssumptionValue>(fv, "fault_assumption");
         if (s == nullptr || (f == nullptr && !fv.IsNone()))
           FailPos(at, "overrides: keys are (scenario, fault) tuples");
-        if (!e.value.Is(sl::Kind::kFunction) && !e.value.Is(sl::Kind::kBuiltin))
+        if (!e.value.Is(sl::Kind::kFunction) &&
+            !e.value.Is(sl::Kind::kBuiltin) && !IsExpectation(e.value))
           FailPos(at, absl::StrCat("overrides: got ", sl::TypeName(e.value),
                                    " for (", s->def()->name, ", ",
                                    f ? f->def()->name : "None",
                                    "), want a function of the scenario's "
-                                   "result"));
+                                   "result or an expectation "
+                                   "(expect_success(), ...)"));
         ovs.push_back(
             {s->def().get(), f ? f->def().get() : nullptr, e.value, at});
       });

@@ -144,7 +144,8 @@ TEST(SpecTest, UnpackedArgumentsHavePositions) {
   st = LoadError("scenario(\"s\", run = lambda: 1, check = 3)\n");
   EXPECT_EQ(LastLine(st),
             "Error in scenario: t.star:2:32: for parameter \"check\": got "
-            "int, want function");
+            "int, want function or expectation (expect_success(), "
+            "expect_error_within(d), expect_hang())");
   st = LoadError("scenario(7, run = lambda: 1)\n");
   EXPECT_EQ(LastLine(st),
             "Error in scenario: t.star:2:10: for parameter \"name\": got int, "

@@ -60,6 +60,8 @@ std::string FormatSpecError(absl::string_view msg) {
         std::count(parts[0].begin(), parts[0].end(), ':') == 2) {
       head = absl::StrCat(parts[0], ": ", fn, ": ", parts[1]);
     } else {
+      // Builtins often name themselves too ("sleep: only available ...").
+      absl::ConsumePrefix(&rest, absl::StrCat(fn, ": "));
       head = absl::StrCat(where, where.empty() ? "" : ": ", fn, ": ", rest);
     }
   } else if (absl::ConsumePrefix(&last, "Error: ")) {
