@@ -129,6 +129,20 @@ class CaptureTest : public ::testing::Test {
     return pid;
   }
 
+  // A TCP socket connected to 127.0.0.1:port, or -1.
+  static int ConnectLoopback4(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in to = {};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
   static int Wait(pid_t pid) {
     int status = 0;
     waitpid(pid, &status, 0);
@@ -151,12 +165,8 @@ TEST_F(CaptureTest, SelectedProcessReachesTheEngineWithItsOrigin) {
   // The selected child connects to the server, lands on the engine, and
   // sees the server as its peer.
   auto connect_to_server = [server_port]() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in to = {};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(server_port);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) return 10;
+    int fd = ConnectLoopback4(server_port);
+    if (fd < 0) return 10;
     sockaddr_in peer = {};
     socklen_t len = sizeof(peer);
     getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
@@ -201,14 +211,7 @@ TEST_F(CaptureTest, PrefixSelectsAndDetachingStopsCapture) {
   CaptureOptions o;
   o.process_names = {"fcappre*", "fcapexact"};
   o.tcp_port4 = engine_port;
-  auto connect_to_server = [server_port]() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in to = {};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(server_port);
-    return connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : 1;
-  };
+  auto connect_to_server = [server_port]() { return ConnectLoopback4(server_port) >= 0 ? 0 : 1; };
   {
     absl::StatusOr<std::unique_ptr<Capture>> c = Capture::Start(o);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -350,14 +353,7 @@ TEST_F(CaptureTest, PidTreeIsFollowedIntoChildren) {
     char b;
     if (read(gate[0], &b, 1) != 1) return 20;
     pid_t g = fork();
-    if (g == 0) {
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in to = {};
-      to.sin_family = AF_INET;
-      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      to.sin_port = htons(server_port);
-      _exit(connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : 1);
-    }
+    if (g == 0) _exit(ConnectLoopback4(server_port) >= 0 ? 0 : 1);
     int status = 0;
     waitpid(g, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 21;
