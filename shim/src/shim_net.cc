@@ -791,7 +791,8 @@ void CopySocketOptions(int from, int to) {
 // accept() returned `nfd`, a connection that a rule with stream effects
 // selects: the engine takes it over, and `nfd` becomes a socket connected
 // to the engine. False: left as it is (effects in place).
-bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer) {
+bool RedirectAccepted(const eng::Index& idx, int nfd, int flags, int rule,
+                      const eng::Endpoint& peer) {
   sockaddr_storage orig;
   socklen_t olen = sizeof(orig);
   if (real.getsockname(nfd, reinterpret_cast<sockaddr*>(&orig), &olen) != 0)
@@ -844,7 +845,13 @@ bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer) {
   if (ok) {
     sockaddr_storage engine;
     socklen_t elen = LoopbackAddress(family, eport, &engine);
-    ok = real.connect(s, reinterpret_cast<sockaddr*>(&engine), elen) == 0;
+    // Through the stub when the seccomp filter covers connect: its layer
+    // would otherwise take this connect for the program's own and redirect
+    // it to the engine a second time.
+    auto* ea = reinterpret_cast<sockaddr*>(&engine);
+    ok = (ViaStub(idx, eng::kFamilyConnect)
+              ? Raw(SYS_connect, s, reinterpret_cast<long>(ea), elen)
+              : real.connect(s, ea, elen)) == 0;
   }
   // The engine holds the accepted socket now; `s` takes its number, with
   // the options the accepted socket inherited from its listener.
@@ -1052,7 +1059,7 @@ static void MaybeRedirectAccepted(int nfd, int flags, const sockaddr* addr,
   fault_rule r;
   if (!eng::ReadRule(g_table, s.idx().seq, rule, &r) || !Redirectable(r))
     return;
-  RedirectAccepted(nfd, flags, rule, peer);
+  RedirectAccepted(s.idx(), nfd, flags, rule, peer);
 }
 
 static int AcceptCommon(int fd, sockaddr* addr, socklen_t* len, int flags,

@@ -338,7 +338,8 @@ int NetConnect(const Slow& s, int fd, Kind kind, const sockaddr* addr,
 bool Redirectable(const fault_rule& r);
 int RedirectError(const FdState& st);
 void AwaitFarConnect(const FdState& st);
-bool RedirectAccepted(int nfd, int flags, int rule, const eng::Endpoint& peer);
+bool RedirectAccepted(const eng::Index& idx, int nfd, int flags, int rule,
+                      const eng::Endpoint& peer);
 
 // ---- shim_dns.cc ----
 int DnsFault(const Slow& s, const char* name);

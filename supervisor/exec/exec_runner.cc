@@ -319,11 +319,11 @@ void Runner::Reload() {
   names_by_generation_[static_cast<uint32_t>(generation)] = current_.names;
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
-  if (!o_.quiet) {
-    err_ << "fault: reloaded " << current_.names.size() << " "
-         << (current_.names.size() == 1 ? "policy" : "policies") << " (generation "
-         << generation << ")\n";
-  }
+  // Also with --quiet: whoever sent the signal learns here that the new
+  // policies are in force (`fault test` waits for this line).
+  err_ << "fault: reloaded " << current_.names.size() << " "
+       << (current_.names.size() == 1 ? "policy" : "policies") << " (generation "
+       << generation << ")\n";
 }
 
 int Runner::Run() {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -209,6 +210,35 @@ TEST_F(ExecRunnerTest, ReloadRefusesNewSyscallFamiliesForALayer) {
             "fault: reload failed, keeping the previous policies: the fake layer was set "
             "up for other syscall families; the new policies add write (restart the run "
             "to add them)\n");
+}
+
+// With --quiet there is no summary, but a reload is still acknowledged:
+// whoever sent the signal waits for that line.
+TEST_F(ExecRunnerTest, QuietRunStillAcknowledgesAReload) {
+  FakeLayer layer(1u << 4);  // fsync only
+  std::string policy = Write("p.yaml", "disk:\n  syscalls:\n    - fsync: {deny: EIO}\n");
+  ExecOptions o = Options({"sleep", "1"});
+  o.policy_files = {policy};
+  o.layers = {&layer};
+  o.reload_signal = SIGUSR1;
+  o.quiet = true;
+  sigset_t usr1, old;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, &old);
+  std::thread reloader([&] {
+    usleep(200000);
+    Write("p.yaml", "disk:\n  syscalls:\n    - fsync: {deny: ENOSPC}\n");
+    kill(getpid(), SIGUSR1);
+  });
+  std::ostringstream err;
+  int status = RunExec(o, err);
+  reloader.join();
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  EXPECT_EQ(status, 0);
+  const std::string out = err.str();
+  EXPECT_EQ(out.rfind("fault: reloaded 1 policy (generation ", 0), 0u) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
 }  // namespace

@@ -550,6 +550,8 @@ sl::BuiltinFn Compare2(std::string name, std::string want_prefix,
 
 }  // namespace
 
+CellContext* CurrentCell() { return t_cell; }
+
 ScopedCell::ScopedCell(CellContext* cell) { t_cell = cell; }
 ScopedCell::~ScopedCell() { t_cell = nullptr; }
 

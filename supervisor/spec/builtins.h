@@ -6,7 +6,9 @@
 //
 // Scenario builtins need a running cell: the runner installs a CellContext
 // on its thread with ScopedCell; outside one they fail with
-// "exec: only available while a scenario runs".
+// "exec: only available while a scenario runs". The fault windows
+// (fault, fault_start, fault_stop) are spec builtins (spec.cc) that reach
+// the runner through the CellContext's open_window and close_window.
 //
 // Thread safety: the current cell is thread-local.
 #ifndef FAULT_SUPERVISOR_SPEC_BUILTINS_H_
@@ -21,9 +23,22 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fault/v1/policy.pb.h"
 #include "starlark/starlark.h"
 
 namespace fault::spec {
+
+struct ServiceDef;
+
+// A fault applied to one service while part of a scenario runs:
+// fault(svc, run = fn, ...) or fault_start(svc, ...) until fault_stop(svc)
+// (docs/spec.md, "Fault windows").
+struct FaultWindow {
+  fault::v1::Policy policy;
+  std::string where;          // file:line:col of the call that opened it
+  std::string opened_by;      // "fault" or "fault_start"
+  bool expect_events = true;  // the cell fails when it never fired
+};
 
 struct CellContext {
   absl::Time deadline = absl::InfiniteFuture();
@@ -47,7 +62,18 @@ struct CellContext {
   // The last read of the events, and when it was taken.
   std::vector<nlohmann::json> events_read;
   absl::Time events_read_at = absl::InfinitePast();
+  // The scenario's run function is running (not its check): fault windows
+  // may open.
+  bool in_run = false;
+  // Apply a window's fault to a running service, and remove it: "" once
+  // `fault exec` has the new policies in force, else why not. Unset: no
+  // windows.
+  std::function<std::string(const ServiceDef&, const FaultWindow&)> open_window;
+  std::function<std::string(const ServiceDef&)> close_window;
 };
+
+// The cell running on this thread, or null.
+CellContext* CurrentCell();
 
 class ScopedCell {
  public:

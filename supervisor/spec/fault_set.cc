@@ -160,8 +160,19 @@ std::optional<std::string> EffectFieldPath(absl::string_view keyword) {
 const std::vector<std::string>& AssumptionKeywords() {
   static const auto* all = [] {
     auto* v = new std::vector<std::string>{
-        "name",    "target",        "faults",   "description",
-        "targets", "expect_events", "partition"};
+        "name",    "target",        "faults",    "description",
+        "targets", "expect_events", "partition", "from_start"};
+    for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
+    for (const auto& f : Families()) v->push_back(f);
+    return v;
+  }();
+  return *all;
+}
+
+const std::vector<std::string>& WindowKeywords() {
+  static const auto* all = [] {
+    auto* v = new std::vector<std::string>{
+        "service", "assumption", "run", "faults", "targets", "expect_events"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;

@@ -123,6 +123,8 @@ bool IsSyscallFamily(absl::string_view name);
 std::optional<std::string> EffectFieldPath(absl::string_view keyword);
 // Every keyword fault_assumption accepts (for suggestions in errors).
 const std::vector<std::string>& AssumptionKeywords();
+// Every keyword fault(...) and fault_start(...) accept in a scenario.
+const std::vector<std::string>& WindowKeywords();
 // The closest keyword within edit distance 2, or "".
 std::string SuggestKeyword(absl::string_view word,
                            const std::vector<std::string>& known);

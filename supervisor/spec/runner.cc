@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -269,16 +270,20 @@ bool HasChild(pid_t pid) {
   return static_cast<bool>(f >> first);
 }
 
-// The policy between cells: for every syscall family a cell faults, a rule
-// that never fires (only call number 999999999999999999). It keeps those
-// families in the seccomp filter `fault exec` builds at start, which a
-// reload cannot extend (docs/exec.md), and applies no fault.
+// Policies that never fire: for every syscall family of `families`, a rule
+// that would apply only to call number 999999999999999999. A service runs
+// under one while no fault is in force: it keeps those families in the
+// seccomp filter `fault exec` builds at start, which a reload cannot
+// extend (docs/exec.md), and applies no fault. Shared services have
+// `between_cells`, the others `fault-test.idle`.
 constexpr char kBetweenCells[] = "between_cells";
+constexpr char kIdle[] = "fault-test.idle";
 constexpr uint64_t kNeverCall = 999'999'999'999'999'999;
 
-fault::v1::Policy BetweenCellsPolicy(const std::set<int>& families) {
+fault::v1::Policy NeverFiringPolicy(const std::string& name,
+                                    const std::set<int>& families) {
   fault::v1::Policy p;
-  p.set_name(kBetweenCells);
+  p.set_name(name);
   std::set<int> fs = families;
   if (fs.empty()) fs.insert(fault::v1::SyscallFault::FAMILY_OPEN);
   for (int f : fs) {
@@ -294,86 +299,159 @@ fault::v1::Policy BetweenCellsPolicy(const std::set<int>& families) {
   return p;
 }
 
-std::string PolicyYaml(const fault::v1::Policy& p) {
-  fault::v1::PolicySet set;
-  *set.add_policies() = p;
-  return fault::policy::FormatPolicySet(set);
+std::set<int> SyscallFamilies(const fault::v1::Policy& p) {
+  std::set<int> out;
+  for (const auto& rule : p.syscalls()) out.insert(rule.family());
+  return out;
 }
 
-// A service started once and kept across cells (service(..., shared=True)).
-// When some cell of the run faults it, it runs under
-// `fault exec --reload-on SIGHUP --policy DIR/policy.yaml`: the runner
-// writes the cell's policy there and signals before the scenario, and the
-// between-cells policy after it. `fault exec` prints "fault: reloaded ..."
-// (or "fault: reload failed ...") once it has drained the events of the
-// previous policies and published the new ones; the runner waits for that
-// line in the service's log. A cell's events are those whose time lies
-// between the signal that applied its policy and the acknowledgement of
-// the one that removed it: no other policy fires in that window, so events
-// of one cell never land in another's report.
-struct SharedService {
-  std::shared_ptr<ServiceDef> def;
-  std::string dir;          // {dir}, and the files below
-  std::string log, events;  // DIR.log, DIR.events.jsonl
-  std::string policy_file;  // DIR/policy.yaml (reloaded)
-  bool reloads = false;     // some cell of the run faults it
-  std::string layer;        // --layer for fault exec, or ""
-  std::string between_yaml;
-  Proc proc;              // pid -1: not running
-  off_t log_read = 0;     // how far the log has been scanned for acks
-  off_t events_read = 0;  // how far the events have been read
-  // The current cell.
-  off_t cell_log_start = 0;
-  bool live_in_cell = false;  // running and ready during the cell
-  bool cell_policy = false;   // the cell's policy was applied
-  int64_t window_start_ns = 0, window_end_ns = 0;
+// "fsync, write".
+std::string FamilyNames(const std::set<int>& families) {
+  std::vector<std::string> names;
+  for (int f : families) {
+    std::string n = fault::v1::SyscallFault::Family_Name(
+        static_cast<fault::v1::SyscallFault::Family>(f));
+    names.push_back(absl::AsciiStrToLower(n.substr(n.find('_') + 1)));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
+// The syscall families of every fault of the spec that targets `svc`: a
+// service that runs with the seccomp layer has its filter built for all of
+// them, so that any of them can be applied later by a reload (the cell's
+// fault, a window in the scenario).
+std::set<int> FamiliesTargeting(const Spec& spec, const ServiceDef* svc) {
+  std::set<int> out;
+  for (const auto& a : spec.assumptions) {
+    bool targets = false;
+    for (const auto& t : a->targets) targets |= t.get() == svc;
+    if (!targets) continue;
+    for (int f : SyscallFamilies(a->policy)) out.insert(f);
+  }
+  return out;
+}
+
+// A running service's faults, switched by reloading its `fault exec`
+// (`--policy FILE --reload-on SIGHUP`): the runner writes the policies in
+// force into FILE, sends SIGHUP, and waits for fault exec's answer in the
+// service's log, "fault: reloaded ..." (or "fault: reload failed ..."),
+// which it prints once it has drained the events of the previous policies
+// and published the new ones.
+struct FaultSwitch {
+  Proc* proc = nullptr;
+  std::string policy_file, log;
+  off_t log_read = 0;  // how far the log has been scanned for answers
+  // False when the service's fault exec cannot take new policies (a static
+  // binary without the seccomp layer); `no_reload` says why.
+  bool reloads = false;
+  std::string no_reload;
+  // It runs with the seccomp layer, whose filter covers `families` only.
+  bool seccomp = false;
+  std::set<int> families;
+  fault::v1::Policy idle;  // in force when nothing else is
+  // In force besides: the cell's fault, and a window of the scenario.
+  const fault::v1::Policy* cell = nullptr;
+  bool cell_from_start = false;  // cell stays until the service stops
+  std::optional<FaultWindow> window;
+
+  bool InForce() const { return cell != nullptr || window.has_value(); }
+
+  // The policies in force. The idle policy comes first in every set: its
+  // rules keep their indices, and the rules of the faults after it start
+  // on indices no call has counted yet (a `when` counts from there).
+  std::string Yaml() const {
+    fault::v1::PolicySet set;
+    *set.add_policies() = idle;
+    if (cell != nullptr) *set.add_policies() = *cell;
+    if (window && (cell == nullptr || window->policy.name() != cell->name()))
+      *set.add_policies() = window->policy;
+    return fault::policy::FormatPolicySet(set);
+  }
 };
 
 // Waits for fault exec's answer to a reload signal, reading the log from
-// `sh->log_read`. Returns "" when reloaded, else why not.
-std::string AwaitReloadAck(SharedService* sh, absl::Time until) {
+// `sw->log_read`. Returns "" when reloaded, else why not.
+std::string AwaitReloadAck(FaultSwitch* sw, absl::Time until) {
   static constexpr absl::string_view kOk = "fault: reloaded ";
   static constexpr absl::string_view kFailed = "fault: reload failed";
   for (int attempt = 0;; ++attempt) {
-    std::string more = ReadFrom(sh->log, sh->log_read);
+    std::string more = ReadFrom(sw->log, sw->log_read);
     size_t used = 0;
     for (size_t nl; (nl = more.find('\n', used)) != std::string::npos;
          used = nl + 1) {
       absl::string_view line(more.data() + used, nl - used);
       // Anywhere in the line: the program may have left a line unfinished.
       if (absl::StrContains(line, kOk)) {
-        sh->log_read += nl + 1;
+        sw->log_read += nl + 1;
         return "";
       }
       if (size_t at = line.find(kFailed); at != absl::string_view::npos) {
-        sh->log_read += nl + 1;
+        sw->log_read += nl + 1;
         return std::string(line.substr(at));
       }
     }
-    sh->log_read += used;
-    if (Reap(&sh->proc, false))
-      return absl::StrCat("it exited (", DescribeStatus(sh->proc.status), ")");
+    sw->log_read += used;
+    if (Reap(sw->proc, false))
+      return absl::StrCat("it exited (", DescribeStatus(sw->proc->status), ")");
     if (absl::Now() >= until)
       return "fault exec did not acknowledge the reload";
     absl::SleepFor(absl::Milliseconds(attempt < 100 ? 2 : 10));
   }
 }
 
-// Writes `yaml` as the service's policy and has fault exec reload it.
-std::string ReloadShared(SharedService* sh, const std::string& yaml,
-                         absl::Time until) {
-  if (!WriteFileAtomically(sh->policy_file, yaml))
-    return absl::StrCat("cannot write ", sh->policy_file, ": ",
+// Writes the policies in force as the service's policy file and has fault
+// exec reload it.
+std::string Reload(FaultSwitch* sw, absl::Time until) {
+  if (!WriteFileAtomically(sw->policy_file, sw->Yaml()))
+    return absl::StrCat("cannot write ", sw->policy_file, ": ",
                         strerror(errno));
-  while (!HasChild(sh->proc.pid)) {
-    if (Reap(&sh->proc, false))
-      return absl::StrCat("it exited (", DescribeStatus(sh->proc.status), ")");
+  while (!HasChild(sw->proc->pid)) {
+    if (Reap(sw->proc, false))
+      return absl::StrCat("it exited (", DescribeStatus(sw->proc->status), ")");
     if (absl::Now() >= until) return "fault exec did not start";
     absl::SleepFor(absl::Milliseconds(2));
   }
-  kill(sh->proc.pid, SIGHUP);
-  return AwaitReloadAck(sh, until);
+  kill(sw->proc->pid, SIGHUP);
+  return AwaitReloadAck(sw, until);
 }
+
+// A service's log without fault exec's reload acknowledgements.
+std::string WithoutAcks(const std::string& log) {
+  if (!absl::StrContains(log, "fault: reloaded ")) return log;
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) {
+    if (absl::StrContains(line, "fault: reloaded ")) continue;
+    absl::StrAppend(&out, line, "\n");
+  }
+  if (!absl::EndsWith(log, "\n") && !out.empty()) out.pop_back();
+  while (absl::EndsWith(out, "\n\n")) out.pop_back();
+  if (out == "\n") out.clear();
+  return out;
+}
+
+// A service started once and kept across cells (service(..., shared=True)),
+// under `fault exec --reload-on SIGHUP --policy DIR.policy.yaml` (unless
+// it is a static binary and the seccomp layer does not work here). Between
+// cells its policy is `between_cells`; a cell's fault and the windows of
+// its scenario are applied by reloads. A cell's events are those whose
+// time lies between the signal that applied the first of them and the
+// acknowledgement of the reload that removed the last: no other policy
+// fires in that window, so events of one cell never land in another's
+// report.
+struct SharedService {
+  std::shared_ptr<ServiceDef> def;
+  std::string dir;          // {dir}, and the files below
+  std::string log, events;  // DIR.log, DIR.events.jsonl
+  std::string layer;        // --layer for fault exec, or ""
+  Proc proc;                // pid -1: not running
+  FaultSwitch sw;           // its policies (sw.proc is &proc)
+  off_t events_read = 0;    // how far the events have been read
+  // The current cell.
+  off_t cell_log_start = 0;
+  bool live_in_cell = false;  // running and ready during the cell
+  bool applied = false;       // some fault was in force during the cell
+  int64_t window_start_ns = 0, window_end_ns = 0;
+};
 
 class CellRunner {
  public:
@@ -400,7 +478,7 @@ class CellRunner {
                          absl::ToInt64Nanoseconds(o_.cell_timeout)),
                      " (--cell-timeout)");
     for (auto& [def, sh] : shared_) {
-      sh.cell_policy = false;
+      sh.applied = false;
       sh.live_in_cell = false;
       sh.cell_log_start = FileSize(sh.log);
     }
@@ -410,14 +488,14 @@ class CellRunner {
     if (std::string m = FinishShared(); !m.empty())
       message = message.empty() ? m : absl::StrCat(message, "\n", m);
     // Events of every service, in service order.
-    std::vector<int> target_events(spec_.services.size(), 0);
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
       std::vector<nlohmann::json> events;
       std::string log;
       if (svc->shared) {
         events = SharedEvents(&shared_.at(svc.get()));
-        log = SharedLog(shared_.at(svc.get()));
+        log = WithoutAcks(ReadFrom(shared_.at(svc.get()).log,
+                                   shared_.at(svc.get()).cell_log_start));
       } else {
         std::ifstream f(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
         std::string line;
@@ -425,37 +503,61 @@ class CellRunner {
           nlohmann::json e = nlohmann::json::parse(line, nullptr, false);
           if (!e.is_discarded()) events.push_back(std::move(e));
         }
-        log = ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10);
+        log = WithoutAcks(
+            ReadFile(absl::StrCat(dir_, "/", svc->name, ".log"), 64 << 10));
       }
       for (auto& e : events) {
         e["service"] = svc->name;
         r.events.push_back(std::move(e));
-        target_events[i]++;
       }
       if (!log.empty())
         absl::StrAppend(&r.output, "--- service ", svc->name,
                         svc->shared ? " (shared) ---\n" : " ---\n", log,
                         log.back() == '\n' ? "" : "\n");
     }
-    if (message.empty() && cell.fault && cell.fault->expect_events) {
-      int fired = 0;
-      std::vector<std::string> names;
-      for (size_t i = 0; i < spec_.services.size(); ++i) {
-        for (auto& t : cell.fault->targets) {
-          if (t == spec_.services[i]) {
-            fired += target_events[i];
-            names.push_back(absl::StrCat("\"", t->name, "\""));
-          }
-        }
+    // Events of a rule (a policy's name) from some of the services. One
+    // fault exec ran every service of a cell with a partition: its events
+    // are the cell's, in the first service's file.
+    auto fired = [&](const std::string& rule,
+                     const std::vector<const ServiceDef*>& from) {
+      int n = 0;
+      for (const auto& e : r.events) {
+        if (e.value("rule", "") != rule) continue;
+        const std::string service = e.value("service", "");
+        bool counts = false;
+        for (const ServiceDef* svc : from)
+          counts |= svc->name == service ||
+                    (grouped_ && !svc->shared &&
+                     service == spec_.services[group_lead_]->name);
+        n += counts;
       }
-      // One fault exec ran every service: its events are all the cell's.
-      if (grouped_) fired = target_events[group_lead_];
-      if (fired == 0)
+      return n;
+    };
+    // Only the cell's fault counts for it, not the windows of the scenario.
+    if (message.empty() && cell.fault && cell.fault->expect_events) {
+      std::vector<const ServiceDef*> targets;
+      std::vector<std::string> names;
+      for (auto& t : cell.fault->targets) {
+        targets.push_back(t.get());
+        names.push_back(absl::StrCat("\"", t->name, "\""));
+      }
+      if (fired(cell.fault->name, targets) == 0)
         message = absl::StrCat(
             "fault \"", cell.fault->name,
             "\" never fired (no fault events from ", absl::StrJoin(names, ", "),
             "): the scenario did not reach it; if that is expected, give "
             "fault_assumption(..., expect_events=False)");
+    }
+    for (const OpenedWindow& w : windows_) {
+      if (!message.empty()) break;
+      if (!w.expect_events || fired(w.rule, {w.service}) > 0) continue;
+      message = absl::StrCat(
+          "fault window \"", w.rule, "\" on \"", w.service->name, "\" (",
+          w.opened_by, " at ", w.where,
+          ") never fired (no fault events from \"", w.service->name,
+          "\" while it was open): nothing in the window reached it; if that "
+          "is expected, give ",
+          w.opened_by, "(..., expect_events = False)");
     }
     r.passed = message.empty();
     r.message = message;
@@ -505,26 +607,24 @@ class CellRunner {
   }
 
   // Starts a shared service that is not running (its readiness is checked
-  // with the cell's services).
+  // with the cell's services), with the policies of sh->sw in force.
   std::string StartShared(SharedService* sh) {
     ServiceDef& svc = *sh->def;
     std::vector<std::string> argv = ExecArgv(sh->events);
-    if (sh->reloads) {
-      // Not --quiet: the runner reads fault exec's reload acknowledgements.
-      if (!WriteFileAtomically(sh->policy_file, sh->between_yaml))
+    argv.push_back("--quiet");
+    if (sh->sw.reloads) {
+      if (!WriteFileAtomically(sh->sw.policy_file, sh->sw.Yaml()))
         return absl::StrCat("shared service \"", svc.name, "\": cannot write ",
-                            sh->policy_file, ": ", strerror(errno));
+                            sh->sw.policy_file, ": ", strerror(errno));
       argv.insert(argv.end(),
-                  {"--policy", sh->policy_file, "--reload-on", "SIGHUP"});
-    } else {
-      argv.push_back("--quiet");
+                  {"--policy", sh->sw.policy_file, "--reload-on", "SIGHUP"});
     }
     if (!sh->layer.empty()) argv.insert(argv.end(), {"--layer", sh->layer});
     argv.push_back("--");
     for (auto& a : svc.command) argv.push_back(Substitute(a, svc));
     std::vector<std::pair<std::string, std::string>> env;
     for (auto& [k, v] : svc.env) env.emplace_back(k, Substitute(v, svc));
-    sh->log_read = FileSize(sh->log);
+    sh->sw.log_read = FileSize(sh->log);
     sh->events_read = 0;  // fault exec truncates its --events file
     auto pid = Spawn(argv, env, sh->log);
     if (!pid.ok())
@@ -549,20 +649,26 @@ class CellRunner {
     return true;
   }
 
+  // Stops a shared service; the next cell starts it again, with nothing in
+  // force.
   void StopShared(SharedService* sh, absl::Duration grace) {
     Stop(&sh->proc, grace);
     sh->proc = Proc{};
+    sh->sw.cell = nullptr;
+    sh->sw.cell_from_start = false;
+    sh->sw.window.reset();
   }
 
-  // After a cell: the between-cells policy for the shared services that had
-  // the cell's, and a shared service that died during the cell fails it.
+  // After a cell: the between-cells policy for the shared services that
+  // still have some of the cell's faults in force, and a shared service
+  // that died during the cell fails it.
   std::string FinishShared() {
     std::vector<std::string> msgs;
     for (auto& [def, sh] : shared_) {
       if (sh.proc.pid < 0) continue;
       if (SharedEnded(&sh)) {
         if (sh.live_in_cell) {
-          // The program's last lines, without fault exec's summary.
+          // The program's last lines, without fault exec's own.
           std::string log;
           for (absl::string_view line :
                absl::StrSplit(ReadFrom(sh.log, sh.cell_log_start), '\n',
@@ -579,9 +685,12 @@ class CellRunner {
         StopShared(&sh, absl::ZeroDuration());  // leftovers of its group
         continue;
       }
-      if (!sh.cell_policy) continue;
-      std::string err = ReloadShared(
-          &sh, sh.between_yaml, absl::Now() + o_.stop_grace + absl::Seconds(2));
+      if (!sh.sw.InForce()) continue;
+      sh.sw.cell = nullptr;
+      sh.sw.cell_from_start = false;
+      sh.sw.window.reset();
+      std::string err =
+          Reload(&sh.sw, absl::Now() + o_.stop_grace + absl::Seconds(2));
       sh.window_end_ns = NowNs();
       if (!err.empty()) {
         msgs.push_back(absl::StrCat(
@@ -597,7 +706,7 @@ class CellRunner {
   // The events of a shared service in the current cell's window.
   std::vector<nlohmann::json> SharedEvents(SharedService* sh) {
     std::vector<nlohmann::json> out;
-    if (sh->cell_policy && sh->proc.pid >= 0) {
+    if (sh->applied && sh->proc.pid >= 0) {
       // fault exec drains its ring every 10 ms: an event written while the
       // policy was being removed is in the file after the next drain.
       absl::SleepFor(absl::Milliseconds(30));
@@ -606,7 +715,7 @@ class CellRunner {
     size_t used = 0;
     for (size_t nl; (nl = more.find('\n', used)) != std::string::npos;
          used = nl + 1) {
-      if (!sh->cell_policy) continue;
+      if (!sh->applied) continue;
       nlohmann::json e = nlohmann::json::parse(
           more.begin() + used, more.begin() + nl, nullptr, false);
       if (e.is_discarded() || !e.contains("time_ns")) continue;
@@ -618,18 +727,140 @@ class CellRunner {
     return out;
   }
 
-  // What a shared service wrote during the cell, without fault exec's
-  // reload acknowledgements.
-  std::string SharedLog(const SharedService& sh) {
-    std::string log = ReadFrom(sh.log, sh.cell_log_start);
-    std::string out;
-    for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      if (absl::StrContains(line, "fault: reloaded ")) continue;
-      absl::StrAppend(&out, line, "\n");
+  // Reloads `svc`'s fault exec with what its switch has in force now. A
+  // shared service's events count for the cell from the first signal that
+  // applies a fault in it to the answer that removes the last; one whose
+  // reload failed is stopped (what is in force is unknown) and started
+  // again for the next cell.
+  std::string Switch(const ServiceDef& svc, FaultSwitch* sw, absl::Time until) {
+    SharedService* sh = svc.shared ? &shared_.at(&svc) : nullptr;
+    if (sh != nullptr && sw->InForce() && !sh->applied) {
+      sh->applied = true;
+      sh->window_start_ns = NowNs();
     }
-    while (absl::EndsWith(out, "\n\n")) out.pop_back();
-    if (out == "\n") out.clear();
-    return out;
+    std::string err = Reload(sw, until);
+    if (sh != nullptr && !sw->InForce()) sh->window_end_ns = NowNs();
+    if (!err.empty() && sh != nullptr) {
+      sh->window_end_ns = NowNs();
+      StopShared(sh, o_.stop_grace);
+      absl::StrAppend(&err,
+                      "; it is stopped and started again for the next cell");
+    }
+    return err;
+  }
+
+  // The switch of a service in this cell, or null with why it has none.
+  FaultSwitch* SwitchOf(const ServiceDef& svc, std::string* why) {
+    FaultSwitch* sw = nullptr;
+    if (svc.shared) {
+      SharedService& sh = shared_.at(&svc);
+      if (sh.proc.pid < 0) {
+        *why = absl::StrCat("shared service \"", svc.name, "\" is not running");
+        return nullptr;
+      }
+      sw = &sh.sw;
+    } else if (grouped_) {
+      *why = absl::StrCat(
+          "the services of this cell run under one fault exec, for the "
+          "partition of its fault, so a window on \"",
+          svc.name,
+          "\" would reach all of them: fault windows are not available in a "
+          "cell with a partition");
+      return nullptr;
+    } else {
+      sw = &switches_.at(&svc);
+    }
+    if (!sw->reloads) {
+      *why = sw->no_reload;
+      return nullptr;
+    }
+    return sw;
+  }
+
+  // fault(svc, ...) and fault_start(svc, ...) in the scenario's run.
+  std::string OpenWindow(const ServiceDef& svc, const FaultWindow& w,
+                         absl::Time until) {
+    std::string why;
+    FaultSwitch* sw = SwitchOf(svc, &why);
+    if (sw == nullptr) return why;
+    if (sw->window) {
+      return absl::StrCat(
+          "service \"", svc.name, "\" already has a fault window, opened by ",
+          sw->window->opened_by, " at ", sw->window->where,
+          ": a service has one window at a time (windows on one service do "
+          "not nest or overlap)",
+          sw->window->opened_by == "fault_start"
+              ? absl::StrCat("; close it first with fault_stop(\"", svc.name,
+                             "\")")
+              : "");
+    }
+    if (sw->seccomp) {
+      // The filter fault exec built at the service's start cannot take on
+      // another family (docs/exec.md); fsync rules cover fdatasync.
+      std::set<int> missing;
+      for (int f : SyscallFamilies(w.policy)) {
+        bool fsync = sw->families.count(fault::v1::SyscallFault::FAMILY_FSYNC);
+        if (!sw->families.count(f) &&
+            !(fsync && f == fault::v1::SyscallFault::FAMILY_FDATASYNC))
+          missing.insert(f);
+      }
+      if (!missing.empty())
+        return absl::StrCat(
+            "service \"", svc.name,
+            "\" runs with the seccomp layer, whose filter fault exec built "
+            "when the service started, for the syscall families of the "
+            "faults that target it (",
+            sw->families.empty() ? "none" : FamilyNames(sw->families),
+            "); it cannot add ", FamilyNames(missing),
+            " while the service runs: give ", FamilyNames(missing),
+            " to a fault_assumption that targets \"", svc.name,
+            "\" (the filter then covers it from the start)");
+    }
+    sw->window = w;
+    if (std::string err = Switch(svc, sw, until); !err.empty()) {
+      sw->window.reset();
+      return absl::StrCat("the window's fault was not applied to \"", svc.name,
+                          "\" (", err, ")");
+    }
+    windows_.push_back(
+        {&svc, w.policy.name(), w.where, w.opened_by, w.expect_events});
+    return "";
+  }
+
+  // The end of fault(svc, run = ...), and fault_stop(svc).
+  std::string CloseWindow(const ServiceDef& svc, absl::Time until) {
+    std::string why;
+    FaultSwitch* sw = SwitchOf(svc, &why);
+    if (sw == nullptr || !sw->window)
+      return absl::StrCat("no fault window is open on service \"", svc.name,
+                          "\"");
+    sw->window.reset();
+    if (std::string err = Switch(svc, sw, until); !err.empty())
+      return absl::StrCat("removing the window's fault from \"", svc.name,
+                          "\" failed (", err, ")");
+    return "";
+  }
+
+  // When the scenario's run has returned, before its check: windows still
+  // open close, and the cell's fault (unless from_start) is removed.
+  std::string EndWindows(absl::Time until) {
+    std::vector<std::string> msgs;
+    auto end = [&](const ServiceDef& svc, FaultSwitch* sw) {
+      if (!sw->reloads) return;
+      if (!sw->window && (sw->cell == nullptr || sw->cell_from_start)) return;
+      sw->window.reset();
+      if (!sw->cell_from_start) sw->cell = nullptr;
+      if (std::string err = Switch(svc, sw, until); !err.empty())
+        msgs.push_back(absl::StrCat(
+            svc.shared ? "shared service \"" : "service \"", svc.name,
+            "\": removing its faults when the scenario's run returned "
+            "failed (",
+            err, ")"));
+    };
+    for (auto& [svc, sw] : switches_) end(*svc, &sw);
+    for (auto& [def, sh] : shared_)
+      if (sh.proc.pid >= 0) end(*def, &sh.sw);
+    return absl::StrJoin(msgs, "\n");
   }
 
   // Returns the failure message, or "" when the cell passed.
@@ -637,6 +868,7 @@ class CellRunner {
                           const std::string& timeout_msg,
                           std::vector<Proc>* procs, CellResult* r) {
     std::string policy_file = absl::StrCat(dir_, "/policy.yaml");
+    const bool from_start = cell.fault && cell.fault->from_start;
     if (cell.fault) {
       fault::v1::PolicySet set;
       *set.add_policies() = cell.fault->policy;
@@ -689,6 +921,26 @@ class CellRunner {
                               "both services started for the cell (drop shared=True)");
       }
     }
+    // A fault from_start on a shared service is in force before the cell's
+    // services start: one that runs gets it now, one that starts below
+    // starts with it.
+    for (auto& svc : spec_.services) {
+      if (!from_start || grouped_ || !svc->shared || !Targets(cell, svc.get()))
+        continue;
+      if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
+      SharedService& sh = shared_.at(svc.get());
+      sh.sw.cell = &cell.fault->policy;
+      sh.sw.cell_from_start = true;
+      if (sh.proc.pid < 0) {
+        sh.applied = true;
+        sh.window_start_ns = NowNs();
+        continue;
+      }
+      if (std::string err = Switch(*svc, &sh.sw, deadline); !err.empty())
+        return absl::StrCat("shared service \"", svc->name,
+                            "\": the cell's policy was not applied (", err,
+                            ")");
+    }
     for (size_t i = 0; i < spec_.services.size(); ++i) {
       const auto& svc = spec_.services[i];
       if (svc->shared) {
@@ -699,15 +951,49 @@ class CellRunner {
       }
       if (grouped_) continue;  // started together below
       bool targeted = Targets(cell, svc.get());
+      if (targeted) {
+        if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
+      }
       std::vector<std::string> argv =
           ExecArgv(absl::StrCat(dir_, "/", svc->name, ".events.jsonl"));
       argv.push_back("--quiet");
-      if (targeted) {
-        if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
-        argv.insert(argv.end(), {"--policy", policy_file});
+      // Every service can take faults while it runs (the cell's, and the
+      // windows of the scenario): its fault exec reloads its policy file
+      // on SIGHUP, and starts with nothing in force unless the cell's
+      // fault is from_start.
+      FaultSwitch& sw = switches_[svc.get()];
+      sw.proc = &(*procs)[i];
+      if (svc->static_binary && !seccomp_) {
+        sw.no_reload = absl::StrCat(
+            "service \"", svc->name,
+            "\" is a static binary and this build's `fault exec` has no "
+            "seccomp layer (--layer seccomp): no fault can reach it (",
+            no_seccomp_, ")");
+      } else {
+        sw.reloads = true;
+        sw.policy_file = absl::StrCat(dir_, "/", svc->name, ".policy.yaml");
+        sw.log = absl::StrCat(dir_, "/", svc->name, ".log");
+        // The layers a start with the cell's fault would choose: the
+        // seccomp layer for a static binary or for syscall faults (then
+        // for every family a fault of the spec may bring), else the shim.
+        sw.seccomp = svc->static_binary ||
+                     (targeted && cell.fault->policy.syscalls_size() > 0);
+        if (sw.seccomp) sw.families = FamiliesTargeting(spec_, svc.get());
+        sw.idle = NeverFiringPolicy(kIdle, sw.families);
+        if (targeted && from_start) {
+          sw.cell = &cell.fault->policy;
+          sw.cell_from_start = true;
+        }
+        if (!WriteFileAtomically(sw.policy_file, sw.Yaml()))
+          return absl::StrCat("service \"", svc->name, "\": cannot write ",
+                              sw.policy_file, ": ", strerror(errno));
+        argv.insert(argv.end(),
+                    {"--policy", sw.policy_file, "--reload-on", "SIGHUP"});
+        if (svc->static_binary)
+          argv.insert(argv.end(), {"--layer", "seccomp"});
+        else if (!sw.seccomp)
+          argv.insert(argv.end(), {"--layer", "preload"});
       }
-      if (svc->static_binary && seccomp_)
-        argv.insert(argv.end(), {"--layer", "seccomp"});
       argv.push_back("--");
       for (auto& a : svc->command) argv.push_back(Substitute(a, *svc));
       std::vector<std::pair<std::string, std::string>> env;
@@ -745,20 +1031,18 @@ class CellRunner {
       }
       if (svc->shared) shared_.at(svc.get()).live_in_cell = true;
     }
-    // Shared services get the cell's fault now.
+    // The cell's fault, from now until the scenario's run returns (its
+    // window): every service is ready.
     for (auto& svc : spec_.services) {
-      if (!svc->shared || !Targets(cell, svc.get())) continue;
-      SharedService& sh = shared_.at(svc.get());
+      if (from_start || !Targets(cell, svc.get())) continue;
       if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
-      sh.window_start_ns = NowNs();
-      std::string err = ReloadShared(&sh, r->policy_yaml, deadline);
-      if (!err.empty()) {
-        StopShared(&sh, o_.stop_grace);
-        return absl::StrCat("shared service \"", svc->name,
-                            "\": the cell's policy was not applied (", err,
-                            "); it is started again for the next cell");
-      }
-      sh.cell_policy = true;
+      FaultSwitch* sw =
+          svc->shared ? &shared_.at(svc.get()).sw : &switches_.at(svc.get());
+      sw->cell = &cell.fault->policy;
+      if (std::string err = Switch(*svc, sw, deadline); !err.empty())
+        return absl::StrCat(
+            svc->shared ? "shared service \"" : "service \"", svc->name,
+            "\": the cell's policy was not applied (", err, ")");
     }
     // The scenario, then its expectation.
     CellContext ctx;
@@ -771,6 +1055,13 @@ class CellRunner {
     for (const auto& svc : spec_.services)
       ctx.service_names.push_back(svc->name);
     for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
+    ctx.open_window = [this, deadline](const ServiceDef& svc,
+                                       const FaultWindow& w) {
+      return OpenWindow(svc, w, deadline);
+    };
+    ctx.close_window = [this, deadline](const ServiceDef& svc) {
+      return CloseWindow(svc, deadline);
+    };
     ScopedCell scoped(&ctx);
     sl::Thread th;
     th.name = cell.name();
@@ -778,9 +1069,11 @@ class CellRunner {
       absl::StrAppend(&r->output, s, "\n");
     };
     Watchdog dog(&th, deadline, timeout_msg);
+    ctx.in_run = true;
     ctx.run_start = absl::Now();
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
     ctx.run_end = absl::Now();
+    ctx.in_run = false;
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline ||
              std::string(st.message()).find(timeout_msg) != std::string::npos;
@@ -793,6 +1086,13 @@ class CellRunner {
     const bool is_override = !cell.check.IsNull();
     Value check = is_override ? cell.check : cell.scenario->check;
     const bool hung = !result.ok() && timed_out(result.status());
+    if (hung && !(IsExpectation(check) && ExpectsHang(check)))
+      return absl::StrCat(timeout_msg, "\n", result.status().message());
+    // The check sees what the run observed, with the faults removed.
+    if (std::string m =
+            EndWindows(std::max(deadline, absl::Now() + absl::Seconds(2)));
+        !m.empty())
+      return result.ok() ? m : absl::StrCat(result.status().message(), "\n", m);
     if (IsExpectation(check)) {
       RunOutcome outcome;
       outcome.elapsed = std::min(ctx.run_end, deadline) - ctx.run_start;
@@ -805,15 +1105,10 @@ class CellRunner {
       } else {
         outcome.value = *result;
       }
-      if (hung && !ExpectsHang(check))
-        return absl::StrCat(timeout_msg, "\n", result.status().message());
       return CheckExpectation(th, check, outcome);
     }
-    if (!result.ok()) {
-      if (hung)
-        return absl::StrCat(timeout_msg, "\n", result.status().message());
-      if (!is_override) return std::string(result.status().message());
-    }
+    if (!result.ok() && !is_override)
+      return std::string(result.status().message());
     if (check.IsNull()) return "";
     Value arg =
         result.ok()
@@ -958,9 +1253,20 @@ class CellRunner {
     return WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
   }
 
+  // A window of the scenario, for its "never fired" check.
+  struct OpenedWindow {
+    const ServiceDef* service;
+    std::string rule, where, opened_by;
+    bool expect_events;
+  };
+
   Spec& spec_;
   const RunOptions& o_;
   std::string dir_;
+  // The faults of the services started for this cell (not the shared
+  // ones, nor those of a cell with a partition).
+  std::map<const ServiceDef*, FaultSwitch> switches_;
+  std::vector<OpenedWindow> windows_;  // opened in this cell, in order
   bool grouped_ = false;  // this cell's services run under one fault exec
   size_t group_lead_ = 0;  // the service that is that fault exec's program
   bool seccomp_;           // the seccomp layer works here
@@ -1015,8 +1321,8 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
           ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
           : "not probed";
   const bool seccomp = no_seccomp.empty();
-  // Shared services: which run with reloads, and the syscall families their
-  // seccomp filter needs for every cell that faults them.
+  // Shared services, and the syscall families their seccomp filter needs
+  // for every fault of the spec that targets them.
   std::map<const ServiceDef*, SharedService> shared;
   for (auto& svc : spec.services) {
     if (!svc->shared) continue;
@@ -1027,24 +1333,27 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     mkdir(sh.dir.c_str(), 0755);
     sh.log = base_name + ".log";
     sh.events = base_name + ".events.jsonl";
-    sh.policy_file = base_name + ".policy.yaml";
-    std::set<int> families;
-    for (const Cell* c : cells) {
-      if (!c->fault) continue;
-      for (auto& t : c->fault->targets) {
-        if (t != svc) continue;
-        sh.reloads = true;
-        for (const auto& rule : c->fault->policy.syscalls())
-          families.insert(rule.family());
-      }
+    sh.sw.proc = &sh.proc;
+    sh.sw.policy_file = base_name + ".policy.yaml";
+    sh.sw.log = sh.log;
+    std::set<int> families = FamiliesTargeting(spec, svc.get());
+    sh.sw.idle = NeverFiringPolicy(kBetweenCells, families);
+    if (svc->static_binary && !seccomp) {
+      // No fault can reach it: the cells that fault it fail, and it runs
+      // without a policy.
+      sh.sw.no_reload = absl::StrCat(
+          "service \"", svc->name,
+          "\" is a static binary and this build's `fault exec` has no seccomp "
+          "layer (--layer seccomp): no fault can reach it (",
+          no_seccomp, ")");
+      continue;
     }
-    // A static program without a seccomp layer cannot be faulted at all:
-    // the cells that fault it fail (below), and it runs without a policy.
-    if (svc->static_binary && !seccomp) sh.reloads = false;
-    sh.between_yaml = PolicyYaml(BetweenCellsPolicy(families));
-    if (svc->static_binary && seccomp)
+    sh.sw.reloads = true;
+    sh.sw.seccomp = svc->static_binary || !families.empty();
+    sh.sw.families = families;
+    if (svc->static_binary)
       sh.layer = "seccomp";
-    else if (sh.reloads && families.empty())
+    else if (families.empty())
       sh.layer = "preload";  // as a fresh service with no syscall faults
   }
   int total = static_cast<int>(cells.size());

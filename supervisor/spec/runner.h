@@ -1,6 +1,9 @@
 // Runs the cells of a loaded spec: for each (scenario, fault) cell, fresh
-// services under `fault exec` with the cell's policy, readiness, the
-// scenario, its expectation, shutdown, and the cell's fault events.
+// services under `fault exec --reload-on SIGHUP`, readiness, the cell's
+// fault switched on by a reload (or in force from the start with
+// from_start=True), the scenario with its fault windows, the fault switched
+// off, the expectation, shutdown, and the cell's fault events
+// (docs/spec.md, "Fault windows").
 //
 //   RunOptions o;
 //   o.fault_binary = "/proc/self/exe";
@@ -9,10 +12,10 @@
 // Cells run one after another (services of two cells never overlap, so
 // fixed ports are safe). A shared service (service(..., shared=True))
 // starts once and gets each cell's policy by a reload of `fault exec`
-// (docs/spec.md, "Shared services"). Every phase is bounded: readiness by the service's
-// ready_timeout and the cell timeout, the scenario by the cell timeout
-// (its builtins wait at most until the cell's deadline, Starlark code is
-// cancelled), shutdown by SIGTERM then SIGKILL after `stop_grace`.
+// (docs/spec.md, "Shared services"). Every phase is bounded: readiness by the
+// service's ready_timeout and the cell timeout, the scenario by the cell
+// timeout (its builtins wait at most until the cell's deadline, Starlark code
+// is cancelled), shutdown by SIGTERM then SIGKILL after `stop_grace`.
 //
 // Thread safety: one RunSpec at a time per Spec (it sets the services'
 // per-cell ports).

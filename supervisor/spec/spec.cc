@@ -10,11 +10,13 @@
 #include <map>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "starlark/lib/lib.h"
 #include "supervisor/cli/input_file.h"
 #include "supervisor/policy/units.h"
@@ -219,6 +221,18 @@ T* HostAs(const Value& v, absl::string_view type) {
   sl::Fail(absl::StrCat(where, ": ", msg));
 }
 
+// Why a keyword of fault_assumption has no place in a fault window.
+std::string WindowKeywordHint(absl::string_view key) {
+  if (key == "target") return "the window's service is the first argument";
+  if (key == "description") return "describe the fault in a fault_assumption";
+  if (key == "from_start")
+    return "a window applies while it is open; from_start belongs to a "
+           "fault_assumption given to the matrix";
+  return "a partition cannot be applied in a window: fault exec sets it up "
+         "when it starts the cell's services; give it to the matrix as a "
+         "cell's fault";
+}
+
 // sl::UnpackArgs, with every error at the position of the argument at fault
 // and a suggestion for a misspelt keyword.
 void Unpack(const CallSite& site, absl::string_view fname, const sl::Args& args,
@@ -388,13 +402,17 @@ class Loader {
     AddCommonBuiltins(p);
     sl::AddLibraryModules(p);  // json, math, time
     (*p)["service"] = Builtin("service", &Loader::Service);
-    (*p)["deny"] = Builtin("deny", &Loader::Deny);
-    (*p)["delay"] = Builtin("delay", &Loader::Delay);
+    // Fault values: also for the windows of a scenario.
+    (*p)["deny"] = CellBuiltin("deny", &Loader::Deny);
+    (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
     (*p)["partition"] = Builtin("partition", &Loader::Partition);
     (*p)["fault_assumption"] =
         Builtin("fault_assumption", &Loader::FaultAssumption);
     (*p)["scenario"] = Builtin("scenario", &Loader::Scenario);
     (*p)["fault_matrix"] = Builtin("fault_matrix", &Loader::FaultMatrix);
+    (*p)["fault"] = CellBuiltin("fault", &Loader::FaultWindowRun);
+    (*p)["fault_start"] = CellBuiltin("fault_start", &Loader::FaultStart);
+    (*p)["fault_stop"] = CellBuiltin("fault_stop", &Loader::FaultStop);
   }
 
  private:
@@ -407,6 +425,14 @@ class Loader {
           if (finished_)
             sl::Fail(absl::StrCat(
                 name, ": only at the top level of a spec, while it loads"));
+          return (this->*m)(th, a);
+        });
+  }
+  // Builtins that also run after the load: fault values, and the fault
+  // windows of a scenario (which check that a cell runs).
+  Value CellBuiltin(const char* name, Method m) {
+    return sl::NewBuiltin(
+        name, [this, m](sl::Thread& th, const Value&, const sl::Args& a) {
           return (this->*m)(th, a);
         });
   }
@@ -775,6 +801,19 @@ class Loader {
         FailPos(name_at,
                 absl::StrCat("\"", a->name, "\" is already defined at ",
                              other->where));
+    BuildFault(th, site, a.get(), kws, /*window=*/false);
+    spec_->assumptions.push_back(a);
+    return sl::NewHost<AssumptionValue>(a);
+  }
+
+  // The effects of a fault_assumption, or of a fault window in a scenario
+  // (window: a->targets holds its one service), from its keywords and the
+  // faults it composes: a->set and a->policy, checked against a->targets.
+  // Every error names the argument at fault.
+  void BuildFault(sl::Thread& th, const CallSite& site, Assumption* a,
+                  const std::vector<std::pair<std::string, Value>>& kws,
+                  bool window) {
+    const std::string where = site.Call();
     std::string origin = a->name;
     auto check = [&](absl::Status st, const std::string& at) {
       if (!st.ok())
@@ -785,15 +824,26 @@ class Loader {
     std::vector<std::pair<std::string, FaultSet>> effect_steps;
     std::string first_shim_only;  // the first network or DNS keyword
     std::vector<std::shared_ptr<Assumption>> composed;
+    bool from_start_given = false;
     for (auto& [key, v] : kws) {
       const std::string at = site.Keyword(key);
-      if (key == "description") {
+      if (window && (key == "description" || key == "target" ||
+                     key == "from_start" || key == "partition")) {
+        FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\" (",
+                                 WindowKeywordHint(key), ")"));
+      } else if (key == "description") {
         if (!v.Is(sl::Kind::kString))
           FailPos(at, absl::StrCat("for parameter \"description\": got ",
                                    sl::TypeName(v), ", want string"));
         a->description = sl::StrOf(v);
       } else if (key == "expect_events") {
         a->expect_events = sl::Truth(v);
+      } else if (key == "from_start") {
+        if (!v.Is(sl::Kind::kBool))
+          FailPos(at, absl::StrCat("for parameter \"from_start\": got ",
+                                   sl::TypeName(v), ", want bool"));
+        a->from_start = sl::Truth(v);
+        from_start_given = true;
       } else if (key == "target") {
         std::vector<Value> ts;
         bool list = v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple);
@@ -889,7 +939,8 @@ class Loader {
         effect_steps.emplace_back(key, a->set);
         if (first_shim_only.empty()) first_shim_only = key;
       } else {
-        std::string hint = SuggestKeyword(key, AssumptionKeywords());
+        std::string hint = SuggestKeyword(
+            key, window ? WindowKeywords() : AssumptionKeywords());
         FailPos(at, absl::StrCat(
                         "unexpected keyword argument \"", key, "\"",
                         hint.empty()
@@ -901,9 +952,11 @@ class Loader {
     for (size_t i = 0; i < composed.size(); ++i) {
       const auto& c = composed[i];
       check(Merge(&a->set, c->set), faults_at);
-      if (a->targets.empty())
+      if (window) {
+        // The window's service, whatever the parts target.
+      } else if (a->targets.empty()) {
         a->targets = c->targets;
-      else if (!c->targets.empty()) {
+      } else if (!c->targets.empty()) {
         for (auto& t : c->targets) {
           bool have = false;
           for (auto& mine : a->targets) have |= mine == t;
@@ -911,6 +964,9 @@ class Loader {
         }
       }
       if (!c->expect_events) a->expect_events = false;
+      // A part needed from the start keeps the whole from the start: the
+      // composition is one policy, applied at one time.
+      if (!from_start_given && c->from_start) a->from_start = true;
     }
     if (a->targets.empty()) {
       if (spec_->services.size() == 1)
@@ -922,7 +978,33 @@ class Loader {
                          spec_->services.size(), " services are defined)"));
     }
     if (a->set.empty())
-      FailPos(where, absl::StrCat("\"", a->name, "\": no fault effect given"));
+      FailPos(where,
+              window
+                  ? "no fault effect given: give a fault_assumption or "
+                    "effect keywords (read = deny(\"EIO\"), latency = "
+                    "\"50ms\", ...)"
+                  : absl::StrCat("\"", a->name, "\": no fault effect given"));
+    if (a->set.has_partitions()) {
+      // fault exec sets a partition up when it starts the services (they
+      // run under one supervisor, named); a reload cannot add one.
+      if (window)
+        FailPos(faults_at,
+                absl::StrCat("\"", a->name,
+                             "\": a partition cannot be applied in a window: "
+                             "fault exec sets it up when it starts the "
+                             "cell's services (they run under one "
+                             "supervisor); give it to the matrix as a cell's "
+                             "fault"));
+      if (from_start_given && !a->from_start) {
+        FailPos(site.Keyword("from_start"),
+                absl::StrCat("\"", a->name,
+                             "\": a partition applies from the start of the "
+                             "cell's services (fault exec sets it up when it "
+                             "starts them; it cannot be added while they "
+                             "run): leave out from_start = False"));
+      }
+      a->from_start = true;
+    }
     if (a->set.has_partitions() && a->set.HasOtherThanPartitions()) {
       bool own = false;
       for (auto& [key, v] : kws) own |= key == "partition";
@@ -1012,8 +1094,179 @@ class Loader {
       sl::Fail(std::string(p.status().message()));
     }
     a->policy = *p;
-    spec_->assumptions.push_back(a);
-    return sl::NewHost<AssumptionValue>(a);
+  }
+
+  // ---- fault windows: fault(), fault_start(), fault_stop() ----
+
+  // The running cell, while its scenario's run function runs; else fails.
+  CellContext& WindowCell(const CallSite& site) {
+    CellContext* cell = CurrentCell();
+    if (cell == nullptr || !cell->open_window)
+      FailPos(site.Call(), "only available while a scenario runs");
+    if (!cell->in_run)
+      FailPos(site.Call(),
+              "only inside a scenario's run function: the cell's faults are "
+              "removed when it returns, before the check");
+    return *cell;
+  }
+
+  // A service given as a service value or by name.
+  std::shared_ptr<ServiceDef> ServiceArg(const CallSite& site, const Value& v) {
+    const std::string at = site.Param(0, "service");
+    if (v.Is(sl::Kind::kString)) {
+      std::vector<std::string> names;
+      for (auto& svc : spec_->services) {
+        if (svc->name == sl::StrOf(v)) return svc;
+        names.push_back(absl::StrCat("\"", svc->name, "\""));
+      }
+      FailPos(at,
+              absl::StrCat("no service named \"", sl::StrOf(v),
+                           "\" (services: ", absl::StrJoin(names, ", "), ")"));
+    }
+    auto* sv = HostAs<ServiceValue>(v, "service");
+    if (sv == nullptr)
+      FailPos(at, absl::StrCat("for parameter \"service\": got ",
+                               sl::TypeName(v), ", want service"));
+    return sv->def();
+  }
+
+  // The window of fault(...) or fault_start(...): its service, and its
+  // fault from an assumption and/or effect keywords. `run` receives
+  // fault's run= (null for fault_start).
+  std::pair<std::shared_ptr<ServiceDef>, FaultWindow> WindowArgs(
+      sl::Thread& th, const CallSite& site, const sl::Args& args,
+      const char* fname, Value* run) {
+    if (args.pos.size() > 2)
+      FailPos(site.Positional(2),
+              absl::StrCat("got ", args.pos.size(),
+                           " positional arguments, want at most 2 (the "
+                           "service and a fault_assumption)"));
+    Value service = args.pos.empty() ? Value() : args.pos[0];
+    Value assumption = args.pos.size() < 2 ? Value() : args.pos[1];
+    std::vector<std::pair<std::string, Value>> kws;
+    for (auto& [k, v] : args.kw) {
+      const std::string key = sl::StrOf(k);
+      Value* slot = key == "service"                 ? &service
+                    : key == "assumption"            ? &assumption
+                    : key == "run" && run != nullptr ? run
+                                                     : nullptr;
+      if (slot == nullptr) {
+        kws.emplace_back(key, v);
+        continue;
+      }
+      if (!slot->IsNull())
+        FailPos(site.Keyword(key), absl::StrCat("got multiple values for "
+                                                "parameter \"",
+                                                key, "\""));
+      *slot = v;
+    }
+    if (service.IsNull()) FailPos(site.Call(), "missing argument for service");
+    std::shared_ptr<ServiceDef> svc = ServiceArg(site, service);
+    if (run != nullptr) {
+      if (run->IsNull()) FailPos(site.Call(), "missing argument for run");
+      if (!run->Is(sl::Kind::kFunction) && !run->Is(sl::Kind::kBuiltin))
+        FailPos(site.Keyword("run"),
+                absl::StrCat("for parameter \"run\": got ", sl::TypeName(*run),
+                             ", want function"));
+    }
+    auto a = std::make_shared<Assumption>();
+    a->where = site.Call();
+    a->targets = {svc};
+    bool effects = false;
+    for (auto& [key, v] : kws) effects |= key != "expect_events";
+    std::shared_ptr<Assumption> from;
+    if (!assumption.IsNull() && !assumption.IsNone()) {
+      auto* av = HostAs<AssumptionValue>(assumption, "fault_assumption");
+      if (av == nullptr)
+        FailPos(
+            site.Param(1, "assumption"),
+            absl::StrCat("for parameter \"assumption\": got ",
+                         sl::TypeName(assumption), ", want fault_assumption"));
+      from = av->def();
+      kws.insert(kws.begin(), {"faults", sl::NewList({assumption})});
+    }
+    // Events name the assumption when it is the whole fault; otherwise
+    // the window is named after where it opens.
+    if (from != nullptr && !effects) {
+      a->name = from->name;
+    } else {
+      // "window-LINE-COL" (a policy name has no ':').
+      std::vector<std::string> parts = absl::StrSplit(site.Call(), ':');
+      a->name = parts.size() >= 3
+                    ? absl::StrCat("window-", parts[parts.size() - 2], "-",
+                                   parts.back())
+                    : "window";
+    }
+    BuildFault(th, site, a.get(), kws, /*window=*/true);
+    // A when counter counts the service's calls of that family since its
+    // fault exec started (across earlier windows): it would not start with
+    // this window.
+    for (const auto& rule : a->policy.syscalls()) {
+      if (!rule.has_when()) continue;
+      std::string family = fault::v1::SyscallFault::Family_Name(rule.family());
+      family = absl::AsciiStrToLower(family.substr(family.find('_') + 1));
+      std::string at = site.Param(1, "assumption");
+      for (auto& [key, v] : kws)
+        if (key == family || (family == "open" && key == "openat"))
+          at = site.Keyword(key);
+      FailPos(at,
+              absl::StrCat("\"", a->name, "\": ", family,
+                           "= has a when counter, which a window cannot start "
+                           "from zero (it counts the service's calls since it "
+                           "started); give the fault to the matrix instead, "
+                           "where when counts from the start of the scenario"));
+    }
+    FaultWindow w;
+    w.policy = a->policy;
+    w.where = site.Call();
+    w.opened_by = fname;
+    w.expect_events = a->expect_events;
+    return {svc, std::move(w)};
+  }
+
+  // fault(service, assumption=None, run=fn, **effects): fn runs with the
+  // fault applied to the service; returns what fn returns.
+  Value FaultWindowRun(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    CellContext& cell = WindowCell(site);
+    Value run;
+    auto [svc, window] = WindowArgs(th, site, args, "fault", &run);
+    if (std::string err = cell.open_window(*svc, window); !err.empty())
+      FailPos(site.Call(), err);
+    Value result;
+    try {
+      result = sl::CallValue(th, run, sl::Args{});
+    } catch (...) {
+      // The runner removes what is left once run returns; past the
+      // deadline the services are stopped anyway.
+      if (absl::Now() < cell.deadline) cell.close_window(*svc);
+      throw;
+    }
+    if (std::string err = cell.close_window(*svc); !err.empty())
+      FailPos(site.Call(), err);
+    return result;
+  }
+
+  // fault_start(service, assumption=None, **effects): the fault applies
+  // until fault_stop(service) or the end of the scenario's run.
+  Value FaultStart(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    CellContext& cell = WindowCell(site);
+    auto [svc, window] = WindowArgs(th, site, args, "fault_start", nullptr);
+    if (std::string err = cell.open_window(*svc, window); !err.empty())
+      FailPos(site.Call(), err);
+    return sl::None();
+  }
+
+  Value FaultStop(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    CellContext& cell = WindowCell(site);
+    Value service;
+    Unpack(site, "fault_stop", args, {{"service", &service}});
+    std::shared_ptr<ServiceDef> svc = ServiceArg(site, service);
+    if (std::string err = cell.close_window(*svc); !err.empty())
+      FailPos(site.Call(), err);
+    return sl::None();
   }
 
   Value Scenario(sl::Thread& th, const sl::Args& args) {

@@ -58,6 +58,10 @@ struct Assumption {
   fault::v1::Policy policy;
   std::vector<std::shared_ptr<ServiceDef>> targets;  // where the faults apply
   bool expect_events = true;  // a cell fails when no fault fired
+  // In a cell, applied from the start of its target services (as `fault
+  // exec --policy`), not only while the scenario runs (docs/spec.md, "Fault
+  // windows"). Always true with a partition.
+  bool from_start = false;
 };
 
 struct ScenarioDef {

@@ -324,6 +324,109 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(seen("probe/back_resets"), {("deny", "recv", "ECONNRESET", back)})
         self.assertEqual(seen("probe/back_gone"), {("deny", "send", "EPIPE", back)})
 
+    def test_fault_windows(self):
+        # A read fault on conf (window_server.py reads window.conf when it
+        # starts): in the scenario's window it fails GET /config and leaves
+        # the start alone; from_start=True keeps the service from starting.
+        spec = os.path.join(TESTDATA, "windows.star")
+        rc, out, err = run("test", spec, "--json", self.path("w.json"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "6 passed, 2 failed")
+        with open(self.path("w.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({n: c["status"] for n, c in cells.items()}, {
+            "config/none": "passed",
+            "config/unreadable": "passed",  # ready, then 500 in the window
+            "config/unreadable_from_start": "failed",
+            "ping/unreadable": "failed",  # nothing read in the window
+            "inside/none": "passed",
+            "inside_slow/none": "passed",
+            "start_stop/none": "passed",
+            "quiet_window/none": "passed",
+        })
+        self.assertEqual(cells["config/unreadable_from_start"]["message"],
+                         "service \"conf\" exited (exit status 1) before it was ready:\n"
+                         "cannot read window.conf: Input/output error\n")
+        self.assertEqual(cells["ping/unreadable"]["message"],
+                         "fault \"unreadable\" never fired (no fault events from \"conf\"): the "
+                         "scenario did not reach it; if that is expected, give "
+                         "fault_assumption(..., expect_events=False)")
+
+        def seen(name):
+            return {(e["service"], e["rule"], e["effect"], e["op"]) for e in cells[name]["events"]}
+
+        self.assertEqual(cells["config/none"]["events"], [])
+        self.assertEqual(seen("config/unreadable"), {("conf", "unreadable", "deny", "read")})
+        self.assertEqual(len(cells["config/unreadable"]["events"]), 1)  # GET /config only
+        self.assertEqual(seen("start_stop/none"), {("conf", "unreadable", "deny", "read")})
+        # A window of effect keywords is named after where it opens.
+        self.assertEqual(seen("inside/none"), {("conf", "window-47-19", "deny", "read")})
+        self.assertEqual({e["effect"] for e in cells["inside_slow/none"]["events"]}, {"latency"})
+        self.assertEqual(cells["quiet_window/none"]["events"], [])
+
+    def test_fault_window_errors(self):
+        spec = os.path.join(TESTDATA, "window_errors.star")
+        rc, out, err = run("test", spec, "--json", self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "0 passed, 7 failed")
+        with open(self.path("e.json")) as f:
+            last = {c["name"]: c["message"].splitlines()[-1] for c in json.load(f)["cells"]}
+        self.assertEqual(last, {
+            "nested/none":
+                f"Error in fault_start: {spec}:17:16: service \"conf\" already has a fault "
+                f"window, opened by fault_start at {spec}:16:16: a service has one window at a "
+                "time (windows on one service do not nest or overlap); close it first with "
+                "fault_stop(\"conf\")",
+            "nested_run/none":
+                f"Error in fault: {spec}:20:36: service \"conf\" already has a fault window, "
+                f"opened by fault at {spec}:20:10: a service has one window at a time (windows "
+                "on one service do not nest or overlap)",
+            "stop_without_start/none":
+                f"Error in fault_stop: {spec}:23:15: no fault window is open on service \"conf\"",
+            "unknown_service/none":
+                f"Error in fault: {spec}:26:11: no service named \"nope\" (services: \"conf\")",
+            "never_fired/none":
+                f"fault window \"window-29-10\" on \"conf\" (fault at {spec}:29:10) never fired "
+                "(no fault events from \"conf\" while it was open): nothing in the window "
+                "reached it; if that is expected, give fault(..., expect_events = False)",
+            "counted/none":
+                f"Error in fault: {spec}:32:29: \"window-32-10\": read= has a when counter, "
+                "which a window cannot start from zero (it counts the service's calls since it "
+                "started); give the fault to the matrix instead, where when counts from the "
+                "start of the scenario",
+            "in_check/none":
+                f"Error in fault: {spec}:35:10: only inside a scenario's run function: the "
+                "cell's faults are removed when it returns, before the check",
+        })
+
+    def test_fault_windows_on_a_shared_static_service(self):
+        if not seccomp_layer_available():
+            self.skipTest("no seccomp layer: the static kv_server cannot be faulted")
+        spec = os.path.join(TESTDATA, "shared_window.star")
+        rc, out, err = run("test", spec, "--var", "kv_server=" + KV_SERVER, "--json",
+                           self.path("s.json"), "--junit", self.path("s.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        with open(self.path("s.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({n: c["status"] for n, c in cells.items()}, {
+            "window/none": "passed", "other_family/none": "failed",
+            "set/fsync_fails": "passed"})
+        self.assertEqual(cells["other_family/none"]["message"].splitlines()[-1],
+                         f"Error in fault: {spec}:35:10: service \"kv\" runs with the seccomp "
+                         "layer, whose filter fault exec built when the service started, for the "
+                         "syscall families of the faults that target it (fsync); it cannot add "
+                         "mkdir while the service runs: give mkdir to a fault_assumption that "
+                         "targets \"kv\" (the filter then covers it from the start)")
+        # One process, which took the window's fault and the next cell's.
+        pid = answered_pids(self.path("s.xml"))["window/none"]
+        self.assertEqual({(e["rule"], e["op"], e["layer"], e["pid"])
+                          for e in cells["window/none"]["events"]},
+                         {("fsync_fails", "fsync", "seccomp", pid)})
+        self.assertEqual({(e["rule"], e["pid"]) for e in cells["set/fsync_fails"]["events"]},
+                         {("fsync_fails", pid)})
+        self.assertEqual(cells["other_family/none"]["events"], [])
+
     def spec_error(self, body):
         """Loads a spec of one service and `body`; returns (its path, stderr)."""
         spec = self.path("spec.star")

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "supervisor/spec/builtins.h"
 
 namespace fault::spec {
 namespace {
@@ -401,6 +402,204 @@ TEST(SpecTest, LoadBuiltinsRefuseToRunLater) {
   EXPECT_EQ(LastLine(r.status()),
             "Error in fault_assumption: fault_assumption: only at the top "
             "level of a spec, while it loads");
+}
+
+TEST(SpecTest, FromStart) {
+  std::string src = std::string(kService) + R"(
+a = fault_assumption("a", read = deny("EIO"))
+b = fault_assumption("b", latency = "5ms", from_start = True)
+c = fault_assumption("c", faults = [a, b])
+d = fault_assumption("d", faults = [a, b], from_start = False)
+fault_matrix(scenarios = [scenario("s", run = lambda: 1)], faults = [a, b, c, d])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto& as = (*spec)->assumptions;
+  EXPECT_FALSE(as[0]->from_start);  // the default: the scenario's window
+  EXPECT_TRUE(as[1]->from_start);
+  EXPECT_TRUE(as[2]->from_start);   // a part from the start keeps the whole
+  EXPECT_FALSE(as[3]->from_start);  // unless the composition says otherwise
+}
+
+TEST(SpecTest, FromStartMistakes) {
+  absl::Status st = LoadError(
+      "fault_assumption(\"x\", latency = \"5ms\", from_start = \"yes\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: for parameter "
+            "\"from_start\": got string, want bool");
+  st = LoadError(
+      "db = service(\"db\", command = [\"/bin/sleep\", \"1\"])\n"
+      "fault_assumption(\"x\", partition = partition(svc, db), from_start = "
+      "False)\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:3:55: \"x\": a partition "
+            "applies from the start of the cell's services (fault exec sets "
+            "it up when it starts them; it cannot be added while they run): "
+            "leave out from_start = False");
+  st = LoadError(
+      "fault_assumption(\"x\", latency = \"5ms\", from_strat = True)\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_assumption: t.star:2:40: unexpected keyword "
+            "argument \"from_strat\" (did you mean \"from_start\"?)");
+}
+
+TEST(SpecTest, WindowsNeedAScenario) {
+  absl::Status st =
+      LoadError("fault(svc, run = lambda: 1, latency = \"5ms\")\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault: t.star:2:6: only available while a scenario runs");
+  st = LoadError("fault_stop(svc)\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in fault_stop: t.star:2:11: only available while a "
+            "scenario runs");
+}
+
+// The scenario's run function, called inside a cell whose windows are
+// recorded instead of applied to services.
+class WindowTest : public ::testing::Test {
+ protected:
+  // Loads kService + `body`, runs the scenario "s"; its result or error.
+  absl::StatusOr<starlark::Value> Run(const std::string& body) {
+    auto spec =
+        LoadSpec("t.star", std::string(kService) + body +
+                               "fault_matrix(scenarios = [scenario("
+                               "\"s\", run = run)], faults = [None])\n");
+    if (!spec.ok()) return spec.status();
+    spec_ = std::move(*spec);
+    CellContext cell;
+    cell.in_run = true;
+    cell.open_window = [this](const ServiceDef& svc, const FaultWindow& w) {
+      log_.push_back(absl::StrCat("open ", svc.name, " ", w.policy.name(),
+                                  " by ", w.opened_by,
+                                  w.expect_events ? "" : " quietly"));
+      policies_.push_back(w.policy);
+      return std::string();
+    };
+    cell.close_window = [this](const ServiceDef& svc) {
+      log_.push_back(absl::StrCat("close ", svc.name));
+      return std::string();
+    };
+    ScopedCell scoped(&cell);
+    starlark::Thread th;
+    return starlark::Call(th, spec_->cells[0].scenario->run, {});
+  }
+  std::unique_ptr<Spec> spec_;
+  std::vector<std::string> log_;
+  std::vector<fault::v1::Policy> policies_;
+};
+
+TEST_F(WindowTest, FaultRunsTheFunctionInsideItsWindow) {
+  auto r = Run(R"(
+disk = fault_assumption("disk", write = deny("ENOSPC"), expect_events = False)
+def run():
+    a = fault(svc, disk, run = lambda: 7)
+    b = fault("sleeper", run = lambda: 8, read = deny("EIO", path = "*.conf"))
+    fault_start(svc, latency = "5ms")
+    fault_stop(svc)
+    return [a, b]
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(starlark::Repr(*r), "[7, 8]");
+  EXPECT_EQ(log_,
+            (std::vector<std::string>{
+                "open sleeper disk by fault quietly", "close sleeper",
+                "open sleeper window-6-14 by fault", "close sleeper",
+                "open sleeper window-7-16 by fault_start", "close sleeper"}));
+  ASSERT_EQ(policies_.size(), 3u);
+  EXPECT_EQ(policies_[0].syscalls(0).errno_name(), "ENOSPC");
+  EXPECT_EQ(policies_[1].syscalls(0).path_glob(), "*.conf");
+  EXPECT_EQ(policies_[2].link().latency().fixed_ns(), 5'000'000);
+}
+
+TEST_F(WindowTest, ClosesTheWindowWhenTheFunctionFails) {
+  auto r =
+      Run("def run():\n    fault(svc, run = lambda: fail(\"boom\"), "
+          "latency = \"5ms\")\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(LastLine(r.status()), "Error in fail: fail: boom");
+  EXPECT_EQ(log_, (std::vector<std::string>{"open sleeper window-3-10 by fault",
+                                            "close sleeper"}));
+}
+
+TEST_F(WindowTest, Mistakes) {
+  auto error = [&](const std::string& call) {
+    auto r = Run("def run():\n    " + call + "\n");
+    return r.ok() ? std::string("ok") : LastLine(r.status());
+  };
+  EXPECT_EQ(error("fault(svc, run = lambda: 1)"),
+            "Error in fault: t.star:3:10: no fault effect given: give a "
+            "fault_assumption or effect keywords (read = deny(\"EIO\"), "
+            "latency = \"50ms\", ...)");
+  EXPECT_EQ(error("fault(svc, latency = \"5ms\")"),
+            "Error in fault: t.star:3:10: missing argument for run");
+  EXPECT_EQ(error("fault(svc, run = 3, latency = \"5ms\")"),
+            "Error in fault: t.star:3:16: for parameter \"run\": got int, "
+            "want function");
+  EXPECT_EQ(error("fault(3, run = len, latency = \"5ms\")"),
+            "Error in fault: t.star:3:11: for parameter \"service\": got int, "
+            "want service");
+  EXPECT_EQ(error("fault_start(\"nope\", latency = \"5ms\")"),
+            "Error in fault_start: t.star:3:17: no service named \"nope\" "
+            "(services: \"sleeper\")");
+  EXPECT_EQ(error("fault_start(svc, \"disk\")"),
+            "Error in fault_start: t.star:3:22: for parameter \"assumption\": "
+            "got string, want fault_assumption");
+  EXPECT_EQ(error("fault_start(svc, target = svc, latency = \"5ms\")"),
+            "Error in fault_start: t.star:3:22: unexpected keyword argument "
+            "\"target\" (the window's service is the first argument)");
+  EXPECT_EQ(error("fault_start(svc, latncy = \"5ms\")"),
+            "Error in fault_start: t.star:3:22: unexpected keyword argument "
+            "\"latncy\" (did you mean \"latency\"?)");
+  EXPECT_EQ(error("fault_start(svc, packet_loss = \"150%\")"),
+            "Error in fault_start: t.star:3:22: \"window-3-16\": packet_loss: "
+            "\"150%\" is not a probability: above 100%");
+  EXPECT_EQ(error("fault_start(svc, write = deny(\"EIO\", when = \"2\"))"),
+            "Error in fault_start: t.star:3:22: \"window-3-16\": write= has a "
+            "when counter, which a window cannot start from zero (it counts "
+            "the service's calls since it started); give the fault to the "
+            "matrix instead, where when counts from the start of the scenario");
+  EXPECT_EQ(error("fault_stop(svc, 1)"),
+            "Error in fault_stop: t.star:3:21: got 2 positional arguments, "
+            "want at most 1");
+  EXPECT_TRUE(log_.empty());
+}
+
+TEST_F(WindowTest, NoPartitionInAWindow) {
+  auto r = Run(R"(
+db = service("db", command = ["/bin/sleep", "60"])
+split = fault_assumption("split", partition = partition(svc, db))
+def run():
+    fault(svc, split, run = lambda: 1)
+)");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(LastLine(r.status()),
+            "Error in fault: t.star:6:10: \"split\": a partition cannot be "
+            "applied in a window: fault exec sets it up when it starts the "
+            "cell's services (they run under one supervisor); give it to the "
+            "matrix as a cell's fault");
+}
+
+TEST_F(WindowTest, NotInTheCheck) {
+  auto spec =
+      LoadSpec("t.star", std::string(kService) +
+                             "fault_matrix(scenarios = [scenario(\"s\", "
+                             "run = lambda: 1)], faults = [None])\n"
+                             "def check(r):\n"
+                             "    fault(svc, run = len, latency = \"5ms\")\n");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  CellContext cell;  // in_run is false while the check runs
+  cell.open_window = [](const ServiceDef&, const FaultWindow&) {
+    return std::string();
+  };
+  ScopedCell scoped(&cell);
+  starlark::Thread th;
+  starlark::Value args[] = {starlark::Int(1)};
+  auto r = starlark::Call(th, (*spec)->globals["check"], args);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(LastLine(r.status()),
+            "Error in fault: t.star:4:10: only inside a scenario's run "
+            "function: the cell's faults are removed when it returns, before "
+            "the check");
 }
 
 TEST(SpecTest, SyntaxError) {

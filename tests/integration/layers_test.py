@@ -10,10 +10,12 @@ Run by ctest with FAULT_BIN and FAULT_TARGETS_DIR set.
 
 import os
 import re
+import socket
+import subprocess
 import tempfile
 import unittest
 
-from fault_testlib import PY, fault_exec, read_events, target
+from fault_testlib import FAULT, PY, fault_exec, read_events, target
 
 
 class StaticProgramTest(unittest.TestCase):
@@ -147,6 +149,39 @@ class DynamicProgramTest(unittest.TestCase):
         # The shim applies it; the seccomp filter lets the shim's own
         # syscalls through, so nothing is counted twice.
         self.assertEqual({e["layer"] for e in events}, {"shim"})
+
+    def test_stream_effects_on_a_server_whose_connect_the_filter_covers(self):
+        # A connect rule puts connect in the seccomp filter. The shim hands
+        # each accepted connection to the stream engine by connecting to
+        # it; that connect goes through the stub page, so the seccomp layer
+        # does not redirect it to the engine a second time (the reply then
+        # never arrived).
+        p = subprocess.Popen([FAULT, "exec", "--quiet", "--latency", "50ms", "--delay",
+                              "connect=1ms,when=1000000", "--events", self.events, "--",
+                              PY, "-c", ECHO_PY], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            port = int(p.stdout.readline())
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                c.settimeout(10)
+                c.sendall(b"ping\n")
+                reply = c.makefile("rb").readline()
+            _, err = p.communicate(timeout=20)
+        finally:
+            p.kill()
+        self.assertEqual(reply, b"PING\n")
+        self.assertEqual(p.returncode, 0, err)
+        events = read_events(self.events)
+        self.assertTrue(events)
+        self.assertEqual({e["effect"] for e in events}, {"latency"})
+        self.assertNotIn("seccomp", {e["layer"] for e in events})
+
+
+ECHO_PY = ("import socket\n"
+           "s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n"
+           "print(s.getsockname()[1], flush=True)\n"
+           "c,_=s.accept(); f=c.makefile('rwb')\n"
+           "f.write(f.readline().upper()); f.flush(); c.close()\n")
 
 
 if __name__ == "__main__":
