@@ -555,8 +555,6 @@ CellContext* CurrentCell() { return t_cell; }
 ScopedCell::ScopedCell(CellContext* cell) { t_cell = cell; }
 ScopedCell::~ScopedCell() { t_cell = nullptr; }
 
-CellContext* CurrentCell() { return t_cell; }
-
 void FailCellTimeout(const CellContext& cell) { FailTimeout(cell); }
 
 Value MakeRecord(std::vector<std::pair<std::string, Value>> fields,

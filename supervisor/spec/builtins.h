@@ -72,9 +72,6 @@ struct CellContext {
   std::function<std::string(const ServiceDef&)> close_window;
 };
 
-// The cell running on this thread, or null.
-CellContext* CurrentCell();
-
 class ScopedCell {
  public:
   explicit ScopedCell(CellContext* cell);

@@ -1132,7 +1132,7 @@ class CellRunner {
   // its "service" (events() and the temporal assertions; the report reads
   // them again once the services have stopped). Whole lines only: a line
   // fault exec is writing is read next time. A shared service's are those
-  // since its cell policy was applied.
+  // since a fault of the cell went on in it.
   std::vector<nlohmann::json> LiveEvents() {
     std::vector<nlohmann::json> out;
     for (const auto& svc : spec_.services) {
@@ -1140,7 +1140,8 @@ class CellRunner {
       int64_t from_ns = std::numeric_limits<int64_t>::min();
       if (svc->shared) {
         const SharedService& sh = shared_.at(svc.get());
-        if (!sh.cell_policy) continue;
+        // Its events count from when a fault of this cell went on.
+        if (!sh.live_in_cell || !sh.applied) continue;
         text = ReadFrom(sh.events, sh.events_read);
         from_ns = sh.window_start_ns;
       } else {
