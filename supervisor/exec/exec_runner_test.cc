@@ -86,6 +86,34 @@ class ExecRunnerTest : public ::testing::Test {
     std::ofstream(path) << text;
     return path;
   }
+  // Runs `sleep 1` quietly under a fake layer for fsync with the policy
+  // `initial`, rewritten to `reloaded` and reloaded (SIGUSR1) after 200 ms.
+  // Returns the exit status; `err` gets what the runner wrote.
+  int RunWithReload(const std::string& initial, const std::string& reloaded,
+                    std::string* err) {
+    FakeLayer layer(1u << 4);  // fsync only
+    ExecOptions o = Options({"sleep", "1"});
+    o.policy_files = {Write("p.yaml", initial)};
+    o.layers = {&layer};
+    o.reload_signal = SIGUSR1;
+    o.quiet = true;
+    // Block SIGUSR1 everywhere so that only the runner's sigtimedwait takes it.
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    std::thread reloader([&] {
+      usleep(200000);
+      Write("p.yaml", reloaded);
+      kill(getpid(), SIGUSR1);
+    });
+    std::ostringstream out;
+    int status = RunExec(o, out);
+    reloader.join();
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    *err = out.str();
+    return status;
+  }
   std::string dir_;
 };
 
@@ -184,29 +212,11 @@ TEST_F(ExecRunnerTest, SelectPoliciesRefusesHttpErrors) {
 // A reload that needs a syscall family the layer was not set up for is
 // refused; the old policies stay.
 TEST_F(ExecRunnerTest, ReloadRefusesNewSyscallFamiliesForALayer) {
-  FakeLayer layer(1u << 4);  // fsync only
-  std::string policy = Write("p.yaml", "disk:\n  syscalls:\n    - fsync: {deny: EIO}\n");
-  ExecOptions o = Options({"sleep", "1"});
-  o.policy_files = {policy};
-  o.layers = {&layer};
-  o.reload_signal = SIGUSR1;
-  o.quiet = true;
-  // Block SIGUSR1 everywhere so that only the runner's sigtimedwait takes it.
-  sigset_t usr1, old;
-  sigemptyset(&usr1);
-  sigaddset(&usr1, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &usr1, &old);
-  std::thread reloader([&] {
-    usleep(200000);
-    Write("p.yaml", "disk:\n  syscalls:\n    - write: {deny: ENOSPC}\n");
-    kill(getpid(), SIGUSR1);
-  });
-  std::ostringstream err;
-  int status = RunExec(o, err);
-  reloader.join();
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  EXPECT_EQ(status, 0);
-  EXPECT_EQ(err.str(),
+  std::string err;
+  EXPECT_EQ(RunWithReload("disk:\n  syscalls:\n    - fsync: {deny: EIO}\n",
+                          "disk:\n  syscalls:\n    - write: {deny: ENOSPC}\n", &err),
+            0);
+  EXPECT_EQ(err,
             "fault: reload failed, keeping the previous policies: the fake layer was set "
             "up for other syscall families; the new policies add write (restart the run "
             "to add them)\n");
@@ -215,28 +225,10 @@ TEST_F(ExecRunnerTest, ReloadRefusesNewSyscallFamiliesForALayer) {
 // With --quiet there is no summary, but a reload is still acknowledged:
 // whoever sent the signal waits for that line.
 TEST_F(ExecRunnerTest, QuietRunStillAcknowledgesAReload) {
-  FakeLayer layer(1u << 4);  // fsync only
-  std::string policy = Write("p.yaml", "disk:\n  syscalls:\n    - fsync: {deny: EIO}\n");
-  ExecOptions o = Options({"sleep", "1"});
-  o.policy_files = {policy};
-  o.layers = {&layer};
-  o.reload_signal = SIGUSR1;
-  o.quiet = true;
-  sigset_t usr1, old;
-  sigemptyset(&usr1);
-  sigaddset(&usr1, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &usr1, &old);
-  std::thread reloader([&] {
-    usleep(200000);
-    Write("p.yaml", "disk:\n  syscalls:\n    - fsync: {deny: ENOSPC}\n");
-    kill(getpid(), SIGUSR1);
-  });
-  std::ostringstream err;
-  int status = RunExec(o, err);
-  reloader.join();
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  std::string out;
+  const int status = RunWithReload("disk:\n  syscalls:\n    - fsync: {deny: EIO}\n",
+                                   "disk:\n  syscalls:\n    - fsync: {deny: ENOSPC}\n", &out);
   EXPECT_EQ(status, 0);
-  const std::string out = err.str();
   EXPECT_EQ(out.rfind("fault: reloaded 1 policy (generation ", 0), 0u) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
