@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -40,6 +41,13 @@ bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return absl::ascii_isdigit(static_cast<unsigned char>(c));
   });
+}
+
+// `s` as a plain decimal number from `lo` to `hi`; nullopt otherwise.
+std::optional<uint64_t> NumberIn(std::string_view s, uint64_t lo, uint64_t hi) {
+  uint64_t n = 0;
+  if (!AllDigits(s) || !absl::SimpleAtoi(Av(s), &n) || n < lo || n > hi) return std::nullopt;
+  return n;
 }
 
 // --- Inputs: a value and where it came from ----------------------------------
@@ -1129,12 +1137,10 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
       }
     }
     for (const std::string& text : f.capture_pids) {
-      uint32_t pid = 0;
-      if (!AllDigits(text) || !absl::SimpleAtoi(Av(text), &pid) || pid < 1 ||
-          pid > 4194304) {
-        problems.Add("--capture-pid", Cat(Quote(text), " is not a process ID"));
+      if (std::optional<uint64_t> pid = NumberIn(text, 1, 4194304)) {
+        st.pids.push_back(static_cast<int>(*pid));
       } else {
-        st.pids.push_back(static_cast<int>(pid));
+        problems.Add("--capture-pid", Cat(Quote(text), " is not a process ID"));
       }
     }
     for (const std::string& name : f.capture_execs) {
@@ -1160,12 +1166,10 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
     const Input port = env.Value(f.ebpf_proxy_port, "--ebpf-proxy-port",
                                  {"FAULT_EBPF_PROXY_PORT"});
     if (port.given) {
-      uint32_t n = 0;
-      if (!AllDigits(port.value) || !absl::SimpleAtoi(Av(port.value), &n) || n < 1 ||
-          n > 65535) {
-        problems.Add(port, Cat(Quote(port.value), " is not a port from 1 to 65535"));
+      if (std::optional<uint64_t> n = NumberIn(port.value, 1, 65535)) {
+        st.port = static_cast<uint16_t>(*n);
       } else {
-        st.port = static_cast<uint16_t>(n);
+        problems.Add(port, Cat(Quote(port.value), " is not a port from 1 to 65535"));
       }
     }
     const bool any_capture_flag = !f.capture_processes.empty() || !f.capture_pids.empty() ||
@@ -1252,22 +1256,18 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
   config.expect_faults = f.expect_faults;
   config.events_path = f.events_path;
   if (!f.event_loops.empty()) {
-    uint32_t n = 0;
-    if (!AllDigits(f.event_loops) || !absl::SimpleAtoi(Av(f.event_loops), &n) || n < 1 ||
-        n > 64) {
-      problems.Add("--event-loops", Cat(Quote(f.event_loops), " is not a number from 1 to 64"));
+    if (std::optional<uint64_t> n = NumberIn(f.event_loops, 1, 64)) {
+      config.event_loops = static_cast<int>(*n);
     } else {
-      config.event_loops = static_cast<int>(n);
+      problems.Add("--event-loops", Cat(Quote(f.event_loops), " is not a number from 1 to 64"));
     }
   }
   if (!f.max_connections.empty()) {
-    uint64_t n = 0;
-    if (!AllDigits(f.max_connections) || !absl::SimpleAtoi(Av(f.max_connections), &n) ||
-        n < 1 || n > 10'000'000) {
+    if (std::optional<uint64_t> n = NumberIn(f.max_connections, 1, 10'000'000)) {
+      config.max_connections = static_cast<size_t>(*n);
+    } else {
       problems.Add("--max-connections",
                    Cat(Quote(f.max_connections), " is not a number from 1 to 10000000"));
-    } else {
-      config.max_connections = static_cast<size_t>(n);
     }
   }
   if (!f.seed.empty()) {
