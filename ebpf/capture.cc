@@ -339,7 +339,6 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
   ScopedLog log;
   std::unique_ptr<Capture> c(new Capture());
   c->options_ = options;
-  c->cgroup_root_ = *root;
   c->skel_ = fault_capture::open();
   if (c->skel_ == nullptr) {
     return absl::InternalError(absl::StrCat("cannot open the BPF object: ",
@@ -441,7 +440,6 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Start(const CaptureOptions& op
                                               std::strerror(e), LogTail(log.text)));
     }
     c->links_.push_back(link);
-    c->attached_.push_back(p.name);
   }
   close(cg);
   return c;

@@ -98,9 +98,6 @@ class Capture {
   absl::Status AddPid(pid_t pid);
 
   CaptureCounters counters() const;
-  const std::string& cgroup_root() const { return cgroup_root_; }
-  // Attached programs, as "connect4", "sendmsg4", ... (for messages).
-  const std::vector<std::string>& attached() const { return attached_; }
 
  private:
   Capture() = default;
@@ -108,8 +105,6 @@ class Capture {
 
   fault_capture* skel_ = nullptr;
   std::vector<bpf_link*> links_;
-  std::vector<std::string> attached_;
-  std::string cgroup_root_;
   CaptureOptions options_;
   std::mutex diag_mu_;
   int diag_fd_ = -1;

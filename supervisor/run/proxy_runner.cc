@@ -71,15 +71,13 @@ bool HasIpv6Loopback() {
   return ok;
 }
 
-std::string Joined(const std::vector<std::string>& v) { return absl::StrJoin(v, ", "); }
-
 // What --stealth selects, for the start-up lines.
 std::string Selection(const StealthConfig& s) {
   std::vector<std::string> parts;
-  if (!s.processes.empty()) parts.push_back("processes named " + Joined(s.processes));
+  if (!s.processes.empty()) parts.push_back("processes named " + absl::StrJoin(s.processes, ", "));
   if (!s.pids.empty()) parts.push_back("the process trees of " + absl::StrJoin(s.pids, ", "));
-  if (!s.exec_names.empty()) parts.push_back("programs " + Joined(s.exec_names) + " from exec");
-  if (!s.cgroups.empty()) parts.push_back("cgroups " + Joined(s.cgroups));
+  if (!s.exec_names.empty()) parts.push_back("programs " + absl::StrJoin(s.exec_names, ", ") + " from exec");
+  if (!s.cgroups.empty()) parts.push_back("cgroups " + absl::StrJoin(s.cgroups, ", "));
   return absl::StrJoin(parts, "; ") + (s.all_netns ? " (every network namespace)" : "");
 }
 
