@@ -8,6 +8,7 @@ tree is used.
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -25,6 +26,25 @@ def target(name):
     if not os.path.exists(path):
         raise AssertionError("%s is not built (the test build makes it)" % path)
     return path
+
+
+def need(program):
+    """The path of an installed program (also in /usr/sbin and /sbin)."""
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+    if path is None:
+        raise AssertionError("%s is not installed (tools/install-deps installs it)" % program)
+    return path
+
+
+def clean_env(extra=None):
+    """This environment without proxy settings (curl would follow them, or
+    bypass -x for NO_PROXY hosts) and without FAULT_* variables (fault run
+    reads them); then `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FAULT_")
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update(extra or {})
+    return env
 
 
 def fault_exec(args, timeout=60):

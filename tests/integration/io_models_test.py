@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from fault_testlib import FAULT, PY, TARGETS
+from fault_testlib import FAULT, PY, TARGETS, need
 
 
 def free_port():
@@ -40,13 +40,6 @@ def wait_for_port(port, timeout=10.0):
         except OSError:
             time.sleep(0.05)
     return False
-
-
-def need(program):
-    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
-    if path is None:
-        raise AssertionError("%s is not installed (tools/install-deps installs it)" % program)
-    return path
 
 
 def stop(p, sig=signal.SIGTERM, timeout=10):

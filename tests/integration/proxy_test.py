@@ -26,7 +26,7 @@ import threading
 import time
 import unittest
 
-from fault_testlib import FAULT, TcpServer
+from fault_testlib import FAULT, TcpServer, clean_env, need
 
 # Latency slack on top of a configured delay: the proxy, curl and the
 # Python server on two shared cores.
@@ -49,24 +49,6 @@ def have_ipv6_loopback():
                 return True
     except OSError:
         return False
-
-
-def need(program):
-    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
-    if path is None:
-        raise AssertionError("%s is not installed (tools/install-deps installs it)" % program)
-    return path
-
-
-def clean_env(extra=None):
-    """This environment without proxy settings (curl would follow them, or
-    bypass -x for NO_PROXY hosts) and without FAULT_* variables (fault run
-    reads them); then `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FAULT_")
-           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
-    env.update(extra or {})
-    return env
 
 
 def hostport(host, port):

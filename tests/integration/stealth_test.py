@@ -25,23 +25,10 @@ import threading
 import time
 import unittest
 
-from fault_testlib import FAULT, PY, QuietHandler
+from fault_testlib import FAULT, PY, QuietHandler, clean_env, need
 
 LATENCY_MS = 300
 SLACK = 0.25
-
-
-def need(program):
-    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
-    if path is None:
-        raise AssertionError("%s is not installed (tools/install-deps installs it)" % program)
-    return path
-
-
-def clean_env():
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith("FAULT_")
-            and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
 
 
 def capture_unavailable():
