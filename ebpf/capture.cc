@@ -526,9 +526,11 @@ bool Capture::TakeOrigin(const sockaddr_storage& client, int protocol, Origin* o
   fault_client_key key;
   ToClientKey(client, protocol, &key);
   fault_origin o;
+  // UDP datagrams are filed by the client's address (sendmsg, or an earlier
+  // datagram of a connected socket); TCP connections only by cookie.
   bpf_map* by_client = skel_->maps.origin_by_client;
-  if (bpf_map__lookup_elem(by_client, &key, sizeof(key), &o, sizeof(o), 0) == 0) {
-    if (protocol == IPPROTO_TCP) bpf_map__delete_elem(by_client, &key, sizeof(key), 0);
+  if (protocol == IPPROTO_UDP &&
+      bpf_map__lookup_elem(by_client, &key, sizeof(key), &o, sizeof(o), 0) == 0) {
     ToOrigin(o, out);
     return true;
   }
