@@ -1,0 +1,28 @@
+// fault-grpc.so's entry point: what the module offers, by ABI version.
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "supervisor/grpc/module.h"
+
+namespace fault::grpc_module {
+namespace {
+
+const Module& TheModule() {
+  static const std::string version = grpc::Version();
+  static const Module module = {
+      kAbiVersion,
+      version.c_str(),
+      nullptr,  // control plane
+      nullptr,  // plugin client
+  };
+  return module;
+}
+
+}  // namespace
+}  // namespace fault::grpc_module
+
+extern "C" __attribute__((visibility("default"))) const fault::grpc_module::Module*
+fault_grpc_module_v1() {
+  return &fault::grpc_module::TheModule();
+}
