@@ -4,8 +4,12 @@
 #include <string>
 
 #include "supervisor/grpc/module.h"
+#include "supervisor/grpc/plugin_api.h"
 
 namespace fault::grpc_module {
+
+extern const PluginApi kPluginApi;  // plugin_client.cc
+
 namespace {
 
 const Module& TheModule() {
@@ -14,7 +18,7 @@ const Module& TheModule() {
       kAbiVersion,
       version.c_str(),
       nullptr,  // control plane
-      nullptr,  // plugin client
+      &kPluginApi,
   };
   return module;
 }
