@@ -24,6 +24,10 @@ them. The table shows each path's p50 and p99 over all rounds, and the plugin pa
 p50 minus the no-plugin p50: the round-trip cost of the plugin per request. Goal: the
 C++ plugin's cost p50 <= 150 us.
 
+For scale, `pass_plugin --ping` then measures a bare gRPC round trip to the C++ plugin
+on this machine (blocking API, and the callback API fault uses): two of those are the
+floor of the per-request cost.
+
 Exit status: 0; 1 when a path failed (its row says why).
 """
 
@@ -240,8 +244,27 @@ def main():
         for p in paths:
             p.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    report(a, paths)
+    floor = ping_floor(plugin)
+    report(a, paths, floor)
     return 1 if any(p.error for p in paths) else 0
+
+
+def ping_floor(plugin):
+    """`pass_plugin --ping` against a pass_plugin of its own: its line."""
+    if not os.path.exists(plugin):
+        return None
+    port = free_port()
+    server = subprocess.Popen([plugin, "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        if not wait_for_port(port, 10, server):
+            return None
+        r = subprocess.run([plugin, "--ping", "127.0.0.1:%d" % port, "2000"],
+                           capture_output=True, text=True, timeout=120)
+        return r.stdout.strip() if r.returncode == 0 else None
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def start_python(fault, upstream, workdir):
@@ -254,7 +277,7 @@ def start_python(fault, upstream, workdir):
                       upstream, workdir)
 
 
-def report(a, paths):
+def report(a, paths, floor):
     base = statistics.median(paths[0].samples) if paths[0].samples else None
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = ("%s, %d cores, load average %.2f at the end; %d rounds of %d keep-alive GETs per "
@@ -271,6 +294,8 @@ def report(a, paths):
         if p.name == "c++" and base is not None:
             goal = "<= %d us: %s" % (GOAL_US, "met" if p50 - base <= GOAL_US else "not met")
         rows.append((p.name, "%.0f" % p50, "%.0f" % p99, cost, goal))
+    if floor:
+        head += "; a bare gRPC round trip to pass_plugin (pass_plugin --ping): " + floor
     if a.markdown:
         print(head + "\n")
         print("| plugin | p50 (us) | p99 (us) | plugin cost p50 (us) | goal |")

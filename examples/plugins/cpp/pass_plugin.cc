@@ -5,11 +5,23 @@
 //
 //   pass_plugin 127.0.0.1:50053
 //   fault run --grpc-plugin http://127.0.0.1:50053 --upstream '*'
+//
+// `pass_plugin --ping HOST:PORT N` is a client instead: N ProcessHttpRequest
+// calls to a plugin, one at a time, with gRPC's blocking API and then its
+// callback API (what fault uses); it prints the median round trip of each,
+// the floor under what a plugin call can cost fault.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "plugin.grpc.pb.h"
 
@@ -61,11 +73,57 @@ class Pass final : public plugin::PluginService::Service {
   }
 };
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+int Ping(const char* target, int n) {
+  auto stub = plugin::PluginService::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> blocking, callback;
+  for (int i = 0; i < n + 100; ++i) {  // the first 100 warm up
+    grpc::ClientContext ctx;
+    plugin::ProcessHttpRequestRequest req;
+    plugin::ProcessHttpRequestResponse res;
+    const Clock::time_point t0 = Clock::now();
+    grpc::Status s = stub->ProcessHttpRequest(&ctx, req, &res);
+    if (!s.ok()) {
+      std::fprintf(stderr, "pass_plugin --ping: %s\n", s.error_message().c_str());
+      return 1;
+    }
+    if (i >= 100)
+      blocking.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  for (int i = 0; i < n; ++i) {
+    grpc::ClientContext ctx;
+    plugin::ProcessHttpRequestRequest req;
+    plugin::ProcessHttpRequestResponse res;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    const Clock::time_point t0 = Clock::now();
+    stub->async()->ProcessHttpRequest(&ctx, &req, &res, [&](grpc::Status) {
+      std::lock_guard<std::mutex> l(mu);
+      done = true;
+      cv.notify_one();
+    });
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+    callback.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::printf("blocking p50 %.0f us, callback p50 %.0f us\n", Median(blocking),
+              Median(callback));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--ping") return Ping(argv[2], std::atoi(argv[3]));
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+    std::fprintf(stderr, "usage: %s HOST:PORT | --ping HOST:PORT N\n", argv[0]);
     return 2;
   }
   sigset_t set;
