@@ -348,7 +348,20 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
         // The plugins see the request whole: its body first.
         h->plug_request = h->plug_collect = true;
         h->plug_body.clear();
-        if (h->phase == HttpState::kBody) continue;
+        if (h->phase == HttpState::kBody) {
+          h->parts.body = &h->plug_body;
+          // A client that waits for 100 Continue before its body gets it
+          // from the proxy: the plugins need the body first.
+          if (h->inflight.empty() && !h->plug_res_waiting)
+            for (const auto& [name, value] : h->parts.headers)
+              if (absl::AsciiStrToLower(name) == "expect" &&
+                  absl::AsciiStrToLower(value) == "100-continue") {
+                static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                Ingest(c, 1, kContinue, sizeof(kContinue) - 1, now);
+                Schedule(c, now);
+              }
+          continue;
+        }
         h->plug_collect = false;
         h->plug_next = 0;
         h->plug_waiting = true;
@@ -372,8 +385,9 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
     }
     if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
     if (h->phase == HttpState::kBody && h->plug_collect) {
-      h->plug_body.append(h->in.data(), used);
+      // The body arrived decoded in plug_body (RequestHeadParts::body).
       if (h->plug_body.size() > kMaxPluginBody) {
+        h->parts.body = nullptr;
         h->plug_collect = false;
         h->phase = HttpState::kDiscard;
         HttpRespond(c, 413, "Content Too Large",
@@ -389,6 +403,7 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
       h->phase = HttpState::kHead;
       if (h->plug_collect) {
         h->plug_collect = false;
+        h->parts.body = nullptr;
         h->plug_req.body = std::move(h->plug_body);
         h->plug_body.clear();
         h->plug_next = 0;
@@ -978,7 +993,9 @@ bool StreamEngine::Loop::HttpWantsPlugins(Conn* c) {
   HttpState* h = c->http.get();
   RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor,
                                 h->parts.url, h->parts.headers);
-  if (r.status != 0 || r.connect) return false;
+  // CONNECT and Upgrade (WebSocket, h2c) become tunnels: their bytes
+  // meet the tunnel hooks, not these.
+  if (r.status != 0 || r.connect || h->req.upgrade) return false;
   if (o_.upstream_filter && !o_.upstream_filter(r.host, r.port)) return false;
   // The path and Host as the upstream would get them.
   const size_t sp1 = r.out_head.find(' ');

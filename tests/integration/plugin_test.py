@@ -252,6 +252,34 @@ class PluginHttpTest(PluginTestCase):
         self.assertIn("\r\nHost: 127.0.0.1:%d" % up.port, head)
         self.assertEqual(sent, b"new body")
 
+    def test_chunked_body_arrives_whole_and_decoded(self):
+        class Record(Plugin):
+            def ProcessHttpRequest(self, request, context):
+                self.body = request.request.body
+                return pb.ProcessHttpRequestResponse(action=CONTINUE)
+
+        servicer = Record()
+        plug = self.plugin(servicer)
+        up = self.upstream()
+        p, proxy = self.proxy(["--grpc-plugin", plug.address, "--upstream", "*"])
+        data = os.urandom(2 << 20)
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            # curl sends a chunked 2 MiB body with Expect: 100-continue and
+            # waits up to 1 s for the 100: the proxy answers it at once.
+            rc, status, body, secs = curl(
+                "http://127.0.0.1:%d/upload" % up.port, proxy=proxy,
+                extra=("--data-binary", "@" + f.name, "-H", "Transfer-Encoding: chunked",
+                       "-H", "Expect: 100-continue"))
+        self.assertEqual((rc, status), (0, 200))
+        self.assertEqual(servicer.body, data)
+        head, sent = up.requests[0]
+        self.assertIn("\r\nContent-Length: %d" % len(data), head)
+        self.assertNotIn("chunked", head.lower())
+        self.assertEqual(sent, data)
+        self.assertLess(secs, 0.9)
+
     def test_response_rewrite_changes_status_headers_and_body(self):
         class Teapot(Plugin):
             def ProcessHttpResponse(self, request, context):
