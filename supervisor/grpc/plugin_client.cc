@@ -101,8 +101,18 @@ class Client final : public PluginClient {
     cv_.notify_all();
     if (health_.joinable()) health_.join();
     // Calls under way reach into the plugins: every one has a deadline.
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return pending_ == 0; });
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return pending_ == 0; });
+    }
+    cq_.Shutdown();
+    if (cq_thread_.joinable()) {
+      cq_thread_.join();
+    } else {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq_.Next(&tag, &ok)) delete static_cast<Completion*>(tag);
+    }
   }
 
   bool Init(std::string* error) {
@@ -132,6 +142,7 @@ class Client final : public PluginClient {
       std::string why;
       if (!Refresh(i, &why)) SetEnabled(i, false, "GetPluginInfo", why, /*start=*/true);
     }
+    cq_thread_ = std::thread([this] { CqLoop(); });
     health_ = std::thread([this] { HealthLoop(); });
     return true;
   }
@@ -161,10 +172,8 @@ class Client final : public PluginClient {
     }
     req->set_body(r.body);
     Start(i, kHttpRequest, call, std::move(done), "",
-          [](plugin::PluginService::Stub::async_interface* a, grpc::ClientContext* ctx,
-             const auto* rq, auto* rs, std::function<void(grpc::Status)> f) {
-            a->ProcessHttpRequest(ctx, rq, rs, std::move(f));
-          },
+          [](plugin::PluginService::Stub* stub, grpc::ClientContext* ctx, const auto& rq,
+             grpc::CompletionQueue* cq) { return stub->PrepareAsyncProcessHttpRequest(ctx, rq, cq); },
           [](const plugin::ProcessHttpRequestResponse& rs, PluginResult* out) {
             if (rs.action() == plugin::ProcessHttpRequestResponse::ABORT) {
               out->kind = PluginResult::kAbort;
@@ -199,10 +208,8 @@ class Client final : public PluginClient {
     }
     res->set_body(r.body);
     Start(i, kHttpResponse, call, std::move(done), "",
-          [](plugin::PluginService::Stub::async_interface* a, grpc::ClientContext* ctx,
-             const auto* rq, auto* rs, std::function<void(grpc::Status)> f) {
-            a->ProcessHttpResponse(ctx, rq, rs, std::move(f));
-          },
+          [](plugin::PluginService::Stub* stub, grpc::ClientContext* ctx, const auto& rq,
+             grpc::CompletionQueue* cq) { return stub->PrepareAsyncProcessHttpResponse(ctx, rq, cq); },
           [](const plugin::ProcessHttpResponseResponse& rs, PluginResult* out) {
             if (rs.action() == plugin::ProcessHttpResponseResponse::ABORT) {
               out->kind = PluginResult::kAbort;
@@ -231,10 +238,8 @@ class Client final : public PluginClient {
                                 : plugin::ProcessTunnelDataRequest::INGRESS);
     call->req.set_chunk(chunk);
     Start(i, kTunnel, call, std::move(done), id,
-          [](plugin::PluginService::Stub::async_interface* a, grpc::ClientContext* ctx,
-             const auto* rq, auto* rs, std::function<void(grpc::Status)> f) {
-            a->ProcessTunnelData(ctx, rq, rs, std::move(f));
-          },
+          [](plugin::PluginService::Stub* stub, grpc::ClientContext* ctx, const auto& rq,
+             grpc::CompletionQueue* cq) { return stub->PrepareAsyncProcessTunnelData(ctx, rq, cq); },
           [](const plugin::ProcessTunnelDataResponse& rs, PluginResult* out) {
             switch (rs.action_case()) {
               case plugin::ProcessTunnelDataResponse::kReplace:
@@ -303,7 +308,14 @@ class Client final : public PluginClient {
     grpc::ClientContext ctx;
     Req req;
     Res res;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Res>> reader;
     int64_t start_ns = 0;
+  };
+
+  // A completion queue tag: what to do when a call ends.
+  struct Completion {
+    std::function<void()> run;
   };
 
   // A disabled plugin is not called: `done` gets a failure at once.
@@ -321,6 +333,9 @@ class Client final : public PluginClient {
     return true;
   }
 
+  // Starts the call; its end comes through the completion queue (CqLoop).
+  // The thread that waits on the queue also reads the sockets, so an
+  // answer reaches `done` without a hop between gRPC's threads.
   template <class CallT, class StartFn, class Translate>
   void Start(size_t i, int rpc, std::shared_ptr<CallT> call, Done done, std::string conn,
              StartFn start, Translate translate) {
@@ -331,22 +346,35 @@ class Client final : public PluginClient {
       std::lock_guard<std::mutex> lock(mu_);
       ++pending_;
     }
-    start(p.stub->async(), &call->ctx, &call->req, &call->res,
-          [this, i, rpc, call, done = std::move(done),
-           conn = std::move(conn), translate](grpc::Status s) mutable {
-            PluginResult r;
-            r.latency_ns = MonoNs() - call->start_ns;
-            if (s.ok()) {
-              translate(call->res, &r);
-            } else {
-              r.error = StatusText(s);
-              r.deadline_exceeded = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-            }
-            Account(i, rpc, r, conn);
-            done(std::move(r));
-            std::lock_guard<std::mutex> lock(mu_);
-            if (--pending_ == 0) cv_.notify_all();
-          });
+    auto* tag = new Completion;
+    tag->run = [this, i, rpc, call, done = std::move(done), conn = std::move(conn),
+                translate]() mutable {
+      PluginResult r;
+      r.latency_ns = MonoNs() - call->start_ns;
+      if (call->status.ok()) {
+        translate(call->res, &r);
+      } else {
+        r.error = StatusText(call->status);
+        r.deadline_exceeded =
+            call->status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      }
+      Account(i, rpc, r, conn);
+      done(std::move(r));
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--pending_ == 0) cv_.notify_all();
+    };
+    call->reader = start(p.stub.get(), &call->ctx, call->req, &cq_);
+    call->reader->StartCall();
+    call->reader->Finish(&call->res, &call->status, tag);
+  }
+
+  void CqLoop() {
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+      std::unique_ptr<Completion> c(static_cast<Completion*>(tag));
+      c->run();
+    }
   }
 
   void Account(size_t i, int rpc, const PluginResult& r, const std::string& conn) {
@@ -493,7 +521,7 @@ class Client final : public PluginClient {
       p.desc.enabled = on;
       if (!on) p.desc.last_error = why;
       if (was && !on) ++p.disabled_times;
-      if (!was && on && started_) ++p.enabled_times;
+      if (!was && on && started_.load()) ++p.enabled_times;
     }
     if (was != on || start) {
       Event(static_cast<int>(i), rpc, on ? "enabled" : "disabled", why, "", 0);
@@ -501,10 +529,7 @@ class Client final : public PluginClient {
   }
 
   void HealthLoop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      started_ = true;
-    }
+    started_.store(true);
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -534,10 +559,12 @@ class Client final : public PluginClient {
   PluginOptions options_;
   std::vector<std::unique_ptr<Plugin>> plugins_;
   std::thread health_;
-  std::mutex mu_;  // guards stop_, pending_, started_
+  grpc::CompletionQueue cq_;
+  std::thread cq_thread_;
+  std::mutex mu_;  // guards stop_, pending_
   std::condition_variable cv_;
   bool stop_ = false;
-  bool started_ = false;
+  std::atomic<bool> started_{false};  // the health checks have begun
   uint64_t pending_ = 0;
   std::mutex events_mu_;
   std::vector<PluginEvent> events_;
