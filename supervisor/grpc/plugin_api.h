@@ -15,8 +15,9 @@
 // one is asked again and enabled, an unhealthy or silent one disabled.
 //
 // Thread-safety: every member of PluginClient may be called from any
-// thread. Calls never block: `done` runs later, once, on one of gRPC's
-// threads (or on the caller's, for a plugin that is disabled or closed).
+// thread. Calls never block: `done` runs later, once, on the client's
+// completion-queue thread (or at once on the caller's, for a plugin that is
+// disabled); it must be quick.
 #ifndef FAULT_SUPERVISOR_GRPC_PLUGIN_API_H_
 #define FAULT_SUPERVISOR_GRPC_PLUGIN_API_H_
 

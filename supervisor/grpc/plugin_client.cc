@@ -1,6 +1,8 @@
 // fault-grpc.so's plugin client (plugin_api.h): the PluginService of
-// proto/plugin/plugin.proto over gRPC's callback API, so that a hook call
-// costs its caller no thread and no wait.
+// proto/plugin/plugin.proto over gRPC's asynchronous API, so that a hook
+// call costs its caller no thread and no wait. One thread waits on the
+// completion queue (and so reads the plugins' sockets itself); one more
+// makes the health checks.
 #include <grpcpp/grpcpp.h>
 #include <time.h>
 

@@ -25,7 +25,7 @@ p50 minus the no-plugin p50: the round-trip cost of the plugin per request. Goal
 C++ plugin's cost p50 <= 150 us.
 
 For scale, `pass_plugin --ping` then measures a bare gRPC round trip to the C++ plugin
-on this machine (blocking API, and the callback API fault uses): two of those are the
+on this machine (blocking API, and the completion queue fault uses): two of those are the
 floor of the per-request cost.
 
 Exit status: 0; 1 when a path failed (its row says why).
