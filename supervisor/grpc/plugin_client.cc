@@ -36,9 +36,9 @@ enum Rpc { kHealth, kInfo, kCaps, kHttpRequest, kHttpResponse, kTunnel, kRpcs };
 constexpr const char* kRpcNames[kRpcs] = {"HealthCheck",        "GetPluginInfo",
                                           "GetPluginCapabilities", "ProcessHttpRequest",
                                           "ProcessHttpResponse", "ProcessTunnelData"};
-// Latency samples kept per plugin and kind (the first ones; the counters
-// go on).
-constexpr size_t kMaxSamples = 1 << 20;
+// Latency samples kept per plugin and kind: a uniform sample of all the
+// calls (reservoir sampling), enough for a p50 and a p99.
+constexpr size_t kMaxSamples = 1 << 16;
 constexpr size_t kMaxEvents = 1 << 16;
 
 std::chrono::system_clock::time_point Deadline(int64_t timeout_ns) {
@@ -49,6 +49,25 @@ struct CallCounters {
   uint64_t calls = 0, failures = 0, deadline = 0, skipped = 0;
   int64_t max_ns = 0;
   std::vector<int64_t> samples;
+  uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+  // Counts a call that took `ns`.
+  void Add(int64_t ns, bool failed, bool deadline_exceeded) {
+    ++calls;
+    if (failed) ++failures;
+    if (deadline_exceeded) ++deadline;
+    max_ns = std::max(max_ns, ns);
+    if (samples.size() < kMaxSamples) {
+      samples.push_back(ns);
+      return;
+    }
+    // Keep this one with probability kMaxSamples / calls (xorshift64).
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    const uint64_t slot = rng % calls;
+    if (slot < kMaxSamples) samples[slot] = ns;
+  }
 };
 
 struct Plugin {
@@ -384,12 +403,7 @@ class Client final : public PluginClient {
     const bool failed = r.kind == PluginResult::kFailed;
     {
       std::lock_guard<std::mutex> lock(p.mu);
-      CallCounters& c = p.counters[rpc];
-      ++c.calls;
-      if (failed) ++c.failures;
-      if (r.deadline_exceeded) ++c.deadline;
-      c.max_ns = std::max(c.max_ns, r.latency_ns);
-      if (c.samples.size() < kMaxSamples) c.samples.push_back(r.latency_ns);
+      p.counters[rpc].Add(r.latency_ns, failed, r.deadline_exceeded);
     }
     std::string outcome, detail;
     switch (r.kind) {
@@ -453,12 +467,7 @@ class Client final : public PluginClient {
     grpc::Status s = ((*p.stub).*method)(&ctx, req, res);
     const int64_t took = MonoNs() - start;
     std::lock_guard<std::mutex> lock(p.mu);
-    CallCounters& c = p.counters[rpc];
-    ++c.calls;
-    if (!s.ok()) ++c.failures;
-    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) ++c.deadline;
-    c.max_ns = std::max(c.max_ns, took);
-    if (c.samples.size() < kMaxSamples) c.samples.push_back(took);
+    p.counters[rpc].Add(took, !s.ok(), s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
     return s;
   }
 
