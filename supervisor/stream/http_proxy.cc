@@ -763,6 +763,16 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
     }
     if (!collect) Ingest(c, 1, buf + off, used, now);
     off += used;
+    if (collect && h->plug_res.body.size() > kMaxPluginBody) {
+      h->up_reusable = false;
+      h->inflight.clear();
+      HttpRespond(c, 502, Reason(502),
+                  "a response that plugins see is read whole, up to 64 MiB; this one is "
+                  "larger\n",
+                  true, now);
+      HttpDetachUpstream(c, false);  // the rest of it goes nowhere
+      return;
+    }
     if (err == HPE_PAUSED) {
       http_parser_pause(&h->res, 0);
       if (h->response_upgrade) {

@@ -328,6 +328,31 @@ class PluginHttpTest(PluginTestCase):
             conn.close()
         self.assertEqual(up.count(), 2)
 
+    def test_response_too_large_for_plugins_is_502(self):
+        servicer = Plugin()
+        plug = self.plugin(servicer)
+
+        class Big(TcpServer):
+            def _serve(self, c):
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (80 << 20))
+                    chunk = b"x" * (1 << 20)
+                    for _ in range(80):
+                        c.sendall(chunk)
+                except OSError:
+                    pass
+                finally:
+                    c.close()
+
+        big = Big()
+        self._closers.append(big.close)
+        p, proxy = self.proxy(["--grpc-plugin", plug.address, "--upstream", "*"])
+        rc, status, body, _ = curl("http://127.0.0.1:%d/" % big.port, proxy=proxy)
+        self.assertEqual((rc, status), (0, 502))
+        self.assertIn(b"up to 64 MiB", body)
+        self.assertNotIn("ProcessHttpResponse", servicer.calls)
+
     def test_requests_outside_upstream_list_pass_untouched(self):
         servicer = Plugin()
         plug = self.plugin(servicer)
