@@ -82,6 +82,36 @@ struct Plugin {
   uint64_t disabled_times = 0, enabled_times = 0;
 };
 
+// `s` as valid UTF-8, each invalid byte replaced by U+FFFD: proto3 string
+// fields must be UTF-8 (the Rust tool converts headers the same lossy way).
+std::string Lossy(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    bool ok = n != 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k)
+      ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    if (ok && n > 1) {
+      // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+      uint32_t cp = b & (0xff >> (n + 1));
+      for (size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3f);
+      static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = cp >= kMin[n] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+    }
+    if (ok) {
+      out.append(s, i, n);
+      i += n;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::vector<PluginHeader> FromProto(
     const google::protobuf::RepeatedPtrField<plugin::HttpHeader>& in) {
   std::vector<PluginHeader> out;
@@ -184,12 +214,12 @@ class Client final : public PluginClient {
     auto call = std::make_shared<Call<plugin::ProcessHttpRequestRequest,
                                       plugin::ProcessHttpRequestResponse>>();
     plugin::HttpRequest* req = call->req.mutable_request();
-    req->set_method(r.method);
-    req->set_path(r.path);
+    req->set_method(Lossy(r.method));
+    req->set_path(Lossy(r.path));
     for (const PluginHeader& h : r.headers) {
       plugin::HttpHeader* ph = req->add_headers();
-      ph->set_name(h.name);
-      ph->set_value(h.value);
+      ph->set_name(Lossy(h.name));
+      ph->set_value(Lossy(h.value));
     }
     req->set_body(r.body);
     Start(i, kHttpRequest, call, std::move(done), "",
@@ -224,8 +254,8 @@ class Client final : public PluginClient {
     res->set_status_code(r.status);
     for (const PluginHeader& h : r.headers) {
       plugin::HttpHeader* ph = res->add_headers();
-      ph->set_name(h.name);
-      ph->set_value(h.value);
+      ph->set_name(Lossy(h.name));
+      ph->set_value(Lossy(h.value));
     }
     res->set_body(r.body);
     Start(i, kHttpResponse, call, std::move(done), "",

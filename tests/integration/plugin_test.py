@@ -280,6 +280,28 @@ class PluginHttpTest(PluginTestCase):
         self.assertEqual(sent, data)
         self.assertLess(secs, 0.9)
 
+    def test_header_bytes_that_are_not_utf8_reach_the_plugin_lossily(self):
+        class Record(Plugin):
+            def ProcessHttpRequest(self, request, context):
+                self.headers = {h.name: h.value for h in request.request.headers}
+                return pb.ProcessHttpRequestResponse(action=CONTINUE)
+
+        servicer = Record()
+        plug = self.plugin(servicer)
+        up = self.upstream()
+        p, proxy = self.proxy(["--grpc-plugin", plug.address, "--upstream", "*"])
+        with socket.create_connection(("127.0.0.1", p.port), timeout=5) as s:
+            s.sendall(b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\nX-Raw: caf\xe9\r\n"
+                      b"Connection: close\r\n\r\n" % up.port)
+            got = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += data
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+        self.assertEqual(servicer.headers.get("X-Raw"), "caf\ufffd")
+
     def test_response_rewrite_changes_status_headers_and_body(self):
         class Teapot(Plugin):
             def ProcessHttpResponse(self, request, context):
