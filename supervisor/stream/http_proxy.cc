@@ -514,10 +514,11 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
 
   // Answers go back in request order: wait for what the upstream still
   // owes, unless this request goes to the same upstream (pipelining).
-  // A response the plugins see is read whole before the next request goes.
+  // A response the plugins see is read whole before the next request goes
+  // on its connection: no pipelining next to one.
   const bool same = h->answer_status == 0 && c->fd[1] >= 0 && h->up_key == h->key &&
                     h->up_reusable && !h->connect && !h->up_body_pending &&
-                    !h->plug_request && (h->inflight.empty() || !h->inflight.back().plugins);
+                    (h->inflight.empty() || (!h->plug_request && !h->inflight.back().plugins));
   if ((!h->inflight.empty() && !same) || h->plug_res_waiting) {
     h->pending_route = true;
     c->http_blocked = true;
