@@ -441,12 +441,24 @@ class PluginTunnelTest(PluginTestCase):
         plug = self.plugin(servicer)
         echo = EchoServer()
         self._closers.append(echo.close)
-        p, port = self.mapping(["--grpc-plugin", plug.address], echo.port)
+        events = self.events_path()
+        p, port = self.mapping(["--grpc-plugin", plug.address, "--events", events, "--tail"],
+                               echo.port)
         got, _ = self.exchange(port, b"ping echo")
         # Up: ping -> PING, echo -> ECHO; back down the same rewrite finds nothing.
         self.assertEqual(got, b"PING ECHO")
         sides = {(s, d) for s, d, _ in servicer.chunks}
         self.assertEqual(sides, {(1, 1), (1, 0)}, servicer.chunks)  # server egress, ingress
+        rc, out, err = p.stop()
+        self.assertEqual(rc, 0, err)
+        replaced = [e for e in events_of(events) if e.get("outcome") == "replace"]
+        self.assertEqual(len(replaced), 2, events_of(events))
+        self.assertEqual({e["rpc"] for e in replaced}, {"ProcessTunnelData"})
+        # One connection: the same id on both chunks.
+        self.assertEqual(len({e["connection"] for e in replaced}), 1)
+        self.assertRegex(replaced[0]["connection"], r"^fault-\d+-\d+-\d+$")
+        # --tail prints them too.
+        self.assertEqual(out.count('"outcome":"replace"'), 2, out)
 
     def test_buffer_holds_a_chunk_for_its_time(self):
         class Hold(Plugin):
