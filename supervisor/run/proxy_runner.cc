@@ -533,9 +533,16 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     }
     if (plugins != nullptr) {
       for (const fault::grpc_module::PluginStats& ps : plugins->Stats()) {
+        // The hooks' calls, each kind with its latencies; the start-up and
+        // health calls together.
         std::vector<std::string> calls;
-        uint64_t failures = 0, deadline = 0;
+        uint64_t failures = 0, deadline = 0, checks = 0, checks_failed = 0;
         for (const fault::grpc_module::PluginCallStats& cs : ps.calls) {
+          if (cs.rpc.rfind("Process", 0) != 0) {
+            checks += cs.calls;
+            checks_failed += cs.failures;
+            continue;
+          }
           failures += cs.failures;
           deadline += cs.deadline_exceeded;
           if (cs.calls == 0) continue;
@@ -546,9 +553,11 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
         }
         err << "fault: plugin " << PluginLabel(ps.plugin) << ": "
             << (ps.plugin.enabled ? "enabled" : "disabled") << "; "
-            << (calls.empty() ? "no calls" : absl::StrJoin(calls, ", ")) << "; " << failures
-            << (failures == 1 ? " failure" : " failures");
+            << (calls.empty() ? "no hook calls" : absl::StrJoin(calls, ", ")) << "; "
+            << failures << (failures == 1 ? " failure" : " failures");
         if (deadline > 0) err << " (" << deadline << " past the deadline)";
+        err << "; " << checks << " start-up and health calls";
+        if (checks_failed > 0) err << " (" << checks_failed << " failed)";
         if (ps.disabled_times > 0 || ps.enabled_times > 0)
           err << "; disabled " << ps.disabled_times << "x, enabled again " << ps.enabled_times
               << "x";
