@@ -216,6 +216,7 @@ void StreamEngine::Loop::PlugTunnelClose(Conn* c) {
     pd.pending.clear();
     pd.cur.clear();
     pd.busy = false;
+    pd.hold_until = 0;
     ++pd.serial;  // an answer under way is stale
     c->dir[d].plug_queued = 0;
     c->dir[d].src_eof = true;

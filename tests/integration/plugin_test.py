@@ -137,7 +137,8 @@ class UpstreamHttp(TcpServer):
                 with self.lock:
                     self.requests.append((head.decode("latin-1"), body))
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Upstream: yes\r\n"
-                          b"Content-Length: %d\r\n\r\n%s" % (len(self.BODY), self.BODY))
+                          b"Content-Length: %d\r\n\r\n%s"
+                          % (len(self.BODY), b"" if head.startswith(b"HEAD ") else self.BODY))
         except OSError:
             pass
         finally:
@@ -327,6 +328,24 @@ class PluginHttpTest(PluginTestCase):
         self.assertIn("X-Seen: 200", headers)
         self.assertNotIn("X-Upstream", headers)
         self.assertEqual(up.count(), 1)
+
+    def test_head_response_keeps_its_length_and_the_connection(self):
+        servicer = Plugin()
+        plug = self.plugin(servicer)
+        up = self.upstream()
+        p, proxy = self.proxy(["--grpc-plugin", plug.address, "--upstream", "*"])
+        conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+        try:
+            conn.request("HEAD", "http://127.0.0.1:%d/h" % up.port)
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.getheader("Content-Length"), r.read()),
+                             (200, str(len(UpstreamHttp.BODY)), b""))
+            conn.request("GET", "http://127.0.0.1:%d/g" % up.port)
+            r = conn.getresponse()
+            self.assertEqual((r.status, r.read()), (200, UpstreamHttp.BODY))
+        finally:
+            conn.close()
+        self.assertEqual(servicer.calls.get("ProcessHttpResponse"), 2)
 
     def test_abort_on_response_replaces_it(self):
         class AbortResponse(Plugin):
