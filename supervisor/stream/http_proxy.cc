@@ -134,8 +134,11 @@ struct HttpState {
   size_t plug_next = 0;         // the next plugin of the chain
   uint64_t plug_serial = 0;     // of the call under way
   bool plug_waiting = false;    // the request is with the plugins
-  // The response being collected, then with the plugins.
+  // The response being collected, then with the plugins (a chain of its
+  // own: the next request's may run meanwhile).
   grpc_module::PluginHttpResponse plug_res;
+  size_t res_next = 0;
+  uint64_t res_serial = 0;
   bool res_value_last = false;
   bool plug_res_waiting = false;
   bool plug_res_head = false;   // it answers a HEAD request
@@ -721,7 +724,7 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
         // A response that ended with the connection: to the plugins.
         h->plug_res_waiting = true;
         h->plug_res_head = head;
-        h->plug_next = 0;
+        h->res_next = 0;
         HttpPluginResponseNext(c);
       }
     }
@@ -802,7 +805,7 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
         if (off < n) h->up_reusable = false;
         h->plug_res_waiting = true;
         h->plug_res_head = head;
-        h->plug_next = 0;
+        h->res_next = 0;
         HttpPluginResponseNext(c);
         return;
       }
@@ -1032,10 +1035,11 @@ bool StreamEngine::Loop::HttpWantsPlugins(Conn* c) {
 
 void StreamEngine::Loop::HttpPluginAnswer(Conn* c, PluginMailbox::Item item) {
   HttpState* h = c->http.get();
-  if (item.serial != h->plug_serial) return;  // stale
-  if (item.hook == PluginMailbox::kHttpRequest && h->plug_waiting)
+  if (item.hook == PluginMailbox::kHttpRequest && h->plug_waiting &&
+      item.serial == h->plug_serial)
     HttpPluginRequestAnswer(c, item.plugin, std::move(item.result));
-  else if (item.hook == PluginMailbox::kHttpResponse && h->plug_res_waiting)
+  else if (item.hook == PluginMailbox::kHttpResponse && h->plug_res_waiting &&
+           item.serial == h->res_serial)
     HttpPluginResponseAnswer(c, item.plugin, std::move(item.result));
 }
 
@@ -1132,13 +1136,13 @@ void StreamEngine::Loop::HttpPluginRequestDone(Conn* c) {
 
 void StreamEngine::Loop::HttpPluginResponseNext(Conn* c) {
   HttpState* h = c->http.get();
-  while (h->plug_next < o_.plugins->size() &&
-         !PluginTakesPart(h->plug_next, grpc_module::kPluginHttp))
-    ++h->plug_next;
-  if (h->plug_next >= o_.plugins->size()) return HttpPluginResponseDone(c);
+  while (h->res_next < o_.plugins->size() &&
+         !PluginTakesPart(h->res_next, grpc_module::kPluginHttp))
+    ++h->res_next;
+  if (h->res_next >= o_.plugins->size()) return HttpPluginResponseDone(c);
   o_.plugins->ProcessHttpResponse(
-      h->plug_next, h->plug_res,
-      PluginDone(c, ++h->plug_serial, PluginMailbox::kHttpResponse, h->plug_next));
+      h->res_next, h->plug_res,
+      PluginDone(c, ++h->res_serial, PluginMailbox::kHttpResponse, h->res_next));
 }
 
 void StreamEngine::Loop::HttpPluginResponseAnswer(Conn* c, size_t plugin,
@@ -1180,7 +1184,7 @@ void StreamEngine::Loop::HttpPluginResponseAnswer(Conn* c, size_t plugin,
     default:
       break;
   }
-  ++h->plug_next;
+  ++h->res_next;
   HttpPluginResponseNext(c);
 }
 

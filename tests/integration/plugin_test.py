@@ -347,6 +347,41 @@ class PluginHttpTest(PluginTestCase):
             conn.close()
         self.assertEqual(servicer.calls.get("ProcessHttpResponse"), 2)
 
+    def test_pipelined_requests_are_answered_in_order(self):
+        class Slow(Plugin):
+            def ProcessHttpRequest(self, request, context):
+                self.count("ProcessHttpRequest")
+                return pb.ProcessHttpRequestResponse(action=CONTINUE)
+
+            def ProcessHttpResponse(self, request, context):
+                self.count("ProcessHttpResponse")
+                time.sleep(0.1)  # the next request's call runs meanwhile
+                return pb.ProcessHttpResponseResponse(
+                    action=pb.ProcessHttpResponseResponse.CONTINUE,
+                    modified_response=pb.HttpResponse(status_code=200,
+                                                      body=b"seen " + request.response.body))
+
+        servicer = Slow()
+        plug = self.plugin(servicer)
+        up = self.upstream()
+        p, proxy = self.proxy(["--grpc-plugin", plug.address, "--upstream", "*"])
+        reqs = b"".join(b"GET http://127.0.0.1:%d/%d HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                        % (up.port, i, b"Connection: close\r\n" if i == 2 else b"")
+                        for i in range(3))
+        with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+            s.sendall(reqs)
+            got = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                got += data
+        want = b"seen " + UpstreamHttp.BODY
+        self.assertEqual(got.count(b"HTTP/1.1 200 OK"), 3, got)
+        self.assertEqual(got.count(want), 3, got)
+        self.assertEqual([h.split(" ")[1] for h, _ in up.requests], ["/0", "/1", "/2"])
+        self.assertEqual(servicer.calls.get("ProcessHttpResponse"), 3)
+
     def test_abort_on_response_replaces_it(self):
         class AbortResponse(Plugin):
             def ProcessHttpResponse(self, request, context):
