@@ -148,6 +148,8 @@ class Client final : public PluginClient {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
+      // A health check under way ends now, not at its deadline.
+      if (blocking_ctx_ != nullptr) blocking_ctx_->TryCancel();
     }
     cv_.notify_all();
     if (health_.joinable()) health_.join();
@@ -491,10 +493,19 @@ class Client final : public PluginClient {
   grpc::Status Blocking(size_t i, int rpc, Method method, Res* res) {
     Plugin& p = *plugins_[i];
     grpc::ClientContext ctx;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return grpc::Status(grpc::StatusCode::CANCELLED, "stopping");
+      blocking_ctx_ = &ctx;
+    }
     ctx.set_deadline(Deadline(options_.startup_timeout_ns));
     Req req;
     const int64_t start = MonoNs();
     grpc::Status s = ((*p.stub).*method)(&ctx, req, res);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      blocking_ctx_ = nullptr;
+    }
     const int64_t took = MonoNs() - start;
     std::lock_guard<std::mutex> lock(p.mu);
     p.counters[rpc].Add(took, !s.ok(), s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -569,6 +580,11 @@ class Client final : public PluginClient {
     }
   }
 
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+  }
+
   void HealthLoop() {
     started_.store(true);
     while (true) {
@@ -582,6 +598,7 @@ class Client final : public PluginClient {
         plugin::HealthCheckResponse res;
         grpc::Status s = Blocking<plugin::HealthCheckRequest>(
             i, kHealth, &plugin::PluginService::Stub::HealthCheck, &res);
+        if (Stopping()) return;  // cancelled: says nothing about the plugin
         const bool enabled = Flags(i) & kPluginEnabled;
         if (!s.ok() || !res.healthy()) {
           if (enabled || !Describe(i).described)
@@ -592,7 +609,7 @@ class Client final : public PluginClient {
         }
         if (enabled) continue;
         std::string why;
-        if (!Refresh(i, &why)) SetEnabled(i, false, "GetPluginInfo", why, false);
+        if (!Refresh(i, &why) && !Stopping()) SetEnabled(i, false, "GetPluginInfo", why, false);
       }
     }
   }
@@ -602,9 +619,10 @@ class Client final : public PluginClient {
   std::thread health_;
   grpc::CompletionQueue cq_;
   std::thread cq_thread_;
-  std::mutex mu_;  // guards stop_, pending_
+  std::mutex mu_;  // guards stop_, pending_, blocking_ctx_
   std::condition_variable cv_;
   bool stop_ = false;
+  grpc::ClientContext* blocking_ctx_ = nullptr;  // of the blocking call under way
   std::atomic<bool> started_{false};  // the health checks have begun
   uint64_t pending_ = 0;
   std::mutex events_mu_;
