@@ -663,6 +663,16 @@ class PluginFailureTest(PluginTestCase):
         self.assertIn("0 failed calls passed on unchanged, 1 requests or connections refused "
                       "(--plugin-failure closed)", err)
 
+    def test_plugin_down_fails_closed(self):
+        up = self.upstream()
+        port = free_port()
+        p, proxy = self.proxy(["--grpc-plugin", "127.0.0.1:%d" % port, "--upstream", "*",
+                               "--plugin-failure", "closed"])
+        rc, status, body, _ = curl("http://127.0.0.1:%d/" % up.port, proxy=proxy)
+        self.assertEqual((rc, status), (0, 502))
+        self.assertIn(b"127.0.0.1:%d: disabled (--plugin-failure closed)" % port, body)
+        self.assertEqual(up.count(), 0)
+
     def test_failing_closed_tunnel_is_reset(self):
         class Broken(Plugin):
             http = False
