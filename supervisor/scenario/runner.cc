@@ -1,0 +1,377 @@
+#include "supervisor/scenario/runner.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "supervisor/exec/policy_table.h"
+
+namespace fault::scenario {
+namespace {
+
+int64_t UnixNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+HttpRequest RequestOf(const Item& item, uint16_t proxy_port) {
+  HttpRequest r;
+  r.method = item.call.method;
+  r.url = item.call.url;
+  for (const auto& [k, v] : item.call.headers) r.headers.push_back(absl::StrCat(k, ": ", v));
+  r.body = item.call.body;
+  r.timeout_ms = item.call.timeout_ms.value_or(0);
+  if (!item.disable_http_proxy) r.proxy = absl::StrCat("http://127.0.0.1:", proxy_port);
+  return r;
+}
+
+// Tracks the failure budget across an item's requests.
+class BudgetTracker {
+ public:
+  explicit BudgetTracker(const FailureBudget& b) : b_(b) {}
+  // False once the budget is spent.
+  bool Add(const RequestResult& r) {
+    if (!b_.enabled || spent_) return !spent_;
+    ++ended_;
+    if (IsError(r, b_.errors)) ++failed_;
+    if (b_.max_failures >= 0 && failed_ > b_.max_failures) {
+      spent_ = true;
+      reason_ = absl::StrCat("failure budget spent: ", failed_, " failed requests (more than ",
+                             b_.max_failures, ") after ", ended_, " requests");
+    } else if (b_.max_rate >= 0 && ended_ >= b_.min_requests &&
+               static_cast<double>(failed_) / ended_ > b_.max_rate) {
+      spent_ = true;
+      reason_ = absl::StrFormat(
+          "failure budget spent: %d of %d requests failed (%.1f%%, more than %.1f%%)", failed_,
+          ended_, 100.0 * failed_ / ended_, 100.0 * b_.max_rate);
+    }
+    return !spent_;
+  }
+  bool spent() const { return spent_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  FailureBudget b_;
+  bool spent_ = false;
+  int64_t ended_ = 0, failed_ = 0;
+  std::string reason_;
+};
+
+class Progress {
+ public:
+  Progress(const RunOptions& o, std::string label) : o_(o), label_(std::move(label)) {}
+  void Update(const std::string& what) {
+    if (!o_.progress || o_.out == nullptr) return;
+    const int64_t now = fault::exec::MonotonicNowNs();
+    if (now - last_ < 200'000'000) return;
+    last_ = now;
+    *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
+  }
+  void Done(const std::string& line) {
+    if (o_.out == nullptr) return;
+    if (o_.progress) *o_.out << "\r\033[K";
+    *o_.out << line << "\n" << std::flush;
+  }
+
+ private:
+  const RunOptions& o_;
+  std::string label_;
+  int64_t last_ = 0;
+};
+
+void Absorb(const HttpDriver::Outcome& o, ItemRun* run) {
+  run->retries += o.retries;
+  run->retries_denied += o.retries_denied;
+  run->cancelled += o.cancelled;
+  run->connections += o.connections;
+}
+
+void Evaluate(ItemRun* run) {
+  const Item& item = *run->item;
+  const Expect& e = item.expect;
+  std::vector<double> lat;
+  double sum = 0;
+  for (RequestRecord& rec : run->requests) {
+    const RequestResult& r = rec.r;
+    switch (r.failure) {
+      case Failure::kTransport: ++run->transport_errors; break;
+      case Failure::kTimeout: ++run->timeouts; break;
+      case Failure::kWatchdog: ++run->watchdog_cancels; break;
+      case Failure::kNone: break;
+    }
+    if (r.status >= 500) ++run->status_5xx;
+    else if (r.status >= 400) ++run->status_4xx;
+    std::vector<std::string> why;
+    if (e.status.has_value() && r.status != *e.status) {
+      why.push_back(r.failure == Failure::kNone
+                        ? absl::StrCat("status ", r.status, ", expected ", *e.status)
+                        : absl::StrCat(FailureName(r.failure), " error (", r.error, "), expected status ",
+                                       *e.status));
+    }
+    if (e.response_time_under_ms.has_value() && r.LatencyMs() > *e.response_time_under_ms)
+      why.push_back(absl::StrFormat("%.1f ms, expected at most %.1f ms", r.LatencyMs(),
+                                    *e.response_time_under_ms));
+    rec.expect_pass = why.empty();
+    rec.expect_why = absl::StrJoin(why, "; ");
+    if (!rec.expect_pass) ++run->expectation_failures;
+    lat.push_back(r.LatencyMs());
+    sum += r.LatencyMs();
+  }
+  std::sort(lat.begin(), lat.end());
+  if (!lat.empty()) {
+    run->min_ms = lat.front();
+    run->max_ms = lat.back();
+    run->mean_ms = sum / lat.size();
+  }
+  for (double q : {25.0, 50.0, 75.0, 95.0, 99.0}) {
+    Percentile p{q, Quantile(lat, q), 0};
+    p.at_or_below = std::upper_bound(lat.begin(), lat.end(), p.ms) - lat.begin();
+    run->percentiles.push_back(p);
+  }
+  const uint64_t n = run->requests.size();
+  for (const Slo& slo : item.slos) {
+    SloResult s;
+    s.slo = slo;
+    if (slo.type == Slo::Type::kLatency) {
+      s.value = Quantile(lat, slo.objective);
+      s.pass = n > 0 && slo.threshold - s.value >= 0;
+      s.margin = s.value <= slo.threshold
+                     ? absl::StrFormat("Below by %.1fms", slo.threshold - s.value)
+                     : absl::StrFormat("Above by %.1fms", s.value - slo.threshold);
+      s.over = lat.end() - std::upper_bound(lat.begin(), lat.end(), slo.threshold);
+    } else {
+      for (const RequestRecord& rec : run->requests) s.over += IsError(rec.r, slo.errors);
+      s.value = n == 0 ? 0 : 100.0 * s.over / n;
+      s.pass = n > 0 && s.value < slo.threshold;
+      s.margin = s.value < slo.threshold
+                     ? absl::StrFormat("Below by %.2f%%", slo.threshold - s.value)
+                     : absl::StrFormat("Above by %.2f%%", s.value - slo.threshold);
+    }
+    if (n == 0) s.margin = "no request ended";
+    run->all_slo_pass &= s.pass;
+    run->slos.push_back(s);
+  }
+  // The verdict.
+  if (!run->setup_error.empty()) run->reasons.push_back(run->setup_error);
+  if (run->expectation_failures > 0)
+    run->reasons.push_back(absl::StrCat(run->expectation_failures, " of ", n,
+                                        " requests failed the expectation"));
+  const bool want_valid = e.all_slo_are_valid.value_or(true);
+  if (want_valid) {
+    for (const SloResult& s : run->slos)
+      if (!s.pass) run->reasons.push_back(absl::StrCat("SLO \"", s.slo.title, "\" failed: ", s.margin));
+  } else if (run->all_slo_pass) {
+    run->reasons.push_back("expected some SLO to fail (all_slo_are_valid: false), and all passed");
+  }
+  if (run->budget_exhausted) run->reasons.push_back(run->budget_reason);
+  if (n == 0 && run->setup_error.empty()) run->reasons.push_back("no request ended");
+  run->passed = run->reasons.empty();
+}
+
+std::string Label(size_t i, size_t n, const Scenario& s, const Item& item) {
+  return absl::StrCat("[", i, "/", n, "] ", s.title, ": ", item.call.method, " ", item.call.url);
+}
+
+void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, Progress& progress,
+             ItemRun* run) {
+  const Strategy& st = item.strategy;
+  const bool load = item.has_strategy && st.mode == Strategy::Mode::kLoad;
+  const bool repeat = item.has_strategy && st.mode == Strategy::Mode::kRepeat;
+  run->run_duration_ns = load ? st.duration_ns : 0;
+  absl::StatusOr<ItemFaults> faults = BuildItemFaults(item, run->run_duration_ns, 0);
+  if (!faults.ok()) {
+    run->setup_error = std::string(faults.status().message());
+    return;
+  }
+  run->faults = *faults;
+  // The periods count from the first planned request.
+  const int64_t t0 = fault::exec::MonotonicNowNs() + 20'000'000;
+  FaultProxy::Options po;
+  po.faults = *faults;
+  po.upstreams = item.upstreams;
+  po.mappings = item.mappings;
+  po.http_proxy = !item.disable_http_proxy;
+  po.start_ns = t0;
+  po.run_duration_ns = run->run_duration_ns;
+  po.seed = options.seed;
+  ItemFaults baseline_faults;  // none
+  absl::StatusOr<std::unique_ptr<FaultProxy>> proxy = FaultProxy::Start(po);
+  if (!proxy.ok()) {
+    run->setup_error = absl::StrCat("cannot start the fault proxy: ", proxy.status().message());
+    return;
+  }
+  run->proxy_seed = (*proxy)->seed();
+  run->proxy_port = (*proxy)->http_port();
+  run->start_unix_ns = UnixNowNs() + (t0 - fault::exec::MonotonicNowNs());
+
+  absl::StatusOr<std::unique_ptr<HttpDriver>> driver = HttpDriver::Create(curl);
+  if (!driver.ok()) {
+    run->setup_error = std::string(driver.status().message());
+    return;
+  }
+  BudgetTracker budget(st.failure_budget);
+  HttpDriver::Plan plan;
+  plan.request = RequestOf(item, (*proxy)->http_port());
+  plan.retry = st.retry;
+  plan.watchdog = st.watchdog;
+  plan.seed = options.seed.value_or(run->proxy_seed) ^ 0x5ce7a110;
+  plan.drain_ns = item.call.timeout_ms.has_value()
+                      ? static_cast<int64_t>(*item.call.timeout_ms) * 1'000'000 + 5'000'000'000
+                      : 60'000'000'000;
+  uint64_t ended = 0;
+  plan.on_done = [&](const RequestResult& r) {
+    ++ended;
+    if (load)
+      progress.Update(absl::StrFormat("load %.1fs/%.0fs, %d requests",
+                                      (fault::exec::MonotonicNowNs() - t0) / 1e9,
+                                      st.duration_ns / 1e9, ended));
+    return budget.Add(r);
+  };
+  auto record = [&](const HttpDriver::Outcome& o, int iteration, bool baseline, double add) {
+    Absorb(o, run);
+    for (const RequestResult& r : o.results) {
+      RequestRecord rec;
+      rec.r = r;
+      rec.offset_ns = r.intended_ns - t0;
+      rec.iteration = iteration;
+      rec.baseline = baseline;
+      rec.latency_add_ms = add;
+      run->requests.push_back(rec);
+    }
+  };
+
+  if (load) {
+    const int64_t period = 1'000'000'000 / st.rps;
+    const int64_t phase = period / st.clients;
+    for (int64_t c = 0; c < st.clients; ++c)
+      for (int64_t at = c * phase; at < st.duration_ns; at += period) plan.starts.push_back(t0 + at);
+    std::sort(plan.starts.begin(), plan.starts.end());
+    absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
+    if (!o.ok()) run->setup_error = std::string(o.status().message());
+    else {
+      record(*o, 0, false, 0);
+      if (o->stopped) run->budget_stopped_at_ns = o->stopped_ns - t0;
+    }
+  } else {
+    // single, or repeat: one call at a time.
+    struct Call {
+      int iteration;
+      bool baseline;
+      double add;
+    };
+    std::vector<Call> calls;
+    if (repeat) {
+      if (st.add_baseline_call) calls.push_back({0, true, 0});
+      for (int64_t i = 0; i < st.count; ++i)
+        calls.push_back({static_cast<int>(i + (st.add_baseline_call ? 1 : 0)), false, st.step_ms * i});
+    } else {
+      calls.push_back({0, false, 0});
+    }
+    bool published_plain = true;
+    for (size_t k = 0; k < calls.size(); ++k) {
+      const Call& c = calls[k];
+      if (repeat) {
+        progress.Update(absl::StrCat("call ", k + 1, "/", calls.size()));
+        // The baseline call has no fault; the others step the latency mean.
+        absl::StatusOr<ItemFaults> f = BuildItemFaults(item, 0, c.add);
+        if (!f.ok()) {
+          run->setup_error = std::string(f.status().message());
+          break;
+        }
+        if (c.baseline) {
+          ItemFaults none = *f;
+          none.policies.clear_policies();
+          (void)(*proxy)->Republish(none);
+          published_plain = false;
+        } else if (c.add != 0 || !published_plain) {
+          absl::Status s = (*proxy)->Republish(*f);
+          if (!s.ok()) {
+            run->setup_error = std::string(s.message());
+            break;
+          }
+          published_plain = c.add == 0;
+        }
+      }
+      plan.starts = {fault::exec::MonotonicNowNs()};
+      absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
+      if (!o.ok()) {
+        run->setup_error = std::string(o.status().message());
+        break;
+      }
+      record(*o, c.iteration, c.baseline, c.add);
+      if (o->stopped) {
+        run->budget_stopped_at_ns = o->stopped_ns - t0;
+        break;
+      }
+      if (repeat && st.failfast && !o->results.empty()) {
+        const RequestResult& r = o->results.back();
+        const Expect& e = item.expect;
+        if ((e.status.has_value() && r.status != *e.status) ||
+            (e.response_time_under_ms.has_value() && r.LatencyMs() > *e.response_time_under_ms))
+          break;
+      }
+      if (repeat && st.wait_ms > 0 && k + 1 < calls.size()) {
+        const int64_t ns = static_cast<int64_t>(st.wait_ms * 1e6);
+        timespec ts{ns / 1'000'000'000, ns % 1'000'000'000};
+        nanosleep(&ts, nullptr);
+      }
+    }
+  }
+  run->events = (*proxy)->Stop();
+  run->budget_exhausted = budget.spent();
+  run->budget_reason = budget.reason();
+  std::sort(run->requests.begin(), run->requests.end(),
+            [](const RequestRecord& a, const RequestRecord& b) { return a.r.intended_ns < b.r.intended_ns; });
+}
+
+}  // namespace
+
+double Quantile(const std::vector<double>& sorted, double q) {
+  const size_t n = sorted.size();
+  if (n == 0) return 0;
+  const double h = (n + 1) * (q / 100.0);
+  if (h <= 1) return sorted.front();
+  if (h >= n) return sorted.back();
+  const size_t lo = static_cast<size_t>(std::floor(h));
+  return sorted[lo - 1] + (h - lo) * (sorted[lo] - sorted[lo - 1]);
+}
+
+RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions& options,
+                        const CurlApi& curl) {
+  RunSummary summary;
+  summary.start_unix_ns = UnixNowNs();
+  size_t total = 0;
+  for (const Scenario& s : scenarios) total += s.items.size();
+  size_t i = 0;
+  for (const Scenario& s : scenarios) {
+    for (const Item& item : s.items) {
+      ++i;
+      ItemRun run;
+      run.scenario = &s;
+      run.item = &item;
+      Progress progress(options, Label(i, total, s, item));
+      progress.Update("starting");
+      const int64_t started = fault::exec::MonotonicNowNs();
+      RunItem(item, options, curl, progress, &run);
+      run.total_ns = fault::exec::MonotonicNowNs() - started;
+      if (run.start_unix_ns == 0) run.start_unix_ns = UnixNowNs();
+      Evaluate(&run);
+      if (!run.passed) ++summary.failed;
+      progress.Done(absl::StrFormat(
+          "%s %s: %d requests, %.1fs%s", run.passed ? "PASS" : "FAIL", Label(i, total, s, item),
+          run.requests.size(), run.total_ns / 1e9,
+          run.passed ? "" : absl::StrCat(" (", absl::StrJoin(run.reasons, "; "), ")")));
+      summary.items.push_back(std::move(run));
+    }
+  }
+  summary.end_unix_ns = UnixNowNs();
+  return summary;
+}
+
+}  // namespace fault::scenario
