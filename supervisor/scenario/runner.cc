@@ -247,10 +247,17 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   };
 
   if (load) {
-    const int64_t period = 1'000'000'000 / st.rps;
-    const int64_t phase = period / st.clients;
-    for (int64_t c = 0; c < st.clients; ++c)
-      for (int64_t at = c * phase; at < st.duration_ns; at += period) plan.starts.push_back(t0 + at);
+    // Each client sends rps requests a second, on its own phase, whatever
+    // the answers do (open loop): duration x rps requests per client.
+    for (int64_t c = 0; c < st.clients; ++c) {
+      const int64_t phase = static_cast<int64_t>(static_cast<__int128>(c) * 1'000'000'000 /
+                                                 (st.rps * st.clients));
+      for (int64_t k = 0;; ++k) {
+        const int64_t at = static_cast<int64_t>(static_cast<__int128>(k) * 1'000'000'000 / st.rps);
+        if (at >= st.duration_ns) break;
+        plan.starts.push_back(t0 + at + phase);
+      }
+    }
     std::sort(plan.starts.begin(), plan.starts.end());
     absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
     if (!o.ok()) run->setup_error = std::string(o.status().message());
@@ -296,6 +303,15 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
             break;
           }
           published_plain = c.add == 0;
+        }
+      }
+      if (repeat && k > 0) {
+        // A connection meets the faults in force when it opens: each step
+        // of a repeat gets a new one.
+        driver = HttpDriver::Create(curl);
+        if (!driver.ok()) {
+          run->setup_error = std::string(driver.status().message());
+          break;
         }
       }
       plan.starts = {fault::exec::MonotonicNowNs()};
