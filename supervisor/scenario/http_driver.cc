@@ -94,6 +94,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   Outcome out;
   const CurlApi& curl = curl_;
   CURLM* multi = multi_;
+  curl.multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(plan.max_connections));
+  curl.multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max<int64_t>(256, plan.max_connections)));
   std::mt19937_64 rng(plan.seed);
   const HttpRequest& req = plan.request;
 

@@ -81,6 +81,9 @@ class HttpDriver {
     // and are then cancelled as timed out.
     int64_t drain_ns = 30'000'000'000;
     size_t max_in_flight = 4096;     // beyond: wait (their latency counts)
+    // Connections at most (0: as many as requests under way need); more
+    // requests wait in libcurl for one to be free.
+    int64_t max_connections = 0;
     uint64_t seed = 1;               // retry jitter
     // Called as each request ends; false stops the run (the failure
     // budget): requests under way are cancelled and dropped.

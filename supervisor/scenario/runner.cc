@@ -27,7 +27,7 @@ HttpRequest RequestOf(const Item& item, uint16_t proxy_port) {
   for (const auto& [k, v] : item.call.headers) r.headers.push_back(absl::StrCat(k, ": ", v));
   r.body = item.call.body;
   r.timeout_ms = item.call.timeout_ms.value_or(0);
-  if (!item.disable_http_proxy) r.proxy = absl::StrCat("http://127.0.0.1:", proxy_port);
+  if (!item.disable_http_proxy && proxy_port != 0) r.proxy = absl::StrCat("http://127.0.0.1:", proxy_port);
   return r;
 }
 
@@ -200,14 +200,18 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   po.start_ns = t0;
   po.run_duration_ns = run->run_duration_ns;
   po.seed = options.seed;
-  ItemFaults baseline_faults;  // none
-  absl::StatusOr<std::unique_ptr<FaultProxy>> proxy = FaultProxy::Start(po);
-  if (!proxy.ok()) {
-    run->setup_error = absl::StrCat("cannot start the fault proxy: ", proxy.status().message());
-    return;
+  // Nothing to fault: the calls go straight to the server.
+  std::unique_ptr<FaultProxy> proxy;
+  if (!item.faults.empty() || !item.mappings.empty()) {
+    absl::StatusOr<std::unique_ptr<FaultProxy>> started = FaultProxy::Start(po);
+    if (!started.ok()) {
+      run->setup_error = absl::StrCat("cannot start the fault proxy: ", started.status().message());
+      return;
+    }
+    proxy = std::move(*started);
+    run->proxy_seed = proxy->seed();
+    run->proxy_port = proxy->http_port();
   }
-  run->proxy_seed = (*proxy)->seed();
-  run->proxy_port = (*proxy)->http_port();
   run->start_unix_ns = UnixNowNs() + (t0 - fault::exec::MonotonicNowNs());
 
   absl::StatusOr<std::unique_ptr<HttpDriver>> driver = HttpDriver::Create(curl);
@@ -217,10 +221,11 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   }
   BudgetTracker budget(st.failure_budget);
   HttpDriver::Plan plan;
-  plan.request = RequestOf(item, (*proxy)->http_port());
+  plan.request = RequestOf(item, run->proxy_port);
   plan.retry = st.retry;
   plan.watchdog = st.watchdog;
-  plan.seed = options.seed.value_or(run->proxy_seed) ^ 0x5ce7a110;
+  plan.max_connections = load ? st.connections : 0;
+  plan.seed = options.seed.value_or(run->proxy_seed ? run->proxy_seed : 1) ^ 0x5ce7a110;
   plan.drain_ns = item.call.timeout_ms.has_value()
                       ? static_cast<int64_t>(*item.call.timeout_ms) * 1'000'000 + 5'000'000'000
                       : 60'000'000'000;
@@ -283,7 +288,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     bool published_plain = true;
     for (size_t k = 0; k < calls.size(); ++k) {
       const Call& c = calls[k];
-      if (repeat) {
+      if (repeat && proxy != nullptr) {
         progress.Update(absl::StrCat("call ", k + 1, "/", calls.size()));
         // The baseline call has no fault; the others step the latency mean.
         absl::StatusOr<ItemFaults> f = BuildItemFaults(item, 0, c.add);
@@ -294,10 +299,10 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
         if (c.baseline) {
           ItemFaults none = *f;
           none.policies.clear_policies();
-          (void)(*proxy)->Republish(none);
+          (void)proxy->Republish(none);
           published_plain = false;
         } else if (c.add != 0 || !published_plain) {
-          absl::Status s = (*proxy)->Republish(*f);
+          absl::Status s = proxy->Republish(*f);
           if (!s.ok()) {
             run->setup_error = std::string(s.message());
             break;
@@ -339,7 +344,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
       }
     }
   }
-  run->events = (*proxy)->Stop();
+  if (proxy != nullptr) run->events = proxy->Stop();
   run->budget_exhausted = budget.spent();
   run->budget_reason = budget.reason();
   std::sort(run->requests.begin(), run->requests.end(),

@@ -109,6 +109,7 @@ struct Strategy {
   int64_t duration_ns = 0;
   int64_t clients = 1;
   int64_t rps = 1;  // per client
+  int64_t connections = 0;  // ours: at most this many (0: as needed)
   // ours
   RetryPolicy retry;
   FailureBudget failure_budget;

@@ -325,7 +325,7 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
     allowed.insert({"step", "count", "failfast", "wait", "add_baseline_call"});
   } else if (mode == "load") {
     s.mode = Strategy::Mode::kLoad;
-    allowed.insert({"duration", "clients", "rps"});
+    allowed.insert({"duration", "clients", "rps", "connections"});
   } else {
     Add(n["mode"], path + ".mode",
         absl::StrCat(Quote(n["mode"]), " is not a mode (single, repeat or load)"));
@@ -352,6 +352,7 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
     else Int(n["clients"], path + ".clients", 1, 10'000, &s.clients);
     if (!n["rps"]) Add(n, path, "load needs rps (requests per second per client)");
     else Int(n["rps"], path + ".rps", 1, 1'000'000, &s.rps);
+    if (n["connections"]) Int(n["connections"], path + ".connections", 1, 100'000, &s.connections);
   }
   if (const YAML::Node r = n["retry"]) {
     const std::string p = path + ".retry";
