@@ -6,7 +6,7 @@
 #include <memory>
 #include <queue>
 #include <random>
-#include <set>
+#include <unordered_set>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -24,7 +24,6 @@ int64_t Now() {
 struct Transfer {
   RequestResult result;
   CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
   int64_t attempt_started_ns = 0;
   int64_t last_progress_ns = 0;
   curl_off_t seen_down = 0, seen_up = 0;
@@ -34,7 +33,6 @@ struct Transfer {
 
 size_t Discard(char* /*data*/, size_t size, size_t n, void* user) {
   static_cast<Transfer*>(user)->bytes += size * n;
-  static_cast<Transfer*>(user)->last_progress_ns = Now();
   return size * n;
 }
 
@@ -99,43 +97,57 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   std::mt19937_64 rng(plan.seed);
   const HttpRequest& req = plan.request;
 
-  std::vector<std::unique_ptr<Transfer>> all;
   std::priority_queue<Pending, std::vector<Pending>, std::greater<>> retries;
-  std::set<Transfer*> running;
+  std::unordered_set<Transfer*> running;
   size_t next = 0;
   uint64_t started_requests = 0;
   const int64_t last_start = plan.starts.empty() ? Now() : plan.starts.back();
   bool stop = false;
-
-  auto start_attempt = [&](Transfer* t) {
-    CURL* e = t->easy;
-    if (e == nullptr) {
-      e = t->easy = curl.easy_init();
-      curl.easy_setopt(e, CURLOPT_URL, req.url.c_str());
-      curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-      if (req.method == "GET") {
-        curl.easy_setopt(e, CURLOPT_HTTPGET, 1L);
-      } else if (req.method == "HEAD") {
-        curl.easy_setopt(e, CURLOPT_NOBODY, 1L);
-      } else {
-        curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-      }
-      if (req.body.has_value()) {
-        curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
-        curl.easy_setopt(e, CURLOPT_POSTFIELDS, req.body->data());
-        if (req.method != "POST") curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-      }
-      for (const std::string& h : req.headers) t->headers = curl.slist_append(t->headers, h.c_str());
-      if (t->headers != nullptr) curl.easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-      // Only the proxy we started; never one from the environment.
-      curl.easy_setopt(e, CURLOPT_PROXY, req.proxy.c_str());
-      curl.easy_setopt(e, CURLOPT_NOPROXY, "");
-      if (req.timeout_ms > 0) curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout_ms));
-      curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, Discard);
-      curl.easy_setopt(e, CURLOPT_WRITEDATA, t);
+  const bool watch = plan.watchdog.enabled;
+  // One header list and a pool of configured handles for every request.
+  curl_slist* headers = nullptr;
+  for (const std::string& h : req.headers) headers = curl.slist_append(headers, h.c_str());
+  std::vector<CURL*> idle;
+  auto new_easy = [&]() {
+    CURL* e = curl.easy_init();
+    curl.easy_setopt(e, CURLOPT_URL, req.url.c_str());
+    curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (req.method == "GET") {
+      curl.easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (req.method == "HEAD") {
+      curl.easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+      curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    }
+    if (req.body.has_value()) {
+      curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
+      curl.easy_setopt(e, CURLOPT_POSTFIELDS, req.body->data());
+      if (req.method != "POST") curl.easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    }
+    if (headers != nullptr) curl.easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    // Only the proxy we started; never one from the environment.
+    curl.easy_setopt(e, CURLOPT_PROXY, req.proxy.c_str());
+    curl.easy_setopt(e, CURLOPT_NOPROXY, "");
+    if (req.timeout_ms > 0) curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout_ms));
+    curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, Discard);
+    if (watch) {
       curl.easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
       curl.easy_setopt(e, CURLOPT_XFERINFOFUNCTION, Progress);
-      curl.easy_setopt(e, CURLOPT_XFERINFODATA, t);
+    }
+    return e;
+  };
+
+  auto start_attempt = [&](Transfer* t) {
+    if (t->easy == nullptr) {
+      if (idle.empty()) {
+        t->easy = new_easy();
+      } else {
+        t->easy = idle.back();
+        idle.pop_back();
+      }
+      CURL* e = t->easy;
+      curl.easy_setopt(e, CURLOPT_WRITEDATA, t);
+      if (watch) curl.easy_setopt(e, CURLOPT_XFERINFODATA, t);
       curl.easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
       curl.easy_setopt(e, CURLOPT_PRIVATE, t);
     }
@@ -144,17 +156,16 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     t->seen_down = t->seen_up = 0;
     t->attempt_started_ns = t->last_progress_ns = Now();
     if (t->result.sent_ns == 0) t->result.sent_ns = t->attempt_started_ns;
-    curl.multi_add_handle(multi, e);
+    curl.multi_add_handle(multi, t->easy);
     running.insert(t);
   };
 
   auto finish = [&](Transfer* t) {
-    if (t->headers != nullptr) curl.slist_free_all(t->headers);
-    t->headers = nullptr;
-    if (t->easy != nullptr) curl.easy_cleanup(t->easy);
+    if (t->easy != nullptr) idle.push_back(t->easy);
     t->easy = nullptr;
-    out.results.push_back(t->result);
-    if (plan.on_done && !plan.on_done(t->result) && !stop) {
+    out.results.push_back(std::move(t->result));
+    delete t;
+    if (plan.on_done && !plan.on_done(out.results.back()) && !stop) {
       stop = true;
       out.stopped = true;
       out.stopped_ns = Now();
@@ -202,16 +213,19 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     // Planned starts and retries that are due.
     while (next < plan.starts.size() && plan.starts[next] <= now &&
            running.size() < plan.max_in_flight) {
-      auto t = std::make_unique<Transfer>();
+      auto* t = new Transfer();
       t->result.intended_ns = plan.starts[next++];
       ++started_requests;
-      start_attempt(t.get());
-      all.push_back(std::move(t));
+      start_attempt(t);
     }
     while (!retries.empty() && retries.top().at <= now && running.size() < plan.max_in_flight) {
       Transfer* t = retries.top().t;
       retries.pop();
       start_attempt(t);
+    }
+    if (plan.send_until_ns != 0 && now >= plan.send_until_ns && next < plan.starts.size()) {
+      out.unsent += plan.starts.size() - next;
+      next = plan.starts.size();
     }
     int still = 0;
     curl.multi_perform(multi, &still);
@@ -283,13 +297,19 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   // A stop: drop what is under way and what was waiting.
   for (Transfer* t : running) {
     curl.multi_remove_handle(multi, t->easy);
+    curl.easy_cleanup(t->easy);
+    delete t;
     ++out.cancelled;
   }
-  out.cancelled += retries.size();
-  for (auto& t : all) {
-    if (t->headers != nullptr) curl.slist_free_all(t->headers);
+  while (!retries.empty()) {
+    Transfer* t = retries.top().t;
+    retries.pop();
     if (t->easy != nullptr) curl.easy_cleanup(t->easy);
+    delete t;
+    ++out.cancelled;
   }
+  for (CURL* e : idle) curl.easy_cleanup(e);
+  if (headers != nullptr) curl.slist_free_all(headers);
   return out;
 }
 

@@ -81,6 +81,9 @@ class HttpDriver {
     // and are then cancelled as timed out.
     int64_t drain_ns = 30'000'000'000;
     size_t max_in_flight = 4096;     // beyond: wait (their latency counts)
+    // Planned starts not sent by then (CLOCK_MONOTONIC; 0: no limit) are
+    // dropped and counted in Outcome::unsent: the client fell behind.
+    int64_t send_until_ns = 0;
     // Connections at most (0: as many as requests under way need); more
     // requests wait in libcurl for one to be free.
     int64_t max_connections = 0;
@@ -95,6 +98,7 @@ class HttpDriver {
     uint64_t retries_denied = 0;   // failed attempts the retry budget did not retry
     uint64_t watchdog_cancels = 0;
     uint64_t cancelled = 0;        // dropped by a stop
+    uint64_t unsent = 0;           // planned, not sent by send_until_ns
     bool stopped = false;          // on_done asked to stop
     int64_t stopped_ns = 0;
     uint64_t connections = 0;      // new connections libcurl opened

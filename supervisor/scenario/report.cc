@@ -342,6 +342,7 @@ nlohmann::json ResultsJson(const RunSummary& s) {
                             {"cancelled_requests", r.cancelled}}},
         {"watchdog", {{"enabled", item.strategy.watchdog.enabled}, {"cancelled", r.watchdog_cancels}}}};
     ours["connections"] = r.connections;
+    ours["unsent"] = r.unsent;
     ours["fault_windows"] = json::array();
     for (const ItemFaults::Window& w : r.faults.windows)
       ours["fault_windows"].push_back(

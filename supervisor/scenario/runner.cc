@@ -66,12 +66,19 @@ class BudgetTracker {
 class Progress {
  public:
   Progress(const RunOptions& o, std::string label) : o_(o), label_(std::move(label)) {}
-  void Update(const std::string& what) {
-    if (!o_.progress || o_.out == nullptr) return;
+  // Whether a live line is due (at most five a second).
+  bool Due() {
+    if (!o_.progress || o_.out == nullptr) return false;
     const int64_t now = fault::exec::MonotonicNowNs();
-    if (now - last_ < 200'000'000) return;
+    if (now - last_ < 200'000'000) return false;
     last_ = now;
-    *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
+    return true;
+  }
+  void Update(const std::string& what) {
+    if (Due()) *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
+  }
+  void Show(const std::string& what) {
+    if (o_.progress && o_.out != nullptr) *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
   }
   void Done(const std::string& line) {
     if (o_.out == nullptr) return;
@@ -90,6 +97,7 @@ void Absorb(const HttpDriver::Outcome& o, ItemRun* run) {
   run->retries_denied += o.retries_denied;
   run->cancelled += o.cancelled;
   run->connections += o.connections;
+  run->unsent += o.unsent;
 }
 
 void Evaluate(ItemRun* run) {
@@ -170,6 +178,10 @@ void Evaluate(ItemRun* run) {
     run->reasons.push_back("expected some SLO to fail (all_slo_are_valid: false), and all passed");
   }
   if (run->budget_exhausted) run->reasons.push_back(run->budget_reason);
+  // A load the client could not offer measured something else.
+  if (run->unsent * 100 > n + run->unsent)
+    run->reasons.push_back(absl::StrCat("the load was not offered: ", run->unsent,
+                                        " planned requests could not be sent in time"));
   if (n == 0 && run->setup_error.empty()) run->reasons.push_back("no request ended");
   run->passed = run->reasons.empty();
 }
@@ -225,6 +237,9 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   plan.retry = st.retry;
   plan.watchdog = st.watchdog;
   plan.max_connections = load ? st.connections : 0;
+  // With bounded connections, requests wait here rather than in libcurl,
+  // which walks every handle it holds on each call.
+  if (plan.max_connections > 0) plan.max_in_flight = plan.max_connections;
   plan.seed = options.seed.value_or(run->proxy_seed ? run->proxy_seed : 1) ^ 0x5ce7a110;
   plan.drain_ns = item.call.timeout_ms.has_value()
                       ? static_cast<int64_t>(*item.call.timeout_ms) * 1'000'000 + 5'000'000'000
@@ -232,10 +247,10 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   uint64_t ended = 0;
   plan.on_done = [&](const RequestResult& r) {
     ++ended;
-    if (load)
-      progress.Update(absl::StrFormat("load %.1fs/%.0fs, %d requests",
-                                      (fault::exec::MonotonicNowNs() - t0) / 1e9,
-                                      st.duration_ns / 1e9, ended));
+    if (load && progress.Due())
+      progress.Show(absl::StrFormat("load %.1fs/%.0fs, %d requests",
+                                    (fault::exec::MonotonicNowNs() - t0) / 1e9,
+                                    st.duration_ns / 1e9, ended));
     return budget.Add(r);
   };
   auto record = [&](const HttpDriver::Outcome& o, int iteration, bool baseline, double add) {
@@ -264,6 +279,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
       }
     }
     std::sort(plan.starts.begin(), plan.starts.end());
+    plan.send_until_ns = t0 + st.duration_ns + 100'000'000;
     absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
     if (!o.ok()) run->setup_error = std::string(o.status().message());
     else {

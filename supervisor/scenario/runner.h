@@ -68,6 +68,7 @@ struct ItemRun {
   bool all_slo_pass = true;
   // Reliability controls.
   uint64_t retries = 0, retries_denied = 0, cancelled = 0, connections = 0;
+  uint64_t unsent = 0;  // load: planned requests the client could not send in time
   bool budget_exhausted = false;
   std::string budget_reason;
   int64_t budget_stopped_at_ns = 0;  // from the item's start
