@@ -209,6 +209,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
 
   while (true) {
     int64_t now = Now();
+    if (plan.interrupted != nullptr && plan.interrupted->load(std::memory_order_relaxed)) stop = true;
     if (stop) break;
     // Planned starts and retries that are due.
     while (next < plan.starts.size() && plan.starts[next] <= now &&

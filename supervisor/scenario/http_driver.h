@@ -19,6 +19,7 @@
 #ifndef FAULT_SUPERVISOR_SCENARIO_HTTP_DRIVER_H_
 #define FAULT_SUPERVISOR_SCENARIO_HTTP_DRIVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -91,6 +92,8 @@ class HttpDriver {
     // Called as each request ends; false stops the run (the failure
     // budget): requests under way are cancelled and dropped.
     std::function<bool(const RequestResult&)> on_done;
+    // Set (by a signal handler): stop as on_done's stop does.
+    const std::atomic<bool>* interrupted = nullptr;
   };
   struct Outcome {
     std::vector<RequestResult> results;  // in the order they ended

@@ -236,6 +236,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   plan.request = RequestOf(item, run->proxy_port);
   plan.retry = st.retry;
   plan.watchdog = st.watchdog;
+  plan.interrupted = options.interrupted;
   plan.max_connections = load ? st.connections : 0;
   // With bounded connections, requests wait here rather than in libcurl,
   // which walks every handle it holds on each call.
@@ -303,6 +304,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     }
     bool published_plain = true;
     for (size_t k = 0; k < calls.size(); ++k) {
+      if (options.interrupted != nullptr && options.interrupted->load()) break;
       const Call& c = calls[k];
       if (repeat && proxy != nullptr) {
         progress.Update(absl::StrCat("call ", k + 1, "/", calls.size()));
@@ -335,7 +337,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
           break;
         }
       }
-      plan.starts = {fault::exec::MonotonicNowNs()};
+      plan.starts = {std::max(t0, fault::exec::MonotonicNowNs())};
       absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
       if (!o.ok()) {
         run->setup_error = std::string(o.status().message());
@@ -386,8 +388,10 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
   size_t total = 0;
   for (const Scenario& s : scenarios) total += s.items.size();
   size_t i = 0;
+  auto interrupted = [&] { return options.interrupted != nullptr && options.interrupted->load(); };
   for (const Scenario& s : scenarios) {
     for (const Item& item : s.items) {
+      if (interrupted()) break;
       ++i;
       ItemRun run;
       run.scenario = &s;
@@ -396,6 +400,7 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
       progress.Update("starting");
       const int64_t started = fault::exec::MonotonicNowNs();
       RunItem(item, options, curl, progress, &run);
+      if (interrupted()) run.setup_error = "interrupted";
       run.total_ns = fault::exec::MonotonicNowNs() - started;
       if (run.start_unix_ns == 0) run.start_unix_ns = UnixNowNs();
       Evaluate(&run);
@@ -407,6 +412,7 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
       summary.items.push_back(std::move(run));
     }
   }
+  summary.interrupted = interrupted();
   summary.end_unix_ns = UnixNowNs();
   return summary;
 }

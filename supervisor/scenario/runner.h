@@ -11,6 +11,7 @@
 #ifndef FAULT_SUPERVISOR_SCENARIO_RUNNER_H_
 #define FAULT_SUPERVISOR_SCENARIO_RUNNER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -83,12 +84,16 @@ struct RunSummary {
   int64_t start_unix_ns = 0, end_unix_ns = 0;
   std::vector<ItemRun> items;
   size_t failed = 0;
+  bool interrupted = false;
 };
 
 struct RunOptions {
   std::optional<uint64_t> seed;  // the proxies' fault decisions
   bool progress = false;         // a live line per item (a terminal)
   std::ostream* out = nullptr;   // progress and one line per item ended
+  // Set by a signal handler (Ctrl-C): the item under way stops, no other
+  // starts, and the summary holds what ran.
+  const std::atomic<bool>* interrupted = nullptr;
 };
 
 RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions& options,

@@ -1,7 +1,10 @@
 // `fault scenario run|validate|generate`: scenario files (scenario.h) run
 // through the in-process fault proxy (runner.h), with their reports
 // (report.h); OpenAPI templates (generate.h).
+#include <signal.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +31,10 @@ namespace {
 constexpr int kExitFailed = 1;   // an item failed an expectation, an SLO or a budget
 constexpr int kExitUsage = 2;    // bad flags or scenario files; nothing ran
 constexpr int kExitTool = 125;   // libcurl missing, a report could not be written
+constexpr int kExitInterrupted = 130;  // SIGINT or SIGTERM: the reports hold what ran
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnStopSignal(int) { g_interrupted.store(true); }
 
 struct ScenarioFlags {
   std::string scenario, report, result, html, junit, seed;
@@ -79,10 +86,16 @@ int Run(const ScenarioFlags& f) {
   o.seed = seed;
   o.progress = !f.no_progress && isatty(STDOUT_FILENO) == 1;
   o.out = &std::cout;
+  o.interrupted = &g_interrupted;
+  struct sigaction sa = {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   fault::scenario::RunSummary summary = fault::scenario::RunScenarios(*scenarios, o, **curl);
   std::cout << absl::StrFormat("Tests run: %d, Tests failed: %d\nTotal time: %.1fs\n", summary.items.size(),
                                summary.failed, (summary.end_unix_ns - summary.start_unix_ns) / 1e9);
-  int status = summary.failed == 0 ? 0 : kExitFailed;
+  int status = summary.interrupted ? kExitInterrupted : summary.failed == 0 ? 0 : kExitFailed;
+  if (summary.interrupted) std::cout << "Interrupted: the reports hold the items that ran\n";
   auto write = [&](const std::string& p, const std::string& text, const char* what) {
     absl::Status s = fault::scenario::WriteFileAtomically(p, text);
     if (!s.ok()) {

@@ -424,6 +424,33 @@ items:
         self.assertTrue(os.path.exists(os.path.join(self.dir, "report.md")))
         self.assertTrue(os.path.exists(os.path.join(self.dir, "results.json")))
 
+    def test_interrupt_writes_what_ran(self):
+        path = self.scenario("""title: long
+items:
+- call: {method: GET, url: "@URL@/"}
+  context:
+    upstreams: []
+    faults: []
+    strategy: {mode: load, duration: 20s, clients: 1, rps: 10}
+- call: {method: GET, url: "@URL@/"}
+  context: {upstreams: [], faults: []}
+""")
+        t = time.monotonic()
+        p = subprocess.Popen([FAULT, "scenario", "run", "-s", path, "--result", "r.json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=clean_env(), cwd=self.dir)
+        time.sleep(1)
+        p.send_signal(2)
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 130, out + err)
+        self.assertLess(time.monotonic() - t, 5)
+        with open(os.path.join(self.dir, "r.json")) as f:
+            items = self.items(json.load(f))
+        self.assertEqual(len(items), 1)
+        self.assertIn("interrupted", items[0]["fault"]["reasons"])
+        self.assertGreater(items[0]["requests_count"], 3)
+        self.assertLess(items[0]["requests_count"], 30)
+
     def test_a_directory_runs_every_file(self):
         sub = os.path.join(self.dir, "dir", "nested")
         os.makedirs(sub)
