@@ -6,10 +6,10 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/ascii.h"
 
 namespace fault::scenario {
 namespace {
@@ -225,7 +225,8 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
     return absl::InvalidArgumentError(absl::StrCat(spec_name, ":", e.mark.line + 1, ": ", e.msg));
   }
   if (!spec.IsMap() || !spec["openapi"] || !spec["openapi"].IsScalar())
-    return absl::InvalidArgumentError(absl::StrCat(spec_name, ": not an OpenAPI document (no openapi: version)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec_name, ": not an OpenAPI document (no openapi: version)"));
   const std::string version = spec["openapi"].Scalar();
   if (!absl::StartsWith(version, "3.0") && !absl::StartsWith(version, "3.1"))
     return absl::InvalidArgumentError(absl::StrCat(spec_name, ":", spec["openapi"].Mark().line + 1,
@@ -235,8 +236,8 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
       spec["servers"][0]["url"] && spec["servers"][0]["url"].IsScalar())
     base = spec["servers"][0]["url"].Scalar();
   if (!absl::StartsWith(base, "http://") && !absl::StartsWith(base, "https://"))
-    return absl::InvalidArgumentError(absl::StrCat(
-        spec_name, ": servers[0].url ", base, " is not an absolute http:// or https:// URL"));
+    return absl::InvalidArgumentError(absl::StrCat(spec_name, ": servers[0].url ", base,
+                                                   " is not an absolute http:// or https:// URL"));
   while (absl::EndsWith(base, "/")) base.pop_back();
   // The upstream: scheme://authority of the server.
   const size_t authority_end = base.find('/', base.find("://") + 3);
@@ -252,10 +253,11 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
     for (const char* m : kMethods) {
       const YAML::Node op = p.second[m];
       if (!op || !op.IsMap()) continue;
-      std::string id = op["operationId"] && op["operationId"].IsScalar() ? op["operationId"].Scalar()
-                                                                         : OperationId(m, path);
-      std::string call = absl::StrCat("    method: ", absl::AsciiStrToUpper(m), "\n    url: ",
-                                      Quoted(base + path), "\n");
+      std::string id = op["operationId"] && op["operationId"].IsScalar()
+                           ? op["operationId"].Scalar()
+                           : OperationId(m, path);
+      std::string call = absl::StrCat("    method: ", absl::AsciiStrToUpper(m),
+                                      "\n    url: ", Quoted(base + path), "\n");
       std::string meta = absl::StrCat("    meta:\n      operation_id: ", Quoted(id), "\n");
       // Path parameters: an example when the spec gives one, else 1.
       std::string segments;
@@ -269,8 +271,10 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
           if (!params || !params.IsSequence()) continue;
           for (const YAML::Node& prm : params)
             if (prm["name"] && prm["name"].Scalar() == name) {
-              if (prm["example"] && prm["example"].IsScalar()) value = prm["example"].Scalar();
-              else if (prm["schema"] && prm["schema"]["example"] && prm["schema"]["example"].IsScalar())
+              if (prm["example"] && prm["example"].IsScalar())
+                value = prm["example"].Scalar();
+              else if (prm["schema"] && prm["schema"]["example"] &&
+                       prm["schema"]["example"].IsScalar())
                 value = prm["schema"]["example"].Scalar();
             }
         }
@@ -278,12 +282,14 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
         at = end + 1;
       }
       const std::string config =
-          segments.empty() ? "" : absl::StrCat("config:\n  http:\n    paths:\n      segments:\n", segments);
-      std::string text = absl::StrReplaceAll(
-          kTemplates, {{"@CONFIG@", config},
-                       {"@CALL@", call + meta},
-                       {"@CALLT@", call + "    timeout: 500\n" + meta},
-                       {"@UP@", Quoted(upstream)}});
+          segments.empty()
+              ? ""
+              : absl::StrCat("config:\n  http:\n    paths:\n      segments:\n", segments);
+      std::string text =
+          absl::StrReplaceAll(kTemplates, {{"@CONFIG@", config},
+                                           {"@CALL@", call + meta},
+                                           {"@CALLT@", call + "    timeout: 500\n" + meta},
+                                           {"@UP@", Quoted(upstream)}});
       std::string file = id;
       for (char& c : file)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
@@ -292,7 +298,8 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
       out.push_back({file + ".yaml", text});
     }
   }
-  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(spec_name, ": no operation under paths"));
+  if (out.empty())
+    return absl::InvalidArgumentError(absl::StrCat(spec_name, ": no operation under paths"));
   return out;
 }
 

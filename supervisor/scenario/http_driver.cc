@@ -57,20 +57,28 @@ struct Pending {
 
 const char* FailureName(Failure f) {
   switch (f) {
-    case Failure::kNone: return "none";
-    case Failure::kTransport: return "transport";
-    case Failure::kTimeout: return "timeout";
-    case Failure::kWatchdog: return "watchdog";
+    case Failure::kNone:
+      return "none";
+    case Failure::kTransport:
+      return "transport";
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kWatchdog:
+      return "watchdog";
   }
   return "?";
 }
 
 bool IsError(Failure failure, int status, const ErrorClasses& c) {
   switch (failure) {
-    case Failure::kTransport: return c.transport;
-    case Failure::kTimeout: return c.timeout;
-    case Failure::kWatchdog: return c.watchdog;
-    case Failure::kNone: break;
+    case Failure::kTransport:
+      return c.transport;
+    case Failure::kTimeout:
+      return c.timeout;
+    case Failure::kWatchdog:
+      return c.watchdog;
+    case Failure::kNone:
+      break;
   }
   return (status >= 500 && c.status_5xx) || (status >= 400 && status < 500 && c.status_4xx);
 }
@@ -93,7 +101,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   const CurlApi& curl = curl_;
   CURLM* multi = multi_;
   curl.multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(plan.max_connections));
-  curl.multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max<int64_t>(256, plan.max_connections)));
+  curl.multi_setopt(multi, CURLMOPT_MAXCONNECTS,
+                    static_cast<long>(std::max<int64_t>(256, plan.max_connections)));
   std::mt19937_64 rng(plan.seed);
   const HttpRequest& req = plan.request;
 
@@ -128,7 +137,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     // Only the proxy we started; never one from the environment.
     curl.easy_setopt(e, CURLOPT_PROXY, req.proxy.c_str());
     curl.easy_setopt(e, CURLOPT_NOPROXY, "");
-    if (req.timeout_ms > 0) curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout_ms));
+    if (req.timeout_ms > 0)
+      curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout_ms));
     curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, Discard);
     if (watch) {
       curl.easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
@@ -194,7 +204,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
       if (static_cast<double>(out.retries) + 1 <= allowed) {
         ++out.retries;
         const int shift = std::min(r.attempts - 1, 30);
-        int64_t delay = std::min<int64_t>(plan.retry.max_backoff_ns, plan.retry.backoff_ns << shift);
+        int64_t delay =
+            std::min<int64_t>(plan.retry.max_backoff_ns, plan.retry.backoff_ns << shift);
         if (plan.retry.jitter && delay > 0)
           delay = std::uniform_int_distribution<int64_t>(0, delay)(rng);
         ++r.attempts;
@@ -209,7 +220,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
 
   while (true) {
     int64_t now = Now();
-    if (plan.interrupted != nullptr && plan.interrupted->load(std::memory_order_relaxed)) stop = true;
+    if (plan.interrupted != nullptr && plan.interrupted->load(std::memory_order_relaxed))
+      stop = true;
     if (stop) break;
     // Planned starts and retries that are due.
     while (next < plan.starts.size() && plan.starts[next] <= now &&
@@ -284,7 +296,8 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     if (planned_left && running.size() < plan.max_in_flight) due = std::min(due, plan.starts[next]);
     if (!retries.empty()) due = std::min(due, retries.top().at);
     if (plan.watchdog.enabled) {
-      for (Transfer* t : running) due = std::min(due, t->last_progress_ns + plan.watchdog.max_stall_ns);
+      for (Transfer* t : running)
+        due = std::min(due, t->last_progress_ns + plan.watchdog.max_stall_ns);
     }
     if (!planned_left && retries.empty()) due = std::min(due, last_start + plan.drain_ns + 1);
     const int64_t wait_ns = due - Now();

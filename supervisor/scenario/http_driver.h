@@ -38,8 +38,8 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::optional<std::string> body;
-  int64_t timeout_ms = 0;            // 0: none
-  std::string proxy;                 // "http://127.0.0.1:PORT"; "": direct
+  int64_t timeout_ms = 0;  // 0: none
+  std::string proxy;       // "http://127.0.0.1:PORT"; "": direct
 };
 
 // How a request ended.
@@ -57,9 +57,9 @@ struct RequestResult {
   int64_t done_ns = 0;      // last attempt ended
   int status = 0;           // 0 without a response
   Failure failure = Failure::kNone;
-  std::string error;        // why, without a response
+  std::string error;  // why, without a response
   uint64_t body_bytes = 0;
-  double ttfb_ms = 0;       // of the last attempt
+  double ttfb_ms = 0;  // of the last attempt
   int attempts = 1;
   bool retry_denied = false;  // a retry the budget refused
 
@@ -81,14 +81,14 @@ class HttpDriver {
     // After the last planned start, requests still running get this long
     // and are then cancelled as timed out.
     int64_t drain_ns = 30'000'000'000;
-    size_t max_in_flight = 4096;     // beyond: wait (their latency counts)
+    size_t max_in_flight = 4096;  // beyond: wait (their latency counts)
     // Planned starts not sent by then (CLOCK_MONOTONIC; 0: no limit) are
     // dropped and counted in Outcome::unsent: the client fell behind.
     int64_t send_until_ns = 0;
     // Connections at most (0: as many as requests under way need); more
     // requests wait in libcurl for one to be free.
     int64_t max_connections = 0;
-    uint64_t seed = 1;               // retry jitter
+    uint64_t seed = 1;  // retry jitter
     // Called as each request ends; false stops the run (the failure
     // budget): requests under way are cancelled and dropped.
     std::function<bool(const RequestResult&)> on_done;
@@ -97,14 +97,14 @@ class HttpDriver {
   };
   struct Outcome {
     std::vector<RequestResult> results;  // in the order they ended
-    uint64_t retries = 0;          // attempts beyond the first
-    uint64_t retries_denied = 0;   // failed attempts the retry budget did not retry
+    uint64_t retries = 0;                // attempts beyond the first
+    uint64_t retries_denied = 0;         // failed attempts the retry budget did not retry
     uint64_t watchdog_cancels = 0;
-    uint64_t cancelled = 0;        // dropped by a stop
-    uint64_t unsent = 0;           // planned, not sent by send_until_ns
-    bool stopped = false;          // on_done asked to stop
+    uint64_t cancelled = 0;  // dropped by a stop
+    uint64_t unsent = 0;     // planned, not sent by send_until_ns
+    bool stopped = false;    // on_done asked to stop
     int64_t stopped_ns = 0;
-    uint64_t connections = 0;      // new connections libcurl opened
+    uint64_t connections = 0;  // new connections libcurl opened
   };
 
   // One client: its connections are kept from one Run to the next.

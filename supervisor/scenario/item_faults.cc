@@ -172,11 +172,14 @@ absl::StatusOr<ItemFaults> BuildItemFaults(const Item& item, int64_t run_duratio
       ItemFaults::Window w{name, f.type, 0, run_duration_ns};
       if (p.has_schedule() && run_duration_ns > 0) {
         for (const fault::v1::Interval& iv : p.schedule().intervals()) {
-          w.start_ns = iv.start_ns() != 0 ? iv.start_ns()
-                                          : static_cast<int64_t>(static_cast<__int128>(iv.start_ppm()) * run_duration_ns / 1'000'000);
+          w.start_ns = iv.start_ns() != 0
+                           ? iv.start_ns()
+                           : static_cast<int64_t>(static_cast<__int128>(iv.start_ppm()) *
+                                                  run_duration_ns / 1'000'000);
           int64_t d = iv.duration_ns() != 0
                           ? iv.duration_ns()
-                          : static_cast<int64_t>(static_cast<__int128>(iv.duration_ppm()) * run_duration_ns / 1'000'000);
+                          : static_cast<int64_t>(static_cast<__int128>(iv.duration_ppm()) *
+                                                 run_duration_ns / 1'000'000);
           w.end_ns = d > 0 ? std::min(run_duration_ns, w.start_ns + d) : run_duration_ns;
           out.windows.push_back(w);
         }

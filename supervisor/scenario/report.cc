@@ -59,17 +59,19 @@ std::vector<std::string> ControlsText(const Strategy& s) {
     out.push_back(absl::StrFormat(
         "retries: up to %d attempts on %s, backoff %s doubling to %s%s, budget %g retries per "
         "request + %d",
-        s.retry.attempts, s.retry.on.ToString(), Dur(s.retry.backoff_ns), Dur(s.retry.max_backoff_ns),
-        s.retry.jitter ? " with full jitter" : "", s.retry.budget, s.retry.budget_min));
+        s.retry.attempts, s.retry.on.ToString(), Dur(s.retry.backoff_ns),
+        Dur(s.retry.max_backoff_ns), s.retry.jitter ? " with full jitter" : "", s.retry.budget,
+        s.retry.budget_min));
   if (s.failure_budget.enabled) {
     std::vector<std::string> lim;
     if (s.failure_budget.max_failures >= 0)
       lim.push_back(absl::StrCat("more than ", s.failure_budget.max_failures, " failures"));
     if (s.failure_budget.max_rate >= 0)
       lim.push_back(absl::StrFormat("more than %g%% failed after %d requests",
-                                    100 * s.failure_budget.max_rate, s.failure_budget.min_requests));
-    out.push_back(absl::StrCat("failure budget: stop at ", absl::StrJoin(lim, " or "), " (counting ",
-                               s.failure_budget.errors.ToString(), ")"));
+                                    100 * s.failure_budget.max_rate,
+                                    s.failure_budget.min_requests));
+    out.push_back(absl::StrCat("failure budget: stop at ", absl::StrJoin(lim, " or "),
+                               " (counting ", s.failure_budget.errors.ToString(), ")"));
   }
   if (s.watchdog.enabled)
     out.push_back(absl::StrCat("watchdog: cancel a request with no byte moved for ",
@@ -102,14 +104,26 @@ std::string Escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') out += "?";
-        else out += c;
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
+          out += "?";
+        else
+          out += c;
     }
   }
   return out;
@@ -131,7 +145,8 @@ std::string MarkdownReport(const RunSummary& s) {
     const Item& item = *r.item;
     if (r.scenario != current) {
       current = r.scenario;
-      absl::StrAppend(&md, "## Scenario: ", current->title, "  (items: ", current->items.size(), ")\n\n");
+      absl::StrAppend(&md, "## Scenario: ", current->title, "  (items: ", current->items.size(),
+                      ")\n\n");
       if (current->description.has_value())
         absl::StrAppend(&md, "_Description:_ ", *current->description, "\n\n");
     }
@@ -148,7 +163,8 @@ std::string MarkdownReport(const RunSummary& s) {
                     item.call.timeout_ms ? absl::StrCat(*item.call.timeout_ms, "ms") : "-", "\n");
     std::vector<std::string> hs;
     for (const auto& [k, v] : item.call.headers)
-      hs.push_back(absl::StrCat(k, ": ", absl::AsciiStrToLower(k) == "authorization" ? "xxxxxx" : v));
+      hs.push_back(
+          absl::StrCat(k, ": ", absl::AsciiStrToLower(k) == "authorization" ? "xxxxxx" : v));
     absl::StrAppend(&md, "- Headers: ", hs.empty() ? "-" : absl::StrJoin(hs, ", "), "\n");
     absl::StrAppend(&md, "- Body?: ", item.call.body ? "Yes" : "No", "\n\n");
     absl::StrAppend(&md, "**Strategy**: ", StrategyText(item), "\n\n");
@@ -192,34 +208,39 @@ std::string MarkdownReport(const RunSummary& s) {
       continue;
     }
     md += "**Run Overview**:\n\n";
-    md += "| Num. Requests | Num. Errors | Min. Response Time | Max Response Time | Mean Latency | "
-          "Median Latency | Expectation Failures | Total Time |\n|---|---|---|---|---|---|---|---|\n";
+    md +=
+        "| Num. Requests | Num. Errors | Min. Response Time | Max Response Time | Mean Latency | "
+        "Median Latency | Expectation Failures | Total Time |\n|---|---|---|---|---|---|---|---|\n";
     const uint64_t errors = r.transport_errors + r.timeouts + r.watchdog_cancels;
     const size_t n = r.requests.size();
-    absl::StrAppend(&md, "| ", n, " | ", errors,
-                    absl::StrFormat(" (%.1f%%)", n ? 100.0 * errors / n : 0.0), " | ", Ms(r.min_ms),
-                    " | ", Ms(r.max_ms), " | ", Ms(r.mean_ms), " | ",
-                    Ms(r.percentiles.size() > 1 ? r.percentiles[1].ms : 0), " | ",
-                    r.expectation_failures, " | ", absl::StrFormat("%.2fs", r.total_ns / 1e9), " |\n\n");
+    absl::StrAppend(
+        &md, "| ", n, " | ", errors, absl::StrFormat(" (%.1f%%)", n ? 100.0 * errors / n : 0.0),
+        " | ", Ms(r.min_ms), " | ", Ms(r.max_ms), " | ", Ms(r.mean_ms), " | ",
+        Ms(r.percentiles.size() > 1 ? r.percentiles[1].ms : 0), " | ", r.expectation_failures,
+        " | ", absl::StrFormat("%.2fs", r.total_ns / 1e9), " |\n\n");
     absl::StrAppend(&md, "Errors: ", r.transport_errors, " transport, ", r.timeouts, " timeouts, ",
                     r.watchdog_cancels, " cancelled by the watchdog; responses: ", r.status_5xx,
-                    " 5xx, ", r.status_4xx, " 4xx. Latency counts from each request's planned start.\n\n");
+                    " 5xx, ", r.status_4xx,
+                    " 4xx. Latency counts from each request's planned start.\n\n");
     md += "| Percentile | Response Time | Num. Requests | % of total |\n|---|---|---|---|\n";
     for (const Percentile& p : r.percentiles)
-      absl::StrAppend(&md, absl::StrFormat("| p%g | %s | %d | %.1f%% |\n", p.q, Ms(p.ms), p.at_or_below,
-                                           n ? 100.0 * p.at_or_below / n : 0.0));
+      absl::StrAppend(&md, absl::StrFormat("| p%g | %s | %d | %.1f%% |\n", p.q, Ms(p.ms),
+                                           p.at_or_below, n ? 100.0 * p.at_or_below / n : 0.0));
     md += "\n";
     if (!r.slos.empty()) {
-      md += "| Type | Objective | Margin | Num. Requests Over Threshold | % Over Threshold |\n"
-            "|---|---|---|---|---|\n";
+      md +=
+          "| Type | Objective | Margin | Num. Requests Over Threshold | % Over Threshold |\n"
+          "|---|---|---|---|---|\n";
       for (const SloResult& slo : r.slos)
-        absl::StrAppend(&md, absl::StrFormat("| %s %s | %s | %s | %d | %.1f%% |\n",
-                                             slo.pass ? "✅" : "❌", Cell(slo.slo.title),
-                                             slo.slo.type == Slo::Type::kLatency
-                                                 ? absl::StrFormat("p%g ≤ %gms", slo.slo.objective, slo.slo.threshold)
-                                                 : absl::StrFormat("errors (%s) < %g%%",
-                                                                   slo.slo.errors.ToString(), slo.slo.threshold),
-                                             slo.margin, slo.over, n ? 100.0 * slo.over / n : 0.0));
+        absl::StrAppend(
+            &md,
+            absl::StrFormat(
+                "| %s %s | %s | %s | %d | %.1f%% |\n", slo.pass ? "✅" : "❌", Cell(slo.slo.title),
+                slo.slo.type == Slo::Type::kLatency
+                    ? absl::StrFormat("p%g ≤ %gms", slo.slo.objective, slo.slo.threshold)
+                    : absl::StrFormat("errors (%s) < %g%%", slo.slo.errors.ToString(),
+                                      slo.slo.threshold),
+                slo.margin, slo.over, n ? 100.0 * slo.over / n : 0.0));
       md += "\n";
     }
     if (!ControlsText(item.strategy).empty()) {
@@ -230,7 +251,8 @@ std::string MarkdownReport(const RunSummary& s) {
       if (item.strategy.failure_budget.enabled)
         absl::StrAppend(&md, "- Failure budget: ",
                         r.budget_exhausted
-                            ? absl::StrFormat("%s; stopped at %.2fs", r.budget_reason, r.budget_stopped_at_ns / 1e9)
+                            ? absl::StrFormat("%s; stopped at %.2fs", r.budget_reason,
+                                              r.budget_stopped_at_ns / 1e9)
                             : std::string("not spent"),
                         "\n");
       if (item.strategy.watchdog.enabled)
@@ -262,7 +284,8 @@ nlohmann::json ResultsJson(const RunSummary& s) {
     ir["target"] = {{"address", item.call.url}};
     ir["requests_count"] = r.requests.size();
     ir["failure_counts"] = r.expectation_failures;
-    ir["total_time"] = {{"secs", r.total_ns / 1'000'000'000}, {"nanos", r.total_ns % 1'000'000'000}};
+    ir["total_time"] = {{"secs", r.total_ns / 1'000'000'000},
+                        {"nanos", r.total_ns % 1'000'000'000}};
     json faults_as_written = json::array();
     for (const Fault& f : item.faults) faults_as_written.push_back(f.json);
     ir["results"] = json::array();
@@ -270,26 +293,29 @@ nlohmann::json ResultsJson(const RunSummary& s) {
       json j;
       j["start"] = (r.start_unix_ns + q.offset_ns) / 1000;
       if (item.has_expect) {
-        j["expect"] = {{"type", "http"},
-                       {"wanted", {{"status_code", item.expect.status ? json(*item.expect.status) : json()},
-                                   {"response_time_under", item.expect.response_time_under_ms
-                                                               ? json(*item.expect.response_time_under_ms)
-                                                               : json()},
-                                   {"all_slo_are_valid", item.expect.all_slo_are_valid
-                                                             ? json(*item.expect.all_slo_are_valid)
-                                                             : json()}}},
-                       {"got", {{"status_code", q.r.status ? json(q.r.status) : json()},
-                                {"response_time", q.r.LatencyMs()},
-                                {"all_slo_are_valid", r.all_slo_pass},
-                                {"decision", q.expect_pass ? "success" : "failure"}}}};
+        j["expect"] = {
+            {"type", "http"},
+            {"wanted",
+             {{"status_code", item.expect.status ? json(*item.expect.status) : json()},
+              {"response_time_under", item.expect.response_time_under_ms
+                                          ? json(*item.expect.response_time_under_ms)
+                                          : json()},
+              {"all_slo_are_valid",
+               item.expect.all_slo_are_valid ? json(*item.expect.all_slo_are_valid) : json()}}},
+            {"got",
+             {{"status_code", q.r.status ? json(q.r.status) : json()},
+              {"response_time", q.r.LatencyMs()},
+              {"all_slo_are_valid", r.all_slo_pass},
+              {"decision", q.expect_pass ? "success" : "failure"}}}};
       } else {
         j["expect"] = nullptr;
       }
       json m;
       m["dns"] = json::array();
-      m["protocol"] = q.r.failure == Failure::kNone
-                          ? json{{"type", "http"}, {"code", q.r.status}, {"body_length", q.r.body_bytes}}
-                          : json();
+      m["protocol"] =
+          q.r.failure == Failure::kNone
+              ? json{{"type", "http"}, {"code", q.r.status}, {"body_length", q.r.body_bytes}}
+              : json();
       m["ttfb"] = q.r.ttfb_ms;
       m["total_time"] = q.r.LatencyMs();
       m["faults"] = json::array();
@@ -314,8 +340,10 @@ nlohmann::json ResultsJson(const RunSummary& s) {
     ours["reasons"] = r.reasons;
     ours["strategy"] = StrategyText(item);
     ours["proxy"] = {{"port", r.proxy_port}, {"seed", r.proxy_seed}};
-    ours["errors"] = {{"transport", r.transport_errors}, {"timeout", r.timeouts},
-                      {"watchdog", r.watchdog_cancels}, {"status_5xx", r.status_5xx},
+    ours["errors"] = {{"transport", r.transport_errors},
+                      {"timeout", r.timeouts},
+                      {"watchdog", r.watchdog_cancels},
+                      {"status_5xx", r.status_5xx},
                       {"status_4xx", r.status_4xx}};
     ours["latency_ms"] = {{"min", r.min_ms}, {"max", r.max_ms}, {"mean", r.mean_ms}};
     ours["percentiles"] = json::array();
@@ -323,31 +351,37 @@ nlohmann::json ResultsJson(const RunSummary& s) {
       ours["percentiles"].push_back({{"percentile", p.q}, {"ms", p.ms}, {"count", p.at_or_below}});
     ours["slo"] = json::array();
     for (const SloResult& slo : r.slos)
-      ours["slo"].push_back({{"title", slo.slo.title},
-                             {"type", slo.slo.type == Slo::Type::kLatency ? "latency" : "error"},
-                             {"objective", slo.slo.objective},
-                             {"threshold", slo.slo.threshold},
-                             {"value", slo.value},
-                             {"pass", slo.pass},
-                             {"margin", slo.margin},
-                             {"over", slo.over},
-                             {"counts", slo.slo.type == Slo::Type::kError ? slo.slo.errors.ToString() : ""}});
+      ours["slo"].push_back(
+          {{"title", slo.slo.title},
+           {"type", slo.slo.type == Slo::Type::kLatency ? "latency" : "error"},
+           {"objective", slo.slo.objective},
+           {"threshold", slo.slo.threshold},
+           {"value", slo.value},
+           {"pass", slo.pass},
+           {"margin", slo.margin},
+           {"over", slo.over},
+           {"counts", slo.slo.type == Slo::Type::kError ? slo.slo.errors.ToString() : ""}});
     ours["reliability"] = {
-        {"retry", {{"enabled", item.strategy.retry.enabled}, {"retries", r.retries},
-                   {"denied_by_budget", r.retries_denied}}},
-        {"failure_budget", {{"enabled", item.strategy.failure_budget.enabled},
-                            {"exhausted", r.budget_exhausted},
-                            {"reason", r.budget_reason},
-                            {"stopped_at_ms", r.budget_stopped_at_ns / 1e6},
-                            {"cancelled_requests", r.cancelled}}},
-        {"watchdog", {{"enabled", item.strategy.watchdog.enabled}, {"cancelled", r.watchdog_cancels}}}};
+        {"retry",
+         {{"enabled", item.strategy.retry.enabled},
+          {"retries", r.retries},
+          {"denied_by_budget", r.retries_denied}}},
+        {"failure_budget",
+         {{"enabled", item.strategy.failure_budget.enabled},
+          {"exhausted", r.budget_exhausted},
+          {"reason", r.budget_reason},
+          {"stopped_at_ms", r.budget_stopped_at_ns / 1e6},
+          {"cancelled_requests", r.cancelled}}},
+        {"watchdog",
+         {{"enabled", item.strategy.watchdog.enabled}, {"cancelled", r.watchdog_cancels}}}};
     ours["connections"] = r.connections;
     ours["unsent"] = r.unsent;
     ours["fault_windows"] = json::array();
     for (const ItemFaults::Window& w : r.faults.windows)
-      ours["fault_windows"].push_back(
-          {{"fault", w.name}, {"type", w.type}, {"start_ms", w.start_ns / 1e6},
-           {"end_ms", (w.end_ns > 0 ? w.end_ns : r.total_ns) / 1e6}});
+      ours["fault_windows"].push_back({{"fault", w.name},
+                                       {"type", w.type},
+                                       {"start_ms", w.start_ns / 1e6},
+                                       {"end_ms", (w.end_ns > 0 ? w.end_ns : r.total_ns) / 1e6}});
     std::map<std::string, uint64_t> counts = EventCounts(r);
     ours["fault_events"] = counts;
     if (!r.setup_error.empty()) ours["setup_error"] = r.setup_error;
@@ -363,8 +397,10 @@ nlohmann::json ResultsJson(const RunSummary& s) {
 std::string JunitReport(const RunSummary& s) {
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   double total = (s.end_unix_ns - s.start_unix_ns) / 1e9;
-  absl::StrAppend(&x, absl::StrFormat("<testsuites name=\"fault scenario\" tests=\"%d\" failures=\"%d\" time=\"%.3f\">\n",
-                                      s.items.size(), s.failed, total));
+  absl::StrAppend(
+      &x, absl::StrFormat(
+              "<testsuites name=\"fault scenario\" tests=\"%d\" failures=\"%d\" time=\"%.3f\">\n",
+              s.items.size(), s.failed, total));
   size_t i = 0;
   while (i < s.items.size()) {
     const Scenario* sc = s.items[i].scenario;
@@ -375,28 +411,32 @@ std::string JunitReport(const RunSummary& s) {
       time += s.items[j].total_ns / 1e9;
       ++j;
     }
-    absl::StrAppend(&x, absl::StrFormat("  <testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" time=\"%.3f\" timestamp=\"%s\">\n",
+    absl::StrAppend(&x, absl::StrFormat("  <testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" "
+                                        "time=\"%.3f\" timestamp=\"%s\">\n",
                                         Escape(sc->title), j - i, failures, time,
                                         Escape(Time(s.items[i].start_unix_ns))));
     for (size_t k = i; k < j; ++k) {
       const ItemRun& r = s.items[k];
-      absl::StrAppend(&x, absl::StrFormat("    <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\">\n",
-                                          Escape(sc->title),
-                                          Escape(absl::StrCat("items[", k - i, "] ", r.item->call.method, " ",
-                                                              r.item->call.url)),
-                                          r.total_ns / 1e9));
+      absl::StrAppend(
+          &x, absl::StrFormat("    <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\">\n",
+                              Escape(sc->title),
+                              Escape(absl::StrCat("items[", k - i, "] ", r.item->call.method, " ",
+                                                  r.item->call.url)),
+                              r.total_ns / 1e9));
       if (!r.passed)
-        absl::StrAppend(&x, "      <failure message=\"", Escape(r.reasons.empty() ? "failed" : r.reasons[0]),
-                        "\" type=\"scenario\">", Escape(absl::StrJoin(r.reasons, "\n")), "</failure>\n");
-      absl::StrAppend(&x, "      <system-out>",
-                      Escape(absl::StrFormat("%s; %d requests; p50 %s, p95 %s; errors: %d transport, %d "
-                                             "timeouts, %d watchdog, %d 5xx; retries %d",
-                                             StrategyText(*r.item), r.requests.size(),
-                                             Ms(r.percentiles.size() > 1 ? r.percentiles[1].ms : 0),
-                                             Ms(r.percentiles.size() > 3 ? r.percentiles[3].ms : 0),
-                                             r.transport_errors, r.timeouts, r.watchdog_cancels,
-                                             r.status_5xx, r.retries)),
-                      "</system-out>\n    </testcase>\n");
+        absl::StrAppend(
+            &x, "      <failure message=\"", Escape(r.reasons.empty() ? "failed" : r.reasons[0]),
+            "\" type=\"scenario\">", Escape(absl::StrJoin(r.reasons, "\n")), "</failure>\n");
+      absl::StrAppend(
+          &x, "      <system-out>",
+          Escape(absl::StrFormat("%s; %d requests; p50 %s, p95 %s; errors: %d transport, %d "
+                                 "timeouts, %d watchdog, %d 5xx; retries %d",
+                                 StrategyText(*r.item), r.requests.size(),
+                                 Ms(r.percentiles.size() > 1 ? r.percentiles[1].ms : 0),
+                                 Ms(r.percentiles.size() > 3 ? r.percentiles[3].ms : 0),
+                                 r.transport_errors, r.timeouts, r.watchdog_cancels, r.status_5xx,
+                                 r.retries)),
+          "</system-out>\n    </testcase>\n");
     }
     x += "  </testsuite>\n";
     i = j;
@@ -413,26 +453,35 @@ constexpr int kW = 760, kH = 220, kL = 56, kR = 16, kT = 14, kB = 34;
 
 std::string Axis(double xmax_s, double ymax, const std::string& ylabel) {
   std::string a;
-  absl::StrAppend(&a, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL,
-                                      kH - kB, kW - kR, kH - kB));
-  absl::StrAppend(&a, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL, kT,
-                                      kL, kH - kB));
+  absl::StrAppend(
+      &a, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL,
+                          kH - kB, kW - kR, kH - kB));
+  absl::StrAppend(
+      &a, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL, kT,
+                          kL, kH - kB));
   for (int i = 0; i <= 4; ++i) {
     const double x = kL + (kW - kL - kR) * i / 4.0;
     const double y = kH - kB - (kH - kT - kB) * i / 4.0;
-    absl::StrAppend(&a, absl::StrFormat("<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%.2gs</text>",
-                                        x, kH - kB + 14, xmax_s * i / 4));
-    absl::StrAppend(&a, absl::StrFormat("<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.3g</text>",
-                                        kL - 4, y + 4, ymax * i / 4));
+    absl::StrAppend(
+        &a, absl::StrFormat(
+                "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%.2gs</text>", x,
+                kH - kB + 14, xmax_s * i / 4));
+    absl::StrAppend(
+        &a,
+        absl::StrFormat("<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.3g</text>",
+                        kL - 4, y + 4, ymax * i / 4));
   }
-  absl::StrAppend(&a, absl::StrFormat("<text x=\"12\" y=\"%d\" class=\"label\" transform=\"rotate(-90 12 %d)\" text-anchor=\"middle\">%s</text>",
-                                      kH / 2, kH / 2, ylabel));
+  absl::StrAppend(&a,
+                  absl::StrFormat("<text x=\"12\" y=\"%d\" class=\"label\" transform=\"rotate(-90 "
+                                  "12 %d)\" text-anchor=\"middle\">%s</text>",
+                                  kH / 2, kH / 2, ylabel));
   return a;
 }
 
 std::string Windows(const ItemRun& r, int64_t span) {
   std::string out;
-  static const char* kColours[] = {"#f5a623", "#bd10e0", "#4a90e2", "#50e3c2", "#b8e986", "#d0021b"};
+  static const char* kColours[] = {"#f5a623", "#bd10e0", "#4a90e2",
+                                   "#50e3c2", "#b8e986", "#d0021b"};
   for (size_t i = 0; i < r.faults.windows.size(); ++i) {
     const ItemFaults::Window& w = r.faults.windows[i];
     const int64_t end = w.end_ns > 0 ? w.end_ns : span;
@@ -441,11 +490,12 @@ std::string Windows(const ItemRun& r, int64_t span) {
     size_t colour = 0;
     for (size_t k = 0; k < r.faults.names.size(); ++k)
       if (r.faults.names[k] == w.name) colour = k;
-    absl::StrAppend(&out, absl::StrFormat(
-        "<rect class=\"fault-window\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\" "
-        "fill-opacity=\"0.18\"><title>%s: %.2fs to %.2fs</title></rect>",
-        x0, kT, std::max(1.0, x1 - x0), kH - kT - kB, kColours[colour % 6], Escape(w.name),
-        w.start_ns / 1e9, end / 1e9));
+    absl::StrAppend(
+        &out, absl::StrFormat("<rect class=\"fault-window\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" "
+                              "height=\"%d\" fill=\"%s\" "
+                              "fill-opacity=\"0.18\"><title>%s: %.2fs to %.2fs</title></rect>",
+                              x0, kT, std::max(1.0, x1 - x0), kH - kT - kB, kColours[colour % 6],
+                              Escape(w.name), w.start_ns / 1e9, end / 1e9));
   }
   return out;
 }
@@ -464,11 +514,13 @@ std::string LatencyPlot(const ItemRun& r) {
   const size_t stride = std::max<size_t>(1, r.requests.size() / 4000);
   for (size_t i = 0; i < r.requests.size(); i += stride) {
     const RequestRecord& q = r.requests[i];
-    const double x = kL + (kW - kL - kR) * static_cast<double>(std::max<int64_t>(0, q.offset_ns)) / span;
+    const double x =
+        kL + (kW - kL - kR) * static_cast<double>(std::max<int64_t>(0, q.offset_ns)) / span;
     const double y = kH - kB - (kH - kT - kB) * q.r.LatencyMs() / ymax;
     const bool bad = q.r.failure != Failure::kNone || q.r.status >= 500 || !q.expect_pass;
-    absl::StrAppend(&svg, absl::StrFormat("<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>",
-                                          bad ? "pt bad" : "pt", x, y));
+    absl::StrAppend(&svg,
+                    absl::StrFormat("<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>",
+                                    bad ? "pt bad" : "pt", x, y));
   }
   svg += "</svg>";
   return svg;
@@ -481,31 +533,39 @@ std::string PercentilePlot(const ItemRun& r) {
     if (s.slo.type == Slo::Type::kLatency) ymax = std::max(ymax, s.slo.threshold);
   ymax *= 1.15;
   std::string svg = absl::StrFormat(
-      "<svg class=\"plot percentiles\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+      "<svg class=\"plot percentiles\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+      "height=\"%d\" "
       "viewBox=\"0 0 %d %d\" role=\"img\"><title>Latency percentiles</title>",
       kW, kH, kW, kH);
-  absl::StrAppend(&svg, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL,
-                                        kH - kB, kW - kR, kH - kB));
+  absl::StrAppend(
+      &svg, absl::StrFormat("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" class=\"axis\"/>", kL,
+                            kH - kB, kW - kR, kH - kB));
   const int n = static_cast<int>(r.percentiles.size());
   const double slot = n ? (kW - kL - kR) / static_cast<double>(n) : 0;
   for (int i = 0; i < n; ++i) {
     const Percentile& p = r.percentiles[i];
     const double h = (kH - kT - kB) * p.ms / ymax;
     const double x = kL + slot * i + slot * 0.2;
-    absl::StrAppend(&svg, absl::StrFormat(
-        "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>p%g: %.1f ms</title></rect>"
-        "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">p%g</text>"
-        "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%.1f ms</text>",
-        x, kH - kB - h, slot * 0.6, h, p.q, p.ms, x + slot * 0.3, kH - kB + 14, p.q, x + slot * 0.3,
-        kH - kB - h - 4, p.ms));
+    absl::StrAppend(
+        &svg,
+        absl::StrFormat(
+            "<rect class=\"bar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>p%g: "
+            "%.1f ms</title></rect>"
+            "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">p%g</text>"
+            "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%.1f ms</text>",
+            x, kH - kB - h, slot * 0.6, h, p.q, p.ms, x + slot * 0.3, kH - kB + 14, p.q,
+            x + slot * 0.3, kH - kB - h - 4, p.ms));
   }
   for (const SloResult& s : r.slos) {
     if (s.slo.type != Slo::Type::kLatency) continue;
     const double y = kH - kB - (kH - kT - kB) * s.slo.threshold / ymax;
-    absl::StrAppend(&svg, absl::StrFormat(
-        "<line class=\"slo %s\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"><title>%s</title></line>"
-        "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
-        s.pass ? "ok" : "failed", kL, y, kW - kR, y, Escape(s.slo.title), kW - kR, y - 3, Escape(s.slo.title)));
+    absl::StrAppend(
+        &svg,
+        absl::StrFormat("<line class=\"slo %s\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
+                        "y2=\"%.1f\"><title>%s</title></line>"
+                        "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
+                        s.pass ? "ok" : "failed", kL, y, kW - kR, y, Escape(s.slo.title), kW - kR,
+                        y - 3, Escape(s.slo.title)));
   }
   svg += "</svg>";
   return svg;
@@ -516,7 +576,8 @@ std::string ErrorPlot(const ItemRun& r) {
   constexpr int kBuckets = 20;
   std::vector<int> total(kBuckets), bad(kBuckets);
   for (const RequestRecord& q : r.requests) {
-    const int b = std::clamp<int>(static_cast<int>(kBuckets * std::max<int64_t>(0, q.offset_ns) / span), 0, kBuckets - 1);
+    const int b = std::clamp<int>(
+        static_cast<int>(kBuckets * std::max<int64_t>(0, q.offset_ns) / span), 0, kBuckets - 1);
     ++total[b];
     bad[b] += q.r.failure != Failure::kNone || q.r.status >= 500;
   }
@@ -531,10 +592,12 @@ std::string ErrorPlot(const ItemRun& r) {
     if (total[b] == 0) continue;
     const double pct = 100.0 * bad[b] / total[b];
     const double h = (kH - kT - kB) * pct / 100;
-    absl::StrAppend(&svg, absl::StrFormat(
-        "<rect class=\"errbar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"><title>%.1f%% of %d "
-        "requests (transport, timeout, watchdog or 5xx)</title></rect>",
-        kL + slot * b + 1, kH - kB - h, slot - 2, std::max(h, 0.5), pct, total[b]));
+    absl::StrAppend(
+        &svg,
+        absl::StrFormat("<rect class=\"errbar\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                        "height=\"%.1f\"><title>%.1f%% of %d "
+                        "requests (transport, timeout, watchdog or 5xx)</title></rect>",
+                        kL + slot * b + 1, kH - kB - h, slot - 2, std::max(h, 0.5), pct, total[b]));
   }
   svg += "</svg>";
   return svg;
@@ -550,32 +613,37 @@ std::string HtmlReport(const RunSummary& s) {
       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
       "font-size:13px;text-align:left}.pass{color:#1a7f37}.fail{color:#cf222e}"
       "svg{display:block;margin:.5em 0;background:#fafafa;border:1px solid #eee}"
-      ".axis{stroke:#888}.tick,.label{font-size:10px;fill:#555}.pt{fill:#4a6fe3}.pt.bad{fill:#cf222e}"
+      ".axis{stroke:#888}.tick,.label{font-size:10px;fill:#555}.pt{fill:#4a6fe3}.pt.bad{fill:#"
+      "cf222e}"
       ".bar{fill:#4a6fe3}.errbar{fill:#cf222e}.slo{stroke-width:1.5;stroke-dasharray:4 3}"
-      ".slo.ok{stroke:#1a7f37}.slo.failed{stroke:#cf222e}section{border-top:2px solid #ddd;margin-top:1.5em}"
+      ".slo.ok{stroke:#1a7f37}.slo.failed{stroke:#cf222e}section{border-top:2px solid "
+      "#ddd;margin-top:1.5em}"
       "</style></head><body>\n";
-  absl::StrAppend(&h, "<h1>Scenarios Report</h1><p>Start: ", Time(s.start_unix_ns), "<br>End: ",
-                  Time(s.end_unix_ns), "<br>Items: ", s.items.size(), ", <span class=\"pass\">passed: ",
-                  s.items.size() - s.failed, "</span>, <span class=\"fail\">failed: ", s.failed,
-                  "</span></p>\n");
+  absl::StrAppend(&h, "<h1>Scenarios Report</h1><p>Start: ", Time(s.start_unix_ns),
+                  "<br>End: ", Time(s.end_unix_ns), "<br>Items: ", s.items.size(),
+                  ", <span class=\"pass\">passed: ", s.items.size() - s.failed,
+                  "</span>, <span class=\"fail\">failed: ", s.failed, "</span></p>\n");
   const Scenario* current = nullptr;
   for (const ItemRun& r : s.items) {
     const Item& item = *r.item;
     if (r.scenario != current) {
       current = r.scenario;
       absl::StrAppend(&h, "<h2>Scenario: ", Escape(current->title), "</h2>");
-      if (current->description) absl::StrAppend(&h, "<p><em>", Escape(*current->description), "</em></p>");
+      if (current->description)
+        absl::StrAppend(&h, "<p><em>", Escape(*current->description), "</em></p>");
     }
     absl::StrAppend(&h, "<section class=\"item\"><h3><code>", Escape(item.call.method), "</code> ",
-                    Escape(item.call.url), " — <span class=\"", r.passed ? "pass\">Passed" : "fail\">Failed",
-                    "</span></h3>\n");
+                    Escape(item.call.url), " — <span class=\"",
+                    r.passed ? "pass\">Passed" : "fail\">Failed", "</span></h3>\n");
     if (!r.passed) {
       h += "<ul class=\"reasons\">";
-      for (const std::string& why : r.reasons) absl::StrAppend(&h, "<li class=\"fail\">", Escape(why), "</li>");
+      for (const std::string& why : r.reasons)
+        absl::StrAppend(&h, "<li class=\"fail\">", Escape(why), "</li>");
       h += "</ul>";
     }
     absl::StrAppend(&h, "<p>Strategy: ", Escape(StrategyText(item)), "</p>");
-    for (const std::string& c : ControlsText(item.strategy)) absl::StrAppend(&h, "<p>", Escape(c), "</p>");
+    for (const std::string& c : ControlsText(item.strategy))
+      absl::StrAppend(&h, "<p>", Escape(c), "</p>");
     if (!item.faults.empty()) {
       const std::map<std::string, uint64_t> counts = EventCounts(r);
       h += "<table><tr><th>Fault</th><th>In force</th><th>Applied</th></tr>";
@@ -583,26 +651,33 @@ std::string HtmlReport(const RunSummary& s) {
         std::vector<std::string> when;
         for (const ItemFaults::Window& w : r.faults.windows)
           if (w.name == r.faults.names[i])
-            when.push_back(w.end_ns > 0 ? absl::StrFormat("%.2fs–%.2fs", w.start_ns / 1e9, w.end_ns / 1e9)
-                                        : std::string("throughout"));
+            when.push_back(w.end_ns > 0
+                               ? absl::StrFormat("%.2fs–%.2fs", w.start_ns / 1e9, w.end_ns / 1e9)
+                               : std::string("throughout"));
         absl::StrAppend(&h, "<tr><td>", Escape(FaultText(item.faults[i])), "</td><td>",
                         Escape(absl::StrJoin(when, ", ")), "</td><td>",
-                        counts.count(r.faults.names[i]) ? counts.at(r.faults.names[i]) : 0, "</td></tr>");
+                        counts.count(r.faults.names[i]) ? counts.at(r.faults.names[i]) : 0,
+                        "</td></tr>");
       }
       h += "</table>";
     }
     if (!r.setup_error.empty()) {
-      absl::StrAppend(&h, "<p class=\"fail\">Could not run: ", Escape(r.setup_error), "</p></section>\n");
+      absl::StrAppend(&h, "<p class=\"fail\">Could not run: ", Escape(r.setup_error),
+                      "</p></section>\n");
       continue;
     }
     const size_t n = r.requests.size();
-    absl::StrAppend(&h, absl::StrFormat(
-        "<table><tr><th>Requests</th><th>Transport errors</th><th>Timeouts</th><th>Watchdog</th><th>5xx</th>"
-        "<th>Min</th><th>Mean</th><th>Max</th><th>Expectation failures</th><th>Retries</th><th>Total time</th></tr>"
-        "<tr><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td>"
-        "<td>%d (%d refused)</td><td>%.2fs</td></tr></table>",
-        n, r.transport_errors, r.timeouts, r.watchdog_cancels, r.status_5xx, Ms(r.min_ms), Ms(r.mean_ms),
-        Ms(r.max_ms), r.expectation_failures, r.retries, r.retries_denied, r.total_ns / 1e9));
+    absl::StrAppend(
+        &h, absl::StrFormat("<table><tr><th>Requests</th><th>Transport "
+                            "errors</th><th>Timeouts</th><th>Watchdog</th><th>5xx</th>"
+                            "<th>Min</th><th>Mean</th><th>Max</th><th>Expectation "
+                            "failures</th><th>Retries</th><th>Total time</th></tr>"
+                            "<tr><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%d</td><td>%s</"
+                            "td><td>%s</td><td>%s</td><td>%d</td>"
+                            "<td>%d (%d refused)</td><td>%.2fs</td></tr></table>",
+                            n, r.transport_errors, r.timeouts, r.watchdog_cancels, r.status_5xx,
+                            Ms(r.min_ms), Ms(r.mean_ms), Ms(r.max_ms), r.expectation_failures,
+                            r.retries, r.retries_denied, r.total_ns / 1e9));
     if (r.budget_exhausted)
       absl::StrAppend(&h, "<p class=\"fail\">", Escape(r.budget_reason),
                       absl::StrFormat("; stopped at %.2fs", r.budget_stopped_at_ns / 1e9), "</p>");
@@ -610,9 +685,10 @@ std::string HtmlReport(const RunSummary& s) {
       h += "<table><tr><th>SLO</th><th>Value</th><th>Margin</th><th>Result</th></tr>";
       for (const SloResult& slo : r.slos)
         absl::StrAppend(&h, "<tr><td>", Escape(slo.slo.title), "</td><td>",
-                        slo.slo.type == Slo::Type::kLatency ? Ms(slo.value) : absl::StrFormat("%.2f%%", slo.value),
-                        "</td><td>", Escape(slo.margin), "</td><td class=\"", slo.pass ? "pass\">pass" : "fail\">fail",
-                        "</td></tr>");
+                        slo.slo.type == Slo::Type::kLatency ? Ms(slo.value)
+                                                            : absl::StrFormat("%.2f%%", slo.value),
+                        "</td><td>", Escape(slo.margin), "</td><td class=\"",
+                        slo.pass ? "pass\">pass" : "fail\">fail", "</td></tr>");
       h += "</table>";
     }
     h += "<h4>Latency over time (fault windows shaded)</h4>" + LatencyPlot(r);

@@ -27,7 +27,8 @@ HttpRequest RequestOf(const Item& item, uint16_t proxy_port) {
   for (const auto& [k, v] : item.call.headers) r.headers.push_back(absl::StrCat(k, ": ", v));
   r.body = item.call.body;
   r.timeout_ms = item.call.timeout_ms.value_or(0);
-  if (!item.disable_http_proxy && proxy_port != 0) r.proxy = absl::StrCat("http://127.0.0.1:", proxy_port);
+  if (!item.disable_http_proxy && proxy_port != 0)
+    r.proxy = absl::StrCat("http://127.0.0.1:", proxy_port);
   return r;
 }
 
@@ -78,7 +79,8 @@ class Progress {
     if (Due()) *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
   }
   void Show(const std::string& what) {
-    if (o_.progress && o_.out != nullptr) *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
+    if (o_.progress && o_.out != nullptr)
+      *o_.out << "\r\033[K" << label_ << " " << what << std::flush;
   }
   void Done(const std::string& line) {
     if (o_.out == nullptr) return;
@@ -108,19 +110,28 @@ void Evaluate(ItemRun* run) {
   for (RequestRecord& rec : run->requests) {
     const RequestResult& r = rec.r;
     switch (r.failure) {
-      case Failure::kTransport: ++run->transport_errors; break;
-      case Failure::kTimeout: ++run->timeouts; break;
-      case Failure::kWatchdog: ++run->watchdog_cancels; break;
-      case Failure::kNone: break;
+      case Failure::kTransport:
+        ++run->transport_errors;
+        break;
+      case Failure::kTimeout:
+        ++run->timeouts;
+        break;
+      case Failure::kWatchdog:
+        ++run->watchdog_cancels;
+        break;
+      case Failure::kNone:
+        break;
     }
-    if (r.status >= 500) ++run->status_5xx;
-    else if (r.status >= 400) ++run->status_4xx;
+    if (r.status >= 500)
+      ++run->status_5xx;
+    else if (r.status >= 400)
+      ++run->status_4xx;
     std::vector<std::string> why;
     if (e.status.has_value() && r.status != *e.status) {
       why.push_back(r.failure == Failure::kNone
                         ? absl::StrCat("status ", r.status, ", expected ", *e.status)
-                        : absl::StrCat(FailureName(r.failure), " error (", r.error, "), expected status ",
-                                       *e.status));
+                        : absl::StrCat(FailureName(r.failure), " error (", r.error,
+                                       "), expected status ", *e.status));
     }
     if (e.response_time_under_ms.has_value() && r.LatencyMs() > *e.response_time_under_ms)
       why.push_back(absl::StrFormat("%.1f ms, expected at most %.1f ms", r.LatencyMs(),
@@ -168,12 +179,13 @@ void Evaluate(ItemRun* run) {
   // The verdict.
   if (!run->setup_error.empty()) run->reasons.push_back(run->setup_error);
   if (run->expectation_failures > 0)
-    run->reasons.push_back(absl::StrCat(run->expectation_failures, " of ", n,
-                                        " requests failed the expectation"));
+    run->reasons.push_back(
+        absl::StrCat(run->expectation_failures, " of ", n, " requests failed the expectation"));
   const bool want_valid = e.all_slo_are_valid.value_or(true);
   if (want_valid) {
     for (const SloResult& s : run->slos)
-      if (!s.pass) run->reasons.push_back(absl::StrCat("SLO \"", s.slo.title, "\" failed: ", s.margin));
+      if (!s.pass)
+        run->reasons.push_back(absl::StrCat("SLO \"", s.slo.title, "\" failed: ", s.margin));
   } else if (run->all_slo_pass) {
     run->reasons.push_back("expected some SLO to fail (all_slo_are_valid: false), and all passed");
   }
@@ -271,8 +283,8 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     // Each client sends rps requests a second, on its own phase, whatever
     // the answers do (open loop): duration x rps requests per client.
     for (int64_t c = 0; c < st.clients; ++c) {
-      const int64_t phase = static_cast<int64_t>(static_cast<__int128>(c) * 1'000'000'000 /
-                                                 (st.rps * st.clients));
+      const int64_t phase =
+          static_cast<int64_t>(static_cast<__int128>(c) * 1'000'000'000 / (st.rps * st.clients));
       for (int64_t k = 0;; ++k) {
         const int64_t at = static_cast<int64_t>(static_cast<__int128>(k) * 1'000'000'000 / st.rps);
         if (at >= st.duration_ns) break;
@@ -282,7 +294,8 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     std::sort(plan.starts.begin(), plan.starts.end());
     plan.send_until_ns = t0 + st.duration_ns + 100'000'000;
     absl::StatusOr<HttpDriver::Outcome> o = (*driver)->Run(plan);
-    if (!o.ok()) run->setup_error = std::string(o.status().message());
+    if (!o.ok())
+      run->setup_error = std::string(o.status().message());
     else {
       record(*o, 0, false, 0);
       if (o->stopped) run->budget_stopped_at_ns = o->stopped_ns - t0;
@@ -298,7 +311,8 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     if (repeat) {
       if (st.add_baseline_call) calls.push_back({0, true, 0});
       for (int64_t i = 0; i < st.count; ++i)
-        calls.push_back({static_cast<int>(i + (st.add_baseline_call ? 1 : 0)), false, st.step_ms * i});
+        calls.push_back(
+            {static_cast<int>(i + (st.add_baseline_call ? 1 : 0)), false, st.step_ms * i});
     } else {
       calls.push_back({0, false, 0});
     }
@@ -366,7 +380,9 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
   run->budget_exhausted = budget.spent();
   run->budget_reason = budget.reason();
   std::sort(run->requests.begin(), run->requests.end(),
-            [](const RequestRecord& a, const RequestRecord& b) { return a.r.intended_ns < b.r.intended_ns; });
+            [](const RequestRecord& a, const RequestRecord& b) {
+              return a.r.intended_ns < b.r.intended_ns;
+            });
 }
 
 }  // namespace

@@ -33,12 +33,12 @@ struct RequestRecord {
   bool baseline = false;      // repeat: the fault-free baseline call
   double latency_add_ms = 0;  // repeat: added to the latency mean
   bool expect_pass = true;
-  std::string expect_why;     // when !expect_pass
+  std::string expect_why;  // when !expect_pass
 };
 
 struct Percentile {
-  double q = 0;           // 25, 50, 75, 95, 99
-  double ms = 0;          // R-6 quantile of the latencies
+  double q = 0;   // 25, 50, 75, 95, 99
+  double ms = 0;  // R-6 quantile of the latencies
   uint64_t at_or_below = 0;
 };
 
@@ -46,17 +46,17 @@ struct SloResult {
   Slo slo;
   double value = 0;  // latency: the percentile in ms; error: percent of requests
   bool pass = false;
-  std::string margin;          // "Below by 12.3ms", "Above by 0.5%"
-  uint64_t over = 0;           // latency: requests above the threshold; error: errors
+  std::string margin;  // "Below by 12.3ms", "Above by 0.5%"
+  uint64_t over = 0;   // latency: requests above the threshold; error: errors
 };
 
 struct ItemRun {
   const Scenario* scenario = nullptr;
   const Item* item = nullptr;
-  std::string setup_error;     // the item could not run (its proxy, ...)
+  std::string setup_error;  // the item could not run (its proxy, ...)
   int64_t start_unix_ns = 0;
   int64_t total_ns = 0;
-  int64_t run_duration_ns = 0; // load: the planned duration
+  int64_t run_duration_ns = 0;  // load: the planned duration
   uint64_t proxy_seed = 0;
   uint16_t proxy_port = 0;
   std::vector<RequestRecord> requests;  // by planned start

@@ -67,12 +67,12 @@ struct ErrorClasses {
 // budget_min.
 struct RetryPolicy {
   bool enabled = false;
-  int attempts = 3;                     // tries per request, the first included
-  int64_t backoff_ns = 50'000'000;      // before the first retry (doubles)
+  int attempts = 3;                 // tries per request, the first included
+  int64_t backoff_ns = 50'000'000;  // before the first retry (doubles)
   int64_t max_backoff_ns = 1'000'000'000;
-  bool jitter = true;                   // full jitter: uniform 0..backoff
-  double budget = 0.2;                  // retries per request
-  int64_t budget_min = 3;               // retries allowed whatever the ratio
+  bool jitter = true;      // full jitter: uniform 0..backoff
+  double budget = 0.2;     // retries per request
+  int64_t budget_min = 3;  // retries allowed whatever the ratio
   ErrorClasses on{.transport = true, .timeout = true, .watchdog = true, .status_5xx = true};
 };
 
@@ -108,7 +108,7 @@ struct Strategy {
   std::string duration_text;
   int64_t duration_ns = 0;
   int64_t clients = 1;
-  int64_t rps = 1;  // per client
+  int64_t rps = 1;          // per client
   int64_t connections = 0;  // ours: at most this many (0: as needed)
   // ours
   RetryPolicy retry;

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -28,9 +27,9 @@
 namespace fault::cli {
 namespace {
 
-constexpr int kExitFailed = 1;   // an item failed an expectation, an SLO or a budget
-constexpr int kExitUsage = 2;    // bad flags or scenario files; nothing ran
-constexpr int kExitTool = 125;   // libcurl missing, a report could not be written
+constexpr int kExitFailed = 1;         // an item failed an expectation, an SLO or a budget
+constexpr int kExitUsage = 2;          // bad flags or scenario files; nothing ran
+constexpr int kExitTool = 125;         // libcurl missing, a report could not be written
 constexpr int kExitInterrupted = 130;  // SIGINT or SIGTERM: the reports hold what ran
 
 std::atomic<bool> g_interrupted{false};
@@ -54,7 +53,8 @@ int Run(const ScenarioFlags& f) {
   const std::string report = FromEnv(f.report, "FAULT_SCENARIO_REPORT_PATH", "report.md");
   const std::string result = FromEnv(f.result, "FAULT_SCENARIO_RESULTS_PATH", "results.json");
   if (path.empty()) {
-    std::cerr << "fault scenario run: -s/--scenario FILE|DIR is required (or FAULT_SCENARIO_PATH)\n";
+    std::cerr
+        << "fault scenario run: -s/--scenario FILE|DIR is required (or FAULT_SCENARIO_PATH)\n";
     return kExitUsage;
   }
   const std::string ext = absl::AsciiStrToLower(std::filesystem::path(result).extension().string());
@@ -72,7 +72,8 @@ int Run(const ScenarioFlags& f) {
     }
     seed = v;
   }
-  absl::StatusOr<std::vector<fault::scenario::Scenario>> scenarios = fault::scenario::LoadScenarios(path);
+  absl::StatusOr<std::vector<fault::scenario::Scenario>> scenarios =
+      fault::scenario::LoadScenarios(path);
   if (!scenarios.ok()) {
     std::cerr << scenarios.status().message() << "\n";
     return kExitUsage;
@@ -92,8 +93,9 @@ int Run(const ScenarioFlags& f) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   fault::scenario::RunSummary summary = fault::scenario::RunScenarios(*scenarios, o, **curl);
-  std::cout << absl::StrFormat("Tests run: %d, Tests failed: %d\nTotal time: %.1fs\n", summary.items.size(),
-                               summary.failed, (summary.end_unix_ns - summary.start_unix_ns) / 1e9);
+  std::cout << absl::StrFormat("Tests run: %d, Tests failed: %d\nTotal time: %.1fs\n",
+                               summary.items.size(), summary.failed,
+                               (summary.end_unix_ns - summary.start_unix_ns) / 1e9);
   int status = summary.interrupted ? kExitInterrupted : summary.failed == 0 ? 0 : kExitFailed;
   if (summary.interrupted) std::cout << "Interrupted: the reports hold the items that ran\n";
   auto write = [&](const std::string& p, const std::string& text, const char* what) {
@@ -107,7 +109,8 @@ int Run(const ScenarioFlags& f) {
   };
   write(report, fault::scenario::MarkdownReport(summary), "Report");
   const nlohmann::json results = fault::scenario::ResultsJson(summary);
-  write(result, ext == ".json" ? results.dump(2) + "\n" : fault::scenario::JsonToYaml(results), "Results");
+  write(result, ext == ".json" ? results.dump(2) + "\n" : fault::scenario::JsonToYaml(results),
+        "Results");
   if (!f.html.empty()) write(f.html, fault::scenario::HtmlReport(summary), "HTML report");
   if (!f.junit.empty()) write(f.junit, fault::scenario::JunitReport(summary), "JUnit report");
   return status;
@@ -119,7 +122,8 @@ int Validate(const ScenarioFlags& f) {
     std::cerr << "fault scenario validate: -s/--scenario FILE|DIR is required\n";
     return kExitUsage;
   }
-  absl::StatusOr<std::vector<fault::scenario::Scenario>> scenarios = fault::scenario::LoadScenarios(path);
+  absl::StatusOr<std::vector<fault::scenario::Scenario>> scenarios =
+      fault::scenario::LoadScenarios(path);
   if (!scenarios.ok()) {
     std::cerr << scenarios.status().message() << "\n";
     return kExitUsage;
@@ -187,24 +191,28 @@ int Generate(const ScenarioFlags& f) {
 void RegisterScenarioCommand(CLI::App& app) {
   auto flags = std::make_shared<ScenarioFlags>();
   CLI::App* sc = app.add_subcommand(
-      "scenario", "Run scenario files: HTTP calls through the fault proxy under faults, with "
-                  "strategies, expectations, SLOs and reports");
+      "scenario",
+      "Run scenario files: HTTP calls through the fault proxy under faults, with "
+      "strategies, expectations, SLOs and reports");
   sc->require_subcommand(1);
   CLI::App* run = sc->add_subcommand("run", "Run the scenarios of a file or directory");
-  run->add_option("-s,--scenario", flags->scenario, "Scenario file or directory (FAULT_SCENARIO_PATH)");
+  run->add_option("-s,--scenario", flags->scenario,
+                  "Scenario file or directory (FAULT_SCENARIO_PATH)");
   run->add_option("-r,--report", flags->report,
                   "Markdown report (default report.md; FAULT_SCENARIO_REPORT_PATH)");
   run->add_option("--result", flags->result,
                   "Results, .json or .yaml (default results.json; FAULT_SCENARIO_RESULTS_PATH)");
   run->add_option("--html", flags->html, "Also a self-contained HTML report with plots");
   run->add_option("--junit", flags->junit, "Also a JUnit XML report");
-  run->add_option("--seed", flags->seed, "Seed of the fault decisions (default: random, in the results)");
+  run->add_option("--seed", flags->seed,
+                  "Seed of the fault decisions (default: random, in the results)");
   run->add_flag("--no-progress", flags->no_progress, "No live progress line on a terminal");
   run->callback([flags] { ExitStatus() = Run(*flags); });
   CLI::App* validate = sc->add_subcommand("validate", "Check scenario files without running them");
   validate->add_option("-s,--scenario,path", flags->scenario, "Scenario file or directory");
   validate->callback([flags] { ExitStatus() = Validate(*flags); });
-  CLI::App* gen = sc->add_subcommand("generate", "Scenario templates for every endpoint of an OpenAPI document");
+  CLI::App* gen = sc->add_subcommand(
+      "generate", "Scenario templates for every endpoint of an OpenAPI document");
   gen->add_option("-s,--scenario", flags->scenario, "Output directory, or one .yaml file");
   gen->add_option("--spec-file", flags->spec_file, "OpenAPI 3.0/3.1 document (YAML or JSON)");
   gen->add_option("--spec-url", flags->spec_url, "Not supported: download the document first");

@@ -11,10 +11,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
 #include "supervisor/cli/input_file.h"
 #include "supervisor/run/proxy_syntax.h"
@@ -57,8 +57,8 @@ nlohmann::json ToJson(const YAML::Node& n) {
       int64_t i;
       if (absl::SimpleAtoi(s, &i)) return i;
       double d;
-      if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' ||
-                         s[0] == '.') &&
+      if (!s.empty() &&
+          (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') &&
           absl::SimpleAtod(s, &d) && std::isfinite(d))
         return d;
       return s;
@@ -170,11 +170,16 @@ class Parser {
     *out = ErrorClasses{.transport = false, .timeout = false, .watchdog = false};
     for (size_t i = 0; i < n.size(); ++i) {
       const std::string s = n[i].IsScalar() ? absl::AsciiStrToLower(n[i].Scalar()) : "";
-      if (s == "transport") out->transport = true;
-      else if (s == "timeout") out->timeout = true;
-      else if (s == "watchdog") out->watchdog = true;
-      else if (s == "5xx") out->status_5xx = true;
-      else if (s == "4xx") out->status_4xx = true;
+      if (s == "transport")
+        out->transport = true;
+      else if (s == "timeout")
+        out->timeout = true;
+      else if (s == "watchdog")
+        out->watchdog = true;
+      else if (s == "5xx")
+        out->status_5xx = true;
+      else if (s == "4xx")
+        out->status_4xx = true;
       else
         Add(n[i], absl::StrCat(path, "[", i, "]"),
             absl::StrCat(Quote(n[i]), " is not one of transport, timeout, watchdog, 5xx, 4xx"));
@@ -196,12 +201,14 @@ class Parser {
 Call Parser::ParseCall(const YAML::Node& n, const std::string& path, const YAML::Node& config) {
   Call c;
   if (!Map(n, path, {"method", "url", "headers", "body", "timeout", "meta"})) return c;
-  if (!n["method"]) Add(n, path, "needs method");
+  if (!n["method"])
+    Add(n, path, "needs method");
   else if (Str(n["method"], path + ".method", &c.method)) {
     c.method = absl::AsciiStrToUpper(c.method);
-    if (c.method.empty() ||
-        !std::all_of(c.method.begin(), c.method.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
-      Add(n["method"], path + ".method", absl::StrCat(Quote(n["method"]), " is not an HTTP method"));
+    if (c.method.empty() || !std::all_of(c.method.begin(), c.method.end(),
+                                         [](char ch) { return ch >= 'A' && ch <= 'Z'; }))
+      Add(n["method"], path + ".method",
+          absl::StrCat(Quote(n["method"]), " is not an HTTP method"));
   }
   if (!n["url"]) {
     Add(n, path, "needs url");
@@ -221,13 +228,17 @@ Call Parser::ParseCall(const YAML::Node& n, const std::string& path, const YAML:
           absl::StrCat(c.url, " has a placeholder that config.http.paths.segments does not set"));
   }
   if (config && config["http"] && config["http"]["headers"] && config["http"]["headers"].IsMap())
-    for (const auto& kv : config["http"]["headers"]) c.headers[kv.first.Scalar()] = kv.second.Scalar();
+    for (const auto& kv : config["http"]["headers"])
+      c.headers[kv.first.Scalar()] = kv.second.Scalar();
   if (const YAML::Node h = n["headers"]) {
-    if (!h.IsMap()) Add(h, path + ".headers", "must be a mapping of names to values");
+    if (!h.IsMap())
+      Add(h, path + ".headers", "must be a mapping of names to values");
     else
       for (const auto& kv : h) {
-        if (!kv.second.IsScalar()) Add(kv.second, path + ".headers." + kv.first.Scalar(), "must be a string");
-        else c.headers[kv.first.Scalar()] = kv.second.Scalar();
+        if (!kv.second.IsScalar())
+          Add(kv.second, path + ".headers." + kv.first.Scalar(), "must be a string");
+        else
+          c.headers[kv.first.Scalar()] = kv.second.Scalar();
       }
   }
   if (const YAML::Node b = n["body"]) {
@@ -256,8 +267,9 @@ Fault Parser::ParseFault(const YAML::Node& n, const std::string& path) {
   }
   f.json = ToJson(n);
   static const std::map<std::string, std::set<std::string>> kFields = {
-      {"latency", {"distribution", "global", "side", "mean", "stddev", "min", "max", "shape",
-                   "scale", "direction"}},
+      {"latency",
+       {"distribution", "global", "side", "mean", "stddev", "min", "max", "shape", "scale",
+        "direction"}},
       {"packetloss", {"direction", "side"}},
       {"bandwidth", {"rate", "unit", "direction", "side"}},
       {"jitter", {"amplitude", "frequency", "direction", "side"}},
@@ -272,7 +284,8 @@ Fault Parser::ParseFault(const YAML::Node& n, const std::string& path) {
       {"httperror", {"status_code", "probability"}},
   };
   if (!n["type"] || !n["type"].IsScalar()) {
-    Add(n, path, "needs a type (latency, packetloss, bandwidth, jitter, dns, httperror, blackhole)");
+    Add(n, path,
+        "needs a type (latency, packetloss, bandwidth, jitter, dns, httperror, blackhole)");
     return f;
   }
   f.type = absl::AsciiStrToLower(n["type"].Scalar());
@@ -296,8 +309,10 @@ Fault Parser::ParseFault(const YAML::Node& n, const std::string& path) {
       Add(kv.second, Join(path, key), "must be a single value");
       continue;
     }
-    if (key == "period") f.period = kv.second.Scalar();
-    else f.values[key] = kv.second.Scalar();
+    if (key == "period")
+      f.period = kv.second.Scalar();
+    else
+      f.values[key] = kv.second.Scalar();
   }
   if (auto r = kRequired.find(f.type); r != kRequired.end())
     for (const std::string& k : r->second)
@@ -333,11 +348,14 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
   }
   Map(n, path, allowed);
   if (s.mode == Strategy::Mode::kRepeat) {
-    if (!n["step"]) Add(n, path, "repeat needs step (ms added to the latency mean per call)");
+    if (!n["step"])
+      Add(n, path, "repeat needs step (ms added to the latency mean per call)");
     else if (Num(n["step"], path + ".step", &s.step_ms) && s.step_ms < 0)
       Add(n["step"], path + ".step", "must not be negative");
-    if (!n["count"]) Add(n, path, "repeat needs count");
-    else Int(n["count"], path + ".count", 1, 100'000, &s.count);
+    if (!n["count"])
+      Add(n, path, "repeat needs count");
+    else
+      Int(n["count"], path + ".count", 1, 100'000, &s.count);
     if (n["failfast"]) Bool(n["failfast"], path + ".failfast", &s.failfast);
     if (n["wait"] && Num(n["wait"], path + ".wait", &s.wait_ms) && s.wait_ms < 0)
       Add(n["wait"], path + ".wait", "must not be negative");
@@ -345,13 +363,18 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
       Bool(n["add_baseline_call"], path + ".add_baseline_call", &s.add_baseline_call);
   }
   if (s.mode == Strategy::Mode::kLoad) {
-    if (!n["duration"]) Add(n, path, "load needs duration (e.g. 10s)");
+    if (!n["duration"])
+      Add(n, path, "load needs duration (e.g. 10s)");
     else if (Str(n["duration"], path + ".duration", &s.duration_text))
       Duration(n["duration"], path + ".duration", &s.duration_ns);
-    if (!n["clients"]) Add(n, path, "load needs clients");
-    else Int(n["clients"], path + ".clients", 1, 10'000, &s.clients);
-    if (!n["rps"]) Add(n, path, "load needs rps (requests per second per client)");
-    else Int(n["rps"], path + ".rps", 1, 1'000'000, &s.rps);
+    if (!n["clients"])
+      Add(n, path, "load needs clients");
+    else
+      Int(n["clients"], path + ".clients", 1, 10'000, &s.clients);
+    if (!n["rps"])
+      Add(n, path, "load needs rps (requests per second per client)");
+    else
+      Int(n["rps"], path + ".rps", 1, 1'000'000, &s.rps);
     if (n["connections"]) Int(n["connections"], path + ".connections", 1, 100'000, &s.connections);
   }
   if (const YAML::Node r = n["retry"]) {
@@ -368,7 +391,8 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
       if (r["budget"] && Num(r["budget"], p + ".budget", &s.retry.budget) &&
           (s.retry.budget < 0 || s.retry.budget > 100))
         Add(r["budget"], p + ".budget", "must be a ratio of retries to requests, 0..100");
-      if (r["budget_min"]) Int(r["budget_min"], p + ".budget_min", 0, 1'000'000, &s.retry.budget_min);
+      if (r["budget_min"])
+        Int(r["budget_min"], p + ".budget_min", 0, 1'000'000, &s.retry.budget_min);
       if (r["on"]) Errors(r["on"], p + ".on", &s.retry.on);
     }
   }
@@ -391,8 +415,10 @@ Strategy Parser::ParseStrategy(const YAML::Node& n, const std::string& path) {
     const std::string p = path + ".watchdog";
     s.watchdog.enabled = true;
     if (Map(w, p, {"max_stall"})) {
-      if (!w["max_stall"]) Add(w, p, "needs max_stall (e.g. 2s)");
-      else Duration(w["max_stall"], p + ".max_stall", &s.watchdog.max_stall_ns);
+      if (!w["max_stall"])
+        Add(w, p, "needs max_stall (e.g. 2s)");
+      else
+        Duration(w["max_stall"], p + ".max_stall", &s.watchdog.max_stall_ns);
     }
   }
   return s;
@@ -403,21 +429,30 @@ Slo Parser::ParseSlo(const YAML::Node& n, const std::string& path) {
   s.where = At(n);
   if (!Map(n, path, {"slo_type", "type", "title", "objective", "threshold", "errors"})) return s;
   const YAML::Node t = n["slo_type"] ? n["slo_type"] : n["type"];
-  if (!t) Add(n, path, "needs slo_type (latency or error)");
-  else if (t.IsScalar() && absl::AsciiStrToLower(t.Scalar()) == "latency") s.type = Slo::Type::kLatency;
-  else if (t.IsScalar() && absl::AsciiStrToLower(t.Scalar()) == "error") s.type = Slo::Type::kError;
-  else Add(t, path + ".slo_type", absl::StrCat(Quote(t), " is not latency or error"));
-  if (!n["title"]) Add(n, path, "needs title");
-  else Str(n["title"], path + ".title", &s.title);
-  if (!n["objective"]) Add(n, path, "needs objective");
+  if (!t)
+    Add(n, path, "needs slo_type (latency or error)");
+  else if (t.IsScalar() && absl::AsciiStrToLower(t.Scalar()) == "latency")
+    s.type = Slo::Type::kLatency;
+  else if (t.IsScalar() && absl::AsciiStrToLower(t.Scalar()) == "error")
+    s.type = Slo::Type::kError;
+  else
+    Add(t, path + ".slo_type", absl::StrCat(Quote(t), " is not latency or error"));
+  if (!n["title"])
+    Add(n, path, "needs title");
+  else
+    Str(n["title"], path + ".title", &s.title);
+  if (!n["objective"])
+    Add(n, path, "needs objective");
   else if (Num(n["objective"], path + ".objective", &s.objective) &&
            (s.objective < 0 || s.objective > 100))
     Add(n["objective"], path + ".objective", "must be a percentile, 0..100");
-  if (!n["threshold"]) Add(n, path, "needs threshold");
+  if (!n["threshold"])
+    Add(n, path, "needs threshold");
   else if (Num(n["threshold"], path + ".threshold", &s.threshold) && s.threshold < 0)
     Add(n["threshold"], path + ".threshold", "must not be negative");
   if (n["errors"]) {
-    if (s.type != Slo::Type::kError) Add(n["errors"], path + ".errors", "only error SLOs count errors");
+    if (s.type != Slo::Type::kError)
+      Add(n["errors"], path + ".errors", "only error SLOs count errors");
     Errors(n["errors"], path + ".errors", &s.errors);
   }
   return s;
@@ -428,15 +463,19 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
   item.where = At(n);
   if (!Map(n, path, {"call", "context", "expect"})) return item;
   item.json = ToJson(n);
-  if (!n["call"]) Add(n, path, "needs call");
-  else item.call = ParseCall(n["call"], path + ".call", config);
+  if (!n["call"])
+    Add(n, path, "needs call");
+  else
+    item.call = ParseCall(n["call"], path + ".call", config);
   const YAML::Node ctx = n["context"];
   const std::string cp = path + ".context";
   if (!ctx) {
     Add(n, path, "needs context (with upstreams and faults, which may be [])");
   } else if (Map(ctx, cp, {"upstreams", "faults", "strategy", "slo", "proxy", "runs_on"})) {
-    if (!ctx["upstreams"]) Add(ctx, cp, "needs upstreams (may be [])");
-    else if (!ctx["upstreams"].IsSequence()) Add(ctx["upstreams"], cp + ".upstreams", "must be a list");
+    if (!ctx["upstreams"])
+      Add(ctx, cp, "needs upstreams (may be [])");
+    else if (!ctx["upstreams"].IsSequence())
+      Add(ctx["upstreams"], cp + ".upstreams", "must be a list");
     else
       for (size_t i = 0; i < ctx["upstreams"].size(); ++i) {
         const YAML::Node u = ctx["upstreams"][i];
@@ -444,14 +483,17 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
         std::string s;
         if (!Str(u, up, &s)) continue;
         absl::StatusOr<std::string> norm = fault::run::NormalizeUpstream(s);
-        if (!norm.ok()) Add(u, up, std::string(norm.status().message()));
+        if (!norm.ok())
+          Add(u, up, std::string(norm.status().message()));
         else {
           item.upstreams.push_back(*norm);
           item.upstreams_as_written.push_back(s);
         }
       }
-    if (!ctx["faults"]) Add(ctx, cp, "needs faults (may be [])");
-    else if (!ctx["faults"].IsSequence()) Add(ctx["faults"], cp + ".faults", "must be a list");
+    if (!ctx["faults"])
+      Add(ctx, cp, "needs faults (may be [])");
+    else if (!ctx["faults"].IsSequence())
+      Add(ctx["faults"], cp + ".faults", "must be a list");
     else
       for (size_t i = 0; i < ctx["faults"].size(); ++i)
         item.faults.push_back(ParseFault(ctx["faults"][i], absl::StrCat(cp, ".faults[", i, "]")));
@@ -460,7 +502,8 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
       item.strategy = ParseStrategy(ctx["strategy"], cp + ".strategy");
     }
     if (const YAML::Node slo = ctx["slo"]) {
-      if (!slo.IsSequence()) Add(slo, cp + ".slo", "must be a list");
+      if (!slo.IsSequence())
+        Add(slo, cp + ".slo", "must be a list");
       else
         for (size_t i = 0; i < slo.size(); ++i)
           item.slos.push_back(ParseSlo(slo[i], absl::StrCat(cp, ".slo[", i, "]")));
@@ -468,18 +511,23 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
     if (const YAML::Node p = ctx["proxy"]) {
       if (Map(p, cp + ".proxy", {"disable_http_proxies", "proxies"})) {
         if (p["disable_http_proxies"])
-          Bool(p["disable_http_proxies"], cp + ".proxy.disable_http_proxies", &item.disable_http_proxy);
+          Bool(p["disable_http_proxies"], cp + ".proxy.disable_http_proxies",
+               &item.disable_http_proxy);
         if (const YAML::Node l = p["proxies"]) {
-          if (!l.IsSequence()) Add(l, cp + ".proxy.proxies", "must be a list of mappings");
+          if (!l.IsSequence())
+            Add(l, cp + ".proxy.proxies", "must be a list of mappings");
           else
             for (size_t i = 0; i < l.size(); ++i) {
               std::string s;
               const std::string mp = absl::StrCat(cp, ".proxy.proxies[", i, "]");
               if (!Str(l[i], mp, &s)) continue;
               absl::StatusOr<fault::run::Mapping> m = fault::run::ParseMapping(s);
-              if (!m.ok()) Add(l[i], mp, std::string(m.status().message()));
-              else if (m->listen.port == 0) Add(l[i], mp, "give the mapping's port");
-              else item.mappings.push_back(s);
+              if (!m.ok())
+                Add(l[i], mp, std::string(m.status().message()));
+              else if (m->listen.port == 0)
+                Add(l[i], mp, "give the mapping's port");
+              else
+                item.mappings.push_back(s);
             }
         }
       }
@@ -495,7 +543,8 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
       int64_t v;
       if (e["status"] && Int(e["status"], ep + ".status", 100, 599, &v)) item.expect.status = v;
       double d;
-      if (e["response_time_under"] && Num(e["response_time_under"], ep + ".response_time_under", &d))
+      if (e["response_time_under"] &&
+          Num(e["response_time_under"], ep + ".response_time_under", &d))
         item.expect.response_time_under_ms = d;
       bool b;
       if (e["all_slo_are_valid"] && Bool(e["all_slo_are_valid"], ep + ".all_slo_are_valid", &b))
@@ -505,10 +554,12 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
   if (item.disable_http_proxy && item.mappings.empty())
     Add(n, cp + ".proxy", "disable_http_proxies leaves nothing to fault: add proxies mappings");
   // The faults' values, as `fault run` would check them.
-  if (std::all_of(item.faults.begin(), item.faults.end(), [](const Fault& f) { return !f.type.empty(); })) {
-    const int64_t duration = item.strategy.mode == Strategy::Mode::kLoad && item.strategy.duration_ns > 0
-                                 ? item.strategy.duration_ns
-                                 : 0;
+  if (std::all_of(item.faults.begin(), item.faults.end(),
+                  [](const Fault& f) { return !f.type.empty(); })) {
+    const int64_t duration =
+        item.strategy.mode == Strategy::Mode::kLoad && item.strategy.duration_ns > 0
+            ? item.strategy.duration_ns
+            : 0;
     std::vector<std::string> fault_problems = CheckItemFaults(item, duration);
     for (std::string& p : fault_problems) problems_.push_back(std::move(p));
   }
@@ -520,8 +571,10 @@ std::optional<Scenario> Parser::ParseScenario(const YAML::Node& n) {
   s.where = At(n);
   if (!Map(n, "", {"title", "description", "items", "config"})) return std::nullopt;
   s.json = ToJson(n);
-  if (!n["title"]) Add(n, "title", "a scenario needs a title");
-  else Str(n["title"], "title", &s.title);
+  if (!n["title"])
+    Add(n, "title", "a scenario needs a title");
+  else
+    Str(n["title"], "title", &s.title);
   if (n["description"] && !n["description"].IsNull()) {
     std::string d;
     if (Str(n["description"], "description", &d)) s.description = d;
@@ -535,8 +588,9 @@ std::optional<Scenario> Parser::ParseScenario(const YAML::Node& n) {
     }
   }
   if (!n["items"]) {
-    Add(n, "items", n["scenarios"] ? "a scenario lists its calls under items (scenarios: is the old schema)"
-                                   : "a scenario needs items");
+    Add(n, "items",
+        n["scenarios"] ? "a scenario lists its calls under items (scenarios: is the old schema)"
+                       : "a scenario needs items");
   } else if (!n["items"].IsSequence()) {
     Add(n["items"], "items", "must be a list");
   } else {
@@ -555,8 +609,7 @@ absl::StatusOr<std::vector<Scenario>> ParseScenarios(const std::string& text,
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(file, ":", e.mark.line + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(file, ":", e.mark.line + 1, ": ", e.msg));
   }
   Parser parser(file);
   std::vector<Scenario> out;
@@ -583,7 +636,8 @@ absl::StatusOr<std::vector<Scenario>> LoadScenarios(const std::string& path) {
   if (fs::is_directory(path, ec)) {
     for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string ext = it->path().extension().string();
-      if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(it->path().string());
+      if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml"))
+        files.push_back(it->path().string());
     }
     if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
     std::sort(files.begin(), files.end());

@@ -1,3 +1,5 @@
+#include "supervisor/scenario/scenario.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -5,7 +7,6 @@
 #include "supervisor/scenario/generate.h"
 #include "supervisor/scenario/item_faults.h"
 #include "supervisor/scenario/runner.h"
-#include "supervisor/scenario/scenario.h"
 
 namespace fault::scenario {
 namespace {
@@ -88,11 +89,14 @@ items:
   ASSERT_FALSE(s.ok());
   const std::string m(s.status().message());
   EXPECT_NE(m.find("b.yaml:5: items[0].call.url: \"localhost/\" is not an http:// or https:// URL"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("b.yaml:9: items[0].context.faults[0].type: \"latncy\" is not a fault type"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("b.yaml:10: items[0].context.strategy.duration"), std::string::npos) << m;
-  EXPECT_NE(m.find("b.yaml:11: items[0].expect.status: 999 is out of range"), std::string::npos) << m;
+  EXPECT_NE(m.find("b.yaml:11: items[0].expect.status: 999 is out of range"), std::string::npos)
+      << m;
   EXPECT_NE(m.find("b.yaml:11: items[0].expect.colour: unknown key"), std::string::npos) << m;
 }
 
@@ -120,7 +124,8 @@ items:
 TEST(ScenarioFileTest, OldSchemaIsNamed) {
   absl::StatusOr<std::vector<Scenario>> s = ParseScenarios("title: x\nscenarios: []\n", "o.yaml");
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(std::string(s.status().message()).find("scenarios: is the old schema"), std::string::npos)
+  EXPECT_NE(std::string(s.status().message()).find("scenarios: is the old schema"),
+            std::string::npos)
       << s.status();
 }
 
