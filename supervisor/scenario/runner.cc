@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -66,7 +69,8 @@ class BudgetTracker {
 
 class Progress {
  public:
-  Progress(const RunOptions& o, std::string label) : o_(o), label_(std::move(label)) {}
+  Progress(const RunOptions& o, std::string label, std::mutex* mu)
+      : o_(o), label_(std::move(label)), mu_(mu) {}
   // Whether a live line is due (at most five a second).
   bool Due() {
     if (!o_.progress || o_.out == nullptr) return false;
@@ -84,6 +88,7 @@ class Progress {
   }
   void Done(const std::string& line) {
     if (o_.out == nullptr) return;
+    std::lock_guard<std::mutex> lock(*mu_);
     if (o_.progress) *o_.out << "\r\033[K";
     *o_.out << line << "\n" << std::flush;
   }
@@ -91,6 +96,7 @@ class Progress {
  private:
   const RunOptions& o_;
   std::string label_;
+  std::mutex* mu_;
   int64_t last_ = 0;
 };
 
@@ -401,32 +407,58 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
                         const CurlApi& curl) {
   RunSummary summary;
   summary.start_unix_ns = UnixNowNs();
-  size_t total = 0;
-  for (const Scenario& s : scenarios) total += s.items.size();
-  size_t i = 0;
+  struct Work {
+    const Scenario* scenario;
+    const Item* item;
+  };
+  std::vector<Work> work;
+  for (const Scenario& s : scenarios)
+    for (const Item& item : s.items) work.push_back({&s, &item});
+  const size_t total = work.size();
+  const int jobs =
+      static_cast<int>(std::clamp<size_t>(options.jobs, 1, std::max<size_t>(total, 1)));
+  // Several items at a time share the terminal: no live line then.
+  RunOptions o = options;
+  if (jobs > 1) o.progress = false;
   auto interrupted = [&] { return options.interrupted != nullptr && options.interrupted->load(); };
-  for (const Scenario& s : scenarios) {
-    for (const Item& item : s.items) {
-      if (interrupted()) break;
-      ++i;
+  std::vector<std::optional<ItemRun>> runs(total);
+  std::atomic<size_t> next{0};
+  std::mutex out_mu;
+  auto worker = [&] {
+    while (true) {
+      const size_t k = next.fetch_add(1);
+      if (k >= total || interrupted()) return;
+      const Scenario& s = *work[k].scenario;
+      const Item& item = *work[k].item;
       ItemRun run;
       run.scenario = &s;
       run.item = &item;
-      Progress progress(options, Label(i, total, s, item));
+      Progress progress(o, Label(k + 1, total, s, item), &out_mu);
       progress.Update("starting");
       const int64_t started = fault::exec::MonotonicNowNs();
-      RunItem(item, options, curl, progress, &run);
+      RunItem(item, o, curl, progress, &run);
       if (interrupted()) run.setup_error = "interrupted";
       run.total_ns = fault::exec::MonotonicNowNs() - started;
       if (run.start_unix_ns == 0) run.start_unix_ns = UnixNowNs();
       Evaluate(&run);
-      if (!run.passed) ++summary.failed;
       progress.Done(absl::StrFormat(
-          "%s %s: %d requests, %.1fs%s", run.passed ? "PASS" : "FAIL", Label(i, total, s, item),
+          "%s %s: %d requests, %.1fs%s", run.passed ? "PASS" : "FAIL", Label(k + 1, total, s, item),
           run.requests.size(), run.total_ns / 1e9,
           run.passed ? "" : absl::StrCat(" (", absl::StrJoin(run.reasons, "; "), ")")));
-      summary.items.push_back(std::move(run));
+      runs[k] = std::move(run);
     }
+  };
+  if (jobs == 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    for (int j = 0; j < jobs; ++j) threads.emplace_back(worker);
+    for (std::thread& t : threads) t.join();
+  }
+  for (std::optional<ItemRun>& r : runs) {
+    if (!r.has_value()) continue;
+    if (!r->passed) ++summary.failed;
+    summary.items.push_back(std::move(*r));
   }
   summary.interrupted = interrupted();
   summary.end_unix_ns = UnixNowNs();

@@ -7,7 +7,8 @@
 //   RunSummary s = RunScenarios(scenarios, o, *curl);
 //   int exit_status = s.failed == 0 ? 0 : 1;
 //
-// Thread-compatible; runs items one after the other on the calling thread.
+// Thread-compatible; runs items one after the other on the calling thread, or
+// `jobs` at a time on threads of its own.
 #ifndef FAULT_SUPERVISOR_SCENARIO_RUNNER_H_
 #define FAULT_SUPERVISOR_SCENARIO_RUNNER_H_
 
@@ -94,6 +95,9 @@ struct RunOptions {
   // Set by a signal handler (Ctrl-C): the item under way stops, no other
   // starts, and the summary holds what ran.
   const std::atomic<bool>* interrupted = nullptr;
+  // Items run at a time (each with its own proxy and client). Results and
+  // reports keep the files' order whatever the order they end in.
+  size_t jobs = 1;
 };
 
 RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions& options,

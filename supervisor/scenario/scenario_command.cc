@@ -36,7 +36,7 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void OnStopSignal(int) { g_interrupted.store(true); }
 
 struct ScenarioFlags {
-  std::string scenario, report, result, html, junit, seed;
+  std::string scenario, report, result, html, junit, seed, jobs;
   bool no_progress = false;
   std::string spec_file, spec_url;
 };
@@ -72,6 +72,11 @@ int Run(const ScenarioFlags& f) {
     }
     seed = v;
   }
+  size_t jobs = 1;
+  if (!f.jobs.empty() && (!absl::SimpleAtoi(f.jobs, &jobs) || jobs < 1 || jobs > 64)) {
+    std::cerr << "fault scenario run: --jobs: \"" << f.jobs << "\" is not a number from 1 to 64\n";
+    return kExitUsage;
+  }
   absl::StatusOr<std::vector<fault::scenario::Scenario>> scenarios =
       fault::scenario::LoadScenarios(path);
   if (!scenarios.ok()) {
@@ -88,6 +93,7 @@ int Run(const ScenarioFlags& f) {
   o.progress = !f.no_progress && isatty(STDOUT_FILENO) == 1;
   o.out = &std::cout;
   o.interrupted = &g_interrupted;
+  o.jobs = jobs;
   struct sigaction sa = {};
   sa.sa_handler = OnStopSignal;
   sigaction(SIGINT, &sa, nullptr);
@@ -206,6 +212,9 @@ void RegisterScenarioCommand(CLI::App& app) {
   run->add_option("--junit", flags->junit, "Also a JUnit XML report");
   run->add_option("--seed", flags->seed,
                   "Seed of the fault decisions (default: random, in the results)");
+  run->add_option("--jobs", flags->jobs,
+                  "Items run at a time, each with its own proxy (default 1: timings then meet "
+                  "no other load)");
   run->add_flag("--no-progress", flags->no_progress, "No live progress line on a terminal");
   run->callback([flags] { ExitStatus() = Run(*flags); });
   CLI::App* validate = sc->add_subcommand("validate", "Check scenario files without running them");
