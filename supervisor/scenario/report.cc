@@ -30,6 +30,16 @@ std::string Time(int64_t unix_ns) {
   return buf;
 }
 
+// JUnit's timestamp: ISO 8601 without a zone (UTC here).
+std::string IsoTime(int64_t unix_ns) {
+  time_t t = unix_ns / 1'000'000'000;
+  tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return buf;
+}
+
 std::string Ms(double ms) { return absl::StrFormat("%.1fms", ms); }
 
 std::string Dur(int64_t ns) {
@@ -414,7 +424,7 @@ std::string JunitReport(const RunSummary& s) {
     absl::StrAppend(&x, absl::StrFormat("  <testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" "
                                         "time=\"%.3f\" timestamp=\"%s\">\n",
                                         Escape(sc->title), j - i, failures, time,
-                                        Escape(Time(s.items[i].start_unix_ns))));
+                                        IsoTime(s.items[i].start_unix_ns)));
     for (size_t k = i; k < j; ++k) {
       const ItemRun& r = s.items[k];
       absl::StrAppend(

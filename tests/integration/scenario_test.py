@@ -518,6 +518,8 @@ items:
         self.assertEqual(root.tag, "testsuites")
         self.assertEqual(root.get("tests"), "2")
         self.assertEqual(root.get("failures"), "1")
+        self.assertRegex(root.find("testsuite").get("timestamp"),
+                         r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
         cases = root.findall("./testsuite/testcase")
         self.assertEqual(len(cases), 2)
         self.assertIsNotNone(cases[0].find("failure"))
