@@ -382,6 +382,62 @@ items:
         self.assertEqual(self.server.hits("/hang-once"), 2)
 
 
+class FaultsTest(ScenarioCase):
+    def test_mapping_is_faulted_without_the_http_proxy(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        p, res, _ = self.run_scenario("""title: mapping
+items:
+- call: {method: GET, url: "http://127.0.0.1:%d/"}
+  context:
+    upstreams: []
+    faults: [{type: latency, mean: 250, stddev: 0}]
+    proxy:
+      disable_http_proxies: true
+      proxies: ["%d=127.0.0.1:%d"]
+  expect: {status: 200}
+""" % (port, port, self.server.port))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        item = self.items(res)[0]
+        self.assertGreaterEqual(self.latencies(item)[0], 245)
+        self.assertEqual(item["fault"]["proxy"]["port"], 0)  # no HTTP proxy
+        self.assertEqual(self.server.hits("/"), 1)
+
+    def test_dns_fault_fails_hostname_lookups(self):
+        p, res, _ = self.run_scenario("""title: dns
+items:
+- call: {method: GET, url: "http://localhost:%d/"}
+  context:
+    upstreams: ["http://localhost:%d"]
+    faults: [{type: dns, rate: 1.0}]
+    strategy: {mode: repeat, step: 0, count: 3}
+  expect: {status: 200}
+""" % (self.server.port, self.server.port))
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        item = self.items(res)[0]
+        self.assertEqual([r["metrics"]["protocol"]["code"] for r in item["results"]], [502] * 3)
+        self.assertEqual(item["failure_counts"], 3)
+        self.assertEqual(self.server.hits("/"), 0)
+
+    def test_blackhole_with_a_timeout(self):
+        p, res, took = self.run_scenario("""title: blackhole
+items:
+- call: {method: GET, url: "@URL@/", timeout: 300}
+  context:
+    upstreams: ["@URL@"]
+    faults: [{type: blackhole, direction: egress}]
+    slo:
+    - {slo_type: error, title: "no errors", objective: 99, threshold: 1}
+""")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        [r] = self.items(res)[0]["results"]
+        self.assertEqual(r["fault"]["failure"], "timeout")
+        self.assertAlmostEqual(r["metrics"]["total_time"], 300, delta=60)
+        self.assertEqual(self.server.hits("/"), 0)
+
+
 class ExitStatusTest(ScenarioCase):
     def test_validate_names_file_and_line(self):
         path = self.scenario("""title: broken
