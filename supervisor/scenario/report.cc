@@ -619,9 +619,9 @@ std::string HtmlReport(const RunSummary& s) {
   std::string h =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<title>fault scenario report</title><style>"
-      "body{font-family:sans-serif;margin:2em;color:#222;max-width:820px}"
-      "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-      "font-size:13px;text-align:left}.pass{color:#1a7f37}.fail{color:#cf222e}"
+      "body{font-family:sans-serif;margin:2em;color:#222;max-width:900px}"
+      "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
+      "font-size:12px;text-align:left}.pass{color:#1a7f37}.fail{color:#cf222e}"
       "svg{display:block;margin:.5em 0;background:#fafafa;border:1px solid #eee}"
       ".axis{stroke:#888}.tick,.label{font-size:10px;fill:#555}.pt{fill:#4a6fe3}.pt.bad{fill:#"
       "cf222e}"

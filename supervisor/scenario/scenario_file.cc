@@ -562,6 +562,18 @@ Item Parser::ParseItem(const YAML::Node& n, const std::string& path, const YAML:
             : 0;
     std::vector<std::string> fault_problems = CheckItemFaults(item, duration);
     for (std::string& p : fault_problems) problems_.push_back(std::move(p));
+    // Without a load a period is ignored, but it must still be one.
+    if (duration == 0) {
+      for (size_t i = 0; i < item.faults.size(); ++i) {
+        const Fault& f = item.faults[i];
+        if (f.period.empty()) continue;
+        absl::StatusOr<fault::v1::Schedule> s =
+            fault::run::ParseProxySchedule(f.period, 86'400'000'000'000);
+        if (!s.ok())
+          problems_.push_back(
+              absl::StrCat(f.where.ToString(), ": faults[", i, "].period: ", s.status().message()));
+      }
+    }
   }
   return item;
 }

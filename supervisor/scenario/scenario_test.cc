@@ -121,6 +121,22 @@ items:
   EXPECT_NE(m.find("v.yaml:10: faults[1].max:"), std::string::npos) << m;
 }
 
+TEST(ScenarioFileTest, APeriodIsCheckedWithoutALoadToo) {
+  absl::StatusOr<std::vector<Scenario>> s = ParseScenarios(R"(title: p
+items:
+- call: {method: GET, url: "http://a:1/"}
+  context:
+    upstreams: []
+    faults:
+    - {type: blackhole, period: "begin:10%"}
+)",
+                                                           "p.yaml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.status().message()).find("p.yaml:7: faults[0].period:"),
+            std::string::npos)
+      << s.status();
+}
+
 TEST(ScenarioFileTest, OldSchemaIsNamed) {
   absl::StatusOr<std::vector<Scenario>> s = ParseScenarios("title: x\nscenarios: []\n", "o.yaml");
   ASSERT_FALSE(s.ok());
