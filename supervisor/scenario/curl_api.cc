@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -22,7 +23,7 @@ absl::StatusOr<const CurlApi*> LoadOnce() {
         absl::StrCat("cannot load ", path, " (", why ? why : "unknown error",
                      "); scenarios need libcurl (Debian: libcurl4)"));
   }
-  auto* api = new CurlApi{};
+  auto api = std::make_unique<CurlApi>();
   bool ok = true;
   std::string missing;
   auto get = [&](auto* fn, const char* name) {
@@ -56,7 +57,7 @@ absl::StatusOr<const CurlApi*> LoadOnce() {
   }
   if (api->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     return absl::FailedPreconditionError(absl::StrCat(path, ": curl_global_init failed"));
-  return api;
+  return api.release();  // lives as long as the process
 }
 
 }  // namespace

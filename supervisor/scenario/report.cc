@@ -285,9 +285,10 @@ nlohmann::json ResultsJson(const RunSummary& s) {
   json* scen = nullptr;
   for (const ItemRun& r : s.items) {
     const Item& item = *r.item;
-    if (r.scenario != current) {
+    if (r.scenario != current || scen == nullptr) {
       current = r.scenario;
-      root["results"].push_back({{"scenario", current->json}, {"results", json::array()}});
+      root["results"].push_back(
+          {{"scenario", current != nullptr ? current->json : json()}, {"results", json::array()}});
       scen = &root["results"].back();
     }
     json ir;
