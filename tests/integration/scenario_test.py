@@ -507,6 +507,42 @@ items:
         self.assertGreater(items[0]["requests_count"], 3)
         self.assertLess(items[0]["requests_count"], 30)
 
+    def test_progress_line_on_a_terminal(self):
+        import pty
+        path = self.scenario("""title: tty
+items:
+- call: {method: GET, url: "@URL@/"}
+  context:
+    upstreams: ["@URL@"]
+    faults: [{type: latency, mean: 5, stddev: 0}]
+    strategy: {mode: load, duration: 1s, clients: 1, rps: 20}
+""")
+        master, slave = pty.openpty()
+        p = subprocess.Popen([FAULT, "scenario", "run", "-s", path], stdout=slave,
+                             stderr=subprocess.DEVNULL, env=clean_env(), cwd=self.dir)
+        os.close(slave)
+        out = b""
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=20)
+        os.close(master)
+        text = out.decode(errors="replace")
+        self.assertEqual(p.returncode, 0, text)
+        # Live lines rewrite themselves (CR, erase line), then the item's final line.
+        self.assertRegex(text, r"\r\x1b\[K\[1/1\] tty: GET \S+ load \d\.\ds/1s, \d+ requests")
+        self.assertIn("PASS [1/1] tty", text)
+        # Not on a pipe.
+        p = self.run_fault(["run", "-s", path])
+        self.assertNotIn("\x1b[K", p.stdout)
+        self.assertIn("PASS [1/1] tty", p.stdout)
+
     def test_a_directory_runs_every_file(self):
         sub = os.path.join(self.dir, "dir", "nested")
         os.makedirs(sub)
