@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "supervisor/scenario/scenario.h"
 
 namespace fault::scenario {
 namespace {
@@ -290,6 +291,14 @@ absl::StatusOr<std::vector<GeneratedFile>> GenerateScenarios(const std::string& 
                                            {"@CALL@", call + meta},
                                            {"@CALLT@", call + "    timeout: 500\n" + meta},
                                            {"@UP@", Quoted(upstream)}});
+      // What is generated must run: a server URL or path the scenario schema
+      // refuses (a bad port, bytes a URL cannot hold) is the spec's error.
+      if (absl::StatusOr<std::vector<Scenario>> back = ParseScenarios(text, "generated.yaml");
+          !back.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            spec_name, ":", p.first.Mark().line + 1, ": ", m, " ", path,
+            ": the scenarios made of it would not be valid (", back.status().message(), ")"));
+      }
       std::string file = id;
       for (char& c : file)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';

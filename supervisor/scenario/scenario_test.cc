@@ -196,5 +196,17 @@ paths:
   EXPECT_FALSE(GenerateScenarios("openapi: 2.0\npaths: {}\n", "old.yaml").ok());
 }
 
+// A server URL the scenario schema refuses would make files that do not run:
+// the spec is refused instead, naming the line of the path.
+TEST(GenerateTest, AServerUrlThatCannotRunIsTheSpecsError) {
+  absl::StatusOr<std::vector<GeneratedFile>> g = GenerateScenarios(
+      "openapi: 3.0.3\nservers: [{url: \"http://127.0.0.1:99999\"}]\npaths:\n  /a:\n"
+      "    get: {}\n",
+      "api.yaml");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("api.yaml:4: get /a"), std::string::npos)
+      << g.status().message();
+}
+
 }  // namespace
 }  // namespace fault::scenario
