@@ -3,9 +3,13 @@
 
 #include <string>
 
+#include "supervisor/grpc/control_api.h"
 #include "supervisor/grpc/module.h"
 
 namespace fault::grpc_module {
+
+const ControlApi& TheControlApi();  // control_server.cc
+
 namespace {
 
 const Module& TheModule() {
@@ -13,7 +17,7 @@ const Module& TheModule() {
   static const Module module = {
       kAbiVersion,
       version.c_str(),
-      nullptr,  // control plane
+      &TheControlApi(),
       nullptr,  // plugin client
   };
   return module;
