@@ -1,6 +1,7 @@
 #include "supervisor/control/event_hub.h"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,19 @@ std::vector<HubEvent> Events(int n, uint16_t rule = 0, uint16_t effect = FAULT_E
   return out;
 }
 
+EventHub::Filter Only(std::set<std::string> policies, std::set<uint16_t> effects) {
+  EventHub::Filter f;
+  f.policies = std::move(policies);
+  f.effects = std::move(effects);
+  return f;
+}
+
+EventHub::Filter After(uint64_t sequence) {
+  EventHub::Filter f;
+  f.after_sequence = sequence;
+  return f;
+}
+
 TEST(EventHubTest, WatchersGetNewEventsInOrderWithSequenceNumbers) {
   EventHub hub;
   hub.Publish(Events(3), 0);  // before anyone watches
@@ -43,7 +57,7 @@ TEST(EventHubTest, WatchersGetNewEventsInOrderWithSequenceNumbers) {
 TEST(EventHubTest, FiltersByPolicyAndEffect) {
   EventHub hub;
   std::unique_ptr<EventHub::Watcher> w =
-      hub.Subscribe({.policies = {"full"}, .effects = {FAULT_EFFECT_DENY}});
+      hub.Subscribe(Only({"full"}, {FAULT_EFFECT_DENY}));
   hub.Publish(Events(2, 0, FAULT_EFFECT_DENY), 0);
   hub.Publish(Events(2, 1, FAULT_EFFECT_LATENCY), 0);
   hub.Publish(Events(3, 1, FAULT_EFFECT_DENY), 0);
@@ -79,7 +93,7 @@ TEST(EventHubTest, ASlowWatcherLosesTheOldestAndTheLossIsCounted) {
 TEST(EventHubTest, ResumesFromHistoryAndCountsWhatIsNoLongerHeld) {
   EventHub hub;
   hub.Publish(Events(10), 0);
-  std::unique_ptr<EventHub::Watcher> w = hub.Subscribe({.after_sequence = 7});
+  std::unique_ptr<EventHub::Watcher> w = hub.Subscribe(After(7));
   EventHub::Batch b;
   ASSERT_TRUE(w->Next(&b, 100, absl::Seconds(1)));
   ASSERT_EQ(b.events.size(), 3u);
@@ -87,7 +101,7 @@ TEST(EventHubTest, ResumesFromHistoryAndCountsWhatIsNoLongerHeld) {
 
   EventHub big;
   big.Publish(Events(static_cast<int>(EventHub::kHistory) + 50), 0);
-  std::unique_ptr<EventHub::Watcher> old = big.Subscribe({.after_sequence = 0});
+  std::unique_ptr<EventHub::Watcher> old = big.Subscribe(After(0));
   ASSERT_TRUE(old->Next(&b, 1, absl::Seconds(1)));
   EXPECT_EQ(b.events[0].sequence, 51u);
   EXPECT_EQ(b.dropped_for_watcher, 50u);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "supervisor/policy/loader.h"
+#include "supervisor/policy/parser.h"
 
 namespace fault::control {
 
@@ -28,8 +29,9 @@ absl::StatusOr<fault::v1::PolicySet> DecodePut(const fault::v1::PutPoliciesReque
       for (int i = 0; i < set.policies_size(); ++i) {
         const fault::v1::Policy& p = set.policies(i);
         const std::string where = absl::StrCat("policies[", i, "]");
-        if (p.name().empty()) {
-          errors.push_back(absl::StrCat(where, ": name: a policy needs a name"));
+        if (absl::Status name = fault::policy::internal::CheckPolicyName(p.name());
+            !name.ok()) {
+          errors.push_back(absl::StrCat(where, ": name: ", name.message()));
           continue;
         }
         if (!names.insert(p.name()).second) {
