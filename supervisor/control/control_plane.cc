@@ -184,7 +184,8 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
     return generation_;
   };
   // Publishes the overlay `next`; on success it becomes the overlay.
-  auto change = [&](PolicyOverlay next) -> CallResult {
+  auto change = [&](PolicyOverlay next,
+                    const fault::v1::PolicySet* put = nullptr) -> CallResult {
     fault::v1::PolicySet effective = next.Apply(run->BasePolicies());
     absl::StatusOr<uint64_t> generation = run->Publish(effective);
     if (!generation.ok()) return Error(generation.status());
@@ -193,6 +194,9 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
     fault::v1::ChangeResponse r;
     r.set_generation(*generation);
     for (const std::string& n : run->CurrentNames()) r.add_policies(n);
+    if (put != nullptr) {
+      for (const fault::v1::Policy& p : put->policies()) r.add_put(p.name());
+    }
     return Ok(r);
   };
   auto infos = [&]() {
@@ -250,7 +254,7 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
     if (!set.ok()) return Error(set.status());
     PolicyOverlay next = overlay_;
     next.Put(*set);
-    return change(std::move(next));
+    return change(std::move(next), &*set);
   }
   if (method == "DeletePolicy") {
     absl::StatusOr<fault::v1::DeletePolicyRequest> q =

@@ -92,6 +92,8 @@ TEST_F(ControlPlaneTest, PutPublishesAndReturnsTheGeneration) {
   ASSERT_TRUE(change.ParseFromString(r.response));
   EXPECT_EQ(change.generation(), 2u);
   EXPECT_EQ(change.policies_size(), 2);
+  ASSERT_EQ(change.put_size(), 1);
+  EXPECT_EQ(change.put(0), "slow");
   EXPECT_GE(wakes_.load(), 1);
   ASSERT_EQ(run_.published.policies_size(), 2);
   EXPECT_EQ(run_.published.policies(1).name(), "slow");
