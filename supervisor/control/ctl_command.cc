@@ -145,8 +145,13 @@ int Status(const CtlFlags& f) {
   fault::v1::StatusResponse r;
   int status = 0;
   if (!Call("status", f, "Status", fault::v1::StatusRequest(), &r, &status)) return status;
-  std::cout << "program:    " << absl::StrJoin(r.command(), " ") << " (pid " << r.pid()
-            << (r.running() ? ", running" : ", exited") << ")\n"
+  if (r.command().empty()) {
+    std::cout << "program:    none (the fault proxy, fault run)\n";
+  } else {
+    std::cout << "program:    " << absl::StrJoin(r.command(), " ") << " (pid " << r.pid()
+              << (r.running() ? ", running" : ", exited") << ")\n";
+  }
+  std::cout
             << "supervisor: pid " << r.supervisor_pid() << ", fault " << r.version() << "\n"
             << "layers:     " << absl::StrJoin(r.layers(), ", ") << "\n"
             << "uptime:     " << Seconds(r.uptime_ns()) << "\n"

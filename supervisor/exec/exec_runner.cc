@@ -27,10 +27,9 @@
 #include "shim/engine/engine.h"
 #include "supervisor/cli/paths.h"
 #include "supervisor/cli/version.h"
+#include "supervisor/control/control_listener.h"
 #include "supervisor/control/control_plane.h"
-#include "supervisor/grpc/control_api.h"
-#include "supervisor/grpc/loader.h"
-#include "supervisor/grpc/module.h"
+#include "supervisor/control/event_convert.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
 #include "supervisor/exec/events_file.h"
@@ -71,9 +70,6 @@ constexpr int64_t kEngineFlushTimeoutNs = 60'000'000'000;
 // default action is to be ignored, so one that reached another thread would
 // be harmless; programs never get it from fault.
 constexpr int kControlSignal = SIGURG;
-// How long the control plane's open calls and event streams get to finish
-// at the end of the run.
-constexpr int kControlGraceMs = 1000;
 
 // Signals sent to `fault` that the program gets too.
 constexpr int kForwarded[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
@@ -214,8 +210,7 @@ class Runner : private fault::control::ControlledRun {
   fault::v1::PolicySet base_;
   // --control.
   std::unique_ptr<fault::control::ControlPlane> control_;
-  std::unique_ptr<grpc_module::ControlServer> control_server_;
-  std::optional<fault::control::ControlEndpoint> control_endpoint_;
+  std::unique_ptr<fault::control::ControlListener> control_listener_;
   pid_t runner_tid_ = 0;
   pid_t program_pid_ = 0;
   bool program_running_ = false;
@@ -449,86 +444,41 @@ std::vector<fault::v1::RuleCounters> Runner::Counters() {
 
 bool Runner::StartControl() {
   if (!o_.control.has_value()) return true;
-  absl::StatusOr<const grpc_module::Module*> module = grpc_module::Load();
-  if (!module.ok()) {
-    err_ << "fault exec: --control: " << Msg(module.status()) << "\n";
-    return false;
-  }
-  if ((*module)->control == nullptr) {
-    err_ << "fault exec: --control: this build's gRPC module has no control plane\n";
-    return false;
-  }
-  control_endpoint_ = *o_.control;
-  if (absl::Status s = fault::control::PrepareUnixSocket(&*control_endpoint_); !s.ok()) {
-    err_ << "fault exec: --control " << o_.control->Text() << ": " << Msg(s) << "\n";
-    control_endpoint_.reset();
-    return false;
-  }
   runner_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
   const pid_t pid = getpid(), tid = runner_tid_;
   control_ = std::make_unique<fault::control::ControlPlane>(
       [pid, tid] { syscall(SYS_tgkill, pid, tid, kControlSignal); },
-      [](const fault::control::HubEvent& e, fault::v1::Event* out) {
-        out->set_sequence(e.sequence);
-        out->set_time_ns(e.raw.time_ns);
-        out->set_pid(static_cast<uint32_t>(e.raw.pid));
-        out->set_tid(static_cast<uint32_t>(e.raw.tid));
-        out->set_layer(LayerName(e.raw.layer));
-        out->set_op(OpName(e.raw.op));
-        out->set_effect(EffectName(e.raw.effect));
-        out->set_policy(e.policy());
-        out->set_target(std::string(e.raw.target, strnlen(e.raw.target, sizeof(e.raw.target))));
-        out->set_value(e.raw.value);
-        out->set_value_key(ValueKey(e.raw.effect, e.raw.op));
-        out->set_generation(e.raw.generation);
-      },
-      [](const std::string& name) {
-        for (int effect = 1; effect < FAULT_EFFECT_COUNT; ++effect) {
-          if (EffectName(static_cast<uint16_t>(effect)) == name) return effect;
-        }
-        return -1;
-      });
-  grpc_module::ControlServerOptions options;
-  options.address = control_endpoint_->GrpcAddress();
-  options.token = o_.control_token;
-  std::string error;
-  control_server_ = (*module)->control->start_server(options, control_.get(), &error);
-  if (control_server_ == nullptr) {
-    err_ << "fault exec: --control " << o_.control->Text() << ": " << error << "\n";
-    StopControl();
+      fault::control::ConvertEvent, fault::control::EffectNumber);
+  absl::StatusOr<std::unique_ptr<fault::control::ControlListener>> listener =
+      fault::control::ControlListener::Start(*o_.control, o_.control_token, control_.get());
+  if (!listener.ok()) {
+    err_ << "fault exec: --control " << o_.control->Text() << ": " << Msg(listener.status())
+         << "\n";
+    control_.reset();
     return false;
   }
-  if (control_endpoint_->tcp && control_endpoint_->port == 0) {
-    control_endpoint_->port = control_server_->port();
-  }
-  if (absl::Status s = fault::control::RestrictSocket(*control_endpoint_); !s.ok()) {
-    err_ << "fault exec: --control: " << Msg(s) << "\n";
-    StopControl();
-    return false;
-  }
+  control_listener_ = *std::move(listener);
   control_->Published(generation_);
   if (!o_.quiet) {
-    err_ << "fault: control plane on " << control_endpoint_->Text() << " (FAULT_CONTROL)\n";
+    err_ << "fault: control plane on " << control_listener_->endpoint().Text()
+         << " (FAULT_CONTROL)\n";
   }
   return true;
 }
 
 void Runner::StopControl() {
   if (control_ != nullptr) control_->Stop();
-  if (control_server_ != nullptr) control_server_->Shutdown(kControlGraceMs);
-  control_server_.reset();
-  if (control_endpoint_.has_value()) fault::control::RemoveUnixSocket(*control_endpoint_);
-  control_endpoint_.reset();
+  if (control_listener_ != nullptr) control_listener_->Stop();
 }
 
 void Runner::AddControlEnvironment(std::vector<std::string>* env) const {
-  if (!control_endpoint_.has_value()) return;
+  if (control_listener_ == nullptr) return;
   const std::string control = absl::StrCat(fault::control::kEnvControl, "=");
   const std::string token = absl::StrCat(fault::control::kEnvControlTokenFile, "=");
   std::erase_if(*env, [&](const std::string& v) {
     return absl::StartsWith(v, control) || absl::StartsWith(v, token);
   });
-  env->push_back(control + control_endpoint_->Text());
+  env->push_back(control + control_listener_->endpoint().Text());
   if (!o_.control_token_file.empty()) env->push_back(token + o_.control_token_file);
 }
 

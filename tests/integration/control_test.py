@@ -444,5 +444,85 @@ class EventRateTest(unittest.TestCase):
         self.assertIn("%d events, 0 dropped" % self.TOTAL, run_err)
 
 
+class HttpServer(TcpServer):
+    """Answers each connection's one HTTP request with a short 200."""
+
+    def _serve(self, c):
+        with c:
+            c.settimeout(10)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = c.recv(1000)
+                    if not chunk:
+                        return
+                    data += chunk
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            except OSError:
+                pass
+
+
+class ProxyControlTest(unittest.TestCase):
+    """fault run --control: a mapping gets latency only between put and
+    delete; what the proxy cannot apply is refused."""
+
+    def request_ms(self, port):
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while not got.endswith(b"ok"):
+                chunk = s.recv(1000)
+                if not chunk:
+                    break
+                got += chunk
+        self.assertTrue(got.endswith(b"ok"), got)
+        return (time.monotonic() - t0) * 1000
+
+    def test_put_delete_through_the_proxy(self):
+        server = HttpServer()
+        self.addCleanup(server.close)
+        tmp = tempfile.mkdtemp(prefix="fault-control-run-")
+        sock = os.path.join(tmp, "control.sock")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([FAULT, "run", "--disable-http-proxy", "--no-ui",
+                                 "--proxy", "%d=127.0.0.1:%d" % (port, server.port),
+                                 "--control", "unix:" + sock],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=clean_env())
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        wait_for_path(sock, proc)
+        address = "unix:" + sock
+        self.assertLess(self.request_ms(port), 80)
+        policy = os.path.join(tmp, "slow.yaml")
+        with open(policy, "w") as f:
+            f.write("slow:\n  latency: 150ms\n")
+        r = ctl(address, "put", policy)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreaterEqual(self.request_ms(port), 150)
+        syscalls = os.path.join(tmp, "disk.yaml")
+        with open(syscalls, "w") as f:
+            f.write("disk:\n  syscalls:\n    - fsync: deny(EIO)\n")
+        r = ctl(address, "put", syscalls)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("syscall faults apply to a program's own calls", r.stderr)
+        r = ctl(address, "status")
+        self.assertIn("layers:     proxy", r.stdout)
+        self.assertIn("policies:   slow\n", r.stdout)
+        r = ctl(address, "delete", "slow")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(self.request_ms(port), 80)
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn('policy "slow": matched', err)
+        self.assertFalse(os.path.exists(sock))
+        for name in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, name))
+        os.rmdir(tmp)
+
+
 if __name__ == "__main__":
     unittest.main()
