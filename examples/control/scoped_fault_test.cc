@@ -75,7 +75,8 @@ double RoundTripMs(int port) {
   ssize_t n = write(fd, "ping", 4) == 4 ? read(fd, buf, sizeof(buf)) : -1;
   close(fd);
   if (n != 4) return -EIO;
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - t0)
       .count();
 }
 
@@ -87,7 +88,8 @@ TEST(ScopedFaultExample, LatencyOnlyInsideTheScope) {
   EchoServer server;
   EXPECT_LT(RoundTripMs(server.port()), 50);
   {
-    fault::testing::ScopedFault slow("slow:\n  latency: 100ms\n" + Target(server.port()));
+    fault::testing::ScopedFault slow("slow:\n  latency: 100ms\n" +
+                                     Target(server.port()));
     ASSERT_TRUE(slow.ok()) << slow.error();
     EXPECT_EQ(slow.names(), std::vector<std::string>{"slow"});
     EXPECT_GE(RoundTripMs(server.port()), 100);
@@ -98,8 +100,8 @@ TEST(ScopedFaultExample, LatencyOnlyInsideTheScope) {
 TEST(ScopedFaultExample, RefusedConnectionsOnlyInsideTheScope) {
   EchoServer server;
   {
-    fault::testing::ScopedFault refused("refused:\n  connection_error: refused\n" +
-                                        Target(server.port()));
+    fault::testing::ScopedFault refused(
+        "refused:\n  connection_error: refused\n" + Target(server.port()));
     ASSERT_TRUE(refused.ok()) << refused.error();
     EXPECT_EQ(RoundTripMs(server.port()), -ECONNREFUSED);
   }

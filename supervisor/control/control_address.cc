@@ -20,7 +20,8 @@ namespace fault::control {
 namespace {
 
 constexpr char kExpected[] =
-    "expected unix, unix:PATH or tcp:HOST:PORT (e.g. --control unix:/run/user/1000/app/"
+    "expected unix, unix:PATH or tcp:HOST:PORT (e.g. --control "
+    "unix:/run/user/1000/app/"
     "control.sock or --control tcp:127.0.0.1:7070)";
 
 std::string SysError(int e) { return std::strerror(e); }
@@ -46,17 +47,19 @@ absl::StatusOr<ControlEndpoint> ParseControlAddress(const std::string& text) {
     std::string path = text.substr(5);
     std::error_code ec;
     std::filesystem::path abs = std::filesystem::absolute(path, ec);
-    if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
+    if (ec)
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
     e.socket_path = abs.lexically_normal().string();
     if (e.socket_path.back() == '/') {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, " names a directory; give the socket's path inside it"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " names a directory; give the socket's path inside it"));
     }
     // sockaddr_un holds the path with its terminating zero.
     if (e.socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the socket path ", e.socket_path, " is longer than ",
-          sizeof(sockaddr_un{}.sun_path) - 1, " bytes, the limit of Unix sockets"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the socket path ", e.socket_path, " is longer than ",
+                       sizeof(sockaddr_un{}.sun_path) - 1,
+                       " bytes, the limit of Unix sockets"));
     }
     return e;
   }
@@ -64,8 +67,8 @@ absl::StatusOr<ControlEndpoint> ParseControlAddress(const std::string& text) {
     std::string rest = text.substr(4);
     size_t colon = rest.rfind(':');
     if (colon == std::string::npos || colon == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tcp:", rest, ": expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:7070)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tcp:", rest, ": expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:7070)"));
     }
     std::string host = rest.substr(0, colon);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
@@ -75,9 +78,11 @@ absl::StatusOr<ControlEndpoint> ParseControlAddress(const std::string& text) {
           "tcp:", rest, ": an IPv6 address needs brackets (tcp:[::1]:7070)"));
     }
     int port = -1;
-    if (!absl::SimpleAtoi(rest.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    if (!absl::SimpleAtoi(rest.substr(colon + 1), &port) || port < 0 ||
+        port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "tcp:", rest, ": the port must be a number in 0..65535 (0: any free port)"));
+          "tcp:", rest,
+          ": the port must be a number in 0..65535 (0: any free port)"));
     }
     e.tcp = true;
     e.host = std::string(host);
@@ -94,36 +99,41 @@ absl::Status PrepareUnixSocket(ControlEndpoint* e) {
     std::string dir = absl::StrCat(tmp != nullptr && *tmp != 0 ? tmp : "/tmp",
                                    "/fault-control-XXXXXX");
     if (mkdtemp(dir.data()) == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot create a private directory ", dir, ": ", SysError(errno)));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot create a private directory ", dir, ": ", SysError(errno)));
     }
     e->private_dir = dir;
     e->socket_path = dir + "/control.sock";
     return absl::OkStatus();
   }
-  std::string dir = std::filesystem::path(e->socket_path).parent_path().string();
+  std::string dir =
+      std::filesystem::path(e->socket_path).parent_path().string();
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("the socket's directory ", dir, ": ", SysError(errno)));
   }
   if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is not a directory"));
   }
   if (st.st_uid != geteuid()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "the socket's directory ", dir, " belongs to another user (uid ", st.st_uid,
+        "the socket's directory ", dir, " belongs to another user (uid ",
+        st.st_uid,
         "): use a directory of your own, or --control unix to have one made"));
   }
   if ((st.st_mode & 077) != 0) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "the socket's directory %s is open to other users (mode %04o): use a directory "
+        "the socket's directory %s is open to other users (mode %04o): use a "
+        "directory "
         "only you can enter (chmod 700 %s), or --control unix to have one made",
         dir, st.st_mode & 07777, dir));
   }
   if (lstat(e->socket_path.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(absl::StrCat(
-        e->socket_path, " already exists (another run's socket?): remove it or choose "
+        e->socket_path,
+        " already exists (another run's socket?): remove it or choose "
         "another path"));
   }
   return absl::OkStatus();
@@ -132,7 +142,8 @@ absl::Status PrepareUnixSocket(ControlEndpoint* e) {
 absl::Status RestrictSocket(const ControlEndpoint& e) {
   if (e.tcp) return absl::OkStatus();
   if (chmod(e.socket_path.c_str(), 0600) != 0) {
-    return absl::InternalError(absl::StrCat("chmod 600 ", e.socket_path, ": ", SysError(errno)));
+    return absl::InternalError(
+        absl::StrCat("chmod 600 ", e.socket_path, ": ", SysError(errno)));
   }
   return absl::OkStatus();
 }
@@ -144,16 +155,19 @@ void RemoveUnixSocket(const ControlEndpoint& e) {
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  absl::StatusOr<std::string> text = fault::cli::ReadInputFile(path, 4096, "token files");
+  absl::StatusOr<std::string> text =
+      fault::cli::ReadInputFile(path, 4096, "token files");
   if (!text.ok()) return text.status();
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "%s: other users may read it (mode %04o): chmod 600 %s", path, st.st_mode & 07777,
-        path));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s: other users may read it (mode %04o): chmod 600 %s",
+                        path, st.st_mode & 07777, path));
   }
   std::string token(absl::StripAsciiWhitespace(*text));
-  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": the file is empty"));
+  if (token.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the file is empty"));
   for (char c : token) {
     if (c <= ' ' || c > '~') {
       return absl::InvalidArgumentError(absl::StrCat(

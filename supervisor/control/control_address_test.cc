@@ -32,15 +32,19 @@ TEST(ControlAddressTest, ParsesTheThreeForms) {
 }
 
 TEST(ControlAddressTest, BadValuesSayWhatIsExpected) {
-  for (const char* bad : {"http://x", "tcp:7070", "tcp:host:99999", "tcp:::1:5", "tcp:h:x"}) {
+  for (const char* bad :
+       {"http://x", "tcp:7070", "tcp:host:99999", "tcp:::1:5", "tcp:h:x"}) {
     absl::StatusOr<ControlEndpoint> e = ParseControlAddress(bad);
     ASSERT_FALSE(e.ok()) << bad;
     EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_NE(ParseControlAddress("http://x").status().message().find("unix:PATH"),
-            std::string::npos);
-  EXPECT_NE(ParseControlAddress("unix:/" + std::string(200, 'x')).status().message().find(
-                "longer than"),
+  EXPECT_NE(
+      ParseControlAddress("http://x").status().message().find("unix:PATH"),
+      std::string::npos);
+  EXPECT_NE(ParseControlAddress("unix:/" + std::string(200, 'x'))
+                .status()
+                .message()
+                .find("longer than"),
             std::string::npos);
 }
 
@@ -54,12 +58,14 @@ TEST(ControlAddressTest, SocketDirectoryMustBePrivate) {
   chmod(dir, 0755);
   absl::Status s = PrepareUnixSocket(&*e);
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("open to other users (mode 0755)"), std::string::npos)
+  EXPECT_NE(s.message().find("open to other users (mode 0755)"),
+            std::string::npos)
       << s.message();
   chmod(dir, 0700);
   std::ofstream(e->socket_path) << "x";
   s = PrepareUnixSocket(&*e);
-  EXPECT_NE(s.message().find("already exists"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("already exists"), std::string::npos)
+      << s.message();
   unlink(e->socket_path.c_str());
   rmdir(dir);
 }
@@ -87,13 +93,16 @@ TEST(ControlAddressTest, TokenFiles) {
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(*t, "s3cret");
   chmod(path, 0644);
-  EXPECT_NE(ReadTokenFile(path).status().message().find("other users may read it"),
-            std::string::npos);
+  EXPECT_NE(
+      ReadTokenFile(path).status().message().find("other users may read it"),
+      std::string::npos);
   chmod(path, 0600);
   std::ofstream(path) << "two words\n";
-  EXPECT_NE(ReadTokenFile(path).status().message().find("without spaces"), std::string::npos);
+  EXPECT_NE(ReadTokenFile(path).status().message().find("without spaces"),
+            std::string::npos);
   std::ofstream(path) << "\n";
-  EXPECT_NE(ReadTokenFile(path).status().message().find("empty"), std::string::npos);
+  EXPECT_NE(ReadTokenFile(path).status().message().find("empty"),
+            std::string::npos);
   unlink(path);
   EXPECT_FALSE(ReadTokenFile(path).ok());
 }

@@ -10,11 +10,13 @@
 namespace fault::control {
 
 absl::StatusOr<std::unique_ptr<ControlListener>> ControlListener::Start(
-    ControlEndpoint endpoint, const std::string& token, grpc_module::ControlHost* host) {
+    ControlEndpoint endpoint, const std::string& token,
+    grpc_module::ControlHost* host) {
   absl::StatusOr<const grpc_module::Module*> module = grpc_module::Load();
   if (!module.ok()) return module.status();
   if ((*module)->control == nullptr) {
-    return absl::FailedPreconditionError("this build's gRPC module has no control plane");
+    return absl::FailedPreconditionError(
+        "this build's gRPC module has no control plane");
   }
   std::unique_ptr<ControlListener> l(new ControlListener());
   l->endpoint_ = std::move(endpoint);
@@ -34,7 +36,8 @@ absl::StatusOr<std::unique_ptr<ControlListener>> ControlListener::Start(
   l->server_ = (*module)->control->start_server(options, host, &error);
   umask(old_mask);
   if (l->server_ == nullptr) return absl::UnavailableError(error);
-  if (l->endpoint_.tcp && l->endpoint_.port == 0) l->endpoint_.port = l->server_->port();
+  if (l->endpoint_.tcp && l->endpoint_.port == 0)
+    l->endpoint_.port = l->server_->port();
   if (absl::Status s = RestrictSocket(l->endpoint_); !s.ok()) return s;
   return l;
 }

@@ -25,7 +25,8 @@ class ControlListener {
   // Errors say what failed (the module, the directory, the address); the
   // caller prefixes its flag.
   static absl::StatusOr<std::unique_ptr<ControlListener>> Start(
-      ControlEndpoint endpoint, const std::string& token, grpc_module::ControlHost* host);
+      ControlEndpoint endpoint, const std::string& token,
+      grpc_module::ControlHost* host);
   ~ControlListener() { Stop(); }
 
   // With the socket's path or the bound port filled in.

@@ -19,26 +19,31 @@ CallResult Error(const absl::Status& s) {
   return {static_cast<int>(s.code()), std::string(s.message()), ""};
 }
 
-CallResult Ok(const google::protobuf::Message& m) { return {0, "", m.SerializeAsString()}; }
+CallResult Ok(const google::protobuf::Message& m) {
+  return {0, "", m.SerializeAsString()};
+}
 
 template <typename T>
 absl::StatusOr<T> Parse(const std::string& bytes) {
   T m;
-  if (!m.ParseFromString(bytes)) return absl::InvalidArgumentError("malformed request");
+  if (!m.ParseFromString(bytes))
+    return absl::InvalidArgumentError("malformed request");
   return m;
 }
 
 class Subscription : public grpc_module::EventSubscription {
  public:
-  Subscription(std::unique_ptr<EventHub::Watcher> watcher, const EventConverter* convert)
+  Subscription(std::unique_ptr<EventHub::Watcher> watcher,
+               const EventConverter* convert)
       : watcher_(std::move(watcher)), convert_(convert) {}
 
   bool Next(std::string* message, int timeout_ms) override {
     EventHub::Batch batch;
-    bool more =
-        watcher_->Next(&batch, kMaxEventsPerMessage, absl::Milliseconds(timeout_ms));
-    const bool news = !batch.events.empty() || batch.dropped_for_watcher != sent_dropped_ ||
-                      batch.dropped_in_program != sent_program_dropped_ || first_;
+    bool more = watcher_->Next(&batch, kMaxEventsPerMessage,
+                               absl::Milliseconds(timeout_ms));
+    const bool news =
+        !batch.events.empty() || batch.dropped_for_watcher != sent_dropped_ ||
+        batch.dropped_in_program != sent_program_dropped_ || first_;
     if (news) {
       fault::v1::WatchEventsResponse r;
       for (const HubEvent& e : batch.events) (*convert_)(e, r.add_events());
@@ -66,11 +71,14 @@ class Subscription : public grpc_module::EventSubscription {
 
 ControlPlane::ControlPlane(std::function<void()> wake, EventConverter convert,
                            EffectLookup effect)
-    : wake_(std::move(wake)), convert_(std::move(convert)), effect_(std::move(effect)) {}
+    : wake_(std::move(wake)),
+      convert_(std::move(convert)),
+      effect_(std::move(effect)) {}
 
 ControlPlane::~ControlPlane() { Stop(); }
 
-CallResult ControlPlane::Call(const std::string& method, const std::string& request) {
+CallResult ControlPlane::Call(const std::string& method,
+                              const std::string& request) {
   if (method == "WaitGeneration") return WaitGeneration(request);
   Pending pending{method, request, {}, false};
   {
@@ -86,8 +94,11 @@ CallResult ControlPlane::Call(const std::string& method, const std::string& requ
         std::erase(queue_, &pending) != 0) {
       // Still queued, so the runner thread never saw it. (One it took up
       // is always finished, and waited for.)
-      return {4, "fault did not take up the call in time (it is busy starting or stopping "
-                 "programs)", ""};
+      return {4,
+              "fault did not take up the call in time (it is busy starting or "
+              "stopping "
+              "programs)",
+              ""};
     }
   }
   return std::move(pending.result);
@@ -100,16 +111,20 @@ CallResult ControlPlane::WaitGeneration(const std::string& request) {
   if (q->timeout_ns() < 0 || q->timeout_ns() > 60'000'000'000) {
     return {3, "timeout_ns: must be 0 (10 s) or up to 60 s", ""};
   }
-  const absl::Duration timeout =
-      q->timeout_ns() == 0 ? absl::Seconds(10) : absl::Nanoseconds(q->timeout_ns());
+  const absl::Duration timeout = q->timeout_ns() == 0
+                                     ? absl::Seconds(10)
+                                     : absl::Nanoseconds(q->timeout_ns());
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   while (generation_ < q->generation()) {
     if (stopped_) return {14, "the run has ended", ""};
-    if (changed_.WaitWithDeadline(&mu_, deadline) && generation_ < q->generation()) {
-      return {4, absl::StrCat("generation ", q->generation(), " was not published within ",
-                              absl::FormatDuration(timeout), " (the table is at ",
-                              generation_, ")"),
+    if (changed_.WaitWithDeadline(&mu_, deadline) &&
+        generation_ < q->generation()) {
+      return {4,
+              absl::StrCat("generation ", q->generation(),
+                           " was not published within ",
+                           absl::FormatDuration(timeout), " (the table is at ",
+                           generation_, ")"),
               ""};
     }
   }
@@ -118,8 +133,8 @@ CallResult ControlPlane::WaitGeneration(const std::string& request) {
   return Ok(r);
 }
 
-std::unique_ptr<grpc_module::EventSubscription> ControlPlane::Watch(const std::string& request,
-                                                                    std::string* error) {
+std::unique_ptr<grpc_module::EventSubscription> ControlPlane::Watch(
+    const std::string& request, std::string* error) {
   absl::StatusOr<fault::v1::WatchEventsRequest> q =
       Parse<fault::v1::WatchEventsRequest>(request);
   if (!q.ok()) {
@@ -132,13 +147,15 @@ std::unique_ptr<grpc_module::EventSubscription> ControlPlane::Watch(const std::s
   for (int i = 0; i < q->effects_size(); ++i) {
     int effect = effect_(q->effects(i));
     if (effect < 0) {
-      *error = absl::StrCat("effects[", i, "]: \"", q->effects(i),
-                            "\" is not an effect (latency, loss, deny, delay, ...)");
+      *error =
+          absl::StrCat("effects[", i, "]: \"", q->effects(i),
+                       "\" is not an effect (latency, loss, deny, delay, ...)");
       return nullptr;
     }
     filter.effects.insert(static_cast<uint16_t>(effect));
   }
-  return std::make_unique<Subscription>(hub_.Subscribe(std::move(filter)), &convert_);
+  return std::make_unique<Subscription>(hub_.Subscribe(std::move(filter)),
+                                        &convert_);
 }
 
 void ControlPlane::Serve(ControlledRun* run) {
@@ -233,17 +250,20 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
     return Ok(r);
   }
   if (method == "GetPolicy") {
-    absl::StatusOr<fault::v1::GetPolicyRequest> q = Parse<fault::v1::GetPolicyRequest>(request);
+    absl::StatusOr<fault::v1::GetPolicyRequest> q =
+        Parse<fault::v1::GetPolicyRequest>(request);
     if (!q.ok()) return Error(q.status());
     std::vector<std::string> names;
     for (fault::v1::PolicyInfo& i : infos()) {
       if (i.policy().name() == q->name()) return Ok(i);
       names.push_back(i.policy().name());
     }
-    return {5, absl::StrCat("name: no policy named \"", q->name(), "\" is in effect",
-                            names.empty() ? " (none is)"
-                                          : absl::StrCat(" (in effect: ",
-                                                         absl::StrJoin(names, ", "), ")")),
+    return {5,
+            absl::StrCat(
+                "name: no policy named \"", q->name(), "\" is in effect",
+                names.empty() ? " (none is)"
+                              : absl::StrCat(" (in effect: ",
+                                             absl::StrJoin(names, ", "), ")")),
             ""};
   }
   if (method == "PutPolicies") {
@@ -264,10 +284,13 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
     std::vector<std::string> names;
     for (const fault::v1::Policy& p : now.policies()) names.push_back(p.name());
     if (std::find(names.begin(), names.end(), q->name()) == names.end()) {
-      return {5, absl::StrCat("name: no policy named \"", q->name(), "\" is in effect",
-                              names.empty() ? " (none is)"
-                                            : absl::StrCat(" (in effect: ",
-                                                           absl::StrJoin(names, ", "), ")")),
+      return {5,
+              absl::StrCat(
+                  "name: no policy named \"", q->name(), "\" is in effect",
+                  names.empty()
+                      ? " (none is)"
+                      : absl::StrCat(
+                            " (in effect: ", absl::StrJoin(names, ", "), ")")),
               ""};
     }
     PolicyOverlay next = overlay_;
@@ -281,7 +304,8 @@ CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
   }
   if (method == "GetCounters") {
     fault::v1::GetCountersResponse r;
-    for (fault::v1::RuleCounters& c : run->Counters()) *r.add_counters() = std::move(c);
+    for (fault::v1::RuleCounters& c : run->Counters())
+      *r.add_counters() = std::move(c);
     r.set_generation(current_generation());
     return Ok(r);
   }

@@ -60,13 +60,15 @@ class ControlPlane : public grpc_module::ControlHost {
  public:
   // `wake` makes the runner thread call Serve() soon; called from the
   // module's threads with no lock held.
-  ControlPlane(std::function<void()> wake, EventConverter convert, EffectLookup effect);
+  ControlPlane(std::function<void()> wake, EventConverter convert,
+               EffectLookup effect);
   ~ControlPlane() override;
 
   // grpc_module::ControlHost.
-  grpc_module::CallResult Call(const std::string& method, const std::string& request) override;
-  std::unique_ptr<grpc_module::EventSubscription> Watch(const std::string& request,
-                                                        std::string* error) override;
+  grpc_module::CallResult Call(const std::string& method,
+                               const std::string& request) override;
+  std::unique_ptr<grpc_module::EventSubscription> Watch(
+      const std::string& request, std::string* error) override;
 
   // Handles every queued call against `run`.
   void Serve(ControlledRun* run);

@@ -119,7 +119,8 @@ TEST_F(ControlPlaneTest, AnInvalidPutChangesNothingAndNamesTheField) {
   EXPECT_EQ(run_.generation, 1u);
 
   // Refused by the run (the table compiler, the layers): also nothing.
-  run_.refuse = absl::FailedPreconditionError("the seccomp layer was set up for other families");
+  run_.refuse = absl::FailedPreconditionError(
+      "the seccomp layer was set up for other families");
   q.set_text("full:\n  syscalls:\n    - fsync: deny(EIO)\n");
   r = Call("PutPolicies", q);
   EXPECT_EQ(r.code, 9);
@@ -186,9 +187,11 @@ TEST_F(ControlPlaneTest, WatchFiltersAndEnds) {
 
   q.clear_effects();
   q.add_effects("latency");
-  std::unique_ptr<grpc_module::EventSubscription> sub = plane_.Watch(q.SerializeAsString(), &error);
+  std::unique_ptr<grpc_module::EventSubscription> sub =
+      plane_.Watch(q.SerializeAsString(), &error);
   ASSERT_NE(sub, nullptr) << error;
-  auto names = std::make_shared<const std::vector<std::string>>(std::vector<std::string>{"p"});
+  auto names = std::make_shared<const std::vector<std::string>>(
+      std::vector<std::string>{"p"});
   std::vector<HubEvent> events(3);
   for (HubEvent& e : events) {
     e.raw.effect = 1;

@@ -47,7 +47,8 @@ int Usage(const std::string& what, const std::string& message) {
 }
 
 // The client the flags and environment name; null after saying why.
-std::unique_ptr<grpc_module::ControlClient> Connect(const std::string& what, const CtlFlags& f,
+std::unique_ptr<grpc_module::ControlClient> Connect(const std::string& what,
+                                                    const CtlFlags& f,
                                                     int* status) {
   *status = kUsage;
   std::string address = f.control;
@@ -55,7 +56,8 @@ std::unique_ptr<grpc_module::ControlClient> Connect(const std::string& what, con
     const char* env = std::getenv(fault::control::kEnvControl);
     if (env == nullptr || *env == '\0') {
       Usage(what,
-            "no control plane given: pass --control ADDRESS or set FAULT_CONTROL (fault exec "
+            "no control plane given: pass --control ADDRESS or set "
+            "FAULT_CONTROL (fault exec "
             "--control exports it to the program it runs)");
       return nullptr;
     }
@@ -102,17 +104,19 @@ std::unique_ptr<grpc_module::ControlClient> Connect(const std::string& what, con
 
 // One unary call; prints the error and returns false when it failed.
 bool Call(const std::string& what, const CtlFlags& f, const std::string& method,
-          const google::protobuf::Message& request, google::protobuf::Message* response,
-          int* status) {
+          const google::protobuf::Message& request,
+          google::protobuf::Message* response, int* status) {
   absl::StatusOr<int64_t> timeout = fault::policy::ParseDuration(f.timeout);
   if (!timeout.ok() || *timeout <= 0) {
-    *status = Usage(what, "--timeout " + f.timeout + ": expected a positive duration (10s)");
+    *status = Usage(what, "--timeout " + f.timeout +
+                              ": expected a positive duration (10s)");
     return false;
   }
   std::unique_ptr<grpc_module::ControlClient> client = Connect(what, f, status);
   if (client == nullptr) return false;
-  grpc_module::CallResult r = client->Call(method, request.SerializeAsString(),
-                                           static_cast<int>(*timeout / 1'000'000));
+  grpc_module::CallResult r =
+      client->Call(method, request.SerializeAsString(),
+                   static_cast<int>(*timeout / 1'000'000));
   if (r.code != 0) {
     // Validation errors name file:line:column as `fault policy validate`
     // prints them; everything else says where it came from.
@@ -136,27 +140,32 @@ bool Call(const std::string& what, const CtlFlags& f, const std::string& method,
 std::string Seconds(int64_t ns) { return absl::StrFormat("%.3fs", ns / 1e9); }
 
 void PrintChange(const fault::v1::ChangeResponse& r) {
-  std::cout << r.policies_size() << (r.policies_size() == 1 ? " policy" : " policies")
+  std::cout << r.policies_size()
+            << (r.policies_size() == 1 ? " policy" : " policies")
             << " in effect" << (r.policies_size() ? ": " : "")
-            << absl::StrJoin(r.policies(), ", ") << " (generation " << r.generation() << ")\n";
+            << absl::StrJoin(r.policies(), ", ") << " (generation "
+            << r.generation() << ")\n";
 }
 
 int Status(const CtlFlags& f) {
   fault::v1::StatusResponse r;
   int status = 0;
-  if (!Call("status", f, "Status", fault::v1::StatusRequest(), &r, &status)) return status;
+  if (!Call("status", f, "Status", fault::v1::StatusRequest(), &r, &status))
+    return status;
   if (r.command().empty()) {
     std::cout << "program:    none (the fault proxy, fault run)\n";
   } else {
-    std::cout << "program:    " << absl::StrJoin(r.command(), " ") << " (pid " << r.pid()
-              << (r.running() ? ", running" : ", exited") << ")\n";
+    std::cout << "program:    " << absl::StrJoin(r.command(), " ") << " (pid "
+              << r.pid() << (r.running() ? ", running" : ", exited") << ")\n";
   }
-  std::cout
-            << "supervisor: pid " << r.supervisor_pid() << ", fault " << r.version() << "\n"
+  std::cout << "supervisor: pid " << r.supervisor_pid() << ", fault "
+            << r.version() << "\n"
             << "layers:     " << absl::StrJoin(r.layers(), ", ") << "\n"
             << "uptime:     " << Seconds(r.uptime_ns()) << "\n"
             << "generation: " << r.generation() << "\n"
-            << "policies:   " << (r.policies().empty() ? "(none)" : absl::StrJoin(r.policies(), ", "))
+            << "policies:   "
+            << (r.policies().empty() ? "(none)"
+                                     : absl::StrJoin(r.policies(), ", "))
             << "\n"
             << "events:     " << r.events() << " (" << r.events_dropped()
             << " dropped in the program)\n";
@@ -166,34 +175,39 @@ int Status(const CtlFlags& f) {
 int Policies(const CtlFlags& f) {
   fault::v1::ListPoliciesResponse r;
   int status = 0;
-  if (!Call("policies", f, "ListPolicies", fault::v1::ListPoliciesRequest(), &r, &status)) {
+  if (!Call("policies", f, "ListPolicies", fault::v1::ListPoliciesRequest(), &r,
+            &status)) {
     return status;
   }
   if (f.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const fault::v1::PolicyInfo& p : r.policies()) {
       out.push_back({{"name", p.policy().name()},
-                     {"origin", p.origin() == fault::v1::POLICY_ORIGIN_CONTROL ? "control"
-                                                                               : "command line"},
+                     {"origin", p.origin() == fault::v1::POLICY_ORIGIN_CONTROL
+                                    ? "control"
+                                    : "command line"},
                      {"matched", p.counters().matched()},
                      {"fired", p.counters().fired()}});
     }
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::cout << absl::StrFormat("%-24s %-13s %12s %12s\n", "POLICY", "FROM", "MATCHED", "FIRED");
+  std::cout << absl::StrFormat("%-24s %-13s %12s %12s\n", "POLICY", "FROM",
+                               "MATCHED", "FIRED");
   for (const fault::v1::PolicyInfo& p : r.policies()) {
-    std::cout << absl::StrFormat(
-        "%-24s %-13s %12d %12d\n", p.policy().name(),
-        p.origin() == fault::v1::POLICY_ORIGIN_CONTROL ? "control" : "command line",
-        p.counters().matched(), p.counters().fired());
+    std::cout << absl::StrFormat("%-24s %-13s %12d %12d\n", p.policy().name(),
+                                 p.origin() == fault::v1::POLICY_ORIGIN_CONTROL
+                                     ? "control"
+                                     : "command line",
+                                 p.counters().matched(), p.counters().fired());
   }
   std::cout << "(generation " << r.generation() << ")\n";
   return 0;
 }
 
 int Put(const CtlFlags& f) {
-  absl::StatusOr<std::string> text = ReadInputFile(f.file, kMaxPolicyBytes, "policy files");
+  absl::StatusOr<std::string> text =
+      ReadInputFile(f.file, kMaxPolicyBytes, "policy files");
   if (!text.ok()) {
     std::cerr << text.status().message() << "\n";
     return kFailed;
@@ -221,7 +235,8 @@ int Delete(const CtlFlags& f) {
 int Clear(const CtlFlags& f) {
   fault::v1::ChangeResponse r;
   int status = 0;
-  if (!Call("clear", f, "Clear", fault::v1::ClearRequest(), &r, &status)) return status;
+  if (!Call("clear", f, "Clear", fault::v1::ClearRequest(), &r, &status))
+    return status;
   PrintChange(r);
   return 0;
 }
@@ -235,7 +250,8 @@ int Wait(const CtlFlags& f) {
   int status = 0;
   CtlFlags call = f;
   // The call's own deadline covers the wait.
-  if (timeout.ok()) call.timeout = absl::StrCat(*timeout / 1'000'000 + 1000, "ms");
+  if (timeout.ok())
+    call.timeout = absl::StrCat(*timeout / 1'000'000 + 1000, "ms");
   if (!Call("wait", call, "WaitGeneration", q, &r, &status)) return status;
   std::cout << "generation " << r.generation() << "\n";
   return 0;
@@ -243,7 +259,8 @@ int Wait(const CtlFlags& f) {
 
 int Events(const CtlFlags& f) {
   int status = 0;
-  std::unique_ptr<grpc_module::ControlClient> client = Connect("events", f, &status);
+  std::unique_ptr<grpc_module::ControlClient> client =
+      Connect("events", f, &status);
   if (client == nullptr) return status;
   fault::v1::WatchEventsRequest q;
   for (const std::string& p : f.policies) q.add_policies(p);
@@ -256,28 +273,36 @@ int Events(const CtlFlags& f) {
     q.set_after_sequence(0);
   }
   uint64_t dropped = 0, program_dropped = 0;
-  grpc_module::CallResult r = client->Watch(q.SerializeAsString(), [&](const std::string& bytes) {
-    fault::v1::WatchEventsResponse m;
-    if (!m.ParseFromString(bytes)) return false;
-    for (const fault::v1::Event& e : m.events()) {
-      nlohmann::json j = {{"sequence", e.sequence()}, {"time_ns", e.time_ns()},
-                          {"pid", e.pid()},           {"tid", e.tid()},
-                          {"layer", e.layer()},       {"op", e.op()},
-                          {"effect", e.effect()},     {"rule", e.policy()},
-                          {"target", e.target()},     {e.value_key(), e.value()},
-                          {"generation", e.generation()}};
-      std::cout << j.dump() << "\n";
-    }
-    if (m.dropped_for_watcher() != dropped || m.dropped_in_program() != program_dropped) {
-      dropped = m.dropped_for_watcher();
-      program_dropped = m.dropped_in_program();
-      std::cerr << "fault ctl events: " << dropped << " events missed by this client, "
-                << program_dropped << " dropped in the program\n";
-    }
-    std::cout.flush();
-    if (!f.follow && m.events_size() < 4096) return false;
-    return true;
-  });
+  grpc_module::CallResult r =
+      client->Watch(q.SerializeAsString(), [&](const std::string& bytes) {
+        fault::v1::WatchEventsResponse m;
+        if (!m.ParseFromString(bytes)) return false;
+        for (const fault::v1::Event& e : m.events()) {
+          nlohmann::json j = {{"sequence", e.sequence()},
+                              {"time_ns", e.time_ns()},
+                              {"pid", e.pid()},
+                              {"tid", e.tid()},
+                              {"layer", e.layer()},
+                              {"op", e.op()},
+                              {"effect", e.effect()},
+                              {"rule", e.policy()},
+                              {"target", e.target()},
+                              {e.value_key(), e.value()},
+                              {"generation", e.generation()}};
+          std::cout << j.dump() << "\n";
+        }
+        if (m.dropped_for_watcher() != dropped ||
+            m.dropped_in_program() != program_dropped) {
+          dropped = m.dropped_for_watcher();
+          program_dropped = m.dropped_in_program();
+          std::cerr << "fault ctl events: " << dropped
+                    << " events missed by this client, " << program_dropped
+                    << " dropped in the program\n";
+        }
+        std::cout.flush();
+        if (!f.follow && m.events_size() < 4096) return false;
+        return true;
+      });
   if (r.code != 0) {
     std::cerr << "fault ctl events: " << r.message << "\n";
     return kFailed;
@@ -289,9 +314,9 @@ int Events(const CtlFlags& f) {
 
 void RegisterCtlCommand(CLI::App& app) {
   auto f = std::make_shared<CtlFlags>();
-  CLI::App* ctl = app.add_subcommand(
-      "ctl",
-      "Talk to the control plane of a running fault exec --control (docs/control.md)");
+  CLI::App* ctl = app.add_subcommand("ctl",
+                                     "Talk to the control plane of a running "
+                                     "fault exec --control (docs/control.md)");
   ctl->require_subcommand(1);
   ctl->add_option("--control", f->control,
                   "unix:PATH or tcp:HOST:PORT (default: $FAULT_CONTROL)")
@@ -300,20 +325,25 @@ void RegisterCtlCommand(CLI::App& app) {
                   "The token for a control plane that needs one (default: "
                   "$FAULT_CONTROL_TOKEN_FILE)")
       ->type_name("FILE");
-  ctl->add_option("--timeout", f->timeout, "How long a call may take (default 10s)")
+  ctl->add_option("--timeout", f->timeout,
+                  "How long a call may take (default 10s)")
       ->type_name("DURATION");
-  auto run = [](CLI::App* sub, int (*body)(const CtlFlags&), std::shared_ptr<CtlFlags> f) {
+  auto run = [](CLI::App* sub, int (*body)(const CtlFlags&),
+                std::shared_ptr<CtlFlags> f) {
     sub->callback([body, f] { ExitStatus() = body(*f); });
   };
-  run(ctl->add_subcommand("status", "What runs: program, layers, generation, policies"),
+  run(ctl->add_subcommand("status",
+                          "What runs: program, layers, generation, policies"),
       Status, f);
-  CLI::App* policies =
-      ctl->add_subcommand("policies", "The policies in effect with their counters");
+  CLI::App* policies = ctl->add_subcommand(
+      "policies", "The policies in effect with their counters");
   policies->add_flag("--json", f->json, "One JSON array");
   run(policies, Policies, f);
   CLI::App* put = ctl->add_subcommand(
-      "put", "Add or replace the policies of a policy file (YAML or JSON, as fault policy "
-             "validate reads it); returns once they are in effect");
+      "put",
+      "Add or replace the policies of a policy file (YAML or JSON, as fault "
+      "policy "
+      "validate reads it); returns once they are in effect");
   put->add_option("file", f->file, "Policy file")->required();
   run(put, Put, f);
   CLI::App* del = ctl->add_subcommand("delete", "Remove one policy");
@@ -321,16 +351,21 @@ void RegisterCtlCommand(CLI::App& app) {
   run(del, Delete, f);
   run(ctl->add_subcommand("clear", "Remove every policy"), Clear, f);
   CLI::App* events = ctl->add_subcommand(
-      "events", "Print fault events as JSON lines: those the run holds, or with --follow "
-                "the ones to come");
-  events->add_flag("-f,--follow", f->follow, "Keep printing until the run ends");
-  events->add_option("--policy", f->policies, "Only this policy's events; repeatable");
-  events->add_option("--effect", f->effects, "Only events of this effect; repeatable");
+      "events",
+      "Print fault events as JSON lines: those the run holds, or with --follow "
+      "the ones to come");
+  events->add_flag("-f,--follow", f->follow,
+                   "Keep printing until the run ends");
+  events->add_option("--policy", f->policies,
+                     "Only this policy's events; repeatable");
+  events->add_option("--effect", f->effects,
+                     "Only events of this effect; repeatable");
   events->add_option("--after", f->after, "Start after this sequence number")
       ->type_name("N");
   run(events, Events, f);
   CLI::App* wait = ctl->add_subcommand(
-      "wait", "Wait until the run's policy table has published GENERATION (--timeout)");
+      "wait",
+      "Wait until the run's policy table has published GENERATION (--timeout)");
   wait->add_option("generation", f->generation, "Generation")->required();
   run(wait, Wait, f);
 }

@@ -8,7 +8,8 @@
 namespace fault::control {
 
 std::string HubEvent::policy() const {
-  if (rule_names != nullptr && raw.rule < rule_names->size()) return (*rule_names)[raw.rule];
+  if (rule_names != nullptr && raw.rule < rule_names->size())
+    return (*rule_names)[raw.rule];
   return absl::StrCat("rule", raw.rule);
 }
 
@@ -18,8 +19,10 @@ EventHub::Watcher::~Watcher() {
 }
 
 bool EventHub::Watcher::Wants(const HubEvent& e) const {
-  if (!filter_.effects.empty() && filter_.effects.count(e.raw.effect) == 0) return false;
-  if (!filter_.policies.empty() && filter_.policies.count(e.policy()) == 0) return false;
+  if (!filter_.effects.empty() && filter_.effects.count(e.raw.effect) == 0)
+    return false;
+  if (!filter_.policies.empty() && filter_.policies.count(e.policy()) == 0)
+    return false;
   return true;
 }
 
@@ -54,7 +57,8 @@ std::unique_ptr<EventHub::Watcher> EventHub::Subscribe(Filter filter) {
   absl::MutexLock lock(&mu_);
   if (w->filter_.after_sequence.has_value()) {
     const uint64_t wanted_from = *w->filter_.after_sequence + 1;
-    const uint64_t held_from = history_.empty() ? next_sequence_ : history_.front().sequence;
+    const uint64_t held_from =
+        history_.empty() ? next_sequence_ : history_.front().sequence;
     // Events after the resume point that are no longer held: lost to this
     // watcher (all of them, filters aside: the hub no longer knows which
     // would have passed).
@@ -72,7 +76,8 @@ std::unique_ptr<EventHub::Watcher> EventHub::Subscribe(Filter filter) {
   return w;
 }
 
-void EventHub::Publish(std::vector<HubEvent> events, uint64_t dropped_in_program) {
+void EventHub::Publish(std::vector<HubEvent> events,
+                       uint64_t dropped_in_program) {
   absl::MutexLock lock(&mu_);
   if (closed_) return;
   const bool program_drops_changed = dropped_in_program != dropped_in_program_;

@@ -8,10 +8,11 @@
 // number it saw (events older than that are counted as lost to it).
 //
 //   EventHub hub;
-//   std::unique_ptr<EventHub::Watcher> w = hub.Subscribe(filter);   // any thread
-//   hub.Publish(events, names);                                      // runner thread
-//   EventHub::Batch b; w->Next(&b, 1024, absl::Milliseconds(100));  // watcher's thread
-//   hub.Close();                                                     // at the end of the run
+//   std::unique_ptr<EventHub::Watcher> w = hub.Subscribe(filter);   // any
+//   thread hub.Publish(events, names);                                      //
+//   runner thread EventHub::Batch b; w->Next(&b, 1024,
+//   absl::Milliseconds(100));  // watcher's thread hub.Close(); // at the end
+//   of the run
 //
 // Thread-safe. Publish() costs O(events x watchers) and never blocks on a
 // watcher.
@@ -75,7 +76,8 @@ class EventHub {
 
    private:
     friend class EventHub;
-    Watcher(EventHub* hub, Filter filter) : hub_(hub), filter_(std::move(filter)) {}
+    Watcher(EventHub* hub, Filter filter)
+        : hub_(hub), filter_(std::move(filter)) {}
     bool Wants(const HubEvent& e) const;
 
     EventHub* hub_;

@@ -14,7 +14,8 @@ namespace {
 auto kNames = std::make_shared<const std::vector<std::string>>(
     std::vector<std::string>{"slow", "full"});
 
-std::vector<HubEvent> Events(int n, uint16_t rule = 0, uint16_t effect = FAULT_EFFECT_LATENCY) {
+std::vector<HubEvent> Events(int n, uint16_t rule = 0,
+                             uint16_t effect = FAULT_EFFECT_LATENCY) {
   std::vector<HubEvent> out;
   for (int i = 0; i < n; ++i) {
     HubEvent e;
@@ -27,7 +28,8 @@ std::vector<HubEvent> Events(int n, uint16_t rule = 0, uint16_t effect = FAULT_E
   return out;
 }
 
-EventHub::Filter Only(std::set<std::string> policies, std::set<uint16_t> effects) {
+EventHub::Filter Only(std::set<std::string> policies,
+                      std::set<uint16_t> effects) {
   EventHub::Filter f;
   f.policies = std::move(policies);
   f.effects = std::move(effects);

@@ -11,11 +11,13 @@
 
 namespace fault::control {
 
-absl::StatusOr<fault::v1::PolicySet> DecodePut(const fault::v1::PutPoliciesRequest& request) {
+absl::StatusOr<fault::v1::PolicySet> DecodePut(
+    const fault::v1::PutPoliciesRequest& request) {
   fault::v1::PolicySet set;
   switch (request.source_case()) {
     case fault::v1::PutPoliciesRequest::kText: {
-      const std::string filename = request.filename().empty() ? "control" : request.filename();
+      const std::string filename =
+          request.filename().empty() ? "control" : request.filename();
       absl::StatusOr<fault::v1::PolicySet> parsed =
           fault::policy::ParsePolicyText(request.text(), filename);
       if (!parsed.ok()) return parsed.status();
@@ -29,7 +31,8 @@ absl::StatusOr<fault::v1::PolicySet> DecodePut(const fault::v1::PutPoliciesReque
       for (int i = 0; i < set.policies_size(); ++i) {
         const fault::v1::Policy& p = set.policies(i);
         const std::string where = absl::StrCat("policies[", i, "]");
-        if (absl::Status name = fault::policy::internal::CheckPolicyName(p.name());
+        if (absl::Status name =
+                fault::policy::internal::CheckPolicyName(p.name());
             !name.ok()) {
           errors.push_back(absl::StrCat(where, ": name: ", name.message()));
           continue;
@@ -42,16 +45,19 @@ absl::StatusOr<fault::v1::PolicySet> DecodePut(const fault::v1::PutPoliciesReque
           errors.emplace_back(s.message());
         }
       }
-      if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+      if (!errors.empty())
+        return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
       break;
     }
     default:
       return absl::InvalidArgumentError(
-          "source: give the policies, either as `policies` or as the `text` of a policy file");
+          "source: give the policies, either as `policies` or as the `text` of "
+          "a policy file");
   }
   if (set.policies_size() == 0) {
     return absl::InvalidArgumentError(
-        "the request has no policies (to remove policies use DeletePolicy or Clear)");
+        "the request has no policies (to remove policies use DeletePolicy or "
+        "Clear)");
   }
   return set;
 }
@@ -70,8 +76,9 @@ void PolicyOverlay::Clear() {
   changes_.push_back({Change::kClear, {}, ""});
 }
 
-fault::v1::PolicySet PolicyOverlay::Apply(const fault::v1::PolicySet& base,
-                                          std::vector<fault::v1::PolicyOrigin>* origins) const {
+fault::v1::PolicySet PolicyOverlay::Apply(
+    const fault::v1::PolicySet& base,
+    std::vector<fault::v1::PolicyOrigin>* origins) const {
   std::vector<std::pair<fault::v1::Policy, fault::v1::PolicyOrigin>> out;
   for (const fault::v1::Policy& p : base.policies()) {
     out.emplace_back(p, fault::v1::POLICY_ORIGIN_COMMAND_LINE);
@@ -91,7 +98,8 @@ fault::v1::PolicySet PolicyOverlay::Apply(const fault::v1::PolicySet& base,
         }
         break;
       case Change::kDelete:
-        std::erase_if(out, [&](const auto& e) { return e.first.name() == c.name; });
+        std::erase_if(out,
+                      [&](const auto& e) { return e.first.name() == c.name; });
         break;
       case Change::kClear:
         out.clear();

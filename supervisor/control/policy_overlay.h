@@ -3,9 +3,9 @@
 // them again (docs/control.md, "Semantics").
 //
 //   PolicyOverlay overlay;
-//   absl::StatusOr<fault::v1::PolicySet> set = DecodePut(request);  // validated
-//   overlay.Put(*set);
-//   fault::v1::PolicySet effective = overlay.Apply(files, &origins);
+//   absl::StatusOr<fault::v1::PolicySet> set = DecodePut(request);  //
+//   validated overlay.Put(*set); fault::v1::PolicySet effective =
+//   overlay.Apply(files, &origins);
 //
 // Thread-compatible.
 #ifndef FAULT_SUPERVISOR_CONTROL_POLICY_OVERLAY_H_
@@ -25,7 +25,8 @@ namespace fault::control {
 // filename:line:column and the field), the canonical form through the same
 // model rules (errors name "policies[INDEX]" and the field). Names must be
 // present and unique within the request. INVALID_ARGUMENT on any problem.
-absl::StatusOr<fault::v1::PolicySet> DecodePut(const fault::v1::PutPoliciesRequest& request);
+absl::StatusOr<fault::v1::PolicySet> DecodePut(
+    const fault::v1::PutPoliciesRequest& request);
 
 class PolicyOverlay {
  public:
@@ -39,8 +40,9 @@ class PolicyOverlay {
 
   // `base` with every change applied in the order made. `origins`, when
   // given, gets one entry per resulting policy.
-  fault::v1::PolicySet Apply(const fault::v1::PolicySet& base,
-                             std::vector<fault::v1::PolicyOrigin>* origins = nullptr) const;
+  fault::v1::PolicySet Apply(
+      const fault::v1::PolicySet& base,
+      std::vector<fault::v1::PolicyOrigin>* origins = nullptr) const;
 
   bool empty() const { return changes_.empty(); }
 

@@ -8,7 +8,8 @@
 namespace fault::control {
 namespace {
 
-fault::v1::Policy Named(const std::string& name, int64_t latency_ns = 1'000'000) {
+fault::v1::Policy Named(const std::string& name,
+                        int64_t latency_ns = 1'000'000) {
   fault::v1::Policy p;
   p.set_name(name);
   p.mutable_link()->mutable_latency()->set_distribution(
@@ -37,7 +38,8 @@ TEST(PolicyOverlayTest, PutReplacesInPlaceAndAppendsNew) {
   EXPECT_EQ(Names(out), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(out.policies(1).link().latency().fixed_ns(), 5);
   EXPECT_EQ(origins, (std::vector<fault::v1::PolicyOrigin>{
-                         fault::v1::POLICY_ORIGIN_COMMAND_LINE, fault::v1::POLICY_ORIGIN_CONTROL,
+                         fault::v1::POLICY_ORIGIN_COMMAND_LINE,
+                         fault::v1::POLICY_ORIGIN_CONTROL,
                          fault::v1::POLICY_ORIGIN_CONTROL}));
 }
 
@@ -53,7 +55,8 @@ TEST(PolicyOverlayTest, DeleteAndClearApplyInOrderAndSurviveANewBase) {
   o.Clear();
   EXPECT_TRUE(o.Apply(SetOf({Named("a")})).policies().empty());
   o.Put(SetOf({Named("y")}));
-  EXPECT_EQ(Names(o.Apply(SetOf({Named("a")}))), (std::vector<std::string>{"y"}));
+  EXPECT_EQ(Names(o.Apply(SetOf({Named("a")}))),
+            (std::vector<std::string>{"y"}));
 }
 
 TEST(DecodePutTest, TextIsParsedAsAPolicyFileWithItsName) {
@@ -102,9 +105,11 @@ TEST(DecodePutTest, NamesArePresentAndUniqueAndTheRequestNotEmpty) {
   *q.mutable_policies()->add_policies() = Named("a");
   absl::StatusOr<fault::v1::PolicySet> set = DecodePut(q);
   ASSERT_FALSE(set.ok());
-  EXPECT_NE(set.status().message().find("policies[0]: name:"), std::string::npos);
-  EXPECT_NE(set.status().message().find("policies[2]: name: \"a\" is given twice"),
+  EXPECT_NE(set.status().message().find("policies[0]: name:"),
             std::string::npos);
+  EXPECT_NE(
+      set.status().message().find("policies[2]: name: \"a\" is given twice"),
+      std::string::npos);
   EXPECT_FALSE(DecodePut(fault::v1::PutPoliciesRequest()).ok());
   fault::v1::PutPoliciesRequest empty;
   empty.mutable_policies();

@@ -10,13 +10,15 @@
 //   // server, in `fault exec`:
 //   std::string error;
 //   std::unique_ptr<ControlServer> server =
-//       module->control->start_server({.address = "unix:/run/x/control.sock"}, &host, &error);
+//       module->control->start_server({.address = "unix:/run/x/control.sock"},
+//       &host, &error);
 //   ...
 //   server->Shutdown();
 //
 //   // client, in `fault ctl`:
-//   std::unique_ptr<ControlClient> client = module->control->connect({...}, &error);
-//   CallResult r = client->Call("Status", request.SerializeAsString(), 5000);
+//   std::unique_ptr<ControlClient> client = module->control->connect({...},
+//   &error); CallResult r = client->Call("Status", request.SerializeAsString(),
+//   5000);
 #ifndef FAULT_SUPERVISOR_GRPC_CONTROL_API_H_
 #define FAULT_SUPERVISOR_GRPC_CONTROL_API_H_
 
@@ -54,7 +56,8 @@ class ControlHost {
   // One unary call: `method` is the RPC's name ("Status", "PutPolicies",
   // ...), `request` its serialized request. May block (a change waits until
   // it is published).
-  virtual CallResult Call(const std::string& method, const std::string& request) = 0;
+  virtual CallResult Call(const std::string& method,
+                          const std::string& request) = 0;
   // A WatchEvents stream; null with *error (an INVALID_ARGUMENT message)
   // for a bad request.
   virtual std::unique_ptr<EventSubscription> Watch(const std::string& request,
@@ -92,18 +95,21 @@ class ControlClient {
                           int timeout_ms) = 0;
   // WatchEvents: calls `on_message` with each serialized response until the
   // stream ends, `on_message` returns false, or an error (returned).
-  virtual CallResult Watch(const std::string& request,
-                           const std::function<bool(const std::string&)>& on_message) = 0;
+  virtual CallResult Watch(
+      const std::string& request,
+      const std::function<bool(const std::string&)>& on_message) = 0;
 };
 
 struct ControlApi {
   // Starts serving fault.v1.Control on options.address; null with *error
   // when it cannot (the address is taken, malformed, ...). `host` must
   // outlive the server.
-  std::unique_ptr<ControlServer> (*start_server)(const ControlServerOptions& options,
-                                                 ControlHost* host, std::string* error);
+  std::unique_ptr<ControlServer> (*start_server)(
+      const ControlServerOptions& options, ControlHost* host,
+      std::string* error);
   // A client; connects lazily (errors come from the calls).
-  std::unique_ptr<ControlClient> (*connect)(const ControlClientOptions& options);
+  std::unique_ptr<ControlClient> (*connect)(
+      const ControlClientOptions& options);
 };
 
 }  // namespace fault::grpc_module

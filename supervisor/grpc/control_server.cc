@@ -40,7 +40,8 @@ class ControlService final : public pb::Control::Service {
                       pb::StatusResponse* r) override {
     return Forward(c, "Status", *q, r);
   }
-  grpc::Status ListPolicies(grpc::ServerContext* c, const pb::ListPoliciesRequest* q,
+  grpc::Status ListPolicies(grpc::ServerContext* c,
+                            const pb::ListPoliciesRequest* q,
                             pb::ListPoliciesResponse* r) override {
     return Forward(c, "ListPolicies", *q, r);
   }
@@ -48,11 +49,13 @@ class ControlService final : public pb::Control::Service {
                          pb::PolicyInfo* r) override {
     return Forward(c, "GetPolicy", *q, r);
   }
-  grpc::Status PutPolicies(grpc::ServerContext* c, const pb::PutPoliciesRequest* q,
+  grpc::Status PutPolicies(grpc::ServerContext* c,
+                           const pb::PutPoliciesRequest* q,
                            pb::ChangeResponse* r) override {
     return Forward(c, "PutPolicies", *q, r);
   }
-  grpc::Status DeletePolicy(grpc::ServerContext* c, const pb::DeletePolicyRequest* q,
+  grpc::Status DeletePolicy(grpc::ServerContext* c,
+                            const pb::DeletePolicyRequest* q,
                             pb::ChangeResponse* r) override {
     return Forward(c, "DeletePolicy", *q, r);
   }
@@ -60,21 +63,26 @@ class ControlService final : public pb::Control::Service {
                      pb::ChangeResponse* r) override {
     return Forward(c, "Clear", *q, r);
   }
-  grpc::Status GetCounters(grpc::ServerContext* c, const pb::GetCountersRequest* q,
+  grpc::Status GetCounters(grpc::ServerContext* c,
+                           const pb::GetCountersRequest* q,
                            pb::GetCountersResponse* r) override {
     return Forward(c, "GetCounters", *q, r);
   }
-  grpc::Status WaitGeneration(grpc::ServerContext* c, const pb::WaitGenerationRequest* q,
+  grpc::Status WaitGeneration(grpc::ServerContext* c,
+                              const pb::WaitGenerationRequest* q,
                               pb::WaitGenerationResponse* r) override {
     return Forward(c, "WaitGeneration", *q, r);
   }
 
-  grpc::Status WatchEvents(grpc::ServerContext* c, const pb::WatchEventsRequest* q,
-                           grpc::ServerWriter<pb::WatchEventsResponse>* writer) override {
+  grpc::Status WatchEvents(
+      grpc::ServerContext* c, const pb::WatchEventsRequest* q,
+      grpc::ServerWriter<pb::WatchEventsResponse>* writer) override {
     if (grpc::Status s = Authorize(c); !s.ok()) return s;
     std::string error;
-    std::unique_ptr<EventSubscription> sub = host_->Watch(q->SerializeAsString(), &error);
-    if (sub == nullptr) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, error);
+    std::unique_ptr<EventSubscription> sub =
+        host_->Watch(q->SerializeAsString(), &error);
+    if (sub == nullptr)
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, error);
     std::string bytes;
     pb::WatchEventsResponse message;
     while (!c->IsCancelled()) {
@@ -82,9 +90,11 @@ class ControlService final : public pb::Control::Service {
       if (!sub->Next(&bytes, 100)) return grpc::Status::OK;  // the run ended
       if (bytes.empty()) continue;
       if (!message.ParseFromString(bytes)) {
-        return grpc::Status(grpc::StatusCode::INTERNAL, "malformed event batch from fault");
+        return grpc::Status(grpc::StatusCode::INTERNAL,
+                            "malformed event batch from fault");
       }
-      if (!writer->Write(message)) return grpc::Status::OK;  // the client went away
+      if (!writer->Write(message))
+        return grpc::Status::OK;  // the client went away
     }
     return grpc::Status::OK;
   }
@@ -95,9 +105,10 @@ class ControlService final : public pb::Control::Service {
     const auto& md = c->client_metadata();
     auto it = md.find(kAuthorization);
     if (it == md.end()) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "this control plane needs a token: send the metadata "
-                          "\"authorization: Bearer TOKEN\" (fault ctl --token-file FILE)");
+      return grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          "this control plane needs a token: send the metadata "
+          "\"authorization: Bearer TOKEN\" (fault ctl --token-file FILE)");
     }
     std::string value(it->second.data(), it->second.size());
     const std::string prefix = kBearer;
@@ -109,13 +120,15 @@ class ControlService final : public pb::Control::Service {
   }
 
   template <typename Request, typename Response>
-  grpc::Status Forward(grpc::ServerContext* c, const char* method, const Request& request,
-                       Response* response) {
+  grpc::Status Forward(grpc::ServerContext* c, const char* method,
+                       const Request& request, Response* response) {
     if (grpc::Status s = Authorize(c); !s.ok()) return s;
     CallResult r = host_->Call(method, request.SerializeAsString());
-    if (r.code != 0) return grpc::Status(static_cast<grpc::StatusCode>(r.code), r.message);
+    if (r.code != 0)
+      return grpc::Status(static_cast<grpc::StatusCode>(r.code), r.message);
     if (!response->ParseFromString(r.response)) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "malformed response from fault");
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          "malformed response from fault");
     }
     return grpc::Status::OK;
   }
@@ -126,14 +139,16 @@ class ControlService final : public pb::Control::Service {
 
 class Server final : public ControlServer {
  public:
-  Server(std::unique_ptr<ControlService> service, std::unique_ptr<grpc::Server> server, int port)
+  Server(std::unique_ptr<ControlService> service,
+         std::unique_ptr<grpc::Server> server, int port)
       : service_(std::move(service)), server_(std::move(server)), port_(port) {}
   ~Server() override { Shutdown(0); }
 
   int port() const override { return port_; }
   void Shutdown(int grace_ms) override {
     if (server_ == nullptr) return;
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(grace_ms));
     server_->Wait();
     server_.reset();
   }
@@ -145,18 +160,21 @@ class Server final : public ControlServer {
 };
 
 std::unique_ptr<ControlServer> StartServer(const ControlServerOptions& options,
-                                           ControlHost* host, std::string* error) {
+                                           ControlHost* host,
+                                           std::string* error) {
   auto service = std::make_unique<ControlService>(host, options.token);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(service.get());
   // Batches of events are small, but a PolicySet may be large.
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
-    *error = "cannot listen on " + options.address +
-             " (the address is in use, malformed, or its directory is not writable)";
+    *error =
+        "cannot listen on " + options.address +
+        " (the address is in use, malformed, or its directory is not writable)";
     return nullptr;
   }
   return std::make_unique<Server>(std::move(service), std::move(server), port);
@@ -168,8 +186,8 @@ class Client final : public ControlClient {
  public:
   explicit Client(const ControlClientOptions& options)
       : token_(options.token),
-        stub_(pb::Control::NewStub(
-            grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials()))) {
+        stub_(pb::Control::NewStub(grpc::CreateChannel(
+            options.address, grpc::InsecureChannelCredentials()))) {
     Add("Status", &pb::Control::Stub::Status);
     Add("ListPolicies", &pb::Control::Stub::ListPolicies);
     Add("GetPolicy", &pb::Control::Stub::GetPolicy);
@@ -183,7 +201,8 @@ class Client final : public ControlClient {
   CallResult Call(const std::string& method, const std::string& request,
                   int timeout_ms) override {
     auto it = methods_.find(method);
-    if (it == methods_.end()) return {12, "no such method: " + method, ""};  // UNIMPLEMENTED
+    if (it == methods_.end())
+      return {12, "no such method: " + method, ""};  // UNIMPLEMENTED
     grpc::ClientContext context;
     Prepare(&context);
     context.set_deadline(std::chrono::system_clock::now() +
@@ -191,8 +210,9 @@ class Client final : public ControlClient {
     return it->second(&context, request);
   }
 
-  CallResult Watch(const std::string& request,
-                   const std::function<bool(const std::string&)>& on_message) override {
+  CallResult Watch(
+      const std::string& request,
+      const std::function<bool(const std::string&)>& on_message) override {
     pb::WatchEventsRequest q;
     if (!q.ParseFromString(request)) return {3, "malformed request", ""};
     grpc::ClientContext context;
@@ -214,18 +234,24 @@ class Client final : public ControlClient {
   }
 
  private:
-  using Handler = std::function<CallResult(grpc::ClientContext*, const std::string&)>;
+  using Handler =
+      std::function<CallResult(grpc::ClientContext*, const std::string&)>;
 
   template <typename Request, typename Response>
   void Add(const char* name,
-           grpc::Status (pb::Control::Stub::*method)(grpc::ClientContext*, const Request&,
+           grpc::Status (pb::Control::Stub::*method)(grpc::ClientContext*,
+                                                     const Request&,
                                                      Response*)) {
-    methods_[name] = [this, method](grpc::ClientContext* c, const std::string& bytes) {
+    methods_[name] = [this, method](grpc::ClientContext* c,
+                                    const std::string& bytes) {
       Request q;
-      if (!q.ParseFromString(bytes)) return CallResult{3, "malformed request", ""};
+      if (!q.ParseFromString(bytes))
+        return CallResult{3, "malformed request", ""};
       Response r;
       grpc::Status s = (stub_.get()->*method)(c, q, &r);
-      if (!s.ok()) return CallResult{static_cast<int>(s.error_code()), s.error_message(), ""};
+      if (!s.ok())
+        return CallResult{static_cast<int>(s.error_code()), s.error_message(),
+                          ""};
       return CallResult{0, "", r.SerializeAsString()};
     };
   }

@@ -13,16 +13,19 @@
 namespace fault::run {
 
 std::string ProxyPolicyProblem(const fault::v1::Policy& p) {
-  if (p.syscalls_size() > 0) return "syscall faults apply to a program's own calls: use fault exec";
+  if (p.syscalls_size() > 0)
+    return "syscall faults apply to a program's own calls: use fault exec";
   if (p.partitions_size() > 0) {
-    return "partitions cut programs of one run off from each other: use fault exec";
+    return "partitions cut programs of one run off from each other: use fault "
+           "exec";
   }
   if (p.has_payload_mutation() && p.payload_mutation().kind() != 0) {
     return "payload_mutation is applied by fault exec's shim, not by the proxy";
   }
   for (const fault::v1::Target& t : p.targets()) {
     if (!t.sni().empty()) {
-      return "sni targets are matched on the TLS ClientHello a program sends: use fault exec";
+      return "sni targets are matched on the TLS ClientHello a program sends: "
+             "use fault exec";
     }
   }
   return "";
@@ -42,11 +45,13 @@ ProxyControl::ProxyControl(const RunConfig& config, State state)
   plane_.Published(state_.generation);
 }
 
-std::unique_ptr<ProxyControl> ProxyControl::Start(const RunConfig& config, State state,
+std::unique_ptr<ProxyControl> ProxyControl::Start(const RunConfig& config,
+                                                  State state,
                                                   std::ostream& err) {
   std::unique_ptr<ProxyControl> c(new ProxyControl(config, std::move(state)));
   absl::StatusOr<std::unique_ptr<fault::control::ControlListener>> listener =
-      fault::control::ControlListener::Start(*config.control, config.control_token, &c->plane_);
+      fault::control::ControlListener::Start(*config.control,
+                                             config.control_token, &c->plane_);
   if (!listener.ok()) {
     err << "fault run: --control " << config.control->Text() << ": "
         << listener.status().message() << "\n";
@@ -55,23 +60,28 @@ std::unique_ptr<ProxyControl> ProxyControl::Start(const RunConfig& config, State
   }
   c->listener_ = *std::move(listener);
   if (!config.quiet) {
-    err << "fault run: control plane on " << c->listener_->endpoint().Text() << "\n";
+    err << "fault run: control plane on " << c->listener_->endpoint().Text()
+        << "\n";
   }
   return c;
 }
 
-const std::vector<std::string>& ProxyControl::NamesOf(uint32_t generation) const {
+const std::vector<std::string>& ProxyControl::NamesOf(
+    uint32_t generation) const {
   auto it = names_by_generation_.find(generation);
   return it != names_by_generation_.end() ? *it->second : *state_.names;
 }
 
-void ProxyControl::Drained(const std::vector<fault_event>& events, uint64_t dropped) {
+void ProxyControl::Drained(const std::vector<fault_event>& events,
+                           uint64_t dropped) {
   std::vector<fault::control::HubEvent> hub;
   hub.reserve(events.size());
-  auto current = std::make_shared<const std::vector<std::string>>(*state_.names);
+  auto current =
+      std::make_shared<const std::vector<std::string>>(*state_.names);
   for (const fault_event& e : events) {
     auto it = names_by_generation_.find(e.generation);
-    hub.push_back({0, e, it != names_by_generation_.end() ? it->second : current});
+    hub.push_back(
+        {0, e, it != names_by_generation_.end() ? it->second : current});
   }
   plane_.hub().Publish(std::move(hub), dropped);
 }
@@ -83,26 +93,31 @@ void ProxyControl::Stop() {
 
 fault::v1::PolicySet ProxyControl::BasePolicies() { return config_.policies; }
 
-absl::StatusOr<uint64_t> ProxyControl::Publish(const fault::v1::PolicySet& set) {
+absl::StatusOr<uint64_t> ProxyControl::Publish(
+    const fault::v1::PolicySet& set) {
   for (const fault::v1::Policy& p : set.policies()) {
     if (std::string why = ProxyPolicyProblem(p); !why.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat("policy \"", p.name(), "\": ", why));
+      return absl::FailedPreconditionError(
+          absl::StrCat("policy \"", p.name(), "\": ", why));
     }
     // The HTTP path takes response bodies from the command line
     // (--http-response-body), not from the table.
     if (p.has_http_error() && !p.http_error().body().empty()) {
       auto known = config_.http_bodies.find(p.name());
-      if (known == config_.http_bodies.end() || known->second != p.http_error().body()) {
+      if (known == config_.http_bodies.end() ||
+          known->second != p.http_error().body()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "policy \"", p.name(),
-            "\": http_error.body: the proxy's response bodies are fixed when it starts; a "
+            "\": http_error.body: the proxy's response bodies are fixed when "
+            "it starts; a "
             "change may set the status and probability (leave the body out)"));
       }
     }
   }
   absl::StatusOr<fault::exec::CompiledTable> compiled =
       fault::exec::CompileTable(set, state_.compile);
-  if (!compiled.ok()) return absl::InvalidArgumentError(compiled.status().message());
+  if (!compiled.ok())
+    return absl::InvalidArgumentError(compiled.status().message());
   state_.report->AddCounters(state_.table->ReadCounters(), *state_.baseline);
   std::vector<std::string> names;
   for (const auto& r : compiled->rules) names.push_back(r.name);

@@ -7,8 +7,8 @@
 //
 //   std::unique_ptr<ProxyControl> c = ProxyControl::Start(config, state, err);
 //   ... on SIGURG in the main loop:   c->Serve();
-//   ... for each drained batch:       c->Drained(events, dropped); c->NamesOf(gen)
-//   c->Stop();
+//   ... for each drained batch:       c->Drained(events, dropped);
+//   c->NamesOf(gen) c->Stop();
 //
 // Not thread-safe: everything but the gRPC threads' calls into the
 // ControlPlane happens on the proxy's main thread.
@@ -52,15 +52,16 @@ class ProxyControl : private fault::control::ControlledRun {
 
   // Serves config.control; null after saying why on `err`. Call with
   // kControlSignal blocked (the server's threads inherit the mask).
-  static std::unique_ptr<ProxyControl> Start(const RunConfig& config, State state,
-                                             std::ostream& err);
+  static std::unique_ptr<ProxyControl> Start(const RunConfig& config,
+                                             State state, std::ostream& err);
 
   // Handles the queued calls (on kControlSignal).
   void Serve() { plane_.Serve(this); }
   // The rule names of `generation` (events carry it).
   const std::vector<std::string>& NamesOf(uint32_t generation) const;
   // A drained batch, for watchers.
-  void Drained(const std::vector<fault_event>& events, uint64_t dropped_in_program);
+  void Drained(const std::vector<fault_event>& events,
+               uint64_t dropped_in_program);
   // Ends calls and streams and closes the listener. Idempotent.
   void Stop();
 
@@ -77,7 +78,8 @@ class ProxyControl : private fault::control::ControlledRun {
   int64_t start_ns_;
   fault::control::ControlPlane plane_;
   std::unique_ptr<fault::control::ControlListener> listener_;
-  std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> names_by_generation_;
+  std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>>
+      names_by_generation_;
 };
 
 // Why the proxy cannot apply `policy` ("" when it can): syscall faults,
