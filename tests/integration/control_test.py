@@ -93,6 +93,16 @@ def ctl(address, *args, token_file=None, user=None, timeout=30):
                           env=clean_env())
 
 
+def reap(proc):
+    """Kills `proc` if it still runs, waits for it and closes its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
 def wait_for_path(path, proc, seconds=10):
     deadline = time.monotonic() + seconds
     while not os.path.exists(path):
@@ -172,7 +182,7 @@ class LatencyTest(unittest.TestCase):
         server = EchoServer()
         self.addCleanup(server.close)
         run = ControlRun([PY, "-c", CLIENT, str(server.port), "{STOP}"])
-        self.addCleanup(lambda: run.proc.poll() is None and run.proc.kill())
+        self.addCleanup(reap, run.proc)
         reader = LineReader(run.proc.stdout)
         self.assertTrue(reader.wait_for(lambda ls: len(ls) >= 10), "the client never ran")
         before = [rtt for _, rtt in round_trips(reader, 0)]
@@ -186,7 +196,7 @@ class LatencyTest(unittest.TestCase):
                                    "--follow", "--policy", "slow"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=clean_env())
-        self.addCleanup(lambda: events.poll() is None and events.kill())
+        self.addCleanup(reap, events)
         event_lines = LineReader(events.stdout)
         time.sleep(0.2)
 
@@ -220,6 +230,13 @@ class LatencyTest(unittest.TestCase):
         fast = [rtt for _, rtt in round_trips(reader, delete_done)]
         self.assertLess(max(fast), 0.08, "round trips after delete: %s" % fast)
 
+        # Without --follow: the events the run holds, then exit.
+        held = ctl(run.address, "events", "--policy", "slow")
+        self.assertEqual(held.returncode, 0, held.stderr)
+        held_lines = held.stdout.splitlines()
+        self.assertGreater(len(held_lines), 0)
+        self.assertTrue(all('"rule":"slow"' in l for l in held_lines))
+
         status, _, err = run.finish()
         self.assertEqual(status, 0, err)
         self.assertIn("fault: control plane on " + run.address, err)
@@ -236,7 +253,7 @@ class InvalidPutTest(unittest.TestCase):
     def test_invalid_changes_nothing(self):
         run = ControlRun([PY, "-c", "import os,sys,time\n"
                           "while not os.path.exists(sys.argv[1]): time.sleep(0.02)", "{STOP}"])
-        self.addCleanup(lambda: run.proc.poll() is None and run.proc.kill())
+        self.addCleanup(reap, run.proc)
         good = os.path.join(run.dir, "good.yaml")
         with open(good, "w") as f:
             f.write("keep:\n  latency: 5ms\n")
@@ -272,9 +289,16 @@ class InvalidPutTest(unittest.TestCase):
         self.assertEqual(before.split("generation:")[1].split()[0],
                          after.split("generation:")[1].split()[0])
         self.assertIn("policies:   keep\n", after)
+        generation = int(after.split("generation:")[1].split()[0])
+        r = ctl(run.address, "wait", str(generation))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "generation %d\n" % generation)
+        r = ctl(run.address, "--timeout", "200ms", "wait", str(generation + 1))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("generation %d was not published within" % (generation + 1), r.stderr)
         r = ctl(run.address, "clear")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("0 policies in effect", r.stdout)
+        self.assertIn("0 policies in effect (generation %d)" % (generation + 1), r.stdout)
         status, _, err = run.finish()
         self.assertEqual(status, 0, err)
 
@@ -286,7 +310,7 @@ class AccessTest(unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("switching to another user needs root")
         run = ControlRun(["/bin/sleep", "30"])
-        self.addCleanup(lambda: run.proc.poll() is None and run.proc.kill())
+        self.addCleanup(reap, run.proc)
         self.assertEqual(stat.S_IMODE(os.stat(run.socket).st_mode), 0o600)
         self.assertEqual(stat.S_IMODE(os.stat(run.dir).st_mode), 0o700)
         r = ctl(run.address, "status", user="nobody", timeout=30)
@@ -348,7 +372,7 @@ class TcpTokenTest(unittest.TestCase):
                                  "--control-token-file", token, "--", PY, "-c", prog, stop],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=clean_env())
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(reap, proc)
         address, token_path = proc.stdout.readline().split()
         self.assertTrue(address.startswith("tcp:127.0.0.1:"), address)
         self.assertEqual(token_path, token)
@@ -418,12 +442,12 @@ class EventRateTest(unittest.TestCase):
         run = ControlRun([PY, "-c", FSYNC_BURST, str(self.RATE), str(self.TOTAL)],
                          exec_args=["--layer", "preload", "--deny", "fsync=EIO"],
                          stdin=subprocess.PIPE)
-        self.addCleanup(lambda: run.proc.poll() is None and run.proc.kill())
+        self.addCleanup(reap, run.proc)
         watcher = subprocess.Popen([FAULT, "ctl", "--control", run.address, "events",
                                     "--follow", "--after", "0", "--effect", "deny"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=clean_env())
-        self.addCleanup(lambda: watcher.poll() is None and watcher.kill())
+        self.addCleanup(reap, watcher)
         time.sleep(0.3)
         run.proc.stdin.write("go\n")
         run.proc.stdin.close()
@@ -492,7 +516,7 @@ class ProxyControlTest(unittest.TestCase):
                                  "--control", "unix:" + sock],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 env=clean_env())
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(reap, proc)
         wait_for_path(sock, proc)
         address = "unix:" + sock
         self.assertLess(self.request_ms(port), 80)
