@@ -316,8 +316,11 @@ void RegisterCtlCommand(CLI::App& app) {
   auto f = std::make_shared<CtlFlags>();
   CLI::App* ctl = app.add_subcommand("ctl",
                                      "Talk to the control plane of a running "
-                                     "fault exec --control (docs/control.md)");
+                                     "fault exec --control or fault run --control "
+                                     "(docs/control.md)");
   ctl->require_subcommand(1);
+  // --control and the others may also follow the subcommand.
+  ctl->fallthrough();
   ctl->add_option("--control", f->control,
                   "unix:PATH or tcp:HOST:PORT (default: $FAULT_CONTROL)")
       ->type_name("ADDRESS");
