@@ -82,16 +82,17 @@ CallResult ControlPlane::Call(const std::string& method,
   if (method == "WaitGeneration") return WaitGeneration(request);
   Pending pending{method, request, {}, false};
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (stopped_) return {14, "the run has ended", ""};  // UNAVAILABLE
     queue_.push_back(&pending);
   }
   wake_();
-  absl::MutexLock lock(&mu_);
-  const absl::Time deadline = absl::Now() + kRunnerTimeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        absl::ToChronoNanoseconds(kRunnerTimeout);
   while (!pending.done) {
-    if (changed_.WaitWithDeadline(&mu_, deadline) && !pending.done &&
-        std::erase(queue_, &pending) != 0) {
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        !pending.done && std::erase(queue_, &pending) != 0) {
       // Still queued, so the runner thread never saw it. (One it took up
       // is always finished, and waited for.)
       return {4,
@@ -114,11 +115,12 @@ CallResult ControlPlane::WaitGeneration(const std::string& request) {
   const absl::Duration timeout = q->timeout_ns() == 0
                                      ? absl::Seconds(10)
                                      : absl::Nanoseconds(q->timeout_ns());
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::MutexLock lock(&mu_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  std::unique_lock<std::mutex> lock(mu_);
   while (generation_ < q->generation()) {
     if (stopped_) return {14, "the run has ended", ""};
-    if (changed_.WaitWithDeadline(&mu_, deadline) &&
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout &&
         generation_ < q->generation()) {
       return {4,
               absl::StrCat("generation ", q->generation(),
@@ -162,42 +164,42 @@ void ControlPlane::Serve(ControlledRun* run) {
   for (;;) {
     Pending* p = nullptr;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       if (queue_.empty()) return;
       p = queue_.front();
       queue_.pop_front();
     }
     // The caller waits on `p` and cannot leave before done is set.
     CallResult result = Handle(run, p->method, p->request);
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     p->result = std::move(result);
     p->done = true;
-    changed_.SignalAll();
+    changed_.notify_all();
   }
 }
 
 void ControlPlane::Published(uint64_t generation) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   generation_ = std::max(generation_, generation);
-  changed_.SignalAll();
+  changed_.notify_all();
 }
 
 void ControlPlane::Stop() {
   hub_.Close();
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   stopped_ = true;
   for (Pending* p : queue_) {
     p->result = {14, "the run has ended", ""};
     p->done = true;
   }
   queue_.clear();
-  changed_.SignalAll();
+  changed_.notify_all();
 }
 
 CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,
                                 const std::string& request) {
   auto current_generation = [this] {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     return generation_;
   };
   // Publishes the overlay `next`; on success it becomes the overlay.

@@ -15,16 +15,16 @@
 #ifndef FAULT_SUPERVISOR_CONTROL_CONTROL_PLANE_H_
 #define FAULT_SUPERVISOR_CONTROL_CONTROL_PLANE_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fault/v1/control.pb.h"
 #include "fault/v1/policy.pb.h"
@@ -73,13 +73,13 @@ class ControlPlane : public grpc_module::ControlHost {
   // Handles every queued call against `run`.
   void Serve(ControlledRun* run);
   // The table now holds `generation` (also for reloads and the first load).
-  void Published(uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
+  void Published(uint64_t generation);
   // The changes made so far, for loads of the files (reloads).
   const PolicyOverlay& overlay() const { return overlay_; }
   EventHub& hub() { return hub_; }
   // The run is ending: queued and later calls fail with UNAVAILABLE and
   // event streams end once they have sent what they hold.
-  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Stop();
 
   // How long a call waits for the runner thread before it fails.
   static constexpr absl::Duration kRunnerTimeout = absl::Seconds(30);
@@ -101,11 +101,12 @@ class ControlPlane : public grpc_module::ControlHost {
   EventHub hub_;
   PolicyOverlay overlay_;  // runner thread only
 
-  absl::Mutex mu_;
-  absl::CondVar changed_;
-  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // Guards everything below.
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<Pending*> queue_;
+  bool stopped_ = false;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace fault::control

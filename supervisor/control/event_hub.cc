@@ -14,7 +14,7 @@ std::string HubEvent::policy() const {
 }
 
 EventHub::Watcher::~Watcher() {
-  absl::MutexLock lock(&hub_->mu_);
+  std::unique_lock<std::mutex> lock(hub_->mu_);
   hub_->watchers_.erase(this);
 }
 
@@ -28,14 +28,16 @@ bool EventHub::Watcher::Wants(const HubEvent& e) const {
 
 bool EventHub::Watcher::Next(Batch* batch, size_t max, absl::Duration timeout) {
   EventHub* hub = hub_;
-  absl::MutexLock lock(&hub->mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hub->mu_) {
+  std::unique_lock<std::mutex> lock(hub->mu_);
+  auto ready = [&] {
     return !buffer_.empty() || hub->closed_ || dropped_ != reported_dropped_ ||
            hub->dropped_in_program_ != reported_program_dropped_;
   };
-  const absl::Time deadline = absl::Now() + timeout;
+  const auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   while (!ready()) {
-    if (hub->changed_.WaitWithDeadline(&hub->mu_, deadline)) break;
+    if (hub->changed_.wait_until(lock, deadline) == std::cv_status::timeout)
+      break;
   }
   batch->events.clear();
   const size_t n = std::min(max, buffer_.size());
@@ -54,7 +56,7 @@ bool EventHub::Watcher::Next(Batch* batch, size_t max, absl::Duration timeout) {
 
 std::unique_ptr<EventHub::Watcher> EventHub::Subscribe(Filter filter) {
   std::unique_ptr<Watcher> w(new Watcher(this, std::move(filter)));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (w->filter_.after_sequence.has_value()) {
     const uint64_t wanted_from = *w->filter_.after_sequence + 1;
     const uint64_t held_from =
@@ -78,7 +80,7 @@ std::unique_ptr<EventHub::Watcher> EventHub::Subscribe(Filter filter) {
 
 void EventHub::Publish(std::vector<HubEvent> events,
                        uint64_t dropped_in_program) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return;
   const bool program_drops_changed = dropped_in_program != dropped_in_program_;
   dropped_in_program_ = dropped_in_program;
@@ -96,22 +98,22 @@ void EventHub::Publish(std::vector<HubEvent> events,
     if (history_.size() >= kHistory) history_.pop_front();
     history_.push_back(std::move(e));
   }
-  changed_.SignalAll();
+  changed_.notify_all();
 }
 
 void EventHub::Close() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   closed_ = true;
-  changed_.SignalAll();
+  changed_.notify_all();
 }
 
 uint64_t EventHub::last_sequence() const {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   return next_sequence_ - 1;
 }
 
 size_t EventHub::watchers() const {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   return watchers_.size();
 }
 

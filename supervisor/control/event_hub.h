@@ -19,16 +19,16 @@
 #ifndef FAULT_SUPERVISOR_CONTROL_EVENT_HUB_H_
 #define FAULT_SUPERVISOR_CONTROL_EVENT_HUB_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "fault/table.h"
 
@@ -93,27 +93,27 @@ class EventHub {
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
-  std::unique_ptr<Watcher> Subscribe(Filter filter) ABSL_LOCKS_EXCLUDED(mu_);
+  std::unique_ptr<Watcher> Subscribe(Filter filter);
 
   // Appends a drained batch in order (their sequence numbers are assigned
   // here); `dropped_in_program` is the run's ring drop count so far.
-  void Publish(std::vector<HubEvent> events, uint64_t dropped_in_program)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Publish(std::vector<HubEvent> events, uint64_t dropped_in_program);
 
   // No more events: watchers end once they have read what they hold.
-  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  void Close();
 
-  uint64_t last_sequence() const ABSL_LOCKS_EXCLUDED(mu_);
-  size_t watchers() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t last_sequence() const;
+  size_t watchers() const;
 
  private:
-  mutable absl::Mutex mu_;
-  absl::CondVar changed_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t dropped_in_program_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<HubEvent> history_ ABSL_GUARDED_BY(mu_);
-  std::set<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
+  // Guards everything below, and each Watcher's buffer and counts.
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  bool closed_ = false;
+  uint64_t next_sequence_ = 1;
+  uint64_t dropped_in_program_ = 0;
+  std::deque<HubEvent> history_;
+  std::set<Watcher*> watchers_;
 };
 
 }  // namespace fault::control
