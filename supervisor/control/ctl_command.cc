@@ -1,15 +1,23 @@
 // `fault ctl`: the control plane's client for people and scripts
 // (docs/control.md). It loads the gRPC module, like `fault exec --control`.
+#include <unistd.h>
+
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "fault/table.h"
 #include "fault/v1/control.pb.h"
 #include "supervisor/cli/commands.h"
 #include "supervisor/cli/input_file.h"
@@ -41,6 +49,42 @@ struct CtlFlags {
   int64_t after = -1;
 };
 
+// `fault ctl` in a script that runs under `fault exec` has the run's shim
+// preloaded, and the policies it changes would apply to its own calls to
+// the control plane (a latency policy without targets would delay them; a
+// blackhole would cut them). So it starts again without the shim, before
+// any connection. Returns only when there is nothing to leave (or the exec
+// failed, and it goes on as it is).
+void LeaveTheShim() {
+  const char* preload = std::getenv("LD_PRELOAD");
+  if (preload == nullptr || std::strstr(preload, "libfault_shim") == nullptr)
+    return;
+  std::vector<std::string> kept;
+  for (absl::string_view entry :
+       absl::StrSplit(preload, absl::ByAnyChar(": "))) {
+    if (!entry.empty() && !absl::StrContains(entry, "libfault_shim")) {
+      kept.emplace_back(entry);
+    }
+  }
+  if (kept.empty()) {
+    unsetenv("LD_PRELOAD");
+  } else {
+    setenv("LD_PRELOAD", absl::StrJoin(kept, ":").c_str(), 1);
+  }
+  unsetenv(FAULT_ENV_TABLE);
+  unsetenv(FAULT_ENV_TABLE_FD);
+  unsetenv(FAULT_ENV_STUB_PAGE);
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  std::vector<std::string> args =
+      absl::StrSplit(cmdline, '\0', absl::SkipEmpty());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (argv.size() > 1) execv("/proc/self/exe", argv.data());
+}
+
 int Usage(const std::string& what, const std::string& message) {
   std::cerr << "fault ctl " << what << ": " << message << "\n";
   return kUsage;
@@ -50,6 +94,7 @@ int Usage(const std::string& what, const std::string& message) {
 std::unique_ptr<grpc_module::ControlClient> Connect(const std::string& what,
                                                     const CtlFlags& f,
                                                     int* status) {
+  LeaveTheShim();
   *status = kUsage;
   std::string address = f.control;
   if (address.empty()) {
@@ -314,10 +359,11 @@ int Events(const CtlFlags& f) {
 
 void RegisterCtlCommand(CLI::App& app) {
   auto f = std::make_shared<CtlFlags>();
-  CLI::App* ctl = app.add_subcommand("ctl",
-                                     "Talk to the control plane of a running "
-                                     "fault exec --control or fault run --control "
-                                     "(docs/control.md)");
+  CLI::App* ctl =
+      app.add_subcommand("ctl",
+                         "Talk to the control plane of a running "
+                         "fault exec --control or fault run --control "
+                         "(docs/control.md)");
   ctl->require_subcommand(1);
   // --control and the others may also follow the subcommand.
   ctl->fallthrough();

@@ -425,6 +425,22 @@ class TcpTokenTest(unittest.TestCase):
         open(stop, "w").close()
         proc.communicate(timeout=30)
         self.assertEqual(proc.returncode, 0)
+
+        # A script under the run finds the control plane and its token in
+        # its environment: plain `fault ctl` works there, and the policy it
+        # puts (on all TCP traffic) does not catch its own calls.
+        policy = os.path.join(tmp, "p.yaml")
+        with open(policy, "w") as f:
+            f.write("inner:\n  latency: 300ms\n")
+        script = ('%s ctl put %s && %s ctl status' % (FAULT, policy, FAULT))
+        started = time.monotonic()
+        r = subprocess.run([FAULT, "exec", "-q", "--control", "tcp:127.0.0.1:0",
+                            "--control-token-file", token, "--", "/bin/sh", "-c", script],
+                           capture_output=True, text=True, timeout=60, env=clean_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 policy in effect: inner", r.stdout)
+        self.assertIn("policies:   inner", r.stdout)
+        self.assertLess(time.monotonic() - started, 5)
         for name in os.listdir(tmp):
             p = os.path.join(tmp, name)
             if os.path.isfile(p):
