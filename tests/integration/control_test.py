@@ -4,6 +4,7 @@ outside: a loopback server's clients timing their round trips, exit
 statuses, error text, socket modes, event counts."""
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -323,6 +324,8 @@ class AccessTest(unittest.TestCase):
         self.assertEqual(ctl(run.address, "status").returncode, 0)
         run.proc.terminate()
         run.proc.communicate(timeout=10)
+        self.assertFalse(os.path.exists(run.socket))
+        os.rmdir(run.dir)
 
     def test_bad_addresses(self):
         for args, words in [
@@ -441,10 +444,7 @@ class TcpTokenTest(unittest.TestCase):
         self.assertIn("1 policy in effect: inner", r.stdout)
         self.assertIn("policies:   inner", r.stdout)
         self.assertLess(time.monotonic() - started, 5)
-        for name in os.listdir(tmp):
-            p = os.path.join(tmp, name)
-            if os.path.isfile(p):
-                os.unlink(p)
+        shutil.rmtree(tmp)
 
 
 class EventRateTest(unittest.TestCase):
