@@ -483,6 +483,39 @@ class EventRateTest(unittest.TestCase):
         self.assertEqual(sequences, list(range(sequences[0], sequences[0] + self.TOTAL)))
         self.assertIn("%d events, 0 dropped" % self.TOTAL, run_err)
 
+    def test_overload_is_counted_exactly(self):
+        """As fast as the program can (several times the ring's drain rate):
+        whatever does not arrive is counted, to the event."""
+        total = 200000
+        run = ControlRun([PY, "-c", FSYNC_BURST, "100000000", str(total)],
+                         exec_args=["--layer", "preload", "--deny", "fsync=EIO"],
+                         stdin=subprocess.PIPE)
+        self.addCleanup(reap, run.proc)
+        watcher = subprocess.Popen([FAULT, "ctl", "--control", run.address, "events",
+                                    "--follow", "--after", "0"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=clean_env())
+        self.addCleanup(reap, watcher)
+        time.sleep(0.3)
+        run.proc.stdin.write("go\n")
+        run.proc.stdin.close()
+        run.proc.stdin = None
+        out, err = watcher.communicate(timeout=60)
+        status, program_out, run_err = run.finish()
+        self.assertEqual(status, 0, run_err)
+        received = len(out.splitlines())
+        missed = dropped = 0
+        for line in err.splitlines():
+            # "fault ctl events: M events missed by this client, D dropped in the program"
+            words = line.split()
+            missed, dropped = int(words[3]), int(words[9])
+        seconds = float(program_out.split()[0])
+        print("\n%d faults in %.2f s (%.0f/s): %d streamed, %d missed by the client, %d "
+              "dropped in the program" % (total, seconds, total / seconds, received, missed,
+                                          dropped), file=sys.stderr)
+        self.assertEqual(received + missed + dropped, total)
+        self.assertIn("%d events, %d dropped" % (received + missed, dropped), run_err)
+
 
 class HttpServer(TcpServer):
     """Answers each connection's one HTTP request with a short 200."""
