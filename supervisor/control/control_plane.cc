@@ -186,14 +186,18 @@ void ControlPlane::Published(uint64_t generation) {
 
 void ControlPlane::Stop() {
   hub_.Close();
-  std::unique_lock<std::mutex> lock(mu_);
-  stopped_ = true;
-  for (Pending* p : queue_) {
-    p->result = {14, "the run has ended", ""};
-    p->done = true;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    stopped_ = true;
+    for (Pending* p : queue_) {
+      p->result = {14, "the run has ended", ""};
+      p->done = true;
+    }
+    queue_.clear();
+    changed_.notify_all();
   }
-  queue_.clear();
-  changed_.notify_all();
+  // Watchers get the events they hold before the listener closes.
+  hub_.WaitForWatchers(kStreamsGrace);
 }
 
 CallResult ControlPlane::Handle(ControlledRun* run, const std::string& method,

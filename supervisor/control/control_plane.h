@@ -77,12 +77,15 @@ class ControlPlane : public grpc_module::ControlHost {
   // The changes made so far, for loads of the files (reloads).
   const PolicyOverlay& overlay() const { return overlay_; }
   EventHub& hub() { return hub_; }
-  // The run is ending: queued and later calls fail with UNAVAILABLE and
-  // event streams end once they have sent what they hold.
+  // The run is ending: queued and later calls fail with UNAVAILABLE, and
+  // event streams end once they have sent what they hold, which this waits
+  // for (at most kStreamsGrace: a watcher that reads slowly).
   void Stop();
 
   // How long a call waits for the runner thread before it fails.
   static constexpr absl::Duration kRunnerTimeout = absl::Seconds(30);
+  // How long Stop() waits for event streams to deliver what they hold.
+  static constexpr absl::Duration kStreamsGrace = absl::Seconds(5);
 
  private:
   struct Pending {

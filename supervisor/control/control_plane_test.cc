@@ -207,9 +207,17 @@ TEST_F(ControlPlaneTest, WatchFiltersAndEnds) {
   EXPECT_EQ(m.events(0).sequence(), 1u);
   EXPECT_EQ(m.events(1).sequence(), 3u);
   EXPECT_EQ(m.last_sequence(), 3u);
-  plane_.Stop();
+  // Stop waits until the stream has delivered what it holds and ended.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    plane_.Stop();
+    stopped = true;
+  });
   bytes.clear();
   while (sub->Next(&bytes, 100)) bytes.clear();
+  EXPECT_FALSE(stopped.load());
+  sub.reset();
+  stopper.join();
   // Calls after the end are refused.
   EXPECT_EQ(Call("Status", fault::v1::StatusRequest()).code, 14);
 }

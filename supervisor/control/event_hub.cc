@@ -16,6 +16,7 @@ std::string HubEvent::policy() const {
 EventHub::Watcher::~Watcher() {
   std::unique_lock<std::mutex> lock(hub_->mu_);
   hub_->watchers_.erase(this);
+  hub_->changed_.notify_all();
 }
 
 bool EventHub::Watcher::Wants(const HubEvent& e) const {
@@ -105,6 +106,12 @@ void EventHub::Close() {
   std::unique_lock<std::mutex> lock(mu_);
   closed_ = true;
   changed_.notify_all();
+}
+
+bool EventHub::WaitForWatchers(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return changed_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                           [this] { return watchers_.empty(); });
 }
 
 uint64_t EventHub::last_sequence() const {

@@ -102,6 +102,10 @@ class EventHub {
   // No more events: watchers end once they have read what they hold.
   void Close();
 
+  // Waits until every watcher is gone (after Close(), once each has read
+  // what it holds and its stream ended); false after `timeout`.
+  bool WaitForWatchers(absl::Duration timeout);
+
   uint64_t last_sequence() const;
   size_t watchers() const;
 

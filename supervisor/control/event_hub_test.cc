@@ -120,6 +120,16 @@ TEST(EventHubTest, CloseEndsWatchersAfterTheyReadEverything) {
   EXPECT_FALSE(w->Next(&b, 100, absl::Seconds(1)));
 }
 
+TEST(EventHubTest, WaitForWatchersEndsWhenTheyAreGone) {
+  EventHub hub;
+  std::unique_ptr<EventHub::Watcher> w = hub.Subscribe({});
+  hub.Close();
+  EXPECT_FALSE(hub.WaitForWatchers(absl::Milliseconds(20)));
+  std::thread reader([&] { w.reset(); });
+  EXPECT_TRUE(hub.WaitForWatchers(absl::Seconds(5)));
+  reader.join();
+}
+
 TEST(EventHubTest, ConcurrentPublishAndReadLoseNothing) {
   EventHub hub;
   std::unique_ptr<EventHub::Watcher> w = hub.Subscribe({});

@@ -732,7 +732,11 @@ int Runner::DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t*
   if (now >= pacing->next) {
     uint64_t before = events_written_;
     Drain(false);
-    pacing->interval = events_written_ != before
+    // While someone follows the events (WatchEvents), the short interval
+    // holds even when idle: the first event after a quiet spell reaches
+    // them within it, and a burst finds an empty ring.
+    const bool watched = control_ != nullptr && control_->hub().watchers() > 0;
+    pacing->interval = events_written_ != before || watched
                            ? kDrainMinIntervalNs
                            : std::min(2 * pacing->interval, kDrainMaxIntervalNs);
     pacing->next = now + pacing->interval;

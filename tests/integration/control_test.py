@@ -507,6 +507,7 @@ class EventRateTest(unittest.TestCase):
         missed = dropped = 0
         for line in err.splitlines():
             # "fault ctl events: M events missed by this client, D dropped in the program"
+            self.assertIn("missed by this client", line, err)
             words = line.split()
             missed, dropped = int(words[3]), int(words[9])
         seconds = float(program_out.split()[0])
