@@ -18,6 +18,7 @@ void RegisterStarlarkCommand(CLI::App& app);    // starlark/
 void RegisterTestCommand(CLI::App& app);        // supervisor/spec
 void RegisterRunCommand(CLI::App& app);         // supervisor/run
 void RegisterCtlCommand(CLI::App& app);         // supervisor/control
+void RegisterScenarioCommand(CLI::App& app);    // supervisor/scenario
 
 }  // namespace fault::cli
 

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
       {"starlark", fault::cli::RegisterStarlarkCommand},
       {"test", fault::cli::RegisterTestCommand},
       {"ctl", fault::cli::RegisterCtlCommand},
+      {"scenario", fault::cli::RegisterScenarioCommand},
   };
   const Command* only = nullptr;
   for (const Command& c : kCommands)

@@ -5,10 +5,12 @@
 
 #include "supervisor/grpc/control_api.h"
 #include "supervisor/grpc/module.h"
+#include "supervisor/grpc/plugin_api.h"
 
 namespace fault::grpc_module {
 
 const ControlApi& TheControlApi();  // control_server.cc
+extern const PluginApi kPluginApi;  // plugin_client.cc
 
 namespace {
 
@@ -18,7 +20,7 @@ const Module& TheModule() {
       kAbiVersion,
       version.c_str(),
       &TheControlApi(),
-      nullptr,  // plugin client
+      &kPluginApi,
   };
   return module;
 }

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "ebpf/capture.h"
 #include "supervisor/exec/event_log.h"
 #include "supervisor/exec/events_file.h"
@@ -29,6 +30,8 @@
 #include "supervisor/exec/run_report.h"
 #include "supervisor/exec/seed_source.h"
 #include "supervisor/exec/table_compiler.h"
+#include "supervisor/grpc/loader.h"
+#include "supervisor/grpc/plugin_api.h"
 #include "supervisor/run/proxy_control.h"
 #include "supervisor/stream/stream_engine.h"
 
@@ -111,6 +114,45 @@ class CaptureHolder {
   std::shared_ptr<fault::ebpf::Capture> capture_;
 };
 
+std::string Micros(int64_t ns) {
+  if (ns >= 10'000'000) return absl::StrFormat("%.0f ms", ns / 1e6);
+  if (ns >= 1'000'000) return absl::StrFormat("%.1f ms", ns / 1e6);
+  return absl::StrFormat("%.0f us", ns / 1e3);
+}
+
+std::string PluginLabel(const fault::grpc_module::PluginDescription& d) {
+  if (d.name.empty()) return d.address;
+  return absl::StrCat(d.name, d.version.empty() ? "" : " ", d.version, " (", d.address, ")");
+}
+
+// What a plugin takes, for the start-up lines.
+std::string PluginRole(const fault::grpc_module::PluginDescription& d) {
+  std::vector<std::string> parts;
+  if (d.http) parts.push_back("HTTP requests and responses");
+  if (d.tunnel)
+    parts.push_back(absl::StrCat("tunnel data on the ", d.side == 0 ? "client" : "server",
+                                 " side"));
+  return parts.empty() ? "nothing it can handle here" : absl::StrJoin(parts, ", ");
+}
+
+nlohmann::json PluginEventToJson(const fault::grpc_module::PluginEvent& e,
+                                 const fault::grpc_module::PluginClient& plugins) {
+  nlohmann::json j;
+  j["time"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", absl::FromUnixNanos(e.time_ns),
+                               absl::UTCTimeZone());
+  j["time_ns"] = e.time_ns;
+  j["layer"] = "plugin";
+  fault::grpc_module::PluginDescription d = plugins.Describe(static_cast<size_t>(e.plugin));
+  j["plugin"] = d.name.empty() ? d.address : d.name;
+  j["address"] = d.address;
+  j["rpc"] = e.rpc;
+  j["outcome"] = e.outcome;
+  if (!e.detail.empty()) j["detail"] = e.detail;
+  if (!e.connection.empty()) j["connection"] = e.connection;
+  if (e.latency_ns > 0) j["latency_ns"] = e.latency_ns;
+  return j;
+}
+
 }  // namespace
 
 int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
@@ -164,8 +206,36 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     events.emplace(std::move(*file));
   }
 
+  // Plugins: the gRPC module, then each plugin's start-up calls (a plugin
+  // that is down starts disabled and is retried).
+  std::unique_ptr<fault::grpc_module::PluginClient> plugins;
+  if (!config.plugins.empty()) {
+    absl::StatusOr<const fault::grpc_module::Module*> module = fault::grpc_module::Load();
+    if (!module.ok()) {
+      err << "fault run: --grpc-plugin: " << module.status().message() << "\n";
+      return kExitCannotListen;
+    }
+    if ((*module)->plugins == nullptr) {
+      err << "fault run: --grpc-plugin: this build's gRPC module has no plugin client\n";
+      return kExitCannotListen;
+    }
+    fault::grpc_module::PluginOptions po;
+    po.addresses = config.plugins;
+    po.call_timeout_ns = config.plugin_timeout_ns;
+    po.startup_timeout_ns = std::max<int64_t>(config.plugin_timeout_ns, 1'000'000'000);
+    po.health_interval_ns = config.plugin_health_interval_ns;
+    std::string error;
+    plugins.reset((*module)->plugins->start(po, &error));
+    if (plugins == nullptr) {
+      err << "fault run: " << error << "\n";
+      return kExitUsage;
+    }
+  }
+
   StreamEngine::Options o;
   o.table = (*table)->table();
+  o.plugins = plugins.get();
+  o.plugin_fail_closed = config.plugin_fail_closed;
   o.redirects = false;
   o.advertise = false;
   o.loops = EventLoops(config.event_loops);
@@ -312,6 +382,18 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       out << "\n";
     }
     if (!names.empty()) out << "fault run: policies " << absl::StrJoin(names, ", ") << "\n";
+    for (size_t i = 0; plugins != nullptr && i < plugins->size(); ++i) {
+      fault::grpc_module::PluginDescription d = plugins->Describe(i);
+      if (d.enabled)
+        out << "fault run: plugin " << PluginLabel(d) << ": " << PluginRole(d) << "\n";
+      else
+        out << "fault run: plugin " << d.address << " is not answering (" << d.last_error
+            << "); checked again every "
+            << absl::StrFormat("%.3gs", config.plugin_health_interval_ns / 1e9) << "\n";
+    }
+    if (plugins != nullptr && config.proxy_address.has_value() && config.upstreams.empty())
+      out << "fault run: plugins see forwarded HTTP requests only to --upstream targets "
+             "(none given)\n";
     if (config.duration_ns > 0)
       out << absl::StrFormat("fault run: stops after %.3gs; Ctrl-C stops it sooner\n",
                              config.duration_ns / 1e9);
@@ -345,6 +427,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       return kExitUsage;
     }
   }
+  uint64_t plugin_events = 0, plugin_events_dropped = 0;
   bool events_failure_reported = false;
   auto drain = [&](bool final) {
     std::vector<fault_event> evs;
@@ -359,7 +442,17 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       if (config.tail && !config.quiet) out << j.dump() << "\n";
       ++events_seen;
     }
-    if (config.tail && !evs.empty()) out.flush();
+    if (plugins != nullptr) {
+      uint64_t dropped = 0;
+      for (const fault::grpc_module::PluginEvent& e : plugins->TakeEvents(&dropped)) {
+        nlohmann::json j = PluginEventToJson(e, *plugins);
+        if (events.has_value()) lines.push_back(j.dump() + "\n");
+        if (config.tail && !config.quiet) out << j.dump() << "\n";
+        ++plugin_events;
+      }
+      plugin_events_dropped = dropped;
+    }
+    if (config.tail) out.flush();
     if (control != nullptr) control->Drained(evs, (*table)->dropped_events());
     if (events.has_value()) {
       events->Append(lines);
@@ -457,6 +550,50 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
               ? absl::StrCat("; ", captured.no_storage + captured.map_full,
                              " left uncaptured (kernel maps full)")
               : "");
+    }
+    if (plugins != nullptr) {
+      for (const fault::grpc_module::PluginStats& ps : plugins->Stats()) {
+        // The hooks' calls, each kind with its latencies; the start-up and
+        // health calls together.
+        std::vector<std::string> calls;
+        uint64_t failures = 0, deadline = 0, checks = 0, checks_failed = 0;
+        for (const fault::grpc_module::PluginCallStats& cs : ps.calls) {
+          if (cs.rpc.rfind("Process", 0) != 0) {
+            checks += cs.calls;
+            checks_failed += cs.failures;
+            continue;
+          }
+          failures += cs.failures;
+          deadline += cs.deadline_exceeded;
+          if (cs.calls == 0) continue;
+          calls.push_back(absl::StrFormat("%s %llu (p50 %s, p99 %s, max %s)", cs.rpc,
+                                          static_cast<unsigned long long>(cs.calls),
+                                          Micros(cs.p50_ns), Micros(cs.p99_ns),
+                                          Micros(cs.max_ns)));
+        }
+        err << "fault: plugin " << PluginLabel(ps.plugin) << ": "
+            << (ps.plugin.enabled ? "enabled" : "disabled") << "; "
+            << (calls.empty() ? "no hook calls" : absl::StrJoin(calls, ", ")) << "; "
+            << failures << (failures == 1 ? " failure" : " failures");
+        if (deadline > 0) err << " (" << deadline << " past the deadline)";
+        err << "; " << checks << " start-up and health calls";
+        if (checks_failed > 0) err << " (" << checks_failed << " failed)";
+        if (ps.disabled_times > 0 || ps.enabled_times > 0)
+          err << "; disabled " << ps.disabled_times << "x, enabled again " << ps.enabled_times
+              << "x";
+        if (!ps.plugin.enabled && !ps.plugin.last_error.empty())
+          err << "; last: " << ps.plugin.last_error;
+        err << "\n";
+      }
+      err << absl::StrFormat(
+          "fault: plugins: %llu failed calls passed on unchanged, %llu requests or "
+          "connections refused (--plugin-failure %s); %llu plugin events%s\n",
+          static_cast<unsigned long long>(final_stats.plugin_bypassed),
+          static_cast<unsigned long long>(final_stats.plugin_refused),
+          config.plugin_fail_closed ? "closed" : "open",
+          static_cast<unsigned long long>(plugin_events),
+          plugin_events_dropped > 0 ? absl::StrCat(" (", plugin_events_dropped, " dropped)")
+                                    : "");
     }
     fault::exec::SummaryInfo info;
     info.events = events_seen;

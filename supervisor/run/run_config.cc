@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "supervisor/exec/table_compiler.h"
+#include "supervisor/grpc/plugin_address.h"
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/strings.h"
 #include "supervisor/policy/units.h"
@@ -843,6 +844,26 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
   flag("--tail", &f->tail, "Print every event (env FAULT_PROXY_TAILING)",
        proxy);
 
+  const std::string plugins = "Plugins";
+  many("-g,--grpc-plugin", &f->grpc_plugins,
+       "A gRPC plugin (the Rust fault's PluginService, docs/plugins.md): "
+       "http://HOST:PORT or HOST:PORT; repeatable and comma-separated, called "
+       "in order (env FAULT_GRPC_PLUGINS)",
+       "ADDR", plugins);
+  opt("--plugin-failure", &f->plugin_failure,
+      "When a plugin call fails, times out or the plugin is down: open (default: "
+      "the traffic goes on unchanged) or closed (the request is answered 502, "
+      "the connection reset) (env FAULT_PLUGIN_FAILURE)",
+      "open|closed", plugins);
+  opt("--plugin-timeout", &f->plugin_timeout,
+      "Deadline of each plugin call (default 1s; e.g. 100ms) (env FAULT_PLUGIN_TIMEOUT)",
+      "DURATION", plugins);
+  opt("--plugin-health-interval", &f->plugin_health_interval,
+      "How often each plugin's health is checked; a plugin that is down is "
+      "disabled, one that comes back enabled (default 10s) (env "
+      "FAULT_PLUGIN_HEALTH_INTERVAL)",
+      "DURATION", plugins);
+
   const std::string latency = "Latency";
   flag("--with-latency", &f->with_latency,
        "Delay traffic (env FAULT_WITH_LATENCY)", latency);
@@ -1234,6 +1255,69 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
           config.upstreams.push_back(*u);
         }
         start = comma + 1;
+      }
+    }
+  }
+
+  // gRPC plugins: repeatable and comma-separated, in order.
+  {
+    std::vector<std::string> items = f.grpc_plugins;
+    std::string where = "--grpc-plugin";
+    if (items.empty()) {
+      if (const char* v = getenv ? getenv("FAULT_GRPC_PLUGINS") : nullptr;
+          v != nullptr && *v != '\0') {
+        items.emplace_back(v);
+        where = Cat("FAULT_GRPC_PLUGINS=", v);
+      }
+    }
+    for (const std::string& item : items) {
+      for (absl::string_view one : absl::StrSplit(Av(item), ',')) {
+        one = absl::StripAsciiWhitespace(one);
+        std::string target, why;
+        if (one.empty()) {
+          problems.Add(where, Cat(Quote(item), " has an empty item"));
+        } else if (!fault::grpc_module::PluginTarget(std::string_view(one.data(), one.size()),
+                                                     &target, &why)) {
+          problems.Add(where, Cat(Quote(std::string(one)), " ", why));
+        } else {
+          config.plugins.emplace_back(one);
+        }
+      }
+    }
+    const Input failure =
+        env.Value(f.plugin_failure, "--plugin-failure", {"FAULT_PLUGIN_FAILURE"});
+    if (failure.given) {
+      const std::string v = Lower(failure.value);
+      if (v == "closed") {
+        config.plugin_fail_closed = true;
+      } else if (v != "open") {
+        problems.Add(failure, Cat(Quote(failure.value), " is not open or closed"));
+      }
+    }
+    auto duration_of = [&](const std::string& cli, std::string_view flag, std::string_view var,
+                           int64_t max_ns, std::string_view max_text, int64_t* out) {
+      const Input in = env.Value(cli, flag, {var});
+      if (!in.given) return;
+      absl::StatusOr<int64_t> ns = ParseProxyDuration(in.value);
+      if (!ns.ok()) {
+        problems.Add(in, ns.status());
+      } else if (*ns <= 0 || *ns > max_ns) {
+        problems.Add(in, Cat(Quote(in.value), " is not above 0 and at most ", max_text));
+      } else {
+        *out = *ns;
+      }
+    };
+    duration_of(f.plugin_timeout, "--plugin-timeout", "FAULT_PLUGIN_TIMEOUT",
+                600'000'000'000, "10m", &config.plugin_timeout_ns);
+    duration_of(f.plugin_health_interval, "--plugin-health-interval",
+                "FAULT_PLUGIN_HEALTH_INTERVAL", 3'600'000'000'000, "1h",
+                &config.plugin_health_interval_ns);
+    if (config.plugins.empty()) {
+      for (const auto& [value, name] :
+           {std::pair{&f.plugin_failure, "--plugin-failure"},
+            std::pair{&f.plugin_timeout, "--plugin-timeout"},
+            std::pair{&f.plugin_health_interval, "--plugin-health-interval"}}) {
+        if (!value->empty()) problems.Add(name, "has no effect without --grpc-plugin");
       }
     }
   }

@@ -91,6 +91,13 @@ struct RunConfig {
   // call needs it.
   std::optional<fault::control::ControlEndpoint> control;
   std::string control_token;
+
+  // gRPC plugins (--grpc-plugin), in order, as given (checked with
+  // grpc_module::PluginTarget); docs/plugins.md.
+  std::vector<std::string> plugins;
+  bool plugin_fail_closed = false;           // --plugin-failure closed
+  int64_t plugin_timeout_ns = 1'000'000'000;  // --plugin-timeout
+  int64_t plugin_health_interval_ns = 10'000'000'000;  // --plugin-health-interval
 };
 
 // Raw flag values as CLI11 fills them: strings, so that the environment can
@@ -152,6 +159,12 @@ struct RunFlags {
   std::string ebpf_proxy_port;                  // --ebpf-proxy-port
   std::string ebpf_programs_dir;                // accepted: the programs are built in
   std::string ebpf_proxy_ip, ebpf_proxy_iface;  // accepted: capture uses loopback
+
+  // gRPC plugins.
+  std::vector<std::string> grpc_plugins;  // -g/--grpc-plugin (repeatable, a,b)
+  std::string plugin_failure;             // --plugin-failure open|closed
+  std::string plugin_timeout;             // --plugin-timeout
+  std::string plugin_health_interval;     // --plugin-health-interval
 
   // Ours.
   std::vector<std::string> policy_files;  // --policy (repeatable)

@@ -392,6 +392,47 @@ TEST(UpstreamFlagTest, FlagsAreRepeatableAndCommaSeparated) {
 
 // --- Latency -----------------------------------------------------------------
 
+TEST(PluginFlagsTest, RepeatableCommaSeparatedInOrder) {
+  RunConfig c = Ok({"-g", "http://127.0.0.1:50051,127.0.0.1:50052", "--grpc-plugin",
+                    "[::1]:7"});
+  EXPECT_EQ(c.plugins, (std::vector<std::string>{"http://127.0.0.1:50051", "127.0.0.1:50052",
+                                                 "[::1]:7"}));
+  EXPECT_FALSE(c.plugin_fail_closed);
+  EXPECT_EQ(c.plugin_timeout_ns, 1 * kS);
+  EXPECT_EQ(c.plugin_health_interval_ns, 10 * kS);
+  // The command line wins over the environment.
+  c = Ok({"-g", "a:1"}, {{"FAULT_GRPC_PLUGINS", "b:2,c:3"}});
+  EXPECT_EQ(c.plugins, (std::vector<std::string>{"a:1"}));
+  c = Ok({}, {{"FAULT_GRPC_PLUGINS", "b:2, c:3"}});
+  EXPECT_EQ(c.plugins, (std::vector<std::string>{"b:2", "c:3"}));
+}
+
+TEST(PluginFlagsTest, FailureTimeoutAndHealth) {
+  RunConfig c = Ok({"-g", "a:1", "--plugin-failure", "closed", "--plugin-timeout", "100ms",
+                    "--plugin-health-interval", "2s"});
+  EXPECT_TRUE(c.plugin_fail_closed);
+  EXPECT_EQ(c.plugin_timeout_ns, 100 * kMs);
+  EXPECT_EQ(c.plugin_health_interval_ns, 2 * kS);
+  c = Ok({"-g", "a:1"}, {{"FAULT_PLUGIN_FAILURE", "CLOSED"}, {"FAULT_PLUGIN_TIMEOUT", "250ms"}});
+  EXPECT_TRUE(c.plugin_fail_closed);
+  EXPECT_EQ(c.plugin_timeout_ns, 250 * kMs);
+}
+
+TEST(PluginFlagsTest, Errors) {
+  EXPECT_THAT(Error({"-g", "https://a:1"}), HasSubstr("--grpc-plugin: \"https://a:1\" https://"));
+  EXPECT_THAT(Error({"-g", "a"}), HasSubstr("--grpc-plugin: \"a\" has no port"));
+  EXPECT_THAT(Error({}, {{"FAULT_GRPC_PLUGINS", "a:1,,b:2"}}),
+              HasSubstr("FAULT_GRPC_PLUGINS=a:1,,b:2: \"a:1,,b:2\" has an empty item"));
+  EXPECT_THAT(Error({"-g", "a:1", "--plugin-failure", "maybe"}),
+              HasSubstr("--plugin-failure: \"maybe\" is not open or closed"));
+  EXPECT_THAT(Error({"-g", "a:1", "--plugin-timeout", "0ms"}),
+              HasSubstr("--plugin-timeout: \"0ms\" is not above 0 and at most 10m"));
+  EXPECT_THAT(Error({"-g", "a:1", "--plugin-health-interval", "2h"}),
+              HasSubstr("is not above 0 and at most 1h"));
+  EXPECT_THAT(Error({"--plugin-failure", "closed"}),
+              HasSubstr("--plugin-failure: has no effect without --grpc-plugin"));
+}
+
 TEST(LatencyTest, NormalByDefaultOnTheDownlink) {
   const RunConfig c = Ok({"--with-latency", "--latency-mean", "300"});
   ASSERT_EQ(c.flag_policies, std::vector<std::string>{"latency"});

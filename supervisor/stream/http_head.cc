@@ -170,6 +170,11 @@ const http_parser_settings& RequestHeadSettings() {
       static_cast<RequestHeadParts*>(p->data)->head_complete = true;
       return 0;
     };
+    x.on_body = [](http_parser* p, const char* at, size_t n) {
+      auto* c = static_cast<RequestHeadParts*>(p->data);
+      if (c->body != nullptr) c->body->append(at, n);
+      return 0;
+    };
     x.on_message_complete = [](http_parser* p) {
       static_cast<RequestHeadParts*>(p->data)->message_complete = true;
       http_parser_pause(p, 1);

@@ -41,6 +41,8 @@ struct RequestHeadParts {
   bool value_last = false;
   bool head_complete = false;
   bool message_complete = false;
+  // Where the body goes, decoded (chunked framing removed); nullptr: nowhere.
+  std::string* body = nullptr;
   void Clear() { *this = RequestHeadParts(); }
 };
 const http_parser_settings& RequestHeadSettings();

@@ -10,6 +10,13 @@
 // only finds where each message ends, so that the upstream connection can
 // carry the next request (keep-alive) or go back to a pool for the next
 // client. An HTTP error fault answers without contacting the upstream.
+//
+// With gRPC plugins that handle HTTP (Options::plugins), a request they
+// see is the exception: its body is read whole, the request goes through
+// each plugin's ProcessHttpRequest (which may change it, or answer it
+// without the upstream), and its response is read whole and goes through
+// each ProcessHttpResponse before the client gets it. The connection waits
+// meanwhile; the loop does not.
 #include <arpa/inet.h>
 #include <http_parser.h>
 #include <netdb.h>
@@ -39,6 +46,7 @@ constexpr size_t kMaxHead = 64 * 1024;
 constexpr size_t kReadChunkHttp = 64 * 1024;  // the loop's scratch buffer
 constexpr size_t kPoolPerKey = 64;
 constexpr int64_t kPoolIdleNs = 30'000'000'000;
+constexpr size_t kMaxPluginBody = 64 << 20;
 
 const char* Reason(int status) {
   switch (status) {
@@ -64,6 +72,7 @@ const char* Reason(int status) {
 struct InFlight {
   bool head = false;        // a HEAD request: the response has no body
   bool keep_alive = true;   // the request lets the connection go on
+  bool plugins = false;     // its response goes through the plugins
 };
 
 struct HttpState {
@@ -112,6 +121,29 @@ struct HttpState {
   // After the last response: close the client connection.
   bool close_after = false;
   bool closing = false;
+
+  // Plugins. The request being read goes through them (its body is
+  // collected first), and so will its response.
+  bool plug_request = false;
+  bool plug_collect = false;
+  std::string plug_body;
+  grpc_module::PluginHttpRequest plug_req;
+  std::string plug_host;        // the Host header the upstream gets
+  bool plug_override = false;   // the routed head is plug_head
+  std::string plug_head;
+  size_t plug_next = 0;         // the next plugin of the chain
+  uint64_t plug_serial = 0;     // of the call under way
+  bool plug_waiting = false;    // the request is with the plugins
+  // The response being collected, then with the plugins (a chain of its
+  // own: the next request's may run meanwhile).
+  grpc_module::PluginHttpResponse plug_res;
+  size_t res_next = 0;
+  uint64_t res_serial = 0;
+  bool res_value_last = false;
+  bool plug_res_waiting = false;
+  bool plug_res_head = false;   // it answers a HEAD request
+  // The proxy's own answer, whole (a plugin's ABORT).
+  std::string answer_raw;
 };
 
 void HttpStateDeleter::operator()(HttpState* h) const { delete h; }
@@ -154,6 +186,99 @@ const http_parser_settings& ResponseSettings() {
   return s;
 }
 
+// The same, collecting the response for the plugins (HttpState::plug_res).
+const http_parser_settings& PluginResponseSettings() {
+  static const http_parser_settings s = [] {
+    http_parser_settings x = ResponseSettings();
+    x.on_message_begin = [](http_parser* p) {
+      auto* h = static_cast<HttpState*>(p->data);
+      h->plug_res = grpc_module::PluginHttpResponse();
+      h->res_value_last = false;
+      return OnResponseBegin(p);
+    };
+    x.on_header_field = [](http_parser* p, const char* at, size_t n) {
+      auto* h = static_cast<HttpState*>(p->data);
+      if (h->plug_res.headers.empty() || h->res_value_last) h->plug_res.headers.emplace_back();
+      h->plug_res.headers.back().name.append(at, n);
+      h->res_value_last = false;
+      return 0;
+    };
+    x.on_header_value = [](http_parser* p, const char* at, size_t n) {
+      auto* h = static_cast<HttpState*>(p->data);
+      if (h->plug_res.headers.empty()) h->plug_res.headers.emplace_back();
+      h->plug_res.headers.back().value.append(at, n);
+      h->res_value_last = true;
+      return 0;
+    };
+    x.on_headers_complete = [](http_parser* p) {
+      static_cast<HttpState*>(p->data)->plug_res.status = p->status_code;
+      return OnResponseHeadersComplete(p);
+    };
+    x.on_body = [](http_parser* p, const char* at, size_t n) {
+      static_cast<HttpState*>(p->data)->plug_res.body.append(at, n);
+      return 0;
+    };
+    return x;
+  }();
+  return s;
+}
+
+// A plugin's request or response must not smuggle a second message.
+bool Clean(const std::string& s) {
+  return s.find_first_of("\r\n") == std::string::npos;
+}
+
+bool Token(const std::string& s) {
+  if (s.empty()) return false;
+  for (char ch : s)
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos)
+      return false;
+  return true;
+}
+
+// Headers the proxy sets itself on what it rebuilds.
+bool OwnHeader(const std::string& name) {
+  const std::string l = absl::AsciiStrToLower(name);
+  return l == "connection" || l == "keep-alive" || l == "proxy-connection" ||
+         l == "proxy-authorization" || l == "proxy-authenticate" || l == "te" ||
+         l == "trailer" || l == "transfer-encoding" || l == "upgrade" ||
+         l == "content-length" || l == "host" || l == "expect";
+}
+
+// The request a plugin let through, as the upstream gets it (HTTP/1.1,
+// body whole with its Content-Length).
+std::string PluginRequestText(const grpc_module::PluginHttpRequest& r, const std::string& host) {
+  std::string out = absl::StrCat(r.method, " ", r.path, " HTTP/1.1\r\nHost: ", host, "\r\n");
+  for (const grpc_module::PluginHeader& h : r.headers) {
+    if (OwnHeader(h.name) || !Token(h.name) || !Clean(h.value)) continue;
+    absl::StrAppend(&out, h.name, ": ", h.value, "\r\n");
+  }
+  if (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH")
+    absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n");
+  absl::StrAppend(&out, "\r\n", r.body);
+  return out;
+}
+
+// A response from a plugin (or rebuilt after one), as the client gets it.
+std::string PluginResponseText(const grpc_module::PluginHttpResponse& r, bool head, bool close) {
+  std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", Reason(static_cast<int>(r.status)),
+                                 "\r\n");
+  const bool bodiless = r.status < 200 || r.status == 204 || r.status == 304;
+  for (const grpc_module::PluginHeader& h : r.headers) {
+    if (!Token(h.name) || !Clean(h.value)) continue;
+    // A HEAD response keeps the length it announces; others get the body's.
+    if (OwnHeader(h.name) && !(head && absl::AsciiStrToLower(h.name) == "content-length"))
+      continue;
+    absl::StrAppend(&out, h.name, ": ", h.value, "\r\n");
+  }
+  if (!head && !bodiless) absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n");
+  if (close) out += "Connection: close\r\n";
+  out += "\r\n";
+  if (!head && !bodiless) out += r.body;
+  return out;
+}
+
 }  // namespace
 
 void StreamEngine::Loop::HttpStart(Conn* c) {
@@ -169,7 +294,7 @@ void StreamEngine::Loop::HttpStart(Conn* c) {
 void StreamEngine::Loop::HttpRead(Conn* c, const char* buf, size_t n, int64_t now) {
   HttpState* h = c->http.get();
   if (h->phase == HttpState::kTunnel) {
-    Ingest(c, 0, buf, n, now);
+    Relay(c, 0, buf, n, now);
     return;
   }
   if (h->closing) return;  // answered and closing: what follows is dropped
@@ -190,8 +315,9 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
     }
     if (c->http_blocked || h->closing) return;
     if (h->phase == HttpState::kTunnel) {
-      if (!h->in.empty()) Ingest(c, 0, h->in.data(), h->in.size(), now);
+      std::string rest = std::move(h->in);
       h->in.clear();
+      if (!rest.empty()) Relay(c, 0, rest.data(), rest.size(), now);
       return;
     }
     if (h->phase == HttpState::kHead) {
@@ -220,6 +346,32 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
       http_requests_.fetch_add(1, std::memory_order_relaxed);
       h->phase = h->parts.message_complete ? HttpState::kHead : HttpState::kBody;
       h->keep_alive = http_should_keep_alive(&h->req) != 0;
+      h->plug_request = h->plug_collect = h->plug_override = false;
+      if (HttpWantsPlugins(c)) {
+        // The plugins see the request whole: its body first.
+        h->plug_request = h->plug_collect = true;
+        h->plug_body.clear();
+        if (h->phase == HttpState::kBody) {
+          h->parts.body = &h->plug_body;
+          // A client that waits for 100 Continue before its body gets it
+          // from the proxy: the plugins need the body first.
+          if (h->inflight.empty() && !h->plug_res_waiting)
+            for (const auto& [name, value] : h->parts.headers)
+              if (absl::AsciiStrToLower(name) == "expect" &&
+                  absl::AsciiStrToLower(value) == "100-continue") {
+                static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                Ingest(c, 1, kContinue, sizeof(kContinue) - 1, now);
+                Schedule(c, now);
+              }
+          continue;
+        }
+        h->plug_collect = false;
+        h->plug_next = 0;
+        h->plug_waiting = true;
+        c->http_blocked = true;
+        HttpPluginRequestNext(c);
+        return;
+      }
       if (!HttpRoute(c, now)) return;  // waits, or answered and closing
       continue;
     }
@@ -235,11 +387,34 @@ void StreamEngine::Loop::HttpProcess(Conn* c, int64_t now) {
       return;
     }
     if (err == HPE_PAUSED) http_parser_pause(&h->req, 0);
-    if (h->phase == HttpState::kBody) Ingest(c, 0, h->in.data(), used, now);
+    if (h->phase == HttpState::kBody && h->plug_collect) {
+      // The body arrived decoded in plug_body (RequestHeadParts::body).
+      if (h->plug_body.size() > kMaxPluginBody) {
+        h->parts.body = nullptr;
+        h->plug_collect = false;
+        h->phase = HttpState::kDiscard;
+        HttpRespond(c, 413, "Content Too Large",
+                    "a request that plugins see is read whole, up to 64 MiB\n", true, now);
+        return;
+      }
+    } else if (h->phase == HttpState::kBody) {
+      Ingest(c, 0, h->in.data(), used, now);
+    }
     h->in.erase(0, used);
     if (h->parts.message_complete) {
       if (h->phase == HttpState::kBody) h->up_body_pending = false;
       h->phase = HttpState::kHead;
+      if (h->plug_collect) {
+        h->plug_collect = false;
+        h->parts.body = nullptr;
+        h->plug_req.body = std::move(h->plug_body);
+        h->plug_body.clear();
+        h->plug_next = 0;
+        h->plug_waiting = true;
+        c->http_blocked = true;
+        HttpPluginRequestNext(c);
+        return;
+      }
     }
   }
 }
@@ -285,7 +460,8 @@ void StreamEngine::Loop::SendHead(Conn* c, int64_t now) {
   Ingest(c, 0, h->out_head.data(), h->out_head.size(), now);
   h->out_head.clear();
   h->up_body_pending = h->phase == HttpState::kBody;
-  h->inflight.push_back(InFlight{h->req.method == HTTP_HEAD, h->keep_alive});
+  const bool head = h->plug_request ? h->plug_req.method == "HEAD" : h->req.method == HTTP_HEAD;
+  h->inflight.push_back(InFlight{head, h->keep_alive, h->plug_request});
 }
 
 // Routes the request whose head was just parsed: answers it (an HTTP error
@@ -309,6 +485,11 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
       h->host = std::move(r.host);
       h->port = r.port;
       h->out_head = std::move(r.out_head);
+      if (h->plug_override) {
+        h->out_head = std::move(h->plug_head);
+        h->plug_head.clear();
+        h->plug_override = false;
+      }
       h->key = KeyOf(h->host, h->port);
       h->always = !o_.upstream_filter || o_.upstream_filter(h->host, h->port);
       // An HTTP error fault answers without the upstream. Decided once per
@@ -336,9 +517,12 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
 
   // Answers go back in request order: wait for what the upstream still
   // owes, unless this request goes to the same upstream (pipelining).
+  // A response the plugins see is read whole before the next request goes
+  // on its connection: no pipelining next to one.
   const bool same = h->answer_status == 0 && c->fd[1] >= 0 && h->up_key == h->key &&
-                    h->up_reusable && !h->connect && !h->up_body_pending;
-  if (!h->inflight.empty() && !same) {
+                    h->up_reusable && !h->connect && !h->up_body_pending &&
+                    (h->inflight.empty() || (!h->plug_request && !h->inflight.back().plugins));
+  if ((!h->inflight.empty() && !same) || h->plug_res_waiting) {
     h->pending_route = true;
     c->http_blocked = true;
     return false;
@@ -348,7 +532,10 @@ bool StreamEngine::Loop::HttpRoute(Conn* c, int64_t now) {
   if (h->answer_status != 0) {
     if (h->phase == HttpState::kBody) h->phase = HttpState::kDiscard;
     const bool close = h->answer_close;
-    HttpRespond(c, h->answer_status, Reason(h->answer_status), h->answer_text, close, now);
+    if (!h->answer_raw.empty())
+      HttpRespondRaw(c, std::exchange(h->answer_raw, std::string()), close, now);
+    else
+      HttpRespond(c, h->answer_status, Reason(h->answer_status), h->answer_text, close, now);
     h->answer_status = 0;
     return !close;
   }
@@ -506,13 +693,15 @@ void StreamEngine::Loop::HttpFarConnected(Conn* c) {
   Enqueue(c, 1, kOk, sizeof(kOk) - 1, NowNs());
   h->phase = HttpState::kTunnel;
   c->kind = Conn::kRelay;
-  c->splice = c->rules.empty();  // nothing to apply: pass the bytes on as they come
+  if (h->always) PlugTunnelStart(c);
+  // Nothing to apply: pass the bytes on as they come.
+  c->splice = c->rules.empty() && c->plug == nullptr;
   c->http_blocked = false;
   c->dir[0].paused = false;
   c->dir[0].more = true;
   std::string rest = std::move(h->in);
   h->in.clear();
-  if (!rest.empty()) Ingest(c, 0, rest.data(), rest.size(), NowNs());
+  if (!rest.empty()) Relay(c, 0, rest.data(), rest.size(), NowNs());
   Schedule(c, NowNs());
 }
 
@@ -523,11 +712,27 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
     // here; so does the client's connection, which could not tell where
     // the response ended otherwise.
     h->up_reusable = false;
+    if (h->plug_res_waiting) return;
     if (!h->inflight.empty()) {
-      http_parser_execute(&h->res, &ResponseSettings(), nullptr, 0);
+      const bool collect = h->inflight.front().plugins && h->response_started;
+      const bool head = h->inflight.front().head;
+      http_parser_execute(&h->res, collect ? &PluginResponseSettings() : &ResponseSettings(),
+                          nullptr, 0);
       h->inflight.clear();
       h->close_after = true;
+      if (collect && !h->response_started) {
+        // A response that ended with the connection: to the plugins.
+        h->plug_res_waiting = true;
+        h->plug_res_head = head;
+        h->res_next = 0;
+        HttpPluginResponseNext(c);
+      }
     }
+    return;
+  }
+  if (h->plug_res_waiting) {
+    // Bytes after the response the plugins have: nobody asked for them.
+    h->up_reusable = false;
     return;
   }
   size_t off = 0;
@@ -541,18 +746,37 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
       Ingest(c, 1, buf + off, n - off, now);
       return;
     }
-    size_t used = http_parser_execute(&h->res, &ResponseSettings(), buf + off, n - off);
+    const bool collect = h->inflight.front().plugins;
+    size_t used = http_parser_execute(
+        &h->res, collect ? &PluginResponseSettings() : &ResponseSettings(), buf + off, n - off);
     const http_errno err = HTTP_PARSER_ERRNO(&h->res);
     if (err != HPE_OK && err != HPE_PAUSED) {
       // Not HTTP: pass it on and close after.
       h->up_reusable = false;
       h->close_after = true;
       h->inflight.clear();
+      if (collect) {
+        HttpRespond(c, 502, Reason(502),
+                    absl::StrCat("the upstream's response is not HTTP: ",
+                                 http_errno_description(err), "\n"),
+                    true, now);
+        return;
+      }
       Ingest(c, 1, buf + off, n - off, now);
       return;
     }
-    Ingest(c, 1, buf + off, used, now);
+    if (!collect) Ingest(c, 1, buf + off, used, now);
     off += used;
+    if (collect && h->plug_res.body.size() > kMaxPluginBody) {
+      h->up_reusable = false;
+      h->inflight.clear();
+      HttpRespond(c, 502, Reason(502),
+                  "a response that plugins see is read whole, up to 64 MiB; this one is "
+                  "larger\n",
+                  true, now);
+      HttpDetachUpstream(c, false);  // the rest of it goes nowhere
+      return;
+    }
     if (err == HPE_PAUSED) {
       http_parser_pause(&h->res, 0);
       if (h->response_upgrade) {
@@ -573,8 +797,18 @@ void StreamEngine::Loop::HttpFromUpstream(Conn* c, const char* buf, size_t n, in
       if (h->response_informational) continue;  // 100 Continue: the answer follows
       h->up_reusable = h->up_reusable && http_should_keep_alive(&h->res) != 0;
       const bool keep = h->inflight.front().keep_alive;
+      const bool head = h->inflight.front().head;
       h->inflight.pop_front();
       if (!keep) h->close_after = true;
+      if (collect) {
+        // The whole response: to the plugins, then to the client.
+        if (off < n) h->up_reusable = false;
+        h->plug_res_waiting = true;
+        h->plug_res_head = head;
+        h->res_next = 0;
+        HttpPluginResponseNext(c);
+        return;
+      }
       if (h->inflight.empty()) {
         if (c->http_blocked && h->pending_route) {
           // A request waited for this answer: route it now (the rest of
@@ -637,7 +871,7 @@ void StreamEngine::Loop::HttpService(Conn* c) {
   const bool client_done = c->dir[0].src_eof && h->inflight.empty() && !c->http_blocked &&
                            !h->resolving;
   if ((h->close_after || client_done) && down.q.empty() && h->inflight.empty() &&
-      !h->resolving && !h->awaiting_upstream) {
+      !h->resolving && !h->awaiting_upstream && !h->plug_waiting && !h->plug_res_waiting) {
     HttpDetachUpstream(c, h->up_reusable && !h->close_after);
     if (c->fd[0] >= 0) {
       shutdown(c->fd[0], SHUT_WR);
@@ -751,6 +985,221 @@ void StreamEngine::Loop::ExpirePool(int64_t now) {
       }
     }
   }
+}
+
+// ---------------------------------------------------------------- plugins ---
+
+void StreamEngine::Loop::HttpRespondRaw(Conn* c, std::string text, bool close, int64_t now) {
+  HttpState* h = c->http.get();
+  Ingest(c, 1, text.data(), text.size(), now);
+  if (close) {
+    h->close_after = true;
+    h->closing = true;
+  }
+  Schedule(c, now);
+}
+
+// Whether the request whose head was just parsed goes through the
+// plugins: one takes HTTP, and the request is forwarded (not CONNECT, not
+// refused) to a target the --upstream list names, as in the Rust tool.
+bool StreamEngine::Loop::HttpWantsPlugins(Conn* c) {
+  if (!AnyPlugin(grpc_module::kPluginHttp)) return false;
+  HttpState* h = c->http.get();
+  RequestRoute r = RouteRequest(h->req.method, h->req.http_major, h->req.http_minor,
+                                h->parts.url, h->parts.headers);
+  // CONNECT and Upgrade (WebSocket, h2c) become tunnels: their bytes
+  // meet the tunnel hooks, not these.
+  if (r.status != 0 || r.connect || h->req.upgrade) return false;
+  if (o_.upstream_filter && !o_.upstream_filter(r.host, r.port)) return false;
+  // The path and Host as the upstream would get them.
+  const size_t sp1 = r.out_head.find(' ');
+  const size_t sp2 = r.out_head.find(' ', sp1 + 1);
+  if (sp1 == std::string::npos || sp2 == std::string::npos) return false;
+  h->plug_req = grpc_module::PluginHttpRequest();
+  h->plug_req.method = http_method_str(static_cast<http_method>(h->req.method));
+  h->plug_req.path = r.out_head.substr(sp1 + 1, sp2 - sp1 - 1);
+  for (const auto& [name, value] : h->parts.headers) h->plug_req.headers.push_back({name, value});
+  h->plug_host = r.key;
+  for (size_t at = r.out_head.find("\r\n"); at != std::string::npos;) {
+    const size_t next = r.out_head.find("\r\n", at + 2);
+    if (next == std::string::npos) break;
+    const std::string line = r.out_head.substr(at + 2, next - at - 2);
+    if (line.size() > 5 && absl::AsciiStrToLower(line.substr(0, 5)) == "host:") {
+      h->plug_host = std::string(absl::StripAsciiWhitespace(line.substr(5)));
+      break;
+    }
+    at = next;
+  }
+  return true;
+}
+
+void StreamEngine::Loop::HttpPluginAnswer(Conn* c, PluginMailbox::Item item) {
+  HttpState* h = c->http.get();
+  if (item.hook == PluginMailbox::kHttpRequest && h->plug_waiting &&
+      item.serial == h->plug_serial)
+    HttpPluginRequestAnswer(c, item.plugin, std::move(item.result));
+  else if (item.hook == PluginMailbox::kHttpResponse && h->plug_res_waiting &&
+           item.serial == h->res_serial)
+    HttpPluginResponseAnswer(c, item.plugin, std::move(item.result));
+}
+
+void StreamEngine::Loop::HttpPluginRequestNext(Conn* c) {
+  HttpState* h = c->http.get();
+  while (h->plug_next < o_.plugins->size() &&
+         !PluginTakesPart(h->plug_next, grpc_module::kPluginHttp))
+    ++h->plug_next;
+  if (h->plug_next >= o_.plugins->size()) return HttpPluginRequestDone(c);
+  o_.plugins->ProcessHttpRequest(
+      h->plug_next, h->plug_req,
+      PluginDone(c, ++h->plug_serial, PluginMailbox::kHttpRequest, h->plug_next));
+}
+
+// The plugins are done with the request, and answer it (`raw`, or `text`
+// with `status` when `raw` is empty): in turn with the earlier requests'
+// answers.
+void StreamEngine::Loop::HttpPluginAnswerRequest(Conn* c, int status, std::string raw,
+                                                 std::string text) {
+  HttpState* h = c->http.get();
+  h->plug_waiting = false;
+  h->plug_request = false;
+  h->routed = true;
+  h->answer_status = status;
+  h->answer_raw = std::move(raw);
+  h->answer_text = std::move(text);
+  h->answer_close = !h->keep_alive;
+  h->pending_route = true;
+  HttpUnblock(c);
+}
+
+void StreamEngine::Loop::HttpPluginRequestAnswer(Conn* c, size_t plugin,
+                                                 grpc_module::PluginResult r) {
+  HttpState* h = c->http.get();
+  std::string invalid;
+  if (r.kind == grpc_module::PluginResult::kAbort &&
+      (r.response.status < 100 || r.response.status > 599)) {
+    invalid = absl::StrCat("answered ABORT with the status ", r.response.status,
+                           ", not one from 100 to 599");
+  } else if (r.kind == grpc_module::PluginResult::kContinue && r.has_request) {
+    const grpc_module::PluginHttpRequest& m = r.request;
+    if (!m.method.empty() && !Token(m.method))
+      invalid = "answered with a method that is not an HTTP token";
+    else if (!m.path.empty() && (m.path[0] != '/' || m.path.find_first_of(" \r\n") !=
+                                                         std::string::npos))
+      invalid = "answered with a path that is not an origin-form path";
+  }
+  if (!invalid.empty()) {
+    r.kind = grpc_module::PluginResult::kFailed;
+    r.error = invalid;
+  }
+  switch (r.kind) {
+    case grpc_module::PluginResult::kFailed:
+      if (o_.plugin_fail_closed) {
+        plugin_refused_.fetch_add(1, std::memory_order_relaxed);
+        HttpPluginAnswerRequest(
+            c, 502, "",
+            absl::StrCat("plugin ", PluginName(plugin), ": ", r.error,
+                         " (--plugin-failure closed)\n"));
+        return;
+      }
+      plugin_bypassed_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case grpc_module::PluginResult::kAbort:
+      HttpPluginAnswerRequest(
+          c, static_cast<int>(r.response.status),
+          PluginResponseText(r.response, h->plug_req.method == "HEAD", !h->keep_alive), "");
+      return;
+    case grpc_module::PluginResult::kContinue:
+      if (r.has_request) {
+        grpc_module::PluginHttpRequest& m = r.request;
+        if (m.method.empty()) m.method = h->plug_req.method;
+        if (m.path.empty()) m.path = h->plug_req.path;
+        h->plug_req = std::move(m);
+      }
+      break;
+    default:
+      break;
+  }
+  ++h->plug_next;
+  HttpPluginRequestNext(c);
+}
+
+// Through every plugin: the request goes to its upstream as they left it.
+void StreamEngine::Loop::HttpPluginRequestDone(Conn* c) {
+  HttpState* h = c->http.get();
+  h->plug_waiting = false;
+  h->plug_override = true;
+  h->plug_head = PluginRequestText(h->plug_req, h->plug_host);
+  h->routed = false;
+  h->pending_route = true;
+  HttpUnblock(c);
+}
+
+void StreamEngine::Loop::HttpPluginResponseNext(Conn* c) {
+  HttpState* h = c->http.get();
+  while (h->res_next < o_.plugins->size() &&
+         !PluginTakesPart(h->res_next, grpc_module::kPluginHttp))
+    ++h->res_next;
+  if (h->res_next >= o_.plugins->size()) return HttpPluginResponseDone(c);
+  o_.plugins->ProcessHttpResponse(
+      h->res_next, h->plug_res,
+      PluginDone(c, ++h->res_serial, PluginMailbox::kHttpResponse, h->res_next));
+}
+
+void StreamEngine::Loop::HttpPluginResponseAnswer(Conn* c, size_t plugin,
+                                                  grpc_module::PluginResult r) {
+  HttpState* h = c->http.get();
+  if (r.kind == grpc_module::PluginResult::kAbort &&
+      (r.response.status < 100 || r.response.status > 599)) {
+    r.kind = grpc_module::PluginResult::kFailed;
+    r.error = absl::StrCat("answered ABORT with the status ", r.response.status,
+                           ", not one from 100 to 599");
+  }
+  switch (r.kind) {
+    case grpc_module::PluginResult::kFailed:
+      if (o_.plugin_fail_closed) {
+        plugin_refused_.fetch_add(1, std::memory_order_relaxed);
+        h->plug_res = grpc_module::PluginHttpResponse();
+        h->plug_res.status = 502;
+        h->plug_res.headers.push_back({"Content-Type", "text/plain"});
+        h->plug_res.body = absl::StrCat("plugin ", PluginName(plugin), ": ", r.error,
+                                        " (--plugin-failure closed)\n");
+        h->plug_res_head = false;
+        return HttpPluginResponseDone(c);
+      }
+      plugin_bypassed_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case grpc_module::PluginResult::kAbort:
+      // The plugin's own answer instead of the upstream's; no other
+      // plugin sees it.
+      h->plug_res = std::move(r.response);
+      return HttpPluginResponseDone(c);
+    case grpc_module::PluginResult::kContinue:
+      if (r.has_response) {
+        // A status outside 100..599 (0: not set) keeps the upstream's.
+        const uint32_t status = h->plug_res.status;
+        h->plug_res = std::move(r.response);
+        if (h->plug_res.status < 100 || h->plug_res.status > 599) h->plug_res.status = status;
+      }
+      break;
+    default:
+      break;
+  }
+  ++h->res_next;
+  HttpPluginResponseNext(c);
+}
+
+void StreamEngine::Loop::HttpPluginResponseDone(Conn* c) {
+  HttpState* h = c->http.get();
+  const int64_t now = NowNs();
+  h->plug_res_waiting = false;
+  std::string text = PluginResponseText(h->plug_res, h->plug_res_head, h->close_after);
+  h->plug_res = grpc_module::PluginHttpResponse();
+  Ingest(c, 1, text.data(), text.size(), now);
+  if (c->http_blocked && h->pending_route && h->inflight.empty()) {
+    HttpUnblock(c);
+    return;
+  }
+  Schedule(c, now);
 }
 
 }  // namespace fault::stream

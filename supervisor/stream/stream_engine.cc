@@ -187,6 +187,11 @@ absl::Status StreamEngine::Loop::Open(bool first, uint16_t* port4, uint16_t* por
   wake_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_ < 0) return Errno("eventfd");
   Register(wake_, &wake_h_, EPOLLIN);
+  if (o_.plugins != nullptr) {
+    mailbox_ = std::make_shared<PluginMailbox>();
+    if (mailbox_->fd < 0) return Errno("eventfd for the plugins");
+    Register(mailbox_->fd, &mailbox_h_, EPOLLIN);
+  }
 
   // The proxy's listeners: the first loop binds the given ports (0: the
   // kernel picks one), the others bind the same ones.
@@ -303,7 +308,8 @@ size_t StreamEngine::Loop::Unflushed() const {
     if (c->kind != Conn::kRedirect) {
       // The proxy: what was received and not yet passed on, either way.
       if (c->state != Conn::kDead && (!c->dir[0].q.empty() || !c->dir[1].q.empty() ||
-                                      c->dir[0].piped || c->dir[1].piped))
+                                      c->dir[0].piped || c->dir[1].piped ||
+                                      c->dir[0].plug_queued || c->dir[1].plug_queued))
         ++n;
       continue;
     }
@@ -334,6 +340,8 @@ void StreamEngine::Loop::AddStats(Stats* s) const {
   s->datagrams += datagrams_.load(std::memory_order_relaxed);
   s->limited += limited_.load(std::memory_order_relaxed);
   s->captured += captured_.load(std::memory_order_relaxed);
+  s->plugin_bypassed += plugin_bypassed_.load(std::memory_order_relaxed);
+  s->plugin_refused += plugin_refused_.load(std::memory_order_relaxed);
 }
 
 void StreamEngine::Loop::Run() {
@@ -382,6 +390,9 @@ void StreamEngine::Loop::Run() {
         }
         case Handle::kResolver:
           OnResolver();
+          break;
+        case Handle::kPluginMail:
+          OnPluginMail();
           break;
         case Handle::kUdpListener:
           OnUdpListener(h->index);
@@ -634,9 +645,10 @@ void StreamEngine::Loop::StartRelay(Conn* c, const eng::Endpoint& far, bool alwa
     Kill(c);
     return;
   }
-  // No rule: pass-through (pipes come with the first bulk read,
-  // ReadSplice).
-  c->splice = c->rules.empty();
+  if (always) PlugTunnelStart(c);
+  // No rule and no plugin: pass-through (pipes come with the first bulk
+  // read, ReadSplice).
+  c->splice = c->rules.empty() && c->plug == nullptr;
   if (!c->splice) TuneSocket(fd);
   Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
   // A far end that refuses or cannot be reached resets the client: the
@@ -961,7 +973,7 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d, bool edge) {
   int fd = c->fd[d];
   if (fd < 0 || dir.src_eof) return;
   for (int k = 0; k < kMaxReadsPerEvent; ++k) {
-    if (dir.queued >= o_.high_watermark) {
+    if (dir.queued + dir.plug_queued >= o_.high_watermark) {
       dir.paused = true;
       return;
     }
@@ -978,7 +990,7 @@ void StreamEngine::Loop::ReadFrom(Conn* c, int d, bool edge) {
         else
           HttpFromUpstream(c, scratch_.get(), static_cast<size_t>(n), arrived);
       } else {
-        Ingest(c, d, scratch_.get(), static_cast<size_t>(n), arrived);
+        Relay(c, d, scratch_.get(), static_cast<size_t>(n), arrived);
       }
       if (c->state == Conn::kDead) return;
       if (c->fd[d] != fd) return;  // the HTTP proxy let this upstream go
@@ -1281,7 +1293,7 @@ void StreamEngine::Loop::Pump(Conn* c, int d, int64_t now) {
   }
   dir.throttled = false;
   if (c->splice) return PumpSplice(c, d);
-  if (c->kind != Conn::kHttp && dir.src_eof && !dir.dst_shut) {
+  if (c->kind != Conn::kHttp && dir.src_eof && !dir.dst_shut && dir.plug_queued == 0) {
     shutdown(dst, SHUT_WR);
     dir.dst_shut = true;
   }
@@ -1295,6 +1307,10 @@ void StreamEngine::Loop::Service(Conn* c) {
     return;
   }
   if (c->fail_at != kForever) Schedule(c, c->fail_at);
+  if (c->plug != nullptr) {
+    PlugService(c, now);
+    if (c->state == Conn::kDead) return;
+  }
   if (c->state == Conn::kOpen && !c->slot_open) {
     if (now >= c->handshake_until)
       SetSlotState(c, FAULT_REDIRECT_OPEN, 0);
@@ -1311,18 +1327,18 @@ void StreamEngine::Loop::Service(Conn* c) {
       Pump(c, d, round == 0 ? now : NowNs());
       if (c->state == Conn::kDead) return;
       const bool resume = dir.more || (dir.paused && !(c->http_blocked && d == 0) &&
-                                       dir.queued < o_.high_watermark / 2);
+                                       dir.queued + dir.plug_queued < o_.high_watermark / 2);
       if (!resume) break;
       dir.more = false;
       dir.paused = false;
       ReadFrom(c, d);  // edge-triggered: what waits must be read now
       if (c->state == Conn::kDead) return;
     }
-    if (dir.more ||
-        (dir.paused && !(c->http_blocked && d == 0) && dir.queued < o_.high_watermark / 2))
+    if (dir.more || (dir.paused && !(c->http_blocked && d == 0) &&
+                     dir.queued + dir.plug_queued < o_.high_watermark / 2))
       Schedule(c, NowNs());
     if (c->kind != Conn::kHttp && dir.stalled && dir.src_eof && !dir.dst_shut &&
-        c->state == Conn::kOpen && dir.q.empty()) {
+        c->state == Conn::kOpen && dir.q.empty() && dir.plug_queued == 0) {
       shutdown(c->fd[1 - d], SHUT_WR);
       dir.dst_shut = true;
     }
@@ -1436,6 +1452,7 @@ absl::StatusOr<std::unique_ptr<StreamEngine>> StreamEngine::Start(
   auto total_open = std::make_shared<std::atomic<size_t>>(0);
   for (int i = 0; i < options.loops; ++i) {
     e->loops_.push_back(std::make_unique<Loop>(options));
+    e->loops_.back()->index_ = i;
     e->loops_.back()->total_open_ = total_open;
     if (absl::Status s = e->loops_.back()->Open(i == 0, &e->port4_, &e->port6_,
                                                 &e->control_name_, &e->ports_);

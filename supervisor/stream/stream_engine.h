@@ -53,6 +53,7 @@
 
 #include "absl/status/statusor.h"
 #include "fault/table.h"
+#include "supervisor/grpc/plugin_api.h"
 
 namespace fault::stream {
 
@@ -145,6 +146,19 @@ class StreamEngine {
     // alone. Setting it needs CAP_NET_ADMIN; without it the sockets go
     // unmarked (the capture layer can also tell the engine by its pid).
     uint32_t upstream_mark = 0;
+    // gRPC plugins (`fault run --grpc-plugin`, supervisor/stream/plugin_hooks.cc):
+    // their HTTP hooks see the forward proxy's requests to targets that
+    // `upstream_filter` accepts, whole (the body is read first) and their
+    // responses, whole; their tunnel hooks see every chunk of TCP mappings,
+    // CONNECT tunnels to such targets and captured connections. Calls are
+    // asynchronous: the connection waits, the loop does not. Not owned;
+    // outlives the engine. nullptr: no plugins.
+    grpc_module::PluginClient* plugins = nullptr;
+    // A call that fails (an error, the deadline, a disabled plugin): false
+    // (fail open) goes on as if the plugin had passed the traffic on
+    // unchanged; true (fail closed) answers the request 502 or resets the
+    // connection.
+    bool plugin_fail_closed = false;
   };
 
   struct Stats {
@@ -165,6 +179,10 @@ class StreamEngine {
     // Transparent connections accepted with a known origin, and new
     // transparent UDP sessions.
     uint64_t captured = 0;
+    // Plugin calls that failed: passed on unchanged (fail open), or the
+    // request answered 502 / the connection reset (fail closed).
+    uint64_t plugin_bypassed = 0;
+    uint64_t plugin_refused = 0;
   };
 
   // With `redirects`, binds 127.0.0.1:0, [::1]:0 (when the machine has IPv6

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -50,7 +51,7 @@ struct HttpStateDeleter {
 struct Handle {
   enum Kind : uint8_t {
     kListener4, kListener6, kControl, kWake, kSide, kProxyListener, kPooled,
-    kResolver, kUdpListener, kUdpUpstream
+    kResolver, kUdpListener, kUdpUpstream, kPluginMail
   };
   Kind kind;
   int side = 0;            // kSide: 0 near (the target / the client), 1 far
@@ -87,6 +88,45 @@ struct Dir {
   // splice: a read found the pipe full; read again once it drains.
   bool in_blocked = false;
   int pipe[2] = {-1, -1};
+  // Bytes read and not yet through the tunnel plugins (plugin_hooks.cc).
+  size_t plug_queued = 0;
+};
+
+// A relayed connection's chunks on their way through the tunnel plugins,
+// one direction: one chunk at a time, through each plugin in turn.
+struct PlugDir {
+  std::deque<std::string> pending;  // read, waiting for the plugins
+  std::string cur;                  // the chunk with a plugin now
+  size_t cur_read = 0;              // bytes of `cur` as read (Dir::plug_queued)
+  bool busy = false;                // `cur` is with a plugin (or held)
+  size_t next = 0;                  // the plugin `cur` goes to next
+  uint64_t serial = 0;              // of the call under way
+  int64_t hold_until = 0;           // a Buffer answer: `cur` waits until then
+};
+struct PlugTunnel {
+  PlugDir dir[2];
+  std::string id;  // ProcessTunnelDataRequest.id
+};
+
+// Answers of plugin calls, posted by gRPC's threads for the loop (an
+// eventfd says when there are some). Shared: an answer may come after
+// the loop is gone.
+struct PluginMailbox {
+  enum Hook : uint8_t { kHttpRequest, kHttpResponse, kTunnelUp, kTunnelDown };
+  struct Item {
+    uint64_t conn = 0;
+    uint64_t serial = 0;
+    Hook hook = kHttpRequest;
+    size_t plugin = 0;
+    grpc_module::PluginResult result;
+  };
+  PluginMailbox();
+  ~PluginMailbox();
+  void Post(Item item);
+  std::vector<Item> Take();
+  int fd = -1;
+  std::mutex mu;
+  std::vector<Item> items;
 };
 
 // A rule that applies to a connection, as the table held it when it was
@@ -139,6 +179,8 @@ struct Conn {
   // The HTTP proxy waits (an upstream's answer, a lookup) before it reads
   // more of the client's requests.
   bool http_blocked = false;
+  // A relay whose chunks go through the tunnel plugins.
+  std::unique_ptr<PlugTunnel> plug;
 };
 
 struct Timer {
@@ -307,7 +349,39 @@ class StreamEngine::Loop {
   void ExpirePool(int64_t now);
   void OnResolver();
 
+  // ---- gRPC plugins (plugin_hooks.cc)
+  // Whether plugin `i` takes part now: enabled, or failing closed.
+  bool PluginTakesPart(size_t i, uint32_t capability) const;
+  bool AnyPlugin(uint32_t capability) const;
+  grpc_module::PluginClient::Done PluginDone(Conn* c, uint64_t serial, PluginMailbox::Hook hook,
+                                             size_t plugin);
+  void OnPluginMail();
+  std::string PluginName(size_t i) const;
+  // Tunnels: a relay starts with the plugins when any takes tunnels.
+  void PlugTunnelStart(Conn* c);
+  // Bytes read from side `d` of a relay: through the plugins, then Ingest.
+  void Relay(Conn* c, int d, const char* buf, size_t n, int64_t now);
+  void PlugTunnelStep(Conn* c, int d);
+  void PlugTunnelAnswer(Conn* c, int d, size_t plugin, grpc_module::PluginResult r);
+  void PlugTunnelClose(Conn* c);
+  void PlugService(Conn* c, int64_t now);
+  // HTTP (http_proxy.cc): a request's plugins, then its response's.
+  bool HttpWantsPlugins(Conn* c);
+  void HttpPluginAnswer(Conn* c, PluginMailbox::Item item);
+  void HttpPluginRequestNext(Conn* c);
+  void HttpPluginRequestAnswer(Conn* c, size_t plugin, grpc_module::PluginResult r);
+  void HttpPluginRequestDone(Conn* c);
+  void HttpPluginAnswerRequest(Conn* c, int status, std::string raw, std::string text);
+  void HttpPluginResponseNext(Conn* c);
+  void HttpPluginResponseAnswer(Conn* c, size_t plugin, grpc_module::PluginResult r);
+  void HttpPluginResponseDone(Conn* c);
+  void HttpRespondRaw(Conn* c, std::string text, bool close, int64_t now);
+
   Options o_;
+  int index_ = 0;  // of this loop in the engine
+  std::shared_ptr<PluginMailbox> mailbox_;
+  Handle mailbox_h_{Handle::kPluginMail};
+  std::atomic<uint64_t> plugin_bypassed_{0}, plugin_refused_{0};
   fault_table* t_;
   int ep_ = -1;
   int listen_[2] = {-1, -1};
