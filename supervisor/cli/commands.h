@@ -17,6 +17,7 @@ void RegisterDoctorCommand(CLI::App& app);      // supervisor/doctor
 void RegisterStarlarkCommand(CLI::App& app);    // starlark/
 void RegisterTestCommand(CLI::App& app);        // supervisor/spec
 void RegisterRunCommand(CLI::App& app);         // supervisor/run
+void RegisterCtlCommand(CLI::App& app);         // supervisor/control
 void RegisterScenarioCommand(CLI::App& app);    // supervisor/scenario
 
 }  // namespace fault::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       {"doctor", fault::cli::RegisterDoctorCommand},
       {"starlark", fault::cli::RegisterStarlarkCommand},
       {"test", fault::cli::RegisterTestCommand},
+      {"ctl", fault::cli::RegisterCtlCommand},
       {"scenario", fault::cli::RegisterScenarioCommand},
   };
   const Command* only = nullptr;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <wordexp.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "fault/table.h"
 #include "shim/engine/families.h"
 #include "supervisor/cli/commands.h"
+#include "supervisor/control/control_address.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/exec_runner.h"
 #include "supervisor/exec/program_info.h"
@@ -38,6 +40,8 @@ struct ExecFlags {
   std::vector<std::string> wait_for; // --wait-for HOST:PORT
   std::string wait_timeout;
   std::string io_uring;              // --io-uring: "", deny or allow
+  std::string control;               // --control ADDRESS
+  std::string control_token_file;    // --control-token-file FILE
 };
 
 // The policy `--io-uring=deny` adds: every io_uring_setup fails with ENOSYS,
@@ -176,6 +180,33 @@ int RunFromFlags(ExecFlags& f) {
         o.reload_signal == SIGSTOP) {
       return usage("--reload-on " + f.reload_on + ": that signal cannot be used");
     }
+  }
+  if (!f.control.empty()) {
+    absl::StatusOr<fault::control::ControlEndpoint> endpoint =
+        fault::control::ParseControlAddress(f.control);
+    if (!endpoint.ok()) {
+      return usage("--control " + std::string(endpoint.status().message()));
+    }
+    if (endpoint->tcp && f.control_token_file.empty()) {
+      return usage("--control " + f.control +
+                   ": a TCP control plane needs --control-token-file FILE (anyone who can "
+                   "reach the port could change the faults); or use --control unix");
+    }
+    if (o.reload_signal == SIGURG) {
+      return usage("--reload-on " + f.reload_on + ": --control uses that signal itself");
+    }
+    o.control = *endpoint;
+  }
+  if (!f.control_token_file.empty()) {
+    if (f.control.empty()) return usage("--control-token-file needs --control ADDRESS");
+    absl::StatusOr<std::string> token = fault::control::ReadTokenFile(f.control_token_file);
+    if (!token.ok()) {
+      return usage("--control-token-file " + std::string(token.status().message()));
+    }
+    o.control_token = *token;
+    char* abs = realpath(f.control_token_file.c_str(), nullptr);
+    o.control_token_file = abs != nullptr ? abs : f.control_token_file;
+    std::free(abs);
   }
   absl::StatusOr<std::optional<fault::v1::Policy>> inline_policy =
       fault::policy::PolicyFromFlags(f.effects, "cli");
@@ -503,6 +534,15 @@ void RegisterExecCommand(CLI::App& app) {
                    "(connects and accepts through io_uring bypass them): deny (their "
                    "io_uring setup fails with ENOSYS) or allow (run them anyway)")
       ->type_name("deny|allow");
+  exec->add_option("--control", flags->control,
+                   "Serve the gRPC control plane (fault ctl, docs/control.md) on unix (a "
+                   "socket in a new private directory), unix:PATH or tcp:HOST:PORT (needs "
+                   "--control-token-file); exported to the program as FAULT_CONTROL")
+      ->type_name("ADDRESS");
+  exec->add_option("--control-token-file", flags->control_token_file,
+                   "A file holding the token every control call must send (authorization: "
+                   "Bearer TOKEN); exported as FAULT_CONTROL_TOKEN_FILE")
+      ->type_name("FILE");
   exec->add_option("command", flags->options.command, "PROGRAM ARGS...");
   // One value per occurrence, so that `--policy a.yaml -- prog` ends the
   // options at `--` instead of taking it as another value.

@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,10 @@
 #include "fault/table.h"
 #include "shim/engine/engine.h"
 #include "supervisor/cli/paths.h"
+#include "supervisor/cli/version.h"
+#include "supervisor/control/control_listener.h"
+#include "supervisor/control/control_plane.h"
+#include "supervisor/control/event_convert.h"
 #include "supervisor/exec/child_process.h"
 #include "supervisor/exec/event_log.h"
 #include "supervisor/exec/events_file.h"
@@ -59,6 +64,12 @@ constexpr int64_t kDrainMaxIntervalNs = 100'000'000;
 // How long the stream engine may go on delivering what the programs sent
 // before they exited.
 constexpr int64_t kEngineFlushTimeoutNs = 60'000'000'000;
+
+// The control plane's threads wake the runner thread with this signal
+// (thread-directed, blocked and taken with sigtimedwait like the others). Its
+// default action is to be ignored, so one that reached another thread would
+// be harmless; programs never get it from fault.
+constexpr int kControlSignal = SIGURG;
 
 // Signals sent to `fault` that the program gets too.
 constexpr int kForwarded[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1,
@@ -116,14 +127,33 @@ Generation Describe(CompiledTable compiled) {
   return g;
 }
 
-class Runner {
+class Runner : private fault::control::ControlledRun {
  public:
   Runner(const ExecOptions& options, std::ostream& err) : o_(options), err_(err) {}
   int Run();
 
  private:
-  // `first`: the run's first load (may use ExecOptions::selected).
+  // `first`: the run's first load (may use ExecOptions::selected). The
+  // control plane's changes apply on top of what the command line gives.
   absl::StatusOr<CompiledTable> Compile(std::optional<uint64_t> seed, bool first = false);
+  absl::StatusOr<CompiledTable> CompileSet(const fault::v1::PolicySet& set,
+                                           std::optional<uint64_t> seed);
+  // Makes `compiled` the current generation: drains the old one's events,
+  // publishes, and returns the new generation.
+  uint64_t Install(CompiledTable compiled);
+  // --control: loads the gRPC module and starts serving; false (said on
+  // err_) when it cannot.
+  bool StartControl();
+  // Ends the control plane (calls, streams, the socket). Idempotent.
+  void StopControl();
+  // The variables that tell the programs where the control plane is.
+  void AddControlEnvironment(std::vector<std::string>* env) const;
+  // fault::control::ControlledRun (on this thread, from Serve()).
+  fault::v1::PolicySet BasePolicies() override { return base_; }
+  absl::StatusOr<uint64_t> Publish(const fault::v1::PolicySet& set) override;
+  fault::v1::StatusResponse Status() override;
+  std::vector<fault::v1::RuleCounters> Counters() override;
+  std::vector<std::string> CurrentNames() override { return current_.names; }
   void Warn(const std::vector<std::string>& warnings);
   void Drain(bool final);
   void Reload();
@@ -175,7 +205,17 @@ class Runner {
   bool engine_failed_ = false;                     // warned once, not retried
   // The rule names of every generation published in this run (events carry
   // the generation they were decided under).
-  std::map<uint32_t, std::vector<std::string>> names_by_generation_;
+  std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> names_by_generation_;
+  // The policies the command line gives, as last loaded.
+  fault::v1::PolicySet base_;
+  // --control.
+  std::unique_ptr<fault::control::ControlPlane> control_;
+  std::unique_ptr<fault::control::ControlListener> control_listener_;
+  pid_t runner_tid_ = 0;
+  pid_t program_pid_ = 0;
+  bool program_running_ = false;
+  int64_t start_ns_ = 0;
+  uint64_t generation_ = 0;  // the table's current one
   Generation current_;
   CounterSnapshot baseline_;
   RunReport report_;
@@ -197,15 +237,22 @@ absl::StatusOr<CompiledTable> Runner::Compile(std::optional<uint64_t> seed,
     set = SelectPolicies(o_, &warnings);
   }
   if (!set.ok()) return set.status();
+  base_ = *set;
+  if (control_ != nullptr) *set = control_->overlay().Apply(base_);
+  absl::StatusOr<CompiledTable> compiled = CompileSet(*set, seed);
+  if (compiled.ok()) Warn(warnings);
+  return compiled;
+}
+
+absl::StatusOr<CompiledTable> Runner::CompileSet(const fault::v1::PolicySet& set,
+                                                 std::optional<uint64_t> seed) {
   CompileOptions c;
   c.global_seed = seed;
   c.seeds = o_.seeds != nullptr ? o_.seeds : &random_;
   c.run_duration_ns = o_.run_duration_ns;
   c.activate = !o_.scopes_only;
   for (ExecLayer* layer : AllLayers()) c.families_mask |= layer->families_mask();
-  absl::StatusOr<CompiledTable> compiled = CompileTable(*set, c);
-  if (compiled.ok()) Warn(warnings);
-  return compiled;
+  return CompileTable(set, c);
 }
 
 void Runner::Warn(const std::vector<std::string>& warnings) {
@@ -223,12 +270,24 @@ void Runner::Drain(bool final) {
     // may have renumbered them since.
     auto gen = names_by_generation_.find(e.generation);
     const std::vector<std::string>& names =
-        gen != names_by_generation_.end() ? gen->second : current_.names;
+        gen != names_by_generation_.end() ? *gen->second : current_.names;
     report_.AddEvent(e, names);
     if (events_.has_value()) {
       lines.push_back(EventToJson(e, names).dump() + "\n");
     }
     ++events_written_;
+  }
+  if (control_ != nullptr) {
+    std::vector<fault::control::HubEvent> hub;
+    hub.reserve(events.size());
+    for (const fault_event& e : events) {
+      auto gen = names_by_generation_.find(e.generation);
+      hub.push_back({0, e,
+                     gen != names_by_generation_.end()
+                         ? gen->second
+                         : std::make_shared<const std::vector<std::string>>(current_.names)});
+    }
+    control_->hub().Publish(std::move(hub), table_->dropped_events());
   }
   if (!events_.has_value()) return;
   events_->Append(lines);
@@ -308,17 +367,7 @@ void Runner::Reload() {
     err_ << "fault: reload failed, keeping the previous policies: " << Msg(s) << "\n";
     return;
   }
-  // Events and counters so far belong to the old rules.
-  Drain(false);
-  FoldCounters();
-  current_ = Describe(std::move(*compiled));
-  // Before the publish: a program's shim that sees the new rules finds the
-  // engine's ports in the table already.
-  StartEngineFor(*current_.compiled.config);
-  uint64_t generation = table_->Publish(*current_.compiled.config);
-  names_by_generation_[static_cast<uint32_t>(generation)] = current_.names;
-  baseline_ = table_->ReadCounters();
-  report_.BeginGeneration(current_.names, current_.syscall_owner);
+  uint64_t generation = Install(std::move(*compiled));
   // Also with --quiet: whoever sent the signal learns here that the new
   // policies are in force (`fault test` waits for this line).
   err_ << "fault: reloaded " << current_.names.size() << " "
@@ -326,7 +375,115 @@ void Runner::Reload() {
        << generation << ")\n";
 }
 
+uint64_t Runner::Install(CompiledTable compiled) {
+  // Events and counters so far belong to the old rules.
+  Drain(false);
+  FoldCounters();
+  current_ = Describe(std::move(compiled));
+  // Before the publish: a program's shim that sees the new rules finds the
+  // engine's ports in the table already.
+  StartEngineFor(*current_.compiled.config);
+  uint64_t generation = table_->Publish(*current_.compiled.config);
+  generation_ = generation;
+  names_by_generation_[static_cast<uint32_t>(generation)] =
+      std::make_shared<const std::vector<std::string>>(current_.names);
+  baseline_ = table_->ReadCounters();
+  report_.BeginGeneration(current_.names, current_.syscall_owner);
+  if (control_ != nullptr) control_->Published(generation);
+  return generation;
+}
+
+absl::StatusOr<uint64_t> Runner::Publish(const fault::v1::PolicySet& set) {
+  if (absl::Status s = RefuseProxyOnlyPolicies(set); !s.ok()) return s;
+  absl::StatusOr<CompiledTable> compiled = CompileSet(set, o_.seed ? o_.seed : run_seed_);
+  if (!compiled.ok()) {
+    return absl::InvalidArgumentError(compiled.status().message());
+  }
+  if (absl::Status s = CheckLayerFamilies(*compiled->config); !s.ok()) return s;
+  uint64_t generation = Install(std::move(*compiled));
+  if (!o_.quiet) {
+    err_ << "fault: control: " << current_.names.size() << " "
+         << (current_.names.size() == 1 ? "policy" : "policies") << " in effect (generation "
+         << generation << ")\n";
+  }
+  return generation;
+}
+
+fault::v1::StatusResponse Runner::Status() {
+  fault::v1::StatusResponse r;
+  for (const std::string& a : o_.command) r.add_command(a);
+  r.set_pid(static_cast<uint32_t>(program_pid_));
+  r.set_supervisor_pid(static_cast<uint32_t>(getpid()));
+  std::set<std::string> seen;
+  auto layer = [&](const std::string& name) {
+    if (seen.insert(name).second) r.add_layers(name);
+  };
+  if (o_.preload_shim) layer("shim");
+  for (ExecLayer* l : AllLayers()) layer(l->name());
+  r.set_uptime_ns(MonotonicNowNs() - start_ns_);
+  r.set_events(events_written_);
+  r.set_events_dropped(table_->dropped_events());
+  r.set_version(FAULT_VERSION_STRING);
+  r.set_running(program_running_);
+  return r;
+}
+
+std::vector<fault::v1::RuleCounters> Runner::Counters() {
+  FoldCounters();
+  std::vector<fault::v1::RuleCounters> out;
+  for (const std::string& name : report_.order()) {
+    const RuleStats& s = report_.stats().at(name);
+    fault::v1::RuleCounters c;
+    c.set_policy(name);
+    c.set_matched(s.matched);
+    c.set_fired(s.fired);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+bool Runner::StartControl() {
+  if (!o_.control.has_value()) return true;
+  runner_tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+  const pid_t pid = getpid(), tid = runner_tid_;
+  control_ = std::make_unique<fault::control::ControlPlane>(
+      [pid, tid] { syscall(SYS_tgkill, pid, tid, kControlSignal); },
+      fault::control::ConvertEvent, fault::control::EffectNumber);
+  absl::StatusOr<std::unique_ptr<fault::control::ControlListener>> listener =
+      fault::control::ControlListener::Start(*o_.control, o_.control_token, control_.get());
+  if (!listener.ok()) {
+    err_ << "fault exec: --control " << o_.control->Text() << ": " << Msg(listener.status())
+         << "\n";
+    control_.reset();
+    return false;
+  }
+  control_listener_ = *std::move(listener);
+  control_->Published(generation_);
+  if (!o_.quiet) {
+    err_ << "fault: control plane on " << control_listener_->endpoint().Text()
+         << " (FAULT_CONTROL)\n";
+  }
+  return true;
+}
+
+void Runner::StopControl() {
+  if (control_ != nullptr) control_->Stop();
+  if (control_listener_ != nullptr) control_listener_->Stop();
+}
+
+void Runner::AddControlEnvironment(std::vector<std::string>* env) const {
+  if (control_listener_ == nullptr) return;
+  const std::string control = absl::StrCat(fault::control::kEnvControl, "=");
+  const std::string token = absl::StrCat(fault::control::kEnvControlTokenFile, "=");
+  std::erase_if(*env, [&](const std::string& v) {
+    return absl::StartsWith(v, control) || absl::StartsWith(v, token);
+  });
+  env->push_back(control + control_listener_->endpoint().Text());
+  if (!o_.control_token_file.empty()) env->push_back(token + o_.control_token_file);
+}
+
 int Runner::Run() {
+  start_ns_ = MonotonicNowNs();
   if (o_.command.empty()) {
     err_ << "fault exec: no program given (usage: fault exec [options] -- PROGRAM "
             "ARGS...)\n";
@@ -405,8 +562,9 @@ int Runner::Run() {
   }
   table_ = std::move(*table);
   const std::string table_path = TablePath(getpid(), table_->fd());
-  names_by_generation_[static_cast<uint32_t>(table_->Publish(*current_.compiled.config))] =
-      current_.names;
+  generation_ = table_->Publish(*current_.compiled.config);
+  names_by_generation_[static_cast<uint32_t>(generation_)] =
+      std::make_shared<const std::vector<std::string>>(current_.names);
   StartEngineFor(*current_.compiled.config);
   baseline_ = table_->ReadCounters();
   report_.BeginGeneration(current_.names, current_.syscall_owner);
@@ -439,9 +597,11 @@ int Runner::Run() {
   sigaddset(&waited, SIGCHLD);
   for (int sig : kForwarded) sigaddset(&waited, sig);
   if (o_.reload_signal != 0) sigaddset(&waited, o_.reload_signal);
+  if (o_.control.has_value()) sigaddset(&waited, kControlSignal);
   pthread_sigmask(SIG_BLOCK, &waited, &original);
 
   auto give_up = [&](int status) {
+    StopControl();
     StopCompanions();
     stop_layers();
     engine_.reset();
@@ -451,6 +611,10 @@ int Runner::Run() {
     return status;
   };
 
+  // After the mask: the server's threads inherit it, so the signals the
+  // runner waits for never reach them.
+  if (!StartControl()) return give_up(kExitUsage);
+
   for (size_t i = 0; i < o_.companions.size(); ++i) {
     const CompanionProgram& c = o_.companions[i];
     SpawnRequest request;
@@ -459,6 +623,7 @@ int Runner::Run() {
     request.env =
         BuildChildEnvironment(environ, c.preload_shim ? shim : std::string(),
                               table_path, kStubPageAddress);
+    AddControlEnvironment(&request.env);
     request.child_mask = original;
     request.layers = c.layers;
     request.new_process_group = true;
@@ -489,6 +654,7 @@ int Runner::Run() {
   request.argv = o_.command;
   request.env =
       BuildChildEnvironment(environ, shim, table_path, kStubPageAddress);
+  AddControlEnvironment(&request.env);
   request.child_mask = original;
   request.layers = o_.layers;
   // Under a seccomp filter the program cannot run on correctly without us
@@ -504,6 +670,8 @@ int Runner::Run() {
     err_ << "fault exec: " << Msg(child.status()) << "\n";
     return give_up(absl::IsNotFound(child.status()) ? kExitNotFound : kExitCannotExecute);
   }
+  program_pid_ = *child;
+  program_running_ = true;
   for (ExecLayer* layer : o_.layers) {
     if (absl::Status s = layer->Started(*child); !s.ok()) {
       err_ << "fault: layer " << layer->name() << ": " << Msg(s)
@@ -522,6 +690,7 @@ int Runner::Run() {
       if (done == *child) {
         wait_status = st;
         child_done = true;
+        program_running_ = false;
       } else {
         NoteCompanionExit(done, st);
       }
@@ -530,6 +699,10 @@ int Runner::Run() {
     siginfo_t info;
     int sig = DrainAndWait(waited, &pacing, &info);
     if (sig <= 0 || sig == SIGCHLD) continue;
+    if (sig == kControlSignal && control_ != nullptr) {
+      control_->Serve(this);
+      continue;
+    }
     if (sig == o_.reload_signal) {
       Reload();
       continue;
@@ -549,6 +722,7 @@ int Runner::Run() {
   pthread_sigmask(SIG_SETMASK, &original, nullptr);
   Drain(true);
   FoldCounters();
+  StopControl();
   close_events();
   return Finish(wait_status);
 }
@@ -558,7 +732,11 @@ int Runner::DrainAndWait(const sigset_t& waited, DrainPacing* pacing, siginfo_t*
   if (now >= pacing->next) {
     uint64_t before = events_written_;
     Drain(false);
-    pacing->interval = events_written_ != before
+    // While someone follows the events (WatchEvents), the short interval
+    // holds even when idle: the first event after a quiet spell reaches
+    // them within it, and a burst finds an empty ring.
+    const bool watched = control_ != nullptr && control_->hub().watchers() > 0;
+    pacing->interval = events_written_ != before || watched
                            ? kDrainMinIntervalNs
                            : std::min(2 * pacing->interval, kDrainMaxIntervalNs);
     pacing->next = now + pacing->interval;
@@ -655,7 +833,9 @@ std::string Runner::WaitForTargets(const sigset_t& waited, int* signal_out) {
       timespec timeout{nap / 1000000000, nap % 1000000000};
       siginfo_t info;
       int sig = sigtimedwait(&waited, &info, &timeout);
-      if (sig > 0 && sig == o_.reload_signal) {
+      if (sig == kControlSignal && control_ != nullptr) {
+        control_->Serve(this);
+      } else if (sig > 0 && sig == o_.reload_signal) {
         Reload();
       } else if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
         *signal_out = sig;
@@ -727,6 +907,10 @@ void Runner::FollowDescendants(const sigset_t& waited, int program_status) {
     siginfo_t info;
     int sig = DrainAndWait(waited, &pacing, &info);
     if (sig <= 0 || sig == SIGCHLD) continue;
+    if (sig == kControlSignal && control_ != nullptr) {
+      control_->Serve(this);
+      continue;
+    }
     if (sig == o_.reload_signal) {
       Reload();
       continue;
@@ -899,10 +1083,15 @@ absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
     }
     *out.add_policies() = added;
   }
+  if (absl::Status s = RefuseProxyOnlyPolicies(out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status RefuseProxyOnlyPolicies(const fault::v1::PolicySet& set) {
   // An HTTP error response replaces the server's answer, which only a
   // proxy that reads the requests can give; the layers of fault exec see
   // the program's calls, not its HTTP requests.
-  for (const fault::v1::Policy& p : out.policies()) {
+  for (const fault::v1::Policy& p : set.policies()) {
     if (p.has_http_error()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "policy \"", p.name(),
@@ -911,7 +1100,7 @@ absl::StatusOr<fault::v1::PolicySet> SelectPolicies(const ExecOptions& o,
           "http_error out for fault exec"));
     }
   }
-  return out;
+  return absl::OkStatus();
 }
 
 int RunExec(const ExecOptions& options, std::ostream& err) {

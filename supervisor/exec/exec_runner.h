@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "fault/v1/policy.pb.h"
+#include "supervisor/control/control_address.h"
 #include "supervisor/exec/exec_layer.h"
 #include "supervisor/exec/seed_source.h"
 
@@ -91,6 +92,11 @@ struct ExecOptions {
   std::vector<WaitTarget> wait_for;               // then these must accept
   int64_t wait_timeout_ns = 10'000'000'000;
   SeedSource* seeds = nullptr;                    // null: RandomSeedSource
+  // `--control`: serve the control plane there (docs/control.md); the
+  // gRPC module is loaded only then. With a token, every call needs it.
+  std::optional<fault::control::ControlEndpoint> control;
+  std::string control_token;
+  std::string control_token_file;  // exported as FAULT_CONTROL_TOKEN_FILE
 };
 
 // The policies a run uses: the files' (all, or those --use names, in --use
@@ -99,6 +105,10 @@ struct ExecOptions {
 // http_error is refused (only `fault run`, the HTTP proxy, applies it).
 absl::StatusOr<fault::v1::PolicySet> SelectPolicies(
     const ExecOptions& options, std::vector<std::string>* warnings);
+
+// Refuses a policy with http_error: only `fault run`, the HTTP proxy,
+// applies it. The error names the policy.
+absl::Status RefuseProxyOnlyPolicies(const fault::v1::PolicySet& set);
 
 int RunExec(const ExecOptions& options, std::ostream& err);
 

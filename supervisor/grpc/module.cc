@@ -3,11 +3,13 @@
 
 #include <string>
 
+#include "supervisor/grpc/control_api.h"
 #include "supervisor/grpc/module.h"
 #include "supervisor/grpc/plugin_api.h"
 
 namespace fault::grpc_module {
 
+const ControlApi& TheControlApi();  // control_server.cc
 extern const PluginApi kPluginApi;  // plugin_client.cc
 
 namespace {
@@ -17,7 +19,7 @@ const Module& TheModule() {
   static const Module module = {
       kAbiVersion,
       version.c_str(),
-      nullptr,  // control plane
+      &TheControlApi(),
       &kPluginApi,
   };
   return module;

@@ -27,7 +27,7 @@ namespace fault::grpc_module {
 
 // Bumped whenever Module or anything it points to changes layout or meaning;
 // `fault` refuses a module built for another version.
-inline constexpr uint32_t kAbiVersion = 2;
+inline constexpr uint32_t kAbiVersion = 3;
 
 struct ControlApi;  // the control plane (supervisor/grpc/control_api.h)
 struct PluginApi;   // the plugin client (supervisor/grpc/plugin_api.h)

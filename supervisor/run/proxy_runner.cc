@@ -32,6 +32,7 @@
 #include "supervisor/exec/table_compiler.h"
 #include "supervisor/grpc/loader.h"
 #include "supervisor/grpc/plugin_api.h"
+#include "supervisor/run/proxy_control.h"
 #include "supervisor/stream/stream_engine.h"
 
 namespace fault::run {
@@ -165,17 +166,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
 
   // What the proxy cannot apply is refused, never ignored.
   for (const fault::v1::Policy& p : config.policies.policies()) {
-    std::string why;
-    if (p.syscalls_size() > 0)
-      why = "syscall faults apply to a program's own calls: use fault exec";
-    else if (p.partitions_size() > 0)
-      why = "partitions cut programs of one run off from each other: use fault exec";
-    else if (p.has_payload_mutation() && p.payload_mutation().kind() != 0)
-      why = "payload_mutation is applied by fault exec's shim, not by the proxy";
-    for (const fault::v1::Target& t : p.targets())
-      if (why.empty() && !t.sni().empty())
-        why = "sni targets are matched on the TLS ClientHello a program sends: use fault exec";
-    if (!why.empty()) {
+    if (std::string why = ProxyPolicyProblem(p); !why.empty()) {
       err << "fault run: policy \"" << p.name() << "\": " << why << "\n";
       return kExitUsage;
     }
@@ -197,7 +188,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     err << "fault run: " << compiled.status().message() << "\n";
     return kExitUsage;
   }
-  (*table)->Publish(*compiled->config);
+  const uint64_t first_generation = (*table)->Publish(*compiled->config);
   std::vector<std::string> names;
   for (const auto& r : compiled->rules) names.push_back(r.name);
   RunReport report;
@@ -412,6 +403,30 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   }
 
   uint64_t events_seen = 0;
+  // --control (proxy_control.h): changes published from this thread on
+  // kControlSignal.
+  std::unique_ptr<ProxyControl> control;
+  if (config.control.has_value()) {
+    sigaddset(&stop_signals, kControlSignal);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    ProxyControl::State state;
+    state.table = table->get();
+    state.compile = compile;
+    if (!state.compile.global_seed.has_value()) state.compile.global_seed = compiled->run_seed;
+    state.report = &report;
+    state.baseline = &baseline;
+    state.names = &names;
+    state.generation = first_generation;
+    state.layers = {"proxy"};
+    if (config.stealth.has_value()) state.layers.push_back("stealth");
+    state.events = &events_seen;
+    control = ProxyControl::Start(config, std::move(state), err);
+    if (control == nullptr) {
+      holder->Take();
+      (*engine)->Finish(0);
+      return kExitUsage;
+    }
+  }
   uint64_t plugin_events = 0, plugin_events_dropped = 0;
   bool events_failure_reported = false;
   auto drain = [&](bool final) {
@@ -419,8 +434,10 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
     (*table)->DrainEvents(&evs, final);
     std::vector<std::string> lines;
     for (const fault_event& e : evs) {
-      report.AddEvent(e, names);
-      nlohmann::json j = fault::exec::EventToJson(e, names);
+      const std::vector<std::string>& rule_names =
+          control != nullptr ? control->NamesOf(e.generation) : names;
+      report.AddEvent(e, rule_names);
+      nlohmann::json j = fault::exec::EventToJson(e, rule_names);
       if (events.has_value()) lines.push_back(j.dump() + "\n");
       if (config.tail && !config.quiet) out << j.dump() << "\n";
       ++events_seen;
@@ -436,6 +453,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       plugin_events_dropped = dropped;
     }
     if (config.tail) out.flush();
+    if (control != nullptr) control->Drained(evs, (*table)->dropped_events());
     if (events.has_value()) {
       events->Append(lines);
       if (events->failed() && !events_failure_reported) {
@@ -464,6 +482,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
       stop_signal = sig;
       break;
     }
+    if (sig == kControlSignal && control != nullptr) control->Serve();
     drain(false);
     now = fault::exec::MonotonicNowNs();
     const int64_t period = tty ? 1'000'000'000 : 10'000'000'000;
@@ -505,6 +524,7 @@ int RunProxy(const RunConfig& config, std::ostream& out, std::ostream& err) {
   StreamEngine::Stats final_stats = (*engine)->stats();
   engine->reset();
   drain(true);
+  if (control != nullptr) control->Stop();
   report.AddCounters((*table)->ReadCounters(), baseline);
   if (events.has_value()) events->Close();
 

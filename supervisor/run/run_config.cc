@@ -1055,6 +1055,12 @@ void RegisterRunFlags(CLI::App* run, RunFlags* f) {
       "more pays where the proxy has cores of its own)",
       "N", ours);
   flag("-q,--quiet", &f->quiet, "No summary on exit", ours);
+  opt("--control", &f->control,
+      "Serve the gRPC control plane (fault ctl, docs/control.md) on unix, unix:PATH or "
+      "tcp:HOST:PORT (needs --control-token-file)",
+      "ADDRESS", ours);
+  opt("--control-token-file", &f->control_token_file,
+      "A file holding the token every control call must send", "FILE", ours);
   flag("--expect-faults", &f->expect_faults,
        "Exit with status 3 when some policy never fired", ours);
 }
@@ -1339,6 +1345,29 @@ absl::StatusOr<RunConfig> BuildRunConfig(const RunFlags& f,
   config.quiet = f.quiet;
   config.expect_faults = f.expect_faults;
   config.events_path = f.events_path;
+  if (!f.control.empty()) {
+    absl::StatusOr<fault::control::ControlEndpoint> endpoint =
+        fault::control::ParseControlAddress(f.control);
+    if (!endpoint.ok()) {
+      problems.Add("--control", std::string(endpoint.status().message()));
+    } else if (endpoint->tcp && f.control_token_file.empty()) {
+      problems.Add("--control", Cat(Quote(f.control),
+                                    ": a TCP control plane needs --control-token-file FILE "
+                                    "(anyone who can reach the port could change the faults)"));
+    } else {
+      config.control = *endpoint;
+    }
+  }
+  if (!f.control_token_file.empty()) {
+    absl::StatusOr<std::string> token = fault::control::ReadTokenFile(f.control_token_file);
+    if (f.control.empty()) {
+      problems.Add("--control-token-file", "needs --control ADDRESS");
+    } else if (!token.ok()) {
+      problems.Add("--control-token-file", std::string(token.status().message()));
+    } else {
+      config.control_token = *token;
+    }
+  }
   if (!f.event_loops.empty()) {
     if (std::optional<uint64_t> n = NumberIn(f.event_loops, 1, 64)) {
       config.event_loops = static_cast<int>(*n);

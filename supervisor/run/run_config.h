@@ -32,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "supervisor/control/control_address.h"
 #include "absl/status/statusor.h"
 #include "fault/v1/policy.pb.h"
 #include "supervisor/policy/loader.h"
@@ -86,6 +87,10 @@ struct RunConfig {
   // for the HTTP path, which does not read bodies from the table.
   std::map<std::string, std::string> http_bodies;
   std::optional<StealthConfig> stealth;
+  // --control: the control plane (docs/control.md); with a token, every
+  // call needs it.
+  std::optional<fault::control::ControlEndpoint> control;
+  std::string control_token;
 
   // gRPC plugins (--grpc-plugin), in order, as given (checked with
   // grpc_module::PluginTarget); docs/plugins.md.
@@ -166,6 +171,8 @@ struct RunFlags {
   fault::policy::EffectFlags effects;     // --latency, --packet-loss, ...
   std::string seed;                       // --seed
   std::string events_path;                // --events
+  std::string control;                    // --control
+  std::string control_token_file;         // --control-token-file
   std::string event_loops;                // --event-loops
   std::string max_connections;            // --max-connections
   bool quiet = false;                     // -q/--quiet

@@ -962,5 +962,21 @@ TEST(StealthConfigTest, EachMistakeIsNamed) {
               HasSubstr("FAULT_EBPF_PROXY_PORT=x"));
 }
 
+TEST(ControlConfigTest, AddressesAndTokens) {
+  RunConfig c = Ok({"--control", "unix:/tmp/x/c.sock"});
+  ASSERT_TRUE(c.control.has_value());
+  EXPECT_EQ(c.control->socket_path, "/tmp/x/c.sock");
+  EXPECT_FALSE(Ok({}).control.has_value());
+  EXPECT_THAT(Error({"--control", "http://x"}),
+              HasSubstr("--control: http://x: expected unix, unix:PATH or tcp:HOST:PORT"));
+  EXPECT_THAT(Error({"--control", "tcp:127.0.0.1:0"}),
+              HasSubstr("needs --control-token-file"));
+  EXPECT_THAT(Error({"--control-token-file", "/nonexistent/token"}),
+              HasSubstr("--control-token-file: needs --control ADDRESS"));
+  EXPECT_THAT(Error({"--control", "tcp:127.0.0.1:0", "--control-token-file",
+                     "/nonexistent/token"}),
+              HasSubstr("--control-token-file: /nonexistent/token"));
+}
+
 }  // namespace
 }  // namespace fault::run
