@@ -941,15 +941,18 @@ class CellRunner {
                             "\": the cell's policy was not applied (", err,
                             ")");
     }
-    for (size_t i = 0; i < spec_.services.size(); ++i) {
+    // Starting one service (the shared ones that are not running; the
+    // others, unless they start together under one fault exec), and
+    // waiting until one is ready.
+    auto start_one = [&](size_t i) -> std::string {
       const auto& svc = spec_.services[i];
       if (svc->shared) {
         SharedService& sh = shared_.at(svc.get());
-        if (sh.proc.pid >= 0) continue;
+        if (sh.proc.pid >= 0) return "";
         if (std::string m = StartShared(&sh); !m.empty()) return m;
-        continue;
+        return "";
       }
-      if (grouped_) continue;  // started together below
+      if (grouped_) return "";  // started together below
       bool targeted = Targets(cell, svc.get());
       if (targeted) {
         if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
@@ -1003,15 +1006,13 @@ class CellRunner {
         return absl::StrCat("service \"", svc->name,
                             "\": ", pid.status().message());
       (*procs)[i].pid = *pid;
-    }
-    if (grouped_) {
-      if (std::string error = StartGroup(policy_file, procs); !error.empty())
-        return error;
-    }
-    // Readiness, in definition order.
-    for (size_t i = 0; i < spec_.services.size(); ++i) {
+      return "";
+    };
+    std::vector<bool> awaited(spec_.services.size(), false);
+    auto await_one = [&](size_t i) -> std::string {
       const auto& svc = spec_.services[i];
-      if (!check_ready[i]) continue;
+      if (!check_ready[i] || awaited[i]) return "";
+      awaited[i] = true;
       std::string log_path = svc->shared
                                  ? shared_.at(svc.get()).log
                                  : absl::StrCat(dir_, "/", svc->name, ".log");
@@ -1030,7 +1031,33 @@ class CellRunner {
         return m;
       }
       if (svc->shared) shared_.at(svc.get()).live_in_cell = true;
+      return "";
+    };
+    // In dependency order (depends_on): a service starts once the services
+    // it depends on are ready. Services under one fault exec (a partition)
+    // start together; their readiness is still checked in that order.
+    std::map<const ServiceDef*, size_t> index;
+    for (size_t i = 0; i < spec_.services.size(); ++i)
+      index[spec_.services[i].get()] = i;
+    std::vector<size_t> order = spec_.start_order;
+    if (order.size() != spec_.services.size()) {  // a Spec not from LoadSpec
+      order.resize(spec_.services.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     }
+    for (size_t i : order) {
+      const auto& svc = spec_.services[i];
+      if (!grouped_ || svc->shared) {
+        for (const ServiceDef* dep : svc->depends_on)
+          if (std::string m = await_one(index.at(dep)); !m.empty()) return m;
+      }
+      if (std::string m = start_one(i); !m.empty()) return m;
+    }
+    if (grouped_) {
+      if (std::string error = StartGroup(policy_file, procs); !error.empty())
+        return error;
+    }
+    for (size_t i : order)
+      if (std::string m = await_one(i); !m.empty()) return m;
     // The cell's fault, from now until the scenario's run returns (its
     // window): every service is ready.
     for (auto& svc : spec_.services) {

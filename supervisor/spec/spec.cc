@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -584,6 +586,7 @@ class Loader {
     CallSite site(th, args, &calls_);
     std::string name;
     Value command, env, ports, ready, ready_timeout = sl::Str("10s");
+    Value depends_on;
     bool shared = false;
     Unpack(site, "service", args,
            {{"name", &name},
@@ -592,7 +595,8 @@ class Loader {
             {"ports?", &ports},
             {"ready?", &ready},
             {"ready_timeout?", &ready_timeout},
-            {"shared?", &shared}});
+            {"shared?", &shared},
+            {"depends_on?", &depends_on}});
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
     svc->shared = shared;
@@ -689,6 +693,32 @@ class Loader {
       absl::string_view m = e.msg;
       absl::ConsumePrefix(&m, "service: ");
       FailPos(site.Param(5, "ready_timeout"), m);
+    }
+    // depends_on: a service or its name, or a list of them. Names may come
+    // before their service(...) and are resolved once the spec has loaded.
+    if (!depends_on.IsNull() && !depends_on.IsNone()) {
+      const bool list =
+          depends_on.Is(sl::Kind::kList) || depends_on.Is(sl::Kind::kTuple);
+      std::vector<Value> deps =
+          list ? sl::ToVector(th, depends_on) : std::vector<Value>{depends_on};
+      for (size_t i = 0; i < deps.size(); ++i) {
+        std::string where = list ? site.Element(7, "depends_on", i)
+                                 : site.Param(7, "depends_on");
+        std::string dep;
+        if (deps[i].Is(sl::Kind::kString)) {
+          dep = sl::StrOf(deps[i]);
+        } else if (auto* sv = HostAs<ServiceValue>(deps[i], "service")) {
+          dep = sv->def()->name;
+        } else {
+          FailPos(where, absl::StrCat("depends_on: got ",
+                                      sl::TypeName(deps[i]),
+                                      ", want a service or its name"));
+        }
+        if (dep == name)
+          FailPos(where, absl::StrCat("depends_on: \"", name,
+                                      "\" cannot depend on itself"));
+        svc->depends_on_written.push_back({dep, where});
+      }
     }
     spec_->services.push_back(svc);
     return sl::NewHost<ServiceValue>(svc, loading_);
@@ -1502,6 +1532,104 @@ std::string ResolveOnPath(const std::string& name) {
   return "";
 }
 
+namespace {
+
+// Resolves service(..., depends_on = [...]) by name and orders the
+// services' start (Spec::start_order).
+absl::Status ResolveDependencies(Spec* spec) {
+  std::map<std::string, ServiceDef*> by_name;
+  for (auto& svc : spec->services) by_name[svc->name] = svc.get();
+  for (auto& svc : spec->services) {
+    svc->depends_on.clear();
+    for (const ServiceDef::Dependency& d : svc->depends_on_written) {
+      auto it = by_name.find(d.name);
+      if (it == by_name.end()) {
+        std::vector<std::string> names;
+        for (auto& s : spec->services)
+          names.push_back(absl::StrCat("\"", s->name, "\""));
+        return absl::InvalidArgumentError(absl::StrCat(
+            d.where, ": service: \"", svc->name, "\": depends_on: no service named \"",
+            d.name, "\" (services: ", absl::StrJoin(names, ", "), ")"));
+      }
+      const ServiceDef* dep = it->second;
+      if (svc->shared && !dep->shared)
+        return absl::InvalidArgumentError(absl::StrCat(
+            d.where, ": service: \"", svc->name, "\": depends_on: \"",
+            dep->name,
+            "\" starts again for every cell, but \"", svc->name,
+            "\" is shared and starts once; make \"", dep->name,
+            "\" shared too, or \"", svc->name, "\" not shared"));
+      if (std::find(svc->depends_on.begin(), svc->depends_on.end(), dep) ==
+          svc->depends_on.end())
+        svc->depends_on.push_back(dep);
+    }
+  }
+  // Cycles: a depth-first walk in definition order; the edge that closes a
+  // cycle is reported where it was written, with the whole cycle.
+  enum Color { kWhite, kGrey, kBlack };
+  std::map<const ServiceDef*, Color> color;
+  std::vector<const ServiceDef*> path;
+  std::string error;
+  std::function<bool(const ServiceDef*)> visit = [&](const ServiceDef* s) {
+    color[s] = kGrey;
+    path.push_back(s);
+    for (size_t i = 0; i < s->depends_on.size(); ++i) {
+      const ServiceDef* d = s->depends_on[i];
+      if (color[d] == kGrey) {
+        auto from = std::find(path.begin(), path.end(), d);
+        std::string chain;
+        for (auto it = from; it != path.end(); ++it)
+          absl::StrAppend(&chain,
+                          it == from           ? ""
+                          : it == from + 1     ? " depends on "
+                                               : ", which depends on ",
+                          "\"", (*it)->name, "\"");
+        absl::StrAppend(&chain,
+                        path.end() - from == 1 ? " depends on "
+                                               : ", which depends on ",
+                        "\"", d->name, "\"");
+        std::string where;
+        for (const auto& w : s->depends_on_written)
+          if (w.name == d->name && where.empty()) where = w.where;
+        error = absl::StrCat(
+            where, ": service: \"", s->name, "\": depends_on: a cycle: ", chain,
+            ": none of them can start first; remove one of these "
+            "dependencies");
+        return false;
+      }
+      if (color[d] == kWhite && !visit(d)) return false;
+    }
+    path.pop_back();
+    color[s] = kBlack;
+    return true;
+  };
+  for (auto& svc : spec->services)
+    if (color[svc.get()] == kWhite && !visit(svc.get()))
+      return absl::InvalidArgumentError(error);
+  // The start order: the first service (in definition order) whose
+  // dependencies have all started, again and again.
+  spec->start_order.clear();
+  std::vector<bool> placed(spec->services.size(), false);
+  std::map<const ServiceDef*, size_t> index;
+  for (size_t i = 0; i < spec->services.size(); ++i)
+    index[spec->services[i].get()] = i;
+  while (spec->start_order.size() < spec->services.size()) {
+    for (size_t i = 0; i < spec->services.size(); ++i) {
+      if (placed[i]) continue;
+      bool ready = true;
+      for (const ServiceDef* d : spec->services[i]->depends_on)
+        ready &= placed[index[d]];
+      if (!ready) continue;
+      placed[i] = true;
+      spec->start_order.push_back(i);
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
     absl::string_view filename, absl::string_view source,
     const std::vector<std::pair<std::string, std::string>>& vars) {
@@ -1520,6 +1648,7 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
   loader->Finish();
   if (!globals.ok()) return globals.status();
   if (absl::Status st = loader->CheckPortRefs(); !st.ok()) return st;
+  if (absl::Status st = ResolveDependencies(spec.get()); !st.ok()) return st;
   if (spec->cells.empty())
     return absl::InvalidArgumentError(absl::StrCat(
         filename,

@@ -44,6 +44,15 @@ struct ServiceDef {
   // Started once and kept across cells; each cell's fault is applied by a
   // policy reload (docs/spec.md, "Shared services").
   bool shared = false;
+  // Services that must be ready before this one starts
+  // (service(..., depends_on = [...])): as written (a name, and where), and
+  // resolved once the spec has loaded (a service may name one defined
+  // after it).
+  struct Dependency {
+    std::string name, where;
+  };
+  std::vector<Dependency> depends_on_written;
+  std::vector<const ServiceDef*> depends_on;
 
   // Set by the runner for the cell being run.
   std::map<std::string, int> current_ports;
@@ -84,6 +93,9 @@ struct Spec {
   std::vector<std::shared_ptr<ServiceDef>> services;
   std::vector<std::shared_ptr<Assumption>> assumptions;
   std::vector<Cell> cells;
+  // Indices into `services` in the order they start: every service after
+  // the services it depends on, otherwise in definition order.
+  std::vector<size_t> start_order;
   starlark::StringDict globals;
   std::shared_ptr<void> loader;  // state of the load-time builtins
 };

@@ -597,6 +597,49 @@ class SpecCliTest(unittest.TestCase):
                               "(its ports: \"main\")\n"
                               f"fault test: {spec}: spec error, nothing was run\n")
 
+    def test_depends_on(self):
+        # web needs api, which needs db, when they start; db listens only
+        # after 0.4 s, and they are defined in the opposite order.
+        spec = os.path.join(TESTDATA, "depends_on.star")
+        rc, out, err = run("test", spec, "--junit", self.path("d.xml"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "1 passed, 0 failed")
+        suite = ET.parse(self.path("d.xml")).getroot().find("testsuite")
+        printed = suite.find("testcase").find("system-out").text.splitlines()[0]
+        web = json.loads(printed)
+        api = web["upstream"]
+        db = api["upstream"]
+        self.assertEqual((web["name"], api["name"], db["name"]), ("web", "api", "db"))
+        # Each started after what it depends on was listening (ready).
+        self.assertGreaterEqual(db["listening"] - db["started"], 0.4)
+        self.assertGreater(api["started"], db["listening"])
+        self.assertGreater(web["started"], api["listening"])
+        # Without depends_on, all start at once and web finds nothing.
+        rc, out, err = run("test", spec, "--var", "order=definition")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('service "web" exited (exit status 1) before it was ready', out)
+
+    def test_depends_on_errors(self):
+        spec = os.path.join(TESTDATA, "depends_errors.star")
+        want = {
+            "cycle": f'{spec}:5:64: service: "b": depends_on: a cycle: "a" depends on "c", '
+                     'which depends on "b", which depends on "a": none of them can start '
+                     'first; remove one of these dependencies',
+            "unknown": f'{spec}:9:64: service: "a": depends_on: no service named "dbb" '
+                       '(services: "a", "db")',
+            "itself": f'{spec}:13:50: service: depends_on: "a" cannot depend on itself',
+            "shared_on_fresh": f'{spec}:17:68: service: "cache": depends_on: "db" starts again '
+                               'for every cell, but "cache" is shared and starts once; make '
+                               '"db" shared too, or "cache" not shared',
+            "wrong_type": f'{spec}:20:70: service: depends_on: got int, want a service or its name',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+            self.assertEqual(err.splitlines()[-1],
+                             f"fault test: {spec}: spec error, nothing was run")
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).

@@ -633,6 +633,38 @@ TEST(SpecTest, SharedService) {
             "string, want bool");
 }
 
+TEST(SpecTest, DependenciesOrderTheStart) {
+  std::string src = R"(
+c = service("c", command = ["/bin/sleep", "1"], depends_on = ["b", "a"])
+b = service("b", command = ["/bin/sleep", "1"], depends_on = "a")
+d = service("d", command = ["/bin/sleep", "1"])
+a = service("a", command = ["/bin/sleep", "1"])
+e = service("e", command = ["/bin/sleep", "1"], depends_on = [d, c, d])
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [None])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  // d and a first (no dependencies, definition order), then b, c, e.
+  EXPECT_EQ((*spec)->start_order, (std::vector<size_t>{2, 3, 1, 0, 4}));
+  const ServiceDef& e = *(*spec)->services[4];
+  ASSERT_EQ(e.depends_on.size(), 2u);  // d once
+  EXPECT_EQ(e.depends_on[0]->name, "d");
+  EXPECT_EQ(e.depends_on[1]->name, "c");
+}
+
+TEST(SpecTest, DependencyCycle) {
+  auto spec = LoadSpec("t.star", R"(
+service("x", command = ["/bin/sleep", "1"], depends_on = ["y"])
+service("y", command = ["/bin/sleep", "1"], depends_on = ["x"])
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [None])
+)");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            "t.star:3:59: service: \"y\": depends_on: a cycle: \"x\" depends "
+            "on \"y\", which depends on \"x\": none of them can start first; "
+            "remove one of these dependencies");
+}
+
 TEST(SpecTest, Vars) {
   auto s = LoadSpec("t.star",
                     std::string(kService) +
