@@ -151,6 +151,13 @@ int FreePort() {
   return port;
 }
 
+// A port of `svc` in the calling thread's cell (0: not chosen).
+int PortOf(const ServiceDef& svc, const std::string& name) {
+  const std::map<std::string, int>& ports = CurrentPorts(svc);
+  auto it = ports.find(name);
+  return it == ports.end() ? 0 : it->second;
+}
+
 bool PortAccepts(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -467,6 +474,7 @@ class CellRunner {
         shared_(*shared) {}
 
   CellResult Run(const Cell& cell) {
+    ScopedCellInstances instances(&instances_);
     CellResult r;
     r.scenario = cell.scenario->name;
     r.fault = cell.fault ? cell.fault->name : "none";
@@ -577,8 +585,8 @@ class CellRunner {
   // {dir}, its own ports ({http}) and other services' ({db.main}).
   std::string Substitute(const std::string& s, const ServiceDef& svc) const {
     std::vector<std::pair<std::string, std::string>> reps = {
-        {"{dir}", svc.current_dir}};
-    for (auto& [name, port] : svc.current_ports)
+        {"{dir}", CurrentDir(svc)}};
+    for (auto& [name, port] : CurrentPorts(svc))
       reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
     return ExpandPortRefs(absl::StrReplaceAll(s, reps), spec_.services);
   }
@@ -594,10 +602,14 @@ class CellRunner {
         cell.fault->name, "\" cannot reach it (", no_seccomp_, ")");
   }
 
-  static void AssignPorts(ServiceDef* svc) {
-    svc->current_ports.clear();
+  // A shared service's ports are its own (the same in every cell); a fresh
+  // service's are this cell's.
+  void AssignPorts(ServiceDef* svc) {
+    std::map<std::string, int>& ports =
+        svc->shared ? svc->current_ports : instances_[svc].ports;
+    ports.clear();
     for (auto& [name, port] : svc->ports)
-      svc->current_ports[name] = port == 0 ? FreePort() : port;
+      ports[name] = port == 0 ? FreePort() : port;
   }
 
   // The argv of `fault exec` for a service.
@@ -900,8 +912,9 @@ class CellRunner {
         continue;
       }
       AssignPorts(svc.get());
-      svc->current_dir = absl::StrCat(dir_, "/", svc->name);
-      mkdir(svc->current_dir.c_str(), 0755);
+      std::string& dir = instances_[svc.get()].dir;
+      dir = absl::StrCat(dir_, "/", svc->name);
+      mkdir(dir.c_str(), 0755);
     }
     // A partition needs both programs under one supervisor: then the
     // cell's services (all but the shared ones) run under one `fault exec`,
@@ -1213,7 +1226,7 @@ class CellRunner {
             svc.ready_port.empty()
                 ? " (ready command)"
                 : absl::StrCat(" (port ", svc.ready_port, " ",
-                               svc.current_ports[svc.ready_port], ")"));
+                               PortOf(svc, svc.ready_port), ")"));
       }
       absl::SleepFor(absl::Milliseconds(attempt < 20 ? 20 : 100));
     }
@@ -1265,7 +1278,7 @@ class CellRunner {
 
   bool IsReady(ServiceDef& svc, absl::Time until) {
     if (!svc.ready_port.empty())
-      return PortAccepts(svc.current_ports[svc.ready_port]);
+      return PortAccepts(PortOf(svc, svc.ready_port));
     if (svc.ready_command.empty()) return true;
     std::vector<std::string> argv;
     for (auto& a : svc.ready_command) argv.push_back(Substitute(a, svc));
@@ -1294,6 +1307,7 @@ class CellRunner {
   // The faults of the services started for this cell (not the shared
   // ones, nor those of a cell with a partition).
   std::map<const ServiceDef*, FaultSwitch> switches_;
+  CellInstances instances_;  // the ports and directories of fresh services
   std::vector<OpenedWindow> windows_;  // opened in this cell, in order
   bool grouped_ = false;  // this cell's services run under one fault exec
   size_t group_lead_ = 0;  // the service that is that fault exec's program
@@ -1314,43 +1328,14 @@ std::string Sanitize(absl::string_view s) {
 
 }  // namespace
 
-RunResult RunSpec(Spec& spec, const RunOptions& o) {
-  RunResult run;
-  run.spec = spec.path;
-  run.seed = o.seed;
-  std::vector<const Cell*> cells;
-  for (const Cell& c : spec.cells)
-    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
-      cells.push_back(&c);
-  const char* tmp = getenv("TMPDIR");
-  std::string base =
-      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
-  if (mkdtemp(base.data()) == nullptr) {
-    for (const Cell* c : cells) {
-      CellResult r;
-      r.scenario = c->scenario->name;
-      r.fault = c->fault ? c->fault->name : "none";
-      r.message = absl::StrCat("cannot create a directory under ",
-                               tmp ? tmp : "/tmp", ": ", strerror(errno));
-      run.cells.push_back(r);
-    }
-    return run;
-  }
-  // The seccomp layer is probed when some cell needs it: for a static
-  // binary (only it reaches one) and for a partition (only it cuts the
-  // services' connections; `fault exec --layer auto` turns it on for a
-  // policy with partitions).
-  bool need_seccomp = false;
-  for (auto& s : spec.services) need_seccomp |= s->static_binary;
-  for (const Cell* c : cells)
-    need_seccomp |= c->fault && c->fault->policy.partitions_size() > 0;
-  const std::string no_seccomp =
-      need_seccomp
-          ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
-          : "not probed";
-  const bool seccomp = no_seccomp.empty();
-  // Shared services, and the syscall families their seccomp filter needs
-  // for every fault of the spec that targets them.
+namespace {
+
+// The shared services of one pass over the cells (a run of --runs), and the
+// syscall families their seccomp filter needs for every fault of the spec
+// that targets them. Their files are under `base`.
+std::map<const ServiceDef*, SharedService> SetUpShared(
+    const Spec& spec, const std::string& base, bool seccomp,
+    const std::string& no_seccomp) {
   std::map<const ServiceDef*, SharedService> shared;
   for (auto& svc : spec.services) {
     if (!svc->shared) continue;
@@ -1384,20 +1369,140 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     else if (families.empty())
       sh.layer = "preload";  // as a fresh service with no syscall faults
   }
-  int total = static_cast<int>(cells.size());
-  for (int i = 0; i < total; ++i) {
-    const Cell& c = *cells[i];
-    std::string dir =
-        absl::StrCat(base, "/", i + 1, "-", Sanitize(c.scenario->name), "-",
-                     Sanitize(c.fault ? c.fault->name : "none"));
-    mkdir(dir.c_str(), 0755);
-    if (o.on_start) o.on_start(i, total, c.name());
-    CellRunner runner(spec, o, dir, no_seccomp, &shared);
-    CellResult r = runner.Run(c);
-    if (o.on_done) o.on_done(i, total, r);
-    run.cells.push_back(std::move(r));
+  return shared;
+}
+
+// Why the cells of `spec` cannot run at the same time ("" when they can):
+// a shared service is one process for every cell, and a fixed port can be
+// bound by one cell's service at a time.
+std::string WhyNotParallel(const Spec& spec) {
+  for (const auto& svc : spec.services) {
+    if (svc->shared)
+      return absl::StrCat("service \"", svc->name,
+                          "\" is shared (one process for every cell)");
+    for (const auto& [name, port] : svc->ports)
+      if (port != 0)
+        return absl::StrCat("service \"", svc->name, "\" has a fixed port (",
+                            name, " = ", port, "), which one cell at a time can use");
   }
-  for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+  return "";
+}
+
+}  // namespace
+
+RunResult RunSpec(Spec& spec, const RunOptions& o) {
+  RunResult run;
+  run.spec = spec.path;
+  run.seed = o.seed;
+  run.runs = std::max(1, o.runs);
+  std::vector<const Cell*> cells;
+  for (const Cell& c : spec.cells)
+    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
+      cells.push_back(&c);
+  const char* tmp = getenv("TMPDIR");
+  std::string base =
+      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
+  if (mkdtemp(base.data()) == nullptr) {
+    for (int r = 0; r < run.runs; ++r) {
+      for (const Cell* c : cells) {
+        CellResult res;
+        res.scenario = c->scenario->name;
+        res.fault = c->fault ? c->fault->name : "none";
+        res.seed = o.seed + r;
+        res.message = absl::StrCat("cannot create a directory under ",
+                                   tmp ? tmp : "/tmp", ": ", strerror(errno));
+        run.cells.push_back(res);
+      }
+    }
+    return run;
+  }
+  // The seccomp layer is probed when some cell needs it: for a static
+  // binary (only it reaches one) and for a partition (only it cuts the
+  // services' connections; `fault exec --layer auto` turns it on for a
+  // policy with partitions).
+  bool need_seccomp = false;
+  for (auto& s : spec.services) need_seccomp |= s->static_binary;
+  for (const Cell* c : cells)
+    need_seccomp |= c->fault && c->fault->policy.partitions_size() > 0;
+  const std::string no_seccomp =
+      need_seccomp
+          ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
+          : "not probed";
+  const bool seccomp = no_seccomp.empty();
+  // Every (run, cell): run r uses the seed o.seed + r. Results keep this
+  // order whatever order the cells finish in.
+  const int per_run = static_cast<int>(cells.size());
+  const int total = per_run * run.runs;
+  run.cells.resize(total);
+  std::vector<RunOptions> pass_options(run.runs, o);
+  for (int r = 0; r < run.runs; ++r) pass_options[r].seed = o.seed + r;
+  auto cell_dir = [&](int k) {
+    const Cell& c = *cells[k % per_run];
+    std::string dir = absl::StrCat(
+        base, "/", run.runs > 1 ? absl::StrCat("seed", o.seed + k / per_run, "-") : "",
+        k % per_run + 1, "-", Sanitize(c.scenario->name), "-",
+        Sanitize(c.fault ? c.fault->name : "none"));
+    mkdir(dir.c_str(), 0755);
+    return dir;
+  };
+  auto label = [&](int k) {
+    std::string name = cells[k % per_run]->name();
+    if (run.runs > 1) absl::StrAppend(&name, " (seed ", o.seed + k / per_run, ")");
+    return name;
+  };
+  const int jobs = std::max(1, std::min(o.jobs, total));
+  if (jobs > 1) run.sequential_because = WhyNotParallel(spec);
+  if (jobs <= 1 || !run.sequential_because.empty()) {
+    for (int r = 0; r < run.runs; ++r) {
+      // Shared services start again for every run, with its seed.
+      std::string shared_base = base;
+      if (run.runs > 1) {
+        shared_base = absl::StrCat(base, "/seed", o.seed + r);
+        mkdir(shared_base.c_str(), 0755);
+      }
+      std::map<const ServiceDef*, SharedService> shared =
+          SetUpShared(spec, shared_base, seccomp, no_seccomp);
+      for (int i = 0; i < per_run; ++i) {
+        const int k = r * per_run + i;
+        if (o.on_start) o.on_start(k, total, label(k));
+        CellRunner runner(spec, pass_options[r], cell_dir(k), no_seccomp,
+                          &shared);
+        CellResult res = runner.Run(*cells[i]);
+        res.seed = o.seed + r;
+        if (o.on_done) o.on_done(k, total, res);
+        run.cells[k] = std::move(res);
+      }
+      for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+    }
+  } else {
+    // Cells at the same time, each with its own services, ports and
+    // directory: `jobs` threads take the next (run, cell) in order.
+    std::mutex mu;
+    int next = 0, started = 0;
+    auto worker = [&] {
+      std::map<const ServiceDef*, SharedService> none;  // no shared service
+      for (;;) {
+        int k;
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (next == total) return;
+          k = next++;
+          if (o.on_start) o.on_start(started++, total, label(k));
+        }
+        const int r = k / per_run;
+        CellRunner runner(spec, pass_options[r], cell_dir(k), no_seccomp,
+                          &none);
+        CellResult res = runner.Run(*cells[k % per_run]);
+        res.seed = o.seed + r;
+        std::lock_guard<std::mutex> l(mu);
+        if (o.on_done) o.on_done(k, total, res);
+        run.cells[k] = std::move(res);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < jobs; ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+  }
   if (!o.keep_dirs) {
     std::error_code ec;
     std::filesystem::remove_all(base, ec);

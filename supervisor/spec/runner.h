@@ -36,10 +36,18 @@ struct RunOptions {
   std::string fault_binary;  // the `fault` executable that runs services
   std::string filter;        // fnmatch glob over "scenario/fault"; "" = all
   uint64_t seed = 1;
+  // Every cell runs `runs` times, run r with the seed seed + r (fault test
+  // --runs).
+  int runs = 1;
+  // Cells at the same time (fault test --jobs), each with its own
+  // services and ports; one at a time when a service is shared or has a
+  // fixed port (RunResult::sequential_because says so).
+  int jobs = 1;
   absl::Duration cell_timeout = absl::Seconds(30);
   absl::Duration stop_grace = absl::Seconds(3);
   bool keep_dirs = false;  // keep each cell's directory (logs, db files)
-  // Called before and after each cell (progress display).
+  // Called before and after each cell (progress display), from the thread
+  // that runs it, one call at a time.
   std::function<void(int index, int total, const std::string& name)> on_start;
   std::function<void(int index, int total, const CellResult& result)> on_done;
 };

@@ -74,8 +74,9 @@ class InterfaceValue : public sl::HostValue {
     if (name != "port" && name != "addr" && name != "url") return Value();
     std::string port;  // the number, or a reference to it
     if (!*loading_) {
-      auto it = svc_->current_ports.find(port_);
-      int n = it == svc_->current_ports.end() ? 0 : it->second;
+      const std::map<std::string, int>& ports = CurrentPorts(*svc_);
+      auto it = ports.find(port_);
+      int n = it == ports.end() ? 0 : it->second;
       if (name == "port") return sl::Int(n);
       port = absl::StrCat(n);
     } else {
@@ -124,7 +125,7 @@ class ServiceValue : public sl::HostValue {
   }
   Value Attr(sl::Thread&, std::string_view name) override {
     if (name == "name") return sl::Str(svc_->name);
-    if (name == "dir") return sl::Str(svc_->current_dir);
+    if (name == "dir") return sl::Str(CurrentDir(*svc_));
     for (auto& [p, port] : svc_->ports)
       if (p == name) return sl::NewHost<InterfaceValue>(svc_, p, loading_);
     return Value();
@@ -1493,8 +1494,9 @@ std::string ExpandPortRefs(
   std::string out;
   size_t done = 0;
   for (const PortRef& ref : FindPortRefs(s, services)) {
-    auto it = ref.service->current_ports.find(ref.port);
-    if (ref.port.empty() || it == ref.service->current_ports.end()) continue;
+    const std::map<std::string, int>& ports = CurrentPorts(*ref.service);
+    auto it = ports.find(ref.port);
+    if (ref.port.empty() || it == ports.end()) continue;
     absl::StrAppend(&out, s.substr(done, ref.begin - done), it->second);
     done = ref.end;
   }
@@ -1530,6 +1532,31 @@ std::string ResolveOnPath(const std::string& name) {
     if (access(p.c_str(), X_OK) == 0) return p;
   }
   return "";
+}
+
+namespace {
+thread_local const CellInstances* t_instances = nullptr;
+}  // namespace
+
+ScopedCellInstances::ScopedCellInstances(const CellInstances* instances) {
+  t_instances = instances;
+}
+ScopedCellInstances::~ScopedCellInstances() { t_instances = nullptr; }
+
+const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc) {
+  if (t_instances != nullptr) {
+    auto it = t_instances->find(&svc);
+    if (it != t_instances->end()) return it->second.ports;
+  }
+  return svc.current_ports;
+}
+
+const std::string& CurrentDir(const ServiceDef& svc) {
+  if (t_instances != nullptr) {
+    auto it = t_instances->find(&svc);
+    if (it != t_instances->end()) return it->second.dir;
+  }
+  return svc.current_dir;
 }
 
 namespace {

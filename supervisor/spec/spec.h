@@ -54,10 +54,36 @@ struct ServiceDef {
   std::vector<Dependency> depends_on_written;
   std::vector<const ServiceDef*> depends_on;
 
-  // Set by the runner for the cell being run.
+  // Set by the runner for a shared service (the same in every cell), and
+  // by tests; the runner keeps a fresh service's per cell, in the
+  // CellInstances of the thread that runs the cell (CurrentPorts below).
   std::map<std::string, int> current_ports;
   std::string current_dir;
 };
+
+// The ports and the directory of one service in one cell.
+struct ServiceInstance {
+  std::map<std::string, int> ports;
+  std::string dir;
+};
+// Those of the fresh services of a cell: cells that run at the same time
+// (fault test --jobs) each have their own.
+using CellInstances = std::map<const ServiceDef*, ServiceInstance>;
+
+// Installs `cells` as the instances of the calling thread's cell until
+// destroyed.
+class ScopedCellInstances {
+ public:
+  explicit ScopedCellInstances(const CellInstances* instances);
+  ~ScopedCellInstances();
+  ScopedCellInstances(const ScopedCellInstances&) = delete;
+  ScopedCellInstances& operator=(const ScopedCellInstances&) = delete;
+};
+
+// The ports and directory of `svc` in the calling thread's cell: its entry
+// of the installed CellInstances, else svc.current_ports / current_dir.
+const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc);
+const std::string& CurrentDir(const ServiceDef& svc);
 
 struct Assumption {
   std::string name;

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -639,6 +640,105 @@ class SpecCliTest(unittest.TestCase):
             self.assertEqual(err.splitlines()[0], message)
             self.assertEqual(err.splitlines()[-1],
                              f"fault test: {spec}: spec error, nothing was run")
+
+    def test_runs_and_replay(self):
+        # flaky.star's fault denies the one fsync of a write with
+        # probability 50%: whether it does depends on the seed.
+        spec = os.path.join(TESTDATA, "flaky.star")
+        rc, out, err = run("test", spec, "--runs", "20", "--jobs", "4",
+                           "--json", self.path("runs.json"))
+        self.assertEqual(rc, 1, out + err)
+        lines = out.splitlines()
+        self.assertRegex(lines[1], r"^write +none +PASS +20/20 ")
+        m = re.match(r"^write +coin +FLAKY +(\d+)/20 +\S+ +seeds ([\d, ]+): Error in assert_eq: "
+                     r"got 500, want 201", lines[2])
+        self.assertTrue(m, lines[2])
+        passed = int(m.group(1))
+        self.assertTrue(0 < passed < 20, passed)
+        failed_seeds = [int(x) for x in m.group(2).split(", ")]
+        self.assertEqual(lines[-1], "1 passed, 0 failed, 1 flaky in 20 runs (seeds 1 to 20)")
+        with open(self.path("runs.json")) as f:
+            report = json.load(f)
+        self.assertEqual(report["runs"], 20)
+        cells = {(c["name"], c["seed"]): c for c in report["cells"]}
+        self.assertEqual(len(cells), 40)
+        self.assertEqual(sorted(s for (n, s), c in cells.items()
+                                if c["status"] == "failed"), failed_seeds)
+        self.assertEqual(len(failed_seeds), 20 - passed)
+        # Every failed run has its replay line, and only those.
+        replays = [l.strip() for l in lines if " --filter " in l]
+        self.assertEqual(len(replays), len(failed_seeds))
+        self.assertEqual(replays[0], f"{FAULT} test {spec} --filter write/coin --seed "
+                                     f"{failed_seeds[0]}")
+
+        def decisions(cell):
+            return [(e["op"], e["effect"], e.get("errno_name")) for e in cell["events"]]
+
+        # The replay line runs the cell alone and decides the same: it fails
+        # again with the same events, and a seed that passed passes again.
+        argv = shlex.split(replays[0])
+        self.assertEqual(argv[0], FAULT)
+        rc, out, err = run(*argv[1:], "--json", self.path("replay.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("replay.json")) as f:
+            replayed = json.load(f)["cells"]
+        self.assertEqual(len(replayed), 1)
+        original = cells[("write/coin", failed_seeds[0])]
+        self.assertEqual(replayed[0]["message"], original["message"])
+        self.assertEqual(decisions(replayed[0]), decisions(original))
+        self.assertEqual(decisions(original), [("fsync", "deny", "EIO")])
+        good = min(s for (n, s), c in cells.items() if n == "write/coin" and c["status"] == "passed")
+        rc, out, err = run("test", spec, "--filter", "write/coin", "--seed", str(good),
+                           "--json", self.path("good.json"))
+        self.assertEqual(rc, 0, out + err)
+        with open(self.path("good.json")) as f:
+            self.assertEqual(json.load(f)["cells"][0]["events"], [])
+
+    def test_jobs(self):
+        # Twelve cells of about 0.5 s each, four at a time: each cell has
+        # its own port, directory and events.
+        spec = os.path.join(TESTDATA, "jobs.star")
+        start = time.monotonic()
+        rc, out, err = run("test", spec, "--jobs", "4", "--json", self.path("j.json"),
+                           "--junit", self.path("j.xml"))
+        wall = time.monotonic() - start
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "12 passed, 0 failed")
+        with open(self.path("j.json")) as f:
+            cells = json.load(f)["cells"]
+        serial = sum(c["seconds"] for c in cells)
+        self.assertGreater(serial, 12 * 0.4)
+        self.assertLess(wall, serial * 0.6, (wall, serial))
+        for c in cells:
+            kinds = {e["effect"] for e in c["events"]}
+            self.assertEqual(kinds, {"latency"} if c["fault"] == "slow" else set(), c["name"])
+        suite = ET.parse(self.path("j.xml")).getroot().find("testsuite")
+        ports, dirs = set(), set()
+        for tc in suite.iter("testcase"):
+            m = re.search(r"^port (\d+) dir (\S+)$", tc.find("system-out").text, re.M)
+            ports.add(m.group(1))
+            dirs.add(m.group(2))
+        self.assertEqual((len(ports), len(dirs)), (12, 12))
+        # A fixed port can be bound by one cell at a time: one at a time.
+        rc, out, err = run("test", spec, "--jobs", "4", "--filter", "s0/*",
+                           "--var", "port=%d" % port_outside_ephemeral_range())
+        self.assertEqual(rc, 0, out + err)
+        self.assertRegex(err, r"fault test: --jobs 4: the cells ran one at a time: service "
+                              r"\"echo\" has a fixed port \(http = \d+\), which one cell at a "
+                              r"time can use\n")
+
+    def test_runs_and_jobs_flags(self):
+        spec = os.path.join(TESTDATA, "flaky.star")
+        for flag, value, message in [
+                ("--runs", "0", 'fault test: --runs: "0" is not a number from 1 to 10000'),
+                ("--runs", "x", 'fault test: --runs: "x" is not a number from 1 to 10000'),
+                ("--jobs", "65", 'fault test: --jobs: "65" is not a number from 1 to 64'),
+                ("--jobs", "-1", 'fault test: --jobs: "-1" is not a number from 1 to 64')]:
+            rc, out, err = run("test", spec, flag, value)
+            self.assertEqual((rc, out, err), (2, "", message + "\n"), (flag, value))
+        rc, out, err = run("test", spec, "--runs", "2", "--seed", str(2**64 - 1))
+        self.assertEqual(rc, 2)
+        self.assertIn("would pass 2^64 - 1", err)
 
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded

@@ -3,12 +3,16 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "supervisor/cli/commands.h"
 #include "supervisor/cli/input_file.h"
@@ -26,6 +30,7 @@ struct TestFlags {
   std::string junit, json, report, html;
   uint64_t seed = 1;
   std::string cell_timeout = "30s";
+  std::string runs = "1", jobs = "1";
   bool keep = false;
   std::vector<std::string> vars;
 };
@@ -86,7 +91,47 @@ bool WriteAtomically(const std::string& path, const std::string& text) {
   return true;
 }
 
+// A whole number in [lo, hi], or nothing.
+std::optional<int> NumberIn(const std::string& s, int lo, int hi) {
+  if (s.empty() || s.size() > 9 ||
+      s.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  int n = std::stoi(s);
+  if (n < lo || n > hi) return std::nullopt;
+  return n;
+}
+
+// A word of a command line as a POSIX shell reads it back.
+std::string ShellWord(const std::string& w) {
+  bool plain = !w.empty();
+  for (char c : w)
+    plain &= absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+             absl::StrContains("-_./=:,+@%", c);
+  if (plain) return w;
+  return absl::StrCat("'", absl::StrReplaceAll(w, {{"'", "'\\''"}}), "'");
+}
+
 int RunTest(const TestFlags& f) {
+  constexpr int kMaxRuns = 10000, kMaxJobs = 64;
+  std::optional<int> runs = NumberIn(f.runs, 1, kMaxRuns);
+  if (!runs) {
+    fprintf(stderr, "fault test: --runs: \"%s\" is not a number from 1 to %d\n",
+            f.runs.c_str(), kMaxRuns);
+    return 2;
+  }
+  if (f.seed > std::numeric_limits<uint64_t>::max() - (*runs - 1)) {
+    fprintf(stderr,
+            "fault test: --seed %llu with --runs %d: the seeds of the runs "
+            "(seed to seed + runs - 1) would pass 2^64 - 1\n",
+            static_cast<unsigned long long>(f.seed), *runs);
+    return 2;
+  }
+  std::optional<int> jobs = NumberIn(f.jobs, 1, kMaxJobs);
+  if (!jobs) {
+    fprintf(stderr, "fault test: --jobs: \"%s\" is not a number from 1 to %d\n",
+            f.jobs.c_str(), kMaxJobs);
+    return 2;
+  }
   absl::StatusOr<int64_t> timeout =
       fault::policy::ParseDuration(f.cell_timeout);
   if (!timeout.ok() || *timeout <= 0) {
@@ -126,15 +171,20 @@ int RunTest(const TestFlags& f) {
   o.fault_binary = n > 0 ? std::string(self, n) : "/proc/self/exe";
   o.filter = f.filter;
   o.seed = f.seed;
+  o.runs = *runs;
+  o.jobs = *jobs;
   o.cell_timeout = absl::Nanoseconds(*timeout);
   o.keep_dirs = f.keep;
   if (isatty(STDERR_FILENO)) {
     o.on_start = [](int i, int total, const std::string& name) {
       fprintf(stderr, "\r\033[K[%d/%d] %s ...", i + 1, total, name.c_str());
     };
-    o.on_done = [](int i, int total, const fault::spec::CellResult& r) {
+    o.on_done = [runs = *runs](int i, int total,
+                               const fault::spec::CellResult& r) {
+      std::string name = r.name();
+      if (runs > 1) absl::StrAppend(&name, " (seed ", r.seed, ")");
       fprintf(stderr, "\r\033[K[%d/%d] %s %s (%.2fs)\n", i + 1, total,
-              r.name().c_str(), r.passed ? "PASS" : "FAIL", r.seconds);
+              name.c_str(), r.passed ? "PASS" : "FAIL", r.seconds);
     };
   }
   fault::spec::RunResult run = fault::spec::RunSpec(**spec, o);
@@ -143,6 +193,18 @@ int RunTest(const TestFlags& f) {
             f.filter.c_str());
     return 2;
   }
+  if (!run.sequential_because.empty())
+    fprintf(stderr, "fault test: --jobs %d: the cells ran one at a time: %s\n",
+            *jobs, run.sequential_because.c_str());
+  // What runs one failed cell again: the same binary, spec, variables and
+  // cell timeout; the summary adds --filter and --seed.
+  run.replay_command = absl::StrCat(ShellWord(o.fault_binary), " test ",
+                                    ShellWord(f.spec));
+  for (const std::string& v : f.vars)
+    absl::StrAppend(&run.replay_command, " --var ", ShellWord(v));
+  if (f.cell_timeout != "30s")
+    absl::StrAppend(&run.replay_command, " --cell-timeout ",
+                    ShellWord(f.cell_timeout));
   fputs(fault::spec::RenderSummary(run).c_str(), stdout);
   fflush(stdout);
   int status = run.failed() > 0 ? 1 : 0;
@@ -188,6 +250,12 @@ void RegisterTestCommand(CLI::App& app) {
                   "cell's failure and a timeline of its fault events)");
   cmd->add_option("--seed", flags->seed,
                   "Seed of every fault decision (default 1)");
+  cmd->add_option("--runs", flags->runs,
+                  "Run every cell N times, run r with the seed --seed + r; the "
+                  "summary shows which cells are flaky (default 1)");
+  cmd->add_option("--jobs", flags->jobs,
+                  "Run up to N cells at the same time, each with its own "
+                  "services and ports (default 1)");
   cmd->add_option(
       "--cell-timeout", flags->cell_timeout,
       "Bound of one cell: start, readiness and scenario (default 30s)");
