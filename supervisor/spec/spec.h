@@ -10,8 +10,11 @@
 // file:line:column of the argument at fault (call_site.h), and nothing
 // runs.
 //
-// Thread safety: a loaded Spec is read-only except the per-cell runtime
-// fields of ServiceDef, which the (single-threaded) runner sets.
+// Thread safety: a loaded Spec is read-only except the runtime fields of
+// ServiceDef (current_ports, current_dir), which the runner sets for shared
+// services while one cell runs; cells that run at the same time keep their
+// services' ports in their own CellInstances (ScopedCellInstances). Its
+// Starlark values are frozen, so several threads may call them.
 #ifndef FAULT_SUPERVISOR_SPEC_SPEC_H_
 #define FAULT_SUPERVISOR_SPEC_SPEC_H_
 
