@@ -549,7 +549,15 @@ class CellRunner {
         targets.push_back(t.get());
         names.push_back(absl::StrCat("\"", t->name, "\""));
       }
-      if (fired(cell.fault->name, targets) == 0)
+      if (timed_never_applied_)
+        message = absl::StrCat(
+            "fault \"", cell.fault->name, "\" never fired: it was to go on ",
+            fault::policy::FormatDuration(
+                absl::ToInt64Nanoseconds(cell.fault->after)),
+            " into the scenario's run (after=, ", cell.fault->timing_where,
+            "), and run() returned before; if that is expected, give "
+            "fault_assumption(..., expect_events=False)");
+      else if (fired(cell.fault->name, targets) == 0)
         message = absl::StrCat(
             "fault \"", cell.fault->name,
             "\" never fired (no fault events from ", absl::StrJoin(names, ", "),
@@ -1076,6 +1084,7 @@ class CellRunner {
     for (auto& svc : spec_.services) {
       if (from_start || !Targets(cell, svc.get())) continue;
       if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
+      if (cell.fault->timed()) continue;  // TimedFault, while run() runs
       FaultSwitch* sw =
           svc->shared ? &shared_.at(svc.get()).sw : &switches_.at(svc.get());
       sw->cell = &cell.fault->policy;
@@ -1097,9 +1106,11 @@ class CellRunner {
     for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
     ctx.open_window = [this, deadline](const ServiceDef& svc,
                                        const FaultWindow& w) {
+      std::lock_guard<std::mutex> l(switch_mu_);
       return OpenWindow(svc, w, deadline);
     };
     ctx.close_window = [this, deadline](const ServiceDef& svc) {
+      std::lock_guard<std::mutex> l(switch_mu_);
       return CloseWindow(svc, deadline);
     };
     ScopedCell scoped(&ctx);
@@ -1111,9 +1122,17 @@ class CellRunner {
     Watchdog dog(&th, deadline, timeout_msg);
     ctx.in_run = true;
     ctx.run_start = absl::Now();
+    std::optional<TimedFault> timed;
+    if (cell.fault && cell.fault->timed())
+      timed.emplace(this, cell, ctx.run_start, deadline);
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
     ctx.run_end = absl::Now();
     ctx.in_run = false;
+    if (timed) {
+      timed->Stop();
+      if (!timed->error().empty()) return timed->error();
+      timed_never_applied_ = !timed->applied();
+    }
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline ||
              std::string(st.message()).find(timeout_msg) != std::string::npos;
@@ -1294,6 +1313,81 @@ class CellRunner {
     return WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
   }
 
+  // A cell's fault timed with after= and lasting= (docs/spec.md, "Timed
+  // faults"): a thread that applies it to its target services at
+  // run_start + after and removes it `lasting` later, by the same reloads
+  // as any fault (serialized with the scenario's windows by switch_mu_).
+  // Stop() ends it when run() returns; what is still in force is then
+  // removed with the windows.
+  class TimedFault {
+   public:
+    TimedFault(CellRunner* runner, const Cell& cell, absl::Time run_start,
+               absl::Time deadline)
+        : runner_(runner),
+          cell_(cell),
+          on_(run_start + cell.fault->after),
+          off_(cell.fault->lasting == absl::InfiniteDuration()
+                   ? absl::InfiniteFuture()
+                   : on_ + cell.fault->lasting),
+          deadline_(deadline),
+          worker_([this] { Work(); }) {}
+    ~TimedFault() { Stop(); }
+    void Stop() {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      if (worker_.joinable()) worker_.join();
+    }
+    bool applied() const { return applied_; }
+    const std::string& error() const { return error_; }
+
+   private:
+    // False when stopped first.
+    bool WaitUntil(absl::Time t) {
+      std::unique_lock<std::mutex> l(mu_);
+      while (!stop_ && absl::Now() < t) {
+        absl::Duration left = std::min(t, deadline_) - absl::Now();
+        if (left <= absl::ZeroDuration()) return !stop_ && absl::Now() >= t;
+        cv_.wait_for(l, absl::ToChronoNanoseconds(left));
+      }
+      return !stop_;
+    }
+    // Puts the cell's fault in force (on) or removes it in every target.
+    void Set(bool on) {
+      std::lock_guard<std::mutex> l(runner_->switch_mu_);
+      for (const auto& t : cell_.fault->targets) {
+        FaultSwitch* sw = t->shared ? &runner_->shared_.at(t.get()).sw
+                                    : &runner_->switches_.at(t.get());
+        sw->cell = on ? &cell_.fault->policy : nullptr;
+        std::string err = runner_->Switch(*t, sw, deadline_);
+        if (!err.empty() && error_.empty())
+          error_ = absl::StrCat(
+              t->shared ? "shared service \"" : "service \"", t->name,
+              "\": the cell's timed fault was not ",
+              on ? "applied" : "removed", " (", err, ")");
+      }
+      if (on) applied_ = true;
+    }
+    void Work() {
+      if (!WaitUntil(on_)) return;
+      Set(true);
+      if (off_ == absl::InfiniteFuture() || !WaitUntil(off_)) return;
+      Set(false);
+    }
+
+    CellRunner* runner_;
+    const Cell& cell_;
+    const absl::Time on_, off_, deadline_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    bool applied_ = false;  // read after Stop()
+    std::string error_;     // likewise
+    std::thread worker_;    // last: starts after the members it uses
+  };
+
   // A window of the scenario, for its "never fired" check.
   struct OpenedWindow {
     const ServiceDef* service;
@@ -1308,6 +1402,10 @@ class CellRunner {
   // ones, nor those of a cell with a partition).
   std::map<const ServiceDef*, FaultSwitch> switches_;
   CellInstances instances_;  // the ports and directories of fresh services
+  // Held while a fault is switched in a running service: the scenario's
+  // windows and a timed cell fault switch from two threads.
+  std::mutex switch_mu_;
+  bool timed_never_applied_ = false;  // run() returned before `after`
   std::vector<OpenedWindow> windows_;  // opened in this cell, in order
   bool grouped_ = false;  // this cell's services run under one fault exec
   size_t group_lead_ = 0;  // the service that is that fault exec's program

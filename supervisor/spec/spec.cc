@@ -856,9 +856,35 @@ class Loader {
     std::string first_shim_only;  // the first network or DNS keyword
     std::vector<std::shared_ptr<Assumption>> composed;
     bool from_start_given = false;
+    std::vector<std::pair<std::string, std::string>> own_timing;  // key, at
     for (auto& [key, v] : kws) {
       const std::string at = site.Keyword(key);
-      if (window && (key == "description" || key == "target" ||
+      if (window && (key == "after" || key == "lasting")) {
+        FailPos(at, absl::StrCat(
+                        "unexpected keyword argument \"", key,
+                        "\" (a window is in force where the scenario opens "
+                        "and closes it: sleep() before fault_start, or between "
+                        "it and fault_stop; give after= and lasting= to a "
+                        "fault_assumption of the matrix)"));
+      } else if (key == "after" || key == "lasting") {
+        absl::Duration d;
+        try {
+          d = DurationArg("fault_assumption", key, v);
+        } catch (sl::EvalError& e) {
+          absl::string_view m = e.msg;
+          absl::ConsumePrefix(&m, "fault_assumption: ");
+          FailPos(at, absl::StrCat("\"", a->name, "\": ", m));
+        }
+        if (key == "after") {
+          a->after = d;
+        } else {
+          if (d <= absl::ZeroDuration())
+            FailPos(at, absl::StrCat("\"", a->name,
+                                     "\": lasting: want a duration above 0"));
+          a->lasting = d;
+        }
+        own_timing.emplace_back(key, at);
+      } else if (window && (key == "description" || key == "target" ||
                      key == "from_start" || key == "partition")) {
         FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\" (",
                                  WindowKeywordHint(key), ")"));
@@ -998,6 +1024,34 @@ class Loader {
       // A part needed from the start keeps the whole from the start: the
       // composition is one policy, applied at one time.
       if (!from_start_given && c->from_start) a->from_start = true;
+      // Likewise its timing, unless the composition gives its own; parts
+      // timed differently cannot be one policy.
+      if (!own_timing.empty() || !c->timed()) continue;
+      for (size_t j = 0; j < i; ++j) {
+        const auto& other = composed[j];
+        if (other->timed() &&
+            (other->after != c->after || other->lasting != c->lasting))
+          FailPos(faults_at,
+                  absl::StrCat("\"", a->name, "\": \"", other->name, "\" and \"",
+                               c->name,
+                               "\" are timed differently (after=, lasting=), "
+                               "and a composition is one policy, applied at "
+                               "one time: give the composition its own after= "
+                               "and lasting="));
+      }
+      a->after = c->after;
+      a->lasting = c->lasting;
+      a->timing_where = c->timing_where;
+    }
+    if (!own_timing.empty()) a->timing_where = own_timing.front().second;
+    if (a->timed() && a->from_start && !window) {
+      std::string at = own_timing.empty() ? site.Keyword("from_start")
+                                          : own_timing.front().second;
+      FailPos(at, absl::StrCat("\"", a->name,
+                               "\": after= and lasting= time a fault within the "
+                               "scenario's run, and from_start = True puts it "
+                               "in force from the services' start: give one or "
+                               "the other"));
     }
     if (a->targets.empty()) {
       if (spec_->services.size() == 1)
@@ -1034,6 +1088,13 @@ class Loader {
                              "starts them; it cannot be added while they "
                              "run): leave out from_start = False"));
       }
+      if (a->timed())
+        FailPos(own_timing.empty() ? faults_at : own_timing.front().second,
+                absl::StrCat("\"", a->name,
+                             "\": a partition applies from the start of the "
+                             "cell's services (fault exec sets it up when it "
+                             "starts them), so it cannot be timed with after= "
+                             "or lasting="));
       a->from_start = true;
     }
     if (a->set.has_partitions() && a->set.HasOtherThanPartitions()) {

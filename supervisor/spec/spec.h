@@ -100,6 +100,16 @@ struct Assumption {
   // exec --policy`), not only while the scenario runs (docs/spec.md, "Fault
   // windows"). Always true with a partition.
   bool from_start = false;
+  // A cell's fault in force from `after` into the scenario's run until
+  // `lasting` later (fault_assumption(..., after = "200ms", lasting =
+  // "300ms")), and in any case not after run returns (docs/spec.md,
+  // "Timed faults").
+  absl::Duration after = absl::ZeroDuration();
+  absl::Duration lasting = absl::InfiniteDuration();
+  std::string timing_where;  // where after= or lasting= was given
+  bool timed() const {
+    return after > absl::ZeroDuration() || lasting != absl::InfiniteDuration();
+  }
 };
 
 struct ScenarioDef {

@@ -740,6 +740,75 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("would pass 2^64 - 1", err)
 
+    def test_timed_faults(self):
+        # timed.star writes every 80 ms for about a second under an fsync
+        # deny that is on from 300 ms for 400 ms ("late"), or for the first
+        # 200 ms ("early"); "never" would start 5 s in.
+        spec = os.path.join(TESTDATA, "timed.star")
+        rc, out, err = run("test", spec, "--junit", self.path("t.xml"),
+                           "--json", self.path("t.json"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        suite = ET.parse(self.path("t.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): tc.find("system-out").text for tc in suite.iter("testcase")}
+        with open(self.path("t.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        slack = 60  # ms: a reload, and a loaded machine
+        for name, on, off in [("timeline/late", 300, 700), ("timeline/early", 0, 200)]:
+            writes = json.loads(re.search(r"^writes (.*)$", printed[name], re.M).group(1))
+            start_ns = int(re.search(r"^start_ns (\d+)$", printed[name], re.M).group(1))
+            denied = 0
+            for began, ended, status in writes:
+                if ended < on or began > off + slack:
+                    self.assertEqual(status, 201, (name, began, ended))
+                elif began > on + slack and ended < off:
+                    self.assertEqual(status, 500, (name, began, ended))
+                    denied += 1
+            self.assertGreaterEqual(denied, 2 if on == 0 else 3, (name, writes))
+            # Every deny event, timed from outside, lies in the window.
+            events = cells[name]["events"]
+            self.assertEqual(len(events), sum(1 for w in writes if w[2] == 500))
+            for e in events:
+                self.assertEqual((e["op"], e["errno_name"], e["rule"]),
+                                 ("fsync", "EIO", name.split("/")[1]))
+                at = (e["time_ns"] - start_ns) / 1e6
+                self.assertTrue(on <= at <= off + slack, (name, at))
+        self.assertEqual(cells["quick/never"]["message"],
+                         f'fault "never" never fired: it was to go on 5s into the scenario\'s run '
+                         f'(after=, {spec}:11:71), and run() returned before; if that is '
+                         f'expected, give fault_assumption(..., expect_events=False)')
+
+    def test_timed_fault_errors(self):
+        spec = os.path.join(TESTDATA, "timed_errors.star")
+        want = {
+            "with_from_start": f'{spec}:6:62: fault_assumption: "a": after= and lasting= time a '
+                               'fault within the scenario\'s run, and from_start = True puts it in '
+                               'force from the services\' start: give one or the other',
+            "with_partition": f'{spec}:9:62: fault_assumption: "a": a partition applies from the '
+                              'start of the cell\'s services (fault exec sets it up when it starts '
+                              'them), so it cannot be timed with after= or lasting=',
+            "zero": f'{spec}:12:62: fault_assumption: "a": lasting: want a duration above 0',
+            "bad": f'{spec}:15:62: fault_assumption: "a": for parameter "after": "soon" is not a '
+                   'duration: expected a number at "soon"',
+            "parts_differ": f'{spec}:20:30: fault_assumption: "both": "x" and "y" are timed '
+                            'differently (after=, lasting=), and a composition is one policy, '
+                            'applied at one time: give the composition its own after= and lasting=',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+        # In a window of the scenario: the cell fails with the position.
+        rc, out, err = run("test", spec, "--var", "case=in_window", "--json", self.path("w.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("w.json")) as f:
+            message = json.load(f)["cells"][0]["message"]
+        self.assertEqual(message.splitlines()[-1],
+                         f'Error in fault: {spec}:23:57: unexpected keyword argument "after" (a '
+                         'window is in force where the scenario opens and closes it: sleep() '
+                         'before fault_start, or between it and fault_stop; give after= and '
+                         'lasting= to a fault_assumption of the matrix)')
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).
@@ -784,4 +853,4 @@ class SpecCliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    unittest.main(argv=sys.argv[:1] + sys.argv[5:], verbosity=2)

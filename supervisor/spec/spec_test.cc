@@ -665,6 +665,28 @@ fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [None])
             "remove one of these dependencies");
 }
 
+TEST(SpecTest, TimedFaults) {
+  std::string src = std::string(kService) + R"(
+late = fault_assumption("late", fsync = deny("EIO"), after = "200ms", lasting = 0.3)
+plain = fault_assumption("plain", write = deny("EIO"))
+both = fault_assumption("both", faults = [plain, late])
+own = fault_assumption("own", faults = [late], after = "1s")
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [late, both, own, plain])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto& as = (*spec)->assumptions;
+  EXPECT_EQ(as[0]->after, absl::Milliseconds(200));
+  EXPECT_EQ(as[0]->lasting, absl::Milliseconds(300));
+  EXPECT_EQ(as[0]->timing_where, "t.star:3:54");
+  EXPECT_FALSE(as[1]->timed());
+  // A composition takes its parts' timing, or gives its own.
+  EXPECT_EQ(as[2]->after, absl::Milliseconds(200));
+  EXPECT_EQ(as[2]->lasting, absl::Milliseconds(300));
+  EXPECT_EQ(as[3]->after, absl::Seconds(1));
+  EXPECT_EQ(as[3]->lasting, absl::InfiniteDuration());
+}
+
 TEST(SpecTest, Vars) {
   auto s = LoadSpec("t.star",
                     std::string(kService) +
