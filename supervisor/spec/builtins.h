@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,7 +60,9 @@ struct CellContext {
   // What a filter's service= and rule= may name: the spec's services and
   // fault assumptions.
   std::vector<std::string> service_names, fault_names;
-  // The last read of the events, and when it was taken.
+  // The last read of the events, and when it was taken (under events_mu:
+  // the functions of parallel() read them from several threads).
+  std::mutex events_mu;
   std::vector<nlohmann::json> events_read;
   absl::Time events_read_at = absl::InfinitePast();
   // The scenario's run function is running (not its check): fault windows

@@ -1604,6 +1604,8 @@ ScopedCellInstances::ScopedCellInstances(const CellInstances* instances) {
 }
 ScopedCellInstances::~ScopedCellInstances() { t_instances = nullptr; }
 
+const CellInstances* CurrentCellInstances() { return t_instances; }
+
 const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc) {
   if (t_instances != nullptr) {
     auto it = t_instances->find(&svc);

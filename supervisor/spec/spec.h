@@ -83,6 +83,10 @@ class ScopedCellInstances {
   ScopedCellInstances& operator=(const ScopedCellInstances&) = delete;
 };
 
+// The instances installed on the calling thread, or null (for a thread that
+// runs part of the same cell: parallel()).
+const CellInstances* CurrentCellInstances();
+
 // The ports and directory of `svc` in the calling thread's cell: its entry
 // of the installed CellInstances, else svc.current_ports / current_dir.
 const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc);

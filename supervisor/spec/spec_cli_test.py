@@ -809,6 +809,49 @@ class SpecCliTest(unittest.TestCase):
                          'before fault_start, or between it and fault_stop; give after= and '
                          'lasting= to a fault_assumption of the matrix)')
 
+    def test_parallel(self):
+        spec = os.path.join(TESTDATA, "parallel.star")
+        rc, out, err = run("test", spec, "--cell-timeout", "3s", "--json", self.path("p.json"),
+                           "--junit", self.path("p.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 4 failed")
+        with open(self.path("p.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        suite = ET.parse(self.path("p.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): tc.find("system-out").text for tc in suite.iter("testcase")}
+        # Three 400 ms sleeps at once: about 400 ms, not 1.2 s; every
+        # branch printed, the results in order.
+        out3 = printed["three_sleeps/none"]
+        self.assertEqual(sorted(re.findall(r"^branch \d done$", out3, re.M)),
+                         ["branch 1 done", "branch 2 done", "branch 3 done"])
+        elapsed = int(re.search(r"^results \[1, 2, 3\] elapsed_ms (\d+)$", out3, re.M).group(1))
+        self.assertTrue(400 <= elapsed < 800, elapsed)
+        self.assertLess(cells["three_sleeps/none"]["seconds"], 1.1)
+        # A window opened in one branch slows that branch's service only.
+        m = re.search(r"^slow_ms (\d+) fast_ms (\d+) elapsed_ms (\d+)$",
+                      printed["window_in_one_branch/none"], re.M)
+        slow, fast, both = map(int, m.groups())
+        self.assertGreaterEqual(slow, 400)
+        self.assertLess(fast, 300)
+        self.assertLess(both, slow + 300)
+        self.assertEqual({(e["service"], e["effect"]) for e in cells["window_in_one_branch/none"]["events"]},
+                         {("a", "latency")})
+        last = {n: c["message"].splitlines()[-1] for n, c in cells.items() if c["message"]}
+        self.assertEqual(cells["bad_one_fails/none"]["message"].splitlines()[2:],
+                         ["Error in parallel: function 2 of 3 (<function boom>) failed:",
+                          "Traceback (most recent call last):",
+                          f"  {spec}:37:9: in boom",
+                          "Error in fail: fail: branch two broke"])
+        # A branch that spins is cancelled at the cell timeout.
+        self.assertEqual(last["bad_spins/none"],
+                         "Error in parallel: cell timed out after 3s (--cell-timeout)")
+        self.assertLess(cells["bad_spins/none"]["seconds"], 5)
+        self.assertEqual(last["bad_no_functions/none"],
+                         "Error in parallel: got no functions, want one or more (parallel(f, g))")
+        self.assertEqual(last["bad_not_a_function/none"],
+                         "Error in parallel: argument 2: got string, want a function without "
+                         "parameters")
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).

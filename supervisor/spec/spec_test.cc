@@ -387,6 +387,12 @@ TEST(SpecTest, ScenarioBuiltinsNeedACell) {
             "Error in sleep: sleep: only available while a scenario runs");
 }
 
+TEST(SpecTest, ParallelNeedsACell) {
+  absl::Status st = LoadError("parallel(lambda: 1)\n");
+  EXPECT_EQ(LastLine(st),
+            "Error in parallel: parallel: only available while a scenario runs");
+}
+
 TEST(SpecTest, LoadBuiltinsRefuseToRunLater) {
   auto spec = LoadSpec("t.star",
                        std::string(kService) +
