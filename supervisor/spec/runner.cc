@@ -592,6 +592,7 @@ class CellRunner {
   // A string of svc's command, env or ready command for this cell: its
   // {dir}, its own ports ({http}) and other services' ({db.main}).
   std::string Substitute(const std::string& s, const ServiceDef& svc) const {
+    if (!svc.mock_config.empty() && s == "{fault}") return o_.fault_binary;
     std::vector<std::pair<std::string, std::string>> reps = {
         {"{dir}", CurrentDir(svc)}};
     for (auto& [name, port] : CurrentPorts(svc))
@@ -618,6 +619,18 @@ class CellRunner {
     ports.clear();
     for (auto& [name, port] : svc->ports)
       ports[name] = port == 0 ? FreePort() : port;
+  }
+
+  // A mock service's replies, where its command (`fault mock
+  // {dir}/mock.json PORT`) reads them.
+  static std::string WriteMockConfig(const ServiceDef& svc,
+                                     const std::string& dir) {
+    if (svc.mock_config.empty()) return "";
+    std::string path = absl::StrCat(dir, "/mock.json");
+    if (!WriteFileAtomically(path, svc.mock_config))
+      return absl::StrCat("mock service \"", svc.name, "\": cannot write ",
+                          path, ": ", strerror(errno));
+    return "";
   }
 
   // The argv of `fault exec` for a service.
@@ -916,6 +929,8 @@ class CellRunner {
           // Chosen before any service starts: others may refer to them.
           AssignPorts(svc.get());
           svc->current_dir = sh.dir;
+          if (std::string m = WriteMockConfig(*svc, sh.dir); !m.empty())
+            return m;
         }
         continue;
       }
@@ -923,6 +938,7 @@ class CellRunner {
       std::string& dir = instances_[svc.get()].dir;
       dir = absl::StrCat(dir_, "/", svc->name);
       mkdir(dir.c_str(), 0755);
+      if (std::string m = WriteMockConfig(*svc, dir); !m.empty()) return m;
     }
     // A partition needs both programs under one supervisor: then the
     // cell's services (all but the shared ones) run under one `fault exec`,

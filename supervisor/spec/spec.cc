@@ -25,6 +25,7 @@
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
 #include "supervisor/spec/expectations.h"
+#include "supervisor/spec/mock.h"
 
 namespace fault::spec {
 namespace sl = ::fault::starlark;
@@ -140,6 +141,25 @@ class ServiceValue : public sl::HostValue {
  private:
   std::shared_ptr<ServiceDef> svc_;
   std::shared_ptr<const bool> loading_;
+};
+
+// respond(...): a canned reply of a mock service.
+class ReplyValue : public sl::HostValue {
+ public:
+  ReplyValue(MockReply r, bool status_given, std::string where)
+      : r_(std::move(r)), status_given_(status_given), where_(std::move(where)) {}
+  std::string Type() const override { return "mock_reply"; }
+  std::string Repr() const override {
+    return absl::StrCat("respond(", r_.status, ", ", r_.body.size(), " bytes)");
+  }
+  const MockReply& reply() const { return r_; }
+  bool status_given() const { return status_given_; }
+  const std::string& where() const { return where_; }
+
+ private:
+  MockReply r_;
+  bool status_given_;
+  std::string where_;
 };
 
 // partition(a, b): two services cut off from each other.
@@ -405,6 +425,8 @@ class Loader {
     AddCommonBuiltins(p);
     sl::AddLibraryModules(p);  // json, math, time
     (*p)["service"] = Builtin("service", &Loader::Service);
+    (*p)["mock_service"] = Builtin("mock_service", &Loader::MockService);
+    (*p)["respond"] = Builtin("respond", &Loader::Respond);
     // Fault values: also for the windows of a scenario.
     (*p)["deny"] = CellBuiltin("deny", &Loader::Deny);
     (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
@@ -602,15 +624,7 @@ class Loader {
     svc->name = name;
     svc->shared = shared;
     svc->where = site.Call();
-    if (!ValidName(name))
-      FailPos(site.Param(0, "name"),
-              absl::StrCat("name \"", name,
-                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
-    for (auto& s : spec_->services)
-      if (s->name == name)
-        FailPos(
-            site.Param(0, "name"),
-            absl::StrCat("\"", name, "\" is already defined at ", s->where));
+    CheckServiceName(site, name);
     svc->command = StringList(th, site, 1, "command", command);
     if (svc->command.empty())
       FailPos(site.Param(1, "command"), "command is empty");
@@ -695,32 +709,203 @@ class Loader {
       absl::ConsumePrefix(&m, "service: ");
       FailPos(site.Param(5, "ready_timeout"), m);
     }
-    // depends_on: a service or its name, or a list of them. Names may come
-    // before their service(...) and are resolved once the spec has loaded.
-    if (!depends_on.IsNull() && !depends_on.IsNone()) {
-      const bool list =
-          depends_on.Is(sl::Kind::kList) || depends_on.Is(sl::Kind::kTuple);
-      std::vector<Value> deps =
-          list ? sl::ToVector(th, depends_on) : std::vector<Value>{depends_on};
-      for (size_t i = 0; i < deps.size(); ++i) {
-        std::string where = list ? site.Element(7, "depends_on", i)
-                                 : site.Param(7, "depends_on");
-        std::string dep;
-        if (deps[i].Is(sl::Kind::kString)) {
-          dep = sl::StrOf(deps[i]);
-        } else if (auto* sv = HostAs<ServiceValue>(deps[i], "service")) {
-          dep = sv->def()->name;
-        } else {
-          FailPos(where, absl::StrCat("depends_on: got ",
-                                      sl::TypeName(deps[i]),
-                                      ", want a service or its name"));
-        }
-        if (dep == name)
-          FailPos(where, absl::StrCat("depends_on: \"", name,
-                                      "\" cannot depend on itself"));
-        svc->depends_on_written.push_back({dep, where});
+    DependsOn(th, site, 7, depends_on, svc.get());
+    spec_->services.push_back(svc);
+    return sl::NewHost<ServiceValue>(svc, loading_);
+  }
+
+  // depends_on (parameter i of service or mock_service): a service or its
+  // name, or a list of them. Names may come before their service(...) and
+  // are resolved once the spec has loaded.
+  void DependsOn(sl::Thread& th, const CallSite& site, size_t i,
+                 const Value& depends_on, ServiceDef* svc) {
+    if (depends_on.IsNull() || depends_on.IsNone()) return;
+    const bool list =
+        depends_on.Is(sl::Kind::kList) || depends_on.Is(sl::Kind::kTuple);
+    std::vector<Value> deps =
+        list ? sl::ToVector(th, depends_on) : std::vector<Value>{depends_on};
+    for (size_t k = 0; k < deps.size(); ++k) {
+      std::string where = list ? site.Element(i, "depends_on", k)
+                               : site.Param(i, "depends_on");
+      std::string dep;
+      if (deps[k].Is(sl::Kind::kString)) {
+        dep = sl::StrOf(deps[k]);
+      } else if (auto* sv = HostAs<ServiceValue>(deps[k], "service")) {
+        dep = sv->def()->name;
+      } else {
+        FailPos(where, absl::StrCat("depends_on: got ", sl::TypeName(deps[k]),
+                                    ", want a service or its name"));
+      }
+      if (dep == svc->name)
+        FailPos(where, absl::StrCat("depends_on: \"", svc->name,
+                                    "\" cannot depend on itself"));
+      svc->depends_on_written.push_back({dep, where});
+    }
+  }
+
+  // The name of a new service: valid, and not used yet.
+  void CheckServiceName(const CallSite& site, const std::string& name) {
+    if (!ValidName(name))
+      FailPos(site.Param(0, "name"),
+              absl::StrCat("name \"", name,
+                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
+    for (auto& s : spec_->services)
+      if (s->name == name)
+        FailPos(
+            site.Param(0, "name"),
+            absl::StrCat("\"", name, "\" is already defined at ", s->where));
+  }
+
+  // respond(status=200, body="", headers={}, delay=None, close=False): a
+  // canned reply of a mock service. respond("PONG\n") is respond(body =
+  // "PONG\n") (for TCP).
+  Value Respond(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    Value status, body, headers, delay, close;
+    Unpack(site, "respond", args,
+           {{"status?", &status},
+            {"body?", &body},
+            {"headers?", &headers},
+            {"delay?", &delay},
+            {"close?", &close}});
+    MockReply r;
+    bool status_given = false;
+    if (!status.IsNull() && status.Is(sl::Kind::kString) && body.IsNull() &&
+        !args.pos.empty()) {
+      body = status;  // respond("PONG\n")
+      status = Value();
+    }
+    if (!status.IsNull() && !status.IsNone()) {
+      int64_t n;
+      if (!status.Is(sl::Kind::kInt) || !sl::IntToInt64(status, &n))
+        FailPos(site.Param(0, "status"),
+                absl::StrCat("for parameter \"status\": got ",
+                             sl::TypeName(status), ", want an HTTP status"));
+      if (n < 100 || n > 599)
+        FailPos(site.Param(0, "status"),
+                absl::StrCat("status ", n, " is not an HTTP status (100 to 599)"));
+      r.status = static_cast<int>(n);
+      status_given = true;
+    }
+    if (!body.IsNull() && !body.IsNone()) {
+      if (!body.Is(sl::Kind::kString))
+        FailPos(site.Param(1, "body"),
+                absl::StrCat("for parameter \"body\": got ", sl::TypeName(body),
+                             ", want string"));
+      r.body = sl::StrOf(body);
+    }
+    if (!headers.IsNull() && !headers.IsNone()) {
+      if (!headers.Is(sl::Kind::kDict))
+        FailPos(site.Param(2, "headers"),
+                absl::StrCat("for parameter \"headers\": got ",
+                             sl::TypeName(headers), ", want dict"));
+      sl::DictOf(headers)->t.ForEach([&](const sl::HashTable::Entry& e) {
+        if (!e.key.Is(sl::Kind::kString) || !e.value.Is(sl::Kind::kString))
+          FailPos(site.Param(2, "headers"),
+                  "headers: keys and values must be strings");
+        std::string k = sl::StrOf(e.key), v = sl::StrOf(e.value);
+        if (k.empty() || k.find_first_of(":\r\n ") != std::string::npos ||
+            v.find_first_of("\r\n") != std::string::npos)
+          FailPos(site.DictKey(2, "headers", k),
+                  absl::StrCat("headers: \"", k,
+                               "\": a header name without ':', spaces or line "
+                               "ends, and a value on one line"));
+        r.headers.emplace_back(k, v);
+      });
+    }
+    if (!delay.IsNull() && !delay.IsNone()) {
+      try {
+        r.delay = DurationArg("respond", "delay", delay);
+      } catch (sl::EvalError& e) {
+        absl::string_view m = e.msg;
+        absl::ConsumePrefix(&m, "respond: ");
+        FailPos(site.Param(3, "delay"), m);
       }
     }
+    if (!close.IsNull()) r.close = sl::Truth(close);
+    return sl::NewHost<ReplyValue>(r, status_given, site.Call());
+  }
+
+  // mock_service(name, http=None, tcp=None, default=None, port=0,
+  // shared=False, depends_on=None): a service of canned replies, run as
+  // `fault mock FILE PORT` under fault exec (mock.h).
+  Value MockService(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    std::string name;
+    Value http, tcp, fallback, depends_on;
+    int64_t port = 0;
+    bool shared = false;
+    Unpack(site, "mock_service", args,
+           {{"name", &name},
+            {"http?", &http},
+            {"tcp?", &tcp},
+            {"default?", &fallback},
+            {"port?", &port},
+            {"shared?", &shared},
+            {"depends_on?", &depends_on}});
+    CheckServiceName(site, name);
+    const bool has_http = !http.IsNull() && !http.IsNone();
+    const bool has_tcp = !tcp.IsNull() && !tcp.IsNone();
+    if (has_http == has_tcp)
+      FailPos(has_http ? site.Param(2, "tcp") : site.Call(),
+              absl::StrCat("\"", name,
+                           "\": give http = {...} or tcp = {...} (one of them)"));
+    MockConfig config;
+    config.protocol =
+        has_http ? MockConfig::Protocol::kHttp : MockConfig::Protocol::kTcp;
+    const size_t routes_i = has_http ? 1 : 2;
+    const char* routes_param = has_http ? "http" : "tcp";
+    const Value& routes = has_http ? http : tcp;
+    if (!routes.Is(sl::Kind::kDict))
+      FailPos(site.Param(routes_i, routes_param),
+              absl::StrCat("for parameter \"", routes_param, "\": got ",
+                           sl::TypeName(routes),
+                           ", want dict of route to respond(...)"));
+    // A reply: respond(...), or a string (the body, status 200).
+    auto reply = [&](const Value& v, const std::string& where) {
+      MockReply r;
+      if (v.Is(sl::Kind::kString)) {
+        r.body = sl::StrOf(v);
+        return r;
+      }
+      auto* rv = HostAs<ReplyValue>(v, "mock_reply");
+      if (rv == nullptr)
+        FailPos(where, absl::StrCat("got ", sl::TypeName(v),
+                                    ", want respond(...) or a string"));
+      if (!has_http && rv->status_given())
+        FailPos(where, absl::StrCat("\"", name, "\": a TCP mock replies with "
+                                    "bytes, not an HTTP status (respond at ",
+                                    rv->where(), "): leave out the status"));
+      if (!has_http && !rv->reply().headers.empty())
+        FailPos(where, absl::StrCat("\"", name, "\": a TCP mock has no "
+                                    "headers (respond at ", rv->where(), ")"));
+      return rv->reply();
+    };
+    sl::DictOf(routes)->t.ForEach([&](const sl::HashTable::Entry& e) {
+      if (!e.key.Is(sl::Kind::kString))
+        FailPos(site.Param(routes_i, routes_param),
+                absl::StrCat(routes_param, ": route keys must be strings, got ",
+                             sl::TypeName(e.key)));
+      std::string key = sl::StrOf(e.key);
+      std::string where = site.DictKey(routes_i, routes_param, key);
+      if (std::string why = CheckRouteKey(config.protocol, key); !why.empty())
+        FailPos(where, absl::StrCat(routes_param, ": \"", key, "\": ", why));
+      config.routes.emplace_back(key, reply(e.value, where));
+    });
+    if (!fallback.IsNull() && !fallback.IsNone())
+      config.fallback = reply(fallback, site.Param(3, "default"));
+    if (port < 0 || port > 65535)
+      FailPos(site.Param(4, "port"), absl::StrCat("port ", port, " out of range"));
+    auto svc = std::make_shared<ServiceDef>();
+    svc->name = name;
+    svc->where = site.Call();
+    svc->shared = shared;
+    svc->ports.emplace_back(routes_param, static_cast<int>(port));
+    svc->ready_port = routes_param;
+    svc->command = {"{fault}", "mock", "{dir}/mock.json",
+                    absl::StrCat("{", routes_param, "}")};
+    svc->mock_config = MockConfigToJson(config).dump();
+    DependsOn(th, site, 6, depends_on, svc.get());
     spec_->services.push_back(svc);
     return sl::NewHost<ServiceValue>(svc, loading_);
   }

@@ -56,6 +56,11 @@ struct ServiceDef {
   };
   std::vector<Dependency> depends_on_written;
   std::vector<const ServiceDef*> depends_on;
+  // A mock service (mock_service(...)): its MockConfig as JSON (mock.h),
+  // written into its directory when it starts; its command runs
+  // `{fault} mock {dir}/mock.json {PORT}`, {fault} being the runner's
+  // fault binary. "" for a program.
+  std::string mock_config;
 
   // Set by the runner for a shared service (the same in every cell), and
   // by tests; the runner keeps a fresh service's per cell, in the

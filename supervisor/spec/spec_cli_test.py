@@ -852,6 +852,53 @@ class SpecCliTest(unittest.TestCase):
                          "Error in parallel: argument 2: got string, want a function without "
                          "parameters")
 
+    def test_mock_services(self):
+        # mock.star's scenarios check the canned replies themselves (status,
+        # body, headers, delay, dropped connection, default, TCP lines); here
+        # what shows from outside: the cells, the delay, the mock's events.
+        spec = os.path.join(TESTDATA, "mock.star")
+        rc, out, err = run("test", spec, "--json", self.path("m.json"), "--junit", self.path("m.xml"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "4 passed, 0 failed")
+        with open(self.path("m.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        suite = ET.parse(self.path("m.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): (tc.find("system-out").text or "") for tc in suite.iter("testcase")}
+        slow = int(re.search(r"^slow_ms (\d+)$", printed["http/none"], re.M).group(1))
+        self.assertTrue(300 <= slow < 1000, slow)
+        # A fault on the mock reaches it (it runs under fault exec).
+        self.assertEqual({(e["service"], e["effect"]) for e in cells["wired/slow_mock"]["events"]},
+                         {("payments", "latency")})
+        self.assertEqual(cells["wired/none"]["events"], [])
+        # `fault mock` on its own: a bad file is refused.
+        bad = self.path("bad.json")
+        with open(bad, "w") as f:
+            f.write('{"protocol": "udp", "routes": []}')
+        p = subprocess.run([FAULT, "mock", bad, "0"], capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stderr),
+                         (2, f"fault mock: {bad}: protocol \"udp\": want http or tcp\n"))
+
+    def test_mock_service_errors(self):
+        spec = os.path.join(TESTDATA, "mock_errors.star")
+        want = {
+            "both": f'{spec}:4:42: mock_service: "m": give http = {{...}} or tcp = {{...}} (one of them)',
+            "neither": f'{spec}:7:17: mock_service: "m": give http = {{...}} or tcp = {{...}} (one of them)',
+            "bad_key": f'{spec}:10:31: mock_service: http: "FETCH": want "METHOD /path" or "/path" '
+                       '(the path may be a glob: "GET /items/*")',
+            "lower_method": f'{spec}:13:31: mock_service: http: "get /x": "get" is not a method '
+                            '(upper-case letters: GET, POST, ...)',
+            "bad_status": f'{spec}:16:45: respond: status 700 is not an HTTP status (100 to 599)',
+            "tcp_status": f'{spec}:19:30: mock_service: "m": a TCP mock replies with bytes, not an '
+                          f'HTTP status (respond at {spec}:19:45): leave out the status',
+            "wrong_value": f'{spec}:22:31: mock_service: got int, want respond(...) or a string',
+            "bad_delay": f'{spec}:25:55: respond: for parameter "delay": "soon" is not a duration: '
+                         'expected a number at "soon"',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).

@@ -17,6 +17,7 @@
 #include "supervisor/cli/commands.h"
 #include "supervisor/cli/input_file.h"
 #include "supervisor/policy/units.h"
+#include "supervisor/spec/mock.h"
 #include "supervisor/spec/report.h"
 #include "supervisor/spec/runner.h"
 #include "supervisor/spec/spec.h"
@@ -229,7 +230,49 @@ int RunTest(const TestFlags& f) {
   return status;
 }
 
+// `fault mock FILE PORT`: the server of a spec's mock_service (mock.h).
+struct MockFlags {
+  std::string config;
+  int port = 0;
+};
+
+int RunMock(const MockFlags& f) {
+  absl::StatusOr<std::string> text = fault::cli::ReadInputFile(
+      f.config, fault::cli::kMaxScriptBytes, "mock configurations");
+  if (!text.ok()) {
+    fprintf(stderr, "fault mock: %s\n",
+            std::string(text.status().message()).c_str());
+    return 2;
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  absl::StatusOr<fault::spec::MockConfig> config =
+      j.is_discarded()
+          ? absl::InvalidArgumentError("not JSON")
+          : fault::spec::MockConfigFromJson(j);
+  if (!config.ok()) {
+    fprintf(stderr, "fault mock: %s: %s\n", f.config.c_str(),
+            std::string(config.status().message()).c_str());
+    return 2;
+  }
+  std::string error = fault::spec::ServeMock(*config, f.port);
+  fprintf(stderr, "fault mock: %s\n", error.c_str());
+  return 1;
+}
+
 }  // namespace
+
+void RegisterMockCommand(CLI::App& app) {
+  auto flags = std::make_shared<MockFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "mock",
+      "Serve canned HTTP or TCP replies on 127.0.0.1:PORT from a JSON file "
+      "(the mock services of `fault test` specs, docs/spec.md)");
+  cmd->add_option("config", flags->config, "The replies (JSON)")->required();
+  cmd->add_option("port", flags->port, "The port")
+      ->required()
+      ->check(CLI::Range(0, 65535));
+  cmd->callback([flags] { ExitStatus() = RunMock(*flags); });
+}
 
 void RegisterTestCommand(CLI::App& app) {
   auto flags = std::make_shared<TestFlags>();
