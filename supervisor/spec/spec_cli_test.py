@@ -899,6 +899,28 @@ class SpecCliTest(unittest.TestCase):
             self.assertEqual((rc, out), (2, ""), case)
             self.assertEqual(err.splitlines()[0], message)
 
+    def test_faultbox_style_example(self):
+        # The README's command, from the repository's root.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(EXAMPLES)))
+        p = subprocess.run([FAULT, "test", "examples/specs/notes_upstream.star",
+                            "--json", self.path("n.json")],
+                           capture_output=True, text=True, timeout=120, cwd=root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "6 passed, 0 failed")
+        with open(self.path("n.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+
+        def seen(name):
+            return sorted({(e["service"], e["effect"], e["op"]) for e in cells[name]["events"]})
+
+        self.assertEqual(seen("write_two/none"), [])
+        self.assertEqual(seen("disk_fails_once/none"), [("notes", "deny", "fdatasync")])
+        self.assertEqual(seen("upstream/none"), [])
+        self.assertEqual(seen("upstream/stock_slow"),
+                         [("stock", "latency", "recv"), ("stock", "latency", "send")])
+        self.assertEqual(seen("upstream/stock_refused"), [("notes", "deny", "connect")])
+        self.assertEqual(seen("poll_upstream/stock_blip"), [("notes", "deny", "connect")])
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).
