@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -158,13 +159,34 @@ int PortOf(const ServiceDef& svc, const std::string& name) {
   return it == ports.end() ? 0 : it->second;
 }
 
+// Whether 127.0.0.1:port accepts a connection. The probe's connection
+// ends before the cell's fault goes on (it goes on right after readiness):
+// the probe closes its side and waits, at most kProbeDrain, for the
+// service to close its own, so that the service's reads of the probe are
+// not faulted and counted as the scenario's events. A service that does
+// not close costs the wait once, at its last (successful) probe.
 bool PortAccepts(int port) {
+  constexpr int kProbeDrainMs = 100;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  if (ok && shutdown(fd, SHUT_WR) == 0) {
+    absl::Time until = absl::Now() + absl::Milliseconds(kProbeDrainMs);
+    for (;;) {
+      int left = static_cast<int>(
+          absl::ToInt64Milliseconds(until - absl::Now()));
+      if (left <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      int n = poll(&p, 1, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      char buf[256];
+      if (recv(fd, buf, sizeof(buf), 0) <= 0) break;  // closed (or reset)
+    }
+  }
   close(fd);
   return ok;
 }
