@@ -811,7 +811,7 @@ class SpecCliTest(unittest.TestCase):
 
     def test_parallel(self):
         spec = os.path.join(TESTDATA, "parallel.star")
-        rc, out, err = run("test", spec, "--cell-timeout", "3s", "--json", self.path("p.json"),
+        rc, out, err = run("test", spec, "--cell-timeout", "2s", "--json", self.path("p.json"),
                            "--junit", self.path("p.xml"))
         self.assertEqual(rc, 1, out + err)
         self.assertEqual(out.splitlines()[-1], "2 passed, 4 failed")
@@ -844,8 +844,8 @@ class SpecCliTest(unittest.TestCase):
                           "Error in fail: fail: branch two broke"])
         # A branch that spins is cancelled at the cell timeout.
         self.assertEqual(last["bad_spins/none"],
-                         "Error in parallel: cell timed out after 3s (--cell-timeout)")
-        self.assertLess(cells["bad_spins/none"]["seconds"], 5)
+                         "Error in parallel: cell timed out after 2s (--cell-timeout)")
+        self.assertLess(cells["bad_spins/none"]["seconds"], 4)
         self.assertEqual(last["bad_no_functions/none"],
                          "Error in parallel: got no functions, want one or more (parallel(f, g))")
         self.assertEqual(last["bad_not_a_function/none"],
