@@ -75,6 +75,15 @@ CellContext& RequireCell(absl::string_view fname) {
   return *t_cell;
 }
 
+// An operation of the scenario on the system (exec, http.*, tcp.connect)
+// is about to start: the runner may apply the cell's fault now
+// (CellContext::before_operation).
+void BeforeOperation(CellContext& cell, absl::string_view op) {
+  if (!cell.before_operation) return;
+  if (std::string err = cell.before_operation(op); !err.empty())
+    sl::Fail(absl::StrCat(op, ": ", err));
+}
+
 // The earlier of now+timeout and the cell deadline; whether the deadline
 // is the bound.
 absl::Time Bound(const CellContext& cell, absl::Duration timeout,
@@ -243,6 +252,7 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
                   {"stdin?", &stdin_v},
                   {"env?", &env_v}});
   CellContext& cell = RequireCell("exec");
+  BeforeOperation(cell, "exec");
   std::vector<std::string> cmd;
   if (!argv.Is(sl::Kind::kList) && !argv.Is(sl::Kind::kTuple))
     sl::Fail(absl::StrCat("exec: for parameter \"argv\": got ",
@@ -390,6 +400,7 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
         {{"url", &url}, {"headers?", &headers_v}, {"timeout?", &timeout}});
   }
   CellContext& cell = RequireCell(fname);
+  BeforeOperation(cell, fname);
   url = Expand(cell, url);
   auto headers = StringDictArg(fname, "headers", headers_v);
   bool by_cell;
@@ -498,6 +509,7 @@ Value TcpConnect(sl::Thread&, const Value&, const sl::Args& args) {
                   {"timeout?", &timeout},
                   {"send?", &send_v}});
   CellContext& cell = RequireCell("tcp.connect");
+  BeforeOperation(cell, "tcp.connect");
   if (port <= 0 || port > 65535)
     sl::Fail(absl::StrCat("tcp.connect: port ", port, " out of range"));
   bool by_cell;

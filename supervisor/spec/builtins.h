@@ -73,6 +73,12 @@ struct CellContext {
   // windows.
   std::function<std::string(const ServiceDef&, const FaultWindow&)> open_window;
   std::function<std::string(const ServiceDef&)> close_window;
+  // Called when an operation of the scenario on the system starts (exec,
+  // http.get and the other methods, tcp.connect), from the thread that
+  // runs it: the fault-timing exploration counts them and applies the
+  // cell's fault before one (fault test --explore-timing). "" or why the
+  // operation must fail. Unset: nothing.
+  std::function<std::string(absl::string_view op)> before_operation;
 };
 
 class ScopedCell {

@@ -67,10 +67,20 @@ std::string FirstLine(absl::string_view s) {
   return std::string(lines.front());
 }
 
+// The fault of a cell as the reports show it: with --explore-timing or
+// --fault-at-op, where it went on ("disk_full @op 2/3 http.post").
+std::string FaultColumn(const CellResult& c) {
+  if (c.fault_at_op <= 0) return c.fault;
+  return absl::StrCat(c.fault, " @op ", c.fault_at_op,
+                      c.operations > 0 ? absl::StrCat("/", c.operations) : "",
+                      c.fault_op.empty() ? "" : " ", c.fault_op);
+}
+
 // A cell's name in the reports: with --runs, followed by its seed.
 std::string CellLabel(const RunResult& run, const CellResult& c) {
-  if (run.runs <= 1) return c.name();
-  return absl::StrCat(c.name(), " (seed ", c.seed, ")");
+  std::string name = absl::StrCat(c.scenario, "/", FaultColumn(c));
+  if (run.runs <= 1) return name;
+  return absl::StrCat(name, " (seed ", c.seed, ")");
 }
 
 }  // namespace
@@ -120,7 +130,11 @@ std::string ReplayLines(const RunResult& run) {
   for (const auto& c : run.cells) {
     if (c.passed) continue;
     absl::StrAppend(&out, "  ", run.replay_command, " --filter ",
-                    ShellQuote(c.name()), " --seed ", c.seed, "\n");
+                    ShellQuote(c.name()), " --seed ", c.seed,
+                    c.fault_at_op > 0
+                        ? absl::StrCat(" --fault-at-op ", c.fault_at_op)
+                        : "",
+                    "\n");
   }
   return out;
 }
@@ -139,11 +153,12 @@ std::string RenderRunsSummary(const RunResult& run) {
   std::vector<Row> rows;
   std::map<std::string, size_t> index;
   for (const auto& c : run.cells) {
-    auto [it, fresh] = index.emplace(c.name(), rows.size());
+    auto [it, fresh] =
+        index.emplace(absl::StrCat(c.scenario, "/", FaultColumn(c)), rows.size());
     if (fresh) {
       rows.emplace_back();
       rows.back().scenario = c.scenario;
-      rows.back().fault = c.fault;
+      rows.back().fault = FaultColumn(c);
     }
     Row& row = rows[it->second];
     ++row.runs;
@@ -196,7 +211,7 @@ std::string RenderSummary(const RunResult& run) {
   size_t ws = 8, wf = 5;
   for (const auto& c : run.cells) {
     ws = std::max(ws, c.scenario.size());
-    wf = std::max(wf, c.fault.size());
+    wf = std::max(wf, FaultColumn(c).size());
   }
   std::string out =
       absl::StrFormat("%-*s  %-*s  %-6s  %8s  %6s  %s\n", ws, "scenario", wf,
@@ -204,7 +219,7 @@ std::string RenderSummary(const RunResult& run) {
   for (const auto& c : run.cells) {
     std::string row =
         absl::StrFormat("%-*s  %-*s  %-6s  %7.2fs  %6d  %s", ws, c.scenario, wf,
-                        c.fault, c.passed ? "PASS" : "FAIL", c.seconds,
+                        FaultColumn(c), c.passed ? "PASS" : "FAIL", c.seconds,
                         static_cast<int>(c.events.size()),
                         c.passed ? "" : FirstLine(c.message));
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(row), "\n");
@@ -261,6 +276,8 @@ nlohmann::json RenderJson(const RunResult& run) {
                      {"scenario", c.scenario},
                      {"fault", c.fault},
                      {"seed", c.seed},
+                     {"fault_at_op", c.fault_at_op},
+                     {"operation", c.fault_op},
                      {"status", c.passed ? "passed" : "failed"},
                      {"message", c.message},
                      {"seconds", c.seconds},
@@ -288,9 +305,9 @@ std::string RenderMarkdown(const RunResult& run) {
       absl::StrAppend(&ev, ev.empty() ? "" : ", ", k, ": ", n);
     absl::StrAppendFormat(&out, "| %s | %s | %s | %.2fs | %s |\n",
                           MdCell(c.scenario),
-                          MdCell(run.runs > 1 ? absl::StrCat(c.fault, " (seed ",
+                          MdCell(run.runs > 1 ? absl::StrCat(FaultColumn(c), " (seed ",
                                                              c.seed, ")")
-                                              : c.fault),
+                                              : FaultColumn(c)),
                           c.passed ? "pass" : "**FAIL**", c.seconds,
                           ev.empty() ? "-" : MdCell(ev));
   }

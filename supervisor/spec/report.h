@@ -22,6 +22,12 @@ struct CellResult {
   nlohmann::json events = nlohmann::json::array();  // each with "service"
   std::string output;  // print() of the scenario and service logs
   uint64_t seed = 0;   // of every fault decision in the cell
+  // The fault went on before the scenario's operation number fault_at_op
+  // (1-based; 0: when run() started) of `operations` in all, fault_op
+  // (http.post, ...) (fault test --explore-timing, --fault-at-op).
+  int fault_at_op = 0;
+  int operations = 0;
+  std::string fault_op;
   std::string name() const { return scenario + "/" + fault; }
 };
 

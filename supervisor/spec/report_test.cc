@@ -64,6 +64,23 @@ TEST(ReportTest, ReplayLineForEachFailedCell) {
       << s;
 }
 
+TEST(ReportTest, FaultPositionOfTheTimingExploration) {
+  RunResult run = Sample();
+  run.cells[1].fault_at_op = 2;
+  run.cells[1].operations = 3;
+  run.cells[1].fault_op = "http.post";
+  run.replay_command = "fault test s.star";
+  std::string s = RenderSummary(run);
+  EXPECT_NE(s.find("write_note  disk<full> @op 2/3 http.post  FAIL"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find("--filter 'write_note/disk<full>' --seed 0 --fault-at-op 2\n"),
+            std::string::npos)
+      << s;
+  EXPECT_EQ(RenderJson(run)["cells"][1]["fault_at_op"], 2);
+  EXPECT_EQ(RenderJson(run)["cells"][1]["operation"], "http.post");
+}
+
 TEST(ReportTest, RunsSummaryShowsFlakyCells) {
   RunResult run;
   run.spec = "s.star";

@@ -485,15 +485,23 @@ struct SharedService {
 class CellRunner {
  public:
   // `no_seccomp`: why the seccomp layer is unavailable ("" when it is).
+  // `at_op` > 0: the cell's fault goes on right before the scenario's
+  // operation number at_op (1-based), not when run() starts
+  // (--explore-timing, --fault-at-op).
   CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
              const std::string& no_seccomp,
-             std::map<const ServiceDef*, SharedService>* shared)
+             std::map<const ServiceDef*, SharedService>* shared, int at_op = 0)
       : spec_(spec),
         o_(o),
         dir_(dir),
         seccomp_(no_seccomp.empty()),
         no_seccomp_(no_seccomp),
-        shared_(*shared) {}
+        shared_(*shared),
+        at_op_(at_op) {}
+
+  // The operations the last Run's scenario started (exec, http.*,
+  // tcp.connect), in order.
+  const std::vector<std::string>& operations() const { return operations_; }
 
   CellResult Run(const Cell& cell) {
     ScopedCellInstances instances(&instances_);
@@ -571,7 +579,14 @@ class CellRunner {
         targets.push_back(t.get());
         names.push_back(absl::StrCat("\"", t->name, "\""));
       }
-      if (timed_never_applied_)
+      if (at_op_ > 0 && !at_op_applied_)
+        message = absl::StrCat(
+            "fault \"", cell.fault->name,
+            "\" never fired: it was to go on before the scenario's operation ",
+            at_op_, " (--fault-at-op), and run() started ",
+            operations_.size(), "; if that is expected, give "
+            "fault_assumption(..., expect_events=False)");
+      else if (timed_never_applied_)
         message = absl::StrCat(
             "fault \"", cell.fault->name, "\" never fired: it was to go on ",
             fault::policy::FormatDuration(
@@ -599,6 +614,12 @@ class CellRunner {
     }
     r.passed = message.empty();
     r.message = message;
+    r.operations = static_cast<int>(operations_.size());
+    if (cell.fault && at_op_ > 0) {
+      r.fault_at_op = at_op_;
+      if (static_cast<size_t>(at_op_) <= operations_.size())
+        r.fault_op = operations_[at_op_ - 1];
+    }
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     return r;
   }
@@ -1123,6 +1144,7 @@ class CellRunner {
       if (from_start || !Targets(cell, svc.get())) continue;
       if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
       if (cell.fault->timed()) continue;  // TimedFault, while run() runs
+      if (at_op_ > 0) continue;           // before_operation, below
       FaultSwitch* sw =
           svc->shared ? &shared_.at(svc.get()).sw : &switches_.at(svc.get());
       sw->cell = &cell.fault->policy;
@@ -1139,6 +1161,26 @@ class CellRunner {
       return ExpandPortRefs(s, spec_.services);
     };
     ctx.read_events = [this] { return LiveEvents(); };
+    ctx.before_operation = [this, &cell, deadline](absl::string_view op) {
+      std::lock_guard<std::mutex> l(op_mu_);
+      operations_.emplace_back(op);
+      if (at_op_ == 0 || cell.fault == nullptr || cell.fault->from_start ||
+          cell.fault->timed() ||
+          operations_.size() != static_cast<size_t>(at_op_))
+        return std::string();
+      std::lock_guard<std::mutex> s(switch_mu_);
+      at_op_applied_ = true;
+      for (const auto& t : cell.fault->targets) {
+        FaultSwitch* sw =
+            t->shared ? &shared_.at(t.get()).sw : &switches_.at(t.get());
+        sw->cell = &cell.fault->policy;
+        if (std::string err = Switch(*t, sw, deadline); !err.empty())
+          return absl::StrCat(t->shared ? "shared service \"" : "service \"",
+                              t->name, "\": the cell's fault was not applied (",
+                              err, ")");
+      }
+      return std::string();
+    };
     for (const auto& svc : spec_.services)
       ctx.service_names.push_back(svc->name);
     for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
@@ -1444,12 +1486,16 @@ class CellRunner {
   // windows and a timed cell fault switch from two threads.
   std::mutex switch_mu_;
   bool timed_never_applied_ = false;  // run() returned before `after`
+  std::mutex op_mu_;                  // operations_, at_op_applied_
+  std::vector<std::string> operations_;
+  bool at_op_applied_ = false;
   std::vector<OpenedWindow> windows_;  // opened in this cell, in order
   bool grouped_ = false;  // this cell's services run under one fault exec
   size_t group_lead_ = 0;  // the service that is that fault exec's program
   bool seccomp_;           // the seccomp layer works here
   std::string no_seccomp_;  // else why not
   std::map<const ServiceDef*, SharedService>& shared_;
+  const int at_op_;  // see the constructor
 };
 
 std::string Sanitize(absl::string_view s) {
@@ -1565,26 +1611,77 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
           ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
           : "not probed";
   const bool seccomp = no_seccomp.empty();
-  // Every (run, cell): run r uses the seed o.seed + r. Results keep this
-  // order whatever order the cells finish in.
-  const int per_run = static_cast<int>(cells.size());
-  const int total = per_run * run.runs;
+  // A cell whose fault can go on before any operation of its scenario:
+  // one applied by a reload when run() starts.
+  auto explorable = [](const Cell& c) {
+    return c.fault != nullptr && !c.fault->from_start && !c.fault->timed();
+  };
+  // With --explore-timing, each such cell runs once without its fault to
+  // count the operations of its scenario (exec, http.*, tcp.connect); the
+  // positions to try are then before each of them.
+  std::map<const Cell*, int> operations;
+  if (o.explore_timing) {
+    std::string count_base = absl::StrCat(base, "/operations");
+    mkdir(count_base.c_str(), 0755);
+    std::map<const ServiceDef*, SharedService> shared =
+        SetUpShared(spec, count_base, seccomp, no_seccomp);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (!explorable(*cells[i])) continue;
+      Cell bare = *cells[i];
+      bare.fault = nullptr;
+      std::string dir = absl::StrCat(count_base, "/", i + 1, "-",
+                                     Sanitize(bare.scenario->name));
+      mkdir(dir.c_str(), 0755);
+      CellRunner runner(spec, o, dir, no_seccomp, &shared);
+      runner.Run(bare);
+      operations[cells[i]] = static_cast<int>(runner.operations().size());
+    }
+    for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+  }
+  // Every (run, cell, position): run r uses the seed o.seed + r. Results
+  // keep this order whatever order the cells finish in.
+  struct Item {
+    int run;
+    const Cell* cell;
+    int at_op;  // 0: the fault goes on when run() starts
+  };
+  std::vector<Item> items;
+  for (int r = 0; r < run.runs; ++r) {
+    for (const Cell* c : cells) {
+      auto it = operations.find(c);
+      if (it != operations.end() && it->second > 0) {
+        for (int at = 1; at <= it->second; ++at) items.push_back({r, c, at});
+      } else {
+        items.push_back({r, c, explorable(*c) ? o.fault_at_op : 0});
+      }
+    }
+  }
+  const int total = static_cast<int>(items.size());
   run.cells.resize(total);
   std::vector<RunOptions> pass_options(run.runs, o);
   for (int r = 0; r < run.runs; ++r) pass_options[r].seed = o.seed + r;
   auto cell_dir = [&](int k) {
-    const Cell& c = *cells[k % per_run];
+    const Item& item = items[k];
+    const Cell& c = *item.cell;
     std::string dir = absl::StrCat(
-        base, "/", run.runs > 1 ? absl::StrCat("seed", o.seed + k / per_run, "-") : "",
-        k % per_run + 1, "-", Sanitize(c.scenario->name), "-",
-        Sanitize(c.fault ? c.fault->name : "none"));
+        base, "/", k + 1, "-", Sanitize(c.scenario->name), "-",
+        Sanitize(c.fault ? c.fault->name : "none"),
+        item.at_op > 0 ? absl::StrCat("-op", item.at_op) : "",
+        run.runs > 1 ? absl::StrCat("-seed", o.seed + item.run) : "");
     mkdir(dir.c_str(), 0755);
     return dir;
   };
   auto label = [&](int k) {
-    std::string name = cells[k % per_run]->name();
-    if (run.runs > 1) absl::StrAppend(&name, " (seed ", o.seed + k / per_run, ")");
+    const Item& item = items[k];
+    std::string name = item.cell->name();
+    if (item.at_op > 0) absl::StrAppend(&name, " @op ", item.at_op);
+    if (run.runs > 1) absl::StrAppend(&name, " (seed ", o.seed + item.run, ")");
     return name;
+  };
+  auto finish = [&](int k, CellResult* res) {
+    res->seed = o.seed + items[k].run;
+    auto it = operations.find(items[k].cell);
+    if (it != operations.end()) res->operations = it->second;
   };
   const int jobs = std::max(1, std::min(o.jobs, total));
   if (jobs > 1) run.sequential_because = WhyNotParallel(spec);
@@ -1598,13 +1695,13 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
       }
       std::map<const ServiceDef*, SharedService> shared =
           SetUpShared(spec, shared_base, seccomp, no_seccomp);
-      for (int i = 0; i < per_run; ++i) {
-        const int k = r * per_run + i;
+      for (int k = 0; k < total; ++k) {
+        if (items[k].run != r) continue;
         if (o.on_start) o.on_start(k, total, label(k));
         CellRunner runner(spec, pass_options[r], cell_dir(k), no_seccomp,
-                          &shared);
-        CellResult res = runner.Run(*cells[i]);
-        res.seed = o.seed + r;
+                          &shared, items[k].at_op);
+        CellResult res = runner.Run(*items[k].cell);
+        finish(k, &res);
         if (o.on_done) o.on_done(k, total, res);
         run.cells[k] = std::move(res);
       }
@@ -1612,7 +1709,7 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     }
   } else {
     // Cells at the same time, each with its own services, ports and
-    // directory: `jobs` threads take the next (run, cell) in order.
+    // directory: `jobs` threads take the next item in order.
     std::mutex mu;
     int next = 0, started = 0;
     auto worker = [&] {
@@ -1625,11 +1722,10 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
           k = next++;
           if (o.on_start) o.on_start(started++, total, label(k));
         }
-        const int r = k / per_run;
-        CellRunner runner(spec, pass_options[r], cell_dir(k), no_seccomp,
-                          &none);
-        CellResult res = runner.Run(*cells[k % per_run]);
-        res.seed = o.seed + r;
+        CellRunner runner(spec, pass_options[items[k].run], cell_dir(k),
+                          no_seccomp, &none, items[k].at_op);
+        CellResult res = runner.Run(*items[k].cell);
+        finish(k, &res);
         std::lock_guard<std::mutex> l(mu);
         if (o.on_done) o.on_done(k, total, res);
         run.cells[k] = std::move(res);

@@ -46,6 +46,14 @@ struct RunOptions {
   // services and ports; one at a time when a service is shared or has a
   // fixed port (RunResult::sequential_because says so).
   int jobs = 1;
+  // Fault-timing exploration (fault test --explore-timing): every cell
+  // whose fault is applied when run() starts (not from_start, not timed)
+  // runs once without it to count its scenario's operations (exec,
+  // http.*, tcp.connect), then once for each of them with the fault going
+  // on right before it. fault_at_op > 0 (--fault-at-op): such cells run
+  // with the fault going on before that operation only.
+  bool explore_timing = false;
+  int fault_at_op = 0;
   absl::Duration cell_timeout = absl::Seconds(30);
   absl::Duration stop_grace = absl::Seconds(3);
   bool keep_dirs = false;  // keep each cell's directory (logs, db files)

@@ -921,6 +921,42 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(seen("upstream/stock_refused"), [("notes", "deny", "connect")])
         self.assertEqual(seen("poll_upstream/stock_blip"), [("notes", "deny", "connect")])
 
+    def test_explore_timing(self):
+        # explore.star writes twice and reads once; only the first write
+        # must succeed, so its fsync deny fails the cell only when it goes
+        # on before the first operation.
+        spec = os.path.join(TESTDATA, "explore.star")
+        rc, out, err = run("test", spec, "--explore-timing", "--json", self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        lines = out.splitlines()
+        self.assertRegex(lines[1], r"^writes +none +PASS ")
+        self.assertRegex(lines[2], r"^writes +disk @op 1/3 http\.post +FAIL .* Error in assert_eq: "
+                                   r"got 500, want 201: the first write must be stored$")
+        self.assertRegex(lines[3], r"^writes +disk @op 2/3 http\.post +PASS ")
+        self.assertRegex(lines[4], r"^writes +disk @op 3/3 http\.get +PASS ")
+        self.assertEqual(lines[-1], "3 passed, 1 failed")
+        replay = f"{FAULT} test {spec} --filter writes/disk --seed 1 --fault-at-op 1"
+        self.assertIn("  " + replay, lines)
+        with open(self.path("e.json")) as f:
+            cells = json.load(f)["cells"]
+        self.assertEqual([(c["fault_at_op"], c["operation"], len(c["events"])) for c in cells],
+                         [(0, "", 0), (1, "http.post", 2), (2, "http.post", 1), (3, "http.get", 0)])
+        # The replay line runs that position alone, with the same outcome.
+        rc, out, err = run(*shlex.split(replay)[1:], "--json", self.path("r.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("r.json")) as f:
+            again = json.load(f)["cells"]
+        self.assertEqual([(c["fault_at_op"], c["status"], len(c["events"])) for c in again],
+                         [(1, "failed", 2)])
+        for args, message in [
+                (["--fault-at-op", "0"], 'fault test: --fault-at-op: "0" is not a number from 1 '
+                                         'to 1000000 (the scenario\'s operations count from 1)'),
+                (["--fault-at-op", "2", "--explore-timing"],
+                 "fault test: --fault-at-op and --explore-timing: give one (--explore-timing "
+                 "tries every operation)")]:
+            rc, out, err = run("test", spec, *args)
+            self.assertEqual((rc, out, err), (2, "", message + "\n"), args)
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).

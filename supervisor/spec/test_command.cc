@@ -31,7 +31,8 @@ struct TestFlags {
   std::string junit, json, report, html;
   uint64_t seed = 1;
   std::string cell_timeout = "30s";
-  std::string runs = "1", jobs = "1";
+  std::string runs = "1", jobs = "1", fault_at_op;
+  bool explore_timing = false;
   bool keep = false;
   std::vector<std::string> vars;
 };
@@ -127,6 +128,23 @@ int RunTest(const TestFlags& f) {
             static_cast<unsigned long long>(f.seed), *runs);
     return 2;
   }
+  std::optional<int> at_op;
+  if (!f.fault_at_op.empty()) {
+    at_op = NumberIn(f.fault_at_op, 1, 1000000);
+    if (!at_op) {
+      fprintf(stderr,
+              "fault test: --fault-at-op: \"%s\" is not a number from 1 to "
+              "1000000 (the scenario's operations count from 1)\n",
+              f.fault_at_op.c_str());
+      return 2;
+    }
+    if (f.explore_timing) {
+      fprintf(stderr,
+              "fault test: --fault-at-op and --explore-timing: give one "
+              "(--explore-timing tries every operation)\n");
+      return 2;
+    }
+  }
   std::optional<int> jobs = NumberIn(f.jobs, 1, kMaxJobs);
   if (!jobs) {
     fprintf(stderr, "fault test: --jobs: \"%s\" is not a number from 1 to %d\n",
@@ -174,6 +192,8 @@ int RunTest(const TestFlags& f) {
   o.seed = f.seed;
   o.runs = *runs;
   o.jobs = *jobs;
+  o.explore_timing = f.explore_timing;
+  o.fault_at_op = at_op.value_or(0);
   o.cell_timeout = absl::Nanoseconds(*timeout);
   o.keep_dirs = f.keep;
   if (isatty(STDERR_FILENO)) {
@@ -299,6 +319,15 @@ void RegisterTestCommand(CLI::App& app) {
   cmd->add_option("--jobs", flags->jobs,
                   "Run up to N cells at the same time, each with its own "
                   "services and ports (default 1)");
+  cmd->add_flag("--explore-timing", flags->explore_timing,
+                "For every cell whose fault goes on when the scenario starts: "
+                "count the scenario's operations (exec, http.*, tcp.connect) "
+                "in a run without the fault, then run the cell once per "
+                "operation with the fault going on right before it");
+  cmd->add_option("--fault-at-op", flags->fault_at_op,
+                  "The cells' faults go on right before the scenario's "
+                  "operation N (from 1), not when it starts (the replay of "
+                  "one position of --explore-timing)");
   cmd->add_option(
       "--cell-timeout", flags->cell_timeout,
       "Bound of one cell: start, readiness and scenario (default 30s)");
