@@ -561,13 +561,12 @@ Value ParallelBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
   if (args.pos.empty())
     sl::Fail("got no functions, want one or more (parallel(f, g))");
   if (args.pos.size() > kMaxFunctions)
-    sl::Fail(absl::StrCat("got ", args.pos.size(),
-                          " functions, want at most ", kMaxFunctions));
+    sl::Fail(absl::StrCat("got ", args.pos.size(), " functions, want at most ",
+                          kMaxFunctions));
   for (size_t i = 0; i < args.pos.size(); ++i) {
     const Value& f = args.pos[i];
     if (!f.Is(sl::Kind::kFunction) && !f.Is(sl::Kind::kBuiltin))
-      sl::Fail(absl::StrCat("argument ", i + 1, ": got ",
-                            sl::TypeName(f),
+      sl::Fail(absl::StrCat("argument ", i + 1, ": got ", sl::TypeName(f),
                             ", want a function without parameters"));
     sl::Freeze(f);
   }

@@ -15,8 +15,8 @@
 #define FAULT_SUPERVISOR_SPEC_BUILTINS_H_
 
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>

@@ -20,10 +20,10 @@
 namespace fault::spec {
 namespace {
 
-constexpr size_t kMaxHead = 64 << 10;   // request line and headers
-constexpr size_t kMaxBody = 1 << 20;    // a request body
-constexpr size_t kMaxLine = 64 << 10;   // a line of the TCP protocol
-constexpr int kMaxConnections = 256;    // served at the same time
+constexpr size_t kMaxHead = 64 << 10;  // request line and headers
+constexpr size_t kMaxBody = 1 << 20;   // a request body
+constexpr size_t kMaxLine = 64 << 10;  // a line of the TCP protocol
+constexpr int kMaxConnections = 256;   // served at the same time
 
 bool Glob(const std::string& pattern, absl::string_view s) {
   return fnmatch(pattern.c_str(), std::string(s).c_str(), 0) == 0;
@@ -31,24 +31,42 @@ bool Glob(const std::string& pattern, absl::string_view s) {
 
 const char* Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 409: return "Conflict";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 409:
+      return "Conflict";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
@@ -81,7 +99,8 @@ void Answer(int fd, const MockReply& r) {
   std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", Reason(r.status),
                                  "\r\nContent-Length: ", r.body.size(),
                                  "\r\nConnection: close\r\n");
-  for (const auto& [k, v] : r.headers) absl::StrAppend(&out, k, ": ", v, "\r\n");
+  for (const auto& [k, v] : r.headers)
+    absl::StrAppend(&out, k, ": ", v, "\r\n");
   absl::StrAppend(&out, "\r\n", r.body);
   WriteAll(fd, out);
 }
@@ -106,9 +125,11 @@ void ServeHttp(const MockConfig& config, int fd) {
   for (size_t i = 1; i < lines.size(); ++i) {
     size_t colon = lines[i].find(':');
     if (colon == absl::string_view::npos) continue;
-    if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(lines[i].substr(0, colon)),
-                               "content-length"))
-      absl::SimpleAtoi(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)), &length);
+    if (absl::EqualsIgnoreCase(
+            absl::StripAsciiWhitespace(lines[i].substr(0, colon)),
+            "content-length"))
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)),
+                       &length);
   }
   std::string method(request_line[0]), target(request_line[1]);
   // The body is read (and dropped) so the client is not reset while it sends.
@@ -148,7 +169,8 @@ MockReply ReplyFromJson(const nlohmann::json& j) {
   r.close = j.value("close", false);
   if (j.contains("headers"))
     for (const auto& h : j["headers"])
-      r.headers.emplace_back(h.at(0).get<std::string>(), h.at(1).get<std::string>());
+      r.headers.emplace_back(h.at(0).get<std::string>(),
+                             h.at(1).get<std::string>());
   return r;
 }
 
@@ -164,7 +186,8 @@ nlohmann::json ReplyToJson(const MockReply& r) {
 
 }  // namespace
 
-std::string CheckRouteKey(MockConfig::Protocol protocol, absl::string_view key) {
+std::string CheckRouteKey(MockConfig::Protocol protocol,
+                          absl::string_view key) {
   if (protocol == MockConfig::Protocol::kTcp)
     return key.empty() ? "an empty line cannot be a route (use default=)" : "";
   std::vector<absl::string_view> parts = absl::StrSplit(key, ' ');
@@ -176,8 +199,9 @@ std::string CheckRouteKey(MockConfig::Protocol protocol, absl::string_view key) 
     if (parts[0].empty()) return "want \"METHOD /path\": the method is empty";
     for (char c : parts[0])
       if (!absl::ascii_isupper(static_cast<unsigned char>(c)))
-        return absl::StrCat("\"", parts[0],
-                            "\" is not a method (upper-case letters: GET, POST, ...)");
+        return absl::StrCat(
+            "\"", parts[0],
+            "\" is not a method (upper-case letters: GET, POST, ...)");
   }
   return "";
 }

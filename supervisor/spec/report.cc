@@ -129,12 +129,11 @@ std::string ReplayLines(const RunResult& run) {
   std::string out = "failed cells, each replayed alone with its seed by:\n";
   for (const auto& c : run.cells) {
     if (c.passed) continue;
-    absl::StrAppend(&out, "  ", run.replay_command, " --filter ",
-                    ShellQuote(c.name()), " --seed ", c.seed,
-                    c.fault_at_op > 0
-                        ? absl::StrCat(" --fault-at-op ", c.fault_at_op)
-                        : "",
-                    "\n");
+    absl::StrAppend(
+        &out, "  ", run.replay_command, " --filter ", ShellQuote(c.name()),
+        " --seed ", c.seed,
+        c.fault_at_op > 0 ? absl::StrCat(" --fault-at-op ", c.fault_at_op) : "",
+        "\n");
   }
   return out;
 }
@@ -153,8 +152,8 @@ std::string RenderRunsSummary(const RunResult& run) {
   std::vector<Row> rows;
   std::map<std::string, size_t> index;
   for (const auto& c : run.cells) {
-    auto [it, fresh] =
-        index.emplace(absl::StrCat(c.scenario, "/", FaultColumn(c)), rows.size());
+    auto [it, fresh] = index.emplace(
+        absl::StrCat(c.scenario, "/", FaultColumn(c)), rows.size());
     if (fresh) {
       rows.emplace_back();
       rows.back().scenario = c.scenario;
@@ -188,13 +187,13 @@ std::string RenderRunsSummary(const RunResult& run) {
     flaky += r.passed != r.runs && r.passed != 0;
     std::string message;
     if (!r.failed_seeds.empty())
-      message = absl::StrCat(
-          r.failed_seeds.size() == 1 ? "seed " : "seeds ",
-          absl::StrJoin(r.failed_seeds, ", "), ": ", r.message);
-    std::string row = absl::StrFormat(
-        "%-*s  %-*s  %-6s  %7s  %7.2fs  %s", ws, r.scenario, wf, r.fault,
-        result, absl::StrCat(r.passed, "/", r.runs), r.seconds / r.runs,
-        message);
+      message =
+          absl::StrCat(r.failed_seeds.size() == 1 ? "seed " : "seeds ",
+                       absl::StrJoin(r.failed_seeds, ", "), ": ", r.message);
+    std::string row =
+        absl::StrFormat("%-*s  %-*s  %-6s  %7s  %7.2fs  %s", ws, r.scenario, wf,
+                        r.fault, result, absl::StrCat(r.passed, "/", r.runs),
+                        r.seconds / r.runs, message);
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(row), "\n");
   }
   absl::StrAppend(&out, ReplayLines(run));
@@ -284,12 +283,9 @@ nlohmann::json RenderJson(const RunResult& run) {
                      {"policy", c.policy_yaml},
                      {"events", c.events}});
   }
-  return {{"spec", run.spec},
-          {"seed", run.seed},
-          {"runs", run.runs},
-          {"passed", run.passed()},
-          {"failed", run.failed()},
-          {"cells", cells}};
+  return {{"spec", run.spec},       {"seed", run.seed},
+          {"runs", run.runs},       {"passed", run.passed()},
+          {"failed", run.failed()}, {"cells", cells}};
 }
 
 std::string RenderMarkdown(const RunResult& run) {
@@ -303,13 +299,13 @@ std::string RenderMarkdown(const RunResult& run) {
     std::string ev;
     for (const auto& [k, n] : CountEvents(c.events))
       absl::StrAppend(&ev, ev.empty() ? "" : ", ", k, ": ", n);
-    absl::StrAppendFormat(&out, "| %s | %s | %s | %.2fs | %s |\n",
-                          MdCell(c.scenario),
-                          MdCell(run.runs > 1 ? absl::StrCat(FaultColumn(c), " (seed ",
-                                                             c.seed, ")")
-                                              : FaultColumn(c)),
-                          c.passed ? "pass" : "**FAIL**", c.seconds,
-                          ev.empty() ? "-" : MdCell(ev));
+    absl::StrAppendFormat(
+        &out, "| %s | %s | %s | %.2fs | %s |\n", MdCell(c.scenario),
+        MdCell(run.runs > 1
+                   ? absl::StrCat(FaultColumn(c), " (seed ", c.seed, ")")
+                   : FaultColumn(c)),
+        c.passed ? "pass" : "**FAIL**", c.seconds,
+        ev.empty() ? "-" : MdCell(ev));
   }
   bool any_failed = false;
   for (const auto& c : run.cells) {
@@ -442,9 +438,10 @@ std::string RenderHtml(const RunResult& run) {
   out += "</tbody></table>\n";
   for (size_t i = 0; i < run.cells.size(); ++i) {
     const CellResult& c = run.cells[i];
-    absl::StrAppendFormat(&out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n",
-                          i, c.passed ? "passed" : "failed", HtmlEscape(CellLabel(run, c)),
-                          c.passed ? "pass" : "FAIL");
+    absl::StrAppendFormat(
+        &out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n", i,
+        c.passed ? "passed" : "failed", HtmlEscape(CellLabel(run, c)),
+        c.passed ? "pass" : "FAIL");
     if (!c.passed)
       absl::StrAppend(&out, "<pre class=\"failure\">",
                       HtmlEscape(absl::StripTrailingAsciiWhitespace(c.message)), "</pre>\n");

@@ -74,8 +74,9 @@ TEST(ReportTest, FaultPositionOfTheTimingExploration) {
   EXPECT_NE(s.find("write_note  disk<full> @op 2/3 http.post  FAIL"),
             std::string::npos)
       << s;
-  EXPECT_NE(s.find("--filter 'write_note/disk<full>' --seed 0 --fault-at-op 2\n"),
-            std::string::npos)
+  EXPECT_NE(
+      s.find("--filter 'write_note/disk<full>' --seed 0 --fault-at-op 2\n"),
+      std::string::npos)
       << s;
   EXPECT_EQ(RenderJson(run)["cells"][1]["fault_at_op"], 2);
   EXPECT_EQ(RenderJson(run)["cells"][1]["operation"], "http.post");

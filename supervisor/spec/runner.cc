@@ -176,8 +176,8 @@ bool PortAccepts(int port) {
   if (ok && shutdown(fd, SHUT_WR) == 0) {
     absl::Time until = absl::Now() + absl::Milliseconds(kProbeDrainMs);
     for (;;) {
-      int left = static_cast<int>(
-          absl::ToInt64Milliseconds(until - absl::Now()));
+      int left =
+          static_cast<int>(absl::ToInt64Milliseconds(until - absl::Now()));
       if (left <= 0) break;
       pollfd p{fd, POLLIN, 0};
       int n = poll(&p, 1, left);
@@ -583,8 +583,8 @@ class CellRunner {
         message = absl::StrCat(
             "fault \"", cell.fault->name,
             "\" never fired: it was to go on before the scenario's operation ",
-            at_op_, " (--fault-at-op), and run() started ",
-            operations_.size(), "; if that is expected, give "
+            at_op_, " (--fault-at-op), and run() started ", operations_.size(),
+            "; if that is expected, give "
             "fault_assumption(..., expect_events=False)");
       else if (timed_never_applied_)
         message = absl::StrCat(
@@ -1443,10 +1443,9 @@ class CellRunner {
         sw->cell = on ? &cell_.fault->policy : nullptr;
         std::string err = runner_->Switch(*t, sw, deadline_);
         if (!err.empty() && error_.empty())
-          error_ = absl::StrCat(
-              t->shared ? "shared service \"" : "service \"", t->name,
-              "\": the cell's timed fault was not ",
-              on ? "applied" : "removed", " (", err, ")");
+          error_ = absl::StrCat(t->shared ? "shared service \"" : "service \"",
+                                t->name, "\": the cell's timed fault was not ",
+                                on ? "applied" : "removed", " (", err, ")");
       }
       if (on) applied_ = true;
     }
@@ -1565,7 +1564,8 @@ std::string WhyNotParallel(const Spec& spec) {
     for (const auto& [name, port] : svc->ports)
       if (port != 0)
         return absl::StrCat("service \"", svc->name, "\" has a fixed port (",
-                            name, " = ", port, "), which one cell at a time can use");
+                            name, " = ", port,
+                            "), which one cell at a time can use");
   }
   return "";
 }

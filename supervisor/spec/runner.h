@@ -13,12 +13,13 @@
 // fixed ports are safe), or, with RunOptions::jobs, several at a time when
 // no service is shared or has a fixed port: each cell then has its own
 // ports and directories (CellInstances, installed on the thread that runs
-// it). With RunOptions::runs every cell runs again with the next seeds. A shared service (service(..., shared=True))
-// starts once and gets each cell's policy by a reload of `fault exec`
-// (docs/spec.md, "Shared services"). Every phase is bounded: readiness by the
-// service's ready_timeout and the cell timeout, the scenario by the cell
-// timeout (its builtins wait at most until the cell's deadline, Starlark code
-// is cancelled), shutdown by SIGTERM then SIGKILL after `stop_grace`.
+// it). With RunOptions::runs every cell runs again with the next seeds. A
+// shared service (service(..., shared=True)) starts once and gets each cell's
+// policy by a reload of `fault exec` (docs/spec.md, "Shared services"). Every
+// phase is bounded: readiness by the service's ready_timeout and the cell
+// timeout, the scenario by the cell timeout (its builtins wait at most until
+// the cell's deadline, Starlark code is cancelled), shutdown by SIGTERM then
+// SIGKILL after `stop_grace`.
 //
 // Thread safety: one RunSpec at a time per Spec (it sets the shared
 // services' ports).

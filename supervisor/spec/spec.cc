@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -147,7 +147,9 @@ class ServiceValue : public sl::HostValue {
 class ReplyValue : public sl::HostValue {
  public:
   ReplyValue(MockReply r, bool status_given, std::string where)
-      : r_(std::move(r)), status_given_(status_given), where_(std::move(where)) {}
+      : r_(std::move(r)),
+        status_given_(status_given),
+        where_(std::move(where)) {}
   std::string Type() const override { return "mock_reply"; }
   std::string Repr() const override {
     return absl::StrCat("respond(", r_.status, ", ", r_.body.size(), " bytes)");
@@ -725,8 +727,8 @@ class Loader {
     std::vector<Value> deps =
         list ? sl::ToVector(th, depends_on) : std::vector<Value>{depends_on};
     for (size_t k = 0; k < deps.size(); ++k) {
-      std::string where = list ? site.Element(i, "depends_on", k)
-                               : site.Param(i, "depends_on");
+      std::string where =
+          list ? site.Element(i, "depends_on", k) : site.Param(i, "depends_on");
       std::string dep;
       if (deps[k].Is(sl::Kind::kString)) {
         dep = sl::StrOf(deps[k]);
@@ -782,8 +784,9 @@ class Loader {
                 absl::StrCat("for parameter \"status\": got ",
                              sl::TypeName(status), ", want an HTTP status"));
       if (n < 100 || n > 599)
-        FailPos(site.Param(0, "status"),
-                absl::StrCat("status ", n, " is not an HTTP status (100 to 599)"));
+        FailPos(
+            site.Param(0, "status"),
+            absl::StrCat("status ", n, " is not an HTTP status (100 to 599)"));
       r.status = static_cast<int>(n);
       status_given = true;
     }
@@ -847,9 +850,10 @@ class Loader {
     const bool has_http = !http.IsNull() && !http.IsNone();
     const bool has_tcp = !tcp.IsNull() && !tcp.IsNone();
     if (has_http == has_tcp)
-      FailPos(has_http ? site.Param(2, "tcp") : site.Call(),
-              absl::StrCat("\"", name,
-                           "\": give http = {...} or tcp = {...} (one of them)"));
+      FailPos(
+          has_http ? site.Param(2, "tcp") : site.Call(),
+          absl::StrCat("\"", name,
+                       "\": give http = {...} or tcp = {...} (one of them)"));
     MockConfig config;
     config.protocol =
         has_http ? MockConfig::Protocol::kHttp : MockConfig::Protocol::kTcp;
@@ -873,12 +877,15 @@ class Loader {
         FailPos(where, absl::StrCat("got ", sl::TypeName(v),
                                     ", want respond(...) or a string"));
       if (!has_http && rv->status_given())
-        FailPos(where, absl::StrCat("\"", name, "\": a TCP mock replies with "
+        FailPos(where, absl::StrCat("\"", name,
+                                    "\": a TCP mock replies with "
                                     "bytes, not an HTTP status (respond at ",
                                     rv->where(), "): leave out the status"));
       if (!has_http && !rv->reply().headers.empty())
-        FailPos(where, absl::StrCat("\"", name, "\": a TCP mock has no "
-                                    "headers (respond at ", rv->where(), ")"));
+        FailPos(where, absl::StrCat("\"", name,
+                                    "\": a TCP mock has no "
+                                    "headers (respond at ",
+                                    rv->where(), ")"));
       return rv->reply();
     };
     sl::DictOf(routes)->t.ForEach([&](const sl::HashTable::Entry& e) {
@@ -895,7 +902,8 @@ class Loader {
     if (!fallback.IsNull() && !fallback.IsNone())
       config.fallback = reply(fallback, site.Param(3, "default"));
     if (port < 0 || port > 65535)
-      FailPos(site.Param(4, "port"), absl::StrCat("port ", port, " out of range"));
+      FailPos(site.Param(4, "port"),
+              absl::StrCat("port ", port, " out of range"));
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
     svc->where = site.Call();
@@ -1070,7 +1078,7 @@ class Loader {
         }
         own_timing.emplace_back(key, at);
       } else if (window && (key == "description" || key == "target" ||
-                     key == "from_start" || key == "partition")) {
+                            key == "from_start" || key == "partition")) {
         FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\" (",
                                  WindowKeywordHint(key), ")"));
       } else if (key == "description") {
@@ -1217,8 +1225,8 @@ class Loader {
         if (other->timed() &&
             (other->after != c->after || other->lasting != c->lasting))
           FailPos(faults_at,
-                  absl::StrCat("\"", a->name, "\": \"", other->name, "\" and \"",
-                               c->name,
+                  absl::StrCat("\"", a->name, "\": \"", other->name,
+                               "\" and \"", c->name,
                                "\" are timed differently (after=, lasting=), "
                                "and a composition is one policy, applied at "
                                "one time: give the composition its own after= "
@@ -1232,11 +1240,12 @@ class Loader {
     if (a->timed() && a->from_start && !window) {
       std::string at = own_timing.empty() ? site.Keyword("from_start")
                                           : own_timing.front().second;
-      FailPos(at, absl::StrCat("\"", a->name,
-                               "\": after= and lasting= time a fault within the "
-                               "scenario's run, and from_start = True puts it "
-                               "in force from the services' start: give one or "
-                               "the other"));
+      FailPos(at,
+              absl::StrCat("\"", a->name,
+                           "\": after= and lasting= time a fault within the "
+                           "scenario's run, and from_start = True puts it "
+                           "in force from the services' start: give one or "
+                           "the other"));
     }
     if (a->targets.empty()) {
       if (spec_->services.size() == 1)
@@ -1822,16 +1831,16 @@ absl::Status ResolveDependencies(Spec* spec) {
         std::vector<std::string> names;
         for (auto& s : spec->services)
           names.push_back(absl::StrCat("\"", s->name, "\""));
-        return absl::InvalidArgumentError(absl::StrCat(
-            d.where, ": service: \"", svc->name, "\": depends_on: no service named \"",
-            d.name, "\" (services: ", absl::StrJoin(names, ", "), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(d.where, ": service: \"", svc->name,
+                         "\": depends_on: no service named \"", d.name,
+                         "\" (services: ", absl::StrJoin(names, ", "), ")"));
       }
       const ServiceDef* dep = it->second;
       if (svc->shared && !dep->shared)
         return absl::InvalidArgumentError(absl::StrCat(
             d.where, ": service: \"", svc->name, "\": depends_on: \"",
-            dep->name,
-            "\" starts again for every cell, but \"", svc->name,
+            dep->name, "\" starts again for every cell, but \"", svc->name,
             "\" is shared and starts once; make \"", dep->name,
             "\" shared too, or \"", svc->name, "\" not shared"));
       if (std::find(svc->depends_on.begin(), svc->depends_on.end(), dep) ==
@@ -1855,14 +1864,14 @@ absl::Status ResolveDependencies(Spec* spec) {
         std::string chain;
         for (auto it = from; it != path.end(); ++it)
           absl::StrAppend(&chain,
-                          it == from           ? ""
-                          : it == from + 1     ? " depends on "
-                                               : ", which depends on ",
+                          it == from       ? ""
+                          : it == from + 1 ? " depends on "
+                                           : ", which depends on ",
                           "\"", (*it)->name, "\"");
-        absl::StrAppend(&chain,
-                        path.end() - from == 1 ? " depends on "
-                                               : ", which depends on ",
-                        "\"", d->name, "\"");
+        absl::StrAppend(
+            &chain,
+            path.end() - from == 1 ? " depends on " : ", which depends on ",
+            "\"", d->name, "\"");
         std::string where;
         for (const auto& w : s->depends_on_written)
           if (w.name == d->name && where.empty()) where = w.where;

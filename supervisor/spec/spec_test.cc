@@ -389,8 +389,9 @@ TEST(SpecTest, ScenarioBuiltinsNeedACell) {
 
 TEST(SpecTest, ParallelNeedsACell) {
   absl::Status st = LoadError("parallel(lambda: 1)\n");
-  EXPECT_EQ(LastLine(st),
-            "Error in parallel: parallel: only available while a scenario runs");
+  EXPECT_EQ(
+      LastLine(st),
+      "Error in parallel: parallel: only available while a scenario runs");
 }
 
 TEST(SpecTest, LoadBuiltinsRefuseToRunLater) {

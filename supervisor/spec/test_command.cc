@@ -219,8 +219,8 @@ int RunTest(const TestFlags& f) {
             *jobs, run.sequential_because.c_str());
   // What runs one failed cell again: the same binary, spec, variables and
   // cell timeout; the summary adds --filter and --seed.
-  run.replay_command = absl::StrCat(ShellWord(o.fault_binary), " test ",
-                                    ShellWord(f.spec));
+  run.replay_command =
+      absl::StrCat(ShellWord(o.fault_binary), " test ", ShellWord(f.spec));
   for (const std::string& v : f.vars)
     absl::StrAppend(&run.replay_command, " --var ", ShellWord(v));
   if (f.cell_timeout != "30s")
@@ -266,9 +266,8 @@ int RunMock(const MockFlags& f) {
   }
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
   absl::StatusOr<fault::spec::MockConfig> config =
-      j.is_discarded()
-          ? absl::InvalidArgumentError("not JSON")
-          : fault::spec::MockConfigFromJson(j);
+      j.is_discarded() ? absl::InvalidArgumentError("not JSON")
+                       : fault::spec::MockConfigFromJson(j);
   if (!config.ok()) {
     fprintf(stderr, "fault mock: %s: %s\n", f.config.c_str(),
             std::string(config.status().message()).c_str());
