@@ -127,9 +127,10 @@ void ServeHttp(const MockConfig& config, int fd) {
     if (colon == absl::string_view::npos) continue;
     if (absl::EqualsIgnoreCase(
             absl::StripAsciiWhitespace(lines[i].substr(0, colon)),
-            "content-length"))
-      absl::SimpleAtoi(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)),
-                       &length);
+            "content-length") &&
+        !absl::SimpleAtoi(
+            absl::StripAsciiWhitespace(lines[i].substr(colon + 1)), &length))
+      length = 0;  // not a number: no body
   }
   std::string method(request_line[0]), target(request_line[1]);
   // The body is read (and dropped) so the client is not reset while it sends.

@@ -494,10 +494,10 @@ class CellRunner {
       : spec_(spec),
         o_(o),
         dir_(dir),
-        seccomp_(no_seccomp.empty()),
         no_seccomp_(no_seccomp),
         shared_(*shared),
-        at_op_(at_op) {}
+        at_op_(at_op),
+        seccomp_(no_seccomp.empty()) {}
 
   // The operations the last Run's scenario started (exec, http.*,
   // tcp.connect), in order.
@@ -1484,17 +1484,17 @@ class CellRunner {
   // Held while a fault is switched in a running service: the scenario's
   // windows and a timed cell fault switch from two threads.
   std::mutex switch_mu_;
-  bool timed_never_applied_ = false;  // run() returned before `after`
-  std::mutex op_mu_;                  // operations_, at_op_applied_
+  std::mutex op_mu_;  // operations_, at_op_applied_
   std::vector<std::string> operations_;
-  bool at_op_applied_ = false;
   std::vector<OpenedWindow> windows_;  // opened in this cell, in order
-  bool grouped_ = false;  // this cell's services run under one fault exec
-  size_t group_lead_ = 0;  // the service that is that fault exec's program
-  bool seccomp_;           // the seccomp layer works here
-  std::string no_seccomp_;  // else why not
+  std::string no_seccomp_;             // why the seccomp layer does not work
   std::map<const ServiceDef*, SharedService>& shared_;
-  const int at_op_;  // see the constructor
+  size_t group_lead_ = 0;  // the service that is that fault exec's program
+  const int at_op_;        // see the constructor
+  bool seccomp_;           // the seccomp layer works here
+  bool grouped_ = false;   // this cell's services run under one fault exec
+  bool timed_never_applied_ = false;  // run() returned before `after`
+  bool at_op_applied_ = false;
 };
 
 std::string Sanitize(absl::string_view s) {
