@@ -633,8 +633,19 @@ class Loader {
     for (auto& a : svc->command)
       a = absl::StrReplaceAll(a, {{"{spec_dir}", spec_dir_}});
     std::string& prog = svc->command[0];
-    if (prog.find('/') != std::string::npos && prog[0] != '/')
-      prog = absl::StrCat(spec_dir_, "/", prog);
+    if (prog.find('/') != std::string::npos && prog[0] != '/') {
+      // Relative to the spec's directory; one that names no program there
+      // but one from the current directory (a path given with --var on
+      // the command line) is taken from there.
+      std::string in_spec_dir = absl::StrCat(spec_dir_, "/", prog);
+      std::error_code ec;
+      std::filesystem::path from_cwd = std::filesystem::absolute(prog, ec);
+      if (access(in_spec_dir.c_str(), X_OK) != 0 && !ec &&
+          access(from_cwd.c_str(), X_OK) == 0)
+        prog = from_cwd.lexically_normal().string();
+      else
+        prog = in_spec_dir;
+    }
     std::string resolved =
         prog.find('/') == std::string::npos ? ResolveOnPath(prog) : prog;
     if (resolved.empty() || access(resolved.c_str(), X_OK) != 0)

@@ -957,6 +957,17 @@ class SpecCliTest(unittest.TestCase):
             rc, out, err = run("test", spec, *args)
             self.assertEqual((rc, out, err), (2, "", message + "\n"), args)
 
+    def test_readme_notes_command(self):
+        # The README's command, from the repository's root, with kv_server
+        # given relative to it (one quick cell of it).
+        root = os.path.dirname(os.path.dirname(os.path.abspath(EXAMPLES)))
+        p = subprocess.run([FAULT, "test", "examples/specs/notes.star", "--var",
+                            "kv_server=" + os.path.relpath(KV_SERVER, root),
+                            "--filter", "health/none", "--report", self.path("notes.md")],
+                           capture_output=True, text=True, timeout=120, cwd=root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "1 passed, 0 failed")
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).
