@@ -36,6 +36,7 @@
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
+#include "supervisor/spec/events.h"
 #include "supervisor/spec/expectations.h"
 
 extern char** environ;
@@ -612,6 +613,7 @@ class CellRunner {
           "is expected, give ",
           w.opened_by, "(..., expect_events = False)");
     }
+    if (message.empty()) message = RunMonitors(r);
     r.passed = message.empty();
     r.message = message;
     r.operations = static_cast<int>(operations_.size());
@@ -630,6 +632,42 @@ class CellRunner {
     for (auto& t : cell.fault->targets)
       if (t.get() == svc) return true;
     return false;
+  }
+
+  // The spec's monitors over the cell's events, in time order: "" or the
+  // first failure, with the event it failed on.
+  std::string RunMonitors(CellResult& r) {
+    if (spec_.monitors.empty()) return "";
+    std::vector<CellEvent> events;
+    for (const auto& line : r.events)
+      events.push_back(
+          EventFromJson(line, run_start_ns_, absl::StrCat("#", events.size())));
+    std::stable_sort(events.begin(), events.end(),
+                     [](const CellEvent& a, const CellEvent& b) {
+                       return a.time_ns < b.time_ns;
+                     });
+    sl::Thread th;
+    th.print = [&r](sl::Thread&, const std::string& s) {
+      absl::StrAppend(&r.output, s, "\n");
+    };
+    std::string timeout =
+        absl::StrCat("monitors timed out after ",
+                     fault::policy::FormatDuration(
+                         absl::ToInt64Nanoseconds(o_.cell_timeout)),
+                     " (--cell-timeout)");
+    Watchdog dog(&th, absl::Now() + o_.cell_timeout, timeout);
+    for (const MonitorDef& m : spec_.monitors) {
+      for (const CellEvent& e : events) {
+        if (!m.filter.MatchesFields(e)) continue;
+        Value args[] = {EventValue(e)};
+        absl::StatusOr<Value> st = sl::Call(th, m.fn, args);
+        if (!st.ok())
+          return absl::StrCat("monitor ", sl::Repr(m.fn), " (", m.where,
+                              ") failed on the event ", FormatEvent(e), ":\n",
+                              st.status().message());
+      }
+    }
+    return "";
   }
 
   // A string of svc's command, env or ready command for this cell: its
@@ -1202,6 +1240,7 @@ class CellRunner {
     Watchdog dog(&th, deadline, timeout_msg);
     ctx.in_run = true;
     ctx.run_start = absl::Now();
+    run_start_ns_ = absl::ToUnixNanos(ctx.run_start);
     std::optional<TimedFault> timed;
     if (cell.fault && cell.fault->timed())
       timed.emplace(this, cell, ctx.run_start, deadline);
@@ -1490,7 +1529,8 @@ class CellRunner {
   std::string no_seccomp_;             // why the seccomp layer does not work
   std::map<const ServiceDef*, SharedService>& shared_;
   size_t group_lead_ = 0;  // the service that is that fault exec's program
-  const int at_op_;        // see the constructor
+  int64_t run_start_ns_ = 0;  // when the scenario's run() started
+  const int at_op_;           // see the constructor
   bool seccomp_;           // the seccomp layer works here
   bool grouped_ = false;   // this cell's services run under one fault exec
   bool timed_never_applied_ = false;  // run() returned before `after`

@@ -436,6 +436,7 @@ class Loader {
     (*p)["fault_assumption"] =
         Builtin("fault_assumption", &Loader::FaultAssumption);
     (*p)["scenario"] = Builtin("scenario", &Loader::Scenario);
+    (*p)["monitor"] = Builtin("monitor", &Loader::Monitor);
     (*p)["fault_matrix"] = Builtin("fault_matrix", &Loader::FaultMatrix);
     (*p)["fault"] = CellBuiltin("fault", &Loader::FaultWindowRun);
     (*p)["fault_start"] = CellBuiltin("fault_start", &Loader::FaultStart);
@@ -1566,6 +1567,56 @@ class Loader {
     return sl::None();
   }
 
+  // monitor(fn, service=None, kind=None, op=None, rule=None, target=None)
+  Value Monitor(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    Value fn, service, kind, op, rule, target;
+    Unpack(site, "monitor", args,
+           {{"fn", &fn},
+            {"service?", &service},
+            {"kind?", &kind},
+            {"op?", &op},
+            {"rule?", &rule},
+            {"target?", &target}});
+    if (!fn.Is(sl::Kind::kFunction) && !fn.Is(sl::Kind::kBuiltin))
+      FailPos(site.Param(0, "fn"),
+              absl::StrCat("for parameter \"fn\": got ", sl::TypeName(fn),
+                           ", want a function of an event"));
+    Value filter = sl::NewDict();
+    const std::pair<const char*, Value*> fields[] = {{"service", &service},
+                                                     {"kind", &kind},
+                                                     {"op", &op},
+                                                     {"rule", &rule},
+                                                     {"target", &target}};
+    FilterNames names;
+    for (const auto& s : spec_->services) names.services.push_back(s->name);
+    for (const auto& a : spec_->assumptions) names.faults.push_back(a->name);
+    // Each field alone first, so that an error names its keyword.
+    auto filter_of = [&](const Value& dict, const std::string& at) {
+      try {
+        return FilterFromValue(th, "monitor", "filter", dict, names);
+      } catch (sl::EvalError& e) {
+        absl::string_view msg = e.msg;
+        absl::ConsumePrefix(&msg, "monitor: for parameter \"filter\": ");
+        absl::ConsumePrefix(&msg, "monitor: ");
+        FailPos(at, msg);
+      }
+    };
+    for (const auto& [key, v] : fields) {
+      if (v->IsNull() || v->IsNone()) continue;
+      Value one = sl::NewDict();
+      sl::DictOf(one)->t.Insert(sl::Str(key), *v);
+      filter_of(one, site.Keyword(key));
+      sl::DictOf(filter)->t.Insert(sl::Str(key), *v);
+    }
+    MonitorDef m;
+    m.fn = fn;
+    m.where = site.Call();
+    m.filter = filter_of(filter, m.where);
+    spec_->monitors.push_back(std::move(m));
+    return sl::None();
+  }
+
   Value Scenario(sl::Thread& th, const sl::Args& args) {
     CallSite site(th, args, &calls_);
     std::string name, description;
@@ -1949,6 +2000,8 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
         filename,
         ": no cells: call fault_matrix(scenarios=[...], faults=[...])"));
   spec->globals = std::move(*globals);
+  // Called from the threads that run cells.
+  for (MonitorDef& m : spec->monitors) sl::Freeze(m.fn);
   return spec;
 }
 

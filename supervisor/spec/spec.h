@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "fault/v1/policy.pb.h"
 #include "starlark/starlark.h"
+#include "supervisor/spec/events.h"
 #include "supervisor/spec/fault_set.h"
 
 namespace fault::spec {
@@ -136,8 +137,18 @@ struct Cell {
   std::string name() const;           // "scenario/fault" ("/none")
 };
 
+// monitor(fn, service=, kind=, ...): a function called with every fault
+// event of every cell that matches its filter, once the cell's services
+// have stopped; an error in it fails the cell (docs/spec.md, "Monitors").
+struct MonitorDef {
+  starlark::Value fn;
+  EventFilter filter;
+  std::string where;  // file:line:col of monitor(...)
+};
+
 struct Spec {
   std::string path;
+  std::vector<MonitorDef> monitors;
   std::vector<std::shared_ptr<ServiceDef>> services;
   std::vector<std::shared_ptr<Assumption>> assumptions;
   std::vector<Cell> cells;

@@ -968,6 +968,45 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(p.stdout.splitlines()[-1], "1 passed, 0 failed")
 
+    def test_monitors(self):
+        spec = os.path.join(TESTDATA, "monitor.star")
+        rc, out, err = run("test", spec, "--json", self.path("m.json"), "--junit", self.path("m.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        with open(self.path("m.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({n: c["status"] for n, c in cells.items()},
+                         {"ping/none": "passed", "ping/small": "passed", "ping/big": "failed"})
+        message = cells["ping/big"]["message"].splitlines()
+        self.assertRegex(message[0], r"^monitor <function at_most_200ms> \(" + re.escape(spec) +
+                         r":15:8\) failed on the event 0\.\d{3}s pong latency (recv|send) "
+                         r"127\.0\.0\.1:\d+ \(rule big\):$")
+        self.assertEqual(message[-1], "Error in fail: fail: a delay of 300ms (at most 200ms)")
+        # It saw each latency event of the passing cell, and printed.
+        suite = ET.parse(self.path("m.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): (tc.find("system-out").text or "") if tc.find("system-out") is not None else ""
+                   for tc in suite.iter("testcase")}
+        self.assertEqual(sorted(re.findall(r"^monitor saw .*$", printed["ping/small"], re.M)),
+                         ["monitor saw latency recv 100 ms", "monitor saw latency send 100 ms"])
+        self.assertNotIn("monitor saw", printed["ping/none"])
+        # Mistakes.
+        spec = os.path.join(TESTDATA, "monitor_errors.star")
+        for case, message in {
+                "not_a_function": f'{spec}:5:13: monitor: for parameter "fn": got int, want a '
+                                  'function of an event',
+                "unknown_kind": f'{spec}:8:29: monitor: kind "dney" is not a kind of fault event',
+                "unknown_service": f'{spec}:11:29: monitor: service "nope" is not a service of '
+                                   'the spec (services: "svc")'}.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertTrue(err.splitlines()[0].startswith(message), err)
+        rc, out, err = run("test", spec, "--var", "case=in_scenario", "--json", self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("e.json")) as f:
+            self.assertEqual(json.load(f)["cells"][0]["message"].splitlines()[-1],
+                             "Error in monitor: monitor: only at the top level of a spec, while "
+                             "it loads")
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).
