@@ -16,7 +16,6 @@ void RegisterExecCommand(CLI::App& app);        // supervisor/exec
 void RegisterDoctorCommand(CLI::App& app);      // supervisor/doctor
 void RegisterStarlarkCommand(CLI::App& app);    // starlark/
 void RegisterTestCommand(CLI::App& app);        // supervisor/spec
-void RegisterMockCommand(CLI::App& app);        // supervisor/spec
 void RegisterRunCommand(CLI::App& app);         // supervisor/run
 
 }  // namespace fault::cli

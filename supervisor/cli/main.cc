@@ -43,7 +43,6 @@ int main(int argc, char** argv) {
       {"doctor", fault::cli::RegisterDoctorCommand},
       {"starlark", fault::cli::RegisterStarlarkCommand},
       {"test", fault::cli::RegisterTestCommand},
-      {"mock", fault::cli::RegisterMockCommand},
   };
   const Command* only = nullptr;
   for (const Command& c : kCommands)

@@ -278,8 +278,8 @@ int RunMock(const MockFlags& f) {
   return 1;
 }
 
-}  // namespace
-
+// `fault mock` is registered with `fault test`: main.cc registers every
+// command when the first argument names none of its list, as "mock" does.
 void RegisterMockCommand(CLI::App& app) {
   auto flags = std::make_shared<MockFlags>();
   CLI::App* cmd = app.add_subcommand(
@@ -292,6 +292,8 @@ void RegisterMockCommand(CLI::App& app) {
       ->check(CLI::Range(0, 65535));
   cmd->callback([flags] { ExitStatus() = RunMock(*flags); });
 }
+
+}  // namespace
 
 void RegisterTestCommand(CLI::App& app) {
   auto flags = std::make_shared<TestFlags>();
@@ -336,6 +338,7 @@ void RegisterTestCommand(CLI::App& app) {
   cmd->add_flag("--keep", flags->keep,
                 "Keep the cells' directories (service logs, data, events)");
   cmd->callback([flags] { ExitStatus() = RunTest(*flags); });
+  RegisterMockCommand(app);
 }
 
 }  // namespace fault::cli
