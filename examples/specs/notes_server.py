@@ -9,8 +9,10 @@ POST /notes             stores the body; 201 {"id": N}, or 500 on a database err
 GET  /notes             200 {"count": N}
 GET  /resolve?host=H    resolves H; 200 {"addr": ...} or 502 {"error": ...}
 GET  /upstream?port=P   sends "PING\\n" to 127.0.0.1:P; 200 with the reply or 502
+GET  /upstream          the same to $UPSTREAM_ADDR (HOST:PORT)
 """
 import json
+import os
 import socket
 import sqlite3
 import sys
@@ -56,9 +58,11 @@ class Handler(BaseHTTPRequestHandler):
             except socket.gaierror as e:
                 self.reply(502, {"error": "dns: " + str(e)})
         elif url.path == "/upstream":
-            port = int(query.get("port", ["0"])[0])
+            host, port = "127.0.0.1", query.get("port", [None])[0]
+            if port is None:
+                host, _, port = os.environ.get("UPSTREAM_ADDR", "127.0.0.1:0").rpartition(":")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                with socket.create_connection((host, int(port)), timeout=5) as s:
                     s.sendall(b"PING\n")
                     self.reply(200, {"reply": s.recv(100).decode().strip()})
             except OSError as e:

@@ -12,7 +12,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,6 +27,7 @@
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/events.h"
 #include "supervisor/spec/expectations.h"
+#include "supervisor/spec/spec.h"
 
 extern char** environ;
 
@@ -68,6 +73,15 @@ CellContext& RequireCell(absl::string_view fname) {
   if (t_cell == nullptr)
     sl::Fail(absl::StrCat(fname, ": only available while a scenario runs"));
   return *t_cell;
+}
+
+// An operation of the scenario on the system (exec, http.*, tcp.connect)
+// is about to start: the runner may apply the cell's fault now
+// (CellContext::before_operation).
+void BeforeOperation(CellContext& cell, absl::string_view op) {
+  if (!cell.before_operation) return;
+  if (std::string err = cell.before_operation(op); !err.empty())
+    sl::Fail(absl::StrCat(op, ": ", err));
 }
 
 // The earlier of now+timeout and the cell deadline; whether the deadline
@@ -238,6 +252,7 @@ Value ExecBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
                   {"stdin?", &stdin_v},
                   {"env?", &env_v}});
   CellContext& cell = RequireCell("exec");
+  BeforeOperation(cell, "exec");
   std::vector<std::string> cmd;
   if (!argv.Is(sl::Kind::kList) && !argv.Is(sl::Kind::kTuple))
     sl::Fail(absl::StrCat("exec: for parameter \"argv\": got ",
@@ -385,6 +400,7 @@ Value HttpRequest(absl::string_view method, sl::Thread& th,
         {{"url", &url}, {"headers?", &headers_v}, {"timeout?", &timeout}});
   }
   CellContext& cell = RequireCell(fname);
+  BeforeOperation(cell, fname);
   url = Expand(cell, url);
   auto headers = StringDictArg(fname, "headers", headers_v);
   bool by_cell;
@@ -493,6 +509,7 @@ Value TcpConnect(sl::Thread&, const Value&, const sl::Args& args) {
                   {"timeout?", &timeout},
                   {"send?", &send_v}});
   CellContext& cell = RequireCell("tcp.connect");
+  BeforeOperation(cell, "tcp.connect");
   if (port <= 0 || port > 65535)
     sl::Fail(absl::StrCat("tcp.connect: port ", port, " out of range"));
   bool by_cell;
@@ -524,6 +541,108 @@ Value SleepBuiltin(sl::Thread&, const Value&, const sl::Args& args) {
   absl::SleepFor(until - absl::Now());
   if (by_cell) FailTimeout(cell);
   return sl::None();
+}
+
+// ---- parallel ----
+
+// parallel(f, g, ...): calls each function (no arguments) on its own thread,
+// all at the same time, waits for all of them, and returns their results
+// in order. The functions (and what they capture) are frozen first: they
+// run on other threads, and share only frozen values. A function that
+// fails fails the call, once every function has ended; at the cell's
+// deadline the functions still running are cancelled.
+Value ParallelBuiltin(sl::Thread& th, const Value&, const sl::Args& args) {
+  CellContext& cell = RequireCell("parallel");
+  constexpr size_t kMaxFunctions = 64;
+  if (!args.kw.empty())
+    sl::Fail(absl::StrCat("unexpected keyword argument \"",
+                          sl::StrOf(args.kw[0].first),
+                          "\" (give the functions as positional arguments)"));
+  if (args.pos.empty())
+    sl::Fail("got no functions, want one or more (parallel(f, g))");
+  if (args.pos.size() > kMaxFunctions)
+    sl::Fail(absl::StrCat("got ", args.pos.size(), " functions, want at most ",
+                          kMaxFunctions));
+  for (size_t i = 0; i < args.pos.size(); ++i) {
+    const Value& f = args.pos[i];
+    if (!f.Is(sl::Kind::kFunction) && !f.Is(sl::Kind::kBuiltin))
+      sl::Fail(absl::StrCat("argument ", i + 1, ": got ", sl::TypeName(f),
+                            ", want a function without parameters"));
+    sl::Freeze(f);
+  }
+  const size_t n = args.pos.size();
+  struct Branch {
+    sl::Thread thread;
+    absl::StatusOr<Value> result = Value();
+    bool done = false;
+  };
+  std::vector<std::unique_ptr<Branch>> branches;
+  std::mutex mu;  // done, and print() of the branches
+  std::condition_variable cv;
+  const CellInstances* instances = CurrentCellInstances();
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) {
+    auto b = std::make_unique<Branch>();
+    b->thread.name = absl::StrCat(th.name, "/parallel-", i + 1);
+    b->thread.dialect = th.dialect;
+    b->thread.max_steps = th.max_steps;
+    b->thread.max_call_depth = th.max_call_depth;
+    b->thread.print = [&th, &mu](sl::Thread&, const std::string& line) {
+      std::lock_guard<std::mutex> l(mu);
+      if (th.print) th.print(th, line);
+    };
+    branches.push_back(std::move(b));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    Branch* b = branches[i].get();
+    Value f = args.pos[i];
+    threads.emplace_back([b, f, &cell, instances, &mu, &cv] {
+      ScopedCell scoped_cell(&cell);
+      ScopedCellInstances scoped_instances(instances);
+      absl::StatusOr<Value> r = sl::Call(b->thread, f, {});
+      std::lock_guard<std::mutex> l(mu);
+      b->result = std::move(r);
+      b->done = true;
+      cv.notify_all();
+    });
+  }
+  bool timed_out = false;
+  {
+    std::unique_lock<std::mutex> l(mu);
+    auto all_done = [&] {
+      for (auto& b : branches)
+        if (!b->done) return false;
+      return true;
+    };
+    while (!all_done()) {
+      absl::Duration left = cell.deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        if (!timed_out)
+          for (auto& b : branches) b->thread.Cancel(cell.timeout_message);
+        timed_out = true;
+        cv.wait(l);
+        continue;
+      }
+      cv.wait_for(l, absl::ToChronoNanoseconds(
+                         std::min(left, absl::Milliseconds(100))));
+    }
+  }
+  for (auto& t : threads) t.join();
+  if (timed_out) FailTimeout(cell);
+  std::vector<Value> results;
+  for (size_t i = 0; i < n; ++i) {
+    const absl::StatusOr<Value>& r = branches[i]->result;
+    if (!r.ok()) {
+      int failed = 0;
+      for (auto& b : branches) failed += !b->result.ok();
+      sl::Fail(absl::StrCat(
+          "function ", i + 1, " of ", n, " (", sl::Repr(args.pos[i]), ")",
+          failed > 1 ? absl::StrCat(" and ", failed - 1, " more") : "",
+          " failed:\n", r.status().message()));
+    }
+    results.push_back(*r);
+  }
+  return sl::NewList(std::move(results));
 }
 
 // ---- assertions ----
@@ -659,6 +778,7 @@ void AddCommonBuiltins(sl::StringDict* pre) {
       });
   p["exec"] = sl::NewBuiltin("exec", ExecBuiltin);
   p["sleep"] = sl::NewBuiltin("sleep", SleepBuiltin);
+  p["parallel"] = sl::NewBuiltin("parallel", ParallelBuiltin);
   p["http"] = MakeRecord(
       {{"get",
         sl::NewBuiltin("http.get",

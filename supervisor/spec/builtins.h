@@ -15,6 +15,7 @@
 #define FAULT_SUPERVISOR_SPEC_BUILTINS_H_
 
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -59,7 +60,9 @@ struct CellContext {
   // What a filter's service= and rule= may name: the spec's services and
   // fault assumptions.
   std::vector<std::string> service_names, fault_names;
-  // The last read of the events, and when it was taken.
+  // The last read of the events, and when it was taken (under events_mu:
+  // the functions of parallel() read them from several threads).
+  std::mutex events_mu;
   std::vector<nlohmann::json> events_read;
   absl::Time events_read_at = absl::InfinitePast();
   // The scenario's run function is running (not its check): fault windows
@@ -70,6 +73,12 @@ struct CellContext {
   // windows.
   std::function<std::string(const ServiceDef&, const FaultWindow&)> open_window;
   std::function<std::string(const ServiceDef&)> close_window;
+  // Called when an operation of the scenario on the system starts (exec,
+  // http.get and the other methods, tcp.connect), from the thread that
+  // runs it: the fault-timing exploration counts them and applies the
+  // cell's fault before one (fault test --explore-timing). "" or why the
+  // operation must fail. Unset: nothing.
+  std::function<std::string(absl::string_view op)> before_operation;
 };
 
 class ScopedCell {

@@ -446,13 +446,20 @@ Observation Observe(CellContext& cell, absl::Time through,
                     const std::function<bool(const Observation&)>& settled) {
   for (;;) {
     absl::Time now = absl::Now();
-    // The last read already covers `through` (a check's calls share one).
-    if (cell.events_read_at - kEventWriteDelay < through) {
-      cell.events_read =
-          cell.read_events ? cell.read_events() : std::vector<nlohmann::json>{};
-      cell.events_read_at = now;
+    std::vector<nlohmann::json> lines;
+    absl::Time read_at;
+    {
+      std::lock_guard<std::mutex> l(cell.events_mu);
+      // The last read already covers `through` (a check's calls share one).
+      if (cell.events_read_at - kEventWriteDelay < through) {
+        cell.events_read = cell.read_events ? cell.read_events()
+                                            : std::vector<nlohmann::json>{};
+        cell.events_read_at = now;
+      }
+      lines = cell.events_read;
+      read_at = cell.events_read_at;
     }
-    Observation o = Build(cell, cell.events_read, cell.events_read_at, through);
+    Observation o = Build(cell, lines, read_at, through);
     if (o.complete_through >= SecondsSinceRun(cell, through) ||
         (settled && settled(o)))
       return o;

@@ -160,8 +160,8 @@ std::optional<std::string> EffectFieldPath(absl::string_view keyword) {
 const std::vector<std::string>& AssumptionKeywords() {
   static const auto* all = [] {
     auto* v = new std::vector<std::string>{
-        "name",    "target",        "faults",    "description",
-        "targets", "expect_events", "partition", "from_start"};
+        "name",          "target",    "faults",     "description", "targets",
+        "expect_events", "partition", "from_start", "after",       "lasting"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;

@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 
@@ -66,6 +67,22 @@ std::string FirstLine(absl::string_view s) {
   return std::string(lines.front());
 }
 
+// The fault of a cell as the reports show it: with --explore-timing or
+// --fault-at-op, where it went on ("disk_full @op 2/3 http.post").
+std::string FaultColumn(const CellResult& c) {
+  if (c.fault_at_op <= 0) return c.fault;
+  return absl::StrCat(c.fault, " @op ", c.fault_at_op,
+                      c.operations > 0 ? absl::StrCat("/", c.operations) : "",
+                      c.fault_op.empty() ? "" : " ", c.fault_op);
+}
+
+// A cell's name in the reports: with --runs, followed by its seed.
+std::string CellLabel(const RunResult& run, const CellResult& c) {
+  std::string name = absl::StrCat(c.scenario, "/", FaultColumn(c));
+  if (run.runs <= 1) return name;
+  return absl::StrCat(name, " (seed ", c.seed, ")");
+}
+
 }  // namespace
 
 int RunResult::passed() const {
@@ -93,11 +110,107 @@ std::vector<std::pair<std::string, int>> CountEvents(
   return out;
 }
 
+namespace {
+
+// A word of a command line as a POSIX shell reads it back.
+std::string ShellQuote(absl::string_view w) {
+  bool plain = !w.empty();
+  for (char c : w)
+    plain &= absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+             absl::StrContains("-_./=:,+@%", c);
+  if (plain) return std::string(w);
+  return absl::StrCat("'", absl::StrReplaceAll(w, {{"'", "'\\''"}}), "'");
+}
+
+// The failed cells, each with the command that runs it again alone with
+// its seed (the same fault decisions).
+std::string ReplayLines(const RunResult& run) {
+  if (run.replay_command.empty() || run.failed() == 0) return "";
+  std::string out = "failed cells, each replayed alone with its seed by:\n";
+  for (const auto& c : run.cells) {
+    if (c.passed) continue;
+    absl::StrAppend(
+        &out, "  ", run.replay_command, " --filter ", ShellQuote(c.name()),
+        " --seed ", c.seed,
+        c.fault_at_op > 0 ? absl::StrCat(" --fault-at-op ", c.fault_at_op) : "",
+        "\n");
+  }
+  return out;
+}
+
+// With --runs: one row per cell over its runs: PASS (every run), FAIL
+// (every run) or FLAKY, the runs that passed, the mean time, and the seeds
+// that failed with the first failure's message.
+std::string RenderRunsSummary(const RunResult& run) {
+  struct Row {
+    std::string scenario, fault;
+    int passed = 0, runs = 0;
+    double seconds = 0;
+    std::vector<uint64_t> failed_seeds;
+    std::string message;
+  };
+  std::vector<Row> rows;
+  std::map<std::string, size_t> index;
+  for (const auto& c : run.cells) {
+    auto [it, fresh] = index.emplace(
+        absl::StrCat(c.scenario, "/", FaultColumn(c)), rows.size());
+    if (fresh) {
+      rows.emplace_back();
+      rows.back().scenario = c.scenario;
+      rows.back().fault = FaultColumn(c);
+    }
+    Row& row = rows[it->second];
+    ++row.runs;
+    row.seconds += c.seconds;
+    if (c.passed) {
+      ++row.passed;
+    } else {
+      row.failed_seeds.push_back(c.seed);
+      if (row.message.empty()) row.message = FirstLine(c.message);
+    }
+  }
+  size_t ws = 8, wf = 5;
+  for (const auto& r : rows) {
+    ws = std::max(ws, r.scenario.size());
+    wf = std::max(wf, r.fault.size());
+  }
+  std::string out =
+      absl::StrFormat("%-*s  %-*s  %-6s  %7s  %8s  %s\n", ws, "scenario", wf,
+                      "fault", "result", "passed", "mean", "message");
+  int passed = 0, failed = 0, flaky = 0;
+  for (const auto& r : rows) {
+    const char* result = r.passed == r.runs ? "PASS"
+                         : r.passed == 0    ? "FAIL"
+                                            : "FLAKY";
+    passed += r.passed == r.runs;
+    failed += r.passed == 0;
+    flaky += r.passed != r.runs && r.passed != 0;
+    std::string message;
+    if (!r.failed_seeds.empty())
+      message =
+          absl::StrCat(r.failed_seeds.size() == 1 ? "seed " : "seeds ",
+                       absl::StrJoin(r.failed_seeds, ", "), ": ", r.message);
+    std::string row =
+        absl::StrFormat("%-*s  %-*s  %-6s  %7s  %7.2fs  %s", ws, r.scenario, wf,
+                        r.fault, result, absl::StrCat(r.passed, "/", r.runs),
+                        r.seconds / r.runs, message);
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(row), "\n");
+  }
+  absl::StrAppend(&out, ReplayLines(run));
+  absl::StrAppend(&out, passed, " passed, ", failed, " failed, ", flaky,
+                  " flaky in ", run.runs, " runs (seeds ", run.seed, " to ",
+                  run.seed + run.runs - 1, ")\n");
+  return out;
+}
+
+}  // namespace
+
 std::string RenderSummary(const RunResult& run) {
+  if (run.runs > 1) return RenderRunsSummary(run);
   size_t ws = 8, wf = 5;
   for (const auto& c : run.cells) {
     ws = std::max(ws, c.scenario.size());
-    wf = std::max(wf, c.fault.size());
+    wf = std::max(wf, FaultColumn(c).size());
   }
   std::string out =
       absl::StrFormat("%-*s  %-*s  %-6s  %8s  %6s  %s\n", ws, "scenario", wf,
@@ -105,11 +218,12 @@ std::string RenderSummary(const RunResult& run) {
   for (const auto& c : run.cells) {
     std::string row =
         absl::StrFormat("%-*s  %-*s  %-6s  %7.2fs  %6d  %s", ws, c.scenario, wf,
-                        c.fault, c.passed ? "PASS" : "FAIL", c.seconds,
+                        FaultColumn(c), c.passed ? "PASS" : "FAIL", c.seconds,
                         static_cast<int>(c.events.size()),
                         c.passed ? "" : FirstLine(c.message));
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(row), "\n");
   }
+  absl::StrAppend(&out, ReplayLines(run));
   absl::StrAppend(&out, run.passed(), " passed, ", run.failed(), " failed\n");
   return out;
 }
@@ -133,7 +247,7 @@ std::string RenderJUnit(const RunResult& run) {
   for (const auto& c : run.cells) {
     absl::StrAppendFormat(
         &out, "    <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\"",
-        XmlEscape(c.scenario), XmlEscape(c.name()), c.seconds);
+        XmlEscape(c.scenario), XmlEscape(CellLabel(run, c)), c.seconds);
     if (c.passed && c.output.empty()) {
       out += "/>\n";
       continue;
@@ -160,17 +274,18 @@ nlohmann::json RenderJson(const RunResult& run) {
     cells.push_back({{"name", c.name()},
                      {"scenario", c.scenario},
                      {"fault", c.fault},
+                     {"seed", c.seed},
+                     {"fault_at_op", c.fault_at_op},
+                     {"operation", c.fault_op},
                      {"status", c.passed ? "passed" : "failed"},
                      {"message", c.message},
                      {"seconds", c.seconds},
                      {"policy", c.policy_yaml},
                      {"events", c.events}});
   }
-  return {{"spec", run.spec},
-          {"seed", run.seed},
-          {"passed", run.passed()},
-          {"failed", run.failed()},
-          {"cells", cells}};
+  return {{"spec", run.spec},       {"seed", run.seed},
+          {"runs", run.runs},       {"passed", run.passed()},
+          {"failed", run.failed()}, {"cells", cells}};
 }
 
 std::string RenderMarkdown(const RunResult& run) {
@@ -184,17 +299,20 @@ std::string RenderMarkdown(const RunResult& run) {
     std::string ev;
     for (const auto& [k, n] : CountEvents(c.events))
       absl::StrAppend(&ev, ev.empty() ? "" : ", ", k, ": ", n);
-    absl::StrAppendFormat(&out, "| %s | %s | %s | %.2fs | %s |\n",
-                          MdCell(c.scenario), MdCell(c.fault),
-                          c.passed ? "pass" : "**FAIL**", c.seconds,
-                          ev.empty() ? "-" : MdCell(ev));
+    absl::StrAppendFormat(
+        &out, "| %s | %s | %s | %.2fs | %s |\n", MdCell(c.scenario),
+        MdCell(run.runs > 1
+                   ? absl::StrCat(FaultColumn(c), " (seed ", c.seed, ")")
+                   : FaultColumn(c)),
+        c.passed ? "pass" : "**FAIL**", c.seconds,
+        ev.empty() ? "-" : MdCell(ev));
   }
   bool any_failed = false;
   for (const auto& c : run.cells) {
     if (c.passed) continue;
     if (!any_failed) out += "\n## Failures\n";
     any_failed = true;
-    absl::StrAppend(&out, "\n### ", c.name(), "\n\n```\n",
+    absl::StrAppend(&out, "\n### ", CellLabel(run, c), "\n\n```\n",
                     absl::StripTrailingAsciiWhitespace(c.message), "\n```\n");
     if (!c.policy_yaml.empty())
       absl::StrAppend(&out, "\nPolicy:\n\n```yaml\n", c.policy_yaml, "```\n");
@@ -320,9 +438,10 @@ std::string RenderHtml(const RunResult& run) {
   out += "</tbody></table>\n";
   for (size_t i = 0; i < run.cells.size(); ++i) {
     const CellResult& c = run.cells[i];
-    absl::StrAppendFormat(&out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n",
-                          i, c.passed ? "passed" : "failed", HtmlEscape(c.name()),
-                          c.passed ? "pass" : "FAIL");
+    absl::StrAppendFormat(
+        &out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n", i,
+        c.passed ? "passed" : "failed", HtmlEscape(CellLabel(run, c)),
+        c.passed ? "pass" : "FAIL");
     if (!c.passed)
       absl::StrAppend(&out, "<pre class=\"failure\">",
                       HtmlEscape(absl::StripTrailingAsciiWhitespace(c.message)), "</pre>\n");

@@ -21,13 +21,28 @@ struct CellResult {
   std::string policy_yaml;  // the cell's policy as a policy file ("" for none)
   nlohmann::json events = nlohmann::json::array();  // each with "service"
   std::string output;  // print() of the scenario and service logs
+  uint64_t seed = 0;   // of every fault decision in the cell
+  // The fault went on before the scenario's operation number fault_at_op
+  // (1-based; 0: when run() started) of `operations` in all, fault_op
+  // (http.post, ...) (fault test --explore-timing, --fault-at-op).
+  int fault_at_op = 0;
+  int operations = 0;
+  std::string fault_op;
   std::string name() const { return scenario + "/" + fault; }
 };
 
 struct RunResult {
   std::string spec;
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // of the first run
+  int runs = 1;       // every cell ran this often, run r with seed + r
+  // Every cell of every run, run by run in matrix order.
   std::vector<CellResult> cells;
+  // Why the cells ran one at a time although --jobs asked for more.
+  std::string sequential_because;
+  // The command that runs the spec again, without --filter and --seed
+  // ("fault test spec.star --var k=v"): the summary gives each failed cell
+  // its replay command, this with --filter CELL --seed SEED. "": none.
+  std::string replay_command;
   int passed() const;
   int failed() const;
 };

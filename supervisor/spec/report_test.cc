@@ -51,6 +51,71 @@ TEST(ReportTest, SummaryEndsWithCounts) {
       << s;
 }
 
+TEST(ReportTest, ReplayLineForEachFailedCell) {
+  RunResult run = Sample();
+  run.cells[1].seed = 7;
+  run.replay_command = "fault test 'my spec.star' --var k=v";
+  std::string s = RenderSummary(run);
+  EXPECT_TRUE(absl::EndsWith(
+      s,
+      "\nfailed cells, each replayed alone with its seed by:\n"
+      "  fault test 'my spec.star' --var k=v --filter 'write_note/disk<full>' "
+      "--seed 7\n1 passed, 1 failed\n"))
+      << s;
+}
+
+TEST(ReportTest, FaultPositionOfTheTimingExploration) {
+  RunResult run = Sample();
+  run.cells[1].fault_at_op = 2;
+  run.cells[1].operations = 3;
+  run.cells[1].fault_op = "http.post";
+  run.replay_command = "fault test s.star";
+  std::string s = RenderSummary(run);
+  EXPECT_NE(s.find("write_note  disk<full> @op 2/3 http.post  FAIL"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(
+      s.find("--filter 'write_note/disk<full>' --seed 0 --fault-at-op 2\n"),
+      std::string::npos)
+      << s;
+  EXPECT_EQ(RenderJson(run)["cells"][1]["fault_at_op"], 2);
+  EXPECT_EQ(RenderJson(run)["cells"][1]["operation"], "http.post");
+}
+
+TEST(ReportTest, RunsSummaryShowsFlakyCells) {
+  RunResult run;
+  run.spec = "s.star";
+  run.seed = 3;
+  run.runs = 3;
+  for (uint64_t seed = 3; seed <= 5; ++seed) {
+    for (const char* fault : {"none", "coin", "broken"}) {
+      CellResult c;
+      c.scenario = "write";
+      c.fault = fault;
+      c.seed = seed;
+      c.seconds = 0.5;
+      c.passed = std::string(fault) == "none" ||
+                 (std::string(fault) == "coin" && seed != 4);
+      if (!c.passed) c.message = "Error in assert_eq: got 500, want 201";
+      run.cells.push_back(c);
+    }
+  }
+  std::string s = RenderSummary(run);
+  EXPECT_EQ(s,
+            "scenario  fault   result   passed      mean  message\n"
+            "write     none    PASS        3/3     0.50s\n"
+            "write     coin    FLAKY       2/3     0.50s  seed 4: Error in "
+            "assert_eq: got 500, want 201\n"
+            "write     broken  FAIL        0/3     0.50s  seeds 3, 4, 5: Error "
+            "in assert_eq: got 500, want 201\n"
+            "1 passed, 1 failed, 1 flaky in 3 runs (seeds 3 to 5)\n");
+  // The other reports name each cell with its seed.
+  EXPECT_NE(RenderJUnit(run).find("name=\"write/coin (seed 4)\""),
+            std::string::npos);
+  EXPECT_EQ(RenderJson(run)["cells"][4]["seed"], 4);
+  EXPECT_EQ(RenderJson(run)["runs"], 3);
+}
+
 TEST(ReportTest, JUnit) {
   std::string x = RenderJUnit(Sample());
   EXPECT_NE(x.find("<testsuite name=\"notes.star\" tests=\"2\" failures=\"1\" "

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -35,6 +36,7 @@
 #include "supervisor/policy/loader.h"
 #include "supervisor/policy/units.h"
 #include "supervisor/spec/builtins.h"
+#include "supervisor/spec/events.h"
 #include "supervisor/spec/expectations.h"
 
 extern char** environ;
@@ -151,13 +153,41 @@ int FreePort() {
   return port;
 }
 
+// A port of `svc` in the calling thread's cell (0: not chosen).
+int PortOf(const ServiceDef& svc, const std::string& name) {
+  const std::map<std::string, int>& ports = CurrentPorts(svc);
+  auto it = ports.find(name);
+  return it == ports.end() ? 0 : it->second;
+}
+
+// Whether 127.0.0.1:port accepts a connection. The probe's connection
+// ends before the cell's fault goes on (it goes on right after readiness):
+// the probe closes its side and waits, at most kProbeDrain, for the
+// service to close its own, so that the service's reads of the probe are
+// not faulted and counted as the scenario's events. A service that does
+// not close costs the wait once, at its last (successful) probe.
 bool PortAccepts(int port) {
+  constexpr int kProbeDrainMs = 100;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  if (ok && shutdown(fd, SHUT_WR) == 0) {
+    absl::Time until = absl::Now() + absl::Milliseconds(kProbeDrainMs);
+    for (;;) {
+      int left =
+          static_cast<int>(absl::ToInt64Milliseconds(until - absl::Now()));
+      if (left <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      int n = poll(&p, 1, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      char buf[256];
+      if (recv(fd, buf, sizeof(buf), 0) <= 0) break;  // closed (or reset)
+    }
+  }
   close(fd);
   return ok;
 }
@@ -456,17 +486,26 @@ struct SharedService {
 class CellRunner {
  public:
   // `no_seccomp`: why the seccomp layer is unavailable ("" when it is).
+  // `at_op` > 0: the cell's fault goes on right before the scenario's
+  // operation number at_op (1-based), not when run() starts
+  // (--explore-timing, --fault-at-op).
   CellRunner(Spec& spec, const RunOptions& o, const std::string& dir,
              const std::string& no_seccomp,
-             std::map<const ServiceDef*, SharedService>* shared)
+             std::map<const ServiceDef*, SharedService>* shared, int at_op = 0)
       : spec_(spec),
         o_(o),
         dir_(dir),
-        seccomp_(no_seccomp.empty()),
         no_seccomp_(no_seccomp),
-        shared_(*shared) {}
+        shared_(*shared),
+        at_op_(at_op),
+        seccomp_(no_seccomp.empty()) {}
+
+  // The operations the last Run's scenario started (exec, http.*,
+  // tcp.connect), in order.
+  const std::vector<std::string>& operations() const { return operations_; }
 
   CellResult Run(const Cell& cell) {
+    ScopedCellInstances instances(&instances_);
     CellResult r;
     r.scenario = cell.scenario->name;
     r.fault = cell.fault ? cell.fault->name : "none";
@@ -541,7 +580,22 @@ class CellRunner {
         targets.push_back(t.get());
         names.push_back(absl::StrCat("\"", t->name, "\""));
       }
-      if (fired(cell.fault->name, targets) == 0)
+      if (at_op_ > 0 && !at_op_applied_)
+        message = absl::StrCat(
+            "fault \"", cell.fault->name,
+            "\" never fired: it was to go on before the scenario's operation ",
+            at_op_, " (--fault-at-op), and run() started ", operations_.size(),
+            "; if that is expected, give "
+            "fault_assumption(..., expect_events=False)");
+      else if (timed_never_applied_)
+        message = absl::StrCat(
+            "fault \"", cell.fault->name, "\" never fired: it was to go on ",
+            fault::policy::FormatDuration(
+                absl::ToInt64Nanoseconds(cell.fault->after)),
+            " into the scenario's run (after=, ", cell.fault->timing_where,
+            "), and run() returned before; if that is expected, give "
+            "fault_assumption(..., expect_events=False)");
+      else if (fired(cell.fault->name, targets) == 0)
         message = absl::StrCat(
             "fault \"", cell.fault->name,
             "\" never fired (no fault events from ", absl::StrJoin(names, ", "),
@@ -559,8 +613,15 @@ class CellRunner {
           "is expected, give ",
           w.opened_by, "(..., expect_events = False)");
     }
+    if (message.empty()) message = RunMonitors(r);
     r.passed = message.empty();
     r.message = message;
+    r.operations = static_cast<int>(operations_.size());
+    if (cell.fault && at_op_ > 0) {
+      r.fault_at_op = at_op_;
+      if (static_cast<size_t>(at_op_) <= operations_.size())
+        r.fault_op = operations_[at_op_ - 1];
+    }
     r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     return r;
   }
@@ -573,12 +634,49 @@ class CellRunner {
     return false;
   }
 
+  // The spec's monitors over the cell's events, in time order: "" or the
+  // first failure, with the event it failed on.
+  std::string RunMonitors(CellResult& r) {
+    if (spec_.monitors.empty()) return "";
+    std::vector<CellEvent> events;
+    for (const auto& line : r.events)
+      events.push_back(
+          EventFromJson(line, run_start_ns_, absl::StrCat("#", events.size())));
+    std::stable_sort(events.begin(), events.end(),
+                     [](const CellEvent& a, const CellEvent& b) {
+                       return a.time_ns < b.time_ns;
+                     });
+    sl::Thread th;
+    th.print = [&r](sl::Thread&, const std::string& s) {
+      absl::StrAppend(&r.output, s, "\n");
+    };
+    std::string timeout =
+        absl::StrCat("monitors timed out after ",
+                     fault::policy::FormatDuration(
+                         absl::ToInt64Nanoseconds(o_.cell_timeout)),
+                     " (--cell-timeout)");
+    Watchdog dog(&th, absl::Now() + o_.cell_timeout, timeout);
+    for (const MonitorDef& m : spec_.monitors) {
+      for (const CellEvent& e : events) {
+        if (!m.filter.MatchesFields(e)) continue;
+        Value args[] = {EventValue(e)};
+        absl::StatusOr<Value> st = sl::Call(th, m.fn, args);
+        if (!st.ok())
+          return absl::StrCat("monitor ", sl::Repr(m.fn), " (", m.where,
+                              ") failed on the event ", FormatEvent(e), ":\n",
+                              st.status().message());
+      }
+    }
+    return "";
+  }
+
   // A string of svc's command, env or ready command for this cell: its
   // {dir}, its own ports ({http}) and other services' ({db.main}).
   std::string Substitute(const std::string& s, const ServiceDef& svc) const {
+    if (!svc.mock_config.empty() && s == "{fault}") return o_.fault_binary;
     std::vector<std::pair<std::string, std::string>> reps = {
-        {"{dir}", svc.current_dir}};
-    for (auto& [name, port] : svc.current_ports)
+        {"{dir}", CurrentDir(svc)}};
+    for (auto& [name, port] : CurrentPorts(svc))
       reps.emplace_back(absl::StrCat("{", name, "}"), absl::StrCat(port));
     return ExpandPortRefs(absl::StrReplaceAll(s, reps), spec_.services);
   }
@@ -594,10 +692,26 @@ class CellRunner {
         cell.fault->name, "\" cannot reach it (", no_seccomp_, ")");
   }
 
-  static void AssignPorts(ServiceDef* svc) {
-    svc->current_ports.clear();
+  // A shared service's ports are its own (the same in every cell); a fresh
+  // service's are this cell's.
+  void AssignPorts(ServiceDef* svc) {
+    std::map<std::string, int>& ports =
+        svc->shared ? svc->current_ports : instances_[svc].ports;
+    ports.clear();
     for (auto& [name, port] : svc->ports)
-      svc->current_ports[name] = port == 0 ? FreePort() : port;
+      ports[name] = port == 0 ? FreePort() : port;
+  }
+
+  // A mock service's replies, where its command (`fault mock
+  // {dir}/mock.json PORT`) reads them.
+  static std::string WriteMockConfig(const ServiceDef& svc,
+                                     const std::string& dir) {
+    if (svc.mock_config.empty()) return "";
+    std::string path = absl::StrCat(dir, "/mock.json");
+    if (!WriteFileAtomically(path, svc.mock_config))
+      return absl::StrCat("mock service \"", svc.name, "\": cannot write ",
+                          path, ": ", strerror(errno));
+    return "";
   }
 
   // The argv of `fault exec` for a service.
@@ -896,12 +1010,16 @@ class CellRunner {
           // Chosen before any service starts: others may refer to them.
           AssignPorts(svc.get());
           svc->current_dir = sh.dir;
+          if (std::string m = WriteMockConfig(*svc, sh.dir); !m.empty())
+            return m;
         }
         continue;
       }
       AssignPorts(svc.get());
-      svc->current_dir = absl::StrCat(dir_, "/", svc->name);
-      mkdir(svc->current_dir.c_str(), 0755);
+      std::string& dir = instances_[svc.get()].dir;
+      dir = absl::StrCat(dir_, "/", svc->name);
+      mkdir(dir.c_str(), 0755);
+      if (std::string m = WriteMockConfig(*svc, dir); !m.empty()) return m;
     }
     // A partition needs both programs under one supervisor: then the
     // cell's services (all but the shared ones) run under one `fault exec`,
@@ -941,15 +1059,18 @@ class CellRunner {
                             "\": the cell's policy was not applied (", err,
                             ")");
     }
-    for (size_t i = 0; i < spec_.services.size(); ++i) {
+    // Starting one service (the shared ones that are not running; the
+    // others, unless they start together under one fault exec), and
+    // waiting until one is ready.
+    auto start_one = [&](size_t i) -> std::string {
       const auto& svc = spec_.services[i];
       if (svc->shared) {
         SharedService& sh = shared_.at(svc.get());
-        if (sh.proc.pid >= 0) continue;
+        if (sh.proc.pid >= 0) return "";
         if (std::string m = StartShared(&sh); !m.empty()) return m;
-        continue;
+        return "";
       }
-      if (grouped_) continue;  // started together below
+      if (grouped_) return "";  // started together below
       bool targeted = Targets(cell, svc.get());
       if (targeted) {
         if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
@@ -1003,15 +1124,13 @@ class CellRunner {
         return absl::StrCat("service \"", svc->name,
                             "\": ", pid.status().message());
       (*procs)[i].pid = *pid;
-    }
-    if (grouped_) {
-      if (std::string error = StartGroup(policy_file, procs); !error.empty())
-        return error;
-    }
-    // Readiness, in definition order.
-    for (size_t i = 0; i < spec_.services.size(); ++i) {
+      return "";
+    };
+    std::vector<bool> awaited(spec_.services.size(), false);
+    auto await_one = [&](size_t i) -> std::string {
       const auto& svc = spec_.services[i];
-      if (!check_ready[i]) continue;
+      if (!check_ready[i] || awaited[i]) return "";
+      awaited[i] = true;
       std::string log_path = svc->shared
                                  ? shared_.at(svc.get()).log
                                  : absl::StrCat(dir_, "/", svc->name, ".log");
@@ -1030,12 +1149,40 @@ class CellRunner {
         return m;
       }
       if (svc->shared) shared_.at(svc.get()).live_in_cell = true;
+      return "";
+    };
+    // In dependency order (depends_on): a service starts once the services
+    // it depends on are ready. Services under one fault exec (a partition)
+    // start together; their readiness is still checked in that order.
+    std::map<const ServiceDef*, size_t> index;
+    for (size_t i = 0; i < spec_.services.size(); ++i)
+      index[spec_.services[i].get()] = i;
+    std::vector<size_t> order = spec_.start_order;
+    if (order.size() != spec_.services.size()) {  // a Spec not from LoadSpec
+      order.resize(spec_.services.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     }
+    for (size_t i : order) {
+      const auto& svc = spec_.services[i];
+      if (!grouped_ || svc->shared) {
+        for (const ServiceDef* dep : svc->depends_on)
+          if (std::string m = await_one(index.at(dep)); !m.empty()) return m;
+      }
+      if (std::string m = start_one(i); !m.empty()) return m;
+    }
+    if (grouped_) {
+      if (std::string error = StartGroup(policy_file, procs); !error.empty())
+        return error;
+    }
+    for (size_t i : order)
+      if (std::string m = await_one(i); !m.empty()) return m;
     // The cell's fault, from now until the scenario's run returns (its
     // window): every service is ready.
     for (auto& svc : spec_.services) {
       if (from_start || !Targets(cell, svc.get())) continue;
       if (std::string m = Unreachable(*svc, cell); !m.empty()) return m;
+      if (cell.fault->timed()) continue;  // TimedFault, while run() runs
+      if (at_op_ > 0) continue;           // before_operation, below
       FaultSwitch* sw =
           svc->shared ? &shared_.at(svc.get()).sw : &switches_.at(svc.get());
       sw->cell = &cell.fault->policy;
@@ -1052,14 +1199,36 @@ class CellRunner {
       return ExpandPortRefs(s, spec_.services);
     };
     ctx.read_events = [this] { return LiveEvents(); };
+    ctx.before_operation = [this, &cell, deadline](absl::string_view op) {
+      std::lock_guard<std::mutex> l(op_mu_);
+      operations_.emplace_back(op);
+      if (at_op_ == 0 || cell.fault == nullptr || cell.fault->from_start ||
+          cell.fault->timed() ||
+          operations_.size() != static_cast<size_t>(at_op_))
+        return std::string();
+      std::lock_guard<std::mutex> s(switch_mu_);
+      at_op_applied_ = true;
+      for (const auto& t : cell.fault->targets) {
+        FaultSwitch* sw =
+            t->shared ? &shared_.at(t.get()).sw : &switches_.at(t.get());
+        sw->cell = &cell.fault->policy;
+        if (std::string err = Switch(*t, sw, deadline); !err.empty())
+          return absl::StrCat(t->shared ? "shared service \"" : "service \"",
+                              t->name, "\": the cell's fault was not applied (",
+                              err, ")");
+      }
+      return std::string();
+    };
     for (const auto& svc : spec_.services)
       ctx.service_names.push_back(svc->name);
     for (const auto& a : spec_.assumptions) ctx.fault_names.push_back(a->name);
     ctx.open_window = [this, deadline](const ServiceDef& svc,
                                        const FaultWindow& w) {
+      std::lock_guard<std::mutex> l(switch_mu_);
       return OpenWindow(svc, w, deadline);
     };
     ctx.close_window = [this, deadline](const ServiceDef& svc) {
+      std::lock_guard<std::mutex> l(switch_mu_);
       return CloseWindow(svc, deadline);
     };
     ScopedCell scoped(&ctx);
@@ -1071,9 +1240,18 @@ class CellRunner {
     Watchdog dog(&th, deadline, timeout_msg);
     ctx.in_run = true;
     ctx.run_start = absl::Now();
+    run_start_ns_ = absl::ToUnixNanos(ctx.run_start);
+    std::optional<TimedFault> timed;
+    if (cell.fault && cell.fault->timed())
+      timed.emplace(this, cell, ctx.run_start, deadline);
     absl::StatusOr<Value> result = sl::Call(th, cell.scenario->run, {});
     ctx.run_end = absl::Now();
     ctx.in_run = false;
+    if (timed) {
+      timed->Stop();
+      if (!timed->error().empty()) return timed->error();
+      timed_never_applied_ = !timed->applied();
+    }
     auto timed_out = [&](const absl::Status& st) {
       return absl::Now() >= deadline ||
              std::string(st.message()).find(timeout_msg) != std::string::npos;
@@ -1186,7 +1364,7 @@ class CellRunner {
             svc.ready_port.empty()
                 ? " (ready command)"
                 : absl::StrCat(" (port ", svc.ready_port, " ",
-                               svc.current_ports[svc.ready_port], ")"));
+                               PortOf(svc, svc.ready_port), ")"));
       }
       absl::SleepFor(absl::Milliseconds(attempt < 20 ? 20 : 100));
     }
@@ -1238,7 +1416,7 @@ class CellRunner {
 
   bool IsReady(ServiceDef& svc, absl::Time until) {
     if (!svc.ready_port.empty())
-      return PortAccepts(svc.current_ports[svc.ready_port]);
+      return PortAccepts(PortOf(svc, svc.ready_port));
     if (svc.ready_command.empty()) return true;
     std::vector<std::string> argv;
     for (auto& a : svc.ready_command) argv.push_back(Substitute(a, svc));
@@ -1254,6 +1432,80 @@ class CellRunner {
     return WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0;
   }
 
+  // A cell's fault timed with after= and lasting= (docs/spec.md, "Timed
+  // faults"): a thread that applies it to its target services at
+  // run_start + after and removes it `lasting` later, by the same reloads
+  // as any fault (serialized with the scenario's windows by switch_mu_).
+  // Stop() ends it when run() returns; what is still in force is then
+  // removed with the windows.
+  class TimedFault {
+   public:
+    TimedFault(CellRunner* runner, const Cell& cell, absl::Time run_start,
+               absl::Time deadline)
+        : runner_(runner),
+          cell_(cell),
+          on_(run_start + cell.fault->after),
+          off_(cell.fault->lasting == absl::InfiniteDuration()
+                   ? absl::InfiniteFuture()
+                   : on_ + cell.fault->lasting),
+          deadline_(deadline),
+          worker_([this] { Work(); }) {}
+    ~TimedFault() { Stop(); }
+    void Stop() {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      if (worker_.joinable()) worker_.join();
+    }
+    bool applied() const { return applied_; }
+    const std::string& error() const { return error_; }
+
+   private:
+    // False when stopped first.
+    bool WaitUntil(absl::Time t) {
+      std::unique_lock<std::mutex> l(mu_);
+      while (!stop_ && absl::Now() < t) {
+        absl::Duration left = std::min(t, deadline_) - absl::Now();
+        if (left <= absl::ZeroDuration()) return !stop_ && absl::Now() >= t;
+        cv_.wait_for(l, absl::ToChronoNanoseconds(left));
+      }
+      return !stop_;
+    }
+    // Puts the cell's fault in force (on) or removes it in every target.
+    void Set(bool on) {
+      std::lock_guard<std::mutex> l(runner_->switch_mu_);
+      for (const auto& t : cell_.fault->targets) {
+        FaultSwitch* sw = t->shared ? &runner_->shared_.at(t.get()).sw
+                                    : &runner_->switches_.at(t.get());
+        sw->cell = on ? &cell_.fault->policy : nullptr;
+        std::string err = runner_->Switch(*t, sw, deadline_);
+        if (!err.empty() && error_.empty())
+          error_ = absl::StrCat(t->shared ? "shared service \"" : "service \"",
+                                t->name, "\": the cell's timed fault was not ",
+                                on ? "applied" : "removed", " (", err, ")");
+      }
+      if (on) applied_ = true;
+    }
+    void Work() {
+      if (!WaitUntil(on_)) return;
+      Set(true);
+      if (off_ == absl::InfiniteFuture() || !WaitUntil(off_)) return;
+      Set(false);
+    }
+
+    CellRunner* runner_;
+    const Cell& cell_;
+    const absl::Time on_, off_, deadline_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    bool applied_ = false;  // read after Stop()
+    std::string error_;     // likewise
+    std::thread worker_;    // last: starts after the members it uses
+  };
+
   // A window of the scenario, for its "never fired" check.
   struct OpenedWindow {
     const ServiceDef* service;
@@ -1267,12 +1519,22 @@ class CellRunner {
   // The faults of the services started for this cell (not the shared
   // ones, nor those of a cell with a partition).
   std::map<const ServiceDef*, FaultSwitch> switches_;
+  CellInstances instances_;  // the ports and directories of fresh services
+  // Held while a fault is switched in a running service: the scenario's
+  // windows and a timed cell fault switch from two threads.
+  std::mutex switch_mu_;
+  std::mutex op_mu_;  // operations_, at_op_applied_
+  std::vector<std::string> operations_;
   std::vector<OpenedWindow> windows_;  // opened in this cell, in order
-  bool grouped_ = false;  // this cell's services run under one fault exec
-  size_t group_lead_ = 0;  // the service that is that fault exec's program
-  bool seccomp_;           // the seccomp layer works here
-  std::string no_seccomp_;  // else why not
+  std::string no_seccomp_;             // why the seccomp layer does not work
   std::map<const ServiceDef*, SharedService>& shared_;
+  size_t group_lead_ = 0;  // the service that is that fault exec's program
+  int64_t run_start_ns_ = 0;  // when the scenario's run() started
+  const int at_op_;           // see the constructor
+  bool seccomp_;           // the seccomp layer works here
+  bool grouped_ = false;   // this cell's services run under one fault exec
+  bool timed_never_applied_ = false;  // run() returned before `after`
+  bool at_op_applied_ = false;
 };
 
 std::string Sanitize(absl::string_view s) {
@@ -1287,43 +1549,14 @@ std::string Sanitize(absl::string_view s) {
 
 }  // namespace
 
-RunResult RunSpec(Spec& spec, const RunOptions& o) {
-  RunResult run;
-  run.spec = spec.path;
-  run.seed = o.seed;
-  std::vector<const Cell*> cells;
-  for (const Cell& c : spec.cells)
-    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
-      cells.push_back(&c);
-  const char* tmp = getenv("TMPDIR");
-  std::string base =
-      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
-  if (mkdtemp(base.data()) == nullptr) {
-    for (const Cell* c : cells) {
-      CellResult r;
-      r.scenario = c->scenario->name;
-      r.fault = c->fault ? c->fault->name : "none";
-      r.message = absl::StrCat("cannot create a directory under ",
-                               tmp ? tmp : "/tmp", ": ", strerror(errno));
-      run.cells.push_back(r);
-    }
-    return run;
-  }
-  // The seccomp layer is probed when some cell needs it: for a static
-  // binary (only it reaches one) and for a partition (only it cuts the
-  // services' connections; `fault exec --layer auto` turns it on for a
-  // policy with partitions).
-  bool need_seccomp = false;
-  for (auto& s : spec.services) need_seccomp |= s->static_binary;
-  for (const Cell* c : cells)
-    need_seccomp |= c->fault && c->fault->policy.partitions_size() > 0;
-  const std::string no_seccomp =
-      need_seccomp
-          ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
-          : "not probed";
-  const bool seccomp = no_seccomp.empty();
-  // Shared services, and the syscall families their seccomp filter needs
-  // for every fault of the spec that targets them.
+namespace {
+
+// The shared services of one pass over the cells (a run of --runs), and the
+// syscall families their seccomp filter needs for every fault of the spec
+// that targets them. Their files are under `base`.
+std::map<const ServiceDef*, SharedService> SetUpShared(
+    const Spec& spec, const std::string& base, bool seccomp,
+    const std::string& no_seccomp) {
   std::map<const ServiceDef*, SharedService> shared;
   for (auto& svc : spec.services) {
     if (!svc->shared) continue;
@@ -1357,20 +1590,191 @@ RunResult RunSpec(Spec& spec, const RunOptions& o) {
     else if (families.empty())
       sh.layer = "preload";  // as a fresh service with no syscall faults
   }
-  int total = static_cast<int>(cells.size());
-  for (int i = 0; i < total; ++i) {
-    const Cell& c = *cells[i];
-    std::string dir =
-        absl::StrCat(base, "/", i + 1, "-", Sanitize(c.scenario->name), "-",
-                     Sanitize(c.fault ? c.fault->name : "none"));
-    mkdir(dir.c_str(), 0755);
-    if (o.on_start) o.on_start(i, total, c.name());
-    CellRunner runner(spec, o, dir, no_seccomp, &shared);
-    CellResult r = runner.Run(c);
-    if (o.on_done) o.on_done(i, total, r);
-    run.cells.push_back(std::move(r));
+  return shared;
+}
+
+// Why the cells of `spec` cannot run at the same time ("" when they can):
+// a shared service is one process for every cell, and a fixed port can be
+// bound by one cell's service at a time.
+std::string WhyNotParallel(const Spec& spec) {
+  for (const auto& svc : spec.services) {
+    if (svc->shared)
+      return absl::StrCat("service \"", svc->name,
+                          "\" is shared (one process for every cell)");
+    for (const auto& [name, port] : svc->ports)
+      if (port != 0)
+        return absl::StrCat("service \"", svc->name, "\" has a fixed port (",
+                            name, " = ", port,
+                            "), which one cell at a time can use");
   }
-  for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+  return "";
+}
+
+}  // namespace
+
+RunResult RunSpec(Spec& spec, const RunOptions& o) {
+  RunResult run;
+  run.spec = spec.path;
+  run.seed = o.seed;
+  run.runs = std::max(1, o.runs);
+  std::vector<const Cell*> cells;
+  for (const Cell& c : spec.cells)
+    if (o.filter.empty() || fnmatch(o.filter.c_str(), c.name().c_str(), 0) == 0)
+      cells.push_back(&c);
+  const char* tmp = getenv("TMPDIR");
+  std::string base =
+      absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/fault-test-XXXXXX");
+  if (mkdtemp(base.data()) == nullptr) {
+    for (int r = 0; r < run.runs; ++r) {
+      for (const Cell* c : cells) {
+        CellResult res;
+        res.scenario = c->scenario->name;
+        res.fault = c->fault ? c->fault->name : "none";
+        res.seed = o.seed + r;
+        res.message = absl::StrCat("cannot create a directory under ",
+                                   tmp ? tmp : "/tmp", ": ", strerror(errno));
+        run.cells.push_back(res);
+      }
+    }
+    return run;
+  }
+  // The seccomp layer is probed when some cell needs it: for a static
+  // binary (only it reaches one) and for a partition (only it cuts the
+  // services' connections; `fault exec --layer auto` turns it on for a
+  // policy with partitions).
+  bool need_seccomp = false;
+  for (auto& s : spec.services) need_seccomp |= s->static_binary;
+  for (const Cell* c : cells)
+    need_seccomp |= c->fault && c->fault->policy.partitions_size() > 0;
+  const std::string no_seccomp =
+      need_seccomp
+          ? SeccompLayerProblem(o.fault_binary, base + "/seccomp-probe.log")
+          : "not probed";
+  const bool seccomp = no_seccomp.empty();
+  // A cell whose fault can go on before any operation of its scenario:
+  // one applied by a reload when run() starts.
+  auto explorable = [](const Cell& c) {
+    return c.fault != nullptr && !c.fault->from_start && !c.fault->timed();
+  };
+  // With --explore-timing, each such cell runs once without its fault to
+  // count the operations of its scenario (exec, http.*, tcp.connect); the
+  // positions to try are then before each of them.
+  std::map<const Cell*, int> operations;
+  if (o.explore_timing) {
+    std::string count_base = absl::StrCat(base, "/operations");
+    mkdir(count_base.c_str(), 0755);
+    std::map<const ServiceDef*, SharedService> shared =
+        SetUpShared(spec, count_base, seccomp, no_seccomp);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (!explorable(*cells[i])) continue;
+      Cell bare = *cells[i];
+      bare.fault = nullptr;
+      std::string dir = absl::StrCat(count_base, "/", i + 1, "-",
+                                     Sanitize(bare.scenario->name));
+      mkdir(dir.c_str(), 0755);
+      CellRunner runner(spec, o, dir, no_seccomp, &shared);
+      runner.Run(bare);
+      operations[cells[i]] = static_cast<int>(runner.operations().size());
+    }
+    for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+  }
+  // Every (run, cell, position): run r uses the seed o.seed + r. Results
+  // keep this order whatever order the cells finish in.
+  struct Item {
+    int run;
+    const Cell* cell;
+    int at_op;  // 0: the fault goes on when run() starts
+  };
+  std::vector<Item> items;
+  for (int r = 0; r < run.runs; ++r) {
+    for (const Cell* c : cells) {
+      auto it = operations.find(c);
+      if (it != operations.end() && it->second > 0) {
+        for (int at = 1; at <= it->second; ++at) items.push_back({r, c, at});
+      } else {
+        items.push_back({r, c, explorable(*c) ? o.fault_at_op : 0});
+      }
+    }
+  }
+  const int total = static_cast<int>(items.size());
+  run.cells.resize(total);
+  std::vector<RunOptions> pass_options(run.runs, o);
+  for (int r = 0; r < run.runs; ++r) pass_options[r].seed = o.seed + r;
+  auto cell_dir = [&](int k) {
+    const Item& item = items[k];
+    const Cell& c = *item.cell;
+    std::string dir = absl::StrCat(
+        base, "/", k + 1, "-", Sanitize(c.scenario->name), "-",
+        Sanitize(c.fault ? c.fault->name : "none"),
+        item.at_op > 0 ? absl::StrCat("-op", item.at_op) : "",
+        run.runs > 1 ? absl::StrCat("-seed", o.seed + item.run) : "");
+    mkdir(dir.c_str(), 0755);
+    return dir;
+  };
+  auto label = [&](int k) {
+    const Item& item = items[k];
+    std::string name = item.cell->name();
+    if (item.at_op > 0) absl::StrAppend(&name, " @op ", item.at_op);
+    if (run.runs > 1) absl::StrAppend(&name, " (seed ", o.seed + item.run, ")");
+    return name;
+  };
+  auto finish = [&](int k, CellResult* res) {
+    res->seed = o.seed + items[k].run;
+    auto it = operations.find(items[k].cell);
+    if (it != operations.end()) res->operations = it->second;
+  };
+  const int jobs = std::max(1, std::min(o.jobs, total));
+  if (jobs > 1) run.sequential_because = WhyNotParallel(spec);
+  if (jobs <= 1 || !run.sequential_because.empty()) {
+    for (int r = 0; r < run.runs; ++r) {
+      // Shared services start again for every run, with its seed.
+      std::string shared_base = base;
+      if (run.runs > 1) {
+        shared_base = absl::StrCat(base, "/seed", o.seed + r);
+        mkdir(shared_base.c_str(), 0755);
+      }
+      std::map<const ServiceDef*, SharedService> shared =
+          SetUpShared(spec, shared_base, seccomp, no_seccomp);
+      for (int k = 0; k < total; ++k) {
+        if (items[k].run != r) continue;
+        if (o.on_start) o.on_start(k, total, label(k));
+        CellRunner runner(spec, pass_options[r], cell_dir(k), no_seccomp,
+                          &shared, items[k].at_op);
+        CellResult res = runner.Run(*items[k].cell);
+        finish(k, &res);
+        if (o.on_done) o.on_done(k, total, res);
+        run.cells[k] = std::move(res);
+      }
+      for (auto& [def, sh] : shared) Stop(&sh.proc, o.stop_grace);
+    }
+  } else {
+    // Cells at the same time, each with its own services, ports and
+    // directory: `jobs` threads take the next item in order.
+    std::mutex mu;
+    int next = 0, started = 0;
+    auto worker = [&] {
+      std::map<const ServiceDef*, SharedService> none;  // no shared service
+      for (;;) {
+        int k;
+        {
+          std::lock_guard<std::mutex> l(mu);
+          if (next == total) return;
+          k = next++;
+          if (o.on_start) o.on_start(started++, total, label(k));
+        }
+        CellRunner runner(spec, pass_options[items[k].run], cell_dir(k),
+                          no_seccomp, &none, items[k].at_op);
+        CellResult res = runner.Run(*items[k].cell);
+        finish(k, &res);
+        std::lock_guard<std::mutex> l(mu);
+        if (o.on_done) o.on_done(k, total, res);
+        run.cells[k] = std::move(res);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < jobs; ++t) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+  }
   if (!o.keep_dirs) {
     std::error_code ec;
     std::filesystem::remove_all(base, ec);

@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -23,6 +25,7 @@
 #include "supervisor/spec/builtins.h"
 #include "supervisor/spec/call_site.h"
 #include "supervisor/spec/expectations.h"
+#include "supervisor/spec/mock.h"
 
 namespace fault::spec {
 namespace sl = ::fault::starlark;
@@ -72,8 +75,9 @@ class InterfaceValue : public sl::HostValue {
     if (name != "port" && name != "addr" && name != "url") return Value();
     std::string port;  // the number, or a reference to it
     if (!*loading_) {
-      auto it = svc_->current_ports.find(port_);
-      int n = it == svc_->current_ports.end() ? 0 : it->second;
+      const std::map<std::string, int>& ports = CurrentPorts(*svc_);
+      auto it = ports.find(port_);
+      int n = it == ports.end() ? 0 : it->second;
       if (name == "port") return sl::Int(n);
       port = absl::StrCat(n);
     } else {
@@ -122,7 +126,7 @@ class ServiceValue : public sl::HostValue {
   }
   Value Attr(sl::Thread&, std::string_view name) override {
     if (name == "name") return sl::Str(svc_->name);
-    if (name == "dir") return sl::Str(svc_->current_dir);
+    if (name == "dir") return sl::Str(CurrentDir(*svc_));
     for (auto& [p, port] : svc_->ports)
       if (p == name) return sl::NewHost<InterfaceValue>(svc_, p, loading_);
     return Value();
@@ -137,6 +141,27 @@ class ServiceValue : public sl::HostValue {
  private:
   std::shared_ptr<ServiceDef> svc_;
   std::shared_ptr<const bool> loading_;
+};
+
+// respond(...): a canned reply of a mock service.
+class ReplyValue : public sl::HostValue {
+ public:
+  ReplyValue(MockReply r, bool status_given, std::string where)
+      : r_(std::move(r)),
+        status_given_(status_given),
+        where_(std::move(where)) {}
+  std::string Type() const override { return "mock_reply"; }
+  std::string Repr() const override {
+    return absl::StrCat("respond(", r_.status, ", ", r_.body.size(), " bytes)");
+  }
+  const MockReply& reply() const { return r_; }
+  bool status_given() const { return status_given_; }
+  const std::string& where() const { return where_; }
+
+ private:
+  MockReply r_;
+  bool status_given_;
+  std::string where_;
 };
 
 // partition(a, b): two services cut off from each other.
@@ -402,6 +427,8 @@ class Loader {
     AddCommonBuiltins(p);
     sl::AddLibraryModules(p);  // json, math, time
     (*p)["service"] = Builtin("service", &Loader::Service);
+    (*p)["mock_service"] = Builtin("mock_service", &Loader::MockService);
+    (*p)["respond"] = Builtin("respond", &Loader::Respond);
     // Fault values: also for the windows of a scenario.
     (*p)["deny"] = CellBuiltin("deny", &Loader::Deny);
     (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
@@ -409,6 +436,7 @@ class Loader {
     (*p)["fault_assumption"] =
         Builtin("fault_assumption", &Loader::FaultAssumption);
     (*p)["scenario"] = Builtin("scenario", &Loader::Scenario);
+    (*p)["monitor"] = Builtin("monitor", &Loader::Monitor);
     (*p)["fault_matrix"] = Builtin("fault_matrix", &Loader::FaultMatrix);
     (*p)["fault"] = CellBuiltin("fault", &Loader::FaultWindowRun);
     (*p)["fault_start"] = CellBuiltin("fault_start", &Loader::FaultStart);
@@ -584,6 +612,7 @@ class Loader {
     CallSite site(th, args, &calls_);
     std::string name;
     Value command, env, ports, ready, ready_timeout = sl::Str("10s");
+    Value depends_on;
     bool shared = false;
     Unpack(site, "service", args,
            {{"name", &name},
@@ -592,28 +621,32 @@ class Loader {
             {"ports?", &ports},
             {"ready?", &ready},
             {"ready_timeout?", &ready_timeout},
-            {"shared?", &shared}});
+            {"shared?", &shared},
+            {"depends_on?", &depends_on}});
     auto svc = std::make_shared<ServiceDef>();
     svc->name = name;
     svc->shared = shared;
     svc->where = site.Call();
-    if (!ValidName(name))
-      FailPos(site.Param(0, "name"),
-              absl::StrCat("name \"", name,
-                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
-    for (auto& s : spec_->services)
-      if (s->name == name)
-        FailPos(
-            site.Param(0, "name"),
-            absl::StrCat("\"", name, "\" is already defined at ", s->where));
+    CheckServiceName(site, name);
     svc->command = StringList(th, site, 1, "command", command);
     if (svc->command.empty())
       FailPos(site.Param(1, "command"), "command is empty");
     for (auto& a : svc->command)
       a = absl::StrReplaceAll(a, {{"{spec_dir}", spec_dir_}});
     std::string& prog = svc->command[0];
-    if (prog.find('/') != std::string::npos && prog[0] != '/')
-      prog = absl::StrCat(spec_dir_, "/", prog);
+    if (prog.find('/') != std::string::npos && prog[0] != '/') {
+      // Relative to the spec's directory; one that names no program there
+      // but one from the current directory (a path given with --var on
+      // the command line) is taken from there.
+      std::string in_spec_dir = absl::StrCat(spec_dir_, "/", prog);
+      std::error_code ec;
+      std::filesystem::path from_cwd = std::filesystem::absolute(prog, ec);
+      if (access(in_spec_dir.c_str(), X_OK) != 0 && !ec &&
+          access(from_cwd.c_str(), X_OK) == 0)
+        prog = from_cwd.lexically_normal().string();
+      else
+        prog = in_spec_dir;
+    }
     std::string resolved =
         prog.find('/') == std::string::npos ? ResolveOnPath(prog) : prog;
     if (resolved.empty() || access(resolved.c_str(), X_OK) != 0)
@@ -690,6 +723,209 @@ class Loader {
       absl::ConsumePrefix(&m, "service: ");
       FailPos(site.Param(5, "ready_timeout"), m);
     }
+    DependsOn(th, site, 7, depends_on, svc.get());
+    spec_->services.push_back(svc);
+    return sl::NewHost<ServiceValue>(svc, loading_);
+  }
+
+  // depends_on (parameter i of service or mock_service): a service or its
+  // name, or a list of them. Names may come before their service(...) and
+  // are resolved once the spec has loaded.
+  void DependsOn(sl::Thread& th, const CallSite& site, size_t i,
+                 const Value& depends_on, ServiceDef* svc) {
+    if (depends_on.IsNull() || depends_on.IsNone()) return;
+    const bool list =
+        depends_on.Is(sl::Kind::kList) || depends_on.Is(sl::Kind::kTuple);
+    std::vector<Value> deps =
+        list ? sl::ToVector(th, depends_on) : std::vector<Value>{depends_on};
+    for (size_t k = 0; k < deps.size(); ++k) {
+      std::string where =
+          list ? site.Element(i, "depends_on", k) : site.Param(i, "depends_on");
+      std::string dep;
+      if (deps[k].Is(sl::Kind::kString)) {
+        dep = sl::StrOf(deps[k]);
+      } else if (auto* sv = HostAs<ServiceValue>(deps[k], "service")) {
+        dep = sv->def()->name;
+      } else {
+        FailPos(where, absl::StrCat("depends_on: got ", sl::TypeName(deps[k]),
+                                    ", want a service or its name"));
+      }
+      if (dep == svc->name)
+        FailPos(where, absl::StrCat("depends_on: \"", svc->name,
+                                    "\" cannot depend on itself"));
+      svc->depends_on_written.push_back({dep, where});
+    }
+  }
+
+  // The name of a new service: valid, and not used yet.
+  void CheckServiceName(const CallSite& site, const std::string& name) {
+    if (!ValidName(name))
+      FailPos(site.Param(0, "name"),
+              absl::StrCat("name \"", name,
+                           "\": use 1 to 63 letters, digits, '_', '-' or '.'"));
+    for (auto& s : spec_->services)
+      if (s->name == name)
+        FailPos(
+            site.Param(0, "name"),
+            absl::StrCat("\"", name, "\" is already defined at ", s->where));
+  }
+
+  // respond(status=200, body="", headers={}, delay=None, close=False): a
+  // canned reply of a mock service. respond("PONG\n") is respond(body =
+  // "PONG\n") (for TCP).
+  Value Respond(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    Value status, body, headers, delay, close;
+    Unpack(site, "respond", args,
+           {{"status?", &status},
+            {"body?", &body},
+            {"headers?", &headers},
+            {"delay?", &delay},
+            {"close?", &close}});
+    MockReply r;
+    bool status_given = false;
+    if (!status.IsNull() && status.Is(sl::Kind::kString) && body.IsNull() &&
+        !args.pos.empty()) {
+      body = status;  // respond("PONG\n")
+      status = Value();
+    }
+    if (!status.IsNull() && !status.IsNone()) {
+      int64_t n;
+      if (!status.Is(sl::Kind::kInt) || !sl::IntToInt64(status, &n))
+        FailPos(site.Param(0, "status"),
+                absl::StrCat("for parameter \"status\": got ",
+                             sl::TypeName(status), ", want an HTTP status"));
+      if (n < 100 || n > 599)
+        FailPos(
+            site.Param(0, "status"),
+            absl::StrCat("status ", n, " is not an HTTP status (100 to 599)"));
+      r.status = static_cast<int>(n);
+      status_given = true;
+    }
+    if (!body.IsNull() && !body.IsNone()) {
+      if (!body.Is(sl::Kind::kString))
+        FailPos(site.Param(1, "body"),
+                absl::StrCat("for parameter \"body\": got ", sl::TypeName(body),
+                             ", want string"));
+      r.body = sl::StrOf(body);
+    }
+    if (!headers.IsNull() && !headers.IsNone()) {
+      if (!headers.Is(sl::Kind::kDict))
+        FailPos(site.Param(2, "headers"),
+                absl::StrCat("for parameter \"headers\": got ",
+                             sl::TypeName(headers), ", want dict"));
+      sl::DictOf(headers)->t.ForEach([&](const sl::HashTable::Entry& e) {
+        if (!e.key.Is(sl::Kind::kString) || !e.value.Is(sl::Kind::kString))
+          FailPos(site.Param(2, "headers"),
+                  "headers: keys and values must be strings");
+        std::string k = sl::StrOf(e.key), v = sl::StrOf(e.value);
+        if (k.empty() || k.find_first_of(":\r\n ") != std::string::npos ||
+            v.find_first_of("\r\n") != std::string::npos)
+          FailPos(site.DictKey(2, "headers", k),
+                  absl::StrCat("headers: \"", k,
+                               "\": a header name without ':', spaces or line "
+                               "ends, and a value on one line"));
+        r.headers.emplace_back(k, v);
+      });
+    }
+    if (!delay.IsNull() && !delay.IsNone()) {
+      try {
+        r.delay = DurationArg("respond", "delay", delay);
+      } catch (sl::EvalError& e) {
+        absl::string_view m = e.msg;
+        absl::ConsumePrefix(&m, "respond: ");
+        FailPos(site.Param(3, "delay"), m);
+      }
+    }
+    if (!close.IsNull()) r.close = sl::Truth(close);
+    return sl::NewHost<ReplyValue>(r, status_given, site.Call());
+  }
+
+  // mock_service(name, http=None, tcp=None, default=None, port=0,
+  // shared=False, depends_on=None): a service of canned replies, run as
+  // `fault mock FILE PORT` under fault exec (mock.h).
+  Value MockService(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    std::string name;
+    Value http, tcp, fallback, depends_on;
+    int64_t port = 0;
+    bool shared = false;
+    Unpack(site, "mock_service", args,
+           {{"name", &name},
+            {"http?", &http},
+            {"tcp?", &tcp},
+            {"default?", &fallback},
+            {"port?", &port},
+            {"shared?", &shared},
+            {"depends_on?", &depends_on}});
+    CheckServiceName(site, name);
+    const bool has_http = !http.IsNull() && !http.IsNone();
+    const bool has_tcp = !tcp.IsNull() && !tcp.IsNone();
+    if (has_http == has_tcp)
+      FailPos(
+          has_http ? site.Param(2, "tcp") : site.Call(),
+          absl::StrCat("\"", name,
+                       "\": give http = {...} or tcp = {...} (one of them)"));
+    MockConfig config;
+    config.protocol =
+        has_http ? MockConfig::Protocol::kHttp : MockConfig::Protocol::kTcp;
+    const size_t routes_i = has_http ? 1 : 2;
+    const char* routes_param = has_http ? "http" : "tcp";
+    const Value& routes = has_http ? http : tcp;
+    if (!routes.Is(sl::Kind::kDict))
+      FailPos(site.Param(routes_i, routes_param),
+              absl::StrCat("for parameter \"", routes_param, "\": got ",
+                           sl::TypeName(routes),
+                           ", want dict of route to respond(...)"));
+    // A reply: respond(...), or a string (the body, status 200).
+    auto reply = [&](const Value& v, const std::string& where) {
+      MockReply r;
+      if (v.Is(sl::Kind::kString)) {
+        r.body = sl::StrOf(v);
+        return r;
+      }
+      auto* rv = HostAs<ReplyValue>(v, "mock_reply");
+      if (rv == nullptr)
+        FailPos(where, absl::StrCat("got ", sl::TypeName(v),
+                                    ", want respond(...) or a string"));
+      if (!has_http && rv->status_given())
+        FailPos(where, absl::StrCat("\"", name,
+                                    "\": a TCP mock replies with "
+                                    "bytes, not an HTTP status (respond at ",
+                                    rv->where(), "): leave out the status"));
+      if (!has_http && !rv->reply().headers.empty())
+        FailPos(where, absl::StrCat("\"", name,
+                                    "\": a TCP mock has no "
+                                    "headers (respond at ",
+                                    rv->where(), ")"));
+      return rv->reply();
+    };
+    sl::DictOf(routes)->t.ForEach([&](const sl::HashTable::Entry& e) {
+      if (!e.key.Is(sl::Kind::kString))
+        FailPos(site.Param(routes_i, routes_param),
+                absl::StrCat(routes_param, ": route keys must be strings, got ",
+                             sl::TypeName(e.key)));
+      std::string key = sl::StrOf(e.key);
+      std::string where = site.DictKey(routes_i, routes_param, key);
+      if (std::string why = CheckRouteKey(config.protocol, key); !why.empty())
+        FailPos(where, absl::StrCat(routes_param, ": \"", key, "\": ", why));
+      config.routes.emplace_back(key, reply(e.value, where));
+    });
+    if (!fallback.IsNull() && !fallback.IsNone())
+      config.fallback = reply(fallback, site.Param(3, "default"));
+    if (port < 0 || port > 65535)
+      FailPos(site.Param(4, "port"),
+              absl::StrCat("port ", port, " out of range"));
+    auto svc = std::make_shared<ServiceDef>();
+    svc->name = name;
+    svc->where = site.Call();
+    svc->shared = shared;
+    svc->ports.emplace_back(routes_param, static_cast<int>(port));
+    svc->ready_port = routes_param;
+    svc->command = {"{fault}", "mock", "{dir}/mock.json",
+                    absl::StrCat("{", routes_param, "}")};
+    svc->mock_config = MockConfigToJson(config).dump();
+    DependsOn(th, site, 6, depends_on, svc.get());
     spec_->services.push_back(svc);
     return sl::NewHost<ServiceValue>(svc, loading_);
   }
@@ -825,10 +1061,36 @@ class Loader {
     std::string first_shim_only;  // the first network or DNS keyword
     std::vector<std::shared_ptr<Assumption>> composed;
     bool from_start_given = false;
+    std::vector<std::pair<std::string, std::string>> own_timing;  // key, at
     for (auto& [key, v] : kws) {
       const std::string at = site.Keyword(key);
-      if (window && (key == "description" || key == "target" ||
-                     key == "from_start" || key == "partition")) {
+      if (window && (key == "after" || key == "lasting")) {
+        FailPos(at, absl::StrCat(
+                        "unexpected keyword argument \"", key,
+                        "\" (a window is in force where the scenario opens "
+                        "and closes it: sleep() before fault_start, or between "
+                        "it and fault_stop; give after= and lasting= to a "
+                        "fault_assumption of the matrix)"));
+      } else if (key == "after" || key == "lasting") {
+        absl::Duration d;
+        try {
+          d = DurationArg("fault_assumption", key, v);
+        } catch (sl::EvalError& e) {
+          absl::string_view m = e.msg;
+          absl::ConsumePrefix(&m, "fault_assumption: ");
+          FailPos(at, absl::StrCat("\"", a->name, "\": ", m));
+        }
+        if (key == "after") {
+          a->after = d;
+        } else {
+          if (d <= absl::ZeroDuration())
+            FailPos(at, absl::StrCat("\"", a->name,
+                                     "\": lasting: want a duration above 0"));
+          a->lasting = d;
+        }
+        own_timing.emplace_back(key, at);
+      } else if (window && (key == "description" || key == "target" ||
+                            key == "from_start" || key == "partition")) {
         FailPos(at, absl::StrCat("unexpected keyword argument \"", key, "\" (",
                                  WindowKeywordHint(key), ")"));
       } else if (key == "description") {
@@ -967,6 +1229,35 @@ class Loader {
       // A part needed from the start keeps the whole from the start: the
       // composition is one policy, applied at one time.
       if (!from_start_given && c->from_start) a->from_start = true;
+      // Likewise its timing, unless the composition gives its own; parts
+      // timed differently cannot be one policy.
+      if (!own_timing.empty() || !c->timed()) continue;
+      for (size_t j = 0; j < i; ++j) {
+        const auto& other = composed[j];
+        if (other->timed() &&
+            (other->after != c->after || other->lasting != c->lasting))
+          FailPos(faults_at,
+                  absl::StrCat("\"", a->name, "\": \"", other->name,
+                               "\" and \"", c->name,
+                               "\" are timed differently (after=, lasting=), "
+                               "and a composition is one policy, applied at "
+                               "one time: give the composition its own after= "
+                               "and lasting="));
+      }
+      a->after = c->after;
+      a->lasting = c->lasting;
+      a->timing_where = c->timing_where;
+    }
+    if (!own_timing.empty()) a->timing_where = own_timing.front().second;
+    if (a->timed() && a->from_start && !window) {
+      std::string at = own_timing.empty() ? site.Keyword("from_start")
+                                          : own_timing.front().second;
+      FailPos(at,
+              absl::StrCat("\"", a->name,
+                           "\": after= and lasting= time a fault within the "
+                           "scenario's run, and from_start = True puts it "
+                           "in force from the services' start: give one or "
+                           "the other"));
     }
     if (a->targets.empty()) {
       if (spec_->services.size() == 1)
@@ -1003,6 +1294,13 @@ class Loader {
                              "starts them; it cannot be added while they "
                              "run): leave out from_start = False"));
       }
+      if (a->timed())
+        FailPos(own_timing.empty() ? faults_at : own_timing.front().second,
+                absl::StrCat("\"", a->name,
+                             "\": a partition applies from the start of the "
+                             "cell's services (fault exec sets it up when it "
+                             "starts them), so it cannot be timed with after= "
+                             "or lasting="));
       a->from_start = true;
     }
     if (a->set.has_partitions() && a->set.HasOtherThanPartitions()) {
@@ -1269,6 +1567,56 @@ class Loader {
     return sl::None();
   }
 
+  // monitor(fn, service=None, kind=None, op=None, rule=None, target=None)
+  Value Monitor(sl::Thread& th, const sl::Args& args) {
+    CallSite site(th, args, &calls_);
+    Value fn, service, kind, op, rule, target;
+    Unpack(site, "monitor", args,
+           {{"fn", &fn},
+            {"service?", &service},
+            {"kind?", &kind},
+            {"op?", &op},
+            {"rule?", &rule},
+            {"target?", &target}});
+    if (!fn.Is(sl::Kind::kFunction) && !fn.Is(sl::Kind::kBuiltin))
+      FailPos(site.Param(0, "fn"),
+              absl::StrCat("for parameter \"fn\": got ", sl::TypeName(fn),
+                           ", want a function of an event"));
+    Value filter = sl::NewDict();
+    const std::pair<const char*, Value*> fields[] = {{"service", &service},
+                                                     {"kind", &kind},
+                                                     {"op", &op},
+                                                     {"rule", &rule},
+                                                     {"target", &target}};
+    FilterNames names;
+    for (const auto& s : spec_->services) names.services.push_back(s->name);
+    for (const auto& a : spec_->assumptions) names.faults.push_back(a->name);
+    // Each field alone first, so that an error names its keyword.
+    auto filter_of = [&](const Value& dict, const std::string& at) {
+      try {
+        return FilterFromValue(th, "monitor", "filter", dict, names);
+      } catch (sl::EvalError& e) {
+        absl::string_view msg = e.msg;
+        absl::ConsumePrefix(&msg, "monitor: for parameter \"filter\": ");
+        absl::ConsumePrefix(&msg, "monitor: ");
+        FailPos(at, msg);
+      }
+    };
+    for (const auto& [key, v] : fields) {
+      if (v->IsNull() || v->IsNone()) continue;
+      Value one = sl::NewDict();
+      sl::DictOf(one)->t.Insert(sl::Str(key), *v);
+      filter_of(one, site.Keyword(key));
+      sl::DictOf(filter)->t.Insert(sl::Str(key), *v);
+    }
+    MonitorDef m;
+    m.fn = fn;
+    m.where = site.Call();
+    m.filter = filter_of(filter, m.where);
+    spec_->monitors.push_back(std::move(m));
+    return sl::None();
+  }
+
   Value Scenario(sl::Thread& th, const sl::Args& args) {
     CallSite site(th, args, &calls_);
     std::string name, description;
@@ -1463,8 +1811,9 @@ std::string ExpandPortRefs(
   std::string out;
   size_t done = 0;
   for (const PortRef& ref : FindPortRefs(s, services)) {
-    auto it = ref.service->current_ports.find(ref.port);
-    if (ref.port.empty() || it == ref.service->current_ports.end()) continue;
+    const std::map<std::string, int>& ports = CurrentPorts(*ref.service);
+    auto it = ports.find(ref.port);
+    if (ref.port.empty() || it == ports.end()) continue;
     absl::StrAppend(&out, s.substr(done, ref.begin - done), it->second);
     done = ref.end;
   }
@@ -1502,6 +1851,131 @@ std::string ResolveOnPath(const std::string& name) {
   return "";
 }
 
+namespace {
+thread_local const CellInstances* t_instances = nullptr;
+}  // namespace
+
+ScopedCellInstances::ScopedCellInstances(const CellInstances* instances) {
+  t_instances = instances;
+}
+ScopedCellInstances::~ScopedCellInstances() { t_instances = nullptr; }
+
+const CellInstances* CurrentCellInstances() { return t_instances; }
+
+const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc) {
+  if (t_instances != nullptr) {
+    auto it = t_instances->find(&svc);
+    if (it != t_instances->end()) return it->second.ports;
+  }
+  return svc.current_ports;
+}
+
+const std::string& CurrentDir(const ServiceDef& svc) {
+  if (t_instances != nullptr) {
+    auto it = t_instances->find(&svc);
+    if (it != t_instances->end()) return it->second.dir;
+  }
+  return svc.current_dir;
+}
+
+namespace {
+
+// Resolves service(..., depends_on = [...]) by name and orders the
+// services' start (Spec::start_order).
+absl::Status ResolveDependencies(Spec* spec) {
+  std::map<std::string, ServiceDef*> by_name;
+  for (auto& svc : spec->services) by_name[svc->name] = svc.get();
+  for (auto& svc : spec->services) {
+    svc->depends_on.clear();
+    for (const ServiceDef::Dependency& d : svc->depends_on_written) {
+      auto it = by_name.find(d.name);
+      if (it == by_name.end()) {
+        std::vector<std::string> names;
+        for (auto& s : spec->services)
+          names.push_back(absl::StrCat("\"", s->name, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat(d.where, ": service: \"", svc->name,
+                         "\": depends_on: no service named \"", d.name,
+                         "\" (services: ", absl::StrJoin(names, ", "), ")"));
+      }
+      const ServiceDef* dep = it->second;
+      if (svc->shared && !dep->shared)
+        return absl::InvalidArgumentError(absl::StrCat(
+            d.where, ": service: \"", svc->name, "\": depends_on: \"",
+            dep->name, "\" starts again for every cell, but \"", svc->name,
+            "\" is shared and starts once; make \"", dep->name,
+            "\" shared too, or \"", svc->name, "\" not shared"));
+      if (std::find(svc->depends_on.begin(), svc->depends_on.end(), dep) ==
+          svc->depends_on.end())
+        svc->depends_on.push_back(dep);
+    }
+  }
+  // Cycles: a depth-first walk in definition order; the edge that closes a
+  // cycle is reported where it was written, with the whole cycle.
+  enum Color { kWhite, kGrey, kBlack };
+  std::map<const ServiceDef*, Color> color;
+  std::vector<const ServiceDef*> path;
+  std::string error;
+  std::function<bool(const ServiceDef*)> visit = [&](const ServiceDef* s) {
+    color[s] = kGrey;
+    path.push_back(s);
+    for (size_t i = 0; i < s->depends_on.size(); ++i) {
+      const ServiceDef* d = s->depends_on[i];
+      if (color[d] == kGrey) {
+        auto from = std::find(path.begin(), path.end(), d);
+        std::string chain;
+        for (auto it = from; it != path.end(); ++it)
+          absl::StrAppend(&chain,
+                          it == from       ? ""
+                          : it == from + 1 ? " depends on "
+                                           : ", which depends on ",
+                          "\"", (*it)->name, "\"");
+        absl::StrAppend(
+            &chain,
+            path.end() - from == 1 ? " depends on " : ", which depends on ",
+            "\"", d->name, "\"");
+        std::string where;
+        for (const auto& w : s->depends_on_written)
+          if (w.name == d->name && where.empty()) where = w.where;
+        error = absl::StrCat(
+            where, ": service: \"", s->name, "\": depends_on: a cycle: ", chain,
+            ": none of them can start first; remove one of these "
+            "dependencies");
+        return false;
+      }
+      if (color[d] == kWhite && !visit(d)) return false;
+    }
+    path.pop_back();
+    color[s] = kBlack;
+    return true;
+  };
+  for (auto& svc : spec->services)
+    if (color[svc.get()] == kWhite && !visit(svc.get()))
+      return absl::InvalidArgumentError(error);
+  // The start order: the first service (in definition order) whose
+  // dependencies have all started, again and again.
+  spec->start_order.clear();
+  std::vector<bool> placed(spec->services.size(), false);
+  std::map<const ServiceDef*, size_t> index;
+  for (size_t i = 0; i < spec->services.size(); ++i)
+    index[spec->services[i].get()] = i;
+  while (spec->start_order.size() < spec->services.size()) {
+    for (size_t i = 0; i < spec->services.size(); ++i) {
+      if (placed[i]) continue;
+      bool ready = true;
+      for (const ServiceDef* d : spec->services[i]->depends_on)
+        ready &= placed[index[d]];
+      if (!ready) continue;
+      placed[i] = true;
+      spec->start_order.push_back(i);
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
     absl::string_view filename, absl::string_view source,
     const std::vector<std::pair<std::string, std::string>>& vars) {
@@ -1520,11 +1994,14 @@ absl::StatusOr<std::unique_ptr<Spec>> LoadSpec(
   loader->Finish();
   if (!globals.ok()) return globals.status();
   if (absl::Status st = loader->CheckPortRefs(); !st.ok()) return st;
+  if (absl::Status st = ResolveDependencies(spec.get()); !st.ok()) return st;
   if (spec->cells.empty())
     return absl::InvalidArgumentError(absl::StrCat(
         filename,
         ": no cells: call fault_matrix(scenarios=[...], faults=[...])"));
   spec->globals = std::move(*globals);
+  // Called from the threads that run cells.
+  for (MonitorDef& m : spec->monitors) sl::Freeze(m.fn);
   return spec;
 }
 

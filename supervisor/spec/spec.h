@@ -10,8 +10,11 @@
 // file:line:column of the argument at fault (call_site.h), and nothing
 // runs.
 //
-// Thread safety: a loaded Spec is read-only except the per-cell runtime
-// fields of ServiceDef, which the (single-threaded) runner sets.
+// Thread safety: a loaded Spec is read-only except the runtime fields of
+// ServiceDef (current_ports, current_dir), which the runner sets for shared
+// services while one cell runs; cells that run at the same time keep their
+// services' ports in their own CellInstances (ScopedCellInstances). Its
+// Starlark values are frozen, so several threads may call them.
 #ifndef FAULT_SUPERVISOR_SPEC_SPEC_H_
 #define FAULT_SUPERVISOR_SPEC_SPEC_H_
 
@@ -27,6 +30,7 @@
 #include "absl/time/time.h"
 #include "fault/v1/policy.pb.h"
 #include "starlark/starlark.h"
+#include "supervisor/spec/events.h"
 #include "supervisor/spec/fault_set.h"
 
 namespace fault::spec {
@@ -44,11 +48,55 @@ struct ServiceDef {
   // Started once and kept across cells; each cell's fault is applied by a
   // policy reload (docs/spec.md, "Shared services").
   bool shared = false;
+  // Services that must be ready before this one starts
+  // (service(..., depends_on = [...])): as written (a name, and where), and
+  // resolved once the spec has loaded (a service may name one defined
+  // after it).
+  struct Dependency {
+    std::string name, where;
+  };
+  std::vector<Dependency> depends_on_written;
+  std::vector<const ServiceDef*> depends_on;
+  // A mock service (mock_service(...)): its MockConfig as JSON (mock.h),
+  // written into its directory when it starts; its command runs
+  // `{fault} mock {dir}/mock.json {PORT}`, {fault} being the runner's
+  // fault binary. "" for a program.
+  std::string mock_config;
 
-  // Set by the runner for the cell being run.
+  // Set by the runner for a shared service (the same in every cell), and
+  // by tests; the runner keeps a fresh service's per cell, in the
+  // CellInstances of the thread that runs the cell (CurrentPorts below).
   std::map<std::string, int> current_ports;
   std::string current_dir;
 };
+
+// The ports and the directory of one service in one cell.
+struct ServiceInstance {
+  std::map<std::string, int> ports;
+  std::string dir;
+};
+// Those of the fresh services of a cell: cells that run at the same time
+// (fault test --jobs) each have their own.
+using CellInstances = std::map<const ServiceDef*, ServiceInstance>;
+
+// Installs `cells` as the instances of the calling thread's cell until
+// destroyed.
+class ScopedCellInstances {
+ public:
+  explicit ScopedCellInstances(const CellInstances* instances);
+  ~ScopedCellInstances();
+  ScopedCellInstances(const ScopedCellInstances&) = delete;
+  ScopedCellInstances& operator=(const ScopedCellInstances&) = delete;
+};
+
+// The instances installed on the calling thread, or null (for a thread that
+// runs part of the same cell: parallel()).
+const CellInstances* CurrentCellInstances();
+
+// The ports and directory of `svc` in the calling thread's cell: its entry
+// of the installed CellInstances, else svc.current_ports / current_dir.
+const std::map<std::string, int>& CurrentPorts(const ServiceDef& svc);
+const std::string& CurrentDir(const ServiceDef& svc);
 
 struct Assumption {
   std::string name;
@@ -62,6 +110,16 @@ struct Assumption {
   // exec --policy`), not only while the scenario runs (docs/spec.md, "Fault
   // windows"). Always true with a partition.
   bool from_start = false;
+  // A cell's fault in force from `after` into the scenario's run until
+  // `lasting` later (fault_assumption(..., after = "200ms", lasting =
+  // "300ms")), and in any case not after run returns (docs/spec.md,
+  // "Timed faults").
+  absl::Duration after = absl::ZeroDuration();
+  absl::Duration lasting = absl::InfiniteDuration();
+  std::string timing_where;  // where after= or lasting= was given
+  bool timed() const {
+    return after > absl::ZeroDuration() || lasting != absl::InfiniteDuration();
+  }
 };
 
 struct ScenarioDef {
@@ -79,11 +137,24 @@ struct Cell {
   std::string name() const;           // "scenario/fault" ("/none")
 };
 
+// monitor(fn, service=, kind=, ...): a function called with every fault
+// event of every cell that matches its filter, once the cell's services
+// have stopped; an error in it fails the cell (docs/spec.md, "Monitors").
+struct MonitorDef {
+  starlark::Value fn;
+  EventFilter filter;
+  std::string where;  // file:line:col of monitor(...)
+};
+
 struct Spec {
   std::string path;
+  std::vector<MonitorDef> monitors;
   std::vector<std::shared_ptr<ServiceDef>> services;
   std::vector<std::shared_ptr<Assumption>> assumptions;
   std::vector<Cell> cells;
+  // Indices into `services` in the order they start: every service after
+  // the services it depends on, otherwise in definition order.
+  std::vector<size_t> start_order;
   starlark::StringDict globals;
   std::shared_ptr<void> loader;  // state of the load-time builtins
 };

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -597,6 +598,415 @@ class SpecCliTest(unittest.TestCase):
                               "(its ports: \"main\")\n"
                               f"fault test: {spec}: spec error, nothing was run\n")
 
+    def test_depends_on(self):
+        # web needs api, which needs db, when they start; db listens only
+        # after 0.4 s, and they are defined in the opposite order.
+        spec = os.path.join(TESTDATA, "depends_on.star")
+        rc, out, err = run("test", spec, "--junit", self.path("d.xml"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "1 passed, 0 failed")
+        suite = ET.parse(self.path("d.xml")).getroot().find("testsuite")
+        printed = suite.find("testcase").find("system-out").text.splitlines()[0]
+        web = json.loads(printed)
+        api = web["upstream"]
+        db = api["upstream"]
+        self.assertEqual((web["name"], api["name"], db["name"]), ("web", "api", "db"))
+        # Each started after what it depends on was listening (ready).
+        self.assertGreaterEqual(db["listening"] - db["started"], 0.4)
+        self.assertGreater(api["started"], db["listening"])
+        self.assertGreater(web["started"], api["listening"])
+        # Without depends_on, all start at once and web finds nothing.
+        rc, out, err = run("test", spec, "--var", "order=definition")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('service "web" exited (exit status 1) before it was ready', out)
+
+    def test_depends_on_errors(self):
+        spec = os.path.join(TESTDATA, "depends_errors.star")
+        want = {
+            "cycle": f'{spec}:5:64: service: "b": depends_on: a cycle: "a" depends on "c", '
+                     'which depends on "b", which depends on "a": none of them can start '
+                     'first; remove one of these dependencies',
+            "unknown": f'{spec}:9:64: service: "a": depends_on: no service named "dbb" '
+                       '(services: "a", "db")',
+            "itself": f'{spec}:13:50: service: depends_on: "a" cannot depend on itself',
+            "shared_on_fresh": f'{spec}:17:68: service: "cache": depends_on: "db" starts again '
+                               'for every cell, but "cache" is shared and starts once; make '
+                               '"db" shared too, or "cache" not shared',
+            "wrong_type": f'{spec}:20:70: service: depends_on: got int, want a service or its name',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+            self.assertEqual(err.splitlines()[-1],
+                             f"fault test: {spec}: spec error, nothing was run")
+
+    def test_runs_and_replay(self):
+        # flaky.star's fault denies the one fsync of a write with
+        # probability 50%: whether it does depends on the seed.
+        spec = os.path.join(TESTDATA, "flaky.star")
+        rc, out, err = run("test", spec, "--runs", "20", "--jobs", "4",
+                           "--json", self.path("runs.json"))
+        self.assertEqual(rc, 1, out + err)
+        lines = out.splitlines()
+        self.assertRegex(lines[1], r"^write +none +PASS +20/20 ")
+        m = re.match(r"^write +coin +FLAKY +(\d+)/20 +\S+ +seeds ([\d, ]+): Error in assert_eq: "
+                     r"got 500, want 201", lines[2])
+        self.assertTrue(m, lines[2])
+        passed = int(m.group(1))
+        self.assertTrue(0 < passed < 20, passed)
+        failed_seeds = [int(x) for x in m.group(2).split(", ")]
+        self.assertEqual(lines[-1], "1 passed, 0 failed, 1 flaky in 20 runs (seeds 1 to 20)")
+        with open(self.path("runs.json")) as f:
+            report = json.load(f)
+        self.assertEqual(report["runs"], 20)
+        cells = {(c["name"], c["seed"]): c for c in report["cells"]}
+        self.assertEqual(len(cells), 40)
+        self.assertEqual(sorted(s for (n, s), c in cells.items()
+                                if c["status"] == "failed"), failed_seeds)
+        self.assertEqual(len(failed_seeds), 20 - passed)
+        # Every failed run has its replay line, and only those.
+        replays = [l.strip() for l in lines if " --filter " in l]
+        self.assertEqual(len(replays), len(failed_seeds))
+        self.assertEqual(replays[0], f"{FAULT} test {spec} --filter write/coin --seed "
+                                     f"{failed_seeds[0]}")
+
+        def decisions(cell):
+            return [(e["op"], e["effect"], e.get("errno_name")) for e in cell["events"]]
+
+        # The replay line runs the cell alone and decides the same: it fails
+        # again with the same events, and a seed that passed passes again.
+        argv = shlex.split(replays[0])
+        self.assertEqual(argv[0], FAULT)
+        rc, out, err = run(*argv[1:], "--json", self.path("replay.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("replay.json")) as f:
+            replayed = json.load(f)["cells"]
+        self.assertEqual(len(replayed), 1)
+        original = cells[("write/coin", failed_seeds[0])]
+        self.assertEqual(replayed[0]["message"], original["message"])
+        self.assertEqual(decisions(replayed[0]), decisions(original))
+        self.assertEqual(decisions(original), [("fsync", "deny", "EIO")])
+        good = min(s for (n, s), c in cells.items() if n == "write/coin" and c["status"] == "passed")
+        rc, out, err = run("test", spec, "--filter", "write/coin", "--seed", str(good),
+                           "--json", self.path("good.json"))
+        self.assertEqual(rc, 0, out + err)
+        with open(self.path("good.json")) as f:
+            self.assertEqual(json.load(f)["cells"][0]["events"], [])
+
+    def test_jobs(self):
+        # Twelve cells of about 0.5 s each, four at a time: each cell has
+        # its own port, directory and events.
+        spec = os.path.join(TESTDATA, "jobs.star")
+        start = time.monotonic()
+        rc, out, err = run("test", spec, "--jobs", "4", "--json", self.path("j.json"),
+                           "--junit", self.path("j.xml"))
+        wall = time.monotonic() - start
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "12 passed, 0 failed")
+        with open(self.path("j.json")) as f:
+            cells = json.load(f)["cells"]
+        serial = sum(c["seconds"] for c in cells)
+        self.assertGreater(serial, 12 * 0.4)
+        self.assertLess(wall, serial * 0.6, (wall, serial))
+        for c in cells:
+            kinds = {e["effect"] for e in c["events"]}
+            self.assertEqual(kinds, {"latency"} if c["fault"] == "slow" else set(), c["name"])
+        suite = ET.parse(self.path("j.xml")).getroot().find("testsuite")
+        ports, dirs = set(), set()
+        for tc in suite.iter("testcase"):
+            m = re.search(r"^port (\d+) dir (\S+)$", tc.find("system-out").text, re.M)
+            ports.add(m.group(1))
+            dirs.add(m.group(2))
+        self.assertEqual((len(ports), len(dirs)), (12, 12))
+        # A fixed port can be bound by one cell at a time: one at a time.
+        rc, out, err = run("test", spec, "--jobs", "4", "--filter", "s0/*",
+                           "--var", "port=%d" % port_outside_ephemeral_range())
+        self.assertEqual(rc, 0, out + err)
+        self.assertRegex(err, r"fault test: --jobs 4: the cells ran one at a time: service "
+                              r"\"echo\" has a fixed port \(http = \d+\), which one cell at a "
+                              r"time can use\n")
+
+    def test_runs_and_jobs_flags(self):
+        spec = os.path.join(TESTDATA, "flaky.star")
+        for flag, value, message in [
+                ("--runs", "0", 'fault test: --runs: "0" is not a number from 1 to 10000'),
+                ("--runs", "x", 'fault test: --runs: "x" is not a number from 1 to 10000'),
+                ("--jobs", "65", 'fault test: --jobs: "65" is not a number from 1 to 64'),
+                ("--jobs", "-1", 'fault test: --jobs: "-1" is not a number from 1 to 64')]:
+            rc, out, err = run("test", spec, flag, value)
+            self.assertEqual((rc, out, err), (2, "", message + "\n"), (flag, value))
+        rc, out, err = run("test", spec, "--runs", "2", "--seed", str(2**64 - 1))
+        self.assertEqual(rc, 2)
+        self.assertIn("would pass 2^64 - 1", err)
+
+    def test_timed_faults(self):
+        # timed.star writes every 80 ms for about a second under an fsync
+        # deny that is on from 300 ms for 400 ms ("late"), or for the first
+        # 200 ms ("early"); "never" would start 5 s in.
+        spec = os.path.join(TESTDATA, "timed.star")
+        rc, out, err = run("test", spec, "--junit", self.path("t.xml"),
+                           "--json", self.path("t.json"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        suite = ET.parse(self.path("t.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): tc.find("system-out").text for tc in suite.iter("testcase")}
+        with open(self.path("t.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        slack = 60  # ms: a reload, and a loaded machine
+        for name, on, off in [("timeline/late", 300, 700), ("timeline/early", 0, 200)]:
+            writes = json.loads(re.search(r"^writes (.*)$", printed[name], re.M).group(1))
+            start_ns = int(re.search(r"^start_ns (\d+)$", printed[name], re.M).group(1))
+            denied = 0
+            for began, ended, status in writes:
+                if ended < on or began > off + slack:
+                    self.assertEqual(status, 201, (name, began, ended))
+                elif began > on + slack and ended < off:
+                    self.assertEqual(status, 500, (name, began, ended))
+                    denied += 1
+            self.assertGreaterEqual(denied, 2 if on == 0 else 3, (name, writes))
+            # Every deny event, timed from outside, lies in the window.
+            events = cells[name]["events"]
+            self.assertEqual(len(events), sum(1 for w in writes if w[2] == 500))
+            for e in events:
+                self.assertEqual((e["op"], e["errno_name"], e["rule"]),
+                                 ("fsync", "EIO", name.split("/")[1]))
+                at = (e["time_ns"] - start_ns) / 1e6
+                self.assertTrue(on <= at <= off + slack, (name, at))
+        self.assertEqual(cells["quick/never"]["message"],
+                         f'fault "never" never fired: it was to go on 5s into the scenario\'s run '
+                         f'(after=, {spec}:11:71), and run() returned before; if that is '
+                         f'expected, give fault_assumption(..., expect_events=False)')
+
+    def test_timed_fault_errors(self):
+        spec = os.path.join(TESTDATA, "timed_errors.star")
+        want = {
+            "with_from_start": f'{spec}:6:62: fault_assumption: "a": after= and lasting= time a '
+                               'fault within the scenario\'s run, and from_start = True puts it in '
+                               'force from the services\' start: give one or the other',
+            "with_partition": f'{spec}:9:62: fault_assumption: "a": a partition applies from the '
+                              'start of the cell\'s services (fault exec sets it up when it starts '
+                              'them), so it cannot be timed with after= or lasting=',
+            "zero": f'{spec}:12:62: fault_assumption: "a": lasting: want a duration above 0',
+            "bad": f'{spec}:15:62: fault_assumption: "a": for parameter "after": "soon" is not a '
+                   'duration: expected a number at "soon"',
+            "parts_differ": f'{spec}:20:30: fault_assumption: "both": "x" and "y" are timed '
+                            'differently (after=, lasting=), and a composition is one policy, '
+                            'applied at one time: give the composition its own after= and lasting=',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+        # In a window of the scenario: the cell fails with the position.
+        rc, out, err = run("test", spec, "--var", "case=in_window", "--json", self.path("w.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("w.json")) as f:
+            message = json.load(f)["cells"][0]["message"]
+        self.assertEqual(message.splitlines()[-1],
+                         f'Error in fault: {spec}:23:57: unexpected keyword argument "after" (a '
+                         'window is in force where the scenario opens and closes it: sleep() '
+                         'before fault_start, or between it and fault_stop; give after= and '
+                         'lasting= to a fault_assumption of the matrix)')
+
+    def test_parallel(self):
+        spec = os.path.join(TESTDATA, "parallel.star")
+        rc, out, err = run("test", spec, "--cell-timeout", "2s", "--json", self.path("p.json"),
+                           "--junit", self.path("p.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 4 failed")
+        with open(self.path("p.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        suite = ET.parse(self.path("p.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): tc.find("system-out").text for tc in suite.iter("testcase")}
+        # Three 400 ms sleeps at once: about 400 ms, not 1.2 s; every
+        # branch printed, the results in order.
+        out3 = printed["three_sleeps/none"]
+        self.assertEqual(sorted(re.findall(r"^branch \d done$", out3, re.M)),
+                         ["branch 1 done", "branch 2 done", "branch 3 done"])
+        elapsed = int(re.search(r"^results \[1, 2, 3\] elapsed_ms (\d+)$", out3, re.M).group(1))
+        self.assertTrue(400 <= elapsed < 800, elapsed)
+        self.assertLess(cells["three_sleeps/none"]["seconds"], 1.1)
+        # A window opened in one branch slows that branch's service only.
+        m = re.search(r"^slow_ms (\d+) fast_ms (\d+) elapsed_ms (\d+)$",
+                      printed["window_in_one_branch/none"], re.M)
+        slow, fast, both = map(int, m.groups())
+        self.assertGreaterEqual(slow, 400)
+        self.assertLess(fast, 300)
+        self.assertLess(both, slow + 300)
+        self.assertEqual({(e["service"], e["effect"]) for e in cells["window_in_one_branch/none"]["events"]},
+                         {("a", "latency")})
+        last = {n: c["message"].splitlines()[-1] for n, c in cells.items() if c["message"]}
+        self.assertEqual(cells["bad_one_fails/none"]["message"].splitlines()[2:],
+                         ["Error in parallel: function 2 of 3 (<function boom>) failed:",
+                          "Traceback (most recent call last):",
+                          f"  {spec}:37:9: in boom",
+                          "Error in fail: fail: branch two broke"])
+        # A branch that spins is cancelled at the cell timeout.
+        self.assertEqual(last["bad_spins/none"],
+                         "Error in parallel: cell timed out after 2s (--cell-timeout)")
+        self.assertLess(cells["bad_spins/none"]["seconds"], 4)
+        self.assertEqual(last["bad_no_functions/none"],
+                         "Error in parallel: got no functions, want one or more (parallel(f, g))")
+        self.assertEqual(last["bad_not_a_function/none"],
+                         "Error in parallel: argument 2: got string, want a function without "
+                         "parameters")
+
+    def test_mock_services(self):
+        # mock.star's scenarios check the canned replies themselves (status,
+        # body, headers, delay, dropped connection, default, TCP lines); here
+        # what shows from outside: the cells, the delay, the mock's events.
+        spec = os.path.join(TESTDATA, "mock.star")
+        rc, out, err = run("test", spec, "--json", self.path("m.json"), "--junit", self.path("m.xml"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "4 passed, 0 failed")
+        with open(self.path("m.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        suite = ET.parse(self.path("m.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): (tc.find("system-out").text or "") for tc in suite.iter("testcase")}
+        slow = int(re.search(r"^slow_ms (\d+)$", printed["http/none"], re.M).group(1))
+        self.assertTrue(300 <= slow < 1000, slow)
+        # A fault on the mock reaches it (it runs under fault exec).
+        self.assertEqual({(e["service"], e["effect"]) for e in cells["wired/slow_mock"]["events"]},
+                         {("payments", "latency")})
+        self.assertEqual(cells["wired/none"]["events"], [])
+        # `fault mock` on its own: a bad file is refused.
+        bad = self.path("bad.json")
+        with open(bad, "w") as f:
+            f.write('{"protocol": "udp", "routes": []}')
+        p = subprocess.run([FAULT, "mock", bad, "0"], capture_output=True, text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stderr),
+                         (2, f"fault mock: {bad}: protocol \"udp\": want http or tcp\n"))
+
+    def test_mock_service_errors(self):
+        spec = os.path.join(TESTDATA, "mock_errors.star")
+        want = {
+            "both": f'{spec}:4:42: mock_service: "m": give http = {{...}} or tcp = {{...}} (one of them)',
+            "neither": f'{spec}:7:17: mock_service: "m": give http = {{...}} or tcp = {{...}} (one of them)',
+            "bad_key": f'{spec}:10:31: mock_service: http: "FETCH": want "METHOD /path" or "/path" '
+                       '(the path may be a glob: "GET /items/*")',
+            "lower_method": f'{spec}:13:31: mock_service: http: "get /x": "get" is not a method '
+                            '(upper-case letters: GET, POST, ...)',
+            "bad_status": f'{spec}:16:45: respond: status 700 is not an HTTP status (100 to 599)',
+            "tcp_status": f'{spec}:19:30: mock_service: "m": a TCP mock replies with bytes, not an '
+                          f'HTTP status (respond at {spec}:19:45): leave out the status',
+            "wrong_value": f'{spec}:22:31: mock_service: got int, want respond(...) or a string',
+            "bad_delay": f'{spec}:25:55: respond: for parameter "delay": "soon" is not a duration: '
+                         'expected a number at "soon"',
+        }
+        for case, message in want.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertEqual(err.splitlines()[0], message)
+
+    def test_faultbox_style_example(self):
+        # The README's command, from the repository's root.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(EXAMPLES)))
+        p = subprocess.run([FAULT, "test", "examples/specs/notes_upstream.star",
+                            "--json", self.path("n.json")],
+                           capture_output=True, text=True, timeout=120, cwd=root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "6 passed, 0 failed")
+        with open(self.path("n.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+
+        def seen(name):
+            return sorted({(e["service"], e["effect"], e["op"]) for e in cells[name]["events"]})
+
+        self.assertEqual(seen("write_two/none"), [])
+        self.assertEqual(seen("disk_fails_once/none"), [("notes", "deny", "fdatasync")])
+        self.assertEqual(seen("upstream/none"), [])
+        self.assertEqual(seen("upstream/stock_slow"),
+                         [("stock", "latency", "recv"), ("stock", "latency", "send")])
+        self.assertEqual(seen("upstream/stock_refused"), [("notes", "deny", "connect")])
+        self.assertEqual(seen("poll_upstream/stock_blip"), [("notes", "deny", "connect")])
+
+    def test_explore_timing(self):
+        # explore.star writes twice and reads once; only the first write
+        # must succeed, so its fsync deny fails the cell only when it goes
+        # on before the first operation.
+        spec = os.path.join(TESTDATA, "explore.star")
+        rc, out, err = run("test", spec, "--explore-timing", "--json", self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        lines = out.splitlines()
+        self.assertRegex(lines[1], r"^writes +none +PASS ")
+        self.assertRegex(lines[2], r"^writes +disk @op 1/3 http\.post +FAIL .* Error in assert_eq: "
+                                   r"got 500, want 201: the first write must be stored$")
+        self.assertRegex(lines[3], r"^writes +disk @op 2/3 http\.post +PASS ")
+        self.assertRegex(lines[4], r"^writes +disk @op 3/3 http\.get +PASS ")
+        self.assertEqual(lines[-1], "3 passed, 1 failed")
+        replay = f"{FAULT} test {spec} --filter writes/disk --seed 1 --fault-at-op 1"
+        self.assertIn("  " + replay, lines)
+        with open(self.path("e.json")) as f:
+            cells = json.load(f)["cells"]
+        self.assertEqual([(c["fault_at_op"], c["operation"], len(c["events"])) for c in cells],
+                         [(0, "", 0), (1, "http.post", 2), (2, "http.post", 1), (3, "http.get", 0)])
+        # The replay line runs that position alone, with the same outcome.
+        rc, out, err = run(*shlex.split(replay)[1:], "--json", self.path("r.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("r.json")) as f:
+            again = json.load(f)["cells"]
+        self.assertEqual([(c["fault_at_op"], c["status"], len(c["events"])) for c in again],
+                         [(1, "failed", 2)])
+        for args, message in [
+                (["--fault-at-op", "0"], 'fault test: --fault-at-op: "0" is not a number from 1 '
+                                         'to 1000000 (the scenario\'s operations count from 1)'),
+                (["--fault-at-op", "2", "--explore-timing"],
+                 "fault test: --fault-at-op and --explore-timing: give one (--explore-timing "
+                 "tries every operation)")]:
+            rc, out, err = run("test", spec, *args)
+            self.assertEqual((rc, out, err), (2, "", message + "\n"), args)
+
+    def test_readme_notes_command(self):
+        # The README's command, from the repository's root, with kv_server
+        # given relative to it (one quick cell of it).
+        root = os.path.dirname(os.path.dirname(os.path.abspath(EXAMPLES)))
+        p = subprocess.run([FAULT, "test", "examples/specs/notes.star", "--var",
+                            "kv_server=" + os.path.relpath(KV_SERVER, root),
+                            "--filter", "health/none", "--report", self.path("notes.md")],
+                           capture_output=True, text=True, timeout=120, cwd=root)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "1 passed, 0 failed")
+
+    def test_monitors(self):
+        spec = os.path.join(TESTDATA, "monitor.star")
+        rc, out, err = run("test", spec, "--json", self.path("m.json"), "--junit", self.path("m.xml"))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(out.splitlines()[-1], "2 passed, 1 failed")
+        with open(self.path("m.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual({n: c["status"] for n, c in cells.items()},
+                         {"ping/none": "passed", "ping/small": "passed", "ping/big": "failed"})
+        message = cells["ping/big"]["message"].splitlines()
+        self.assertRegex(message[0], r"^monitor <function at_most_200ms> \(" + re.escape(spec) +
+                         r":15:8\) failed on the event 0\.\d{3}s pong latency (recv|send) "
+                         r"127\.0\.0\.1:\d+ \(rule big\):$")
+        self.assertEqual(message[-1], "Error in fail: fail: a delay of 300ms (at most 200ms)")
+        # It saw each latency event of the passing cell, and printed.
+        suite = ET.parse(self.path("m.xml")).getroot().find("testsuite")
+        printed = {tc.get("name"): (tc.find("system-out").text or "") if tc.find("system-out") is not None else ""
+                   for tc in suite.iter("testcase")}
+        self.assertEqual(sorted(re.findall(r"^monitor saw .*$", printed["ping/small"], re.M)),
+                         ["monitor saw latency recv 100 ms", "monitor saw latency send 100 ms"])
+        self.assertNotIn("monitor saw", printed["ping/none"])
+        # Mistakes.
+        spec = os.path.join(TESTDATA, "monitor_errors.star")
+        for case, message in {
+                "not_a_function": f'{spec}:5:13: monitor: for parameter "fn": got int, want a '
+                                  'function of an event',
+                "unknown_kind": f'{spec}:8:29: monitor: kind "dney" is not a kind of fault event',
+                "unknown_service": f'{spec}:11:29: monitor: service "nope" is not a service of '
+                                   'the spec (services: "svc")'}.items():
+            rc, out, err = run("test", spec, "--var", "case=" + case)
+            self.assertEqual((rc, out), (2, ""), case)
+            self.assertTrue(err.splitlines()[0].startswith(message), err)
+        rc, out, err = run("test", spec, "--var", "case=in_scenario", "--json", self.path("e.json"))
+        self.assertEqual(rc, 1, out + err)
+        with open(self.path("e.json")) as f:
+            self.assertEqual(json.load(f)["cells"][0]["message"].splitlines()[-1],
+                             "Error in monitor: monitor: only at the top level of a spec, while "
+                             "it loads")
+
     def test_load(self):
         # The service, a fault and the scenario functions come from loaded
         # files (lib/common.star is loaded three times and runs once).
@@ -641,4 +1051,4 @@ class SpecCliTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(argv=sys.argv[:1], verbosity=2)
+    unittest.main(argv=sys.argv[:1] + sys.argv[5:], verbosity=2)

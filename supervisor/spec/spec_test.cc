@@ -387,6 +387,13 @@ TEST(SpecTest, ScenarioBuiltinsNeedACell) {
             "Error in sleep: sleep: only available while a scenario runs");
 }
 
+TEST(SpecTest, ParallelNeedsACell) {
+  absl::Status st = LoadError("parallel(lambda: 1)\n");
+  EXPECT_EQ(
+      LastLine(st),
+      "Error in parallel: parallel: only available while a scenario runs");
+}
+
 TEST(SpecTest, LoadBuiltinsRefuseToRunLater) {
   auto spec = LoadSpec("t.star",
                        std::string(kService) +
@@ -631,6 +638,60 @@ TEST(SpecTest, SharedService) {
   EXPECT_EQ(LastLine(st),
             "Error in service: t.star:2:40: for parameter \"shared\": got "
             "string, want bool");
+}
+
+TEST(SpecTest, DependenciesOrderTheStart) {
+  std::string src = R"(
+c = service("c", command = ["/bin/sleep", "1"], depends_on = ["b", "a"])
+b = service("b", command = ["/bin/sleep", "1"], depends_on = "a")
+d = service("d", command = ["/bin/sleep", "1"])
+a = service("a", command = ["/bin/sleep", "1"])
+e = service("e", command = ["/bin/sleep", "1"], depends_on = [d, c, d])
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [None])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  // d and a first (no dependencies, definition order), then b, c, e.
+  EXPECT_EQ((*spec)->start_order, (std::vector<size_t>{2, 3, 1, 0, 4}));
+  const ServiceDef& e = *(*spec)->services[4];
+  ASSERT_EQ(e.depends_on.size(), 2u);  // d once
+  EXPECT_EQ(e.depends_on[0]->name, "d");
+  EXPECT_EQ(e.depends_on[1]->name, "c");
+}
+
+TEST(SpecTest, DependencyCycle) {
+  auto spec = LoadSpec("t.star", R"(
+service("x", command = ["/bin/sleep", "1"], depends_on = ["y"])
+service("y", command = ["/bin/sleep", "1"], depends_on = ["x"])
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [None])
+)");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            "t.star:3:59: service: \"y\": depends_on: a cycle: \"x\" depends "
+            "on \"y\", which depends on \"x\": none of them can start first; "
+            "remove one of these dependencies");
+}
+
+TEST(SpecTest, TimedFaults) {
+  std::string src = std::string(kService) + R"(
+late = fault_assumption("late", fsync = deny("EIO"), after = "200ms", lasting = 0.3)
+plain = fault_assumption("plain", write = deny("EIO"))
+both = fault_assumption("both", faults = [plain, late])
+own = fault_assumption("own", faults = [late], after = "1s")
+fault_matrix(scenarios = [scenario("s", run = lambda: None)], faults = [late, both, own, plain])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const auto& as = (*spec)->assumptions;
+  EXPECT_EQ(as[0]->after, absl::Milliseconds(200));
+  EXPECT_EQ(as[0]->lasting, absl::Milliseconds(300));
+  EXPECT_EQ(as[0]->timing_where, "t.star:3:54");
+  EXPECT_FALSE(as[1]->timed());
+  // A composition takes its parts' timing, or gives its own.
+  EXPECT_EQ(as[2]->after, absl::Milliseconds(200));
+  EXPECT_EQ(as[2]->lasting, absl::Milliseconds(300));
+  EXPECT_EQ(as[3]->after, absl::Seconds(1));
+  EXPECT_EQ(as[3]->lasting, absl::InfiniteDuration());
 }
 
 TEST(SpecTest, Vars) {
