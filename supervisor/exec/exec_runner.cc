@@ -430,16 +430,7 @@ fault::v1::StatusResponse Runner::Status() {
 
 std::vector<fault::v1::RuleCounters> Runner::Counters() {
   FoldCounters();
-  std::vector<fault::v1::RuleCounters> out;
-  for (const std::string& name : report_.order()) {
-    const RuleStats& s = report_.stats().at(name);
-    fault::v1::RuleCounters c;
-    c.set_policy(name);
-    c.set_matched(s.matched);
-    c.set_fired(s.fired);
-    out.push_back(std::move(c));
-  }
-  return out;
+  return report_.Counters();
 }
 
 bool Runner::StartControl() {

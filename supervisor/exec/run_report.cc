@@ -58,6 +58,19 @@ void RunReport::AddEvent(const fault_event& e, const std::vector<std::string>& n
   ++stats_[name].by_kind_and_target[{EffectName(e.effect), target}];
 }
 
+std::vector<fault::v1::RuleCounters> RunReport::Counters() const {
+  std::vector<fault::v1::RuleCounters> out;
+  for (const std::string& name : order_) {
+    const RuleStats& s = stats_.at(name);
+    fault::v1::RuleCounters c;
+    c.set_policy(name);
+    c.set_matched(s.matched);
+    c.set_fired(s.fired);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 std::vector<std::string> RunReport::NeverFired() const {
   std::vector<std::string> out;
   for (const std::string& n : order_) {

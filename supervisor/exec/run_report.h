@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fault/table.h"
+#include "fault/v1/control.pb.h"
 #include "supervisor/exec/policy_table.h"
 
 namespace fault::exec {
@@ -69,6 +70,10 @@ class RunReport {
 
   // Rules (in first-seen order) that never fired.
   std::vector<std::string> NeverFired() const;
+
+  // Every rule's counters so far, in first-seen order, as the control plane
+  // reports them (GetCounters).
+  std::vector<fault::v1::RuleCounters> Counters() const;
 
   // The summary, one "fault: ..." line per entry, newline-terminated.
   std::string Summary(const SummaryInfo& info) const;

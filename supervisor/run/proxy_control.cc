@@ -146,16 +146,7 @@ std::vector<fault::v1::RuleCounters> ProxyControl::Counters() {
   fault::exec::CounterSnapshot now = state_.table->ReadCounters();
   state_.report->AddCounters(now, *state_.baseline);
   *state_.baseline = std::move(now);
-  std::vector<fault::v1::RuleCounters> out;
-  for (const std::string& name : state_.report->order()) {
-    const fault::exec::RuleStats& s = state_.report->stats().at(name);
-    fault::v1::RuleCounters c;
-    c.set_policy(name);
-    c.set_matched(s.matched);
-    c.set_fired(s.fired);
-    out.push_back(std::move(c));
-  }
-  return out;
+  return state_.report->Counters();
 }
 
 }  // namespace fault::run

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "supervisor/cli/markup.h"
 
 namespace fault::scenario {
 namespace {
@@ -110,34 +111,6 @@ std::map<std::string, uint64_t> EventCounts(const ItemRun& r) {
   return m;
 }
 
-std::string Escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
-          out += "?";
-        else
-          out += c;
-    }
-  }
-  return out;
-}
 
 std::string Cell(std::string s) { return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}}); }
 
@@ -424,23 +397,23 @@ std::string JunitReport(const RunSummary& s) {
     }
     absl::StrAppend(&x, absl::StrFormat("  <testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" "
                                         "time=\"%.3f\" timestamp=\"%s\">\n",
-                                        Escape(sc->title), j - i, failures, time,
+                                        cli::MarkupEscape(sc->title), j - i, failures, time,
                                         IsoTime(s.items[i].start_unix_ns)));
     for (size_t k = i; k < j; ++k) {
       const ItemRun& r = s.items[k];
       absl::StrAppend(
           &x, absl::StrFormat("    <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\">\n",
-                              Escape(sc->title),
-                              Escape(absl::StrCat("items[", k - i, "] ", r.item->call.method, " ",
+                              cli::MarkupEscape(sc->title),
+                              cli::MarkupEscape(absl::StrCat("items[", k - i, "] ", r.item->call.method, " ",
                                                   r.item->call.url)),
                               r.total_ns / 1e9));
       if (!r.passed)
         absl::StrAppend(
-            &x, "      <failure message=\"", Escape(r.reasons.empty() ? "failed" : r.reasons[0]),
-            "\" type=\"scenario\">", Escape(absl::StrJoin(r.reasons, "\n")), "</failure>\n");
+            &x, "      <failure message=\"", cli::MarkupEscape(r.reasons.empty() ? "failed" : r.reasons[0]),
+            "\" type=\"scenario\">", cli::MarkupEscape(absl::StrJoin(r.reasons, "\n")), "</failure>\n");
       absl::StrAppend(
           &x, "      <system-out>",
-          Escape(absl::StrFormat("%s; %d requests; p50 %s, p95 %s; errors: %d transport, %d "
+          cli::MarkupEscape(absl::StrFormat("%s; %d requests; p50 %s, p95 %s; errors: %d transport, %d "
                                  "timeouts, %d watchdog, %d 5xx; retries %d",
                                  StrategyText(*r.item), r.requests.size(),
                                  Ms(r.percentiles.size() > 1 ? r.percentiles[1].ms : 0),
@@ -506,7 +479,7 @@ std::string Windows(const ItemRun& r, int64_t span) {
                               "height=\"%d\" fill=\"%s\" "
                               "fill-opacity=\"0.18\"><title>%s: %.2fs to %.2fs</title></rect>",
                               x0, kT, std::max(1.0, x1 - x0), kH - kT - kB, kColours[colour % 6],
-                              Escape(w.name), w.start_ns / 1e9, end / 1e9));
+                              cli::MarkupEscape(w.name), w.start_ns / 1e9, end / 1e9));
   }
   return out;
 }
@@ -575,8 +548,8 @@ std::string PercentilePlot(const ItemRun& r) {
         absl::StrFormat("<line class=\"slo %s\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
                         "y2=\"%.1f\"><title>%s</title></line>"
                         "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>",
-                        s.pass ? "ok" : "failed", kL, y, kW - kR, y, Escape(s.slo.title), kW - kR,
-                        y - 3, Escape(s.slo.title)));
+                        s.pass ? "ok" : "failed", kL, y, kW - kR, y, cli::MarkupEscape(s.slo.title), kW - kR,
+                        y - 3, cli::MarkupEscape(s.slo.title)));
   }
   svg += "</svg>";
   return svg;
@@ -639,22 +612,22 @@ std::string HtmlReport(const RunSummary& s) {
     const Item& item = *r.item;
     if (r.scenario != current) {
       current = r.scenario;
-      absl::StrAppend(&h, "<h2>Scenario: ", Escape(current->title), "</h2>");
+      absl::StrAppend(&h, "<h2>Scenario: ", cli::MarkupEscape(current->title), "</h2>");
       if (current->description)
-        absl::StrAppend(&h, "<p><em>", Escape(*current->description), "</em></p>");
+        absl::StrAppend(&h, "<p><em>", cli::MarkupEscape(*current->description), "</em></p>");
     }
-    absl::StrAppend(&h, "<section class=\"item\"><h3><code>", Escape(item.call.method), "</code> ",
-                    Escape(item.call.url), " — <span class=\"",
+    absl::StrAppend(&h, "<section class=\"item\"><h3><code>", cli::MarkupEscape(item.call.method), "</code> ",
+                    cli::MarkupEscape(item.call.url), " — <span class=\"",
                     r.passed ? "pass\">Passed" : "fail\">Failed", "</span></h3>\n");
     if (!r.passed) {
       h += "<ul class=\"reasons\">";
       for (const std::string& why : r.reasons)
-        absl::StrAppend(&h, "<li class=\"fail\">", Escape(why), "</li>");
+        absl::StrAppend(&h, "<li class=\"fail\">", cli::MarkupEscape(why), "</li>");
       h += "</ul>";
     }
-    absl::StrAppend(&h, "<p>Strategy: ", Escape(StrategyText(item)), "</p>");
+    absl::StrAppend(&h, "<p>Strategy: ", cli::MarkupEscape(StrategyText(item)), "</p>");
     for (const std::string& c : ControlsText(item.strategy))
-      absl::StrAppend(&h, "<p>", Escape(c), "</p>");
+      absl::StrAppend(&h, "<p>", cli::MarkupEscape(c), "</p>");
     if (!item.faults.empty()) {
       const std::map<std::string, uint64_t> counts = EventCounts(r);
       h += "<table><tr><th>Fault</th><th>In force</th><th>Applied</th></tr>";
@@ -665,15 +638,15 @@ std::string HtmlReport(const RunSummary& s) {
             when.push_back(w.end_ns > 0
                                ? absl::StrFormat("%.2fs–%.2fs", w.start_ns / 1e9, w.end_ns / 1e9)
                                : std::string("throughout"));
-        absl::StrAppend(&h, "<tr><td>", Escape(FaultText(item.faults[i])), "</td><td>",
-                        Escape(absl::StrJoin(when, ", ")), "</td><td>",
+        absl::StrAppend(&h, "<tr><td>", cli::MarkupEscape(FaultText(item.faults[i])), "</td><td>",
+                        cli::MarkupEscape(absl::StrJoin(when, ", ")), "</td><td>",
                         counts.count(r.faults.names[i]) ? counts.at(r.faults.names[i]) : 0,
                         "</td></tr>");
       }
       h += "</table>";
     }
     if (!r.setup_error.empty()) {
-      absl::StrAppend(&h, "<p class=\"fail\">Could not run: ", Escape(r.setup_error),
+      absl::StrAppend(&h, "<p class=\"fail\">Could not run: ", cli::MarkupEscape(r.setup_error),
                       "</p></section>\n");
       continue;
     }
@@ -690,15 +663,15 @@ std::string HtmlReport(const RunSummary& s) {
                             Ms(r.min_ms), Ms(r.mean_ms), Ms(r.max_ms), r.expectation_failures,
                             r.retries, r.retries_denied, r.total_ns / 1e9));
     if (r.budget_exhausted)
-      absl::StrAppend(&h, "<p class=\"fail\">", Escape(r.budget_reason),
+      absl::StrAppend(&h, "<p class=\"fail\">", cli::MarkupEscape(r.budget_reason),
                       absl::StrFormat("; stopped at %.2fs", r.budget_stopped_at_ns / 1e9), "</p>");
     if (!r.slos.empty()) {
       h += "<table><tr><th>SLO</th><th>Value</th><th>Margin</th><th>Result</th></tr>";
       for (const SloResult& slo : r.slos)
-        absl::StrAppend(&h, "<tr><td>", Escape(slo.slo.title), "</td><td>",
+        absl::StrAppend(&h, "<tr><td>", cli::MarkupEscape(slo.slo.title), "</td><td>",
                         slo.slo.type == Slo::Type::kLatency ? Ms(slo.value)
                                                             : absl::StrFormat("%.2f%%", slo.value),
-                        "</td><td>", Escape(slo.margin), "</td><td class=\"",
+                        "</td><td>", cli::MarkupEscape(slo.margin), "</td><td class=\"",
                         slo.pass ? "pass\">pass" : "fail\">fail", "</td></tr>");
       h += "</table>";
     }

@@ -12,41 +12,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "supervisor/cli/markup.h"
 
 namespace fault::spec {
 namespace {
 
-std::string XmlEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        // XML 1.0 forbids most control characters even escaped.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' &&
-            c != '\r') {
-          out += '?';
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
 
 // A Markdown table cell: one line, no pipes breaking the table.
 std::string MdCell(absl::string_view s) {
@@ -238,7 +208,7 @@ std::string RenderJUnit(const RunResult& run) {
   absl::StrAppendFormat(&out,
                         "  <testsuite name=\"%s\" tests=\"%d\" failures=\"%d\" "
                         "errors=\"0\" time=\"%.3f\">\n",
-                        XmlEscape(run.spec), run.cells.size(), run.failed(),
+                        cli::MarkupEscape(run.spec), run.cells.size(), run.failed(),
                         total);
   absl::StrAppendFormat(
       &out,
@@ -247,7 +217,7 @@ std::string RenderJUnit(const RunResult& run) {
   for (const auto& c : run.cells) {
     absl::StrAppendFormat(
         &out, "    <testcase classname=\"%s\" name=\"%s\" time=\"%.3f\"",
-        XmlEscape(c.scenario), XmlEscape(CellLabel(run, c)), c.seconds);
+        cli::MarkupEscape(c.scenario), cli::MarkupEscape(CellLabel(run, c)), c.seconds);
     if (c.passed && c.output.empty()) {
       out += "/>\n";
       continue;
@@ -256,11 +226,11 @@ std::string RenderJUnit(const RunResult& run) {
     if (!c.passed) {
       absl::StrAppendFormat(
           &out, "      <failure message=\"%s\">%s</failure>\n",
-          XmlEscape(FirstLine(c.message)), XmlEscape(c.message));
+          cli::MarkupEscape(FirstLine(c.message)), cli::MarkupEscape(c.message));
     }
     if (!c.output.empty()) {
       absl::StrAppendFormat(&out, "      <system-out>%s</system-out>\n",
-                            XmlEscape(c.output));
+                            cli::MarkupEscape(c.output));
     }
     out += "    </testcase>\n";
   }
@@ -322,21 +292,6 @@ std::string RenderMarkdown(const RunResult& run) {
 
 namespace {
 
-std::string HtmlEscape(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // A stable colour per effect, so that a reader learns them across cells.
 const char* EffectColour(absl::string_view effect) {
@@ -380,7 +335,7 @@ std::string Timeline(const nlohmann::json& events) {
     absl::StrAppendFormat(&out,
                           "<text x=\"4\" y=\"%d\">%s</text><line x1=\"%d\" y1=\"%d\" "
                           "x2=\"%d\" y2=\"%d\" stroke=\"#ccc\"/>\n",
-                          y + 4, HtmlEscape(services[i].empty() ? "-" : services[i]), kLeft,
+                          y + 4, cli::MarkupEscape(services[i].empty() ? "-" : services[i]), kLeft,
                           y, kLeft + kWidth, y);
   }
   for (const auto& e : events) {
@@ -396,8 +351,8 @@ std::string Timeline(const nlohmann::json& events) {
         "<rect class=\"event\" x=\"%.1f\" y=\"%d\" width=\"3\" height=\"12\" "
         "fill=\"%s\"><title>+%.3f s %s %s %s %s</title></rect>\n",
         x - 1.5, y - 6, EffectColour(effect), (t - first) / 1e9,
-        HtmlEscape(JsonText(e, "op")), HtmlEscape(effect), HtmlEscape(JsonText(e, "rule")),
-        HtmlEscape(JsonText(e, "target")));
+        cli::MarkupEscape(JsonText(e, "op")), cli::MarkupEscape(effect), cli::MarkupEscape(JsonText(e, "rule")),
+        cli::MarkupEscape(JsonText(e, "target")));
   }
   absl::StrAppendFormat(&out,
                         "<text x=\"%d\" y=\"%d\">0 s</text><text x=\"%d\" y=\"%d\" "
@@ -411,13 +366,13 @@ std::string Timeline(const nlohmann::json& events) {
 std::string RenderHtml(const RunResult& run) {
   std::string out = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-      "<title>fault test: ", HtmlEscape(run.spec), "</title>\n<style>\n"
+      "<title>fault test: ", cli::MarkupEscape(run.spec), "</title>\n<style>\n"
       "body{font-family:sans-serif;margin:2em;color:#222}"
       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
       "text-align:left}tr.failed td.result{background:#fdd;font-weight:bold}"
       "tr.passed td.result{background:#dfd}pre{background:#f6f6f6;padding:8px;"
       "overflow:auto}svg.timeline text{font-size:11px}section{margin-top:2em}\n"
-      "</style></head><body>\n<h1>fault test: ", HtmlEscape(run.spec), "</h1>\n",
+      "</style></head><body>\n<h1>fault test: ", cli::MarkupEscape(run.spec), "</h1>\n",
       absl::StrFormat("<p id=\"totals\">%d passed, %d failed (seed %d)</p>\n", run.passed(),
                       run.failed(), run.seed),
       "<table id=\"cells\"><thead><tr><th>scenario</th><th>fault</th><th>result</th>"
@@ -431,28 +386,30 @@ std::string RenderHtml(const RunResult& run) {
         &out,
         "<tr class=\"%s\"><td>%s</td><td>%s</td><td class=\"result\">"
         "<a href=\"#cell-%d\">%s</a></td><td>%.2fs</td><td>%s</td><td>%s</td></tr>\n",
-        c.passed ? "passed" : "failed", HtmlEscape(c.scenario), HtmlEscape(c.fault), i,
-        c.passed ? "pass" : "FAIL", c.seconds, HtmlEscape(ev.empty() ? "-" : ev),
-        HtmlEscape(FirstLine(c.message)));
+        c.passed ? "passed" : "failed", cli::MarkupEscape(c.scenario), cli::MarkupEscape(c.fault), i,
+        c.passed ? "pass" : "FAIL", c.seconds, cli::MarkupEscape(ev.empty() ? "-" : ev),
+        cli::MarkupEscape(FirstLine(c.message)));
   }
   out += "</tbody></table>\n";
   for (size_t i = 0; i < run.cells.size(); ++i) {
     const CellResult& c = run.cells[i];
     absl::StrAppendFormat(
         &out, "<section id=\"cell-%d\" class=\"cell %s\"><h2>%s: %s</h2>\n", i,
-        c.passed ? "passed" : "failed", HtmlEscape(CellLabel(run, c)),
+        c.passed ? "passed" : "failed", cli::MarkupEscape(CellLabel(run, c)),
         c.passed ? "pass" : "FAIL");
     if (!c.passed)
       absl::StrAppend(&out, "<pre class=\"failure\">",
-                      HtmlEscape(absl::StripTrailingAsciiWhitespace(c.message)), "</pre>\n");
+                      cli::MarkupEscape(
+                          std::string(absl::StripTrailingAsciiWhitespace(c.message))),
+                      "</pre>\n");
     if (std::string t = Timeline(c.events); !t.empty()) {
       absl::StrAppend(&out, "<h3>Fault events (", c.events.size(), ")</h3>\n", t);
     }
     if (!c.policy_yaml.empty())
       absl::StrAppend(&out, "<details><summary>Policy</summary><pre>",
-                      HtmlEscape(c.policy_yaml), "</pre></details>\n");
+                      cli::MarkupEscape(c.policy_yaml), "</pre></details>\n");
     if (!c.output.empty())
-      absl::StrAppend(&out, "<details><summary>Output</summary><pre>", HtmlEscape(c.output),
+      absl::StrAppend(&out, "<details><summary>Output</summary><pre>", cli::MarkupEscape(c.output),
                       "</pre></details>\n");
     out += "</section>\n";
   }
