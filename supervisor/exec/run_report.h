@@ -65,8 +65,6 @@ class RunReport {
 
   const std::vector<std::string>& current_names() const { return names_; }
   const std::map<std::string, RuleStats>& stats() const { return stats_; }
-  // Every rule name seen, in first-seen order.
-  const std::vector<std::string>& order() const { return order_; }
 
   // Rules (in first-seen order) that never fired.
   std::vector<std::string> NeverFired() const;
