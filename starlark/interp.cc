@@ -226,6 +226,32 @@ std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname,
   return out;
 }
 
+// x += y on a list and x |= y on a dict update x in place, so that every
+// alias sees the change (as starlark-go does). Returns false when x op y is
+// an ordinary binary operation; a list += of a non-iterable is left to it.
+bool UpdateInPlace(Thread& th, const Value& x, Tok op, const Value& y) {
+  if (op == Tok::kPlus && x.Is(Kind::kList)) {
+    std::vector<Value> items;
+    if (!Iterate(th, y, [&](const Value& e) { items.push_back(e); }))
+      return false;
+    auto* l = ListOf(x);
+    CheckListMutable(l, "apply += to");
+    l->v.insert(l->v.end(), items.begin(), items.end());
+    return true;
+  }
+  if (op == Tok::kPipe && x.Is(Kind::kDict) && y.Is(Kind::kDict)) {
+    auto* d = DictOf(x);
+    CheckDictMutable(d);
+    std::vector<std::tuple<Value, uint64_t, Value>> entries;
+    DictOf(y)->t.ForEach([&](HashTable::Entry& e) {
+      entries.emplace_back(e.key, e.hash, e.value);
+    });
+    for (auto& [k, h, v] : entries) d->t.Insert(k, h, v);
+    return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- evaluator
 
 namespace {
@@ -1139,13 +1165,7 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
             so->hash = 0;
             return Flow::kNormal;
           }
-          if (slot.Is(Kind::kList) && op == Tok::kPlus) {
-            auto* l = ListOf(slot);
-            CheckListMutable(l, "apply += to");
-            auto items = ToVector(th_, y);
-            l->v.insert(l->v.end(), items.begin(), items.end());
-            return Flow::kNormal;
-          }
+          if (UpdateInPlace(th_, slot, op, y)) return Flow::kNormal;
           Value x = slot;
           slot = Binary(op, x, y);
           return Flow::kNormal;
@@ -1153,13 +1173,7 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
         Value x = Ident(fr, id);
         Value y = Expr(fr, a->rhs.get());
         fr.tf->pos = a->op_pos;
-        if (x.Is(Kind::kList) && op == Tok::kPlus) {
-          auto* l = ListOf(x);
-          CheckListMutable(l, "apply += to");
-          auto items = ToVector(th_, y);
-          l->v.insert(l->v.end(), items.begin(), items.end());
-          return Flow::kNormal;
-        }
+        if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
         SetIdent(fr, id, Binary(op, x, y));
         return Flow::kNormal;
       }
@@ -1171,19 +1185,14 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
         Value x = IndexValue(th_, obj, k);
         Value y = Expr(fr, a->rhs.get());
         fr.tf->pos = a->op_pos;
-        if (x.Is(Kind::kList) && op == Tok::kPlus) {
-          auto* l = ListOf(x);
-          CheckListMutable(l, "apply += to");
-          auto items = ToVector(th_, y);
-          l->v.insert(l->v.end(), items.begin(), items.end());
-          return Flow::kNormal;
-        }
+        if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
         SetIndex(obj, k, Binary(op, x, y));
         return Flow::kNormal;
       }
       // x.f op= y
       Value x = Expr(fr, a->lhs.get());
       Value y = Expr(fr, a->rhs.get());
+      if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
       Assign(fr, a->lhs.get(), Binary(op, x, y));
       return Flow::kNormal;
     }
