@@ -813,8 +813,12 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
           d = IntToDouble(arg);
         else
           Fail(absl::StrCat("%", std::string(1, verb),
-                            " format requires float: ", TypeName(arg)));
+                            " format requires float, not ", TypeName(arg)));
         piece = FormatFloat(d, verb, prec);
+        // %g keeps a float looking like a float, as str() does: 123.0.
+        if ((verb == 'g' || verb == 'G') &&
+            piece.find_first_of(".eEnN") == std::string::npos)
+          piece += ".0";
         if (flags.find('+') != std::string::npos && d >= 0) piece = "+" + piece;
         break;
       }
@@ -2395,38 +2399,40 @@ Value Set_add(Thread&, const Value& r, const Args& a) {
   CheckArgCount("add", a, 1, 1);
   auto* s = SetOf(r);
   uint64_t h = Hash(a.pos[0]);
+  CheckSetMutable(s);  // even when the element is there already
   if (s->t.Find(a.pos[0], h)) return None();
-  CheckSetMutable(s);
   s->t.Insert(a.pos[0], h, None());
   return None();
 }
 Value Set_clear(Thread&, const Value& r, const Args& a) {
   CheckArgCount("clear", a, 0, 0);
-  CheckSetMutable(SetOf(r));
+  if (SetOf(r)->t.size() == 0) return None();  // allowed on a frozen set
+  CheckSetMutable(SetOf(r), "delete from");
   SetOf(r)->t.Clear();
   return None();
 }
 Value Set_discard(Thread&, const Value& r, const Args& a) {
   CheckArgCount("discard", a, 1, 1);
   auto* s = SetOf(r);
+  Hash(a.pos[0]);
+  CheckSetMutable(s, "delete from");  // even when the element is absent
   if (!s->t.Find(a.pos[0])) return None();
-  CheckSetMutable(s);
   s->t.Erase(a.pos[0]);
   return None();
 }
 Value Set_remove(Thread&, const Value& r, const Args& a) {
   CheckArgCount("remove", a, 1, 1);
   auto* s = SetOf(r);
+  CheckSetMutable(s, "delete from");
   if (!s->t.Find(a.pos[0]))
     Fail(absl::StrCat("remove: missing key ", Repr(a.pos[0])));
-  CheckSetMutable(s);
   s->t.Erase(a.pos[0]);
   return None();
 }
 Value Set_pop(Thread&, const Value& r, const Args& a) {
   CheckArgCount("pop", a, 0, 0);
   auto* s = SetOf(r);
-  CheckSetMutable(s);
+  CheckSetMutable(s, "delete from");
   if (s->t.size() == 0) Fail("pop: empty set");
   Value k;
   for (auto& e : s->t.raw_entries())

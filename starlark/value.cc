@@ -1033,6 +1033,10 @@ void Freeze(const Value& root) {
     Object* o = stack.back();
     stack.pop_back();
     if (o->frozen()) continue;
+    // Freezing a function freezes its defaults and captured cells, not the
+    // globals of the module it was defined in (that module may still be
+    // running); a module freezes only when it is the root.
+    if (o->kind() == Kind::kModule && o != root.obj()) continue;
     if (o->kind() == Kind::kString || o->kind() == Kind::kBytes) {
       Value tmp(o);
       Hash(tmp);  // cache the hash before the object becomes shareable
@@ -1057,9 +1061,10 @@ void CheckDictMutable(DictObj* d) {
   if (d->frozen()) Fail("cannot insert into frozen hash table");
   if (d->iterating) Fail("cannot insert into hash table during iteration");
 }
-void CheckSetMutable(SetObj* s) {
-  if (s->frozen()) Fail("cannot insert into frozen hash table");
-  if (s->iterating) Fail("cannot insert into hash table during iteration");
+void CheckSetMutable(SetObj* s, const char* what) {
+  if (s->frozen()) Fail(absl::StrCat("cannot ", what, " frozen hash table"));
+  if (s->iterating)
+    Fail(absl::StrCat("cannot ", what, " hash table during iteration"));
 }
 
 int64_t Length(const Value& v) {

@@ -602,7 +602,8 @@ void ChargeCurrent(uint64_t n);
 // Mutation checks with the reference implementation's messages.
 void CheckListMutable(ListObj* l, const char* what);  // what: "append to"
 void CheckDictMutable(DictObj* d);
-void CheckSetMutable(SetObj* s);
+// what: "insert into" (the default) or "delete from".
+void CheckSetMutable(SetObj* s, const char* what = "insert into");
 
 // Iteration: calls f(value) for each element; holds the iterating guard.
 // Returns false if v is not iterable.
