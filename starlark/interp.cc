@@ -102,32 +102,25 @@ Iterator::~Iterator() {
 }
 
 namespace {
-int Utf8Len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if (c >= 0xf0) return 4;
-  if (c >= 0xe0) return 3;
-  if (c >= 0xc0) return 2;
-  return 1;
-}
+// The code point at s[i] and its length; a byte that does not start a valid
+// sequence (truncated, overlong, a surrogate, beyond U+10FFFF) is U+FFFD of
+// length 1, as Go decodes.
 uint32_t DecodeUtf8(std::string_view s, size_t i, int* len) {
   unsigned char c = s[i];
-  int n = Utf8Len(c);
-  if (i + n > s.size()) n = 1;
-  uint32_t cp;
-  if (n == 1) {
-    *len = 1;
-    return c < 0x80 ? c : 0xfffd;
-  }
-  cp = c & (0xff >> (n + 1));
-  for (int k = 1; k < n; k++) {
+  *len = 1;
+  if (c < 0x80) return c;
+  int n = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (n == 0 || i + n >= s.size()) return 0xfffd;
+  uint32_t cp = c & (0x3F >> n);
+  for (int k = 1; k <= n; k++) {
     unsigned char d = s[i + k];
-    if ((d & 0xc0) != 0x80) {
-      *len = 1;
-      return 0xfffd;
-    }
+    if ((d & 0xc0) != 0x80) return 0xfffd;
     cp = (cp << 6) | (d & 0x3f);
   }
-  *len = n;
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0xfffd;
+  *len = n + 1;
   return cp;
 }
 }  // namespace
@@ -175,7 +168,10 @@ bool Iterator::NextSlow(Value* out) {
       }
       int len;
       uint32_t cp = DecodeUtf8(s, i_, &len);
-      *out = e->ords ? Int(cp) : Str(std::string(s.substr(i_, len)));
+      // An invalid byte is U+FFFD, both as a code point and as a string.
+      *out = e->ords ? Int(cp)
+             : cp == 0xfffd && len == 1 ? Str("\xEF\xBF\xBD")
+                                        : Str(std::string(s.substr(i_, len)));
       i_ += len;
       return true;
     }

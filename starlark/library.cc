@@ -928,14 +928,15 @@ Value B_bool(Thread&, const Value&, const Args& a) {
   return Bool(a.pos.empty() ? false : Truth(a.pos[0]));
 }
 
+std::string ValidUtf8(const std::string& s);
+
 Value B_bytes(Thread& th, const Value&, const Args& a) {
   CheckArgCount("bytes", a, 1, 1);
   const Value& x = a.pos[0];
   if (x.Is(Kind::kBytes)) return x;
   if (x.Is(Kind::kString)) {
     // Invalid UTF-8 is replaced by U+FFFD as the spec says for conversions.
-    const std::string& s = StrOf(x);
-    return Bytes(s);
+    return Bytes(ValidUtf8(StrOf(x)));
   }
   std::string out;
   bool ok = Iterate(th, x, [&](const Value& e) {
@@ -1360,6 +1361,8 @@ Value B_str(Thread&, const Value&, const Args& a) {
     return Str(std::string_view(p, end - p));
   }
   if (a.pos[0].Is(Kind::kString)) return a.pos[0];
+  // str(bytes) decodes them, each invalid byte becoming U+FFFD.
+  if (a.pos[0].Is(Kind::kBytes)) return Str(ValidUtf8(StrOf(a.pos[0])));
   return Str(ToStr(a.pos[0]));
 }
 Value B_type(Thread&, const Value&, const Args& a) {
@@ -1708,6 +1711,23 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
   ++*i;
   *valid = false;
   return c;
+}
+// s with every byte that is not part of a valid UTF-8 sequence (truncated,
+// overlong, a surrogate, beyond U+10FFFF) replaced by U+FFFD, as Go does.
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    bool valid;
+    NextCodePoint(s, &i, &valid);
+    if (valid)
+      out.append(s, start, i - start);
+    else
+      out.append("\xEF\xBF\xBD");
+  }
+  return out;
 }
 enum class Case { kLower, kUpper, kTitle };
 uint32_t ToCase(uint32_t cp, Case to) {
