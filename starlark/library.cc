@@ -587,10 +587,21 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
       if (!e) Fail(absl::StrCat("key ", Repr(index), " not in dict"));
       return e->value;
     }
+    case Kind::kStringElems: {
+      // elems() and elem_ords() are indexable; codepoints() are not.
+      auto* e = x.as<StringElemsObj>();
+      if (e->codepoints) break;
+      auto& s = StrOf(e->str);
+      unsigned char c = static_cast<unsigned char>(
+          s[IndexArg(index, static_cast<int64_t>(s.size()), "elems")]);
+      if (e->ords || e->str.Is(Kind::kBytes)) return Int(c);
+      return Str(std::string(1, static_cast<char>(c)));
+    }
     default:
-      Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[",
-                        TypeName(index), "]"));
+      break;
   }
+  Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[",
+                    TypeName(index), "]"));
 }
 
 namespace {
@@ -887,13 +898,12 @@ Value B_len(Thread&, const Value&, const Args& a) {
   CheckArgCount("len", a, 1, 1);
   int64_t n = Length(a.pos[0]);
   if (n < 0) {
-    if (a.pos[0].Is(Kind::kStringElems)) {
-      Iterator it(a.pos[0]);
-      Value x;
-      n = 0;
-      while (it.Next(&x)) n++;
-      return Int(n);
-    }
+    // elems() and elem_ords() have the length of the string; codepoints()
+    // has none, as in starlark-go (counting would take a pass).
+    if (a.pos[0].Is(Kind::kStringElems) &&
+        !a.pos[0].as<StringElemsObj>()->codepoints)
+      return Int(static_cast<int64_t>(
+          StrOf(a.pos[0].as<StringElemsObj>()->str).size()));
     Fail(absl::StrCat("value of type ", TypeName(a.pos[0]), " has no len"));
   }
   return Int(n);
