@@ -359,6 +359,19 @@ Value Binary(Tok op, const Value& x, const Value& y) {
                         (ky == Kind::kInt || ky == Kind::kFloat)))
         Fail(absl::StrCat("unsupported comparison: ", TypeName(x), " ",
                           OpName(op), " ", TypeName(y)));
+      if (kx == Kind::kSet && ky == Kind::kSet) {
+        // Subset and superset: <= and >=, proper ones: < and >.
+        const Value& small = op == Tok::kLt || op == Tok::kLe ? x : y;
+        const Value& big = op == Tok::kLt || op == Tok::kLe ? y : x;
+        bool subset = SetOf(small)->t.size() <= SetOf(big)->t.size();
+        for (auto& e : SetOf(small)->t.raw_entries()) {
+          if (!subset) break;
+          if (!e.key.IsNull() && !SetOf(big)->t.Find(e.key, e.hash))
+            subset = false;
+        }
+        bool proper = SetOf(small)->t.size() < SetOf(big)->t.size();
+        return Bool(subset && (op == Tok::kLe || op == Tok::kGe || proper));
+      }
       int c = Compare(x, y);
       switch (op) {
         case Tok::kLt:
@@ -840,6 +853,7 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
           int64_t cp;
           if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
             Fail("%c format: code point out of range");
+          if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;  // as chr()
           AppendUtf8(&piece, static_cast<uint32_t>(cp));
         } else {
           Fail(absl::StrCat(
@@ -859,7 +873,9 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
     }
     out += piece;
   }
-  if (!used_mapping && ai < argv.size())
+  // A dict operand need not be used: "A" % {"unused": 1} is "A".
+  if (!used_mapping && ai < argv.size() &&
+      !(ai == 0 && !is_tuple && args.Is(Kind::kDict)))
     Fail("too many arguments for format string");
   return out;
 }
@@ -939,6 +955,7 @@ Value B_bool(Thread&, const Value&, const Args& a) {
 }
 
 std::string ValidUtf8(const std::string& s);
+uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid);
 
 Value B_bytes(Thread& th, const Value&, const Args& a) {
   CheckArgCount("bytes", a, 1, 1);
@@ -1150,11 +1167,31 @@ Value B_hash(Thread&, const Value&, const Args& a) {
   const Value& x = a.pos[0];
   if (!x.Is(Kind::kString) && !x.Is(Kind::kBytes))
     Fail(absl::StrCat("hash: got ", TypeName(x), ", want string or bytes"));
-  // 32-bit polynomial hash (like Java's String.hashCode) over the bytes.
-  int32_t h = 0;
-  for (unsigned char c : StrOf(x))
-    h = static_cast<int32_t>(static_cast<uint32_t>(h) * 31u + c);
-  return Int(h);
+  const std::string& s = StrOf(x);
+  if (x.Is(Kind::kBytes)) {
+    // 32-bit FNV-1a over the bytes, as starlark-go.
+    uint32_t h = 2166136261u;
+    for (unsigned char c : s) h = (h ^ c) * 16777619u;
+    return Int(static_cast<int64_t>(h));
+  }
+  // Java's String.hashCode: over the UTF-16 code units of the decoded text
+  // (U+FFFD for each invalid byte), so that the value is the same in
+  // starlark-go and Java Starlark.
+  uint32_t h = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    bool valid;
+    uint32_t cp = NextCodePoint(s, &i, &valid);
+    if (!valid) cp = 0xfffd;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      h = h * 31u + (0xd800 + (cp >> 10));
+      h = h * 31u + (0xdc00 + (cp & 0x3ff));
+    } else {
+      h = h * 31u + cp;
+    }
+  }
+  return Int(static_cast<int32_t>(h));
 }
 
 Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {

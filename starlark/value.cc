@@ -1000,7 +1000,8 @@ void ReprTo(std::string* out, const Value& v) {
       ReprTo(out, e->str);
       out->append(e->codepoints
                       ? (e->ords ? ".codepoint_ords()" : ".codepoints()")
-                      : (e->ords ? ".elem_ords()" : ".elems()"));
+                      : (e->ords && !e->str.Is(Kind::kBytes) ? ".elem_ords()"
+                                                              : ".elems()"));
       return;
     }
   }
