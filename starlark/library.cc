@@ -714,6 +714,10 @@ std::string FormatInt(const Value& v, int base, bool upper) {
 }
 }  // namespace
 
+namespace {
+uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid);
+}  // namespace
+
 std::string StringFormat(std::string_view fmt, const Value& args) {
   std::string out;
   std::vector<Value> argv;
@@ -849,6 +853,12 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
       case 'c': {
         if (arg.Is(Kind::kString)) {
           piece = StrOf(arg);
+          size_t end = 0;
+          bool valid = false;
+          if (!piece.empty()) NextCodePoint(piece, &end, &valid);
+          if (!valid || end != piece.size())
+            Fail(absl::StrCat("%c format requires a single-character string, not ",
+                              Repr(arg)));
         } else if (arg.IsInt()) {
           int64_t cp;
           if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
@@ -1914,7 +1924,7 @@ Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left,
   bool ws = true;
   if (!a.pos.empty() && !a.pos[0].IsNone()) {
     cut = StrArg(fname, a.pos[0]);
-    ws = false;
+    ws = cut.empty();  // as starlark-go: "" strips whitespace too
   }
   auto strip = [&](char c) {
     return ws ? IsSpace(c) : cut.find(c) != std::string::npos;
@@ -2089,9 +2099,7 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         while (i < s.size() && IsSpace(s[i])) i++;
         if (i >= s.size()) break;
         if (maxsplit >= 0 && static_cast<int64_t>(words.size()) == maxsplit) {
-          size_t j = s.size();
-          while (j > i && IsSpace(s[j - 1])) j--;
-          words.emplace_back(i, j);
+          words.emplace_back(i, s.size());  // the rest keeps its trailing space
           break;
         }
         size_t j = i;
@@ -2108,9 +2116,7 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         while (j > 0 && IsSpace(s[j - 1])) j--;
         if (j == 0) break;
         if (maxsplit >= 0 && static_cast<int64_t>(words.size()) == maxsplit) {
-          size_t i = 0;
-          while (i < j && IsSpace(s[i])) i++;
-          words.emplace_back(i, j);
+          words.emplace_back(0, j);  // the rest keeps its leading space
           break;
         }
         size_t i = j;
