@@ -271,7 +271,7 @@ Value Repeat(const Value& seq, const Value& count) {
 const char* OpName(Tok op) { return TokString(op); }
 
 [[noreturn]] void BinaryError(Tok op, const Value& x, const Value& y) {
-  Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " ",
+  Fail(absl::StrCat("unknown binary op: ", TypeName(x), " ",
                     OpName(op), " ", TypeName(y)));
 }
 
@@ -332,7 +332,7 @@ bool Contains(const Value& y, const Value& x) {
       return false;
     }
     default:
-      Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " in ",
+      Fail(absl::StrCat("unknown binary op: ", TypeName(x), " in ",
                         TypeName(y)));
   }
 }
