@@ -494,8 +494,11 @@ uint64_t MixInt(uint64_t x) {
 thread_local int t_depth = 0;
 struct DepthGuard {
   DepthGuard() {
+    // The guards being unwound restore the count; this one undoes only its
+    // own step (resetting to 0 here left the count negative afterwards, so
+    // each failure allowed 1000 more levels of native recursion).
     if (++t_depth > 1000) {
-      t_depth = 0;
+      t_depth--;
       Fail("maximum recursion depth exceeded");
     }
   }
