@@ -587,9 +587,10 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
           1, s[IndexArg(index, static_cast<int64_t>(s.size()), "string")]));
     }
     case Kind::kBytes: {
+      // A 1-byte bytes, as starlark-go (elems() and elem_ords() give ints).
       auto& s = StrOf(x);
-      return Int(static_cast<unsigned char>(
-          s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
+      return Bytes(std::string(
+          1, s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
     }
     case Kind::kRange: {
       auto* r = x.as<RangeObj>();
