@@ -1861,7 +1861,9 @@ Value S_istitle(Thread&, const Value& r, const Args& a) {
     const bool upper = valid && IsUpperCp(cp);
     const bool lower = valid && IsLowerCp(cp);
     if (upper) {
-      if (prev_cased) bad = true;
+      // A letter whose title case differs (Ǆ, title case ǅ) does not start a
+      // titled word, as in starlark-go.
+      if (prev_cased || ToCase(cp, Case::kTitle) != cp) bad = true;
       prev_cased = any = true;
     } else if (lower) {
       if (!prev_cased) bad = true;
