@@ -754,6 +754,29 @@ int Compare(const Value& a, const Value& b) {
 
 // ---- formatting ----
 namespace {
+
+// Code points that repr() escapes although they are valid: those Go's
+// strconv.IsPrint rejects among the assigned ones, namely C1 controls,
+// spaces other than U+0020, line and paragraph separators, format
+// characters (Cf) and private use. (Unassigned code points are kept.)
+bool IsInvisible(uint32_t cp) {
+  static constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x80, 0xA0},       {0xAD, 0xAD},       {0x600, 0x605},
+      {0x61C, 0x61C},     {0x6DD, 0x6DD},     {0x70F, 0x70F},
+      {0x890, 0x891},     {0x8E2, 0x8E2},     {0x1680, 0x1680},
+      {0x180E, 0x180E},   {0x2000, 0x200F},   {0x2028, 0x202F},
+      {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
+      {0xE000, 0xF8FF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},
+      {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F},
+      {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+      {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF},
+  };
+  if (cp < 0x80) return false;
+  for (auto [lo, hi] : kRanges)
+    if (cp >= lo && cp <= hi) return true;
+  return false;
+}
+
 void QuoteString(std::string* out, std::string_view s, bool bytes) {
   if (bytes) out->push_back('b');
   out->push_back('"');
@@ -826,11 +849,18 @@ void QuoteString(std::string* out, std::string_view s, bool bytes) {
       if ((c == 0xf0 && c1 < 0x90) || c > 0xf4 || (c == 0xf4 && c1 >= 0x90))
         ok = false;
     }
-    if (ok && !bytes) {
-      out->append(s.substr(i, n));
-      i += n;
-    } else if (ok && bytes) {
-      out->append(s.substr(i, n));
+    if (ok) {
+      uint32_t cp = c & (0x7F >> n);
+      for (int k = 1; k < n; k++)
+        cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      if (IsInvisible(cp)) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, cp < 0x10000 ? "\\u%04x" : "\\U%08x",
+                      cp);
+        out->append(buf);
+      } else {
+        out->append(s.substr(i, n));
+      }
       i += n;
     } else {
       char buf[8];
