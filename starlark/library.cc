@@ -564,8 +564,10 @@ int64_t IndexArg(const Value& index, int64_t n, const char* what) {
     Fail(absl::StrCat(what, " index ", Repr(index), " out of range"));
   int64_t j = i < 0 ? i + n : i;
   if (j < 0 || j >= n) {
-    if (n == 0) Fail(absl::StrCat("index ", i, " out of range: empty ", what));
-    Fail(absl::StrCat("index ", i, " out of range [", -n, ":", n - 1, "]"));
+    if (n == 0)
+      Fail(absl::StrCat(what, " index ", i, " out of range: empty ", what));
+    Fail(absl::StrCat(what, " index ", i, " out of range [", -n, ":", n - 1,
+                      "]"));
   }
   return j;
 }
@@ -2389,7 +2391,7 @@ Value L_remove(Thread&, const Value& r, const Args& a) {
 Value D_clear(Thread&, const Value& r, const Args& a) {
   CheckArgCount("clear", a, 0, 0);
   auto* d = DictOf(r);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "clear");
   d->t.Clear();
   return None();
 }
@@ -2426,7 +2428,7 @@ Value D_pop(Thread&, const Value& r, const Args& a) {
   CheckArgCount("pop", a, 1, 2);
   auto* d = DictOf(r);
   Hash(a.pos[0]);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "delete from");
   Value old;
   if (d->t.Erase(a.pos[0], &old)) return old;
   if (a.pos.size() > 1) return a.pos[1];
@@ -2435,7 +2437,7 @@ Value D_pop(Thread&, const Value& r, const Args& a) {
 Value D_popitem(Thread&, const Value& r, const Args& a) {
   CheckArgCount("popitem", a, 0, 0);
   auto* d = DictOf(r);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "delete from");
   if (d->t.size() == 0) Fail("popitem: empty dict");
   Value k, v;
   for (auto& e : d->t.raw_entries()) {
@@ -2483,7 +2485,7 @@ Value Set_add(Thread&, const Value& r, const Args& a) {
 Value Set_clear(Thread&, const Value& r, const Args& a) {
   CheckArgCount("clear", a, 0, 0);
   if (SetOf(r)->t.size() == 0) return None();  // allowed on a frozen set
-  CheckSetMutable(SetOf(r), "delete from");
+  CheckSetMutable(SetOf(r), "clear");
   SetOf(r)->t.Clear();
   return None();
 }

@@ -1091,9 +1091,10 @@ void CheckListMutable(ListObj* l, const char* what) {
   if (l->iterating)
     Fail(absl::StrCat("cannot ", what, " list during iteration"));
 }
-void CheckDictMutable(DictObj* d) {
-  if (d->frozen()) Fail("cannot insert into frozen hash table");
-  if (d->iterating) Fail("cannot insert into hash table during iteration");
+void CheckDictMutable(DictObj* d, const char* what) {
+  if (d->frozen()) Fail(absl::StrCat("cannot ", what, " frozen hash table"));
+  if (d->iterating)
+    Fail(absl::StrCat("cannot ", what, " hash table during iteration"));
 }
 void CheckSetMutable(SetObj* s, const char* what) {
   if (s->frozen()) Fail(absl::StrCat("cannot ", what, " frozen hash table"));

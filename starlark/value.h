@@ -601,8 +601,9 @@ void ChargeCurrent(uint64_t n);
 
 // Mutation checks with the reference implementation's messages.
 void CheckListMutable(ListObj* l, const char* what);  // what: "append to"
-void CheckDictMutable(DictObj* d);
-// what: "insert into" (the default) or "delete from".
+// what: "insert into" (the default), "delete from" or "clear".
+void CheckDictMutable(DictObj* d, const char* what = "insert into");
+// what: "insert into" (the default), "delete from" or "clear".
 void CheckSetMutable(SetObj* s, const char* what = "insert into");
 
 // Iteration: calls f(value) for each element; holds the iterating guard.
