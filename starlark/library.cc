@@ -219,7 +219,7 @@ Value FloatBinary(Tok op, double a, double b) {
       if (b == 0) Fail("floating-point division by zero");
       return Float(a / b);
     case Tok::kSlashSlash:
-      if (b == 0) Fail("floating-point division by zero");
+      if (b == 0) Fail("floored division by zero");
       return Float(std::floor(a / b));
     case Tok::kPercent: {
       if (b == 0) Fail("floating-point modulo by zero");
@@ -806,7 +806,10 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
         // starlark-go truncates a float for every integer verb.
         if (arg.Is(Kind::kFloat)) {
           auto b = BigInt::FromDouble(FloatOf(arg));
-          if (!b) Fail("cannot convert float to integer");
+          if (!b)
+            Fail(std::isnan(FloatOf(arg))
+                     ? "cannot convert float NaN to integer"
+                     : "cannot convert float infinity to integer");
           iv = Int(*b);
         }
         if (!iv.IsInt())
@@ -1210,8 +1213,7 @@ Value B_hash(Thread&, const Value&, const Args& a) {
 Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {
   std::string_view orig = s;
   auto bad = [&]() {
-    Fail(absl::StrCat("invalid literal for int() with base ", base, ": ",
-                      Repr(Str(orig))));
+    Fail(absl::StrCat("invalid literal with base ", base, ": ", std::string(orig)));
   };
   bool neg = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
