@@ -357,8 +357,8 @@ Value Binary(Tok op, const Value& x, const Value& y) {
       }
       if (kx != ky && !((kx == Kind::kInt || kx == Kind::kFloat) &&
                         (ky == Kind::kInt || ky == Kind::kFloat)))
-        Fail(absl::StrCat("unsupported comparison: ", TypeName(x), " ",
-                          OpName(op), " ", TypeName(y)));
+        Fail(absl::StrCat(TypeName(x), " ", OpName(op), " ", TypeName(y),
+                          " not implemented"));
       if (kx == Kind::kSet && ky == Kind::kSet) {
         // Subset and superset: <= and >=, proper ones: < and >.
         const Value& small = op == Tok::kLt || op == Tok::kLe ? x : y;

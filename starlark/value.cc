@@ -748,8 +748,7 @@ int Compare(const Value& a, const Value& b) {
         Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));
     }
   }
-  Fail(absl::StrCat("unsupported comparison: ", TypeName(a), " < ",
-                    TypeName(b)));
+  Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));
 }
 
 // ---- formatting ----
