@@ -931,7 +931,7 @@ Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,
         for (size_t i = 0; i < kw.size(); i++)
           for (size_t j = i + 1; j < kw.size(); j++)
             if (StrOf(kw[i].first) == StrOf(kw[j].first))
-              Fail(absl::StrCat("got multiple values for keyword argument \"",
+              Fail(absl::StrCat("got multiple values for parameter \"",
                                 StrOf(kw[i].first), "\""));
         break;
       }

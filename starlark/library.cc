@@ -234,12 +234,14 @@ Value FloatBinary(Tok op, double a, double b) {
 }
 
 Value Repeat(const Value& seq, const Value& count) {
-  int64_t n;
-  if (!IntToInt64(count, &n)) Fail("repeat count too large");
-  if (n < 0) n = 0;
+  int64_t n = 0;
   int64_t len = Length(seq);
   // Repeating nothing gives nothing, however many times: no loop over n.
-  if (len == 0) n = 0;
+  // Otherwise, as starlark-go: a count beyond 32 bits is "too large" as
+  // such, a product beyond the limit an "excessive repeat".
+  if (len > 0 && (!IntToInt64(count, &n) || n > INT32_MAX))
+    Fail(absl::StrCat("repeat count ", Repr(count), " too large"));
+  if (n < 0) n = 0;
   if (len > 0 && n > (int64_t{1} << 28) / len)
     Fail("excessive repeat (" + std::to_string(len) + " * " +
          std::to_string(n) + " elements)");
