@@ -652,7 +652,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
       Value r = GetAttr(th_, x, d->name);
       if (r.IsNull())
         Fail(absl::StrCat(TypeName(x), " has no .", d->name,
-                          " field or method"));
+                          " field or method",
+                          DidYouMean(d->name, AttrNames(x), ".")));
       return r;
     }
     case EK::kIndex: {
@@ -855,7 +856,8 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
       fn = GetAttr(th_, recv, d->name);
       if (fn.IsNull())
         Fail(absl::StrCat(TypeName(recv), " has no .", d->name,
-                          " field or method"));
+                          " field or method",
+                          DidYouMean(d->name, AttrNames(recv), ".")));
     } else {
       method_name = &d->name;
     }
@@ -1288,8 +1290,10 @@ void Eval::Load(Frame& fr, const LoadStmt* l) {
     auto it = mod->find(l->from[i]);
     if (it == mod->end()) {
       fr.tf->pos = l->from_pos[i];
+      std::vector<std::string> names;
+      for (auto& [k, v] : *mod) names.push_back(k);
       Fail(absl::StrCat("load: name ", l->from[i], " not found in module ",
-                        l->module));
+                        l->module, DidYouMean(l->from[i], names)));
     }
     SetIdent(fr, l->to[i].get(), it->second);
   }
@@ -1353,7 +1357,10 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
                           " got multiple values for parameter \"", name, "\""));
     } else {
       Fail(absl::StrCat("function ", d->name,
-                        " got an unexpected keyword argument \"", name, "\""));
+                        " got an unexpected keyword argument \"", name, "\"",
+                        DidYouMean(name, std::vector<std::string>(
+                                             d->param_names.begin(),
+                                             d->param_names.begin() + nparams))));
     }
   }
   if (static_cast<int>(direct) < nparams || !args.kw.empty()) {

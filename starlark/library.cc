@@ -89,8 +89,12 @@ void UnpackArgs(std::string_view fname_sv, const Args& args,
     size_t i = 0;
     for (; i < n; i++)
       if (t[i].name() == name) break;
-    if (i == n)
-      Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\""));
+    if (i == n) {
+      std::vector<std::string> names;
+      for (size_t j = 0; j < n; j++) names.emplace_back(t[j].name());
+      Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\"",
+                        DidYouMean(name, names)));
+    }
     if (set[i])
       Fail(absl::StrCat(fname, ": got multiple values for parameter \"", name,
                         "\""));
@@ -1168,7 +1172,8 @@ Value B_getattr(Thread& th, const Value&, const Args& a) {
   if (r.IsNull()) {
     if (a.pos.size() == 3) return a.pos[2];
     Fail(absl::StrCat(TypeName(a.pos[0]), " has no .", StrOf(a.pos[1]),
-                      " field or method"));
+                      " field or method",
+                      DidYouMean(StrOf(a.pos[1]), AttrNames(a.pos[0]), ".")));
   }
   return r;
 }

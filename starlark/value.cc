@@ -1,5 +1,7 @@
 #include "starlark/value.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -1081,6 +1083,49 @@ void Freeze(const Value& root) {
     }
     o->VisitRefs(push);
   }
+}
+
+std::string DidYouMean(std::string_view x,
+                       const std::vector<std::string>& candidates,
+                       std::string_view prefix) {
+  auto fold = [](std::string_view s) {
+    std::string out;
+    for (char c : s)
+      if (c != '_')
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return out;
+  };
+  // Levenshtein distance over bytes, one row at a time.
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); j++) row[j] = j;
+    for (size_t i = 1; i <= a.size(); i++) {
+      size_t diag = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); j++) {
+        size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                           diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string fx = fold(x);
+  size_t best_d = (fx.size() + 1) / 2;
+  const std::string* best = nullptr;
+  for (const std::string& c : candidates) {
+    std::string fc = fold(c);
+    if (fc.size() > fx.size() + best_d || fx.size() > fc.size() + best_d)
+      continue;
+    size_t d = distance(fx, fc);
+    if (d < best_d) {
+      best_d = d;
+      best = &c;
+    }
+  }
+  if (best == nullptr) return "";
+  return absl::StrCat(" (did you mean ", std::string(prefix), *best, "?)");
 }
 
 bool IsFrozen(const Value& v) { return v.IsSmallInt() || v.obj()->frozen(); }

@@ -586,6 +586,12 @@ std::string Repr(const Value& v);
 std::string ToStr(const Value& v);  // str(): strings unquoted
 void ReprTo(std::string* out, const Value& v);
 void Freeze(const Value& v);
+// " (did you mean NAME?)" with the candidate closest to x, ignoring case and
+// underscores, if one is within half of x's length in edits (as
+// starlark-go's suggestions); otherwise "". prefix goes before NAME (".").
+std::string DidYouMean(std::string_view x,
+                       const std::vector<std::string>& candidates,
+                       std::string_view prefix = "");
 bool IsFrozen(const Value& v);
 std::string FormatFloat(double d, char conv = 'r', int prec = -1);
 
