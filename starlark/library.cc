@@ -874,12 +874,13 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
         } else if (arg.IsInt()) {
           int64_t cp;
           if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
-            Fail("%c format: code point out of range");
+            Fail(absl::StrCat("%c format requires a valid Unicode code point, got ",
+                              Repr(arg)));
           if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;  // as chr()
           AppendUtf8(&piece, static_cast<uint32_t>(cp));
         } else {
           Fail(absl::StrCat(
-              "%c format requires a single-character string or int: ",
+              "%c format requires int or single-character string, not ",
               TypeName(arg)));
         }
         break;
@@ -1007,9 +1008,15 @@ Value B_chr(Thread&, const Value&, const Args& a) {
   if (!a.pos[0].IsInt())
     Fail(absl::StrCat("got ", TypeName(a.pos[0]), ", want int"));
   int64_t cp;
-  if (!IntToInt64(a.pos[0], &cp) || cp < 0 || cp > 0x10ffff)
-    Fail(absl::StrCat("Unicode code point ", Repr(a.pos[0]),
-                      " out of range (<0 or >0x10FFFF)"));
+  bool fits = IntToInt64(a.pos[0], &cp);
+  if (fits && cp < 0)
+    Fail(absl::StrCat("Unicode code point ", cp, " out of range (<0)"));
+  if (!fits || cp > 0x10ffff) {
+    std::string hex = absl::StrCat(absl::Hex(cp, absl::kZeroPad4));
+    for (char& c : hex) c = static_cast<char>(std::toupper(c));
+    Fail(absl::StrCat("Unicode code point ", fits ? "U+" + hex : Repr(a.pos[0]),
+                      " out of range (>0x10FFFF)"));
+  }
   if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
   std::string s;
   AppendUtf8(&s, static_cast<uint32_t>(cp));
