@@ -169,7 +169,7 @@ bool Iterator::NextSlow(Value* out) {
       int len;
       uint32_t cp = DecodeUtf8(s, i_, &len);
       // An invalid byte is U+FFFD, both as a code point and as a string.
-      *out = e->ords ? Int(cp)
+      *out = e->ords                    ? Int(cp)
              : cp == 0xfffd && len == 1 ? Str("\xEF\xBF\xBD")
                                         : Str(std::string(s.substr(i_, len)));
       i_ += len;
@@ -319,8 +319,7 @@ class Eval {
                                           const Value& fn, const Value& recv,
                                           BuiltinPtr method,
                                           const std::string* method_name);
-  [[gnu::always_inline]] inline Value Invoke(const CallExpr* c,
-                                             const Value& fn,
+  [[gnu::always_inline]] inline Value Invoke(const CallExpr* c, const Value& fn,
                                              const Value& recv,
                                              BuiltinPtr method,
                                              const std::string* method_name,
@@ -651,8 +650,7 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
       fr.tf->pos = d->pos;
       Value r = GetAttr(th_, x, d->name);
       if (r.IsNull())
-        Fail(absl::StrCat(TypeName(x), " has no .", d->name,
-                          " field or method",
+        Fail(absl::StrCat(TypeName(x), " has no .", d->name, " field or method",
                           DidYouMean(d->name, AttrNames(x), ".")));
       return r;
     }
@@ -946,9 +944,9 @@ Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,
   return Invoke(c, fn, recv, method, method_name, args);
 }
 
-inline Value Eval::Invoke(const CallExpr* c, const Value& fn,
-                          const Value& recv, BuiltinPtr method,
-                          const std::string* method_name, const Args& args) {
+inline Value Eval::Invoke(const CallExpr* c, const Value& fn, const Value& recv,
+                          BuiltinPtr method, const std::string* method_name,
+                          const Args& args) {
   if (method) {
     // No frame is pushed on the happy path; the builtin's frame is added
     // to the backtrace only if it fails.
@@ -1356,11 +1354,12 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
         Fail(absl::StrCat("function ", d->name,
                           " got multiple values for parameter \"", name, "\""));
     } else {
-      Fail(absl::StrCat("function ", d->name,
-                        " got an unexpected keyword argument \"", name, "\"",
-                        DidYouMean(name, std::vector<std::string>(
-                                             d->param_names.begin(),
-                                             d->param_names.begin() + nparams))));
+      Fail(absl::StrCat(
+          "function ", d->name, " got an unexpected keyword argument \"", name,
+          "\"",
+          DidYouMean(name, std::vector<std::string>(
+                               d->param_names.begin(),
+                               d->param_names.begin() + nparams))));
     }
   }
   if (static_cast<int>(direct) < nparams || !args.kw.empty()) {

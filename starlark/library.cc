@@ -277,8 +277,8 @@ Value Repeat(const Value& seq, const Value& count) {
 const char* OpName(Tok op) { return TokString(op); }
 
 [[noreturn]] void BinaryError(Tok op, const Value& x, const Value& y) {
-  Fail(absl::StrCat("unknown binary op: ", TypeName(x), " ",
-                    OpName(op), " ", TypeName(y)));
+  Fail(absl::StrCat("unknown binary op: ", TypeName(x), " ", OpName(op), " ",
+                    TypeName(y)));
 }
 
 }  // namespace
@@ -820,8 +820,8 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
         }
         if (!iv.IsInt())
           Fail(absl::StrCat("%", std::string(1, verb),
-                            " format requires integer: cannot convert ", TypeName(arg),
-                            " to int"));
+                            " format requires integer: cannot convert ",
+                            TypeName(arg), " to int"));
         int base = verb == 'o' ? 8 : (verb == 'x' || verb == 'X') ? 16 : 10;
         piece = FormatInt(iv, base, verb == 'X');
         bool neg = !piece.empty() && piece[0] == '-';
@@ -869,13 +869,15 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
           bool valid = false;
           if (!piece.empty()) NextCodePoint(piece, &end, &valid);
           if (!valid || end != piece.size())
-            Fail(absl::StrCat("%c format requires a single-character string, not ",
-                              Repr(arg)));
+            Fail(absl::StrCat(
+                "%c format requires a single-character string, not ",
+                Repr(arg)));
         } else if (arg.IsInt()) {
           int64_t cp;
           if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
-            Fail(absl::StrCat("%c format requires a valid Unicode code point, got ",
-                              Repr(arg)));
+            Fail(absl::StrCat(
+                "%c format requires a valid Unicode code point, got ",
+                Repr(arg)));
           if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;  // as chr()
           AppendUtf8(&piece, static_cast<uint32_t>(cp));
         } else {
@@ -906,7 +908,6 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
 // ---------------------------------------------------------------- builtins
 
 namespace {
-
 
 // Decodes one UTF-8 code point at s[i]; returns -1 for invalid input.
 int64_t DecodeCp(std::string_view s, size_t i, int* len) {
@@ -1227,7 +1228,8 @@ Value B_hash(Thread&, const Value&, const Args& a) {
 Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {
   std::string_view orig = s;
   auto bad = [&]() {
-    Fail(absl::StrCat("invalid literal with base ", base, ": ", std::string(orig)));
+    Fail(absl::StrCat("invalid literal with base ", base, ": ",
+                      std::string(orig)));
   };
   bool neg = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
@@ -1328,9 +1330,9 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
   std::vector<Value> items;
   if (a.pos.size() == 1) {
     if (!Iterate(th, a.pos[0], [&](const Value& x) { items.push_back(x); }))
-      Fail(absl::StrCat(name, ": ", TypeName(a.pos[0]), " value is not iterable"));
-  }
-  else if (a.pos.empty())
+      Fail(absl::StrCat(name, ": ", TypeName(a.pos[0]),
+                        " value is not iterable"));
+  } else if (a.pos.empty())
     Fail(absl::StrCat(name, ": got 0 arguments, want at least 1"));
   else
     items.assign(a.pos.begin(), a.pos.end());
@@ -1420,7 +1422,8 @@ Value B_str(Thread&, const Value&, const Args& a) {
     char* end = buf + sizeof buf;
     char* p = end;
     int64_t v = a.pos[0].small();
-    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    uint64_t u =
+        v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
     while (u >= 100) {
       const char* d = kPairs + 2 * (u % 100);
       u /= 100;
@@ -1471,8 +1474,7 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
         std::sort(ints.begin(), ints.end(), std::greater<int64_t>());
       else
         std::sort(ints.begin(), ints.end());
-      for (size_t i = 0; i < ints.size(); i++)
-        v[i] = Value::SmallInt(ints[i]);
+      for (size_t i = 0; i < ints.size(); i++) v[i] = Value::SmallInt(ints[i]);
       return NewList(std::move(v));
     }
     // Tuples are compared element by element, small ints inline; the
@@ -1544,8 +1546,8 @@ Value B_zip(Thread& th, const Value&, const Args& a) {
   for (auto& x : a.pos) {
     std::vector<Value> seq;
     if (!Iterate(th, x, [&](const Value& e) { seq.push_back(e); }))
-      Fail(absl::StrCat("zip: argument #", seqs.size() + 1, " is not iterable: ",
-                        TypeName(x)));
+      Fail(absl::StrCat("zip: argument #", seqs.size() + 1,
+                        " is not iterable: ", TypeName(x)));
     seqs.push_back(std::move(seq));
     n = std::min(n, seqs.back().size());
   }
@@ -1750,7 +1752,8 @@ Value S_isspace(Thread&, const Value& r, const Args& a) {
 // package): glibc's tables through the C.UTF-8 locale, whatever locale the
 // process runs in. ASCII strings keep their byte loops.
 locale_t UnicodeLocale() {
-  static locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  static locale_t loc =
+      newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
   return loc;
 }
 bool IsAscii(const std::string& s) {
@@ -1769,7 +1772,11 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
   }
   // Continuation bytes after the lead byte, and the least code point each
   // length may encode (shorter encodings are invalid).
-  const int n = c >= 0xF5 ? -1 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : -1;
+  const int n = c >= 0xF5   ? -1
+                : c >= 0xF0 ? 3
+                : c >= 0xE0 ? 2
+                : c >= 0xC2 ? 1
+                            : -1;
   static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
   if (n > 0 && *i + n < s.size()) {
     uint32_t cp = c & (0x3F >> n);
@@ -1779,7 +1786,8 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
       if ((d & 0xC0) != 0x80) ok = false;
       cp = cp << 6 | (d & 0x3F);
     }
-    if (ok && cp >= kMin[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) {
+    if (ok && cp >= kMin[n] && cp <= 0x10FFFF &&
+        !(cp >= 0xD800 && cp <= 0xDFFF)) {
       *i += n + 1;
       return cp;
     }
@@ -1811,11 +1819,14 @@ uint32_t ToCase(uint32_t cp, Case to) {
   if (loc == static_cast<locale_t>(0)) return cp;
   wint_t w = static_cast<wint_t>(cp);
   switch (to) {
-    case Case::kLower: return static_cast<uint32_t>(towlower_l(w, loc));
-    case Case::kUpper: return static_cast<uint32_t>(towupper_l(w, loc));
+    case Case::kLower:
+      return static_cast<uint32_t>(towlower_l(w, loc));
+    case Case::kUpper:
+      return static_cast<uint32_t>(towupper_l(w, loc));
     case Case::kTitle: {
       static wctrans_t title = wctrans_l("totitle", UnicodeLocale());
-      return static_cast<uint32_t>(title != 0 ? towctrans_l(w, title, loc) : towupper_l(w, loc));
+      return static_cast<uint32_t>(title != 0 ? towctrans_l(w, title, loc)
+                                              : towupper_l(w, loc));
     }
   }
   return cp;
@@ -1823,7 +1834,8 @@ uint32_t ToCase(uint32_t cp, Case to) {
 bool IsLetter(uint32_t cp) {
   if (cp < 0x80) return std::isalpha(static_cast<int>(cp)) != 0;
   locale_t loc = UnicodeLocale();
-  return loc != static_cast<locale_t>(0) && iswalpha_l(static_cast<wint_t>(cp), loc) != 0;
+  return loc != static_cast<locale_t>(0) &&
+         iswalpha_l(static_cast<wint_t>(cp), loc) != 0;
 }
 bool IsUpperCp(uint32_t cp) { return ToCase(cp, Case::kLower) != cp; }
 bool IsLowerCp(uint32_t cp) { return ToCase(cp, Case::kUpper) != cp; }
@@ -1897,21 +1909,23 @@ Value S_lower(Thread&, const Value& r, const Args& a) {
   CheckArgCount("lower", a, 0, 0);
   std::string s = RecvStr(r);
   if (!IsAscii(s))
-    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kLower); }));
+    return Str(MapCodePoints(
+        s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kLower); }));
   // Branch-free so that the compiler vectorises it.
   for (auto& c : s)
-    c = static_cast<char>(
-        c + (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
+    c = static_cast<char>(c +
+                          (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_upper(Thread&, const Value& r, const Args& a) {
   CheckArgCount("upper", a, 0, 0);
   std::string s = RecvStr(r);
   if (!IsAscii(s))
-    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kUpper); }));
+    return Str(MapCodePoints(
+        s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kUpper); }));
   for (auto& c : s)
-    c = static_cast<char>(
-        c - (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
+    c = static_cast<char>(c -
+                          (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_capitalize(Thread&, const Value& r, const Args& a) {

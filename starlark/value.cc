@@ -104,7 +104,7 @@ void* Refill(int c) {
     }
   }
   size_t sz = kClassSize[c];
-  char* slab = static_cast<char*>(::operator new(sz * kSlabBlocks));
+  char* slab = static_cast<char*>(::operator new(sz* kSlabBlocks));
   void* head = nullptr;
   for (size_t i = kSlabBlocks - 1; i >= 1; i--) {
     void* b = slab + i * sz;
@@ -340,7 +340,6 @@ int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   }
 }
 
-
 void HashTable::Rehash(size_t cap) {
   Compact();
   index_.assign(cap, -1);
@@ -536,7 +535,8 @@ uint64_t HashSlow(const Value& v) {
     case Kind::kBytes: {
       auto* s = v.as<StringObj>();
       if (s->hash != 0) return s->hash;
-      uint64_t h = HashStringBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
+      uint64_t h =
+          HashStringBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
       if (h == 0) h = 1;
       // Frozen strings may be shared between threads: they get their hash
       // when frozen, and are never written afterwards.
@@ -762,14 +762,14 @@ namespace {
 // characters (Cf) and private use. (Unassigned code points are kept.)
 bool IsInvisible(uint32_t cp) {
   static constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
-      {0x80, 0xA0},       {0xAD, 0xAD},       {0x600, 0x605},
-      {0x61C, 0x61C},     {0x6DD, 0x6DD},     {0x70F, 0x70F},
-      {0x890, 0x891},     {0x8E2, 0x8E2},     {0x1680, 0x1680},
-      {0x180E, 0x180E},   {0x2000, 0x200F},   {0x2028, 0x202F},
-      {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
-      {0xE000, 0xF8FF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},
-      {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F},
-      {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+      {0x80, 0xA0},       {0xAD, 0xAD},        {0x600, 0x605},
+      {0x61C, 0x61C},     {0x6DD, 0x6DD},      {0x70F, 0x70F},
+      {0x890, 0x891},     {0x8E2, 0x8E2},      {0x1680, 0x1680},
+      {0x180E, 0x180E},   {0x2000, 0x200F},    {0x2028, 0x202F},
+      {0x205F, 0x2064},   {0x2066, 0x206F},    {0x3000, 0x3000},
+      {0xE000, 0xF8FF},   {0xFEFF, 0xFEFF},    {0xFFF9, 0xFFFB},
+      {0x110BD, 0x110BD}, {0x110CD, 0x110CD},  {0x13430, 0x1343F},
+      {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},  {0xE0001, 0xE0001},
       {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF},
   };
   if (cp < 0x80) return false;
@@ -1035,7 +1035,7 @@ void ReprTo(std::string* out, const Value& v) {
       out->append(e->codepoints
                       ? (e->ords ? ".codepoint_ords()" : ".codepoints()")
                       : (e->ords && !e->str.Is(Kind::kBytes) ? ".elem_ords()"
-                                                              : ".elems()"));
+                                                             : ".elems()"));
       return;
     }
   }
@@ -1092,7 +1092,8 @@ std::string DidYouMean(std::string_view x,
     std::string out;
     for (char c : s)
       if (c != '_')
-        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+        out.push_back(
+            static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     return out;
   };
   // Levenshtein distance over bytes, one row at a time.

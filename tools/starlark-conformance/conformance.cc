@@ -88,9 +88,7 @@ bool MatchesExactly(const std::string& pattern, const std::string& text) {
 
 // ------------------------------------------------------------ assert module
 
-bool IsNumber(const Value& v) {
-  return v.Is(Kind::kFloat) || v.IsInt();
-}
+bool IsNumber(const Value& v) { return v.Is(Kind::kFloat) || v.IsInt(); }
 
 // Within one unit in the last place, as starlark-go's floateq.
 bool FloatNear(double x, double y) {
@@ -117,8 +115,8 @@ Value AssertEq(Thread& th, const Value&, const Args& a) {
   if ((x.Is(Kind::kFloat) && IsNumber(y)) ||
       (y.Is(Kind::kFloat) && IsNumber(x))) {
     if (!FloatNear(AsDouble(th, x), AsDouble(th, y)))
-      ReportFailure(th, "floats: " + Repr(x) + " != " + Repr(y) +
-                            " (delta > 1 ulp)");
+      ReportFailure(
+          th, "floats: " + Repr(x) + " != " + Repr(y) + " (delta > 1 ulp)");
     return None();
   }
   ReportFailure(th, Repr(x) + " != " + Repr(y));
@@ -135,8 +133,7 @@ Value AssertNe(Thread& th, const Value&, const Args& a) {
 Value AssertTrue(Thread& th, const Value&, const Args& a) {
   CheckArgCount("assert.true", a, 1, 2);
   if (!Truth(a.pos[0]))
-    ReportFailure(th,
-                  a.pos.size() > 1 ? ToStr(a.pos[1]) : "assertion failed");
+    ReportFailure(th, a.pos.size() > 1 ? ToStr(a.pos[1]) : "assertion failed");
   return None();
 }
 
@@ -293,7 +290,8 @@ absl::StatusOr<StringDict> Load(Thread&, const std::string& module) {
   StringDict lib;
   AddLibraryModules(&lib);
   for (const char* name : {"json", "math", "time"})
-    if (module == absl::StrCat(name, ".star")) return StringDict{{name, lib[name]}};
+    if (module == absl::StrCat(name, ".star"))
+      return StringDict{{name, lib[name]}};
   return absl::NotFoundError("no module " + module + " in this runner");
 }
 
@@ -376,8 +374,8 @@ bool HasOption(const std::string& src, const char* name) {
 
 // Splits an error of ExecFile into the line of its innermost position in
 // `filename` (0 if none) and its message.
-void ParseError(const std::string& err, const std::string& filename,
-                int* line, std::string* msg, std::string* qualified) {
+void ParseError(const std::string& err, const std::string& filename, int* line,
+                std::string* msg, std::string* qualified) {
   *line = 0;
   std::string prefix = filename + ":";
   if (err.rfind("Traceback (most recent call last):\n", 0) != 0) {
@@ -434,7 +432,8 @@ std::vector<std::string> RunChunk(Chunk& c, const std::string& filename) {
   th.print = [](Thread&, const std::string&) {};
   th.SetLocal("conformance.report", Report{});
   auto r = ExecFile(th, filename, c.source, Predeclared());
-  std::vector<std::string> out = th.Local<Report>("conformance.report")->failures;
+  std::vector<std::string> out =
+      th.Local<Report>("conformance.report")->failures;
   for (auto& f : out) f = "assertion: " + f;
   if (!r.ok()) {
     int line;
@@ -443,8 +442,8 @@ std::vector<std::string> RunChunk(Chunk& c, const std::string& filename) {
                &qualified);
     auto it = c.want_errors.find(line);
     if (it == c.want_errors.end()) {
-      out.push_back(absl::StrCat(filename, ":", line, ": unexpected error: ",
-                                 msg));
+      out.push_back(
+          absl::StrCat(filename, ":", line, ": unexpected error: ", msg));
     } else {
       if (!Matches(it->second, msg) && !Matches(it->second, qualified))
         out.push_back(absl::StrCat(filename, ":", line, ": error \"", msg,
