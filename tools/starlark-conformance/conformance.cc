@@ -311,7 +311,7 @@ bool UnquoteGo(absl::string_view s, std::string* out) {
       out->push_back(c);
       continue;
     }
-    if (++i + 1 >= s.size() + 1) return false;
+    if (++i >= s.size() - 1) return false;  // the closing quote escaped
     switch (s[i]) {
       case 'n':
         out->push_back('\n');
