@@ -1325,7 +1325,7 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
       dflt = v;
     else
       Fail(absl::StrCat(name, ": unexpected keyword argument \"", StrOf(k),
-                        "\""));
+                        "\"", DidYouMean(StrOf(k), {"key", "default"})));
   }
   std::vector<Value> items;
   if (a.pos.size() == 1) {
