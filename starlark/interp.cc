@@ -102,32 +102,25 @@ Iterator::~Iterator() {
 }
 
 namespace {
-int Utf8Len(unsigned char c) {
-  if (c < 0x80) return 1;
-  if (c >= 0xf0) return 4;
-  if (c >= 0xe0) return 3;
-  if (c >= 0xc0) return 2;
-  return 1;
-}
+// The code point at s[i] and its length; a byte that does not start a valid
+// sequence (truncated, overlong, a surrogate, beyond U+10FFFF) is U+FFFD of
+// length 1, as Go decodes.
 uint32_t DecodeUtf8(std::string_view s, size_t i, int* len) {
   unsigned char c = s[i];
-  int n = Utf8Len(c);
-  if (i + n > s.size()) n = 1;
-  uint32_t cp;
-  if (n == 1) {
-    *len = 1;
-    return c < 0x80 ? c : 0xfffd;
-  }
-  cp = c & (0xff >> (n + 1));
-  for (int k = 1; k < n; k++) {
+  *len = 1;
+  if (c < 0x80) return c;
+  int n = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (n == 0 || i + n >= s.size()) return 0xfffd;
+  uint32_t cp = c & (0x3F >> n);
+  for (int k = 1; k <= n; k++) {
     unsigned char d = s[i + k];
-    if ((d & 0xc0) != 0x80) {
-      *len = 1;
-      return 0xfffd;
-    }
+    if ((d & 0xc0) != 0x80) return 0xfffd;
     cp = (cp << 6) | (d & 0x3f);
   }
-  *len = n;
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0xfffd;
+  *len = n + 1;
   return cp;
 }
 }  // namespace
@@ -175,7 +168,10 @@ bool Iterator::NextSlow(Value* out) {
       }
       int len;
       uint32_t cp = DecodeUtf8(s, i_, &len);
-      *out = e->ords ? Int(cp) : Str(std::string(s.substr(i_, len)));
+      // An invalid byte is U+FFFD, both as a code point and as a string.
+      *out = e->ords                    ? Int(cp)
+             : cp == 0xfffd && len == 1 ? Str("\xEF\xBF\xBD")
+                                        : Str(std::string(s.substr(i_, len)));
       i_ += len;
       return true;
     }
@@ -224,6 +220,32 @@ std::vector<Value> ToVector(Thread& th, const Value& v, const char* fname,
     Fail(absl::StrCat(TypeName(v), " value is not iterable"));
   }
   return out;
+}
+
+// x += y on a list and x |= y on a dict update x in place, so that every
+// alias sees the change (as starlark-go does). Returns false when x op y is
+// an ordinary binary operation; a list += of a non-iterable is left to it.
+bool UpdateInPlace(Thread& th, const Value& x, Tok op, const Value& y) {
+  if (op == Tok::kPlus && x.Is(Kind::kList)) {
+    std::vector<Value> items;
+    if (!Iterate(th, y, [&](const Value& e) { items.push_back(e); }))
+      return false;
+    auto* l = ListOf(x);
+    CheckListMutable(l, "apply += to");
+    l->v.insert(l->v.end(), items.begin(), items.end());
+    return true;
+  }
+  if (op == Tok::kPipe && x.Is(Kind::kDict) && y.Is(Kind::kDict)) {
+    auto* d = DictOf(x);
+    CheckDictMutable(d);
+    std::vector<std::tuple<Value, uint64_t, Value>> entries;
+    DictOf(y)->t.ForEach([&](HashTable::Entry& e) {
+      entries.emplace_back(e.key, e.hash, e.value);
+    });
+    for (auto& [k, h, v] : entries) d->t.Insert(k, h, v);
+    return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------- evaluator
@@ -297,8 +319,7 @@ class Eval {
                                           const Value& fn, const Value& recv,
                                           BuiltinPtr method,
                                           const std::string* method_name);
-  [[gnu::always_inline]] inline Value Invoke(const CallExpr* c,
-                                             const Value& fn,
+  [[gnu::always_inline]] inline Value Invoke(const CallExpr* c, const Value& fn,
                                              const Value& recv,
                                              BuiltinPtr method,
                                              const std::string* method_name,
@@ -629,8 +650,8 @@ Value Eval::ExprSlow(Frame& fr, const starlark::Expr* e) {
       fr.tf->pos = d->pos;
       Value r = GetAttr(th_, x, d->name);
       if (r.IsNull())
-        Fail(absl::StrCat(TypeName(x), " has no .", d->name,
-                          " field or method"));
+        Fail(absl::StrCat(TypeName(x), " has no .", d->name, " field or method",
+                          DidYouMean(d->name, AttrNames(x), ".")));
       return r;
     }
     case EK::kIndex: {
@@ -833,7 +854,8 @@ Value Eval::EvalCall(Frame& fr, const CallExpr* c) {
       fn = GetAttr(th_, recv, d->name);
       if (fn.IsNull())
         Fail(absl::StrCat(TypeName(recv), " has no .", d->name,
-                          " field or method"));
+                          " field or method",
+                          DidYouMean(d->name, AttrNames(recv), ".")));
     } else {
       method_name = &d->name;
     }
@@ -909,7 +931,7 @@ Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,
         for (size_t i = 0; i < kw.size(); i++)
           for (size_t j = i + 1; j < kw.size(); j++)
             if (StrOf(kw[i].first) == StrOf(kw[j].first))
-              Fail(absl::StrCat("got multiple values for keyword argument \"",
+              Fail(absl::StrCat("got multiple values for parameter \"",
                                 StrOf(kw[i].first), "\""));
         break;
       }
@@ -922,9 +944,9 @@ Value Eval::EvalCallGeneral(Frame& fr, const CallExpr* c, const Value& fn,
   return Invoke(c, fn, recv, method, method_name, args);
 }
 
-inline Value Eval::Invoke(const CallExpr* c, const Value& fn,
-                          const Value& recv, BuiltinPtr method,
-                          const std::string* method_name, const Args& args) {
+inline Value Eval::Invoke(const CallExpr* c, const Value& fn, const Value& recv,
+                          BuiltinPtr method, const std::string* method_name,
+                          const Args& args) {
   if (method) {
     // No frame is pushed on the happy path; the builtin's frame is added
     // to the backtrace only if it fails.
@@ -1139,13 +1161,7 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
             so->hash = 0;
             return Flow::kNormal;
           }
-          if (slot.Is(Kind::kList) && op == Tok::kPlus) {
-            auto* l = ListOf(slot);
-            CheckListMutable(l, "apply += to");
-            auto items = ToVector(th_, y);
-            l->v.insert(l->v.end(), items.begin(), items.end());
-            return Flow::kNormal;
-          }
+          if (UpdateInPlace(th_, slot, op, y)) return Flow::kNormal;
           Value x = slot;
           slot = Binary(op, x, y);
           return Flow::kNormal;
@@ -1153,13 +1169,7 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
         Value x = Ident(fr, id);
         Value y = Expr(fr, a->rhs.get());
         fr.tf->pos = a->op_pos;
-        if (x.Is(Kind::kList) && op == Tok::kPlus) {
-          auto* l = ListOf(x);
-          CheckListMutable(l, "apply += to");
-          auto items = ToVector(th_, y);
-          l->v.insert(l->v.end(), items.begin(), items.end());
-          return Flow::kNormal;
-        }
+        if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
         SetIdent(fr, id, Binary(op, x, y));
         return Flow::kNormal;
       }
@@ -1171,19 +1181,14 @@ Flow Eval::ExecStmtSlow(Frame& fr, const Stmt* s) {
         Value x = IndexValue(th_, obj, k);
         Value y = Expr(fr, a->rhs.get());
         fr.tf->pos = a->op_pos;
-        if (x.Is(Kind::kList) && op == Tok::kPlus) {
-          auto* l = ListOf(x);
-          CheckListMutable(l, "apply += to");
-          auto items = ToVector(th_, y);
-          l->v.insert(l->v.end(), items.begin(), items.end());
-          return Flow::kNormal;
-        }
+        if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
         SetIndex(obj, k, Binary(op, x, y));
         return Flow::kNormal;
       }
       // x.f op= y
       Value x = Expr(fr, a->lhs.get());
       Value y = Expr(fr, a->rhs.get());
+      if (UpdateInPlace(th_, x, op, y)) return Flow::kNormal;
       Assign(fr, a->lhs.get(), Binary(op, x, y));
       return Flow::kNormal;
     }
@@ -1283,8 +1288,10 @@ void Eval::Load(Frame& fr, const LoadStmt* l) {
     auto it = mod->find(l->from[i]);
     if (it == mod->end()) {
       fr.tf->pos = l->from_pos[i];
+      std::vector<std::string> names;
+      for (auto& [k, v] : *mod) names.push_back(k);
       Fail(absl::StrCat("load: name ", l->from[i], " not found in module ",
-                        l->module));
+                        l->module, DidYouMean(l->from[i], names)));
     }
     SetIdent(fr, l->to[i].get(), it->second);
   }
@@ -1347,8 +1354,12 @@ Value Eval::CallFunction(FunctionObj* fn, const Args& args) {
         Fail(absl::StrCat("function ", d->name,
                           " got multiple values for parameter \"", name, "\""));
     } else {
-      Fail(absl::StrCat("function ", d->name,
-                        " got an unexpected keyword argument \"", name, "\""));
+      Fail(absl::StrCat(
+          "function ", d->name, " got an unexpected keyword argument \"", name,
+          "\"",
+          DidYouMean(name, std::vector<std::string>(
+                               d->param_names.begin(),
+                               d->param_names.begin() + nparams))));
     }
   }
   if (static_cast<int>(direct) < nparams || !args.kw.empty()) {

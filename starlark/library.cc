@@ -89,8 +89,12 @@ void UnpackArgs(std::string_view fname_sv, const Args& args,
     size_t i = 0;
     for (; i < n; i++)
       if (t[i].name() == name) break;
-    if (i == n)
-      Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\""));
+    if (i == n) {
+      std::vector<std::string> names;
+      for (size_t j = 0; j < n; j++) names.emplace_back(t[j].name());
+      Fail(absl::StrCat(fname, ": unexpected keyword argument \"", name, "\"",
+                        DidYouMean(name, names)));
+    }
     if (set[i])
       Fail(absl::StrCat(fname, ": got multiple values for parameter \"", name,
                         "\""));
@@ -219,7 +223,7 @@ Value FloatBinary(Tok op, double a, double b) {
       if (b == 0) Fail("floating-point division by zero");
       return Float(a / b);
     case Tok::kSlashSlash:
-      if (b == 0) Fail("floating-point division by zero");
+      if (b == 0) Fail("floored division by zero");
       return Float(std::floor(a / b));
     case Tok::kPercent: {
       if (b == 0) Fail("floating-point modulo by zero");
@@ -234,12 +238,14 @@ Value FloatBinary(Tok op, double a, double b) {
 }
 
 Value Repeat(const Value& seq, const Value& count) {
-  int64_t n;
-  if (!IntToInt64(count, &n)) Fail("repeat count too large");
-  if (n < 0) n = 0;
+  int64_t n = 0;
   int64_t len = Length(seq);
   // Repeating nothing gives nothing, however many times: no loop over n.
-  if (len == 0) n = 0;
+  // Otherwise, as starlark-go: a count beyond 32 bits is "too large" as
+  // such, a product beyond the limit an "excessive repeat".
+  if (len > 0 && (!IntToInt64(count, &n) || n > INT32_MAX))
+    Fail(absl::StrCat("repeat count ", Repr(count), " too large"));
+  if (n < 0) n = 0;
   if (len > 0 && n > (int64_t{1} << 28) / len)
     Fail("excessive repeat (" + std::to_string(len) + " * " +
          std::to_string(n) + " elements)");
@@ -271,8 +277,8 @@ Value Repeat(const Value& seq, const Value& count) {
 const char* OpName(Tok op) { return TokString(op); }
 
 [[noreturn]] void BinaryError(Tok op, const Value& x, const Value& y) {
-  Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " ",
-                    OpName(op), " ", TypeName(y)));
+  Fail(absl::StrCat("unknown binary op: ", TypeName(x), " ", OpName(op), " ",
+                    TypeName(y)));
 }
 
 }  // namespace
@@ -332,7 +338,7 @@ bool Contains(const Value& y, const Value& x) {
       return false;
     }
     default:
-      Fail(absl::StrCat("unsupported binary operation: ", TypeName(x), " in ",
+      Fail(absl::StrCat("unknown binary op: ", TypeName(x), " in ",
                         TypeName(y)));
   }
 }
@@ -357,8 +363,21 @@ Value Binary(Tok op, const Value& x, const Value& y) {
       }
       if (kx != ky && !((kx == Kind::kInt || kx == Kind::kFloat) &&
                         (ky == Kind::kInt || ky == Kind::kFloat)))
-        Fail(absl::StrCat("unsupported comparison: ", TypeName(x), " ",
-                          OpName(op), " ", TypeName(y)));
+        Fail(absl::StrCat(TypeName(x), " ", OpName(op), " ", TypeName(y),
+                          " not implemented"));
+      if (kx == Kind::kSet && ky == Kind::kSet) {
+        // Subset and superset: <= and >=, proper ones: < and >.
+        const Value& small = op == Tok::kLt || op == Tok::kLe ? x : y;
+        const Value& big = op == Tok::kLt || op == Tok::kLe ? y : x;
+        bool subset = SetOf(small)->t.size() <= SetOf(big)->t.size();
+        for (auto& e : SetOf(small)->t.raw_entries()) {
+          if (!subset) break;
+          if (!e.key.IsNull() && !SetOf(big)->t.Find(e.key, e.hash))
+            subset = false;
+        }
+        bool proper = SetOf(small)->t.size() < SetOf(big)->t.size();
+        return Bool(subset && (op == Tok::kLe || op == Tok::kGe || proper));
+      }
       int c = Compare(x, y);
       switch (op) {
         case Tok::kLt:
@@ -551,8 +570,10 @@ int64_t IndexArg(const Value& index, int64_t n, const char* what) {
     Fail(absl::StrCat(what, " index ", Repr(index), " out of range"));
   int64_t j = i < 0 ? i + n : i;
   if (j < 0 || j >= n) {
-    if (n == 0) Fail(absl::StrCat("index ", i, " out of range: empty ", what));
-    Fail(absl::StrCat("index ", i, " out of range [", -n, ":", n - 1, "]"));
+    if (n == 0)
+      Fail(absl::StrCat(what, " index ", i, " out of range: empty ", what));
+    Fail(absl::StrCat(what, " index ", i, " out of range [", -n, ":", n - 1,
+                      "]"));
   }
   return j;
 }
@@ -574,9 +595,10 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
           1, s[IndexArg(index, static_cast<int64_t>(s.size()), "string")]));
     }
     case Kind::kBytes: {
+      // A 1-byte bytes, as starlark-go (elems() and elem_ords() give ints).
       auto& s = StrOf(x);
-      return Int(static_cast<unsigned char>(
-          s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
+      return Bytes(std::string(
+          1, s[IndexArg(index, static_cast<int64_t>(s.size()), "bytes")]));
     }
     case Kind::kRange: {
       auto* r = x.as<RangeObj>();
@@ -587,10 +609,21 @@ Value IndexValue(Thread& th, const Value& x, const Value& index) {
       if (!e) Fail(absl::StrCat("key ", Repr(index), " not in dict"));
       return e->value;
     }
+    case Kind::kStringElems: {
+      // elems() and elem_ords() are indexable; codepoints() are not.
+      auto* e = x.as<StringElemsObj>();
+      if (e->codepoints) break;
+      auto& s = StrOf(e->str);
+      unsigned char c = static_cast<unsigned char>(
+          s[IndexArg(index, static_cast<int64_t>(s.size()), "elems")]);
+      if (e->ords || e->str.Is(Kind::kBytes)) return Int(c);
+      return Str(std::string(1, static_cast<char>(c)));
+    }
     default:
-      Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[",
-                        TypeName(index), "]"));
+      break;
   }
+  Fail(absl::StrCat("unhandled index operation ", TypeName(x), "[",
+                    TypeName(index), "]"));
 }
 
 namespace {
@@ -690,6 +723,10 @@ std::string FormatInt(const Value& v, int base, bool upper) {
 }
 }  // namespace
 
+namespace {
+uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid);
+}  // namespace
+
 std::string StringFormat(std::string_view fmt, const Value& args) {
   std::string out;
   std::vector<Value> argv;
@@ -775,13 +812,16 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
         // starlark-go truncates a float for every integer verb.
         if (arg.Is(Kind::kFloat)) {
           auto b = BigInt::FromDouble(FloatOf(arg));
-          if (!b) Fail("cannot convert float to integer");
+          if (!b)
+            Fail(std::isnan(FloatOf(arg))
+                     ? "cannot convert float NaN to integer"
+                     : "cannot convert float infinity to integer");
           iv = Int(*b);
         }
         if (!iv.IsInt())
           Fail(absl::StrCat("%", std::string(1, verb),
-                            " format requires integer: cannot convert ", TypeName(arg),
-                            " to int"));
+                            " format requires integer: cannot convert ",
+                            TypeName(arg), " to int"));
         int base = verb == 'o' ? 8 : (verb == 'x' || verb == 'X') ? 16 : 10;
         piece = FormatInt(iv, base, verb == 'X');
         bool neg = !piece.empty() && piece[0] == '-';
@@ -813,22 +853,36 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
           d = IntToDouble(arg);
         else
           Fail(absl::StrCat("%", std::string(1, verb),
-                            " format requires float: ", TypeName(arg)));
+                            " format requires float, not ", TypeName(arg)));
         piece = FormatFloat(d, verb, prec);
+        // %g keeps a float looking like a float, as str() does: 123.0.
+        if ((verb == 'g' || verb == 'G') &&
+            piece.find_first_of(".eEnN") == std::string::npos)
+          piece += ".0";
         if (flags.find('+') != std::string::npos && d >= 0) piece = "+" + piece;
         break;
       }
       case 'c': {
         if (arg.Is(Kind::kString)) {
           piece = StrOf(arg);
+          size_t end = 0;
+          bool valid = false;
+          if (!piece.empty()) NextCodePoint(piece, &end, &valid);
+          if (!valid || end != piece.size())
+            Fail(absl::StrCat(
+                "%c format requires a single-character string, not ",
+                Repr(arg)));
         } else if (arg.IsInt()) {
           int64_t cp;
           if (!IntToInt64(arg, &cp) || cp < 0 || cp > 0x10ffff)
-            Fail("%c format: code point out of range");
+            Fail(absl::StrCat(
+                "%c format requires a valid Unicode code point, got ",
+                Repr(arg)));
+          if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;  // as chr()
           AppendUtf8(&piece, static_cast<uint32_t>(cp));
         } else {
           Fail(absl::StrCat(
-              "%c format requires a single-character string or int: ",
+              "%c format requires int or single-character string, not ",
               TypeName(arg)));
         }
         break;
@@ -844,7 +898,9 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
     }
     out += piece;
   }
-  if (!used_mapping && ai < argv.size())
+  // A dict operand need not be used: "A" % {"unused": 1} is "A".
+  if (!used_mapping && ai < argv.size() &&
+      !(ai == 0 && !is_tuple && args.Is(Kind::kDict)))
     Fail("too many arguments for format string");
   return out;
 }
@@ -852,7 +908,6 @@ std::string StringFormat(std::string_view fmt, const Value& args) {
 // ---------------------------------------------------------------- builtins
 
 namespace {
-
 
 // Decodes one UTF-8 code point at s[i]; returns -1 for invalid input.
 int64_t DecodeCp(std::string_view s, size_t i, int* len) {
@@ -883,13 +938,12 @@ Value B_len(Thread&, const Value&, const Args& a) {
   CheckArgCount("len", a, 1, 1);
   int64_t n = Length(a.pos[0]);
   if (n < 0) {
-    if (a.pos[0].Is(Kind::kStringElems)) {
-      Iterator it(a.pos[0]);
-      Value x;
-      n = 0;
-      while (it.Next(&x)) n++;
-      return Int(n);
-    }
+    // elems() and elem_ords() have the length of the string; codepoints()
+    // has none, as in starlark-go (counting would take a pass).
+    if (a.pos[0].Is(Kind::kStringElems) &&
+        !a.pos[0].as<StringElemsObj>()->codepoints)
+      return Int(static_cast<int64_t>(
+          StrOf(a.pos[0].as<StringElemsObj>()->str).size()));
     Fail(absl::StrCat("value of type ", TypeName(a.pos[0]), " has no len"));
   }
   return Int(n);
@@ -924,14 +978,16 @@ Value B_bool(Thread&, const Value&, const Args& a) {
   return Bool(a.pos.empty() ? false : Truth(a.pos[0]));
 }
 
+std::string ValidUtf8(const std::string& s);
+uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid);
+
 Value B_bytes(Thread& th, const Value&, const Args& a) {
   CheckArgCount("bytes", a, 1, 1);
   const Value& x = a.pos[0];
   if (x.Is(Kind::kBytes)) return x;
   if (x.Is(Kind::kString)) {
     // Invalid UTF-8 is replaced by U+FFFD as the spec says for conversions.
-    const std::string& s = StrOf(x);
-    return Bytes(s);
+    return Bytes(ValidUtf8(StrOf(x)));
   }
   std::string out;
   bool ok = Iterate(th, x, [&](const Value& e) {
@@ -953,9 +1009,15 @@ Value B_chr(Thread&, const Value&, const Args& a) {
   if (!a.pos[0].IsInt())
     Fail(absl::StrCat("got ", TypeName(a.pos[0]), ", want int"));
   int64_t cp;
-  if (!IntToInt64(a.pos[0], &cp) || cp < 0 || cp > 0x10ffff)
-    Fail(absl::StrCat("Unicode code point ", Repr(a.pos[0]),
-                      " out of range (<0 or >0x10FFFF)"));
+  bool fits = IntToInt64(a.pos[0], &cp);
+  if (fits && cp < 0)
+    Fail(absl::StrCat("Unicode code point ", cp, " out of range (<0)"));
+  if (!fits || cp > 0x10ffff) {
+    std::string hex = absl::StrCat(absl::Hex(cp, absl::kZeroPad4));
+    for (char& c : hex) c = static_cast<char>(std::toupper(c));
+    Fail(absl::StrCat("Unicode code point ", fits ? "U+" + hex : Repr(a.pos[0]),
+                      " out of range (>0x10FFFF)"));
+  }
   if (cp >= 0xd800 && cp < 0xe000) cp = 0xfffd;
   std::string s;
   AppendUtf8(&s, static_cast<uint32_t>(cp));
@@ -1118,7 +1180,8 @@ Value B_getattr(Thread& th, const Value&, const Args& a) {
   if (r.IsNull()) {
     if (a.pos.size() == 3) return a.pos[2];
     Fail(absl::StrCat(TypeName(a.pos[0]), " has no .", StrOf(a.pos[1]),
-                      " field or method"));
+                      " field or method",
+                      DidYouMean(StrOf(a.pos[1]), AttrNames(a.pos[0]), ".")));
   }
   return r;
 }
@@ -1135,18 +1198,38 @@ Value B_hash(Thread&, const Value&, const Args& a) {
   const Value& x = a.pos[0];
   if (!x.Is(Kind::kString) && !x.Is(Kind::kBytes))
     Fail(absl::StrCat("hash: got ", TypeName(x), ", want string or bytes"));
-  // 32-bit polynomial hash (like Java's String.hashCode) over the bytes.
-  int32_t h = 0;
-  for (unsigned char c : StrOf(x))
-    h = static_cast<int32_t>(static_cast<uint32_t>(h) * 31u + c);
-  return Int(h);
+  const std::string& s = StrOf(x);
+  if (x.Is(Kind::kBytes)) {
+    // 32-bit FNV-1a over the bytes, as starlark-go.
+    uint32_t h = 2166136261u;
+    for (unsigned char c : s) h = (h ^ c) * 16777619u;
+    return Int(static_cast<int64_t>(h));
+  }
+  // Java's String.hashCode: over the UTF-16 code units of the decoded text
+  // (U+FFFD for each invalid byte), so that the value is the same in
+  // starlark-go and Java Starlark.
+  uint32_t h = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    bool valid;
+    uint32_t cp = NextCodePoint(s, &i, &valid);
+    if (!valid) cp = 0xfffd;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      h = h * 31u + (0xd800 + (cp >> 10));
+      h = h * 31u + (0xdc00 + (cp & 0x3ff));
+    } else {
+      h = h * 31u + cp;
+    }
+  }
+  return Int(static_cast<int32_t>(h));
 }
 
 Value ParseIntString(std::string_view s, int64_t base, bool explicit_base) {
   std::string_view orig = s;
   auto bad = [&]() {
-    Fail(absl::StrCat("invalid literal for int() with base ", base, ": ",
-                      Repr(Str(orig))));
+    Fail(absl::StrCat("invalid literal with base ", base, ": ",
+                      std::string(orig)));
   };
   bool neg = false;
   if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
@@ -1242,14 +1325,14 @@ Value MinMax(Thread& th, const Args& a, const char* name, bool want_max) {
       dflt = v;
     else
       Fail(absl::StrCat(name, ": unexpected keyword argument \"", StrOf(k),
-                        "\""));
+                        "\"", DidYouMean(StrOf(k), {"key", "default"})));
   }
   std::vector<Value> items;
   if (a.pos.size() == 1) {
     if (!Iterate(th, a.pos[0], [&](const Value& x) { items.push_back(x); }))
-      Fail(absl::StrCat(name, ": ", TypeName(a.pos[0]), " value is not iterable"));
-  }
-  else if (a.pos.empty())
+      Fail(absl::StrCat(name, ": ", TypeName(a.pos[0]),
+                        " value is not iterable"));
+  } else if (a.pos.empty())
     Fail(absl::StrCat(name, ": got 0 arguments, want at least 1"));
   else
     items.assign(a.pos.begin(), a.pos.end());
@@ -1339,7 +1422,8 @@ Value B_str(Thread&, const Value&, const Args& a) {
     char* end = buf + sizeof buf;
     char* p = end;
     int64_t v = a.pos[0].small();
-    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    uint64_t u =
+        v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
     while (u >= 100) {
       const char* d = kPairs + 2 * (u % 100);
       u /= 100;
@@ -1356,6 +1440,8 @@ Value B_str(Thread&, const Value&, const Args& a) {
     return Str(std::string_view(p, end - p));
   }
   if (a.pos[0].Is(Kind::kString)) return a.pos[0];
+  // str(bytes) decodes them, each invalid byte becoming U+FFFD.
+  if (a.pos[0].Is(Kind::kBytes)) return Str(ValidUtf8(StrOf(a.pos[0])));
   return Str(ToStr(a.pos[0]));
 }
 Value B_type(Thread&, const Value&, const Args& a) {
@@ -1388,8 +1474,7 @@ Value B_sorted(Thread& th, const Value&, const Args& a) {
         std::sort(ints.begin(), ints.end(), std::greater<int64_t>());
       else
         std::sort(ints.begin(), ints.end());
-      for (size_t i = 0; i < ints.size(); i++)
-        v[i] = Value::SmallInt(ints[i]);
+      for (size_t i = 0; i < ints.size(); i++) v[i] = Value::SmallInt(ints[i]);
       return NewList(std::move(v));
     }
     // Tuples are compared element by element, small ints inline; the
@@ -1461,8 +1546,8 @@ Value B_zip(Thread& th, const Value&, const Args& a) {
   for (auto& x : a.pos) {
     std::vector<Value> seq;
     if (!Iterate(th, x, [&](const Value& e) { seq.push_back(e); }))
-      Fail(absl::StrCat("zip: argument #", seqs.size() + 1, " is not iterable: ",
-                        TypeName(x)));
+      Fail(absl::StrCat("zip: argument #", seqs.size() + 1,
+                        " is not iterable: ", TypeName(x)));
     seqs.push_back(std::move(seq));
     n = std::min(n, seqs.back().size());
   }
@@ -1667,7 +1752,8 @@ Value S_isspace(Thread&, const Value& r, const Args& a) {
 // package): glibc's tables through the C.UTF-8 locale, whatever locale the
 // process runs in. ASCII strings keep their byte loops.
 locale_t UnicodeLocale() {
-  static locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+  static locale_t loc =
+      newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
   return loc;
 }
 bool IsAscii(const std::string& s) {
@@ -1686,7 +1772,11 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
   }
   // Continuation bytes after the lead byte, and the least code point each
   // length may encode (shorter encodings are invalid).
-  const int n = c >= 0xF5 ? -1 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : -1;
+  const int n = c >= 0xF5   ? -1
+                : c >= 0xF0 ? 3
+                : c >= 0xE0 ? 2
+                : c >= 0xC2 ? 1
+                            : -1;
   static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
   if (n > 0 && *i + n < s.size()) {
     uint32_t cp = c & (0x3F >> n);
@@ -1696,7 +1786,8 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
       if ((d & 0xC0) != 0x80) ok = false;
       cp = cp << 6 | (d & 0x3F);
     }
-    if (ok && cp >= kMin[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF)) {
+    if (ok && cp >= kMin[n] && cp <= 0x10FFFF &&
+        !(cp >= 0xD800 && cp <= 0xDFFF)) {
       *i += n + 1;
       return cp;
     }
@@ -1705,17 +1796,37 @@ uint32_t NextCodePoint(const std::string& s, size_t* i, bool* valid) {
   *valid = false;
   return c;
 }
+// s with every byte that is not part of a valid UTF-8 sequence (truncated,
+// overlong, a surrogate, beyond U+10FFFF) replaced by U+FFFD, as Go does.
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    bool valid;
+    NextCodePoint(s, &i, &valid);
+    if (valid)
+      out.append(s, start, i - start);
+    else
+      out.append("\xEF\xBF\xBD");
+  }
+  return out;
+}
 enum class Case { kLower, kUpper, kTitle };
 uint32_t ToCase(uint32_t cp, Case to) {
   locale_t loc = UnicodeLocale();
   if (loc == static_cast<locale_t>(0)) return cp;
   wint_t w = static_cast<wint_t>(cp);
   switch (to) {
-    case Case::kLower: return static_cast<uint32_t>(towlower_l(w, loc));
-    case Case::kUpper: return static_cast<uint32_t>(towupper_l(w, loc));
+    case Case::kLower:
+      return static_cast<uint32_t>(towlower_l(w, loc));
+    case Case::kUpper:
+      return static_cast<uint32_t>(towupper_l(w, loc));
     case Case::kTitle: {
       static wctrans_t title = wctrans_l("totitle", UnicodeLocale());
-      return static_cast<uint32_t>(title != 0 ? towctrans_l(w, title, loc) : towupper_l(w, loc));
+      return static_cast<uint32_t>(title != 0 ? towctrans_l(w, title, loc)
+                                              : towupper_l(w, loc));
     }
   }
   return cp;
@@ -1723,7 +1834,8 @@ uint32_t ToCase(uint32_t cp, Case to) {
 bool IsLetter(uint32_t cp) {
   if (cp < 0x80) return std::isalpha(static_cast<int>(cp)) != 0;
   locale_t loc = UnicodeLocale();
-  return loc != static_cast<locale_t>(0) && iswalpha_l(static_cast<wint_t>(cp), loc) != 0;
+  return loc != static_cast<locale_t>(0) &&
+         iswalpha_l(static_cast<wint_t>(cp), loc) != 0;
 }
 bool IsUpperCp(uint32_t cp) { return ToCase(cp, Case::kLower) != cp; }
 bool IsLowerCp(uint32_t cp) { return ToCase(cp, Case::kUpper) != cp; }
@@ -1779,7 +1891,9 @@ Value S_istitle(Thread&, const Value& r, const Args& a) {
     const bool upper = valid && IsUpperCp(cp);
     const bool lower = valid && IsLowerCp(cp);
     if (upper) {
-      if (prev_cased) bad = true;
+      // A letter whose title case differs (Ǆ, title case ǅ) does not start a
+      // titled word, as in starlark-go.
+      if (prev_cased || ToCase(cp, Case::kTitle) != cp) bad = true;
       prev_cased = any = true;
     } else if (lower) {
       if (!prev_cased) bad = true;
@@ -1795,21 +1909,23 @@ Value S_lower(Thread&, const Value& r, const Args& a) {
   CheckArgCount("lower", a, 0, 0);
   std::string s = RecvStr(r);
   if (!IsAscii(s))
-    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kLower); }));
+    return Str(MapCodePoints(
+        s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kLower); }));
   // Branch-free so that the compiler vectorises it.
   for (auto& c : s)
-    c = static_cast<char>(
-        c + (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
+    c = static_cast<char>(c +
+                          (static_cast<unsigned char>(c - 'A') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_upper(Thread&, const Value& r, const Args& a) {
   CheckArgCount("upper", a, 0, 0);
   std::string s = RecvStr(r);
   if (!IsAscii(s))
-    return Str(MapCodePoints(s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kUpper); }));
+    return Str(MapCodePoints(
+        s, [](uint32_t cp, size_t) { return ToCase(cp, Case::kUpper); }));
   for (auto& c : s)
-    c = static_cast<char>(
-        c - (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
+    c = static_cast<char>(c -
+                          (static_cast<unsigned char>(c - 'a') < 26 ? 32 : 0));
   return Str(std::move(s));
 }
 Value S_capitalize(Thread&, const Value& r, const Args& a) {
@@ -1843,7 +1959,7 @@ Value S_strip_impl(const Value& r, const Args& a, const char* fname, bool left,
   bool ws = true;
   if (!a.pos.empty() && !a.pos[0].IsNone()) {
     cut = StrArg(fname, a.pos[0]);
-    ws = false;
+    ws = cut.empty();  // as starlark-go: "" strips whitespace too
   }
   auto strip = [&](char c) {
     return ws ? IsSpace(c) : cut.find(c) != std::string::npos;
@@ -2018,9 +2134,7 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         while (i < s.size() && IsSpace(s[i])) i++;
         if (i >= s.size()) break;
         if (maxsplit >= 0 && static_cast<int64_t>(words.size()) == maxsplit) {
-          size_t j = s.size();
-          while (j > i && IsSpace(s[j - 1])) j--;
-          words.emplace_back(i, j);
+          words.emplace_back(i, s.size());  // the rest keeps its trailing space
           break;
         }
         size_t j = i;
@@ -2037,9 +2151,7 @@ Value S_split_impl(const Value& r, const Args& a, const char* fname, bool rev) {
         while (j > 0 && IsSpace(s[j - 1])) j--;
         if (j == 0) break;
         if (maxsplit >= 0 && static_cast<int64_t>(words.size()) == maxsplit) {
-          size_t i = 0;
-          while (i < j && IsSpace(s[i])) i++;
-          words.emplace_back(i, j);
+          words.emplace_back(0, j);  // the rest keeps its leading space
           break;
         }
         size_t i = j;
@@ -2309,7 +2421,7 @@ Value L_remove(Thread&, const Value& r, const Args& a) {
 Value D_clear(Thread&, const Value& r, const Args& a) {
   CheckArgCount("clear", a, 0, 0);
   auto* d = DictOf(r);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "clear");
   d->t.Clear();
   return None();
 }
@@ -2346,7 +2458,7 @@ Value D_pop(Thread&, const Value& r, const Args& a) {
   CheckArgCount("pop", a, 1, 2);
   auto* d = DictOf(r);
   Hash(a.pos[0]);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "delete from");
   Value old;
   if (d->t.Erase(a.pos[0], &old)) return old;
   if (a.pos.size() > 1) return a.pos[1];
@@ -2355,7 +2467,7 @@ Value D_pop(Thread&, const Value& r, const Args& a) {
 Value D_popitem(Thread&, const Value& r, const Args& a) {
   CheckArgCount("popitem", a, 0, 0);
   auto* d = DictOf(r);
-  CheckDictMutable(d);
+  CheckDictMutable(d, "delete from");
   if (d->t.size() == 0) Fail("popitem: empty dict");
   Value k, v;
   for (auto& e : d->t.raw_entries()) {
@@ -2395,38 +2507,40 @@ Value Set_add(Thread&, const Value& r, const Args& a) {
   CheckArgCount("add", a, 1, 1);
   auto* s = SetOf(r);
   uint64_t h = Hash(a.pos[0]);
+  CheckSetMutable(s);  // even when the element is there already
   if (s->t.Find(a.pos[0], h)) return None();
-  CheckSetMutable(s);
   s->t.Insert(a.pos[0], h, None());
   return None();
 }
 Value Set_clear(Thread&, const Value& r, const Args& a) {
   CheckArgCount("clear", a, 0, 0);
-  CheckSetMutable(SetOf(r));
+  if (SetOf(r)->t.size() == 0) return None();  // allowed on a frozen set
+  CheckSetMutable(SetOf(r), "clear");
   SetOf(r)->t.Clear();
   return None();
 }
 Value Set_discard(Thread&, const Value& r, const Args& a) {
   CheckArgCount("discard", a, 1, 1);
   auto* s = SetOf(r);
+  Hash(a.pos[0]);
+  CheckSetMutable(s, "delete from");  // even when the element is absent
   if (!s->t.Find(a.pos[0])) return None();
-  CheckSetMutable(s);
   s->t.Erase(a.pos[0]);
   return None();
 }
 Value Set_remove(Thread&, const Value& r, const Args& a) {
   CheckArgCount("remove", a, 1, 1);
   auto* s = SetOf(r);
+  CheckSetMutable(s, "delete from");
   if (!s->t.Find(a.pos[0]))
     Fail(absl::StrCat("remove: missing key ", Repr(a.pos[0])));
-  CheckSetMutable(s);
   s->t.Erase(a.pos[0]);
   return None();
 }
 Value Set_pop(Thread&, const Value& r, const Args& a) {
   CheckArgCount("pop", a, 0, 0);
   auto* s = SetOf(r);
-  CheckSetMutable(s);
+  CheckSetMutable(s, "delete from");
   if (s->t.size() == 0) Fail("pop: empty set");
   Value k;
   for (auto& e : s->t.raw_entries())

@@ -481,13 +481,17 @@ class Resolver {
         Block comp;
         comp.parent = b;
         comp.fn = b->fn;
+        // One block for the whole comprehension: every loop variable is
+        // local to it from the start, so in [x for _ in a for x in x] the
+        // second `x` is the (not yet bound) loop variable.
+        for (auto& cl : c->clauses)
+          if (!cl.is_if) DeclareCompVars(cl.target.get(), &comp);
         for (size_t i = 0; i < c->clauses.size(); i++) {
           auto& cl = c->clauses[i];
           if (cl.is_if) {
             ResolveExpr(cl.expr.get(), &comp);
           } else {
             if (i > 0) ResolveExpr(cl.expr.get(), &comp);
-            DeclareCompVars(cl.target.get(), &comp);
             BindTarget(cl.target.get(), &comp);
           }
         }

@@ -480,7 +480,7 @@ TEST(StarlarkApiTest, BacktraceListsFrames) {
             "  bt.star:5:2: in <toplevel>\n"
             "  bt.star:2:11: in f\n"
             "  bt.star:4:12: in g\n"
-            "Error: unsupported binary operation: int + string");
+            "Error: unknown binary op: int + string");
 }
 
 TEST(StarlarkApiTest, CyclesAreCollected) {

@@ -1,5 +1,7 @@
 #include "starlark/value.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -102,7 +104,7 @@ void* Refill(int c) {
     }
   }
   size_t sz = kClassSize[c];
-  char* slab = static_cast<char*>(::operator new(sz * kSlabBlocks));
+  char* slab = static_cast<char*>(::operator new(sz* kSlabBlocks));
   void* head = nullptr;
   for (size_t i = kSlabBlocks - 1; i >= 1; i--) {
     void* b = slab + i * sz;
@@ -338,7 +340,6 @@ int64_t HashTable::Lookup(const Value& key, uint64_t hash, size_t* slot) const {
   }
 }
 
-
 void HashTable::Rehash(size_t cap) {
   Compact();
   index_.assign(cap, -1);
@@ -494,8 +495,11 @@ uint64_t MixInt(uint64_t x) {
 thread_local int t_depth = 0;
 struct DepthGuard {
   DepthGuard() {
+    // The guards being unwound restore the count; this one undoes only its
+    // own step (resetting to 0 here left the count negative afterwards, so
+    // each failure allowed 1000 more levels of native recursion).
     if (++t_depth > 1000) {
-      t_depth = 0;
+      t_depth--;
       Fail("maximum recursion depth exceeded");
     }
   }
@@ -531,7 +535,8 @@ uint64_t HashSlow(const Value& v) {
     case Kind::kBytes: {
       auto* s = v.as<StringObj>();
       if (s->hash != 0) return s->hash;
-      uint64_t h = HashStringBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
+      uint64_t h =
+          HashStringBytes(s->s) ^ (v.kind() == Kind::kBytes ? 0x55 : 0);
       if (h == 0) h = 1;
       // Frozen strings may be shared between threads: they get their hash
       // when frozen, and are never written afterwards.
@@ -745,12 +750,34 @@ int Compare(const Value& a, const Value& b) {
         Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));
     }
   }
-  Fail(absl::StrCat("unsupported comparison: ", TypeName(a), " < ",
-                    TypeName(b)));
+  Fail(absl::StrCat(TypeName(a), " < ", TypeName(b), " not implemented"));
 }
 
 // ---- formatting ----
 namespace {
+
+// Code points that repr() escapes although they are valid: those Go's
+// strconv.IsPrint rejects among the assigned ones, namely C1 controls,
+// spaces other than U+0020, line and paragraph separators, format
+// characters (Cf) and private use. (Unassigned code points are kept.)
+bool IsInvisible(uint32_t cp) {
+  static constexpr std::pair<uint32_t, uint32_t> kRanges[] = {
+      {0x80, 0xA0},       {0xAD, 0xAD},        {0x600, 0x605},
+      {0x61C, 0x61C},     {0x6DD, 0x6DD},      {0x70F, 0x70F},
+      {0x890, 0x891},     {0x8E2, 0x8E2},      {0x1680, 0x1680},
+      {0x180E, 0x180E},   {0x2000, 0x200F},    {0x2028, 0x202F},
+      {0x205F, 0x2064},   {0x2066, 0x206F},    {0x3000, 0x3000},
+      {0xE000, 0xF8FF},   {0xFEFF, 0xFEFF},    {0xFFF9, 0xFFFB},
+      {0x110BD, 0x110BD}, {0x110CD, 0x110CD},  {0x13430, 0x1343F},
+      {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},  {0xE0001, 0xE0001},
+      {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF},
+  };
+  if (cp < 0x80) return false;
+  for (auto [lo, hi] : kRanges)
+    if (cp >= lo && cp <= hi) return true;
+  return false;
+}
+
 void QuoteString(std::string* out, std::string_view s, bool bytes) {
   if (bytes) out->push_back('b');
   out->push_back('"');
@@ -823,11 +850,18 @@ void QuoteString(std::string* out, std::string_view s, bool bytes) {
       if ((c == 0xf0 && c1 < 0x90) || c > 0xf4 || (c == 0xf4 && c1 >= 0x90))
         ok = false;
     }
-    if (ok && !bytes) {
-      out->append(s.substr(i, n));
-      i += n;
-    } else if (ok && bytes) {
-      out->append(s.substr(i, n));
+    if (ok) {
+      uint32_t cp = c & (0x7F >> n);
+      for (int k = 1; k < n; k++)
+        cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+      if (IsInvisible(cp)) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, cp < 0x10000 ? "\\u%04x" : "\\U%08x",
+                      cp);
+        out->append(buf);
+      } else {
+        out->append(s.substr(i, n));
+      }
       i += n;
     } else {
       char buf[8];
@@ -1000,7 +1034,8 @@ void ReprTo(std::string* out, const Value& v) {
       ReprTo(out, e->str);
       out->append(e->codepoints
                       ? (e->ords ? ".codepoint_ords()" : ".codepoints()")
-                      : (e->ords ? ".elem_ords()" : ".elems()"));
+                      : (e->ords && !e->str.Is(Kind::kBytes) ? ".elem_ords()"
+                                                             : ".elems()"));
       return;
     }
   }
@@ -1033,6 +1068,10 @@ void Freeze(const Value& root) {
     Object* o = stack.back();
     stack.pop_back();
     if (o->frozen()) continue;
+    // Freezing a function freezes its defaults and captured cells, not the
+    // globals of the module it was defined in (that module may still be
+    // running); a module freezes only when it is the root.
+    if (o->kind() == Kind::kModule && o != root.obj()) continue;
     if (o->kind() == Kind::kString || o->kind() == Kind::kBytes) {
       Value tmp(o);
       Hash(tmp);  // cache the hash before the object becomes shareable
@@ -1046,6 +1085,50 @@ void Freeze(const Value& root) {
   }
 }
 
+std::string DidYouMean(std::string_view x,
+                       const std::vector<std::string>& candidates,
+                       std::string_view prefix) {
+  auto fold = [](std::string_view s) {
+    std::string out;
+    for (char c : s)
+      if (c != '_')
+        out.push_back(
+            static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    return out;
+  };
+  // Levenshtein distance over bytes, one row at a time.
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); j++) row[j] = j;
+    for (size_t i = 1; i <= a.size(); i++) {
+      size_t diag = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); j++) {
+        size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                           diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string fx = fold(x);
+  size_t best_d = (fx.size() + 1) / 2;
+  const std::string* best = nullptr;
+  for (const std::string& c : candidates) {
+    std::string fc = fold(c);
+    if (fc.size() > fx.size() + best_d || fx.size() > fc.size() + best_d)
+      continue;
+    size_t d = distance(fx, fc);
+    if (d < best_d) {
+      best_d = d;
+      best = &c;
+    }
+  }
+  if (best == nullptr) return "";
+  return absl::StrCat(" (did you mean ", std::string(prefix), *best, "?)");
+}
+
 bool IsFrozen(const Value& v) { return v.IsSmallInt() || v.obj()->frozen(); }
 
 void CheckListMutable(ListObj* l, const char* what) {
@@ -1053,13 +1136,15 @@ void CheckListMutable(ListObj* l, const char* what) {
   if (l->iterating)
     Fail(absl::StrCat("cannot ", what, " list during iteration"));
 }
-void CheckDictMutable(DictObj* d) {
-  if (d->frozen()) Fail("cannot insert into frozen hash table");
-  if (d->iterating) Fail("cannot insert into hash table during iteration");
+void CheckDictMutable(DictObj* d, const char* what) {
+  if (d->frozen()) Fail(absl::StrCat("cannot ", what, " frozen hash table"));
+  if (d->iterating)
+    Fail(absl::StrCat("cannot ", what, " hash table during iteration"));
 }
-void CheckSetMutable(SetObj* s) {
-  if (s->frozen()) Fail("cannot insert into frozen hash table");
-  if (s->iterating) Fail("cannot insert into hash table during iteration");
+void CheckSetMutable(SetObj* s, const char* what) {
+  if (s->frozen()) Fail(absl::StrCat("cannot ", what, " frozen hash table"));
+  if (s->iterating)
+    Fail(absl::StrCat("cannot ", what, " hash table during iteration"));
 }
 
 int64_t Length(const Value& v) {

@@ -586,6 +586,12 @@ std::string Repr(const Value& v);
 std::string ToStr(const Value& v);  // str(): strings unquoted
 void ReprTo(std::string* out, const Value& v);
 void Freeze(const Value& v);
+// " (did you mean NAME?)" with the candidate closest to x, ignoring case and
+// underscores, if one is within half of x's length in edits (as
+// starlark-go's suggestions); otherwise "". prefix goes before NAME (".").
+std::string DidYouMean(std::string_view x,
+                       const std::vector<std::string>& candidates,
+                       std::string_view prefix = "");
 bool IsFrozen(const Value& v);
 std::string FormatFloat(double d, char conv = 'r', int prec = -1);
 
@@ -601,8 +607,10 @@ void ChargeCurrent(uint64_t n);
 
 // Mutation checks with the reference implementation's messages.
 void CheckListMutable(ListObj* l, const char* what);  // what: "append to"
-void CheckDictMutable(DictObj* d);
-void CheckSetMutable(SetObj* s);
+// what: "insert into" (the default), "delete from" or "clear".
+void CheckDictMutable(DictObj* d, const char* what = "insert into");
+// what: "insert into" (the default), "delete from" or "clear".
+void CheckSetMutable(SetObj* s, const char* what = "insert into");
 
 // Iteration: calls f(value) for each element; holds the iterating guard.
 // Returns false if v is not iterable.

@@ -53,10 +53,10 @@ def pattern(op, a, b, exc):
     if op in ("<", "<=", ">", ">="):
         return "unsupported comparison|not implemented"
     if op in ("in", "not in"):
-        return "unhashable|requires|unsupported|in <|out of range"
+        return "unhashable|requires|unknown binary op|in <|out of range"
     if isinstance(exc, ValueError) and op in ("<<", ">>"):
         return "negative shift"
-    return "unsupported binary operation|format|not enough|too many|unhashable|excessive|too large"
+    return "unknown binary op|format|not enough|too many|unhashable|excessive|too large"
 
 
 def main():
