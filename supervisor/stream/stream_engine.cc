@@ -540,6 +540,7 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
     // The rule the target side picked, as the table is now.
     eng::Index idx;
     if (r.rule < FAULT_MAX_RULES && eng::BuildIndex(t_, &idx)) AddRule(c, r.rule, idx);
+    ProtoStart(c, r.kind == FAULT_REDIRECT_CONNECT ? 0 : 1);
     TuneSocket(fd);
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 
@@ -1388,6 +1389,56 @@ void StreamEngine::Loop::Schedule(Conn* c, int64_t at) {
   if (at >= c->timer_at) return;
   c->timer_at = at;
   timers_.push(Timer{at, c->id});
+}
+
+// --------------------------------------------------------- protocol faults ---
+
+void StreamEngine::Loop::ProtoStart(Conn* c, int requests) {
+  if (o_.protocol_faults == nullptr) return;
+  for (size_t i = 0; i < c->rules.size(); ++i) {
+    if (!(c->rules[i].r.flags & FAULT_RULE_PROTOCOL)) continue;
+    std::shared_ptr<const ProtocolFaults> f = o_.protocol_faults->Find(c->rules[i].name);
+    if (f == nullptr || f->empty()) continue;
+    c->proto = std::make_unique<ProtocolFilter>(std::move(f), c->id);
+    c->proto_rule = i;
+    c->proto_dir = requests;
+    return;
+  }
+}
+
+void StreamEngine::Loop::ProtoRelay(Conn* c, const char* buf, size_t n, int64_t now) {
+  std::vector<ProtocolFilter::Action> actions;
+  c->proto->Feed(std::string_view(buf, n), &actions);
+  const ProtocolFilter::Protocol protocol = c->proto->protocol();
+  const int d = c->proto_dir;
+  for (ProtocolFilter::Action& a : actions) {
+    if (c->state == Conn::kDead) return;
+    if (a.kind == ProtocolFilter::Action::kForward) {
+      RelayRaw(c, d, a.bytes.data(), a.bytes.size(), now);
+      continue;
+    }
+    if (a.kind == ProtocolFilter::Action::kDrop || a.fault) {
+      uint16_t effect = a.kind == ProtocolFilter::Action::kDrop ? FAULT_EFFECT_PROTOCOL_DROP
+                        : protocol == ProtocolFilter::Protocol::kHttp ? FAULT_EFFECT_HTTP_ERROR
+                        : protocol == ProtocolFilter::Protocol::kRedis ? FAULT_EFFECT_REDIS_ERROR
+                                                                       : FAULT_EFFECT_POSTGRES_ERROR;
+      const RuleRef* ref =
+          c->proto_rule < c->rules.size() ? &c->rules[c->proto_rule] : nullptr;
+      if (ref != nullptr && ref->index >= 0) {
+        eng::CountFired(t_, ref->index);
+        EmitEvent(ref->index, ref->generation, c->pid, d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV,
+                  effect, a.status,
+                  c->target);
+      }
+    }
+    if (a.kind == ProtocolFilter::Action::kDrop) {
+      Fail(c, ECONNRESET);
+      return;
+    }
+    // The answer goes to the client as if the server had sent it, behind
+    // what the server has sent so far.
+    Ingest(c, 1 - d, a.bytes.data(), a.bytes.size(), now);
+  }
 }
 
 void StreamEngine::Loop::EmitEvent(int rule, uint64_t generation, int32_t pid, uint16_t op,
