@@ -297,10 +297,18 @@ void ProtocolFilter::FeedHttp(std::vector<Action>* out) {
         }
         a.kind = Action::kReply;
         a.status = http_fault_->status;
+        const bool keep_alive = http_should_keep_alive(&parser_) != 0;
         a.bytes = HttpFaultResponse(http_fault_->status, http_fault_->body,
-                                    parser_.method == HTTP_HEAD,
-                                    http_should_keep_alive(&parser_) != 0);
+                                    parser_.method == HTTP_HEAD, keep_alive);
+        // A request that ends its connection: the answer ends it too, as
+        // the server would (a client may read the answer up to the end).
+        a.close = !keep_alive;
         out->push_back(std::move(a));
+        if (!keep_alive) {
+          dropped_ = true;  // nothing after it is read
+          buf_.clear();
+          return;
+        }
       }
     }
     if (decided_ && http_fault_ == nullptr) {

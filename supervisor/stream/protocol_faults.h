@@ -107,6 +107,7 @@ class ProtocolFilter {
     int status = 0;       // kReply of an HTTP fault: its status
     std::string what;     // what was faulted, for messages ("GET /a", "SET", ...)
     bool fault = true;    // kReply: a fault fired (false: the end of an earlier one)
+    bool close = false;   // kReply: end the client's side after the answer
   };
   enum class Protocol { kUnknown, kHttp, kRedis, kPostgres, kPassThrough };
 

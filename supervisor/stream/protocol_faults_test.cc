@@ -121,6 +121,8 @@ TEST(ProtocolFaultsTest, HttpHeadAndCloseAndDrop) {
     EXPECT_EQ(Replied(acts),
               "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
               "Content-Length: 4\r\nConnection: close\r\n\r\n");
+    ASSERT_EQ(acts.size(), 1u);
+    EXPECT_TRUE(acts[0].close);  // HTTP/1.0 without keep-alive: the answer ends it
   }
   f->http[0].drop = true;
   ProtocolFilter filter(f, 1);

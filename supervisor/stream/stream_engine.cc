@@ -1438,6 +1438,13 @@ void StreamEngine::Loop::ProtoRelay(Conn* c, const char* buf, size_t n, int64_t 
     // The answer goes to the client as if the server had sent it, behind
     // what the server has sent so far.
     Ingest(c, 1 - d, a.bytes.data(), a.bytes.size(), now);
+    if (a.close) {
+      // The FIN follows the answer (Pump passes it on once the queue is
+      // empty); the server's side has nothing more to say to this client.
+      c->dir[1 - d].src_eof = true;
+      Pump(c, 1 - d, now);
+      return;
+    }
   }
 }
 
