@@ -320,6 +320,19 @@ db:
         faults = [e for e in read_events(self.events) if e["effect"] == "postgres_error"]
         self.assertEqual(len(faults), 1, faults)
 
+    def test_psql_prints_the_error_and_runs_the_next_command(self):
+        env = clean_env({"PGSSLMODE": "disable", "PGGSSENCMODE": "disable",
+                         "PGCONNECT_TIMEOUT": "5"})
+        r = subprocess.run([FAULT, "exec", "-q", "--policy", self.policy, "--", need("psql"),
+                            "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(self.server.port),
+                            "-U", "app", "-d", "app", "-c", "select 1",
+                            "-c", "insert into orders values (2)", "-c", "select 2"],
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.stdout.splitlines(), ["select 1", "select 2"], r.stderr)
+        self.assertEqual(r.stderr.strip(),
+                         "ERROR:  could not serialize access due to concurrent update")
+        self.assertEqual(self.server.seen, ["select 1", "select 2"])
+
 
 if __name__ == "__main__":
     unittest.main()
