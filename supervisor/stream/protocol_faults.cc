@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace fault::stream {
@@ -42,15 +41,28 @@ uint32_t GetU32(std::string_view in, size_t at) {
   return v;
 }
 
-// A decimal number ending in CRLF at `at`; advances `at` past the CRLF.
+// A decimal number ending in CRLF at `at` (digits only, as RESP writes
+// them); advances `at` past the CRLF. Decided on the bytes seen so far
+// alone, so that how they were split into reads changes nothing.
 ParseResult Number(std::string_view in, size_t* at, int64_t* out) {
-  size_t end = in.find("\r\n", *at);
-  if (end == std::string_view::npos) return in.size() - *at > 20 ? ParseResult::kInvalid
-                                                                  : ParseResult::kNeedMore;
-  std::string_view digits = in.substr(*at, end - *at);
-  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), out))
-    return ParseResult::kInvalid;
-  *at = end + 2;
+  size_t i = *at;
+  bool negative = false;
+  if (i < in.size() && in[i] == '-') {
+    negative = true;
+    ++i;
+  }
+  int64_t v = 0;
+  size_t digits = 0;
+  for (; i < in.size() && absl::ascii_isdigit(static_cast<unsigned char>(in[i])); ++i) {
+    if (++digits > 18) return ParseResult::kInvalid;
+    v = v * 10 + (in[i] - '0');
+  }
+  if (i >= in.size()) return ParseResult::kNeedMore;
+  if (digits == 0 || in[i] != '\r') return ParseResult::kInvalid;
+  if (i + 1 >= in.size()) return ParseResult::kNeedMore;
+  if (in[i + 1] != '\n') return ParseResult::kInvalid;
+  *out = negative ? -v : v;
+  *at = i + 2;
   return ParseResult::kMessage;
 }
 
