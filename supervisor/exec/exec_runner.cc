@@ -70,6 +70,7 @@ std::map<std::string, std::shared_ptr<const stream::ProtocolFaults>> ProtocolFau
       x.status = static_cast<int>(h.status());
       x.body = h.body();
       x.drop = h.drop();
+      x.delay_ns = h.delay_ns();
       x.probability_ppm = h.probability_ppm();
       f->http.push_back(std::move(x));
     }

@@ -289,6 +289,7 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
       Key(out, "route", h.method().empty() ? h.path() : Cat(h.method(), " ", h.path()));
       if (h.drop()) Key(out, "drop", "true");
       if (h.status() != 0) Key(out, "status", Cat(h.status()));
+      if (h.delay_ns() != 0) Key(out, "delay", FormatDuration(h.delay_ns()));
       if (!h.body().empty()) Key(out, "body", h.body());
       probability(h.probability_ppm());
       out << YAML::EndMap;

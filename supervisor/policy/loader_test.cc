@@ -172,6 +172,7 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
       "  http_faults:\n"
       "    - {route: \"POST /orders/*\", status: 503, body: later, prob: 50%}\n"
       "    - {route: /health, drop: true}\n"
+      "    - {route: \"GET /slow\", delay: 250ms}\n"
       "  redis_faults:\n"
       "    - {command: [set, Del], key: \"user:*\", error: \"-READONLY replica\"}\n"
       "  postgres_faults:\n"
@@ -179,7 +180,8 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
       "p.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   const Policy& p = set->policies(0);
-  ASSERT_EQ(p.http_faults_size(), 2);
+  ASSERT_EQ(p.http_faults_size(), 3);
+  EXPECT_EQ(p.http_faults(2).delay_ns(), 250'000'000);
   EXPECT_EQ(p.http_faults(0).method(), "POST");
   EXPECT_EQ(p.http_faults(0).path(), "/orders/*");
   EXPECT_EQ(p.http_faults(0).probability_ppm(), 500'000u);
@@ -199,6 +201,8 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
             "      probability: 50%\n"
             "    - route: /health\n"
             "      drop: true\n"
+            "    - route: GET /slow\n"
+            "      delay: 250ms\n"
             "  redis_faults:\n"
             "    - command: [SET, DEL]\n"
             "      key: user:*\n"
@@ -221,9 +225,10 @@ TEST(PolicyFileTest, ProtocolFaultErrorsNameTheItem) {
        "p.yaml:1:27: policy \"p\": http_faults[0].route: \"get /a\": the method \"get\" is not an "
        "HTTP method in upper case (or *)"},
       {"p: {http_faults: [{route: /a}]}\n",
-       "policy \"p\": http_faults[0]: needs status (100..599) or drop: true"},
+       "policy \"p\": http_faults[0]: needs status (100..599), drop: true or delay"},
       {"p: {http_faults: [{route: /a, status: 500, drop: true}]}\n",
-       "policy \"p\": http_faults[0]: give status or drop: true, not both"},
+       "policy \"p\": http_faults[0]: give one of status, drop: true and delay"},
+      {"p: {http_faults: [{route: /a, delay: -1s}]}\n", "http_faults[0].delay"},
       {"p: {redis_faults: [{command: SET}]}\n",
        "policy \"p\": redis_faults[0]: needs error"},
       {"p: {redis_faults: [{command: \"S-T\", error: x}]}\n",

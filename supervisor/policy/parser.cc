@@ -1537,6 +1537,11 @@ void Parser::HttpFault(const YAML::Node& n, const std::string& path,
           bool b;
           if (Bool(v, p, &b)) out->set_drop(b);
         }},
+       {"delay",
+        [&](const YAML::Node& v, const std::string& p) {
+          int64_t ns;
+          if (Duration(v, p, &ns)) out->set_delay_ns(ns);
+        }},
        {"probability",
         [&](const YAML::Node& v, const std::string& p) {
           uint32_t ppm;
@@ -2459,16 +2464,19 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   for (int i = 0; i < policy.http_faults_size(); ++i) {
     const auto& h = policy.http_faults(i);
     const std::string p = Index("http_faults", i);
-    if (h.drop() == (h.status() != 0)) {
-      ctx.Fail(p, h.drop() ? "give status or drop: true, not both"
-                           : Cat("needs status (", kMinHttpStatus, "..",
-                                 kMaxHttpStatus, ") or drop: true"));
+    const int answers = (h.status() != 0) + h.drop() + (h.delay_ns() != 0);
+    if (answers != 1) {
+      ctx.Fail(p, answers > 1 ? "give one of status, drop: true and delay"
+                              : Cat("needs status (", kMinHttpStatus, "..",
+                                    kMaxHttpStatus, "), drop: true or delay"));
+    } else if (h.delay_ns() != 0) {
+      CheckDelay(ctx, Join(p, "delay"), h.delay_ns());
     } else if (!h.drop() && (h.status() < kMinHttpStatus || h.status() > kMaxHttpStatus)) {
       ctx.Fail(Join(p, "status"), Cat(h.status(), " is not an HTTP status: out of range (",
                                       kMinHttpStatus, "..", kMaxHttpStatus, ")"));
     }
-    if (h.drop() && !h.body().empty())
-      ctx.Fail(Join(p, "body"), "a dropped connection has no body (leave body out)");
+    if (h.status() == 0 && !h.body().empty())
+      ctx.Fail(Join(p, "body"), "a body goes with status (leave body out)");
     if (InvalidUtf8(h.body()).has_value())
       ctx.Fail(Join(p, "body"), "not UTF-8 text");
     if (h.body().size() > kMaxHttpBodyBytes) {

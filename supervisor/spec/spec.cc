@@ -456,7 +456,7 @@ class Loader {
     (*p)["deny"] = CellBuiltin("deny", &Loader::Deny);
     (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
     (*p)["partition"] = Builtin("partition", &Loader::Partition);
-    for (const char* kind : {"http_error", "http_drop", "redis_error", "redis_drop",
+    for (const char* kind : {"http_error", "http_drop", "http_delay", "redis_error", "redis_drop",
                              "postgres_error", "postgres_drop"})
       (*p)[kind] = ProtocolBuiltin(kind);
     (*p)["fault_assumption"] =
@@ -1008,7 +1008,7 @@ class Loader {
     return sl::NewHost<SyscallFaultValue>(kind, std::move(rule));
   }
   // http_error(route, status, body=None, probability=None), http_drop(route,
-  // probability=None), redis_error(command, error, key=None,
+  // probability=None), http_delay(route, delay, probability=None), redis_error(command, error, key=None,
   // probability=None), redis_drop(command, key=None, probability=None),
   // postgres_error(query, sqlstate, message, probability=None),
   // postgres_drop(query, probability=None). Checked now by the policy
@@ -1020,7 +1020,11 @@ class Loader {
     const std::string keyword(k.substr(0, k.find('_')));
     std::vector<std::string> names;
     Value v[4];
-    if (keyword == "http" && drop) {
+    const bool delay = absl::EndsWith(k, "_delay");
+    if (delay) {
+      names = {"route", "delay", "probability?"};
+      Unpack(site, kind, args, {{"route", &v[0]}, {"delay", &v[1]}, {"probability?", &v[2]}});
+    } else if (keyword == "http" && drop) {
       names = {"route", "probability?"};
       Unpack(site, kind, args, {{"route", &v[0]}, {"probability?", &v[1]}});
     } else if (keyword == "http") {
@@ -1283,7 +1287,8 @@ class Loader {
           if (pf == nullptr)
             FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
                     absl::StrCat(key, ": got ", sl::TypeName(items[i]), ", want ", key,
-                                 "_error(...) or ", key, "_drop(...)"));
+                                 "_error(...) or ", key, "_drop(...)",
+                                 key == "http" ? " or http_delay(...)" : ""));
           json_items.push_back(pf->item());
         }
         if (json_items.empty())

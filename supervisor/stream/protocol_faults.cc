@@ -295,6 +295,15 @@ void ProtocolFilter::FeedHttp(std::vector<Action>* out) {
           break;
         }
       }
+      if (http_fault_ != nullptr && http_fault_->delay_ns > 0) {
+        // Passed on, later: the request is forwarded as any other.
+        Action a;
+        a.kind = Action::kDelay;
+        a.delay_ns = http_fault_->delay_ns;
+        a.what = http_what_;
+        out->push_back(std::move(a));
+        http_fault_ = nullptr;
+      }
       if (http_fault_ != nullptr) {
         // Answered at once (a client waiting on "Expect: 100-continue"
         // gets it too); the body that follows is read and discarded.

@@ -40,6 +40,7 @@ struct ProtocolFaults {
     int status = 0;
     std::string body;
     bool drop = false;
+    int64_t delay_ns = 0;  // forward it this much later instead
     uint32_t probability_ppm = 1'000'000;
   };
   struct Redis {
@@ -101,10 +102,13 @@ ParseResult ParsePostgresMessage(std::string_view in, bool startup, size_t* leng
 class ProtocolFilter {
  public:
   struct Action {
-    enum Kind { kForward, kReply, kDrop };
+    // kDelay: the request that follows (the next kForward) leaves
+    // delay_ns later than it would.
+    enum Kind { kForward, kReply, kDrop, kDelay };
     Kind kind = kForward;
     std::string bytes;    // kForward: to the server; kReply: to the client
     int status = 0;       // kReply of an HTTP fault: its status
+    int64_t delay_ns = 0; // kDelay
     std::string what;     // what was faulted, for messages ("GET /a", "SET", ...)
     bool fault = true;    // kReply: a fault fired (false: the end of an earlier one)
     bool close = false;   // kReply: end the client's side after the answer

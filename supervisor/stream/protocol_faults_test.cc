@@ -152,6 +152,26 @@ TEST(ProtocolFaultsTest, HttpProbabilityIsSeededAndPartial) {
   EXPECT_EQ(a, count(1));  // the same seed, the same decisions
 }
 
+TEST(ProtocolFaultsTest, HttpDelayForwardsTheRequest) {
+  auto f = Faults();
+  ProtocolFaults::Http h;
+  h.method = "GET";
+  h.path = "/slow";
+  h.delay_ns = 300'000'000;
+  f->http.push_back(h);
+  ProtocolFilter filter(f, 1);
+  const std::string slow = "GET /slow HTTP/1.1\r\n\r\n";
+  const std::string fast = "GET /fast HTTP/1.1\r\n\r\n";
+  std::vector<Action> acts = FeedAll(filter, fast + slow, 1000);
+  ASSERT_EQ(acts.size(), 3u);
+  EXPECT_EQ(acts[0].kind, Action::kForward);
+  EXPECT_EQ(acts[0].bytes, fast);
+  EXPECT_EQ(acts[1].kind, Action::kDelay);
+  EXPECT_EQ(acts[1].delay_ns, 300'000'000);
+  EXPECT_EQ(acts[2].kind, Action::kForward);
+  EXPECT_EQ(acts[2].bytes, slow);
+}
+
 TEST(ProtocolFaultsTest, NotHttpPassesThrough) {
   auto f = Faults();
   ProtocolFaults::Http h;

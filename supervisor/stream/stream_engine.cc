@@ -1411,10 +1411,33 @@ void StreamEngine::Loop::ProtoRelay(Conn* c, const char* buf, size_t n, int64_t 
   c->proto->Feed(std::string_view(buf, n), &actions);
   const ProtocolFilter::Protocol protocol = c->proto->protocol();
   const int d = c->proto_dir;
+  int64_t hold_until = 0;  // a delayed request's bytes leave then
   for (ProtocolFilter::Action& a : actions) {
     if (c->state == Conn::kDead) return;
     if (a.kind == ProtocolFilter::Action::kForward) {
-      RelayRaw(c, d, a.bytes.data(), a.bytes.size(), now);
+      if (hold_until == 0) {
+        RelayRaw(c, d, a.bytes.data(), a.bytes.size(), now);
+        continue;
+      }
+      // Later bytes of the direction queue behind these (Ingest keeps
+      // the order), so the rest of the request waits too.
+      Dir& dir = c->dir[d];
+      int64_t release = std::max({hold_until, dir.last_release,
+                                  d == 0 ? c->handshake_until : int64_t{0}});
+      Enqueue(c, d, a.bytes.data(), a.bytes.size(), release);
+      Schedule(c, release);
+      hold_until = 0;
+      continue;
+    }
+    if (a.kind == ProtocolFilter::Action::kDelay) {
+      hold_until = now + a.delay_ns;
+      const RuleRef* ref =
+          c->proto_rule < c->rules.size() ? &c->rules[c->proto_rule] : nullptr;
+      if (ref != nullptr && ref->index >= 0) {
+        eng::CountFired(t_, ref->index);
+        EmitEvent(ref->index, ref->generation, c->pid, d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV,
+                  FAULT_EFFECT_DELAY, a.delay_ns, c->target);
+      }
       continue;
     }
     if (a.kind == ProtocolFilter::Action::kDrop || a.fault) {

@@ -44,9 +44,14 @@ class RecordingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a dropped connection resets the server's side too
+
+
 class HttpServer:
     def __init__(self):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingHandler)
+        self.httpd = QuietServer(("127.0.0.1", 0), RecordingHandler)
         self.httpd.seen = []
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -89,6 +94,8 @@ api:
       body: "orders are down"
     - route: "/gone"
       drop: true
+    - route: "GET /slow"
+      delay: 400ms
 """ % self.server.port)
 
     def tearDown(self):
@@ -123,6 +130,31 @@ api:
         # curl: 52 (empty reply) or 56 (reset while receiving).
         self.assertIn(r.returncode, (52, 56), r.stdout + r.stderr)
         self.assertEqual(self.server.httpd.seen, ["POST /fine"])
+
+
+    def test_delayed_route_reaches_the_server_later(self):
+        timed = r"""
+import http.client, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+for path in ("/fast", "/slow", "/fast"):
+    t = time.monotonic()
+    c.request("GET", path)
+    r = c.getresponse()
+    print(r.status, r.read().decode(), "%.3f" % (time.monotonic() - t))
+"""
+        r = subprocess.run([FAULT, "exec", "--policy", self.policy, "--events", self.events,
+                            "--", PY, "-c", timed, str(self.server.port)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.rsplit(" ", 1) for line in r.stdout.splitlines()]
+        self.assertEqual([text for text, _ in lines],
+                         ["200 saw GET /fast", "200 saw GET /slow", "200 saw GET /fast"])
+        secs = [float(s) for _, s in lines]
+        self.assertGreaterEqual(secs[1], 0.4, r.stdout)
+        self.assertLess(secs[2], 0.3, r.stdout)
+        self.assertEqual(self.server.httpd.seen, ["GET /fast", "GET /slow", "GET /fast"])
+        delays = [e for e in read_events(self.events) if e["effect"] == "delay"]
+        self.assertEqual([(e["rule"], e["delay_ns"]) for e in delays], [("api", 400000000)])
 
 
 class RedisFaultTest(unittest.TestCase):
