@@ -192,6 +192,7 @@ uint32_t RuleFeatures(const fault_rule& r) {
     f |= kFeatDns;
   if (r.mutation_kind != 0) f |= kFeatMutation;
   if (r.http_status != 0) f |= kFeatHttpError;
+  if (r.flags & FAULT_RULE_PROTOCOL) f |= kFeatProtocol;
   return f;
 }
 

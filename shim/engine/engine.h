@@ -164,6 +164,7 @@ enum Feature : uint32_t {
   kFeatPartition = 1u << 18,
   kFeatSyscall = 1u << 19,
   kFeatHttpError = 1u << 20,  // only the HTTP proxy applies it
+  kFeatProtocol = 1u << 21,   // protocol faults: the stream engine applies them
 };
 
 // Which features of a rule touch the network path (connect/send/recv).
@@ -171,7 +172,7 @@ inline constexpr uint32_t kNetFeatures =
     kFeatLatency | kFeatJitter | kFeatLoss | kFeatBurstLoss |
     kFeatCorrelatedLoss | kFeatRate | kFeatTimeoutConnect | kFeatTimeoutRecv |
     kFeatConnectionError | kFeatHalfOpen | kFeatBlackhole | kFeatBudget |
-    kFeatReorder | kFeatDuplicate | kFeatMutation;
+    kFeatReorder | kFeatDuplicate | kFeatMutation | kFeatProtocol;
 
 // The features `r` uses, except those of its targets (kFeatSniTarget,
 // kFeatHostnameTarget), which live in fault_config.targets[] and are added
@@ -188,7 +189,7 @@ uint32_t RuleFeatures(const fault_rule& r);
 inline constexpr uint32_t kStreamFeatures =
     kFeatLatency | kFeatJitter | kFeatLoss | kFeatBurstLoss |
     kFeatCorrelatedLoss | kFeatRate | kFeatHalfOpen | kFeatBudget |
-    kFeatTimeoutRecv | kFeatBlackhole;
+    kFeatTimeoutRecv | kFeatBlackhole | kFeatProtocol;
 
 // Whether a TCP connection that `r` selects goes through the stream engine:
 // `r` has a stream effect (a mid-stream reset included) and no sni target

@@ -21,7 +21,8 @@ constexpr const char* kEffects[] = {
     "none",     "latency",      "loss",        "rate",       "timeout",
     "connection_error", "half_open", "blackhole", "reorder",   "duplicate",
     "session_budget",   "payload_mutation", "dns_delay", "dns_timeout",
-    "dns_nxdomain", "deny",     "delay",       "partition",  "http_error"};
+    "dns_nxdomain", "deny",     "delay",       "partition",  "http_error",
+    "redis_error", "postgres_error", "protocol_drop"};
 static_assert(sizeof(kEffects) / sizeof(kEffects[0]) == FAULT_EFFECT_COUNT);
 
 std::string BoundedString(const char* s, size_t max) {

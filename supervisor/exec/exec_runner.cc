@@ -46,10 +46,55 @@ namespace {
 
 // The engine for redirected connections: one loop, listeners on loopback
 // advertised in the table.
-stream::StreamEngine::Options EngineOptions(fault_table* table) {
+stream::StreamEngine::Options EngineOptions(fault_table* table,
+                                            std::shared_ptr<stream::ProtocolFaultSet> protocol) {
   stream::StreamEngine::Options o;
   o.table = table;
+  o.protocol_faults = std::move(protocol);
   return o;
+}
+
+// The compiled rules' protocol faults, for the stream engine.
+std::map<std::string, std::shared_ptr<const stream::ProtocolFaults>> ProtocolFaultsOf(
+    const CompiledTable& compiled) {
+  std::map<std::string, std::shared_ptr<const stream::ProtocolFaults>> out;
+  for (const CompiledRule& rule : compiled.rules) {
+    if (rule.protocol == nullptr) continue;
+    auto f = std::make_shared<stream::ProtocolFaults>();
+    f->seed = rule.seed;
+    f->has_seed = true;
+    for (const fault::v1::HttpFault& h : rule.protocol->http_faults()) {
+      stream::ProtocolFaults::Http x;
+      x.method = h.method();
+      x.path = h.path();
+      x.status = static_cast<int>(h.status());
+      x.body = h.body();
+      x.drop = h.drop();
+      x.delay_ns = h.delay_ns();
+      x.probability_ppm = h.probability_ppm();
+      f->http.push_back(std::move(x));
+    }
+    for (const fault::v1::RedisFault& r : rule.protocol->redis_faults()) {
+      stream::ProtocolFaults::Redis x;
+      x.commands.assign(r.commands().begin(), r.commands().end());
+      x.key = r.key();
+      x.error = r.error();
+      x.drop = r.drop();
+      x.probability_ppm = r.probability_ppm();
+      f->redis.push_back(std::move(x));
+    }
+    for (const fault::v1::PostgresFault& g : rule.protocol->postgres_faults()) {
+      stream::ProtocolFaults::Postgres x;
+      x.query = g.query();
+      x.sqlstate = g.sqlstate();
+      x.message = g.message();
+      x.drop = g.drop();
+      x.probability_ppm = g.probability_ppm();
+      f->postgres.push_back(std::move(x));
+    }
+    out[rule.name] = std::move(f);
+  }
+  return out;
 }
 
 // The event ring is drained every kDrainMinIntervalNs while events arrive.
@@ -201,7 +246,10 @@ class Runner : private fault::control::ControlledRun {
   RandomSeedSource random_;
   std::set<std::string> warned_;
   std::unique_ptr<PolicyTable> table_;
-  std::unique_ptr<stream::StreamEngine> engine_;  // null until a network rule
+  std::unique_ptr<stream::StreamEngine> engine_;
+  // The current rules' protocol faults, shared with the engine.
+  std::shared_ptr<stream::ProtocolFaultSet> protocol_faults_ =
+      std::make_shared<stream::ProtocolFaultSet>();  // null until a network rule
   bool engine_failed_ = false;                     // warned once, not retried
   // The rule names of every generation published in this run (events carry
   // the generation they were decided under).
@@ -382,6 +430,7 @@ uint64_t Runner::Install(CompiledTable compiled) {
   current_ = Describe(std::move(compiled));
   // Before the publish: a program's shim that sees the new rules finds the
   // engine's ports in the table already.
+  protocol_faults_->Set(ProtocolFaultsOf(current_.compiled));
   StartEngineFor(*current_.compiled.config);
   uint64_t generation = table_->Publish(*current_.compiled.config);
   generation_ = generation;
@@ -514,6 +563,7 @@ int Runner::Run() {
   run_seed_ = compiled->run_seed;
   run_seed_random_ = compiled->run_seed_random;
   current_ = Describe(std::move(*compiled));
+  protocol_faults_->Set(ProtocolFaultsOf(current_.compiled));
 
   absl::StatusOr<std::string> path = ResolveProgram(o_.command[0], getenv("PATH"));
   if (!path.ok()) {
@@ -745,7 +795,7 @@ void Runner::StartEngineFor(const fault_config& config) {
   // keeps its sockets and thread out of the start of every other run.
   if (engine_ != nullptr || engine_failed_ || config.n_rules == 0) return;
   absl::StatusOr<std::unique_ptr<stream::StreamEngine>> engine =
-      stream::StreamEngine::Start(EngineOptions(table_->table()));
+      stream::StreamEngine::Start(EngineOptions(table_->table(), protocol_faults_));
   if (engine.ok()) {
     engine_ = std::move(*engine);
     return;

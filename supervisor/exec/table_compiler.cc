@@ -333,6 +333,11 @@ absl::Status CompileRule(const Policy& p, const CompileOptions& options,
   }
   r.blackhole_direction = static_cast<uint32_t>(p.blackhole_direction());
   if (p.per_operation()) r.flags |= FAULT_RULE_PER_OP;
+  // The protocol faults stay out of the table: the stream engine, which
+  // answers in the server's place, reads them from the policy.
+  if (p.http_faults_size() > 0 || p.redis_faults_size() > 0 ||
+      p.postgres_faults_size() > 0)
+    r.flags |= FAULT_RULE_PROTOCOL;
   // The body stays out of the table: the proxy that answers with it reads
   // it from the policy (the shim has no use for it).
   if (p.has_http_error()) {
@@ -519,6 +524,13 @@ absl::StatusOr<CompiledTable> CompileTable(const fault::v1::PolicySet& set,
     }
     r.seed = info.seed;
     r.flags |= FAULT_RULE_HAS_SEED;
+    if (r.flags & FAULT_RULE_PROTOCOL) {
+      auto protocol = std::make_shared<Policy>();
+      *protocol->mutable_http_faults() = p.http_faults();
+      *protocol->mutable_redis_faults() = p.redis_faults();
+      *protocol->mutable_postgres_faults() = p.postgres_faults();
+      info.protocol = std::move(protocol);
+    }
     table.rules.push_back(std::move(info));
 
     for (int k = 0; k < p.syscalls_size(); ++k) {

@@ -51,6 +51,10 @@ struct CompileOptions {
 struct CompiledRule {
   std::string name;
   uint64_t seed = 0;
+  // The policy's protocol faults (http_faults, redis_faults,
+  // postgres_faults), which stay out of the table: the stream engine
+  // applies them.
+  std::shared_ptr<const fault::v1::Policy> protocol;
   // Where the seed came from: "policy", "--seed" or "random".
   std::string seed_origin;
 };

@@ -279,6 +279,54 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
     }
     out << YAML::EndMap;
   }
+  auto probability = [&out](uint32_t ppm) {
+    if (ppm != 1'000'000) Key(out, "probability", FormatProbability(ppm));
+  };
+  if (p.http_faults_size() > 0) {
+    out << YAML::Key << "http_faults" << YAML::Value << YAML::BeginSeq;
+    for (const auto& h : p.http_faults()) {
+      out << YAML::BeginMap;
+      Key(out, "route", h.method().empty() ? h.path() : Cat(h.method(), " ", h.path()));
+      if (h.drop()) Key(out, "drop", "true");
+      if (h.status() != 0) Key(out, "status", Cat(h.status()));
+      if (h.delay_ns() != 0) Key(out, "delay", FormatDuration(h.delay_ns()));
+      if (!h.body().empty()) Key(out, "body", h.body());
+      probability(h.probability_ppm());
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (p.redis_faults_size() > 0) {
+    out << YAML::Key << "redis_faults" << YAML::Value << YAML::BeginSeq;
+    for (const auto& r : p.redis_faults()) {
+      out << YAML::BeginMap;
+      if (r.commands_size() == 1) Key(out, "command", r.commands(0));
+      if (r.commands_size() > 1) {
+        out << YAML::Key << "command" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+        for (const auto& c : r.commands()) out << c;
+        out << YAML::EndSeq;
+      }
+      if (!r.key().empty()) Key(out, "key", r.key());
+      if (r.drop()) Key(out, "drop", "true");
+      if (!r.error().empty()) Key(out, "error", r.error());
+      probability(r.probability_ppm());
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (p.postgres_faults_size() > 0) {
+    out << YAML::Key << "postgres_faults" << YAML::Value << YAML::BeginSeq;
+    for (const auto& g : p.postgres_faults()) {
+      out << YAML::BeginMap;
+      Key(out, "query", g.query());
+      if (g.drop()) Key(out, "drop", "true");
+      if (!g.sqlstate().empty()) Key(out, "sqlstate", g.sqlstate());
+      if (!g.message().empty()) Key(out, "message", g.message());
+      probability(g.probability_ppm());
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
   if (p.has_dns()) {
     out << YAML::Key << "dns" << YAML::Value << YAML::BeginMap;
     if (p.dns().delay_ns() != 0)

@@ -166,6 +166,89 @@ TEST(PolicyFileTest, ShowPrintsTheNewFieldsCanonically) {
             "    status: 418\n");
 }
 
+TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
+  absl::StatusOr<PolicySet> set = ParsePolicyText(
+      "p:\n"
+      "  http_faults:\n"
+      "    - {route: \"POST /orders/*\", status: 503, body: later, prob: 50%}\n"
+      "    - {route: /health, drop: true}\n"
+      "    - {route: \"GET /slow\", delay: 250ms}\n"
+      "  redis_faults:\n"
+      "    - {command: [set, Del], key: \"user:*\", error: \"-READONLY replica\"}\n"
+      "  postgres_faults:\n"
+      "    - {query: \"insert *\", sqlstate: \"40001\", message: busy}\n",
+      "p.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  const Policy& p = set->policies(0);
+  ASSERT_EQ(p.http_faults_size(), 3);
+  EXPECT_EQ(p.http_faults(2).delay_ns(), 250'000'000);
+  EXPECT_EQ(p.http_faults(0).method(), "POST");
+  EXPECT_EQ(p.http_faults(0).path(), "/orders/*");
+  EXPECT_EQ(p.http_faults(0).probability_ppm(), 500'000u);
+  EXPECT_TRUE(p.http_faults(1).drop());
+  EXPECT_EQ(p.http_faults(1).method(), "");
+  ASSERT_EQ(p.redis_faults_size(), 1);
+  EXPECT_EQ(p.redis_faults(0).commands_size(), 2);
+  EXPECT_EQ(p.redis_faults(0).commands(1), "DEL");
+  EXPECT_EQ(p.redis_faults(0).error(), "READONLY replica");
+  EXPECT_EQ(p.postgres_faults(0).sqlstate(), "40001");
+  EXPECT_EQ(FormatPolicySet(*set),
+            "p:\n"
+            "  http_faults:\n"
+            "    - route: POST /orders/*\n"
+            "      status: 503\n"
+            "      body: later\n"
+            "      probability: 50%\n"
+            "    - route: /health\n"
+            "      drop: true\n"
+            "    - route: GET /slow\n"
+            "      delay: 250ms\n"
+            "  redis_faults:\n"
+            "    - command: [SET, DEL]\n"
+            "      key: user:*\n"
+            "      error: READONLY replica\n"
+            "  postgres_faults:\n"
+            "    - query: insert *\n"
+            "      sqlstate: 40001\n"
+            "      message: busy\n");
+  // What show prints parses back to the same policies.
+  absl::StatusOr<PolicySet> again = ParsePolicyText(FormatPolicySet(*set), "again.yaml");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->DebugString(), set->DebugString());
+}
+
+TEST(PolicyFileTest, ProtocolFaultErrorsNameTheItem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"p: {http_faults: [{route: \"GET /a\", status: 700}]}\n",
+       "p.yaml:1:45: policy \"p\": http_faults[0].status: \"700\" is not an HTTP status: above 599"},
+      {"p: {http_faults: [{route: \"get /a\", status: 500}]}\n",
+       "p.yaml:1:27: policy \"p\": http_faults[0].route: \"get /a\": the method \"get\" is not an "
+       "HTTP method in upper case (or *)"},
+      {"p: {http_faults: [{route: /a}]}\n",
+       "policy \"p\": http_faults[0]: needs status (100..599), drop: true or delay"},
+      {"p: {http_faults: [{route: /a, status: 500, drop: true}]}\n",
+       "policy \"p\": http_faults[0]: give one of status, drop: true and delay"},
+      {"p: {http_faults: [{route: /a, delay: -1s}]}\n", "http_faults[0].delay"},
+      {"p: {redis_faults: [{command: SET}]}\n",
+       "policy \"p\": redis_faults[0]: needs error"},
+      {"p: {redis_faults: [{command: \"S-T\", error: x}]}\n",
+       "redis_faults[0].command: \"S-T\" is not a Redis command name"},
+      {"p: {postgres_faults: [{query: \"*\", sqlstate: \"4001\", message: m}]}\n",
+       "postgres_faults[0].sqlstate: \"4001\" is not a SQLSTATE"},
+      {"p: {postgres_faults: [{sqlstate: \"40001\", message: m}]}\n",
+       "postgres_faults[0]: needs query"},
+      {"p: {postgres_faults: []}\n", "postgres_faults: empty list"},
+      {"p: {targets: [\"udp://127.0.0.1:53\"], redis_faults: [{error: x}]}\n",
+       "redis_faults: protocol faults need tcp:// or any:// targets"},
+  };
+  for (const auto& [text, want] : cases) {
+    absl::StatusOr<PolicySet> set = ParsePolicyText(text, "p.yaml");
+    ASSERT_FALSE(set.ok()) << text;
+    EXPECT_NE(set.status().message().find(want), std::string::npos)
+        << text << "\n" << set.status().message();
+  }
+}
+
 // Bodies are free text: whatever a file can hold prints back as a string
 // that reads the same.
 TEST(PolicyFileTest, HttpErrorBodiesRoundTrip) {

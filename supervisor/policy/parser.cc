@@ -562,6 +562,17 @@ class Parser {
                        fault::v1::PayloadMutation* out);
   void HttpError(const YAML::Node& n, const std::string& path,
                  fault::v1::HttpError* out);
+  // http_faults, redis_faults, postgres_faults: a list of maps.
+  template <typename Item>
+  void FaultList(const YAML::Node& n, const std::string& path,
+                 std::string_view example,
+                 const std::function<void(const YAML::Node&, const std::string&)>& item);
+  void HttpFault(const YAML::Node& n, const std::string& path,
+                 fault::v1::HttpFault* out);
+  void RedisFault(const YAML::Node& n, const std::string& path,
+                  fault::v1::RedisFault* out);
+  void PostgresFault(const YAML::Node& n, const std::string& path,
+                     fault::v1::PostgresFault* out);
 
   ParseContext& ctx_;
 };
@@ -1456,6 +1467,187 @@ void Parser::PayloadMutation(const YAML::Node& n, const std::string& path,
   }
 }
 
+template <typename Item>
+void Parser::FaultList(
+    const YAML::Node& n, const std::string& path, std::string_view example,
+    const std::function<void(const YAML::Node&, const std::string&)>& item) {
+  if (!n.IsSequence()) {
+    ctx_.Fail(n, path, Cat("expected a list like ", example, ", got ", Describe(n)));
+    return;
+  }
+  if (n.size() == 0) {
+    ctx_.Fail(n, path, "empty list (leave it out for none)");
+    return;
+  }
+  for (size_t i = 0; i < n.size(); ++i) {
+    const std::string p = Index(path, i);
+    ctx_.Note(p, n[i]);
+    item(n[i], p);
+  }
+}
+
+void Parser::HttpFault(const YAML::Node& n, const std::string& path,
+                       fault::v1::HttpFault* out) {
+  out->set_probability_ppm(1'000'000);
+  bool has_route = false;
+  Map(n, path,
+      {{"route",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (!Scalar(v, p, &text)) return;
+          has_route = true;
+          std::vector<std::string> parts =
+              absl::StrSplit(text, ' ', absl::SkipEmpty());
+          if (parts.size() == 1 && !parts[0].empty() && parts[0][0] == '/') {
+            out->set_path(parts[0]);
+          } else if (parts.size() == 2 && parts[1][0] == '/') {
+            bool token = !parts[0].empty();
+            for (char ch : parts[0]) token &= absl::ascii_isupper(ch) || ch == '*';
+            if (!token) {
+              ctx_.Fail(v, p, Cat(Quote(text), ": the method ", Quote(parts[0]),
+                                  " is not an HTTP method in upper case (or *)"));
+              return;
+            }
+            if (parts[0] != "*") out->set_method(parts[0]);
+            out->set_path(parts[1]);
+          } else {
+            ctx_.Fail(v, p, Cat(Quote(text),
+                                " is not a route: expected \"METHOD /path-glob\" or "
+                                "\"/path-glob\", e.g. \"GET /api/*\""));
+          }
+        }},
+       {"status",
+        [&](const YAML::Node& v, const std::string& p) {
+          uint64_t code;
+          if (!Count(v, p, "an HTTP status", kMaxHttpStatus, &code)) return;
+          if (code < kMinHttpStatus) {
+            ctx_.Fail(v, p, Cat(code, " is not an HTTP status: out of range (",
+                                kMinHttpStatus, "..", kMaxHttpStatus, ")"));
+            return;
+          }
+          out->set_status(static_cast<uint32_t>(code));
+        }},
+       {"body",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (Scalar(v, p, &text)) out->set_body(text);
+        }},
+       {"drop",
+        [&](const YAML::Node& v, const std::string& p) {
+          bool b;
+          if (Bool(v, p, &b)) out->set_drop(b);
+        }},
+       {"delay",
+        [&](const YAML::Node& v, const std::string& p) {
+          int64_t ns;
+          if (Duration(v, p, &ns)) out->set_delay_ns(ns);
+        }},
+       {"probability",
+        [&](const YAML::Node& v, const std::string& p) {
+          uint32_t ppm;
+          if (Probability(v, p, &ppm)) out->set_probability_ppm(ppm);
+        },
+        "prob"}});
+  if (n.IsMap() && !has_route)
+    ctx_.Fail(n, path, "needs route (\"METHOD /path-glob\", e.g. \"GET /api/*\")");
+}
+
+void Parser::RedisFault(const YAML::Node& n, const std::string& path,
+                        fault::v1::RedisFault* out) {
+  out->set_probability_ppm(1'000'000);
+  auto command = [&](const YAML::Node& v, const std::string& p) {
+    std::string text;
+    if (!Scalar(v, p, &text)) return;
+    bool ok = !text.empty();
+    for (char& ch : text) {
+      ok &= absl::ascii_isalpha(ch) || ch == '_' || ch == '.' || ch == '|';
+      ch = absl::ascii_toupper(ch);
+    }
+    if (!ok) {
+      ctx_.Fail(v, p, Cat(Quote(text), " is not a Redis command name"));
+      return;
+    }
+    out->add_commands(text);
+  };
+  Map(n, path,
+      {{"command",
+        [&](const YAML::Node& v, const std::string& p) {
+          if (!v.IsSequence()) return command(v, p);
+          if (v.size() == 0) ctx_.Fail(v, p, "empty list (leave command out for any)");
+          for (size_t i = 0; i < v.size(); ++i) command(v[i], Index(p, i));
+        },
+        "commands"},
+       {"key",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (Scalar(v, p, &text)) out->set_key(text);
+        }},
+       {"error",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (!Scalar(v, p, &text)) return;
+          if (absl::StartsWith(text, "-")) text.erase(0, 1);
+          out->set_error(text);
+        }},
+       {"drop",
+        [&](const YAML::Node& v, const std::string& p) {
+          bool b;
+          if (Bool(v, p, &b)) out->set_drop(b);
+        }},
+       {"probability",
+        [&](const YAML::Node& v, const std::string& p) {
+          uint32_t ppm;
+          if (Probability(v, p, &ppm)) out->set_probability_ppm(ppm);
+        },
+        "prob"}});
+}
+
+void Parser::PostgresFault(const YAML::Node& n, const std::string& path,
+                           fault::v1::PostgresFault* out) {
+  out->set_probability_ppm(1'000'000);
+  bool has_query = false;
+  Map(n, path,
+      {{"query",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (Scalar(v, p, &text)) {
+            has_query = true;
+            out->set_query(text);
+          }
+        }},
+       {"sqlstate",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (!Scalar(v, p, &text)) return;
+          bool ok = text.size() == 5;
+          for (char ch : text) ok &= absl::ascii_isdigit(ch) || absl::ascii_isupper(ch);
+          if (!ok) {
+            ctx_.Fail(v, p, Cat(Quote(text), " is not a SQLSTATE: five digits or "
+                                             "upper-case letters, e.g. \"40001\""));
+            return;
+          }
+          out->set_sqlstate(text);
+        }},
+       {"message",
+        [&](const YAML::Node& v, const std::string& p) {
+          std::string text;
+          if (Scalar(v, p, &text)) out->set_message(text);
+        }},
+       {"drop",
+        [&](const YAML::Node& v, const std::string& p) {
+          bool b;
+          if (Bool(v, p, &b)) out->set_drop(b);
+        }},
+       {"probability",
+        [&](const YAML::Node& v, const std::string& p) {
+          uint32_t ppm;
+          if (Probability(v, p, &ppm)) out->set_probability_ppm(ppm);
+        },
+        "prob"}});
+  if (n.IsMap() && !has_query)
+    ctx_.Fail(n, path, "needs query (a glob on the query text, e.g. \"INSERT *\", or \"*\")");
+}
+
 void Parser::HttpError(const YAML::Node& n, const std::string& path,
                        fault::v1::HttpError* out) {
   out->set_probability_ppm(1'000'000);
@@ -1641,6 +1833,30 @@ void Parser::Policy(const YAML::Node& body, fault::v1::Policy* out) {
   fields.push_back(
       {"http_error", [this, out](const YAML::Node& v, const std::string& p) {
          HttpError(v, p, out->mutable_http_error());
+       }});
+  fields.push_back(
+      {"http_faults", [this, out](const YAML::Node& v, const std::string& p) {
+         FaultList<fault::v1::HttpFault>(
+             v, p, "[{route: \"GET /api/*\", status: 503}]",
+             [&](const YAML::Node& x, const std::string& xp) {
+               HttpFault(x, xp, out->add_http_faults());
+             });
+       }});
+  fields.push_back(
+      {"redis_faults", [this, out](const YAML::Node& v, const std::string& p) {
+         FaultList<fault::v1::RedisFault>(
+             v, p, "[{command: SET, error: \"READONLY replica\"}]",
+             [&](const YAML::Node& x, const std::string& xp) {
+               RedisFault(x, xp, out->add_redis_faults());
+             });
+       }});
+  fields.push_back(
+      {"postgres_faults", [this, out](const YAML::Node& v, const std::string& p) {
+         FaultList<fault::v1::PostgresFault>(
+             v, p, "[{query: \"INSERT *\", sqlstate: \"40001\", message: ...}]",
+             [&](const YAML::Node& x, const std::string& xp) {
+               PostgresFault(x, xp, out->add_postgres_faults());
+             });
        }});
   fields.push_back(
       {"dns", [this, out](const YAML::Node& v, const std::string& p) {
@@ -1881,7 +2097,9 @@ bool HasAnyEffect(const fault::v1::Policy& p) {
          !ProfileEmpty(p.downlink()) || p.has_timeout() ||
          p.has_connection_error() || p.has_half_open() || p.blackhole() ||
          p.has_session_budget() || p.has_payload_mutation() || p.has_dns() ||
-         p.has_http_error() || p.syscalls_size() > 0 || p.partitions_size() > 0;
+         p.has_http_error() || p.http_faults_size() > 0 ||
+         p.redis_faults_size() > 0 || p.postgres_faults_size() > 0 ||
+         p.syscalls_size() > 0 || p.partitions_size() > 0;
 }
 
 bool HasTcpOnlyEffect(const fault::v1::Policy& p, std::string* which) {
@@ -1966,6 +2184,15 @@ void ValidateTargets(ParseContext& ctx, const fault::v1::Policy& policy) {
                    Describe(t),
                    " is udp (UDP has no connection to time out, refuse or "
                    "half-close)"));
+    }
+    if ((policy.http_faults_size() > 0 || policy.redis_faults_size() > 0 ||
+         policy.postgres_faults_size() > 0) &&
+        t.protocol() == fault::v1::PROTOCOL_UDP) {
+      ctx.Fail(policy.http_faults_size() > 0    ? "http_faults"
+               : policy.redis_faults_size() > 0 ? "redis_faults"
+                                                : "postgres_faults",
+               Cat("protocol faults need tcp:// or any:// targets, and ", path, " ",
+                   Describe(t), " is udp (their requests come over TCP)"));
     }
     if (policy.has_http_error() && t.protocol() == fault::v1::PROTOCOL_UDP) {
       ctx.Fail("http_error",
@@ -2229,6 +2456,70 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
                    kMaxHttpBodyBytes, " bytes"));
     }
     CheckProbability(ctx, "http_error.probability", h.probability_ppm());
+  }
+  auto no_line_breaks = [&](const std::string& path, const std::string& text) {
+    if (text.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      ctx.Fail(path, "has a line break or a NUL byte, which the protocol cannot carry");
+  };
+  for (int i = 0; i < policy.http_faults_size(); ++i) {
+    const auto& h = policy.http_faults(i);
+    const std::string p = Index("http_faults", i);
+    const int answers = (h.status() != 0) + h.drop() + (h.delay_ns() != 0);
+    if (answers != 1) {
+      ctx.Fail(p, answers > 1 ? "give one of status, drop: true and delay"
+                              : Cat("needs status (", kMinHttpStatus, "..",
+                                    kMaxHttpStatus, "), drop: true or delay"));
+    } else if (h.delay_ns() != 0) {
+      CheckDelay(ctx, Join(p, "delay"), h.delay_ns());
+    } else if (!h.drop() && (h.status() < kMinHttpStatus || h.status() > kMaxHttpStatus)) {
+      ctx.Fail(Join(p, "status"), Cat(h.status(), " is not an HTTP status: out of range (",
+                                      kMinHttpStatus, "..", kMaxHttpStatus, ")"));
+    }
+    if (h.status() == 0 && !h.body().empty())
+      ctx.Fail(Join(p, "body"), "a body goes with status (leave body out)");
+    if (InvalidUtf8(h.body()).has_value())
+      ctx.Fail(Join(p, "body"), "not UTF-8 text");
+    if (h.body().size() > kMaxHttpBodyBytes) {
+      ctx.Fail(Join(p, "body"), Cat(h.body().size(), " bytes; a body is at most ",
+                                    kMaxHttpBodyBytes, " bytes"));
+    }
+    if (h.path().empty() || h.path()[0] != '/')
+      ctx.Fail(Join(p, "route"), "needs a path glob starting with /");
+    if (h.path().size() > kMaxGlobBytes)
+      ctx.Fail(Join(p, "route"), Cat("path glob longer than ", kMaxGlobBytes, " bytes"));
+    CheckProbability(ctx, Join(p, "probability"), h.probability_ppm());
+  }
+  for (int i = 0; i < policy.redis_faults_size(); ++i) {
+    const auto& r = policy.redis_faults(i);
+    const std::string p = Index("redis_faults", i);
+    if (r.drop() == !r.error().empty()) {
+      ctx.Fail(p, r.drop() ? "give error or drop: true, not both"
+                           : "needs error (the reply, e.g. \"READONLY You can't write "
+                             "against a read only replica.\") or drop: true");
+    }
+    no_line_breaks(Join(p, "error"), r.error());
+    if (r.key().size() > kMaxGlobBytes)
+      ctx.Fail(Join(p, "key"), Cat("key glob longer than ", kMaxGlobBytes, " bytes"));
+    CheckProbability(ctx, Join(p, "probability"), r.probability_ppm());
+  }
+  for (int i = 0; i < policy.postgres_faults_size(); ++i) {
+    const auto& g = policy.postgres_faults(i);
+    const std::string p = Index("postgres_faults", i);
+    const bool answer = !g.sqlstate().empty() || !g.message().empty();
+    if (g.drop() == answer) {
+      ctx.Fail(p, g.drop() ? "give sqlstate and message or drop: true, not both"
+                           : "needs sqlstate and message (an ErrorResponse) or drop: true");
+    } else if (answer && g.sqlstate().empty()) {
+      ctx.Fail(p, "needs sqlstate (five characters, e.g. \"40001\") with message");
+    } else if (answer && g.message().empty()) {
+      ctx.Fail(p, "needs message with sqlstate");
+    }
+    if (g.message().find('\0') != std::string::npos)
+      ctx.Fail(Join(p, "message"), "has a NUL byte, which the protocol cannot carry");
+    if (g.query().empty()) ctx.Fail(Join(p, "query"), "empty (use \"*\" for any query)");
+    if (g.query().size() > kMaxGlobBytes)
+      ctx.Fail(Join(p, "query"), Cat("query glob longer than ", kMaxGlobBytes, " bytes"));
+    CheckProbability(ctx, Join(p, "probability"), g.probability_ppm());
   }
   if (policy.has_dns()) {
     CheckDelay(ctx, "dns.delay", policy.dns().delay_ns());

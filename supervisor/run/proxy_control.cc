@@ -19,6 +19,12 @@ std::string ProxyPolicyProblem(const fault::v1::Policy& p) {
     return "partitions cut programs of one run off from each other: use fault "
            "exec";
   }
+  if (p.http_faults_size() > 0 || p.redis_faults_size() > 0 ||
+      p.postgres_faults_size() > 0) {
+    return "http_faults, redis_faults and postgres_faults are applied to the "
+           "connections of fault exec (the stream engine); the proxy answers "
+           "HTTP requests with http_error";
+  }
   if (p.has_payload_mutation() && p.payload_mutation().kind() != 0) {
     return "payload_mutation is applied by fault exec's shim, not by the proxy";
   }

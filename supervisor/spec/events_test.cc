@@ -122,7 +122,8 @@ TEST(SpecEventsTest, UnknownValuesNameTheValidOnes) {
             "kind \"dney\" is not a kind of fault event (kinds: latency, loss, "
             "rate, timeout, connection_error, half_open, blackhole, reorder, "
             "duplicate, session_budget, payload_mutation, dns_delay, "
-            "dns_timeout, dns_nxdomain, deny, delay, partition, http_error)");
+            "dns_timeout, dns_nxdomain, deny, delay, partition, http_error, "
+            "redis_error, postgres_error, protocol_drop)");
   f = EventFilter();
   f.op = "sned";
   EXPECT_TRUE(absl::StartsWith(

@@ -161,7 +161,8 @@ const std::vector<std::string>& AssumptionKeywords() {
   static const auto* all = [] {
     auto* v = new std::vector<std::string>{
         "name",          "target",    "faults",     "description", "targets",
-        "expect_events", "partition", "from_start", "after",       "lasting"};
+        "expect_events", "partition", "from_start", "after",       "lasting",
+        "http",          "redis",     "postgres"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;
@@ -172,7 +173,8 @@ const std::vector<std::string>& AssumptionKeywords() {
 const std::vector<std::string>& WindowKeywords() {
   static const auto* all = [] {
     auto* v = new std::vector<std::string>{
-        "service", "assumption", "run", "faults", "targets", "expect_events"};
+        "service", "assumption", "run", "faults", "targets", "expect_events",
+        "http",    "redis",      "postgres"};
     for (const auto& [k, path] : EffectKeywords()) v->push_back(k);
     for (const auto& f : Families()) v->push_back(f);
     return v;

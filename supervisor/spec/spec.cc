@@ -53,6 +53,29 @@ class SyscallFaultValue : public sl::HostValue {
   SyscallRule rule_;
 };
 
+// http_error(...), redis_drop(...), ...: one item of a policy's
+// http_faults, redis_faults or postgres_faults (`field`), in the
+// policy-file format; given to fault_assumption as http=, redis=,
+// postgres=.
+class ProtocolFaultValue : public sl::HostValue {
+ public:
+  ProtocolFaultValue(std::string kind, std::string keyword, nlohmann::json item)
+      : kind_(std::move(kind)), keyword_(std::move(keyword)), item_(std::move(item)) {}
+  std::string Type() const override { return kind_; }
+  std::string Repr() const override { return absl::StrCat(kind_, "(", item_.dump(), ")"); }
+  bool Hash(uint64_t* out) const override {
+    *out = reinterpret_cast<uintptr_t>(this);
+    return true;
+  }
+  const std::string& keyword() const { return keyword_; }  // http, redis, postgres
+  const nlohmann::json& item() const { return item_; }
+
+ private:
+  std::string kind_;
+  std::string keyword_;
+  nlohmann::json item_;
+};
+
 // svc.PORT: one port of a service. While a cell runs, its attributes are
 // the cell's. While the spec loads, a fixed port gives its number, and a
 // port chosen per cell (0) gives a reference ("127.0.0.1:{svc.PORT}") that
@@ -433,6 +456,9 @@ class Loader {
     (*p)["deny"] = CellBuiltin("deny", &Loader::Deny);
     (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
     (*p)["partition"] = Builtin("partition", &Loader::Partition);
+    for (const char* kind : {"http_error", "http_drop", "http_delay", "redis_error", "redis_drop",
+                             "postgres_error", "postgres_drop"})
+      (*p)[kind] = ProtocolBuiltin(kind);
     (*p)["fault_assumption"] =
         Builtin("fault_assumption", &Loader::FaultAssumption);
     (*p)["scenario"] = Builtin("scenario", &Loader::Scenario);
@@ -455,6 +481,12 @@ class Loader {
                 name, ": only at the top level of a spec, while it loads"));
           return (this->*m)(th, a);
         });
+  }
+  Value ProtocolBuiltin(const char* kind) {
+    return sl::NewBuiltin(kind, [this, kind](sl::Thread& th, const Value&,
+                                             const sl::Args& a) {
+      return ProtocolFault(th, a, kind);
+    });
   }
   // Builtins that also run after the load: fault values, and the fault
   // windows of a scenario (which check that a cell runs).
@@ -975,6 +1007,82 @@ class Loader {
       rule["when"] = Json(th, site.Param(3, "when"), "when", when);
     return sl::NewHost<SyscallFaultValue>(kind, std::move(rule));
   }
+  // http_error(route, status, body=None, probability=None), http_drop(route,
+  // probability=None), http_delay(route, delay, probability=None), redis_error(command, error, key=None,
+  // probability=None), redis_drop(command, key=None, probability=None),
+  // postgres_error(query, sqlstate, message, probability=None),
+  // postgres_drop(query, probability=None). Checked now by the policy
+  // parser, with the error at the argument it names.
+  Value ProtocolFault(sl::Thread& th, const sl::Args& args, const char* kind) {
+    CallSite site(th, args, &calls_);
+    const absl::string_view k = kind;
+    const bool drop = absl::EndsWith(k, "_drop");
+    const std::string keyword(k.substr(0, k.find('_')));
+    std::vector<std::string> names;
+    Value v[4];
+    const bool delay = absl::EndsWith(k, "_delay");
+    if (delay) {
+      names = {"route", "delay", "probability?"};
+      Unpack(site, kind, args, {{"route", &v[0]}, {"delay", &v[1]}, {"probability?", &v[2]}});
+    } else if (keyword == "http" && drop) {
+      names = {"route", "probability?"};
+      Unpack(site, kind, args, {{"route", &v[0]}, {"probability?", &v[1]}});
+    } else if (keyword == "http") {
+      names = {"route", "status", "body?", "probability?"};
+      Unpack(site, kind, args,
+             {{"route", &v[0]}, {"status", &v[1]}, {"body?", &v[2]}, {"probability?", &v[3]}});
+    } else if (keyword == "redis" && drop) {
+      names = {"command", "key?", "probability?"};
+      Unpack(site, kind, args, {{"command", &v[0]}, {"key?", &v[1]}, {"probability?", &v[2]}});
+    } else if (keyword == "redis") {
+      names = {"command", "error", "key?", "probability?"};
+      Unpack(site, kind, args,
+             {{"command", &v[0]}, {"error", &v[1]}, {"key?", &v[2]}, {"probability?", &v[3]}});
+    } else if (drop) {
+      names = {"query", "probability?"};
+      Unpack(site, kind, args, {{"query", &v[0]}, {"probability?", &v[1]}});
+    } else {
+      names = {"query", "sqlstate", "message", "probability?"};
+      Unpack(site, kind, args,
+             {{"query", &v[0]}, {"sqlstate", &v[1]}, {"message", &v[2]}, {"probability?", &v[3]}});
+    }
+    std::vector<Value> values(v, v + names.size());
+    nlohmann::json item = nlohmann::json::object();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (values[i].IsNull() || values[i].IsNone()) continue;
+      std::string name = names[i];
+      if (!name.empty() && name.back() == '?') name.pop_back();
+      item[name] = Json(th, site.Param(i, name), name, values[i]);
+    }
+    if (drop) item["drop"] = true;
+    // The parser's checks, on a policy of this one item.
+    FaultSet one;
+    const std::string field = keyword + "_faults";
+    absl::Status set = one.SetField(field, nlohmann::json::array({item}), kind);
+    absl::StatusOr<fault::v1::Policy> parsed =
+        set.ok() ? ToPolicy(kind, one, "") : absl::StatusOr<fault::v1::Policy>(set);
+    if (!parsed.ok()) {
+      std::string msg(parsed.status().message());
+      msg = msg.substr(0, msg.find('\n'));
+      // ": \"KIND\": FIELD[0].ARG: why" -> the position of ARG.
+      std::string at = site.Call();
+      size_t p = msg.find(field + "[0]");
+      std::string why = p == std::string::npos ? msg : msg.substr(p + field.size() + 3);
+      if (absl::StartsWith(why, ".")) why.erase(0, 1);
+      if (absl::StartsWith(why, ": ")) why.erase(0, 2);
+      for (size_t i = 0; i < names.size(); ++i) {
+        std::string name = names[i];
+        if (!name.empty() && name.back() == '?') name.pop_back();
+        if (absl::StartsWith(why, name + ":") || absl::StartsWith(why, name + "[")) {
+          at = site.Param(i, name);
+          break;
+        }
+      }
+      FailPos(at, why);
+    }
+    return sl::NewHost<ProtocolFaultValue>(kind, keyword, std::move(item));
+  }
+
   Value Deny(sl::Thread& th, const sl::Args& a) {
     return SyscallFault(th, a, "deny");
   }
@@ -1160,6 +1268,32 @@ class Loader {
         effect_steps.emplace_back(key, a->set);
       } else if (key == "targets") {
         check(a->set.SetTargets(Json(th, at, key, v), origin), at);
+        effect_steps.emplace_back(key, a->set);
+      } else if (key == "http" || key == "redis" || key == "postgres") {
+        std::vector<Value> items;
+        bool list = v.Is(sl::Kind::kList) || v.Is(sl::Kind::kTuple);
+        if (list)
+          items = sl::ToVector(th, v);
+        else
+          items.push_back(v);
+        nlohmann::json json_items = nlohmann::json::array();
+        for (size_t i = 0; i < items.size(); ++i) {
+          const ProtocolFaultValue* pf = nullptr;
+          if (items[i].Is(sl::Kind::kHost)) {
+            auto* h = items[i].as<sl::HostValue>();
+            if (absl::StartsWith(h->Type(), key + "_"))
+              pf = static_cast<const ProtocolFaultValue*>(h);
+          }
+          if (pf == nullptr)
+            FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
+                    absl::StrCat(key, ": got ", sl::TypeName(items[i]), ", want ", key,
+                                 "_error(...) or ", key, "_drop(...)",
+                                 key == "http" ? " or http_delay(...)" : ""));
+          json_items.push_back(pf->item());
+        }
+        if (json_items.empty())
+          FailPos(at, absl::StrCat(key, ": empty list (leave it out for none)"));
+        check(a->set.SetField(key + "_faults", json_items, origin), at);
         effect_steps.emplace_back(key, a->set);
       } else if (IsSyscallFamily(key)) {
         std::vector<Value> rules;

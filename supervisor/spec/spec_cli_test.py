@@ -304,6 +304,32 @@ class SpecCliTest(unittest.TestCase):
         self.assertEqual({(e["effect"], e["rule"], e["service"]) for e in events},
                          {("rate", "slow_link", "pong")})
 
+    def test_protocol_faults(self):
+        # http_error answers POST /orders/* in the service's place and
+        # http_drop resets GET /gone; the other routes reach the service
+        # (the spec checks the replies), and the cells have the events.
+        rc, out, err = run("test", os.path.join(TESTDATA, "protocol.star"), "--json",
+                           self.path("p.json"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "4 passed, 0 failed")
+        with open(self.path("p.json")) as f:
+            cells = {c["name"]: c for c in json.load(f)["cells"]}
+        self.assertEqual(cells["orders/none"]["events"], [])
+        self.assertEqual({(e["effect"], e["rule"], e["op"], e.get("status"))
+                          for e in cells["orders/orders_down"]["events"]},
+                         {("http_error", "orders_down", "recv", 503)})
+        self.assertEqual({(e["effect"], e["rule"])
+                          for e in cells["lost/gone"]["events"]},
+                         {("protocol_drop", "gone")})
+
+    def test_protocol_fault_errors(self):
+        spec = os.path.join(TESTDATA, "protocol_errors.star")
+        rc, out, err = run("test", spec)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[0],
+                         f"{spec}:3:60: http_error: status: \"700\" is not an HTTP status: "
+                         "above 599")
+
     def test_targets_narrow_socket_rules(self):
         # recv= and send= with targets= fail front's traffic with back only:
         # its reads of /proc, a Unix socket pair and its exchange with the

@@ -55,6 +55,9 @@ RequestRoute RouteRequest(int method, int http_major, int http_minor, const std:
 // npos. Searches from `from`.
 size_t HeadEnd(std::string_view in, size_t from);
 
+// The reason phrase for `status` (a generic one for the less common).
+const char* HttpReason(int status);
+
 // "host:port", or "[v6]:port".
 std::string KeyOf(const std::string& host, uint16_t port);
 

@@ -120,6 +120,11 @@ void StreamEngine::Loop::PlugTunnelStart(Conn* c) {
 }
 
 void StreamEngine::Loop::Relay(Conn* c, int d, const char* buf, size_t n, int64_t now) {
+  if (c->proto != nullptr && d == c->proto_dir) return ProtoRelay(c, buf, n, now);
+  RelayRaw(c, d, buf, n, now);
+}
+
+void StreamEngine::Loop::RelayRaw(Conn* c, int d, const char* buf, size_t n, int64_t now) {
   if (c->plug == nullptr) return Ingest(c, d, buf, n, now);
   if (c->dir[d].stalled) return;  // closed by a plugin, or black-holed
   PlugDir& pd = c->plug->dir[d];

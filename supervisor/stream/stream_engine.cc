@@ -540,6 +540,7 @@ void StreamEngine::Loop::OnListener(int fi, int lfd) {
     // The rule the target side picked, as the table is now.
     eng::Index idx;
     if (r.rule < FAULT_MAX_RULES && eng::BuildIndex(t_, &idx)) AddRule(c, r.rule, idx);
+    ProtoStart(c, r.kind == FAULT_REDIRECT_CONNECT ? 0 : 1);
     TuneSocket(fd);
     Register(fd, &c->h[0], EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
 
@@ -1388,6 +1389,86 @@ void StreamEngine::Loop::Schedule(Conn* c, int64_t at) {
   if (at >= c->timer_at) return;
   c->timer_at = at;
   timers_.push(Timer{at, c->id});
+}
+
+// --------------------------------------------------------- protocol faults ---
+
+void StreamEngine::Loop::ProtoStart(Conn* c, int requests) {
+  if (o_.protocol_faults == nullptr) return;
+  for (size_t i = 0; i < c->rules.size(); ++i) {
+    if (!(c->rules[i].r.flags & FAULT_RULE_PROTOCOL)) continue;
+    std::shared_ptr<const ProtocolFaults> f = o_.protocol_faults->Find(c->rules[i].name);
+    if (f == nullptr || f->empty()) continue;
+    c->proto = std::make_unique<ProtocolFilter>(std::move(f), c->id);
+    c->proto_rule = i;
+    c->proto_dir = requests;
+    return;
+  }
+}
+
+void StreamEngine::Loop::ProtoRelay(Conn* c, const char* buf, size_t n, int64_t now) {
+  std::vector<ProtocolFilter::Action> actions;
+  c->proto->Feed(std::string_view(buf, n), &actions);
+  const ProtocolFilter::Protocol protocol = c->proto->protocol();
+  const int d = c->proto_dir;
+  int64_t hold_until = 0;  // a delayed request's bytes leave then
+  for (ProtocolFilter::Action& a : actions) {
+    if (c->state == Conn::kDead) return;
+    if (a.kind == ProtocolFilter::Action::kForward) {
+      if (hold_until == 0) {
+        RelayRaw(c, d, a.bytes.data(), a.bytes.size(), now);
+        continue;
+      }
+      // Later bytes of the direction queue behind these (Ingest keeps
+      // the order), so the rest of the request waits too.
+      Dir& dir = c->dir[d];
+      int64_t release = std::max({hold_until, dir.last_release,
+                                  d == 0 ? c->handshake_until : int64_t{0}});
+      Enqueue(c, d, a.bytes.data(), a.bytes.size(), release);
+      Schedule(c, release);
+      hold_until = 0;
+      continue;
+    }
+    if (a.kind == ProtocolFilter::Action::kDelay) {
+      hold_until = now + a.delay_ns;
+      const RuleRef* ref =
+          c->proto_rule < c->rules.size() ? &c->rules[c->proto_rule] : nullptr;
+      if (ref != nullptr && ref->index >= 0) {
+        eng::CountFired(t_, ref->index);
+        EmitEvent(ref->index, ref->generation, c->pid, d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV,
+                  FAULT_EFFECT_DELAY, a.delay_ns, c->target);
+      }
+      continue;
+    }
+    if (a.kind == ProtocolFilter::Action::kDrop || a.fault) {
+      uint16_t effect = a.kind == ProtocolFilter::Action::kDrop ? FAULT_EFFECT_PROTOCOL_DROP
+                        : protocol == ProtocolFilter::Protocol::kHttp ? FAULT_EFFECT_HTTP_ERROR
+                        : protocol == ProtocolFilter::Protocol::kRedis ? FAULT_EFFECT_REDIS_ERROR
+                                                                       : FAULT_EFFECT_POSTGRES_ERROR;
+      const RuleRef* ref =
+          c->proto_rule < c->rules.size() ? &c->rules[c->proto_rule] : nullptr;
+      if (ref != nullptr && ref->index >= 0) {
+        eng::CountFired(t_, ref->index);
+        EmitEvent(ref->index, ref->generation, c->pid, d == 0 ? FAULT_OP_SEND : FAULT_OP_RECV,
+                  effect, a.status,
+                  c->target);
+      }
+    }
+    if (a.kind == ProtocolFilter::Action::kDrop) {
+      Fail(c, ECONNRESET);
+      return;
+    }
+    // The answer goes to the client as if the server had sent it, behind
+    // what the server has sent so far.
+    Ingest(c, 1 - d, a.bytes.data(), a.bytes.size(), now);
+    if (a.close) {
+      // The FIN follows the answer (Pump passes it on once the queue is
+      // empty); the server's side has nothing more to say to this client.
+      c->dir[1 - d].src_eof = true;
+      Pump(c, 1 - d, now);
+      return;
+    }
+  }
 }
 
 void StreamEngine::Loop::EmitEvent(int rule, uint64_t generation, int32_t pid, uint16_t op,

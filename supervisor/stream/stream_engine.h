@@ -54,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "fault/table.h"
 #include "supervisor/grpc/plugin_api.h"
+#include "supervisor/stream/protocol_faults.h"
 
 namespace fault::stream {
 
@@ -159,6 +160,10 @@ class StreamEngine {
     // unchanged; true (fail closed) answers the request 502 or resets the
     // connection.
     bool plugin_fail_closed = false;
+    // Protocol faults by rule name (`fault exec`): a redirected connection
+    // whose rule has some (FAULT_RULE_PROTOCOL) has the client's requests
+    // read and matched (protocol_faults.h). nullptr: none.
+    std::shared_ptr<ProtocolFaultSet> protocol_faults;
   };
 
   struct Stats {

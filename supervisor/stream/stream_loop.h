@@ -181,6 +181,11 @@ struct Conn {
   bool http_blocked = false;
   // A relay whose chunks go through the tunnel plugins.
   std::unique_ptr<PlugTunnel> plug;
+  // Protocol faults: the client's requests are read and matched first
+  // (protocol_faults.cc); `proto_rule` is the rules[] entry they belong to.
+  std::unique_ptr<ProtocolFilter> proto;
+  size_t proto_rule = 0;
+  int proto_dir = 0;  // the requests' direction: 0 the program's, 1 its client's
 };
 
 struct Timer {
@@ -363,6 +368,13 @@ class StreamEngine::Loop {
   void Relay(Conn* c, int d, const char* buf, size_t n, int64_t now);
   void PlugTunnelStep(Conn* c, int d);
   void PlugTunnelAnswer(Conn* c, int d, size_t plugin, grpc_module::PluginResult r);
+  // Bytes read from side `d`, past the protocol faults.
+  void RelayRaw(Conn* c, int d, const char* buf, size_t n, int64_t now);
+  // ---- protocol faults (stream_engine.cc)
+  // `requests`: the direction the requests go (0: the program is the
+  // client; 1: an accepted connection, the program is the server).
+  void ProtoStart(Conn* c, int requests);
+  void ProtoRelay(Conn* c, const char* buf, size_t n, int64_t now);
   void PlugTunnelClose(Conn* c);
   void PlugService(Conn* c, int64_t now);
   // HTTP (http_proxy.cc): a request's plugins, then its response's.

@@ -119,6 +119,7 @@ struct fault_schedule {
 #define FAULT_RULE_HAS_SEED 0x2u
 #define FAULT_RULE_BLACKHOLE 0x4u
 #define FAULT_RULE_PER_OP 0x8u   /* one decision per read, not per flight */
+#define FAULT_RULE_PROTOCOL 0x10u /* protocol faults: the stream engine holds them */
 
 /* One policy, compiled. Network and DNS effects live here; syscall-level
  * faults are separate records pointing back at their rule. */
@@ -286,6 +287,7 @@ enum fault_effect {
   FAULT_EFFECT_DNS_DELAY, FAULT_EFFECT_DNS_TIMEOUT, FAULT_EFFECT_DNS_NXDOMAIN,
   FAULT_EFFECT_DENY, FAULT_EFFECT_DELAY, FAULT_EFFECT_PARTITION,
   FAULT_EFFECT_HTTP_ERROR,
+  FAULT_EFFECT_REDIS_ERROR, FAULT_EFFECT_POSTGRES_ERROR, FAULT_EFFECT_PROTOCOL_DROP,
   FAULT_EFFECT_COUNT
 };
 
