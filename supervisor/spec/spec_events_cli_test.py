@@ -126,7 +126,7 @@ class EventsTest(unittest.TestCase):
                          "(kinds: latency, loss, rate, timeout, connection_error, half_open, "
                          "blackhole, reorder, duplicate, session_budget, payload_mutation, "
                          "dns_delay, dns_timeout, dns_nxdomain, deny, delay, partition, "
-                         "http_error)")
+                         "http_error, redis_error, postgres_error, protocol_drop)")
         # The summary shows the same last line.
         self.assertIn("want at least 10; matching: ", self.out)
 
