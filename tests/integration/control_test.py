@@ -454,13 +454,17 @@ class EventRateTest(unittest.TestCase):
     TOTAL = 100000
     RATE = 50000
 
-    def test_no_event_lost(self):
-        run = ControlRun([PY, "-c", FSYNC_BURST, str(self.RATE), str(self.TOTAL)],
+    def burst(self, rate, total, watch_args):
+        """Runs FSYNC_BURST (`total` denied fsyncs at `rate`/s) under fault exec
+        --control while `fault ctl events --follow --after 0 WATCH_ARGS`
+        watches from the start. Returns the watcher, its stdout and stderr,
+        and the run's status, stdout and stderr."""
+        run = ControlRun([PY, "-c", FSYNC_BURST, str(rate), str(total)],
                          exec_args=["--layer", "preload", "--deny", "fsync=EIO"],
                          stdin=subprocess.PIPE)
         self.addCleanup(reap, run.proc)
         watcher = subprocess.Popen([FAULT, "ctl", "--control", run.address, "events",
-                                    "--follow", "--after", "0", "--effect", "deny"],
+                                    "--follow", "--after", "0"] + watch_args,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=clean_env())
         self.addCleanup(reap, watcher)
@@ -469,7 +473,11 @@ class EventRateTest(unittest.TestCase):
         run.proc.stdin.close()
         run.proc.stdin = None
         out, err = watcher.communicate(timeout=60)
-        status, program_out, run_err = run.finish()
+        return (watcher, out, err) + tuple(run.finish())
+
+    def test_no_event_lost(self):
+        watcher, out, err, status, program_out, run_err = self.burst(
+            self.RATE, self.TOTAL, ["--effect", "deny"])
         self.assertEqual(status, 0, run_err)
         seconds = float(program_out.split()[0])
         lines = out.splitlines()
@@ -487,21 +495,7 @@ class EventRateTest(unittest.TestCase):
         """As fast as the program can (several times the ring's drain rate):
         whatever does not arrive is counted, to the event."""
         total = 200000
-        run = ControlRun([PY, "-c", FSYNC_BURST, "100000000", str(total)],
-                         exec_args=["--layer", "preload", "--deny", "fsync=EIO"],
-                         stdin=subprocess.PIPE)
-        self.addCleanup(reap, run.proc)
-        watcher = subprocess.Popen([FAULT, "ctl", "--control", run.address, "events",
-                                    "--follow", "--after", "0"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=clean_env())
-        self.addCleanup(reap, watcher)
-        time.sleep(0.3)
-        run.proc.stdin.write("go\n")
-        run.proc.stdin.close()
-        run.proc.stdin = None
-        out, err = watcher.communicate(timeout=60)
-        status, program_out, run_err = run.finish()
+        watcher, out, err, status, program_out, run_err = self.burst(100000000, total, [])
         self.assertEqual(status, 0, run_err)
         received = len(out.splitlines())
         missed = dropped = 0
