@@ -22,6 +22,7 @@ bounded in time.
 """
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -121,45 +122,94 @@ def wrk(url, conns, seconds, prefix=()):
     return rps, pct
 
 
+def median_ci(xs, level=0.95):
+    """Median and a distribution-free interval for it (order statistics, as in
+    whole_program.py): [x_(k), x_(n+1-k)] covers the median with >= level."""
+    xs = sorted(xs)
+    n = len(xs)
+    alpha = (1 - level) / 2
+    k, cum = 0, 0.0
+    while k < n:
+        p = math.comb(n, k) / 2 ** n
+        if cum + p > alpha:
+            break
+        cum += p
+        k += 1
+    if k == 0:
+        return statistics.median(xs), float("nan"), float("nan")
+    return statistics.median(xs), xs[k - 1], xs[n - k]
+
+
 def nginx_wrk(fault, rounds, seconds):
+    """Paired rounds: each round starts one fresh nginx per configuration
+    (so that what one process happens to get, its pages, its CPU, its place
+    in the caches, changes from round to round instead of biasing every
+    round the same way), warms each up, measures them one after the other in
+    an order that rotates, and divides each configuration's result by the
+    bare nginx's of the same round. The table gives the median of those
+    ratios with a 95% interval that assumes nothing of their distribution."""
     peers = [
         ("bare nginx", ()),
         ("fault exec, no policy", (fault, "exec", "-q", "--")),
         ("fault exec, non-matching policy",
          (fault, "exec", "-q", "--latency", "5ms", "--target", "tcp://192.0.2.1:9", "--")),
     ]
-    results = {name: ([], [], []) for name, _ in peers}
+    absolute = {name: ([], [], []) for name, _ in peers}
+    ratios = {name: ([], [], []) for name, _ in peers[1:]}
     for r in range(rounds):
-        # The order rotates from round to round, so that no configuration
-        # always runs first (or last) after the others.
-        for name, prefix in peers[r % len(peers):] + peers[:r % len(peers)]:
-            ng = Nginx(prefix)
-            try:
-                wrk(ng.url, 10, 1)  # warm up
+        servers = {}
+        try:
+            for name, prefix in peers:
+                servers[name] = Nginx(prefix)
+            for name, _ in peers:
+                wrk(servers[name].url, 10, 1)  # warm up
+            got = {}
+            for name, _ in peers[r % len(peers):] + peers[:r % len(peers)]:
+                ng = servers[name]
                 cpu0 = ng.cpu_seconds()
                 rps, pct = wrk(ng.url, 10, seconds)
                 cpu1 = ng.cpu_seconds()
-            finally:
+                # nginx's own CPU time per request: what the shim adds to the
+                # program, without the machine's scheduling in it.
+                cpu = ((cpu1 - cpu0) * 1e6 / (rps * seconds)
+                       if cpu0 is not None and cpu1 is not None and rps > 0 else None)
+                got[name] = (rps, pct[99], cpu)
+        finally:
+            for ng in servers.values():
                 ng.close()
-            results[name][0].append(rps)
-            results[name][1].append(pct[99])
-            if cpu0 is not None and cpu1 is not None and rps > 0:
-                # nginx's own CPU time per request: what the shim adds to
-                # the program, without the machine's scheduling in it.
-                results[name][2].append((cpu1 - cpu0) * 1e6 / (rps * seconds))
-    base_rps = statistics.median(results["bare nginx"][0])
-    base_p99 = statistics.median(results["bare nginx"][1])
-    base_cpu = statistics.median(results["bare nginx"][2]) if results["bare nginx"][2] else None
-    print("\n### nginx + wrk (-t1 -c10, %d s, median of %d rounds)\n" % (seconds, rounds))
-    print("| nginx | requests/s | ratio | p99 (ms) | ratio | nginx CPU (µs/request) | ratio |")
-    print("|---|---|---|---|---|---|---|")
+        for name, _ in peers:
+            for i in range(3):
+                if got[name][i] is not None:
+                    absolute[name][i].append(got[name][i])
+        for name, _ in peers[1:]:
+            for i in range(3):
+                if got[name][i] is not None and got["bare nginx"][i]:
+                    ratios[name][i].append(got[name][i] / got["bare nginx"][i])
+
+    def cell(xs):
+        if not xs:
+            return "-"
+        med, lo, hi = median_ci(xs)
+        return "%.3f [%.3f, %.3f]" % (med, lo, hi)
+
+    print("\n### nginx + wrk (-t1 -c10, %d s, %d paired rounds)\n" % (seconds, rounds))
+    print("| nginx | requests/s | × bare [95%] | p99 (ms) | × bare [95%] "
+          "| nginx CPU (µs/request) | × bare [95%] |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, _ in peers:
-        rps = statistics.median(results[name][0])
-        p99 = statistics.median(results[name][1])
-        cpu = statistics.median(results[name][2]) if results[name][2] else None
-        cpu_text = ("%.2f | %.3f" % (cpu, cpu / base_cpu)) if cpu and base_cpu else "- | -"
-        print("| %s | %.0f | %.3f | %.3f | %.2f | %s |" % (name, rps, rps / base_rps, p99,
-                                                            p99 / base_p99, cpu_text))
+        a = [statistics.median(x) if x else float("nan") for x in absolute[name]]
+        rs = ratios.get(name, ([1.0], [1.0], [1.0]))
+        print("| %s | %.0f | %s | %.3f | %s | %.2f | %s |" % (
+            name, a[0], cell(rs[0]) if name in ratios else "1", a[1],
+            cell(rs[1]) if name in ratios else "1", a[2], cell(rs[2]) if name in ratios else "1"))
+    nm = ratios["fault exec, non-matching policy"]
+    if nm[0] and nm[1]:
+        print("\n- goals for the non-matching policy: requests/s ≥ 0.98× bare: %s (median %.3f); "
+              "p99 ≤ 1.05× bare: %s (median %.3f)" % (
+                  "met" if statistics.median(nm[0]) >= 0.98 else "not met",
+                  statistics.median(nm[0]),
+                  "met" if statistics.median(nm[1]) <= 1.05 else "not met",
+                  statistics.median(nm[1])))
 
 
 SLEEP_C = r"""
@@ -257,6 +307,10 @@ def main():
     ap.add_argument("--fault", default=os.path.join(ROOT, "build/release/bin/fault"))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--nginx-rounds", type=int, default=15,
+                    help="paired rounds of the nginx table (default 15)")
+    ap.add_argument("--nginx-seconds", type=int, default=2,
+                    help="length of one wrk run in the nginx table (default 2)")
     ap.add_argument("--startup-runs", type=int, default=100)
     ap.add_argument("--only", choices=["nginx", "latency", "startup"],
                     help="run one of the three tables")
@@ -267,7 +321,7 @@ def main():
                          "--preset release)" % fault)
     print("fault: %s; %d cores; load %.1f" % (fault, os.cpu_count(), os.getloadavg()[0]))
     if a.only in (None, "nginx"):
-        nginx_wrk(fault, a.rounds, a.seconds)
+        nginx_wrk(fault, a.nginx_rounds, a.nginx_seconds)
     if a.only in (None, "latency"):
         latency_accuracy(fault, a.rounds, a.seconds)
     if a.only in (None, "startup"):

@@ -34,6 +34,14 @@ path's median over the rounds and its ratio to direct and to haproxy from the sa
       per request. Injection error = measured - baseline - 20 ms, at p50 and p99
       (difference of the percentiles), baseline haproxy (and the no-fault mapping).
 
+  paired one-connection comparison (--pairs, default 30): wrk -t1 -c1 for
+      --pair-seconds (2) through haproxy and through the fault mapping back to back, the
+      order alternating, many times; the ratio fault/haproxy of each pair (requests/s,
+      p99), and their median with a 95% interval that assumes nothing of their
+      distribution. At one connection both proxies do the least there is per request and
+      the scheduler's wake-ups decide; rounds of several seconds each, as above, let a
+      change of load fall between the two paths, and the pairs are what settles it.
+
 Goals, printed beside the tables: the fault mapping's requests/s and MB/s >= haproxy's
 and its p99 <= haproxy's; injection error p50 < 100 us and p99 < 1 ms.
 
@@ -500,6 +508,72 @@ def goal_text(pairs):
     return "; ".join("%s: %s" % (what, "met" if ok else "not met") for what, ok in pairs)
 
 
+def median_ci(xs, level=0.95):
+    """Median and a distribution-free interval for it: [x_(k), x_(n+1-k)] (1-based order
+    statistics) with the largest k such that P(Binom(n, 1/2) < k) <= (1 - level) / 2."""
+    xs = sorted(xs)
+    n = len(xs)
+    alpha = (1 - level) / 2
+    k, cum = 0, 0.0
+    while k < n:
+        p = math.comb(n, k) / 2 ** n
+        if cum + p > alpha:
+            break
+        cum += p
+        k += 1
+    if k == 0:
+        return statistics.median(xs), float("nan"), float("nan")
+    return statistics.median(xs), xs[k - 1], xs[n - k]
+
+
+def paired_c1(paths, a, tmp, markdown):
+    """wrk -t1 -c1 through haproxy and the fault mapping back to back, --pairs times."""
+    by = {p.name: p for p in paths}
+    hap, fr = by.get("haproxy"), by.get("fault run")
+    title = "paired: wrk -t1 -c1, %d s each, %d pairs" % (a.pair_seconds, a.pairs)
+    headers = ["fault run / haproxy, median", "95% interval", "pairs", "goal"]
+    if fr is None or fr.failed:
+        render(title, headers, [["fault run", "failed: %s" % (fr.failed if fr else "missing")]],
+               markdown)
+        return
+    rps, p99 = [], []
+    failed = None
+    for i in range(a.pairs):
+        got = {}
+        for p in ((hap, fr) if i % 2 == 0 else (fr, hap)):
+            if not p.check():
+                failed = p.failed
+                break
+            try:
+                got[p.name] = run_wrk(p, 1, 1, a.pair_seconds, tmp)
+            except Failed as e:
+                failed = "%s: %s" % (p.name, e)
+                break
+        if failed:
+            break
+        rps.append(got["fault run"][0] / got["haproxy"][0])
+        p99.append(got["fault run"][2] / got["haproxy"][2])
+    if failed:
+        render(title, headers, [["fault run", "failed: %s" % failed]], markdown)
+        return
+    rows = []
+    for name, xs, better in (("requests/s", rps, lambda x: x >= 1.0),
+                             ("p99", p99, lambda x: x <= 1.0)):
+        med, lo, hi = median_ci(xs)
+        if better(lo) and better(hi):
+            verdict = "met (the whole interval)"
+        elif better(med):
+            verdict = "met by the median"
+        else:
+            verdict = "not met"
+        rows.append([name, "%.3f" % med, "[%.3f, %.3f]" % (lo, hi), str(len(xs)),
+                     "%s ≥ haproxy's: %s" % (name, verdict) if name == "requests/s"
+                     else "p99 ≤ haproxy's: %s" % verdict])
+    render(title, headers, rows, markdown,
+           notes=["each pair: one wrk run through each proxy, back to back, the order "
+                  "alternating; the interval is the median's (order statistics)"])
+
+
 def throughput_tables(paths, results, failures, a, markdown):
     med = {}
     for test in results:
@@ -646,6 +720,11 @@ def main():
     ap.add_argument("--large-mb", type=float, help="large file, MB (default 200; --quick 20)")
     ap.add_argument("--samples", type=int,
                     help="latency round trips per path and mode (default 1000; --quick 100)")
+    ap.add_argument("--pairs", type=int,
+                    help="paired one-connection runs, haproxy and fault (default 30; --quick 4;"
+                         " 0 for none)")
+    ap.add_argument("--pair-seconds", type=int, default=2,
+                    help="seconds per wrk run of a pair (2)")
     ap.add_argument("--inject-ms", type=float, default=20.0, help="injected latency (20)")
     ap.add_argument("--latency-flags", default=LATENCY_FLAGS,
                     help="fault run flags of the injection run ({ms}: --inject-ms); "
@@ -664,6 +743,10 @@ def main():
     a.downloads = a.downloads or (2 if q else 3)
     a.large_bytes = int((a.large_mb or (20 if q else 200)) * 1e6)
     a.samples = a.samples or (100 if q else 1000)
+    if a.pairs is None:
+        a.pairs = 4 if q else 30
+    if a.pairs < 0 or a.pair_seconds < 1:
+        ap.error("--pairs must be 0 or more and --pair-seconds positive")
     if min(a.duration, a.rounds, a.downloads, a.samples, a.large_bytes) < 1:
         ap.error("--duration, --rounds, --downloads, --samples and --large-mb must be positive")
     fault = os.path.abspath(a.fault)
@@ -796,6 +879,9 @@ def run(a, fault, cores, tmp):
         print("round %d of %d done (%.0f s)" % (r + 1, a.rounds, time.time() - started),
               file=sys.stderr)
     throughput_tables(paths, results, failures, a, md)
+    if a.pairs:
+        paired_c1(paths, a, tmp, md)
+        print("paired comparison done (%.0f s)" % (time.time() - started), file=sys.stderr)
 
     # Latency injection accuracy.
     port = free_port()
