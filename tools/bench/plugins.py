@@ -35,6 +35,7 @@ import argparse
 import datetime
 import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -245,7 +246,8 @@ def main():
             p.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     floor = ping_floor(plugin)
-    report(a, paths, floor)
+    tcp = tcp_round_trips()
+    report(a, paths, floor, tcp)
     return 1 if any(p.error for p in paths) else 0
 
 
@@ -267,6 +269,80 @@ def ping_floor(plugin):
         server.wait(timeout=10)
 
 
+PINGPONG_C = r"""
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static long long now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1000000000LL + t.tv_nsec; }
+static int cmp(const void* a, const void* b) { long long x = *(long long*)a, y = *(long long*)b;
+  return x < y ? -1 : x > y; }
+int main(void) {
+  enum { N = 20000 };
+  static long long o[N];
+  int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  if (bind(l, (void*)&a, sizeof a) || listen(l, 1) || getsockname(l, (void*)&a, &al)) return 1;
+  if (fork() == 0) {
+    int s = accept(l, 0, 0);
+    char b[64];
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    while (read(s, b, sizeof b) == sizeof b && write(s, b, sizeof b) == sizeof b) {}
+    _exit(0);
+  }
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(c, (void*)&a, sizeof a)) return 1;
+  setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char b[64] = {0};
+  for (int i = 0; i < N; ++i) {
+    long long t = now();
+    if (write(c, b, sizeof b) != sizeof b || read(c, b, sizeof b) != sizeof b) return 1;
+    o[i] = now() - t;
+  }
+  close(c);
+  wait(0);
+  qsort(o, N, sizeof o[0], cmp);
+  printf("%lld\n", o[N / 2] / 1000);
+  return 0;
+}
+"""
+
+
+def tcp_round_trips():
+    """The p50 of a 64-byte TCP round trip between two processes on loopback, free to
+    run on any CPU and both pinned to one (taskset -c 0): what a wake-up across CPUs
+    costs on this machine. None when there is no C compiler."""
+    cc = shutil.which("cc")
+    if cc is None:
+        return None
+    tmp = tempfile.mkdtemp(prefix="fault-plugin-bench-pp-")
+    try:
+        src, exe = os.path.join(tmp, "pp.c"), os.path.join(tmp, "pp")
+        with open(src, "w") as f:
+            f.write(PINGPONG_C)
+        if subprocess.run([cc, "-O2", "-o", exe, src]).returncode != 0:
+            return None
+        out = []
+        for prefix in ([], ["taskset", "-c", "0"]):
+            if prefix and shutil.which("taskset") is None:
+                out.append(None)
+                continue
+            r = subprocess.run(prefix + [exe], capture_output=True, text=True, timeout=120)
+            out.append(int(r.stdout) if r.returncode == 0 else None)
+        return tuple(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def start_python(fault, upstream, workdir):
     script = os.path.join(workdir, "pass_plugin.py")
     with open(script, "w") as f:
@@ -277,7 +353,7 @@ def start_python(fault, upstream, workdir):
                       upstream, workdir)
 
 
-def report(a, paths, floor):
+def report(a, paths, floor, tcp):
     base = statistics.median(paths[0].samples) if paths[0].samples else None
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = ("%s, %d cores, load average %.2f at the end; %d rounds of %d keep-alive GETs per "
@@ -296,6 +372,16 @@ def report(a, paths, floor):
         rows.append((p.name, "%.0f" % p50, "%.0f" % p99, cost, goal))
     if floor:
         head += "; a bare gRPC round trip to pass_plugin (pass_plugin --ping): " + floor
+    if tcp and tcp[0] is not None:
+        head += ("; a 64-byte TCP round trip between two processes: p50 %d us on any CPUs"
+                 % tcp[0]) + (", %d us on one CPU" % tcp[1] if tcp[1] is not None else "")
+    m = re.search(r"completion queue p50 (\d+) us", floor or "")
+    if m:
+        # A request makes two plugin calls, one after the other: two bare round trips
+        # are the least it can cost, whatever the proxy does.
+        lowest = 2 * int(m.group(1))
+        head += ("; so two calls cost at least %d us here, %s the goal of %d us"
+                 % (lowest, "above" if lowest > GOAL_US else "within", GOAL_US))
     if a.markdown:
         print(head + "\n")
         print("| plugin | p50 (us) | p99 (us) | plugin cost p50 (us) | goal |")
