@@ -9,7 +9,11 @@ hits both):
 
 1. nginx + wrk (1 thread, 10 connections): bare nginx; nginx under
    `fault exec` with no policy; with a policy that matches none of its
-   traffic. Requests/s and p99 latency.
+   traffic. Requests/s, p99 latency and nginx's CPU time per request, in
+   paired rounds (--nginx-rounds, fresh servers each round), as the median
+   ratio to bare with a 95% interval. With --counts (or --only counts), the
+   same three counted instead of timed: nginx's user-space instructions
+   (callgrind) and system calls (strace -c) per request.
 2. Latency accuracy on an event-loop client: wrk with one connection against
    a bare nginx, bare and under `fault exec --latency D` (the round trip gains
    2 D). Added delay minus injected, at p50 and p99, beside the machine's own
@@ -22,7 +26,6 @@ bounded in time.
 """
 
 import argparse
-import math
 import os
 import re
 import shutil
@@ -32,6 +35,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+
+from benchstats import median_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -54,7 +59,7 @@ def wait_for_port(port, timeout=10.0):
 
 
 class Nginx:
-    def __init__(self, prefix=()):
+    def __init__(self, prefix=(), start_timeout=10):
         self.dir = tempfile.mkdtemp(prefix="bench-nginx-")
         os.mkdir(os.path.join(self.dir, "html"))
         with open(os.path.join(self.dir, "html", "index.html"), "w") as f:
@@ -73,7 +78,7 @@ http { access_log off; keepalive_requests 1000000;
         self.proc = subprocess.Popen([*prefix, shutil.which("nginx") or "/usr/sbin/nginx",
                                       "-c", conf, "-p", self.dir],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
+        wait_for_port(self.port, start_timeout)
         self.url = "http://127.0.0.1:%d/" % self.port
         # nginx's own process (under fault exec it is fault's child): its
         # pid file, written before it accepts.
@@ -120,24 +125,6 @@ def wrk(url, conns, seconds, prefix=()):
     if "Socket errors" in out:
         raise RuntimeError("wrk reported socket errors:\n" + out)
     return rps, pct
-
-
-def median_ci(xs, level=0.95):
-    """Median and a distribution-free interval for it (order statistics, as in
-    whole_program.py): [x_(k), x_(n+1-k)] covers the median with >= level."""
-    xs = sorted(xs)
-    n = len(xs)
-    alpha = (1 - level) / 2
-    k, cum = 0, 0.0
-    while k < n:
-        p = math.comb(n, k) / 2 ** n
-        if cum + p > alpha:
-            break
-        cum += p
-        k += 1
-    if k == 0:
-        return statistics.median(xs), float("nan"), float("nan")
-    return statistics.median(xs), xs[k - 1], xs[n - k]
 
 
 def nginx_wrk(fault, rounds, seconds):
@@ -210,6 +197,114 @@ def nginx_wrk(fault, rounds, seconds):
                   statistics.median(nm[0]),
                   "met" if statistics.median(nm[1]) <= 1.05 else "not met",
                   statistics.median(nm[1])))
+
+
+def keepalive_gets(url, n):
+    """n GET requests on one kept-alive connection; fails unless each gets 200."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        for _ in range(n):
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError("nginx answered %d" % r.status)
+    finally:
+        conn.close()
+
+
+def nginx_counts(fault, warm=200, n=2000):
+    """What nginx does per request, counted rather than timed: the user-space
+    instructions of its process (callgrind) and its system calls (strace -c)
+    over `n` keep-alive requests after `warm` ones, divided by `n`. Start-up
+    is left out: callgrind's counters are dumped (and so reset) after the
+    warm-up and again after the n requests; strace attaches after the
+    warm-up. These counts repeat from run to run, where the timed table moves
+    by several per cent on a shared VM."""
+    if not all(shutil.which(t) for t in ("valgrind", "callgrind_control", "strace")):
+        print("\n(no valgrind or strace: the counted nginx table is skipped)")
+        return
+    peers = [
+        ("bare nginx", ()),
+        ("fault exec, no policy", (fault, "exec", "-q", "--")),
+        ("fault exec, non-matching policy",
+         (fault, "exec", "-q", "--latency", "5ms", "--target", "tcp://192.0.2.1:9", "--")),
+    ]
+    tmp = tempfile.mkdtemp(prefix="bench-count-")
+
+    def stop(ng):
+        # nginx under valgrind does not act on SIGQUIT or SIGTERM in time;
+        # nothing of it is needed any more.
+        if ng.pid is not None:
+            try:
+                os.kill(ng.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            ng.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            ng.proc.kill()
+            ng.proc.wait(10)
+        shutil.rmtree(ng.dir, ignore_errors=True)
+
+    def instructions(prefix):
+        out = os.path.join(tmp, "callgrind.out")
+        ng = Nginx(prefix + ("valgrind", "--tool=callgrind", "--callgrind-out-file=" + out),
+                   start_timeout=60)
+        try:
+            keepalive_gets(ng.url, warm)
+            subprocess.run(["callgrind_control", "-d", str(ng.pid)], check=True,
+                           capture_output=True, timeout=60)
+            keepalive_gets(ng.url, n)
+            subprocess.run(["callgrind_control", "-d", str(ng.pid)], check=True,
+                           capture_output=True, timeout=60)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(out + ".2") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            with open(out + ".2") as f:
+                m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
+        finally:
+            stop(ng)
+            for name in os.listdir(tmp):
+                os.unlink(os.path.join(tmp, name))
+        return int(m.group(1)) / n
+
+    def syscalls(prefix):
+        out = os.path.join(tmp, "strace.out")
+        ng = Nginx(prefix)
+        try:
+            keepalive_gets(ng.url, warm)
+            st = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-p", str(ng.pid)],
+                                  stderr=subprocess.DEVNULL)
+            time.sleep(0.5)  # attached
+            keepalive_gets(ng.url, n)
+            time.sleep(0.2)
+            st.send_signal(signal.SIGINT)
+            st.wait(30)
+            with open(out) as f:
+                m = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)", f.read(), re.M)
+        finally:
+            ng.close()
+            if os.path.exists(out):
+                os.unlink(out)
+        return int(m.group(1)) / n
+
+    rows = []
+    try:
+        for name, prefix in peers:
+            rows.append((name, instructions(prefix), syscalls(prefix)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("\n### nginx per request, counted (%d keep-alive GETs after %d)\n" % (n, warm))
+    print("| nginx | user-space instructions / request | × bare | system calls / request "
+          "| × bare |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ir, sc in rows:
+        print("| %s | %.0f | %.4f | %.2f | %.3f |" % (name, ir, ir / rows[0][1], sc,
+                                                     sc / rows[0][2]))
 
 
 SLEEP_C = r"""
@@ -312,7 +407,10 @@ def main():
     ap.add_argument("--nginx-seconds", type=int, default=2,
                     help="length of one wrk run in the nginx table (default 2)")
     ap.add_argument("--startup-runs", type=int, default=100)
-    ap.add_argument("--only", choices=["nginx", "latency", "startup"],
+    ap.add_argument("--counts", action="store_true",
+                    help="also count nginx's instructions and system calls per request "
+                         "(callgrind, strace; about 2 minutes)")
+    ap.add_argument("--only", choices=["nginx", "counts", "latency", "startup"],
                     help="run one of the three tables")
     a = ap.parse_args()
     fault = os.path.abspath(a.fault)
@@ -322,6 +420,8 @@ def main():
     print("fault: %s; %d cores; load %.1f" % (fault, os.cpu_count(), os.getloadavg()[0]))
     if a.only in (None, "nginx"):
         nginx_wrk(fault, a.nginx_rounds, a.nginx_seconds)
+    if a.only == "counts" or (a.counts and a.only in (None, "nginx")):
+        nginx_counts(fault)
     if a.only in (None, "latency"):
         latency_accuracy(fault, a.rounds, a.seconds)
     if a.only in (None, "startup"):

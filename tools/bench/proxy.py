@@ -68,6 +68,8 @@ import sys
 import tempfile
 import time
 
+from benchstats import median_ci
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = "small.html"
 SMALL_BODY = b"x" * 611 + b"\n"  # 612 bytes, nginx's default index.html size
@@ -506,24 +508,6 @@ def ratio(value, base):
 
 def goal_text(pairs):
     return "; ".join("%s: %s" % (what, "met" if ok else "not met") for what, ok in pairs)
-
-
-def median_ci(xs, level=0.95):
-    """Median and a distribution-free interval for it: [x_(k), x_(n+1-k)] (1-based order
-    statistics) with the largest k such that P(Binom(n, 1/2) < k) <= (1 - level) / 2."""
-    xs = sorted(xs)
-    n = len(xs)
-    alpha = (1 - level) / 2
-    k, cum = 0, 0.0
-    while k < n:
-        p = math.comb(n, k) / 2 ** n
-        if cum + p > alpha:
-            break
-        cum += p
-        k += 1
-    if k == 0:
-        return statistics.median(xs), float("nan"), float("nan")
-    return statistics.median(xs), xs[k - 1], xs[n - k]
 
 
 def paired_c1(paths, a, tmp, markdown):

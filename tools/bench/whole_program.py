@@ -31,7 +31,6 @@ assumes only that rounds are independent.
 """
 
 import argparse
-import math
 import os
 import random
 import shutil
@@ -39,6 +38,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+from benchstats import median_ci
 
 NONMATCHING_POLICY = """\
 elsewhere:
@@ -159,26 +160,6 @@ def run(argv, parse, tmp):
     raise RuntimeError("%s: exit status %d\n%s%s" % (" ".join(argv), status, out, err))
   cpu = int((ru.ru_utime + ru.ru_stime) * 1e9)
   return parse(out) + (wall, cpu)
-
-
-def median_ci(xs, level=0.95):
-  """Median and a distribution-free interval for it (order statistics)."""
-  xs = sorted(xs)
-  n = len(xs)
-  med = statistics.median(xs)
-  # Largest k with P(Binom(n, 1/2) < k) <= (1 - level) / 2: the interval
-  # [x_(k), x_(n+1-k)] (1-based) covers the median with >= level.
-  alpha = (1 - level) / 2
-  k, cum = 0, 0.0
-  while k < n:
-    p = math.comb(n, k) / 2 ** n
-    if cum + p > alpha:
-      break
-    cum += p
-    k += 1
-  if k == 0:
-    return med, float("nan"), float("nan")
-  return med, xs[k - 1], xs[n - k]
 
 
 def callgrind_ir(argv, tmp):
