@@ -172,6 +172,20 @@ def events_of(path):
 
 
 class PluginTestCase(ProxyTestCase):
+    # The default call deadline (1 s) is for users; a Python plugin on a CI
+    # machine busy with builds can take longer than that to answer, and a
+    # test that is not about deadlines must not fail open because of it.
+    CALL_TIMEOUT = ["--plugin-timeout", "10s"]
+
+    def with_timeout(self, args):
+        return args if "--plugin-timeout" in args else [*args, *self.CALL_TIMEOUT]
+
+    def proxy(self, args, **kw):
+        return super().proxy(self.with_timeout(args), **kw)
+
+    def mapping(self, args, upstream_port, **kw):
+        return super().mapping(self.with_timeout(args), upstream_port, **kw)
+
     def plugin(self, servicer, port=None):
         s = PluginServer(servicer, port)
         self._closers.append(s.close)
