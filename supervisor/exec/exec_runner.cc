@@ -80,6 +80,7 @@ std::map<std::string, std::shared_ptr<const stream::ProtocolFaults>> ProtocolFau
       x.key = r.key();
       x.error = r.error();
       x.drop = r.drop();
+      x.delay_ns = r.delay_ns();
       x.probability_ppm = r.probability_ppm();
       f->redis.push_back(std::move(x));
     }
@@ -89,6 +90,7 @@ std::map<std::string, std::shared_ptr<const stream::ProtocolFaults>> ProtocolFau
       x.sqlstate = g.sqlstate();
       x.message = g.message();
       x.drop = g.drop();
+      x.delay_ns = g.delay_ns();
       x.probability_ppm = g.probability_ppm();
       f->postgres.push_back(std::move(x));
     }

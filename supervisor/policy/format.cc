@@ -308,6 +308,7 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
       }
       if (!r.key().empty()) Key(out, "key", r.key());
       if (r.drop()) Key(out, "drop", "true");
+      if (r.delay_ns() != 0) Key(out, "delay", FormatDuration(r.delay_ns()));
       if (!r.error().empty()) Key(out, "error", r.error());
       probability(r.probability_ppm());
       out << YAML::EndMap;
@@ -320,6 +321,7 @@ void EmitPolicy(YAML::Emitter& out, const fault::v1::Policy& p) {
       out << YAML::BeginMap;
       Key(out, "query", g.query());
       if (g.drop()) Key(out, "drop", "true");
+      if (g.delay_ns() != 0) Key(out, "delay", FormatDuration(g.delay_ns()));
       if (!g.sqlstate().empty()) Key(out, "sqlstate", g.sqlstate());
       if (!g.message().empty()) Key(out, "message", g.message());
       probability(g.probability_ppm());

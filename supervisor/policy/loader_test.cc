@@ -175,8 +175,10 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
       "    - {route: \"GET /slow\", delay: 250ms}\n"
       "  redis_faults:\n"
       "    - {command: [set, Del], key: \"user:*\", error: \"-READONLY replica\"}\n"
+      "    - {command: get, key: \"slow:*\", delay: 40ms}\n"
       "  postgres_faults:\n"
-      "    - {query: \"insert *\", sqlstate: \"40001\", message: busy}\n",
+      "    - {query: \"insert *\", sqlstate: \"40001\", message: busy}\n"
+      "    - {query: \"select *\", delay: 1s, probability: 10%}\n",
       "p.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   const Policy& p = set->policies(0);
@@ -187,7 +189,11 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
   EXPECT_EQ(p.http_faults(0).probability_ppm(), 500'000u);
   EXPECT_TRUE(p.http_faults(1).drop());
   EXPECT_EQ(p.http_faults(1).method(), "");
-  ASSERT_EQ(p.redis_faults_size(), 1);
+  ASSERT_EQ(p.redis_faults_size(), 2);
+  EXPECT_EQ(p.redis_faults(1).delay_ns(), 40'000'000);
+  EXPECT_EQ(p.redis_faults(1).commands(0), "GET");
+  ASSERT_EQ(p.postgres_faults_size(), 2);
+  EXPECT_EQ(p.postgres_faults(1).delay_ns(), 1'000'000'000);
   EXPECT_EQ(p.redis_faults(0).commands_size(), 2);
   EXPECT_EQ(p.redis_faults(0).commands(1), "DEL");
   EXPECT_EQ(p.redis_faults(0).error(), "READONLY replica");
@@ -207,10 +213,16 @@ TEST(PolicyFileTest, ProtocolFaultsParseAndShow) {
             "    - command: [SET, DEL]\n"
             "      key: user:*\n"
             "      error: READONLY replica\n"
+            "    - command: GET\n"
+            "      key: slow:*\n"
+            "      delay: 40ms\n"
             "  postgres_faults:\n"
             "    - query: insert *\n"
             "      sqlstate: 40001\n"
-            "      message: busy\n");
+            "      message: busy\n"
+            "    - query: select *\n"
+            "      delay: 1s\n"
+            "      probability: 10%\n");
   // What show prints parses back to the same policies.
   absl::StatusOr<PolicySet> again = ParsePolicyText(FormatPolicySet(*set), "again.yaml");
   ASSERT_TRUE(again.ok()) << again.status();
@@ -231,6 +243,15 @@ TEST(PolicyFileTest, ProtocolFaultErrorsNameTheItem) {
       {"p: {http_faults: [{route: /a, delay: -1s}]}\n", "http_faults[0].delay"},
       {"p: {redis_faults: [{command: SET}]}\n",
        "policy \"p\": redis_faults[0]: needs error"},
+      {"p: {redis_faults: [{command: GET, error: x, delay: 1s}]}\n",
+       "policy \"p\": redis_faults[0]: give one of error, drop: true and delay"},
+      {"p: {redis_faults: [{command: GET, delay: -1s}]}\n", "redis_faults[0].delay"},
+      {"p: {postgres_faults: [{query: \"*\", drop: true, delay: 1s}]}\n",
+       "policy \"p\": postgres_faults[0]: give one of sqlstate and message, drop: true and "
+       "delay"},
+      {"p: {postgres_faults: [{query: \"*\"}]}\n",
+       "policy \"p\": postgres_faults[0]: needs sqlstate and message (an ErrorResponse), "
+       "drop: true or delay"},
       {"p: {redis_faults: [{command: \"S-T\", error: x}]}\n",
        "redis_faults[0].command: \"S-T\" is not a Redis command name"},
       {"p: {postgres_faults: [{query: \"*\", sqlstate: \"4001\", message: m}]}\n",

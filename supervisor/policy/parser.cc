@@ -1594,6 +1594,11 @@ void Parser::RedisFault(const YAML::Node& n, const std::string& path,
           bool b;
           if (Bool(v, p, &b)) out->set_drop(b);
         }},
+       {"delay",
+        [&](const YAML::Node& v, const std::string& p) {
+          int64_t ns;
+          if (Duration(v, p, &ns)) out->set_delay_ns(ns);
+        }},
        {"probability",
         [&](const YAML::Node& v, const std::string& p) {
           uint32_t ppm;
@@ -1637,6 +1642,11 @@ void Parser::PostgresFault(const YAML::Node& n, const std::string& path,
         [&](const YAML::Node& v, const std::string& p) {
           bool b;
           if (Bool(v, p, &b)) out->set_drop(b);
+        }},
+       {"delay",
+        [&](const YAML::Node& v, const std::string& p) {
+          int64_t ns;
+          if (Duration(v, p, &ns)) out->set_delay_ns(ns);
         }},
        {"probability",
         [&](const YAML::Node& v, const std::string& p) {
@@ -2492,10 +2502,13 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
   for (int i = 0; i < policy.redis_faults_size(); ++i) {
     const auto& r = policy.redis_faults(i);
     const std::string p = Index("redis_faults", i);
-    if (r.drop() == !r.error().empty()) {
-      ctx.Fail(p, r.drop() ? "give error or drop: true, not both"
-                           : "needs error (the reply, e.g. \"READONLY You can't write "
-                             "against a read only replica.\") or drop: true");
+    const int answers = !r.error().empty() + r.drop() + (r.delay_ns() != 0);
+    if (answers != 1) {
+      ctx.Fail(p, answers > 1 ? "give one of error, drop: true and delay"
+                              : "needs error (the reply, e.g. \"READONLY You can't write "
+                                "against a read only replica.\"), drop: true or delay");
+    } else if (r.delay_ns() != 0) {
+      CheckDelay(ctx, Join(p, "delay"), r.delay_ns());
     }
     no_line_breaks(Join(p, "error"), r.error());
     if (r.key().size() > kMaxGlobBytes)
@@ -2506,9 +2519,13 @@ void ValidateModel(const fault::v1::Policy& policy, ParseContext& ctx) {
     const auto& g = policy.postgres_faults(i);
     const std::string p = Index("postgres_faults", i);
     const bool answer = !g.sqlstate().empty() || !g.message().empty();
-    if (g.drop() == answer) {
-      ctx.Fail(p, g.drop() ? "give sqlstate and message or drop: true, not both"
-                           : "needs sqlstate and message (an ErrorResponse) or drop: true");
+    const int answers = answer + g.drop() + (g.delay_ns() != 0);
+    if (answers != 1) {
+      ctx.Fail(p, answers > 1 ? "give one of sqlstate and message, drop: true and delay"
+                              : "needs sqlstate and message (an ErrorResponse), drop: true "
+                                "or delay");
+    } else if (g.delay_ns() != 0) {
+      CheckDelay(ctx, Join(p, "delay"), g.delay_ns());
     } else if (answer && g.sqlstate().empty()) {
       ctx.Fail(p, "needs sqlstate (five characters, e.g. \"40001\") with message");
     } else if (answer && g.message().empty()) {

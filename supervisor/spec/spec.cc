@@ -457,7 +457,7 @@ class Loader {
     (*p)["delay"] = CellBuiltin("delay", &Loader::Delay);
     (*p)["partition"] = Builtin("partition", &Loader::Partition);
     for (const char* kind : {"http_error", "http_drop", "http_delay", "redis_error", "redis_drop",
-                             "postgres_error", "postgres_drop"})
+                             "redis_delay", "postgres_error", "postgres_drop", "postgres_delay"})
       (*p)[kind] = ProtocolBuiltin(kind);
     (*p)["fault_assumption"] =
         Builtin("fault_assumption", &Loader::FaultAssumption);
@@ -1008,10 +1008,12 @@ class Loader {
     return sl::NewHost<SyscallFaultValue>(kind, std::move(rule));
   }
   // http_error(route, status, body=None, probability=None), http_drop(route,
-  // probability=None), http_delay(route, delay, probability=None), redis_error(command, error, key=None,
-  // probability=None), redis_drop(command, key=None, probability=None),
-  // postgres_error(query, sqlstate, message, probability=None),
-  // postgres_drop(query, probability=None). Checked now by the policy
+  // probability=None), http_delay(route, delay, probability=None),
+  // redis_error(command, error, key=None, probability=None), redis_drop(command,
+  // key=None, probability=None), redis_delay(command, delay, key=None,
+  // probability=None), postgres_error(query, sqlstate, message,
+  // probability=None), postgres_drop(query, probability=None),
+  // postgres_delay(query, delay, probability=None). Checked now by the policy
   // parser, with the error at the argument it names.
   Value ProtocolFault(sl::Thread& th, const sl::Args& args, const char* kind) {
     CallSite site(th, args, &calls_);
@@ -1021,9 +1023,14 @@ class Loader {
     std::vector<std::string> names;
     Value v[4];
     const bool delay = absl::EndsWith(k, "_delay");
-    if (delay) {
-      names = {"route", "delay", "probability?"};
-      Unpack(site, kind, args, {{"route", &v[0]}, {"delay", &v[1]}, {"probability?", &v[2]}});
+    if (delay && keyword == "redis") {
+      names = {"command", "delay", "key?", "probability?"};
+      Unpack(site, kind, args,
+             {{"command", &v[0]}, {"delay", &v[1]}, {"key?", &v[2]}, {"probability?", &v[3]}});
+    } else if (delay) {
+      const char* what = keyword == "http" ? "route" : "query";
+      names = {what, "delay", "probability?"};
+      Unpack(site, kind, args, {{what, &v[0]}, {"delay", &v[1]}, {"probability?", &v[2]}});
     } else if (keyword == "http" && drop) {
       names = {"route", "probability?"};
       Unpack(site, kind, args, {{"route", &v[0]}, {"probability?", &v[1]}});
@@ -1287,8 +1294,7 @@ class Loader {
           if (pf == nullptr)
             FailPos(list ? site.Element(SIZE_MAX, key, i) : at,
                     absl::StrCat(key, ": got ", sl::TypeName(items[i]), ", want ", key,
-                                 "_error(...) or ", key, "_drop(...)",
-                                 key == "http" ? " or http_delay(...)" : ""));
+                                 "_error(...), ", key, "_drop(...) or ", key, "_delay(...)"));
           json_items.push_back(pf->item());
         }
         if (json_items.empty())

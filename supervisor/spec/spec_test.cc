@@ -91,6 +91,36 @@ TEST(SpecTest, BadDuration) {
       << st;
 }
 
+TEST(SpecTest, ProtocolDelays) {
+  std::string src = std::string(kService) + R"(
+a = fault_assumption("slow", target = svc,
+                     redis = [redis_error("SET", "READONLY r"), redis_delay("GET", "250ms", key = "s:*")],
+                     postgres = postgres_delay("select *", "1s", probability = "50%"),
+                     http = http_delay("GET /x", "5ms"))
+fault_matrix(scenarios = [scenario("one", run = lambda: 1)], faults = [a])
+)";
+  auto spec = LoadSpec("t.star", src);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const fault::v1::Policy& p = (*spec)->assumptions[0]->policy;
+  ASSERT_EQ(p.redis_faults_size(), 2);
+  EXPECT_EQ(p.redis_faults(1).delay_ns(), 250'000'000);
+  EXPECT_EQ(p.redis_faults(1).key(), "s:*");
+  ASSERT_EQ(p.postgres_faults_size(), 1);
+  EXPECT_EQ(p.postgres_faults(0).delay_ns(), 1'000'000'000);
+  EXPECT_EQ(p.postgres_faults(0).probability_ppm(), 500'000u);
+  EXPECT_EQ(p.http_faults(0).delay_ns(), 5'000'000);
+  // The parser's error, at the argument it names.
+  absl::Status st = LoadError("x = redis_delay(\"GET\", \"-1s\")\n");
+  EXPECT_TRUE(absl::StrContains(LastLine(st), "t.star:2:24: delay")) << st;
+  st = LoadError("x = postgres_delay(query = \"\", delay = \"1s\")\n");
+  EXPECT_TRUE(absl::StrContains(LastLine(st), "t.star:2:20: query: empty")) << st;
+  // Each protocol takes its own kind, and the message names all three.
+  st = LoadError("fault_assumption(\"x\", redis = http_delay(\"/a\", \"1s\"))\n");
+  EXPECT_TRUE(absl::StrContains(
+      LastLine(st), "redis: got http_delay, want redis_error(...), redis_drop(...) or "
+                    "redis_delay(...)")) << st;
+}
+
 TEST(SpecTest, PolicyRulesWithSpecPosition) {
   absl::Status st = LoadError(
       "fault_assumption(\"x\", dns_nxdomain = \"60%\", dns_timeout = "

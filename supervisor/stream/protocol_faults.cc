@@ -374,6 +374,15 @@ void ProtocolFilter::FeedRedis(std::vector<Action>* out) {
         }
       }
     }
+    if (hit != nullptr && hit->delay_ns > 0) {
+      // Passed on, later: the command and what follows it wait.
+      Action a;
+      a.kind = Action::kDelay;
+      a.delay_ns = hit->delay_ns;
+      a.what = args.size() > 1 ? absl::StrCat(command, " ", args[1]) : command;
+      out->push_back(std::move(a));
+      hit = nullptr;
+    }
     if (hit == nullptr) {
       Forward(length, out);
       continue;
@@ -436,6 +445,15 @@ void ProtocolFilter::FeedPostgres(std::vector<Action>* out) {
         }
       }
       query = std::move(text);
+    }
+    if (hit != nullptr && hit->delay_ns > 0) {
+      // Passed on, later: a Parse delays the Bind, Execute and Sync behind it.
+      Action a;
+      a.kind = Action::kDelay;
+      a.delay_ns = hit->delay_ns;
+      a.what = query;
+      out->push_back(std::move(a));
+      hit = nullptr;
     }
     if (hit == nullptr) {
       Forward(length, out);

@@ -48,6 +48,7 @@ struct ProtocolFaults {
     std::string key;                    // glob on the first argument; empty: any
     std::string error;                  // without "-" and CRLF
     bool drop = false;
+    int64_t delay_ns = 0;  // forward it this much later instead
     uint32_t probability_ppm = 1'000'000;
   };
   struct Postgres {
@@ -55,6 +56,7 @@ struct ProtocolFaults {
     std::string sqlstate;
     std::string message;
     bool drop = false;
+    int64_t delay_ns = 0;  // forward it this much later instead
     uint32_t probability_ppm = 1'000'000;
   };
   std::vector<Http> http;

@@ -65,6 +65,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // it): what went out is the input up to there, unchanged.
     if (in.substr(0, fwd.size()) != fwd || !rep.empty()) abort();
   }
+  {
+    // Delays of every protocol: they hold requests back and change no byte.
+    auto f = std::make_shared<ProtocolFaults>();
+    f->has_seed = true;
+    ProtocolFaults::Http h;
+    h.path = "/*";
+    h.delay_ns = 1;
+    f->http.push_back(h);
+    ProtocolFaults::Redis r;
+    r.delay_ns = 1;
+    f->redis.push_back(r);
+    ProtocolFaults::Postgres g;
+    g.query = "*";
+    g.delay_ns = 1;
+    f->postgres.push_back(g);
+    std::string fwd, rep;
+    Run(f, in, step, &fwd, &rep);
+    if (in.substr(0, fwd.size()) != fwd || !rep.empty()) abort();
+  }
   std::string fwd1, rep1, fwd2, rep2;
   Run(Make(true), in, step, &fwd1, &rep1);
   Run(Make(true), in, in.size() + 1, &fwd2, &rep2);

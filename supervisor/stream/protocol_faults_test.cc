@@ -207,6 +207,36 @@ TEST(ProtocolFaultsTest, RedisCommandAndKey) {
   EXPECT_EQ(Replied(acts), "-READONLY You can't write against a read only replica.\r\n");
 }
 
+TEST(ProtocolFaultsTest, RedisDelayForwardsTheCommandLater) {
+  auto f = Faults();
+  ProtocolFaults::Redis r;
+  r.commands = {"GET"};
+  r.key = "slow:*";
+  r.delay_ns = 40'000'000;
+  f->redis.push_back(r);
+  const std::string fast = RespCommand({"GET", "other"});
+  const std::string slow = RespCommand({"get", "slow:1"});
+  for (size_t step : {1u, 5u, 1000u}) {
+    ProtocolFilter filter(f, 1);
+    std::vector<Action> acts = FeedAll(filter, fast + slow + fast, step);
+    // Everything reaches the server, in order; a delay comes right before
+    // the command it holds back.
+    EXPECT_EQ(Forwarded(acts), fast + slow + fast);
+    EXPECT_EQ(Replied(acts), "");
+    int delays = 0;
+    for (size_t i = 0; i < acts.size(); ++i) {
+      if (acts[i].kind != Action::kDelay) continue;
+      ++delays;
+      EXPECT_EQ(acts[i].delay_ns, 40'000'000);
+      EXPECT_EQ(acts[i].what, "GET slow:1");
+      ASSERT_LT(i + 1, acts.size());
+      EXPECT_EQ(acts[i + 1].kind, Action::kForward);
+      EXPECT_EQ(acts[i + 1].bytes.substr(0, slow.size()), slow);
+    }
+    EXPECT_EQ(delays, 1);
+  }
+}
+
 TEST(ProtocolFaultsTest, RedisParser) {
   size_t len = 0;
   std::vector<std::string> args;
@@ -267,6 +297,26 @@ TEST(ProtocolFaultsTest, PostgresExtendedQuerySkipsToSync) {
   int faults = 0;
   for (const Action& a : acts) faults += a.kind == Action::kReply && a.fault;
   EXPECT_EQ(faults, 1);
+}
+
+TEST(ProtocolFaultsTest, PostgresDelayForwardsTheQueryLater) {
+  auto f = Faults();
+  ProtocolFaults::Postgres g;
+  g.query = "select pg_*";
+  g.delay_ns = 2'000'000'000;
+  f->postgres.push_back(g);
+  ProtocolFilter filter(f, 1);
+  const std::string startup = PgStartup(196608, std::string("user\0u\0\0", 8));
+  const std::string ok = PgMessage('Q', std::string("SELECT 1\0", 9));
+  const std::string slow = PgMessage('Q', std::string("SELECT PG_sleep(0)\0", 19));
+  std::vector<Action> acts = FeedAll(filter, startup + ok + slow + ok, 1000);
+  EXPECT_EQ(Forwarded(acts), startup + ok + slow + ok);
+  EXPECT_EQ(Replied(acts), "");
+  ASSERT_EQ(acts.size(), 3u);
+  EXPECT_EQ(acts[1].kind, Action::kDelay);
+  EXPECT_EQ(acts[1].delay_ns, 2'000'000'000);
+  EXPECT_EQ(acts[1].what, "SELECT PG_sleep(0)");
+  EXPECT_EQ(acts[2].bytes, slow + ok);
 }
 
 TEST(ProtocolFaultsTest, PostgresBadLengthPassesThrough) {

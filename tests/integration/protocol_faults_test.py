@@ -169,6 +169,9 @@ replica:
     - command: [SET, DEL]
       key: "user:*"
       error: "READONLY You can't write against a read only replica."
+    - command: GET
+      key: "slow:*"
+      delay: 400ms
 """ % self.redis.port)
 
     def tearDown(self):
@@ -206,6 +209,39 @@ replica:
         faults = [e for e in read_events(self.events) if e["effect"] == "redis_error"]
         self.assertEqual(len(faults), 1, faults)
         self.assertEqual(faults[0]["rule"], "replica")
+
+
+    def test_delayed_command_reaches_the_server_later(self):
+        # One connection, each command timed by the client (RESP by hand).
+        timed = r"""
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+f = s.makefile("rb")
+def command(*words):
+    t = time.monotonic()
+    s.sendall(b"*%d\r\n" % len(words) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(w), w.encode()) for w in words))
+    line = f.readline().decode().strip()
+    if line.startswith("$") and line != "$-1":
+        line = f.readline().decode().strip()
+    print(line, "%.3f" % (time.monotonic() - t))
+command("SET", "slow:1", "a")
+command("GET", "slow:1")
+command("GET", "other")
+"""
+        r = subprocess.run([FAULT, "exec", "--policy", self.policy, "--events", self.events,
+                            "--", PY, "-c", timed, str(self.redis.port)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.rsplit(" ", 1) for line in r.stdout.splitlines()]
+        self.assertEqual([text for text, _ in lines], ["+OK", "a", "$-1"], r.stdout)
+        secs = [float(x) for _, x in lines]
+        self.assertGreaterEqual(secs[1], 0.4, r.stdout)
+        self.assertLess(secs[0], 0.3, r.stdout)
+        self.assertLess(secs[2], 0.3, r.stdout)
+        delays = [e for e in read_events(self.events) if e["effect"] == "delay"]
+        self.assertEqual([(e["rule"], e["delay_ns"]) for e in delays],
+                         [("replica", 400000000)])
 
 
 def pg_message(kind, body):
@@ -284,7 +320,7 @@ class FakePostgres:
 # A client of the simple query protocol: one connection, three queries;
 # prints each result or the error's SQLSTATE and message.
 PG_CLIENT = r"""
-import socket, struct, sys
+import socket, struct, sys, time
 def msg(kind, body):
     return kind + struct.pack("!I", len(body) + 4) + body
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
@@ -313,9 +349,12 @@ assert read(1) == b"N"
 startup = struct.pack("!I", 196608) + b"user\x00app\x00\x00"
 s.sendall(struct.pack("!I", len(startup) + 4) + startup)
 until_ready()
-for q in sys.argv[2:]:
+timed = sys.argv[2] == "--timed"  # each line ends with the query's seconds
+for q in sys.argv[3 if timed else 2:]:
+    t = time.monotonic()
     s.sendall(msg(b"Q", q.encode() + b"\x00"))
-    print("; ".join(until_ready()))
+    line = "; ".join(until_ready())
+    print(line + (" %.3f" % (time.monotonic() - t) if timed else ""))
 s.sendall(msg(b"X", b""))
 """
 
@@ -332,6 +371,8 @@ db:
     - query: "insert into orders*"
       sqlstate: "40001"
       message: "could not serialize access due to concurrent update"
+    - query: "select slow*"
+      delay: 300ms
 """ % self.server.port)
 
     def tearDown(self):
@@ -351,6 +392,22 @@ db:
         self.assertEqual(self.server.seen, ["select 1", "select 2"])
         faults = [e for e in read_events(self.events) if e["effect"] == "postgres_error"]
         self.assertEqual(len(faults), 1, faults)
+
+    def test_delayed_query_reaches_the_server_later(self):
+        r = subprocess.run([FAULT, "exec", "--policy", self.policy, "--events", self.events,
+                            "--", PY, "-c", PG_CLIENT, str(self.server.port), "--timed",
+                            "select 1", "SELECT slow 2", "select 3"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [line.rsplit(" ", 1) for line in r.stdout.splitlines()]
+        self.assertEqual([text for text, _ in lines],
+                         ["row select 1", "row SELECT slow 2", "row select 3"], r.stdout)
+        secs = [float(x) for _, x in lines]
+        self.assertGreaterEqual(secs[1], 0.3, r.stdout)
+        self.assertLess(secs[2], 0.25, r.stdout)
+        self.assertEqual(self.server.seen, ["select 1", "SELECT slow 2", "select 3"])
+        delays = [e for e in read_events(self.events) if e["effect"] == "delay"]
+        self.assertEqual([(e["rule"], e["delay_ns"]) for e in delays], [("db", 300000000)])
 
     def test_psql_prints_the_error_and_runs_the_next_command(self):
         env = clean_env({"PGSSLMODE": "disable", "PGGSSENCMODE": "disable",
