@@ -522,7 +522,32 @@ class CellRunner {
       sh.cell_log_start = FileSize(sh.log);
     }
     std::vector<Proc> procs(spec_.services.size());
-    std::string message = StartAndRun(cell, deadline, timeout_msg, &procs, &r);
+    std::string message;
+    std::string retried;
+    for (int attempt = 1;; ++attempt) {
+      port_taken_.clear();
+      message = StartAndRun(cell, deadline, timeout_msg, &procs, &r);
+      if (port_taken_.empty() || attempt == kPortAttempts || absl::Now() >= deadline) break;
+      // A port chosen for a service was taken by another program between
+      // the choice and the service's bind (a port is free when chosen,
+      // not reserved): start the cell again, with new ports. Nothing of
+      // the scenario ran yet.
+      for (auto& p : procs) Stop(&p, o_.stop_grace);
+      procs.assign(spec_.services.size(), Proc{});
+      for (const auto& svc : spec_.services) {
+        if (svc->shared) continue;
+        unlink(absl::StrCat(dir_, "/", svc->name, ".log").c_str());
+        unlink(absl::StrCat(dir_, "/", svc->name, ".events.jsonl").c_str());
+      }
+      absl::StrAppend(&retried, "service \"", port_taken_,
+                      "\" could not listen: its port was taken before it started "
+                      "(address already in use); the cell started again with new ports\n");
+      CellResult fresh;
+      fresh.scenario = r.scenario;
+      fresh.fault = r.fault;
+      r = std::move(fresh);
+    }
+    r.output.insert(0, retried);
     for (auto& p : procs) Stop(&p, o_.stop_grace);
     if (std::string m = FinishShared(); !m.empty())
       message = message.empty() ? m : absl::StrCat(message, "\n", m);
@@ -1350,6 +1375,12 @@ class CellRunner {
     for (int attempt = 0;; ++attempt) {
       if (Reap(p, false)) {
         std::string log = ReadFrom(log_path, log_from);
+        // A port of its own choosing, which another program took first:
+        // the cell is worth another start (Run).
+        bool chosen = false;
+        for (const auto& [name, port] : svc.ports) chosen |= port == 0;
+        if (chosen && absl::StrContains(absl::AsciiStrToLower(log), "address already in use"))
+          port_taken_ = svc.name;
         return absl::StrCat("service \"", svc.name, "\" exited (",
                             DescribeStatus(p->status), ") before it was ready",
                             log.empty() ? "" : ":\n", Tail(log, 10));
@@ -1535,6 +1566,11 @@ class CellRunner {
   bool grouped_ = false;   // this cell's services run under one fault exec
   bool timed_never_applied_ = false;  // run() returned before `after`
   bool at_op_applied_ = false;
+  // The service that exited before it was ready because another program
+  // had taken a port chosen for it ("" if none): Run starts the cell again,
+  // at most kPortAttempts times in all.
+  std::string port_taken_;
+  static constexpr int kPortAttempts = 3;
 };
 
 std::string Sanitize(absl::string_view s) {

@@ -322,6 +322,30 @@ class SpecCliTest(unittest.TestCase):
                           for e in cells["lost/gone"]["events"]},
                          {("protocol_drop", "gone")})
 
+    def test_port_taken_before_the_service_bound_it(self):
+        # The first start fails as a bind to a taken port does; the cell
+        # starts again with new ports, says so, and passes.
+        spec = os.path.join(TESTDATA, "port_taken.star")
+        marker = self.path("starts")
+        rc, out, err = run("test", spec, "--var", "marker=" + marker, "--junit",
+                           self.path("p.xml"))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out.splitlines()[-1], "1 passed, 0 failed")
+        with open(marker) as f:
+            self.assertEqual(f.read(), "start\n")
+        case = next(ET.parse(self.path("p.xml")).getroot().find("testsuite").iter("testcase"))
+        self.assertIn('service "api" could not listen: its port was taken before it started '
+                      "(address already in use); the cell started again with new ports",
+                      case.find("system-out").text)
+        # A port that is never free: three starts, then the cell fails with
+        # the service's own message.
+        marker = self.path("starts-always")
+        rc, out, err = run("test", spec, "--var", "marker=" + marker, "--var", "always=1")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn('service "api" exited (exit status 1) before it was ready', out)
+        with open(marker) as f:
+            self.assertEqual(f.read(), "start\n" * 3)
+
     def test_protocol_fault_errors(self):
         spec = os.path.join(TESTDATA, "protocol_errors.star")
         rc, out, err = run("test", spec)
