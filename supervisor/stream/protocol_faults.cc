@@ -229,6 +229,15 @@ bool ProtocolFilter::Fire(uint32_t ppm) {
   return SplitMix(&rng_) % 1'000'000 < ppm;
 }
 
+// A request passed on `ns` later: the action that precedes its forward.
+ProtocolFilter::Action ProtocolFilter::Delay(int64_t ns, std::string what) {
+  Action a;
+  a.kind = Action::kDelay;
+  a.delay_ns = ns;
+  a.what = std::move(what);
+  return a;
+}
+
 void ProtocolFilter::Forward(size_t n, std::vector<Action>* out) {
   if (n == 0) return;
   if (!out->empty() && out->back().kind == Action::kForward) {
@@ -297,11 +306,7 @@ void ProtocolFilter::FeedHttp(std::vector<Action>* out) {
       }
       if (http_fault_ != nullptr && http_fault_->delay_ns > 0) {
         // Passed on, later: the request is forwarded as any other.
-        Action a;
-        a.kind = Action::kDelay;
-        a.delay_ns = http_fault_->delay_ns;
-        a.what = http_what_;
-        out->push_back(std::move(a));
+        out->push_back(Delay(http_fault_->delay_ns, http_what_));
         http_fault_ = nullptr;
       }
       if (http_fault_ != nullptr) {
@@ -376,11 +381,8 @@ void ProtocolFilter::FeedRedis(std::vector<Action>* out) {
     }
     if (hit != nullptr && hit->delay_ns > 0) {
       // Passed on, later: the command and what follows it wait.
-      Action a;
-      a.kind = Action::kDelay;
-      a.delay_ns = hit->delay_ns;
-      a.what = args.size() > 1 ? absl::StrCat(command, " ", args[1]) : command;
-      out->push_back(std::move(a));
+      out->push_back(
+          Delay(hit->delay_ns, args.size() > 1 ? absl::StrCat(command, " ", args[1]) : command));
       hit = nullptr;
     }
     if (hit == nullptr) {
@@ -448,11 +450,7 @@ void ProtocolFilter::FeedPostgres(std::vector<Action>* out) {
     }
     if (hit != nullptr && hit->delay_ns > 0) {
       // Passed on, later: a Parse delays the Bind, Execute and Sync behind it.
-      Action a;
-      a.kind = Action::kDelay;
-      a.delay_ns = hit->delay_ns;
-      a.what = query;
-      out->push_back(std::move(a));
+      out->push_back(Delay(hit->delay_ns, query));
       hit = nullptr;
     }
     if (hit == nullptr) {

@@ -129,6 +129,7 @@ class ProtocolFilter {
 
  private:
   bool Fire(uint32_t ppm);
+  static Action Delay(int64_t ns, std::string what);
   void FeedHttp(std::vector<Action>* out);
   void FeedRedis(std::vector<Action>* out);
   void FeedPostgres(std::vector<Action>* out);

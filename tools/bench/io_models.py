@@ -100,10 +100,19 @@ http { access_log off; keepalive_requests 1000000;
         except (OSError, IndexError, ValueError):
             return None
 
-    def close(self):
-        self.proc.send_signal(signal.SIGQUIT)
+    def close(self, kill=False):
+        """Stops nginx gracefully (SIGQUIT), or with kill=True kills nginx
+        itself (under valgrind it does not act on SIGQUIT or SIGTERM in
+        time); either way waits for the command started (fault or nginx)."""
+        if not kill:
+            self.proc.send_signal(signal.SIGQUIT)
+        elif self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
-            self.proc.wait(10)
+            self.proc.wait(30 if kill else 10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
@@ -235,21 +244,6 @@ def nginx_counts(fault, warm=200, n=2000):
     ]
     tmp = tempfile.mkdtemp(prefix="bench-count-")
 
-    def stop(ng):
-        # nginx under valgrind does not act on SIGQUIT or SIGTERM in time;
-        # nothing of it is needed any more.
-        if ng.pid is not None:
-            try:
-                os.kill(ng.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            ng.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            ng.proc.kill()
-            ng.proc.wait(10)
-        shutil.rmtree(ng.dir, ignore_errors=True)
-
     def instructions(prefix):
         out = os.path.join(tmp, "callgrind.out")
         ng = Nginx(prefix + ("valgrind", "--tool=callgrind", "--callgrind-out-file=" + out),
@@ -267,7 +261,7 @@ def nginx_counts(fault, warm=200, n=2000):
             with open(out + ".2") as f:
                 m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
         finally:
-            stop(ng)
+            ng.close(kill=True)
             for name in os.listdir(tmp):
                 os.unlink(os.path.join(tmp, name))
         return int(m.group(1)) / n
