@@ -473,16 +473,18 @@ void GateClear(int fd, FdState& st, int dir) {
 
 void ResetFd(int fd) {
   if (fd < 0 || fd >= kMaxFds) return;
-  VerdictReset(fd);
-  FdState& st = g_fds[fd];
+  FdChunk* c = FdChunkOf(fd);  // once for the three arrays
+  const int i = fd & (kFdChunk - 1);
+  if (g_table != nullptr) VerdictResetIn(c, i);
+  FdState& st = c->fds[i];
   if (st.valid && st.in_gate_list) GateListRemove(fd, st);
   if (st.valid && st.lb_marked && g_table != nullptr) {
-    int proto = g_kind[fd] == kUdp ? 1 : 0;
+    int proto = c->kind[i] == kUdp ? 1 : 0;
     __atomic_fetch_and(&g_table->loopback_ports[proto][st.lb_port / 64],
                        ~(uint64_t{1} << (st.lb_port % 64)), __ATOMIC_RELAXED);
     st.lb_marked = 0;
   }
-  g_kind[fd] = kUnknown;
+  c->kind[i] = kUnknown;
   st.valid = 0;
 }
 

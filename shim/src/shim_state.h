@@ -238,18 +238,24 @@ inline bool VerdictSkips(int fd, uint64_t dir, uint64_t seq) {
          (v & dir) != 0;
 }
 
+// VerdictReset of entry `i` of chunk `c` (the caller has looked it up).
+inline void VerdictResetIn(FdChunk* c, int i) {
+  uint64_t* v = &c->verdict[i];
+  uint64_t o = __atomic_load_n(v, __ATOMIC_RELAXED);
+  for (int k = 0; k < 1000; ++k) {
+    uint64_t n = (o + kVerdictGenOne) & kVerdictGenMask;
+    if (__atomic_compare_exchange_n(v, &o, n, true, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED))
+      return;
+  }
+  __atomic_store_n(v, 0, __ATOMIC_RELAXED);
+}
+
 // Forgets fd's verdict and starts a new generation of the number. Without a
 // table no verdict is ever stored: nothing to do.
 inline void VerdictReset(int fd) {
   if (fd < 0 || fd >= kMaxFds || g_table == nullptr) return;
-  uint64_t o = __atomic_load_n(&g_verdict[fd], __ATOMIC_RELAXED);
-  for (int i = 0; i < 1000; ++i) {
-    uint64_t n = (o + kVerdictGenOne) & kVerdictGenMask;
-    if (__atomic_compare_exchange_n(&g_verdict[fd], &o, n, true,
-                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      return;
-  }
-  __atomic_store_n(&g_verdict[fd], 0, __ATOMIC_RELAXED);
+  VerdictResetIn(FdChunkOf(fd), fd & (kFdChunk - 1));
 }
 
 // Like MaybeFault for a call on fd in direction `dir`: also false when the
@@ -279,9 +285,13 @@ inline Kind KindOf(int fd) {
 
 inline void SetKind(int fd, Kind k) {
   if (fd < 0 || fd >= kMaxFds) return;
-  VerdictReset(fd);
-  g_kind[fd] = k;
-  g_fds[fd].valid = 0;
+  // One look-up of the chunk for the three arrays (each g_*[fd] would load
+  // and test the chunk pointer again).
+  FdChunk* c = FdChunkOf(fd);
+  const int i = fd & (kFdChunk - 1);
+  if (g_table != nullptr) VerdictResetIn(c, i);
+  c->kind[i] = k;
+  c->fds[i].valid = 0;
 }
 
 

@@ -153,27 +153,35 @@ long SlowPlain(int fd, int family, uint16_t op, Pass pass, Stub stub,
   return pass();
 }
 
+// The part of OpenCommon for when a rule may apply: out of line, so that
+// the common case needs neither its stack frame (a path buffer) nor the
+// registers it saves.
+[[gnu::noinline]] inline int OpenSlow(int dirfd, const char* path, int flags, mode_t mode,
+                                      bool at,
+                                      int (*pass_fn)(int, const char*, int, mode_t, bool)) {
+  Slow s;
+  if (s.ok && !LeftToSeccomp(s.idx(), eng::kFamilyOpen)) {
+    char abs[256];
+    ResolvePath(dirfd, path, abs, sizeof(abs));
+    if (ApplySyscallRules(s, eng::kFamilyOpen, FAULT_OP_OPEN, abs)) return -1;
+    if (ViaStub(s.idx(), eng::kFamilyOpen)) {
+      int fd = static_cast<int>(
+          Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
+      if (fd >= 0) SetKind(fd, kOpened);
+      return fd;
+    }
+  }
+  int fd = pass_fn(dirfd, path, flags, mode, at);
+  if (fd >= 0) SetKind(fd, kOpened);
+  return fd;
+}
+
 inline int OpenCommon(int dirfd, const char* path, int flags, mode_t mode, bool at,
                int (*pass_fn)(int, const char*, int, mode_t, bool)) {
   EnsureReal();
-  int fd;
-  if (MaybeFault(SysHot(eng::kFamilyOpen), kHotSysScoped)) {
-    Slow s;
-    if (s.ok && !LeftToSeccomp(s.idx(), eng::kFamilyOpen)) {
-      char abs[256];
-      ResolvePath(dirfd, path, abs, sizeof(abs));
-      if (ApplySyscallRules(s, eng::kFamilyOpen, FAULT_OP_OPEN, abs)) return -1;
-      if (ViaStub(s.idx(), eng::kFamilyOpen)) {
-        fd = static_cast<int>(
-            Raw(SYS_openat, dirfd, reinterpret_cast<long>(path), flags, mode));
-        if (fd >= 0 && fd < 4096) {
-          SetKind(fd, kOpened);
-        }
-        return fd;
-      }
-    }
-  }
-  fd = pass_fn(dirfd, path, flags, mode, at);
+  if (__builtin_expect(MaybeFault(SysHot(eng::kFamilyOpen), kHotSysScoped), 0))
+    return OpenSlow(dirfd, path, flags, mode, at, pass_fn);
+  int fd = pass_fn(dirfd, path, flags, mode, at);
   if (fd >= 0) SetKind(fd, kOpened);
   return fd;
 }

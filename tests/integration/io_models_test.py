@@ -31,9 +31,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for_port(port, timeout=10.0):
+def wait_for_port(port, timeout=10.0, proc=None):
+    """Whether something accepts on the port within `timeout` seconds; with
+    `proc`, False as soon as that process has exited (what answers then is
+    another program's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
@@ -54,25 +59,7 @@ def stop(p, sig=signal.SIGTERM, timeout=10):
     return err or ""
 
 
-class Nginx:
-    """nginx in the foreground (one process, epoll edge-triggered) serving
-    index.html and a 10 MB file, optionally under `fault exec`."""
-
-    BIG = 10_000_000
-
-    def __init__(self, fault_args=None):
-        self.dir = tempfile.mkdtemp(prefix="fault-nginx-")
-        html = os.path.join(self.dir, "html")
-        os.mkdir(html)
-        with open(os.path.join(html, "index.html"), "w") as f:
-            f.write("hello from nginx\n")
-        self.big = os.urandom(self.BIG)
-        with open(os.path.join(html, "big.bin"), "wb") as f:
-            f.write(self.big)
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("""daemon off;
+NGINX_CONF = """daemon off;
 master_process off;
 worker_processes 1;
 error_log %(d)s/error.log;
@@ -88,14 +75,46 @@ http {
   keepalive_requests 100000;
   server { listen 127.0.0.1:%(p)d; root %(d)s/html; }
 }
-""" % {"d": self.dir, "p": self.port})
-        cmd = [need("nginx"), "-c", conf, "-p", self.dir]
-        if fault_args is not None:
-            cmd = [FAULT, "exec", *fault_args, "--", *cmd]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-        if not wait_for_port(self.port):
+"""
+
+
+class Nginx:
+    """nginx in the foreground (one process, epoll edge-triggered) serving
+    index.html and a 10 MB file, optionally under `fault exec`."""
+
+    BIG = 10_000_000
+
+    def __init__(self, fault_args=None):
+        self.dir = tempfile.mkdtemp(prefix="fault-nginx-")
+        html = os.path.join(self.dir, "html")
+        os.mkdir(html)
+        with open(os.path.join(html, "index.html"), "w") as f:
+            f.write("hello from nginx\n")
+        self.big = os.urandom(self.BIG)
+        with open(os.path.join(html, "big.bin"), "wb") as f:
+            f.write(self.big)
+        # A free port is not a reserved one: another test running beside
+        # this one may bind it first, and nginx then exits ("Address
+        # already in use"); such a start is tried again on another port.
+        for attempt in range(3):
+            self.port = free_port()
+            conf = os.path.join(self.dir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF % {"d": self.dir, "p": self.port})
+            cmd = [need("nginx"), "-c", conf, "-p", self.dir]
+            if fault_args is not None:
+                cmd = [FAULT, "exec", *fault_args, "--", *cmd]
+            self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+            if wait_for_port(self.port, proc=self.proc):
+                break
             err = stop(self.proc)
-            raise AssertionError("nginx did not start: " + err)
+            try:
+                with open(os.path.join(self.dir, "error.log")) as f:
+                    err += f.read()
+            except OSError:
+                pass
+            if "Address already in use" not in err or attempt == 2:
+                raise AssertionError("nginx did not start: " + err)
         self.url = "http://127.0.0.1:%d/" % self.port
 
     def close(self):
