@@ -104,3 +104,20 @@ class TcpServer:
         self.stop = True
         self.thread.join(5)
         self.sock.close()
+
+
+class EchoServer(TcpServer):
+    """Echoes every connection's bytes back until the peer closes."""
+
+    def _serve(self, c):
+        c.settimeout(10)
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()

@@ -11,14 +11,12 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
-from fault_testlib import FAULT, PY, TARGETS, read_events
+from fault_testlib import FAULT, PY, TARGETS, EchoServer, read_events
 
 
 def fault_exec(args, timeout=60, **kw):
@@ -144,45 +142,6 @@ class TableReachTest(unittest.TestCase):
         env = dict(os.environ, FAULT_TABLE="/proc/999999999/fd/3")
         r = fault_exec(["-q", "--", "true"], env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
-
-
-class EchoServer:
-    """Echoes every byte back on each accepted connection (127.0.0.1)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
-
-    def _echo(self, c):
-        c.settimeout(30)
-        with c:
-            try:
-                while True:
-                    b = c.recv(4096)
-                    if not b:
-                        return
-                    c.sendall(b)
-            except OSError:
-                return
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 class HighFdTest(unittest.TestCase):

@@ -10,7 +10,6 @@ Every server listens on loopback only; every wait is bounded.
 
 import concurrent.futures
 import http.client
-import json
 import os
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import unittest
 
 import grpc
 
-from fault_testlib import PY, TcpServer, clean_env, need
+from fault_testlib import PY, EchoServer, TcpServer, clean_env, need, read_events
 from proxy_test import ProxyTestCase, curl, free_port, wait_for_port
 
 SOURCE = os.environ.get("FAULT_SOURCE_DIR",
@@ -149,28 +148,6 @@ class UpstreamHttp(TcpServer):
             return len(self.requests)
 
 
-class EchoServer(TcpServer):
-    """Each connection: what arrives goes back."""
-
-    def _serve(self, c):
-        c.settimeout(10)
-        try:
-            while True:
-                data = c.recv(65536)
-                if not data:
-                    break
-                c.sendall(data)
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-
-def events_of(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 class PluginTestCase(ProxyTestCase):
     # The default call deadline (1 s) is for users; a Python plugin on a CI
     # machine busy with builds can take longer than that to answer, and a
@@ -240,8 +217,8 @@ class PluginHttpTest(PluginTestCase):
         self.assertEqual(rc, 0, err)
         self.assertRegex(err, r"plugin test-plugin 0\.1 \(%s\): enabled; .*ProcessHttpRequest 2 "
                          r"\(p50 " % plug.address)
-        aborts = [e for e in events_of(events) if e.get("outcome") == "abort"]
-        self.assertEqual(len(aborts), 1, events_of(events))
+        aborts = [e for e in read_events(events) if e.get("outcome") == "abort"]
+        self.assertEqual(len(aborts), 1, read_events(events))
         self.assertEqual((aborts[0]["plugin"], aborts[0]["rpc"], aborts[0]["detail"]),
                          ("test-plugin", "ProcessHttpRequest", "status 451"))
 
@@ -519,8 +496,8 @@ class PluginTunnelTest(PluginTestCase):
         self.assertEqual(sides, {(1, 1), (1, 0)}, servicer.chunks)  # server egress, ingress
         rc, out, err = p.stop()
         self.assertEqual(rc, 0, err)
-        replaced = [e for e in events_of(events) if e.get("outcome") == "replace"]
-        self.assertEqual(len(replaced), 2, events_of(events))
+        replaced = [e for e in read_events(events) if e.get("outcome") == "replace"]
+        self.assertEqual(len(replaced), 2, read_events(events))
         self.assertEqual({e["rpc"] for e in replaced}, {"ProcessTunnelData"})
         # One connection: the same id on both chunks.
         self.assertEqual(len({e["connection"] for e in replaced}), 1)
@@ -771,7 +748,7 @@ class PluginLifecycleTest(PluginTestCase):
         self.assertIn("fault run: plugin 127.0.0.1:%d is not answering (GetPluginInfo: "
                       "UNAVAILABLE" % port, out)
         self.assertRegex(err, r"plugin test-plugin 0\.1 \(127\.0\.0\.1:%d\): enabled;" % port)
-        outcomes = [e["outcome"] for e in events_of(events) if e["layer"] == "plugin"]
+        outcomes = [e["outcome"] for e in read_events(events) if e["layer"] == "plugin"]
         self.assertEqual(outcomes[:2], ["disabled", "enabled"], outcomes)
 
     def test_plugin_that_goes_down_is_disabled(self):

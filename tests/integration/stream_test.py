@@ -8,37 +8,15 @@ bounded.
 """
 
 import os
-import socket
 import subprocess
-import threading
 import time
 import unittest
 
-from fault_testlib import TcpServer
+from fault_testlib import EchoServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAULT = os.environ.get("FAULT_BIN", os.path.join(HERE, "../../build/default/bin/fault"))
 PY = "/usr/bin/python3"
-
-
-class EchoServer(TcpServer):
-    """Echoes every connection's bytes back until the peer closes."""
-
-    def __init__(self):
-        super().__init__(lifetime=120)
-
-    def _serve(self, c):
-        c.settimeout(10)
-        try:
-            while True:
-                data = c.recv(65536)
-                if not data:
-                    break
-                c.sendall(data)
-        except OSError:
-            pass
-        finally:
-            c.close()
 
 
 # Sends COUNT messages of SIZE bytes one at a time, reading each echo back;
@@ -68,7 +46,7 @@ except OSError as e:
 
 class StreamTest(unittest.TestCase):
     def setUp(self):
-        self.server = EchoServer()
+        self.server = EchoServer(lifetime=120)
 
     def tearDown(self):
         self.server.close()
