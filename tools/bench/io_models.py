@@ -26,6 +26,7 @@ bounded in time.
 """
 
 import argparse
+import http.client
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 from benchstats import median_ci
 
@@ -194,10 +196,9 @@ def nginx_wrk(fault, rounds, seconds):
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, _ in peers:
         a = [statistics.median(x) if x else float("nan") for x in absolute[name]]
-        rs = ratios.get(name, ([1.0], [1.0], [1.0]))
+        r = [cell(x) for x in ratios[name]] if name in ratios else ["1"] * 3
         print("| %s | %.0f | %s | %.3f | %s | %.2f | %s |" % (
-            name, a[0], cell(rs[0]) if name in ratios else "1", a[1],
-            cell(rs[1]) if name in ratios else "1", a[2], cell(rs[2]) if name in ratios else "1"))
+            name, a[0], r[0], a[1], r[1], a[2], r[2]))
     nm = ratios["fault exec, non-matching policy"]
     if nm[0] and nm[1]:
         print("\n- goals for the non-matching policy: requests/s ≥ 0.98× bare: %s (median %.3f); "
@@ -210,8 +211,6 @@ def nginx_wrk(fault, rounds, seconds):
 
 def keepalive_gets(url, n):
     """n GET requests on one kept-alive connection; fails unless each gets 200."""
-    import http.client
-    import urllib.parse
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
     try:
