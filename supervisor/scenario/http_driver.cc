@@ -10,15 +10,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "supervisor/exec/policy_table.h"
 
 namespace fault::scenario {
 namespace {
 
-int64_t Now() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
+using fault::exec::MonotonicNowNs;
 
 // One request, across its attempts.
 struct Transfer {
@@ -42,7 +39,7 @@ int Progress(void* user, curl_off_t /*dltotal*/, curl_off_t dlnow, curl_off_t /*
   if (dlnow != t->seen_down || ulnow != t->seen_up) {
     t->seen_down = dlnow;
     t->seen_up = ulnow;
-    t->last_progress_ns = Now();
+    t->last_progress_ns = MonotonicNowNs();
   }
   return 0;
 }
@@ -110,7 +107,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   std::unordered_set<Transfer*> running;
   size_t next = 0;
   uint64_t started_requests = 0;
-  const int64_t last_start = plan.starts.empty() ? Now() : plan.starts.back();
+  const int64_t last_start = plan.starts.empty() ? MonotonicNowNs() : plan.starts.back();
   bool stop = false;
   const bool watch = plan.watchdog.enabled;
   // One header list and a pool of configured handles for every request.
@@ -164,7 +161,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     t->error[0] = '\0';
     t->bytes = 0;
     t->seen_down = t->seen_up = 0;
-    t->attempt_started_ns = t->last_progress_ns = Now();
+    t->attempt_started_ns = t->last_progress_ns = MonotonicNowNs();
     if (t->result.sent_ns == 0) t->result.sent_ns = t->attempt_started_ns;
     curl.multi_add_handle(multi, t->easy);
     running.insert(t);
@@ -178,7 +175,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     if (plan.on_done && !plan.on_done(out.results.back()) && !stop) {
       stop = true;
       out.stopped = true;
-      out.stopped_ns = Now();
+      out.stopped_ns = MonotonicNowNs();
     }
   };
 
@@ -188,7 +185,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
     r.failure = failure;
     r.status = status;
     r.error = error;
-    r.done_ns = Now();
+    r.done_ns = MonotonicNowNs();
     r.body_bytes = t->bytes;
     if (t->easy != nullptr && failure != Failure::kWatchdog) {
       curl_off_t us = 0;
@@ -209,7 +206,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
         if (plan.retry.jitter && delay > 0)
           delay = std::uniform_int_distribution<int64_t>(0, delay)(rng);
         ++r.attempts;
-        retries.push({Now() + delay, t});
+        retries.push({MonotonicNowNs() + delay, t});
         return;
       }
       ++out.retries_denied;
@@ -219,7 +216,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
   };
 
   while (true) {
-    int64_t now = Now();
+    int64_t now = MonotonicNowNs();
     if (plan.interrupted != nullptr && plan.interrupted->load(std::memory_order_relaxed))
       stop = true;
     if (stop) break;
@@ -261,7 +258,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
       }
       attempt_ended(t, failure, static_cast<int>(status), error);
     }
-    now = Now();
+    now = MonotonicNowNs();
     // The watchdog.
     if (plan.watchdog.enabled) {
       std::vector<Transfer*> stuck;
@@ -300,7 +297,7 @@ absl::StatusOr<HttpDriver::Outcome> HttpDriver::Run(const Plan& plan) {
         due = std::min(due, t->last_progress_ns + plan.watchdog.max_stall_ns);
     }
     if (!planned_left && retries.empty()) due = std::min(due, last_start + plan.drain_ns + 1);
-    const int64_t wait_ns = due - Now();
+    const int64_t wait_ns = due - MonotonicNowNs();
     if (wait_ns > 0) {
       int numfds = 0;
       // Below a millisecond, poll without waiting: curl_multi_poll counts

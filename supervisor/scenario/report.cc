@@ -22,24 +22,20 @@
 namespace fault::scenario {
 namespace {
 
-std::string Time(int64_t unix_ns) {
+// `unix_ns` in UTC, as strftime(3) `format` writes it.
+std::string Utc(int64_t unix_ns, const char* format) {
   time_t t = unix_ns / 1'000'000'000;
   tm tm;
   gmtime_r(&t, &tm);
   char buf[64];
-  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  strftime(buf, sizeof(buf), format, &tm);
   return buf;
 }
 
+std::string Time(int64_t unix_ns) { return Utc(unix_ns, "%Y-%m-%d %H:%M:%S UTC"); }
+
 // JUnit's timestamp: ISO 8601 without a zone (UTC here).
-std::string IsoTime(int64_t unix_ns) {
-  time_t t = unix_ns / 1'000'000'000;
-  tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
+std::string IsoTime(int64_t unix_ns) { return Utc(unix_ns, "%Y-%m-%dT%H:%M:%S"); }
 
 std::string Ms(double ms) { return absl::StrFormat("%.1fms", ms); }
 

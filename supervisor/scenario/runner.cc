@@ -12,16 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "shim/engine/engine.h"
 #include "supervisor/exec/policy_table.h"
 
 namespace fault::scenario {
 namespace {
-
-int64_t UnixNowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
 
 HttpRequest RequestOf(const Item& item, uint16_t proxy_port) {
   HttpRequest r;
@@ -242,7 +237,7 @@ void RunItem(const Item& item, const RunOptions& options, const CurlApi& curl, P
     run->proxy_seed = proxy->seed();
     run->proxy_port = proxy->http_port();
   }
-  run->start_unix_ns = UnixNowNs() + (t0 - fault::exec::MonotonicNowNs());
+  run->start_unix_ns = fault::engine::RealtimeNs() + (t0 - fault::exec::MonotonicNowNs());
 
   absl::StatusOr<std::unique_ptr<HttpDriver>> driver = HttpDriver::Create(curl);
   if (!driver.ok()) {
@@ -406,7 +401,7 @@ double Quantile(const std::vector<double>& sorted, double q) {
 RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions& options,
                         const CurlApi& curl) {
   RunSummary summary;
-  summary.start_unix_ns = UnixNowNs();
+  summary.start_unix_ns = fault::engine::RealtimeNs();
   struct Work {
     const Scenario* scenario;
     const Item* item;
@@ -439,7 +434,7 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
       RunItem(item, o, curl, progress, &run);
       if (interrupted()) run.setup_error = "interrupted";
       run.total_ns = fault::exec::MonotonicNowNs() - started;
-      if (run.start_unix_ns == 0) run.start_unix_ns = UnixNowNs();
+      if (run.start_unix_ns == 0) run.start_unix_ns = fault::engine::RealtimeNs();
       Evaluate(&run);
       progress.Done(absl::StrFormat(
           "%s %s: %d requests, %.1fs%s", run.passed ? "PASS" : "FAIL", Label(k + 1, total, s, item),
@@ -461,7 +456,7 @@ RunSummary RunScenarios(const std::vector<Scenario>& scenarios, const RunOptions
     summary.items.push_back(std::move(*r));
   }
   summary.interrupted = interrupted();
-  summary.end_unix_ns = UnixNowNs();
+  summary.end_unix_ns = fault::engine::RealtimeNs();
   return summary;
 }
 
