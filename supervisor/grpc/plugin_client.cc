@@ -20,6 +20,7 @@
 #include "plugin/plugin.grpc.pb.h"
 #include "supervisor/grpc/plugin_address.h"
 #include "supervisor/grpc/plugin_api.h"
+#include "supervisor/grpc/status_name.h"
 
 namespace fault::grpc_module {
 namespace {
@@ -129,13 +130,7 @@ PluginHttpResponse FromProto(const plugin::HttpResponse& r) {
 }
 
 std::string StatusText(const grpc::Status& s) {
-  static constexpr const char* kCodes[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
-  const int code = static_cast<int>(s.error_code());
-  std::string out = code >= 0 && code <= 16 ? kCodes[code] : std::to_string(code);
+  std::string out = grpc_status::StatusCodeName(static_cast<int>(s.error_code()));
   if (!s.error_message().empty()) out += ": " + s.error_message();
   return out;
 }

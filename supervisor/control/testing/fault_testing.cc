@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "supervisor/grpc/status_name.h"
+
 namespace fault::testing {
 namespace {
 
@@ -19,27 +21,6 @@ std::string Target(const std::string& address) {
   if (address.rfind("unix:", 0) == 0) return address;
   if (address.rfind("tcp:", 0) == 0) return address.substr(4);
   return "";
-}
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    default:
-      return "ERROR";
-  }
 }
 
 }  // namespace
@@ -164,7 +145,7 @@ ScopedFault::~ScopedFault() {
 
 std::string ScopedFault::error() const {
   if (status_.ok()) return "";
-  return std::string(CodeName(status_.error_code())) + ": " +
+  return grpc_status::StatusCodeName(status_.error_code()) + ": " +
          status_.error_message();
 }
 
